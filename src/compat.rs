@@ -1,0 +1,179 @@
+//! docker-proxy's process contract, which dockerd relies on when it runs cproxy through
+//! `userland-proxy-path`:
+//!
+//! - Go `flag` syntax: `-host-ip X`, `-host-ip=X` and `--host-ip X` all mean the same
+//!   ([`normalize_args`] rewrites single-dash long flags for clap);
+//! - a status pipe on fd 3: `0\n` once forwarding works, `1\n<error>` if it cannot ([`StatusPipe`]);
+//! - with `-use-listen-fd`, an already bound socket on fd 4 ([`take_listen_fd`]).
+//!
+//! Inherited descriptors must be claimed before anything else opens a file, or a fresh
+//! descriptor could take number 3 or 4 and be mistaken for them.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// Fd on which a runtime passes the write end of the status pipe.
+pub const STATUS_FD: RawFd = 3;
+/// Fd on which a runtime passes a bound socket with `-use-listen-fd`.
+pub const LISTEN_FD: RawFd = 4;
+
+/// Long flags of the docker-proxy contract (and cproxy's own) that take no value.
+const BOOL_FLAGS: &[&str] = &["use-listen-fd", "version", "help", "no-splice"];
+
+/// Subcommand names: their arguments are left as they are.
+pub const SUBCOMMANDS: &[&str] = &["forward", "help"];
+
+/// Rewrites Go-style single-dash long flags (`-host-ip`, `-host-ip=X`) to `--host-ip`, so that
+/// one clap definition accepts what Go's `flag` package accepts. Single-letter flags (`-v`,
+/// `-h`), values, and everything after `--` or a subcommand name are left alone.
+pub fn normalize_args(args: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut iter = args.into_iter();
+    out.extend(iter.next());
+    let mut value_expected = false;
+    let mut verbatim = false;
+    for (i, arg) in iter.enumerate() {
+        let Some(s) = arg.to_str() else {
+            out.push(arg);
+            value_expected = false;
+            continue;
+        };
+        if verbatim || value_expected {
+            value_expected = false;
+            out.push(arg);
+            continue;
+        }
+        if s == "--" || (i == 0 && SUBCOMMANDS.contains(&s)) {
+            verbatim = true;
+            out.push(arg);
+            continue;
+        }
+        let name = match s.strip_prefix("--").or_else(|| s.strip_prefix('-')) {
+            Some(rest) if !rest.is_empty() && !rest.starts_with('-') => rest,
+            _ => {
+                out.push(arg);
+                continue;
+            }
+        };
+        let (flag, has_value) = match name.split_once('=') {
+            Some((flag, _)) => (flag, true),
+            None => (name, false),
+        };
+        value_expected = !has_value && flag.chars().count() > 1 && !BOOL_FLAGS.contains(&flag);
+        if flag.chars().count() > 1 {
+            out.push(OsString::from(format!("--{name}")));
+        } else {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+/// The write end of the runtime's status pipe, if the process was given one.
+#[derive(Debug)]
+pub struct StatusPipe(Option<File>);
+
+impl StatusPipe {
+    /// Claims fd 3 if it is a pipe open for writing; otherwise the process runs standalone and
+    /// reports only through stderr and its exit code. Call first thing in `main`.
+    pub fn from_fd3() -> StatusPipe {
+        let Some(fd) = claim(STATUS_FD, libc::S_IFIFO) else {
+            return StatusPipe(None);
+        };
+        // SAFETY: F_GETFL on an fd that `claim` found open.
+        let flags = unsafe { libc::fcntl(STATUS_FD, libc::F_GETFL) };
+        if flags < 0 || flags & libc::O_ACCMODE == libc::O_RDONLY {
+            std::mem::forget(fd); // Not ours to write to, nor to close.
+            return StatusPipe(None);
+        }
+        StatusPipe(Some(File::from(fd)))
+    }
+
+    /// A status pipe writing to `file` (for tests and embedding).
+    pub fn from_file(file: File) -> StatusPipe {
+        StatusPipe(Some(file))
+    }
+
+    /// True when a runtime is waiting on the pipe.
+    pub fn is_present(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Tells the runtime forwarding is up, and closes the pipe.
+    pub fn ready(self) {
+        if let Some(mut f) = self.0 {
+            let _ = f.write_all(b"0\n");
+        }
+    }
+
+    /// Tells the runtime why forwarding could not start, and closes the pipe.
+    pub fn fail(self, error: &str) {
+        if let Some(mut f) = self.0 {
+            let _ = write!(f, "1\n{error}");
+        }
+    }
+}
+
+/// Claims fd 4, the socket a runtime passes with `-use-listen-fd`.
+pub fn take_listen_fd() -> Result<OwnedFd, String> {
+    claim(LISTEN_FD, libc::S_IFSOCK)
+        .ok_or_else(|| "-use-listen-fd was given but fd 4 is not an open socket".to_string())
+}
+
+/// Takes ownership of inherited `fd` if it is open and of file type `kind` (`S_IFIFO`, …),
+/// marking it close-on-exec so that no child inherits it.
+fn claim(fd: RawFd, kind: libc::mode_t) -> Option<OwnedFd> {
+    // SAFETY: fstat writes into a zeroed stat of the right type; an unopened fd only fails.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != kind {
+        return None;
+    }
+    // SAFETY: the fd is open and was inherited, so nothing in this process owns it yet.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        Some(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Vec<String> {
+        let args = std::iter::once("cproxy").chain(args.iter().copied()).map(OsString::from);
+        normalize_args(args.collect())
+            .into_iter()
+            .skip(1)
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn go_single_dash_long_flags_become_double_dash() {
+        assert_eq!(
+            norm(&["-proto", "tcp", "-host-ip=0.0.0.0", "--host-port", "80", "-use-listen-fd"]),
+            ["--proto", "tcp", "--host-ip=0.0.0.0", "--host-port", "80", "--use-listen-fd"]
+        );
+    }
+
+    #[test]
+    fn values_that_look_like_flags_are_left_alone() {
+        assert_eq!(norm(&["-host-ip", "-foo", "-v"]), ["--host-ip", "-foo", "-v"]);
+    }
+
+    #[test]
+    fn short_flags_and_subcommands_are_left_alone() {
+        assert_eq!(norm(&["-v"]), ["-v"]);
+        assert_eq!(norm(&["forward", "-to", "x"]), ["forward", "-to", "x"]);
+        assert_eq!(norm(&["--", "-proto"]), ["--", "-proto"]);
+    }
+
+    #[test]
+    fn normalizing_twice_changes_nothing() {
+        let once = norm(&["-proto=udp", "-container-ip", "::1", "-version"]);
+        let refs: Vec<&str> = once.iter().map(String::as_str).collect();
+        assert_eq!(norm(&refs), once);
+    }
+}

@@ -1,0 +1,12 @@
+//! cproxy: a userspace port-forwarding proxy, a drop-in replacement for Docker's `docker-proxy`.
+//!
+//! - [`proxy`]: the forwarder. A [`proxy::Proxy`] serves many [`proxy::Binding`]s; TCP relays
+//!   with `splice(2)`, UDP through a bounded session table.
+//! - [`compat`]: docker-proxy's command-line contract (Go-style flags, the fd-3 status pipe,
+//!   `-use-listen-fd`, signals).
+
+pub mod cli;
+pub mod compat;
+pub mod duration;
+pub mod proxy;
+pub mod serve;

@@ -1,0 +1,35 @@
+//! The `cproxy` binary: claims inherited descriptors, parses the command line, dispatches.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cproxy::cli::Cli;
+use cproxy::compat::{self, StatusPipe};
+
+fn main() -> ExitCode {
+    // First, before anything can open a file and take fd 3.
+    let status = StatusPipe::from_fd3();
+    let args = compat::normalize_args(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            if e.use_stderr() {
+                let text = e.to_string();
+                status.fail(text.lines().next().unwrap_or("usage error"));
+            }
+            e.exit();
+        }
+    };
+    init_logging();
+    match cli.command {
+        None => cproxy::serve::docker_proxy(cli.docker_proxy, status),
+        Some(command) => match command {},
+    }
+}
+
+/// Logs go to stderr; `CPROXY_LOG` sets the filter (e.g. `debug`, `cproxy=trace`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CPROXY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

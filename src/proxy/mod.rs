@@ -1,0 +1,435 @@
+//! The forwarder: one [`Proxy`] serves any number of [`Binding`]s, which can be added and removed
+//! while traffic flows, and shuts down by draining.
+//!
+//! Lifecycle of a binding: `add` binds the host socket and starts serving it. `remove` (or
+//! `shutdown` for all of them) first stops accepting, which frees the port at once, then lets
+//! live connections finish for the grace period, then cuts the rest.
+//!
+//! All methods that start work must be called from inside a tokio runtime.
+
+mod error;
+pub mod relay;
+mod tcp;
+mod udp;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use error::ProxyError;
+pub use relay::RelayMode;
+
+/// Transport protocol of a binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    /// TCP: connections are accepted and relayed.
+    Tcp,
+    /// UDP: datagrams are forwarded through per-client sessions.
+    Udp,
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+impl FromStr for Proto {
+    type Err = ProxyError;
+
+    fn from_str(s: &str) -> Result<Proto, ProxyError> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            "sctp" => Err(ProxyError::Unsupported("sctp is not supported by cproxy".into())),
+            _ => Err(ProxyError::Unsupported(format!("unsupported protocol {s}"))),
+        }
+    }
+}
+
+/// One forwarding rule: traffic to `host` goes to `backend`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Binding {
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// Where to listen. Port 0 lets the kernel pick one; [`BindingInfo::local`] tells which.
+    pub host: SocketAddr,
+    /// Where to forward to.
+    pub backend: SocketAddr,
+}
+
+impl fmt::Display for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{} -> {}", self.host, self.proto, self.backend)
+    }
+}
+
+/// Tunables shared by all bindings of a proxy.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long a backend connect may take before the client is closed.
+    pub connect_timeout: Duration,
+    /// How long live connections may finish after accepting stops.
+    pub grace: Duration,
+    /// Concurrent TCP connections per binding; past it, new connections are reset at once.
+    pub max_connections: usize,
+    /// Close a TCP connection that moved no byte for this long (`None`: never, as docker-proxy).
+    pub tcp_idle_timeout: Option<Duration>,
+    /// A UDP session with no traffic either way for this long is closed.
+    pub udp_idle_timeout: Duration,
+    /// UDP sessions per binding; past it, the least recently used one is evicted.
+    pub udp_max_sessions: usize,
+    /// Capacity asked of each splice pipe.
+    pub pipe_size: usize,
+    /// Splice (default) or copy.
+    pub relay: RelayMode,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            connect_timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(5),
+            max_connections: 10_000,
+            tcp_idle_timeout: None,
+            udp_idle_timeout: Duration::from_secs(90),
+            udp_max_sessions: 4096,
+            pipe_size: 1 << 20,
+            relay: RelayMode::Splice,
+        }
+    }
+}
+
+/// Identifies a binding within its proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BindingId(u64);
+
+impl fmt::Display for BindingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A binding as it is being served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindingInfo {
+    /// Its handle for `remove` and `stats`.
+    pub id: BindingId,
+    /// The rule as asked for.
+    pub binding: Binding,
+    /// The address actually bound (differs from `binding.host` when port 0 was asked for).
+    pub local: SocketAddr,
+}
+
+/// Live counters of one binding.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// TCP connections accepted.
+    pub accepted: AtomicU64,
+    /// TCP connections open now.
+    pub active: AtomicU64,
+    /// TCP connections reset because the binding was at `max_connections`.
+    pub refused: AtomicU64,
+    /// TCP connections closed because the backend could not be reached.
+    pub dial_failures: AtomicU64,
+    /// Accept errors (descriptor exhaustion among them); the accept loop survives them all.
+    pub accept_errors: AtomicU64,
+    /// UDP sessions open now.
+    pub sessions: AtomicU64,
+    /// UDP sessions opened.
+    pub sessions_opened: AtomicU64,
+    /// UDP sessions closed for idleness.
+    pub sessions_expired: AtomicU64,
+    /// UDP sessions evicted to stay under `udp_max_sessions`.
+    pub sessions_evicted: AtomicU64,
+    /// UDP datagrams that could not be forwarded.
+    pub datagrams_dropped: AtomicU64,
+    /// Bytes (TCP) or datagram bytes (UDP) sent to backends.
+    pub bytes_to_backend: AtomicU64,
+    /// Bytes (TCP) or datagram bytes (UDP) sent to clients.
+    pub bytes_to_client: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// What the serving task of a binding needs; shared with its connections.
+pub(crate) struct BindingCtx {
+    pub(crate) backend: SocketAddr,
+    pub(crate) config: Arc<Config>,
+    pub(crate) pipes: Arc<relay::PipePool>,
+    pub(crate) stats: Arc<Stats>,
+    /// Cancelled to stop accepting (or receiving new UDP clients); the socket closes with it.
+    pub(crate) stop: CancellationToken,
+    /// Cancelled to cut live connections and sessions.
+    pub(crate) kill: CancellationToken,
+    /// Every task of this binding, so removal can wait for them.
+    pub(crate) tasks: TaskTracker,
+}
+
+struct Entry {
+    info: BindingInfo,
+    stats: Arc<Stats>,
+    stop: CancellationToken,
+    kill: CancellationToken,
+    tasks: TaskTracker,
+}
+
+struct Shared {
+    config: Arc<Config>,
+    pipes: Arc<relay::PipePool>,
+    bindings: Mutex<BTreeMap<BindingId, Entry>>,
+    next_id: AtomicU64,
+    /// Parent of every binding's `stop`: cancelled by `shutdown`.
+    stop_all: CancellationToken,
+    /// Parent of every binding's `kill`.
+    kill_all: CancellationToken,
+}
+
+/// A set of bindings served in this process. Cheap to clone; clones share the bindings.
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+/// Pipes kept open for reuse; a small fixed number so idle proxies hold few descriptors.
+const IDLE_PIPES: usize = 32;
+
+impl Proxy {
+    /// A proxy with no bindings.
+    pub fn new(config: Config) -> Proxy {
+        let pipes = Arc::new(relay::PipePool::new(config.pipe_size, IDLE_PIPES));
+        Proxy {
+            shared: Arc::new(Shared {
+                config: Arc::new(config),
+                pipes,
+                bindings: Mutex::new(BTreeMap::new()),
+                next_id: AtomicU64::new(1),
+                stop_all: CancellationToken::new(),
+                kill_all: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The proxy's tunables.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Binds `binding.host` and starts forwarding to `binding.backend`.
+    pub fn add(&self, binding: Binding) -> Result<BindingInfo, ProxyError> {
+        match binding.proto {
+            Proto::Tcp => {
+                let listener = tcp::listen(binding.host)?;
+                self.start(binding, Socket::Tcp(listener))
+            }
+            Proto::Udp => {
+                let socket = udp::bind(binding.host)?;
+                self.start(binding, Socket::Udp(socket))
+            }
+        }
+    }
+
+    /// Starts forwarding from a socket someone else bound (docker's `-use-listen-fd`): a
+    /// listening TCP socket or a bound UDP socket, whichever `proto` says.
+    pub fn add_socket(
+        &self,
+        proto: Proto,
+        fd: OwnedFd,
+        backend: SocketAddr,
+    ) -> Result<BindingInfo, ProxyError> {
+        let sock = socket2::Socket::from(fd);
+        let local = sock
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .ok_or_else(|| ProxyError::BadSocket("the passed fd is not an IP socket".into()))?;
+        let binding = Binding { proto, host: local, backend };
+        let ty = sock.r#type().map_err(|e| ProxyError::BadSocket(e.to_string()))?;
+        match proto {
+            Proto::Tcp => {
+                if ty != socket2::Type::STREAM {
+                    return Err(ProxyError::BadSocket(
+                        "unexpected socket type for listener fd: not tcp".into(),
+                    ));
+                }
+                if !listening(&sock) {
+                    return Err(ProxyError::BadSocket(
+                        "the passed tcp socket is not listening".into(),
+                    ));
+                }
+                sock.set_nonblocking(true).map_err(|e| ProxyError::BadSocket(e.to_string()))?;
+                let listener = tokio::net::TcpListener::from_std(sock.into())
+                    .map_err(|e| ProxyError::BadSocket(e.to_string()))?;
+                self.start(binding, Socket::Tcp(listener))
+            }
+            Proto::Udp => {
+                if ty != socket2::Type::DGRAM {
+                    return Err(ProxyError::BadSocket(
+                        "unexpected socket type for listener fd: not udp".into(),
+                    ));
+                }
+                let socket = udp::adopt(sock)?;
+                self.start(binding, Socket::Udp(socket))
+            }
+        }
+    }
+
+    fn start(&self, binding: Binding, socket: Socket) -> Result<BindingInfo, ProxyError> {
+        let local = socket.local_addr()?;
+        let id = BindingId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
+        let info = BindingInfo { id, binding, local };
+        let ctx = BindingCtx {
+            backend: binding.backend,
+            config: self.shared.config.clone(),
+            pipes: self.shared.pipes.clone(),
+            stats: Arc::new(Stats::default()),
+            stop: self.shared.stop_all.child_token(),
+            kill: self.shared.kill_all.child_token(),
+            tasks: TaskTracker::new(),
+        };
+        let entry = Entry {
+            info,
+            stats: ctx.stats.clone(),
+            stop: ctx.stop.clone(),
+            kill: ctx.kill.clone(),
+            tasks: ctx.tasks.clone(),
+        };
+        if let Ok(mut bindings) = self.shared.bindings.lock() {
+            bindings.insert(id, entry);
+        }
+        let tasks = ctx.tasks.clone();
+        match socket {
+            Socket::Tcp(l) => tasks.spawn(tcp::serve(l, ctx)),
+            Socket::Udp(s) => tasks.spawn(udp::serve(s, ctx)),
+        };
+        tracing::debug!(%binding, %local, "binding started");
+        Ok(info)
+    }
+
+    /// Stops a binding: its port is released at once, its connections get the grace period.
+    /// Returns false if no such binding exists.
+    pub async fn remove(&self, id: BindingId) -> bool {
+        let entry = self.shared.bindings.lock().ok().and_then(|mut b| b.remove(&id));
+        match entry {
+            Some(entry) => {
+                drain(vec![entry], self.shared.config.grace).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The bindings being served, in the order they were added.
+    pub fn list(&self) -> Vec<BindingInfo> {
+        self.shared
+            .bindings
+            .lock()
+            .map(|b| b.values().map(|e| e.info).collect())
+            .unwrap_or_default()
+    }
+
+    /// Live counters of a binding.
+    pub fn stats(&self, id: BindingId) -> Option<Arc<Stats>> {
+        self.shared.bindings.lock().ok()?.get(&id).map(|e| e.stats.clone())
+    }
+
+    /// Stops every binding: accepting stops at once, live connections get `grace`, then are cut.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shared.stop_all.cancel();
+        let entries: Vec<Entry> = self
+            .shared
+            .bindings
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b).into_values().collect())
+            .unwrap_or_default();
+        drain(entries, grace).await;
+    }
+
+    /// Cuts every live connection and session now (a second stop signal).
+    pub fn kill(&self) {
+        self.shared.stop_all.cancel();
+        self.shared.kill_all.cancel();
+    }
+
+    /// Pipes parked for reuse (for tests and diagnostics).
+    pub fn idle_pipes(&self) -> usize {
+        self.shared.pipes.idle()
+    }
+}
+
+/// Stops accepting on `entries`, waits up to `grace` for their tasks, then cuts what is left.
+async fn drain(entries: Vec<Entry>, grace: Duration) {
+    for e in &entries {
+        e.stop.cancel();
+        e.tasks.close();
+    }
+    let all_done = async {
+        for e in &entries {
+            e.tasks.wait().await;
+        }
+    };
+    if tokio::time::timeout(grace, all_done).await.is_err() {
+        tracing::info!("grace period over, closing remaining connections");
+    }
+    for e in &entries {
+        e.kill.cancel();
+    }
+    for e in &entries {
+        e.tasks.wait().await;
+    }
+}
+
+enum Socket {
+    Tcp(tokio::net::TcpListener),
+    Udp(udp::HostSocket),
+}
+
+impl Socket {
+    fn local_addr(&self) -> Result<SocketAddr, ProxyError> {
+        let r = match self {
+            Socket::Tcp(l) => l.local_addr(),
+            Socket::Udp(s) => s.local_addr(),
+        };
+        r.map_err(|e| ProxyError::BadSocket(e.to_string()))
+    }
+}
+
+fn listening(sock: &socket2::Socket) -> bool {
+    let mut val: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `val`, which is that large.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut val as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && val != 0
+}

@@ -1,0 +1,363 @@
+//! The hot path: moves bytes between two connected TCP sockets.
+//!
+//! Each direction owns a [`Stage`], the only buffer between its two sockets. Normally that is a
+//! kernel pipe and bytes go `splice(src → pipe)` then `splice(pipe → dst)` without ever being
+//! copied into user space. Where the kernel refuses to splice (`EINVAL`/`ENOSYS`), the direction
+//! switches, once, to a small user-space buffer. Either way the stage has a fixed capacity, so a
+//! slow reader stalls its writer instead of making the proxy buffer without bound.
+//!
+//! The pump is driven by tokio's readiness: it tries both ends until neither makes progress,
+//! and only then waits for the end it needs. An edge is only waited for after the kernel said
+//! `EAGAIN` for it, so no wake-up is lost and none is spent on a socket known to be idle.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+/// How a connection's bytes are moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RelayMode {
+    /// `splice(2)` through a pipe; falls back to copying per direction if the kernel refuses.
+    #[default]
+    Splice,
+    /// Always copy through a user-space buffer (for comparison, and for tests of the fallback).
+    Copy,
+}
+
+/// Size of the user-space buffer of a copying direction.
+const COPY_BUF: usize = 64 * 1024;
+
+/// A non-blocking kernel pipe used as a splice buffer, with the number of bytes it holds.
+#[derive(Debug)]
+pub struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+    len: usize,
+}
+
+impl Pipe {
+    /// Opens a pipe and asks the kernel for `size` bytes of capacity. If the kernel says no (the
+    /// user's pipe quota in `/proc/sys/fs/pipe-user-pages-soft` is used up), the pipe keeps its
+    /// default size: smaller, but still correct.
+    pub fn new(size: usize) -> io::Result<Pipe> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+        // SAFETY: F_SETPIPE_SZ/F_GETPIPE_SZ on an fd we own; no pointers are passed.
+        let capacity = unsafe {
+            libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size);
+            libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ)
+        };
+        if capacity <= 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Pipe { read, write, capacity: capacity as usize, len: 0 })
+    }
+
+    /// Bytes the kernel granted.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// Keeps a few empty pipes for reuse, so a connection burst does not pay two syscalls per pipe.
+/// A pipe that still holds bytes is never returned to the pool; it is closed.
+#[derive(Debug)]
+pub struct PipePool {
+    idle: Mutex<Vec<Pipe>>,
+    size: usize,
+    max_idle: usize,
+}
+
+impl PipePool {
+    /// A pool of pipes of `size` bytes, keeping at most `max_idle` of them open while unused.
+    pub fn new(size: usize, max_idle: usize) -> PipePool {
+        PipePool { idle: Mutex::new(Vec::new()), size, max_idle }
+    }
+
+    fn get(&self) -> io::Result<Pipe> {
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match reused {
+            Some(pipe) => Ok(pipe),
+            None => Pipe::new(self.size),
+        }
+    }
+
+    fn put(&self, pipe: Pipe) {
+        if pipe.len != 0 {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.max_idle
+        {
+            idle.push(pipe);
+        }
+    }
+
+    /// Pipes currently parked in the pool.
+    pub fn idle(&self) -> usize {
+        self.idle.lock().map(|idle| idle.len()).unwrap_or(0)
+    }
+}
+
+/// The buffer of one direction.
+enum Stage {
+    Pipe(Pipe),
+    Copy { buf: Box<[u8]>, start: usize, end: usize },
+}
+
+impl Stage {
+    fn copy() -> Stage {
+        Stage::Copy { buf: vec![0; COPY_BUF].into_boxed_slice(), start: 0, end: 0 }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Stage::Pipe(p) => p.len == 0,
+            Stage::Copy { start, end, .. } => start == end,
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        match self {
+            Stage::Pipe(p) => p.len < p.capacity,
+            Stage::Copy { buf, end, .. } => *end < buf.len(),
+        }
+    }
+
+    /// Reads from `src` into the stage. `Ok(0)` is end of stream.
+    fn fill(&mut self, src: RawFd) -> io::Result<usize> {
+        match self {
+            Stage::Pipe(p) => {
+                let n = splice(src, p.write.as_raw_fd(), p.capacity - p.len)?;
+                p.len += n;
+                Ok(n)
+            }
+            Stage::Copy { buf, end, .. } => {
+                let room = &mut buf[*end..];
+                // SAFETY: `room` is valid writable memory of the given length.
+                let n = unsafe { libc::recv(src, room.as_mut_ptr().cast(), room.len(), 0) };
+                let n = cvt(n)?;
+                *end += n;
+                Ok(n)
+            }
+        }
+    }
+
+    /// Writes from the stage to `dst`.
+    fn drain(&mut self, dst: RawFd) -> io::Result<usize> {
+        match self {
+            Stage::Pipe(p) => {
+                let n = splice(p.read.as_raw_fd(), dst, p.len)?;
+                p.len -= n;
+                Ok(n)
+            }
+            Stage::Copy { buf, start, end } => {
+                let data = &buf[*start..*end];
+                // SAFETY: `data` is valid readable memory of the given length.
+                let n = unsafe {
+                    libc::send(dst, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL)
+                };
+                let n = cvt(n)?;
+                *start += n;
+                if start == end {
+                    (*start, *end) = (0, 0);
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// Switches a pipe stage to copying, carrying over whatever the pipe holds.
+    fn fall_back_to_copy(&mut self) -> io::Result<Option<Pipe>> {
+        let Stage::Pipe(pipe) = self else { return Ok(None) };
+        let mut buf = vec![0u8; COPY_BUF.max(pipe.len)].into_boxed_slice();
+        let mut end = 0;
+        while end < pipe.len {
+            // SAFETY: `buf[end..]` is valid writable memory of the given length.
+            let n = unsafe {
+                libc::read(pipe.read.as_raw_fd(), buf[end..].as_mut_ptr().cast(), pipe.len - end)
+            };
+            end += cvt(n)?;
+        }
+        pipe.len = 0;
+        let Stage::Pipe(pipe) = std::mem::replace(self, Stage::Copy { buf, start: 0, end }) else {
+            return Ok(None);
+        };
+        Ok(Some(pipe))
+    }
+}
+
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: plain fds and null offsets (both ends are sockets or pipes, which have none).
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    cvt(n)
+}
+
+fn cvt(n: isize) -> io::Result<usize> {
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// True for the errors with which the kernel says "this fd cannot be spliced".
+fn splice_unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS))
+}
+
+/// Byte counters a relay adds to as data moves, so callers can watch live connections.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Bytes written to the backend.
+    pub to_backend: AtomicU64,
+    /// Bytes written to the client.
+    pub to_client: AtomicU64,
+}
+
+/// Moves one direction until `src` ends and everything read has been written to `dst`, then
+/// half-closes `dst` so its peer sees end of stream while the other direction goes on.
+async fn pump(
+    src: &TcpStream,
+    dst: &TcpStream,
+    stage: &mut Stage,
+    counter: &AtomicU64,
+) -> io::Result<()> {
+    let mut eof = false;
+    loop {
+        let mut progressed = false;
+        if !eof && stage.has_room() {
+            match src.try_io(Interest::READABLE, || stage.fill(src.as_raw_fd())) {
+                Ok(0) => eof = true,
+                Ok(_) => progressed = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if splice_unsupported(&e) => {
+                    stage.fall_back_to_copy()?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !stage.is_empty() {
+            match dst.try_io(Interest::WRITABLE, || stage.drain(dst.as_raw_fd())) {
+                Ok(n) => {
+                    counter.fetch_add(n as u64, Ordering::Relaxed);
+                    progressed = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if splice_unsupported(&e) => {
+                    stage.fall_back_to_copy()?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if eof && stage.is_empty() {
+            return shutdown_write(dst);
+        }
+        if !progressed {
+            let want_read = !eof && stage.has_room();
+            let want_write = !stage.is_empty();
+            tokio::select! {
+                r = src.readable(), if want_read => r?,
+                r = dst.writable(), if want_write => r?,
+            }
+        }
+    }
+}
+
+fn shutdown_write(s: &TcpStream) -> io::Result<()> {
+    // SAFETY: shutdown on a socket fd we borrow; no memory is passed.
+    let rc = unsafe { libc::shutdown(s.as_raw_fd(), libc::SHUT_WR) };
+    // ENOTCONN: the peer is already fully gone; nothing is left to tell it.
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOTCONN) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Relays between `client` and `backend` until both directions have ended.
+///
+/// End of stream on one side is passed on as a half-close of the other; the opposite direction
+/// keeps flowing. An error in either direction ends both. Pipes go back to `pool` only when empty.
+pub async fn relay(
+    client: &TcpStream,
+    backend: &TcpStream,
+    mode: RelayMode,
+    pool: &PipePool,
+    traffic: &Traffic,
+) -> io::Result<()> {
+    let (mut up, mut down) = match mode {
+        RelayMode::Splice => (Stage::Pipe(pool.get()?), Stage::Pipe(pool.get()?)),
+        RelayMode::Copy => (Stage::copy(), Stage::copy()),
+    };
+    let result = tokio::try_join!(
+        pump(client, backend, &mut up, &traffic.to_backend),
+        pump(backend, client, &mut down, &traffic.to_client),
+    );
+    for stage in [up, down] {
+        if let Stage::Pipe(p) = stage {
+            pool.put(p);
+        }
+    }
+    result.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipe_gets_requested_capacity_or_default() {
+        let p = Pipe::new(1 << 20).unwrap();
+        assert!(p.capacity() >= 4096);
+        assert_eq!(p.len, 0);
+    }
+
+    #[test]
+    fn pool_keeps_only_empty_pipes_up_to_its_limit() {
+        let pool = PipePool::new(65536, 1);
+        let a = pool.get().unwrap();
+        let mut b = pool.get().unwrap();
+        b.len = 10;
+        pool.put(b);
+        assert_eq!(pool.idle(), 0, "a pipe holding bytes must not be reused");
+        pool.put(a);
+        pool.put(Pipe::new(65536).unwrap());
+        assert_eq!(pool.idle(), 1);
+    }
+
+    #[test]
+    fn fallback_carries_pipe_contents_into_the_copy_buffer() {
+        let mut pipe = Pipe::new(65536).unwrap();
+        // SAFETY: writing 5 bytes from a valid buffer to our own pipe.
+        let n = unsafe { libc::write(pipe.write.as_raw_fd(), b"hello".as_ptr().cast(), 5) };
+        assert_eq!(n, 5);
+        pipe.len = 5;
+        let mut stage = Stage::Pipe(pipe);
+        assert!(stage.fall_back_to_copy().unwrap().is_some());
+        match &stage {
+            Stage::Copy { buf, start, end } => assert_eq!(&buf[*start..*end], b"hello"),
+            Stage::Pipe(_) => panic!("stage should be copying"),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! TCP bindings: the accept loop (connection limit, back-off on descriptor exhaustion) and the
+//! per-connection task (bounded backend dial, then the relay).
+//!
+//! The accept loop never ends on an error: docker-proxy's did on `EMFILE` and left the port dead
+//! (moby #6402). When the process is out of descriptors it sleeps with exponential back-off,
+//! logs once per episode, and resumes by itself when descriptors free up.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+
+use super::relay::{self, Traffic};
+use super::{BindingCtx, Proto, ProxyError, Stats};
+
+/// Backlog asked of `listen(2)`; the kernel caps it at `net.core.somaxconn`.
+const BACKLOG: i32 = 4096;
+/// First and longest pause of the accept loop while descriptors are exhausted.
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Binds and listens on `addr` as docker-proxy does: `SO_REUSEADDR`, and IPv6 sockets are
+/// IPv6-only (Docker runs a separate proxy per address family).
+pub(crate) fn listen(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
+    let err = |e| ProxyError::listen(Proto::Tcp, addr, e);
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM.nonblocking().cloexec(),
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(err)?;
+    sock.set_reuse_address(true).map_err(err)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true).map_err(err)?;
+    }
+    sock.bind(&addr.into()).map_err(err)?;
+    sock.listen(BACKLOG).map_err(err)?;
+    TcpListener::from_std(sock.into()).map_err(err)
+}
+
+/// True for accept errors that mean "no descriptors or memory right now".
+fn exhausted(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
+
+/// Serves a TCP binding until its `stop` token is cancelled; the listener closes on return.
+pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
+    let ctx = Arc::new(ctx);
+    let limit = Arc::new(Semaphore::new(ctx.config.max_connections.min(Semaphore::MAX_PERMITS)));
+    let mut backoff: Option<Duration> = None;
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = ctx.stop.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((client, peer)) => {
+                if backoff.take().is_some() {
+                    tracing::warn!(local = ?listener.local_addr().ok(), "accepting again");
+                }
+                Stats::add(&ctx.stats.accepted, 1);
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    Stats::add(&ctx.stats.refused, 1);
+                    tracing::debug!(%peer, "connection limit reached, resetting");
+                    reset(&client);
+                    continue;
+                };
+                let conn_ctx = ctx.clone();
+                ctx.tasks.spawn(async move {
+                    Stats::add(&conn_ctx.stats.active, 1);
+                    tokio::select! {
+                        _ = connection(client, peer, &conn_ctx) => {}
+                        _ = conn_ctx.kill.cancelled() => {}
+                    }
+                    Stats::sub(&conn_ctx.stats.active, 1);
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                Stats::add(&ctx.stats.accept_errors, 1);
+                if !exhausted(&e) {
+                    // ECONNABORTED and friends concern one connection, not the listener.
+                    tracing::debug!(error = %e, "accept failed");
+                    continue;
+                }
+                let pause = match backoff {
+                    None => {
+                        tracing::warn!(error = %e, local = ?listener.local_addr().ok(),
+                            "accept failed, backing off until descriptors free up");
+                        BACKOFF_MIN
+                    }
+                    Some(d) => (d * 2).min(BACKOFF_MAX),
+                };
+                backoff = Some(pause);
+                tokio::select! {
+                    _ = ctx.stop.cancelled() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Dials the backend within the connect timeout and relays; a client whose backend cannot be
+/// reached is reset at once rather than left hanging.
+async fn connection(client: TcpStream, peer: SocketAddr, ctx: &BindingCtx) {
+    let backend = match tokio::time::timeout(ctx.config.connect_timeout, dial(ctx.backend)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            Stats::add(&ctx.stats.dial_failures, 1);
+            tracing::debug!(%peer, backend = %ctx.backend, error = %e, "backend dial failed");
+            reset(&client);
+            return;
+        }
+        Err(_) => {
+            Stats::add(&ctx.stats.dial_failures, 1);
+            tracing::debug!(%peer, backend = %ctx.backend, "backend dial timed out");
+            reset(&client);
+            return;
+        }
+    };
+    // Go (and so docker-proxy) sets TCP_NODELAY on every connection; a relay must not add
+    // Nagle delays to small writes either.
+    let _ = client.set_nodelay(true);
+    let _ = backend.set_nodelay(true);
+    let traffic = Traffic::default();
+    let result = match ctx.config.tcp_idle_timeout {
+        None => relay::relay(&client, &backend, ctx.config.relay, &ctx.pipes, &traffic).await,
+        Some(idle) => {
+            let relay = relay::relay(&client, &backend, ctx.config.relay, &ctx.pipes, &traffic);
+            tokio::pin!(relay);
+            let mut last = (0u64, 0u64);
+            loop {
+                tokio::select! {
+                    r = &mut relay => break r,
+                    _ = tokio::time::sleep(idle) => {
+                        let now = (Stats::get(&traffic.to_backend), Stats::get(&traffic.to_client));
+                        if now == last {
+                            tracing::debug!(%peer, "idle timeout");
+                            break Ok(());
+                        }
+                        last = now;
+                    }
+                }
+            }
+        }
+    };
+    Stats::add(&ctx.stats.bytes_to_backend, Stats::get(&traffic.to_backend));
+    Stats::add(&ctx.stats.bytes_to_client, Stats::get(&traffic.to_client));
+    if let Err(e) = result {
+        // One side failed (typically a reset): make sure the other side learns of it as a
+        // reset too, instead of an orderly end of stream that would look like success.
+        tracing::debug!(%peer, error = %e, "connection ended with error");
+        reset(&client);
+        reset(&backend);
+    }
+}
+
+async fn dial(addr: SocketAddr) -> io::Result<TcpStream> {
+    let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    sock.connect(addr).await
+}
+
+/// Arranges for `s` to be closed with a RST when it is dropped.
+fn reset(s: &TcpStream) {
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt reads exactly size_of::<linger>() bytes from a valid struct.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
