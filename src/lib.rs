@@ -2,11 +2,14 @@
 //!
 //! - [`proxy`]: the forwarder. A [`proxy::Proxy`] serves many [`proxy::Binding`]s; TCP relays
 //!   with `splice(2)`, UDP through a bounded session table.
-//! - [`compat`]: docker-proxy's command-line contract (Go-style flags, the fd-3 status pipe,
-//!   `-use-listen-fd`, signals).
+//! - [`spec`] and [`ports`]: Docker's `-p` syntax and host-port allocation.
+//! - [`compat`], [`cli`], [`serve`]: docker-proxy's command-line contract (Go-style flags, the
+//!   fd-3 status pipe, `-use-listen-fd`, signals) and the process around the forwarder.
 
 pub mod cli;
 pub mod compat;
 pub mod duration;
+pub mod ports;
 pub mod proxy;
 pub mod serve;
+pub mod spec;

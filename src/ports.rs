@@ -1,0 +1,1 @@
+//! Host-port allocation for `-P` and empty host ports (being written; see issue 3).

@@ -1,0 +1,1 @@
+//! Docker `-p` port specs (being written; see issue 3).
