@@ -159,6 +159,8 @@ pub struct Stats {
     pub bytes_to_backend: AtomicU64,
     /// Bytes (TCP) or datagram bytes (UDP) sent to clients.
     pub bytes_to_client: AtomicU64,
+    /// TCP directions that fell back from splice to copying because the kernel refused.
+    pub copy_fallbacks: AtomicU64,
 }
 
 impl Stats {

@@ -229,6 +229,8 @@ pub struct Traffic {
     pub to_backend: AtomicU64,
     /// Bytes written to the client.
     pub to_client: AtomicU64,
+    /// Directions that had to fall back from splice to copying.
+    pub fallbacks: AtomicU64,
 }
 
 /// Moves one direction until `src` ends and everything read has been written to `dst`, then
@@ -238,6 +240,7 @@ async fn pump(
     dst: &TcpStream,
     stage: &mut Stage,
     counter: &AtomicU64,
+    fallbacks: &AtomicU64,
 ) -> io::Result<()> {
     let mut eof = false;
     loop {
@@ -248,7 +251,9 @@ async fn pump(
                 Ok(_) => progressed = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if splice_unsupported(&e) => {
+                    tracing::debug!(error = %e, "splice refused, copying instead");
                     stage.fall_back_to_copy()?;
+                    fallbacks.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -262,7 +267,9 @@ async fn pump(
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if splice_unsupported(&e) => {
+                    tracing::debug!(error = %e, "splice refused, copying instead");
                     stage.fall_back_to_copy()?;
+                    fallbacks.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -311,8 +318,8 @@ pub async fn relay(
         RelayMode::Copy => (Stage::copy(), Stage::copy()),
     };
     let result = tokio::try_join!(
-        pump(client, backend, &mut up, &traffic.to_backend),
-        pump(backend, client, &mut down, &traffic.to_client),
+        pump(client, backend, &mut up, &traffic.to_backend, &traffic.fallbacks),
+        pump(backend, client, &mut down, &traffic.to_client, &traffic.fallbacks),
     );
     for stage in [up, down] {
         if let Stage::Pipe(p) = stage {

@@ -155,6 +155,7 @@ async fn connection(client: TcpStream, peer: SocketAddr, ctx: &BindingCtx) {
     };
     Stats::add(&ctx.stats.bytes_to_backend, Stats::get(&traffic.to_backend));
     Stats::add(&ctx.stats.bytes_to_client, Stats::get(&traffic.to_client));
+    Stats::add(&ctx.stats.copy_fallbacks, Stats::get(&traffic.fallbacks));
     if let Err(e) = result {
         // One side failed (typically a reset): make sure the other side learns of it as a
         // reset too, instead of an orderly end of stream that would look like success.

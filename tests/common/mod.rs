@@ -1,0 +1,155 @@
+//! Shared test fixtures: a proxy in its own runtime, loopback peers, and a streaming checksum.
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::thread;
+
+use cproxy::proxy::{Binding, BindingInfo, Config, Proto, Proxy};
+
+/// A proxy running on its own multi-thread runtime, driven from blocking test code.
+pub struct TestProxy {
+    pub rt: tokio::runtime::Runtime,
+    pub proxy: Proxy,
+}
+
+impl TestProxy {
+    pub fn new(config: Config) -> TestProxy {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        TestProxy { rt, proxy: Proxy::new(config) }
+    }
+
+    /// Forwards a fresh port on `host_ip` to `backend`; returns the address to connect to.
+    pub fn forward(&self, host_ip: &str, backend: SocketAddr) -> SocketAddr {
+        self.add(Proto::Tcp, host_ip, backend).local
+    }
+
+    pub fn add(&self, proto: Proto, host_ip: &str, backend: SocketAddr) -> BindingInfo {
+        let _enter = self.rt.enter();
+        let host = SocketAddr::new(host_ip.parse().expect("ip"), 0);
+        self.proxy.add(Binding { proto, host, backend }).expect("add binding")
+    }
+}
+
+/// An order-sensitive checksum over a byte stream, fast enough for hundreds of MiB.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Sum {
+    h: u64,
+    pub len: u64,
+}
+
+impl Sum {
+    pub fn update(&mut self, data: &[u8]) {
+        for &b in data {
+            self.h = (self.h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        self.len += data.len() as u64;
+    }
+}
+
+/// Deterministic pseudo-random bytes: the same `seed` gives the same stream.
+pub struct Pattern(u64);
+
+impl Pattern {
+    pub fn new(seed: u64) -> Pattern {
+        Pattern(seed | 1)
+    }
+
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            chunk.copy_from_slice(&self.0.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// Writes `len` bytes of `Pattern(seed)` to `w`; returns their checksum.
+pub fn send_pattern(w: &mut impl Write, seed: u64, len: u64) -> io::Result<Sum> {
+    let mut pattern = Pattern::new(seed);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut sum = Sum::default();
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        pattern.fill(&mut buf[..n]);
+        w.write_all(&buf[..n])?;
+        sum.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(sum)
+}
+
+/// Reads `r` to end of stream; returns the checksum of what was read.
+pub fn recv_sum(r: &mut impl Read) -> io::Result<Sum> {
+    recv_into(r, Sum::default())
+}
+
+/// Reads `r` to end of stream, continuing `sum` over what was read.
+pub fn recv_into(r: &mut impl Read, mut sum: Sum) -> io::Result<Sum> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match r.read(&mut buf)? {
+            0 => return Ok(sum),
+            n => sum.update(&buf[..n]),
+        }
+    }
+}
+
+/// Sends `len` bytes each way at once over `conn` and checks both ends' checksums: the peer on
+/// `listener` does the same from the other side.
+pub fn bidirectional_transfer(listener: TcpListener, target: SocketAddr, len: u64) {
+    let server = thread::spawn(move || -> io::Result<(Sum, Sum)> {
+        let (conn, _) = listener.accept()?;
+        exchange(conn, 2, len)
+    });
+    let client = TcpStream::connect(target).expect("connect to proxy");
+    let (client_sent, client_got) = exchange(client, 1, len).expect("client side");
+    let (server_sent, server_got) = server.join().expect("server thread").expect("server side");
+    assert_eq!(client_sent.len, len);
+    assert_eq!(server_got, client_sent, "backend must receive exactly what the client sent");
+    assert_eq!(client_got, server_sent, "client must receive exactly what the backend sent");
+}
+
+/// Sends `len` bytes of `Pattern(seed)` then half-closes, while reading the peer to its end.
+fn exchange(conn: TcpStream, seed: u64, len: u64) -> io::Result<(Sum, Sum)> {
+    let mut writer = conn.try_clone()?;
+    let sender = thread::spawn(move || -> io::Result<Sum> {
+        let sum = send_pattern(&mut writer, seed, len)?;
+        writer.shutdown(Shutdown::Write)?;
+        Ok(sum)
+    });
+    let mut reader = conn;
+    let got = recv_sum(&mut reader)?;
+    let sent = sender.join().map_err(|_| io::Error::other("sender panicked"))??;
+    Ok((sent, got))
+}
+
+/// A TCP echo server on 127.0.0.1 (or `ip`) that echoes each connection until EOF, then
+/// closes it. Runs until the process ends.
+pub fn echo_server(ip: &str) -> SocketAddr {
+    let listener = TcpListener::bind((ip, 0)).expect("bind echo");
+    let addr = listener.local_addr().expect("addr");
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            thread::spawn(move || {
+                let mut r = conn.try_clone().expect("clone");
+                let _ = io::copy(&mut r, &mut conn);
+                let _ = conn.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+/// An address on 127.0.0.1 where nothing listens (bound once, then released).
+pub fn refused_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}

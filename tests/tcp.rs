@@ -1,0 +1,264 @@
+//! TCP forwarding through the library API over real loopback sockets (127.0.0.1 and ::1).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{
+    TestProxy, bidirectional_transfer, echo_server, recv_sum, refused_addr, send_pattern,
+};
+use cproxy::proxy::{Config, Proto, RelayMode, Stats};
+use std::sync::Arc;
+
+const MIB: u64 = 1 << 20;
+
+/// Moves `len` bytes each way through a fresh proxy; returns the binding's counters after.
+fn transfer_through(config: Config, host_ip: &str, backend_ip: &str, len: u64) -> Arc<Stats> {
+    let tp = TestProxy::new(config);
+    let backend = TcpListener::bind((backend_ip, 0)).unwrap();
+    let info = tp.add(Proto::Tcp, host_ip, backend.local_addr().unwrap());
+    bidirectional_transfer(backend, info.local, len);
+    let stats = tp.proxy.stats(info.id).unwrap();
+    // The connection task may still be recording its totals just after the peers are done.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Stats::get(&stats.active) != 0 {
+        assert!(Instant::now() < deadline, "connection never ended");
+        thread::yield_now();
+    }
+    stats
+}
+
+#[test]
+fn splice_carries_256_mib_each_way_at_once_intact() {
+    let stats = transfer_through(Config::default(), "127.0.0.1", "127.0.0.1", 256 * MIB);
+    assert_eq!(Stats::get(&stats.copy_fallbacks), 0, "splice fell back to copying");
+    assert_eq!(Stats::get(&stats.bytes_to_backend), 256 * MIB);
+    assert_eq!(Stats::get(&stats.bytes_to_client), 256 * MIB);
+}
+
+#[test]
+fn forced_copy_fallback_carries_256_mib_each_way_at_once_intact() {
+    let config = Config { relay: RelayMode::Copy, ..Config::default() };
+    transfer_through(config, "127.0.0.1", "127.0.0.1", 256 * MIB);
+}
+
+#[test]
+fn small_pipes_still_carry_everything() {
+    let config = Config { pipe_size: 4096, ..Config::default() };
+    transfer_through(config, "127.0.0.1", "127.0.0.1", 8 * MIB);
+}
+
+#[test]
+fn ipv6_host_to_ipv6_backend() {
+    transfer_through(Config::default(), "::1", "::1", 4 * MIB);
+}
+
+#[test]
+fn ipv6_host_to_ipv4_backend_and_back() {
+    transfer_through(Config::default(), "::1", "127.0.0.1", 4 * MIB);
+    transfer_through(Config::default(), "127.0.0.1", "::1", 4 * MIB);
+}
+
+#[test]
+fn wildcard_host_ips_accept_loopback_clients() {
+    for (wildcard, client_ip) in [("0.0.0.0", "127.0.0.1"), ("::", "::1")] {
+        let tp = TestProxy::new(Config::default());
+        let port = tp.forward(wildcard, echo_server("127.0.0.1")).port();
+        let mut c = TcpStream::connect((client_ip, port)).unwrap();
+        c.write_all(b"ping").unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut got = String::new();
+        c.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "ping", "via {wildcard}");
+    }
+}
+
+#[test]
+fn half_close_from_client_still_delivers_the_full_reply() {
+    let tp = TestProxy::new(Config::default());
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = tp.forward("127.0.0.1", backend.local_addr().unwrap());
+    let server = thread::spawn(move || {
+        let (mut conn, _) = backend.accept().unwrap();
+        // The request ends at EOF: only then does the backend answer.
+        let request = recv_sum(&mut conn).unwrap();
+        let reply = send_pattern(&mut conn, 7, 3 * MIB).unwrap();
+        (request, reply)
+    });
+    let mut client = TcpStream::connect(target).unwrap();
+    let sent = send_pattern(&mut client, 3, 100_000).unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let got = recv_sum(&mut client).unwrap();
+    let (request, reply) = server.join().unwrap();
+    assert_eq!(request, sent);
+    assert_eq!(got, reply, "the reply after the client's half-close must arrive whole");
+}
+
+#[test]
+fn five_hundred_concurrent_connections_each_echo_their_own_data() {
+    let tp = TestProxy::new(Config::default());
+    let target = tp.forward("127.0.0.1", echo_server("127.0.0.1"));
+    // Open all 500 first, so they are concurrent, then exchange on each.
+    let conns: Vec<TcpStream> = (0..500).map(|_| TcpStream::connect(target).unwrap()).collect();
+    let workers: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            thread::spawn(move || {
+                let sent = send_pattern(&mut c, i as u64 + 1, 32 * 1024).unwrap();
+                c.shutdown(Shutdown::Write).unwrap();
+                assert_eq!(recv_sum(&mut c).unwrap(), sent, "connection {i}");
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+}
+
+/// Reads until the connection ends; true if it ended (EOF or reset) before `limit`.
+fn closed_within(mut c: TcpStream, limit: Duration) -> bool {
+    c.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 16];
+    match c.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+        ),
+    }
+}
+
+#[test]
+fn refused_backend_closes_the_client_promptly() {
+    let config = Config { connect_timeout: Duration::from_secs(2), ..Config::default() };
+    let tp = TestProxy::new(config);
+    let info = tp.add(Proto::Tcp, "127.0.0.1", refused_addr());
+    let c = TcpStream::connect(info.local).unwrap();
+    assert!(closed_within(c, Duration::from_secs(2)), "client left hanging");
+    let stats = tp.proxy.stats(info.id).unwrap();
+    assert_eq!(Stats::get(&stats.dial_failures), 1);
+}
+
+#[test]
+fn unanswered_backend_dial_times_out_and_closes_the_client() {
+    // A listener whose accept queue is full drops further SYNs, so a dial to it hangs.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    sock.listen(0).unwrap();
+    let backend = sock.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&backend.into());
+        fillers.push(s);
+    }
+    let timeout = Duration::from_millis(500);
+    let tp = TestProxy::new(Config { connect_timeout: timeout, ..Config::default() });
+    let target = tp.forward("127.0.0.1", backend);
+    let started = Instant::now();
+    let c = TcpStream::connect(target).unwrap();
+    assert!(closed_within(c, Duration::from_secs(5)), "client left hanging past the timeout");
+    assert!(started.elapsed() >= timeout, "closed before the connect timeout could have passed");
+}
+
+#[test]
+fn backend_reset_mid_stream_resets_the_client_and_others_carry_on() {
+    let tp = TestProxy::new(Config::default());
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = tp.forward("127.0.0.1", backend.local_addr().unwrap());
+    let mut victim = TcpStream::connect(target).unwrap();
+    let (mut doomed, _) = backend.accept().unwrap();
+    let mut bystander = TcpStream::connect(target).unwrap();
+    let (mut bystander_backend, _) = backend.accept().unwrap();
+
+    victim.write_all(b"hello").unwrap();
+    let mut buf = [0u8; 5];
+    doomed.read_exact(&mut buf).unwrap();
+    socket2::SockRef::from(&doomed).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(doomed); // RST to the proxy.
+    assert!(closed_within(victim, Duration::from_secs(5)));
+
+    bystander.write_all(b"still here").unwrap();
+    let mut got = [0u8; 10];
+    bystander_backend.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"still here");
+}
+
+#[test]
+fn connection_limit_resets_the_excess_and_keeps_existing_ones_working() {
+    let tp = TestProxy::new(Config { max_connections: 2, ..Config::default() });
+    let target = tp.forward("127.0.0.1", echo_server("127.0.0.1"));
+    let mut a = TcpStream::connect(target).unwrap();
+    let mut b = TcpStream::connect(target).unwrap();
+    for c in [&mut a, &mut b] {
+        c.write_all(b"x").unwrap();
+        let mut one = [0u8; 1];
+        c.read_exact(&mut one).unwrap();
+    }
+    let third = TcpStream::connect(target).unwrap();
+    assert!(closed_within(third, Duration::from_secs(5)), "excess connection was not refused");
+    a.write_all(b"y").unwrap();
+    let mut one = [0u8; 1];
+    a.read_exact(&mut one).unwrap();
+    assert_eq!(&one, b"y");
+}
+
+#[test]
+fn removing_a_binding_frees_its_port_and_spares_the_others() {
+    let tp = TestProxy::new(Config { grace: Duration::from_millis(200), ..Config::default() });
+    let echo = echo_server("127.0.0.1");
+    let keep = tp.add(Proto::Tcp, "127.0.0.1", echo);
+    let gone = tp.add(Proto::Tcp, "127.0.0.1", echo);
+    let mut live = TcpStream::connect(keep.local).unwrap();
+    live.write_all(b"a").unwrap();
+
+    assert!(tp.rt.block_on(tp.proxy.remove(gone.id)));
+    assert!(TcpListener::bind(gone.local).is_ok(), "removed binding still holds its port");
+    assert!(!tp.rt.block_on(tp.proxy.remove(gone.id)), "removing twice must report false");
+
+    live.write_all(b"b").unwrap();
+    live.shutdown(Shutdown::Write).unwrap();
+    let mut got = String::new();
+    live.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "ab");
+    assert_eq!(tp.proxy.list().len(), 1);
+}
+
+#[test]
+fn shutdown_lets_in_flight_transfers_finish_within_grace() {
+    let tp = TestProxy::new(Config::default());
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = tp.forward("127.0.0.1", backend.local_addr().unwrap());
+    let mut client = TcpStream::connect(target).unwrap();
+    let (mut server, _) = backend.accept().unwrap();
+    // Connections made while probing below must not linger: with the backend gone they fail.
+    drop(backend);
+    client.write_all(b"x").unwrap();
+    let mut one = [0u8; 1];
+    server.read_exact(&mut one).unwrap();
+
+    // Stop while the connection is open; the transfer started before must complete.
+    let proxy = tp.proxy.clone();
+    let stopping = tp.rt.spawn(async move { proxy.shutdown(Duration::from_secs(30)).await });
+    let sender = thread::spawn(move || {
+        let sum = send_pattern(&mut server, 9, 16 * MIB).unwrap();
+        server.shutdown(Shutdown::Write).unwrap();
+        sum
+    });
+    // New connections are refused once accepting has stopped.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(target).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after shutdown");
+        thread::yield_now();
+    }
+    client.shutdown(Shutdown::Write).unwrap();
+    let got = recv_sum(&mut client).unwrap();
+    assert_eq!(got, sender.join().unwrap());
+    tp.rt.block_on(stopping).unwrap();
+}
