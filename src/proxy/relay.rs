@@ -302,6 +302,33 @@ fn shutdown_write(s: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 
+/// The buffers of a connection's two directions, acquired before relaying so that a lack of
+/// descriptors shows before any byte is moved.
+pub struct Stages {
+    up: Stage,
+    down: Stage,
+}
+
+impl Stages {
+    /// Two pipes from `pool` (or two copy buffers in [`RelayMode::Copy`]).
+    pub fn new(mode: RelayMode, pool: &PipePool) -> io::Result<Stages> {
+        Ok(match mode {
+            RelayMode::Splice => {
+                let up = pool.get()?;
+                let down = match pool.get() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        pool.put(up);
+                        return Err(e);
+                    }
+                };
+                Stages { up: Stage::Pipe(up), down: Stage::Pipe(down) }
+            }
+            RelayMode::Copy => Stages { up: Stage::copy(), down: Stage::copy() },
+        })
+    }
+}
+
 /// Relays between `client` and `backend` until both directions have ended.
 ///
 /// End of stream on one side is passed on as a half-close of the other; the opposite direction
@@ -309,14 +336,11 @@ fn shutdown_write(s: &TcpStream) -> io::Result<()> {
 pub async fn relay(
     client: &TcpStream,
     backend: &TcpStream,
-    mode: RelayMode,
+    stages: Stages,
     pool: &PipePool,
     traffic: &Traffic,
 ) -> io::Result<()> {
-    let (mut up, mut down) = match mode {
-        RelayMode::Splice => (Stage::Pipe(pool.get()?), Stage::Pipe(pool.get()?)),
-        RelayMode::Copy => (Stage::copy(), Stage::copy()),
-    };
+    let Stages { mut up, mut down } = stages;
     let result = tokio::try_join!(
         pump(client, backend, &mut up, &traffic.to_backend, &traffic.fallbacks),
         pump(backend, client, &mut down, &traffic.to_client, &traffic.fallbacks),

@@ -9,7 +9,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
@@ -50,71 +51,132 @@ fn exhausted(e: &io::Error) -> bool {
     )
 }
 
+/// Tracks one binding's descriptor-exhaustion episode. It starts when accept, the backend dial
+/// or a pipe fails for lack of descriptors, and ends when a connection is set up after a quiet
+/// second with no such failure, so that it is logged once per episode, not once per attempt
+/// (a burst of concurrent setups interleaves successes and failures).
+struct Exhaustion {
+    /// The latest attempt failed for lack of descriptors: the accept loop backs off.
+    failing: AtomicBool,
+    /// An episode has been logged and not yet declared over.
+    logged: AtomicBool,
+    /// When the latest failure happened, in ms since `epoch`.
+    last_hit_ms: AtomicU64,
+    epoch: Instant,
+}
+
+/// How long without exhaustion before an episode is declared over.
+const EPISODE_QUIET: Duration = Duration::from_secs(1);
+
+impl Exhaustion {
+    fn new() -> Exhaustion {
+        Exhaustion {
+            failing: AtomicBool::new(false),
+            logged: AtomicBool::new(false),
+            last_hit_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Records `e` if it means exhaustion; returns whether it did.
+    fn hit(&self, e: &io::Error, local: Option<SocketAddr>) -> bool {
+        if !exhausted(e) {
+            return false;
+        }
+        self.failing.store(true, Ordering::Relaxed);
+        self.last_hit_ms.store(self.now_ms(), Ordering::Relaxed);
+        if !self.logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(error = %e, ?local, "out of descriptors, backing off until they free up");
+        }
+        true
+    }
+
+    /// A connection was fully set up.
+    fn established(&self, local: Option<SocketAddr>) {
+        self.failing.store(false, Ordering::Relaxed);
+        let quiet = self.now_ms().saturating_sub(self.last_hit_ms.load(Ordering::Relaxed));
+        if quiet >= EPISODE_QUIET.as_millis() as u64 && self.logged.swap(false, Ordering::Relaxed) {
+            tracing::warn!(?local, "descriptors available again");
+        }
+    }
+
+    fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+}
+
 /// Serves a TCP binding until its `stop` token is cancelled; the listener closes on return.
 pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
     let ctx = Arc::new(ctx);
+    let local = listener.local_addr().ok();
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections.min(Semaphore::MAX_PERMITS)));
-    let mut backoff: Option<Duration> = None;
+    let exhaustion = Arc::new(Exhaustion::new());
+    let mut pause = BACKOFF_MIN;
     loop {
+        // While out of descriptors, each attempt would only reset a waiting client: leave
+        // them in the backlog and retry at a falling rate instead.
+        if exhaustion.failing() {
+            tokio::select! {
+                _ = ctx.stop.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(BACKOFF_MAX);
+        } else {
+            pause = BACKOFF_MIN;
+        }
         let accepted = tokio::select! {
             biased;
             _ = ctx.stop.cancelled() => break,
             r = listener.accept() => r,
         };
-        match accepted {
-            Ok((client, peer)) => {
-                if backoff.take().is_some() {
-                    tracing::warn!(local = ?listener.local_addr().ok(), "accepting again");
-                }
-                Stats::add(&ctx.stats.accepted, 1);
-                let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    Stats::add(&ctx.stats.refused, 1);
-                    tracing::debug!(%peer, "connection limit reached, resetting");
-                    reset(&client);
-                    continue;
-                };
-                let conn_ctx = ctx.clone();
-                ctx.tasks.spawn(async move {
-                    Stats::add(&conn_ctx.stats.active, 1);
-                    tokio::select! {
-                        _ = connection(client, peer, &conn_ctx) => {}
-                        _ = conn_ctx.kill.cancelled() => {}
-                    }
-                    Stats::sub(&conn_ctx.stats.active, 1);
-                    drop(permit);
-                });
-            }
+        let (client, peer) = match accepted {
+            Ok(c) => c,
             Err(e) => {
                 Stats::add(&ctx.stats.accept_errors, 1);
-                if !exhausted(&e) {
+                if !exhaustion.hit(&e, local) {
                     // ECONNABORTED and friends concern one connection, not the listener.
                     tracing::debug!(error = %e, "accept failed");
-                    continue;
                 }
-                let pause = match backoff {
-                    None => {
-                        tracing::warn!(error = %e, local = ?listener.local_addr().ok(),
-                            "accept failed, backing off until descriptors free up");
-                        BACKOFF_MIN
-                    }
-                    Some(d) => (d * 2).min(BACKOFF_MAX),
-                };
-                backoff = Some(pause);
-                tokio::select! {
-                    _ = ctx.stop.cancelled() => break,
-                    _ = tokio::time::sleep(pause) => {}
-                }
+                continue;
             }
-        }
+        };
+        Stats::add(&ctx.stats.accepted, 1);
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            Stats::add(&ctx.stats.refused, 1);
+            tracing::debug!(%peer, "connection limit reached, resetting");
+            reset(&client);
+            continue;
+        };
+        let (conn_ctx, exhaustion) = (ctx.clone(), exhaustion.clone());
+        ctx.tasks.spawn(async move {
+            Stats::add(&conn_ctx.stats.active, 1);
+            tokio::select! {
+                _ = connection(client, peer, &conn_ctx, &exhaustion, local) => {}
+                _ = conn_ctx.kill.cancelled() => {}
+            }
+            Stats::sub(&conn_ctx.stats.active, 1);
+            drop(permit);
+        });
     }
 }
 
 /// Dials the backend within the connect timeout and relays; a client whose backend cannot be
 /// reached is reset at once rather than left hanging.
-async fn connection(client: TcpStream, peer: SocketAddr, ctx: &BindingCtx) {
+async fn connection(
+    client: TcpStream,
+    peer: SocketAddr,
+    ctx: &BindingCtx,
+    exhaustion: &Exhaustion,
+    local: Option<SocketAddr>,
+) {
     let backend = match tokio::time::timeout(ctx.config.connect_timeout, dial(ctx.backend)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
+            exhaustion.hit(&e, local);
             Stats::add(&ctx.stats.dial_failures, 1);
             tracing::debug!(%peer, backend = %ctx.backend, error = %e, "backend dial failed");
             reset(&client);
@@ -132,10 +194,21 @@ async fn connection(client: TcpStream, peer: SocketAddr, ctx: &BindingCtx) {
     let _ = client.set_nodelay(true);
     let _ = backend.set_nodelay(true);
     let traffic = Traffic::default();
+    let stages = match relay::Stages::new(ctx.config.relay, &ctx.pipes) {
+        Ok(stages) => stages,
+        Err(e) => {
+            exhaustion.hit(&e, local);
+            tracing::debug!(%peer, error = %e, "no pipe for the connection");
+            reset(&client);
+            reset(&backend);
+            return;
+        }
+    };
+    exhaustion.established(local);
     let result = match ctx.config.tcp_idle_timeout {
-        None => relay::relay(&client, &backend, ctx.config.relay, &ctx.pipes, &traffic).await,
+        None => relay::relay(&client, &backend, stages, &ctx.pipes, &traffic).await,
         Some(idle) => {
-            let relay = relay::relay(&client, &backend, ctx.config.relay, &ctx.pipes, &traffic);
+            let relay = relay::relay(&client, &backend, stages, &ctx.pipes, &traffic);
             tokio::pin!(relay);
             let mut last = (0u64, 0u64);
             loop {
