@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 
 pub use error::ProxyError;
 pub use relay::RelayMode;
+pub(crate) use tcp::listening_socket as tcp_listening_socket;
 
 /// Transport protocol of a binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

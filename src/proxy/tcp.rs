@@ -28,19 +28,25 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// IPv6-only (Docker runs a separate proxy per address family).
 pub(crate) fn listen(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
     let err = |e| ProxyError::listen(Proto::Tcp, addr, e);
+    let sock = listening_socket(addr).map_err(err)?;
+    TcpListener::from_std(sock.into()).map_err(err)
+}
+
+/// The socket [`listen`] serves: non-blocking, close-on-exec, bound and listening. Shared with
+/// the port allocator, whose sockets end up served the same way.
+pub(crate) fn listening_socket(addr: SocketAddr) -> io::Result<socket2::Socket> {
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM.nonblocking().cloexec(),
         Some(socket2::Protocol::TCP),
-    )
-    .map_err(err)?;
-    sock.set_reuse_address(true).map_err(err)?;
+    )?;
+    sock.set_reuse_address(true)?;
     if addr.is_ipv6() {
-        sock.set_only_v6(true).map_err(err)?;
+        sock.set_only_v6(true)?;
     }
-    sock.bind(&addr.into()).map_err(err)?;
-    sock.listen(BACKLOG).map_err(err)?;
-    TcpListener::from_std(sock.into()).map_err(err)
+    sock.bind(&addr.into())?;
+    sock.listen(BACKLOG)?;
+    Ok(sock)
 }
 
 /// True for accept errors that mean "no descriptors or memory right now".
