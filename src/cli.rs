@@ -2,6 +2,8 @@
 //! own subcommands. Parsing only; [`crate::serve`] runs what was asked for.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
@@ -9,6 +11,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::duration;
 use crate::proxy::{Config, RelayMode};
+use crate::spec::{PortRange, PortSpec};
 
 /// cproxy forwards host ports to containers, like Docker's docker-proxy, with zero-copy TCP.
 #[derive(Debug, Parser)]
@@ -35,7 +38,59 @@ pub struct Cli {
 
 /// cproxy's own subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Forward many ports to a container from one process, given in docker run's -p syntax
+    #[command(after_help = "\
+Examples:
+  cproxy forward --to 172.17.0.2 -p 127.0.0.1:5001:5000 -p 8080:80/udp -p 127.0.0.1::5000
+  cproxy forward --to 172.17.0.2 -p 7000-7010:7000-7010 --control /run/cproxy.sock
+
+Prints each published port as `docker port` does (5000/tcp -> 127.0.0.1:5001), then forwards
+until SIGINT/SIGTERM. With --control, `cproxy ctl` adds and removes bindings at run time.")]
+    Forward(ForwardArgs),
+    /// Add, remove or list bindings of a running `cproxy forward --control PATH`
+    #[command(after_help = "\
+Commands:
+  add [IP] SPEC   publish SPEC (docker run -p syntax) to the container at IP (default: --to)
+  remove ID       stop the binding ID; its port is freed at once, its connections drain
+  list            list bindings as ID and `docker port` line
+
+Example:
+  cproxy ctl --control /run/cproxy.sock add 127.0.0.1:8081:81")]
+    Ctl(CtlArgs),
+}
+
+/// `cproxy forward`'s flags.
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// Container address the published ports forward to
+    #[arg(long, value_name = "IP")]
+    pub to: IpAddr,
+    /// Publish a container port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp], ranges allowed
+    #[arg(short = 'p', long = "publish", value_name = "SPEC", value_parser = PortSpec::parse)]
+    pub publish: Vec<PortSpec>,
+    /// Host ports to pick from when a spec leaves the host port empty (default: the kernel's
+    /// ephemeral range, as Docker)
+    #[arg(long = "port-range", value_name = "START-END", value_parser = PortRange::from_str)]
+    pub port_range: Option<PortRange>,
+    /// Unix socket on which to accept add/remove/list commands (see `cproxy ctl`)
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    /// Tuning.
+    #[command(flatten)]
+    pub tuning: Tuning,
+}
+
+/// `cproxy ctl`'s arguments.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The control socket of a running `cproxy forward`
+    #[arg(long, value_name = "PATH")]
+    pub control: PathBuf,
+    /// The command and its arguments: add [IP] SPEC | remove ID | list
+    #[arg(required = true, num_args = 1.., value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
 
 /// docker-proxy's command line, flag for flag, plus cproxy's tuning flags.
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod compat;
 pub mod duration;
+pub mod forward;
 pub mod ports;
 pub mod proxy;
 pub mod serve;

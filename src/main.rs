@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use cproxy::cli::Cli;
+use cproxy::cli::{Cli, Command};
 use cproxy::compat::{self, StatusPipe};
 
 fn main() -> ExitCode {
@@ -23,7 +23,8 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         None => cproxy::serve::docker_proxy(cli.docker_proxy, status),
-        Some(command) => match command {},
+        Some(Command::Forward(args)) => cproxy::forward::run(args, status),
+        Some(Command::Ctl(args)) => cproxy::forward::ctl(&args.control, &args.command),
     }
 }
 

@@ -105,12 +105,7 @@ fn start_ready(backend: SocketAddr, extra: &[&str]) -> (Child, u16) {
 }
 
 fn echo_once(port: u16, msg: &[u8]) -> Vec<u8> {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(msg).unwrap();
-    c.shutdown(Shutdown::Write).unwrap();
-    let mut got = Vec::new();
-    c.read_to_end(&mut got).unwrap();
-    got
+    common::echo_via(SocketAddr::from(([127, 0, 0, 1], port)), msg)
 }
 
 #[test]

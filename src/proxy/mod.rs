@@ -116,6 +116,12 @@ impl Default for Config {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BindingId(u64);
 
+impl From<u64> for BindingId {
+    fn from(id: u64) -> BindingId {
+        BindingId(id)
+    }
+}
+
 impl fmt::Display for BindingId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

@@ -153,3 +153,13 @@ pub fn refused_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr")
 }
+
+/// Sends `msg` to `addr`, half-closes, and returns everything read back until EOF.
+pub fn echo_via(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.write_all(msg).expect("write");
+    c.shutdown(Shutdown::Write).expect("shutdown");
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).expect("read");
+    got
+}

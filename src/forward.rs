@@ -1,0 +1,264 @@
+//! `cproxy forward`: many bindings in one process, described in Docker's `-p` syntax, and a
+//! control socket through which bindings are added and removed while traffic flows.
+//!
+//! Control protocol (one command per line on a unix stream socket; each reply is zero or more
+//! lines, then `ok` or `error: <reason>`):
+//!
+//! ```text
+//! add [IP] SPEC   publish SPEC to the container at IP (default: --to); prints "ID PUBLISHED"
+//! remove ID       stop a binding: its port is freed at once, its connections drain
+//! list            every binding as "ID PUBLISHED", where PUBLISHED is `docker port`'s line
+//! ```
+
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::cli::ForwardArgs;
+use crate::compat::StatusPipe;
+use crate::ports::PortAllocator;
+use crate::proxy::{BindingId, BindingInfo, Proxy};
+use crate::serve;
+use crate::spec::{PortSpec, PublishedPort};
+
+/// Longest control command accepted, so a misbehaving client cannot grow a line without bound.
+const MAX_LINE: usize = 4096;
+
+/// What publishing needs: where new bindings go and how free host ports are found.
+struct Publisher {
+    proxy: Proxy,
+    allocator: PortAllocator,
+    default_backend: IpAddr,
+}
+
+impl Publisher {
+    /// Publishes every mapping of `spec` to `backend`, all or nothing.
+    fn publish(&self, spec: &PortSpec, backend: IpAddr) -> Result<Vec<BindingInfo>, String> {
+        let mut added = Vec::new();
+        for mapping in spec.mappings() {
+            let result = self.allocator.bind_mapping(&mapping).map_err(|e| e.to_string()).and_then(
+                |socket| {
+                    let to = SocketAddr::new(backend, mapping.container_port);
+                    self.proxy
+                        .add_socket(mapping.proto, socket.into_fd(), to)
+                        .map_err(|e| e.to_string())
+                },
+            );
+            match result {
+                Ok(info) => added.push(info),
+                Err(e) => {
+                    self.roll_back(&added);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    /// Removes bindings that were added for a spec that failed part-way; nothing used them yet.
+    fn roll_back(&self, added: &[BindingInfo]) {
+        for info in added {
+            let proxy = self.proxy.clone();
+            let id = info.id;
+            tokio::spawn(async move { proxy.remove(id).await });
+        }
+    }
+}
+
+/// A binding as `docker port` prints it.
+pub fn published(info: &BindingInfo) -> PublishedPort {
+    PublishedPort {
+        container_port: info.binding.backend.port(),
+        proto: info.binding.proto,
+        host: info.local,
+    }
+}
+
+/// Runs `cproxy forward`.
+pub fn run(args: ForwardArgs, status: StatusPipe) -> ExitCode {
+    let control = match args.control.as_deref().map(ControlSocket::bind).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cproxy: {e}");
+            status.fail(&e);
+            return ExitCode::from(1);
+        }
+    };
+    if args.publish.is_empty() && control.is_none() {
+        let e = "nothing to forward: give -p SPEC (and/or --control PATH to add bindings later)";
+        eprintln!("cproxy: {e}");
+        status.fail(e);
+        return ExitCode::from(2);
+    }
+    let allocator = match args.port_range {
+        Some(range) => PortAllocator::new(range),
+        None => PortAllocator::from_kernel(),
+    };
+    let listener = control.as_ref().map(|c| c.listener.try_clone());
+    let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, String> {
+        let publisher =
+            Arc::new(Publisher { proxy: proxy.clone(), allocator, default_backend: args.to });
+        let mut all = Vec::new();
+        for spec in &args.publish {
+            let added =
+                publisher.publish(spec, args.to).inspect_err(|_| publisher.roll_back(&all))?;
+            all.extend(added);
+        }
+        for info in &all {
+            println!("{}", published(info));
+        }
+        if let Some(listener) = listener {
+            let listener = listener
+                .and_then(|l| {
+                    l.set_nonblocking(true)?;
+                    UnixListener::from_std(l)
+                })
+                .map_err(|e| format!("control socket: {e}"))?;
+            tokio::spawn(serve_control(listener, publisher));
+        }
+        Ok(all)
+    };
+    let code = serve::run(&args.tuning, status, start);
+    drop(control);
+    code
+}
+
+/// The control socket's file, removed again when cproxy stops.
+struct ControlSocket {
+    path: PathBuf,
+    listener: std::os::unix::net::UnixListener,
+}
+
+impl ControlSocket {
+    fn bind(path: &Path) -> Result<ControlSocket, String> {
+        // A socket file left by a cproxy that died is replaced; a live one is not.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!("control socket {} is in use by another cproxy", path.display()));
+        }
+        let _ = std::fs::remove_file(path);
+        let listener = std::os::unix::net::UnixListener::bind(path)
+            .map_err(|e| format!("cannot create control socket {}: {e}", path.display()))?;
+        Ok(ControlSocket { path: path.to_path_buf(), listener })
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn serve_control(listener: UnixListener, publisher: Arc<Publisher>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let publisher = publisher.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = control_session(stream, &publisher).await {
+                        tracing::debug!(error = %e, "control session ended");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn control_session(stream: UnixStream, publisher: &Publisher) -> io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = (&mut lines).take(MAX_LINE as u64 + 1).read_line(&mut line).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let reply = if n > MAX_LINE {
+            return write.write_all(b"error: command too long\n").await;
+        } else {
+            execute(line.trim(), publisher).await
+        };
+        write.write_all(reply.as_bytes()).await?;
+    }
+}
+
+/// Runs one control command; returns the whole reply, ending in `ok` or `error: …`.
+async fn execute(command: &str, publisher: &Publisher) -> String {
+    match run_command(command, publisher).await {
+        Ok(lines) => lines.into_iter().map(|l| l + "\n").collect::<String>() + "ok\n",
+        Err(e) => format!("error: {e}\n"),
+    }
+}
+
+async fn run_command(command: &str, publisher: &Publisher) -> Result<Vec<String>, String> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let line = |info: &BindingInfo| format!("{} {}", info.id, published(info));
+    match words.as_slice() {
+        ["add", spec] | ["add", _, spec] => {
+            let backend = match words.as_slice() {
+                ["add", ip, _] => ip.parse().map_err(|_| format!("invalid IP address: {ip}"))?,
+                _ => publisher.default_backend,
+            };
+            let spec = PortSpec::parse(spec).map_err(|e| e.to_string())?;
+            Ok(publisher.publish(&spec, backend)?.iter().map(line).collect())
+        }
+        ["remove", id] => {
+            let id = id.parse::<u64>().map_err(|_| format!("invalid binding id: {id}"))?;
+            let known = publisher.proxy.list().into_iter().find(|b| b.id == BindingId::from(id));
+            match known {
+                Some(info) if publisher.proxy.remove(info.id).await => Ok(vec![]),
+                _ => Err(format!("no such binding: {id}")),
+            }
+        }
+        ["list"] => Ok(publisher.proxy.list().iter().map(line).collect()),
+        [] => Err("empty command; commands are: add [IP] SPEC, remove ID, list".into()),
+        [other, ..] => {
+            Err(format!("unknown command {other:?}; commands are: add [IP] SPEC, remove ID, list"))
+        }
+    }
+}
+
+/// `cproxy ctl`: sends one command to a control socket and prints the reply. Exits 1 when the
+/// reply is an error.
+pub fn ctl(socket: &Path, command: &[String]) -> ExitCode {
+    use std::io::{BufRead, Write};
+    let result = (|| -> io::Result<bool> {
+        let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
+        writeln!(stream, "{}", command.join(" "))?;
+        stream.shutdown(std::net::Shutdown::Write)?;
+        let mut ok = false;
+        for line in io::BufReader::new(stream).lines() {
+            let line = line?;
+            match line.as_str() {
+                "ok" => ok = true,
+                l if l.starts_with("error: ") => eprintln!("cproxy: {}", &l[7..]),
+                l => println!("{l}"),
+            }
+        }
+        Ok(ok)
+    })();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::ConnectionRefused => {
+            eprintln!(
+                "cproxy: cannot reach {}: is `cproxy forward --control` running?",
+                socket.display()
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("cproxy: {}: {e}", socket.display());
+            ExitCode::from(1)
+        }
+    }
+}
