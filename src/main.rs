@@ -28,9 +28,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `CPROXY_LOG` sets the filter (e.g. `debug`, `cproxy=trace`).
+/// Logs go to stderr; `CPROXY_LOG` sets the filter (e.g. `debug`, `cproxy=trace,warn`).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CPROXY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let default = || Targets::new().with_default(tracing::Level::WARN);
+    let filter = match std::env::var("CPROXY_LOG") {
+        Ok(spec) => spec.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("cproxy: ignoring CPROXY_LOG={spec:?}: {e}");
+            default()
+        }),
+        Err(_) => default(),
+    };
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    tracing_subscriber::registry().with(fmt).with(filter).init();
 }
