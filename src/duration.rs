@@ -52,8 +52,9 @@ pub fn parse(s: &str) -> Result<Duration, DurationError> {
         total += value * nanos_per_unit;
         rest = tail;
     }
-    // Go's limit: durations are i64 nanoseconds (about 292 years).
-    if !total.is_finite() || total > i64::MAX as f64 {
+    // Go's limit: durations are i64 nanoseconds (about 292 years). `i64::MAX as f64` rounds up
+    // to 2^63, itself one past the limit, so it must be refused too.
+    if !total.is_finite() || total >= i64::MAX as f64 {
         return Err(bad());
     }
     Ok(Duration::from_nanos(total as u64))
@@ -79,6 +80,13 @@ mod tests {
         for s in ["", "5", "s", "1x", "-1s", "1..5s", ".s", "1s2", "9999999999h"] {
             assert!(parse(s).is_err(), "{s:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn durations_past_gos_i64_nanoseconds_are_rejected() {
+        assert!(parse("9223372036854775808ns").is_err());
+        assert!(parse("2562048h").is_err());
+        assert_eq!(parse("2562047h"), Ok(Duration::from_secs(2562047 * 3600)));
     }
 
     #[test]
