@@ -246,6 +246,24 @@ async fn a_udp_socket_bound_by_the_caller_is_served() -> io::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_adopted_dual_stack_socket_answers_ipv4_clients_from_the_address_they_sent_to()
+-> io::Result<()> {
+    let backend = Backend::start("127.0.0.1").await?;
+    let socket = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None)?;
+    socket.set_only_v6(false)?;
+    socket.bind(&SocketAddr::from(([0u16; 8], 0)).into())?;
+    let proxy = Proxy::new(Config::default());
+    let info = proxy
+        .add_socket(Proto::Udp, OwnedFd::from(socket), backend.addr)
+        .map_err(io::Error::other)?;
+    let c = client("127.0.0.1").await?;
+    let to = SocketAddr::from(([127, 0, 0, 2], info.local.port()));
+    let (reply, from) = exchange(&c, to, b"mapped").await?;
+    assert_eq!((reply.as_slice(), from), (&b"mapped"[..], to));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_tcp_socket_passed_as_udp_is_refused() -> io::Result<()> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let proxy = Proxy::new(Config::default());

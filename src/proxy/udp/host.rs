@@ -59,12 +59,9 @@ impl Host {
     pub(crate) fn new(socket: socket2::Socket) -> io::Result<Host> {
         socket.set_nonblocking(true)?;
         if socket.local_addr()?.is_ipv6() {
+            // On a dual-stack socket this covers IPv4 clients too: their destinations come as
+            // mapped addresses, and a reply's mapped source is honoured.
             socket::setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)?;
-            // A dual-stack socket gets IPv4 clients as mapped addresses; their destinations come
-            // only with the IPv4 option.
-            if !socket.only_v6()? {
-                socket::setsockopt(&socket, sockopt::Ipv4PacketInfo, &true)?;
-            }
         } else {
             socket::setsockopt(&socket, sockopt::Ipv4PacketInfo, &true)?;
         }
