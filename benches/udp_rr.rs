@@ -60,7 +60,32 @@ impl Drop for Echo {
 /// Result of one run: completed transactions per second, and replies that never came.
 struct Run {
     tps: f64,
+    /// Transactions, warm-up included.
+    all: u64,
     lost: u64,
+}
+
+/// CPU time (user + system) the proxy's runtime threads have used, in seconds: what the proxy
+/// costs, whatever else the machine is doing.
+fn proxy_cpu() -> f64 {
+    let mut ticks = 0u64;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "tokio-rt-worker" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name; utime and stime are the 14th and 15th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        for i in [11, 12] {
+            ticks += fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    // SAFETY: sysconf with a constant name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / hz
 }
 
 /// `clients` threads each doing send-64-bytes/wait-for-reply against `target` for `secs`.
@@ -69,22 +94,26 @@ fn measure(target: SocketAddr, clients: usize, secs: f64) -> io::Result<Run> {
     let end = start + Duration::from_secs_f64(secs);
     let handles: Vec<_> = (0..clients)
         .map(|_| {
-            thread::spawn(move || -> io::Result<(u64, u64)> {
+            thread::spawn(move || -> io::Result<(u64, u64, u64)> {
                 let socket = UdpSocket::bind("127.0.0.1:0")?;
                 socket.connect(target)?;
                 socket.set_read_timeout(Some(Duration::from_millis(200)))?;
                 let request = [0x5au8; PAYLOAD];
                 let mut reply = [0u8; 2048];
-                let (mut done, mut lost) = (0u64, 0u64);
+                let (mut done, mut all, mut lost) = (0u64, 0u64, 0u64);
                 loop {
                     let now = Instant::now();
                     if now >= end {
-                        return Ok((done, lost));
+                        return Ok((done, all, lost));
                     }
                     socket.send(&request)?;
                     match socket.recv(&mut reply) {
-                        Ok(_) if now >= start => done += 1,
-                        Ok(_) => {}
+                        Ok(_) => {
+                            all += 1;
+                            if now >= start {
+                                done += 1;
+                            }
+                        }
                         Err(e)
                             if matches!(
                                 e.kind(),
@@ -100,13 +129,14 @@ fn measure(target: SocketAddr, clients: usize, secs: f64) -> io::Result<Run> {
             })
         })
         .collect();
-    let (mut done, mut lost) = (0, 0);
+    let (mut done, mut all, mut lost) = (0, 0, 0);
     for h in handles {
-        let (d, l) = h.join().map_err(|_| io::Error::other("client thread panicked"))??;
+        let (d, a, l) = h.join().map_err(|_| io::Error::other("client thread panicked"))??;
         done += d;
+        all += a;
         lost += l;
     }
-    Ok(Run { tps: done as f64 / secs, lost })
+    Ok(Run { tps: done as f64 / secs, all, lost })
 }
 
 /// Waits until `target` echoes, up to a deadline.
@@ -194,8 +224,15 @@ fn main() -> io::Result<()> {
     wait_ready(info.local)?;
     if std::env::var("UDP_RR_ONLY_CPROXY").is_ok() {
         for &n in &clients {
-            println!("{n} clients: cproxy {:.0} tps", measure(info.local, n, secs)?.tps);
+            let cpu = proxy_cpu();
+            let r = measure(info.local, n, secs)?;
+            let cpu_us = (proxy_cpu() - cpu) * 1e6 / r.all.max(1) as f64;
+            println!(
+                "{n} clients: cproxy {:.0} tps, {cpu_us:.1} us proxy CPU per transaction",
+                r.tps
+            );
         }
+        rt.block_on(proxy.shutdown(Duration::ZERO));
         return Ok(());
     }
     let socat = if std::path::Path::new(SOCAT).exists() {
@@ -212,7 +249,9 @@ fn main() -> io::Result<()> {
     );
     for &n in &clients {
         let direct = measure(echo.addr, n, secs)?;
+        let cpu = proxy_cpu();
         let through = measure(info.local, n, secs)?;
+        let cpu_us = (proxy_cpu() - cpu) * 1e6 / through.all.max(1) as f64;
         let via_socat = match &socat {
             Some(s) => Some(measure(s.addr, n, secs)?),
             None => None,
@@ -234,6 +273,7 @@ fn main() -> io::Result<()> {
             socat_ratio,
             vs_socat
         );
+        println!("         cproxy CPU per transaction: {cpu_us:.1} us");
         let lost = direct.lost + through.lost + via_socat.map_or(0, |s| s.lost);
         if lost > 0 {
             println!("         ({lost} replies lost or late, retried)");
