@@ -83,7 +83,7 @@ pub(crate) fn adopt(sock: socket2::Socket) -> Result<HostSocket, ProxyError> {
 /// Serves a UDP binding until its `stop` or `kill` token is cancelled; the host socket and all
 /// sessions close on return.
 pub(crate) async fn serve(socket: HostSocket, ctx: BindingCtx) {
-    let mut binding = Binding::new(socket, ctx);
+    let mut binding = ServedBinding::new(socket, ctx);
     let idle = binding.ctx.config.udp_idle_timeout;
     // Armed at or before the oldest session's expiry; disarmed while there are no sessions.
     let mut expiry = pin!(tokio::time::sleep(idle));
@@ -134,7 +134,7 @@ struct Session {
 }
 
 /// The state of a binding, owned by its task.
-struct Binding {
+struct ServedBinding {
     host: Host,
     poller: Poller,
     table: SessionTable<Session>,
@@ -146,9 +146,9 @@ struct Binding {
     exhausted: bool,
 }
 
-impl Binding {
-    fn new(socket: HostSocket, ctx: BindingCtx) -> Binding {
-        Binding {
+impl ServedBinding {
+    fn new(socket: HostSocket, ctx: BindingCtx) -> ServedBinding {
+        ServedBinding {
             host: socket.host,
             poller: socket.poller,
             table: SessionTable::new(ctx.config.udp_max_sessions),
