@@ -88,10 +88,17 @@ pub(crate) async fn serve(socket: HostSocket, ctx: BindingCtx) {
     // Armed at or before the oldest session's expiry; disarmed while there are no sessions.
     let mut expiry = pin!(tokio::time::sleep(idle));
     let mut armed = false;
+    // Made once rather than on every turn of the loop: waiting on a token registers with it.
+    let (stop, kill) = (binding.ctx.stop.clone(), binding.ctx.kill.clone());
+    let mut stopped = pin!(async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = kill.cancelled() => {}
+        }
+    });
     loop {
         let event = tokio::select! {
-            _ = binding.ctx.stop.cancelled() => break,
-            _ = binding.ctx.kill.cancelled() => break,
+            _ = stopped.as_mut() => break,
             r = binding.host.readable() => Event::Requests(r),
             r = binding.poller.readable() => Event::Replies(r),
             _ = expiry.as_mut(), if armed => Event::Expiry,
