@@ -129,7 +129,7 @@ async fn a_flood_of_clients_never_holds_more_sessions_than_the_cap() -> io::Resu
     let (proxy, info) = forward(config, "127.0.0.1", backend.addr);
     let s = stats(&proxy, &info);
 
-    // Samples the gauge for as long as the flood lasts.
+    // Samples the gauge every millisecond for as long as the flood lasts.
     let flooding = Arc::new(AtomicBool::new(true));
     let most = Arc::new(AtomicU64::new(0));
     let sampler = tokio::spawn({
@@ -137,7 +137,7 @@ async fn a_flood_of_clients_never_holds_more_sessions_than_the_cap() -> io::Resu
         async move {
             while flooding.load(Ordering::Relaxed) {
                 most.fetch_max(Stats::get(&s.sessions), Ordering::Relaxed);
-                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
     });
