@@ -26,7 +26,10 @@ pub(crate) const MAX_DATAGRAM: usize = 65535 - 8;
 /// interface, which an IPv6 link-local address needs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReplySource {
+    /// An IPv4 address; the kernel picks the interface by routing.
     V4(Ipv4Addr),
+    /// An IPv6 address (an IPv4 client of a dual-stack socket gets a mapped one) and the
+    /// interface the datagram came in on, which a link-local address needs.
     V6 { addr: Ipv6Addr, ifindex: u32 },
 }
 
@@ -43,7 +46,8 @@ pub(crate) struct Received {
     pub(crate) truncated: bool,
 }
 
-/// Room for the pktinfo control messages of one datagram (a dual-stack socket may get either).
+/// Room for the pktinfo control messages of one datagram (an adopted IPv6 socket may have both
+/// options on).
 #[repr(C, align(8))]
 struct CmsgBuf([u8; 128]);
 
@@ -141,6 +145,9 @@ impl Host {
                 &[ControlMessage::Ipv4PacketInfo(&v4[0])]
             }
             Some(ReplySource::V6 { addr, ifindex }) => {
+                // The interface only where the address needs it to mean anything; elsewhere
+                // routing chooses, as it would for a reply without pktinfo.
+                let ifindex = if addr.is_unicast_link_local() { ifindex } else { 0 };
                 v6 = [libc::in6_pktinfo {
                     ipi6_addr: libc::in6_addr { s6_addr: addr.octets() },
                     ipi6_ifindex: ifindex,
