@@ -1,33 +1,363 @@
-//! UDP bindings (placeholder until the session table lands; see issue 2).
+//! UDP bindings: one host socket, and a bounded table of sessions, one per client, each with its
+//! own socket connected to the backend so that every reply goes back to the client it answers.
+//!
+//! A binding is served by a single task that owns everything: the host socket, the session
+//! table and the epoll set of the session sockets. Nothing is shared, so nothing is locked, and
+//! closing a session closes its descriptor then and there: the binding never holds more than
+//! `udp_max_sessions` session sockets (plus its host socket and epoll descriptor).
+//!
+//! - A datagram from a client without a session opens one; when the table is full the least
+//!   recently used session is evicted first. If descriptors run out, one more is evicted to make
+//!   room, so new clients are still served.
+//! - A session with no datagram either way for `udp_idle_timeout` is closed; the table is kept
+//!   in order of last use, so one timer for the oldest session serves them all.
+//! - Replies leave from the address the client sent to (see [`host`]).
+//! - Errors concern one datagram (dropped and counted) or one session, never the binding; an
+//!   ICMP error from a backend that is down is consumed and the session carries on.
+//! - `stop` or `kill` ends the task: UDP has nothing to drain, so both close everything at once.
 
+mod backend;
+mod host;
+mod table;
+
+use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Instant;
 
-use super::{BindingCtx, Proto, ProxyError};
+use nix::sys::epoll::EpollEvent;
 
-/// The host-side socket of a UDP binding.
-pub(crate) struct HostSocket(tokio::net::UdpSocket);
+use self::backend::{Poller, SessionSocket};
+use self::host::{Host, MAX_DATAGRAM, ReplySource};
+use self::table::{SessionTable, Token};
+use super::{BindingCtx, Proto, ProxyError, Stats};
+
+/// Datagrams taken from the host socket in one go, before other work gets a turn.
+const CLIENT_BATCH: usize = 64;
+/// Sessions with replies handled in one go.
+const SESSION_BATCH: usize = 64;
+/// Replies taken from one session in one go, so a chatty backend cannot starve the others.
+const REPLIES_PER_SESSION: usize = 8;
+
+/// The host side of a UDP binding, ready to be served: its socket, and the (empty) epoll set its
+/// sessions will join. Both are made up front so that a lack of descriptors fails the binding
+/// when it is added rather than later.
+pub(crate) struct HostSocket {
+    host: Host,
+    poller: Poller,
+}
 
 impl HostSocket {
-    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.0.local_addr()
+    /// The bound address.
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.host.local_addr()
+    }
+
+    fn new(socket: socket2::Socket) -> io::Result<HostSocket> {
+        Ok(HostSocket { host: Host::new(socket)?, poller: Poller::new()? })
     }
 }
 
+/// Binds `addr` as docker-proxy does: no `SO_REUSEADDR` (two sockets on one UDP port would
+/// split its traffic), and IPv6 sockets are IPv6-only (Docker runs one proxy per family).
 pub(crate) fn bind(addr: SocketAddr) -> Result<HostSocket, ProxyError> {
     let err = |e| ProxyError::listen(Proto::Udp, addr, e);
-    let s = std::net::UdpSocket::bind(addr).map_err(err)?;
-    s.set_nonblocking(true).map_err(err)?;
-    Ok(HostSocket(tokio::net::UdpSocket::from_std(s).map_err(err)?))
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM.nonblocking().cloexec(),
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(err)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true).map_err(err)?;
+    }
+    sock.bind(&addr.into()).map_err(err)?;
+    HostSocket::new(sock).map_err(err)
 }
 
+/// Takes a UDP socket someone else bound (dockerd's `-use-listen-fd`).
 pub(crate) fn adopt(sock: socket2::Socket) -> Result<HostSocket, ProxyError> {
-    sock.set_nonblocking(true).map_err(|e| ProxyError::BadSocket(e.to_string()))?;
-    tokio::net::UdpSocket::from_std(sock.into())
-        .map(HostSocket)
-        .map_err(|e| ProxyError::BadSocket(e.to_string()))
+    HostSocket::new(sock).map_err(|e| ProxyError::BadSocket(e.to_string()))
 }
 
+/// Serves a UDP binding until its `stop` or `kill` token is cancelled; the host socket and all
+/// sessions close on return.
 pub(crate) async fn serve(socket: HostSocket, ctx: BindingCtx) {
-    let _ = socket;
-    ctx.stop.cancelled().await;
+    let mut binding = ServedBinding::new(socket, ctx);
+    let idle = binding.ctx.config.udp_idle_timeout;
+    // Armed at or before the oldest session's expiry; disarmed while there are no sessions.
+    let mut expiry = pin!(tokio::time::sleep(idle));
+    let mut armed = false;
+    // Made once rather than on every turn of the loop: waiting on a token registers with it.
+    let (stop, kill) = (binding.ctx.stop.clone(), binding.ctx.kill.clone());
+    let mut stopped = pin!(async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = kill.cancelled() => {}
+        }
+    });
+    loop {
+        let event = tokio::select! {
+            _ = stopped.as_mut() => break,
+            r = binding.host.readable() => Event::Requests(r),
+            r = binding.poller.readable() => Event::Replies(r),
+            _ = expiry.as_mut(), if armed => Event::Expiry,
+        };
+        match event {
+            Event::Requests(Ok(())) => binding.forward_requests(),
+            Event::Replies(Ok(())) => binding.forward_replies(),
+            Event::Expiry => {
+                binding.expire(Instant::now());
+                armed = false;
+            }
+            Event::Requests(Err(e)) | Event::Replies(Err(e)) => {
+                // Only a runtime going away fails a readiness wait.
+                tracing::warn!(error = %e, "udp binding cannot wait for datagrams, stopping");
+                break;
+            }
+        }
+        // Expiry only moves later as sessions are used or removed, so the timer needs setting
+        // only when it is not running: after it fired, or when the first session opens.
+        if !armed && let Some(due) = binding.table.next_expiry(idle) {
+            expiry.as_mut().reset(due.into());
+            armed = true;
+        }
+    }
+    binding.close_all();
+}
+
+/// What woke the binding's task.
+enum Event {
+    Requests(io::Result<()>),
+    Replies(io::Result<()>),
+    Expiry,
+}
+
+/// What the binding keeps per session besides its client's address.
+struct Session {
+    socket: SessionSocket,
+    /// Where replies leave from: the local address the client last sent to.
+    reply_from: Option<ReplySource>,
+}
+
+/// The state of a binding, owned by its task.
+struct ServedBinding {
+    host: Host,
+    poller: Poller,
+    table: SessionTable<Session>,
+    ctx: BindingCtx,
+    /// One datagram, either way; one task, so one buffer.
+    buf: Box<[u8]>,
+    events: Box<[EpollEvent]>,
+    /// True while descriptors are exhausted, so that is logged once per episode.
+    exhausted: bool,
+}
+
+impl ServedBinding {
+    fn new(socket: HostSocket, ctx: BindingCtx) -> ServedBinding {
+        ServedBinding {
+            host: socket.host,
+            poller: socket.poller,
+            table: SessionTable::new(ctx.config.udp_max_sessions),
+            ctx,
+            buf: vec![0; MAX_DATAGRAM].into_boxed_slice(),
+            events: vec![EpollEvent::empty(); SESSION_BATCH].into_boxed_slice(),
+            exhausted: false,
+        }
+    }
+
+    /// Forwards what clients sent, up to a batch.
+    fn forward_requests(&mut self) {
+        let now = Instant::now();
+        for _ in 0..CLIENT_BATCH {
+            let received = match self.host.try_recv(&mut self.buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "receiving from clients failed");
+                    continue;
+                }
+            };
+            if received.truncated {
+                Stats::add(&self.ctx.stats.datagrams_dropped, 1);
+                tracing::debug!(client = %received.client, "datagram too large, dropped");
+                continue;
+            }
+            let token = match self.table.lookup(&received.client) {
+                Some(t) => {
+                    self.table.touch(t, now);
+                    if let Some(entry) = self.table.get_mut(t) {
+                        entry.value.reply_from = received.dest;
+                    }
+                    t
+                }
+                None => match self.open(received.client, received.dest, now) {
+                    Some(t) => t,
+                    None => {
+                        Stats::add(&self.ctx.stats.datagrams_dropped, 1);
+                        continue;
+                    }
+                },
+            };
+            let Some(entry) = self.table.get(token) else { continue };
+            match entry.value.socket.send(&self.buf[..received.len]) {
+                Ok(n) => Stats::add(&self.ctx.stats.bytes_to_backend, n as u64),
+                Err(e) => {
+                    Stats::add(&self.ctx.stats.datagrams_dropped, 1);
+                    tracing::debug!(client = %received.client, error = %e,
+                        "sending to backend failed, datagram dropped");
+                }
+            }
+        }
+    }
+
+    /// Opens a session for `client`, evicting the least recently used one if the table is
+    /// full, or if descriptors have run out.
+    fn open(
+        &mut self,
+        client: SocketAddr,
+        reply_from: Option<ReplySource>,
+        now: Instant,
+    ) -> Option<Token> {
+        if self.table.is_full() {
+            self.evict();
+        }
+        let socket = match SessionSocket::connect(self.ctx.backend) {
+            Ok(s) => s,
+            Err(e) if exhausted(&e) && self.evict() => {
+                match SessionSocket::connect(self.ctx.backend) {
+                    Ok(s) => s,
+                    Err(e) => return self.open_failed(client, e),
+                }
+            }
+            Err(e) => return self.open_failed(client, e),
+        };
+        if self.exhausted {
+            self.exhausted = false;
+            tracing::warn!(local = ?self.host.local_addr().ok(), "udp sessions open again");
+        }
+        let token = self.table.insert(client, Session { socket, reply_from }, now).ok()?;
+        let registered = match self.table.get(token) {
+            Some(entry) => self.poller.add(&entry.value.socket, token),
+            None => return None,
+        };
+        if let Err(e) = registered {
+            self.table.remove(token);
+            return self.open_failed(client, e);
+        }
+        Stats::add(&self.ctx.stats.sessions, 1);
+        Stats::add(&self.ctx.stats.sessions_opened, 1);
+        tracing::debug!(%client, backend = %self.ctx.backend, "udp session opened");
+        Some(token)
+    }
+
+    fn open_failed(&mut self, client: SocketAddr, e: io::Error) -> Option<Token> {
+        if exhausted(&e) {
+            if !self.exhausted {
+                self.exhausted = true;
+                tracing::warn!(error = %e, local = ?self.host.local_addr().ok(),
+                    "cannot open udp sessions, dropping datagrams of new clients");
+            }
+        } else {
+            tracing::debug!(%client, backend = %self.ctx.backend, error = %e,
+                "cannot open udp session");
+        }
+        None
+    }
+
+    /// Closes the least recently used session; false if there was none.
+    fn evict(&mut self) -> bool {
+        match self.table.pop_lru() {
+            Some((client, session)) => {
+                self.close(session);
+                Stats::add(&self.ctx.stats.sessions_evicted, 1);
+                tracing::debug!(%client, "udp session evicted");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forwards the backends' replies to their clients, for up to a batch of sessions.
+    fn forward_replies(&mut self) {
+        let n = match self.poller.try_ready(&mut self.events) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "waiting for backend replies failed");
+                return;
+            }
+        };
+        let now = Instant::now();
+        for i in 0..n {
+            let token = Token::from_u64(self.events[i].data());
+            self.session_replies(token, now);
+        }
+    }
+
+    /// Forwards what one session's backend sent, up to a batch.
+    fn session_replies(&mut self, token: Token, now: Instant) {
+        let mut active = false;
+        for _ in 0..REPLIES_PER_SESSION {
+            let Some(entry) = self.table.get(token) else { return };
+            let len = match entry.value.socket.recv(&mut self.buf) {
+                Ok(len) => len,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // An ICMP error for a datagram sent earlier: that datagram is lost, the
+                    // session is not.
+                    Stats::add(&self.ctx.stats.datagrams_dropped, 1);
+                    tracing::debug!(client = %entry.client, error = %e, "backend unreachable");
+                    continue;
+                }
+            };
+            active = true;
+            if len > self.buf.len() {
+                Stats::add(&self.ctx.stats.datagrams_dropped, 1);
+                tracing::debug!(client = %entry.client, len, "reply too large, dropped");
+                continue;
+            }
+            match self.host.send(&self.buf[..len], entry.client, entry.value.reply_from) {
+                Ok(n) => Stats::add(&self.ctx.stats.bytes_to_client, n as u64),
+                Err(e) => {
+                    Stats::add(&self.ctx.stats.datagrams_dropped, 1);
+                    tracing::debug!(client = %entry.client, error = %e,
+                        "sending to client failed, datagram dropped");
+                }
+            }
+        }
+        if active {
+            self.table.touch(token, now);
+        }
+    }
+
+    /// Closes the sessions idle for the timeout at `now`.
+    fn expire(&mut self, now: Instant) {
+        while let Some((client, session)) =
+            self.table.pop_expired(now, self.ctx.config.udp_idle_timeout)
+        {
+            self.close(session);
+            Stats::add(&self.ctx.stats.sessions_expired, 1);
+            tracing::debug!(%client, "udp session expired");
+        }
+    }
+
+    fn close(&mut self, session: Session) {
+        self.poller.remove(&session.socket);
+        Stats::sub(&self.ctx.stats.sessions, 1);
+    }
+
+    fn close_all(&mut self) {
+        let n = self.table.drain().map(|(_, session)| drop(session)).count();
+        Stats::sub(&self.ctx.stats.sessions, n as u64);
+        tracing::debug!(local = ?self.host.local_addr().ok(), sessions = n, "udp binding closed");
+    }
+}
+
+/// True for errors that mean "no descriptors or memory right now".
+fn exhausted(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
 }
