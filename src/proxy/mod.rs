@@ -427,6 +427,15 @@ impl Socket {
     }
 }
 
+/// True for errors that mean "no descriptors or memory right now": they concern the process,
+/// not one connection, and call for backing off rather than retrying at once.
+pub(crate) fn exhausted(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
+
 fn listening(sock: &socket2::Socket) -> bool {
     let mut val: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;

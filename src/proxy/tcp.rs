@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::relay::{self, Traffic};
-use super::{BindingCtx, Proto, ProxyError, Stats};
+use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
 
 /// Backlog asked of `listen(2)`; the kernel caps it at `net.core.somaxconn`.
 const BACKLOG: i32 = 4096;
@@ -47,14 +47,6 @@ pub(crate) fn listening_socket(addr: SocketAddr) -> io::Result<socket2::Socket> 
     sock.bind(&addr.into())?;
     sock.listen(BACKLOG)?;
     Ok(sock)
-}
-
-/// True for accept errors that mean "no descriptors or memory right now".
-fn exhausted(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
-    )
 }
 
 /// Tracks one binding's descriptor-exhaustion episode. It starts when accept, the backend dial
@@ -150,24 +142,55 @@ pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
                 continue;
             }
         };
-        Stats::add(&ctx.stats.accepted, 1);
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            Stats::add(&ctx.stats.refused, 1);
-            tracing::debug!(%peer, "connection limit reached, resetting");
-            reset(&client);
-            continue;
-        };
-        let (conn_ctx, exhaustion) = (ctx.clone(), exhaustion.clone());
-        ctx.tasks.spawn(async move {
-            Stats::add(&conn_ctx.stats.active, 1);
-            tokio::select! {
-                _ = connection(client, peer, &conn_ctx, &exhaustion, local) => {}
-                _ = conn_ctx.kill.cancelled() => {}
-            }
-            Stats::sub(&conn_ctx.stats.active, 1);
-            drop(permit);
-        });
+        admit(client, peer, &ctx, &limit, &exhaustion, local);
     }
+    // Clients the kernel already completed a handshake with believe they are connected:
+    // serve them rather than reset them with the listener.
+    let mut drained = 0usize;
+    while let Some((client, peer)) = accept_queued(&listener) {
+        admit(client, peer, &ctx, &limit, &exhaustion, local);
+        drained += 1;
+    }
+    if drained > 0 {
+        tracing::debug!(?local, drained, "served connections queued at stop");
+    }
+}
+
+/// Takes a connection from `listener`'s accept queue if one is waiting, without waiting on the
+/// runtime's readiness (which may not have seen it yet).
+fn accept_queued(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
+    let (sock, peer) = socket2::SockRef::from(listener).accept().ok()?;
+    sock.set_nonblocking(true).ok()?;
+    let stream = TcpStream::from_std(sock.into()).ok()?;
+    Some((stream, peer.as_socket()?))
+}
+
+/// Starts serving an accepted client, or resets it if the binding is at its connection limit.
+fn admit(
+    client: TcpStream,
+    peer: SocketAddr,
+    ctx: &Arc<BindingCtx>,
+    limit: &Arc<Semaphore>,
+    exhaustion: &Arc<Exhaustion>,
+    local: Option<SocketAddr>,
+) {
+    Stats::add(&ctx.stats.accepted, 1);
+    let Ok(permit) = limit.clone().try_acquire_owned() else {
+        Stats::add(&ctx.stats.refused, 1);
+        tracing::debug!(%peer, "connection limit reached, resetting");
+        reset(&client);
+        return;
+    };
+    let (conn_ctx, exhaustion) = (ctx.clone(), exhaustion.clone());
+    ctx.tasks.spawn(async move {
+        Stats::add(&conn_ctx.stats.active, 1);
+        tokio::select! {
+            _ = connection(client, peer, &conn_ctx, &exhaustion, local) => {}
+            _ = conn_ctx.kill.cancelled() => {}
+        }
+        Stats::sub(&conn_ctx.stats.active, 1);
+        drop(permit);
+    });
 }
 
 /// Dials the backend within the connect timeout and relays; a client whose backend cannot be

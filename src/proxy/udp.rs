@@ -30,7 +30,7 @@ use nix::sys::epoll::EpollEvent;
 use self::backend::{Poller, SessionSocket};
 use self::host::{Host, MAX_DATAGRAM, ReplySource};
 use self::table::{SessionTable, Token};
-use super::{BindingCtx, Proto, ProxyError, Stats};
+use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
 
 /// Datagrams taken from the host socket in one go, before other work gets a turn.
 const CLIENT_BATCH: usize = 64;
@@ -352,12 +352,4 @@ impl ServedBinding {
         Stats::sub(&self.ctx.stats.sessions, n as u64);
         tracing::debug!(local = ?self.host.local_addr().ok(), sessions = n, "udp binding closed");
     }
-}
-
-/// True for errors that mean "no descriptors or memory right now".
-fn exhausted(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
-    )
 }
