@@ -199,31 +199,65 @@ async fn execute(command: &str, publisher: &Publisher) -> String {
     }
 }
 
+/// One line of the control protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlCommand {
+    /// `add [IP] SPEC`: publish `spec` to `backend` (the `--to` address if `None`).
+    Add { backend: Option<IpAddr>, spec: PortSpec },
+    /// `remove ID`
+    Remove(BindingId),
+    /// `list`
+    List,
+}
+
+const USAGE: &str = "commands are: add [IP] SPEC, remove ID, list";
+
+impl std::str::FromStr for ControlCommand {
+    type Err = String;
+
+    fn from_str(line: &str) -> Result<ControlCommand, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let spec = |s: &str| PortSpec::parse(s).map_err(|e| e.to_string());
+        match words.as_slice() {
+            ["add", s] => Ok(ControlCommand::Add { backend: None, spec: spec(s)? }),
+            ["add", ip, s] => {
+                let ip = ip.parse().map_err(|_| format!("invalid IP address: {ip}"))?;
+                Ok(ControlCommand::Add { backend: Some(ip), spec: spec(s)? })
+            }
+            ["remove", id] => id
+                .parse::<u64>()
+                .map(|id| ControlCommand::Remove(BindingId::from(id)))
+                .map_err(|_| format!("invalid binding id: {id}")),
+            ["list"] => Ok(ControlCommand::List),
+            [] => Err(format!("empty command; {USAGE}")),
+            [other, ..] => Err(format!("invalid command {other:?}; {USAGE}")),
+        }
+    }
+}
+
+impl std::fmt::Display for ControlCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlCommand::Add { backend: Some(ip), spec } => write!(f, "add {ip} {spec}"),
+            ControlCommand::Add { backend: None, spec } => write!(f, "add {spec}"),
+            ControlCommand::Remove(id) => write!(f, "remove {id}"),
+            ControlCommand::List => f.write_str("list"),
+        }
+    }
+}
+
 async fn run_command(command: &str, publisher: &Publisher) -> Result<Vec<String>, String> {
-    let words: Vec<&str> = command.split_whitespace().collect();
     let line = |info: &BindingInfo| format!("{} {}", info.id, published(info));
-    match words.as_slice() {
-        ["add", spec] | ["add", _, spec] => {
-            let backend = match words.as_slice() {
-                ["add", ip, _] => ip.parse().map_err(|_| format!("invalid IP address: {ip}"))?,
-                _ => publisher.default_backend,
-            };
-            let spec = PortSpec::parse(spec).map_err(|e| e.to_string())?;
+    match command.parse::<ControlCommand>()? {
+        ControlCommand::Add { backend, spec } => {
+            let backend = backend.unwrap_or(publisher.default_backend);
             Ok(publisher.publish(&spec, backend)?.iter().map(line).collect())
         }
-        ["remove", id] => {
-            let id = id.parse::<u64>().map_err(|_| format!("invalid binding id: {id}"))?;
-            let known = publisher.proxy.list().into_iter().find(|b| b.id == BindingId::from(id));
-            match known {
-                Some(info) if publisher.proxy.remove(info.id).await => Ok(vec![]),
-                _ => Err(format!("no such binding: {id}")),
-            }
-        }
-        ["list"] => Ok(publisher.proxy.list().iter().map(line).collect()),
-        [] => Err("empty command; commands are: add [IP] SPEC, remove ID, list".into()),
-        [other, ..] => {
-            Err(format!("unknown command {other:?}; commands are: add [IP] SPEC, remove ID, list"))
-        }
+        ControlCommand::Remove(id) => match publisher.proxy.remove(id).await {
+            true => Ok(vec![]),
+            false => Err(format!("no such binding: {id}")),
+        },
+        ControlCommand::List => Ok(publisher.proxy.list().iter().map(line).collect()),
     }
 }
 
@@ -260,5 +294,33 @@ pub fn ctl(socket: &Path, command: &[String]) -> ExitCode {
             eprintln!("cproxy: {}: {e}", socket.display());
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<ControlCommand, String> {
+        line.parse()
+    }
+
+    #[test]
+    fn commands_parse_and_display_back() {
+        for line in ["add 127.0.0.1:8080:80/tcp", "add ::1 [::1]::80/udp", "remove 7", "list"] {
+            let cmd = parse(line).unwrap();
+            assert_eq!(parse(&cmd.to_string()).unwrap(), cmd, "{line}");
+        }
+        assert_eq!(parse("  list  "), Ok(ControlCommand::List));
+    }
+
+    #[test]
+    fn bad_commands_are_explained() {
+        assert_eq!(parse("remove x").unwrap_err(), "invalid binding id: x");
+        assert_eq!(parse("add nope 80").unwrap_err(), "invalid IP address: nope");
+        assert!(parse("add 80:99999").unwrap_err().starts_with("invalid containerPort"));
+        assert!(parse("").unwrap_err().starts_with("empty command"));
+        assert!(parse("list extra").unwrap_err().starts_with("invalid command"));
+        assert!(parse("frob").unwrap_err().contains("add [IP] SPEC"));
     }
 }

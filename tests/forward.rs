@@ -214,7 +214,7 @@ fn control_errors_are_docker_worded_and_keep_the_session_usable() {
         [format!("error: Bind for 127.0.0.1:{port} failed: port is already allocated")]
     );
     assert!(fwd.ctl("add 80:99999")[0].starts_with("error: invalid containerPort"));
-    assert!(fwd.ctl("frobnicate")[0].starts_with("error: unknown command"));
+    assert!(fwd.ctl("frobnicate")[0].starts_with("error: invalid command"));
     assert_eq!(fwd.ctl("list").len(), 2);
 }
 
