@@ -262,3 +262,25 @@ fn shutdown_lets_in_flight_transfers_finish_within_grace() {
     assert_eq!(got, sender.join().unwrap());
     tp.rt.block_on(stopping).unwrap();
 }
+
+#[test]
+fn idle_timeout_closes_silent_connections_and_spares_busy_ones() {
+    let idle = Duration::from_millis(500);
+    let tp = TestProxy::new(Config { tcp_idle_timeout: Some(idle), ..Config::default() });
+    let target = tp.forward("127.0.0.1", echo_server("127.0.0.1"));
+    let silent = TcpStream::connect(target).unwrap();
+    let mut busy = TcpStream::connect(target).unwrap();
+    let started = Instant::now();
+    // Keep one connection busy for three idle periods.
+    while started.elapsed() < idle * 3 {
+        busy.write_all(b"x").unwrap();
+        let mut one = [0u8; 1];
+        busy.read_exact(&mut one).unwrap();
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(closed_within(silent, Duration::from_secs(5)), "silent connection was not closed");
+    busy.write_all(b"y").unwrap();
+    let mut one = [0u8; 1];
+    busy.read_exact(&mut one).unwrap();
+    assert_eq!(&one, b"y", "busy connection was closed as idle");
+}
