@@ -1,6 +1,8 @@
 //! Shared test fixtures: a proxy in its own runtime, loopback peers, and a streaming checksum.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod process;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread;
@@ -61,11 +63,21 @@ impl Pattern {
 
     pub fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            chunk.copy_from_slice(&self.0.to_le_bytes()[..chunk.len()]);
+            chunk.copy_from_slice(&self.next_u64().to_le_bytes()[..chunk.len()]);
         }
+    }
+
+    /// The next 8 bytes of the stream, as a number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (`n` > 0), for picking what to do next.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
     }
 }
 
@@ -116,8 +128,9 @@ pub fn bidirectional_transfer(listener: TcpListener, target: SocketAddr, len: u6
     assert_eq!(client_got, server_sent, "client must receive exactly what the backend sent");
 }
 
-/// Sends `len` bytes of `Pattern(seed)` then half-closes, while reading the peer to its end.
-fn exchange(conn: TcpStream, seed: u64, len: u64) -> io::Result<(Sum, Sum)> {
+/// Sends `len` bytes of `Pattern(seed)` then half-closes, while reading the peer to its end;
+/// returns the checksums of what was sent and what was read.
+pub fn exchange(conn: TcpStream, seed: u64, len: u64) -> io::Result<(Sum, Sum)> {
     let mut writer = conn.try_clone()?;
     let sender = thread::spawn(move || -> io::Result<Sum> {
         let sum = send_pattern(&mut writer, seed, len)?;
