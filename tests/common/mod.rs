@@ -4,8 +4,9 @@
 pub mod process;
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::thread;
+use std::time::Duration;
 
 use cproxy::proxy::{Binding, BindingInfo, Config, Proto, Proxy};
 
@@ -175,4 +176,31 @@ pub fn echo_via(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
     let mut got = Vec::new();
     c.read_to_end(&mut got).expect("read");
     got
+}
+
+/// A blocking UDP echo server on `ip` that answers each datagram with the same bytes. Runs until
+/// the process ends.
+pub fn udp_echo_server(ip: &str) -> SocketAddr {
+    let socket = UdpSocket::bind((ip, 0)).expect("bind udp echo");
+    let addr = socket.local_addr().expect("addr");
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..n], peer);
+        }
+    });
+    addr
+}
+
+/// Sends `msg` to `addr` from a fresh UDP socket; returns the reply, which must come from
+/// `addr` within 5 s.
+pub fn udp_echo_via(addr: SocketAddr, msg: &[u8]) -> io::Result<Vec<u8>> {
+    let client = UdpSocket::bind(SocketAddr::new(addr.ip(), 0))?;
+    client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    client.send_to(msg, addr)?;
+    let mut buf = vec![0u8; 65536];
+    let (n, from) = client.recv_from(&mut buf)?;
+    assert_eq!(from, addr, "the reply must come from the address the request went to");
+    buf.truncate(n);
+    Ok(buf)
 }
