@@ -6,14 +6,13 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::process::{CPROXY, ProxyProcess, host_of};
 use common::{TestProxy, echo_server, echo_via, recv_sum, send_pattern};
 use cproxy::proxy::{Config, Proto};
-
-const CPROXY: &str = env!("CARGO_BIN_EXE_cproxy");
 
 /// Lets this test process hold a few thousand sockets whatever the shell's limit.
 fn raise_fd_limit(want: u64) {
@@ -75,10 +74,9 @@ fn removing_one_binding_leaves_transfers_on_others_undisturbed() {
     }
 }
 
-/// A `cproxy forward` process; killed on drop.
+/// A `cproxy forward` process with a control socket; killed on drop.
 struct Forward {
-    child: Child,
-    stdout: BufReader<std::process::ChildStdout>,
+    process: ProxyProcess,
     control: std::path::PathBuf,
     _dir: TempDir,
 }
@@ -111,23 +109,11 @@ impl Forward {
     fn start(args: &[&str], n: usize) -> (Forward, Vec<String>) {
         let dir = TempDir::new();
         let control = dir.0.join("control.sock");
-        let mut child = Command::new(CPROXY)
-            .arg("forward")
-            .args(args)
-            .arg("--control")
-            .arg(&control)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut lines = Vec::new();
-        for _ in 0..n {
-            let mut line = String::new();
-            stdout.read_line(&mut line).unwrap();
-            lines.push(line.trim_end().to_string());
-        }
-        (Forward { child, stdout, control, _dir: dir }, lines)
+        let control_arg = control.to_str().unwrap();
+        let all: Vec<&str> = args.iter().copied().chain(["--control", control_arg]).collect();
+        let process = ProxyProcess::forward(&all, n);
+        let lines = process.published.clone();
+        (Forward { process, control, _dir: dir }, lines)
     }
 
     /// Sends one control command; returns the reply lines (the final `ok`/`error` included).
@@ -138,20 +124,6 @@ impl Forward {
         s.shutdown(Shutdown::Write).unwrap();
         BufReader::new(s).lines().map(Result::unwrap).collect()
     }
-}
-
-impl Drop for Forward {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let mut rest = String::new();
-        let _ = self.stdout.read_to_string(&mut rest);
-    }
-}
-
-/// The host address of a `docker port` line such as `80/tcp -> 127.0.0.1:5001`.
-fn host_of(line: &str) -> SocketAddr {
-    line.rsplit(" -> ").next().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -236,7 +208,7 @@ fn forward_drains_on_sigterm_and_removes_its_control_socket() {
     let mut c = TcpStream::connect(host_of(&lines[0])).unwrap();
     c.write_all(b"a").unwrap();
     // SAFETY: kill on our own child.
-    unsafe { libc::kill(fwd.child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(fwd.process.pid() as i32, libc::SIGTERM) };
     c.write_all(b"b").unwrap();
     c.shutdown(Shutdown::Write).unwrap();
     let mut got = String::new();
@@ -244,7 +216,7 @@ fn forward_drains_on_sigterm_and_removes_its_control_socket() {
     assert_eq!(got, "ab");
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(s) = fwd.child.try_wait().unwrap() {
+        if let Some(s) = fwd.process.child.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "forward did not exit after draining");

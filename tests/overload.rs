@@ -4,95 +4,14 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::echo_server;
-
-const CPROXY: &str = env!("CARGO_BIN_EXE_cproxy");
-
-/// A running cproxy process forwarding 127.0.0.1:`port` to a backend; killed on drop.
-struct ProxyProcess {
-    child: Child,
-    port: u16,
-}
-
-impl ProxyProcess {
-    /// Starts cproxy with at most `nofile` descriptors (soft and hard limit), if given, and
-    /// waits until it accepts connections.
-    fn start(backend: SocketAddr, nofile: Option<u64>, extra: &[&str]) -> ProxyProcess {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut cmd = Command::new(CPROXY);
-        cmd.args(["-host-ip", "127.0.0.1", "-host-port", &port.to_string()])
-            .args(["-container-ip", &backend.ip().to_string()])
-            .args(["-container-port", &backend.port().to_string()])
-            .args(extra)
-            .env("CPROXY_LOG", "warn")
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(n) = nofile {
-            let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
-            // SAFETY: setrlimit is async-signal-safe and reads a valid struct.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        let child = cmd.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        // Standalone mode has no readiness pipe: the port answering is the signal.
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "cproxy did not start listening");
-            thread::sleep(Duration::from_millis(5));
-        }
-        ProxyProcess { child, port }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// CPU time (user + system) the process has used, in clock ticks.
-    fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-    }
-
-    /// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
-    fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-
-    fn stop(mut self) -> String {
-        // SAFETY: kill on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
-        let _ = self.child.wait();
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        err
-    }
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::process::ProxyProcess;
 
 fn echo_roundtrip(port: u16) -> std::io::Result<()> {
     let mut c = TcpStream::connect(("127.0.0.1", port))?;

@@ -1,28 +1,20 @@
 //! The `cproxy` binary with `-proto udp`, driven as dockerd drives docker-proxy: the fd-3 status
 //! pipe, `-use-listen-fd` with a bound UDP socket on fd 4, and SIGTERM.
 
+mod common;
+
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::Duration;
 
-const CPROXY: &str = env!("CARGO_BIN_EXE_cproxy");
+use common::process::CPROXY;
+use common::{udp_echo_server, udp_echo_via};
 
-/// A blocking UDP echo server on 127.0.0.1 that lives as long as the test process.
-fn echo_backend() -> io::Result<SocketAddr> {
-    let socket = UdpSocket::bind("127.0.0.1:0")?;
-    let addr = socket.local_addr()?;
-    thread::spawn(move || {
-        let mut buf = vec![0u8; 65536];
-        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
-            let _ = socket.send_to(&buf[..n], peer);
-        }
-    });
-    Ok(addr)
+fn localhost(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// The read end (ours) and write end (the child's fd 3) of a close-on-exec pipe.
@@ -84,17 +76,6 @@ fn udp_args(host_port: Option<u16>, backend: SocketAddr) -> Vec<String> {
     args.into_iter().map(String::from).collect()
 }
 
-fn echo_through(port: u16, msg: &[u8]) -> io::Result<Vec<u8>> {
-    let client = UdpSocket::bind("127.0.0.1:0")?;
-    client.set_read_timeout(Some(Duration::from_secs(5)))?;
-    client.send_to(msg, ("127.0.0.1", port))?;
-    let mut buf = vec![0u8; 65536];
-    let (n, from) = client.recv_from(&mut buf)?;
-    assert_eq!(from, SocketAddr::from(([127, 0, 0, 1], port)));
-    buf.truncate(n);
-    Ok(buf)
-}
-
 /// Sends SIGTERM and waits; true if the child exited with success.
 fn terminate(mut child: Child) -> io::Result<bool> {
     // SAFETY: kill with the pid of a child we spawned and have not reaped.
@@ -104,20 +85,20 @@ fn terminate(mut child: Child) -> io::Result<bool> {
 
 #[test]
 fn reports_ready_on_fd3_forwards_udp_and_exits_0_on_sigterm() -> io::Result<()> {
-    let backend = echo_backend()?;
+    let backend = udp_echo_server("127.0.0.1");
     let port = UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
     let (read, write) = status_pipe()?;
     let child = spawn(&udp_args(Some(port), backend), &[&write])?;
     drop(write);
     assert_eq!(status(read)?, "0\n");
-    assert_eq!(echo_through(port, b"over udp")?, b"over udp");
+    assert_eq!(udp_echo_via(localhost(port), b"over udp")?, b"over udp");
     assert!(terminate(child)?);
     Ok(())
 }
 
 #[test]
 fn serves_the_udp_socket_passed_on_fd4_with_use_listen_fd() -> io::Result<()> {
-    let backend = echo_backend()?;
+    let backend = udp_echo_server("127.0.0.1");
     let bound = UdpSocket::bind("127.0.0.1:0")?;
     let port = bound.local_addr()?.port();
     let bound = OwnedFd::from(bound);
@@ -127,7 +108,7 @@ fn serves_the_udp_socket_passed_on_fd4_with_use_listen_fd() -> io::Result<()> {
     let child = spawn(&args, &[&write, &bound])?;
     drop((write, bound));
     assert_eq!(status(read)?, "0\n");
-    assert_eq!(echo_through(port, b"adopted")?, b"adopted");
+    assert_eq!(udp_echo_via(localhost(port), b"adopted")?, b"adopted");
     assert!(terminate(child)?);
     Ok(())
 }

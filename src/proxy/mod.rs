@@ -27,6 +27,9 @@ use tokio_util::task::TaskTracker;
 pub use error::ProxyError;
 pub use relay::RelayMode;
 pub(crate) use tcp::listening_socket as tcp_listening_socket;
+/// The UDP session table, for `benches/udp_table.rs`: not part of the API.
+#[doc(hidden)]
+pub use udp::table as udp_table;
 
 /// Transport protocol of a binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -18,7 +18,7 @@
 
 mod backend;
 mod host;
-mod table;
+pub mod table;
 
 use std::io;
 use std::net::SocketAddr;

@@ -1,9 +1,12 @@
 //! Shared test fixtures: a proxy in its own runtime, loopback peers, and a streaming checksum.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod process;
+
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::thread;
+use std::time::Duration;
 
 use cproxy::proxy::{Binding, BindingInfo, Config, Proto, Proxy};
 
@@ -61,11 +64,21 @@ impl Pattern {
 
     pub fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            chunk.copy_from_slice(&self.0.to_le_bytes()[..chunk.len()]);
+            chunk.copy_from_slice(&self.next_u64().to_le_bytes()[..chunk.len()]);
         }
+    }
+
+    /// The next 8 bytes of the stream, as a number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (`n` > 0), for picking what to do next.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
     }
 }
 
@@ -116,8 +129,9 @@ pub fn bidirectional_transfer(listener: TcpListener, target: SocketAddr, len: u6
     assert_eq!(client_got, server_sent, "client must receive exactly what the backend sent");
 }
 
-/// Sends `len` bytes of `Pattern(seed)` then half-closes, while reading the peer to its end.
-fn exchange(conn: TcpStream, seed: u64, len: u64) -> io::Result<(Sum, Sum)> {
+/// Sends `len` bytes of `Pattern(seed)` then half-closes, while reading the peer to its end;
+/// returns the checksums of what was sent and what was read.
+pub fn exchange(conn: TcpStream, seed: u64, len: u64) -> io::Result<(Sum, Sum)> {
     let mut writer = conn.try_clone()?;
     let sender = thread::spawn(move || -> io::Result<Sum> {
         let sum = send_pattern(&mut writer, seed, len)?;
@@ -162,4 +176,31 @@ pub fn echo_via(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
     let mut got = Vec::new();
     c.read_to_end(&mut got).expect("read");
     got
+}
+
+/// A blocking UDP echo server on `ip` that answers each datagram with the same bytes. Runs until
+/// the process ends.
+pub fn udp_echo_server(ip: &str) -> SocketAddr {
+    let socket = UdpSocket::bind((ip, 0)).expect("bind udp echo");
+    let addr = socket.local_addr().expect("addr");
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..n], peer);
+        }
+    });
+    addr
+}
+
+/// Sends `msg` to `addr` from a fresh UDP socket; returns the reply, which must come from
+/// `addr` within 5 s.
+pub fn udp_echo_via(addr: SocketAddr, msg: &[u8]) -> io::Result<Vec<u8>> {
+    let client = UdpSocket::bind(SocketAddr::new(addr.ip(), 0))?;
+    client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    client.send_to(msg, addr)?;
+    let mut buf = vec![0u8; 65536];
+    let (n, from) = client.recv_from(&mut buf)?;
+    assert_eq!(from, addr, "the reply must come from the address the request went to");
+    buf.truncate(n);
+    Ok(buf)
 }

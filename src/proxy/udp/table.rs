@@ -6,6 +6,9 @@
 //! slots. Lookup, touch, insert, eviction and expiry are all O(1) (the map's expected O(1)); no
 //! operation scans the table. The map keeps std's randomly keyed hasher: its keys are chosen by
 //! whoever sends datagrams, and a predictable hash would let them collide on purpose.
+//!
+//! Public only so that `benches/udp_table.rs` can measure it (as `cproxy::proxy::udp_table`,
+//! hidden from the docs); it is not part of cproxy's API.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,31 +20,31 @@ const NIL: u32 = u32::MAX;
 /// Names one session: its slot and the slot's generation, so that a stale token (say, from a
 /// readiness event of a session closed since) never reaches the session that reuses the slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Token {
+pub struct Token {
     index: u32,
     generation: u32,
 }
 
 impl Token {
     /// Packs the token into the 64 bits an epoll event carries.
-    pub(crate) fn to_u64(self) -> u64 {
+    pub fn to_u64(self) -> u64 {
         (u64::from(self.generation) << 32) | u64::from(self.index)
     }
 
     /// Unpacks a token packed by [`Token::to_u64`].
-    pub(crate) fn from_u64(v: u64) -> Token {
+    pub fn from_u64(v: u64) -> Token {
         Token { index: v as u32, generation: (v >> 32) as u32 }
     }
 }
 
 /// A live session as the table holds it.
-pub(crate) struct Entry<V> {
+pub struct Entry<V> {
     /// The client the session serves.
-    pub(crate) client: SocketAddr,
+    pub client: SocketAddr,
     /// Last datagram in either direction.
     last_active: Instant,
     /// What the binding keeps per session (its backend socket, the reply source).
-    pub(crate) value: V,
+    pub value: V,
 }
 
 struct Slot<V> {
@@ -54,7 +57,7 @@ struct Slot<V> {
 }
 
 /// At most `capacity` sessions, by client address, in least-recently-used order.
-pub(crate) struct SessionTable<V> {
+pub struct SessionTable<V> {
     slots: Vec<Slot<V>>,
     /// Slots without a session, reused before the slab grows.
     free: Vec<u32>,
@@ -68,7 +71,7 @@ pub(crate) struct SessionTable<V> {
 
 impl<V> SessionTable<V> {
     /// An empty table for at most `capacity` sessions (at least one). Memory grows with use.
-    pub(crate) fn new(capacity: usize) -> SessionTable<V> {
+    pub fn new(capacity: usize) -> SessionTable<V> {
         SessionTable {
             slots: Vec::new(),
             free: Vec::new(),
@@ -80,23 +83,28 @@ impl<V> SessionTable<V> {
     }
 
     /// Sessions in the table.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.by_client.len()
     }
 
+    /// True when the table holds no session.
+    pub fn is_empty(&self) -> bool {
+        self.by_client.is_empty()
+    }
+
     /// True when a new session needs an old one evicted first.
-    pub(crate) fn is_full(&self) -> bool {
+    pub fn is_full(&self) -> bool {
         self.len() >= self.capacity
     }
 
     /// The session of `client`, if it has one.
-    pub(crate) fn lookup(&self, client: &SocketAddr) -> Option<Token> {
+    pub fn lookup(&self, client: &SocketAddr) -> Option<Token> {
         let index = *self.by_client.get(client)?;
         Some(Token { index, generation: self.slots[index as usize].generation })
     }
 
     /// The session `token` names, unless it has been removed since.
-    pub(crate) fn get(&self, token: Token) -> Option<&Entry<V>> {
+    pub fn get(&self, token: Token) -> Option<&Entry<V>> {
         let slot = self.slots.get(token.index as usize)?;
         if slot.generation != token.generation {
             return None;
@@ -105,7 +113,7 @@ impl<V> SessionTable<V> {
     }
 
     /// Like [`get`](Self::get), for changing the session's value.
-    pub(crate) fn get_mut(&mut self, token: Token) -> Option<&mut Entry<V>> {
+    pub fn get_mut(&mut self, token: Token) -> Option<&mut Entry<V>> {
         let slot = self.slots.get_mut(token.index as usize)?;
         if slot.generation != token.generation {
             return None;
@@ -114,7 +122,7 @@ impl<V> SessionTable<V> {
     }
 
     /// Records activity on a session: it becomes the most recently used.
-    pub(crate) fn touch(&mut self, token: Token, now: Instant) {
+    pub fn touch(&mut self, token: Token, now: Instant) {
         let Some(entry) = self.get_mut(token) else { return };
         entry.last_active = now;
         self.unlink(token.index);
@@ -123,12 +131,7 @@ impl<V> SessionTable<V> {
 
     /// Adds a session for `client` as the most recently used. Gives `value` back if the table is
     /// full (evict first) or `client` already has a session.
-    pub(crate) fn insert(
-        &mut self,
-        client: SocketAddr,
-        value: V,
-        now: Instant,
-    ) -> Result<Token, V> {
+    pub fn insert(&mut self, client: SocketAddr, value: V, now: Instant) -> Result<Token, V> {
         if self.is_full() || self.by_client.contains_key(&client) {
             return Err(value);
         }
@@ -150,31 +153,31 @@ impl<V> SessionTable<V> {
     }
 
     /// Removes the session `token` names, if it is still there.
-    pub(crate) fn remove(&mut self, token: Token) -> Option<(SocketAddr, V)> {
+    pub fn remove(&mut self, token: Token) -> Option<(SocketAddr, V)> {
         self.get(token)?;
         self.take(token.index)
     }
 
     /// Removes the least recently used session.
-    pub(crate) fn pop_lru(&mut self) -> Option<(SocketAddr, V)> {
+    pub fn pop_lru(&mut self) -> Option<(SocketAddr, V)> {
         if self.tail == NIL { None } else { self.take(self.tail) }
     }
 
     /// Removes the least recently used session if it has been idle for `idle` at `now`.
-    pub(crate) fn pop_expired(&mut self, now: Instant, idle: Duration) -> Option<(SocketAddr, V)> {
+    pub fn pop_expired(&mut self, now: Instant, idle: Duration) -> Option<(SocketAddr, V)> {
         let due = self.next_expiry(idle)?;
         if due <= now { self.take(self.tail) } else { None }
     }
 
     /// When the least recently used session will have been idle for `idle`; `None` if the
     /// table is empty (or the instant is past what `Instant` can represent).
-    pub(crate) fn next_expiry(&self, idle: Duration) -> Option<Instant> {
+    pub fn next_expiry(&self, idle: Duration) -> Option<Instant> {
         let entry = self.slots.get(self.tail as usize)?.entry.as_ref()?;
         entry.last_active.checked_add(idle)
     }
 
     /// Removes every session, least recently used first.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (SocketAddr, V)> + '_ {
+    pub fn drain(&mut self) -> impl Iterator<Item = (SocketAddr, V)> + '_ {
         std::iter::from_fn(|| self.pop_lru())
     }
 

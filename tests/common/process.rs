@@ -1,0 +1,195 @@
+//! cproxy run as a child process, as dockerd or a user runs it, so that its descriptors and
+//! memory can be limited and read from /proc; killed when dropped.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const CPROXY: &str = env!("CARGO_BIN_EXE_cproxy");
+
+/// A running cproxy; killed on drop.
+pub struct ProxyProcess {
+    pub child: Child,
+    /// Host port of the first binding: what a docker-proxy style proxy serves.
+    pub port: u16,
+    /// The `docker port` lines `cproxy forward` printed, one per binding (none in docker-proxy
+    /// mode, which prints nothing).
+    pub published: Vec<String>,
+    /// Kept open so that the proxy never writes to a closed pipe.
+    stdout: Option<BufReader<ChildStdout>>,
+    /// Everything the proxy logged, read as it comes so a chatty proxy never blocks on a full
+    /// pipe.
+    log: Arc<Mutex<String>>,
+    log_reader: Option<JoinHandle<()>>,
+}
+
+/// A process's open descriptors by kind, from /proc/PID/fd.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fds {
+    pub sockets: usize,
+    pub pipes: usize,
+    /// Everything else: epoll and event descriptors, /dev/null, files.
+    pub other: usize,
+}
+
+impl Fds {
+    pub fn total(&self) -> usize {
+        self.sockets + self.pipes + self.other
+    }
+}
+
+impl ProxyProcess {
+    /// Starts cproxy as docker-proxy, forwarding 127.0.0.1 (a free port) to `backend`, with at
+    /// most `nofile` descriptors (soft and hard limit) if given, and waits until it accepts
+    /// connections.
+    pub fn start(backend: SocketAddr, nofile: Option<u64>, extra: &[&str]) -> ProxyProcess {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cmd = Command::new(CPROXY);
+        cmd.args(["-host-ip", "127.0.0.1", "-host-port", &port.to_string()])
+            .args(["-container-ip", &backend.ip().to_string()])
+            .args(["-container-port", &backend.port().to_string()])
+            .args(extra);
+        if let Some(n) = nofile {
+            let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
+            // SAFETY: setrlimit is async-signal-safe and reads a valid struct.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut proxy = ProxyProcess::spawn(cmd);
+        proxy.port = port;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Standalone mode has no readiness pipe: the port answering is the signal.
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "cproxy did not start listening");
+            thread::sleep(Duration::from_millis(5));
+        }
+        proxy
+    }
+
+    /// Starts `cproxy forward ARGS` and waits for the `bindings` lines it prints once it
+    /// forwards (its readiness signal).
+    pub fn forward(args: &[&str], bindings: usize) -> ProxyProcess {
+        let mut cmd = Command::new(CPROXY);
+        cmd.arg("forward").args(args);
+        let mut proxy = ProxyProcess::spawn(cmd);
+        let Some(stdout) = proxy.stdout.as_mut() else { unreachable!("stdout is piped") };
+        for _ in 0..bindings {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            assert!(!line.is_empty(), "cproxy forward exited early: {}", proxy.log());
+            proxy.published.push(line.trim_end().to_string());
+        }
+        if let Some(first) = proxy.published.first() {
+            proxy.port = host_of(first).port();
+        }
+        proxy
+    }
+
+    fn spawn(mut cmd: Command) -> ProxyProcess {
+        cmd.env("CPROXY_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().map(BufReader::new);
+        let log = Arc::new(Mutex::new(String::new()));
+        let log_reader = child.stderr.take().map(|mut stderr| {
+            let log = log.clone();
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                    log.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            })
+        });
+        ProxyProcess { child, port: 0, published: Vec::new(), stdout, log, log_reader }
+    }
+
+    /// The host address of the `i`th binding `cproxy forward` printed.
+    pub fn host(&self, i: usize) -> SocketAddr {
+        host_of(&self.published[i])
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True while the process has not exited.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// What the proxy has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// CPU time (user + system) the process has used, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+
+    /// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// The process's open descriptors, by kind.
+    pub fn fds(&self) -> Fds {
+        let mut fds = Fds::default();
+        for entry in std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap() {
+            // A descriptor closed while the directory is read is simply not counted.
+            let Ok(target) = entry.and_then(|e| std::fs::read_link(e.path())) else { continue };
+            let target = target.to_string_lossy();
+            if target.starts_with("socket:") {
+                fds.sockets += 1;
+            } else if target.starts_with("pipe:") {
+                fds.pipes += 1;
+            } else {
+                fds.other += 1;
+            }
+        }
+        fds
+    }
+
+    /// Kills the proxy; returns everything it logged.
+    pub fn stop(mut self) -> String {
+        self.kill();
+        self.log()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The pipe closed with the process: the reader has seen all there was.
+        if let Some(reader) = self.log_reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The host address of a `docker port` line such as `80/tcp -> 127.0.0.1:5001`.
+pub fn host_of(line: &str) -> SocketAddr {
+    line.rsplit(" -> ").next().unwrap().parse().unwrap()
+}
