@@ -14,25 +14,8 @@ use common::process::{CPROXY, ProxyProcess, host_of};
 use common::{TestProxy, echo_server, echo_via, recv_sum, send_pattern};
 use cproxy::proxy::{Config, Proto};
 
-/// Lets this test process hold a few thousand sockets whatever the shell's limit.
-fn raise_fd_limit(want: u64) {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_max = lim.rlim_max.max(want); // Allowed as root; otherwise ignored below.
-        lim.rlim_cur = lim.rlim_max;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 #[test]
 fn a_thousand_bindings_in_one_process_each_forward_to_their_own_backend() {
-    raise_fd_limit(8192);
     let tp = TestProxy::new(Config::default());
     // Ten backends, so a binding that forwards to the wrong one is caught.
     let backends: Vec<SocketAddr> = (0..10).map(|_| echo_server("127.0.0.1")).collect();

@@ -18,7 +18,7 @@ const MIB: u64 = 1 << 20;
 /// Moves `len` bytes each way through a fresh proxy; returns the binding's counters after.
 fn transfer_through(config: Config, host_ip: &str, backend_ip: &str, len: u64) -> Arc<Stats> {
     let tp = TestProxy::new(config);
-    let backend = TcpListener::bind((backend_ip, 0)).unwrap();
+    let backend = common::listen(backend_ip);
     let info = tp.add(Proto::Tcp, host_ip, backend.local_addr().unwrap());
     bidirectional_transfer(backend, info.local, len);
     let stats = tp.proxy.stats(info.id).unwrap();
@@ -79,7 +79,7 @@ fn wildcard_host_ips_accept_loopback_clients() {
 #[test]
 fn half_close_from_client_still_delivers_the_full_reply() {
     let tp = TestProxy::new(Config::default());
-    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = common::listen("127.0.0.1");
     let target = tp.forward("127.0.0.1", backend.local_addr().unwrap());
     let server = thread::spawn(move || {
         let (mut conn, _) = backend.accept().unwrap();
@@ -170,7 +170,7 @@ fn unanswered_backend_dial_times_out_and_closes_the_client() {
 #[test]
 fn backend_reset_mid_stream_resets_the_client_and_others_carry_on() {
     let tp = TestProxy::new(Config::default());
-    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = common::listen("127.0.0.1");
     let target = tp.forward("127.0.0.1", backend.local_addr().unwrap());
     let mut victim = TcpStream::connect(target).unwrap();
     let (mut doomed, _) = backend.accept().unwrap();
@@ -233,7 +233,7 @@ fn removing_a_binding_frees_its_port_and_spares_the_others() {
 #[test]
 fn shutdown_lets_in_flight_transfers_finish_within_grace() {
     let tp = TestProxy::new(Config::default());
-    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = common::listen("127.0.0.1");
     let target = tp.forward("127.0.0.1", backend.local_addr().unwrap());
     let mut client = TcpStream::connect(target).unwrap();
     let (mut server, _) = backend.accept().unwrap();

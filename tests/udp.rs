@@ -202,8 +202,9 @@ async fn replies_leave_from_the_address_the_client_sent_to_on_a_wildcard_binding
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backend_that_is_down_costs_datagrams_not_the_session_and_service_resumes()
 -> io::Result<()> {
-    // A port with nobody on it, for now.
-    let backend_addr = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
+    // A port with nobody on it, for now: on 127.0.0.3, because the flood test running beside
+    // this one binds thousands of ephemeral ports on 127.0.0.1 and could take it.
+    let backend_addr = std::net::UdpSocket::bind("127.0.0.3:0")?.local_addr()?;
     let (proxy, info) = forward(Config::default(), "127.0.0.1", backend_addr);
     let s = stats(&proxy, &info);
     let c = client("127.0.0.1").await?;

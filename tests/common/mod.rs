@@ -18,6 +18,8 @@ pub struct TestProxy {
 
 impl TestProxy {
     pub fn new(config: Config) -> TestProxy {
+        // The proxy's sockets and pipes live in this process, next to the test's own.
+        raise_fd_limit(16_384);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -147,7 +149,7 @@ pub fn exchange(conn: TcpStream, seed: u64, len: u64) -> io::Result<(Sum, Sum)> 
 /// A TCP echo server on 127.0.0.1 (or `ip`) that echoes each connection until EOF, then
 /// closes it. Runs until the process ends.
 pub fn echo_server(ip: &str) -> SocketAddr {
-    let listener = TcpListener::bind((ip, 0)).expect("bind echo");
+    let listener = listen(ip);
     let addr = listener.local_addr().expect("addr");
     thread::spawn(move || {
         for conn in listener.incoming() {
@@ -203,4 +205,33 @@ pub fn udp_echo_via(addr: SocketAddr, msg: &[u8]) -> io::Result<Vec<u8>> {
     assert_eq!(from, addr, "the reply must come from the address the request went to");
     buf.truncate(n);
     Ok(buf)
+}
+
+/// A listener on a fresh port of `ip` with a backlog as deep as the proxy's own: std's default of 128 drops
+/// SYNs when the proxy dials hundreds of connections at once, and their retries (1 s, 3 s, 7 s)
+/// can outlast the connect timeout on a loaded machine.
+pub fn listen(ip: &str) -> TcpListener {
+    let addr = SocketAddr::new(ip.parse().expect("listen address"), 0);
+    let sock =
+        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)
+            .expect("socket");
+    sock.bind(&addr.into()).expect("bind");
+    sock.listen(4096).expect("listen");
+    sock.into()
+}
+
+/// Lets this test process hold `want` descriptors (the soft limit up to the hard one, and the
+/// hard one up to `want` where allowed, as for root), whatever the shell's limit is.
+pub fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        let wanted =
+            libc::rlimit { rlim_cur: lim.rlim_max.max(want), rlim_max: lim.rlim_max.max(want) };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
