@@ -67,7 +67,7 @@ pub fn run(settings: &Settings) -> Result<Results, String> {
     for (figure, streams) in [(Figure::Tcp1, 1), (Figure::TcpN, settings.streams)] {
         for round in 0..settings.rounds {
             for slot in &mut slots {
-                let Some(peer) = &slot.peer else { continue };
+                let Some(peer) = measurable(&slot.peer) else { continue };
                 let r = bulk::run(peer.tcp, streams, settings.window, &backends, peer.tcp_pid);
                 let what =
                     format!("{} round {}/{}", label(figure, settings), round + 1, settings.rounds);
@@ -97,7 +97,7 @@ pub fn run(settings: &Settings) -> Result<Results, String> {
         }
     }
     for slot in slots.iter_mut() {
-        let Some(peer) = &slot.peer else { continue };
+        let Some(peer) = measurable(&slot.peer) else { continue };
         let cell = match peer.tcp_pid {
             None => Cell::NotApplicable("no proxy process".into()),
             Some(_) if slot.bulk_bytes == 0 => Cell::Failed("no bulk run succeeded".into()),
@@ -106,7 +106,7 @@ pub fn run(settings: &Settings) -> Result<Results, String> {
         slot.result.cells.insert(Figure::CpuPerGb, cell);
     }
     for slot in &mut slots {
-        let Some(peer) = &slot.peer else { continue };
+        let Some(peer) = measurable(&slot.peer) else { continue };
         let cell = match connect::run(peer.tcp, settings.clients, settings.window) {
             Ok(c) => {
                 progress.say(peer.kind, "connection rate", &format!("{:.0} conn/s", c.per_second));
@@ -125,7 +125,7 @@ pub fn run(settings: &Settings) -> Result<Results, String> {
         slot.result.cells.insert(Figure::ConnRate, cell);
     }
     for slot in &mut slots {
-        let Some(peer) = &slot.peer else { continue };
+        let Some(peer) = measurable(&slot.peer) else { continue };
         match latency::run(peer.tcp, settings.window) {
             Ok(l) => {
                 let text = format!(
@@ -148,7 +148,7 @@ pub fn run(settings: &Settings) -> Result<Results, String> {
         }
     }
     for slot in &mut slots {
-        let Some(peer) = &slot.peer else { continue };
+        let Some(peer) = measurable(&slot.peer) else { continue };
         let (rate, loss) = match peer.udp {
             Err(why) => (Cell::NotApplicable(why.into()), Cell::NotApplicable(why.into())),
             Ok(target) => udp_cells(peer.kind, target, settings, &progress),
@@ -157,7 +157,7 @@ pub fn run(settings: &Settings) -> Result<Results, String> {
         slot.result.cells.insert(Figure::UdpLoss, loss);
     }
     for slot in &mut slots {
-        let Some(peer) = &slot.peer else { continue };
+        let Some(peer) = measurable(&slot.peer) else { continue };
         let cell = match peer.tcp_pid.map(procstat::memory) {
             None => Cell::NotApplicable("no proxy process".into()),
             Some(Some(m)) => Cell::Value(m.hwm_kib as f64 / 1024.0),
@@ -194,6 +194,12 @@ pub fn run(settings: &Settings) -> Result<Results, String> {
         elapsed: began.elapsed(),
         interrupted: load::interrupted(),
     })
+}
+
+/// The peer to measure next: none if it is not up, or if the run was interrupted (what is left
+/// then reads "not measured").
+fn measurable(peer: &Option<Peer>) -> Option<&Peer> {
+    if load::interrupted() { None } else { peer.as_ref() }
 }
 
 /// Starts one peer and makes its (so far empty) column.
