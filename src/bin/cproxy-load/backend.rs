@@ -9,7 +9,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -104,9 +103,8 @@ impl Backends {
 impl Drop for Backends {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        // SAFETY: shutdown(2) on a descriptor this struct owns; on Linux it wakes every thread
-        // blocked in accept(2) on it.
-        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        // On Linux, shutdown(2) of a listening socket wakes every thread blocked in accept(2).
+        let _ = socket2::SockRef::from(&*self.listener).shutdown(Shutdown::Both);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

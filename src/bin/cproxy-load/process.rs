@@ -81,13 +81,11 @@ impl Process {
         }
         let child = cmd.spawn().map_err(|e| format!("cannot start {what}: {e}"))?;
         let mut process = Process { what: what.to_string(), child, log: log.to_path_buf() };
-        match (readiness, status) {
-            (Readiness::StatusPipe, Some((read, write))) => {
-                drop(write); // Else the pipe never reads EOF.
-                process.await_status(read)?;
-            }
-            (Readiness::Port(transport, port), _) => process.await_port(transport, port)?,
-            (Readiness::StatusPipe, None) => unreachable!("a status pipe was made above"),
+        if let Some((read, write)) = status {
+            drop(write); // Else the pipe never reads EOF.
+            process.await_status(read)?;
+        } else if let Readiness::Port(transport, port) = readiness {
+            process.await_port(transport, port)?;
         }
         Ok(process)
     }
