@@ -100,6 +100,14 @@ pub fn text(r: &Results) -> String {
             out.push_str(&format!("{}: {n}\n", p.kind.name()));
         }
     }
+    let versions: Vec<String> = r
+        .peers
+        .iter()
+        .filter_map(|p| p.version.as_ref().map(|v| format!("{}: {v}", p.kind.name())))
+        .collect();
+    if !versions.is_empty() {
+        out.push_str(&format!("versions: {}\n", versions.join("; ")));
+    }
     match &r.iperf3 {
         Some(Ok(g)) => {
             let ours = direct.and_then(|d| d.value(Figure::Tcp1));
