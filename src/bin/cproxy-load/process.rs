@@ -232,6 +232,8 @@ fn is_executable(path: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::FromRawFd;
+
     use super::*;
 
     fn shell(script: &str) -> Command {
@@ -289,10 +291,15 @@ mod tests {
             Process::start("child", shell(&script), &dir.path().join("log"), Readiness::StatusPipe)
                 .unwrap();
         let grandchild: i32 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        // A pidfd turns readable when its process exits, parent or not.
+        // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, grandchild, 0) };
+        assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+        // SAFETY: the descriptor was just opened and nothing else owns it.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
         drop(p);
-        // The grandchild was ours to kill but the shell's to reap: gone or a zombie.
-        let state = fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
-        assert!(state.is_empty() || state.contains(") Z"), "{state}");
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        assert_eq!(poll(&mut fds, 5000u16), Ok(1), "the grandchild outlived its group's stop");
     }
 
     #[test]
