@@ -55,25 +55,70 @@ pub fn run(settings: &Settings) -> Result<Results, String> {
         .map_err(|e| format!("cannot start the loopback backends: {e}"))?;
     let progress = Progress { began };
     let setup = Setup { backends: &backends, cproxy: &settings.cproxy, dir: &dir };
-    let mut slots: Vec<Slot> =
-        settings.peers.iter().map(|&kind| start_slot(kind, &setup, &progress)).collect();
+    let slots = settings.peers.iter().map(|&kind| start_slot(kind, &setup, &progress)).collect();
+    let mut run = Run { settings, backends: &backends, progress, slots };
+    run.idle_memory();
+    run.throughput(Figure::Tcp1, 1);
+    run.throughput(Figure::TcpN, settings.streams);
+    run.cpu_per_gb();
+    run.connection_rate();
+    run.latency();
+    run.datagrams();
+    run.peak_memory();
+    let iperf3 = (settings.iperf3 && !load::interrupted()).then(|| {
+        let r = iperf3::direct_1stream(settings.window, &dir);
+        let text = match &r {
+            Ok(g) => format!("{g:.2} Gbit/s"),
+            Err(e) => format!("not run: {e}"),
+        };
+        run.progress.say(PeerKind::Direct, "iperf3 1-stream", &text);
+        r
+    });
+    machine.load_end = machine::load_average();
+    Ok(Results {
+        settings: settings.clone(),
+        machine,
+        peers: run.slots.into_iter().map(|s| s.result).collect(),
+        iperf3,
+        elapsed: began.elapsed(),
+        interrupted: load::interrupted(),
+    })
+}
 
-    for slot in &mut slots {
-        let idle = slot.peer.as_ref().and_then(|p| p.tcp_pid).and_then(procstat::memory);
-        if let Some(m) = idle {
-            slot.result.cells.insert(Figure::RssIdle, Cell::Value(m.rss_kib as f64 / 1024.0));
+/// A comparison under way: the peers and what each has come to so far. Each phase runs one
+/// load against every peer in turn.
+struct Run<'a> {
+    settings: &'a Settings,
+    backends: &'a Backends,
+    progress: Progress,
+    slots: Vec<Slot>,
+}
+
+impl Run<'_> {
+    /// Memory of each forwarding process before any load.
+    fn idle_memory(&mut self) {
+        for slot in &mut self.slots {
+            let cell = match slot.peer.as_ref().map(|p| p.tcp_pid.map(procstat::memory)) {
+                None => continue,
+                Some(None) => Cell::NotApplicable("no proxy process".into()),
+                Some(Some(Some(m))) => Cell::Value(m.rss_kib as f64 / 1024.0),
+                Some(Some(None)) => Cell::Failed("the proxy process is gone".into()),
+            };
+            slot.result.cells.insert(Figure::RssIdle, cell);
         }
     }
-    for (figure, streams) in [(Figure::Tcp1, 1), (Figure::TcpN, settings.streams)] {
-        for round in 0..settings.rounds {
-            for slot in &mut slots {
+
+    /// Bulk throughput with `streams` streams: rounds interleaved across peers, the median
+    /// of each peer's rounds kept.
+    fn throughput(&mut self, figure: Figure, streams: usize) {
+        let s = self.settings;
+        for round in 0..s.rounds {
+            for slot in &mut self.slots {
                 let Some(peer) = measurable(&slot.peer) else { continue };
-                let r = bulk::run(peer.tcp, streams, settings.window, &backends, peer.tcp_pid);
-                let what =
-                    format!("{} round {}/{}", label(figure, settings), round + 1, settings.rounds);
-                match r {
+                let what = format!("{} round {}/{}", label(figure, s), round + 1, s.rounds);
+                match bulk::run(peer.tcp, streams, s.window, self.backends, peer.tcp_pid) {
                     Ok(b) => {
-                        progress.say(peer.kind, &what, &format!("{:.2} Gbit/s", b.gbit_per_s));
+                        self.progress.say(peer.kind, &what, &format!("{:.2} Gbit/s", b.gbit_per_s));
                         slot.result.rounds.entry(figure).or_default().push(b.gbit_per_s);
                         if let Some(cpu) = b.proxy_cpu_seconds {
                             slot.bulk_cpu += cpu;
@@ -81,119 +126,115 @@ pub fn run(settings: &Settings) -> Result<Results, String> {
                         }
                     }
                     Err(e) => {
-                        progress.say(peer.kind, &what, &format!("failed: {e}"));
+                        self.progress.say(peer.kind, &what, &format!("failed: {e}"));
                         slot.result.notes.push(format!("{what} failed: {e}"));
                     }
                 }
             }
         }
-        for slot in slots.iter_mut().filter(|s| s.peer.is_some()) {
+        for slot in self.slots.iter_mut().filter(|s| s.peer.is_some()) {
             let rounds = slot.result.rounds.get(&figure).cloned().unwrap_or_default();
             let cell = match median(&rounds) {
                 Some(m) => Cell::Value(m),
-                None => Cell::Failed(format!("every {} round failed", label(figure, settings))),
+                None => Cell::Failed(format!("every {} round failed", label(figure, s))),
             };
             slot.result.cells.insert(figure, cell);
         }
     }
-    for slot in slots.iter_mut() {
-        let Some(peer) = measurable(&slot.peer) else { continue };
-        let cell = match peer.tcp_pid {
-            None => Cell::NotApplicable("no proxy process".into()),
-            Some(_) if slot.bulk_bytes == 0 => Cell::Failed("no bulk run succeeded".into()),
-            Some(_) => Cell::Value(slot.bulk_cpu / (slot.bulk_bytes as f64 / 1e9)),
-        };
-        slot.result.cells.insert(Figure::CpuPerGb, cell);
+
+    /// CPU per GB over all the bulk runs.
+    fn cpu_per_gb(&mut self) {
+        for slot in &mut self.slots {
+            let Some(peer) = measurable(&slot.peer) else { continue };
+            let cell = match peer.tcp_pid {
+                None => Cell::NotApplicable("no proxy process".into()),
+                Some(_) if slot.bulk_bytes == 0 => Cell::Failed("no bulk run succeeded".into()),
+                Some(_) => Cell::Value(slot.bulk_cpu / (slot.bulk_bytes as f64 / 1e9)),
+            };
+            slot.result.cells.insert(Figure::CpuPerGb, cell);
+        }
     }
-    for slot in &mut slots {
-        let Some(peer) = measurable(&slot.peer) else { continue };
-        let cell = match connect::run(peer.tcp, settings.clients, settings.window) {
-            Ok(c) => {
-                progress.say(peer.kind, "connection rate", &format!("{:.0} conn/s", c.per_second));
-                if c.failed > 0 {
-                    let first = c.first_failure.map(|e| e.0).unwrap_or_default();
-                    slot.result.notes.push(format!(
-                        "connection rate: {} of {} connections failed (first: {first})",
-                        c.failed,
-                        c.failed + c.completed
-                    ));
+
+    /// Connections per second.
+    fn connection_rate(&mut self) {
+        for slot in &mut self.slots {
+            let Some(peer) = measurable(&slot.peer) else { continue };
+            let what = "connection rate";
+            let cell = match connect::run(peer.tcp, self.settings.clients, self.settings.window) {
+                Ok(c) => {
+                    self.progress.say(peer.kind, what, &format!("{:.0} conn/s", c.per_second));
+                    if c.failed > 0 {
+                        let first = c.first_failure.map(|e| e.0).unwrap_or_default();
+                        slot.result.notes.push(format!(
+                            "{what}: {} of {} connections failed (first: {first})",
+                            c.failed,
+                            c.failed + c.completed
+                        ));
+                    }
+                    Cell::Value(c.per_second)
                 }
-                Cell::Value(c.per_second)
-            }
-            Err(e) => failed(&progress, peer.kind, "connection rate", e),
-        };
-        slot.result.cells.insert(Figure::ConnRate, cell);
+                Err(e) => self.progress.failed(peer.kind, what, e),
+            };
+            slot.result.cells.insert(Figure::ConnRate, cell);
+        }
     }
-    for slot in &mut slots {
-        let Some(peer) = measurable(&slot.peer) else { continue };
-        match latency::run(peer.tcp, settings.window) {
-            Ok(l) => {
-                let text = format!(
-                    "p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs ({} round trips)",
-                    l.p50_us, l.p99_us, l.p999_us, l.samples
+
+    /// Round-trip percentiles.
+    fn latency(&mut self) {
+        for slot in &mut self.slots {
+            let Some(peer) = measurable(&slot.peer) else { continue };
+            let cells = match latency::run(peer.tcp, self.settings.window) {
+                Ok(l) => {
+                    let text = format!(
+                        "p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs ({} round trips)",
+                        l.p50_us, l.p99_us, l.p999_us, l.samples
+                    );
+                    self.progress.say(peer.kind, "latency", &text);
+                    [l.p50_us, l.p99_us, l.p999_us].map(Cell::Value)
+                }
+                Err(e) => {
+                    let cell = self.progress.failed(peer.kind, "latency", e);
+                    [cell.clone(), cell.clone(), cell]
+                }
+            };
+            for (f, cell) in [Figure::P50, Figure::P99, Figure::P999].into_iter().zip(cells) {
+                slot.result.cells.insert(f, cell);
+            }
+        }
+    }
+
+    /// UDP transactions per second and loss.
+    fn datagrams(&mut self) {
+        for slot in &mut self.slots {
+            let Some(peer) = measurable(&slot.peer) else { continue };
+            let (rate, loss) = match peer.udp {
+                Err(why) => (Cell::NotApplicable(why.into()), Cell::NotApplicable(why.into())),
+                Ok(target) => udp_cells(peer.kind, target, self.settings, &self.progress),
+            };
+            slot.result.cells.insert(Figure::UdpRate, rate);
+            slot.result.cells.insert(Figure::UdpLoss, loss);
+        }
+    }
+
+    /// Peak memory of each forwarding process, after every load.
+    fn peak_memory(&mut self) {
+        for slot in &mut self.slots {
+            let Some(peer) = measurable(&slot.peer) else { continue };
+            let cell = match peer.tcp_pid.map(procstat::memory) {
+                None => Cell::NotApplicable("no proxy process".into()),
+                Some(Some(m)) => Cell::Value(m.hwm_kib as f64 / 1024.0),
+                Some(None) => Cell::Failed("the proxy process is gone".into()),
+            };
+            slot.result.cells.insert(Figure::RssPeak, cell);
+            if peer.kind == PeerKind::Socat {
+                slot.result.notes.push(
+                    "memory is socat's listening process only; each connection's forked child \
+                     has its own"
+                        .into(),
                 );
-                progress.say(peer.kind, "latency", &text);
-                for (f, v) in
-                    [(Figure::P50, l.p50_us), (Figure::P99, l.p99_us), (Figure::P999, l.p999_us)]
-                {
-                    slot.result.cells.insert(f, Cell::Value(v));
-                }
-            }
-            Err(e) => {
-                let cell = failed(&progress, peer.kind, "latency", e);
-                for f in [Figure::P50, Figure::P99, Figure::P999] {
-                    slot.result.cells.insert(f, cell.clone());
-                }
             }
         }
     }
-    for slot in &mut slots {
-        let Some(peer) = measurable(&slot.peer) else { continue };
-        let (rate, loss) = match peer.udp {
-            Err(why) => (Cell::NotApplicable(why.into()), Cell::NotApplicable(why.into())),
-            Ok(target) => udp_cells(peer.kind, target, settings, &progress),
-        };
-        slot.result.cells.insert(Figure::UdpRate, rate);
-        slot.result.cells.insert(Figure::UdpLoss, loss);
-    }
-    for slot in &mut slots {
-        let Some(peer) = measurable(&slot.peer) else { continue };
-        let cell = match peer.tcp_pid.map(procstat::memory) {
-            None => Cell::NotApplicable("no proxy process".into()),
-            Some(Some(m)) => Cell::Value(m.hwm_kib as f64 / 1024.0),
-            Some(None) => Cell::Failed("the proxy process is gone".into()),
-        };
-        slot.result.cells.insert(Figure::RssPeak, cell);
-        if peer.tcp_pid.is_none() {
-            slot.result
-                .cells
-                .insert(Figure::RssIdle, Cell::NotApplicable("no proxy process".into()));
-        }
-        if peer.kind == PeerKind::Socat {
-            slot.result.notes.push(
-                "memory is socat's listening process only; each connection's forked child has its own"
-                    .into(),
-            );
-        }
-    }
-    let iperf3 = (settings.iperf3 && !load::interrupted()).then(|| {
-        let r = iperf3::direct_1stream(settings.window, &dir);
-        match &r {
-            Ok(g) => progress.say(PeerKind::Direct, "iperf3 1-stream", &format!("{g:.2} Gbit/s")),
-            Err(e) => progress.say(PeerKind::Direct, "iperf3 1-stream", &format!("not run: {e}")),
-        }
-        r
-    });
-    let peers = slots.into_iter().map(|s| s.result).collect();
-    machine.load_end = machine::load_average();
-    Ok(Results {
-        settings: settings.clone(),
-        machine,
-        peers,
-        iperf3,
-        elapsed: began.elapsed(),
-        interrupted: load::interrupted(),
-    })
 }
 
 /// The peer to measure next: none if it is not up, or if the run was interrupted (what is left
@@ -250,16 +291,10 @@ fn udp_cells(
             (Cell::Value(d.per_second), Cell::Value(d.loss * 100.0))
         }
         Err(e) => {
-            let cell = failed(progress, kind, "UDP request/response", e);
+            let cell = progress.failed(kind, "UDP request/response", e);
             (cell.clone(), cell)
         }
     }
-}
-
-/// Reports a failed load and makes its cell.
-fn failed(progress: &Progress, kind: PeerKind, what: &str, e: LoadError) -> Cell {
-    progress.say(kind, what, &format!("failed: {e}"));
-    Cell::Failed(e.0)
 }
 
 /// Progress lines on stderr, so that stdout holds the table only.
@@ -271,5 +306,11 @@ impl Progress {
     fn say(&self, kind: PeerKind, what: &str, text: &str) {
         let t = self.began.elapsed().as_secs();
         eprintln!("[{t:>4}s] {:<15} {what:<28} {text}", kind.name());
+    }
+
+    /// Reports a failed load and makes its cell.
+    fn failed(&self, kind: PeerKind, what: &str, e: LoadError) -> Cell {
+        self.say(kind, what, &format!("failed: {e}"));
+        Cell::Failed(e.0)
     }
 }
