@@ -136,94 +136,98 @@ pub fn start(kind: PeerKind, setup: &Setup) -> Result<Peer, NotStarted> {
             version: None,
             _processes: Vec::new(),
         }),
-        PeerKind::Cproxy | PeerKind::CproxyCopy => {
-            let copy = kind == PeerKind::CproxyCopy;
-            let (tcp_port, udp_port) = free_ports().map_err(NotStarted::Failed)?;
-            let run = |proto: &str, port: u16, backend: SocketAddr| {
-                let mut cmd = setup.cproxy.command();
-                cmd.args(docker_proxy_args(proto, port, backend));
-                if copy {
-                    cmd.arg("-no-splice");
-                }
-                let what = format!("{} {proto}", kind.name());
-                let log = setup.dir.path().join(format!("{}-{proto}.log", kind.name()));
-                Process::start(&what, cmd, &log, Readiness::StatusPipe).map_err(NotStarted::Failed)
-            };
-            let tcp = run("tcp", tcp_port, b.tcp)?;
-            let udp = run("udp", udp_port, b.udp)?;
-            let mut version_cmd = setup.cproxy.command();
-            version_cmd.arg("-v");
-            Ok(Peer {
-                kind,
-                tcp: loopback(tcp_port),
-                udp: Ok(loopback(udp_port)),
-                tcp_pid: Some(tcp.pid()),
-                version: output_line(version_cmd),
-                _processes: vec![tcp, udp],
-            })
-        }
-        PeerKind::Socat => {
-            let socat = installed("socat")?;
-            let (tcp_port, udp_port) = free_ports().map_err(NotStarted::Failed)?;
-            let tcp = Process::start(
-                "socat tcp",
-                command(
-                    &socat,
-                    &[
-                        &format!("TCP4-LISTEN:{tcp_port},bind=127.0.0.1,reuseaddr,fork"),
-                        &format!("TCP4:{}", b.tcp),
-                    ],
-                ),
-                &setup.dir.path().join("socat-tcp.log"),
-                Readiness::Port(Transport::TcpListen, tcp_port),
-            )
-            .map_err(NotStarted::Failed)?;
-            let udp = Process::start(
-                "socat udp",
-                command(
-                    &socat,
-                    &[
-                        &format!("UDP4-RECVFROM:{udp_port},bind=127.0.0.1,fork"),
-                        &format!("UDP4:{}", b.udp),
-                    ],
-                ),
-                &setup.dir.path().join("socat-udp.log"),
-                Readiness::Port(Transport::Udp, udp_port),
-            )
-            .map_err(NotStarted::Failed)?;
-            Ok(Peer {
-                kind,
-                tcp: loopback(tcp_port),
-                udp: Ok(loopback(udp_port)),
-                tcp_pid: Some(tcp.pid()),
-                version: version_line(&socat, &["-V"], "socat version"),
-                _processes: vec![tcp, udp],
-            })
-        }
-        PeerKind::Haproxy => {
-            let haproxy = installed("haproxy")?;
-            let (tcp_port, _) = free_ports().map_err(NotStarted::Failed)?;
-            let cfg = setup.dir.path().join("haproxy.cfg");
-            let config = haproxy_config(tcp_port, b.tcp, haproxy_maxconn());
-            std::fs::write(&cfg, config)
-                .map_err(|e| NotStarted::Failed(format!("cannot write {}: {e}", cfg.display())))?;
-            let tcp = Process::start(
-                "haproxy",
-                command(&haproxy, &["-f", &cfg.to_string_lossy(), "-db"]),
-                &setup.dir.path().join("haproxy.log"),
-                Readiness::Port(Transport::TcpListen, tcp_port),
-            )
-            .map_err(NotStarted::Failed)?;
-            Ok(Peer {
-                kind,
-                tcp: loopback(tcp_port),
-                udp: Err("HAProxy does not forward UDP"),
-                tcp_pid: Some(tcp.pid()),
-                version: version_line(&haproxy, &["-v"], "HAProxy version"),
-                _processes: vec![tcp],
-            })
-        }
+        PeerKind::Cproxy => start_cproxy(kind, &[], setup),
+        PeerKind::CproxyCopy => start_cproxy(kind, &["-no-splice"], setup),
+        PeerKind::Socat => start_socat(setup),
+        PeerKind::Haproxy => start_haproxy(setup),
     }
+}
+
+/// cproxy as dockerd runs it, one process per protocol, with `extra` flags.
+fn start_cproxy(kind: PeerKind, extra: &[&str], setup: &Setup) -> Result<Peer, NotStarted> {
+    let (tcp_port, udp_port) = free_ports().map_err(NotStarted::Failed)?;
+    let run = |proto: &str, port: u16, backend: SocketAddr| {
+        let mut cmd = setup.cproxy.command();
+        cmd.args(docker_proxy_args(proto, port, backend)).args(extra);
+        let what = format!("{} {proto}", kind.name());
+        let log = setup.dir.path().join(format!("{}-{proto}.log", kind.name()));
+        Process::start(&what, cmd, &log, Readiness::StatusPipe).map_err(NotStarted::Failed)
+    };
+    let tcp = run("tcp", tcp_port, setup.backends.tcp)?;
+    let udp = run("udp", udp_port, setup.backends.udp)?;
+    let mut version = setup.cproxy.command();
+    version.arg("-v");
+    Ok(Peer {
+        kind,
+        tcp: loopback(tcp_port),
+        udp: Ok(loopback(udp_port)),
+        tcp_pid: Some(tcp.pid()),
+        version: output_line(version),
+        _processes: vec![tcp, udp],
+    })
+}
+
+/// socat, one process per protocol.
+fn start_socat(setup: &Setup) -> Result<Peer, NotStarted> {
+    let socat = installed("socat")?;
+    let (tcp_port, udp_port) = free_ports().map_err(NotStarted::Failed)?;
+    let run = |proto: &str, args: [String; 2], ready: Readiness| {
+        let log = setup.dir.path().join(format!("socat-{proto}.log"));
+        Process::start(&format!("socat {proto}"), command(&socat, &args), &log, ready)
+            .map_err(NotStarted::Failed)
+    };
+    let tcp = run(
+        "tcp",
+        socat_tcp_args(tcp_port, setup.backends.tcp),
+        Readiness::Port(Transport::TcpListen, tcp_port),
+    )?;
+    let udp = run(
+        "udp",
+        socat_udp_args(udp_port, setup.backends.udp),
+        Readiness::Port(Transport::Udp, udp_port),
+    )?;
+    Ok(Peer {
+        kind: PeerKind::Socat,
+        tcp: loopback(tcp_port),
+        udp: Ok(loopback(udp_port)),
+        tcp_pid: Some(tcp.pid()),
+        version: version_line(&socat, &["-V"], "socat version"),
+        _processes: vec![tcp, udp],
+    })
+}
+
+/// HAProxy, TCP only.
+fn start_haproxy(setup: &Setup) -> Result<Peer, NotStarted> {
+    let haproxy = installed("haproxy")?;
+    let (tcp_port, _) = free_ports().map_err(NotStarted::Failed)?;
+    let cfg = setup.dir.path().join("haproxy.cfg");
+    std::fs::write(&cfg, haproxy_config(tcp_port, setup.backends.tcp, haproxy_maxconn()))
+        .map_err(|e| NotStarted::Failed(format!("cannot write {}: {e}", cfg.display())))?;
+    let tcp = Process::start(
+        "haproxy",
+        command(&haproxy, &["-f".to_string(), cfg.display().to_string(), "-db".to_string()]),
+        &setup.dir.path().join("haproxy.log"),
+        Readiness::Port(Transport::TcpListen, tcp_port),
+    )
+    .map_err(NotStarted::Failed)?;
+    Ok(Peer {
+        kind: PeerKind::Haproxy,
+        tcp: loopback(tcp_port),
+        udp: Err("HAProxy does not forward UDP"),
+        tcp_pid: Some(tcp.pid()),
+        version: version_line(&haproxy, &["-v"], "HAProxy version"),
+        _processes: vec![tcp],
+    })
+}
+
+/// socat forwarding TCP from 127.0.0.1:`port` to `backend`, a child per connection.
+fn socat_tcp_args(port: u16, backend: SocketAddr) -> [String; 2] {
+    [format!("TCP4-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"), format!("TCP4:{backend}")]
+}
+
+/// socat forwarding UDP from 127.0.0.1:`port` to `backend`, a child per datagram.
+fn socat_udp_args(port: u16, backend: SocketAddr) -> [String; 2] {
+    [format!("UDP4-RECVFROM:{port},bind=127.0.0.1,fork"), format!("UDP4:{backend}")]
 }
 
 /// docker-proxy's command line for one binding from 127.0.0.1:`port` to `backend`.
@@ -285,7 +289,7 @@ fn installed(name: &str) -> Result<PathBuf, NotStarted> {
 }
 
 /// A command for `program` with `args`.
-fn command(program: &Path, args: &[&str]) -> Command {
+fn command(program: &Path, args: &[String]) -> Command {
     let mut c = Command::new(program);
     c.args(args);
     c
@@ -335,6 +339,19 @@ mod tests {
             args.join(" "),
             "-proto udp -host-ip 127.0.0.1 -host-port 4000 -container-ip 127.0.0.1 \
              -container-port 5000"
+        );
+    }
+
+    #[test]
+    fn socat_listens_on_loopback_only_and_forks() {
+        let backend = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(
+            socat_tcp_args(4000, backend),
+            ["TCP4-LISTEN:4000,bind=127.0.0.1,reuseaddr,fork", "TCP4:127.0.0.1:5000"]
+        );
+        assert_eq!(
+            socat_udp_args(4000, backend),
+            ["UDP4-RECVFROM:4000,bind=127.0.0.1,fork", "UDP4:127.0.0.1:5000"]
         );
     }
 
