@@ -20,27 +20,10 @@ fn main() -> ExitCode {
             e.exit();
         }
     };
-    init_logging();
+    cproxy::serve::init_logging();
     match cli.command {
         None => cproxy::serve::docker_proxy(cli.docker_proxy, status),
         Some(Command::Forward(args)) => cproxy::forward::run(args, status),
         Some(Command::Ctl(args)) => cproxy::forward::ctl(&args.control, &args.command),
     }
-}
-
-/// Logs go to stderr; `CPROXY_LOG` sets the filter (e.g. `debug`, `cproxy=trace,warn`).
-fn init_logging() {
-    use tracing_subscriber::filter::Targets;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let default = || Targets::new().with_default(tracing::Level::WARN);
-    let filter = match std::env::var("CPROXY_LOG") {
-        Ok(spec) => spec.parse::<Targets>().unwrap_or_else(|e| {
-            eprintln!("cproxy: ignoring CPROXY_LOG={spec:?}: {e}");
-            default()
-        }),
-        Err(_) => default(),
-    };
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    tracing_subscriber::registry().with(fmt).with(filter).init();
 }

@@ -127,3 +127,20 @@ fn raise_fd_limit() {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
+
+/// Logs go to stderr; `CPROXY_LOG` sets the filter (e.g. `debug`, `cproxy=trace,warn`).
+pub fn init_logging() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let default = || Targets::new().with_default(tracing::Level::WARN);
+    let filter = match std::env::var("CPROXY_LOG") {
+        Ok(spec) => spec.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("cproxy: ignoring CPROXY_LOG={spec:?}: {e}");
+            default()
+        }),
+        Err(_) => default(),
+    };
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    tracing_subscriber::registry().with(fmt).with(filter).init();
+}

@@ -92,16 +92,28 @@ fn wait_output(child: Child) -> Output {
 }
 
 /// Starts cproxy forwarding a fresh port to `backend` and waits for its "ready" on fd 3.
+///
+/// `free_port` releases the port before cproxy binds it, so a test running in parallel can
+/// take it in between; cproxy then reports "already allocated" and the start is retried on
+/// another port. Any other status fails the test.
 fn start_ready(backend: SocketAddr, extra: &[&str]) -> (Child, u16) {
-    let port = free_port();
-    let mut args = proxy_args(port, backend);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (r, w) = pipe();
-    let child = spawn(&args, Some(&w), None);
-    drop(w);
-    assert_eq!(read_status(r), "0\n");
-    (child, port)
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let mut args = proxy_args(port, backend);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (r, w) = pipe();
+        let mut child = spawn(&args, Some(&w), None);
+        drop(w);
+        last = read_status(r);
+        if last == "0\n" {
+            return (child, port);
+        }
+        child.wait().unwrap();
+        assert!(last.contains("port is already allocated"), "unexpected status {last:?}");
+    }
+    panic!("no free port after 5 tries; last status {last:?}");
 }
 
 fn echo_once(port: u16, msg: &[u8]) -> Vec<u8> {

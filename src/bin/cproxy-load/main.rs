@@ -287,9 +287,7 @@ fn builtin_cproxy() -> ExitCode {
             e.exit();
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CPROXY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    cproxy::serve::init_logging();
     cproxy::serve::docker_proxy(cli.docker_proxy, status)
 }
 
