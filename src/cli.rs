@@ -154,7 +154,7 @@ pub struct Tuning {
     /// Copy through user space instead of splice(2) (for comparison)
     #[arg(long = "no-splice")]
     pub no_splice: bool,
-    /// Worker threads (default: one per CPU)
+    /// Worker threads (default: one per CPU; 1 runs everything on one thread, the least memory)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
 }

@@ -62,10 +62,15 @@ where
     F: FnOnce(&Proxy) -> Result<Vec<BindingInfo>, String>,
 {
     raise_fd_limit();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = tuning.threads {
-        builder.worker_threads(n.into());
-    }
+    let mut builder = match tuning.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.into());
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(status, &format!("cannot start runtime: {e}")),

@@ -189,8 +189,19 @@ fn use_listen_fd_without_a_socket_on_fd4_fails_clearly() {
 
 #[test]
 fn sigterm_during_a_transfer_lets_it_finish_intact_then_exits_0() {
+    drains_a_transfer_on_sigterm(&[]);
+}
+
+/// `-threads 1` runs the forwarder on the main thread alone: same forwarding, same drain.
+#[test]
+fn single_threaded_forwarder_drains_on_sigterm_too() {
+    drains_a_transfer_on_sigterm(&["-threads", "1"]);
+}
+
+fn drains_a_transfer_on_sigterm(extra: &[&str]) {
     let backend = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (child, port) = start_ready(backend.local_addr().unwrap(), &["-grace", "60s"]);
+    let args = [&["-grace", "60s"], extra].concat();
+    let (child, port) = start_ready(backend.local_addr().unwrap(), &args);
     let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let (mut server, _) = backend.accept().unwrap();
     let sender = thread::spawn(move || {

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::backend::Backends;
@@ -33,6 +34,8 @@ pub struct Settings {
     pub iperf3: bool,
     /// How to run cproxy.
     pub cproxy: CproxyBin,
+    /// docker-proxy's binary, if any.
+    pub docker_proxy: Option<PathBuf>,
     /// The ≤ 60 s smoke mode.
     pub quick: bool,
 }
@@ -54,7 +57,12 @@ pub fn run(settings: &Settings) -> Result<Results, String> {
     let backends = Backends::start(settings.streams + settings.clients + 4)
         .map_err(|e| format!("cannot start the loopback backends: {e}"))?;
     let progress = Progress { began };
-    let setup = Setup { backends: &backends, cproxy: &settings.cproxy, dir: &dir };
+    let setup = Setup {
+        backends: &backends,
+        cproxy: &settings.cproxy,
+        docker_proxy: settings.docker_proxy.as_deref(),
+        dir: &dir,
+    };
     let slots = settings.peers.iter().map(|&kind| start_slot(kind, &setup, &progress)).collect();
     let mut run = Run { settings, backends: &backends, progress, slots };
     run.idle_memory();

@@ -56,7 +56,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measure direct, cproxy, cproxy -no-splice, socat and HAProxy side by side
+    /// Measure direct, cproxy, cproxy -no-splice, docker-proxy, socat and HAProxy side by side
     Compare(CompareArgs),
 }
 
@@ -78,6 +78,10 @@ struct CompareArgs {
     /// built into cproxy-load]
     #[arg(long, value_name = "PATH")]
     cproxy: Option<PathBuf>,
+    /// docker-proxy binary to measure [default: docker-proxy in PATH, /usr/sbin or
+    /// /usr/libexec/docker]
+    #[arg(long = "docker-proxy", value_name = "PATH")]
+    docker_proxy: Option<PathBuf>,
     /// Peers to measure, comma-separated [default: all]; direct is always measured, being the
     /// yardstick
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -137,6 +141,7 @@ fn compare(args: CompareArgs) -> ExitCode {
         clients: args.clients.into(),
         iperf3: !args.quick && !args.no_iperf3,
         cproxy,
+        docker_proxy: args.docker_proxy.or_else(|| process::find_program("docker-proxy")),
         quick: args.quick,
     };
     eprintln!("cproxy-load: cproxy is {}", settings.cproxy.describe());

@@ -1,6 +1,6 @@
 //! The peers a benchmark compares: the direct path (no proxy, the physical limit), cproxy with
 //! splice and with its copy fallback, and the proxies people would otherwise use, socat and
-//! HAProxy. Each forwarding peer runs as one process per protocol on free loopback ports, as
+//! HAProxy, and docker-proxy itself when a binary is at hand. Each forwarding peer runs as one process per protocol on free loopback ports, as
 //! docker-proxy does, and forwards to the shared [`Backends`].
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -26,14 +26,17 @@ pub enum PeerKind {
     Socat,
     /// HAProxy in TCP mode with splice (it does not forward UDP).
     Haproxy,
+    /// Docker's own docker-proxy, the program cproxy replaces.
+    DockerProxy,
 }
 
 impl PeerKind {
     /// Every peer, in table order.
-    pub const ALL: [PeerKind; 5] = [
+    pub const ALL: [PeerKind; 6] = [
         PeerKind::Direct,
         PeerKind::Cproxy,
         PeerKind::CproxyCopy,
+        PeerKind::DockerProxy,
         PeerKind::Socat,
         PeerKind::Haproxy,
     ];
@@ -46,6 +49,7 @@ impl PeerKind {
             PeerKind::CproxyCopy => "cproxy-copy",
             PeerKind::Socat => "socat",
             PeerKind::Haproxy => "haproxy-splice",
+            PeerKind::DockerProxy => "docker-proxy",
         }
     }
 
@@ -95,6 +99,8 @@ pub struct Setup<'a> {
     pub backends: &'a Backends,
     /// How to run cproxy.
     pub cproxy: &'a CproxyBin,
+    /// docker-proxy's binary, if one was given or found.
+    pub docker_proxy: Option<&'a Path>,
     /// Configs and logs.
     pub dir: &'a TempDir,
 }
@@ -136,18 +142,34 @@ pub fn start(kind: PeerKind, setup: &Setup) -> Result<Peer, NotStarted> {
             version: None,
             _processes: Vec::new(),
         }),
-        PeerKind::Cproxy => start_cproxy(kind, &[], setup),
-        PeerKind::CproxyCopy => start_cproxy(kind, &["-no-splice"], setup),
+        PeerKind::Cproxy => start_docker_proxy_like(kind, &|| setup.cproxy.command(), &[], setup),
+        PeerKind::CproxyCopy => {
+            start_docker_proxy_like(kind, &|| setup.cproxy.command(), &["-no-splice"], setup)
+        }
+        PeerKind::DockerProxy => {
+            let path = setup.docker_proxy.ok_or_else(|| {
+                NotStarted::Skipped(
+                    "docker-proxy is not installed (--docker-proxy PATH names one)".to_string(),
+                )
+            })?;
+            start_docker_proxy_like(kind, &|| Command::new(path), &[], setup)
+        }
         PeerKind::Socat => start_socat(setup),
         PeerKind::Haproxy => start_haproxy(setup),
     }
 }
 
-/// cproxy as dockerd runs it, one process per protocol, with `extra` flags.
-fn start_cproxy(kind: PeerKind, extra: &[&str], setup: &Setup) -> Result<Peer, NotStarted> {
+/// cproxy or docker-proxy (`program` makes the command) as dockerd runs it, one process per
+/// protocol, with `extra` flags, ready when it writes "0" on fd 3.
+fn start_docker_proxy_like(
+    kind: PeerKind,
+    program: &dyn Fn() -> Command,
+    extra: &[&str],
+    setup: &Setup,
+) -> Result<Peer, NotStarted> {
     let (tcp_port, udp_port) = free_ports().map_err(NotStarted::Failed)?;
     let run = |proto: &str, port: u16, backend: SocketAddr| {
-        let mut cmd = setup.cproxy.command();
+        let mut cmd = program();
         cmd.args(docker_proxy_args(proto, port, backend)).args(extra);
         let what = format!("{} {proto}", kind.name());
         let log = setup.dir.path().join(format!("{}-{proto}.log", kind.name()));
@@ -155,14 +177,15 @@ fn start_cproxy(kind: PeerKind, extra: &[&str], setup: &Setup) -> Result<Peer, N
     };
     let tcp = run("tcp", tcp_port, setup.backends.tcp)?;
     let udp = run("udp", udp_port, setup.backends.udp)?;
-    let mut version = setup.cproxy.command();
+    // docker-proxy has no version flag before Docker 25; it then prints its usage, no version.
+    let mut version = program();
     version.arg("-v");
     Ok(Peer {
         kind,
         tcp: loopback(tcp_port),
         udp: Ok(loopback(udp_port)),
         tcp_pid: Some(tcp.pid()),
-        version: output_line(version),
+        version: output_line(version).filter(|v| !v.starts_with("Usage")),
         _processes: vec![tcp, udp],
     })
 }
@@ -376,11 +399,21 @@ mod tests {
     }
 
     #[test]
+    fn docker_proxy_without_a_binary_is_skipped_not_failed() {
+        let b = Backends::start(1).unwrap();
+        let dir = TempDir::new().unwrap();
+        let bin = CproxyBin::Path(PathBuf::from("/nonexistent"));
+        let setup = Setup { backends: &b, cproxy: &bin, docker_proxy: None, dir: &dir };
+        assert!(matches!(start(PeerKind::DockerProxy, &setup), Err(NotStarted::Skipped(_))));
+    }
+
+    #[test]
     fn the_direct_peer_is_the_backends_themselves() {
         let b = Backends::start(1).unwrap();
         let dir = TempDir::new().unwrap();
         let bin = CproxyBin::Path(PathBuf::from("/nonexistent"));
-        let p = start(PeerKind::Direct, &Setup { backends: &b, cproxy: &bin, dir: &dir }).unwrap();
+        let setup = Setup { backends: &b, cproxy: &bin, docker_proxy: None, dir: &dir };
+        let p = start(PeerKind::Direct, &setup).unwrap();
         assert_eq!((p.tcp, p.udp, p.tcp_pid), (b.tcp, Ok(b.udp), None));
     }
 }

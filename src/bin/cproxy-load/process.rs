@@ -214,12 +214,12 @@ impl Drop for TempDir {
     }
 }
 
-/// Finds `name` on `PATH`, or in the sbin directories (where Debian puts haproxy) that a
-/// user's `PATH` may lack.
+/// Finds `name` on `PATH`, or in the sbin directories (where Debian puts haproxy and
+/// docker-proxy) that a user's `PATH` may lack, or in /usr/libexec/docker (docker-ce's place).
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/libexec/docker"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|p| is_executable(p))
 }
