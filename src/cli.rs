@@ -44,6 +44,7 @@ pub enum Command {
 Examples:
   cproxy forward --to 172.17.0.2 -p 127.0.0.1:5001:5000 -p 8080:80/udp -p 127.0.0.1::5000
   cproxy forward --to 172.17.0.2 -p 7000-7010:7000-7010 --control /run/cproxy.sock
+  cproxy forward --to 172.17.0.2 --expose 80 --expose 53/udp -P
 
 Prints each published port as `docker port` does (5000/tcp -> 127.0.0.1:5001), then forwards
 until SIGINT/SIGTERM. With --control, `cproxy ctl` adds and removes bindings at run time.")]
@@ -69,6 +70,12 @@ pub struct ForwardArgs {
     /// Publish a container port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp], ranges allowed
     #[arg(short = 'p', long = "publish", value_name = "SPEC", value_parser = PortSpec::parse)]
     pub publish: Vec<PortSpec>,
+    /// Publish every --expose'd port on a host port picked from --port-range, all addresses
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// A container port (or range) that -P publishes: PORT[-END][/tcp|/udp]
+    #[arg(long, value_name = "PORT", value_parser = crate::spec::parse_expose)]
+    pub expose: Vec<PortSpec>,
     /// Host ports to pick from when a spec leaves the host port empty (default: the kernel's
     /// ephemeral range, as Docker)
     #[arg(long = "port-range", value_name = "START-END", value_parser = PortRange::from_str)]

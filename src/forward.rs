@@ -80,7 +80,11 @@ pub fn published(info: &BindingInfo) -> PublishedPort {
 }
 
 /// Runs `cproxy forward`.
-pub fn run(args: ForwardArgs, status: StatusPipe) -> ExitCode {
+pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
+    // As `docker run -P`: exposed ports are published only when asked, on picked host ports.
+    if args.publish_all {
+        args.publish.append(&mut args.expose);
+    }
     let control = match args.control.as_deref().map(ControlSocket::bind).transpose() {
         Ok(c) => c,
         Err(e) => {
@@ -90,7 +94,8 @@ pub fn run(args: ForwardArgs, status: StatusPipe) -> ExitCode {
         }
     };
     if args.publish.is_empty() && control.is_none() {
-        let e = "nothing to forward: give -p SPEC (and/or --control PATH to add bindings later)";
+        let e = "nothing to forward: give -p SPEC or --expose PORT -P (and/or --control PATH to \
+                 add bindings later)";
         eprintln!("cproxy: {e}");
         status.fail(e);
         return ExitCode::from(2);

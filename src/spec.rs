@@ -390,6 +390,18 @@ pub enum SpecError {
         /// The line as given.
         line: String,
     },
+    /// An `--expose` value with a host part: it names container ports only.
+    ExposeWithHost {
+        /// The value as given.
+        spec: String,
+    },
+    /// An `--expose` value that is not `PORT[-END][/PROTO]`.
+    InvalidExpose {
+        /// The value as given.
+        spec: String,
+        /// What is wrong with its port or protocol.
+        reason: Box<SpecError>,
+    },
 }
 
 impl fmt::Display for SpecError {
@@ -418,6 +430,12 @@ impl fmt::Display for SpecError {
                 "invalid port range: \"{range}\" (use START-END with ports 1-65535, \
                  e.g. 49000-49900)"
             ),
+            SpecError::ExposeWithHost { spec } => {
+                write!(f, "invalid port format for --expose: {spec}")
+            }
+            SpecError::InvalidExpose { spec, reason } => {
+                write!(f, "invalid range format for --expose: {spec}, error: {reason}")
+            }
             SpecError::InvalidPublished { line } => {
                 write!(
                     f,
@@ -429,6 +447,17 @@ impl fmt::Display for SpecError {
 }
 
 impl std::error::Error for SpecError {}
+
+/// An `--expose` value as `docker run` takes it: `PORT[-END][/PROTO]`, container ports only.
+/// The result is the spec `-P` publishes for it: every port on a host port the allocator picks,
+/// on all addresses.
+pub fn parse_expose(spec: &str) -> Result<PortSpec, SpecError> {
+    if spec.contains(':') {
+        return Err(SpecError::ExposeWithHost { spec: spec.to_string() });
+    }
+    PortSpec::parse(spec)
+        .map_err(|e| SpecError::InvalidExpose { spec: spec.to_string(), reason: Box::new(e) })
+}
 
 /// A decimal port number as Go's `strconv.ParseUint(s, 10, 16)` reads it: digits only (leading
 /// zeros allowed, no sign, no spaces), at most 65535. Port 0 is a number here.
@@ -486,6 +515,26 @@ fn strip_brackets(raw: &str) -> Result<&str, &'static str> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn expose_takes_container_ports_and_ranges_only() {
+        let spec = parse_expose("7000-7002/udp").unwrap();
+        assert_eq!(spec.to_string(), "7000-7002/udp");
+        assert_eq!(spec.mappings().len(), 3);
+        assert_eq!(parse_expose("80").unwrap().to_string(), "80/tcp");
+        assert_eq!(
+            parse_expose("8080:80").unwrap_err().to_string(),
+            "invalid port format for --expose: 8080:80"
+        );
+        assert_eq!(
+            parse_expose("http").unwrap_err().to_string(),
+            "invalid range format for --expose: http, error: invalid containerPort: http"
+        );
+        assert_eq!(
+            parse_expose("80/ip").unwrap_err().to_string(),
+            "invalid range format for --expose: 80/ip, error: invalid proto: ip"
+        );
+    }
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -126,6 +126,30 @@ fn forward_prints_docker_port_lines_and_serves_every_spec() {
     drop(fwd);
 }
 
+/// `-P` publishes the `--expose`d ports, as `docker run -P` does: each on a host port picked
+/// from the range, on all addresses; `--expose` alone publishes nothing.
+#[test]
+fn publish_all_puts_exposed_ports_on_picked_host_ports() {
+    let backends = [echo_server("127.0.0.1"), echo_server("127.0.0.1")];
+    let [a, b] = backends.map(|s| s.port().to_string());
+    // A range of its own, so that parallel tests cannot take its ports.
+    let range = "47100-47199";
+    let (fwd, lines) = Forward::start(
+        &["--to", "127.0.0.1", "--port-range", range, "--expose", &a, "--expose", &b, "-P"],
+        2,
+    );
+    for (line, port) in lines.iter().zip([&a, &b]) {
+        assert!(line.starts_with(&format!("{port}/tcp -> 0.0.0.0:47")), "{line}");
+        let host = host_of(line);
+        assert!((47100..=47199).contains(&host.port()), "{line}");
+        let local = SocketAddr::from(([127, 0, 0, 1], host.port()));
+        assert_eq!(echo_via(local, b"published"), b"published");
+    }
+    drop(fwd);
+    let out = Command::new(CPROXY).args(["forward", "--to", "127.0.0.1", "--expose", &a]).output();
+    assert_eq!(out.unwrap().status.code(), Some(2), "--expose without -P publishes nothing");
+}
+
 #[test]
 fn control_socket_adds_lists_and_removes_bindings_at_run_time() {
     let backend = echo_server("127.0.0.1");

@@ -1,9 +1,10 @@
-//! Fuzzes the parsers of `cproxy::spec`: `-p` specs, port ranges and `docker port` lines.
+//! Fuzzes the parsers of `cproxy::spec`: `-p` specs, `--expose` values, port ranges and
+//! `docker port` lines.
 //! None may panic, and whatever parses must display as text that parses back to the same value.
 
 #![no_main]
 
-use cproxy::spec::{PortRange, PortSpec, PublishedPort};
+use cproxy::spec::{PortRange, PortSpec, PublishedPort, parse_expose};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,6 +24,13 @@ fuzz_target!(|data: &[u8]| {
                 let _ = mapping.to_string();
             }
         }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+    match parse_expose(text) {
+        // An exposed port is a container port alone: no host part, so -P picks the host port.
+        Ok(spec) => assert_eq!(spec.to_string().split(':').count(), 1, "{text:?}"),
         Err(e) => {
             let _ = e.to_string();
         }
