@@ -41,19 +41,21 @@ impl Publisher {
     fn publish(&self, spec: &PortSpec, backend: IpAddr) -> Result<Vec<BindingInfo>, String> {
         let mut added = Vec::new();
         for mapping in spec.mappings() {
-            let result = self.allocator.bind_mapping(&mapping).map_err(|e| e.to_string()).and_then(
-                |socket| {
-                    let to = SocketAddr::new(backend, mapping.container_port);
-                    self.proxy
-                        .add_socket(mapping.proto, socket.into_fd(), to)
-                        .map_err(|e| e.to_string())
-                },
-            );
-            match result {
-                Ok(info) => added.push(info),
+            let to = SocketAddr::new(backend, mapping.container_port);
+            let sockets = match self.allocator.bind_mapping(&mapping) {
+                Ok(sockets) => sockets,
                 Err(e) => {
                     self.roll_back(&added);
-                    return Err(e);
+                    return Err(e.to_string());
+                }
+            };
+            for socket in sockets {
+                match self.proxy.add_socket(mapping.proto, socket.into_fd(), to) {
+                    Ok(info) => added.push(info),
+                    Err(e) => {
+                        self.roll_back(&added);
+                        return Err(e.to_string());
+                    }
                 }
             }
         }

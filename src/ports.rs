@@ -10,7 +10,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -80,11 +80,7 @@ impl PortAllocator {
     /// Binds a free port of the range on `ip`: a listening socket for TCP (set up as the
     /// forwarder's own listeners are), a bound socket for UDP. Ports in use are skipped.
     pub fn allocate(&self, ip: IpAddr, proto: Proto) -> Result<BoundSocket, AllocError> {
-        let protos = match proto {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        };
-        self.search(ip, protos, |addr| bind_socket(proto, addr))
+        self.search(ip, proto_name(proto), |addr| bind_socket(proto, addr))
     }
 
     /// Binds one free port of the range on `ip` for both TCP and UDP, as `(tcp, udp)`. A port
@@ -98,16 +94,25 @@ impl PortAllocator {
     }
 
     /// Binds what one mapping of a spec asks for: its fixed port, any port of this allocator's
-    /// range, or one port of the mapping's own range. Without a host IP, binds `0.0.0.0`,
-    /// Docker's default address.
-    pub fn bind_mapping(&self, mapping: &PortMapping) -> Result<BoundSocket, AllocError> {
+    /// range, or one port of the mapping's own range.
+    ///
+    /// Without a host IP it binds as Docker does: `0.0.0.0` and, where the host has IPv6, `[::]`
+    /// (IPv6-only) on the same port, IPv4 first. An allocated port taken on either family is
+    /// skipped for both; a fixed one is an error.
+    pub fn bind_mapping(&self, mapping: &PortMapping) -> Result<Vec<BoundSocket>, AllocError> {
+        let proto = mapping.proto;
+        let bind = |port: u16| match mapping.host_ip {
+            Some(ip) => bind_socket(proto, SocketAddr::new(ip, port)).map(|s| vec![s]),
+            None => bind_both_families(proto, port),
+        };
         let ip = mapping.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let protos = proto_name(proto);
         match mapping.host_port {
-            HostPort::Fixed(port) => {
-                bind_socket(mapping.proto, SocketAddr::new(ip, port)).map_err(AllocError::Bind)
+            HostPort::Fixed(port) => bind(port).map_err(AllocError::Bind),
+            HostPort::Any => self.search(ip, protos, |addr| bind(addr.port())),
+            HostPort::OneOf(range) => {
+                PortAllocator::new(range).search(ip, protos, |addr| bind(addr.port()))
             }
-            HostPort::Any => self.allocate(ip, mapping.proto),
-            HostPort::OneOf(range) => PortAllocator::new(range).allocate(ip, mapping.proto),
         }
     }
 
@@ -135,6 +140,31 @@ impl PortAllocator {
         let offset = (n % self.range.count()) as u16;
         self.range.start() + offset
     }
+}
+
+/// `tcp` or `udp`, for errors.
+fn proto_name(proto: Proto) -> &'static str {
+    match proto {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    }
+}
+
+/// Binds `0.0.0.0:port`, then `[::]` on the port that got (the same, unless `port` is 0). A
+/// host without IPv6 gets the IPv4 socket alone, as from Docker.
+fn bind_both_families(proto: Proto, port: u16) -> Result<Vec<BoundSocket>, ProxyError> {
+    let v4 = bind_socket(proto, SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port))?;
+    match bind_socket(proto, SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), v4.port())) {
+        Ok(v6) => Ok(vec![v4, v6]),
+        Err(ProxyError::Listen { source, .. }) if no_ipv6(&source) => Ok(vec![v4]),
+        // Dropping the IPv4 socket frees its port again.
+        Err(e) => Err(e),
+    }
+}
+
+/// True for the errors of a host (or namespace) without IPv6: no such family, or no `::`.
+fn no_ipv6(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL))
 }
 
 /// Binds `addr` for `proto`; a port in use comes back as [`ProxyError::PortAllocated`].
@@ -411,12 +441,53 @@ mod tests {
             container_port: 80,
             proto: Proto::Udp,
         };
-        let fixed = allocator.bind_mapping(&mapping(HostPort::Fixed(own.end()))).unwrap();
+        let bind = |host_port| {
+            let mut sockets = allocator.bind_mapping(&mapping(host_port)).unwrap();
+            assert_eq!(sockets.len(), 1, "a mapping with a host IP binds that address alone");
+            sockets.remove(0)
+        };
+        let fixed = bind(HostPort::Fixed(own.end()));
         assert_eq!(fixed.local_addr(), SocketAddr::new(LOCALHOST, own.end()));
-        let one_of = allocator.bind_mapping(&mapping(HostPort::OneOf(own))).unwrap();
+        let one_of = bind(HostPort::OneOf(own));
         assert!(own.contains(one_of.port()) && one_of.port() != own.end());
-        let any = allocator.bind_mapping(&mapping(HostPort::Any)).unwrap();
+        let any = bind(HostPort::Any);
         assert!(allocators.contains(any.port()));
+    }
+
+    /// Without a host IP, as Docker: 0.0.0.0 and [::] on one port (this host has IPv6).
+    #[test]
+    fn a_mapping_without_host_ip_binds_both_families_on_one_port() {
+        let range = free_block(31000, 20);
+        let mapping = |host_port| PortMapping {
+            host_ip: None,
+            host_port,
+            container_port: 80,
+            proto: Proto::Tcp,
+        };
+        let allocator = PortAllocator::new(range);
+        let any = allocator.bind_mapping(&mapping(HostPort::Any)).unwrap();
+        assert!(any.len() == 2 && any[0].port() == any[1].port(), "{any:?}");
+        drop(any);
+        let port = range.start();
+        let both = allocator.bind_mapping(&mapping(HostPort::Fixed(port))).unwrap();
+        let addrs: Vec<SocketAddr> = both.iter().map(BoundSocket::local_addr).collect();
+        assert_eq!(
+            addrs,
+            [SocketAddr::from(([0, 0, 0, 0], port)), format!("[::]:{port}").parse().unwrap()]
+        );
+        // [::] taken by someone else: a fixed port fails in Docker's words and leaves 0.0.0.0
+        // free; an allocated one moves on to a port free on both.
+        let taken = both.into_iter().nth(1).unwrap();
+        let e = allocator.bind_mapping(&mapping(HostPort::Fixed(port))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("Bind for [::]:{port} failed: port is already allocated")
+        );
+        assert!(TcpListener::bind(("0.0.0.0", port)).is_ok(), "0.0.0.0 half left bound");
+        let own = PortRange::new(port, port + 1).unwrap();
+        let moved = allocator.bind_mapping(&mapping(HostPort::OneOf(own))).unwrap();
+        assert!(moved.iter().all(|s| s.port() == port + 1), "{moved:?}");
+        drop(taken);
     }
 
     #[tokio::test]

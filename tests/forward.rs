@@ -127,7 +127,7 @@ fn forward_prints_docker_port_lines_and_serves_every_spec() {
 }
 
 /// `-P` publishes the `--expose`d ports, as `docker run -P` does: each on a host port picked
-/// from the range, on all addresses; `--expose` alone publishes nothing.
+/// from the range, on 0.0.0.0 and [::] alike; `--expose` alone publishes nothing.
 #[test]
 fn publish_all_puts_exposed_ports_on_picked_host_ports() {
     let backends = [echo_server("127.0.0.1"), echo_server("127.0.0.1")];
@@ -136,14 +136,19 @@ fn publish_all_puts_exposed_ports_on_picked_host_ports() {
     let range = "47100-47199";
     let (fwd, lines) = Forward::start(
         &["--to", "127.0.0.1", "--port-range", range, "--expose", &a, "--expose", &b, "-P"],
-        2,
+        4,
     );
-    for (line, port) in lines.iter().zip([&a, &b]) {
-        assert!(line.starts_with(&format!("{port}/tcp -> 0.0.0.0:47")), "{line}");
-        let host = host_of(line);
-        assert!((47100..=47199).contains(&host.port()), "{line}");
-        let local = SocketAddr::from(([127, 0, 0, 1], host.port()));
-        assert_eq!(echo_via(local, b"published"), b"published");
+    for (pair, port) in lines.chunks(2).zip([&a, &b]) {
+        let (v4, v6) = (host_of(&pair[0]), host_of(&pair[1]));
+        assert_eq!(pair[0], format!("{port}/tcp -> 0.0.0.0:{}", v4.port()));
+        assert_eq!(pair[1], format!("{port}/tcp -> [::]:{}", v4.port()), "one port, both families");
+        assert!((47100..=47199).contains(&v4.port()), "{pair:?}");
+        for local in [
+            SocketAddr::from(([127, 0, 0, 1], v4.port())),
+            format!("[::1]:{}", v6.port()).parse().unwrap(),
+        ] {
+            assert_eq!(echo_via(local, b"published"), b"published");
+        }
     }
     drop(fwd);
     let out = Command::new(CPROXY).args(["forward", "--to", "127.0.0.1", "--expose", &a]).output();
