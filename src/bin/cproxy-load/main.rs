@@ -5,6 +5,7 @@
 //! bounded in time and count, and stops by itself.
 
 mod backend;
+mod bindings;
 mod bulk;
 mod compare;
 mod connect;
@@ -58,6 +59,25 @@ struct Cli {
 enum Command {
     /// Measure direct, cproxy, cproxy -no-splice, docker-proxy, socat and HAProxy side by side
     Compare(CompareArgs),
+    /// Memory and threads of N bindings in one cproxy process, next to N single-binding
+    /// processes as dockerd runs docker-proxy
+    Bindings(BindingsArgs),
+}
+
+/// Flags of `bindings`.
+#[derive(Debug, Args)]
+struct BindingsArgs {
+    /// Binding counts to measure, comma-separated
+    #[arg(long, value_name = "N,...", value_delimiter = ',', default_value = "1,1000,10000",
+          value_parser = clap::value_parser!(u32).range(1..=20000))]
+    counts: Vec<u32>,
+    /// cproxy binary to measure [default: the cproxy next to cproxy-load]
+    #[arg(long, value_name = "PATH")]
+    cproxy: Option<PathBuf>,
+    /// docker-proxy binary to measure beside it [default: docker-proxy in PATH, /usr/sbin or
+    /// /usr/libexec/docker]
+    #[arg(long = "docker-proxy", value_name = "PATH")]
+    docker_proxy: Option<PathBuf>,
 }
 
 /// Flags of `compare`.
@@ -114,6 +134,21 @@ fn main() -> ExitCode {
     }
     match Cli::parse().command {
         Command::Compare(args) => compare(args),
+        Command::Bindings(args) => {
+            let result = cproxy_bin(args.cproxy.as_deref()).and_then(|cproxy| {
+                let docker_proxy =
+                    args.docker_proxy.or_else(|| process::find_program("docker-proxy"));
+                let counts: Vec<usize> = args.counts.iter().map(|&n| n as usize).collect();
+                bindings::run(&cproxy, docker_proxy.as_deref(), &counts)
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cproxy-load bindings: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
@@ -300,19 +335,25 @@ fn builtin_cproxy() -> ExitCode {
 mod tests {
     use super::*;
 
+    /// `compare`'s flags from `args`.
+    fn compare_args(args: &[&str]) -> CompareArgs {
+        let argv = ["cproxy-load", "compare"].iter().chain(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Compare(a) => a,
+            Command::Bindings(_) => panic!("parsed as bindings"),
+        }
+    }
+
     #[test]
     fn compare_defaults_to_every_peer_and_eight_streams() {
-        let Command::Compare(a) = Cli::try_parse_from(["cproxy-load", "compare"]).unwrap().command;
+        let a = compare_args(&[]);
         assert_eq!(selected_peers(&a.peers), PeerKind::ALL);
         assert_eq!((a.streams, a.quick, a.json), (8, false, None));
     }
 
     #[test]
     fn peers_are_chosen_by_comma_separated_names_after_direct() {
-        let Command::Compare(a) =
-            Cli::try_parse_from(["cproxy-load", "compare", "--peers", "socat,cproxy,socat"])
-                .unwrap()
-                .command;
+        let a = compare_args(&["--peers", "socat,cproxy,socat"]);
         assert_eq!(selected_peers(&a.peers), [PeerKind::Direct, PeerKind::Socat, PeerKind::Cproxy]);
     }
 
@@ -322,6 +363,15 @@ mod tests {
             let argv = ["cproxy-load", "compare"].iter().chain(args);
             assert!(Cli::try_parse_from(argv).is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn bindings_counts_default_to_1_1000_10000_and_refuse_0() {
+        match Cli::try_parse_from(["cproxy-load", "bindings"]).unwrap().command {
+            Command::Bindings(b) => assert_eq!(b.counts, [1, 1000, 10000]),
+            Command::Compare(_) => panic!("parsed as compare"),
+        }
+        assert!(Cli::try_parse_from(["cproxy-load", "bindings", "--counts", "1,0"]).is_err());
     }
 
     #[test]

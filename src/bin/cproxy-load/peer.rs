@@ -254,7 +254,7 @@ fn socat_udp_args(port: u16, backend: SocketAddr) -> [String; 2] {
 }
 
 /// docker-proxy's command line for one binding from 127.0.0.1:`port` to `backend`.
-fn docker_proxy_args(proto: &str, port: u16, backend: SocketAddr) -> Vec<String> {
+pub fn docker_proxy_args(proto: &str, port: u16, backend: SocketAddr) -> Vec<String> {
     [
         "-proto",
         proto,

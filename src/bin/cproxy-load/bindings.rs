@@ -1,0 +1,164 @@
+//! Memory of many bindings: one `cproxy forward` process serving N bindings on 127.0.0.1, next
+//! to what N single-binding processes cost, the way dockerd runs docker-proxy (and cproxy in its
+//! place): one such process is started and measured, and its memory counted N times.
+//!
+//! Every binding of the big process is checked to be listening (it printed its `docker port`
+//! line), and a sample of them carries an echo, so the memory is that of bindings that work.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::backend::{Backends, ECHO};
+use crate::load;
+use crate::peer::{CproxyBin, docker_proxy_args};
+use crate::process::{Process, Readiness, TempDir};
+use crate::procstat;
+
+/// Bindings of the big process that carry an echo, spread evenly over all of them.
+const SAMPLED: usize = 25;
+
+/// What one process serving some bindings costs.
+#[derive(Clone, Copy, Debug)]
+pub struct Footprint {
+    /// Resident memory, KiB.
+    pub rss_kib: u64,
+    /// Threads.
+    pub threads: u64,
+}
+
+/// Measures `cproxy forward` with each of `counts` bindings, and one single-binding cproxy and
+/// docker-proxy (if given) as dockerd runs them; prints a table.
+pub fn run(
+    cproxy: &CproxyBin,
+    docker_proxy: Option<&Path>,
+    counts: &[usize],
+) -> Result<(), String> {
+    let CproxyBin::Path(cproxy) = cproxy else {
+        return Err("`bindings` runs `cproxy forward`, which the forwarder built into \
+                    cproxy-load lacks: `cargo build --release` builds cproxy next to it"
+            .to_string());
+    };
+    let backends = Backends::start(4).map_err(|e| format!("cannot start the backends: {e}"))?;
+    let dir = TempDir::new().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    let single = |what: &str, program: &Path| -> Result<Footprint, String> {
+        let mut cmd = Command::new(program);
+        cmd.args(docker_proxy_args("tcp", 0, backends.tcp));
+        let log = dir.path().join(format!("{what}.log"));
+        let p = Process::start(what, cmd, &log, Readiness::StatusPipe)?;
+        footprint(p.pid())
+    };
+    let one_cproxy = single("cproxy", cproxy)?;
+    let one_docker_proxy = docker_proxy.map(|p| single("docker-proxy", p)).transpose()?;
+    println!(
+        "{:>9}  {:>26}  {:>27}  {:>27}",
+        "bindings", "cproxy forward, 1 process", "N cproxy processes", "N docker-proxy processes"
+    );
+    for &n in counts {
+        let f = forward(cproxy, n, backends.tcp, &dir)?;
+        let per_process = |one: &Footprint| {
+            format!("{:.1} MiB, {} threads", mib(one.rss_kib * n as u64), one.threads * n as u64)
+        };
+        println!(
+            "{:>9}  {:>26}  {:>27}  {:>27}",
+            n,
+            format!("{:.1} MiB, {} threads", mib(f.rss_kib), f.threads),
+            per_process(&one_cproxy),
+            one_docker_proxy.as_ref().map_or("(no docker-proxy)".to_string(), per_process),
+        );
+    }
+    println!(
+        "one single-binding process: cproxy {:.1} MiB, {} threads; docker-proxy {}",
+        mib(one_cproxy.rss_kib),
+        one_cproxy.threads,
+        one_docker_proxy.map_or("not measured (--docker-proxy PATH)".to_string(), |d| format!(
+            "{:.1} MiB, {} threads",
+            mib(d.rss_kib),
+            d.threads
+        )),
+    );
+    println!(
+        "(RSS; N processes share their program's and libc's pages, so they take somewhat less \
+         than N times one)"
+    );
+    Ok(())
+}
+
+/// Starts `cproxy forward` with `n` bindings from free ports of 127.0.0.1 to `backend`, checks
+/// a sample of them, and measures it.
+fn forward(
+    cproxy: &Path,
+    n: usize,
+    backend: SocketAddr,
+    dir: &TempDir,
+) -> Result<Footprint, String> {
+    let spec = format!("127.0.0.1::{}", backend.port());
+    let mut cmd = Command::new(cproxy);
+    cmd.args(["forward", "--to", "127.0.0.1"]);
+    for _ in 0..n {
+        cmd.args(["-p", &spec]);
+    }
+    let log = dir.path().join(format!("forward-{n}.log"));
+    let what = format!("cproxy forward with {n} bindings");
+    let p = Process::start(&what, cmd, &log, Readiness::StatusPipe)?;
+    let text =
+        std::fs::read_to_string(&log).map_err(|e| format!("cannot read {what}'s output: {e}"))?;
+    let hosts: Vec<SocketAddr> = text.lines().filter_map(published_host).collect();
+    if hosts.len() != n {
+        return Err(format!("{what} printed {} bindings, not {n}", hosts.len()));
+    }
+    for host in hosts.iter().step_by(n.div_ceil(SAMPLED).max(1)) {
+        echo(*host)?;
+    }
+    footprint(p.pid())
+}
+
+/// The host address of a `docker port` line (`5000/tcp -> 127.0.0.1:49153`).
+fn published_host(line: &str) -> Option<SocketAddr> {
+    line.split_once(" -> ")?.1.parse().ok()
+}
+
+/// One echo through `host`.
+fn echo(host: SocketAddr) -> Result<(), String> {
+    let mut c = load::connect(host).map_err(|e| e.0)?;
+    let out = [ECHO, 1, 2, 3];
+    let mut back = [0u8; 4];
+    c.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    c.write_all(&out)
+        .and_then(|()| c.read_exact(&mut back))
+        .map_err(|e| format!("echo through {host}: {e}"))?;
+    if back == out { Ok(()) } else { Err(format!("echo through {host} came back wrong")) }
+}
+
+/// Resident memory and threads of `pid`.
+fn footprint(pid: u32) -> Result<Footprint, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("process {pid} is gone: {e}"))?;
+    let rss_kib = procstat::memory(pid).ok_or("no VmRSS")?.rss_kib;
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
+        .ok_or("no Threads line")?;
+    Ok(Footprint { rss_kib, threads })
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_port_lines_give_the_host_address() {
+        assert_eq!(
+            published_host("5000/tcp -> 127.0.0.1:49153"),
+            Some("127.0.0.1:49153".parse().unwrap())
+        );
+        assert_eq!(published_host("5000/tcp -> [::]:80"), Some("[::]:80".parse().unwrap()));
+        assert_eq!(published_host("cproxy: warning"), None);
+    }
+}
