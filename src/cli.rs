@@ -67,13 +67,15 @@ pub struct ForwardArgs {
     /// Container address the published ports forward to
     #[arg(long, value_name = "IP")]
     pub to: IpAddr,
-    /// Publish a container port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp], ranges allowed
+    #[arg(
+        help = "Publish a container port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp], ranges allowed"
+    )]
     #[arg(short = 'p', long = "publish", value_name = "SPEC", value_parser = PortSpec::parse)]
     pub publish: Vec<PortSpec>,
     /// Publish every --expose'd port on a host port picked from --port-range, all addresses
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
-    /// A container port (or range) that -P publishes: PORT[-END][/tcp|/udp]
+    #[arg(help = "A container port (or range) that -P publishes: PORT[-END][/tcp|/udp]")]
     #[arg(long, value_name = "PORT", value_parser = crate::spec::parse_expose)]
     pub expose: Vec<PortSpec>,
     /// Host ports to pick from when a spec leaves the host port empty (default: the kernel's
@@ -94,7 +96,7 @@ pub struct CtlArgs {
     /// The control socket of a running `cproxy forward`
     #[arg(long, value_name = "PATH")]
     pub control: PathBuf,
-    /// The command and its arguments: add [IP] SPEC | remove ID | list
+    #[arg(help = "The command and its arguments: add [IP] SPEC | remove ID | list")]
     #[arg(required = true, num_args = 1.., value_name = "COMMAND")]
     pub command: Vec<String>,
 }

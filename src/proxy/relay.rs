@@ -1,6 +1,6 @@
 //! The hot path: moves bytes between two connected TCP sockets.
 //!
-//! Each direction owns a [`Stage`], the only buffer between its two sockets. Normally that is a
+//! Each direction owns a `Stage`, the only buffer between its two sockets. Normally that is a
 //! kernel pipe and bytes go `splice(src → pipe)` then `splice(pipe → dst)` without ever being
 //! copied into user space. Where the kernel refuses to splice (`EINVAL`/`ENOSYS`), the direction
 //! switches, once, to a small user-space buffer. Either way the stage has a fixed capacity, so a
