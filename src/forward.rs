@@ -22,7 +22,7 @@ use tokio::net::{UnixListener, UnixStream};
 use crate::cli::ForwardArgs;
 use crate::compat::StatusPipe;
 use crate::ports::PortAllocator;
-use crate::proxy::{BindingId, BindingInfo, Proxy};
+use crate::proxy::{BindingId, BindingInfo, Proto, Proxy};
 use crate::serve;
 use crate::spec::{PortSpec, PublishedPort};
 
@@ -37,12 +37,18 @@ struct Publisher {
 }
 
 impl Publisher {
-    /// Publishes every mapping of `spec` to `backend`, all or nothing.
-    fn publish(&self, spec: &PortSpec, backend: IpAddr) -> Result<Vec<BindingInfo>, String> {
+    /// Publishes every mapping of `spec` to `backend`, for each of `protos` on one host port,
+    /// all or nothing.
+    fn publish(
+        &self,
+        spec: &PortSpec,
+        protos: &[Proto],
+        backend: IpAddr,
+    ) -> Result<Vec<BindingInfo>, String> {
         let mut added = Vec::new();
         for mapping in spec.mappings() {
             let to = SocketAddr::new(backend, mapping.container_port);
-            let sockets = match self.allocator.bind_mapping(&mapping) {
+            let sockets = match self.allocator.bind_mapping_for(&mapping, protos) {
                 Ok(sockets) => sockets,
                 Err(e) => {
                     self.roll_back(&added);
@@ -50,7 +56,7 @@ impl Publisher {
                 }
             };
             for socket in sockets {
-                match self.proxy.add_socket(mapping.proto, socket.into_fd(), to) {
+                match self.proxy.add_socket(socket.proto(), socket.into_fd(), to) {
                     Ok(info) => added.push(info),
                     Err(e) => {
                         self.roll_back(&added);
@@ -70,6 +76,28 @@ impl Publisher {
             tokio::spawn(async move { proxy.remove(id).await });
         }
     }
+}
+
+/// The specs of a command line with the protocols to publish each for. Specs that differ only
+/// in protocol and leave the host port to the allocator (`-p 53/tcp -p 53/udp`,
+/// `--expose 53/tcp --expose 53/udp -P`) become one, published for both, so the TCP and UDP
+/// halves of a port get the same host port.
+fn pair_halves(specs: &[PortSpec]) -> Vec<(PortSpec, Vec<Proto>)> {
+    let mut groups: Vec<(PortSpec, Vec<Proto>)> = Vec::new();
+    for spec in specs {
+        let half_of = |(g, protos): &&mut (PortSpec, Vec<Proto>)| {
+            spec.host_ports().is_none()
+                && g.host_ports().is_none()
+                && g.host_ip() == spec.host_ip()
+                && g.container_ports() == spec.container_ports()
+                && !protos.contains(&spec.proto())
+        };
+        match groups.iter_mut().find(half_of) {
+            Some((_, protos)) => protos.push(spec.proto()),
+            None => groups.push((*spec, vec![spec.proto()])),
+        }
+    }
+    groups
 }
 
 /// A binding as `docker port` prints it.
@@ -111,9 +139,10 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
         let publisher =
             Arc::new(Publisher { proxy: proxy.clone(), allocator, default_backend: args.to });
         let mut all = Vec::new();
-        for spec in &args.publish {
-            let added =
-                publisher.publish(spec, args.to).inspect_err(|_| publisher.roll_back(&all))?;
+        for (spec, protos) in pair_halves(&args.publish) {
+            let added = publisher
+                .publish(&spec, &protos, args.to)
+                .inspect_err(|_| publisher.roll_back(&all))?;
             all.extend(added);
         }
         for info in &all {
@@ -258,7 +287,7 @@ async fn run_command(command: &str, publisher: &Publisher) -> Result<Vec<String>
     match command.parse::<ControlCommand>()? {
         ControlCommand::Add { backend, spec } => {
             let backend = backend.unwrap_or(publisher.default_backend);
-            Ok(publisher.publish(&spec, backend)?.iter().map(line).collect())
+            Ok(publisher.publish(&spec, &[spec.proto()], backend)?.iter().map(line).collect())
         }
         ControlCommand::Remove(id) => match publisher.proxy.remove(id).await {
             true => Ok(vec![]),
@@ -310,6 +339,27 @@ mod tests {
 
     fn parse(line: &str) -> Result<ControlCommand, String> {
         line.parse()
+    }
+
+    #[test]
+    fn tcp_and_udp_halves_with_allocated_host_ports_are_published_together() {
+        let specs: Vec<PortSpec> = ["53/tcp", "8080:80", "53/udp", "127.0.0.1::53/udp", "53/tcp"]
+            .iter()
+            .map(|s| PortSpec::parse(s).unwrap())
+            .collect();
+        let groups: Vec<(String, Vec<Proto>)> =
+            pair_halves(&specs).into_iter().map(|(s, p)| (s.to_string(), p)).collect();
+        let want = [
+            ("53/tcp", vec![Proto::Tcp, Proto::Udp]),
+            // A fixed host port is the user's choice, and another IP another port.
+            ("8080:80/tcp", vec![Proto::Tcp]),
+            ("127.0.0.1::53/udp", vec![Proto::Udp]),
+            // The same half twice is two ports, as in Docker.
+            ("53/tcp", vec![Proto::Tcp]),
+        ];
+        let want: Vec<(String, Vec<Proto>)> =
+            want.into_iter().map(|(s, p)| (s.to_string(), p)).collect();
+        assert_eq!(groups, want);
     }
 
     #[test]

@@ -80,7 +80,11 @@ impl PortAllocator {
     /// Binds a free port of the range on `ip`: a listening socket for TCP (set up as the
     /// forwarder's own listeners are), a bound socket for UDP. Ports in use are skipped.
     pub fn allocate(&self, ip: IpAddr, proto: Proto) -> Result<BoundSocket, AllocError> {
-        self.search(ip, proto_name(proto), |addr| bind_socket(proto, addr))
+        let name = match proto {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        };
+        self.search(ip, name, |addr| bind_socket(proto, addr))
     }
 
     /// Binds one free port of the range on `ip` for both TCP and UDP, as `(tcp, udp)`. A port
@@ -100,18 +104,40 @@ impl PortAllocator {
     /// (IPv6-only) on the same port, IPv4 first. An allocated port taken on either family is
     /// skipped for both; a fixed one is an error.
     pub fn bind_mapping(&self, mapping: &PortMapping) -> Result<Vec<BoundSocket>, AllocError> {
-        let proto = mapping.proto;
-        let bind = |port: u16| match mapping.host_ip {
-            Some(ip) => bind_socket(proto, SocketAddr::new(ip, port)).map(|s| vec![s]),
-            None => bind_both_families(proto, port),
+        self.bind_mapping_for(mapping, &[mapping.proto])
+    }
+
+    /// As [`bind_mapping`](Self::bind_mapping), once for each of `protos` (the mapping's own
+    /// protocol is ignored), all on one host port: the TCP and UDP halves of a published port
+    /// get the same number. An allocated port taken for any of them is skipped for all.
+    pub fn bind_mapping_for(
+        &self,
+        mapping: &PortMapping,
+        protos: &[Proto],
+    ) -> Result<Vec<BoundSocket>, AllocError> {
+        let bind = |first: u16| {
+            let mut all: Vec<BoundSocket> = Vec::new();
+            for &proto in protos {
+                // Port 0 lets the kernel pick for the first socket; the rest take its pick.
+                let port = all.first().map_or(first, BoundSocket::port);
+                match mapping.host_ip {
+                    Some(ip) => all.push(bind_socket(proto, SocketAddr::new(ip, port))?),
+                    None => all.extend(bind_both_families(proto, port)?),
+                }
+            }
+            Ok(all)
         };
         let ip = mapping.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let protos = proto_name(proto);
+        let names = match protos {
+            [Proto::Tcp] => "tcp",
+            [Proto::Udp] => "udp",
+            _ => "tcp and udp",
+        };
         match mapping.host_port {
             HostPort::Fixed(port) => bind(port).map_err(AllocError::Bind),
-            HostPort::Any => self.search(ip, protos, |addr| bind(addr.port())),
+            HostPort::Any => self.search(ip, names, |addr| bind(addr.port())),
             HostPort::OneOf(range) => {
-                PortAllocator::new(range).search(ip, protos, |addr| bind(addr.port()))
+                PortAllocator::new(range).search(ip, names, |addr| bind(addr.port()))
             }
         }
     }
@@ -139,14 +165,6 @@ impl PortAllocator {
         // offset < count, so start + offset <= end: no overflow.
         let offset = (n % self.range.count()) as u16;
         self.range.start() + offset
-    }
-}
-
-/// `tcp` or `udp`, for errors.
-fn proto_name(proto: Proto) -> &'static str {
-    match proto {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
     }
 }
 
@@ -452,6 +470,36 @@ mod tests {
         assert!(own.contains(one_of.port()) && one_of.port() != own.end());
         let any = bind(HostPort::Any);
         assert!(allocators.contains(any.port()));
+    }
+
+    #[test]
+    fn tcp_and_udp_halves_of_a_mapping_share_the_port_on_both_families() {
+        let range = free_block(32000, 10);
+        let allocator = PortAllocator::new(range);
+        let mapping = PortMapping {
+            host_ip: None,
+            host_port: HostPort::Any,
+            container_port: 53,
+            proto: Proto::Udp,
+        };
+        // The first port of the range is free for TCP only: it must be skipped.
+        let _udp_taken = UdpSocket::bind(("0.0.0.0", range.start())).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..range.count() - 1 {
+            let sockets = allocator.bind_mapping_for(&mapping, &[Proto::Tcp, Proto::Udp]).unwrap();
+            let kinds: Vec<(Proto, bool)> =
+                sockets.iter().map(|s| (s.proto(), s.local_addr().is_ipv4())).collect();
+            assert_eq!(
+                kinds,
+                [(Proto::Tcp, true), (Proto::Tcp, false), (Proto::Udp, true), (Proto::Udp, false)]
+            );
+            let port = sockets[0].port();
+            assert!(sockets.iter().all(|s| s.port() == port), "{sockets:?}");
+            assert_ne!(port, range.start(), "port whose udp half is taken was used");
+            seen.push(sockets);
+        }
+        let e = allocator.bind_mapping_for(&mapping, &[Proto::Tcp, Proto::Udp]).unwrap_err();
+        assert!(e.to_string().contains("tcp and udp"), "{e}");
     }
 
     /// Without a host IP, as Docker: 0.0.0.0 and [::] on one port (this host has IPv6).

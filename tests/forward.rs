@@ -155,6 +155,19 @@ fn publish_all_puts_exposed_ports_on_picked_host_ports() {
     assert_eq!(out.unwrap().status.code(), Some(2), "--expose without -P publishes nothing");
 }
 
+/// `-p IP::PORT/tcp -p IP::PORT/udp`: both halves on one picked host port.
+#[test]
+fn tcp_and_udp_halves_get_one_host_port() {
+    let backend = echo_server("127.0.0.1");
+    let p = backend.port();
+    let (tcp, udp) = (format!("127.0.0.1::{p}/tcp"), format!("127.0.0.1::{p}/udp"));
+    let (fwd, lines) = Forward::start(&["--to", "127.0.0.1", "-p", &tcp, "-p", &udp], 2);
+    let host = host_of(&lines[0]);
+    assert_eq!(lines, [format!("{p}/tcp -> {host}"), format!("{p}/udp -> {host}")]);
+    assert_eq!(echo_via(host, b"both"), b"both");
+    drop(fwd);
+}
+
 #[test]
 fn control_socket_adds_lists_and_removes_bindings_at_run_time() {
     let backend = echo_server("127.0.0.1");
