@@ -80,21 +80,16 @@ impl PortAllocator {
     /// Binds a free port of the range on `ip`: a listening socket for TCP (set up as the
     /// forwarder's own listeners are), a bound socket for UDP. Ports in use are skipped.
     pub fn allocate(&self, ip: IpAddr, proto: Proto) -> Result<BoundSocket, AllocError> {
-        let name = match proto {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        };
-        self.search(ip, name, |addr| bind_socket(proto, addr))
+        let mut sockets = self.bind(Some(ip), HostPort::Any, &[proto])?;
+        Ok(sockets.remove(0))
     }
 
     /// Binds one free port of the range on `ip` for both TCP and UDP, as `(tcp, udp)`. A port
     /// free for one protocol but not the other is released again and skipped.
     pub fn allocate_pair(&self, ip: IpAddr) -> Result<(BoundSocket, BoundSocket), AllocError> {
-        self.search(ip, "tcp and udp", |addr| {
-            let tcp = bind_socket(Proto::Tcp, addr)?;
-            let udp = bind_socket(Proto::Udp, addr)?;
-            Ok((tcp, udp))
-        })
+        let mut sockets = self.bind(Some(ip), HostPort::Any, &[Proto::Tcp, Proto::Udp])?;
+        let udp = sockets.remove(1);
+        Ok((sockets.remove(0), udp))
     }
 
     /// Binds what one mapping of a spec asks for: its fixed port, any port of this allocator's
@@ -104,7 +99,7 @@ impl PortAllocator {
     /// (IPv6-only) on the same port, IPv4 first. An allocated port taken on either family is
     /// skipped for both; a fixed one is an error.
     pub fn bind_mapping(&self, mapping: &PortMapping) -> Result<Vec<BoundSocket>, AllocError> {
-        self.bind_mapping_for(mapping, &[mapping.proto])
+        self.bind(mapping.host_ip, mapping.host_port, &[mapping.proto])
     }
 
     /// As [`bind_mapping`](Self::bind_mapping), once for each of `protos` (the mapping's own
@@ -115,25 +110,36 @@ impl PortAllocator {
         mapping: &PortMapping,
         protos: &[Proto],
     ) -> Result<Vec<BoundSocket>, AllocError> {
+        self.bind(mapping.host_ip, mapping.host_port, protos)
+    }
+
+    /// Binds `host_port` on `host_ip` (both families if `None`) once for each of `protos` (not
+    /// empty), all on one port, in that order; IPv4 before IPv6 for each protocol.
+    fn bind(
+        &self,
+        host_ip: Option<IpAddr>,
+        host_port: HostPort,
+        protos: &[Proto],
+    ) -> Result<Vec<BoundSocket>, AllocError> {
         let bind = |first: u16| {
             let mut all: Vec<BoundSocket> = Vec::new();
             for &proto in protos {
                 // Port 0 lets the kernel pick for the first socket; the rest take its pick.
                 let port = all.first().map_or(first, BoundSocket::port);
-                match mapping.host_ip {
+                match host_ip {
                     Some(ip) => all.push(bind_socket(proto, SocketAddr::new(ip, port))?),
                     None => all.extend(bind_both_families(proto, port)?),
                 }
             }
             Ok(all)
         };
-        let ip = mapping.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let ip = host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let names = match protos {
             [Proto::Tcp] => "tcp",
             [Proto::Udp] => "udp",
             _ => "tcp and udp",
         };
-        match mapping.host_port {
+        match host_port {
             HostPort::Fixed(port) => bind(port).map_err(AllocError::Bind),
             HostPort::Any => self.search(ip, names, |addr| bind(addr.port())),
             HostPort::OneOf(range) => {

@@ -251,9 +251,7 @@ async fn pump(
                 Ok(_) => progressed = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if splice_unsupported(&e) => {
-                    tracing::debug!(error = %e, "splice refused, copying instead");
-                    stage.fall_back_to_copy()?;
-                    fallbacks.fetch_add(1, Ordering::Relaxed);
+                    fall_back(stage, fallbacks, &e)?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -267,9 +265,7 @@ async fn pump(
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if splice_unsupported(&e) => {
-                    tracing::debug!(error = %e, "splice refused, copying instead");
-                    stage.fall_back_to_copy()?;
-                    fallbacks.fetch_add(1, Ordering::Relaxed);
+                    fall_back(stage, fallbacks, &e)?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -287,6 +283,14 @@ async fn pump(
             }
         }
     }
+}
+
+/// Switches a direction whose splice the kernel refused (`e`) to copying, once, and counts it.
+fn fall_back(stage: &mut Stage, fallbacks: &AtomicU64, e: &io::Error) -> io::Result<()> {
+    tracing::debug!(error = %e, "splice refused, copying instead");
+    stage.fall_back_to_copy()?;
+    fallbacks.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 fn shutdown_write(s: &TcpStream) -> io::Result<()> {

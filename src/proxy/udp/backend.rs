@@ -125,15 +125,21 @@ mod tests {
         if n == 1 { Ok(()) } else { Err(io::ErrorKind::TimedOut.into()) }
     }
 
-    #[test]
-    fn a_send_after_an_icmp_error_is_not_lost() -> io::Result<()> {
-        // A port with nobody on it, then a backend that comes back on it.
+    /// A session to a port nobody listens on, whose first datagram's ICMP error is pending.
+    fn session_with_a_pending_icmp_error() -> io::Result<(SessionSocket, std::net::SocketAddr)> {
         let gone = std::net::UdpSocket::bind("127.0.0.1:0")?;
         let port = gone.local_addr()?;
         drop(gone);
         let session = SessionSocket::connect(port)?;
         session.send(b"lost")?;
         wait_pending(&session)?;
+        Ok((session, port))
+    }
+
+    #[test]
+    fn a_send_after_an_icmp_error_is_not_lost() -> io::Result<()> {
+        // A port with nobody on it, then a backend that comes back on it.
+        let (session, port) = session_with_a_pending_icmp_error()?;
         let backend = std::net::UdpSocket::bind(port)?;
         backend.set_read_timeout(Some(Duration::from_secs(5)))?;
         // The port-unreachable error is still pending: the first attempt reports it, the retry
@@ -147,12 +153,7 @@ mod tests {
 
     #[test]
     fn an_icmp_error_is_reported_once_by_recv() -> io::Result<()> {
-        let gone = std::net::UdpSocket::bind("127.0.0.1:0")?;
-        let port = gone.local_addr()?;
-        drop(gone);
-        let session = SessionSocket::connect(port)?;
-        session.send(b"lost")?;
-        wait_pending(&session)?;
+        let (session, _) = session_with_a_pending_icmp_error()?;
         let mut buf = [0u8; 16];
         let first = session.recv(&mut buf).map_err(|e| e.raw_os_error());
         assert_eq!(first, Err(Some(libc::ECONNREFUSED)));
