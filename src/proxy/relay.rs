@@ -9,6 +9,18 @@
 //! The pump is driven by tokio's readiness: it tries both ends until neither makes progress,
 //! and only then waits for the end it needs. An edge is only waited for after the kernel said
 //! `EAGAIN` for it, so no wake-up is lost and none is spent on a socket known to be idle.
+//!
+//! One `EAGAIN` says nothing about the socket: `splice(socket → pipe)` also fails with it when
+//! the pipe has no free *buffer slot* (a pipe has capacity/4096 slots and every received
+//! segment takes one, so over a real link with 1448-byte segments the slots run out long before
+//! the bytes do). Taking that for "socket drained" clears the socket's readiness, and if the
+//! peer has already sent everything no new edge ever comes: the connection stalls, and once the
+//! peer's FIN makes readiness stick, the pump spins. So an `EAGAIN` into a pipe that holds bytes
+//! is taken as "stage full": the pump waits to drain the pipe, and only an `EAGAIN` into an
+//! empty pipe is taken as the socket's state.
+//!
+//! Urgent data (`MSG_OOB`) is kept in line (`SO_OOBINLINE`, set by the caller), but splice
+//! still stops at the urgent mark; the byte at the mark is moved with `recv` and `write`.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -68,6 +80,55 @@ impl Pipe {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+
+    /// Moves the bytes at and after `src`'s urgent mark, where splice stops, through a small
+    /// buffer. Called only on an empty pipe, so that `write` has room for all it is given.
+    fn fill_past_urgent_mark(&mut self, src: RawFd) -> io::Result<Fill> {
+        debug_assert_eq!(self.len, 0);
+        let mut buf = [0u8; URGENT_BUF];
+        let want = buf.len().min(self.capacity);
+        // SAFETY: `buf` is valid writable memory of at least `want` bytes.
+        let n = cvt(unsafe { libc::recv(src, buf.as_mut_ptr().cast(), want, 0) })?;
+        if n == 0 {
+            return Ok(Fill::Eof);
+        }
+        let mut written = 0;
+        while written < n {
+            // SAFETY: `buf[written..n]` is valid readable memory.
+            let w = unsafe {
+                libc::write(self.write.as_raw_fd(), buf[written..n].as_ptr().cast(), n - written)
+            };
+            written += cvt(w)?;
+        }
+        self.len += n;
+        Ok(Fill::Read(n))
+    }
+}
+
+/// Bytes moved by `recv` past an urgent mark at a time: splice resumes after them.
+const URGENT_BUF: usize = 4096;
+
+/// `ioctl` request: is the socket's read pointer at the urgent mark (`<linux/sockios.h>`;
+/// libc does not export it).
+const SIOCATMARK: libc::Ioctl = 0x8905;
+
+/// True if the next byte to read from `sock` is TCP urgent data, where splice stops.
+fn at_urgent_mark(sock: RawFd) -> bool {
+    let mut at: libc::c_int = 0;
+    // SAFETY: SIOCATMARK writes one int through a valid pointer.
+    let rc = unsafe { libc::ioctl(sock, SIOCATMARK, &mut at) };
+    rc == 0 && at != 0
+}
+
+/// What one attempt to fill a stage did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fill {
+    /// Moved this many bytes.
+    Read(usize),
+    /// The source has ended.
+    Eof,
+    /// The stage can take nothing more until it is drained (says nothing about the source).
+    Full,
 }
 
 /// Keeps a few empty pipes for reuse, so a connection burst does not pay two syscalls per pipe.
@@ -135,21 +196,43 @@ impl Stage {
         }
     }
 
-    /// Reads from `src` into the stage. `Ok(0)` is end of stream.
-    fn fill(&mut self, src: RawFd) -> io::Result<usize> {
+    /// Reads from `src` into the stage. `Err(WouldBlock)` is returned only when `src` itself
+    /// has nothing to read, so that the caller may clear its readiness.
+    fn fill(&mut self, src: RawFd) -> io::Result<Fill> {
         match self {
-            Stage::Pipe(p) => {
-                let n = splice(src, p.write.as_raw_fd(), p.capacity - p.len)?;
-                p.len += n;
-                Ok(n)
-            }
+            Stage::Pipe(p) => match splice(src, p.write.as_raw_fd(), p.capacity - p.len) {
+                // Splice reads nothing at an urgent mark, which looks like the end of stream.
+                Ok(0) if !at_urgent_mark(src) => Ok(Fill::Eof),
+                Ok(0) if p.len > 0 => Ok(Fill::Full),
+                Ok(0) => p.fill_past_urgent_mark(src),
+                Ok(n) => {
+                    p.len += n;
+                    Ok(Fill::Read(n))
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if p.len > 0 {
+                        // Out of bytes or out of slots: either way the pipe must drain first,
+                        // and the socket may well hold more.
+                        Ok(Fill::Full)
+                    } else if at_urgent_mark(src) {
+                        p.fill_past_urgent_mark(src)
+                    } else {
+                        Err(e)
+                    }
+                }
+                Err(e) => Err(e),
+            },
             Stage::Copy { buf, end, .. } => {
                 let room = &mut buf[*end..];
                 // SAFETY: `room` is valid writable memory of the given length.
                 let n = unsafe { libc::recv(src, room.as_mut_ptr().cast(), room.len(), 0) };
-                let n = cvt(n)?;
-                *end += n;
-                Ok(n)
+                match cvt(n)? {
+                    0 => Ok(Fill::Eof),
+                    n => {
+                        *end += n;
+                        Ok(Fill::Read(n))
+                    }
+                }
             }
         }
     }
@@ -231,7 +314,14 @@ pub struct Traffic {
     pub to_client: AtomicU64,
     /// Directions that had to fall back from splice to copying.
     pub fallbacks: AtomicU64,
+    /// Times a direction was found waking up again and again without moving a byte (a bug
+    /// guard: it is paused each time, so it cannot take a core).
+    pub spins: AtomicU64,
 }
+
+/// Wake-ups in a row that moved nothing before a pump is deemed to be spinning. Readiness is
+/// only awaited after the kernel said `EAGAIN`, so a healthy pump wastes one now and then at most.
+const SPIN_LIMIT: u32 = 64;
 
 /// Moves one direction until `src` ends and everything read has been written to `dst`, then
 /// half-closes `dst` so its peer sees end of stream while the other direction goes on.
@@ -240,18 +330,22 @@ async fn pump(
     dst: &TcpStream,
     stage: &mut Stage,
     counter: &AtomicU64,
-    fallbacks: &AtomicU64,
+    traffic: &Traffic,
 ) -> io::Result<()> {
     let mut eof = false;
+    // The stage said it can take nothing more until drained: do not wait for `src`.
+    let mut full = false;
+    let mut futile = 0u32;
     loop {
         let mut progressed = false;
-        if !eof && stage.has_room() {
+        if !eof && !full && stage.has_room() {
             match src.try_io(Interest::READABLE, || stage.fill(src.as_raw_fd())) {
-                Ok(0) => eof = true,
-                Ok(_) => progressed = true,
+                Ok(Fill::Eof) => eof = true,
+                Ok(Fill::Read(_)) => progressed = true,
+                Ok(Fill::Full) => full = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if splice_unsupported(&e) => {
-                    fall_back(stage, fallbacks, &e)?;
+                    fall_back(stage, &traffic.fallbacks, &e)?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -262,10 +356,11 @@ async fn pump(
                 Ok(n) => {
                     counter.fetch_add(n as u64, Ordering::Relaxed);
                     progressed = true;
+                    full = false;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if splice_unsupported(&e) => {
-                    fall_back(stage, fallbacks, &e)?;
+                    fall_back(stage, &traffic.fallbacks, &e)?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -274,16 +369,31 @@ async fn pump(
         if eof && stage.is_empty() {
             return shutdown_write(dst);
         }
-        if !progressed {
-            let want_read = !eof && stage.has_room();
-            let want_write = !stage.is_empty();
-            tokio::select! {
-                r = src.readable(), if want_read => r?,
-                r = dst.writable(), if want_write => r?,
-            }
+        if progressed {
+            futile = 0;
+            continue;
+        }
+        futile += 1;
+        if futile > SPIN_LIMIT {
+            // A bug, not a state of the network: say so loudly in tests, and never let it
+            // take the process's CPU in production.
+            traffic.spins.fetch_add(1, Ordering::Relaxed);
+            debug_assert!(false, "relay pump woke {futile} times in a row without moving a byte");
+            tracing::error!(futile, eof, full, "relay pump spinning without progress; pausing it");
+            tokio::time::sleep(SPIN_PAUSE).await;
+            futile = 0;
+        }
+        let want_read = !eof && !full && stage.has_room();
+        let want_write = !stage.is_empty();
+        tokio::select! {
+            r = src.readable(), if want_read => r?,
+            r = dst.writable(), if want_write => r?,
         }
     }
 }
+
+/// How long a pump found spinning is paused, so that the rest of the process keeps serving.
+const SPIN_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Switches a direction whose splice the kernel refused (`e`) to copying, once, and counts it.
 fn fall_back(stage: &mut Stage, fallbacks: &AtomicU64, e: &io::Error) -> io::Result<()> {
@@ -336,7 +446,9 @@ impl Stages {
 /// Relays between `client` and `backend` until both directions have ended.
 ///
 /// End of stream on one side is passed on as a half-close of the other; the opposite direction
-/// keeps flowing. An error in either direction ends both. Pipes go back to `pool` only when empty.
+/// keeps flowing. A finished direction gives its pipe back to `pool` at once, and its source is
+/// still watched: a peer that half-closed and then reset or vanished ends the connection, even
+/// if the other side never sends again. An error in either direction ends both.
 pub async fn relay(
     client: &TcpStream,
     backend: &TcpStream,
@@ -344,17 +456,60 @@ pub async fn relay(
     pool: &PipePool,
     traffic: &Traffic,
 ) -> io::Result<()> {
-    let Stages { mut up, mut down } = stages;
-    let result = tokio::try_join!(
-        pump(client, backend, &mut up, &traffic.to_backend, &traffic.fallbacks),
-        pump(backend, client, &mut down, &traffic.to_client, &traffic.fallbacks),
-    );
-    for stage in [up, down] {
-        if let Stage::Pipe(p) = stage {
-            pool.put(p);
+    let Stages { up, down } = stages;
+    let up = direction(client, backend, up, &traffic.to_backend, traffic, pool);
+    let down = direction(backend, client, down, &traffic.to_client, traffic, pool);
+    tokio::pin!(up, down);
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        tokio::select! {
+            r = &mut up, if !up_done => {
+                r?;
+                up_done = true;
+            }
+            r = &mut down, if !down_done => {
+                r?;
+                down_done = true;
+            }
+            e = failure(client), if up_done => return Err(e),
+            e = failure(backend), if down_done => return Err(e),
         }
     }
-    result.map(|_| ())
+    Ok(())
+}
+
+/// One direction: pumps until its source ends, then returns its pipe to the pool.
+async fn direction(
+    src: &TcpStream,
+    dst: &TcpStream,
+    mut stage: Stage,
+    counter: &AtomicU64,
+    traffic: &Traffic,
+    pool: &PipePool,
+) -> io::Result<()> {
+    let result = pump(src, dst, &mut stage, counter, traffic).await;
+    if let Stage::Pipe(p) = stage {
+        pool.put(p);
+    }
+    result
+}
+
+/// Resolves when `s` reports an error (a reset after its end of stream, say): the socket's
+/// pending error, taken.
+async fn failure(s: &TcpStream) -> io::Error {
+    loop {
+        if let Err(e) = s.ready(Interest::ERROR).await {
+            return e;
+        }
+        match s.take_error() {
+            Ok(Some(e)) | Err(e) => return e,
+            // Someone else took the error first: forget this readiness and wait for the next.
+            Ok(None) => {
+                let _ =
+                    s.try_io(Interest::ERROR, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Shared test fixtures: a proxy in its own runtime, loopback peers, and a streaming checksum.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod netns;
 pub mod process;
 
 use std::io::{self, Read, Write};

@@ -1,0 +1,150 @@
+//! A real network path for tests: two network namespaces joined by a veth pair.
+//!
+//! Loopback hides bugs: its 64 KiB segments behave nothing like the MSS-1448 segments that come
+//! over a veth from a container. [`VethPath`] makes namespaces `near` (where the proxy and its
+//! clients run) and `far` (where the backend runs), joined by a veth pair with the MTU asked
+//! for, and deletes both when dropped, even when the test panicked. Sockets keep the namespace
+//! they were created in, so a socket made by [`Netns::run`] can be used from any thread, and a
+//! process started by [`Netns::command`] lives in the namespace.
+//!
+//! Addresses come from 10.77.0.0/24 inside the test's own namespaces; nothing is ever routed to
+//! the host's network.
+
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::sched::{CloneFlags, setns};
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates a namespace with `lo` up, named after the test process and a counter so that
+    /// tests running in parallel never share one.
+    pub fn new(tag: &str) -> Netns {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        if NEXT.load(Ordering::Relaxed) == 0 {
+            remove_orphans();
+        }
+        let name =
+            format!("cpx-{}-{}-{}", tag, std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        ip(&["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// The namespace's name, as `ip netns` knows it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `ip ARGS` inside the namespace; panics with ip's message if it fails.
+    pub fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", &self.name];
+        all.extend_from_slice(args);
+        ip(&all);
+    }
+
+    /// A command that will run inside the namespace (`ip netns exec NAME PROGRAM`).
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    /// Runs `f` on a fresh thread that has entered the namespace; sockets it creates belong to
+    /// the namespace for their whole life.
+    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            enter(&path);
+            f()
+        })
+        .join()
+        .expect("thread inside the namespace panicked")
+    }
+
+    /// A closure that moves the calling thread into the namespace: for a runtime's
+    /// `on_thread_start`, so that every worker dials from inside it.
+    pub fn enterer(&self) -> impl Fn() + Send + Sync + 'static {
+        let path = format!("/run/netns/{}", self.name);
+        move || enter(&path)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting a namespace also deletes the veth end inside it, and so its peer.
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// Deletes the namespaces of test processes that were killed before their guards ran (a
+/// timeout, SIGKILL): their names end in `-PID-N` with a PID that no longer runs.
+fn remove_orphans() {
+    let Ok(dir) = std::fs::read_dir("/run/netns") else { return };
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let mut parts = name.rsplit('-');
+        let (Some(_), Some(pid)) = (parts.next(), parts.next()) else { continue };
+        let dead = pid
+            .parse::<u32>()
+            .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if name.starts_with("cpx-") && dead {
+            let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        }
+    }
+}
+
+fn enter(path: &str) {
+    let file = File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {path}: {e}"));
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// Two namespaces joined by a veth pair: `near` (10.77.0.1) for the proxy and its clients,
+/// `far` (10.77.0.2) for the backend.
+pub struct VethPath {
+    /// Where the proxy and the clients run.
+    pub near: Netns,
+    /// Where the backend runs.
+    pub far: Netns,
+}
+
+impl VethPath {
+    /// The address of `near`'s end of the veth.
+    pub const NEAR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1));
+    /// The address of `far`'s end of the veth.
+    pub const FAR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 77, 0, 2));
+
+    /// Makes both namespaces and the veth pair between them, with `mtu` on both ends.
+    pub fn new(mtu: u32) -> VethPath {
+        let near = Netns::new("near");
+        let far = Netns::new("far");
+        let mtu = mtu.to_string();
+        near.ip(&[
+            "link", "add", "veth0", "mtu", &mtu, "type", "veth", "peer", "name", "veth1", "mtu",
+            &mtu, "netns", &far.name,
+        ]);
+        near.ip(&["addr", "add", "10.77.0.1/24", "dev", "veth0"]);
+        far.ip(&["addr", "add", "10.77.0.2/24", "dev", "veth1"]);
+        near.ip(&["link", "set", "veth0", "up"]);
+        far.ip(&["link", "set", "veth1", "up"]);
+        VethPath { near, far }
+    }
+}
