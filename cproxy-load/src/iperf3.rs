@@ -36,11 +36,8 @@ pub fn direct_1stream(window: Window, dir: &TempDir) -> Result<f64, String> {
 
 /// The receiver's bits per second in iperf3's JSON (`end.sum_received.bits_per_second`).
 fn received_bits_per_second(json: &str) -> Option<f64> {
-    let rest = &json[json.find("\"sum_received\"")?..];
-    let rest = &rest[rest.find("\"bits_per_second\"")? + "\"bits_per_second\"".len()..];
-    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
-    let end = rest.find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))?;
-    rest[..end].parse().ok()
+    let report: serde_json::Value = serde_json::from_str(json).ok()?;
+    report.pointer("/end/sum_received/bits_per_second")?.as_f64()
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub fn run(
 ) -> Result<(), String> {
     let CproxyBin::Path(cproxy) = cproxy else {
         return Err("`bindings` runs `cproxy forward`, which the forwarder built into \
-                    cproxy-load lacks: `cargo build --release` builds cproxy next to it"
+                    cproxy-load lacks: `cargo build --release --workspace` builds cproxy next to it"
             .to_string());
     };
     let backends = Backends::start(4).map_err(|e| format!("cannot start the backends: {e}"))?;
