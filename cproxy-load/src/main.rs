@@ -17,7 +17,6 @@ mod load;
 mod machine;
 mod peer;
 mod process;
-mod procstat;
 mod report;
 mod results;
 mod stats;
@@ -136,7 +135,7 @@ fn main() -> ExitCode {
         Command::Bindings(args) => {
             let result = cproxy_bin(args.cproxy.as_deref()).and_then(|cproxy| {
                 let docker_proxy =
-                    args.docker_proxy.or_else(|| process::find_program("docker-proxy"));
+                    args.docker_proxy.or_else(|| testkit::spawn::find_program("docker-proxy"));
                 let counts: Vec<usize> = args.counts.iter().map(|&n| n as usize).collect();
                 bindings::run(&cproxy, docker_proxy.as_deref(), &counts)
             });
@@ -175,7 +174,7 @@ fn compare(args: CompareArgs) -> ExitCode {
         clients: args.clients.into(),
         iperf3: !args.quick && !args.no_iperf3,
         cproxy,
-        docker_proxy: args.docker_proxy.or_else(|| process::find_program("docker-proxy")),
+        docker_proxy: args.docker_proxy.or_else(|| testkit::spawn::find_program("docker-proxy")),
         quick: args.quick,
     };
     eprintln!("cproxy-load: cproxy is {}", settings.cproxy.describe());
