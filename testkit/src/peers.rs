@@ -3,6 +3,7 @@
 //! backlog, and free ports. Callers give loopback addresses only.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -137,14 +138,26 @@ impl Drop for UdpEcho {
 fn echo_datagrams(socket: &UdpSocket, stop: &AtomicBool) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     while !stop.load(Ordering::Relaxed) {
-        // Timeouts, and errors an ICMP message left on the socket, are no reason to stop.
-        let Ok((n, peer)) = socket.recv_from(&mut buf) else { continue };
+        // Timeouts, errors an ICMP message left on the socket, and the wake-up of a shut down
+        // socket (no datagram, no sender) are no reason to stop.
+        let Ok((n, Some(peer))) = recv_from(socket, &mut buf) else { continue };
         let _ = if &buf[..n] == WHOAMI {
             socket.send_to(peer.to_string().as_bytes(), peer)
         } else {
             socket.send_to(&buf[..n], peer)
         };
     }
+}
+
+/// `recv_from(2)` that gives `None` for a sender it did not report. std's `recv_from` panics
+/// on that, and a UDP socket that is shut down (how [`UdpEcho`] wakes its threads) wakes its
+/// readers with exactly that: no bytes and no sender.
+fn recv_from(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, Option<SocketAddr>)> {
+    // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and recv only writes
+    // initialised bytes into a buffer that is initialised already.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+    let (n, from) = socket2::SockRef::from(socket).recv_from(uninit)?;
+    Ok((n, from.as_socket()))
 }
 
 /// A TCP port free right now on 127.0.0.1 (bound, then released: someone else may take it
@@ -197,10 +210,14 @@ mod tests {
 
     #[test]
     fn dropping_the_udp_echo_frees_its_port_at_once() {
-        let echo = UdpEcho::bind("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let mut echo = UdpEcho::bind("127.0.0.1:0".parse().unwrap(), 2).unwrap();
         let addr = echo.addr();
+        let threads = std::mem::take(&mut echo.threads);
         let started = Instant::now();
         drop(echo);
+        for t in threads {
+            assert!(t.join().is_ok(), "an echo thread panicked when woken");
+        }
         assert!(started.elapsed() < UDP_POLL, "the threads were not woken");
         assert!(UdpSocket::bind(addr).is_ok(), "the port is still taken");
     }
