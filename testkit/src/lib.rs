@@ -4,7 +4,7 @@
 //! and temporary directories. Nothing here depends on cproxy itself: the product's tests take
 //! this crate as a dev-dependency, and a dependency back would link two copies of cproxy.
 //!
-//! Every peer binds loopback only (127.0.0.0/8 or ::1), as the tests' network rule asks.
+//! The peers bind where they are told; the tests and the load tool tell them 127.0.0.0/8 or ::1.
 
 pub mod pattern;
 pub mod peers;
