@@ -10,52 +10,17 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use cproxy::proxy::{Binding, Config, Proto, Proxy};
+use testkit::peers::{self, UdpEcho};
+use testkit::procfs;
 
 const PAYLOAD: usize = 64;
 const SOCAT: &str = "/usr/bin/socat";
 /// Transactions before the clock starts: sessions open, caches warm.
 const WARMUP: Duration = Duration::from_millis(300);
-
-/// A blocking echo server on its own thread, stopped by dropping it.
-struct Echo {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Echo {
-    fn start() -> io::Result<Echo> {
-        let socket = UdpSocket::bind("127.0.0.1:0")?;
-        socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-        let addr = socket.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            while !flag.load(Ordering::Relaxed) {
-                if let Ok((n, peer)) = socket.recv_from(&mut buf) {
-                    let _ = socket.send_to(&buf[..n], peer);
-                }
-            }
-        });
-        Ok(Echo { addr, stop, thread: Some(thread) })
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// Result of one run: completed transactions per second, and replies that never came.
 struct Run {
@@ -68,24 +33,7 @@ struct Run {
 /// CPU time (user + system) the proxy's runtime threads have used, in seconds: what the proxy
 /// costs, whatever else the machine is doing.
 fn proxy_cpu() -> f64 {
-    let mut ticks = 0u64;
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
-    for task in tasks.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() != "tokio-rt-worker" {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // Fields after the parenthesised name; utime and stime are the 14th and 15th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        for i in [11, 12] {
-            ticks += fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-        }
-    }
-    // SAFETY: sysconf with a constant name.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    ticks as f64 / hz
+    procfs::thread_cpu_seconds("tokio-rt-worker")
 }
 
 /// `clients` threads each doing send-64-bytes/wait-for-reply against `target` for `secs`.
@@ -155,11 +103,6 @@ fn wait_ready(target: SocketAddr) -> io::Result<()> {
     Err(io::Error::new(io::ErrorKind::TimedOut, format!("{target} never answered")))
 }
 
-/// A port free right now on 127.0.0.1.
-fn free_port() -> io::Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// socat forwarding 127.0.0.1:PORT to `backend`, a process group of its own so that its
 /// per-datagram children go with it.
 struct Socat {
@@ -170,7 +113,7 @@ struct Socat {
 impl Socat {
     fn start(backend: SocketAddr) -> io::Result<Socat> {
         use std::os::unix::process::CommandExt;
-        let port = free_port()?;
+        let port = peers::free_udp_port()?;
         let child = Command::new(SOCAT)
             .arg(format!("UDP4-RECVFROM:{port},bind=127.0.0.1,fork"))
             .arg(format!("UDP4:{backend}"))
@@ -204,7 +147,7 @@ fn main() -> io::Result<()> {
         clients = vec![1, 8];
     }
 
-    let echo = Echo::start()?;
+    let echo = UdpEcho::start("127.0.0.1")?;
     // The proxy's runtime, as the cproxy binary builds it (`--threads` sets the workers).
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = std::env::var("UDP_RR_THREADS").ok().and_then(|s| s.parse().ok()) {
@@ -215,7 +158,7 @@ fn main() -> io::Result<()> {
     let binding = Binding {
         proto: Proto::Udp,
         host: SocketAddr::from(([127, 0, 0, 1], 0)),
-        backend: echo.addr,
+        backend: echo.addr(),
     };
     let info = {
         let _enter = rt.enter();
@@ -236,7 +179,7 @@ fn main() -> io::Result<()> {
         return Ok(());
     }
     let socat = if std::path::Path::new(SOCAT).exists() {
-        Some(Socat::start(echo.addr)?)
+        Some(Socat::start(echo.addr())?)
     } else {
         println!("(no {SOCAT}: skipping socat)");
         None
@@ -248,7 +191,7 @@ fn main() -> io::Result<()> {
         "clients", "direct tps", "cproxy tps", "/direct", "socat tps", "/direct", "cproxy/socat"
     );
     for &n in &clients {
-        let direct = measure(echo.addr, n, secs)?;
+        let direct = measure(echo.addr(), n, secs)?;
         let cpu = proxy_cpu();
         let through = measure(info.local, n, secs)?;
         let cpu_us = (proxy_cpu() - cpu) * 1e6 / through.all.max(1) as f64;

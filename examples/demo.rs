@@ -3,25 +3,25 @@
 //!
 //! Run with `cargo build --release && cargo run --release --example demo`.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::thread;
 use std::time::Instant;
+
+use testkit::{peers, spawn};
 
 fn main() -> io::Result<()> {
     let cproxy = cproxy_path()?;
     println!("== cproxy demo (binary: {})\n", cproxy.display());
 
     let web = web_server()?;
-    let sink = sink_server()?;
+    let sink = peers::tcp_sink_server("127.0.0.1")?;
     println!("A \"container\" web server listens on {web}, a byte sink on {sink}.\n");
 
-    let port = free_port()?;
+    let port = peers::free_tcp_port()?;
     println!("dockerd-style start, with the status pipe on fd 3:");
     let args = docker_proxy_args(port, web);
     println!("  $ cproxy {}", args.join(" "));
@@ -32,7 +32,7 @@ fn main() -> io::Result<()> {
     let reply = http_get(port)?;
     println!("  {}\n", reply.lines().last().unwrap_or(""));
 
-    let bulk_port = free_port()?;
+    let bulk_port = peers::free_tcp_port()?;
     let (bulk, _) = spawn_with_status_pipe(&cproxy, &docker_proxy_args(bulk_port, sink))?;
     let len = 2u64 << 30;
     let direct = throughput(sink.port(), len)?;
@@ -74,46 +74,19 @@ fn cproxy_path() -> io::Result<PathBuf> {
     Ok(path)
 }
 
+/// docker-proxy's command line, as dockerd writes it, from 127.0.0.1:`port` to `backend`.
 fn docker_proxy_args(port: u16, backend: SocketAddr) -> Vec<String> {
-    let port = port.to_string();
-    let (ip, bport) = (backend.ip().to_string(), backend.port().to_string());
-    ["-proto", "tcp", "-host-ip", "127.0.0.1", "-host-port", &port, "-container-ip", &ip]
-        .into_iter()
-        .chain(["-container-port", &bport])
-        .map(String::from)
-        .collect()
+    spawn::docker_proxy_args("tcp", Some(port), backend)
 }
 
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Starts cproxy with a pipe on fd 3 and returns what it wrote there.
+/// Starts cproxy with a pipe on fd 3, as dockerd does, and returns what it wrote there.
 fn spawn_with_status_pipe(cproxy: &PathBuf, args: &[String]) -> io::Result<(Child, String)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 fills the two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both fds are new and ours.
-    let (mut r, w) = unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let w_raw = w.as_raw_fd();
+    let (status, write) = spawn::status_pipe()?;
     let mut cmd = Command::new(cproxy);
     cmd.args(args);
-    // SAFETY: only dup2 (async-signal-safe) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(w_raw, 3) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn()?;
-    drop(w);
-    let mut status = String::new();
-    r.read_to_string(&mut status)?;
-    Ok((child, status))
+    let child = spawn::spawn_with_fds(cmd, &[Some(write.as_fd())])?;
+    drop(write);
+    Ok((child, spawn::read_status(status)?))
 }
 
 fn wait(mut child: Child) -> io::Result<i32> {
@@ -144,20 +117,6 @@ fn web_server() -> io::Result<SocketAddr> {
                 } else {
                     let _ = conn.write_all(b"HTTP/1.0 200 OK\r\n\r\nhello from the container\n");
                 }
-            });
-        }
-    });
-    Ok(addr)
-}
-
-/// Reads and discards every connection's bytes.
-fn sink_server() -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            thread::spawn(move || {
-                let _ = io::copy(&mut conn, &mut io::sink());
             });
         }
     });

@@ -6,80 +6,40 @@ mod common;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{echo_server, recv_into, send_pattern};
+use testkit::{peers, procfs, spawn};
 
 const CPROXY: &str = env!("CARGO_BIN_EXE_cproxy");
 
 /// A pipe whose ends are close-on-exec in this process.
 fn pipe() -> (File, OwnedFd) {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 fills the two-element array.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: both fds were just created and are owned by nobody else.
-    unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    spawn::status_pipe().expect("pipe")
 }
 
 /// Spawns cproxy with `status` as fd 3 and `listen` as fd 4, as a runtime would.
 fn spawn(args: &[&str], status: Option<&OwnedFd>, listen: Option<&OwnedFd>) -> Child {
-    // Move both out of the way of 3 and 4 first, so installing one cannot clobber the other.
-    let high = |fd: Option<&OwnedFd>| {
-        // SAFETY: F_DUPFD_CLOEXEC on a valid fd returns a new fd >= 10 that we then own.
-        fd.map(|f| unsafe {
-            OwnedFd::from_raw_fd(libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10))
-        })
-    };
-    let (status, listen) = (high(status), high(listen));
-    let (s, l) = (status.as_ref().map(|f| f.as_raw_fd()), listen.as_ref().map(|f| f.as_raw_fd()));
     let mut cmd = Command::new(CPROXY);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    // SAFETY: only dup2, which is async-signal-safe, runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            for (fd, target) in [(s, 3), (l, 4)] {
-                if let Some(fd) = fd
-                    && libc::dup2(fd, target) < 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn().expect("spawn cproxy")
+    let fds = [status.map(OwnedFd::as_fd), listen.map(OwnedFd::as_fd)];
+    spawn::spawn_with_fds(cmd, &fds).expect("spawn cproxy")
 }
 
 /// Reads the status pipe to its end, as dockerd does.
-fn read_status(mut r: File) -> String {
-    let mut s = String::new();
-    r.read_to_string(&mut s).unwrap();
-    s
+fn read_status(r: File) -> String {
+    spawn::read_status(r).unwrap()
 }
 
 fn proxy_args(host_port: u16, backend: SocketAddr) -> Vec<String> {
-    [
-        "-proto",
-        "tcp",
-        "-host-ip",
-        "127.0.0.1",
-        "-host-port",
-        &host_port.to_string(),
-        "-container-ip",
-        &backend.ip().to_string(),
-        "-container-port",
-        &backend.port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec()
+    spawn::docker_proxy_args("tcp", Some(host_port), backend)
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    peers::free_tcp_port().unwrap()
 }
 
 fn signal(child: &Child, sig: i32) {
@@ -249,20 +209,9 @@ fn exits_when_the_runtime_that_started_it_dies() {
     let backend = echo_server("127.0.0.1");
     let args = proxy_args(free_port(), backend).join(" ");
     let (mut r, w) = pipe();
-    // SAFETY: F_DUPFD_CLOEXEC on our own open fd; the copy is closed when the test ends.
-    let high = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
     let mut runtime = Command::new("sh");
     runtime.arg("-c").arg(format!("{CPROXY} {args} & echo $!; wait")).stdout(Stdio::piped());
-    // SAFETY: only dup2 between fork and exec.
-    unsafe {
-        runtime.pre_exec(move || {
-            if libc::dup2(high, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut runtime = runtime.spawn().unwrap();
+    let mut runtime = spawn::spawn_with_fds(runtime, &[Some(w.as_fd())]).unwrap();
     drop(w);
     let mut ready = [0u8; 2];
     r.read_exact(&mut ready).unwrap();
@@ -278,16 +227,10 @@ fn exits_when_the_runtime_that_started_it_dies() {
     runtime.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     // SAFETY: signal 0 only probes whether the pid exists.
-    while unsafe { libc::kill(pid, 0) } == 0 && !is_zombie(pid) {
+    while unsafe { libc::kill(pid, 0) } == 0 && !procfs::exited(pid as u32) {
         assert!(Instant::now() < deadline, "cproxy outlived its runtime");
         thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
-        .unwrap_or(true)
 }
 
 #[test]

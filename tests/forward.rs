@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::process::{CPROXY, ProxyProcess, host_of};
 use common::{TestProxy, echo_server, echo_via, recv_sum, send_pattern};
 use cproxy::proxy::{Config, Proto};
+use testkit::tempdir::TempDir;
 
 #[test]
 fn a_thousand_bindings_in_one_process_each_forward_to_their_own_backend() {
@@ -64,34 +65,11 @@ struct Forward {
     _dir: TempDir,
 }
 
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let n = std::process::id() as u64 * 1000 + thread_id();
-        let dir = std::env::temp_dir().join(format!("cproxy-test-{n}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-fn thread_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 impl Forward {
     /// Starts `cproxy forward` and reads the `docker port` lines it prints for `n` mappings.
     fn start(args: &[&str], n: usize) -> (Forward, Vec<String>) {
-        let dir = TempDir::new();
-        let control = dir.0.join("control.sock");
+        let dir = TempDir::new("cproxy-test").unwrap();
+        let control = dir.path().join("control.sock");
         let control_arg = control.to_str().unwrap();
         let all: Vec<&str> = args.iter().copied().chain(["--control", control_arg]).collect();
         let process = ProxyProcess::forward(&all, n);

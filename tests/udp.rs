@@ -104,15 +104,11 @@ async fn a_session_in_use_does_not_expire() -> io::Result<()> {
     Ok(())
 }
 
-/// Raises the descriptor limit as the cproxy binary does, so the flood fits in this process
-/// (its clients, and the proxy's sessions) whatever the soft limit is.
+/// Raises the descriptor limit as the cproxy binary does (the soft limit to the hard one), so
+/// the flood fits in this process (its clients, and the proxy's sessions) whatever the soft
+/// limit is.
 fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft < hard
-    {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
+    testkit::rlimit::raise_fd_limit(0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,77 +3,29 @@
 
 mod common;
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 
 use common::process::CPROXY;
 use common::{udp_echo_server, udp_echo_via};
+use testkit::spawn::{docker_proxy_args, read_status, spawn_with_fds, status_pipe};
 
 fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// The read end (ours) and write end (the child's fd 3) of a close-on-exec pipe.
-fn status_pipe() -> io::Result<(File, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 writes two descriptors into the two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and belong to nothing else.
-    Ok(unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Starts cproxy with `inherit` installed as its fds 3, 4, … in order.
 fn spawn(args: &[String], inherit: &[&OwnedFd]) -> io::Result<Child> {
-    // Copies above the targets first, so installing one cannot overwrite another.
-    let mut high = Vec::new();
-    for fd in inherit {
-        // SAFETY: F_DUPFD_CLOEXEC on an open descriptor returns a new one (>= 64) we own.
-        let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 64) };
-        if dup < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `dup` was just created and belongs to nothing else.
-        high.push(unsafe { OwnedFd::from_raw_fd(dup) });
-    }
-    let raw: Vec<RawFd> = high.iter().map(|f| f.as_raw_fd()).collect();
     let mut cmd = Command::new(CPROXY);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    // SAFETY: between fork and exec only dup2 runs, which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            for (i, &fd) in raw.iter().enumerate() {
-                if libc::dup2(fd, 3 + i as RawFd) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
-}
-
-/// What the child wrote on its status pipe, read to the end as dockerd does.
-fn status(mut read: File) -> io::Result<String> {
-    let mut s = String::new();
-    read.read_to_string(&mut s)?;
-    Ok(s)
+    let fds: Vec<_> = inherit.iter().map(|fd| Some(fd.as_fd())).collect();
+    spawn_with_fds(cmd, &fds)
 }
 
 fn udp_args(host_port: Option<u16>, backend: SocketAddr) -> Vec<String> {
-    let mut args = vec!["-proto", "udp", "-host-ip", "127.0.0.1"];
-    let port = host_port.map(|p| p.to_string());
-    if let Some(p) = &port {
-        args.extend(["-host-port", p.as_str()]);
-    }
-    let (ip, bport) = (backend.ip().to_string(), backend.port().to_string());
-    args.extend(["-container-ip", ip.as_str(), "-container-port", bport.as_str()]);
-    args.into_iter().map(String::from).collect()
+    docker_proxy_args("udp", host_port, backend)
 }
 
 /// Sends SIGTERM and waits; true if the child exited with success.
@@ -90,7 +42,7 @@ fn reports_ready_on_fd3_forwards_udp_and_exits_0_on_sigterm() -> io::Result<()> 
     let (read, write) = status_pipe()?;
     let child = spawn(&udp_args(Some(port), backend), &[&write])?;
     drop(write);
-    assert_eq!(status(read)?, "0\n");
+    assert_eq!(read_status(read)?, "0\n");
     assert_eq!(udp_echo_via(localhost(port), b"over udp")?, b"over udp");
     assert!(terminate(child)?);
     Ok(())
@@ -107,7 +59,7 @@ fn serves_the_udp_socket_passed_on_fd4_with_use_listen_fd() -> io::Result<()> {
     args.push("-use-listen-fd".into());
     let child = spawn(&args, &[&write, &bound])?;
     drop((write, bound));
-    assert_eq!(status(read)?, "0\n");
+    assert_eq!(read_status(read)?, "0\n");
     assert_eq!(udp_echo_via(localhost(port), b"adopted")?, b"adopted");
     assert!(terminate(child)?);
     Ok(())
@@ -121,7 +73,7 @@ fn reports_a_taken_udp_port_on_fd3_in_dockers_words() -> io::Result<()> {
     let backend = SocketAddr::from(([127, 0, 0, 1], 9));
     let child = spawn(&udp_args(Some(port), backend), &[&write])?;
     drop(write);
-    let reported = status(read)?;
+    let reported = read_status(read)?;
     assert_eq!(reported, format!("1\nBind for 127.0.0.1:{port} failed: port is already allocated"));
     assert!(!child.wait_with_output()?.status.success());
     Ok(())

@@ -1,5 +1,6 @@
-//! Shared test fixtures: a proxy in its own runtime, loopback peers, and a streaming checksum.
-#![allow(dead_code)] // Each test binary uses a different subset.
+//! Shared test fixtures: a proxy in its own runtime, and the test kit's loopback peers and
+//! checksummed streams under the names the tests use.
+#![allow(dead_code, unused_imports)] // Each test binary uses a different subset.
 
 pub mod netns;
 pub mod process;
@@ -10,6 +11,9 @@ use std::thread;
 use std::time::Duration;
 
 use cproxy::proxy::{Binding, BindingInfo, Config, Proto, Proxy};
+pub use testkit::pattern::{Pattern, Sum, exchange, recv_into, recv_sum, send_pattern};
+use testkit::peers;
+pub use testkit::rlimit::raise_fd_limit;
 
 /// A proxy running on its own multi-thread runtime, driven from blocking test code.
 pub struct TestProxy {
@@ -41,82 +45,6 @@ impl TestProxy {
     }
 }
 
-/// An order-sensitive checksum over a byte stream, fast enough for hundreds of MiB.
-#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Sum {
-    h: u64,
-    pub len: u64,
-}
-
-impl Sum {
-    pub fn update(&mut self, data: &[u8]) {
-        for &b in data {
-            self.h = (self.h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-        self.len += data.len() as u64;
-    }
-}
-
-/// Deterministic pseudo-random bytes: the same `seed` gives the same stream.
-pub struct Pattern(u64);
-
-impl Pattern {
-    pub fn new(seed: u64) -> Pattern {
-        Pattern(seed | 1)
-    }
-
-    pub fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            chunk.copy_from_slice(&self.next_u64().to_le_bytes()[..chunk.len()]);
-        }
-    }
-
-    /// The next 8 bytes of the stream, as a number.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A number in `0..n` (`n` > 0), for picking what to do next.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
-
-/// Writes `len` bytes of `Pattern(seed)` to `w`; returns their checksum.
-pub fn send_pattern(w: &mut impl Write, seed: u64, len: u64) -> io::Result<Sum> {
-    let mut pattern = Pattern::new(seed);
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut sum = Sum::default();
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        pattern.fill(&mut buf[..n]);
-        w.write_all(&buf[..n])?;
-        sum.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(sum)
-}
-
-/// Reads `r` to end of stream; returns the checksum of what was read.
-pub fn recv_sum(r: &mut impl Read) -> io::Result<Sum> {
-    recv_into(r, Sum::default())
-}
-
-/// Reads `r` to end of stream, continuing `sum` over what was read.
-pub fn recv_into(r: &mut impl Read, mut sum: Sum) -> io::Result<Sum> {
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        match r.read(&mut buf)? {
-            0 => return Ok(sum),
-            n => sum.update(&buf[..n]),
-        }
-    }
-}
-
 /// Sends `len` bytes each way at once over `conn` and checks both ends' checksums: the peer on
 /// `listener` does the same from the other side.
 pub fn bidirectional_transfer(listener: TcpListener, target: SocketAddr, len: u64) {
@@ -132,37 +60,10 @@ pub fn bidirectional_transfer(listener: TcpListener, target: SocketAddr, len: u6
     assert_eq!(client_got, server_sent, "client must receive exactly what the backend sent");
 }
 
-/// Sends `len` bytes of `Pattern(seed)` then half-closes, while reading the peer to its end;
-/// returns the checksums of what was sent and what was read.
-pub fn exchange(conn: TcpStream, seed: u64, len: u64) -> io::Result<(Sum, Sum)> {
-    let mut writer = conn.try_clone()?;
-    let sender = thread::spawn(move || -> io::Result<Sum> {
-        let sum = send_pattern(&mut writer, seed, len)?;
-        writer.shutdown(Shutdown::Write)?;
-        Ok(sum)
-    });
-    let mut reader = conn;
-    let got = recv_sum(&mut reader)?;
-    let sent = sender.join().map_err(|_| io::Error::other("sender panicked"))??;
-    Ok((sent, got))
-}
-
-/// A TCP echo server on 127.0.0.1 (or `ip`) that echoes each connection until EOF, then
-/// closes it. Runs until the process ends.
+/// A TCP echo server on `ip` that echoes each connection until EOF, then closes it. Runs until
+/// the process ends.
 pub fn echo_server(ip: &str) -> SocketAddr {
-    let listener = listen(ip);
-    let addr = listener.local_addr().expect("addr");
-    thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            thread::spawn(move || {
-                let mut r = conn.try_clone().expect("clone");
-                let _ = io::copy(&mut r, &mut conn);
-                let _ = conn.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    addr
+    peers::tcp_echo_server(ip).expect("tcp echo server")
 }
 
 /// An address on 127.0.0.1 where nothing listens (bound once, then released).
@@ -181,18 +82,10 @@ pub fn echo_via(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
     got
 }
 
-/// A blocking UDP echo server on `ip` that answers each datagram with the same bytes. Runs until
-/// the process ends.
+/// A UDP echo server on `ip` that answers each datagram with the same bytes. Runs until the
+/// process ends.
 pub fn udp_echo_server(ip: &str) -> SocketAddr {
-    let socket = UdpSocket::bind((ip, 0)).expect("bind udp echo");
-    let addr = socket.local_addr().expect("addr");
-    thread::spawn(move || {
-        let mut buf = vec![0u8; 65536];
-        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
-            let _ = socket.send_to(&buf[..n], peer);
-        }
-    });
-    addr
+    peers::udp_echo_server(ip).expect("udp echo server")
 }
 
 /// Sends `msg` to `addr` from a fresh UDP socket; returns the reply, which must come from
@@ -208,31 +101,7 @@ pub fn udp_echo_via(addr: SocketAddr, msg: &[u8]) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// A listener on a fresh port of `ip` with a backlog as deep as the proxy's own: std's default of 128 drops
-/// SYNs when the proxy dials hundreds of connections at once, and their retries (1 s, 3 s, 7 s)
-/// can outlast the connect timeout on a loaded machine.
+/// A listener on a fresh port of `ip` with a backlog as deep as the proxy's own.
 pub fn listen(ip: &str) -> TcpListener {
-    let addr = SocketAddr::new(ip.parse().expect("listen address"), 0);
-    let sock =
-        socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)
-            .expect("socket");
-    sock.bind(&addr.into()).expect("bind");
-    sock.listen(4096).expect("listen");
-    sock.into()
-}
-
-/// Lets this test process hold `want` descriptors (the soft limit up to the hard one, and the
-/// hard one up to `want` where allowed, as for root), whatever the shell's limit is.
-pub fn raise_fd_limit(want: u64) {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        let wanted =
-            libc::rlimit { rlim_cur: lim.rlim_max.max(want), rlim_max: lim.rlim_max.max(want) };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
+    peers::listen(ip).expect("listen")
 }

@@ -2,12 +2,14 @@
 //! memory can be limited and read from /proc; killed when dropped.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+pub use testkit::procfs::Fds;
+use testkit::{peers, procfs, rlimit, spawn};
 
 /// The binary under test.
 pub const CPROXY: &str = env!("CARGO_BIN_EXE_cproxy");
@@ -28,43 +30,16 @@ pub struct ProxyProcess {
     log_reader: Option<JoinHandle<()>>,
 }
 
-/// A process's open descriptors by kind, from /proc/PID/fd.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Fds {
-    pub sockets: usize,
-    pub pipes: usize,
-    /// Everything else: epoll and event descriptors, /dev/null, files.
-    pub other: usize,
-}
-
-impl Fds {
-    pub fn total(&self) -> usize {
-        self.sockets + self.pipes + self.other
-    }
-}
-
 impl ProxyProcess {
     /// Starts cproxy as docker-proxy, forwarding 127.0.0.1 (a free port) to `backend`, with at
     /// most `nofile` descriptors (soft and hard limit) if given, and waits until it accepts
     /// connections.
     pub fn start(backend: SocketAddr, nofile: Option<u64>, extra: &[&str]) -> ProxyProcess {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = peers::free_tcp_port().unwrap();
         let mut cmd = Command::new(CPROXY);
-        cmd.args(["-host-ip", "127.0.0.1", "-host-port", &port.to_string()])
-            .args(["-container-ip", &backend.ip().to_string()])
-            .args(["-container-port", &backend.port().to_string()])
-            .args(extra);
+        cmd.args(spawn::docker_proxy_args("tcp", Some(port), backend)).args(extra);
         if let Some(n) = nofile {
-            let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
-            // SAFETY: setrlimit is async-signal-safe and reads a valid struct.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            rlimit::limit_child_fds(&mut cmd, n);
         }
         let mut proxy = ProxyProcess::spawn(cmd);
         proxy.port = port;
@@ -137,34 +112,17 @@ impl ProxyProcess {
 
     /// CPU time (user + system) the process has used, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+        procfs::stat(self.pid()).expect("the proxy's /proc/PID/stat").ticks()
     }
 
     /// A field of /proc/PID/status in KiB (VmRSS, VmHWM).
     pub fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        procfs::status_kib(self.pid(), field).expect("the proxy's /proc/PID/status")
     }
 
     /// The process's open descriptors, by kind.
     pub fn fds(&self) -> Fds {
-        let mut fds = Fds::default();
-        for entry in std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap() {
-            // A descriptor closed while the directory is read is simply not counted.
-            let Ok(target) = entry.and_then(|e| std::fs::read_link(e.path())) else { continue };
-            let target = target.to_string_lossy();
-            if target.starts_with("socket:") {
-                fds.sockets += 1;
-            } else if target.starts_with("pipe:") {
-                fds.pipes += 1;
-            } else {
-                fds.other += 1;
-            }
-        }
-        fds
+        procfs::fds(self.pid()).expect("the proxy's /proc/PID/fd")
     }
 
     /// Kills the proxy; returns everything it logged.

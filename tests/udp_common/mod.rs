@@ -1,6 +1,6 @@
 //! Shared UDP test fixtures: a loopback echo backend, a client that does request/response with a
 //! deadline, a proxy with one UDP binding, and counter polling with a bounded deadline.
-#![allow(dead_code)] // Each test binary uses a different subset.
+#![allow(dead_code, unused_imports)] // Each test binary uses a different subset.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,20 +9,19 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use cproxy::proxy::{Binding, BindingInfo, Config, Proto, Proxy, Stats};
+pub use testkit::pattern::bytes as pattern;
+use testkit::peers::UdpEcho;
+pub use testkit::peers::WHOAMI;
 use tokio::net::UdpSocket;
-use tokio::task::JoinHandle;
 
 /// How long any single expected event may take before a test fails instead of hanging.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
-/// A request the echo backend answers with the address it saw the request come from.
-pub const WHOAMI: &[u8] = b"whoami";
-
 /// A UDP echo backend: replies to each datagram with the same bytes, except [`WHOAMI`], which
-/// gets the sender's address as text. Stops when dropped.
+/// gets the sender's address as text. Stops when dropped, its port closed.
 pub struct Backend {
     pub addr: SocketAddr,
-    task: JoinHandle<()>,
+    _echo: UdpEcho,
 }
 
 impl Backend {
@@ -33,26 +32,8 @@ impl Backend {
 
     /// An echo backend on exactly `addr`.
     pub async fn on(addr: SocketAddr) -> io::Result<Backend> {
-        let socket = UdpSocket::bind(addr).await?;
-        let addr = socket.local_addr()?;
-        let task = tokio::spawn(async move {
-            let mut buf = vec![0u8; 65536];
-            loop {
-                let Ok((n, peer)) = socket.recv_from(&mut buf).await else { continue };
-                let _ = if &buf[..n] == WHOAMI {
-                    socket.send_to(peer.to_string().as_bytes(), peer).await
-                } else {
-                    socket.send_to(&buf[..n], peer).await
-                };
-            }
-        });
-        Ok(Backend { addr, task })
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.task.abort();
+        let echo = UdpEcho::bind(addr, 1)?;
+        Ok(Backend { addr: echo.addr(), _echo: echo })
     }
 }
 
@@ -105,17 +86,4 @@ pub async fn wait_for(counter: &AtomicU64, ok: impl Fn(u64) -> bool) -> u64 {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-/// Deterministic pseudo-random bytes, so a corrupted datagram cannot pass for a good one.
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }

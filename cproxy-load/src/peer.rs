@@ -3,15 +3,17 @@
 //! HAProxy, and docker-proxy itself when a binary is at hand. Each forwarding peer runs as one process per protocol on free loopback ports, as
 //! docker-proxy does, and forwards to the shared [`Backends`].
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::ValueEnum;
+use testkit::peers;
+use testkit::procfs::Transport;
+use testkit::spawn::docker_proxy_args;
 
 use crate::backend::Backends;
-use crate::process::{self, Process, Readiness, TempDir};
-use crate::procstat::Transport;
+use crate::process::{Process, Readiness, TempDir};
 
 /// Which peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
@@ -170,7 +172,7 @@ fn start_docker_proxy_like(
     let (tcp_port, udp_port) = free_ports().map_err(NotStarted::Failed)?;
     let run = |proto: &str, port: u16, backend: SocketAddr| {
         let mut cmd = program();
-        cmd.args(docker_proxy_args(proto, port, backend)).args(extra);
+        cmd.args(docker_proxy_args(proto, Some(port), backend)).args(extra);
         let what = format!("{} {proto}", kind.name());
         let log = setup.dir.path().join(format!("{}-{proto}.log", kind.name()));
         Process::start(&what, cmd, &log, Readiness::StatusPipe).map_err(NotStarted::Failed)
@@ -253,24 +255,6 @@ fn socat_udp_args(port: u16, backend: SocketAddr) -> [String; 2] {
     [format!("UDP4-RECVFROM:{port},bind=127.0.0.1,fork"), format!("UDP4:{backend}")]
 }
 
-/// docker-proxy's command line for one binding from 127.0.0.1:`port` to `backend`.
-pub fn docker_proxy_args(proto: &str, port: u16, backend: SocketAddr) -> Vec<String> {
-    [
-        "-proto",
-        proto,
-        "-host-ip",
-        "127.0.0.1",
-        "-host-port",
-        &port.to_string(),
-        "-container-ip",
-        &backend.ip().to_string(),
-        "-container-port",
-        &backend.port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
 /// HAProxy's connection limit: ample for the loads (which hold a few dozen connections at a
 /// time), and within the descriptor limit it inherits (two per connection and some), past
 /// which it refuses to start.
@@ -307,7 +291,7 @@ backend backends
 
 /// The program's path, or why the peer is skipped.
 fn installed(name: &str) -> Result<PathBuf, NotStarted> {
-    process::find_program(name)
+    testkit::spawn::find_program(name)
         .ok_or_else(|| NotStarted::Skipped(format!("{name} is not installed")))
 }
 
@@ -343,27 +327,14 @@ fn loopback(port: u16) -> SocketAddr {
 /// closed before the peer binds them; on a machine busy enough to take the same port in that
 /// moment, the peer fails to start and says so.
 fn free_ports() -> Result<(u16, u16), String> {
-    let tcp = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
-    let udp = UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr());
-    match (tcp, udp) {
-        (Ok(t), Ok(u)) => Ok((t.port(), u.port())),
-        (Err(e), _) | (_, Err(e)) => Err(format!("cannot find a free loopback port: {e}")),
-    }
+    peers::free_tcp_port()
+        .and_then(|tcp| Ok((tcp, peers::free_udp_port()?)))
+        .map_err(|e| format!("cannot find a free loopback port: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cproxy_is_run_with_docker_proxys_flags_on_loopback() {
-        let args = docker_proxy_args("udp", 4000, "127.0.0.1:5000".parse().unwrap());
-        assert_eq!(
-            args.join(" "),
-            "-proto udp -host-ip 127.0.0.1 -host-port 4000 -container-ip 127.0.0.1 \
-             -container-port 5000"
-        );
-    }
 
     #[test]
     fn socat_listens_on_loopback_only_and_forks() {
@@ -401,7 +372,7 @@ mod tests {
     #[test]
     fn docker_proxy_without_a_binary_is_skipped_not_failed() {
         let b = Backends::start(1).unwrap();
-        let dir = TempDir::new().unwrap();
+        let dir = TempDir::new("cproxy-load").unwrap();
         let bin = CproxyBin::Path(PathBuf::from("/nonexistent"));
         let setup = Setup { backends: &b, cproxy: &bin, docker_proxy: None, dir: &dir };
         assert!(matches!(start(PeerKind::DockerProxy, &setup), Err(NotStarted::Skipped(_))));
@@ -410,7 +381,7 @@ mod tests {
     #[test]
     fn the_direct_peer_is_the_backends_themselves() {
         let b = Backends::start(1).unwrap();
-        let dir = TempDir::new().unwrap();
+        let dir = TempDir::new("cproxy-load").unwrap();
         let bin = CproxyBin::Path(PathBuf::from("/nonexistent"));
         let setup = Setup { backends: &b, cproxy: &bin, docker_proxy: None, dir: &dir };
         let p = start(PeerKind::Direct, &setup).unwrap();

@@ -4,9 +4,9 @@
 //! whether the run ended well or not. If this process dies without unwinding, the kernel
 //! kills them (`PR_SET_PDEATHSIG`).
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-
-use crate::procstat::{self, Transport};
+use testkit::procfs::{self, Transport};
+use testkit::spawn;
+pub use testkit::tempdir::TempDir;
 
 /// How long a peer may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,26 +61,15 @@ impl Process {
         cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
         let status = match readiness {
             Readiness::StatusPipe => Some(
-                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                spawn::status_pipe()
                     .map_err(|e| format!("cannot make a status pipe for {what}: {e}"))?,
             ),
             Readiness::Port(..) => None,
         };
-        let status_fd = status.as_ref().map_or(-1, |(_, w)| w.as_raw_fd());
-        // SAFETY: between fork and exec only async-signal-safe calls are made (dup2, fcntl,
-        // prctl), on descriptors that are open in the child.
-        unsafe {
-            cmd.pre_exec(move || {
-                if status_fd == 3 {
-                    libc::fcntl(3, libc::F_SETFD, 0);
-                } else if status_fd >= 0 && libc::dup2(status_fd, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(|e| format!("cannot start {what}: {e}"))?;
+        spawn::die_with_parent(&mut cmd);
+        let fd3 = status.as_ref().map(|(_, write)| write.as_fd());
+        let child =
+            spawn::spawn_with_fds(cmd, &[fd3]).map_err(|e| format!("cannot start {what}: {e}"))?;
         let mut process = Process { what: what.to_string(), child, log: log.to_path_buf() };
         if let Some((read, write)) = status {
             drop(write); // Else the pipe never reads EOF.
@@ -96,9 +86,8 @@ impl Process {
     }
 
     /// Reads the status pipe until it says ready or failed, the child exits, or time is up.
-    fn await_status(&mut self, read: OwnedFd) -> Result<(), String> {
+    fn await_status(&mut self, mut pipe: File) -> Result<(), String> {
         let mut end = Instant::now() + START_TIMEOUT;
-        let mut pipe = File::from(read);
         let mut said = Vec::new();
         loop {
             if said.starts_with(b"0\n") {
@@ -140,7 +129,7 @@ impl Process {
     /// Waits until `port` is bound, failing early if the child exits.
     fn await_port(&mut self, transport: Transport, port: u16) -> Result<(), String> {
         let end = Instant::now() + START_TIMEOUT;
-        while !procstat::port_bound(transport, port) {
+        while !procfs::port_bound(transport, port) {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("{} exited ({status}){}", self.what, self.log_tail()));
             }
@@ -188,63 +177,18 @@ impl Drop for Process {
     }
 }
 
-/// A directory for configs and logs, removed when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// Creates a fresh directory under the system's temporary directory.
-    pub fn new() -> std::io::Result<TempDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!("cproxy-load-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir)?;
-        Ok(TempDir(dir))
-    }
-
-    /// Its path.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Finds `name` on `PATH`, or in the sbin directories (where Debian puts haproxy and
-/// docker-proxy) that a user's `PATH` may lack, or in /usr/libexec/docker (docker-ce's place).
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/libexec/docker"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
-}
-
-/// True for an executable regular file.
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
 #[cfg(test)]
 mod tests {
-    use std::os::fd::FromRawFd;
+    use std::fs;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    use testkit::spawn::shell;
 
     use super::*;
 
-    fn shell(script: &str) -> Command {
-        let mut c = Command::new("/bin/sh");
-        c.args(["-c", script]);
-        c
-    }
-
     #[test]
     fn a_child_that_writes_0_on_fd_3_is_ready() {
-        let dir = TempDir::new().unwrap();
+        let dir = TempDir::new("cproxy-load").unwrap();
         let p = Process::start(
             "child",
             shell("echo 0 >&3; exec sleep 30"),
@@ -256,7 +200,7 @@ mod tests {
 
     #[test]
     fn a_child_that_writes_1_on_fd_3_fails_with_its_words() {
-        let dir = TempDir::new().unwrap();
+        let dir = TempDir::new("cproxy-load").unwrap();
         let e = Process::start(
             "child",
             shell("printf '1\\nport is taken' >&3; sleep 30"),
@@ -270,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_child_that_exits_before_binding_fails_with_its_log() {
-        let dir = TempDir::new().unwrap();
+        let dir = TempDir::new("cproxy-load").unwrap();
         let e = Process::start(
             "child",
             shell("echo no such option >&2; exit 3"),
@@ -284,7 +228,7 @@ mod tests {
 
     #[test]
     fn dropping_a_process_kills_its_forked_children_too() {
-        let dir = TempDir::new().unwrap();
+        let dir = TempDir::new("cproxy-load").unwrap();
         let pidfile = dir.path().join("grandchild");
         let script = format!("sleep 30 & echo $! > {}; echo 0 >&3; wait", pidfile.display());
         let p =
@@ -300,14 +244,5 @@ mod tests {
         drop(p);
         let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
         assert_eq!(poll(&mut fds, 5000u16), Ok(1), "the grandchild outlived its group's stop");
-    }
-
-    #[test]
-    fn the_temporary_directory_is_removed_on_drop() {
-        let dir = TempDir::new().unwrap();
-        let path = dir.path().to_path_buf();
-        fs::write(path.join("f"), "x").unwrap();
-        drop(dir);
-        assert!(!path.exists());
     }
 }

@@ -1,17 +1,16 @@
 //! iperf3 on the direct path, one stream: the cross-check that the tool's own direct figure
 //! is the physical limit and not the tool's.
 
+use testkit::procfs::Transport;
+
 use crate::load::Window;
-use crate::process::{self, Process, Readiness, TempDir};
-use crate::procstat::Transport;
+use crate::process::{Process, Readiness, TempDir};
 
 /// Runs iperf3 against its own server on loopback for `window`; its receiver's Gbit/s.
 pub fn direct_1stream(window: Window, dir: &TempDir) -> Result<f64, String> {
-    let iperf3 = process::find_program("iperf3").ok_or("iperf3 is not installed")?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("cannot find a free port: {e}"))?
-        .port();
+    let iperf3 = testkit::spawn::find_program("iperf3").ok_or("iperf3 is not installed")?;
+    let port =
+        testkit::peers::free_tcp_port().map_err(|e| format!("cannot find a free port: {e}"))?;
     let mut server = std::process::Command::new(&iperf3);
     server.args(["-s", "-1", "-B", "127.0.0.1", "-p", &port.to_string()]);
     let _server = Process::start(
@@ -36,11 +35,8 @@ pub fn direct_1stream(window: Window, dir: &TempDir) -> Result<f64, String> {
 
 /// The receiver's bits per second in iperf3's JSON (`end.sum_received.bits_per_second`).
 fn received_bits_per_second(json: &str) -> Option<f64> {
-    let rest = &json[json.find("\"sum_received\"")?..];
-    let rest = &rest[rest.find("\"bits_per_second\"")? + "\"bits_per_second\"".len()..];
-    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
-    let end = rest.find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))?;
-    rest[..end].parse().ok()
+    let report: serde_json::Value = serde_json::from_str(json).ok()?;
+    report.pointer("/end/sum_received/bits_per_second")?.as_f64()
 }
 
 #[cfg(test)]

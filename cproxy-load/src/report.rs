@@ -1,8 +1,9 @@
 //! The results as people read them (one table, each figure beside its ratio of direct, then
 //! the goals) and as machines do (JSON).
 
+use serde::Serialize;
+
 use crate::goals::{Goal, goals};
-use crate::json::Json;
 use crate::peer::PeerKind;
 use crate::results::{Cell, Figure, PeerResult, PeerStatus, Results, label};
 
@@ -172,93 +173,189 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The results as JSON.
-pub fn json(r: &Results) -> Json {
+/// The results as JSON, pretty-printed (keys in table order; a non-finite number is `null`).
+pub fn json(r: &Results) -> String {
     let s = &r.settings;
     let direct = direct(r);
-    let peers = r.peers.iter().map(|p| {
-        let figures = Figure::ALL.iter().map(|&f| {
-            let base = direct.and_then(|d| d.value(f)).filter(|_| p.kind != PeerKind::Direct);
-            let (unit, _, compare) = shape(f);
-            let mut fields: Vec<(String, Json)> = vec![("unit".into(), Json::str(unit))];
-            match p.cell(f) {
-                Cell::Value(v) => {
-                    fields.push(("value".into(), Json::Num(v)));
-                    if let Some(b) = base.filter(|b| *b > 0.0 && compare != Compare::None) {
-                        fields.push(("ratio_of_direct".into(), Json::Num(v / b)));
-                        if compare == Compare::RatioAndAdded {
-                            fields.push(("added_over_direct".into(), Json::Num(v - b)));
+    let peers = r
+        .peers
+        .iter()
+        .map(|p| {
+            let figures = Figure::ALL.iter().map(|&f| {
+                let base = direct.and_then(|d| d.value(f)).filter(|_| p.kind != PeerKind::Direct);
+                let (unit, _, compare) = shape(f);
+                let mut j = FigureJson { unit, rounds: p.rounds.get(&f), ..FigureJson::default() };
+                match p.cell(f) {
+                    Cell::Value(v) => {
+                        j.value = Some(v);
+                        if let Some(b) = base.filter(|b| *b > 0.0 && compare != Compare::None) {
+                            j.ratio_of_direct = Some(v / b);
+                            if compare == Compare::RatioAndAdded {
+                                j.added_over_direct = Some(v - b);
+                            }
                         }
                     }
+                    Cell::NoReplies => j.no_replies = Some(true),
+                    Cell::NotApplicable(why) => j.not_applicable = Some(why),
+                    Cell::Failed(why) => j.error = Some(why),
                 }
-                Cell::NoReplies => fields.push(("no_replies".into(), Json::Bool(true))),
-                Cell::NotApplicable(why) => fields.push(("not_applicable".into(), Json::str(why))),
-                Cell::Failed(why) => fields.push(("error".into(), Json::str(why))),
+                (key(f), j)
+            });
+            let (status, reason) = match &p.status {
+                PeerStatus::Measured => ("measured", None),
+                PeerStatus::Skipped(why) => ("skipped", Some(why.as_str())),
+                PeerStatus::Failed(why) => ("failed", Some(why.as_str())),
+            };
+            PeerJson {
+                name: p.kind.name(),
+                status,
+                reason,
+                version: p.version.as_deref(),
+                figures: InOrder(figures.collect()),
+                notes: &p.notes,
             }
-            if let Some(rounds) = p.rounds.get(&f) {
-                fields.push((
-                    "rounds".into(),
-                    Json::Arr(rounds.iter().map(|&v| Json::Num(v)).collect()),
-                ));
-            }
-            (key(f).to_string(), Json::Obj(fields))
-        });
-        let (status, reason) = match &p.status {
-            PeerStatus::Measured => ("measured", Json::Null),
-            PeerStatus::Skipped(why) => ("skipped", Json::str(why)),
-            PeerStatus::Failed(why) => ("failed", Json::str(why)),
-        };
-        Json::obj([
-            ("name", Json::str(p.kind.name())),
-            ("status", Json::str(status)),
-            ("reason", reason),
-            ("version", p.version.clone().map_or(Json::Null, Json::Str)),
-            ("figures", Json::Obj(figures.collect())),
-            ("notes", Json::Arr(p.notes.iter().map(|n| Json::str(n.clone())).collect())),
-        ])
-    });
-    let goals = goals(r).into_iter().map(|g| {
-        Json::obj([
-            ("goal", Json::str(g.what)),
-            ("got", Json::opt(g.value)),
-            ("met", g.met.map_or(Json::Null, Json::Bool)),
-        ])
-    });
-    let iperf3 = match &r.iperf3 {
-        Some(Ok(g)) => Json::Num(*g),
-        Some(Err(e)) => Json::obj([("error", Json::str(e.clone()))]),
-        None => Json::Null,
+        })
+        .collect();
+    let goals =
+        goals(r).into_iter().map(|g| GoalJson { goal: g.what, got: g.value, met: g.met }).collect();
+    let report = ReportJson {
+        tool: format!("cproxy-load {}", env!("CARGO_PKG_VERSION")),
+        quick: s.quick,
+        settings: SettingsJson {
+            warmup_s: s.window.warmup.as_secs_f64(),
+            duration_s: s.window.duration.as_secs_f64(),
+            throughput_rounds: s.rounds,
+            streams: s.streams,
+            clients: s.clients,
+            cproxy: s.cproxy.describe(),
+        },
+        machine: MachineJson {
+            cores: r.machine.cores,
+            kernel: &r.machine.kernel,
+            cpu: &r.machine.cpu,
+            loadavg_start: &r.machine.load_start,
+            loadavg_end: &r.machine.load_end,
+        },
+        elapsed_s: r.elapsed.as_secs_f64(),
+        interrupted: r.interrupted,
+        iperf3_direct_1stream_gbit_s: r.iperf3.as_ref().map(|g| match g {
+            Ok(gbit) => Iperf3Json::Gbit(*gbit),
+            Err(error) => Iperf3Json::Error { error },
+        }),
+        peers,
+        goals,
     };
-    Json::obj([
-        ("tool", Json::str(format!("cproxy-load {}", env!("CARGO_PKG_VERSION")))),
-        ("quick", Json::Bool(s.quick)),
-        (
-            "settings",
-            Json::obj([
-                ("warmup_s", Json::Num(s.window.warmup.as_secs_f64())),
-                ("duration_s", Json::Num(s.window.duration.as_secs_f64())),
-                ("throughput_rounds", Json::Num(s.rounds as f64)),
-                ("streams", Json::Num(s.streams as f64)),
-                ("clients", Json::Num(s.clients as f64)),
-                ("cproxy", Json::str(s.cproxy.describe())),
-            ]),
-        ),
-        (
-            "machine",
-            Json::obj([
-                ("cores", Json::Num(r.machine.cores as f64)),
-                ("kernel", Json::str(r.machine.kernel.clone())),
-                ("cpu", Json::str(r.machine.cpu.clone())),
-                ("loadavg_start", Json::str(r.machine.load_start.clone())),
-                ("loadavg_end", Json::str(r.machine.load_end.clone())),
-            ]),
-        ),
-        ("elapsed_s", Json::Num(r.elapsed.as_secs_f64())),
-        ("interrupted", Json::Bool(r.interrupted)),
-        ("iperf3_direct_1stream_gbit_s", iperf3),
-        ("peers", Json::Arr(peers.collect())),
-        ("goals", Json::Arr(goals.collect())),
-    ])
+    // Strings, numbers, bools and sequences of them, with string keys: serde_json cannot fail
+    // on these, but an error is still written as JSON rather than lost.
+    serde_json::to_string_pretty(&report)
+        .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string())
+}
+
+/// The whole run, as [`json`] writes it.
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    /// `cproxy-load VERSION`.
+    tool: String,
+    /// Whether this was a `--quick` smoke run.
+    quick: bool,
+    /// How the run was made.
+    settings: SettingsJson,
+    /// Where the run was made.
+    machine: MachineJson<'a>,
+    /// Seconds the whole run took.
+    elapsed_s: f64,
+    /// Whether Ctrl-C cut the run short.
+    interrupted: bool,
+    /// Gbit/s, `{"error": …}`, or `null` when iperf3 was not run.
+    iperf3_direct_1stream_gbit_s: Option<Iperf3Json<'a>>,
+    /// Every peer, in table order.
+    peers: Vec<PeerJson<'a>>,
+    /// The goals, in table order.
+    goals: Vec<GoalJson>,
+}
+
+/// How the run was made.
+#[derive(Serialize)]
+struct SettingsJson {
+    warmup_s: f64,
+    duration_s: f64,
+    throughput_rounds: usize,
+    streams: usize,
+    clients: usize,
+    /// The cproxy measured, as [`crate::peer::CproxyBin::describe`] says.
+    cproxy: String,
+}
+
+/// Where the run was made.
+#[derive(Serialize)]
+struct MachineJson<'a> {
+    cores: usize,
+    kernel: &'a str,
+    cpu: &'a str,
+    loadavg_start: &'a str,
+    loadavg_end: &'a str,
+}
+
+/// iperf3's figure, or why there is none.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Iperf3Json<'a> {
+    /// Its receiver's Gbit/s.
+    Gbit(f64),
+    /// Why it could not be run.
+    Error { error: &'a str },
+}
+
+/// One peer and its figures.
+#[derive(Serialize)]
+struct PeerJson<'a> {
+    name: &'static str,
+    /// `measured`, `skipped` or `failed`.
+    status: &'static str,
+    /// Why it was skipped or failed.
+    reason: Option<&'a str>,
+    version: Option<&'a str>,
+    figures: InOrder<FigureJson<'a>>,
+    notes: &'a [String],
+}
+
+/// One figure of one peer: its unit, then its value and comparison with direct, or why it has
+/// none; the throughput rounds where there were several.
+#[derive(Default, Serialize)]
+struct FigureJson<'a> {
+    unit: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio_of_direct: Option<f64>,
+    /// Latencies: µs added over direct.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    added_over_direct: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_replies: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_applicable: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rounds: Option<&'a Vec<f64>>,
+}
+
+/// One goal: met, missed, or `null` when a figure it needs is missing.
+#[derive(Serialize)]
+struct GoalJson {
+    goal: String,
+    got: Option<f64>,
+    met: Option<bool>,
+}
+
+/// A JSON object whose keys keep the order given (the table's), where a map would sort them.
+struct InOrder<T>(Vec<(&'static str, T)>);
+
+impl<T: Serialize> Serialize for InOrder<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
 }
 
 #[cfg(test)]
@@ -271,6 +368,24 @@ mod tests {
         assert_eq!(value_text(Figure::P50, 30.0, 1, Some(20.0)), "30.0 (1.50, +10.0)");
         assert_eq!(value_text(Figure::Tcp1, 40.0, 2, None), "40.00");
         assert_eq!(value_text(Figure::RssPeak, 3.0, 1, Some(1.0)), "3.0");
+    }
+
+    #[test]
+    fn json_objects_keep_the_table_order_and_write_non_finite_numbers_as_null() {
+        let figures = InOrder(vec![
+            (
+                "tcp_1stream_gbit_s",
+                FigureJson { unit: "Gbit/s", value: Some(3.5), ..FigureJson::default() },
+            ),
+            (
+                "latency_p50_us",
+                FigureJson { unit: "µs", value: Some(f64::NAN), ..FigureJson::default() },
+            ),
+        ]);
+        assert_eq!(
+            serde_json::to_string(&figures).unwrap(),
+            r#"{"tcp_1stream_gbit_s":{"unit":"Gbit/s","value":3.5},"latency_p50_us":{"unit":"µs","value":null}}"#
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The loopback backends every peer forwards to: one TCP port whose first byte picks what the
 //! connection is, sink (`S`: everything is read and counted) or echo (`E`: everything, that first
-//! byte included, is sent back), and one UDP echo port.
+//! byte included, is sent back), and one UDP echo port (the test kit's).
 //!
 //! One TCP port for every TCP load means one forwarding process per protocol, as docker-proxy
 //! runs, so a peer's memory and CPU are read off one process. The servers are blocking threads:
@@ -8,11 +8,13 @@
 //! connection (that would cap the connection rate of the direct path, the yardstick).
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use testkit::peers::UdpEcho;
 
 /// First byte of a connection that only sends: the backend reads and counts.
 pub const SINK: u8 = b'S';
@@ -29,9 +31,6 @@ pub const BULK_BUF: usize = 128 * 1024;
 /// acceptor thread for ever.
 const IDLE: Duration = Duration::from_secs(5);
 
-/// How often the UDP threads look at the stop flag.
-const UDP_POLL: Duration = Duration::from_millis(200);
-
 /// The running backends; they stop when this is dropped.
 pub struct Backends {
     /// The TCP port (sink or echo by first byte).
@@ -42,8 +41,10 @@ pub struct Backends {
     shared: Arc<Shared>,
     /// Kept to shut it down, which wakes the acceptors blocked on it.
     listener: Arc<TcpListener>,
-    /// Acceptor and UDP threads, joined on drop.
+    /// Acceptor threads, joined on drop.
     threads: Vec<JoinHandle<()>>,
+    /// The UDP echo at `udp`, two threads on one socket; held only to stop it when dropped.
+    _udp_echo: UdpEcho,
 }
 
 /// What the server threads and the loads share.
@@ -62,8 +63,7 @@ impl Backends {
     /// at once (more wait in the listen queue).
     pub fn start(acceptors: usize) -> io::Result<Backends> {
         let listener = Arc::new(TcpListener::bind("127.0.0.1:0")?);
-        let udp_socket = UdpSocket::bind("127.0.0.1:0")?;
-        udp_socket.set_read_timeout(Some(UDP_POLL))?;
+        let udp_echo = UdpEcho::bind(SocketAddr::from(([127, 0, 0, 1], 0)), 2)?;
         let shared = Arc::new(Shared::default());
         let mut threads = Vec::new();
         for i in 0..acceptors.max(1) {
@@ -71,16 +71,13 @@ impl Backends {
             threads
                 .push(spawn(format!("tcp-backend-{i}"), move || accept_loop(&listener, &shared))?);
         }
-        for i in 0..2 {
-            let (socket, shared) = (udp_socket.try_clone()?, Arc::clone(&shared));
-            threads.push(spawn(format!("udp-echo-{i}"), move || udp_echo(&socket, &shared))?);
-        }
         Ok(Backends {
             tcp: listener.local_addr()?,
-            udp: udp_socket.local_addr()?,
+            udp: udp_echo.addr(),
             shared,
             listener,
             threads,
+            _udp_echo: udp_echo,
         })
     }
 
@@ -181,18 +178,10 @@ fn echo(conn: &mut TcpStream, shared: &Shared, buf: &mut [u8]) -> io::Result<()>
     Ok(())
 }
 
-/// Sends every datagram back to where it came from until stopped.
-fn udp_echo(socket: &UdpSocket, shared: &Shared) {
-    let mut buf = [0u8; 2048];
-    while !shared.stop.load(Ordering::Relaxed) {
-        if let Ok((n, from)) = socket.recv_from(&mut buf) {
-            let _ = socket.send_to(&buf[..n], from);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::UdpSocket;
+
     use super::*;
 
     fn connect(b: &Backends) -> TcpStream {

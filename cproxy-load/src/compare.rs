@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use testkit::procfs;
+
 use crate::backend::Backends;
 use crate::load::{self, LoadError, Window};
 use crate::machine::{self, Machine};
 use crate::peer::{self, CproxyBin, NotStarted, Peer, PeerKind, Setup};
 use crate::process::TempDir;
-use crate::procstat;
 use crate::results::{Cell, Figure, PeerResult, PeerStatus, Results, label};
 use crate::stats::median;
 use crate::{bulk, connect, datagram, iperf3, latency};
@@ -53,7 +54,8 @@ struct Slot {
 pub fn run(settings: &Settings) -> Result<Results, String> {
     let began = Instant::now();
     let mut machine = Machine::read();
-    let dir = TempDir::new().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let dir = TempDir::new("cproxy-load")
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let backends = Backends::start(settings.streams + settings.clients + 4)
         .map_err(|e| format!("cannot start the loopback backends: {e}"))?;
     let progress = Progress { began };
@@ -106,7 +108,7 @@ impl Run<'_> {
     /// Memory of each forwarding process before any load.
     fn idle_memory(&mut self) {
         for slot in &mut self.slots {
-            let cell = match slot.peer.as_ref().map(|p| p.tcp_pid.map(procstat::memory)) {
+            let cell = match slot.peer.as_ref().map(|p| p.tcp_pid.map(procfs::memory)) {
                 None => continue,
                 Some(None) => Cell::NotApplicable("no proxy process".into()),
                 Some(Some(Some(m))) => Cell::Value(m.rss_kib as f64 / 1024.0),
@@ -228,7 +230,7 @@ impl Run<'_> {
     fn peak_memory(&mut self) {
         for slot in &mut self.slots {
             let Some(peer) = measurable(&slot.peer) else { continue };
-            let cell = match peer.tcp_pid.map(procstat::memory) {
+            let cell = match peer.tcp_pid.map(procfs::memory) {
                 None => Cell::NotApplicable("no proxy process".into()),
                 Some(Some(m)) => Cell::Value(m.hwm_kib as f64 / 1024.0),
                 Some(None) => Cell::Failed("the proxy process is gone".into()),

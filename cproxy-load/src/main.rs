@@ -12,13 +12,11 @@ mod connect;
 mod datagram;
 mod goals;
 mod iperf3;
-mod json;
 mod latency;
 mod load;
 mod machine;
 mod peer;
 mod process;
-mod procstat;
 mod report;
 mod results;
 mod stats;
@@ -137,7 +135,7 @@ fn main() -> ExitCode {
         Command::Bindings(args) => {
             let result = cproxy_bin(args.cproxy.as_deref()).and_then(|cproxy| {
                 let docker_proxy =
-                    args.docker_proxy.or_else(|| process::find_program("docker-proxy"));
+                    args.docker_proxy.or_else(|| testkit::spawn::find_program("docker-proxy"));
                 let counts: Vec<usize> = args.counts.iter().map(|&n| n as usize).collect();
                 bindings::run(&cproxy, docker_proxy.as_deref(), &counts)
             });
@@ -176,7 +174,7 @@ fn compare(args: CompareArgs) -> ExitCode {
         clients: args.clients.into(),
         iperf3: !args.quick && !args.no_iperf3,
         cproxy,
-        docker_proxy: args.docker_proxy.or_else(|| process::find_program("docker-proxy")),
+        docker_proxy: args.docker_proxy.or_else(|| testkit::spawn::find_program("docker-proxy")),
         quick: args.quick,
     };
     eprintln!("cproxy-load: cproxy is {}", settings.cproxy.describe());
@@ -274,7 +272,7 @@ fn unmeasured(r: &Results, require_udp: bool) -> Vec<String> {
 }
 
 /// The cproxy to measure: `flag` if given; else the `cproxy` built next to this executable;
-/// else this executable's built-in forwarder (`cargo run --bin cproxy-load` builds only
+/// else this executable's built-in forwarder (`cargo run -p cproxy-load` builds only
 /// cproxy-load, so on a fresh checkout there is no cproxy beside it).
 fn cproxy_bin(flag: Option<&Path>) -> Result<CproxyBin, String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
@@ -289,7 +287,7 @@ fn cproxy_bin(flag: Option<&Path>) -> Result<CproxyBin, String> {
     if !sibling.is_file() {
         return Ok(CproxyBin::BuiltIn(me));
     }
-    // `cargo run --bin cproxy-load` rebuilds the library but does not relink cproxy: a cproxy
+    // `cargo run -p cproxy-load` rebuilds the library but does not relink cproxy: a cproxy
     // older than the library beside it predates the forwarder's last change.
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if let (Some(binary), Some(library)) =
@@ -298,7 +296,7 @@ fn cproxy_bin(flag: Option<&Path>) -> Result<CproxyBin, String> {
     {
         eprintln!(
             "cproxy-load: warning: {} is older than the cproxy library built beside it, so it may \
-             not be the current forwarder; `cargo build --release` relinks it",
+             not be the current forwarder; `cargo build --release --workspace` relinks it",
             sibling.display()
         );
     }

@@ -11,11 +11,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use testkit::procfs;
+use testkit::spawn::docker_proxy_args;
+
 use crate::backend::{Backends, ECHO};
 use crate::load;
-use crate::peer::{CproxyBin, docker_proxy_args};
+use crate::peer::CproxyBin;
 use crate::process::{Process, Readiness, TempDir};
-use crate::procstat;
 
 /// Bindings of the big process that carry an echo, spread evenly over all of them.
 const SAMPLED: usize = 25;
@@ -38,14 +40,15 @@ pub fn run(
 ) -> Result<(), String> {
     let CproxyBin::Path(cproxy) = cproxy else {
         return Err("`bindings` runs `cproxy forward`, which the forwarder built into \
-                    cproxy-load lacks: `cargo build --release` builds cproxy next to it"
+                    cproxy-load lacks: `cargo build --release --workspace` builds cproxy next to it"
             .to_string());
     };
     let backends = Backends::start(4).map_err(|e| format!("cannot start the backends: {e}"))?;
-    let dir = TempDir::new().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    let dir = TempDir::new("cproxy-load")
+        .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
     let single = |what: &str, program: &Path| -> Result<Footprint, String> {
         let mut cmd = Command::new(program);
-        cmd.args(docker_proxy_args("tcp", 0, backends.tcp));
+        cmd.args(docker_proxy_args("tcp", Some(0), backends.tcp));
         let log = dir.path().join(format!("{what}.log"));
         let p = Process::start(what, cmd, &log, Readiness::StatusPipe)?;
         footprint(p.pid())
@@ -134,13 +137,8 @@ fn echo(host: SocketAddr) -> Result<(), String> {
 
 /// Resident memory and threads of `pid`.
 fn footprint(pid: u32) -> Result<Footprint, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("process {pid} is gone: {e}"))?;
-    let rss_kib = procstat::memory(pid).ok_or("no VmRSS")?.rss_kib;
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
-        .ok_or("no Threads line")?;
+    let rss_kib = procfs::memory(pid).ok_or(format!("process {pid} is gone"))?.rss_kib;
+    let threads = procfs::threads(pid).ok_or(format!("process {pid} is gone"))?;
     Ok(Footprint { rss_kib, threads })
 }
 

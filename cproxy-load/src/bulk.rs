@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+use testkit::procfs;
+
 use crate::backend::{BULK_BUF, Backends, SINK};
 use crate::load::{self, LoadError, Window};
-use crate::procstat;
 
 /// One bulk run.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +45,7 @@ pub fn run(
     };
     let sample = || -> Result<(u64, Instant, Option<f64>), LoadError> {
         let cpu = match proxy {
-            Some(pid) => Some(procstat::cpu_seconds(pid).ok_or_else(|| {
+            Some(pid) => Some(procfs::tree_cpu_seconds(pid).ok_or_else(|| {
                 LoadError(format!("the proxy process {pid} exited during the bulk run"))
             })?),
             None => None,
