@@ -4,6 +4,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -283,4 +284,73 @@ fn idle_timeout_closes_silent_connections_and_spares_busy_ones() {
     let mut one = [0u8; 1];
     busy.read_exact(&mut one).unwrap();
     assert_eq!(&one, b"y", "busy connection was closed as idle");
+}
+
+/// Waits until the binding has no live connection.
+fn wait_no_active(stats: &Stats, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Stats::get(&stats.active) != 0 {
+        assert!(Instant::now() < deadline, "{what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn urgent_data_arrives_in_place_in_both_modes() {
+    for relay in [RelayMode::Splice, RelayMode::Copy] {
+        let tp = TestProxy::new(Config { relay, ..Config::default() });
+        let backend = common::listen("127.0.0.1");
+        let target = tp.forward("127.0.0.1", backend.local_addr().unwrap());
+        let client = TcpStream::connect(target).unwrap();
+        let (mut server, _) = backend.accept().unwrap();
+        let send = |data: &[u8], flags| {
+            // SAFETY: send from a valid buffer on a socket this test owns.
+            let n =
+                unsafe { libc::send(client.as_raw_fd(), data.as_ptr().cast(), data.len(), flags) };
+            assert_eq!(n, data.len() as isize);
+        };
+        send(b"hello", 0);
+        send(b"!", libc::MSG_OOB);
+        send(b"world", 0);
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The backend asks for urgent data in line too, as the relay delivers it.
+        socket2::SockRef::from(&server).set_out_of_band_inline(true).unwrap();
+        server.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"hello!world", "{relay:?}: every byte, urgent one included, in order");
+    }
+}
+
+#[test]
+fn client_that_half_closes_then_resets_frees_its_connection() {
+    let tp = TestProxy::new(Config::default());
+    let backend = common::listen("127.0.0.1");
+    let info = tp.add(Proto::Tcp, "127.0.0.1", backend.local_addr().unwrap());
+    let stats = tp.proxy.stats(info.id).unwrap();
+    let idle_pipes = tp.proxy.idle_pipes();
+    let mut client = TcpStream::connect(info.local).unwrap();
+    // The backend never sends and never closes.
+    let (mut server, _) = backend.accept().unwrap();
+    client.write_all(b"request").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    server.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"request");
+    // The finished direction's pipe is back in the pool while the other still waits.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tp.proxy.idle_pipes() <= idle_pipes {
+        assert!(Instant::now() < deadline, "the finished direction kept its pipe");
+        thread::sleep(Duration::from_millis(10));
+    }
+    socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(client); // RST to the proxy, after its FIN.
+    wait_no_active(&stats, "a client that reset after half-closing still holds its connection");
+    // The backend already saw the end of the request; what tells it the client is gone is the
+    // reset the proxy passes on, so its reply cannot be delivered.
+    let err = server.write_all(b"reply").expect_err("the backend's connection must be reset");
+    assert!(
+        matches!(err.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset),
+        "{err}"
+    );
 }

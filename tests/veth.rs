@@ -14,15 +14,15 @@ mod common;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::netns::{Netns, VethPath};
 use common::{Pattern, Sum, recv_sum};
+use testkit::netns::{Netns, VethPath};
+use testkit::spawn;
 
 /// The binary under test; `CPROXY_UNDER_TEST` names another build (an older commit's, to see a
 /// test fail on it).
@@ -161,31 +161,16 @@ fn unread_bytes() -> Vec<(String, u64)> {
     found
 }
 
-/// Starts cproxy inside `ns` with a status pipe on fd 3 and waits for its `0\n`.
+/// Starts cproxy inside `ns` with a status pipe on fd 3 and waits for its `0\n`. It is
+/// killed if the test's thread dies first.
 fn spawn_in(ns: &Netns, args: &[&str], extra: &[&str]) -> Child {
-    let netns = File::open(format!("/run/netns/{}", ns.name())).expect("open netns");
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 fills the two-element array.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: both fds were just created and are owned by nobody else.
-    let (mut status, write) = unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let (ns_fd, w) = (netns.as_fd().as_raw_fd(), write.as_raw_fd());
-    let mut cmd = Command::new(cproxy());
+    let (status, write) = spawn::status_pipe().expect("status pipe");
+    let mut cmd = ns.command(cproxy());
     cmd.args(args).args(extra).env("CPROXY_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null());
-    // SAFETY: only setns and dup2, both async-signal-safe, run between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(ns_fd, libc::CLONE_NEWNET) < 0 || libc::dup2(w, 3) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().expect("spawn cproxy");
+    spawn::die_with_parent(&mut cmd);
+    let child = spawn::spawn_with_fds(cmd, &[Some(write.as_fd())]).expect("spawn cproxy");
     drop(write);
-    let mut said = String::new();
-    status.read_to_string(&mut said).expect("read status pipe");
-    assert_eq!(said, "0\n", "cproxy did not report ready");
+    assert_eq!(spawn::read_status(status).expect("status pipe"), "0\n", "cproxy did not start");
     child
 }
 

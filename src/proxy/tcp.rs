@@ -222,6 +222,11 @@ async fn connection(
     // Nagle delays to small writes either.
     let _ = client.set_nodelay(true);
     let _ = backend.set_nodelay(true);
+    // Urgent data (telnet, FTP) stays in the byte stream, so the relay passes it on in place
+    // instead of losing it or stopping at it.
+    for s in [&client, &backend] {
+        let _ = socket2::SockRef::from(s).set_out_of_band_inline(true);
+    }
     let traffic = Traffic::default();
     let stages = match relay::Stages::new(ctx.config.relay, &ctx.pipes) {
         Ok(stages) => stages,

@@ -4,8 +4,10 @@
 //! and temporary directories. Nothing here depends on cproxy itself: the product's tests take
 //! this crate as a dev-dependency, and a dependency back would link two copies of cproxy.
 //!
-//! The peers bind where they are told; the tests and the load tool tell them 127.0.0.0/8 or ::1.
+//! The peers bind where they are told; the tests and the load tool tell them 127.0.0.0/8 or ::1,
+//! or an address inside a network namespace the test made itself ([`netns`]).
 
+pub mod netns;
 pub mod pattern;
 pub mod peers;
 pub mod procfs;

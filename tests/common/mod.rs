@@ -2,7 +2,6 @@
 //! checksummed streams under the names the tests use.
 #![allow(dead_code, unused_imports)] // Each test binary uses a different subset.
 
-pub mod netns;
 pub mod process;
 
 use std::io::{self, Read, Write};

@@ -11,12 +11,12 @@
 //! the host's network.
 
 use std::fs::File;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsFd;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-
-use nix::sched::{CloneFlags, setns};
 
 /// A named network namespace (`ip netns add`), deleted on drop.
 pub struct Netns {
@@ -51,17 +51,32 @@ impl Netns {
         ip(&all);
     }
 
-    /// A command that will run inside the namespace (`ip netns exec NAME PROGRAM`).
-    pub fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]);
+    /// A command whose process starts inside the namespace (it enters it between fork and
+    /// exec, so descriptors handed down to it are kept, unlike with `ip netns exec`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let ns = File::open(self.path()).unwrap_or_else(|e| panic!("open {}: {e}", self.path()));
+        let mut cmd = Command::new(program);
+        // SAFETY: between fork and exec only setns runs, which is async-signal-safe, on a
+        // descriptor the closure owns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         cmd
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
     }
 
     /// Runs `f` on a fresh thread that has entered the namespace; sockets it creates belong to
     /// the namespace for their whole life.
     pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
-        let path = format!("/run/netns/{}", self.name);
+        let path = self.path();
         std::thread::spawn(move || {
             enter(&path);
             f()
@@ -73,7 +88,7 @@ impl Netns {
     /// A closure that moves the calling thread into the namespace: for a runtime's
     /// `on_thread_start`, so that every worker dials from inside it.
     pub fn enterer(&self) -> impl Fn() + Send + Sync + 'static {
-        let path = format!("/run/netns/{}", self.name);
+        let path = self.path();
         move || enter(&path)
     }
 }
@@ -102,9 +117,13 @@ fn remove_orphans() {
     }
 }
 
+/// Moves the calling thread into the namespace at `path`; panics if it cannot (a test fixture).
 fn enter(path: &str) {
     let file = File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {path}: {e}"));
+    // SAFETY: setns on a descriptor this function owns; it changes only this thread.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+        panic!("setns {path}: {}", io::Error::last_os_error());
+    }
 }
 
 fn ip(args: &[&str]) {
