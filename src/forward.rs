@@ -517,18 +517,25 @@ pub fn ctl(socket: &Path, command: &[String]) -> ExitCode {
     use std::io::{BufRead, Write};
     let result = (|| -> io::Result<bool> {
         let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
-        writeln!(stream, "{}", command.join(" "))?;
-        stream.shutdown(std::net::Shutdown::Write)?;
+        // A refused client is answered and closed at once, maybe before the command is
+        // written: the answer is still there to be read.
+        let sent = writeln!(stream, "{}", command.join(" "))
+            .and_then(|()| stream.shutdown(std::net::Shutdown::Write));
         let mut ok = false;
+        let mut answered = false;
         for line in io::BufReader::new(stream).lines() {
             let line = line?;
+            answered = true;
             match line.as_str() {
                 "ok" => ok = true,
                 l if l.starts_with("error: ") => eprintln!("cproxy: {}", &l[7..]),
                 l => println!("{l}"),
             }
         }
-        Ok(ok)
+        match sent {
+            Err(e) if !answered => Err(e),
+            _ => Ok(ok),
+        }
     })();
     match result {
         Ok(true) => ExitCode::SUCCESS,

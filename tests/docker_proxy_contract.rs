@@ -332,6 +332,10 @@ fn status_and_exit(args: &[&str]) -> (String, Option<i32>) {
     let child = spawn(args, Some(&w), None);
     drop(w);
     let status = read_status(r);
+    if status == "0\n" {
+        // It started when it should have refused: stop it, so the test fails rather than hangs.
+        signal(&child, libc::SIGKILL);
+    }
     (status, wait_output(child).status.code())
 }
 
@@ -538,15 +542,17 @@ fn runtime_helper_starting_cproxy_from_a_thread() {
 fn follows_the_runtime_process_not_the_thread_that_started_it() {
     let port = free_port();
     let args = proxy_args(port, echo_server("127.0.0.1")).join(" ");
-    let mut runtime = Command::new(std::env::current_exe().unwrap())
-        .args(["runtime_helper_starting_cproxy_from_a_thread", "--exact", "--ignored"])
-        .arg("--nocapture")
-        .env(RUNTIME_HELPER, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(runtime.stdout.take().unwrap());
+    let mut runtime = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["runtime_helper_starting_cproxy_from_a_thread", "--exact", "--ignored"])
+            .arg("--nocapture")
+            .env(RUNTIME_HELPER, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = std::io::BufReader::new(runtime.0.stdout.take().unwrap());
     let mut line = String::new();
     while !line.starts_with("cproxy ") {
         line.clear();
@@ -562,12 +568,25 @@ fn follows_the_runtime_process_not_the_thread_that_started_it() {
         assert_eq!(echo_once(port, b"still here"), b"still here");
     }
     assert!(!is_zombie(pid), "cproxy exited with the thread that started it");
-    runtime.kill().unwrap();
-    runtime.wait().unwrap();
+    drop(runtime);
     let deadline = Instant::now() + Duration::from_secs(10);
     // SAFETY: signal 0 only probes whether the pid exists.
     while unsafe { libc::kill(pid, 0) } == 0 && !is_zombie(pid) {
-        assert!(Instant::now() < deadline, "cproxy outlived its runtime process");
+        if Instant::now() > deadline {
+            // SAFETY: kill on the cproxy this test had started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("cproxy outlived its runtime process");
+        }
         thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A child process killed (and reaped) when dropped, so that a failing test leaves none behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

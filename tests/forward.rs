@@ -350,9 +350,27 @@ fn control_clients_of_other_users_are_refused_by_their_credentials() {
     assert_eq!(fwd.ctl("list").last().map(String::as_str), Some("ok"), "root is refused too");
 }
 
+/// Runs `cproxy forward --control PATH`, which is expected to refuse and exit; killed if it is
+/// still running after 10 s, so that a test fails rather than hangs.
 fn forward_with_control_at(path: &Path) -> Output {
-    let args = one_binding();
-    Command::new(CPROXY).arg("forward").args(&args).arg("--control").arg(path).output().unwrap()
+    let mut child = Command::new(CPROXY)
+        .arg("forward")
+        .args(one_binding())
+        .arg("--control")
+        .arg(path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -417,8 +435,9 @@ fn control_clients_are_capped_and_idle_ones_are_closed() {
     let (fwd, _) = Forward::start(&strs(&args), 1);
     let mut first = session(&fwd.control);
     let _second = session(&fwd.control);
-    let mut third = UnixStream::connect(&fwd.control).unwrap();
-    third.write_all(b"list\n").unwrap();
+    // Told at once, without a command: it may not send one.
+    let third = UnixStream::connect(&fwd.control).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut third = BufReader::new(third);
     let refused = reply_line(&mut third);
     assert!(refused.starts_with("error: too many control clients"), "{refused}");
