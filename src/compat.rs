@@ -217,4 +217,33 @@ mod tests {
         let refs: Vec<&str> = once.iter().map(String::as_str).collect();
         assert_eq!(norm(&refs), once);
     }
+
+    /// The argv fuzz target's properties, over its saved corpus: normalizing is idempotent, and
+    /// neither parsing nor wording an error in Go's words panics.
+    #[test]
+    fn the_argv_fuzz_corpus_still_holds() {
+        use clap::Parser;
+        use std::os::unix::ffi::OsStringExt;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/argv");
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            let args: Vec<OsString> = std::iter::once(OsString::from("cproxy"))
+                .chain(data.split(|&b| b == 0).map(|arg| OsString::from_vec(arg.to_vec())))
+                .collect();
+            let once = normalize_args(args);
+            assert_eq!(normalize_args(once.clone()), once);
+            if let Err(e) = crate::cli::Cli::try_parse_from(once) {
+                let _ = (e.to_string(), go_flag_error(&e));
+            }
+        }
+    }
+
+    #[test]
+    fn only_argv_naming_a_subcommand_leaves_docker_proxy_mode() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(is_docker_proxy_mode(&args(&["cproxy", "--host-port", "80"])));
+        assert!(is_docker_proxy_mode(&args(&["cproxy"])));
+        assert!(!is_docker_proxy_mode(&args(&["cproxy", "forward", "-p", "80"])));
+    }
 }
