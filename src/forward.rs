@@ -105,7 +105,8 @@ impl Publisher {
     }
 
     /// Removes bindings added for a spec that failed part-way, and waits until they are gone:
-    /// their ports are free and their connections closed when this returns.
+    /// their ports are free and their connections closed when this returns (a client that got
+    /// in meanwhile has the grace period, as on any removal).
     async fn roll_back(&self, added: Vec<BindingInfo>) {
         let mut removals = tokio::task::JoinSet::new();
         for info in added {
@@ -208,7 +209,7 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
         }
         Ok(all)
     };
-    let code = serve::run(&args.tuning, 0, status, start);
+    let code = serve::run(&args.tuning, None, status, start);
     drop(control);
     code
 }

@@ -58,7 +58,7 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
     };
     // One binding needs no more than one thread: a hundred proxies on a big host would
     // otherwise be thousands of threads.
-    run(&args.tuning, 1, status, start)
+    run(&args.tuning, Some(1), status, start)
 }
 
 /// What docker-proxy reports for a host port outside 0-65535: Go's `flag` takes any int, and
@@ -94,11 +94,16 @@ fn fail(status: StatusPipe, error: &str) -> ExitCode {
 
 /// Runs a proxy configured by `tuning` whose bindings `start` creates; reports on `status`,
 /// then serves until stopped. `start` runs inside the runtime. The runtime has `-threads`
-/// workers, or `default_threads` (0: one per CPU).
+/// workers, or `default_threads` (`None`: one per CPU); one runs it on the calling thread.
 ///
 /// With a status pipe, cproxy was started by a runtime, and it stops (as on SIGTERM) when the
 /// runtime's process exits.
-pub fn run<F>(tuning: &Tuning, default_threads: u16, status: StatusPipe, start: F) -> ExitCode
+pub fn run<F>(
+    tuning: &Tuning,
+    default_threads: Option<u16>,
+    status: StatusPipe,
+    start: F,
+) -> ExitCode
 where
     F: FnOnce(&Proxy) -> Result<Vec<BindingInfo>, String>,
 {
@@ -112,14 +117,14 @@ where
         None
     };
     raise_fd_limit();
-    let mut builder = match tuning.threads.unwrap_or(default_threads) {
-        1 => tokio::runtime::Builder::new_current_thread(),
-        0 => tokio::runtime::Builder::new_multi_thread(),
-        n => {
+    let mut builder = match tuning.threads.or(default_threads) {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(n.into());
             b
         }
+        None => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
