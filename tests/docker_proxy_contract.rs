@@ -451,7 +451,8 @@ fn sctp_gets_the_kernels_answer_as_from_docker_proxy() {
 #[test]
 fn a_repeated_flag_takes_its_last_value() {
     let backend = echo_server("127.0.0.1");
-    let (first, last) = (free_port(), free_port());
+    let first = free_port();
+    let last = std::iter::repeat_with(free_port).find(|&p| p != first).unwrap();
     let mut args = proxy_args(first, backend);
     args.extend(["-host-port".to_string(), last.to_string()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
