@@ -19,6 +19,8 @@ use crate::spec::{PortRange, PortSpec};
     name = "cproxy",
     disable_version_flag = true,
     args_conflicts_with_subcommands = true,
+    // Go's `flag`: a flag given twice is not an error, the last value wins.
+    args_override_self = true,
     after_help = "\
 As docker-proxy (dockerd runs it this way through \"userland-proxy-path\"):
   cproxy -proto tcp -host-ip 0.0.0.0 -host-port 8080 -container-ip 172.17.0.2 -container-port 80
@@ -82,9 +84,21 @@ pub struct ForwardArgs {
     /// ephemeral range, as Docker)
     #[arg(long = "port-range", value_name = "START-END", value_parser = PortRange::from_str)]
     pub port_range: Option<PortRange>,
-    /// Unix socket on which to accept add/remove/list commands (see `cproxy ctl`)
+    /// Unix socket on which to accept add/remove/list commands (see `cproxy ctl`). It is
+    /// created mode 0600: only root and this process's user may use it
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
+    /// Also let members of GROUP (a name or a gid) use the control socket (mode 0660)
+    #[arg(long = "control-group", value_name = "GROUP", requires = "control")]
+    pub control_group: Option<String>,
+    /// Most control clients connected at once; more are answered with an error and closed
+    #[arg(long = "control-max-clients", value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub control_max_clients: u32,
+    /// Close a control client that sends no complete command for this long
+    #[arg(long = "control-idle-timeout", value_name = "DURATION", default_value = "30s",
+          value_parser = positive_duration)]
+    pub control_idle_timeout: Duration,
     /// Tuning.
     #[command(flatten)]
     pub tuning: Tuning,
@@ -105,20 +119,33 @@ pub struct CtlArgs {
 #[derive(Debug, Args)]
 pub struct DockerProxyArgs {
     /// Protocol to forward: tcp or udp
-    #[arg(long, value_name = "PROTO", default_value = "tcp")]
+    #[arg(long, value_name = "PROTO", default_value = "tcp", allow_hyphen_values = true)]
     pub proto: String,
     /// Host address to listen on
-    #[arg(long = "host-ip", value_name = "IP", default_value = "0.0.0.0")]
+    #[arg(
+        long = "host-ip",
+        value_name = "IP",
+        default_value = "0.0.0.0",
+        allow_hyphen_values = true
+    )]
     pub host_ip: IpAddr,
-    /// Host port to listen on (0 lets the kernel pick one)
-    #[arg(long = "host-port", value_name = "PORT")]
-    pub host_port: Option<u16>,
+    /// Host port to listen on (0 lets the kernel pick one). A Go `int`, as docker-proxy's: a
+    /// number outside 0-65535 parses, and fails to bind as it does there.
+    #[arg(long = "host-port", value_name = "PORT", allow_hyphen_values = true,
+          value_parser = go_int)]
+    pub host_port: Option<i64>,
     /// Container address to forward to
-    #[arg(long = "container-ip", value_name = "IP", default_value = "0.0.0.0")]
+    #[arg(
+        long = "container-ip",
+        value_name = "IP",
+        default_value = "0.0.0.0",
+        allow_hyphen_values = true
+    )]
     pub container_ip: IpAddr,
-    /// Container port to forward to
-    #[arg(long = "container-port", value_name = "PORT")]
-    pub container_port: Option<u16>,
+    /// Container port to forward to (a Go `int`, as `-host-port`)
+    #[arg(long = "container-port", value_name = "PORT", allow_hyphen_values = true,
+          value_parser = go_int)]
+    pub container_port: Option<i64>,
     /// Use the socket the runtime already bound, passed on fd 4, instead of binding
     #[arg(long = "use-listen-fd", num_args = 0..=1, default_missing_value = "true",
           default_value = "false", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
@@ -139,7 +166,7 @@ pub struct Tuning {
     pub grace: Duration,
     /// Give up connecting to the container after this long and close the client
     #[arg(long = "connect-timeout", value_name = "DURATION", default_value = "10s",
-          value_parser = duration::parse)]
+          value_parser = positive_duration)]
     pub connect_timeout: Duration,
     /// Most concurrent TCP connections per binding; more are reset at once
     #[arg(long = "max-conns", value_name = "N", default_value_t = 10_000,
@@ -148,9 +175,9 @@ pub struct Tuning {
     /// Close TCP connections idle this long (default: never, as docker-proxy)
     #[arg(long = "tcp-idle-timeout", value_name = "DURATION", value_parser = duration::parse)]
     pub tcp_idle_timeout: Option<Duration>,
-    /// Close UDP sessions idle this long (docker-proxy: 90s)
+    /// Close UDP sessions idle this long (docker-proxy: 90s); must be more than 0
     #[arg(long = "udp-idle-timeout", value_name = "DURATION", default_value = "90s",
-          value_parser = duration::parse)]
+          value_parser = positive_duration)]
     pub udp_idle_timeout: Duration,
     /// Most UDP sessions per binding; the least recently used is evicted past it
     #[arg(long = "udp-max-sessions", value_name = "N", default_value_t = 4096,
@@ -163,9 +190,78 @@ pub struct Tuning {
     /// Copy through user space instead of splice(2) (for comparison)
     #[arg(long = "no-splice")]
     pub no_splice: bool,
-    /// Worker threads (default: one per CPU; 1 runs everything on one thread, the least memory)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    /// Worker threads, 1 to 1024 (default: 1 for a single binding as docker-proxy, one per CPU
+    /// for `cproxy forward`; 1 runs everything on one thread, the least memory)
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=MAX_THREADS as i64))]
     pub threads: Option<u16>,
+}
+
+/// Most worker threads `-threads` accepts: far more than any host has cores, and few enough
+/// that the runtime can always start them (a thread limit would otherwise abort the process
+/// before it could report anything on the status pipe).
+pub const MAX_THREADS: u16 = 1024;
+
+/// Parses an integer as Go's `flag.Int` does (`strconv.ParseInt(s, 0, 64)`: an optional sign,
+/// then decimal, `0x` hex, `0o`/`0` octal or `0b` binary), in the words Go's `flag` package
+/// uses for a bad value.
+pub fn go_int(s: &str) -> Result<i64, GoIntError> {
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = digits.to_ascii_lowercase();
+    let (radix, body) = if let Some(hex) = lower.strip_prefix("0x") {
+        (16, hex)
+    } else if let Some(oct) = lower.strip_prefix("0o") {
+        (8, oct)
+    } else if let Some(bin) = lower.strip_prefix("0b") {
+        (2, bin)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return Err(GoIntError::Syntax);
+    }
+    let magnitude = u64::from_str_radix(body, radix).map_err(|_| GoIntError::Range)?;
+    if negative {
+        0i64.checked_sub_unsigned(magnitude).ok_or(GoIntError::Range)
+    } else {
+        i64::try_from(magnitude).map_err(|_| GoIntError::Range)
+    }
+}
+
+/// Why [`go_int`] refused a value: Go's `flag` package's two reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoIntError {
+    /// Not a number.
+    Syntax,
+    /// A number too large for 64 bits.
+    Range,
+}
+
+impl std::fmt::Display for GoIntError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GoIntError::Syntax => "parse error",
+            GoIntError::Range => "value out of range",
+        })
+    }
+}
+
+impl std::error::Error for GoIntError {}
+
+/// A Go duration that is more than zero: a zero UDP idle timeout would expire every session as
+/// it opens, and a zero connect timeout would fail every dial.
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration::parse(s) {
+        Ok(d) if d.is_zero() => Err("must be more than 0 (e.g. 90s)".to_string()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl Tuning {
@@ -226,11 +322,15 @@ mod tests {
     #[test]
     fn bad_values_and_unknown_flags_are_usage_errors() {
         for args in [
-            &["-host-port", "70000"][..],
+            &["-host-port", "0x"][..],
             &["-host-ip", "not-an-ip"],
             &["-bogus"],
             &["-grace", "5"],
             &["-max-conns", "0"],
+            &["-threads", "0"],
+            &["-threads", "65535"],
+            &["-udp-idle-timeout", "0"],
+            &["-connect-timeout", "0s"],
         ] {
             let e = parse(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
@@ -243,5 +343,40 @@ mod tests {
         assert_eq!(c.udp_idle_timeout, Duration::from_secs(90));
         assert_eq!(c.tcp_idle_timeout, None);
         assert_eq!(c.relay, RelayMode::Splice);
+    }
+
+    /// Go's `flag`: the last of a repeated flag wins, and a value may start with a dash.
+    #[test]
+    fn repeated_flags_take_the_last_value_as_go_flag_does() {
+        let a = parse(&["-host-port", "1", "-proto", "udp", "-host-port=2", "-proto", "tcp"])
+            .unwrap()
+            .docker_proxy;
+        assert_eq!((a.host_port, a.proto.as_str()), (Some(2), "tcp"));
+        let a = parse(&["-use-listen-fd", "-use-listen-fd=false"]).unwrap().docker_proxy;
+        assert!(!a.use_listen_fd);
+    }
+
+    #[test]
+    fn ports_are_go_ints_so_out_of_range_ports_parse_as_in_docker_proxy() {
+        let a = parse(&["-host-port", "-1", "-container-port", "70000"]).unwrap().docker_proxy;
+        assert_eq!((a.host_port, a.container_port), (Some(-1), Some(70000)));
+    }
+
+    #[test]
+    fn go_ints_take_gos_bases_and_refuse_in_gos_words() {
+        assert_eq!(go_int("8080"), Ok(8080));
+        assert_eq!(go_int("-1"), Ok(-1));
+        assert_eq!(go_int("+7"), Ok(7));
+        assert_eq!(go_int("0x1F90"), Ok(8080));
+        assert_eq!(go_int("017"), Ok(15));
+        assert_eq!(go_int("0o17"), Ok(15));
+        assert_eq!(go_int("0b11"), Ok(3));
+        assert_eq!(go_int("0"), Ok(0));
+        assert_eq!(go_int("-9223372036854775808"), Ok(i64::MIN));
+        for bad in ["", "-", "http", "80a", "0x", "1.5", " 80"] {
+            assert_eq!(go_int(bad), Err(GoIntError::Syntax), "{bad:?}");
+        }
+        assert_eq!(go_int("9223372036854775808"), Err(GoIntError::Range));
+        assert_eq!(GoIntError::Syntax.to_string(), "parse error");
     }
 }

@@ -71,6 +71,47 @@ pub fn normalize_args(args: Vec<OsString>) -> Vec<OsString> {
     out
 }
 
+/// True when `args` (as normalized) run docker-proxy mode, not a subcommand.
+pub fn is_docker_proxy_mode(args: &[OsString]) -> bool {
+    !args.get(1).and_then(|a| a.to_str()).is_some_and(|a| SUBCOMMANDS.contains(&a))
+}
+
+/// A command-line error of docker-proxy mode in the words of Go's `flag` package, which
+/// docker-proxy's errors are: `invalid value "x" for flag -host-port: parse error`,
+/// `flag provided but not defined: -bogus`, `flag needs an argument: -proto`. `None` for
+/// errors Go has no words for (clap's then stand).
+pub fn go_flag_error(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    // clap names an argument `--host-port <PORT>`; Go names it `-host-port`.
+    let flag = |arg: &str| {
+        let name = arg.trim_start_matches('-');
+        let end = name.find([' ', '=']).unwrap_or(name.len());
+        format!("-{}", &name[..end])
+    };
+    match e.kind() {
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
+            let arg = context(ContextKind::InvalidArg)?;
+            let value = context(ContextKind::InvalidValue)?;
+            if value.is_empty() {
+                return Some(format!("flag needs an argument: {}", flag(arg)));
+            }
+            let reason = std::error::Error::source(e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "parse error".to_string());
+            Some(format!("invalid value {value:?} for flag {}: {reason}", flag(arg)))
+        }
+        ErrorKind::UnknownArgument => {
+            let arg = context(ContextKind::InvalidArg)?;
+            Some(format!("flag provided but not defined: {}", flag(arg)))
+        }
+        _ => None,
+    }
+}
+
 /// The write end of the runtime's status pipe, if the process was given one.
 #[derive(Debug)]
 pub struct StatusPipe(Option<File>);
@@ -175,5 +216,34 @@ mod tests {
         let once = norm(&["-proto=udp", "-container-ip", "::1", "-version"]);
         let refs: Vec<&str> = once.iter().map(String::as_str).collect();
         assert_eq!(norm(&refs), once);
+    }
+
+    /// The argv fuzz target's properties, over its saved corpus: normalizing is idempotent, and
+    /// neither parsing nor wording an error in Go's words panics.
+    #[test]
+    fn the_argv_fuzz_corpus_still_holds() {
+        use clap::Parser;
+        use std::os::unix::ffi::OsStringExt;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/argv");
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            let args: Vec<OsString> = std::iter::once(OsString::from("cproxy"))
+                .chain(data.split(|&b| b == 0).map(|arg| OsString::from_vec(arg.to_vec())))
+                .collect();
+            let once = normalize_args(args);
+            assert_eq!(normalize_args(once.clone()), once);
+            if let Err(e) = crate::cli::Cli::try_parse_from(once) {
+                let _ = (e.to_string(), go_flag_error(&e));
+            }
+        }
+    }
+
+    #[test]
+    fn only_argv_naming_a_subcommand_leaves_docker_proxy_mode() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(is_docker_proxy_mode(&args(&["cproxy", "--host-port", "80"])));
+        assert!(is_docker_proxy_mode(&args(&["cproxy"])));
+        assert!(!is_docker_proxy_mode(&args(&["cproxy", "forward", "-p", "80"])));
     }
 }

@@ -9,22 +9,31 @@
 //! remove ID       stop a binding: its port is freed at once, its connections drain
 //! list            every binding as "ID PUBLISHED", where PUBLISHED is `docker port`'s line
 //! ```
+//!
+//! The socket is the keys to the host's ports, so it is guarded: created mode 0600 (0660 with
+//! `--control-group`) whatever the umask, each client's credentials checked (`SO_PEERCRED`),
+//! never put in place of a file that is not a stale socket, and clients are capped in number
+//! and closed when idle.
 
 use std::io::{self, ErrorKind};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 
 use crate::cli::ForwardArgs;
 use crate::compat::StatusPipe;
 use crate::ports::PortAllocator;
-use crate::proxy::{BindingId, BindingInfo, Proto, Proxy};
+use crate::proxy::{BindingId, BindingInfo, Proto, Proxy, ProxyError};
 use crate::serve;
-use crate::spec::{PortSpec, PublishedPort};
+use crate::spec::{HostPort, PortMapping, PortSpec, PublishedPort};
 
 /// Longest control command accepted, so a misbehaving client cannot grow a line without bound.
 const MAX_LINE: usize = 4096;
@@ -38,43 +47,73 @@ struct Publisher {
 
 impl Publisher {
     /// Publishes every mapping of `spec` to `backend`, for each of `protos` on one host port,
-    /// all or nothing.
+    /// all or nothing: on failure, what was added so far is left in `added` for the caller to
+    /// roll back ([`Publisher::roll_back`]).
     fn publish(
         &self,
         spec: &PortSpec,
         protos: &[Proto],
         backend: IpAddr,
-    ) -> Result<Vec<BindingInfo>, String> {
-        let mut added = Vec::new();
+        added: &mut Vec<BindingInfo>,
+    ) -> Result<(), String> {
         for mapping in spec.mappings() {
             let to = SocketAddr::new(backend, mapping.container_port);
-            let sockets = match self.allocator.bind_mapping_for(&mapping, protos) {
-                Ok(sockets) => sockets,
-                Err(e) => {
-                    self.roll_back(&added);
-                    return Err(e.to_string());
-                }
-            };
+            self.check_not_allocated(&mapping, protos).map_err(|e| e.to_string())?;
+            let sockets =
+                self.allocator.bind_mapping_for(&mapping, protos).map_err(|e| e.to_string())?;
             for socket in sockets {
-                match self.proxy.add_socket(socket.proto(), socket.into_fd(), to) {
-                    Ok(info) => added.push(info),
-                    Err(e) => {
-                        self.roll_back(&added);
-                        return Err(e.to_string());
-                    }
+                let info = self
+                    .proxy
+                    .add_socket(socket.proto(), socket.into_fd(), to)
+                    .map_err(|e| e.to_string())?;
+                added.push(info);
+            }
+        }
+        Ok(())
+    }
+
+    /// A fixed host port that a binding of this forwarder already holds is refused as dockerd's
+    /// allocator refuses a port another container holds; one held by anything else fails to
+    /// bind, in docker-proxy's words.
+    fn check_not_allocated(
+        &self,
+        mapping: &PortMapping,
+        protos: &[Proto],
+    ) -> Result<(), ProxyError> {
+        let HostPort::Fixed(port) = mapping.host_port else {
+            return Ok(());
+        };
+        let ips = match mapping.host_ip {
+            Some(ip) => vec![ip.to_canonical()],
+            None => vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)],
+        };
+        let bindings = self.proxy.list();
+        for &proto in protos {
+            for &ip in &ips {
+                let addr = SocketAddr::new(ip, port);
+                let held = |b: &BindingInfo| {
+                    b.binding.proto == proto
+                        && b.local.port() == port
+                        && b.local.ip().to_canonical() == ip
+                };
+                if bindings.iter().any(held) {
+                    return Err(ProxyError::PortAllocated { proto, addr });
                 }
             }
         }
-        Ok(added)
+        Ok(())
     }
 
-    /// Removes bindings that were added for a spec that failed part-way; nothing used them yet.
-    fn roll_back(&self, added: &[BindingInfo]) {
+    /// Removes bindings added for a spec that failed part-way, and waits until they are gone:
+    /// their ports are free and their connections closed when this returns (a client that got
+    /// in meanwhile has the grace period, as on any removal).
+    async fn roll_back(&self, added: Vec<BindingInfo>) {
+        let mut removals = tokio::task::JoinSet::new();
         for info in added {
             let proxy = self.proxy.clone();
-            let id = info.id;
-            tokio::spawn(async move { proxy.remove(id).await });
+            removals.spawn(async move { proxy.remove(info.id).await });
         }
+        while removals.join_next().await.is_some() {}
     }
 }
 
@@ -115,7 +154,15 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
     if args.publish_all {
         args.publish.append(&mut args.expose);
     }
-    let control = match args.control.as_deref().map(ControlSocket::bind).transpose() {
+    let group = match args.control_group.as_deref().map(resolve_group).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("cproxy: {e}");
+            status.fail(&e);
+            return ExitCode::from(2);
+        }
+    };
+    let control = match args.control.as_deref().map(|p| ControlSocket::bind(p, group)).transpose() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cproxy: {e}");
@@ -135,15 +182,18 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
         None => PortAllocator::from_kernel(),
     };
     let listener = control.as_ref().map(|c| c.listener.try_clone());
+    let limits = ControlLimits {
+        access: Access { uid: nix::unistd::geteuid().as_raw(), group },
+        max_clients: args.control_max_clients as usize,
+        idle: args.control_idle_timeout,
+    };
     let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, String> {
         let publisher =
             Arc::new(Publisher { proxy: proxy.clone(), allocator, default_backend: args.to });
+        // A failure here ends the process, which frees every port: nothing to roll back.
         let mut all = Vec::new();
         for (spec, protos) in pair_halves(&args.publish) {
-            let added = publisher
-                .publish(&spec, &protos, args.to)
-                .inspect_err(|_| publisher.roll_back(&all))?;
-            all.extend(added);
+            publisher.publish(&spec, &protos, args.to, &mut all)?;
         }
         for info in &all {
             println!("{}", published(info));
@@ -155,73 +205,229 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
                     UnixListener::from_std(l)
                 })
                 .map_err(|e| format!("control socket: {e}"))?;
-            tokio::spawn(serve_control(listener, publisher));
+            tokio::spawn(serve_control(listener, publisher, limits));
         }
         Ok(all)
     };
-    let code = serve::run(&args.tuning, status, start);
+    let code = serve::run(&args.tuning, None, status, start);
     drop(control);
     code
 }
 
-/// The control socket's file, removed again when cproxy stops.
+/// A group given by name or number, as `--control-group` takes it.
+fn resolve_group(group: &str) -> Result<u32, String> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("--control-group: no such group: {group}")),
+        Err(e) => Err(format!("--control-group: cannot look up group {group}: {e}")),
+    }
+}
+
+/// The control socket's file, removed again when cproxy stops (if it is still the one this
+/// process made).
 struct ControlSocket {
     path: PathBuf,
     listener: std::os::unix::net::UnixListener,
+    /// Device and inode of the socket file, so that only this file is ever removed.
+    file: (u64, u64),
 }
 
 impl ControlSocket {
-    fn bind(path: &Path) -> Result<ControlSocket, String> {
-        // A socket file left by a cproxy that died is replaced; a live one is not.
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!("control socket {} is in use by another cproxy", path.display()));
+    /// Creates the socket at `path`, mode 0600, or 0660 owned by `group` if given. A socket
+    /// left by a cproxy that died is replaced; anything else at `path` is an error.
+    fn bind(path: &Path, group: Option<u32>) -> Result<ControlSocket, String> {
+        let shown = path.display();
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => {
+                match std::os::unix::net::UnixStream::connect(path) {
+                    Ok(_) => {
+                        return Err(format!(
+                            "control socket {shown} is in use by another cproxy: stop it or \
+                             choose another path"
+                        ));
+                    }
+                    // Nobody listens: a stale socket from a cproxy that died.
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                        std::fs::remove_file(path).map_err(|e| {
+                            format!("cannot replace stale control socket {shown}: {e}")
+                        })?
+                    }
+                    Err(e) => return Err(format!("cannot check control socket {shown}: {e}")),
+                }
+            }
+            Ok(_) => {
+                return Err(format!(
+                    "{shown} exists and is not a socket: not replacing it with the control \
+                     socket (remove it or choose another path)"
+                ));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot create control socket {shown}: {e}")),
         }
-        let _ = std::fs::remove_file(path);
-        let listener = std::os::unix::net::UnixListener::bind(path)
-            .map_err(|e| format!("cannot create control socket {}: {e}", path.display()))?;
-        Ok(ControlSocket { path: path.to_path_buf(), listener })
+        // The socket file takes its mode from the umask at bind(2); no umask may leave it open
+        // to other users even for a moment. The process has a single thread here, so changing
+        // the umask briefly cannot affect a file created elsewhere.
+        use nix::sys::stat::{Mode, umask};
+        let saved = umask(Mode::from_bits_truncate(0o177));
+        let bound = std::os::unix::net::UnixListener::bind(path);
+        umask(saved);
+        let listener = bound.map_err(|e| format!("cannot create control socket {shown}: {e}"))?;
+        let meta = std::fs::symlink_metadata(path)
+            .map_err(|e| format!("cannot create control socket {shown}: {e}"))?;
+        let socket =
+            ControlSocket { path: path.to_path_buf(), listener, file: (meta.dev(), meta.ino()) };
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(path, None, Some(gid))
+                .and_then(|()| {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+                })
+                .map_err(|e| format!("cannot give group {gid} the control socket {shown}: {e}"))?;
+        }
+        Ok(socket)
     }
 }
 
 impl Drop for ControlSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-async fn serve_control(listener: UnixListener, publisher: Arc<Publisher>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let publisher = publisher.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = control_session(stream, &publisher).await {
-                        tracing::debug!(error = %e, "control session ended");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "control socket accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.file);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }
 
-async fn control_session(stream: UnixStream, publisher: &Publisher) -> io::Result<()> {
+/// Who may use the control socket: root, this process's user, and members of the
+/// `--control-group`.
+#[derive(Clone, Copy, Debug)]
+struct Access {
+    uid: u32,
+    group: Option<u32>,
+}
+
+impl Access {
+    /// Checks the credentials the kernel gives for the peer of `stream` (`SO_PEERCRED`, and
+    /// `SO_PEERGROUPS` for its supplementary groups).
+    fn allows(&self, stream: &UnixStream) -> Result<(), String> {
+        let cred = stream.peer_cred().map_err(|e| format!("cannot read credentials: {e}"))?;
+        let uid = cred.uid();
+        if uid == 0 || uid == self.uid {
+            return Ok(());
+        }
+        if let Some(gid) = self.group
+            && (cred.gid() == gid || peer_groups(stream).contains(&gid))
+        {
+            return Ok(());
+        }
+        Err(format!("permission denied: uid {uid} may not use this control socket"))
+    }
+}
+
+/// The peer's supplementary groups as of its connect (`SO_PEERGROUPS`); empty if unknown.
+fn peer_groups(stream: &UnixStream) -> Vec<u32> {
+    let mut groups = vec![0u32; 64];
+    for _ in 0..2 {
+        let mut len = (groups.len() * std::mem::size_of::<u32>()) as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `groups`, which has that many.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let n = len as usize / std::mem::size_of::<u32>();
+        if rc == 0 {
+            groups.truncate(n);
+            return groups;
+        }
+        // ERANGE: `len` now says how much room the list needs.
+        if io::Error::last_os_error().raw_os_error() != Some(libc::ERANGE) || n <= groups.len() {
+            break;
+        }
+        groups.resize(n, 0);
+    }
+    Vec::new()
+}
+
+/// The control socket's limits on its clients.
+#[derive(Clone, Copy, Debug)]
+struct ControlLimits {
+    access: Access,
+    /// Clients served at once; more are told so and closed.
+    max_clients: usize,
+    /// A client that sends no complete command for this long is closed.
+    idle: Duration,
+}
+
+async fn serve_control(listener: UnixListener, publisher: Arc<Publisher>, limits: ControlLimits) {
+    // One permit per connected client; dropped when its session ends.
+    let clients = Arc::new(Semaphore::new(limits.max_clients));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // The replies below fit in an empty socket buffer: `try_write` cannot block the loop.
+        if let Err(e) = limits.access.allows(&stream) {
+            tracing::warn!(error = %e, "control client refused");
+            let _ = stream.try_write(format!("error: {e}\n").as_bytes());
+            continue;
+        }
+        let Ok(permit) = clients.clone().try_acquire_owned() else {
+            let max = limits.max_clients;
+            let _ = stream.try_write(
+                format!("error: too many control clients ({max} connected); try again later\n")
+                    .as_bytes(),
+            );
+            continue;
+        };
+        let publisher = publisher.clone();
+        tokio::spawn(async move {
+            if let Err(e) = control_session(stream, &publisher, limits.idle).await {
+                tracing::debug!(error = %e, "control session ended");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn control_session(
+    stream: UnixStream,
+    publisher: &Publisher,
+    idle: Duration,
+) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
         line.clear();
-        let n = (&mut lines).take(MAX_LINE as u64 + 1).read_line(&mut line).await?;
+        let mut limited = (&mut lines).take(MAX_LINE as u64 + 1);
+        let n = match tokio::time::timeout(idle, limited.read_until(b'\n', &mut line)).await {
+            Ok(n) => n?,
+            Err(_) => {
+                let reply = format!("error: no command for {idle:?}: closing the connection\n");
+                return write.write_all(reply.as_bytes()).await;
+            }
+        };
         if n == 0 {
             return Ok(());
         }
-        let reply = if n > MAX_LINE {
+        if n > MAX_LINE {
             return write.write_all(b"error: command too long\n").await;
-        } else {
-            execute(line.trim(), publisher).await
+        }
+        let reply = match std::str::from_utf8(&line) {
+            Ok(command) => execute(command.trim(), publisher).await,
+            Err(_) => format!("error: command is not valid UTF-8; {USAGE}\n"),
         };
         write.write_all(reply.as_bytes()).await?;
     }
@@ -287,7 +493,16 @@ async fn run_command(command: &str, publisher: &Publisher) -> Result<Vec<String>
     match command.parse::<ControlCommand>()? {
         ControlCommand::Add { backend, spec } => {
             let backend = backend.unwrap_or(publisher.default_backend);
-            Ok(publisher.publish(&spec, &[spec.proto()], backend)?.iter().map(line).collect())
+            let mut added = Vec::new();
+            match publisher.publish(&spec, &[spec.proto()], backend, &mut added) {
+                Ok(()) => Ok(added.iter().map(line).collect()),
+                Err(e) => {
+                    // Replied only once the partial bindings are gone, so that the client
+                    // never sees (or races) a half-published spec.
+                    publisher.roll_back(added).await;
+                    Err(e)
+                }
+            }
         }
         ControlCommand::Remove(id) => match publisher.proxy.remove(id).await {
             true => Ok(vec![]),
@@ -303,18 +518,25 @@ pub fn ctl(socket: &Path, command: &[String]) -> ExitCode {
     use std::io::{BufRead, Write};
     let result = (|| -> io::Result<bool> {
         let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
-        writeln!(stream, "{}", command.join(" "))?;
-        stream.shutdown(std::net::Shutdown::Write)?;
+        // A refused client is answered and closed at once, maybe before the command is
+        // written: the answer is still there to be read.
+        let sent = writeln!(stream, "{}", command.join(" "))
+            .and_then(|()| stream.shutdown(std::net::Shutdown::Write));
         let mut ok = false;
+        let mut answered = false;
         for line in io::BufReader::new(stream).lines() {
             let line = line?;
+            answered = true;
             match line.as_str() {
                 "ok" => ok = true,
                 l if l.starts_with("error: ") => eprintln!("cproxy: {}", &l[7..]),
                 l => println!("{l}"),
             }
         }
-        Ok(ok)
+        match sent {
+            Err(e) if !answered => Err(e),
+            _ => Ok(ok),
+        }
     })();
     match result {
         Ok(true) => ExitCode::SUCCESS,

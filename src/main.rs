@@ -10,13 +10,21 @@ fn main() -> ExitCode {
     // First, before anything can open a file and take fd 3.
     let status = StatusPipe::from_fd3();
     let args = compat::normalize_args(std::env::args_os().collect());
+    let docker_proxy_mode = compat::is_docker_proxy_mode(&args);
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            if e.use_stderr() {
-                let text = e.to_string();
-                status.fail(text.lines().next().unwrap_or("usage error"));
+            if !e.use_stderr() {
+                e.exit(); // --help: not an error.
             }
+            // docker-proxy mode answers in Go's `flag` words, as docker-proxy does.
+            if docker_proxy_mode && let Some(go) = compat::go_flag_error(&e) {
+                eprintln!("{go}\nRun 'cproxy --help' for usage.");
+                status.fail(&go);
+                return ExitCode::from(2);
+            }
+            let text = e.to_string();
+            status.fail(text.lines().next().unwrap_or("usage error"));
             e.exit();
         }
     };

@@ -159,7 +159,7 @@ impl PortAllocator {
         for _ in 0..self.range.count() {
             match bind(SocketAddr::new(ip, self.next_port())) {
                 Ok(bound) => return Ok(bound),
-                Err(ProxyError::PortAllocated { .. }) => continue,
+                Err(ProxyError::AddrInUse { .. }) => continue,
                 Err(e) => return Err(AllocError::Bind(e)),
             }
         }
@@ -191,7 +191,7 @@ fn no_ipv6(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL))
 }
 
-/// Binds `addr` for `proto`; a port in use comes back as [`ProxyError::PortAllocated`].
+/// Binds `addr` for `proto`; a port in use comes back as [`ProxyError::AddrInUse`].
 fn bind_socket(proto: Proto, addr: SocketAddr) -> Result<BoundSocket, ProxyError> {
     let socket = match proto {
         Proto::Tcp => tcp_listening_socket(addr),
@@ -438,7 +438,7 @@ mod tests {
     }
 
     #[test]
-    fn fixed_mapping_on_a_taken_port_is_already_allocated() {
+    fn fixed_mapping_on_a_port_taken_by_another_socket_is_a_bind_failure_in_gos_words() {
         let range = free_block(28000, 1);
         let _other = TcpListener::bind((LOCALHOST, range.start())).unwrap();
         let mapping = PortMapping {
@@ -450,7 +450,7 @@ mod tests {
         let e = PortAllocator::new(range).bind_mapping(&mapping).unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!("Bind for 127.0.0.1:{} failed: port is already allocated", range.start())
+            format!("listen tcp4 127.0.0.1:{}: bind: address already in use", range.start())
         );
     }
 
@@ -529,14 +529,11 @@ mod tests {
             addrs,
             [SocketAddr::from(([0, 0, 0, 0], port)), format!("[::]:{port}").parse().unwrap()]
         );
-        // [::] taken by someone else: a fixed port fails in Docker's words and leaves 0.0.0.0
+        // [::] taken by someone else: a fixed port fails in Go's words and leaves 0.0.0.0
         // free; an allocated one moves on to a port free on both.
         let taken = both.into_iter().nth(1).unwrap();
         let e = allocator.bind_mapping(&mapping(HostPort::Fixed(port))).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("Bind for [::]:{port} failed: port is already allocated")
-        );
+        assert_eq!(e.to_string(), format!("listen tcp6 [::]:{port}: bind: address already in use"));
         assert!(TcpListener::bind(("0.0.0.0", port)).is_ok(), "0.0.0.0 half left bound");
         let own = PortRange::new(port, port + 1).unwrap();
         let moved = allocator.bind_mapping(&mapping(HostPort::OneOf(own))).unwrap();

@@ -2,9 +2,12 @@
 //! and stops on SIGINT/SIGTERM by draining (a second signal cuts), or when the runtime that
 //! started it dies.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::process::ExitCode;
 
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{DockerProxyArgs, Tuning};
@@ -28,24 +31,58 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
     } else {
         None
     };
-    if status.is_present() {
-        die_with_parent();
-    }
     let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, String> {
+        if args.proto == "sctp" {
+            return Err(sctp_error());
+        }
         let proto: Proto = args.proto.parse().map_err(|e: ProxyError| e.to_string())?;
+        // As Go's `net.ParseIP(..).To4()`: an IPv4-mapped address is the IPv4 address.
+        let host_ip = args.host_ip.to_canonical();
+        let container_ip = args.container_ip.to_canonical();
         let container_port = args.container_port.ok_or("flag -container-port is required")?;
-        let backend = SocketAddr::new(args.container_ip, container_port);
+        let container_port = u16::try_from(container_port).map_err(|_| {
+            format!("invalid value \"{container_port}\" for flag -container-port: not a port")
+        })?;
+        let backend = SocketAddr::new(container_ip, container_port);
         let info = match listen_fd {
             Some(fd) => proxy.add_socket(proto, fd, backend),
             None => {
                 let host_port = args.host_port.ok_or("flag -host-port is required")?;
-                let host = SocketAddr::new(args.host_ip, host_port);
-                proxy.add(Binding { proto, host, backend })
+                let Ok(port) = u16::try_from(host_port) else {
+                    return Err(invalid_port(proto, host_ip, host_port));
+                };
+                proxy.add(Binding { proto, host: SocketAddr::new(host_ip, port), backend })
             }
         };
         info.map(|i| vec![i]).map_err(|e| e.to_string())
     };
-    run(&args.tuning, status, start)
+    // One binding needs no more than one thread: a hundred proxies on a big host would
+    // otherwise be thousands of threads.
+    run(&args.tuning, Some(1), status, start)
+}
+
+/// What docker-proxy reports for a host port outside 0-65535: Go's `flag` takes any int, and
+/// the bind is what fails (`listen tcp4 127.0.0.1:-1: bind: invalid argument`).
+fn invalid_port(proto: Proto, ip: IpAddr, port: i64) -> String {
+    let family = if ip.is_ipv4() { 4 } else { 6 };
+    let host = match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    format!("listen {proto}{family} {host}:{port}: bind: invalid argument")
+}
+
+/// docker-proxy passes on the kernel's answer to an SCTP socket (`protocol not supported` where
+/// the kernel has no SCTP); where the kernel has it, cproxy still cannot forward it.
+fn sctp_error() -> String {
+    match socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::from(libc::IPPROTO_SCTP)),
+    ) {
+        Err(e) => crate::proxy::os_error_text(&e),
+        Ok(_) => "sctp is not supported by cproxy".to_string(),
+    }
 }
 
 /// Reports `error` to the runtime and stderr; the exit code docker-proxy uses for it.
@@ -56,13 +93,31 @@ fn fail(status: StatusPipe, error: &str) -> ExitCode {
 }
 
 /// Runs a proxy configured by `tuning` whose bindings `start` creates; reports on `status`,
-/// then serves until stopped. `start` runs inside the runtime.
-pub fn run<F>(tuning: &Tuning, status: StatusPipe, start: F) -> ExitCode
+/// then serves until stopped. `start` runs inside the runtime. The runtime has `-threads`
+/// workers, or `default_threads` (`None`: one per CPU); one runs it on the calling thread.
+///
+/// With a status pipe, cproxy was started by a runtime, and it stops (as on SIGTERM) when the
+/// runtime's process exits.
+pub fn run<F>(
+    tuning: &Tuning,
+    default_threads: Option<u16>,
+    status: StatusPipe,
+    start: F,
+) -> ExitCode
 where
     F: FnOnce(&Proxy) -> Result<Vec<BindingInfo>, String>,
 {
+    let parent = if status.is_present() {
+        match Parent::follow() {
+            Some(parent) => Some(parent),
+            // The runtime is already gone: nobody wants the port any more.
+            None => return ExitCode::SUCCESS,
+        }
+    } else {
+        None
+    };
     raise_fd_limit();
-    let mut builder = match tuning.threads {
+    let mut builder = match tuning.threads.or(default_threads) {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(n) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
@@ -94,9 +149,16 @@ where
             tracing::info!(binding = %b.binding, local = %b.local, "forwarding");
         }
         status.ready();
+        let parent_exited = async {
+            match parent {
+                Some(parent) => parent.exited().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
+            _ = parent_exited => tracing::info!("the runtime that started cproxy exited"),
         }
         tracing::info!(grace = ?tuning.grace, "stopping: no new connections, draining open ones");
         tokio::select! {
@@ -111,14 +173,51 @@ where
     })
 }
 
-/// Asks the kernel for SIGTERM when the parent (the runtime) dies, so the port is not held by
-/// an orphan. If the parent is already gone, stops now.
-fn die_with_parent() {
-    let parent = std::os::unix::process::parent_id();
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
-    if std::os::unix::process::parent_id() != parent {
-        std::process::exit(0);
+/// The process that started this one, followed until it exits.
+///
+/// Not `PR_SET_PDEATHSIG`: that fires when the *thread* that forked exits, so a runtime that
+/// starts proxies from a pool thread would lose them while it lives on. A pidfd of the parent
+/// process becomes readable only when the whole process has exited.
+struct Parent {
+    pid: libc::pid_t,
+    /// `None` where the kernel has no `pidfd_open` (before 5.3): the parent is then polled.
+    pidfd: Option<OwnedFd>,
+}
+
+/// How often the parent is checked where there is no pidfd to wait on.
+const PARENT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Parent {
+    /// Starts following the parent; `None` if it has already exited (this process has been
+    /// handed to a reaper).
+    fn follow() -> Option<Parent> {
+        // SAFETY: getppid cannot fail.
+        let pid = unsafe { libc::getppid() };
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        // SAFETY: a non-negative return is a descriptor that nothing else owns.
+        let pidfd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        // If the parent died before the pidfd was opened, the pid may even have been reused:
+        // the parent is still ours only if getppid has not changed.
+        // SAFETY: getppid cannot fail.
+        (unsafe { libc::getppid() } == pid).then_some(Parent { pid, pidfd })
+    }
+
+    /// Resolves when the parent process has exited.
+    async fn exited(self) {
+        // SAFETY: the AsyncFd owns the pidfd, which nothing else closes or replaces.
+        let registered =
+            self.pidfd.map(|fd| unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) });
+        if let Some(Ok(fd)) = registered {
+            // A pidfd polls readable once its process has exited; an error is as final.
+            let _ = fd.readable().await;
+            return;
+        }
+        let mut tick = tokio::time::interval(PARENT_POLL);
+        // SAFETY: getppid cannot fail.
+        while unsafe { libc::getppid() } == self.pid {
+            tick.tick().await;
+        }
     }
 }
 

@@ -54,7 +54,7 @@ fn wait_output(child: Child) -> Output {
 /// Starts cproxy forwarding a fresh port to `backend` and waits for its "ready" on fd 3.
 ///
 /// `free_port` releases the port before cproxy binds it, so a test running in parallel can
-/// take it in between; cproxy then reports "already allocated" and the start is retried on
+/// take it in between; cproxy then reports "address already in use" and the start is retried on
 /// another port. Any other status fails the test.
 fn start_ready(backend: SocketAddr, extra: &[&str]) -> (Child, u16) {
     let mut last = String::new();
@@ -71,7 +71,7 @@ fn start_ready(backend: SocketAddr, extra: &[&str]) -> (Child, u16) {
             return (child, port);
         }
         child.wait().unwrap();
-        assert!(last.contains("port is already allocated"), "unexpected status {last:?}");
+        assert!(last.contains("address already in use"), "unexpected status {last:?}");
     }
     panic!("no free port after 5 tries; last status {last:?}");
 }
@@ -89,7 +89,7 @@ fn reports_ready_on_fd3_then_forwards_and_exits_0_on_sigint() {
 }
 
 #[test]
-fn reports_bind_failure_on_fd3_in_dockers_words_and_exits_nonzero() {
+fn reports_bind_failure_on_fd3_in_docker_proxys_words_and_exits_nonzero() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let args = proxy_args(port, echo_server("127.0.0.1"));
@@ -100,7 +100,7 @@ fn reports_bind_failure_on_fd3_in_dockers_words_and_exits_nonzero() {
     let status = read_status(r);
     assert_eq!(
         status,
-        format!("1\nBind for 127.0.0.1:{port} failed: port is already allocated"),
+        format!("1\nlisten tcp4 127.0.0.1:{port}: bind: address already in use"),
         "status pipe"
     );
     let out = wait_output(child);
@@ -113,7 +113,7 @@ fn standalone_errors_go_to_stderr_and_the_exit_code() {
     let args = proxy_args(taken.local_addr().unwrap().port(), echo_server("127.0.0.1"));
     let out = Command::new(CPROXY).args(&args).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("port is already allocated"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bind: address already in use"));
 }
 
 #[test]
@@ -262,14 +262,274 @@ fn usage_errors_are_reported_on_fd3_too() {
 }
 
 #[test]
-fn missing_ports_and_sctp_are_explained() {
+fn missing_ports_are_explained() {
     let out = Command::new(CPROXY).args(["-container-port", "80"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("-host-port"));
-    let out = Command::new(CPROXY)
-        .args(["-proto", "sctp", "-host-port", "0", "-container-port", "80"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("sctp"));
+}
+
+/// Spawns cproxy with a fresh status pipe on fd 3 and returns what it reported there and its
+/// exit code.
+fn status_and_exit(args: &[&str]) -> (String, Option<i32>) {
+    let (r, w) = pipe();
+    let child = spawn(args, Some(&w), None);
+    drop(w);
+    let status = read_status(r);
+    if status == "0\n" {
+        // It started when it should have refused: stop it, so the test fails rather than hangs.
+        signal(&child, libc::SIGKILL);
+    }
+    (status, wait_output(child).status.code())
+}
+
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()
+}
+
+/// docker-proxy mode serves one binding: one thread does, however many CPUs the host has
+/// (100 proxies on a 64-CPU host would otherwise be 6,500 threads). `-threads` still decides.
+#[test]
+fn docker_proxy_mode_runs_on_one_thread_unless_told_otherwise() {
+    let (child, port) = start_ready(echo_server("127.0.0.1"), &[]);
+    assert_eq!(echo_once(port, b"one thread"), b"one thread");
+    assert_eq!(thread_count(child.id()), 1, "threads of a docker-proxy mode cproxy");
+    signal(&child, libc::SIGTERM);
+    assert!(wait_output(child).status.success());
+    let (child, port) = start_ready(echo_server("127.0.0.1"), &["-threads", "2"]);
+    assert_eq!(echo_once(port, b"two"), b"two");
+    assert!(thread_count(child.id()) >= 3, "main thread and 2 workers");
+    signal(&child, libc::SIGTERM);
+    assert!(wait_output(child).status.success());
+}
+
+/// A thread count the runtime cannot start is refused up front, on the status pipe, rather
+/// than aborting the process with nothing reported.
+#[test]
+fn thread_counts_out_of_range_are_usage_errors_on_the_status_pipe() {
+    let backend = echo_server("127.0.0.1");
+    for threads in ["0", "65535"] {
+        let mut args = proxy_args(free_port(), backend);
+        args.extend(["-threads".to_string(), threads.to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (status, code) = status_and_exit(&args);
+        assert_eq!(code, Some(2), "-threads {threads}: {status:?}");
+        assert!(
+            status.starts_with(&format!("1\ninvalid value \"{threads}\" for flag -threads: ")),
+            "-threads {threads}: {status:?}"
+        );
+    }
+}
+
+/// A zero UDP idle timeout would expire every session as it opens.
+#[test]
+fn a_zero_udp_idle_timeout_is_a_usage_error() {
+    let mut args = proxy_args(free_port(), echo_server("127.0.0.1"));
+    args[1] = "udp".into();
+    args.extend(["-udp-idle-timeout".to_string(), "0".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, code) = status_and_exit(&args);
+    assert_eq!(code, Some(2), "{status:?}");
+    assert!(
+        status.starts_with("1\ninvalid value \"0\" for flag -udp-idle-timeout: "),
+        "{status:?}"
+    );
+}
+
+/// A binding forwarding to its own address would feed itself its own datagrams (or
+/// connections) at full speed: refused, on the status pipe.
+#[test]
+fn a_binding_whose_backend_is_its_own_address_is_refused() {
+    for proto in ["udp", "tcp"] {
+        let port = free_port();
+        let own = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut args = proxy_args(port, own);
+        args[1] = proto.into();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (status, code) = status_and_exit(&args);
+        assert_eq!(code, Some(1), "{proto}: {status:?}");
+        assert!(
+            status.starts_with(&format!("1\nrefusing to forward 127.0.0.1:{port}/{proto} to ")),
+            "{proto}: {status:?}"
+        );
+    }
+}
+
+/// IPv6 as IPv4: a port held by another process is docker-proxy's Go bind error.
+#[test]
+fn a_taken_ipv6_port_is_reported_as_docker_proxy_reports_it() {
+    let taken = TcpListener::bind("[::1]:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut args = proxy_args(port, echo_server("127.0.0.1"));
+    args[3] = "::1".into();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, code) = status_and_exit(&args);
+    assert_eq!(status, format!("1\nlisten tcp6 [::1]:{port}: bind: address already in use"));
+    assert_eq!(code, Some(1));
+}
+
+/// docker-proxy passes on what the kernel says to an SCTP socket; so does cproxy (and where
+/// the kernel has SCTP, says that cproxy does not).
+#[test]
+fn sctp_gets_the_kernels_answer_as_from_docker_proxy() {
+    // SAFETY: socket and close on a descriptor this test owns.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP) };
+    let kernel = if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        assert_eq!(e.raw_os_error(), Some(libc::EPROTONOSUPPORT), "{e}");
+        "protocol not supported"
+    } else {
+        // SAFETY: fd was just opened by this test.
+        unsafe { libc::close(fd) };
+        "sctp is not supported by cproxy"
+    };
+    let mut args = proxy_args(free_port(), echo_server("127.0.0.1"));
+    args[1] = "sctp".into();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, code) = status_and_exit(&args);
+    assert_eq!(status, format!("1\n{kernel}"));
+    assert_eq!(code, Some(1));
+}
+
+/// Go's `flag`: a repeated flag is no error and its last value wins.
+#[test]
+fn a_repeated_flag_takes_its_last_value() {
+    let backend = echo_server("127.0.0.1");
+    let first = free_port();
+    let last = std::iter::repeat_with(free_port).find(|&p| p != first).unwrap();
+    let mut args = proxy_args(first, backend);
+    args.extend(["-host-port".to_string(), last.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (r, w) = pipe();
+    let child = spawn(&args, Some(&w), None);
+    drop(w);
+    assert_eq!(read_status(r), "0\n");
+    assert_eq!(echo_once(last, b"last wins"), b"last wins");
+    assert!(TcpStream::connect(("127.0.0.1", first)).is_err(), "the first -host-port was bound");
+    signal(&child, libc::SIGTERM);
+    assert!(wait_output(child).status.success());
+}
+
+/// As Go's `net.ParseIP(..).To4()`: an IPv4-mapped IPv6 host IP is the IPv4 address.
+#[test]
+fn an_ipv4_mapped_host_ip_binds_the_ipv4_address() {
+    let port = free_port();
+    let mut args = proxy_args(port, echo_server("127.0.0.1"));
+    args[3] = "::ffff:127.0.0.1".into();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (r, w) = pipe();
+    let child = spawn(&args, Some(&w), None);
+    drop(w);
+    assert_eq!(read_status(r), "0\n");
+    assert_eq!(echo_once(port, b"mapped"), b"mapped");
+    signal(&child, libc::SIGTERM);
+    assert!(wait_output(child).status.success());
+}
+
+/// Go's `flag.Int` takes -1, so docker-proxy fails at the bind, in Go's words, exit 1.
+#[test]
+fn host_port_minus_one_fails_to_bind_as_in_docker_proxy() {
+    let mut args = proxy_args(0, echo_server("127.0.0.1"));
+    args[5] = "-1".into();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, code) = status_and_exit(&args);
+    assert_eq!(status, "1\nlisten tcp4 127.0.0.1:-1: bind: invalid argument");
+    assert_eq!(code, Some(1));
+}
+
+/// What Go's `flag` package says of a value it cannot parse or a flag it does not know.
+#[test]
+fn flag_errors_are_in_go_flag_words_with_exit_2() {
+    for (args, want) in [
+        (&["-host-port", "http"][..], "invalid value \"http\" for flag -host-port: parse error"),
+        (&["-bogus"], "flag provided but not defined: -bogus"),
+    ] {
+        let (status, code) = status_and_exit(args);
+        assert_eq!(status, format!("1\n{want}"), "{args:?}");
+        assert_eq!(code, Some(2), "{args:?}");
+    }
+}
+
+/// Set in the helper process of `follows_the_runtime_process_not_the_thread_that_started_it`
+/// to the cproxy arguments it runs.
+const RUNTIME_HELPER: &str = "CPROXY_TEST_RUNTIME_HELPER";
+
+/// Not a test: the "runtime" of the test below, run in its own process. It starts cproxy from
+/// a thread, as a runtime with a worker pool may, waits for it to be ready, lets the thread
+/// exit, then lives on until it is killed.
+#[test]
+#[ignore = "run by follows_the_runtime_process_not_the_thread_that_started_it"]
+#[allow(clippy::zombie_processes)] // cproxy outlives this process, which is killed.
+fn runtime_helper_starting_cproxy_from_a_thread() {
+    let Ok(args) = std::env::var(RUNTIME_HELPER) else { return };
+    let (pid, status, tid) = thread::spawn(move || {
+        let (r, w) = pipe();
+        let args: Vec<&str> = args.split(' ').collect();
+        let child = spawn(&args, Some(&w), None);
+        drop(w);
+        // SAFETY: gettid has no preconditions.
+        (child.id(), read_status(r), unsafe { libc::gettid() })
+    })
+    .join()
+    .unwrap();
+    // Once the thread is gone from /proc, the kernel is done with its exit, parent-death
+    // signal included.
+    while std::path::Path::new(&format!("/proc/self/task/{tid}")).exists() {
+        thread::yield_now();
+    }
+    println!("cproxy {pid} {}", status.trim());
+    loop {
+        thread::park();
+    }
+}
+
+#[test]
+fn follows_the_runtime_process_not_the_thread_that_started_it() {
+    let port = free_port();
+    let args = proxy_args(port, echo_server("127.0.0.1")).join(" ");
+    let mut runtime = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["runtime_helper_starting_cproxy_from_a_thread", "--exact", "--ignored"])
+            .arg("--nocapture")
+            .env(RUNTIME_HELPER, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = std::io::BufReader::new(runtime.0.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("cproxy ") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "helper ended");
+    }
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[2], "0", "cproxy did not report ready: {line:?}");
+    let pid: i32 = fields[1].parse().unwrap();
+    // The thread that started cproxy has exited; the runtime process lives on, so must the
+    // proxy. (Nothing signals "nothing happened": this watches for a while.)
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        assert_eq!(echo_once(port, b"still here"), b"still here");
+    }
+    assert!(!testkit::procfs::exited(pid as u32), "cproxy exited with the thread that started it");
+    drop(runtime);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !testkit::procfs::exited(pid as u32) {
+        if Instant::now() > deadline {
+            // SAFETY: kill on the cproxy this test had started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("cproxy outlived its runtime process");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A child process killed (and reaped) when dropped, so that a failing test leaves none behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -66,7 +66,7 @@ fn serves_the_udp_socket_passed_on_fd4_with_use_listen_fd() -> io::Result<()> {
 }
 
 #[test]
-fn reports_a_taken_udp_port_on_fd3_in_dockers_words() -> io::Result<()> {
+fn reports_a_taken_udp_port_on_fd3_in_docker_proxys_words() -> io::Result<()> {
     let taken = UdpSocket::bind("127.0.0.1:0")?;
     let port = taken.local_addr()?.port();
     let (read, write) = status_pipe()?;
@@ -74,7 +74,7 @@ fn reports_a_taken_udp_port_on_fd3_in_dockers_words() -> io::Result<()> {
     let child = spawn(&udp_args(Some(port), backend), &[&write])?;
     drop(write);
     let reported = read_status(read)?;
-    assert_eq!(reported, format!("1\nBind for 127.0.0.1:{port} failed: port is already allocated"));
+    assert_eq!(reported, format!("1\nlisten udp4 127.0.0.1:{port}: bind: address already in use"));
     assert!(!child.wait_with_output()?.status.success());
     Ok(())
 }

@@ -9,10 +9,17 @@ use super::Proto;
 /// Why a binding could not be served.
 #[derive(Debug)]
 pub enum ProxyError {
-    /// The host address is taken by another socket.
+    /// The host address is taken by another socket (of this process or any other). docker-proxy
+    /// says so in Go's words: `listen tcp4 127.0.0.1:8083: bind: address already in use`.
+    AddrInUse { proto: Proto, addr: SocketAddr },
+    /// The host port is held by another binding of the same forwarder: dockerd's port
+    /// allocator's `Bind for 127.0.0.1:8083 failed: port is already allocated`.
     PortAllocated { proto: Proto, addr: SocketAddr },
     /// Binding or listening failed for another reason.
     Listen { proto: Proto, addr: SocketAddr, source: io::Error },
+    /// The backend is the binding's own address: every datagram or connection would come
+    /// back to the binding and be forwarded again, without end.
+    ForwardsToItself { proto: Proto, local: SocketAddr, backend: SocketAddr },
     /// A socket passed in (`-use-listen-fd`) is not what was announced.
     BadSocket(String),
     /// A protocol or feature this build does not support.
@@ -20,10 +27,10 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// Maps a bind/listen failure to Docker's wording.
+    /// Maps a bind/listen failure to docker-proxy's wording.
     pub(crate) fn listen(proto: Proto, addr: SocketAddr, source: io::Error) -> ProxyError {
         if source.raw_os_error() == Some(libc::EADDRINUSE) {
-            ProxyError::PortAllocated { proto, addr }
+            ProxyError::AddrInUse { proto, addr }
         } else {
             ProxyError::Listen { proto, addr, source }
         }
@@ -32,18 +39,31 @@ impl ProxyError {
 
 impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Go's `*net.OpError` text: `listen tcp4 127.0.0.1:80: bind: <the kernel's words>`.
+        let family = |addr: &SocketAddr| if addr.is_ipv4() { "4" } else { "6" };
         match self {
+            ProxyError::AddrInUse { proto, addr } => {
+                write!(f, "listen {proto}{} {addr}: bind: address already in use", family(addr))
+            }
             ProxyError::PortAllocated { addr, .. } => {
                 write!(f, "Bind for {addr} failed: port is already allocated")
             }
             ProxyError::Listen { proto, addr, source } => {
-                let family = if addr.is_ipv4() { "4" } else { "6" };
-                write!(
-                    f,
-                    "failed to listen on {addr}: listen {proto}{family} {addr}: {}",
-                    os_text(source)
-                )
+                // Go names the call that failed; the descriptor limits and a missing address
+                // family fail socket(2), the rest fail bind(2).
+                let call = match source.raw_os_error() {
+                    Some(
+                        libc::EMFILE | libc::ENFILE | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT,
+                    ) => "socket",
+                    _ => "bind",
+                };
+                write!(f, "listen {proto}{} {addr}: {call}: {}", family(addr), os_text(source))
             }
+            ProxyError::ForwardsToItself { proto, local, backend } => write!(
+                f,
+                "refusing to forward {local}/{proto} to {backend}: that is the binding's own \
+                 address, so everything it forwards would come back to it without end"
+            ),
             ProxyError::BadSocket(msg) | ProxyError::Unsupported(msg) => f.write_str(msg),
         }
     }

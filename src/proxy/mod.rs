@@ -14,7 +14,7 @@ mod udp;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use error::ProxyError;
+pub(crate) use error::os_text as os_error_text;
 pub use relay::RelayMode;
 pub(crate) use tcp::listening_socket as tcp_listening_socket;
 /// The UDP session table, for `benches/udp_table.rs`: not part of the API.
@@ -312,6 +313,10 @@ impl Proxy {
 
     fn start(&self, binding: Binding, socket: Socket) -> Result<BindingInfo, ProxyError> {
         let local = socket.local_addr()?;
+        if forwards_to_itself(local, binding.backend) {
+            let (proto, backend) = (binding.proto, binding.backend);
+            return Err(ProxyError::ForwardsToItself { proto, local, backend });
+        }
         let id = BindingId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
         let info = BindingInfo { id, binding, local };
         let ctx = BindingCtx {
@@ -439,6 +444,42 @@ pub(crate) fn exhausted(e: &std::io::Error) -> bool {
     )
 }
 
+/// True when `backend` is an address the socket bound to `local` receives on: forwarding to it
+/// would feed the binding its own output (for UDP, a datagram circling at full speed).
+/// A wildcard `local` receives on every address of this host of its family (IPv6 sockets are
+/// IPv6-only here, as Docker binds them); connecting to a wildcard `backend` reaches loopback.
+fn forwards_to_itself(local: SocketAddr, backend: SocketAddr) -> bool {
+    if local.port() != backend.port() {
+        return false;
+    }
+    let local_ip = local.ip().to_canonical();
+    let backend_ip = match backend.ip().to_canonical() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    if local_ip == backend_ip {
+        return true;
+    }
+    local_ip.is_unspecified() && local_ip.is_ipv4() == backend_ip.is_ipv4() && is_local(backend_ip)
+}
+
+/// True when `ip` is an address of this host (in this network namespace): only those can be
+/// bound without `IP_FREEBIND`.
+fn is_local(ip: IpAddr) -> bool {
+    if ip.is_loopback() {
+        return true;
+    }
+    let Ok(sock) = socket2::Socket::new(
+        socket2::Domain::for_address(SocketAddr::new(ip, 0)),
+        socket2::Type::DGRAM.cloexec(),
+        None,
+    ) else {
+        return false;
+    };
+    sock.bind(&SocketAddr::new(ip, 0).into()).is_ok()
+}
+
 fn listening(sock: &socket2::Socket) -> bool {
     let mut val: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -453,4 +494,41 @@ fn listening(sock: &socket2::Socket) -> bool {
         )
     };
     rc == 0 && val != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_backend_that_is_the_bindings_own_address_is_recognised() {
+        for (local, backend) in [
+            ("127.0.0.1:5000", "127.0.0.1:5000"),
+            ("127.0.0.1:5000", "0.0.0.0:5000"),
+            ("0.0.0.0:5000", "127.0.0.1:5000"),
+            ("0.0.0.0:5000", "127.0.0.2:5000"),
+            ("[::1]:5000", "[::1]:5000"),
+            ("[::]:5000", "[::1]:5000"),
+            ("127.0.0.1:5000", "[::ffff:127.0.0.1]:5000"),
+        ] {
+            assert!(forwards_to_itself(addr(local), addr(backend)), "{local} -> {backend}");
+        }
+    }
+
+    #[test]
+    fn other_ports_addresses_and_families_are_not_the_binding_itself() {
+        for (local, backend) in [
+            ("127.0.0.1:5000", "127.0.0.1:5001"),
+            ("127.0.0.1:5000", "127.0.0.2:5000"),
+            ("0.0.0.0:5000", "192.0.2.1:5000"),
+            ("[::]:5000", "127.0.0.1:5000"),
+            ("0.0.0.0:5000", "[::1]:5000"),
+        ] {
+            assert!(!forwards_to_itself(addr(local), addr(backend)), "{local} -> {backend}");
+        }
+    }
 }

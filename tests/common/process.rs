@@ -57,6 +57,12 @@ impl ProxyProcess {
     pub fn forward(args: &[&str], bindings: usize) -> ProxyProcess {
         let mut cmd = Command::new(CPROXY);
         cmd.arg("forward").args(args);
+        ProxyProcess::forward_command(cmd, bindings)
+    }
+
+    /// As [`forward`](Self::forward), for a `cproxy forward` command the caller has set up
+    /// (a umask, limits).
+    pub fn forward_command(cmd: Command, bindings: usize) -> ProxyProcess {
         let mut proxy = ProxyProcess::spawn(cmd);
         let Some(stdout) = proxy.stdout.as_mut() else { unreachable!("stdout is piped") };
         for _ in 0..bindings {
