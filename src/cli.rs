@@ -69,6 +69,7 @@ pub struct ForwardArgs {
     /// Container address the published ports forward to
     #[arg(long, value_name = "IP")]
     pub to: IpAddr,
+    /// Ports to publish, as `docker run -p` writes them.
     #[arg(
         help = "Publish a container port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp], ranges allowed"
     )]
@@ -77,6 +78,7 @@ pub struct ForwardArgs {
     /// Publish every --expose'd port on a host port picked from --port-range, all addresses
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Container ports that `-P` publishes.
     #[arg(help = "A container port (or range) that -P publishes: PORT[-END][/tcp|/udp]")]
     #[arg(long, value_name = "PORT", value_parser = crate::spec::parse_expose)]
     pub expose: Vec<PortSpec>,
@@ -110,6 +112,7 @@ pub struct CtlArgs {
     /// The control socket of a running `cproxy forward`
     #[arg(long, value_name = "PATH")]
     pub control: PathBuf,
+    /// The control command and its arguments.
     #[arg(help = "The command and its arguments: add [IP] SPEC | remove ID | list")]
     #[arg(required = true, num_args = 1.., value_name = "COMMAND")]
     pub command: Vec<String>,

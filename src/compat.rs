@@ -12,7 +12,9 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use crate::sys::{self, FdKind};
+use std::os::fd::{OwnedFd, RawFd};
 
 /// Fd on which a runtime passes the write end of the status pipe.
 pub const STATUS_FD: RawFd = 3;
@@ -120,12 +122,10 @@ impl StatusPipe {
     /// Claims fd 3 if it is a pipe open for writing; otherwise the process runs standalone and
     /// reports only through stderr and its exit code. Call first thing in `main`.
     pub fn from_fd3() -> StatusPipe {
-        let Some(fd) = claim(STATUS_FD, libc::S_IFIFO) else {
+        let Some(fd) = sys::claim_inherited(STATUS_FD, FdKind::Pipe) else {
             return StatusPipe(None);
         };
-        // SAFETY: F_GETFL on an fd that `claim` found open.
-        let flags = unsafe { libc::fcntl(STATUS_FD, libc::F_GETFL) };
-        if flags < 0 || flags & libc::O_ACCMODE == libc::O_RDONLY {
+        if !sys::is_writable(&fd) {
             std::mem::forget(fd); // Not ours to write to, nor to close.
             return StatusPipe(None);
         }
@@ -159,23 +159,8 @@ impl StatusPipe {
 
 /// Claims fd 4, the socket a runtime passes with `-use-listen-fd`.
 pub fn take_listen_fd() -> Result<OwnedFd, String> {
-    claim(LISTEN_FD, libc::S_IFSOCK)
+    sys::claim_inherited(LISTEN_FD, FdKind::Socket)
         .ok_or_else(|| "-use-listen-fd was given but fd 4 is not an open socket".to_string())
-}
-
-/// Takes ownership of inherited `fd` if it is open and of file type `kind` (`S_IFIFO`, …),
-/// marking it close-on-exec so that no child inherits it.
-fn claim(fd: RawFd, kind: libc::mode_t) -> Option<OwnedFd> {
-    // SAFETY: fstat writes into a zeroed stat of the right type; an unopened fd only fails.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != kind {
-        return None;
-    }
-    // SAFETY: the fd is open and was inherited, so nothing in this process owns it yet.
-    unsafe {
-        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        Some(OwnedFd::from_raw_fd(fd))
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -328,31 +328,7 @@ impl Access {
 
 /// The peer's supplementary groups as of its connect (`SO_PEERGROUPS`); empty if unknown.
 fn peer_groups(stream: &UnixStream) -> Vec<u32> {
-    let mut groups = vec![0u32; 64];
-    for _ in 0..2 {
-        let mut len = (groups.len() * std::mem::size_of::<u32>()) as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `groups`, which has that many.
-        let rc = unsafe {
-            libc::getsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERGROUPS,
-                groups.as_mut_ptr().cast(),
-                &mut len,
-            )
-        };
-        let n = len as usize / std::mem::size_of::<u32>();
-        if rc == 0 {
-            groups.truncate(n);
-            return groups;
-        }
-        // ERANGE: `len` now says how much room the list needs.
-        if io::Error::last_os_error().raw_os_error() != Some(libc::ERANGE) || n <= groups.len() {
-            break;
-        }
-        groups.resize(n, 0);
-    }
-    Vec::new()
+    crate::sys::peer_groups(stream.as_fd())
 }
 
 /// The control socket's limits on its clients.
@@ -445,7 +421,12 @@ async fn execute(command: &str, publisher: &Publisher) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControlCommand {
     /// `add [IP] SPEC`: publish `spec` to `backend` (the `--to` address if `None`).
-    Add { backend: Option<IpAddr>, spec: PortSpec },
+    Add {
+        /// Where to forward (the `--to` address if `None`).
+        backend: Option<IpAddr>,
+        /// The ports, in `docker run -p` syntax.
+        spec: PortSpec,
+    },
     /// `remove ID`
     Remove(BindingId),
     /// `list`

@@ -3,7 +3,7 @@
 //! started it dies.
 
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 
 use tokio::io::Interest;
@@ -13,6 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::cli::{DockerProxyArgs, Tuning};
 use crate::compat::{self, StatusPipe};
 use crate::proxy::{Binding, BindingInfo, Proto, Proxy, ProxyError};
+use crate::sys;
 
 /// Exit code for a forwarder that could not start (docker-proxy's).
 const EXIT_FAILED: u8 = 1;
@@ -191,16 +192,11 @@ impl Parent {
     /// Starts following the parent; `None` if it has already exited (this process has been
     /// handed to a reaper).
     fn follow() -> Option<Parent> {
-        // SAFETY: getppid cannot fail.
-        let pid = unsafe { libc::getppid() };
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        // SAFETY: a non-negative return is a descriptor that nothing else owns.
-        let pidfd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        let pid = sys::parent_pid();
+        let pidfd = sys::pidfd_open(pid).ok();
         // If the parent died before the pidfd was opened, the pid may even have been reused:
         // the parent is still ours only if getppid has not changed.
-        // SAFETY: getppid cannot fail.
-        (unsafe { libc::getppid() } == pid).then_some(Parent { pid, pidfd })
+        (sys::parent_pid() == pid).then_some(Parent { pid, pidfd })
     }
 
     /// Resolves when the parent process has exited.
@@ -214,8 +210,7 @@ impl Parent {
             return;
         }
         let mut tick = tokio::time::interval(PARENT_POLL);
-        // SAFETY: getppid cannot fail.
-        while unsafe { libc::getppid() } == self.pid {
+        while sys::parent_pid() == self.pid {
             tick.tick().await;
         }
     }

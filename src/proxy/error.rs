@@ -11,15 +11,39 @@ use super::Proto;
 pub enum ProxyError {
     /// The host address is taken by another socket (of this process or any other). docker-proxy
     /// says so in Go's words: `listen tcp4 127.0.0.1:8083: bind: address already in use`.
-    AddrInUse { proto: Proto, addr: SocketAddr },
+    AddrInUse {
+        /// The binding's protocol.
+        proto: Proto,
+        /// The host address asked for.
+        addr: SocketAddr,
+    },
     /// The host port is held by another binding of the same forwarder: dockerd's port
     /// allocator's `Bind for 127.0.0.1:8083 failed: port is already allocated`.
-    PortAllocated { proto: Proto, addr: SocketAddr },
+    PortAllocated {
+        /// The binding's protocol.
+        proto: Proto,
+        /// The host address asked for.
+        addr: SocketAddr,
+    },
     /// Binding or listening failed for another reason.
-    Listen { proto: Proto, addr: SocketAddr, source: io::Error },
+    Listen {
+        /// The binding's protocol.
+        proto: Proto,
+        /// The host address asked for.
+        addr: SocketAddr,
+        /// What the kernel said.
+        source: io::Error,
+    },
     /// The backend is the binding's own address: every datagram or connection would come
     /// back to the binding and be forwarded again, without end.
-    ForwardsToItself { proto: Proto, local: SocketAddr, backend: SocketAddr },
+    ForwardsToItself {
+        /// The binding's protocol.
+        proto: Proto,
+        /// The address the binding serves.
+        local: SocketAddr,
+        /// The backend asked for, which is that same address.
+        backend: SocketAddr,
+    },
     /// A socket passed in (`-use-listen-fd`) is not what was announced.
     BadSocket(String),
     /// A protocol or feature this build does not support.

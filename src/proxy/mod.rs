@@ -15,7 +15,7 @@ mod udp;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -481,19 +481,7 @@ fn is_local(ip: IpAddr) -> bool {
 }
 
 fn listening(sock: &socket2::Socket) -> bool {
-    let mut val: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `val`, which is that large.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ACCEPTCONN,
-            (&mut val as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    rc == 0 && val != 0
+    crate::sys::is_listening(sock.as_fd())
 }
 
 #[cfg(test)]

@@ -23,12 +23,14 @@
 //! still stops at the urgent mark; the byte at the mark is moved with `recv` and `write`.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+
+use crate::sys;
 
 /// How a connection's bytes are moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,23 +59,8 @@ impl Pipe {
     /// user's pipe quota in `/proc/sys/fs/pipe-user-pages-soft` is used up), the pipe keeps its
     /// default size: smaller, but still correct.
     pub fn new(size: usize) -> io::Result<Pipe> {
-        let mut fds = [0 as RawFd; 2];
-        // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
-        // SAFETY: F_SETPIPE_SZ/F_GETPIPE_SZ on an fd we own; no pointers are passed.
-        let capacity = unsafe {
-            libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size);
-            libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ)
-        };
-        if capacity <= 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Pipe { read, write, capacity: capacity as usize, len: 0 })
+        let (read, write, capacity) = sys::pipe(size)?;
+        Ok(Pipe { read, write, capacity, len: 0 })
     }
 
     /// Bytes the kernel granted.
@@ -83,22 +70,17 @@ impl Pipe {
 
     /// Moves the bytes at and after `src`'s urgent mark, where splice stops, through a small
     /// buffer. Called only on an empty pipe, so that `write` has room for all it is given.
-    fn fill_past_urgent_mark(&mut self, src: RawFd) -> io::Result<Fill> {
+    fn fill_past_urgent_mark(&mut self, src: BorrowedFd<'_>) -> io::Result<Fill> {
         debug_assert_eq!(self.len, 0);
         let mut buf = [0u8; URGENT_BUF];
         let want = buf.len().min(self.capacity);
-        // SAFETY: `buf` is valid writable memory of at least `want` bytes.
-        let n = cvt(unsafe { libc::recv(src, buf.as_mut_ptr().cast(), want, 0) })?;
+        let n = sys::recv(src, &mut buf[..want])?;
         if n == 0 {
             return Ok(Fill::Eof);
         }
         let mut written = 0;
         while written < n {
-            // SAFETY: `buf[written..n]` is valid readable memory.
-            let w = unsafe {
-                libc::write(self.write.as_raw_fd(), buf[written..n].as_ptr().cast(), n - written)
-            };
-            written += cvt(w)?;
+            written += sys::write(self.write.as_fd(), &buf[written..n])?;
         }
         self.len += n;
         Ok(Fill::Read(n))
@@ -107,18 +89,6 @@ impl Pipe {
 
 /// Bytes moved by `recv` past an urgent mark at a time: splice resumes after them.
 const URGENT_BUF: usize = 4096;
-
-/// `ioctl` request: is the socket's read pointer at the urgent mark (`<linux/sockios.h>`;
-/// libc does not export it).
-const SIOCATMARK: libc::Ioctl = 0x8905;
-
-/// True if the next byte to read from `sock` is TCP urgent data, where splice stops.
-fn at_urgent_mark(sock: RawFd) -> bool {
-    let mut at: libc::c_int = 0;
-    // SAFETY: SIOCATMARK writes one int through a valid pointer.
-    let rc = unsafe { libc::ioctl(sock, SIOCATMARK, &mut at) };
-    rc == 0 && at != 0
-}
 
 /// What one attempt to fill a stage did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,11 +168,11 @@ impl Stage {
 
     /// Reads from `src` into the stage. `Err(WouldBlock)` is returned only when `src` itself
     /// has nothing to read, so that the caller may clear its readiness.
-    fn fill(&mut self, src: RawFd) -> io::Result<Fill> {
+    fn fill(&mut self, src: BorrowedFd<'_>) -> io::Result<Fill> {
         match self {
-            Stage::Pipe(p) => match splice(src, p.write.as_raw_fd(), p.capacity - p.len) {
+            Stage::Pipe(p) => match sys::splice(src, p.write.as_fd(), p.capacity - p.len) {
                 // Splice reads nothing at an urgent mark, which looks like the end of stream.
-                Ok(0) if !at_urgent_mark(src) => Ok(Fill::Eof),
+                Ok(0) if !sys::at_urgent_mark(src) => Ok(Fill::Eof),
                 Ok(0) if p.len > 0 => Ok(Fill::Full),
                 Ok(0) => p.fill_past_urgent_mark(src),
                 Ok(n) => {
@@ -214,7 +184,7 @@ impl Stage {
                         // Out of bytes or out of slots: either way the pipe must drain first,
                         // and the socket may well hold more.
                         Ok(Fill::Full)
-                    } else if at_urgent_mark(src) {
+                    } else if sys::at_urgent_mark(src) {
                         p.fill_past_urgent_mark(src)
                     } else {
                         Err(e)
@@ -222,36 +192,26 @@ impl Stage {
                 }
                 Err(e) => Err(e),
             },
-            Stage::Copy { buf, end, .. } => {
-                let room = &mut buf[*end..];
-                // SAFETY: `room` is valid writable memory of the given length.
-                let n = unsafe { libc::recv(src, room.as_mut_ptr().cast(), room.len(), 0) };
-                match cvt(n)? {
-                    0 => Ok(Fill::Eof),
-                    n => {
-                        *end += n;
-                        Ok(Fill::Read(n))
-                    }
+            Stage::Copy { buf, end, .. } => match sys::recv(src, &mut buf[*end..])? {
+                0 => Ok(Fill::Eof),
+                n => {
+                    *end += n;
+                    Ok(Fill::Read(n))
                 }
-            }
+            },
         }
     }
 
     /// Writes from the stage to `dst`.
-    fn drain(&mut self, dst: RawFd) -> io::Result<usize> {
+    fn drain(&mut self, dst: BorrowedFd<'_>) -> io::Result<usize> {
         match self {
             Stage::Pipe(p) => {
-                let n = splice(p.read.as_raw_fd(), dst, p.len)?;
+                let n = sys::splice(p.read.as_fd(), dst, p.len)?;
                 p.len -= n;
                 Ok(n)
             }
             Stage::Copy { buf, start, end } => {
-                let data = &buf[*start..*end];
-                // SAFETY: `data` is valid readable memory of the given length.
-                let n = unsafe {
-                    libc::send(dst, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL)
-                };
-                let n = cvt(n)?;
+                let n = sys::send(dst, &buf[*start..*end])?;
                 *start += n;
                 if start == end {
                     (*start, *end) = (0, 0);
@@ -267,11 +227,7 @@ impl Stage {
         let mut buf = vec![0u8; COPY_BUF.max(pipe.len)].into_boxed_slice();
         let mut end = 0;
         while end < pipe.len {
-            // SAFETY: `buf[end..]` is valid writable memory of the given length.
-            let n = unsafe {
-                libc::read(pipe.read.as_raw_fd(), buf[end..].as_mut_ptr().cast(), pipe.len - end)
-            };
-            end += cvt(n)?;
+            end += sys::read(pipe.read.as_fd(), &mut buf[end..pipe.len])?;
         }
         pipe.len = 0;
         let Stage::Pipe(pipe) = std::mem::replace(self, Stage::Copy { buf, start: 0, end }) else {
@@ -279,25 +235,6 @@ impl Stage {
         };
         Ok(Some(pipe))
     }
-}
-
-fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
-    // SAFETY: plain fds and null offsets (both ends are sockets or pipes, which have none).
-    let n = unsafe {
-        libc::splice(
-            from,
-            std::ptr::null_mut(),
-            to,
-            std::ptr::null_mut(),
-            len,
-            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-        )
-    };
-    cvt(n)
-}
-
-fn cvt(n: isize) -> io::Result<usize> {
-    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
 /// True for the errors with which the kernel says "this fd cannot be spliced".
@@ -339,7 +276,7 @@ async fn pump(
     loop {
         let mut progressed = false;
         if !eof && !full && stage.has_room() {
-            match src.try_io(Interest::READABLE, || stage.fill(src.as_raw_fd())) {
+            match src.try_io(Interest::READABLE, || stage.fill(src.as_fd())) {
                 Ok(Fill::Eof) => eof = true,
                 Ok(Fill::Read(_)) => progressed = true,
                 Ok(Fill::Full) => full = true,
@@ -352,7 +289,7 @@ async fn pump(
             }
         }
         if !stage.is_empty() {
-            match dst.try_io(Interest::WRITABLE, || stage.drain(dst.as_raw_fd())) {
+            match dst.try_io(Interest::WRITABLE, || stage.drain(dst.as_fd())) {
                 Ok(n) => {
                     counter.fetch_add(n as u64, Ordering::Relaxed);
                     progressed = true;
@@ -367,7 +304,7 @@ async fn pump(
             }
         }
         if eof && stage.is_empty() {
-            return shutdown_write(dst);
+            return sys::shutdown_write(dst.as_fd());
         }
         if progressed {
             futile = 0;
@@ -400,19 +337,6 @@ fn fall_back(stage: &mut Stage, fallbacks: &AtomicU64, e: &io::Error) -> io::Res
     tracing::debug!(error = %e, "splice refused, copying instead");
     stage.fall_back_to_copy()?;
     fallbacks.fetch_add(1, Ordering::Relaxed);
-    Ok(())
-}
-
-fn shutdown_write(s: &TcpStream) -> io::Result<()> {
-    // SAFETY: shutdown on a socket fd we borrow; no memory is passed.
-    let rc = unsafe { libc::shutdown(s.as_raw_fd(), libc::SHUT_WR) };
-    // ENOTCONN: the peer is already fully gone; nothing is left to tell it.
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ENOTCONN) {
-            return Err(e);
-        }
-    }
     Ok(())
 }
 
@@ -539,9 +463,7 @@ mod tests {
     #[test]
     fn fallback_carries_pipe_contents_into_the_copy_buffer() {
         let mut pipe = Pipe::new(65536).unwrap();
-        // SAFETY: writing 5 bytes from a valid buffer to our own pipe.
-        let n = unsafe { libc::write(pipe.write.as_raw_fd(), b"hello".as_ptr().cast(), 5) };
-        assert_eq!(n, 5);
+        assert_eq!(sys::write(pipe.write.as_fd(), b"hello").unwrap(), 5);
         pipe.len = 5;
         let mut stage = Stage::Pipe(pipe);
         assert!(stage.fall_back_to_copy().unwrap().is_some());

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 
 use super::relay::{self, Traffic};
 use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
+use crate::sys;
 
 /// Backlog asked of `listen(2)`; the kernel caps it at `net.core.somaxconn`.
 const BACKLOG: i32 = 4096;
@@ -279,15 +280,5 @@ async fn dial(addr: SocketAddr) -> io::Result<TcpStream> {
 
 /// Arranges for `s` to be closed with a RST when it is dropped.
 fn reset(s: &TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: setsockopt reads exactly size_of::<linger>() bytes from a valid struct.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+    let _ = sys::reset_on_close(s.as_fd());
 }

@@ -1,0 +1,220 @@
+//! The product's system calls, each behind a safe function: pipes and splice for the relay,
+//! socket options the standard library and socket2 do not cover, inherited descriptors, and the
+//! parent process. Callers never touch `libc` themselves; where nix or socket2 wraps a call
+//! safely it is used, and the few calls neither wraps are here with their `SAFETY` reasoning.
+//!
+//! Errors come back as [`io::Error`], so that `ErrorKind::WouldBlock` and raw OS codes read the
+//! same whatever made the call.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, SpliceFFlags, fcntl};
+use nix::sys::socket::{self, MsgFlags, sockopt};
+
+/// A non-blocking, close-on-exec pipe of about `size` bytes: `(read end, write end, capacity)`.
+/// If the kernel refuses the size (the user's pipe quota in
+/// `/proc/sys/fs/pipe-user-pages-soft` is used up) the pipe keeps its default one.
+pub fn pipe(size: usize) -> io::Result<(OwnedFd, OwnedFd, usize)> {
+    let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+    let size = i32::try_from(size).unwrap_or(i32::MAX);
+    let _ = fcntl(&write, FcntlArg::F_SETPIPE_SZ(size));
+    let capacity = fcntl(&write, FcntlArg::F_GETPIPE_SZ)?;
+    Ok((read, write, usize::try_from(capacity).unwrap_or(0)))
+}
+
+/// Moves up to `len` bytes from `from` to `to` inside the kernel, without blocking (one of the
+/// two must be a pipe).
+pub fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+    Ok(nix::fcntl::splice(from, None, to, None, len, flags)?)
+}
+
+/// Reads from a socket; `Ok(0)` is end of stream.
+pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(socket::recv(sock.as_raw_fd(), buf, MsgFlags::empty())?)
+}
+
+/// Writes to a socket, with an error instead of SIGPIPE when the peer is gone.
+pub fn send(sock: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    Ok(socket::send(sock.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL)?)
+}
+
+/// Reads from a pipe or file.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(nix::unistd::read(fd, buf)?)
+}
+
+/// Writes to a pipe or file.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    Ok(nix::unistd::write(fd, buf)?)
+}
+
+/// Half-closes a socket: its peer reads end of stream, reading goes on. A socket whose peer is
+/// already fully gone (`ENOTCONN`) has nobody left to tell, which is not an error.
+pub fn shutdown_write(sock: BorrowedFd<'_>) -> io::Result<()> {
+    match socket::shutdown(sock.as_raw_fd(), socket::Shutdown::Write) {
+        Err(nix::errno::Errno::ENOTCONN) => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// Makes the socket close with a RST instead of a FIN (`SO_LINGER` 0), so that its peer learns
+/// the stream was cut rather than complete.
+pub fn reset_on_close(sock: BorrowedFd<'_>) -> io::Result<()> {
+    socket2::SockRef::from(&sock).set_linger(Some(Duration::ZERO))
+}
+
+/// `ioctl` request: is the socket's read pointer at the urgent mark (`<linux/sockios.h>`;
+/// libc does not export it).
+const SIOCATMARK: libc::Ioctl = 0x8905;
+
+/// True if the next byte to read from `sock` is TCP urgent data, where splice stops.
+pub fn at_urgent_mark(sock: BorrowedFd<'_>) -> bool {
+    let mut at: libc::c_int = 0;
+    // SAFETY: SIOCATMARK writes one int through a pointer to a live local int.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCATMARK, &mut at) };
+    rc == 0 && at != 0
+}
+
+/// True if `sock` is a listening socket (`SO_ACCEPTCONN`).
+pub fn is_listening(sock: BorrowedFd<'_>) -> bool {
+    socket::getsockopt(&sock, sockopt::AcceptConn).unwrap_or(false)
+}
+
+/// The supplementary groups of a unix socket's peer as of its connect (`SO_PEERGROUPS`); empty
+/// if the kernel cannot say.
+pub fn peer_groups(sock: BorrowedFd<'_>) -> Vec<u32> {
+    let mut groups = vec![0u32; 64];
+    for _ in 0..2 {
+        let mut len = (groups.len() * size_of::<u32>()) as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `groups`, which has that many.
+        let rc = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let n = len as usize / size_of::<u32>();
+        if rc == 0 {
+            groups.truncate(n);
+            return groups;
+        }
+        // ERANGE: `len` now says how much room the list needs.
+        if io::Error::last_os_error().raw_os_error() != Some(libc::ERANGE) || n <= groups.len() {
+            break;
+        }
+        groups.resize(n, 0);
+    }
+    Vec::new()
+}
+
+/// The parent process's pid.
+pub fn parent_pid() -> i32 {
+    nix::unistd::getppid().as_raw()
+}
+
+/// A descriptor that becomes readable when process `pid` exits (`pidfd_open`).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a non-negative return is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// What an inherited descriptor is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    /// A pipe (or FIFO).
+    Pipe,
+    /// A socket.
+    Socket,
+}
+
+/// Takes ownership of descriptor `fd`, inherited from the process that started this one, if it
+/// is open and of `kind`, and marks it close-on-exec so that no child inherits it in turn.
+///
+/// Call it only for descriptors numbered by a contract with the parent (dockerd's fd 3 and 4)
+/// and before anything in this process could have opened that number itself.
+pub fn claim_inherited(fd: RawFd, kind: FdKind) -> Option<OwnedFd> {
+    // SAFETY: borrowing only to ask fstat; a number that is not open makes fstat fail (EBADF)
+    // and is never used again.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let st = nix::sys::stat::fstat(borrowed).ok()?;
+    let want = match kind {
+        FdKind::Pipe => libc::S_IFIFO,
+        FdKind::Socket => libc::S_IFSOCK,
+    };
+    if st.st_mode & libc::S_IFMT != want {
+        return None;
+    }
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).ok()?;
+    // SAFETY: the descriptor is open and was inherited, so nothing in this process owns it yet;
+    // from here the returned OwnedFd is its only owner.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// True if `fd` was opened for writing (or reading and writing).
+pub fn is_writable(fd: impl AsFd) -> bool {
+    fcntl(fd.as_fd(), FcntlArg::F_GETFL)
+        .map(|flags| OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE != OFlag::O_RDONLY)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn a_pipe_gets_the_asked_capacity_or_the_default_one() {
+        let (_r, _w, capacity) = pipe(1 << 20).unwrap();
+        assert!(capacity >= 4096);
+    }
+
+    #[test]
+    fn splice_moves_socket_bytes_into_a_pipe_and_out_again() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut a = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (b, _) = listener.accept().unwrap();
+        a.write_all(b"spliced").unwrap();
+        let (r, w, _) = pipe(65536).unwrap();
+        b.set_nonblocking(false).unwrap();
+        assert_eq!(splice(b.as_fd(), w.as_fd(), 1024).unwrap(), 7);
+        let mut buf = [0u8; 16];
+        assert_eq!(read(r.as_fd(), &mut buf).unwrap(), 7);
+        assert_eq!(&buf[..7], b"spliced");
+    }
+
+    #[test]
+    fn empty_nonblocking_pipe_says_would_block() {
+        let (r, w, _) = pipe(4096).unwrap();
+        let (r2, _w2, _) = pipe(4096).unwrap();
+        let e = splice(r2.as_fd(), w.as_fd(), 10).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(!is_listening(r.as_fd()));
+    }
+
+    #[test]
+    fn listening_sockets_are_told_apart() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(is_listening(listener.as_fd()));
+    }
+
+    #[test]
+    fn claim_refuses_a_descriptor_of_another_kind() {
+        let (r, _w, _) = pipe(4096).unwrap();
+        // A pipe is not a socket: nothing is claimed (and so nothing is closed twice).
+        assert!(claim_inherited(r.as_raw_fd(), FdKind::Socket).is_none());
+        assert!(is_writable(_w.as_fd()));
+        assert!(!is_writable(r.as_fd()));
+    }
+}
