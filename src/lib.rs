@@ -14,3 +14,4 @@ pub mod ports;
 pub mod proxy;
 pub mod serve;
 pub mod spec;
+pub mod supervisor;

@@ -1,0 +1,918 @@
+//! The daemon's model: containers, their lifecycle (create, start, stop, wait, remove), their
+//! logs and published ports. The API ([`super::api`]) calls into it; it calls the forwarder
+//! ([`crate::proxy::Proxy`]), the port allocator, [`super::net`] and [`super::process`].
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use rtnetlink::Handle;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::format::{self, Port, rfc3339};
+use super::net::{self, Bridge};
+use super::process::{Launch, Spawner};
+use super::state::{Published, Record, RunState, Store};
+use super::{hosts, names};
+use crate::ports::{AllocError, PortAllocator};
+use crate::proxy::{BindingId, Proto, Proxy, ProxyError};
+use crate::spec::{PortSpec, parse_expose};
+
+/// Docker's zero time, for times that have not happened.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// The PATH a container gets, as Docker images set it.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// An error for the API: an HTTP status and Docker's message.
+#[derive(Debug)]
+pub struct ApiError {
+    /// 400, 404, 409 or 500.
+    pub status: u16,
+    /// The sentence the client prints after "Error response from daemon: ".
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    /// Docker's 404.
+    pub fn no_such(name: &str) -> ApiError {
+        ApiError::new(404, format!("No such container: {name}"))
+    }
+
+    fn internal(e: impl std::fmt::Display) -> ApiError {
+        ApiError::new(500, e.to_string())
+    }
+}
+
+/// `POST /containers/create`'s body (see the API documentation in [`super::api`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateRequest {
+    /// The command and its arguments.
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// `-h`.
+    pub hostname: String,
+    /// `--expose` values.
+    pub exposed_ports: Vec<String>,
+    /// Network mode, published ports, -P, --rm.
+    pub host_config: HostConfigRequest,
+}
+
+/// The `HostConfig` part of [`CreateRequest`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfigRequest {
+    /// `bridge` (default), `host`, `none`, `container:NAME`.
+    pub network_mode: String,
+    /// `-p` specs, in `docker run -p` syntax.
+    pub port_specs: Vec<String>,
+    /// `-P`.
+    pub publish_all_ports: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+}
+
+/// What a running container holds, given back when it stops.
+#[derive(Debug, Default)]
+struct Held {
+    bindings: Vec<BindingId>,
+    ip: Option<Ipv4Addr>,
+    veth: Option<String>,
+}
+
+/// One container.
+#[derive(Debug)]
+pub struct Container {
+    /// 64 hex digits.
+    pub id: String,
+    record: Mutex<Record>,
+    /// Serialises start, stop and remove.
+    op: tokio::sync::Mutex<()>,
+    held: Mutex<Held>,
+    /// Bumped on every log line and state change; `logs -f` and `wait` watch it.
+    events: watch::Sender<u64>,
+    /// Serialises writes to the log file.
+    log: Mutex<Option<File>>,
+}
+
+impl Container {
+    fn new(record: Record) -> Arc<Container> {
+        Arc::new(Container {
+            id: record.id.clone(),
+            record: Mutex::new(record),
+            op: tokio::sync::Mutex::new(()),
+            held: Mutex::new(Held::default()),
+            events: watch::channel(0).0,
+            log: Mutex::new(None),
+        })
+    }
+
+    /// A copy of the record.
+    pub fn record(&self) -> Record {
+        self.record.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Record)) -> Record {
+        let mut r = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut r);
+        let copy = r.clone();
+        drop(r);
+        self.events.send_modify(|n| *n += 1);
+        copy
+    }
+
+    fn is_running(&self) -> bool {
+        self.record().state.status == "running"
+    }
+
+    /// Appends one line of output to the log, json-file style.
+    fn log_line(&self, stream: &str, line: &str) {
+        let entry = json!({"log": line, "stream": stream, "time": rfc3339(SystemTime::now())});
+        if let Ok(mut log) = self.log.lock()
+            && let Some(f) = log.as_mut()
+        {
+            // One write per line, so a reader never sees half of one.
+            let _ = f.write_all(format!("{entry}\n").as_bytes());
+        }
+        self.events.send_modify(|n| *n += 1);
+    }
+
+    /// Subscribes to changes.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+}
+
+/// The daemon: every container and what they share.
+pub struct Daemon {
+    store: Store,
+    proxy: Proxy,
+    allocator: PortAllocator,
+    handle: Handle,
+    bridge: Bridge,
+    spawner: Spawner,
+    containers: Mutex<Vec<Arc<Container>>>,
+}
+
+impl Daemon {
+    /// Loads the records under `store` (every container stopped), cleans what a killed daemon
+    /// left, and sets up the bridge.
+    pub async fn new(
+        store: Store,
+        proxy: Proxy,
+        allocator: PortAllocator,
+        bip: Option<(Ipv4Addr, u8)>,
+    ) -> io::Result<Daemon> {
+        let handle = net::connect()?;
+        for leftover in net::links_with_prefix(&handle, net::VETH_PREFIX).await? {
+            tracing::info!(link = %leftover, "removing a veth a previous daemon left");
+            net::delete_link(&handle, &leftover).await?;
+        }
+        let bridge = net::setup_bridge(&handle, bip).await?;
+        let mut containers = Vec::new();
+        for mut record in store.load_all() {
+            if record.state.status == "running" {
+                record.state.status = "exited".into();
+                record.state.exit_code = 255;
+                record.state.pid = 0;
+                record.state.finished_at = rfc3339(SystemTime::now());
+                record.ip = None;
+                record.ports.clear();
+                store.save(&record)?;
+            }
+            containers.push(Container::new(record));
+        }
+        containers.sort_by(|a, b| a.record().created.cmp(&b.record().created));
+        Ok(Daemon {
+            store,
+            proxy,
+            allocator,
+            handle,
+            bridge,
+            spawner: Spawner::new()?,
+            containers: Mutex::new(containers),
+        })
+    }
+
+    fn all(&self) -> Vec<Arc<Container>> {
+        self.containers.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The container a name, full ID or unambiguous ID prefix names.
+    pub fn find(&self, key: &str) -> Result<Arc<Container>, ApiError> {
+        let key = key.strip_prefix('/').unwrap_or(key);
+        let all = self.all();
+        if key.is_empty() {
+            return Err(ApiError::new(404, "No such container: "));
+        }
+        if let Some(c) = all.iter().find(|c| c.id == key || c.record().name == key) {
+            return Ok(c.clone());
+        }
+        let matches: Vec<_> = all.iter().filter(|c| c.id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ApiError::no_such(key)),
+            _ => Err(ApiError::new(
+                404,
+                format!(
+                    "No such container: {key} (the ID prefix matches several; give more of it)"
+                ),
+            )),
+        }
+    }
+
+    /// Creates a container (not started). Returns its ID.
+    pub fn create(&self, name: Option<&str>, req: CreateRequest) -> Result<String, ApiError> {
+        if req.cmd.is_empty() {
+            return Err(ApiError::new(400, "No command specified"));
+        }
+        for spec in &req.host_config.port_specs {
+            PortSpec::parse(spec).map_err(|e| ApiError::new(400, e.to_string()))?;
+        }
+        for spec in &req.exposed_ports {
+            parse_expose(spec).map_err(|e| ApiError::new(400, e.to_string()))?;
+        }
+        let mut mode = match req.host_config.network_mode.as_str() {
+            "" | "default" => "bridge".to_string(),
+            m => m.to_string(),
+        };
+        if let Some(target) = mode.strip_prefix("container:") {
+            if !req.hostname.is_empty() {
+                return Err(ApiError::new(
+                    400,
+                    "conflicting options: hostname and the network mode",
+                ));
+            }
+            if !req.host_config.port_specs.is_empty() || req.host_config.publish_all_ports {
+                return Err(ApiError::new(
+                    400,
+                    "conflicting options: port publishing and the container type network mode",
+                ));
+            }
+            let target = self.find(target)?;
+            mode = format!("container:{}", target.id);
+        } else if !matches!(mode.as_str(), "bridge" | "host" | "none") {
+            return Err(ApiError::new(404, format!("network {mode} not found")));
+        }
+        let id = names::new_id().map_err(ApiError::internal)?;
+        let mut containers = self.containers.lock().map_err(ApiError::internal)?;
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n);
+                if !names::valid(n) {
+                    return Err(ApiError::new(
+                        400,
+                        format!(
+                            "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                        ),
+                    ));
+                }
+                if let Some(other) = containers.iter().find(|c| c.record().name == n) {
+                    return Err(ApiError::new(
+                        409,
+                        format!(
+                            "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                            other.id
+                        ),
+                    ));
+                }
+                n.to_string()
+            }
+            None => {
+                let taken: BTreeSet<String> = containers.iter().map(|c| c.record().name).collect();
+                names::random_name(&taken)
+            }
+        };
+        let hostname = if req.hostname.is_empty() {
+            id.get(..12).unwrap_or(&id).to_string()
+        } else {
+            req.hostname.clone()
+        };
+        let publish =
+            if mode == "bridge" { req.host_config.port_specs.clone() } else { Vec::new() };
+        let mut cmd = req.cmd.into_iter();
+        let record = Record {
+            id: id.clone(),
+            name,
+            created: rfc3339(SystemTime::now()),
+            path: cmd.next().unwrap_or_default(),
+            args: cmd.collect(),
+            env: req.env,
+            hostname,
+            network_mode: mode,
+            publish,
+            expose: req.exposed_ports,
+            publish_all: req.host_config.publish_all_ports,
+            auto_remove: req.host_config.auto_remove,
+            state: RunState {
+                status: "created".into(),
+                started_at: ZERO_TIME.into(),
+                finished_at: ZERO_TIME.into(),
+                ..RunState::default()
+            },
+            ip: None,
+            ports: Vec::new(),
+        };
+        self.store.save(&record).map_err(ApiError::internal)?;
+        containers.push(Container::new(record));
+        Ok(id)
+    }
+
+    /// Binds every published port of `record` to `ip`, all or nothing.
+    fn publish(
+        &self,
+        record: &Record,
+        ip: Ipv4Addr,
+    ) -> Result<Vec<(BindingId, Published)>, ApiError> {
+        let mut specs: Vec<PortSpec> =
+            record.publish.iter().filter_map(|s| PortSpec::parse(s).ok()).collect();
+        if record.publish_all {
+            specs.extend(record.expose.iter().filter_map(|s| parse_expose(s).ok()));
+        }
+        let mut done: Vec<(BindingId, Published)> = Vec::new();
+        let undo = |done: &[(BindingId, Published)]| {
+            for (id, _) in done {
+                let proxy = self.proxy.clone();
+                let id = *id;
+                tokio::spawn(async move { proxy.remove(id).await });
+            }
+        };
+        for (spec, protos) in pair_halves(&specs) {
+            for mapping in spec.mappings() {
+                let to = SocketAddr::new(IpAddr::V4(ip), mapping.container_port);
+                let sockets = match self.allocator.bind_mapping_for(&mapping, &protos) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        undo(&done);
+                        return Err(self.port_error(record, e));
+                    }
+                };
+                for socket in sockets {
+                    let local = socket.local_addr();
+                    match self.proxy.add_socket(socket.proto(), socket.into_fd(), to) {
+                        Ok(info) => done.push((
+                            info.id,
+                            Published {
+                                container_port: mapping.container_port,
+                                proto: info.binding.proto.to_string(),
+                                host_ip: local.ip().to_string(),
+                                host_port: local.port(),
+                            },
+                        )),
+                        Err(e) => {
+                            undo(&done);
+                            return Err(ApiError::internal(e));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Docker's words for a host port that cannot be had: "port is already allocated" when a
+    /// container of this daemon holds it, the userland proxy's bind error when something else
+    /// does.
+    fn port_error(&self, record: &Record, e: AllocError) -> ApiError {
+        let endpoint = names::new_id().unwrap_or_default();
+        let detail = match &e {
+            AllocError::Bind(ProxyError::PortAllocated { proto, addr }) => {
+                let ours = self.all().iter().any(|c| {
+                    c.record().ports.iter().any(|p| {
+                        p.host_port == addr.port()
+                            && p.proto == proto.to_string()
+                            && p.host_ip == addr.ip().to_string()
+                    })
+                });
+                if ours {
+                    e.to_string()
+                } else {
+                    let family = if addr.is_ipv4() { "4" } else { "6" };
+                    format!(
+                        "Error starting userland proxy: listen {proto}{family} {addr}: bind: address already in use"
+                    )
+                }
+            }
+            _ => e.to_string(),
+        };
+        ApiError::new(
+            500,
+            format!(
+                "driver failed programming external connectivity on endpoint {} ({endpoint}): {detail}",
+                record.name
+            ),
+        )
+    }
+
+    /// Starts a container: address, hosts files, ports, namespaces, network, then the
+    /// command. A failure undoes every step before it.
+    pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {
+        let _op = c.op.lock().await;
+        let record = c.record();
+        if record.state.status == "running" {
+            return Ok(());
+        }
+        let dir = self.store.dir(&c.id);
+        let mode = record.network_mode.clone();
+        let mut held = Held::default();
+        let mut join_netns = None;
+        let mut files = Some(dir.clone());
+        match mode.as_str() {
+            "bridge" => {
+                let ip =
+                    self.bridge.ipam.lease().ok_or_else(|| {
+                        ApiError::internal("no address left on the bridge's subnet")
+                    })?;
+                held.ip = Some(ip);
+            }
+            "host" => files = None,
+            "none" => {}
+            m => {
+                let target_id = m.strip_prefix("container:").unwrap_or_default();
+                let target = self.find(target_id)?;
+                let t = target.record();
+                if t.state.status != "running" {
+                    return Err(ApiError::new(
+                        409,
+                        format!("cannot join network of a non running container: {}", t.id),
+                    ));
+                }
+                join_netns = Some(
+                    File::open(format!("/proc/{}/ns/net", t.state.pid))
+                        .map_err(ApiError::internal)?,
+                );
+                files = Some(self.store.dir(&t.id));
+            }
+        }
+        let result = self.start_with(c, &record, &mut held, join_netns, files).await;
+        if let Err(e) = &result {
+            self.release(held).await;
+            let msg = e.message.clone();
+            let r = c.update(|r| r.state.error = msg);
+            let _ = self.store.save(&r);
+        }
+        result
+    }
+
+    async fn start_with(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        record: &Record,
+        held: &mut Held,
+        join_netns: Option<File>,
+        files: Option<PathBuf>,
+    ) -> Result<(), ApiError> {
+        let dir = self.store.dir(&c.id);
+        if record.network_mode == "bridge" || record.network_mode == "none" {
+            hosts::write_files(&dir, held.ip, &record.hostname).map_err(ApiError::internal)?;
+        }
+        let mut published = Vec::new();
+        if let Some(ip) = held.ip {
+            for (id, p) in self.publish(record, ip)? {
+                held.bindings.push(id);
+                published.push(p);
+            }
+        }
+        let mut env = vec![
+            ("PATH".to_string(), DEFAULT_PATH.to_string()),
+            ("HOSTNAME".to_string(), record.hostname.clone()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        for kv in &record.env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            env.retain(|(key, _)| key != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        let mut command = vec![record.path.clone()];
+        command.extend(record.args.iter().cloned());
+        let launch = Launch {
+            command,
+            env,
+            hostname: record.hostname.clone(),
+            files,
+            host_network: record.network_mode == "host",
+            join_netns,
+        };
+        let mut started = self.spawner.spawn(launch).await.map_err(ApiError::internal)?;
+        let shim = started.child.id();
+        let net_result = match (record.network_mode.as_str(), held.ip) {
+            ("bridge", Some(ip)) => {
+                held.veth = Some(net::veth_name(&c.id));
+                net::attach(&self.handle, &self.bridge, &c.id, shim, ip).await
+            }
+            ("none", _) => net::loopback_only(shim).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = net_result {
+            let _ = started.child.kill();
+            let _ = started.child.wait();
+            return Err(ApiError::internal(format!("cannot set up the container's network: {e}")));
+        }
+        // Open the log before the command can write.
+        {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("{}-json.log", c.id)))
+                .map_err(ApiError::internal)?;
+            if let Ok(mut log) = c.log.lock() {
+                *log = Some(file);
+            }
+        }
+        let stdout = started.child.stdout.take();
+        let stderr = started.child.stderr.take();
+        let mut control = started.control;
+        let pid: i32 = tokio::task::spawn_blocking(move || -> io::Result<i32> {
+            control.write_all(b"g")?;
+            let mut line = String::new();
+            BufReader::new(&mut control).read_line(&mut line)?;
+            line.trim().parse().map_err(|_| io::Error::other("the container's init did not start"))
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+        let now = rfc3339(SystemTime::now());
+        let ip = held.ip;
+        let r = c.update(|r| {
+            r.state.status = "running".into();
+            r.state.pid = pid;
+            r.state.exit_code = 0;
+            r.state.error.clear();
+            r.state.started_at = now;
+            r.state.finished_at = ZERO_TIME.into();
+            r.ip = ip;
+            r.ports = published;
+        });
+        let _ = self.store.save(&r);
+        if let Ok(mut h) = c.held.lock() {
+            *h = std::mem::take(held);
+        }
+        // Pumps and the waiter: the container is stopped once the shim has exited and all
+        // its output is in the log.
+        let mut pumps = Vec::new();
+        for (stream, pipe) in [
+            ("stdout", stdout.map(|p| Box::new(p) as Box<dyn Read + Send>)),
+            ("stderr", stderr.map(|p| Box::new(p) as Box<dyn Read + Send>)),
+        ] {
+            if let Some(pipe) = pipe {
+                let c = c.clone();
+                pumps.push(std::thread::spawn(move || pump(&c, stream, pipe)));
+            }
+        }
+        let mut child = started.child;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let status = child.wait();
+            for p in pumps {
+                let _ = p.join();
+            }
+            let code = match status {
+                Ok(s) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    s.code().or_else(|| s.signal().map(|n| 128 + n)).unwrap_or(255)
+                }
+                Err(_) => 255,
+            };
+            let _ = done_tx.send(code);
+        });
+        let daemon = self.clone();
+        let c = c.clone();
+        tokio::spawn(async move {
+            let code = done_rx.await.unwrap_or(255);
+            daemon.finish(&c, code).await;
+        });
+        Ok(())
+    }
+
+    /// Gives back what a container held: bindings (ports free at once), veth, address.
+    async fn release(&self, held: Held) {
+        for id in held.bindings {
+            self.proxy.remove(id).await;
+        }
+        if let Some(veth) = held.veth
+            && let Err(e) = net::delete_link(&self.handle, &veth).await
+        {
+            tracing::warn!(%veth, error = %e, "could not remove veth");
+        }
+        if let Some(ip) = held.ip {
+            self.bridge.ipam.release(ip);
+        }
+    }
+
+    /// The container's command has exited with `code`.
+    async fn finish(&self, c: &Arc<Container>, code: i32) {
+        let held = c.held.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
+        self.release(held).await;
+        if let Ok(mut log) = c.log.lock() {
+            *log = None;
+        }
+        let now = rfc3339(SystemTime::now());
+        let r = c.update(|r| {
+            r.state.status = "exited".into();
+            r.state.exit_code = code;
+            r.state.pid = 0;
+            r.state.finished_at = now;
+            r.ip = None;
+            r.ports.clear();
+        });
+        tracing::info!(id = %c.id, code, "container exited");
+        if r.auto_remove {
+            let _ = self.forget(c);
+        } else {
+            let _ = self.store.save(&r);
+        }
+    }
+
+    /// Waits until the container is no longer running (after it has started, if it has not
+    /// yet) and returns its exit code.
+    pub async fn wait(&self, c: &Arc<Container>) -> i32 {
+        let mut rx = c.watch();
+        loop {
+            let r = c.record();
+            if r.state.status == "exited" {
+                return r.state.exit_code;
+            }
+            if rx.changed().await.is_err() {
+                return r.state.exit_code;
+            }
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `timeout`; returns once the container has stopped.
+    pub async fn stop(&self, c: &Arc<Container>, timeout: Duration) -> Result<(), ApiError> {
+        let _op = c.op.lock().await;
+        self.stop_locked(c, timeout).await;
+        Ok(())
+    }
+
+    async fn stop_locked(&self, c: &Arc<Container>, timeout: Duration) {
+        let r = c.record();
+        if r.state.status != "running" || r.state.pid <= 0 {
+            return;
+        }
+        let pid = Pid::from_raw(r.state.pid);
+        let _ = kill(pid, Signal::SIGTERM);
+        if tokio::time::timeout(timeout, self.wait(c)).await.is_err() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.wait(c)).await;
+        }
+    }
+
+    /// Removes a container; a running one only with `force` (it is killed first).
+    pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ApiError> {
+        let _op = c.op.lock().await;
+        if c.is_running() {
+            if !force {
+                return Err(ApiError::new(
+                    409,
+                    format!(
+                        "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                        c.id
+                    ),
+                ));
+            }
+            self.stop_locked(c, Duration::ZERO).await;
+        }
+        self.forget(c)
+    }
+
+    fn forget(&self, c: &Arc<Container>) -> Result<(), ApiError> {
+        if let Ok(mut all) = self.containers.lock() {
+            all.retain(|x| x.id != c.id);
+        }
+        self.store.remove(&c.id).map_err(ApiError::internal)
+    }
+
+    /// Stops every container (SIGTERM, SIGKILL after `timeout`), then removes the bridge:
+    /// what the daemon does on SIGTERM.
+    pub async fn shutdown(&self, timeout: Duration) {
+        let running: Vec<_> = self.all().into_iter().filter(|c| c.is_running()).collect();
+        let stops = running.iter().map(|c| self.stop(c, timeout));
+        for r in futures_util::future::join_all(stops).await {
+            let _ = r;
+        }
+        self.proxy.shutdown(Duration::from_secs(1)).await;
+        if let Err(e) = net::delete_link(&self.handle, net::BRIDGE).await {
+            tracing::warn!(error = %e, "could not remove the bridge");
+        }
+    }
+
+    /// `GET /containers/json`: newest first, running only unless `all`.
+    pub fn list(&self, all: bool) -> Vec<Value> {
+        let now = SystemTime::now();
+        let mut out: Vec<Value> = self
+            .all()
+            .iter()
+            .rev()
+            .map(|c| c.record())
+            .filter(|r| all || r.state.status == "running")
+            .map(|r| {
+                let created = format::parse_rfc3339(&r.created).unwrap_or(now);
+                json!({
+                    "Id": r.id,
+                    "Names": [format!("/{}", r.name)],
+                    "Image": r.path,
+                    "Command": format::command_line(&r.path, &r.args),
+                    "Created": created.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                    "Ports": api_ports(&r),
+                    "State": r.state.status,
+                    "Status": status_text(&r, now),
+                    "HostConfig": {"NetworkMode": r.network_mode},
+                })
+            })
+            .collect();
+        out.shrink_to_fit();
+        out
+    }
+
+    /// `GET /containers/{id}/json`: Docker's inspect shape, the parts cproxy has.
+    pub fn inspect(&self, c: &Arc<Container>) -> Value {
+        let r = c.record();
+        let dir = self.store.dir(&r.id);
+        let running = r.state.status == "running";
+        let mut ports = serde_json::Map::new();
+        if running {
+            for e in &r.expose {
+                if let Ok(spec) = parse_expose(e) {
+                    for p in spec.container_ports().ports() {
+                        ports.insert(format!("{p}/{}", spec.proto()), Value::Null);
+                    }
+                }
+            }
+            for p in &r.ports {
+                let key = format!("{}/{}", p.container_port, p.proto);
+                let entry = json!({"HostIp": p.host_ip, "HostPort": p.host_port.to_string()});
+                match ports.get_mut(&key) {
+                    Some(Value::Array(list)) => list.push(entry),
+                    _ => {
+                        ports.insert(key, Value::Array(vec![entry]));
+                    }
+                }
+            }
+        }
+        let bridge = r.network_mode == "bridge" && running;
+        let (ip, prefix, gateway, mac) = match r.ip.filter(|_| bridge) {
+            Some(ip) => {
+                let m = net::mac_for(ip);
+                (
+                    ip.to_string(),
+                    self.bridge.ipam.subnet().prefix,
+                    self.bridge.ipam.gateway().to_string(),
+                    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+                )
+            }
+            None => (String::new(), 0, String::new(), String::new()),
+        };
+        let exposed: serde_json::Map<String, Value> = r
+            .expose
+            .iter()
+            .filter_map(|e| parse_expose(e).ok())
+            .flat_map(|s| {
+                s.container_ports().ports().map(move |p| (format!("{p}/{}", s.proto()), json!({})))
+            })
+            .collect();
+        json!({
+            "Id": r.id,
+            "Created": r.created,
+            "Path": r.path,
+            "Args": r.args,
+            "State": {
+                "Status": r.state.status,
+                "Running": running,
+                "Paused": false,
+                "Restarting": false,
+                "OOMKilled": false,
+                "Dead": false,
+                "Pid": r.state.pid,
+                "ExitCode": r.state.exit_code,
+                "Error": r.state.error,
+                "StartedAt": r.state.started_at,
+                "FinishedAt": r.state.finished_at,
+            },
+            "Image": r.path,
+            "ResolvConfPath": dir.join("resolv.conf"),
+            "HostnamePath": dir.join("hostname"),
+            "HostsPath": dir.join("hosts"),
+            "LogPath": dir.join(format!("{}-json.log", r.id)),
+            "Name": format!("/{}", r.name),
+            "RestartCount": 0,
+            "HostConfig": {
+                "NetworkMode": r.network_mode,
+                "PortBindings": r.publish,
+                "PublishAllPorts": r.publish_all,
+                "AutoRemove": r.auto_remove,
+                "Links": Value::Null,
+            },
+            "Config": {
+                "Hostname": r.hostname,
+                "Env": r.env,
+                "Cmd": std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect::<Vec<_>>(),
+                "Image": r.path,
+                "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+            },
+            "NetworkSettings": {
+                "Ports": ports,
+                "IPAddress": ip,
+                "IPPrefixLen": prefix,
+                "Gateway": gateway,
+                "MacAddress": mac,
+            },
+        })
+    }
+
+    /// The log file of a container.
+    pub fn log_path(&self, c: &Container) -> PathBuf {
+        self.store.dir(&c.id).join(format!("{}-json.log", c.id))
+    }
+}
+
+/// Reads a pipe line by line into the log.
+fn pump(c: &Container, stream: &str, pipe: Box<dyn Read + Send>) {
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => c.log_line(stream, &String::from_utf8_lossy(&buf)),
+        }
+    }
+}
+
+/// The `Ports` list of `GET /containers/json`.
+fn api_ports(r: &Record) -> Vec<Port> {
+    if r.state.status != "running" {
+        return Vec::new();
+    }
+    let mut ports: Vec<Port> = r
+        .ports
+        .iter()
+        .map(|p| Port {
+            ip: p.host_ip.clone(),
+            private_port: p.container_port,
+            public_port: p.host_port,
+            proto: p.proto.clone(),
+        })
+        .collect();
+    for e in &r.expose {
+        if let Ok(spec) = parse_expose(e) {
+            for p in spec.container_ports().ports() {
+                let proto = spec.proto().to_string();
+                if !ports.iter().any(|x| x.private_port == p && x.proto == proto) {
+                    ports.push(Port { ip: String::new(), private_port: p, public_port: 0, proto });
+                }
+            }
+        }
+    }
+    ports
+}
+
+/// Docker's STATUS column: "Up 5 seconds", "Exited (3) 2 minutes ago", "Created".
+fn status_text(r: &Record, now: SystemTime) -> String {
+    let since = |t: &str| {
+        format::parse_rfc3339(t).and_then(|t| now.duration_since(t).ok()).unwrap_or_default()
+    };
+    match r.state.status.as_str() {
+        "running" => format!("Up {}", format::human_duration(since(&r.state.started_at))),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            r.state.exit_code,
+            format::human_duration(since(&r.state.finished_at))
+        ),
+        _ => "Created".into(),
+    }
+}
+
+/// Specs that differ only in protocol and leave the host port to the allocator are published
+/// together, so the TCP and UDP halves of a port get the same host port (as `cproxy forward`).
+fn pair_halves(specs: &[PortSpec]) -> Vec<(PortSpec, Vec<Proto>)> {
+    let mut groups: Vec<(PortSpec, Vec<Proto>)> = Vec::new();
+    for spec in specs {
+        let half_of = |(g, protos): &&mut (PortSpec, Vec<Proto>)| {
+            spec.host_ports().is_none()
+                && g.host_ports().is_none()
+                && g.host_ip() == spec.host_ip()
+                && g.container_ports() == spec.container_ports()
+                && !protos.contains(&spec.proto())
+        };
+        match groups.iter_mut().find(half_of) {
+            Some((_, protos)) => protos.push(spec.proto()),
+            None => groups.push((*spec, vec![spec.proto()])),
+        }
+    }
+    groups
+}
