@@ -431,6 +431,8 @@ impl Daemon {
         let mut held = Held::default();
         let mut join_netns = None;
         let mut files = Some(dir.clone());
+        // In another container's network namespace, its hosts files and hostname are used.
+        let mut hostname = record.hostname.clone();
         match mode.as_str() {
             "bridge" => {
                 let ip =
@@ -456,9 +458,10 @@ impl Daemon {
                         .map_err(ApiError::internal)?,
                 );
                 files = Some(self.store.dir(&t.id));
+                hostname = t.hostname;
             }
         }
-        let result = self.start_with(c, &record, &mut held, join_netns, files).await;
+        let result = self.start_with(c, &record, &mut held, (join_netns, files, hostname)).await;
         if let Err(e) = &result {
             self.release(held).await;
             let msg = e.message.clone();
@@ -473,8 +476,7 @@ impl Daemon {
         c: &Arc<Container>,
         record: &Record,
         held: &mut Held,
-        join_netns: Option<File>,
-        files: Option<PathBuf>,
+        (join_netns, files, hostname): (Option<File>, Option<PathBuf>, String),
     ) -> Result<(), ApiError> {
         let dir = self.store.dir(&c.id);
         if record.network_mode == "bridge" || record.network_mode == "none" {
@@ -489,7 +491,7 @@ impl Daemon {
         }
         let mut env = vec![
             ("PATH".to_string(), DEFAULT_PATH.to_string()),
-            ("HOSTNAME".to_string(), record.hostname.clone()),
+            ("HOSTNAME".to_string(), hostname.clone()),
             ("HOME".to_string(), "/root".to_string()),
         ];
         for kv in &record.env {
@@ -502,7 +504,7 @@ impl Daemon {
         let launch = Launch {
             command,
             env,
-            hostname: record.hostname.clone(),
+            hostname,
             files,
             host_network: record.network_mode == "host",
             join_netns,
