@@ -397,3 +397,91 @@ fn unreachable_or_forbidden_daemons_get_dockers_messages() {
             .contains("needs to be started with root privileges")
     );
 }
+
+#[test]
+fn exec_enters_the_containers_namespaces() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    d.ok(&["run", "-d", "--name", "db", "-h", "dbhost", "-e", "K=V", "/bin/sleep", "3600"]);
+    assert_eq!(d.ok(&["exec", "db", "/bin/hostname"]), "dbhost\n");
+    assert_eq!(d.ok(&["exec", "db", "/bin/sh", "-c", "echo $K"]), "V\n");
+    let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"]);
+    let addrs = d.ok(&["exec", "db", "ip", "-o", "-4", "addr", "show"]);
+    assert!(addrs.contains("eth0") && addrs.contains(&format!("inet {}/16", ip.trim())), "{addrs}");
+    let init = d.ok(&["exec", "db", "/bin/cat", "/proc/1/cmdline"]);
+    assert!(init.contains("__init"), "PID 1 is the container's init: {init:?}");
+    assert_eq!(d.cli(&["exec", "db", "/bin/sh", "-c", "exit 4"]).status.code(), Some(4));
+    d.ok(&["stop", "-t", "1", "db"]);
+    let stopped = d.cli(&["exec", "db", "/bin/true"]);
+    assert_eq!(stopped.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("is not running"));
+}
+
+#[test]
+fn udp_is_published_as_tcp_is() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',53))\nwhile True:\n    m,a=s.recvfrom(100); s.sendto(m,a)";
+    d.ok(&["run", "-d", "--name", "p_udp", "-p", "127.0.0.1:5353:53/udp", &python(), "-c", echo]);
+    assert_eq!(d.ok(&["port", "p_udp"]), "53/udp -> 127.0.0.1:5353\n");
+    let ps = d.ok(&["ps"]);
+    assert!(ps.contains("   127.0.0.1:5353->53/udp   p_udp"), "{ps}");
+    let reply = eventually(15, || {
+        ns.run(|| {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+            s.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+            s.send_to(b"ping", "127.0.0.1:5353").ok()?;
+            let mut buf = [0u8; 16];
+            let n = s.recv(&mut buf).ok()?;
+            Some(buf[..n].to_vec())
+        })
+    });
+    assert_eq!(reply, b"ping");
+}
+
+#[test]
+fn restart_keeps_fixed_ports_and_the_container() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    d.ok(&args(&["run", "-d", "--name", "web", "-p", "127.0.0.1:8080:8000"], &web_server(8000)));
+    let pid1 = d.ok(&["inspect", "-f", "{{.State.Pid}}", "web"]);
+    assert_eq!(d.ok(&["restart", "-t", "1", "web"]), "web\n");
+    assert_ne!(d.ok(&["inspect", "-f", "{{.State.Pid}}", "web"]), pid1);
+    let status = eventually(15, || http_get(&ns, "127.0.0.1:8080"));
+    assert!(status.contains("200"));
+}
+
+#[test]
+fn fifty_concurrent_containers_get_distinct_addresses_and_leak_no_descriptor() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let daemon_fds = || std::fs::read_dir(format!("/proc/{}/fd", d.child.id())).unwrap().count();
+    // One container first, so lazily opened descriptors are in the baseline.
+    d.ok(&["run", "--rm", "-p", "127.0.0.1::80", "/bin/true"]);
+    let baseline = daemon_fds();
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|_| s.spawn(|| d.ok(&["run", "-d", "-p", "127.0.0.1::80", "/bin/sleep", "3600"])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap().trim().to_string()).collect()
+    });
+    let mut ips: Vec<String> = ids
+        .iter()
+        .map(|id| d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", id]).trim().to_string())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 50, "every container has an address of its own");
+    std::thread::scope(|s| {
+        for chunk in ids.chunks(10) {
+            s.spawn(|| {
+                let mut argv = vec!["rm", "-f"];
+                argv.extend(chunk.iter().map(String::as_str));
+                d.ok(&argv);
+            });
+        }
+    });
+    assert_eq!(d.ok(&["ps", "-a", "-q"]), "");
+    assert!(!ns.links().iter().any(|l| l.starts_with("cpveth")));
+    eventually(10, || (daemon_fds() <= baseline).then_some(()));
+}

@@ -11,8 +11,10 @@ use clap::{Args, Parser, Subcommand};
 use super::init::InitArgs;
 
 /// The subcommands this module handles.
-pub const COMMANDS: &[&str] =
-    &["daemon", "run", "ps", "port", "stop", "start", "rm", "logs", "inspect", "__init"];
+pub const COMMANDS: &[&str] = &[
+    "daemon", "run", "ps", "port", "stop", "start", "restart", "rm", "logs", "inspect", "exec",
+    "__init", "__nsexec",
+];
 
 /// cproxy's container commands.
 #[derive(Debug, Parser)]
@@ -47,6 +49,13 @@ pub enum SupervisorCommand {
     Logs(LogsArgs),
     /// Return low-level information on containers
     Inspect(InspectArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Runs a command in the namespaces the caller entered (internal, for exec)
+    #[command(name = "__nsexec", hide = true)]
+    NsExec(NsExecArgs),
     /// The container's init (internal)
     #[command(name = "__init", hide = true)]
     Init(InitArgs),
@@ -176,6 +185,28 @@ pub struct LogsArgs {
     pub container: String,
 }
 
+/// `cproxy exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The container
+    pub container: String,
+    /// The command and its arguments
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true,
+          value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `cproxy __nsexec`: what `exec` runs inside the container's namespaces.
+#[derive(Debug, Args)]
+pub struct NsExecArgs {
+    /// The command and its arguments.
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<std::ffi::OsString>,
+}
+
 /// `cproxy inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -222,6 +253,7 @@ pub fn dispatch(args: &[OsString]) -> Option<ExitCode> {
     };
     Some(match cli.command {
         SupervisorCommand::Init(a) => super::init::run(a),
+        SupervisorCommand::NsExec(a) => super::init::nsexec(a),
         SupervisorCommand::Daemon(a) => {
             crate::serve::init_logging();
             daemon(cli.host, a)

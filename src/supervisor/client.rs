@@ -11,7 +11,7 @@ use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
-use super::cli::{InspectArgs, PortArgs, PsArgs, RunArgs, SupervisorCommand};
+use super::cli::{ExecArgs, InspectArgs, PortArgs, PsArgs, RunArgs, SupervisorCommand};
 use super::format::{self, Port};
 use crate::spec::{PortSpec, parse_expose};
 
@@ -198,7 +198,21 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
                 stream_logs(client, &uri).await.map(|_| 0)
             }
             SupervisorCommand::Inspect(a) => inspect(client, a).await,
-            SupervisorCommand::Daemon(_) | SupervisorCommand::Init(_) => Ok(0),
+            SupervisorCommand::Restart(a) => {
+                each(&a.containers, |c| {
+                    let stop = format!("/containers/{}/stop?t={}", q(c), a.time);
+                    let start = format!("/containers/{}/start", q(c));
+                    async move {
+                        client.call(Method::POST, &stop, None).await?;
+                        client.call(Method::POST, &start, None).await.map(drop)
+                    }
+                })
+                .await
+            }
+            SupervisorCommand::Exec(a) => exec(client, a).await,
+            SupervisorCommand::Daemon(_)
+            | SupervisorCommand::Init(_)
+            | SupervisorCommand::NsExec(_) => Ok(0),
         }
     });
     match result {
@@ -531,6 +545,60 @@ fn go_print(v: &Value) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// `exec`: enters the container's namespaces (as `nsenter` does; the client runs as root, as
+/// the socket's permissions require) and runs the command there, its output straight to ours.
+async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
+    use std::os::unix::process::CommandExt;
+    let v =
+        client.json(Method::GET, &format!("/containers/{}/json", q(&a.container)), None).await?;
+    let pid = v["State"]["Pid"].as_i64().unwrap_or(0);
+    if v["State"]["Status"] != "running" || pid <= 0 {
+        let id = v["Id"].as_str().unwrap_or_default();
+        return Err(fail(format!("Error response from daemon: Container {id} is not running"), 1));
+    }
+    let mut namespaces = Vec::new();
+    for ns in ["ipc", "uts", "net", "pid", "mnt"] {
+        let f = std::fs::File::open(format!("/proc/{pid}/ns/{ns}")).map_err(|e| {
+            fail(format!("Error: cannot enter the container's {ns} namespace: {e}"), 126)
+        })?;
+        namespaces.push(f);
+    }
+    let exe = std::env::current_exe().map_err(|e| fail(e.to_string(), 126))?;
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), super::daemon::DEFAULT_PATH.into()),
+        ("HOSTNAME".into(), v["Config"]["Hostname"].as_str().unwrap_or_default().into()),
+        ("HOME".into(), "/root".into()),
+    ];
+    let given = v["Config"]["Env"].as_array().cloned().unwrap_or_default();
+    let given = given.iter().filter_map(|e| e.as_str().map(str::to_string));
+    for kv in given.chain(a.env.iter().cloned()) {
+        let (k, val) = kv.split_once('=').unwrap_or((&kv, ""));
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_string(), val.to_string()));
+    }
+    let fds: Vec<i32> = namespaces.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("__nsexec").arg("--").args(&a.command).env_clear().envs(env).current_dir("/");
+    // SAFETY: only setns, async-signal-safe, between fork and exec; the fds stay open in
+    // `namespaces` until the child has been spawned.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &fds {
+                if libc::setns(*fd, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let status =
+        cmd.status().map_err(|e| fail(format!("Error: cannot run in the container: {e}"), 126))?;
+    drop(namespaces);
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(255);
+    Ok(u8::try_from(code).unwrap_or(255))
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use crate::spec::{PortSpec, parse_expose};
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// The PATH a container gets, as Docker images set it.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// An error for the API: an HTTP status and Docker's message.
 #[derive(Debug)]

@@ -131,6 +131,12 @@ fn pid1(args: &InitArgs, set: &SigSet) -> u8 {
         eprintln!("cproxy init: {e}");
         return 127;
     }
+    run_command(args, set)
+}
+
+/// Runs the command as a child, reports exec failures as Docker does (127 not found, 126
+/// cannot run), and supervises it.
+fn run_command(args: &InitArgs, set: &SigSet) -> u8 {
     let argv: Vec<CString> =
         args.command.iter().filter_map(|a| CString::new(a.as_bytes()).ok()).collect();
     if argv.len() != args.command.len() || argv.is_empty() {
@@ -214,4 +220,23 @@ fn prepare(args: &InitArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `cproxy __nsexec`: started by `cproxy exec` already inside a container's mount, UTS, IPC
+/// and network namespaces, with its PID namespace for children; runs the command as a child
+/// (so it is inside the PID namespace too), passes SIGTERM/SIGINT on, exits with its status.
+pub fn nsexec(args: super::cli::NsExecArgs) -> ExitCode {
+    let Ok(set) = take_signals() else {
+        return ExitCode::from(126);
+    };
+    let init_args = InitArgs { hostname: String::new(), files: None, command: args.command };
+    // SAFETY: single-threaded, as in the shim.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => std::process::exit(i32::from(run_command(&init_args, &set))),
+        Ok(ForkResult::Parent { child }) => ExitCode::from(supervise(&set, child)),
+        Err(e) => {
+            eprintln!("cproxy exec: fork: {e}");
+            ExitCode::from(126)
+        }
+    }
 }
