@@ -13,7 +13,7 @@
 //! | `GET /containers/{id}/json` | `docker inspect`'s object (Id, Name, State, Config, HostConfig, NetworkSettings, …) |
 //! | `GET /containers/{id}/logs[?follow=1&stdout=1&stderr=1&tail=N]` | Docker's multiplexed stream: per frame 1 byte stream (1 stdout, 2 stderr), 3 zero bytes, a u32 big-endian length, the bytes |
 //!
-//! `{id}` is a name, an ID, or an unambiguous ID prefix. The create body:
+//! Every path also answers under `/v1.41/`. `{id}` is a name, an ID, or an unambiguous ID prefix. The create body:
 //!
 //! ```json
 //! {"Cmd": ["python3", "-m", "http.server"], "Env": ["K=V"], "Hostname": "",
@@ -54,8 +54,14 @@ fn flag(q: &HashMap<String, String>, name: &str) -> bool {
     q.get(name).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True"))
 }
 
-/// The router over a daemon.
+/// The router over a daemon; every route also answers under `/v1.41`, the Engine API version
+/// whose subset it serves, as Docker clients address it.
 pub fn router(daemon: Arc<Daemon>) -> Router {
+    let routes = routes(daemon);
+    Router::new().merge(routes.clone()).nest("/v1.41", routes)
+}
+
+fn routes(daemon: Arc<Daemon>) -> Router {
     Router::new()
         .route("/_ping", get(|| async { "OK" }))
         .route("/containers/json", get(list))
