@@ -485,3 +485,37 @@ fn fifty_concurrent_containers_get_distinct_addresses_and_leak_no_descriptor() {
     assert!(!ns.links().iter().any(|l| l.starts_with("cpveth")));
     eventually(10, || (daemon_fds() <= baseline).then_some(()));
 }
+
+#[test]
+fn volumes_workdir_and_env_file_are_applied_inside_only() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let src = ns.dir.join("src");
+    let dst = ns.dir.join("dst");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::write(src.join("greeting"), "hello\n").unwrap();
+    let env_file = ns.dir.join("env");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=yes\n\n").unwrap();
+    let vol = format!("{}:{}:ro", src.display(), dst.display());
+    let script =
+        "cat greeting; echo $FROM_FILE; touch new 2>/dev/null && echo writable || echo read-only";
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &vol,
+        "-w",
+        dst.to_str().unwrap(),
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(out, "hello\nyes\nread-only\n");
+    assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 0, "the host's directory is untouched");
+    let bad = d.cli(&["run", "--rm", "-v", "/nonexistent-cproxy:/mnt", "/bin/true"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bind source path does not exist"));
+}

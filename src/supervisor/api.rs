@@ -17,9 +17,10 @@
 //!
 //! ```json
 //! {"Cmd": ["python3", "-m", "http.server"], "Env": ["K=V"], "Hostname": "",
-//!  "ExposedPorts": ["5000/tcp"],
+//!  "ExposedPorts": ["5000/tcp"], "WorkingDir": "/srv",
 //!  "HostConfig": {"NetworkMode": "bridge", "PortSpecs": ["127.0.0.1:8080:5000"],
-//!                 "PublishAllPorts": false, "AutoRemove": false}}
+//!                 "PublishAllPorts": false, "AutoRemove": false,
+//!                 "Binds": ["/srv/data:/mnt:ro"]}}
 //! ```
 //!
 //! Unlike Docker's, published ports are given as `docker run -p` specs (`PortSpecs`) and exposed

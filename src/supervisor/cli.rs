@@ -106,6 +106,15 @@ pub struct RunArgs {
     /// Container host name
     #[arg(short = 'h', long = "hostname")]
     pub hostname: Option<String>,
+    /// Bind mount a host directory: HOSTDIR:DIR[:ro]
+    #[arg(short = 'v', long = "volume", value_name = "HOSTDIR:DIR")]
+    pub volume: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
@@ -204,6 +213,9 @@ pub struct ExecArgs {
 /// `cproxy __nsexec`: what `exec` runs inside the container's namespaces.
 #[derive(Debug, Args)]
 pub struct NsExecArgs {
+    /// Directory to run the command in.
+    #[arg(long, default_value = "/")]
+    pub workdir: PathBuf,
     /// The command and its arguments.
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<std::ffi::OsString>,

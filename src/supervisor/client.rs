@@ -279,14 +279,20 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
     if a.network == "host" && !specs.is_empty() {
         eprintln!("WARNING: Published ports are discarded when using host network mode");
     }
-    for kv in &a.env {
+    let mut env = Vec::new();
+    for file in &a.env_file {
+        env.extend(read_env_file(file)?);
+    }
+    env.extend(a.env.iter().cloned());
+    for kv in &env {
         if kv.is_empty() || kv.starts_with('=') {
             return Err(fail(format!("invalid environment variable: {kv}"), 125));
         }
     }
     let body = json!({
         "Cmd": a.command,
-        "Env": a.env,
+        "Env": env,
+        "WorkingDir": a.workdir.clone().unwrap_or_default(),
         "Hostname": a.hostname.clone().unwrap_or_default(),
         "ExposedPorts": a.expose,
         "HostConfig": {
@@ -294,6 +300,7 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
             "PortSpecs": specs,
             "PublishAllPorts": a.publish_all,
             "AutoRemove": a.rm && a.detach,
+            "Binds": a.volume,
         },
     });
     let name = a.name.as_deref().map(|n| format!("?name={}", q(n))).unwrap_or_default();
@@ -327,6 +334,29 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
         let _ = client.call(Method::DELETE, &format!("/containers/{id}?force=1"), None).await;
     }
     Ok(u8::try_from(code).unwrap_or(255))
+}
+
+/// `--env-file`: `KEY=VALUE` lines, `#` comments and blank lines skipped, a bare `KEY` taking
+/// the value it has here (dropped if unset), as docker reads it.
+fn read_env_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let os = e.to_string();
+        let os = os.split(" (os error").next().unwrap_or(&os).to_lowercase();
+        fail(format!("open {}: {os}", path.display()), 125)
+    })?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.contains('=') {
+            out.push(line.to_string());
+        } else if let Ok(v) = std::env::var(line) {
+            out.push(format!("{line}={v}"));
+        }
+    }
+    Ok(out)
 }
 
 /// Copies Docker's multiplexed log stream to stdout and stderr.
@@ -580,7 +610,10 @@ async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
     }
     let fds: Vec<i32> = namespaces.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("__nsexec").arg("--").args(&a.command).env_clear().envs(env).current_dir("/");
+    let cwd =
+        v["Config"]["WorkingDir"].as_str().filter(|w| !w.is_empty()).unwrap_or("/").to_string();
+    // The working directory is set inside: entering the mount namespace resets it to `/`.
+    cmd.arg("__nsexec").arg("--workdir").arg(cwd).arg("--").args(&a.command).env_clear().envs(env);
     // SAFETY: only setns, async-signal-safe, between fork and exec; the fds stay open in
     // `namespaces` until the child has been spawned.
     unsafe {

@@ -68,6 +68,8 @@ pub struct CreateRequest {
     pub hostname: String,
     /// `--expose` values.
     pub exposed_ports: Vec<String>,
+    /// `-w`.
+    pub working_dir: String,
     /// Network mode, published ports, -P, --rm.
     pub host_config: HostConfigRequest,
 }
@@ -84,6 +86,8 @@ pub struct HostConfigRequest {
     pub publish_all_ports: bool,
     /// `--rm`.
     pub auto_remove: bool,
+    /// `-v HOSTDIR:DIR[:ro]` values.
+    pub binds: Vec<String>,
 }
 
 /// What a running container holds, given back when it stops.
@@ -268,6 +272,18 @@ impl Daemon {
         } else if !matches!(mode.as_str(), "bridge" | "host" | "none") {
             return Err(ApiError::new(404, format!("network {mode} not found")));
         }
+        for bind in &req.host_config.binds {
+            parse_bind(bind)?;
+        }
+        if !req.working_dir.is_empty() && !req.working_dir.starts_with('/') {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "the working directory '{}' is invalid, it needs to be an absolute path",
+                    req.working_dir
+                ),
+            ));
+        }
         let id = names::new_id().map_err(ApiError::internal)?;
         let mut containers = self.containers.lock().map_err(ApiError::internal)?;
         let name = match name.filter(|n| !n.is_empty()) {
@@ -318,6 +334,8 @@ impl Daemon {
             expose: req.exposed_ports,
             publish_all: req.host_config.publish_all_ports,
             auto_remove: req.host_config.auto_remove,
+            binds: req.host_config.binds,
+            working_dir: req.working_dir,
             state: RunState {
                 status: "created".into(),
                 started_at: ZERO_TIME.into(),
@@ -507,6 +525,8 @@ impl Daemon {
             hostname,
             files,
             host_network: record.network_mode == "host",
+            binds: record.binds.iter().filter_map(|b| parse_bind(b).ok()).collect(),
+            working_dir: Some(record.working_dir.clone()).filter(|w| !w.is_empty()),
             join_netns,
         };
         let mut started = self.spawner.spawn(launch).await.map_err(ApiError::internal)?;
@@ -817,10 +837,12 @@ impl Daemon {
                 "PortBindings": r.publish,
                 "PublishAllPorts": r.publish_all,
                 "AutoRemove": r.auto_remove,
+                "Binds": r.binds,
                 "Links": Value::Null,
             },
             "Config": {
                 "Hostname": r.hostname,
+                "WorkingDir": r.working_dir,
                 "Env": r.env,
                 "Cmd": std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect::<Vec<_>>(),
                 "Image": r.path,
@@ -840,6 +862,37 @@ impl Daemon {
     pub fn log_path(&self, c: &Container) -> PathBuf {
         self.store.dir(&c.id).join(format!("{}-json.log", c.id))
     }
+}
+
+/// A `-v HOSTDIR:DIR[:ro|rw]` value as (host dir, container dir, read-only). A container sees
+/// the host's filesystem, so both must exist: DIR is covered inside the container only.
+pub fn parse_bind(spec: &str) -> Result<(PathBuf, PathBuf, bool), ApiError> {
+    let bad =
+        |why: &str| ApiError::new(400, format!("invalid volume specification: '{spec}': {why}"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, ro) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, false),
+        [src, dst, "ro"] => (*src, *dst, true),
+        [src, dst, "rw"] => (*src, *dst, false),
+        _ => return Err(bad("expected HOSTDIR:DIR[:ro]")),
+    };
+    if !src.starts_with('/') {
+        return Err(bad("cproxy mounts host paths only: HOSTDIR must be absolute"));
+    }
+    if !dst.starts_with('/') {
+        return Err(bad("DIR must be an absolute path"));
+    }
+    for (path, which) in [(src, "source"), (dst, "destination")] {
+        if !std::path::Path::new(path).exists() {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "invalid mount config for type \"bind\": bind {which} path does not exist: {path}"
+                ),
+            ));
+        }
+    }
+    Ok((PathBuf::from(src), PathBuf::from(dst), ro))
 }
 
 /// Reads a pipe line by line into the log.

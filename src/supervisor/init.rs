@@ -37,6 +37,12 @@ pub struct InitArgs {
     /// Directory holding `hosts`, `hostname`, `resolv.conf` to bind-mount over /etc's.
     #[arg(long)]
     pub files: Option<PathBuf>,
+    /// `HOSTDIR:DIR[:ro]` to bind-mount (validated by the daemon).
+    #[arg(long = "volume")]
+    pub volumes: Vec<String>,
+    /// Directory to run the command in.
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<std::ffi::OsString>,
@@ -201,6 +207,20 @@ fn prepare(args: &InitArgs) -> Result<(), String> {
                 .map_err(|e| format!("mounting {}: {e}", target.display()))?;
         }
     }
+    for volume in &args.volumes {
+        let mut parts = volume.splitn(3, ':');
+        let (Some(src), Some(dst)) = (parts.next(), parts.next()) else {
+            return Err(format!("bad volume {volume}"));
+        };
+        mount(Some(src), dst, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
+            .map_err(|e| format!("mounting {src} on {dst}: {e}"))?;
+        if parts.next() == Some("ro") {
+            let flags =
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC;
+            mount(none, dst, none, flags, none)
+                .map_err(|e| format!("making {dst} read-only: {e}"))?;
+        }
+    }
     mount(
         Some("proc"),
         "/proc",
@@ -210,6 +230,10 @@ fn prepare(args: &InitArgs) -> Result<(), String> {
     )
     .map_err(|e| format!("mounting /proc: {e}"))?;
     nix::unistd::sethostname(&args.hostname).map_err(|e| format!("sethostname: {e}"))?;
+    let cwd = args.workdir.clone().unwrap_or_else(|| PathBuf::from("/"));
+    std::env::set_current_dir(&cwd).map_err(|e| {
+        format!("chdir to cwd ({:?}) set in config.json failed: {e}", cwd.display().to_string())
+    })?;
     // The command reads nothing: stdin is /dev/null, as under `docker run -d`.
     if let Ok(null) = File::open("/dev/null") {
         use std::os::fd::AsRawFd;
@@ -229,7 +253,17 @@ pub fn nsexec(args: super::cli::NsExecArgs) -> ExitCode {
     let Ok(set) = take_signals() else {
         return ExitCode::from(126);
     };
-    let init_args = InitArgs { hostname: String::new(), files: None, command: args.command };
+    if let Err(e) = std::env::set_current_dir(&args.workdir) {
+        eprintln!("cproxy exec: chdir to {}: {e}", args.workdir.display());
+        return ExitCode::from(126);
+    }
+    let init_args = InitArgs {
+        hostname: String::new(),
+        files: None,
+        volumes: Vec::new(),
+        workdir: None,
+        command: args.command,
+    };
     // SAFETY: single-threaded, as in the shim.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => std::process::exit(i32::from(run_command(&init_args, &set))),

@@ -29,6 +29,10 @@ pub struct Launch {
     pub join_netns: Option<File>,
     /// Stay in the daemon's network namespace (`--network host`).
     pub host_network: bool,
+    /// Bind mounts: host path, container path, read-only.
+    pub binds: Vec<(PathBuf, PathBuf, bool)>,
+    /// The command's working directory.
+    pub working_dir: Option<String>,
 }
 
 /// A started shim, waiting for the go byte on `control`.
@@ -77,6 +81,18 @@ fn spawn(launch: Launch) -> io::Result<Started> {
     cmd.arg0("cproxy-init").arg("__init").arg("--hostname").arg(&launch.hostname);
     if let Some(files) = &launch.files {
         cmd.arg("--files").arg(files);
+    }
+    for (src, dst, ro) in &launch.binds {
+        let mut v = std::ffi::OsString::from(src);
+        v.push(":");
+        v.push(dst);
+        if *ro {
+            v.push(":ro");
+        }
+        cmd.arg("--volume").arg(v);
+    }
+    if let Some(w) = &launch.working_dir {
+        cmd.arg("--workdir").arg(w);
     }
     cmd.arg("--").args(&launch.command);
     cmd.env_clear().envs(launch.env.iter().map(|(k, v)| (k, v)));

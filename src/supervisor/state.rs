@@ -80,6 +80,12 @@ pub struct Record {
     pub ip: Option<Ipv4Addr>,
     /// Published ports while running.
     pub ports: Vec<Published>,
+    /// `-v HOSTDIR:DIR[:ro]` bind mounts.
+    #[serde(default)]
+    pub binds: Vec<String>,
+    /// `-w`: the command's working directory (empty: `/`).
+    #[serde(default)]
+    pub working_dir: String,
 }
 
 /// The container records' directory layout under a data root.
