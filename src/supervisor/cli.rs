@@ -106,7 +106,7 @@ pub struct RunArgs {
     /// Container host name
     #[arg(short = 'h', long = "hostname")]
     pub hostname: Option<String>,
-    /// Bind mount a host directory: HOSTDIR:DIR[:ro]
+    #[arg(help = "Bind mount a host directory: HOSTDIR:DIR[:ro]")]
     #[arg(short = 'v', long = "volume", value_name = "HOSTDIR:DIR")]
     pub volume: Vec<String>,
     /// Working directory inside the container
