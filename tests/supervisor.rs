@@ -270,6 +270,10 @@ fn a_taken_port_fails_the_run_and_leaves_nothing_behind() {
         d.ok(&["inspect", "-f", "{{.State.Pid}} {{json .NetworkSettings.Ports}}", "alloc2"])
             == "0 {}\n"
     );
+    // In the foreground too, without waiting for a container that never ran; --rm removes it.
+    let fg = d.cli(&["run", "--rm", "-p", "127.0.0.1:5100:80", "/bin/true"]);
+    assert_eq!(fg.status.code(), Some(125));
+    assert_eq!(d.ok(&["ps", "-a", "-q"]).lines().count(), 2);
     // A port held by something else is the userland proxy's bind error.
     let _held = ns.run(|| TcpListener::bind("127.0.0.1:5200").unwrap());
     let out = d.cli(&["run", "-d", "--name", "busyport", "-p", "127.0.0.1:5200:80", "/bin/true"]);

@@ -317,19 +317,18 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
         println!("{id}");
         return Ok(0);
     }
-    // Foreground: wait is asked before start so the exit cannot be missed.
-    let wait_uri = format!("/containers/{id}/wait");
-    let waiter = async { client.json(Method::POST, &wait_uri, None).await };
-    let start_and_stream = async {
-        client
-            .call(Method::POST, &format!("/containers/{id}/start"), None)
-            .await
-            .map_err(started)?;
-        stream_logs(client, &format!("/containers/{id}/logs?stdout=1&stderr=1&follow=1")).await
-    };
-    let (waited, streamed) = tokio::join!(waiter, start_and_stream);
-    streamed?;
-    let code = waited?["StatusCode"].as_i64().unwrap_or(255);
+    // Foreground: the daemon does not remove it (the client does, after `wait`), and an exited
+    // container stays exited, so `wait` after the log stream ends cannot miss the exit.
+    let start = client.call(Method::POST, &format!("/containers/{id}/start"), None).await;
+    if let Err(e) = start {
+        if a.rm {
+            let _ = client.call(Method::DELETE, &format!("/containers/{id}?force=1"), None).await;
+        }
+        return Err(started(e));
+    }
+    stream_logs(client, &format!("/containers/{id}/logs?stdout=1&stderr=1&follow=1")).await?;
+    let waited = client.json(Method::POST, &format!("/containers/{id}/wait"), None).await?;
+    let code = waited["StatusCode"].as_i64().unwrap_or(255);
     if a.rm {
         let _ = client.call(Method::DELETE, &format!("/containers/{id}?force=1"), None).await;
     }

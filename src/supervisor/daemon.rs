@@ -558,15 +558,26 @@ impl Daemon {
         let stdout = started.child.stdout.take();
         let stderr = started.child.stderr.take();
         let mut control = started.control;
-        let pid: i32 = tokio::task::spawn_blocking(move || -> io::Result<i32> {
+        let handshake = tokio::task::spawn_blocking(move || -> io::Result<i32> {
             control.write_all(b"g")?;
             let mut line = String::new();
             BufReader::new(&mut control).read_line(&mut line)?;
             line.trim().parse().map_err(|_| io::Error::other("the container's init did not start"))
         })
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        .map_err(io::Error::other)
+        .and_then(|r| r);
+        let pid = match handshake {
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = started.child.kill();
+                let _ = started.child.wait();
+                if let Ok(mut log) = c.log.lock() {
+                    *log = None;
+                }
+                return Err(ApiError::internal(e));
+            }
+        };
         let now = rfc3339(SystemTime::now());
         let ip = held.ip;
         let r = c.update(|r| {
