@@ -1,11 +1,12 @@
-//! The daemon's model: containers, their lifecycle (create, start, stop, wait, remove), their
-//! logs and published ports. The API ([`super::api`]) calls into it; it calls the forwarder
-//! ([`crate::proxy::Proxy`]), the port allocator, [`super::net`] and [`super::process`].
+//! The daemon's model: containers and their lifecycle (create, start, stop, wait, remove) and
+//! logs. The API ([`super::api`]) calls into it; it calls [`super::publish`] (ports through the
+//! forwarder, [`crate::proxy::Proxy`]), [`super::net`] and [`super::process`]; what the API
+//! shows of a container is in [`super::view`].
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -14,16 +15,16 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rtnetlink::Handle;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
 
-use super::format::{self, Port, rfc3339};
+use super::format::rfc3339;
 use super::net::{self, Bridge};
 use super::process::{Launch, Spawner};
-use super::state::{Published, Record, RunState, Store};
+use super::state::{Record, RunState, Store};
 use super::{hosts, names};
-use crate::ports::{AllocError, PortAllocator};
-use crate::proxy::{BindingId, Proto, Proxy, ProxyError};
+use crate::ports::PortAllocator;
+use crate::proxy::{BindingId, Proxy};
 use crate::spec::{PortSpec, parse_expose};
 
 /// Docker's zero time, for times that have not happened.
@@ -42,7 +43,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: u16, message: impl Into<String>) -> ApiError {
+    pub(super) fn new(status: u16, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into() }
     }
 
@@ -51,7 +52,7 @@ impl ApiError {
         ApiError::new(404, format!("No such container: {name}"))
     }
 
-    fn internal(e: impl std::fmt::Display) -> ApiError {
+    pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
         ApiError::new(500, e.to_string())
     }
 }
@@ -163,11 +164,11 @@ impl Container {
 
 /// The daemon: every container and what they share.
 pub struct Daemon {
-    store: Store,
-    proxy: Proxy,
-    allocator: PortAllocator,
+    pub(super) store: Store,
+    pub(super) proxy: Proxy,
+    pub(super) allocator: PortAllocator,
     handle: Handle,
-    bridge: Bridge,
+    pub(super) bridge: Bridge,
     spawner: Spawner,
     containers: Mutex<Vec<Arc<Container>>>,
 }
@@ -212,7 +213,7 @@ impl Daemon {
         })
     }
 
-    fn all(&self) -> Vec<Arc<Container>> {
+    pub(super) fn all(&self) -> Vec<Arc<Container>> {
         self.containers.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
@@ -348,92 +349,6 @@ impl Daemon {
         self.store.save(&record).map_err(ApiError::internal)?;
         containers.push(Container::new(record));
         Ok(id)
-    }
-
-    /// Binds every published port of `record` to `ip`, all or nothing.
-    fn publish(
-        &self,
-        record: &Record,
-        ip: Ipv4Addr,
-    ) -> Result<Vec<(BindingId, Published)>, ApiError> {
-        let mut specs: Vec<PortSpec> =
-            record.publish.iter().filter_map(|s| PortSpec::parse(s).ok()).collect();
-        if record.publish_all {
-            specs.extend(record.expose.iter().filter_map(|s| parse_expose(s).ok()));
-        }
-        let mut done: Vec<(BindingId, Published)> = Vec::new();
-        let undo = |done: &[(BindingId, Published)]| {
-            for (id, _) in done {
-                let proxy = self.proxy.clone();
-                let id = *id;
-                tokio::spawn(async move { proxy.remove(id).await });
-            }
-        };
-        for (spec, protos) in pair_halves(&specs) {
-            for mapping in spec.mappings() {
-                let to = SocketAddr::new(IpAddr::V4(ip), mapping.container_port);
-                let sockets = match self.allocator.bind_mapping_for(&mapping, &protos) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        undo(&done);
-                        return Err(self.port_error(record, e));
-                    }
-                };
-                for socket in sockets {
-                    let local = socket.local_addr();
-                    match self.proxy.add_socket(socket.proto(), socket.into_fd(), to) {
-                        Ok(info) => done.push((
-                            info.id,
-                            Published {
-                                container_port: mapping.container_port,
-                                proto: info.binding.proto.to_string(),
-                                host_ip: local.ip().to_string(),
-                                host_port: local.port(),
-                            },
-                        )),
-                        Err(e) => {
-                            undo(&done);
-                            return Err(ApiError::internal(e));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(done)
-    }
-
-    /// Docker's words for a host port that cannot be had: "port is already allocated" when a
-    /// container of this daemon holds it, the userland proxy's bind error when something else
-    /// does.
-    fn port_error(&self, record: &Record, e: AllocError) -> ApiError {
-        let endpoint = names::new_id().unwrap_or_default();
-        let detail = match &e {
-            AllocError::Bind(ProxyError::PortAllocated { proto, addr }) => {
-                let ours = self.all().iter().any(|c| {
-                    c.record().ports.iter().any(|p| {
-                        p.host_port == addr.port()
-                            && p.proto == proto.to_string()
-                            && p.host_ip == addr.ip().to_string()
-                    })
-                });
-                if ours {
-                    e.to_string()
-                } else {
-                    let family = if addr.is_ipv4() { "4" } else { "6" };
-                    format!(
-                        "Error starting userland proxy: listen {proto}{family} {addr}: bind: address already in use"
-                    )
-                }
-            }
-            _ => e.to_string(),
-        };
-        ApiError::new(
-            500,
-            format!(
-                "driver failed programming external connectivity on endpoint {} ({endpoint}): {detail}",
-                record.name
-            ),
-        )
     }
 
     /// Starts a container: address, hosts files, ports, namespaces, network, then the
@@ -744,131 +659,6 @@ impl Daemon {
         }
     }
 
-    /// `GET /containers/json`: newest first, running only unless `all`.
-    pub fn list(&self, all: bool) -> Vec<Value> {
-        let now = SystemTime::now();
-        let mut out: Vec<Value> = self
-            .all()
-            .iter()
-            .rev()
-            .map(|c| c.record())
-            .filter(|r| all || r.state.status == "running")
-            .map(|r| {
-                let created = format::parse_rfc3339(&r.created).unwrap_or(now);
-                json!({
-                    "Id": r.id,
-                    "Names": [format!("/{}", r.name)],
-                    "Image": r.path,
-                    "Command": format::command_line(&r.path, &r.args),
-                    "Created": created.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-                    "Ports": api_ports(&r),
-                    "State": r.state.status,
-                    "Status": status_text(&r, now),
-                    "HostConfig": {"NetworkMode": r.network_mode},
-                })
-            })
-            .collect();
-        out.shrink_to_fit();
-        out
-    }
-
-    /// `GET /containers/{id}/json`: Docker's inspect shape, the parts cproxy has.
-    pub fn inspect(&self, c: &Arc<Container>) -> Value {
-        let r = c.record();
-        let dir = self.store.dir(&r.id);
-        let running = r.state.status == "running";
-        let mut ports = serde_json::Map::new();
-        if running {
-            for e in &r.expose {
-                if let Ok(spec) = parse_expose(e) {
-                    for p in spec.container_ports().ports() {
-                        ports.insert(format!("{p}/{}", spec.proto()), Value::Null);
-                    }
-                }
-            }
-            for p in &r.ports {
-                let key = format!("{}/{}", p.container_port, p.proto);
-                let entry = json!({"HostIp": p.host_ip, "HostPort": p.host_port.to_string()});
-                match ports.get_mut(&key) {
-                    Some(Value::Array(list)) => list.push(entry),
-                    _ => {
-                        ports.insert(key, Value::Array(vec![entry]));
-                    }
-                }
-            }
-        }
-        let bridge = r.network_mode == "bridge" && running;
-        let (ip, prefix, gateway, mac) = match r.ip.filter(|_| bridge) {
-            Some(ip) => {
-                let m = net::mac_for(ip);
-                (
-                    ip.to_string(),
-                    self.bridge.ipam.subnet().prefix,
-                    self.bridge.ipam.gateway().to_string(),
-                    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
-                )
-            }
-            None => (String::new(), 0, String::new(), String::new()),
-        };
-        let exposed: serde_json::Map<String, Value> = r
-            .expose
-            .iter()
-            .filter_map(|e| parse_expose(e).ok())
-            .flat_map(|s| {
-                s.container_ports().ports().map(move |p| (format!("{p}/{}", s.proto()), json!({})))
-            })
-            .collect();
-        json!({
-            "Id": r.id,
-            "Created": r.created,
-            "Path": r.path,
-            "Args": r.args,
-            "State": {
-                "Status": r.state.status,
-                "Running": running,
-                "Paused": false,
-                "Restarting": false,
-                "OOMKilled": false,
-                "Dead": false,
-                "Pid": r.state.pid,
-                "ExitCode": r.state.exit_code,
-                "Error": r.state.error,
-                "StartedAt": r.state.started_at,
-                "FinishedAt": r.state.finished_at,
-            },
-            "Image": r.path,
-            "ResolvConfPath": dir.join("resolv.conf"),
-            "HostnamePath": dir.join("hostname"),
-            "HostsPath": dir.join("hosts"),
-            "LogPath": dir.join(format!("{}-json.log", r.id)),
-            "Name": format!("/{}", r.name),
-            "RestartCount": 0,
-            "HostConfig": {
-                "NetworkMode": r.network_mode,
-                "PortBindings": r.publish,
-                "PublishAllPorts": r.publish_all,
-                "AutoRemove": r.auto_remove,
-                "Binds": r.binds,
-                "Links": Value::Null,
-            },
-            "Config": {
-                "Hostname": r.hostname,
-                "WorkingDir": r.working_dir,
-                "Env": r.env,
-                "Cmd": std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect::<Vec<_>>(),
-                "Image": r.path,
-                "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
-            },
-            "NetworkSettings": {
-                "Ports": ports,
-                "IPAddress": ip,
-                "IPPrefixLen": prefix,
-                "Gateway": gateway,
-                "MacAddress": mac,
-            },
-        })
-    }
-
     /// The log file of a container.
     pub fn log_path(&self, c: &Container) -> PathBuf {
         self.store.dir(&c.id).join(format!("{}-json.log", c.id))
@@ -917,68 +707,4 @@ fn pump(c: &Container, stream: &str, pipe: Box<dyn Read + Send>) {
             Ok(_) => c.log_line(stream, &String::from_utf8_lossy(&buf)),
         }
     }
-}
-
-/// The `Ports` list of `GET /containers/json`.
-fn api_ports(r: &Record) -> Vec<Port> {
-    if r.state.status != "running" {
-        return Vec::new();
-    }
-    let mut ports: Vec<Port> = r
-        .ports
-        .iter()
-        .map(|p| Port {
-            ip: p.host_ip.clone(),
-            private_port: p.container_port,
-            public_port: p.host_port,
-            proto: p.proto.clone(),
-        })
-        .collect();
-    for e in &r.expose {
-        if let Ok(spec) = parse_expose(e) {
-            for p in spec.container_ports().ports() {
-                let proto = spec.proto().to_string();
-                if !ports.iter().any(|x| x.private_port == p && x.proto == proto) {
-                    ports.push(Port { ip: String::new(), private_port: p, public_port: 0, proto });
-                }
-            }
-        }
-    }
-    ports
-}
-
-/// Docker's STATUS column: "Up 5 seconds", "Exited (3) 2 minutes ago", "Created".
-fn status_text(r: &Record, now: SystemTime) -> String {
-    let since = |t: &str| {
-        format::parse_rfc3339(t).and_then(|t| now.duration_since(t).ok()).unwrap_or_default()
-    };
-    match r.state.status.as_str() {
-        "running" => format!("Up {}", format::human_duration(since(&r.state.started_at))),
-        "exited" => format!(
-            "Exited ({}) {} ago",
-            r.state.exit_code,
-            format::human_duration(since(&r.state.finished_at))
-        ),
-        _ => "Created".into(),
-    }
-}
-
-/// Specs that differ only in protocol and leave the host port to the allocator are published
-/// together, so the TCP and UDP halves of a port get the same host port (as `cproxy forward`).
-fn pair_halves(specs: &[PortSpec]) -> Vec<(PortSpec, Vec<Proto>)> {
-    let mut groups: Vec<(PortSpec, Vec<Proto>)> = Vec::new();
-    for spec in specs {
-        let half_of = |(g, protos): &&mut (PortSpec, Vec<Proto>)| {
-            spec.host_ports().is_none()
-                && g.host_ports().is_none()
-                && g.host_ip() == spec.host_ip()
-                && g.container_ports() == spec.container_ports()
-                && !protos.contains(&spec.proto())
-        };
-        match groups.iter_mut().find(half_of) {
-            Some((_, protos)) => protos.push(spec.proto()),
-            None => groups.push((*spec, vec![spec.proto()])),
-        }
-    }
-    groups
 }

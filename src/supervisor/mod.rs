@@ -16,7 +16,9 @@ pub mod init;
 pub mod names;
 pub mod net;
 pub mod process;
+pub mod publish;
 pub mod state;
+pub mod view;
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
