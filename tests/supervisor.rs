@@ -523,3 +523,69 @@ fn volumes_workdir_and_env_file_are_applied_inside_only() {
     assert_eq!(bad.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("bind source path does not exist"));
 }
+
+#[test]
+fn stop_kills_what_ignores_sigterm_after_the_timeout() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    // The shell ignores SIGTERM and waits on a child; init passes SIGTERM to the shell only.
+    d.ok(&["run", "-d", "--name", "stubborn", "/bin/sh", "-c", "trap '' TERM; sleep 100 & wait"]);
+    let started = std::time::Instant::now();
+    assert_eq!(d.ok(&["stop", "-t", "1", "stubborn"]), "stubborn\n");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(5), "{took:?}");
+    let state = d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "stubborn"]);
+    assert_eq!(state, "exited 137\n");
+    // A command that handles SIGTERM stops at once, with its own status.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "polite",
+        "/bin/sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 100 & wait",
+    ]);
+    let started = std::time::Instant::now();
+    d.ok(&["stop", "polite"]);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "polite"]), "0\n");
+}
+
+#[test]
+fn logs_keep_both_streams_and_tail_cuts_them() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let out =
+        d.cli(&["run", "--name", "talker", "/bin/sh", "-c", "echo one; echo two >&2; echo three"]);
+    assert_eq!(out.status.code(), Some(0));
+    let logs = d.cli(&["logs", "talker"]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "one\nthree\n");
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "two\n");
+    // Lines of one stream keep their order (the two streams are two pipes, as in Docker).
+    d.ok(&["run", "--name", "counter", "/bin/sh", "-c", "echo a; echo b; echo c"]);
+    assert_eq!(d.ok(&["logs", "--tail", "2", "counter"]), "b\nc\n");
+    // The log file is Docker's json-file format, with timestamps.
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "counter"]);
+    let path = d.ok(&["inspect", "-f", "{{.LogPath}}", "counter"]);
+    assert!(path.trim().ends_with(&format!("{}-json.log", id.trim())));
+    let first = std::fs::read_to_string(path.trim()).unwrap();
+    let first = first.lines().next().unwrap().to_string();
+    assert!(first.starts_with("{\"log\":\"a\\n\",\"stream\":\"stdout\",\"time\":\"20"), "{first}");
+}
+
+#[test]
+fn exposed_ports_show_in_ps_and_the_socket_is_group_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let mode = std::fs::metadata(ns.dir.join("cproxy.sock")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o660);
+    d.ok(&["run", "-d", "--name", "exposed", "--expose", "80", "/bin/sleep", "3600"]);
+    let ps = d.ok(&["ps"]);
+    assert!(ps.lines().nth(1).unwrap().ends_with("   80/tcp    exposed"), "{ps}");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", "exposed"]),
+        "{\"80/tcp\":null}\n"
+    );
+}
