@@ -175,6 +175,10 @@ fn network_modes_show_the_interfaces_they_promise() {
     let links = |mode: &str| d.ok(&["run", "--rm", "--network", mode, &python(), "-c", list]);
     assert_eq!(links("bridge"), "eth0 lo\n");
     assert_eq!(links("none"), "lo\n");
+    // As Docker's: IPv4 only inside, so `ip addr` reads as in Docker's transcripts.
+    let addrs = d.ok(&["run", "--rm", "--network", "none", "ip", "-o", "addr"]);
+    assert_eq!(addrs.lines().count(), 1, "{addrs}");
+    assert!(addrs.contains("inet 127.0.0.1/8 scope host lo"), "{addrs}");
     let host = links("host");
     assert!(host.contains("cproxy0") && host.contains("lo"), "{host}");
     // container:NAME shares NAME's interfaces and address.
@@ -412,6 +416,8 @@ fn exec_enters_the_containers_namespaces() {
     let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"]);
     let addrs = d.ok(&["exec", "db", "ip", "-o", "-4", "addr", "show"]);
     assert!(addrs.contains("eth0") && addrs.contains(&format!("inet {}/16", ip.trim())), "{addrs}");
+    let routes = d.ok(&["exec", "db", "ip", "route"]);
+    assert!(routes.starts_with("default via 172.17.0.1 dev eth0 \n"), "{routes}");
     let init = d.ok(&["exec", "db", "/bin/cat", "/proc/1/cmdline"]);
     assert!(init.contains("__init"), "PID 1 is the container's init: {init:?}");
     assert_eq!(d.cli(&["exec", "db", "/bin/sh", "-c", "exit 4"]).status.code(), Some(4));

@@ -440,6 +440,7 @@ impl Daemon {
             hostname,
             files,
             host_network: record.network_mode == "host",
+            disable_ipv6: matches!(record.network_mode.as_str(), "bridge" | "none"),
             binds: record.binds.iter().filter_map(|b| parse_bind(b).ok()).collect(),
             working_dir: Some(record.working_dir.clone()).filter(|w| !w.is_empty()),
             join_netns,

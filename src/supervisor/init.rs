@@ -43,6 +43,9 @@ pub struct InitArgs {
     /// Directory to run the command in.
     #[arg(long)]
     pub workdir: Option<PathBuf>,
+    /// Turn IPv6 off in this (new) network namespace.
+    #[arg(long = "disable-ipv6")]
+    pub disable_ipv6: bool,
     /// The command and its arguments.
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<std::ffi::OsString>,
@@ -229,6 +232,12 @@ fn prepare(args: &InitArgs) -> Result<(), String> {
         none,
     )
     .map_err(|e| format!("mounting /proc: {e}"))?;
+    if args.disable_ipv6 {
+        // Absent when the kernel has no IPv6: then there is nothing to turn off.
+        for scope in ["all", "default"] {
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{scope}/disable_ipv6"), "1");
+        }
+    }
     nix::unistd::sethostname(&args.hostname).map_err(|e| format!("sethostname: {e}"))?;
     let cwd = args.workdir.clone().unwrap_or_else(|| PathBuf::from("/"));
     std::env::set_current_dir(&cwd).map_err(|e| {
@@ -262,6 +271,7 @@ pub fn nsexec(args: super::cli::NsExecArgs) -> ExitCode {
         files: None,
         volumes: Vec::new(),
         workdir: None,
+        disable_ipv6: false,
         command: args.command,
     };
     // SAFETY: single-threaded, as in the shim.

@@ -33,6 +33,8 @@ pub struct Launch {
     pub binds: Vec<(PathBuf, PathBuf, bool)>,
     /// The command's working directory.
     pub working_dir: Option<String>,
+    /// Turn IPv6 off in the container's own network namespace, as Docker's default bridge does.
+    pub disable_ipv6: bool,
 }
 
 /// A started shim, waiting for the go byte on `control`.
@@ -90,6 +92,9 @@ fn spawn(launch: Launch) -> io::Result<Started> {
             v.push(":ro");
         }
         cmd.arg("--volume").arg(v);
+    }
+    if launch.disable_ipv6 {
+        cmd.arg("--disable-ipv6");
     }
     if let Some(w) = &launch.working_dir {
         cmd.arg("--workdir").arg(w);

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteProtocol};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use ipam::{Ipam, Subnet};
@@ -258,7 +258,12 @@ async fn configure_inside(
         .map_err(|e| nl("eth0 up", e))?;
     h.route()
         .add(
-            RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(index).build(),
+            RouteMessageBuilder::<Ipv4Addr>::new()
+                // "boot", as Docker's netlink library adds it (`ip route` shows no proto).
+                .protocol(RouteProtocol::Boot)
+                .gateway(gateway)
+                .output_interface(index)
+                .build(),
         )
         .execute()
         .await
