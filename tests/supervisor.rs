@@ -355,7 +355,7 @@ fn a_killed_daemon_is_cleaned_up_by_the_next_and_lists_everything_stopped() {
     let d2 = ns.daemon(&[]);
     let ps = d2.ok(&["ps", "-a"]);
     assert_eq!(ps.lines().count(), 3, "{ps}");
-    assert!(ps.lines().skip(1).all(|l| l.contains("Exited (")), "{ps}");
+    assert!(ps.lines().skip(1).all(|l| l.contains("Exited (137) ")), "{ps}");
     let links = ns.links();
     assert!(!links.iter().any(|l| l.starts_with("cpveth")), "{links:?}");
     d2.ok(&["start", "one"]);

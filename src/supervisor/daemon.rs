@@ -192,7 +192,8 @@ impl Daemon {
         for mut record in store.load_all() {
             if record.state.status == "running" {
                 record.state.status = "exited".into();
-                record.state.exit_code = 255;
+                // It was SIGKILLed with its daemon (PR_SET_PDEATHSIG), as Docker reports it.
+                record.state.exit_code = 137;
                 record.state.pid = 0;
                 record.state.finished_at = rfc3339(SystemTime::now());
                 record.ip = None;
