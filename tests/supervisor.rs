@@ -535,7 +535,12 @@ fn stop_kills_what_ignores_sigterm_after_the_timeout() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
     // The shell ignores SIGTERM and waits on a child; init passes SIGTERM to the shell only.
-    d.ok(&["run", "-d", "--name", "stubborn", "/bin/sh", "-c", "trap '' TERM; sleep 100 & wait"]);
+    // Each says "ready" once its trap is set: a SIGTERM before that would end it at once.
+    let ready =
+        |name: &str| eventually(10, || d.ok(&["logs", name]).contains("ready").then_some(()));
+    let stubborn = "trap '' TERM; echo ready; sleep 100 & wait";
+    d.ok(&["run", "-d", "--name", "stubborn", "/bin/sh", "-c", stubborn]);
+    ready("stubborn");
     let started = std::time::Instant::now();
     assert_eq!(d.ok(&["stop", "-t", "1", "stubborn"]), "stubborn\n");
     let took = started.elapsed();
@@ -543,15 +548,9 @@ fn stop_kills_what_ignores_sigterm_after_the_timeout() {
     let state = d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "stubborn"]);
     assert_eq!(state, "exited 137\n");
     // A command that handles SIGTERM stops at once, with its own status.
-    d.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "polite",
-        "/bin/sh",
-        "-c",
-        "trap 'exit 0' TERM; sleep 100 & wait",
-    ]);
+    let polite = "trap 'exit 0' TERM; echo ready; sleep 100 & wait";
+    d.ok(&["run", "-d", "--name", "polite", "/bin/sh", "-c", polite]);
+    ready("polite");
     let started = std::time::Instant::now();
     d.ok(&["stop", "polite"]);
     assert!(started.elapsed() < Duration::from_secs(5));
