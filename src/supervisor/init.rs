@@ -120,26 +120,35 @@ fn shim(args: InitArgs) -> Result<u8, String> {
     if control.read(&mut go).map_err(|e| format!("waiting for the daemon: {e}"))? == 0 {
         return Err("the daemon gave up on this container".into());
     }
+    // PID 1 writes a byte here once its mounts and hostname are in place (or closes it when
+    // they fail), so the daemon does not call the container started, and `exec` cannot enter
+    // it, before the container is what it should be.
+    let (ready_r, ready_w) =
+        pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: this process is single-threaded (nothing has started a thread yet).
     let init = match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
             drop(control);
-            std::process::exit(i32::from(pid1(&args, &set)));
+            drop(ready_r);
+            std::process::exit(i32::from(pid1(&args, &set, ready_w)));
         }
         ForkResult::Parent { child } => child,
     };
+    drop(ready_w);
+    let _ = File::from(ready_r).read(&mut [0u8; 1]);
     let _ = control.write_all(format!("{init}\n").as_bytes());
     drop(control);
     Ok(supervise(&set, init))
 }
 
 /// PID 1 of the container.
-fn pid1(args: &InitArgs, set: &SigSet) -> u8 {
+fn pid1(args: &InitArgs, set: &SigSet, ready: OwnedFd) -> u8 {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     if let Err(e) = prepare(args) {
         eprintln!("cproxy init: {e}");
         return 127;
     }
+    let _ = File::from(ready).write_all(b"r");
     run_command(args, set)
 }
 
