@@ -594,3 +594,24 @@ fn exposed_ports_show_in_ps_and_the_socket_is_group_only() {
         "{\"80/tcp\":null}\n"
     );
 }
+
+#[test]
+fn logs_follow_streams_until_the_container_stops() {
+    use std::io::BufRead;
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let script = "trap 'echo bye; exit 0' TERM; echo ready; sleep 100 & wait";
+    d.ok(&["run", "-d", "--name", "chatty", "/bin/sh", "-c", script]);
+    let mut follow = std::process::Command::new(supervisor_support::BIN)
+        .env("CPROXY_HOST", &d.host)
+        .args(["logs", "-f", "chatty"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    d.ok(&["stop", "chatty"]);
+    assert_eq!(lines.next().unwrap().unwrap(), "bye");
+    assert!(lines.next().is_none(), "the stream ends with the container");
+    assert!(follow.wait().unwrap().success());
+}
