@@ -14,4 +14,5 @@ pub mod ports;
 pub mod proxy;
 pub mod serve;
 pub mod spec;
+pub mod supervisor;
 pub mod sys;

@@ -9,7 +9,12 @@ use cproxy::compat::{self, StatusPipe};
 fn main() -> ExitCode {
     // First, before anything can open a file and take fd 3.
     let status = StatusPipe::from_fd3();
-    let args = compat::normalize_args(std::env::args_os().collect());
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Container commands (daemon, run, ps, …) have docker's flags, not docker-proxy's.
+    if let Some(code) = cproxy::supervisor::cli::dispatch(&argv) {
+        return code;
+    }
+    let args = compat::normalize_args(argv);
     let docker_proxy_mode = compat::is_docker_proxy_mode(&args);
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,

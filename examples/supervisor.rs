@@ -1,0 +1,197 @@
+//! The Docker tutorials' scenario on cproxy's own supervisor, needing nothing but the
+//! repository and root: a `cproxy daemon` in a network namespace of its own, a small web app
+//! run with `-p` and with `-P --expose`, `ps` and `port` printed, the app fetched through the
+//! published ports, then everything stopped and removed.
+//!
+//! Run with `cargo build --release && sudo cargo run --release --example supervisor`.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() -> io::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(io::Error::other(
+            "the supervisor demo makes a network namespace: run it as root",
+        ));
+    }
+    let cproxy = cproxy_path()?;
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| {
+            io::Error::other("the demo's web app is python3's http.server: install python3")
+        })?;
+    let ns = Netns::new(&format!("cproxy-demo-{}", std::process::id()))?;
+    println!(
+        "== cproxy supervisor demo, in network namespace {} (binary: {})\n",
+        ns.name,
+        cproxy.display()
+    );
+
+    let host = format!("unix://{}/cproxy.sock", ns.dir.display());
+    let mut daemon = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(&cproxy)
+        .args(["daemon", "-H", &host, "--data-root"])
+        .arg(ns.dir.join("data"))
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    if let Some(out) = daemon.stdout.take() {
+        BufReader::new(out).read_line(&mut line)?;
+    }
+    println!("$ cproxy daemon -H {host}\n{line}");
+
+    let cli = |args: &[&str]| -> io::Result<String> {
+        println!("$ cproxy {}", args.join(" "));
+        let out = Command::new(&cproxy).env("CPROXY_HOST", &host).args(args).output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        print!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        println!();
+        if !out.status.success() {
+            return Err(io::Error::other(format!("cproxy {args:?} failed")));
+        }
+        Ok(text)
+    };
+
+    let result = (|| -> io::Result<()> {
+        cli(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            "127.0.0.1:5001:5000",
+            python,
+            "-m",
+            "http.server",
+            "5000",
+        ])?;
+        cli(&[
+            "run",
+            "-d",
+            "--name",
+            "webP",
+            "-P",
+            "--expose",
+            "5000",
+            python,
+            "-m",
+            "http.server",
+            "5000",
+        ])?;
+        cli(&["ps"])?;
+        cli(&["port", "web"])?;
+        let published = cli(&["port", "webP", "5000"])?;
+        let p_port =
+            published.lines().next().and_then(|l| l.rsplit(':').next()).unwrap_or("0").to_string();
+        cli(&[
+            "inspect",
+            "-f",
+            "{{.Name}} {{.State.Status}} {{.NetworkSettings.IPAddress}}",
+            "web",
+        ])?;
+        for port in ["5001", p_port.as_str()] {
+            let status = ns.run_fetch(&format!("127.0.0.1:{port}"))?;
+            println!("GET http://127.0.0.1:{port}/ (from inside the namespace): {status}\n");
+        }
+        cli(&["logs", "web"])?;
+        cli(&["stop", "-t", "1", "web"])?;
+        cli(&["ps", "-a"])?;
+        cli(&["rm", "-f", "web", "webP"])?;
+        Ok(())
+    })();
+
+    // SAFETY: kill on the daemon we spawned and have not reaped.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let status = daemon.wait()?;
+    println!("daemon stopped ({status}); links left in the namespace: {}", ns.links()?);
+    result
+}
+
+fn cproxy_path() -> io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(|d| d.parent()).ok_or_else(|| io::Error::other("no dir"))?;
+    let path = dir.join("cproxy");
+    if !path.exists() {
+        return Err(io::Error::other(format!(
+            "{} not found: run `cargo build --release` first",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// A network namespace and scratch directory, removed on drop.
+struct Netns {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Netns {
+    fn new(name: &str) -> io::Result<Netns> {
+        run("ip", &["netns", "add", name])?;
+        let ns = Netns { name: name.to_string(), dir: std::env::temp_dir().join(name) };
+        run("ip", &["netns", "exec", name, "ip", "link", "set", "lo", "up"])?;
+        std::fs::create_dir_all(&ns.dir)?;
+        Ok(ns)
+    }
+
+    fn links(&self) -> io::Result<String> {
+        let out =
+            Command::new("ip").args(["netns", "exec", &self.name, "ip", "-o", "link"]).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text.lines().filter_map(|l| l.split(": ").nth(1)).collect::<Vec<_>>().join(" "))
+    }
+
+    /// `GET /` from a thread inside the namespace, retried until the app answers (10 s).
+    fn run_fetch(&self, addr: &str) -> io::Result<String> {
+        let file = File::open(format!("/run/netns/{}", self.name))?;
+        let addr = addr.to_string();
+        std::thread::spawn(move || -> io::Result<String> {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(io::Error::from)?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let attempt = (|| -> io::Result<String> {
+                    let mut s = TcpStream::connect(&addr)?;
+                    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+                    let mut reply = String::new();
+                    s.read_to_string(&mut reply)?;
+                    reply
+                        .lines()
+                        .next()
+                        .map(str::to_string)
+                        .ok_or_else(|| io::Error::other("empty reply"))
+                })();
+                match attempt {
+                    Ok(status) => return Ok(status),
+                    Err(e) if Instant::now() > deadline => return Err(e),
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        })
+        .join()
+        .map_err(|_| io::Error::other("fetch thread panicked"))?
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "del", &self.name]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(cmd: &str, args: &[&str]) -> io::Result<()> {
+    let status = Command::new(cmd).args(args).status()?;
+    if !status.success() {
+        return Err(io::Error::other(format!("{cmd} {args:?} failed")));
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! The daemon's API: HTTP/1.1 and JSON over its unix socket, shaped like the matching subset
+//! of Docker's Engine API, so `curl --unix-socket /run/cproxy/cproxy.sock http://x/...` works.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /_ping` | `OK` |
+//! | `GET /containers/json[?all=1]` | `[{Id, Names, Image, Command, Created, Ports, State, Status}]`, newest first |
+//! | `POST /containers/create[?name=NAME]` | body below; `201 {"Id": ID, "Warnings": []}` |
+//! | `POST /containers/{id}/start` | `204` |
+//! | `POST /containers/{id}/stop[?t=SECS]` | `204` after it stopped (SIGTERM, SIGKILL after t, default 10) |
+//! | `POST /containers/{id}/wait` | `{"StatusCode": N}` once it has exited |
+//! | `DELETE /containers/{id}[?force=1]` | `204` |
+//! | `GET /containers/{id}/json` | `docker inspect`'s object (Id, Name, State, Config, HostConfig, NetworkSettings, …) |
+//! | `GET /containers/{id}/logs[?follow=1&stdout=1&stderr=1&tail=N]` | Docker's multiplexed stream: per frame 1 byte stream (1 stdout, 2 stderr), 3 zero bytes, a u32 big-endian length, the bytes |
+//!
+//! Every path also answers under `/v1.41/`. `{id}` is a name, an ID, or an unambiguous ID prefix. The create body:
+//!
+//! ```json
+//! {"Cmd": ["python3", "-m", "http.server"], "Env": ["K=V"], "Hostname": "",
+//!  "ExposedPorts": ["5000/tcp"], "WorkingDir": "/srv",
+//!  "HostConfig": {"NetworkMode": "bridge", "PortSpecs": ["127.0.0.1:8080:5000"],
+//!                 "PublishAllPorts": false, "AutoRemove": false,
+//!                 "Binds": ["/srv/data:/mnt:ro"]}}
+//! ```
+//!
+//! Unlike Docker's, published ports are given as `docker run -p` specs (`PortSpecs`) and exposed
+//! ports as a list. Errors are `{"message": "..."}` with 400 (bad request), 404 (no such
+//! container), 409 (conflict) or 500, the message in Docker's words.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+
+use super::daemon::{ApiError, CreateRequest, Daemon};
+
+type Params = Query<HashMap<String, String>>;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(json!({"message": self.message}))).into_response()
+    }
+}
+
+fn flag(q: &HashMap<String, String>, name: &str) -> bool {
+    q.get(name).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True"))
+}
+
+/// The router over a daemon; every route also answers under `/v1.41`, the Engine API version
+/// whose subset it serves, as Docker clients address it.
+pub fn router(daemon: Arc<Daemon>) -> Router {
+    let routes = routes(daemon);
+    Router::new().merge(routes.clone()).nest("/v1.41", routes)
+}
+
+fn routes(daemon: Arc<Daemon>) -> Router {
+    Router::new()
+        .route("/_ping", get(|| async { "OK" }))
+        .route("/containers/json", get(list))
+        .route("/containers/create", post(create))
+        .route("/containers/{id}/start", post(start))
+        .route("/containers/{id}/stop", post(stop))
+        .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}/json", get(inspect))
+        .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}", axum::routing::delete(remove))
+        .with_state(daemon)
+}
+
+async fn list(State(d): State<Arc<Daemon>>, Query(q): Params) -> axum::Json<Vec<Value>> {
+    axum::Json(d.list(flag(&q, "all")))
+}
+
+async fn create(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: CreateRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError { status: 400, message: format!("invalid request body: {e}") })?;
+    let id = d.create(q.get("name").map(String::as_str), req)?;
+    Ok((StatusCode::CREATED, axum::Json(json!({"Id": id, "Warnings": []}))).into_response())
+}
+
+async fn start(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let c = d.find(&id)?;
+    d.start(&c).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn stop(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<StatusCode, ApiError> {
+    let c = d.find(&id)?;
+    let t = q.get("t").and_then(|t| t.parse::<u64>().ok()).unwrap_or(10);
+    d.stop(&c, Duration::from_secs(t)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn wait(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let c = d.find(&id)?;
+    let code = d.wait(&c).await;
+    Ok(axum::Json(json!({"StatusCode": code})).into_response())
+}
+
+async fn remove(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<StatusCode, ApiError> {
+    let c = d.find(&id)?;
+    d.remove(&c, flag(&q, "force")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn inspect(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let c = d.find(&id)?;
+    Ok(axum::Json(d.inspect(&c)).into_response())
+}
+
+/// One frame of Docker's multiplexed log stream.
+fn frame(stream: &str, text: &str) -> Bytes {
+    let kind = if stream == "stderr" { 2u8 } else { 1u8 };
+    let mut out = Vec::with_capacity(8 + text.len());
+    out.extend_from_slice(&[kind, 0, 0, 0]);
+    out.extend_from_slice(&(text.len() as u32).to_be_bytes());
+    out.extend_from_slice(text.as_bytes());
+    Bytes::from(out)
+}
+
+async fn logs(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    let c = d.find(&id)?;
+    let follow = flag(&q, "follow");
+    let want_out = !q.contains_key("stdout") || flag(&q, "stdout");
+    let want_err = !q.contains_key("stderr") || flag(&q, "stderr");
+    let tail = q.get("tail").and_then(|t| t.parse::<usize>().ok());
+    let path = d.log_path(&c);
+    let mut rx = c.watch();
+    let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    tokio::spawn(async move {
+        let mut file = tokio::fs::File::open(&path).await.ok();
+        // Bytes of a line whose end has not been written yet.
+        let mut pending: Vec<u8> = Vec::new();
+        let mut first = true;
+        loop {
+            let running = {
+                rx.borrow_and_update();
+                c.record().state.status == "running"
+            };
+            if file.is_none() {
+                file = tokio::fs::File::open(&path).await.ok();
+            }
+            if let Some(f) = file.as_mut() {
+                let _ = f.read_to_end(&mut pending).await;
+            }
+            let complete = pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let text: Vec<u8> = pending.drain(..complete).collect();
+            let mut batch: Vec<&[u8]> =
+                text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+            if first && let Some(n) = tail {
+                let skip = batch.len().saturating_sub(n);
+                batch.drain(..skip);
+            }
+            first = false;
+            for line in batch {
+                let Ok(v) = serde_json::from_slice::<Value>(line) else { continue };
+                let stream = v["stream"].as_str().unwrap_or("stdout");
+                let text = v["log"].as_str().unwrap_or("");
+                if (stream == "stderr" && !want_err) || (stream != "stderr" && !want_out) {
+                    continue;
+                }
+                if tx.send(Ok(frame(stream, text))).await.is_err() {
+                    return;
+                }
+            }
+            if !follow || !running {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(body_rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Response::builder()
+        .header("Content-Type", "application/vnd.docker.raw-stream")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError { status: 500, message: e.to_string() })
+}

@@ -1,0 +1,315 @@
+//! The supervisor's command line, with `docker`'s flags: `daemon`, `run`, `ps`, `port`,
+//! `stop`, `start`, `rm`, `logs`, `inspect` (and the hidden `__init`). Parsed apart from the
+//! docker-proxy command line, whose Go-style flag rewriting would change `-p`/`-d` meanings.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::init::InitArgs;
+
+/// The subcommands this module handles.
+pub const COMMANDS: &[&str] = &[
+    "daemon", "run", "ps", "port", "stop", "start", "restart", "rm", "logs", "inspect", "exec",
+    "__init", "__nsexec",
+];
+
+/// cproxy's container commands.
+#[derive(Debug, Parser)]
+#[command(name = "cproxy", disable_version_flag = true)]
+pub struct SupervisorCli {
+    /// Daemon socket to connect to (default unix:///run/cproxy/cproxy.sock, or $CPROXY_HOST)
+    #[arg(short = 'H', long = "host", global = true, value_name = "unix://PATH")]
+    pub host: Option<String>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: SupervisorCommand,
+}
+
+/// One container command.
+#[derive(Debug, Subcommand)]
+pub enum SupervisorCommand {
+    /// Run the daemon that owns containers (as root)
+    Daemon(DaemonArgs),
+    /// Run a command in a new container
+    Run(RunArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Start one or more stopped containers
+    Start(NamesArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Return low-level information on containers
+    Inspect(InspectArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Runs a command in the namespaces the caller entered (internal, for exec)
+    #[command(name = "__nsexec", hide = true)]
+    NsExec(NsExecArgs),
+    /// The container's init (internal)
+    #[command(name = "__init", hide = true)]
+    Init(InitArgs),
+}
+
+/// `cproxy daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Root of the daemon's state (records, hosts files, logs)
+    #[arg(long = "data-root", value_name = "DIR", default_value = super::DEFAULT_DATA_ROOT)]
+    pub data_root: PathBuf,
+    /// The bridge's address and prefix, e.g. 172.18.0.1/16 (default: the first of
+    /// 172.17.0.0/16 … 172.31.0.0/16 no route uses)
+    #[arg(long, value_name = "CIDR")]
+    pub bip: Option<String>,
+    /// Host ports for -P and empty host ports (default: the kernel's ephemeral range)
+    #[arg(long = "port-range", value_name = "START-END")]
+    pub port_range: Option<String>,
+}
+
+/// `cproxy run`.
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long = "detach")]
+    pub detach: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Ports to publish, as `docker run -p` writes them.
+    #[arg(
+        help = "Publish a container's port(s) to the host: [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]"
+    )]
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
+    /// Connect a container to a network: bridge, host, none, container:NAME
+    #[arg(long = "network", visible_alias = "net", default_value = "bridge")]
+    pub network: String,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Container host name
+    #[arg(short = 'h', long = "hostname")]
+    pub hostname: Option<String>,
+    /// Host directories to bind-mount into the container.
+    #[arg(help = "Bind mount a host directory: HOSTDIR:DIR[:ro]")]
+    #[arg(short = 'v', long = "volume", value_name = "HOSTDIR:DIR")]
+    pub volume: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Print usage
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// The command and its arguments
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true,
+          value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `cproxy ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Show the latest created container
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+}
+
+/// `cproxy port`.
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// The container
+    pub container: String,
+    /// PORT[/PROTO]
+    pub port: Option<String>,
+}
+
+/// `cproxy stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait for stop before killing it
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    /// The containers
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// Containers by name or ID.
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    /// The containers
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `cproxy rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// The containers
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `cproxy logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs
+    #[arg(long, value_name = "N")]
+    pub tail: Option<String>,
+    /// The container
+    pub container: String,
+}
+
+/// `cproxy exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The container
+    pub container: String,
+    /// The command and its arguments
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true,
+          value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `cproxy __nsexec`: what `exec` runs inside the container's namespaces.
+#[derive(Debug, Args)]
+pub struct NsExecArgs {
+    /// Directory to run the command in.
+    #[arg(long, default_value = "/")]
+    pub workdir: PathBuf,
+    /// The command and its arguments.
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// `cproxy inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Format the output using the given Go template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+    /// The containers
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// Runs a supervisor command if `args[1]` names one; `None` leaves the command line to the
+/// docker-proxy parser.
+pub fn dispatch(args: &[OsString]) -> Option<ExitCode> {
+    // The command follows any -H/--host given before it, as with docker.
+    let mut i = 1;
+    while let Some(a) = args.get(i).and_then(|a| a.to_str()) {
+        match a {
+            "-H" | "--host" => i += 2,
+            a if a.starts_with("--host=") => i += 1,
+            _ => break,
+        }
+    }
+    let first = args.get(i)?.to_str()?;
+    if !COMMANDS.contains(&first) {
+        return None;
+    }
+    let cli = match SupervisorCli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return Some(ExitCode::SUCCESS);
+            }
+            let text = e.to_string();
+            let text = text.trim_end();
+            eprintln!(
+                "cproxy: {}\nSee 'cproxy {first} --help'.",
+                text.trim_start_matches("error: ")
+            );
+            return Some(ExitCode::from(125));
+        }
+    };
+    Some(match cli.command {
+        SupervisorCommand::Init(a) => super::init::run(a),
+        SupervisorCommand::NsExec(a) => super::init::nsexec(a),
+        SupervisorCommand::Daemon(a) => {
+            crate::serve::init_logging();
+            daemon(cli.host, a)
+        }
+        cmd => super::client::run(cli.host, cmd),
+    })
+}
+
+fn daemon(host: Option<String>, a: DaemonArgs) -> ExitCode {
+    let fail = |e: String| {
+        eprintln!("cproxy daemon: {e}");
+        ExitCode::from(1)
+    };
+    let host = host
+        .or_else(|| std::env::var("CPROXY_HOST").ok())
+        .unwrap_or_else(|| format!("unix://{}", super::DEFAULT_SOCKET));
+    let socket = match super::socket_path(&host) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let bip = match a.bip.as_deref().map(parse_cidr).transpose() {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let port_range = match a.port_range.as_deref().map(str::parse).transpose() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("invalid --port-range: {e}")),
+    };
+    super::run_daemon(super::DaemonConfig { socket, data_root: a.data_root, bip, port_range })
+}
+
+/// `172.18.0.1/16` as address and prefix.
+fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let bad =
+        || format!("invalid --bip {s}: expected an IPv4 address and prefix, e.g. 172.18.0.1/16");
+    let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
+    let ip = ip.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    if !(8..=30).contains(&prefix) {
+        return Err(bad());
+    }
+    Ok((ip, prefix))
+}

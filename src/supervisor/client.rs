@@ -1,0 +1,662 @@
+//! The client side of the container commands: HTTP over the daemon's unix socket (hyper),
+//! and Docker's output formats and error words.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+use super::cli::{ExecArgs, InspectArgs, PortArgs, PsArgs, RunArgs, SupervisorCommand};
+use super::format::{self, Port};
+use crate::spec::{PortSpec, parse_expose};
+
+/// A failed call: what to print, and the exit code.
+struct Failure {
+    message: String,
+    code: u8,
+    /// `run` adds "See 'cproxy run --help'." (flag errors, and refusals at create).
+    see_help: bool,
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+fn fail(message: impl Into<String>, code: u8) -> Failure {
+    Failure { message: message.into(), code, see_help: code == 125 }
+}
+
+/// The daemon at the end of a socket.
+struct Client {
+    socket: PathBuf,
+}
+
+impl Client {
+    /// Sends a request; a non-2xx answer becomes Docker's "Error response from daemon: …".
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Result<Response<Incoming>> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| connect_error(&self.socket, uri, &e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| fail(format!("cannot talk to the daemon: {e}"), 1))?;
+        tokio::spawn(conn);
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("Host", "cproxy")
+            .header("Content-Type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| fail(e.to_string(), 1))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| fail(format!("cannot talk to the daemon: {e}"), 1))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let message = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{status}"));
+        Err(fail(format!("Error response from daemon: {message}"), 1))
+    }
+
+    async fn json(&self, method: Method, uri: &str, body: Option<Value>) -> Result<Value> {
+        let resp = self.call(method, uri, body).await?;
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| fail(e.to_string(), 1))?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| fail(format!("bad answer from the daemon: {e}"), 1))
+    }
+}
+
+/// Docker's words for a socket that cannot be reached.
+fn connect_error(socket: &Path, uri: &str, e: &std::io::Error) -> Failure {
+    let s = socket.display();
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        fail(
+            format!(
+                "permission denied while trying to connect to the cproxy daemon socket at unix://{s}: \
+                 {uri}: dial unix {s}: connect: permission denied"
+            ),
+            1,
+        )
+    } else {
+        fail(
+            format!(
+                "Cannot connect to the cproxy daemon at unix://{s}. Is the cproxy daemon running?"
+            ),
+            1,
+        )
+    }
+}
+
+/// Percent-encodes a query value.
+fn q(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs a client command.
+pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
+    let host = host
+        .or_else(|| std::env::var("CPROXY_HOST").ok())
+        .unwrap_or_else(|| format!("unix://{}", super::DEFAULT_SOCKET));
+    let socket = match super::socket_path(&host) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cproxy: {e}");
+            return ExitCode::from(125);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cproxy: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let client = &Client { socket };
+    let is_run = matches!(cmd, SupervisorCommand::Run(_));
+    let result = rt.block_on(async {
+        match cmd {
+            SupervisorCommand::Run(a) => run_container(client, a).await,
+            SupervisorCommand::Ps(a) => ps(client, a).await,
+            SupervisorCommand::Port(a) => port(client, a).await,
+            SupervisorCommand::Stop(a) => {
+                each(&a.containers, |c| {
+                    let uri = format!("/containers/{}/stop?t={}", q(c), a.time);
+                    async move { client.call(Method::POST, &uri, None).await.map(drop) }
+                })
+                .await
+            }
+            SupervisorCommand::Start(a) => {
+                let mut failed = Vec::new();
+                for c in &a.containers {
+                    let uri = format!("/containers/{}/start", q(c));
+                    match client.call(Method::POST, &uri, None).await {
+                        Ok(_) => println!("{c}"),
+                        Err(e) => {
+                            eprintln!("{}", e.message);
+                            failed.push(c.as_str());
+                        }
+                    }
+                }
+                if failed.is_empty() {
+                    Ok(0)
+                } else {
+                    Err(fail(
+                        format!("Error: failed to start containers: {}", failed.join(", ")),
+                        1,
+                    ))
+                }
+            }
+            SupervisorCommand::Rm(a) => {
+                each(&a.containers, |c| {
+                    let uri = format!("/containers/{}?force={}", q(c), u8::from(a.force));
+                    async move { client.call(Method::DELETE, &uri, None).await.map(drop) }
+                })
+                .await
+            }
+            SupervisorCommand::Logs(a) => {
+                let tail = a
+                    .tail
+                    .as_deref()
+                    .filter(|t| *t != "all")
+                    .map(|t| format!("&tail={}", q(t)))
+                    .unwrap_or_default();
+                let uri = format!(
+                    "/containers/{}/logs?stdout=1&stderr=1&follow={}{tail}",
+                    q(&a.container),
+                    u8::from(a.follow)
+                );
+                stream_logs(client, &uri).await.map(|_| 0)
+            }
+            SupervisorCommand::Inspect(a) => inspect(client, a).await,
+            SupervisorCommand::Restart(a) => {
+                each(&a.containers, |c| {
+                    let stop = format!("/containers/{}/stop?t={}", q(c), a.time);
+                    let start = format!("/containers/{}/start", q(c));
+                    async move {
+                        client.call(Method::POST, &stop, None).await?;
+                        client.call(Method::POST, &start, None).await.map(drop)
+                    }
+                })
+                .await
+            }
+            SupervisorCommand::Exec(a) => exec(client, a).await,
+            SupervisorCommand::Daemon(_)
+            | SupervisorCommand::Init(_)
+            | SupervisorCommand::NsExec(_) => Ok(0),
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            if is_run {
+                let msg = f.message.trim_end_matches('.');
+                eprintln!("cproxy: {msg}.");
+                if f.see_help {
+                    eprintln!("See 'cproxy run --help'.");
+                }
+            } else {
+                eprintln!("{}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Runs `f` for each container, printing each name that succeeded; Docker's summary line
+/// and exit 1 if any failed.
+async fn each<'a, F, Fut>(names: &'a [String], f: F) -> Result<u8>
+where
+    F: Fn(&'a str) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let mut failed = false;
+    for name in names {
+        match f(name).await {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("{}", e.message);
+                failed = true;
+            }
+        }
+    }
+    Ok(u8::from(failed))
+}
+
+/// Capitalises a spec error as the 20.10 client prints it (`Invalid containerPort: x`).
+fn capitalised(e: impl std::fmt::Display) -> String {
+    let s = e.to_string();
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => s,
+    }
+}
+
+/// A failed start during `run`: exit 125, no usage hint (as docker).
+fn started(f: Failure) -> Failure {
+    Failure { message: f.message, code: 125, see_help: false }
+}
+
+async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
+    let mut specs = Vec::new();
+    for p in &a.publish {
+        let spec = PortSpec::parse(p).map_err(|e| fail(capitalised(e), 125))?;
+        specs.push(spec.to_string());
+    }
+    for e in &a.expose {
+        parse_expose(e).map_err(|e| fail(e.to_string(), 125))?;
+    }
+    if a.network == "host" && !specs.is_empty() {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+    }
+    let mut env = Vec::new();
+    for file in &a.env_file {
+        env.extend(read_env_file(file)?);
+    }
+    env.extend(a.env.iter().cloned());
+    for kv in &env {
+        if kv.is_empty() || kv.starts_with('=') {
+            return Err(fail(format!("invalid environment variable: {kv}"), 125));
+        }
+    }
+    let body = json!({
+        "Cmd": a.command,
+        "Env": env,
+        "WorkingDir": a.workdir.clone().unwrap_or_default(),
+        "Hostname": a.hostname.clone().unwrap_or_default(),
+        "ExposedPorts": a.expose,
+        "HostConfig": {
+            "NetworkMode": a.network,
+            "PortSpecs": specs,
+            "PublishAllPorts": a.publish_all,
+            "AutoRemove": a.rm && a.detach,
+            "Binds": a.volume,
+        },
+    });
+    let name = a.name.as_deref().map(|n| format!("?name={}", q(n))).unwrap_or_default();
+    let created = client
+        .json(Method::POST, &format!("/containers/create{name}"), Some(body))
+        .await
+        .map_err(|f| fail(f.message, 125))?;
+    let id = created["Id"].as_str().unwrap_or_default().to_string();
+    if a.detach {
+        client
+            .call(Method::POST, &format!("/containers/{id}/start"), None)
+            .await
+            .map_err(started)?;
+        println!("{id}");
+        return Ok(0);
+    }
+    // Foreground: the daemon does not remove it (the client does, after `wait`), and an exited
+    // container stays exited, so `wait` after the log stream ends cannot miss the exit.
+    let start = client.call(Method::POST, &format!("/containers/{id}/start"), None).await;
+    if let Err(e) = start {
+        if a.rm {
+            let _ = client.call(Method::DELETE, &format!("/containers/{id}?force=1"), None).await;
+        }
+        return Err(started(e));
+    }
+    stream_logs(client, &format!("/containers/{id}/logs?stdout=1&stderr=1&follow=1")).await?;
+    let waited = client.json(Method::POST, &format!("/containers/{id}/wait"), None).await?;
+    let code = waited["StatusCode"].as_i64().unwrap_or(255);
+    if a.rm {
+        let _ = client.call(Method::DELETE, &format!("/containers/{id}?force=1"), None).await;
+    }
+    Ok(u8::try_from(code).unwrap_or(255))
+}
+
+/// `--env-file`: `KEY=VALUE` lines, `#` comments and blank lines skipped, a bare `KEY` taking
+/// the value it has here (dropped if unset), as docker reads it.
+fn read_env_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let os = e.to_string();
+        let os = os.split(" (os error").next().unwrap_or(&os).to_lowercase();
+        fail(format!("open {}: {os}", path.display()), 125)
+    })?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.contains('=') {
+            out.push(line.to_string());
+        } else if let Ok(v) = std::env::var(line) {
+            out.push(format!("{line}={v}"));
+        }
+    }
+    Ok(out)
+}
+
+/// Copies Docker's multiplexed log stream to stdout and stderr.
+async fn stream_logs(client: &Client, uri: &str) -> Result<()> {
+    let resp = client.call(Method::GET, uri, None).await?;
+    let mut body = resp.into_body();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+        }
+        while buf.len() >= 8 {
+            let len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
+            if buf.len() < 8 + len {
+                break;
+            }
+            let chunk = &buf[8..8 + len];
+            let _ = if buf[0] == 2 { err.write_all(chunk) } else { out.write_all(chunk) };
+            buf.drain(..8 + len);
+        }
+        let _ = out.flush();
+    }
+    Ok(())
+}
+
+async fn ps(client: &Client, a: PsArgs) -> Result<u8> {
+    let all = a.all || a.latest;
+    let list =
+        client.json(Method::GET, &format!("/containers/json?all={}", u8::from(all)), None).await?;
+    let mut items: Vec<Value> = list.as_array().cloned().unwrap_or_default();
+    if a.latest {
+        items.truncate(1);
+    }
+    let now = std::time::SystemTime::now();
+    let id_of = |v: &Value| {
+        let id = v["Id"].as_str().unwrap_or_default().to_string();
+        if a.no_trunc { id } else { id.chars().take(12).collect() }
+    };
+    if a.quiet {
+        for v in &items {
+            println!("{}", id_of(v));
+        }
+        return Ok(0);
+    }
+    let mut rows = vec![
+        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for v in &items {
+        let command = v["Command"].as_str().unwrap_or_default();
+        let command = if a.no_trunc { command.to_string() } else { format::ellipsis(command, 20) };
+        let created = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(v["Created"].as_u64().unwrap_or(0));
+        let ports: Vec<Port> = serde_json::from_value(v["Ports"].clone()).unwrap_or_default();
+        let names: Vec<String> = v["Names"]
+            .as_array()
+            .map(|n| {
+                n.iter()
+                    .filter_map(|x| x.as_str())
+                    .map(|x| x.trim_start_matches('/').to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.push(vec![
+            id_of(v),
+            v["Image"].as_str().unwrap_or_default().to_string(),
+            format::go_quote(&command),
+            format!(
+                "{} ago",
+                format::human_duration(now.duration_since(created).unwrap_or_default())
+            ),
+            v["Status"].as_str().unwrap_or_default().to_string(),
+            format::displayable_ports(&ports),
+            names.join(","),
+        ]);
+    }
+    print!("{}", format::table(&rows));
+    Ok(0)
+}
+
+/// The published ports of an inspect object, as (container port/proto, host ip, host port),
+/// in Docker's order: by container port, protocol, IPv4 first.
+fn port_lines(inspect: &Value) -> Vec<(u16, String, String, String)> {
+    let mut out = Vec::new();
+    if let Some(map) = inspect["NetworkSettings"]["Ports"].as_object() {
+        for (key, bindings) in map {
+            let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+            let Ok(port) = port.parse::<u16>() else { continue };
+            for b in bindings.as_array().into_iter().flatten() {
+                out.push((
+                    port,
+                    proto.to_string(),
+                    b["HostIp"].as_str().unwrap_or_default().to_string(),
+                    b["HostPort"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.0, &a.1, a.2.contains(':'), &a.2).cmp(&(b.0, &b.1, b.2.contains(':'), &b.2))
+    });
+    out
+}
+
+async fn port(client: &Client, a: PortArgs) -> Result<u8> {
+    let v = client
+        .json(Method::GET, &format!("/containers/{}/json", q(&a.container)), None)
+        .await
+        .map_err(|f| fail(f.message.replace("Error response from daemon: ", "Error: "), 1))?;
+    let lines = port_lines(&v);
+    match a.port {
+        None => {
+            for (port, proto, ip, hp) in lines {
+                println!("{port}/{proto} -> {ip}:{hp}");
+            }
+            Ok(0)
+        }
+        Some(spec) => {
+            let (p, proto) = spec.split_once('/').unwrap_or((&spec, "tcp"));
+            let port: u16 = p.parse().map_err(|_| {
+                fail(format!("strconv.ParseUint: parsing \"{p}\": invalid syntax"), 1)
+            })?;
+            let found: Vec<_> = lines.into_iter().filter(|l| l.0 == port && l.1 == proto).collect();
+            if found.is_empty() {
+                return Err(fail(
+                    format!("Error: No public port '{port}/{proto}' published for {}", a.container),
+                    1,
+                ));
+            }
+            for (_, _, ip, hp) in found {
+                println!("{ip}:{hp}");
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn inspect(client: &Client, a: InspectArgs) -> Result<u8> {
+    let mut objects = Vec::new();
+    let mut failed = false;
+    for name in &a.containers {
+        match client.json(Method::GET, &format!("/containers/{}/json", q(name)), None).await {
+            Ok(v) => objects.push(v),
+            Err(f) => {
+                eprintln!(
+                    "{}",
+                    f.message.replace(
+                        "Error response from daemon: No such container",
+                        "Error: No such object"
+                    )
+                );
+                failed = true;
+            }
+        }
+    }
+    match &a.format {
+        Some(t) => {
+            for v in &objects {
+                println!("{}", render_template(t, v));
+            }
+        }
+        None => {
+            let text = serde_json::to_string_pretty(&objects).unwrap_or_default();
+            println!("{text}");
+        }
+    }
+    Ok(u8::from(failed))
+}
+
+/// A Go template's subset: `{{.A.B}}` and `{{json .A.B}}`, anything else kept as text.
+pub fn render_template(template: &str, v: &Value) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let action = rest[start + 2..start + end].trim();
+        let (json_fn, path) = match action.strip_prefix("json ") {
+            Some(p) => (true, p.trim()),
+            None => (false, action),
+        };
+        let mut cur = v;
+        for field in path.trim_start_matches('.').split('.').filter(|f| !f.is_empty()) {
+            cur = &cur[field];
+        }
+        if json_fn {
+            out.push_str(&cur.to_string());
+        } else {
+            out.push_str(&go_print(cur));
+        }
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// How Go's template prints a value: strings bare, maps as `map[k:v]`, lists as `[a b]`.
+fn go_print(v: &Value) -> String {
+    match v {
+        Value::Null => "<no value>".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{}]", a.iter().map(go_print).collect::<Vec<_>>().join(" ")),
+        Value::Object(m) => {
+            let mut keys: Vec<_> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> =
+                keys.iter().map(|k| format!("{k}:{}", go_print(&m[*k]))).collect();
+            format!("map[{}]", parts.join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `exec`: enters the container's namespaces (as `nsenter` does; the client runs as root, as
+/// the socket's permissions require) and runs the command there, its output straight to ours.
+async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
+    use std::os::unix::process::CommandExt;
+    let v =
+        client.json(Method::GET, &format!("/containers/{}/json", q(&a.container)), None).await?;
+    let pid = v["State"]["Pid"].as_i64().unwrap_or(0);
+    if v["State"]["Status"] != "running" || pid <= 0 {
+        let id = v["Id"].as_str().unwrap_or_default();
+        return Err(fail(format!("Error response from daemon: Container {id} is not running"), 1));
+    }
+    let mut namespaces = Vec::new();
+    for ns in ["ipc", "uts", "net", "pid", "mnt"] {
+        let f = std::fs::File::open(format!("/proc/{pid}/ns/{ns}")).map_err(|e| {
+            fail(format!("Error: cannot enter the container's {ns} namespace: {e}"), 126)
+        })?;
+        namespaces.push(f);
+    }
+    let exe = std::env::current_exe().map_err(|e| fail(e.to_string(), 126))?;
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), super::daemon::DEFAULT_PATH.into()),
+        ("HOSTNAME".into(), v["Config"]["Hostname"].as_str().unwrap_or_default().into()),
+        ("HOME".into(), "/root".into()),
+    ];
+    let given = v["Config"]["Env"].as_array().cloned().unwrap_or_default();
+    let given = given.iter().filter_map(|e| e.as_str().map(str::to_string));
+    for kv in given.chain(a.env.iter().cloned()) {
+        let (k, val) = kv.split_once('=').unwrap_or((&kv, ""));
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_string(), val.to_string()));
+    }
+    let fds: Vec<i32> = namespaces.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    let mut cmd = std::process::Command::new(exe);
+    let cwd =
+        v["Config"]["WorkingDir"].as_str().filter(|w| !w.is_empty()).unwrap_or("/").to_string();
+    // The working directory is set inside: entering the mount namespace resets it to `/`.
+    cmd.arg("__nsexec").arg("--workdir").arg(cwd).arg("--").args(&a.command).env_clear().envs(env);
+    // SAFETY: only setns, async-signal-safe, between fork and exec; the fds stay open in
+    // `namespaces` until the child has been spawned.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &fds {
+                if libc::setns(*fd, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let status =
+        cmd.status().map_err(|e| fail(format!("Error: cannot run in the container: {e}"), 126))?;
+    drop(namespaces);
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(255);
+    Ok(u8::try_from(code).unwrap_or(255))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_take_fields_and_json() {
+        let v = json!({"Id": "abc", "State": {"Pid": 42, "Status": "running"},
+                       "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}}});
+        assert_eq!(
+            render_template("{{.Id}} {{.State.Status}} {{.State.Pid}}", &v),
+            "abc running 42"
+        );
+        assert_eq!(
+            render_template("{{json .NetworkSettings.Ports}}", &v),
+            r#"{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"8080"}]}"#
+        );
+    }
+
+    #[test]
+    fn port_lines_put_ipv4_first() {
+        let v = json!({"NetworkSettings": {"Ports": {"5000/tcp": [
+            {"HostIp": "::", "HostPort": "32768"}, {"HostIp": "0.0.0.0", "HostPort": "32768"}]}}});
+        let l = port_lines(&v);
+        assert_eq!(l[0].2, "0.0.0.0");
+        assert_eq!(l[1].2, "::");
+    }
+}

@@ -1,0 +1,712 @@
+//! The daemon's model: containers and their lifecycle (create, start, stop, wait, remove) and
+//! logs. The API ([`super::api`]) calls into it; it calls [`super::publish`] (ports through the
+//! forwarder, [`crate::proxy::Proxy`]), [`super::net`] and [`super::process`]; what the API
+//! shows of a container is in [`super::view`].
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use rtnetlink::Handle;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::format::rfc3339;
+use super::net::{self, Bridge};
+use super::process::{Launch, Spawner};
+use super::state::{Record, RunState, Store};
+use super::{hosts, names};
+use crate::ports::PortAllocator;
+use crate::proxy::{BindingId, Proxy};
+use crate::spec::{PortSpec, parse_expose};
+
+/// Docker's zero time, for times that have not happened.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// The PATH a container gets, as Docker images set it.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// An error for the API: an HTTP status and Docker's message.
+#[derive(Debug)]
+pub struct ApiError {
+    /// 400, 404, 409 or 500.
+    pub status: u16,
+    /// The sentence the client prints after "Error response from daemon: ".
+    pub message: String,
+}
+
+impl ApiError {
+    pub(super) fn new(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    /// Docker's 404.
+    pub fn no_such(name: &str) -> ApiError {
+        ApiError::new(404, format!("No such container: {name}"))
+    }
+
+    pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
+        ApiError::new(500, e.to_string())
+    }
+}
+
+/// `POST /containers/create`'s body (see the API documentation in [`super::api`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateRequest {
+    /// The command and its arguments.
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// `-h`.
+    pub hostname: String,
+    /// `--expose` values.
+    pub exposed_ports: Vec<String>,
+    /// `-w`.
+    pub working_dir: String,
+    /// Network mode, published ports, -P, --rm.
+    pub host_config: HostConfigRequest,
+}
+
+/// The `HostConfig` part of [`CreateRequest`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfigRequest {
+    /// `bridge` (default), `host`, `none`, `container:NAME`.
+    pub network_mode: String,
+    /// `-p` specs, in `docker run -p` syntax.
+    pub port_specs: Vec<String>,
+    /// `-P`.
+    pub publish_all_ports: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `-v HOSTDIR:DIR[:ro]` values.
+    pub binds: Vec<String>,
+}
+
+/// What a running container holds, given back when it stops.
+#[derive(Debug, Default)]
+struct Held {
+    bindings: Vec<BindingId>,
+    ip: Option<Ipv4Addr>,
+    veth: Option<String>,
+}
+
+/// One container.
+#[derive(Debug)]
+pub struct Container {
+    /// 64 hex digits.
+    pub id: String,
+    record: Mutex<Record>,
+    /// Serialises start, stop and remove.
+    op: tokio::sync::Mutex<()>,
+    held: Mutex<Held>,
+    /// Bumped on every log line and state change; `logs -f` and `wait` watch it.
+    events: watch::Sender<u64>,
+    /// Serialises writes to the log file.
+    log: Mutex<Option<File>>,
+}
+
+impl Container {
+    fn new(record: Record) -> Arc<Container> {
+        Arc::new(Container {
+            id: record.id.clone(),
+            record: Mutex::new(record),
+            op: tokio::sync::Mutex::new(()),
+            held: Mutex::new(Held::default()),
+            events: watch::channel(0).0,
+            log: Mutex::new(None),
+        })
+    }
+
+    /// A copy of the record.
+    pub fn record(&self) -> Record {
+        self.record.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Record)) -> Record {
+        let mut r = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut r);
+        let copy = r.clone();
+        drop(r);
+        self.events.send_modify(|n| *n += 1);
+        copy
+    }
+
+    fn is_running(&self) -> bool {
+        self.record().state.status == "running"
+    }
+
+    /// Appends one line of output to the log, json-file style.
+    fn log_line(&self, stream: &str, line: &str) {
+        let entry = json!({"log": line, "stream": stream, "time": rfc3339(SystemTime::now())});
+        if let Ok(mut log) = self.log.lock()
+            && let Some(f) = log.as_mut()
+        {
+            // One write per line, so a reader never sees half of one.
+            let _ = f.write_all(format!("{entry}\n").as_bytes());
+        }
+        self.events.send_modify(|n| *n += 1);
+    }
+
+    /// Subscribes to changes.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+}
+
+/// The daemon: every container and what they share.
+pub struct Daemon {
+    pub(super) store: Store,
+    pub(super) proxy: Proxy,
+    pub(super) allocator: PortAllocator,
+    handle: Handle,
+    pub(super) bridge: Bridge,
+    spawner: Spawner,
+    containers: Mutex<Vec<Arc<Container>>>,
+}
+
+impl Daemon {
+    /// Loads the records under `store` (every container stopped), cleans what a killed daemon
+    /// left, and sets up the bridge.
+    pub async fn new(
+        store: Store,
+        proxy: Proxy,
+        allocator: PortAllocator,
+        bip: Option<(Ipv4Addr, u8)>,
+    ) -> io::Result<Daemon> {
+        let handle = net::connect()?;
+        for leftover in net::links_with_prefix(&handle, net::VETH_PREFIX).await? {
+            tracing::info!(link = %leftover, "removing a veth a previous daemon left");
+            net::delete_link(&handle, &leftover).await?;
+        }
+        let bridge = net::setup_bridge(&handle, bip).await?;
+        let mut containers = Vec::new();
+        for mut record in store.load_all() {
+            if record.state.status == "running" {
+                record.state.status = "exited".into();
+                // It was SIGKILLed with its daemon (PR_SET_PDEATHSIG), as Docker reports it.
+                record.state.exit_code = 137;
+                record.state.pid = 0;
+                record.state.finished_at = rfc3339(SystemTime::now());
+                record.ip = None;
+                record.ports.clear();
+                store.save(&record)?;
+            }
+            containers.push(Container::new(record));
+        }
+        containers.sort_by(|a, b| a.record().created.cmp(&b.record().created));
+        Ok(Daemon {
+            store,
+            proxy,
+            allocator,
+            handle,
+            bridge,
+            spawner: Spawner::new()?,
+            containers: Mutex::new(containers),
+        })
+    }
+
+    pub(super) fn all(&self) -> Vec<Arc<Container>> {
+        self.containers.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The container a name, full ID or unambiguous ID prefix names.
+    pub fn find(&self, key: &str) -> Result<Arc<Container>, ApiError> {
+        let key = key.strip_prefix('/').unwrap_or(key);
+        let all = self.all();
+        if key.is_empty() {
+            return Err(ApiError::new(404, "No such container: "));
+        }
+        if let Some(c) = all.iter().find(|c| c.id == key || c.record().name == key) {
+            return Ok(c.clone());
+        }
+        let matches: Vec<_> = all.iter().filter(|c| c.id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ApiError::no_such(key)),
+            _ => Err(ApiError::new(
+                404,
+                format!(
+                    "No such container: {key} (the ID prefix matches several; give more of it)"
+                ),
+            )),
+        }
+    }
+
+    /// Creates a container (not started). Returns its ID.
+    pub fn create(&self, name: Option<&str>, req: CreateRequest) -> Result<String, ApiError> {
+        if req.cmd.is_empty() {
+            return Err(ApiError::new(400, "No command specified"));
+        }
+        for spec in &req.host_config.port_specs {
+            PortSpec::parse(spec).map_err(|e| ApiError::new(400, e.to_string()))?;
+        }
+        for spec in &req.exposed_ports {
+            parse_expose(spec).map_err(|e| ApiError::new(400, e.to_string()))?;
+        }
+        let mut mode = match req.host_config.network_mode.as_str() {
+            "" | "default" => "bridge".to_string(),
+            m => m.to_string(),
+        };
+        if let Some(target) = mode.strip_prefix("container:") {
+            if !req.hostname.is_empty() {
+                return Err(ApiError::new(
+                    400,
+                    "conflicting options: hostname and the network mode",
+                ));
+            }
+            if !req.host_config.port_specs.is_empty() || req.host_config.publish_all_ports {
+                return Err(ApiError::new(
+                    400,
+                    "conflicting options: port publishing and the container type network mode",
+                ));
+            }
+            let target = self.find(target)?;
+            mode = format!("container:{}", target.id);
+        } else if !matches!(mode.as_str(), "bridge" | "host" | "none") {
+            return Err(ApiError::new(404, format!("network {mode} not found")));
+        }
+        for bind in &req.host_config.binds {
+            parse_bind(bind)?;
+        }
+        if !req.working_dir.is_empty() && !req.working_dir.starts_with('/') {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "the working directory '{}' is invalid, it needs to be an absolute path",
+                    req.working_dir
+                ),
+            ));
+        }
+        let id = names::new_id().map_err(ApiError::internal)?;
+        let mut containers = self.containers.lock().map_err(ApiError::internal)?;
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n);
+                if !names::valid(n) {
+                    return Err(ApiError::new(
+                        400,
+                        format!(
+                            "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                        ),
+                    ));
+                }
+                if let Some(other) = containers.iter().find(|c| c.record().name == n) {
+                    return Err(ApiError::new(
+                        409,
+                        format!(
+                            "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                            other.id
+                        ),
+                    ));
+                }
+                n.to_string()
+            }
+            None => {
+                let taken: BTreeSet<String> = containers.iter().map(|c| c.record().name).collect();
+                names::random_name(&taken)
+            }
+        };
+        let hostname = if req.hostname.is_empty() {
+            id.get(..12).unwrap_or(&id).to_string()
+        } else {
+            req.hostname.clone()
+        };
+        let publish =
+            if mode == "bridge" { req.host_config.port_specs.clone() } else { Vec::new() };
+        let mut cmd = req.cmd.into_iter();
+        let record = Record {
+            id: id.clone(),
+            name,
+            created: rfc3339(SystemTime::now()),
+            path: cmd.next().unwrap_or_default(),
+            args: cmd.collect(),
+            env: req.env,
+            hostname,
+            network_mode: mode,
+            publish,
+            expose: req.exposed_ports,
+            publish_all: req.host_config.publish_all_ports,
+            auto_remove: req.host_config.auto_remove,
+            binds: req.host_config.binds,
+            working_dir: req.working_dir,
+            state: RunState {
+                status: "created".into(),
+                started_at: ZERO_TIME.into(),
+                finished_at: ZERO_TIME.into(),
+                ..RunState::default()
+            },
+            ip: None,
+            ports: Vec::new(),
+        };
+        self.store.save(&record).map_err(ApiError::internal)?;
+        containers.push(Container::new(record));
+        Ok(id)
+    }
+
+    /// Starts a container: address, hosts files, ports, namespaces, network, then the
+    /// command. A failure undoes every step before it.
+    pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {
+        let _op = c.op.lock().await;
+        let record = c.record();
+        if record.state.status == "running" {
+            return Ok(());
+        }
+        let dir = self.store.dir(&c.id);
+        let mode = record.network_mode.clone();
+        let mut held = Held::default();
+        let mut join_netns = None;
+        let mut files = Some(dir.clone());
+        // In another container's network namespace, its hosts files and hostname are used.
+        let mut hostname = record.hostname.clone();
+        match mode.as_str() {
+            "bridge" => {
+                let ip =
+                    self.bridge.ipam.lease().ok_or_else(|| {
+                        ApiError::internal("no address left on the bridge's subnet")
+                    })?;
+                held.ip = Some(ip);
+            }
+            "host" => files = None,
+            "none" => {}
+            m => {
+                let target_id = m.strip_prefix("container:").unwrap_or_default();
+                let target = self.find(target_id)?;
+                let t = target.record();
+                if t.state.status != "running" {
+                    return Err(ApiError::new(
+                        409,
+                        format!("cannot join network of a non running container: {}", t.id),
+                    ));
+                }
+                join_netns = Some(
+                    File::open(format!("/proc/{}/ns/net", t.state.pid))
+                        .map_err(ApiError::internal)?,
+                );
+                files = Some(self.store.dir(&t.id));
+                hostname = t.hostname;
+            }
+        }
+        let result = self.start_with(c, &record, &mut held, (join_netns, files, hostname)).await;
+        if let Err(e) = &result {
+            self.release(held).await;
+            let msg = e.message.clone();
+            let r = c.update(|r| r.state.error = msg);
+            let _ = self.store.save(&r);
+        }
+        result
+    }
+
+    async fn start_with(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        record: &Record,
+        held: &mut Held,
+        (join_netns, files, hostname): (Option<File>, Option<PathBuf>, String),
+    ) -> Result<(), ApiError> {
+        let dir = self.store.dir(&c.id);
+        if record.network_mode == "bridge" || record.network_mode == "none" {
+            hosts::write_files(&dir, held.ip, &record.hostname).map_err(ApiError::internal)?;
+        }
+        let mut published = Vec::new();
+        if let Some(ip) = held.ip {
+            for (id, p) in self.publish(record, ip)? {
+                held.bindings.push(id);
+                published.push(p);
+            }
+        }
+        let mut env = vec![
+            ("PATH".to_string(), DEFAULT_PATH.to_string()),
+            ("HOSTNAME".to_string(), hostname.clone()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        for kv in &record.env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            env.retain(|(key, _)| key != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        let mut command = vec![record.path.clone()];
+        command.extend(record.args.iter().cloned());
+        let launch = Launch {
+            command,
+            env,
+            hostname,
+            files,
+            host_network: record.network_mode == "host",
+            disable_ipv6: matches!(record.network_mode.as_str(), "bridge" | "none"),
+            binds: record.binds.iter().filter_map(|b| parse_bind(b).ok()).collect(),
+            working_dir: Some(record.working_dir.clone()).filter(|w| !w.is_empty()),
+            join_netns,
+        };
+        let mut started = self.spawner.spawn(launch).await.map_err(ApiError::internal)?;
+        let shim = started.child.id();
+        let net_result = match (record.network_mode.as_str(), held.ip) {
+            ("bridge", Some(ip)) => {
+                held.veth = Some(net::veth_name(&c.id));
+                net::attach(&self.handle, &self.bridge, &c.id, shim, ip).await
+            }
+            ("none", _) => net::loopback_only(shim).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = net_result {
+            let _ = started.child.kill();
+            let _ = started.child.wait();
+            return Err(ApiError::internal(format!("cannot set up the container's network: {e}")));
+        }
+        // Open the log before the command can write.
+        {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("{}-json.log", c.id)))
+                .map_err(ApiError::internal)?;
+            if let Ok(mut log) = c.log.lock() {
+                *log = Some(file);
+            }
+        }
+        let stdout = started.child.stdout.take();
+        let stderr = started.child.stderr.take();
+        let mut control = started.control;
+        let handshake = tokio::task::spawn_blocking(move || -> io::Result<i32> {
+            control.write_all(b"g")?;
+            let mut line = String::new();
+            BufReader::new(&mut control).read_line(&mut line)?;
+            line.trim().parse().map_err(|_| io::Error::other("the container's init did not start"))
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|r| r);
+        let pid = match handshake {
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = started.child.kill();
+                let _ = started.child.wait();
+                if let Ok(mut log) = c.log.lock() {
+                    *log = None;
+                }
+                return Err(ApiError::internal(e));
+            }
+        };
+        let now = rfc3339(SystemTime::now());
+        let ip = held.ip;
+        let r = c.update(|r| {
+            r.state.status = "running".into();
+            r.state.pid = pid;
+            r.state.exit_code = 0;
+            r.state.error.clear();
+            r.state.started_at = now;
+            r.state.finished_at = ZERO_TIME.into();
+            r.ip = ip;
+            r.ports = published;
+        });
+        let _ = self.store.save(&r);
+        if let Ok(mut h) = c.held.lock() {
+            *h = std::mem::take(held);
+        }
+        // Pumps and the waiter: the container is stopped once the shim has exited and all
+        // its output is in the log.
+        let mut pumps = Vec::new();
+        for (stream, pipe) in [
+            ("stdout", stdout.map(|p| Box::new(p) as Box<dyn Read + Send>)),
+            ("stderr", stderr.map(|p| Box::new(p) as Box<dyn Read + Send>)),
+        ] {
+            if let Some(pipe) = pipe {
+                let c = c.clone();
+                pumps.push(std::thread::spawn(move || pump(&c, stream, pipe)));
+            }
+        }
+        let mut child = started.child;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let status = child.wait();
+            for p in pumps {
+                let _ = p.join();
+            }
+            let code = match status {
+                Ok(s) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    s.code().or_else(|| s.signal().map(|n| 128 + n)).unwrap_or(255)
+                }
+                Err(_) => 255,
+            };
+            let _ = done_tx.send(code);
+        });
+        let daemon = self.clone();
+        let c = c.clone();
+        tokio::spawn(async move {
+            let code = done_rx.await.unwrap_or(255);
+            daemon.finish(&c, code).await;
+        });
+        Ok(())
+    }
+
+    /// Gives back what a container held: bindings (ports free at once), veth, address.
+    async fn release(&self, held: Held) {
+        for id in held.bindings {
+            self.proxy.remove(id).await;
+        }
+        if let Some(veth) = held.veth
+            && let Err(e) = net::delete_link(&self.handle, &veth).await
+        {
+            tracing::warn!(%veth, error = %e, "could not remove veth");
+        }
+        if let Some(ip) = held.ip {
+            self.bridge.ipam.release(ip);
+        }
+    }
+
+    /// The container's command has exited with `code`.
+    async fn finish(&self, c: &Arc<Container>, code: i32) {
+        let held = c.held.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
+        self.release(held).await;
+        if let Ok(mut log) = c.log.lock() {
+            *log = None;
+        }
+        let now = rfc3339(SystemTime::now());
+        let r = c.update(|r| {
+            r.state.status = "exited".into();
+            r.state.exit_code = code;
+            r.state.pid = 0;
+            r.state.finished_at = now;
+            r.ip = None;
+            r.ports.clear();
+        });
+        tracing::info!(id = %c.id, code, "container exited");
+        if r.auto_remove {
+            let _ = self.forget(c);
+        } else {
+            let _ = self.store.save(&r);
+        }
+    }
+
+    /// Waits until the container is no longer running (after it has started, if it has not
+    /// yet) and returns its exit code.
+    pub async fn wait(&self, c: &Arc<Container>) -> i32 {
+        let mut rx = c.watch();
+        loop {
+            let r = c.record();
+            if r.state.status == "exited" {
+                return r.state.exit_code;
+            }
+            if rx.changed().await.is_err() {
+                return r.state.exit_code;
+            }
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `timeout`; returns once the container has stopped.
+    pub async fn stop(&self, c: &Arc<Container>, timeout: Duration) -> Result<(), ApiError> {
+        let _op = c.op.lock().await;
+        self.stop_locked(c, timeout).await;
+        Ok(())
+    }
+
+    async fn stop_locked(&self, c: &Arc<Container>, timeout: Duration) {
+        let r = c.record();
+        if r.state.status != "running" || r.state.pid <= 0 {
+            return;
+        }
+        let pid = Pid::from_raw(r.state.pid);
+        let _ = kill(pid, Signal::SIGTERM);
+        if tokio::time::timeout(timeout, self.wait(c)).await.is_err() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.wait(c)).await;
+        }
+    }
+
+    /// Removes a container; a running one only with `force` (it is killed first).
+    pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ApiError> {
+        let _op = c.op.lock().await;
+        if c.is_running() {
+            if !force {
+                return Err(ApiError::new(
+                    409,
+                    format!(
+                        "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                        c.id
+                    ),
+                ));
+            }
+            self.stop_locked(c, Duration::ZERO).await;
+        }
+        self.forget(c)
+    }
+
+    fn forget(&self, c: &Arc<Container>) -> Result<(), ApiError> {
+        if let Ok(mut all) = self.containers.lock() {
+            all.retain(|x| x.id != c.id);
+        }
+        self.store.remove(&c.id).map_err(ApiError::internal)
+    }
+
+    /// Stops every container (SIGTERM, SIGKILL after `timeout`), then removes the bridge:
+    /// what the daemon does on SIGTERM.
+    pub async fn shutdown(&self, timeout: Duration) {
+        let running: Vec<_> = self.all().into_iter().filter(|c| c.is_running()).collect();
+        let stops = running.iter().map(|c| self.stop(c, timeout));
+        for r in futures_util::future::join_all(stops).await {
+            let _ = r;
+        }
+        self.proxy.shutdown(Duration::from_secs(1)).await;
+        if let Err(e) = net::delete_link(&self.handle, net::BRIDGE).await {
+            tracing::warn!(error = %e, "could not remove the bridge");
+        }
+    }
+
+    /// The log file of a container.
+    pub fn log_path(&self, c: &Container) -> PathBuf {
+        self.store.dir(&c.id).join(format!("{}-json.log", c.id))
+    }
+}
+
+/// A `-v HOSTDIR:DIR[:ro|rw]` value as (host dir, container dir, read-only). A container sees
+/// the host's filesystem, so both must exist: DIR is covered inside the container only.
+pub fn parse_bind(spec: &str) -> Result<(PathBuf, PathBuf, bool), ApiError> {
+    let bad =
+        |why: &str| ApiError::new(400, format!("invalid volume specification: '{spec}': {why}"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, ro) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, false),
+        [src, dst, "ro"] => (*src, *dst, true),
+        [src, dst, "rw"] => (*src, *dst, false),
+        _ => return Err(bad("expected HOSTDIR:DIR[:ro]")),
+    };
+    if !src.starts_with('/') {
+        return Err(bad("cproxy mounts host paths only: HOSTDIR must be absolute"));
+    }
+    if !dst.starts_with('/') {
+        return Err(bad("DIR must be an absolute path"));
+    }
+    for (path, which) in [(src, "source"), (dst, "destination")] {
+        if !std::path::Path::new(path).exists() {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "invalid mount config for type \"bind\": bind {which} path does not exist: {path}"
+                ),
+            ));
+        }
+    }
+    Ok((PathBuf::from(src), PathBuf::from(dst), ro))
+}
+
+/// Reads a pipe line by line into the log.
+fn pump(c: &Container, stream: &str, pipe: Box<dyn Read + Send>) {
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => c.log_line(stream, &String::from_utf8_lossy(&buf)),
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Docker's text formats, as the 20.10 client prints them: the `ps` table (tabwriter columns),
+//! the PORTS column with consecutive ports folded into ranges, `docker port` lines, human
+//! durations ("5 seconds ago"), quoted commands and RFC 3339 timestamps. Pure functions.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// One published (or only exposed) port of a running container, as the API's `Ports` list
+/// carries it (Docker's `types.Port`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    /// Host address; empty for a port that is exposed but not published.
+    #[serde(rename = "IP", default, skip_serializing_if = "String::is_empty")]
+    pub ip: String,
+    /// The container port.
+    #[serde(rename = "PrivatePort")]
+    pub private_port: u16,
+    /// The host port; 0 when not published.
+    #[serde(rename = "PublicPort", default, skip_serializing_if = "is_zero")]
+    pub public_port: u16,
+    /// `tcp` or `udp`.
+    #[serde(rename = "Type")]
+    pub proto: String,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+/// The PORTS column of `docker ps`: sorted, runs of ports that map to themselves folded into
+/// ranges (`0.0.0.0:7000-7002->7000-7002/tcp`), other mappings listed after them.
+pub fn displayable_ports(ports: &[Port]) -> String {
+    let mut ports = ports.to_vec();
+    ports.sort_by(|a, b| {
+        (a.private_port, &a.ip, a.public_port, &a.proto).cmp(&(
+            b.private_port,
+            &b.ip,
+            b.public_port,
+            &b.proto,
+        ))
+    });
+    // Groups keyed by "IP/proto" (or "proto"), in the order the keys first appear.
+    let mut groups: Vec<(String, u16, u16)> = Vec::new();
+    let mut result = Vec::new();
+    let mut host_mappings = Vec::new();
+    for port in &ports {
+        let current = port.private_port;
+        let key = if port.ip.is_empty() {
+            port.proto.clone()
+        } else {
+            if port.public_port != current {
+                host_mappings.push(format!(
+                    "{}:{}->{}/{}",
+                    port.ip, port.public_port, port.private_port, port.proto
+                ));
+                continue;
+            }
+            format!("{}/{}", port.ip, port.proto)
+        };
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            None => groups.push((key, current, current)),
+            Some(group) if current == group.2.wrapping_add(1) => group.2 = current,
+            Some(group) => {
+                result.push(form_group(&group.0, group.1, group.2));
+                *group = (key, current, current);
+            }
+        }
+    }
+    for (key, first, last) in &groups {
+        result.push(form_group(key, *first, *last));
+    }
+    result.extend(host_mappings);
+    result.join(", ")
+}
+
+fn form_group(key: &str, first: u16, last: u16) -> String {
+    // The key is "proto" or "IP/proto"; an IPv6 address has no '/'.
+    let (ip, proto) = match key.rsplit_once('/') {
+        Some((ip, proto)) => (ip, proto),
+        None => ("", key),
+    };
+    let mut group = first.to_string();
+    if first != last {
+        group = format!("{group}-{last}");
+    }
+    if !ip.is_empty() {
+        group = format!("{ip}:{group}->{group}");
+    }
+    format!("{group}/{proto}")
+}
+
+/// Writes rows as Go's tabwriter does for `docker ps` (min width 10, padding 3, spaces): every
+/// column but the last is padded to its widest cell plus 3.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < row.len() {
+                widths[i] = widths[i].max((cell.chars().count() + 3).max(10));
+            }
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            out.push_str(cell);
+            if i + 1 < row.len() {
+                let pad = widths[i] - cell.chars().count();
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Go's `units.HumanDuration`: "Less than a second", "5 seconds", "About a minute", …
+pub fn human_duration(d: Duration) -> String {
+    let seconds = d.as_secs();
+    let minutes = seconds / 60;
+    let hours = (d.as_secs_f64() / 3600.0).round() as u64;
+    if seconds < 1 {
+        "Less than a second".into()
+    } else if seconds == 1 {
+        "1 second".into()
+    } else if seconds < 60 {
+        format!("{seconds} seconds")
+    } else if minutes == 1 {
+        "About a minute".into()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours == 1 {
+        "About an hour".into()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", seconds / 3600 / 24 / 365)
+    }
+}
+
+/// The command as dockerd lists it: the path, then the arguments, those with a space in
+/// single quotes (`sh -c 'exit 3'`).
+pub fn command_line(path: &str, args: &[String]) -> String {
+    let mut s = path.to_string();
+    for arg in args {
+        s.push(' ');
+        if arg.contains(' ') {
+            s.push('\'');
+            s.push_str(arg);
+            s.push('\'');
+        } else {
+            s.push_str(arg);
+        }
+    }
+    s
+}
+
+/// Go's `strconv.Quote` for the printable text a command line is.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
+pub fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// A time as RFC 3339 with nanoseconds in UTC, as Docker writes `Created` and log times.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+/// Reads back what [`rfc3339`] wrote (and Docker's zero time, `0001-01-01T00:00:00Z`, as the
+/// epoch).
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.strip_suffix('Z')?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<u64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let nanos: u32 = format!("{frac:0<9}").get(..9)?.parse().ok()?;
+    let days = days_from_civil(y, m, day);
+    if days < 0 {
+        return Some(UNIX_EPOCH);
+    }
+    let secs = days as u64 * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Howard Hinnant's algorithm: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(ip: &str, public: u16, private: u16, proto: &str) -> Port {
+        Port { ip: ip.into(), private_port: private, public_port: public, proto: proto.into() }
+    }
+
+    #[test]
+    fn ports_column_folds_ranges_as_docker_ps() {
+        // p_multi of the 3a transcript.
+        let mut ports = vec![
+            port("127.0.0.1", 5004, 5000, "tcp"),
+            port("0.0.0.0", 5005, 5001, "tcp"),
+            port("::", 5005, 5001, "tcp"),
+            port("0.0.0.0", 5006, 53, "tcp"),
+            port("::", 5006, 53, "tcp"),
+            port("0.0.0.0", 5006, 53, "udp"),
+            port("::", 5006, 53, "udp"),
+        ];
+        for p in 6100..=6103 {
+            ports.push(port("0.0.0.0", p, p, "udp"));
+            ports.push(port("::", p, p, "udp"));
+        }
+        assert_eq!(
+            displayable_ports(&ports),
+            "0.0.0.0:6100-6103->6100-6103/udp, :::6100-6103->6100-6103/udp, \
+             0.0.0.0:5006->53/tcp, 0.0.0.0:5006->53/udp, :::5006->53/tcp, :::5006->53/udp, \
+             127.0.0.1:5004->5000/tcp, 0.0.0.0:5005->5001/tcp, :::5005->5001/tcp"
+        );
+        let pub_p = [port("0.0.0.0", 32768, 5000, "tcp"), port("::", 32768, 5000, "tcp")];
+        assert_eq!(displayable_ports(&pub_p), "0.0.0.0:32768->5000/tcp, :::32768->5000/tcp");
+        assert_eq!(displayable_ports(&[port("", 0, 80, "tcp")]), "80/tcp");
+    }
+
+    #[test]
+    fn table_pads_as_tabwriter() {
+        let rows = vec![
+            vec!["CONTAINER ID".into(), "PORTS".into(), "NAMES".into()],
+            vec!["30395957e23f".into(), "".into(), "p_exited".into()],
+        ];
+        assert_eq!(
+            table(&rows),
+            "CONTAINER ID   PORTS     NAMES\n30395957e23f             p_exited\n"
+        );
+    }
+
+    #[test]
+    fn durations_and_commands_read_as_docker() {
+        assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
+        assert_eq!(human_duration(Duration::from_secs(4)), "4 seconds");
+        assert_eq!(human_duration(Duration::from_secs(90)), "About a minute");
+        assert_eq!(
+            go_quote(&command_line("sh", &["-c".into(), "exit 3".into()])),
+            "\"sh -c 'exit 3'\""
+        );
+        assert_eq!(ellipsis("python3 -m http.server 8000", 20), "python3 -m http.ser…");
+    }
+
+    #[test]
+    fn rfc3339_round_trips() {
+        let t = UNIX_EPOCH + Duration::new(1_795_000_000, 123_456_789);
+        let s = rfc3339(t);
+        assert_eq!(parse_rfc3339(&s), Some(t));
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
+    }
+}

@@ -1,0 +1,295 @@
+//! The container's init, `cproxy __init` (hidden), in two stages as docker's shim and
+//! docker-init (tini) are:
+//!
+//! 1. the **shim** is what the daemon spawns, already in the container's new mount, UTS, IPC
+//!    and (unless shared) network namespaces, with a new PID namespace for its children. It
+//!    waits on stdin (a socket to the daemon) for the go byte the daemon sends once the
+//!    network is ready, forks the init, tells the daemon the init's PID, then waits for it,
+//!    passes SIGTERM/SIGINT on, and exits with its status;
+//! 2. the **init** is PID 1 of the new PID namespace: it makes the mounts private, bind-mounts
+//!    the container's own `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, mounts a fresh
+//!    `/proc`, sets the hostname, runs the command as its child, reaps every orphan, passes
+//!    SIGTERM/SIGINT to the command and exits with the command's status (128+N for signal N).
+//!
+//! Both die with their parent (`PR_SET_PDEATHSIG`), so a killed daemon leaves no container.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use nix::errno::Errno;
+use nix::mount::{MsFlags, mount};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, execvp, fork, pipe2};
+
+/// `cproxy __init`'s arguments (written by the daemon, not by people).
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Hostname to set in the new UTS namespace.
+    #[arg(long)]
+    pub hostname: String,
+    /// Directory holding `hosts`, `hostname`, `resolv.conf` to bind-mount over /etc's.
+    #[arg(long)]
+    pub files: Option<PathBuf>,
+    /// `HOSTDIR:DIR[:ro]` to bind-mount (validated by the daemon).
+    #[arg(long = "volume")]
+    pub volumes: Vec<String>,
+    /// Directory to run the command in.
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// Turn IPv6 off in this (new) network namespace.
+    #[arg(long = "disable-ipv6")]
+    pub disable_ipv6: bool,
+    /// The command and its arguments.
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+extern "C" fn noop(_: libc::c_int) {}
+
+/// Gives SIGTERM, SIGINT and SIGCHLD a handler (PID 1 drops signals left at their default)
+/// and blocks them, so [`SigSet::wait`] takes them one at a time.
+fn take_signals() -> nix::Result<SigSet> {
+    let mut set = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGCHLD] {
+        let action =
+            SigAction::new(SigHandler::Handler(noop), SaFlags::SA_RESTART, SigSet::empty());
+        // SAFETY: the handler does nothing, which is async-signal-safe.
+        unsafe { sigaction(sig, &action) }?;
+        set.add(sig);
+    }
+    set.thread_block()?;
+    Ok(set)
+}
+
+/// A wait status as a shell reports it.
+fn exit_code(status: WaitStatus) -> Option<u8> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code as u8),
+        WaitStatus::Signaled(_, sig, _) => Some(128u8.wrapping_add(sig as u8)),
+        _ => None,
+    }
+}
+
+/// Waits for signals: SIGTERM/SIGINT go to `child`; returns `child`'s exit code once it has
+/// ended, reaping any other child on the way.
+fn supervise(set: &SigSet, child: Pid) -> u8 {
+    loop {
+        match set.wait() {
+            Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) => {
+                let _ = kill(child, sig);
+            }
+            Ok(_) => loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(status) if status.pid() == Some(child) => {
+                        if let Some(code) = exit_code(status) {
+                            return code;
+                        }
+                    }
+                    Ok(_) => {}
+                }
+            },
+            Err(_) => {}
+        }
+    }
+}
+
+/// Runs `cproxy __init`.
+pub fn run(args: InitArgs) -> ExitCode {
+    match shim(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("cproxy init: {e}");
+            ExitCode::from(127)
+        }
+    }
+}
+
+fn shim(args: InitArgs) -> Result<u8, String> {
+    let set = take_signals().map_err(|e| format!("signals: {e}"))?;
+    // SAFETY: fd 0 is the daemon's socket, given to this process to own.
+    let mut control = File::from(unsafe { OwnedFd::from_raw_fd(0) });
+    let mut go = [0u8; 1];
+    if control.read(&mut go).map_err(|e| format!("waiting for the daemon: {e}"))? == 0 {
+        return Err("the daemon gave up on this container".into());
+    }
+    // PID 1 writes a byte here once its mounts and hostname are in place (or closes it when
+    // they fail), so the daemon does not call the container started, and `exec` cannot enter
+    // it, before the container is what it should be.
+    let (ready_r, ready_w) =
+        pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: this process is single-threaded (nothing has started a thread yet).
+    let init = match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            drop(control);
+            drop(ready_r);
+            std::process::exit(i32::from(pid1(&args, &set, ready_w)));
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(ready_w);
+    let _ = File::from(ready_r).read(&mut [0u8; 1]);
+    let _ = control.write_all(format!("{init}\n").as_bytes());
+    drop(control);
+    Ok(supervise(&set, init))
+}
+
+/// PID 1 of the container.
+fn pid1(args: &InitArgs, set: &SigSet, ready: OwnedFd) -> u8 {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if let Err(e) = prepare(args) {
+        eprintln!("cproxy init: {e}");
+        return 127;
+    }
+    let _ = File::from(ready).write_all(b"r");
+    run_command(args, set)
+}
+
+/// Runs the command as a child, reports exec failures as Docker does (127 not found, 126
+/// cannot run), and supervises it.
+fn run_command(args: &InitArgs, set: &SigSet) -> u8 {
+    let argv: Vec<CString> =
+        args.command.iter().filter_map(|a| CString::new(a.as_bytes()).ok()).collect();
+    if argv.len() != args.command.len() || argv.is_empty() {
+        eprintln!("cproxy init: the command contains a NUL byte");
+        return 127;
+    }
+    // Reports an exec failure's errno; closed by a successful exec.
+    let Ok((err_r, err_w)) = pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        return 127;
+    };
+    // SAFETY: single-threaded; the child only calls exec, write and _exit.
+    let child = match unsafe { fork() } {
+        Err(e) => {
+            eprintln!("cproxy init: fork: {e}");
+            return 127;
+        }
+        Ok(ForkResult::Child) => {
+            let _ = set.thread_unblock();
+            let Err(errno) = execvp(&argv[0], &argv);
+            let mut w = File::from(err_w);
+            let _ = w.write_all(&(errno as i32).to_ne_bytes());
+            // SAFETY: _exit ends the child without running the parent's destructors.
+            unsafe { libc::_exit(127) }
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    drop(err_w);
+    let mut buf = [0u8; 4];
+    if File::from(err_r).read_exact(&mut buf).is_ok() {
+        let _ = waitpid(child, None);
+        let name = args.command[0].to_string_lossy();
+        return match Errno::from_raw(i32::from_ne_bytes(buf)) {
+            Errno::ENOENT => {
+                eprintln!("cproxy: exec: \"{name}\": executable file not found in $PATH");
+                127
+            }
+            Errno::EACCES => {
+                eprintln!("cproxy: exec: \"{name}\": permission denied");
+                126
+            }
+            e => {
+                eprintln!("cproxy: exec: \"{name}\": {}", e.desc());
+                126
+            }
+        };
+    }
+    supervise(set, child)
+}
+
+/// Mounts and hostname, inside the container's own mount and UTS namespaces.
+fn prepare(args: &InitArgs) -> Result<(), String> {
+    let none: Option<&str> = None;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .map_err(|e| format!("making mounts private: {e}"))?;
+    if let Some(dir) = &args.files {
+        for name in ["hosts", "hostname", "resolv.conf"] {
+            let target = PathBuf::from("/etc").join(name);
+            if !target.exists() {
+                continue;
+            }
+            mount(Some(&dir.join(name)), &target, none, MsFlags::MS_BIND, none)
+                .map_err(|e| format!("mounting {}: {e}", target.display()))?;
+        }
+    }
+    for volume in &args.volumes {
+        let mut parts = volume.splitn(3, ':');
+        let (Some(src), Some(dst)) = (parts.next(), parts.next()) else {
+            return Err(format!("bad volume {volume}"));
+        };
+        mount(Some(src), dst, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
+            .map_err(|e| format!("mounting {src} on {dst}: {e}"))?;
+        if parts.next() == Some("ro") {
+            let flags =
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC;
+            mount(none, dst, none, flags, none)
+                .map_err(|e| format!("making {dst} read-only: {e}"))?;
+        }
+    }
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        none,
+    )
+    .map_err(|e| format!("mounting /proc: {e}"))?;
+    if args.disable_ipv6 {
+        // Absent when the kernel has no IPv6: then there is nothing to turn off.
+        for scope in ["all", "default"] {
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{scope}/disable_ipv6"), "1");
+        }
+    }
+    nix::unistd::sethostname(&args.hostname).map_err(|e| format!("sethostname: {e}"))?;
+    let cwd = args.workdir.clone().unwrap_or_else(|| PathBuf::from("/"));
+    std::env::set_current_dir(&cwd).map_err(|e| {
+        format!("chdir to cwd ({:?}) set in config.json failed: {e}", cwd.display().to_string())
+    })?;
+    // The command reads nothing: stdin is /dev/null, as under `docker run -d`.
+    if let Ok(null) = File::open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        if null.as_raw_fd() == 0 {
+            std::mem::forget(null); // It took the free fd 0 and is stdin already.
+        } else {
+            let _ = nix::unistd::dup2_stdin(&null);
+        }
+    }
+    Ok(())
+}
+
+/// `cproxy __nsexec`: started by `cproxy exec` already inside a container's mount, UTS, IPC
+/// and network namespaces, with its PID namespace for children; runs the command as a child
+/// (so it is inside the PID namespace too), passes SIGTERM/SIGINT on, exits with its status.
+pub fn nsexec(args: super::cli::NsExecArgs) -> ExitCode {
+    let Ok(set) = take_signals() else {
+        return ExitCode::from(126);
+    };
+    if let Err(e) = std::env::set_current_dir(&args.workdir) {
+        eprintln!("cproxy exec: chdir to {}: {e}", args.workdir.display());
+        return ExitCode::from(126);
+    }
+    let init_args = InitArgs {
+        hostname: String::new(),
+        files: None,
+        volumes: Vec::new(),
+        workdir: None,
+        disable_ipv6: false,
+        command: args.command,
+    };
+    // SAFETY: single-threaded, as in the shim.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => std::process::exit(i32::from(run_command(&init_args, &set))),
+        Ok(ForkResult::Parent { child }) => ExitCode::from(supervise(&set, child)),
+        Err(e) => {
+            eprintln!("cproxy exec: fork: {e}");
+            ExitCode::from(126)
+        }
+    }
+}

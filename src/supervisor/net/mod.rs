@@ -1,0 +1,295 @@
+//! Container networking over rtnetlink (no `ip` command): the bridge (`cproxy0`), a veth pair
+//! per container with `eth0` inside, addresses from [`ipam`], the default route, `lo` up.
+//!
+//! Work inside a container's network namespace runs on a dedicated OS thread that `setns`es
+//! into it and opens its own netlink socket there ([`in_netns`]); `setns` is per thread, so it
+//! never happens on a tokio worker.
+
+pub mod ipam;
+
+use std::fs::File;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteProtocol};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use ipam::{Ipam, Subnet};
+
+/// The bridge's default name.
+pub const BRIDGE: &str = "cproxy0";
+
+/// Prefix of the host-side veth names, so leftovers of a killed daemon can be found.
+pub const VETH_PREFIX: &str = "cpveth";
+
+/// A netlink failure as a readable error.
+fn nl(what: &str, e: rtnetlink::Error) -> io::Error {
+    io::Error::other(format!("{what}: {e}"))
+}
+
+/// Opens a netlink connection in the calling thread's network namespace; the connection is
+/// driven by a task on the current runtime.
+pub fn connect() -> io::Result<Handle> {
+    let (conn, handle, _) = rtnetlink::new_connection()?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+/// The daemon's bridge and its address pool.
+#[derive(Debug)]
+pub struct Bridge {
+    /// The bridge's interface index.
+    pub index: u32,
+    /// Addresses of its subnet.
+    pub ipam: Ipam,
+}
+
+/// Docker's default address pools, in the order Docker tries them.
+fn default_pools() -> impl Iterator<Item = Subnet> {
+    (17..=31).map(|b| Subnet::containing(Ipv4Addr::new(172, b, 0, 0), 16))
+}
+
+/// Index of the link named `name`, if it exists.
+pub async fn link_index(handle: &Handle, name: &str) -> io::Result<Option<u32>> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(link)) => Ok(Some(link.header.index)),
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e))
+            if e.code.is_some_and(|c| c.get() == -libc::ENODEV) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(nl("link lookup", e)),
+    }
+}
+
+/// Deletes the link named `name` if it exists.
+pub async fn delete_link(handle: &Handle, name: &str) -> io::Result<()> {
+    if let Some(index) = link_index(handle, name).await? {
+        match handle.link().del(index).execute().await {
+            Ok(()) => {}
+            Err(rtnetlink::Error::NetlinkError(e))
+                if e.code.is_some_and(|c| c.get() == -libc::ENODEV) => {}
+            Err(e) => return Err(nl(&format!("delete {name}"), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Names of every link whose name starts with `prefix`.
+pub async fn links_with_prefix(handle: &Handle, prefix: &str) -> io::Result<Vec<String>> {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let mut links = handle.link().get().execute();
+    let mut names = Vec::new();
+    while let Some(link) = links.try_next().await.map_err(|e| nl("link dump", e))? {
+        for attr in link.attributes {
+            if let LinkAttribute::IfName(name) = attr
+                && name.starts_with(prefix)
+            {
+                names.push(name);
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// The IPv4 destinations of every route in this namespace (the default route left out).
+async fn routed_subnets(handle: &Handle) -> io::Result<Vec<Subnet>> {
+    let mut routes = handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
+    let mut subnets = Vec::new();
+    while let Some(route) = routes.try_next().await.map_err(|e| nl("route dump", e))? {
+        let prefix = route.header.destination_prefix_length;
+        for attr in &route.attributes {
+            if let RouteAttribute::Destination(RouteAddress::Inet(ip)) = attr
+                && prefix > 0
+            {
+                subnets.push(Subnet::containing(*ip, prefix));
+            }
+        }
+    }
+    Ok(subnets)
+}
+
+/// Creates the bridge (replacing one a dead daemon left) with the gateway address of `bip`
+/// (`172.18.0.1/16` style), or of the first default pool no route uses.
+pub async fn setup_bridge(handle: &Handle, bip: Option<(Ipv4Addr, u8)>) -> io::Result<Bridge> {
+    delete_link(handle, BRIDGE).await?;
+    let (gateway, prefix) = match bip {
+        Some(b) => b,
+        None => {
+            let used = routed_subnets(handle).await?;
+            let pool = default_pools().find(|p| !used.iter().any(|u| u.overlaps(p))).ok_or_else(
+                || io::Error::other("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"),
+            )?;
+            (Ipv4Addr::from(u32::from(pool.network) + 1), pool.prefix)
+        }
+    };
+    handle
+        .link()
+        .add(LinkBridge::new(BRIDGE).build())
+        .execute()
+        .await
+        .map_err(|e| nl("create bridge", e))?;
+    let index = link_index(handle, BRIDGE)
+        .await?
+        .ok_or_else(|| io::Error::other("the bridge vanished after it was created"))?;
+    handle
+        .address()
+        .add(index, IpAddr::V4(gateway), prefix)
+        .execute()
+        .await
+        .map_err(|e| nl("bridge address", e))?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(|e| nl("bridge up", e))?;
+    let subnet = Subnet::containing(gateway, prefix);
+    tracing::info!(bridge = BRIDGE, %gateway, prefix, "bridge up");
+    Ok(Bridge { index, ipam: Ipam::new(subnet, gateway) })
+}
+
+/// The host-side veth name of a container.
+pub fn veth_name(id: &str) -> String {
+    format!("{VETH_PREFIX}{}", id.get(..7).unwrap_or(id))
+}
+
+/// Docker's MAC for an address: 02:42 then the four address bytes.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// Connects the container whose init has PID `pid` to the bridge at `ip`: a veth pair, the
+/// host end on the bridge, the other end moved into the container and configured there as
+/// `eth0` with the default route via the gateway. Undoes what it did if a step fails.
+pub async fn attach(
+    handle: &Handle,
+    bridge: &Bridge,
+    id: &str,
+    pid: u32,
+    ip: Ipv4Addr,
+) -> io::Result<()> {
+    let host = veth_name(id);
+    let peer = format!("cptmp{}", id.get(..7).unwrap_or(id));
+    handle
+        .link()
+        .add(LinkVeth::new(&host, &peer).build())
+        .execute()
+        .await
+        .map_err(|e| nl("create veth pair", e))?;
+    let result = async {
+        let host_index =
+            link_index(handle, &host).await?.ok_or_else(|| io::Error::other("veth vanished"))?;
+        let peer_index =
+            link_index(handle, &peer).await?.ok_or_else(|| io::Error::other("veth vanished"))?;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(host_index).controller(bridge.index).up().build())
+            .execute()
+            .await
+            .map_err(|e| nl("veth onto bridge", e))?;
+        let netns = File::open(format!("/proc/{pid}/ns/net"))?;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(peer_index).setns_by_fd(netns.as_raw_fd()).build())
+            .execute()
+            .await
+            .map_err(|e| nl("veth into the container", e))?;
+        let subnet = bridge.ipam.subnet();
+        let gateway = bridge.ipam.gateway();
+        in_netns(pid, move |h| async move {
+            configure_inside(&h, &peer, Some((ip, subnet.prefix, gateway))).await
+        })
+        .await
+    }
+    .await;
+    if result.is_err() {
+        let _ = delete_link(handle, &host).await;
+    }
+    result
+}
+
+/// Brings `lo` up in the container whose init has PID `pid` (`--network none`).
+pub async fn loopback_only(pid: u32) -> io::Result<()> {
+    in_netns(pid, |h| async move { configure_inside(&h, "", None).await }).await
+}
+
+/// Inside the container: `lo` up and, given an address, the veth end renamed `eth0`, its MAC
+/// and address set, up, and the default route.
+async fn configure_inside(
+    h: &Handle,
+    peer: &str,
+    addr: Option<(Ipv4Addr, u8, Ipv4Addr)>,
+) -> io::Result<()> {
+    let lo = link_index(h, "lo").await?.ok_or_else(|| io::Error::other("no lo"))?;
+    h.link()
+        .set(LinkUnspec::new_with_index(lo).up().build())
+        .execute()
+        .await
+        .map_err(|e| nl("lo up", e))?;
+    let Some((ip, prefix, gateway)) = addr else {
+        return Ok(());
+    };
+    let index = link_index(h, peer).await?.ok_or_else(|| io::Error::other("veth not moved"))?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .name("eth0".to_string())
+                .address(mac_for(ip).to_vec())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| nl("rename eth0", e))?;
+    h.address()
+        .add(index, IpAddr::V4(ip), prefix)
+        .execute()
+        .await
+        .map_err(|e| nl("eth0 address", e))?;
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(|e| nl("eth0 up", e))?;
+    h.route()
+        .add(
+            RouteMessageBuilder::<Ipv4Addr>::new()
+                // "boot", as Docker's netlink library adds it (`ip route` shows no proto).
+                .protocol(RouteProtocol::Boot)
+                .gateway(gateway)
+                .output_interface(index)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| nl("default route", e))
+}
+
+/// Runs `f` with a netlink handle opened inside the network namespace of process `pid`, on a
+/// dedicated OS thread with its own runtime; the calling task waits without blocking a worker.
+pub async fn in_netns<F, Fut>(pid: u32, f: F) -> io::Result<()>
+where
+    F: FnOnce(Handle) -> Fut + Send + 'static,
+    Fut: Future<Output = io::Result<()>>,
+{
+    let netns = File::open(format!("/proc/{pid}/ns/net"))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new().name(format!("netns-{pid}")).spawn(move || {
+        let run = || -> io::Result<()> {
+            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(io::Error::from)?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let handle = connect()?;
+                f(handle).await
+            })
+        };
+        let _ = tx.send(run());
+    })?;
+    rx.await.map_err(|_| io::Error::other("the namespace thread died"))?
+}

@@ -1,0 +1,134 @@
+//! Starting a container's shim (`cproxy __init`) in new namespaces, from one dedicated thread
+//! that lives as long as the daemon: the shim dies with the thread that forked it
+//! (`PR_SET_PDEATHSIG`), so that thread must never be a pool thread that comes and goes.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+
+use nix::sched::CloneFlags;
+
+/// What to start.
+#[derive(Debug)]
+pub struct Launch {
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// The environment, `KEY=VALUE`.
+    pub env: Vec<(String, String)>,
+    /// Hostname inside.
+    pub hostname: String,
+    /// Directory with the hosts files to bind-mount (`None`: the host's are kept).
+    pub files: Option<PathBuf>,
+    /// `None`: a new network namespace; `Some(fd)`: join that one (`container:NAME`); the
+    /// daemon's own is joined with `host_network`.
+    pub join_netns: Option<File>,
+    /// Stay in the daemon's network namespace (`--network host`).
+    pub host_network: bool,
+    /// Bind mounts: host path, container path, read-only.
+    pub binds: Vec<(PathBuf, PathBuf, bool)>,
+    /// The command's working directory.
+    pub working_dir: Option<String>,
+    /// Turn IPv6 off in the container's own network namespace, as Docker's default bridge does.
+    pub disable_ipv6: bool,
+}
+
+/// A started shim, waiting for the go byte on `control`.
+#[derive(Debug)]
+pub struct Started {
+    /// The shim process.
+    pub child: Child,
+    /// The daemon's end of the shim's stdin socket.
+    pub control: UnixStream,
+}
+
+type Request = (Launch, mpsc::Sender<io::Result<Started>>);
+
+/// The thread that forks every container.
+#[derive(Debug, Clone)]
+pub struct Spawner {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Spawner {
+    /// Starts the spawning thread.
+    pub fn new() -> io::Result<Spawner> {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new().name("spawner".into()).spawn(move || {
+            for (launch, reply) in rx {
+                let _ = reply.send(spawn(launch));
+            }
+        })?;
+        Ok(Spawner { tx })
+    }
+
+    /// Starts a shim; the calling task waits off the runtime's workers.
+    pub async fn spawn(&self, launch: Launch) -> io::Result<Started> {
+        let (reply, rx) = mpsc::channel();
+        self.tx.send((launch, reply)).map_err(|_| io::Error::other("the spawner thread died"))?;
+        tokio::task::spawn_blocking(move || rx.recv())
+            .await
+            .map_err(io::Error::other)?
+            .map_err(|_| io::Error::other("the spawner thread died"))?
+    }
+}
+
+fn spawn(launch: Launch) -> io::Result<Started> {
+    let (ours, theirs) = UnixStream::pair()?;
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0("cproxy-init").arg("__init").arg("--hostname").arg(&launch.hostname);
+    if let Some(files) = &launch.files {
+        cmd.arg("--files").arg(files);
+    }
+    for (src, dst, ro) in &launch.binds {
+        let mut v = std::ffi::OsString::from(src);
+        v.push(":");
+        v.push(dst);
+        if *ro {
+            v.push(":ro");
+        }
+        cmd.arg("--volume").arg(v);
+    }
+    if launch.disable_ipv6 {
+        cmd.arg("--disable-ipv6");
+    }
+    if let Some(w) = &launch.working_dir {
+        cmd.arg("--workdir").arg(w);
+    }
+    cmd.arg("--").args(&launch.command);
+    cmd.env_clear().envs(launch.env.iter().map(|(k, v)| (k, v)));
+    cmd.stdin(Stdio::from(OwnedFd::from(theirs))).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWPID;
+    if launch.join_netns.is_none() && !launch.host_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    let join = launch.join_netns.as_ref().map(|f| f.as_raw_fd());
+    // SAFETY: between fork and exec only async-signal-safe calls are made (setns, unshare,
+    // prctl), with values prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(fd) = join
+                && libc::setns(fd, libc::CLONE_NEWNET) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::unshare(flags.bits()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    drop(launch.join_netns);
+    Ok(Started { child, control: ours })
+}

@@ -1,0 +1,120 @@
+//! Publishing a container's ports: every `-p` spec (and `-P` with `--expose`) bound through the
+//! port allocator and handed to the daemon's forwarder, all or nothing, with Docker's words
+//! when a host port cannot be had.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::daemon::{ApiError, Daemon};
+use super::names;
+use super::state::{Published, Record};
+use crate::ports::AllocError;
+use crate::proxy::{BindingId, Proto, ProxyError};
+use crate::spec::{PortSpec, parse_expose};
+
+impl Daemon {
+    /// Binds every published port of `record` to `ip`, all or nothing.
+    pub(super) fn publish(
+        &self,
+        record: &Record,
+        ip: Ipv4Addr,
+    ) -> Result<Vec<(BindingId, Published)>, ApiError> {
+        let mut specs: Vec<PortSpec> =
+            record.publish.iter().filter_map(|s| PortSpec::parse(s).ok()).collect();
+        if record.publish_all {
+            specs.extend(record.expose.iter().filter_map(|s| parse_expose(s).ok()));
+        }
+        let mut done: Vec<(BindingId, Published)> = Vec::new();
+        let undo = |done: &[(BindingId, Published)]| {
+            for (id, _) in done {
+                let proxy = self.proxy.clone();
+                let id = *id;
+                tokio::spawn(async move { proxy.remove(id).await });
+            }
+        };
+        for (spec, protos) in pair_halves(&specs) {
+            for mapping in spec.mappings() {
+                let to = SocketAddr::new(IpAddr::V4(ip), mapping.container_port);
+                let sockets = match self.allocator.bind_mapping_for(&mapping, &protos) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        undo(&done);
+                        return Err(self.port_error(record, e));
+                    }
+                };
+                for socket in sockets {
+                    let local = socket.local_addr();
+                    match self.proxy.add_socket(socket.proto(), socket.into_fd(), to) {
+                        Ok(info) => done.push((
+                            info.id,
+                            Published {
+                                container_port: mapping.container_port,
+                                proto: info.binding.proto.to_string(),
+                                host_ip: local.ip().to_string(),
+                                host_port: local.port(),
+                            },
+                        )),
+                        Err(e) => {
+                            undo(&done);
+                            return Err(ApiError::internal(e));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Docker's words for a host port that cannot be had: "port is already allocated" when a
+    /// container of this daemon holds it, the userland proxy's bind error when something else
+    /// does.
+    fn port_error(&self, record: &Record, e: AllocError) -> ApiError {
+        let endpoint = names::new_id().unwrap_or_default();
+        let detail = match &e {
+            AllocError::Bind(
+                ProxyError::AddrInUse { proto, addr } | ProxyError::PortAllocated { proto, addr },
+            ) => {
+                let ours = self.all().iter().any(|c| {
+                    c.record().ports.iter().any(|p| {
+                        p.host_port == addr.port()
+                            && p.proto == proto.to_string()
+                            && p.host_ip == addr.ip().to_string()
+                    })
+                });
+                if ours {
+                    ProxyError::PortAllocated { proto: *proto, addr: *addr }.to_string()
+                } else {
+                    let in_use = ProxyError::AddrInUse { proto: *proto, addr: *addr };
+                    format!("Error starting userland proxy: {in_use}")
+                }
+            }
+            _ => e.to_string(),
+        };
+        ApiError::new(
+            500,
+            format!(
+                "driver failed programming external connectivity on endpoint {} ({endpoint}): {detail}",
+                record.name
+            ),
+        )
+    }
+}
+
+/// Specs that differ only in protocol and leave the host port to the allocator are published
+/// together, so the TCP and UDP halves of a port get the same host port (as `cproxy forward`).
+fn pair_halves(specs: &[PortSpec]) -> Vec<(PortSpec, Vec<Proto>)> {
+    let mut groups: Vec<(PortSpec, Vec<Proto>)> = Vec::new();
+    for spec in specs {
+        let half_of = |(g, protos): &&mut (PortSpec, Vec<Proto>)| {
+            spec.host_ports().is_none()
+                && g.host_ports().is_none()
+                && g.host_ip() == spec.host_ip()
+                && g.container_ports() == spec.container_ports()
+                && !protos.contains(&spec.proto())
+        };
+        match groups.iter_mut().find(half_of) {
+            Some((_, protos)) => protos.push(spec.proto()),
+            None => groups.push((*spec, vec![spec.proto()])),
+        }
+    }
+    groups
+}

@@ -1,0 +1,142 @@
+//! Container records under `--data-root`: one `containers/<id>/config.json` each, written
+//! atomically (a temporary file, fsync, rename), read back when the daemon starts.
+
+use std::fs;
+use std::io::{self, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Writes `data` to `path` so a reader sees the old file or the new one, never a part.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+/// The lifecycle state of a container, as `docker inspect` shows `.State`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunState {
+    /// `created`, `running` or `exited`.
+    pub status: String,
+    /// Host PID of the container's init while running, else 0.
+    pub pid: i32,
+    /// The command's exit code once exited.
+    pub exit_code: i32,
+    /// Why the last start failed, if it did.
+    pub error: String,
+    /// When it last started (RFC 3339), or Docker's zero time.
+    pub started_at: String,
+    /// When it last stopped (RFC 3339), or Docker's zero time.
+    pub finished_at: String,
+}
+
+/// A published port while the container runs: `docker port`'s line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// The container port.
+    pub container_port: u16,
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// Host address as Docker prints it (`0.0.0.0`, `::`, `127.0.0.1`).
+    pub host_ip: String,
+    /// The host port bound.
+    pub host_port: u16,
+}
+
+/// Everything the daemon knows about one container; what `config.json` holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    /// 64 hex digits.
+    pub id: String,
+    /// Without Docker's leading slash.
+    pub name: String,
+    /// RFC 3339.
+    pub created: String,
+    /// The program (Docker's IMAGE column shows it).
+    pub path: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` pairs given with `-e`.
+    pub env: Vec<String>,
+    /// The container's hostname.
+    pub hostname: String,
+    /// `bridge`, `host`, `none` or `container:<id>`.
+    pub network_mode: String,
+    /// `-p` specs in their canonical form.
+    pub publish: Vec<String>,
+    /// `--expose` specs.
+    pub expose: Vec<String>,
+    /// `-P`.
+    pub publish_all: bool,
+    /// `--rm` with `-d`: the daemon removes the container when it exits.
+    pub auto_remove: bool,
+    /// `.State`.
+    pub state: RunState,
+    /// The address on the bridge while running.
+    pub ip: Option<Ipv4Addr>,
+    /// Published ports while running.
+    pub ports: Vec<Published>,
+    /// `-v HOSTDIR:DIR[:ro]` bind mounts.
+    #[serde(default)]
+    pub binds: Vec<String>,
+    /// `-w`: the command's working directory (empty: `/`).
+    #[serde(default)]
+    pub working_dir: String,
+}
+
+/// The container records' directory layout under a data root.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Uses (and creates, mode 0700) `root/containers`.
+    pub fn open(root: &Path) -> io::Result<Store> {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(root.join("containers"))?;
+        Ok(Store { root: root.to_path_buf() })
+    }
+
+    /// The directory of container `id` (hosts files, log, record).
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    /// Saves a record atomically.
+    pub fn save(&self, record: &Record) -> io::Result<()> {
+        let dir = self.dir(&record.id);
+        fs::create_dir_all(&dir)?;
+        let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+        write_atomic(&dir.join("config.json"), &json)
+    }
+
+    /// Removes a container's directory and everything in it.
+    pub fn remove(&self, id: &str) -> io::Result<()> {
+        match fs::remove_dir_all(self.dir(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every record that can be read; unreadable ones are logged and skipped.
+    pub fn load_all(&self) -> Vec<Record> {
+        let Ok(entries) = fs::read_dir(self.root.join("containers")) else {
+            return Vec::new();
+        };
+        let mut records = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path().join("config.json");
+            match fs::read(&path).map(|b| serde_json::from_slice::<Record>(&b)) {
+                Ok(Ok(r)) => records.push(r),
+                Ok(Err(e)) => tracing::warn!(path = %path.display(), error = %e, "bad record"),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "unreadable record"),
+            }
+        }
+        records
+    }
+}

@@ -1,0 +1,184 @@
+//! What the API shows of containers: `GET /containers/json` summaries (with Docker's STATUS
+//! text and Ports list) and the `docker inspect` object.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use super::daemon::{Container, Daemon};
+use super::format::{self, Port};
+use super::net;
+use super::state::Record;
+use crate::spec::parse_expose;
+
+impl Daemon {
+    /// `GET /containers/json`: newest first, running only unless `all`.
+    pub fn list(&self, all: bool) -> Vec<Value> {
+        let now = SystemTime::now();
+        let mut out: Vec<Value> = self
+            .all()
+            .iter()
+            .rev()
+            .map(|c| c.record())
+            .filter(|r| all || r.state.status == "running")
+            .map(|r| {
+                let created = format::parse_rfc3339(&r.created).unwrap_or(now);
+                json!({
+                    "Id": r.id,
+                    "Names": [format!("/{}", r.name)],
+                    "Image": r.path,
+                    "Command": format::command_line(&r.path, &r.args),
+                    "Created": created.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                    "Ports": api_ports(&r),
+                    "State": r.state.status,
+                    "Status": status_text(&r, now),
+                    "HostConfig": {"NetworkMode": r.network_mode},
+                })
+            })
+            .collect();
+        out.shrink_to_fit();
+        out
+    }
+
+    /// `GET /containers/{id}/json`: Docker's inspect shape, the parts cproxy has.
+    pub fn inspect(&self, c: &Arc<Container>) -> Value {
+        let r = c.record();
+        let dir = self.store.dir(&r.id);
+        let running = r.state.status == "running";
+        let mut ports = serde_json::Map::new();
+        if running {
+            for e in &r.expose {
+                if let Ok(spec) = parse_expose(e) {
+                    for p in spec.container_ports().ports() {
+                        ports.insert(format!("{p}/{}", spec.proto()), Value::Null);
+                    }
+                }
+            }
+            for p in &r.ports {
+                let key = format!("{}/{}", p.container_port, p.proto);
+                let entry = json!({"HostIp": p.host_ip, "HostPort": p.host_port.to_string()});
+                match ports.get_mut(&key) {
+                    Some(Value::Array(list)) => list.push(entry),
+                    _ => {
+                        ports.insert(key, Value::Array(vec![entry]));
+                    }
+                }
+            }
+        }
+        let bridge = r.network_mode == "bridge" && running;
+        let (ip, prefix, gateway, mac) = match r.ip.filter(|_| bridge) {
+            Some(ip) => {
+                let m = net::mac_for(ip);
+                (
+                    ip.to_string(),
+                    self.bridge.ipam.subnet().prefix,
+                    self.bridge.ipam.gateway().to_string(),
+                    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+                )
+            }
+            None => (String::new(), 0, String::new(), String::new()),
+        };
+        let exposed: serde_json::Map<String, Value> = r
+            .expose
+            .iter()
+            .filter_map(|e| parse_expose(e).ok())
+            .flat_map(|s| {
+                s.container_ports().ports().map(move |p| (format!("{p}/{}", s.proto()), json!({})))
+            })
+            .collect();
+        json!({
+            "Id": r.id,
+            "Created": r.created,
+            "Path": r.path,
+            "Args": r.args,
+            "State": {
+                "Status": r.state.status,
+                "Running": running,
+                "Paused": false,
+                "Restarting": false,
+                "OOMKilled": false,
+                "Dead": false,
+                "Pid": r.state.pid,
+                "ExitCode": r.state.exit_code,
+                "Error": r.state.error,
+                "StartedAt": r.state.started_at,
+                "FinishedAt": r.state.finished_at,
+            },
+            "Image": r.path,
+            "ResolvConfPath": dir.join("resolv.conf"),
+            "HostnamePath": dir.join("hostname"),
+            "HostsPath": dir.join("hosts"),
+            "LogPath": dir.join(format!("{}-json.log", r.id)),
+            "Name": format!("/{}", r.name),
+            "RestartCount": 0,
+            "HostConfig": {
+                "NetworkMode": r.network_mode,
+                "PortBindings": r.publish,
+                "PublishAllPorts": r.publish_all,
+                "AutoRemove": r.auto_remove,
+                "Binds": r.binds,
+                "Links": Value::Null,
+            },
+            "Config": {
+                "Hostname": r.hostname,
+                "WorkingDir": r.working_dir,
+                "Env": r.env,
+                "Cmd": std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect::<Vec<_>>(),
+                "Image": r.path,
+                "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+            },
+            "NetworkSettings": {
+                "Ports": ports,
+                "IPAddress": ip,
+                "IPPrefixLen": prefix,
+                "Gateway": gateway,
+                "MacAddress": mac,
+            },
+        })
+    }
+}
+
+/// The `Ports` list of `GET /containers/json`.
+fn api_ports(r: &Record) -> Vec<Port> {
+    if r.state.status != "running" {
+        return Vec::new();
+    }
+    let mut ports: Vec<Port> = r
+        .ports
+        .iter()
+        .map(|p| Port {
+            ip: p.host_ip.clone(),
+            private_port: p.container_port,
+            public_port: p.host_port,
+            proto: p.proto.clone(),
+        })
+        .collect();
+    for e in &r.expose {
+        if let Ok(spec) = parse_expose(e) {
+            for p in spec.container_ports().ports() {
+                let proto = spec.proto().to_string();
+                if !ports.iter().any(|x| x.private_port == p && x.proto == proto) {
+                    ports.push(Port { ip: String::new(), private_port: p, public_port: 0, proto });
+                }
+            }
+        }
+    }
+    ports
+}
+
+/// Docker's STATUS column: "Up 5 seconds", "Exited (3) 2 minutes ago", "Created".
+fn status_text(r: &Record, now: SystemTime) -> String {
+    let since = |t: &str| {
+        format::parse_rfc3339(t).and_then(|t| now.duration_since(t).ok()).unwrap_or_default()
+    };
+    match r.state.status.as_str() {
+        "running" => format!("Up {}", format::human_duration(since(&r.state.started_at))),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            r.state.exit_code,
+            format::human_duration(since(&r.state.finished_at))
+        ),
+        _ => "Created".into(),
+    }
+}

@@ -1,0 +1,191 @@
+//! Test support for the supervisor: a network namespace the test owns (removed on drop, even
+//! when the test fails), a `cproxy daemon` started inside it with its own data root and
+//! socket, the client run against it, and code run inside the namespace on a thread.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The cproxy binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_cproxy");
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace made for one test, and a scratch directory; both removed on drop.
+pub struct Netns {
+    /// `ip netns` name.
+    pub name: String,
+    /// Scratch directory for the daemon's socket and data root.
+    pub dir: PathBuf,
+}
+
+impl Netns {
+    /// Creates `cpsv-<pid>-<n>` with `lo` up.
+    pub fn new() -> Netns {
+        let name = format!("cpsv-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap().success();
+        assert!(ok, "ip netns add {name} failed");
+        let ns = Netns { dir: std::env::temp_dir().join(&name), name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        std::fs::create_dir_all(&ns.dir).unwrap();
+        ns
+    }
+
+    /// Runs `ip ARGS` inside the namespace and returns its stdout.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "ip"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Names of the links in the namespace.
+    pub fn links(&self) -> Vec<String> {
+        self.ip(&["-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .collect()
+    }
+
+    /// PIDs of processes in the namespace.
+    pub fn pids(&self) -> Vec<String> {
+        let out = Command::new("ip").args(["netns", "pids", &self.name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
+    }
+
+    /// Runs `f` on a thread that has entered the namespace.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let file = File::open(format!("/run/netns/{}", self.name)).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+        })
+    }
+
+    /// Starts a daemon inside the namespace.
+    pub fn daemon(&self, extra: &[&str]) -> Daemon {
+        Daemon::start(self, extra)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Anything still running in the namespace was started by this test.
+        for pid in self.pids() {
+            if let Ok(pid) = pid.parse::<i32>() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A `cproxy daemon` in a test's namespace; killed on drop if still running.
+pub struct Daemon {
+    /// The daemon process (`ip netns exec` has exec'd into it).
+    pub child: Child,
+    /// Its socket, as `unix://PATH`.
+    pub host: String,
+    /// Its data root.
+    pub data_root: PathBuf,
+}
+
+impl Daemon {
+    fn start(ns: &Netns, extra: &[&str]) -> Daemon {
+        let socket = ns.dir.join("cproxy.sock");
+        let data_root = ns.dir.join("data");
+        let host = format!("unix://{}", socket.display());
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, BIN, "daemon", "-H", &host, "--data-root"])
+            .arg(&data_root)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        // It prints "cproxy daemon listening on …" once the API socket accepts.
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        assert!(line.contains("listening"), "daemon did not start: {line:?}");
+        Daemon { child, host, data_root }
+    }
+
+    /// Runs `cproxy ARGS` against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN).env("CPROXY_HOST", &self.host).args(args).output().unwrap()
+    }
+
+    /// Runs `cproxy ARGS`, asserts it succeeded, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "cproxy {args:?} exited {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// SIGTERM, then waits for the daemon to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    /// SIGKILL, then waits.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` until it returns `Some`, for at most `secs` seconds.
+pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "condition not met within {secs} s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The real python3 (a command run in a container gets Docker's default PATH).
+pub fn python() -> String {
+    for p in ["/usr/bin/python3", "/usr/local/bin/python3"] {
+        if std::path::Path::new(p).exists() {
+            return p.to_string();
+        }
+    }
+    panic!("python3 is needed by the supervisor tests (apt-get install python3)");
+}
