@@ -56,8 +56,11 @@ fn published_port_reaches_the_commands_server() {
     assert!(status.contains("200"), "{status}");
     assert_eq!(d.ok(&["port", "web"]), "8000/tcp -> 127.0.0.1:8080\n");
     assert_eq!(d.ok(&["port", "web", "8000"]), "127.0.0.1:8080\n");
-    let logs = d.cli(&["logs", "web"]);
-    assert!(String::from_utf8_lossy(&logs.stderr).contains("\"GET / HTTP/1.0\" 200"));
+    // The server logs a request after answering it: wait for the line to reach the log.
+    eventually(10, || {
+        let logs = d.cli(&["logs", "web"]);
+        String::from_utf8_lossy(&logs.stderr).contains("\"GET / HTTP/1.0\" 200").then_some(())
+    });
 }
 
 #[test]
