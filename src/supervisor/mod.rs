@@ -13,9 +13,11 @@ pub mod daemon;
 pub mod format;
 pub mod hosts;
 pub mod init;
+pub mod links;
 pub mod names;
 pub mod net;
 pub mod process;
+pub mod restart;
 pub mod state;
 
 use std::net::Ipv4Addr;
