@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod compose;
 pub mod daemon;
 pub mod format;
 pub mod hosts;
