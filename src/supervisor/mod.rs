@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod compose;
 pub mod daemon;
+pub mod dns;
 pub mod format;
 pub mod hosts;
 pub mod init;
