@@ -9,14 +9,18 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod compose;
 pub mod daemon;
+pub mod dns;
 pub mod format;
 pub mod hosts;
 pub mod init;
+pub mod links;
 pub mod names;
 pub mod net;
 pub mod process;
 pub mod publish;
+pub mod restart;
 pub mod state;
 pub mod view;
 
