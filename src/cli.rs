@@ -27,7 +27,8 @@ As docker-proxy (dockerd runs it this way through \"userland-proxy-path\"):
 
 Flags may be written Go-style with one dash (-host-ip X, -host-ip=X) or with two (--host-ip X).
 A runtime may pass a pipe on fd 3: cproxy writes \"0\\n\" when it forwards, or \"1\\n<error>\".
-SIGINT or SIGTERM stops accepting and lets open connections finish for -grace; a second one cuts them."
+SIGINT or SIGTERM stops accepting, closes idle connections and lets busy ones finish for -grace;
+a second one resets them."
 )]
 pub struct Cli {
     /// Subcommand; without one, cproxy runs a single binding as docker-proxy does.
@@ -161,7 +162,8 @@ pub struct DockerProxyArgs {
 /// Flags that tune the forwarder; shared by every way of running it.
 #[derive(Debug, Args, Clone)]
 pub struct Tuning {
-    /// How long open connections may finish after SIGINT/SIGTERM (docker-proxy: none)
+    /// How long connections still moving bytes may finish after SIGINT/SIGTERM; idle ones are
+    /// closed at once (docker-proxy: none)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse)]
     pub grace: Duration,
     /// Give up connecting to the container after this long and close the client

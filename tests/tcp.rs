@@ -354,3 +354,20 @@ fn client_that_half_closes_then_resets_frees_its_connection() {
         "{err}"
     );
 }
+
+#[test]
+fn shutdown_closes_idle_connections_at_once_instead_of_waiting_the_grace_period() {
+    let tp = TestProxy::new(Config::default());
+    let info = tp.add(Proto::Tcp, "127.0.0.1", echo_server("127.0.0.1"));
+    let mut idle = TcpStream::connect(info.local).unwrap();
+    idle.write_all(b"x").unwrap();
+    let mut one = [0u8; 1];
+    idle.read_exact(&mut one).unwrap();
+    let started = Instant::now();
+    tp.rt.block_on(tp.proxy.shutdown(Duration::from_secs(30)));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "shutdown waited {took:?} for an idle connection");
+    // Nothing was in flight: an orderly close, as a server closes an idle keep-alive connection.
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(idle.read(&mut one).unwrap(), 0, "the idle connection must end in order");
+}

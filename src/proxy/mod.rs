@@ -2,8 +2,12 @@
 //! while traffic flows, and shuts down by draining.
 //!
 //! Lifecycle of a binding: `add` binds the host socket and starts serving it. `remove` (or
-//! `shutdown` for all of them) first stops accepting, which frees the port at once, then lets
-//! live connections finish for the grace period, then cuts the rest.
+//! `shutdown` for all of them) first stops accepting, which frees the port at once. Connections
+//! with nothing in flight (no byte moved for a moment, nothing buffered) are then closed at once,
+//! in order (a FIN, as docker-proxy closes them and as a server closes an idle keep-alive
+//! connection); those still moving bytes get the grace period, each closed as soon as it goes
+//! idle; what is left when the grace period ends is cut with a reset, so that a cut transfer
+//! never looks complete to either peer.
 //!
 //! All methods that start work must be called from inside a tokio runtime.
 
@@ -85,7 +89,8 @@ impl fmt::Display for Binding {
 pub struct Config {
     /// How long a backend connect may take before the client is closed.
     pub connect_timeout: Duration,
-    /// How long live connections may finish after accepting stops.
+    /// How long connections still moving bytes may finish after accepting stops; idle ones
+    /// are closed at once.
     pub grace: Duration,
     /// Concurrent TCP connections per binding; past it, new connections are reset at once.
     pub max_connections: usize,
@@ -347,7 +352,8 @@ impl Proxy {
         Ok(info)
     }
 
-    /// Stops a binding: its port is released at once, its connections get the grace period.
+    /// Stops a binding: its port is released at once, its idle connections are closed, the
+    /// busy ones get the grace period and are then reset.
     /// Returns false if no such binding exists.
     pub async fn remove(&self, id: BindingId) -> bool {
         let entry = self.shared.bindings.lock().ok().and_then(|mut b| b.remove(&id));
@@ -374,7 +380,8 @@ impl Proxy {
         self.shared.bindings.lock().ok()?.get(&id).map(|e| e.stats.clone())
     }
 
-    /// Stops every binding: accepting stops at once, live connections get `grace`, then are cut.
+    /// Stops every binding: accepting stops at once, idle connections are closed, busy ones get
+    /// `grace` (each closed as soon as it goes idle), then are reset.
     pub async fn shutdown(&self, grace: Duration) {
         self.shared.stop_all.cancel();
         let entries: Vec<Entry> = self
@@ -386,7 +393,7 @@ impl Proxy {
         drain(entries, grace).await;
     }
 
-    /// Cuts every live connection and session now (a second stop signal).
+    /// Cuts every live connection (with a reset) and session now (a second stop signal).
     pub fn kill(&self) {
         self.shared.stop_all.cancel();
         self.shared.kill_all.cancel();
@@ -398,7 +405,8 @@ impl Proxy {
     }
 }
 
-/// Stops accepting on `entries`, waits up to `grace` for their tasks, then cuts what is left.
+/// Stops accepting on `entries`, waits up to `grace` for their tasks (connections close by
+/// themselves as soon as they have nothing in flight), then cuts what is left with resets.
 async fn drain(entries: Vec<Entry>, grace: Duration) {
     for e in &entries {
         e.stop.cancel();
