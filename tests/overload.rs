@@ -131,3 +131,67 @@ fn killed_backend_ends_its_clients_and_the_proxy_keeps_serving() {
     drop(c);
     assert!(proxy.status_kib("VmRSS") > 0, "proxy died");
 }
+
+/// How long until `c` is closed or reset by the proxy (at most `limit`).
+fn time_to_close(mut c: TcpStream, limit: Duration) -> Duration {
+    let started = Instant::now();
+    c.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 1];
+    match c.read(&mut buf) {
+        Ok(0) => started.elapsed(),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => started.elapsed(),
+        other => panic!("client neither closed nor reset within {limit:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn after_descriptor_exhaustion_clients_of_a_down_backend_are_reset_promptly_again() {
+    // A backend that holds every connection until it goes down.
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    backend.set_nonblocking(true).unwrap();
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let holder = {
+        let down = down.clone();
+        thread::spawn(move || {
+            let mut held = Vec::new();
+            while !down.load(Ordering::Relaxed) {
+                match backend.accept() {
+                    Ok((c, _)) => held.push(c),
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            // The backend goes down: its listener and connections close.
+        })
+    };
+    let proxy = ProxyProcess::start(backend_addr, Some(48), &[]);
+    let clients: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut c = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+            c.write_all(b"x").unwrap();
+            c
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Out of descriptors, with clients still waiting in the accept queue.
+    while !proxy.log().contains("backing off") || proxy.fds().total() < 47 {
+        assert!(Instant::now() < deadline, "the proxy never ran out of descriptors");
+        thread::sleep(Duration::from_millis(10));
+    }
+    down.store(true, Ordering::Relaxed);
+    holder.join().unwrap();
+    drop(clients);
+
+    // Descriptors are free again. The first client may find the accept loop in its longest
+    // pause; from then on each is reset as soon as its dial is refused.
+    let first = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    time_to_close(first, Duration::from_secs(30));
+    let waits: Vec<Duration> = (0..10)
+        .map(|_| {
+            let c = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+            time_to_close(c, Duration::from_secs(30))
+        })
+        .collect();
+    let longest = waits.iter().max().copied().unwrap_or_default();
+    assert!(longest < Duration::from_millis(200), "clients waited to be reset: {waits:?}");
+}

@@ -51,9 +51,12 @@ pub(crate) fn listening_socket(addr: SocketAddr) -> io::Result<socket2::Socket> 
 }
 
 /// Tracks one binding's descriptor-exhaustion episode. It starts when accept, the backend dial
-/// or a pipe fails for lack of descriptors, and ends when a connection is set up after a quiet
-/// second with no such failure, so that it is logged once per episode, not once per attempt
-/// (a burst of concurrent setups interleaves successes and failures).
+/// or a pipe fails for lack of descriptors. The accept loop stops backing off as soon as an
+/// attempt gets the descriptors it asks for: a connection set up, or a dial that had its socket
+/// even if the backend refused it (so a binding whose backend is down goes back to resetting
+/// its clients at once). The episode is declared over, and logged so, after a quiet second
+/// with no such failure, so that it is logged once per episode, not once per attempt (a burst
+/// of concurrent setups interleaves successes and failures).
 struct Exhaustion {
     /// The latest attempt failed for lack of descriptors: the accept loop backs off.
     failing: AtomicBool,
@@ -94,8 +97,8 @@ impl Exhaustion {
         true
     }
 
-    /// A connection was fully set up.
-    fn established(&self, local: Option<SocketAddr>) {
+    /// An attempt got every descriptor it asked for.
+    fn descriptors_available(&self, local: Option<SocketAddr>) {
         self.failing.store(false, Ordering::Relaxed);
         let quiet = self.now_ms().saturating_sub(self.last_hit_ms.load(Ordering::Relaxed));
         if quiet >= EPISODE_QUIET.as_millis() as u64 && self.logged.swap(false, Ordering::Relaxed) {
@@ -207,13 +210,16 @@ async fn connection(
     let backend = match tokio::time::timeout(ctx.config.connect_timeout, dial(ctx.backend)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            exhaustion.hit(&e, local);
+            if !exhaustion.hit(&e, local) {
+                exhaustion.descriptors_available(local);
+            }
             Stats::add(&ctx.stats.dial_failures, 1);
             tracing::debug!(%peer, backend = %ctx.backend, error = %e, "backend dial failed");
             reset(&client);
             return;
         }
         Err(_) => {
+            exhaustion.descriptors_available(local);
             Stats::add(&ctx.stats.dial_failures, 1);
             tracing::debug!(%peer, backend = %ctx.backend, "backend dial timed out");
             reset(&client);
@@ -241,7 +247,7 @@ async fn connection(
             return;
         }
     };
-    exhaustion.established(local);
+    exhaustion.descriptors_available(local);
     let result = relay_while_wanted(&client, &backend, stages, ctx, &traffic, peer).await;
     Stats::add(&ctx.stats.bytes_to_backend, Stats::get(&traffic.to_backend));
     Stats::add(&ctx.stats.bytes_to_client, Stats::get(&traffic.to_client));
