@@ -177,6 +177,11 @@ pub struct Tuning {
     /// Close TCP connections idle this long (default: never, as docker-proxy)
     #[arg(long = "tcp-idle-timeout", value_name = "DURATION", value_parser = duration::parse)]
     pub tcp_idle_timeout: Option<Duration>,
+    /// TCP keepalive on both sides of every connection: idle time before the first probe and
+    /// between probes, as Go's 15s (docker-proxy's); 0 turns it off
+    #[arg(long = "tcp-keepalive", value_name = "DURATION", default_value = "15s",
+          value_parser = duration::parse)]
+    pub tcp_keepalive: Duration,
     /// Close UDP sessions idle this long (docker-proxy: 90s); must be more than 0
     #[arg(long = "udp-idle-timeout", value_name = "DURATION", default_value = "90s",
           value_parser = positive_duration)]
@@ -274,6 +279,7 @@ impl Tuning {
             grace: self.grace,
             max_connections: self.max_conns as usize,
             tcp_idle_timeout: self.tcp_idle_timeout.filter(|d| !d.is_zero()),
+            tcp_keepalive: Some(self.tcp_keepalive).filter(|d| !d.is_zero()),
             udp_idle_timeout: self.udp_idle_timeout,
             udp_max_sessions: self.udp_max_sessions as usize,
             pipe_size: self.pipe_size as usize,
@@ -344,7 +350,20 @@ mod tests {
         let c = parse(&[]).unwrap().docker_proxy.tuning.config();
         assert_eq!(c.udp_idle_timeout, Duration::from_secs(90));
         assert_eq!(c.tcp_idle_timeout, None);
+        assert_eq!(c.tcp_keepalive, Some(Duration::from_secs(15)), "Go's keepalive period");
         assert_eq!(c.relay, RelayMode::Splice);
+    }
+
+    #[test]
+    fn tcp_keepalive_is_tuned_or_turned_off_in_both_forms() {
+        let c = parse(&["-tcp-keepalive", "1m"]).unwrap().docker_proxy.tuning.config();
+        assert_eq!(c.tcp_keepalive, Some(Duration::from_secs(60)));
+        let c = parse(&["-tcp-keepalive=0"]).unwrap().docker_proxy.tuning.config();
+        assert_eq!(c.tcp_keepalive, None, "0 turns keepalive off");
+        let cli = parse(&["forward", "--to", "10.0.0.2", "-p", "80", "--tcp-keepalive", "30s"]);
+        let Some(Command::Forward(f)) = cli.unwrap().command else { panic!("not forward") };
+        assert_eq!(f.tuning.config().tcp_keepalive, Some(Duration::from_secs(30)));
+        assert!(parse(&["-tcp-keepalive", "15"]).is_err(), "a duration needs its unit");
     }
 
     /// Go's `flag`: the last of a repeated flag wins, and a value may start with a dash.

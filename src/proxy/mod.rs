@@ -96,6 +96,11 @@ pub struct Config {
     pub max_connections: usize,
     /// Close a TCP connection that moved no byte for this long (`None`: never, as docker-proxy).
     pub tcp_idle_timeout: Option<Duration>,
+    /// TCP keepalive on both sides of every connection: idle time before the first probe and
+    /// between probes (`None`: off). Go's default, which docker-proxy's accepted connections
+    /// have, is 15 s for both, so that a peer that vanished without a word (a NAT timeout, a
+    /// crash) frees its connection after about 2.5 minutes instead of holding it forever.
+    pub tcp_keepalive: Option<Duration>,
     /// A UDP session with no traffic either way for this long is closed.
     pub udp_idle_timeout: Duration,
     /// UDP sessions per binding; past it, the least recently used one is evicted.
@@ -113,6 +118,7 @@ impl Default for Config {
             grace: Duration::from_secs(5),
             max_connections: 10_000,
             tcp_idle_timeout: None,
+            tcp_keepalive: Some(Duration::from_secs(15)),
             udp_idle_timeout: Duration::from_secs(90),
             udp_max_sessions: 4096,
             pipe_size: 1 << 20,

@@ -207,7 +207,9 @@ async fn connection(
     local: Option<SocketAddr>,
 ) {
     let _cut_client = ResetIfCut { sock: &client, kill: &ctx.kill };
-    let backend = match tokio::time::timeout(ctx.config.connect_timeout, dial(ctx.backend)).await {
+    keep_alive(&client, ctx.config.tcp_keepalive);
+    let dialing = dial(ctx.backend, ctx.config.tcp_keepalive);
+    let backend = match tokio::time::timeout(ctx.config.connect_timeout, dialing).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             if !exhaustion.hit(&e, local) {
@@ -346,9 +348,21 @@ impl Drop for ResetIfCut<'_> {
     }
 }
 
-async fn dial(addr: SocketAddr) -> io::Result<TcpStream> {
+async fn dial(addr: SocketAddr, keepalive: Option<Duration>) -> io::Result<TcpStream> {
     let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    keep_alive(&sock, keepalive);
     sock.connect(addr).await
+}
+
+/// Turns on TCP keepalive with `period` as both the idle time before the first probe and the
+/// time between probes, as Go sets it (the number of probes is the kernel's, 9 by default).
+/// Best effort: a socket that refuses it still carries its connection.
+fn keep_alive(sock: &impl std::os::fd::AsFd, period: Option<Duration>) {
+    let Some(period) = period else { return };
+    let keepalive = socket2::TcpKeepalive::new().with_time(period).with_interval(period);
+    if let Err(e) = socket2::SockRef::from(sock).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "cannot turn on TCP keepalive");
+    }
 }
 
 /// Arranges for `s` to be closed with a RST when it is dropped.
