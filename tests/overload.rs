@@ -195,3 +195,58 @@ fn after_descriptor_exhaustion_clients_of_a_down_backend_are_reset_promptly_agai
     let longest = waits.iter().max().copied().unwrap_or_default();
     assert!(longest < Duration::from_millis(200), "clients waited to be reset: {waits:?}");
 }
+
+/// Sends `command` to a `cproxy forward` control socket; its reply, read within 5 s.
+fn control(path: &std::path::Path, command: &str) -> std::io::Result<String> {
+    let mut s = std::os::unix::net::UnixStream::connect(path)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    writeln!(s, "{command}")?;
+    s.shutdown(Shutdown::Write)?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+#[test]
+fn in_forward_one_busy_binding_cannot_starve_another_or_the_control_socket() {
+    let dir = testkit::tempdir::TempDir::new("cproxy-budget").unwrap();
+    let ctl = dir.path().join("ctl.sock");
+    let echo_port = echo_server("127.0.0.1").port();
+    let mut cmd = std::process::Command::new(common::process::cproxy());
+    cmd.args(["forward", "--to", "127.0.0.1", "--control"]).arg(&ctl);
+    cmd.args(["-p", &format!("127.0.0.1::{echo_port}"), "-p", &format!("127.0.0.1::{echo_port}")]);
+    testkit::rlimit::limit_child_fds(&mut cmd, 256);
+    let proxy = ProxyProcess::forward_command(cmd, 2);
+    let (busy, quiet) = (proxy.host(0), proxy.host(1));
+
+    // Far more connections to one binding than 256 descriptors can carry.
+    let mut flood = Vec::new();
+    for _ in 0..150 {
+        let mut c = TcpStream::connect(busy).unwrap();
+        // A client refused at once may be reset before it writes.
+        let _ = c.write_all(b"x");
+        flood.push(c);
+    }
+    // Until the busy binding has taken all it will: each flood client is served (echoed),
+    // refused (reset or closed), or left waiting because nothing is left to serve it with.
+    let (mut served, mut refused) = (0, 0);
+    for c in &mut flood {
+        c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut one = [0u8; 1];
+        match c.read(&mut one) {
+            Ok(1) => served += 1,
+            Ok(_) => refused += 1,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => refused += 1,
+            Err(_) => {}
+        }
+    }
+    eprintln!("busy binding: {served} served, {refused} refused of {}", flood.len());
+
+    echo_roundtrip(quiet.port()).expect("the quiet binding must still serve");
+    let reply = control(&ctl, "list").expect("the control socket must still answer");
+    assert!(reply.ends_with("ok\n"), "control socket: {reply:?}");
+    assert!(served >= 2, "the busy binding must get its reserve and what is shared");
+    drop(flood);
+    let log = proxy.stop();
+    assert!(!log.contains("backing off"), "the budget let the process run out:\n{log}");
+}

@@ -11,6 +11,7 @@
 //!
 //! All methods that start work must be called from inside a tokio runtime.
 
+mod budget;
 mod error;
 pub mod relay;
 mod tcp;
@@ -161,7 +162,8 @@ pub struct Stats {
     pub accepted: AtomicU64,
     /// TCP connections open now.
     pub active: AtomicU64,
-    /// TCP connections reset because the binding was at `max_connections`.
+    /// TCP connections reset because the binding was at `max_connections` or out of its
+    /// share of the process's descriptors.
     pub refused: AtomicU64,
     /// TCP connections closed because the backend could not be reached.
     pub dial_failures: AtomicU64,
@@ -212,6 +214,8 @@ pub(crate) struct BindingCtx {
     pub(crate) kill: CancellationToken,
     /// Every task of this binding, so removal can wait for them.
     pub(crate) tasks: TaskTracker,
+    /// The binding's share of the process's descriptors, if the proxy has a budget.
+    pub(crate) descriptors: Option<Arc<budget::Share>>,
 }
 
 struct Entry {
@@ -231,6 +235,8 @@ struct Shared {
     stop_all: CancellationToken,
     /// Parent of every binding's `kill`.
     kill_all: CancellationToken,
+    /// The descriptors the bindings share, once [`Proxy::limit_descriptors`] set it.
+    budget: Mutex<Option<Arc<budget::Budget>>>,
 }
 
 /// A set of bindings served in this process. Cheap to clone; clones share the bindings.
@@ -254,6 +260,7 @@ impl Proxy {
                 next_id: AtomicU64::new(1),
                 stop_all: CancellationToken::new(),
                 kill_all: CancellationToken::new(),
+                budget: Mutex::new(None),
             }),
         }
     }
@@ -261,6 +268,18 @@ impl Proxy {
     /// The proxy's tunables.
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// Shares `limit` descriptors (the process's `RLIMIT_NOFILE`) among the bindings added from
+    /// now on, so that one busy binding cannot take them all: each keeps a reserve of a few
+    /// connections that no other can take, a reserve is kept for the process itself (the
+    /// control socket among it), and the rest goes to whichever binding needs it. A connection
+    /// for which there is none is reset at once, as one past `max_connections`.
+    pub fn limit_descriptors(&self, limit: u64) {
+        let budget = budget::Budget::new(limit, self.shared.config.relay, IDLE_PIPES);
+        if let Ok(mut b) = self.shared.budget.lock() {
+            *b = Some(Arc::new(budget));
+        }
     }
 
     /// Binds `binding.host` and starts forwarding to `binding.backend`.
@@ -338,6 +357,13 @@ impl Proxy {
             stop: self.shared.stop_all.child_token(),
             kill: self.shared.kill_all.child_token(),
             tasks: TaskTracker::new(),
+            descriptors: match binding.proto {
+                // A UDP binding's descriptors are its sessions, bounded by udp_max_sessions.
+                Proto::Udp => None,
+                Proto::Tcp => {
+                    self.shared.budget.lock().ok().and_then(|b| Some(b.as_ref()?.share()))
+                }
+            },
         };
         let entry = Entry {
             info,

@@ -169,7 +169,8 @@ fn accept_queued(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
     Some((stream, peer.as_socket()?))
 }
 
-/// Starts serving an accepted client, or resets it if the binding is at its connection limit.
+/// Starts serving an accepted client, or resets it if the binding is at its connection limit
+/// or out of its share of descriptors.
 fn admit(
     client: TcpStream,
     peer: SocketAddr,
@@ -185,6 +186,18 @@ fn admit(
         reset(&client);
         return;
     };
+    let descriptors = match &ctx.descriptors {
+        Some(share) => match share.lease() {
+            Some(lease) => Some(lease),
+            None => {
+                Stats::add(&ctx.stats.refused, 1);
+                tracing::debug!(%peer, "the binding's share of descriptors is used up, resetting");
+                reset(&client);
+                return;
+            }
+        },
+        None => None,
+    };
     let (conn_ctx, exhaustion) = (ctx.clone(), exhaustion.clone());
     ctx.tasks.spawn(async move {
         Stats::add(&conn_ctx.stats.active, 1);
@@ -193,7 +206,7 @@ fn admit(
             _ = conn_ctx.kill.cancelled() => {}
         }
         Stats::sub(&conn_ctx.stats.active, 1);
-        drop(permit);
+        drop((permit, descriptors));
     });
 }
 
