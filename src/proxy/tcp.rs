@@ -201,9 +201,12 @@ fn admit(
     let (conn_ctx, exhaustion) = (ctx.clone(), exhaustion.clone());
     ctx.tasks.spawn(async move {
         Stats::add(&conn_ctx.stats.active, 1);
+        // A token of the connection's own: polled at every wake-up, it must not share a lock
+        // with every other connection of the binding.
+        let kill = conn_ctx.kill.child_token();
         tokio::select! {
             _ = connection(client, peer, &conn_ctx, &exhaustion, local) => {}
-            _ = conn_ctx.kill.cancelled() => {}
+            _ = kill.cancelled() => {}
         }
         Stats::sub(&conn_ctx.stats.active, 1);
         drop((permit, descriptors));
@@ -221,7 +224,7 @@ async fn connection(
 ) {
     let _cut_client = ResetIfCut { sock: &client, kill: &ctx.kill };
     keep_alive(&client, ctx.config.tcp_keepalive);
-    let dialing = dial(ctx.backend, ctx.config.tcp_keepalive);
+    let dialing = unless_stopped(dial(ctx.backend, ctx.config.tcp_keepalive), &ctx.stop);
     let backend = match tokio::time::timeout(ctx.config.connect_timeout, dialing).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -297,12 +300,14 @@ async fn relay_while_wanted(
     let relay = relay::relay(client, backend, stages, &ctx.pipes, traffic);
     tokio::pin!(relay);
     let idle_timeout = ctx.config.tcp_idle_timeout;
-    let mut stopping = ctx.stop.is_cancelled();
+    // The connection's own token, as for `kill`: no lock shared with other connections.
+    let stop = ctx.stop.child_token();
+    let mut stopping = stop.is_cancelled();
     loop {
         let check = next_check(traffic, stopping, idle_timeout);
         tokio::select! {
             r = &mut relay => return r,
-            _ = ctx.stop.cancelled(), if !stopping => stopping = true,
+            _ = stop.cancelled(), if !stopping => stopping = true,
             _ = tokio::time::sleep_until(check.unwrap_or_else(far_future)), if check.is_some() => {
                 let quiet = traffic.quiet_for();
                 if stopping && quiet >= STOP_QUIET && traffic.buffered() == 0 {
@@ -358,6 +363,24 @@ impl Drop for ResetIfCut<'_> {
         if self.kill.is_cancelled() {
             reset(self.sock);
         }
+    }
+}
+
+/// Dials, but gives up [`STOP_QUIET`] after the binding stops: a client whose backend does not
+/// answer by then (gone, as with a container disconnected from its network) has had nothing
+/// in flight, and must not hold up the stop for the grace period.
+async fn unless_stopped(
+    dialing: impl Future<Output = io::Result<TcpStream>>,
+    stop: &CancellationToken,
+) -> io::Result<TcpStream> {
+    tokio::pin!(dialing);
+    tokio::select! {
+        r = &mut dialing => return r,
+        _ = stop.cancelled() => {}
+    }
+    match tokio::time::timeout(STOP_QUIET, dialing).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the binding stopped while dialing")),
     }
 }
 
