@@ -168,14 +168,20 @@ fn after_descriptor_exhaustion_clients_of_a_down_backend_are_reset_promptly_agai
     let clients: Vec<TcpStream> = (0..40)
         .map(|_| {
             let mut c = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
-            c.write_all(b"x").unwrap();
+            // One accepted while descriptors run out is reset, maybe before it writes.
+            let _ = c.write_all(b"x");
             c
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
-    // Out of descriptors, with clients still waiting in the accept queue.
-    while !proxy.log().contains("backing off") || proxy.fds().total() < 47 {
-        assert!(Instant::now() < deadline, "the proxy never ran out of descriptors");
+    // Out of descriptors (within a connection's few of the 48), with clients still waiting in
+    // the accept queue.
+    loop {
+        let fds = proxy.fds().total();
+        if proxy.log().contains("backing off") && fds >= 44 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the proxy never ran out of descriptors ({fds} open)");
         thread::sleep(Duration::from_millis(10));
     }
     down.store(true, Ordering::Relaxed);
