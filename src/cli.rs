@@ -27,7 +27,8 @@ As docker-proxy (dockerd runs it this way through \"userland-proxy-path\"):
 
 Flags may be written Go-style with one dash (-host-ip X, -host-ip=X) or with two (--host-ip X).
 A runtime may pass a pipe on fd 3: cproxy writes \"0\\n\" when it forwards, or \"1\\n<error>\".
-SIGINT or SIGTERM stops accepting and lets open connections finish for -grace; a second one cuts them."
+SIGINT or SIGTERM stops accepting, closes idle connections and lets busy ones finish for -grace;
+a second one resets them."
 )]
 pub struct Cli {
     /// Subcommand; without one, cproxy runs a single binding as docker-proxy does.
@@ -164,7 +165,8 @@ pub struct DockerProxyArgs {
 /// Flags that tune the forwarder; shared by every way of running it.
 #[derive(Debug, Args, Clone)]
 pub struct Tuning {
-    /// How long open connections may finish after SIGINT/SIGTERM (docker-proxy: none)
+    /// How long connections still moving bytes may finish after SIGINT/SIGTERM; idle ones are
+    /// closed at once (docker-proxy: none)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse)]
     pub grace: Duration,
     /// Give up connecting to the container after this long and close the client
@@ -178,6 +180,11 @@ pub struct Tuning {
     /// Close TCP connections idle this long (default: never, as docker-proxy)
     #[arg(long = "tcp-idle-timeout", value_name = "DURATION", value_parser = duration::parse)]
     pub tcp_idle_timeout: Option<Duration>,
+    /// TCP keepalive on both sides of every connection: idle time before the first probe and
+    /// between probes, as Go's 15s (docker-proxy's); 0 turns it off
+    #[arg(long = "tcp-keepalive", value_name = "DURATION", default_value = "15s",
+          value_parser = duration::parse)]
+    pub tcp_keepalive: Duration,
     /// Close UDP sessions idle this long (docker-proxy: 90s); must be more than 0
     #[arg(long = "udp-idle-timeout", value_name = "DURATION", default_value = "90s",
           value_parser = positive_duration)]
@@ -275,6 +282,7 @@ impl Tuning {
             grace: self.grace,
             max_connections: self.max_conns as usize,
             tcp_idle_timeout: self.tcp_idle_timeout.filter(|d| !d.is_zero()),
+            tcp_keepalive: Some(self.tcp_keepalive).filter(|d| !d.is_zero()),
             udp_idle_timeout: self.udp_idle_timeout,
             udp_max_sessions: self.udp_max_sessions as usize,
             pipe_size: self.pipe_size as usize,
@@ -345,7 +353,20 @@ mod tests {
         let c = parse(&[]).unwrap().docker_proxy.tuning.config();
         assert_eq!(c.udp_idle_timeout, Duration::from_secs(90));
         assert_eq!(c.tcp_idle_timeout, None);
+        assert_eq!(c.tcp_keepalive, Some(Duration::from_secs(15)), "Go's keepalive period");
         assert_eq!(c.relay, RelayMode::Splice);
+    }
+
+    #[test]
+    fn tcp_keepalive_is_tuned_or_turned_off_in_both_forms() {
+        let c = parse(&["-tcp-keepalive", "1m"]).unwrap().docker_proxy.tuning.config();
+        assert_eq!(c.tcp_keepalive, Some(Duration::from_secs(60)));
+        let c = parse(&["-tcp-keepalive=0"]).unwrap().docker_proxy.tuning.config();
+        assert_eq!(c.tcp_keepalive, None, "0 turns keepalive off");
+        let cli = parse(&["forward", "--to", "10.0.0.2", "-p", "80", "--tcp-keepalive", "30s"]);
+        let Some(Command::Forward(f)) = cli.unwrap().command else { panic!("not forward") };
+        assert_eq!(f.tuning.config().tcp_keepalive, Some(Duration::from_secs(30)));
+        assert!(parse(&["-tcp-keepalive", "15"]).is_err(), "a duration needs its unit");
     }
 
     /// Go's `flag`: the last of a repeated flag wins, and a value may start with a dash.

@@ -188,6 +188,13 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
         idle: args.control_idle_timeout,
     };
     let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, String> {
+        // Many bindings share one process's descriptors: none may starve the others or the
+        // control socket.
+        if let Ok((limit, _)) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        {
+            proxy.limit_descriptors(limit);
+        }
         let publisher =
             Arc::new(Publisher { proxy: proxy.clone(), allocator, default_backend: args.to });
         // A failure here ends the process, which frees every port: nothing to roll back.

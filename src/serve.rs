@@ -1,6 +1,6 @@
 //! Runs the forwarder as a process: builds the runtime, starts the bindings, reports readiness,
-//! and stops on SIGINT/SIGTERM by draining (a second signal cuts), or when the runtime that
-//! started it dies.
+//! and stops on SIGINT/SIGTERM by draining (idle connections close at once, busy ones get the
+//! grace period; a second signal resets them), or when the runtime that started it dies.
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -161,11 +161,14 @@ where
             _ = term.recv() => {}
             _ = parent_exited => tracing::info!("the runtime that started cproxy exited"),
         }
-        tracing::info!(grace = ?tuning.grace, "stopping: no new connections, draining open ones");
+        tracing::info!(
+            grace = ?tuning.grace,
+            "stopping: no new connections; idle ones close now, busy ones get the grace period"
+        );
         tokio::select! {
             _ = proxy.shutdown(tuning.grace) => {}
             _ = async { tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} } } => {
-                tracing::info!("second stop signal: closing open connections");
+                tracing::info!("second stop signal: resetting open connections");
                 proxy.kill();
                 proxy.shutdown(std::time::Duration::ZERO).await;
             }

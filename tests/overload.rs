@@ -131,3 +131,128 @@ fn killed_backend_ends_its_clients_and_the_proxy_keeps_serving() {
     drop(c);
     assert!(proxy.status_kib("VmRSS") > 0, "proxy died");
 }
+
+/// How long until `c` is closed or reset by the proxy (at most `limit`).
+fn time_to_close(mut c: TcpStream, limit: Duration) -> Duration {
+    let started = Instant::now();
+    c.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 1];
+    match c.read(&mut buf) {
+        Ok(0) => started.elapsed(),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => started.elapsed(),
+        other => panic!("client neither closed nor reset within {limit:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn after_descriptor_exhaustion_clients_of_a_down_backend_are_reset_promptly_again() {
+    // A backend that holds every connection until it goes down.
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    backend.set_nonblocking(true).unwrap();
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let holder = {
+        let down = down.clone();
+        thread::spawn(move || {
+            let mut held = Vec::new();
+            while !down.load(Ordering::Relaxed) {
+                match backend.accept() {
+                    Ok((c, _)) => held.push(c),
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            // The backend goes down: its listener and connections close.
+        })
+    };
+    let proxy = ProxyProcess::start(backend_addr, Some(48), &[]);
+    let clients: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut c = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+            // One accepted while descriptors run out is reset, maybe before it writes.
+            let _ = c.write_all(b"x");
+            c
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Out of descriptors (within a connection's few of the 48), with clients still waiting in
+    // the accept queue.
+    loop {
+        let fds = proxy.fds().total();
+        if proxy.log().contains("backing off") && fds >= 44 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the proxy never ran out of descriptors ({fds} open)");
+        thread::sleep(Duration::from_millis(10));
+    }
+    down.store(true, Ordering::Relaxed);
+    holder.join().unwrap();
+    drop(clients);
+
+    // Descriptors are free again. The first client may find the accept loop in its longest
+    // pause; from then on each is reset as soon as its dial is refused.
+    let first = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    time_to_close(first, Duration::from_secs(30));
+    let waits: Vec<Duration> = (0..10)
+        .map(|_| {
+            let c = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+            time_to_close(c, Duration::from_secs(30))
+        })
+        .collect();
+    let longest = waits.iter().max().copied().unwrap_or_default();
+    assert!(longest < Duration::from_millis(200), "clients waited to be reset: {waits:?}");
+}
+
+/// Sends `command` to a `cproxy forward` control socket; its reply, read within 5 s.
+fn control(path: &std::path::Path, command: &str) -> std::io::Result<String> {
+    let mut s = std::os::unix::net::UnixStream::connect(path)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    writeln!(s, "{command}")?;
+    s.shutdown(Shutdown::Write)?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+#[test]
+fn in_forward_one_busy_binding_cannot_starve_another_or_the_control_socket() {
+    let dir = testkit::tempdir::TempDir::new("cproxy-budget").unwrap();
+    let ctl = dir.path().join("ctl.sock");
+    let echo_port = echo_server("127.0.0.1").port();
+    let mut cmd = std::process::Command::new(common::process::cproxy());
+    cmd.args(["forward", "--to", "127.0.0.1", "--control"]).arg(&ctl);
+    cmd.args(["-p", &format!("127.0.0.1::{echo_port}"), "-p", &format!("127.0.0.1::{echo_port}")]);
+    testkit::rlimit::limit_child_fds(&mut cmd, 256);
+    let proxy = ProxyProcess::forward_command(cmd, 2);
+    let (busy, quiet) = (proxy.host(0), proxy.host(1));
+
+    // Far more connections to one binding than 256 descriptors can carry.
+    let mut flood = Vec::new();
+    for _ in 0..150 {
+        let mut c = TcpStream::connect(busy).unwrap();
+        // A client refused at once may be reset before it writes.
+        let _ = c.write_all(b"x");
+        flood.push(c);
+    }
+    // Until the busy binding has taken all it will: each flood client is served (echoed),
+    // refused (reset or closed), or left waiting because nothing is left to serve it with.
+    let (mut served, mut refused) = (0, 0);
+    for c in &mut flood {
+        c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut one = [0u8; 1];
+        match c.read(&mut one) {
+            Ok(1) => served += 1,
+            Ok(_) => refused += 1,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => refused += 1,
+            Err(_) => {}
+        }
+    }
+    eprintln!("busy binding: {served} served, {refused} refused of {}", flood.len());
+
+    echo_roundtrip(quiet.port()).expect("the quiet binding must still serve");
+    let reply = control(&ctl, "list").expect("the control socket must still answer");
+    assert!(reply.ends_with("ok\n"), "control socket: {reply:?}");
+    assert!(served >= 2, "the busy binding must get its reserve and what is shared");
+    drop(flood);
+    let log = proxy.stop();
+    assert!(!log.contains("backing off"), "the budget let the process run out:\n{log}");
+}

@@ -145,20 +145,26 @@ fn refused_backend_closes_the_client_promptly() {
     assert_eq!(Stats::get(&stats.dial_failures), 1);
 }
 
-#[test]
-fn unanswered_backend_dial_times_out_and_closes_the_client() {
-    // A listener whose accept queue is full drops further SYNs, so a dial to it hangs.
+/// A backend that never answers a dial: a listener whose accept queue is full drops further
+/// SYNs. Kept alive by the returned sockets.
+fn unanswered_backend() -> (SocketAddr, Vec<socket2::Socket>) {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
     sock.listen(0).unwrap();
     let backend = sock.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
+    let mut held = vec![sock];
     for _ in 0..8 {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         s.set_nonblocking(true).unwrap();
         let _ = s.connect(&backend.into());
-        fillers.push(s);
+        held.push(s);
     }
+    (backend, held)
+}
+
+#[test]
+fn unanswered_backend_dial_times_out_and_closes_the_client() {
+    let (backend, _held) = unanswered_backend();
     let timeout = Duration::from_millis(500);
     let tp = TestProxy::new(Config { connect_timeout: timeout, ..Config::default() });
     let target = tp.forward("127.0.0.1", backend);
@@ -353,4 +359,40 @@ fn client_that_half_closes_then_resets_frees_its_connection() {
         matches!(err.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset),
         "{err}"
     );
+}
+
+#[test]
+fn shutdown_closes_idle_connections_at_once_instead_of_waiting_the_grace_period() {
+    let tp = TestProxy::new(Config::default());
+    let info = tp.add(Proto::Tcp, "127.0.0.1", echo_server("127.0.0.1"));
+    let mut idle = TcpStream::connect(info.local).unwrap();
+    idle.write_all(b"x").unwrap();
+    let mut one = [0u8; 1];
+    idle.read_exact(&mut one).unwrap();
+    let started = Instant::now();
+    tp.rt.block_on(tp.proxy.shutdown(Duration::from_secs(30)));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "shutdown waited {took:?} for an idle connection");
+    // Nothing was in flight: an orderly close, as a server closes an idle keep-alive connection.
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(idle.read(&mut one).unwrap(), 0, "the idle connection must end in order");
+}
+
+#[test]
+fn shutdown_gives_up_on_a_dial_the_backend_does_not_answer() {
+    let (backend, _held) = unanswered_backend();
+    let tp = TestProxy::new(Config::default());
+    let info = tp.add(Proto::Tcp, "127.0.0.1", backend);
+    let stats = tp.proxy.stats(info.id).unwrap();
+    let client = TcpStream::connect(info.local).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Stats::get(&stats.active) == 0 {
+        assert!(Instant::now() < deadline, "the connection was never accepted");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    tp.rt.block_on(tp.proxy.shutdown(Duration::from_secs(30)));
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "shutdown waited {took:?} on a dial to a gone backend");
+    assert!(closed_within(client, Duration::from_secs(1)), "the client was left hanging");
 }

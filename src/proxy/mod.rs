@@ -2,11 +2,16 @@
 //! while traffic flows, and shuts down by draining.
 //!
 //! Lifecycle of a binding: `add` binds the host socket and starts serving it. `remove` (or
-//! `shutdown` for all of them) first stops accepting, which frees the port at once, then lets
-//! live connections finish for the grace period, then cuts the rest.
+//! `shutdown` for all of them) first stops accepting, which frees the port at once. Connections
+//! with nothing in flight (no byte moved for a moment, nothing buffered) are then closed at once,
+//! in order (a FIN, as docker-proxy closes them and as a server closes an idle keep-alive
+//! connection); those still moving bytes get the grace period, each closed as soon as it goes
+//! idle; what is left when the grace period ends is cut with a reset, so that a cut transfer
+//! never looks complete to either peer.
 //!
 //! All methods that start work must be called from inside a tokio runtime.
 
+mod budget;
 mod error;
 pub mod relay;
 mod tcp;
@@ -85,12 +90,18 @@ impl fmt::Display for Binding {
 pub struct Config {
     /// How long a backend connect may take before the client is closed.
     pub connect_timeout: Duration,
-    /// How long live connections may finish after accepting stops.
+    /// How long connections still moving bytes may finish after accepting stops; idle ones
+    /// are closed at once.
     pub grace: Duration,
     /// Concurrent TCP connections per binding; past it, new connections are reset at once.
     pub max_connections: usize,
     /// Close a TCP connection that moved no byte for this long (`None`: never, as docker-proxy).
     pub tcp_idle_timeout: Option<Duration>,
+    /// TCP keepalive on both sides of every connection: idle time before the first probe and
+    /// between probes (`None`: off). Go's default, which docker-proxy's accepted connections
+    /// have, is 15 s for both, so that a peer that vanished without a word (a NAT timeout, a
+    /// crash) frees its connection after about 2.5 minutes instead of holding it forever.
+    pub tcp_keepalive: Option<Duration>,
     /// A UDP session with no traffic either way for this long is closed.
     pub udp_idle_timeout: Duration,
     /// UDP sessions per binding; past it, the least recently used one is evicted.
@@ -108,6 +119,7 @@ impl Default for Config {
             grace: Duration::from_secs(5),
             max_connections: 10_000,
             tcp_idle_timeout: None,
+            tcp_keepalive: Some(Duration::from_secs(15)),
             udp_idle_timeout: Duration::from_secs(90),
             udp_max_sessions: 4096,
             pipe_size: 1 << 20,
@@ -150,7 +162,8 @@ pub struct Stats {
     pub accepted: AtomicU64,
     /// TCP connections open now.
     pub active: AtomicU64,
-    /// TCP connections reset because the binding was at `max_connections`.
+    /// TCP connections reset because the binding was at `max_connections` or out of its
+    /// share of the process's descriptors.
     pub refused: AtomicU64,
     /// TCP connections closed because the backend could not be reached.
     pub dial_failures: AtomicU64,
@@ -201,6 +214,8 @@ pub(crate) struct BindingCtx {
     pub(crate) kill: CancellationToken,
     /// Every task of this binding, so removal can wait for them.
     pub(crate) tasks: TaskTracker,
+    /// The binding's share of the process's descriptors, if the proxy has a budget.
+    pub(crate) descriptors: Option<Arc<budget::Share>>,
 }
 
 struct Entry {
@@ -220,6 +235,8 @@ struct Shared {
     stop_all: CancellationToken,
     /// Parent of every binding's `kill`.
     kill_all: CancellationToken,
+    /// The descriptors the bindings share, once [`Proxy::limit_descriptors`] set it.
+    budget: Mutex<Option<Arc<budget::Budget>>>,
 }
 
 /// A set of bindings served in this process. Cheap to clone; clones share the bindings.
@@ -243,6 +260,7 @@ impl Proxy {
                 next_id: AtomicU64::new(1),
                 stop_all: CancellationToken::new(),
                 kill_all: CancellationToken::new(),
+                budget: Mutex::new(None),
             }),
         }
     }
@@ -250,6 +268,18 @@ impl Proxy {
     /// The proxy's tunables.
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// Shares `limit` descriptors (the process's `RLIMIT_NOFILE`) among the bindings added from
+    /// now on, so that one busy binding cannot take them all: each keeps a reserve of a few
+    /// connections that no other can take, a reserve is kept for the process itself (the
+    /// control socket among it), and the rest goes to whichever binding needs it. A connection
+    /// for which there is none is reset at once, as one past `max_connections`.
+    pub fn limit_descriptors(&self, limit: u64) {
+        let budget = budget::Budget::new(limit, self.shared.config.relay, IDLE_PIPES);
+        if let Ok(mut b) = self.shared.budget.lock() {
+            *b = Some(Arc::new(budget));
+        }
     }
 
     /// Binds `binding.host` and starts forwarding to `binding.backend`.
@@ -327,6 +357,13 @@ impl Proxy {
             stop: self.shared.stop_all.child_token(),
             kill: self.shared.kill_all.child_token(),
             tasks: TaskTracker::new(),
+            descriptors: match binding.proto {
+                // A UDP binding's descriptors are its sessions, bounded by udp_max_sessions.
+                Proto::Udp => None,
+                Proto::Tcp => {
+                    self.shared.budget.lock().ok().and_then(|b| Some(b.as_ref()?.share()))
+                }
+            },
         };
         let entry = Entry {
             info,
@@ -347,7 +384,8 @@ impl Proxy {
         Ok(info)
     }
 
-    /// Stops a binding: its port is released at once, its connections get the grace period.
+    /// Stops a binding: its port is released at once, its idle connections are closed, the
+    /// busy ones get the grace period and are then reset.
     /// Returns false if no such binding exists.
     pub async fn remove(&self, id: BindingId) -> bool {
         let entry = self.shared.bindings.lock().ok().and_then(|mut b| b.remove(&id));
@@ -374,7 +412,8 @@ impl Proxy {
         self.shared.bindings.lock().ok()?.get(&id).map(|e| e.stats.clone())
     }
 
-    /// Stops every binding: accepting stops at once, live connections get `grace`, then are cut.
+    /// Stops every binding: accepting stops at once, idle connections are closed, busy ones get
+    /// `grace` (each closed as soon as it goes idle), then are reset.
     pub async fn shutdown(&self, grace: Duration) {
         self.shared.stop_all.cancel();
         let entries: Vec<Entry> = self
@@ -386,7 +425,7 @@ impl Proxy {
         drain(entries, grace).await;
     }
 
-    /// Cuts every live connection and session now (a second stop signal).
+    /// Cuts every live connection (with a reset) and session now (a second stop signal).
     pub fn kill(&self) {
         self.shared.stop_all.cancel();
         self.shared.kill_all.cancel();
@@ -398,7 +437,8 @@ impl Proxy {
     }
 }
 
-/// Stops accepting on `entries`, waits up to `grace` for their tasks, then cuts what is left.
+/// Stops accepting on `entries`, waits up to `grace` for their tasks (connections close by
+/// themselves as soon as they have nothing in flight), then cuts what is left with resets.
 async fn drain(entries: Vec<Entry>, grace: Duration) {
     for e in &entries {
         e.stop.cancel();

@@ -26,6 +26,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -242,8 +243,10 @@ fn splice_unsupported(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS))
 }
 
-/// Byte counters a relay adds to as data moves, so callers can watch live connections.
-#[derive(Debug, Default)]
+/// Byte counters a relay adds to as data moves, so callers can watch live connections: how much
+/// went each way, how much is held in the relay's buffers now, and how long ago a byte last
+/// moved (what stopping and the idle timeout go by).
+#[derive(Debug)]
 pub struct Traffic {
     /// Bytes written to the backend.
     pub to_backend: AtomicU64,
@@ -254,6 +257,45 @@ pub struct Traffic {
     /// Times a direction was found waking up again and again without moving a byte (a bug
     /// guard: it is paused each time, so it cannot take a core).
     pub spins: AtomicU64,
+    /// Bytes read from one side and not yet written to the other (held in the pipes or copy
+    /// buffers).
+    buffered: AtomicU64,
+    /// When a byte last moved either way, in milliseconds since `since`.
+    moved_ms: AtomicU64,
+    /// When the counters were made (the connection was set up).
+    since: Instant,
+}
+
+impl Default for Traffic {
+    fn default() -> Traffic {
+        Traffic {
+            to_backend: AtomicU64::new(0),
+            to_client: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            spins: AtomicU64::new(0),
+            buffered: AtomicU64::new(0),
+            moved_ms: AtomicU64::new(0),
+            since: Instant::now(),
+        }
+    }
+}
+
+impl Traffic {
+    /// Bytes read from one side and not yet written to the other.
+    pub fn buffered(&self) -> u64 {
+        self.buffered.load(Ordering::Relaxed)
+    }
+
+    /// How long since a byte last moved either way (since the counters were made, if none has).
+    pub fn quiet_for(&self) -> Duration {
+        let moved = Duration::from_millis(self.moved_ms.load(Ordering::Relaxed));
+        self.since.elapsed().saturating_sub(moved)
+    }
+
+    fn moved(&self) {
+        let now = self.since.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+        self.moved_ms.store(now, Ordering::Relaxed);
+    }
 }
 
 /// Wake-ups in a row that moved nothing before a pump is deemed to be spinning. Readiness is
@@ -278,7 +320,10 @@ async fn pump(
         if !eof && !full && stage.has_room() {
             match src.try_io(Interest::READABLE, || stage.fill(src.as_fd())) {
                 Ok(Fill::Eof) => eof = true,
-                Ok(Fill::Read(_)) => progressed = true,
+                Ok(Fill::Read(n)) => {
+                    traffic.buffered.fetch_add(n as u64, Ordering::Relaxed);
+                    progressed = true;
+                }
                 Ok(Fill::Full) => full = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if splice_unsupported(&e) => {
@@ -292,6 +337,7 @@ async fn pump(
             match dst.try_io(Interest::WRITABLE, || stage.drain(dst.as_fd())) {
                 Ok(n) => {
                     counter.fetch_add(n as u64, Ordering::Relaxed);
+                    traffic.buffered.fetch_sub(n as u64, Ordering::Relaxed);
                     progressed = true;
                     full = false;
                 }
@@ -307,6 +353,7 @@ async fn pump(
             return sys::shutdown_write(dst.as_fd());
         }
         if progressed {
+            traffic.moved();
             futile = 0;
             continue;
         }
@@ -330,7 +377,7 @@ async fn pump(
 }
 
 /// How long a pump found spinning is paused, so that the rest of the process keeps serving.
-const SPIN_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+const SPIN_PAUSE: Duration = Duration::from_millis(100);
 
 /// Switches a direction whose splice the kernel refused (`e`) to copying, once, and counts it.
 fn fall_back(stage: &mut Stage, fallbacks: &AtomicU64, e: &io::Error) -> io::Result<()> {

@@ -1,5 +1,6 @@
-//! TCP bindings: the accept loop (connection limit, back-off on descriptor exhaustion) and the
-//! per-connection task (bounded backend dial, then the relay).
+//! TCP bindings: the accept loop (connection limit, descriptor budget, back-off on descriptor
+//! exhaustion) and the per-connection task (keepalive on both sockets, bounded backend dial,
+//! then the relay until the connection ends or is no longer wanted, see [`ending`]).
 //!
 //! The accept loop never ends on an error: docker-proxy's did on `EMFILE` and left the port dead
 //! (moby #6402). When the process is out of descriptors it sleeps with exponential back-off,
@@ -18,6 +19,9 @@ use tokio::sync::Semaphore;
 use super::relay::{self, Traffic};
 use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
 use crate::sys;
+
+mod ending;
+use ending::{ResetIfCut, relay_while_wanted, unless_stopped};
 
 /// Backlog asked of `listen(2)`; the kernel caps it at `net.core.somaxconn`.
 const BACKLOG: i32 = 4096;
@@ -51,9 +55,12 @@ pub(crate) fn listening_socket(addr: SocketAddr) -> io::Result<socket2::Socket> 
 }
 
 /// Tracks one binding's descriptor-exhaustion episode. It starts when accept, the backend dial
-/// or a pipe fails for lack of descriptors, and ends when a connection is set up after a quiet
-/// second with no such failure, so that it is logged once per episode, not once per attempt
-/// (a burst of concurrent setups interleaves successes and failures).
+/// or a pipe fails for lack of descriptors. The accept loop stops backing off as soon as an
+/// attempt gets the descriptors it asks for: a connection set up, or a dial that had its socket
+/// even if the backend refused it (so a binding whose backend is down goes back to resetting
+/// its clients at once). The episode is declared over, and logged so, after a quiet second
+/// with no such failure, so that it is logged once per episode, not once per attempt (a burst
+/// of concurrent setups interleaves successes and failures).
 struct Exhaustion {
     /// The latest attempt failed for lack of descriptors: the accept loop backs off.
     failing: AtomicBool,
@@ -94,8 +101,8 @@ impl Exhaustion {
         true
     }
 
-    /// A connection was fully set up.
-    fn established(&self, local: Option<SocketAddr>) {
+    /// An attempt got every descriptor it asked for.
+    fn descriptors_available(&self, local: Option<SocketAddr>) {
         self.failing.store(false, Ordering::Relaxed);
         let quiet = self.now_ms().saturating_sub(self.last_hit_ms.load(Ordering::Relaxed));
         if quiet >= EPISODE_QUIET.as_millis() as u64 && self.logged.swap(false, Ordering::Relaxed) {
@@ -166,7 +173,8 @@ fn accept_queued(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
     Some((stream, peer.as_socket()?))
 }
 
-/// Starts serving an accepted client, or resets it if the binding is at its connection limit.
+/// Starts serving an accepted client, or resets it if the binding is at its connection limit
+/// or out of its share of descriptors.
 fn admit(
     client: TcpStream,
     peer: SocketAddr,
@@ -182,15 +190,30 @@ fn admit(
         reset(&client);
         return;
     };
+    let descriptors = match &ctx.descriptors {
+        Some(share) => match share.lease() {
+            Some(lease) => Some(lease),
+            None => {
+                Stats::add(&ctx.stats.refused, 1);
+                tracing::debug!(%peer, "the binding's share of descriptors is used up, resetting");
+                reset(&client);
+                return;
+            }
+        },
+        None => None,
+    };
     let (conn_ctx, exhaustion) = (ctx.clone(), exhaustion.clone());
     ctx.tasks.spawn(async move {
         Stats::add(&conn_ctx.stats.active, 1);
+        // A token of the connection's own: polled at every wake-up, it must not share a lock
+        // with every other connection of the binding.
+        let kill = conn_ctx.kill.child_token();
         tokio::select! {
             _ = connection(client, peer, &conn_ctx, &exhaustion, local) => {}
-            _ = conn_ctx.kill.cancelled() => {}
+            _ = kill.cancelled() => {}
         }
         Stats::sub(&conn_ctx.stats.active, 1);
-        drop(permit);
+        drop((permit, descriptors));
     });
 }
 
@@ -203,16 +226,22 @@ async fn connection(
     exhaustion: &Exhaustion,
     local: Option<SocketAddr>,
 ) {
-    let backend = match tokio::time::timeout(ctx.config.connect_timeout, dial(ctx.backend)).await {
+    let _cut_client = ResetIfCut { sock: &client, kill: &ctx.kill };
+    keep_alive(&client, ctx.config.tcp_keepalive);
+    let dialing = unless_stopped(dial(ctx.backend, ctx.config.tcp_keepalive), &ctx.stop);
+    let backend = match tokio::time::timeout(ctx.config.connect_timeout, dialing).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            exhaustion.hit(&e, local);
+            if !exhaustion.hit(&e, local) {
+                exhaustion.descriptors_available(local);
+            }
             Stats::add(&ctx.stats.dial_failures, 1);
             tracing::debug!(%peer, backend = %ctx.backend, error = %e, "backend dial failed");
             reset(&client);
             return;
         }
         Err(_) => {
+            exhaustion.descriptors_available(local);
             Stats::add(&ctx.stats.dial_failures, 1);
             tracing::debug!(%peer, backend = %ctx.backend, "backend dial timed out");
             reset(&client);
@@ -228,6 +257,7 @@ async fn connection(
     for s in [&client, &backend] {
         let _ = socket2::SockRef::from(s).set_out_of_band_inline(true);
     }
+    let _cut_backend = ResetIfCut { sock: &backend, kill: &ctx.kill };
     let traffic = Traffic::default();
     let stages = match relay::Stages::new(ctx.config.relay, &ctx.pipes) {
         Ok(stages) => stages,
@@ -239,28 +269,8 @@ async fn connection(
             return;
         }
     };
-    exhaustion.established(local);
-    let result = match ctx.config.tcp_idle_timeout {
-        None => relay::relay(&client, &backend, stages, &ctx.pipes, &traffic).await,
-        Some(idle) => {
-            let relay = relay::relay(&client, &backend, stages, &ctx.pipes, &traffic);
-            tokio::pin!(relay);
-            let mut last = (0u64, 0u64);
-            loop {
-                tokio::select! {
-                    r = &mut relay => break r,
-                    _ = tokio::time::sleep(idle) => {
-                        let now = (Stats::get(&traffic.to_backend), Stats::get(&traffic.to_client));
-                        if now == last {
-                            tracing::debug!(%peer, "idle timeout");
-                            break Ok(());
-                        }
-                        last = now;
-                    }
-                }
-            }
-        }
-    };
+    exhaustion.descriptors_available(local);
+    let result = relay_while_wanted(&client, &backend, stages, ctx, &traffic, peer).await;
     Stats::add(&ctx.stats.bytes_to_backend, Stats::get(&traffic.to_backend));
     Stats::add(&ctx.stats.bytes_to_client, Stats::get(&traffic.to_client));
     Stats::add(&ctx.stats.copy_fallbacks, Stats::get(&traffic.fallbacks));
@@ -273,9 +283,21 @@ async fn connection(
     }
 }
 
-async fn dial(addr: SocketAddr) -> io::Result<TcpStream> {
+async fn dial(addr: SocketAddr, keepalive: Option<Duration>) -> io::Result<TcpStream> {
     let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    keep_alive(&sock, keepalive);
     sock.connect(addr).await
+}
+
+/// Turns on TCP keepalive with `period` as both the idle time before the first probe and the
+/// time between probes, as Go sets it (the number of probes is the kernel's, 9 by default).
+/// Best effort: a socket that refuses it still carries its connection.
+fn keep_alive(sock: &impl std::os::fd::AsFd, period: Option<Duration>) {
+    let Some(period) = period else { return };
+    let keepalive = socket2::TcpKeepalive::new().with_time(period).with_interval(period);
+    if let Err(e) = socket2::SockRef::from(sock).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "cannot turn on TCP keepalive");
+    }
 }
 
 /// Arranges for `s` to be closed with a RST when it is dropped.

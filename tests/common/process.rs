@@ -14,6 +14,12 @@ use testkit::{peers, procfs, rlimit, spawn};
 /// The binary under test.
 pub const CPROXY: &str = env!("CARGO_BIN_EXE_cproxy");
 
+/// The binary [`ProxyProcess`] runs: [`CPROXY`], or the build `CPROXY_UNDER_TEST` names (an
+/// older commit's, to see a test fail on it).
+pub fn cproxy() -> String {
+    std::env::var("CPROXY_UNDER_TEST").unwrap_or_else(|_| CPROXY.into())
+}
+
 /// A running cproxy; killed on drop.
 pub struct ProxyProcess {
     pub child: Child,
@@ -36,7 +42,7 @@ impl ProxyProcess {
     /// connections.
     pub fn start(backend: SocketAddr, nofile: Option<u64>, extra: &[&str]) -> ProxyProcess {
         let port = peers::free_tcp_port().unwrap();
-        let mut cmd = Command::new(CPROXY);
+        let mut cmd = Command::new(cproxy());
         cmd.args(spawn::docker_proxy_args("tcp", Some(port), backend)).args(extra);
         if let Some(n) = nofile {
             rlimit::limit_child_fds(&mut cmd, n);
@@ -55,7 +61,7 @@ impl ProxyProcess {
     /// Starts `cproxy forward ARGS` and waits for the `bindings` lines it prints once it
     /// forwards (its readiness signal).
     pub fn forward(args: &[&str], bindings: usize) -> ProxyProcess {
-        let mut cmd = Command::new(CPROXY);
+        let mut cmd = Command::new(cproxy());
         cmd.arg("forward").args(args);
         ProxyProcess::forward_command(cmd, bindings)
     }
