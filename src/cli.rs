@@ -190,6 +190,12 @@ pub struct Tuning {
     /// Copy through user space instead of splice(2) (for comparison)
     #[arg(long = "no-splice")]
     pub no_splice: bool,
+    /// Start each TCP connection to the container with a PROXY protocol header (v1 text or v2
+    /// binary, as HAProxy's `send-proxy`), so it sees the client's address; the container must
+    /// expect it. UDP bindings are not affected
+    #[arg(long = "proxy-protocol", value_name = "v1|v2", allow_hyphen_values = true,
+          value_parser = crate::proxy::proxy_proto::Version::from_str)]
+    pub proxy_protocol: Option<crate::proxy::proxy_proto::Version>,
     /// Worker threads, 1 to 1024 (default: 1 for a single binding as docker-proxy, one per CPU
     /// for `cproxy forward`; 1 runs everything on one thread, the least memory)
     #[arg(long, value_name = "N",
@@ -276,6 +282,7 @@ impl Tuning {
             udp_max_sessions: self.udp_max_sessions as usize,
             pipe_size: self.pipe_size as usize,
             relay: if self.no_splice { RelayMode::Copy } else { RelayMode::Splice },
+            proxy_protocol: self.proxy_protocol,
         }
     }
 }
@@ -331,6 +338,8 @@ mod tests {
             &["-threads", "65535"],
             &["-udp-idle-timeout", "0"],
             &["-connect-timeout", "0s"],
+            &["-proxy-protocol", "v3"],
+            &["-proxy-protocol"],
         ] {
             let e = parse(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
@@ -343,6 +352,23 @@ mod tests {
         assert_eq!(c.udp_idle_timeout, Duration::from_secs(90));
         assert_eq!(c.tcp_idle_timeout, None);
         assert_eq!(c.relay, RelayMode::Splice);
+    }
+
+    #[test]
+    fn proxy_protocol_is_off_unless_asked_for_in_either_flag_form() {
+        use crate::proxy::proxy_proto::Version;
+        assert_eq!(parse(&[]).unwrap().docker_proxy.tuning.config().proxy_protocol, None);
+        for (args, want) in [
+            (&["-proxy-protocol", "v1"][..], Version::V1),
+            (&["-proxy-protocol=v2"], Version::V2),
+            (&["--proxy-protocol", "v2"], Version::V2),
+        ] {
+            let config = parse(args).unwrap().docker_proxy.tuning.config();
+            assert_eq!(config.proxy_protocol, Some(want), "{args:?}");
+        }
+        let cli = parse(&["forward", "--to", "127.0.0.1", "-p", "80", "--proxy-protocol", "v1"]);
+        let Some(Command::Forward(f)) = cli.unwrap().command else { panic!("not forward") };
+        assert_eq!(f.tuning.config().proxy_protocol, Some(Version::V1));
     }
 
     /// Go's `flag`: the last of a repeated flag wins, and a value may start with a dash.

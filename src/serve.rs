@@ -31,11 +31,15 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
     } else {
         None
     };
+    let proxy_protocol = args.tuning.proxy_protocol;
     let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, String> {
         if args.proto == "sctp" {
             return Err(sctp_error());
         }
         let proto: Proto = args.proto.parse().map_err(|e: ProxyError| e.to_string())?;
+        if proto == Proto::Udp && proxy_protocol.is_some() {
+            return Err("-proxy-protocol is for TCP: a UDP binding cannot carry the header".into());
+        }
         // As Go's `net.ParseIP(..).To4()`: an IPv4-mapped address is the IPv4 address.
         let host_ip = args.host_ip.to_canonical();
         let container_ip = args.container_ip.to_canonical();

@@ -8,6 +8,7 @@
 //! All methods that start work must be called from inside a tokio runtime.
 
 mod error;
+pub mod proxy_proto;
 pub mod relay;
 mod tcp;
 mod udp;
@@ -99,6 +100,10 @@ pub struct Config {
     pub pipe_size: usize,
     /// Splice (default) or copy.
     pub relay: RelayMode,
+    /// Send every TCP backend connection a PROXY protocol header of this version first, so the
+    /// backend learns the client's address (`None`: no header, as docker-proxy). A binding's
+    /// [`BindingOptions`] override it; UDP bindings never carry one.
+    pub proxy_protocol: Option<proxy_proto::Version>,
 }
 
 impl Default for Config {
@@ -112,8 +117,18 @@ impl Default for Config {
             udp_max_sessions: 4096,
             pipe_size: 1 << 20,
             relay: RelayMode::Splice,
+            proxy_protocol: None,
         }
     }
+}
+
+/// Options of one binding that differ from the proxy's [`Config`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BindingOptions {
+    /// The PROXY protocol header for this binding's backend connections: `None` takes
+    /// [`Config::proxy_protocol`], `Some(None)` sends none, `Some(Some(v))` sends version `v`.
+    /// TCP only: asking it of a UDP binding is an error.
+    pub proxy_protocol: Option<Option<proxy_proto::Version>>,
 }
 
 /// Identifies a binding within its proxy.
@@ -192,6 +207,8 @@ impl Stats {
 /// What the serving task of a binding needs; shared with its connections.
 pub(crate) struct BindingCtx {
     pub(crate) backend: SocketAddr,
+    /// The PROXY protocol header each backend connection starts with, if any.
+    pub(crate) proxy_protocol: Option<proxy_proto::Version>,
     pub(crate) config: Arc<Config>,
     pub(crate) pipes: Arc<relay::PipePool>,
     pub(crate) stats: Arc<Stats>,
@@ -254,14 +271,24 @@ impl Proxy {
 
     /// Binds `binding.host` and starts forwarding to `binding.backend`.
     pub fn add(&self, binding: Binding) -> Result<BindingInfo, ProxyError> {
+        self.add_with(binding, BindingOptions::default())
+    }
+
+    /// [`Proxy::add`] with options of this binding's own.
+    pub fn add_with(
+        &self,
+        binding: Binding,
+        options: BindingOptions,
+    ) -> Result<BindingInfo, ProxyError> {
+        check_options(binding.proto, options)?;
         match binding.proto {
             Proto::Tcp => {
                 let listener = tcp::listen(binding.host)?;
-                self.start(binding, Socket::Tcp(listener))
+                self.start(binding, Socket::Tcp(listener), options)
             }
             Proto::Udp => {
                 let socket = udp::bind(binding.host)?;
-                self.start(binding, Socket::Udp(socket))
+                self.start(binding, Socket::Udp(socket), options)
             }
         }
     }
@@ -274,6 +301,18 @@ impl Proxy {
         fd: OwnedFd,
         backend: SocketAddr,
     ) -> Result<BindingInfo, ProxyError> {
+        self.add_socket_with(proto, fd, backend, BindingOptions::default())
+    }
+
+    /// [`Proxy::add_socket`] with options of this binding's own.
+    pub fn add_socket_with(
+        &self,
+        proto: Proto,
+        fd: OwnedFd,
+        backend: SocketAddr,
+        options: BindingOptions,
+    ) -> Result<BindingInfo, ProxyError> {
+        check_options(proto, options)?;
         let sock = socket2::Socket::from(fd);
         let local = sock
             .local_addr()
@@ -297,7 +336,7 @@ impl Proxy {
                 sock.set_nonblocking(true).map_err(|e| ProxyError::BadSocket(e.to_string()))?;
                 let listener = tokio::net::TcpListener::from_std(sock.into())
                     .map_err(|e| ProxyError::BadSocket(e.to_string()))?;
-                self.start(binding, Socket::Tcp(listener))
+                self.start(binding, Socket::Tcp(listener), options)
             }
             Proto::Udp => {
                 if ty != socket2::Type::DGRAM {
@@ -306,12 +345,17 @@ impl Proxy {
                     ));
                 }
                 let socket = udp::adopt(sock)?;
-                self.start(binding, Socket::Udp(socket))
+                self.start(binding, Socket::Udp(socket), options)
             }
         }
     }
 
-    fn start(&self, binding: Binding, socket: Socket) -> Result<BindingInfo, ProxyError> {
+    fn start(
+        &self,
+        binding: Binding,
+        socket: Socket,
+        options: BindingOptions,
+    ) -> Result<BindingInfo, ProxyError> {
         let local = socket.local_addr()?;
         if forwards_to_itself(local, binding.backend) {
             let (proto, backend) = (binding.proto, binding.backend);
@@ -319,8 +363,13 @@ impl Proxy {
         }
         let id = BindingId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
         let info = BindingInfo { id, binding, local };
+        let proxy_protocol = match binding.proto {
+            Proto::Tcp => options.proxy_protocol.unwrap_or(self.shared.config.proxy_protocol),
+            Proto::Udp => None,
+        };
         let ctx = BindingCtx {
             backend: binding.backend,
+            proxy_protocol,
             config: self.shared.config.clone(),
             pipes: self.shared.pipes.clone(),
             stats: Arc::new(Stats::default()),
@@ -396,6 +445,17 @@ impl Proxy {
     pub fn idle_pipes(&self) -> usize {
         self.shared.pipes.idle()
     }
+}
+
+/// Refuses options a binding of `proto` cannot honour.
+fn check_options(proto: Proto, options: BindingOptions) -> Result<(), ProxyError> {
+    if proto == Proto::Udp && matches!(options.proxy_protocol, Some(Some(_))) {
+        return Err(ProxyError::Unsupported(
+            "the PROXY protocol is sent on TCP connections only: a UDP binding cannot carry it"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Stops accepting on `entries`, waits up to `grace` for their tasks, then cuts what is left.

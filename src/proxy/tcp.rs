@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
+use super::proxy_proto;
 use super::relay::{self, Traffic};
 use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
 
@@ -218,6 +219,15 @@ async fn connection(
             return;
         }
     };
+    if let Some(version) = ctx.proxy_protocol
+        && let Err(e) = proxy_proto::send(&backend, version, peer, client.local_addr().ok()).await
+    {
+        Stats::add(&ctx.stats.dial_failures, 1);
+        tracing::debug!(%peer, backend = %ctx.backend, error = %e, "sending the PROXY header failed");
+        reset(&client);
+        reset(&backend);
+        return;
+    }
     // Go (and so docker-proxy) sets TCP_NODELAY on every connection; a relay must not add
     // Nagle delays to small writes either.
     let _ = client.set_nodelay(true);
