@@ -40,6 +40,8 @@ pub struct Cli {
 
 /// cproxy's own subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Forward many ports to a container from one process, given in docker run's -p syntax
     #[command(after_help = "\
@@ -61,6 +63,24 @@ Commands:
 Example:
   cproxy ctl --control /run/cproxy.sock add 127.0.0.1:8081:81")]
     Ctl(CtlArgs),
+    /// Show the counters of every binding of a running `cproxy forward --control PATH`
+    #[command(after_help = "\
+Columns: connections accepted, open and refused (over --max-conns), backend dial failures,
+bytes to the container and to clients, UDP sessions open, datagrams dropped.
+--format json prints every counter.")]
+    Stats(StatsArgs),
+}
+
+/// `cproxy stats`' arguments.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The control socket of a running `cproxy forward`
+    #[arg(long, value_name = "PATH")]
+    pub control: PathBuf,
+    /// table (for people) or json (every counter, for programs)
+    #[arg(long, value_name = "FORMAT", default_value = "table",
+          value_parser = ["table", "json"])]
+    pub format: String,
 }
 
 /// `cproxy forward`'s flags.
@@ -95,6 +115,9 @@ pub struct ForwardArgs {
     #[arg(long = "control-max-clients", value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub control_max_clients: u32,
+    /// Serve Prometheus metrics of every binding at http://ADDR/metrics (e.g. 127.0.0.1:9100)
+    #[arg(long = "metrics-addr", value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Close a control client that sends no complete command for this long
     #[arg(long = "control-idle-timeout", value_name = "DURATION", default_value = "30s",
           value_parser = positive_duration)]

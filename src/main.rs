@@ -33,5 +33,6 @@ fn main() -> ExitCode {
         None => cproxy::serve::docker_proxy(cli.docker_proxy, status),
         Some(Command::Forward(args)) => cproxy::forward::run(args, status),
         Some(Command::Ctl(args)) => cproxy::forward::ctl(&args.control, &args.command),
+        Some(Command::Stats(args)) => cproxy::forward::stats(&args.control, &args.format),
     }
 }

@@ -167,8 +167,13 @@ pub struct Stats {
     pub active: AtomicU64,
     /// TCP connections reset because the binding was at `max_connections`.
     pub refused: AtomicU64,
-    /// TCP connections closed because the backend could not be reached.
+    /// TCP connections closed because the backend could not be reached (timeouts included).
     pub dial_failures: AtomicU64,
+    /// Of `dial_failures`, those where the backend did not answer within `connect_timeout`.
+    pub dial_timeouts: AtomicU64,
+    /// Descriptor-exhaustion episodes: each started when accept, a dial, a pipe or a UDP
+    /// session failed for lack of descriptors, logged once.
+    pub exhaustion_episodes: AtomicU64,
     /// Accept errors (descriptor exhaustion among them); the accept loop survives them all.
     pub accept_errors: AtomicU64,
     /// UDP sessions open now.
@@ -181,12 +186,122 @@ pub struct Stats {
     pub sessions_evicted: AtomicU64,
     /// UDP datagrams that could not be forwarded.
     pub datagrams_dropped: AtomicU64,
-    /// Bytes (TCP) or datagram bytes (UDP) sent to backends.
+    /// UDP datagrams sent to backends.
+    pub datagrams_to_backend: AtomicU64,
+    /// UDP datagrams sent to clients.
+    pub datagrams_to_client: AtomicU64,
+    /// Bytes (of TCP connections that have ended) or datagram bytes (UDP) sent to backends;
+    /// [`Stats::snapshot`] adds the bytes of open connections.
     pub bytes_to_backend: AtomicU64,
-    /// Bytes (TCP) or datagram bytes (UDP) sent to clients.
+    /// Bytes (of TCP connections that have ended) or datagram bytes (UDP) sent to clients.
     pub bytes_to_client: AtomicU64,
-    /// TCP directions that fell back from splice to copying because the kernel refused.
+    /// TCP directions that fell back from splice to copying because the kernel refused (of
+    /// connections that have ended).
     pub copy_fallbacks: AtomicU64,
+    /// The byte counters of open TCP connections, read by [`Stats::snapshot`]. Touched once
+    /// when a connection starts relaying and once when it ends, never per byte.
+    live: Mutex<LiveTraffic>,
+}
+
+/// Open connections' byte counters, by a key of their own.
+#[derive(Debug, Default)]
+struct LiveTraffic {
+    next: u64,
+    open: std::collections::HashMap<u64, Arc<relay::Traffic>>,
+}
+
+/// One open connection's byte counters (the relay adds to them as it moves bytes); when
+/// dropped, its totals are moved into the binding's counters.
+pub(crate) struct TrackedTraffic<'a> {
+    stats: &'a Stats,
+    key: u64,
+    traffic: Arc<relay::Traffic>,
+}
+
+impl std::ops::Deref for TrackedTraffic<'_> {
+    type Target = relay::Traffic;
+
+    fn deref(&self) -> &relay::Traffic {
+        &self.traffic
+    }
+}
+
+impl Drop for TrackedTraffic<'_> {
+    fn drop(&mut self) {
+        // Under the lock, so that a snapshot sees these bytes either as live or as ended,
+        // never both nor neither.
+        let mut live = self.stats.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.open.remove(&self.key);
+        let t = &self.traffic;
+        Stats::add(&self.stats.bytes_to_backend, Stats::get(&t.to_backend));
+        Stats::add(&self.stats.bytes_to_client, Stats::get(&t.to_client));
+        Stats::add(&self.stats.copy_fallbacks, Stats::get(&t.fallbacks));
+    }
+}
+
+/// The counters of one binding at one moment, as plain numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// TCP connections accepted (refused ones included).
+    pub accepted: u64,
+    /// TCP connections open.
+    pub active: u64,
+    /// TCP connections reset at `max_connections`.
+    pub refused: u64,
+    /// Backend dials that failed, timeouts included.
+    pub dial_failures: u64,
+    /// Backend dials that timed out.
+    pub dial_timeouts: u64,
+    /// Accept errors.
+    pub accept_errors: u64,
+    /// Descriptor-exhaustion episodes.
+    pub exhaustion_episodes: u64,
+    /// UDP sessions open.
+    pub sessions: u64,
+    /// UDP sessions opened.
+    pub sessions_opened: u64,
+    /// UDP sessions closed for idleness.
+    pub sessions_expired: u64,
+    /// UDP sessions evicted for room.
+    pub sessions_evicted: u64,
+    /// UDP datagrams sent to backends.
+    pub datagrams_to_backend: u64,
+    /// UDP datagrams sent to clients.
+    pub datagrams_to_client: u64,
+    /// UDP datagrams dropped.
+    pub datagrams_dropped: u64,
+    /// Bytes sent to backends, open TCP connections' included.
+    pub bytes_to_backend: u64,
+    /// Bytes sent to clients, open TCP connections' included.
+    pub bytes_to_client: u64,
+    /// TCP directions that fell back to copying, open connections' included.
+    pub copy_fallbacks: u64,
+}
+
+impl StatsSnapshot {
+    /// Every counter with its name, in a fixed order (the control socket's `stats` reply and
+    /// `cproxy stats --format json` use these names).
+    pub fn fields(&self) -> [(&'static str, u64); 17] {
+        [
+            ("accepted", self.accepted),
+            ("active", self.active),
+            ("refused", self.refused),
+            ("dial_failures", self.dial_failures),
+            ("dial_timeouts", self.dial_timeouts),
+            ("accept_errors", self.accept_errors),
+            ("exhaustion_episodes", self.exhaustion_episodes),
+            ("sessions", self.sessions),
+            ("sessions_opened", self.sessions_opened),
+            ("sessions_expired", self.sessions_expired),
+            ("sessions_evicted", self.sessions_evicted),
+            ("datagrams_to_backend", self.datagrams_to_backend),
+            ("datagrams_to_client", self.datagrams_to_client),
+            ("datagrams_dropped", self.datagrams_dropped),
+            ("bytes_to_backend", self.bytes_to_backend),
+            ("bytes_to_client", self.bytes_to_client),
+            ("copy_fallbacks", self.copy_fallbacks),
+        ]
+    }
 }
 
 impl Stats {
@@ -201,6 +316,49 @@ impl Stats {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Registers a TCP connection's byte counters until the returned guard is dropped.
+    pub(crate) fn track(&self) -> TrackedTraffic<'_> {
+        let traffic = Arc::new(relay::Traffic::default());
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let key = live.next;
+        live.next += 1;
+        live.open.insert(key, traffic.clone());
+        TrackedTraffic { stats: self, key, traffic }
+    }
+
+    /// Every counter now, the bytes of open TCP connections included.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = Stats::get;
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut to_backend, mut to_client, mut fallbacks) =
+            (get(&self.bytes_to_backend), get(&self.bytes_to_client), get(&self.copy_fallbacks));
+        for t in live.open.values() {
+            to_backend += get(&t.to_backend);
+            to_client += get(&t.to_client);
+            fallbacks += get(&t.fallbacks);
+        }
+        drop(live);
+        StatsSnapshot {
+            accepted: get(&self.accepted),
+            active: get(&self.active),
+            refused: get(&self.refused),
+            dial_failures: get(&self.dial_failures),
+            dial_timeouts: get(&self.dial_timeouts),
+            accept_errors: get(&self.accept_errors),
+            exhaustion_episodes: get(&self.exhaustion_episodes),
+            sessions: get(&self.sessions),
+            sessions_opened: get(&self.sessions_opened),
+            sessions_expired: get(&self.sessions_expired),
+            sessions_evicted: get(&self.sessions_evicted),
+            datagrams_to_backend: get(&self.datagrams_to_backend),
+            datagrams_to_client: get(&self.datagrams_to_client),
+            datagrams_dropped: get(&self.datagrams_dropped),
+            bytes_to_backend: to_backend,
+            bytes_to_client: to_client,
+            copy_fallbacks: fallbacks,
+        }
     }
 }
 
@@ -421,6 +579,16 @@ impl Proxy {
     /// Live counters of a binding.
     pub fn stats(&self, id: BindingId) -> Option<Arc<Stats>> {
         self.shared.bindings.lock().ok()?.get(&id).map(|e| e.stats.clone())
+    }
+
+    /// Every binding with its counters, in the order they were added (for metrics and
+    /// `cproxy stats`).
+    pub fn all_stats(&self) -> Vec<(BindingInfo, Arc<Stats>)> {
+        self.shared
+            .bindings
+            .lock()
+            .map(|b| b.values().map(|e| (e.info, e.stats.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// Stops every binding: accepting stops at once, live connections get `grace`, then are cut.
