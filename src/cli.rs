@@ -219,6 +219,11 @@ pub struct Tuning {
     #[arg(long = "proxy-protocol", value_name = "v1|v2", allow_hyphen_values = true,
           value_parser = crate::proxy::proxy_proto::Version::from_str)]
     pub proxy_protocol: Option<crate::proxy::proxy_proto::Version>,
+    /// Log lines as text or as JSON objects, one per line (for log shippers); CPROXY_LOG (or
+    /// RUST_LOG) sets what is logged, e.g. `info` or `debug`
+    #[arg(long = "log-format", value_name = "FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    pub log_format: String,
     /// Worker threads, 1 to 1024 (default: 1 for a single binding as docker-proxy, one per CPU
     /// for `cproxy forward`; 1 runs everything on one thread, the least memory)
     #[arg(long, value_name = "N",
@@ -294,6 +299,11 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Tuning {
+    /// True when logs are to be JSON lines.
+    pub fn json_logs(&self) -> bool {
+        self.log_format == "json"
+    }
+
     /// The forwarder configuration these flags describe.
     pub fn config(&self) -> Config {
         Config {

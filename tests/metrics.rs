@@ -251,3 +251,24 @@ fn forward_serves_metrics_and_stats_of_its_bindings() {
     );
     drop(proxy);
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    use std::io::BufRead;
+    let mut child = Command::new(common::process::CPROXY)
+        .args(["forward", "--to", "127.0.0.1", "-p", "127.0.0.1::9", "--log-format", "json"])
+        .env("CPROXY_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let read = std::io::BufReader::new(child.stderr.take().unwrap()).read_line(&mut line);
+    let _ = child.kill();
+    let _ = child.wait();
+    read.unwrap();
+    let line = line.trim_end();
+    assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
+    assert!(line.contains("\"level\":\"INFO\""), "{line}");
+    assert!(line.contains("\"message\":\"forwarding\""), "{line}");
+}
