@@ -41,6 +41,8 @@ pub struct Cli {
 
 /// cproxy's own subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Forward many ports to a container from one process, given in docker run's -p syntax
     #[command(after_help = "\
@@ -62,6 +64,24 @@ Commands:
 Example:
   cproxy ctl --control /run/cproxy.sock add 127.0.0.1:8081:81")]
     Ctl(CtlArgs),
+    /// Show the counters of every binding of a running `cproxy forward --control PATH`
+    #[command(after_help = "\
+Columns: connections accepted, open and refused (over --max-conns), backend dial failures,
+bytes to the container and to clients, UDP sessions open, datagrams dropped.
+--format json prints every counter.")]
+    Stats(StatsArgs),
+}
+
+/// `cproxy stats`' arguments.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The control socket of a running `cproxy forward`
+    #[arg(long, value_name = "PATH")]
+    pub control: PathBuf,
+    /// table (for people) or json (every counter, for programs)
+    #[arg(long, value_name = "FORMAT", default_value = "table",
+          value_parser = ["table", "json"])]
+    pub format: String,
 }
 
 /// `cproxy forward`'s flags.
@@ -98,6 +118,9 @@ pub struct ForwardArgs {
     #[arg(long = "control-max-clients", value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub control_max_clients: u32,
+    /// Serve Prometheus metrics of every binding at http://ADDR/metrics (e.g. 127.0.0.1:9100)
+    #[arg(long = "metrics-addr", value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Close a control client that sends no complete command for this long
     #[arg(long = "control-idle-timeout", value_name = "DURATION", default_value = "30s",
           value_parser = positive_duration)]
@@ -200,6 +223,17 @@ pub struct Tuning {
     /// Copy through user space instead of splice(2) (for comparison)
     #[arg(long = "no-splice")]
     pub no_splice: bool,
+    /// Start each TCP connection to the container with a PROXY protocol header (v1 text or v2
+    /// binary, as HAProxy's `send-proxy`), so it sees the client's address; the container must
+    /// expect it. UDP bindings are not affected
+    #[arg(long = "proxy-protocol", value_name = "v1|v2", allow_hyphen_values = true,
+          value_parser = crate::proxy::proxy_proto::Version::from_str)]
+    pub proxy_protocol: Option<crate::proxy::proxy_proto::Version>,
+    /// Log lines as text or as JSON objects, one per line (for log shippers); CPROXY_LOG (or
+    /// RUST_LOG) sets what is logged, e.g. `info` or `debug`
+    #[arg(long = "log-format", value_name = "FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    pub log_format: String,
     /// Worker threads, 1 to 1024 (default: 1 for a single binding as docker-proxy, one per CPU
     /// for `cproxy forward`; 1 runs everything on one thread, the least memory)
     #[arg(long, value_name = "N",
@@ -275,6 +309,11 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Tuning {
+    /// True when logs are to be JSON lines.
+    pub fn json_logs(&self) -> bool {
+        self.log_format == "json"
+    }
+
     /// The forwarder configuration these flags describe.
     pub fn config(&self) -> Config {
         Config {
@@ -287,6 +326,7 @@ impl Tuning {
             udp_max_sessions: self.udp_max_sessions as usize,
             pipe_size: self.pipe_size as usize,
             relay: if self.no_splice { RelayMode::Copy } else { RelayMode::Splice },
+            proxy_protocol: self.proxy_protocol,
         }
     }
 }
@@ -342,6 +382,8 @@ mod tests {
             &["-threads", "65535"],
             &["-udp-idle-timeout", "0"],
             &["-connect-timeout", "0s"],
+            &["-proxy-protocol", "v3"],
+            &["-proxy-protocol"],
         ] {
             let e = parse(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
@@ -367,6 +409,23 @@ mod tests {
         let Some(Command::Forward(f)) = cli.unwrap().command else { panic!("not forward") };
         assert_eq!(f.tuning.config().tcp_keepalive, Some(Duration::from_secs(30)));
         assert!(parse(&["-tcp-keepalive", "15"]).is_err(), "a duration needs its unit");
+    }
+
+    #[test]
+    fn proxy_protocol_is_off_unless_asked_for_in_either_flag_form() {
+        use crate::proxy::proxy_proto::Version;
+        assert_eq!(parse(&[]).unwrap().docker_proxy.tuning.config().proxy_protocol, None);
+        for (args, want) in [
+            (&["-proxy-protocol", "v1"][..], Version::V1),
+            (&["-proxy-protocol=v2"], Version::V2),
+            (&["--proxy-protocol", "v2"], Version::V2),
+        ] {
+            let config = parse(args).unwrap().docker_proxy.tuning.config();
+            assert_eq!(config.proxy_protocol, Some(want), "{args:?}");
+        }
+        let cli = parse(&["forward", "--to", "127.0.0.1", "-p", "80", "--proxy-protocol", "v1"]);
+        let Some(Command::Forward(f)) = cli.unwrap().command else { panic!("not forward") };
+        assert_eq!(f.tuning.config().proxy_protocol, Some(Version::V1));
     }
 
     /// Go's `flag`: the last of a repeated flag wins, and a value may start with a dash.

@@ -25,7 +25,7 @@ pub const LISTEN_FD: RawFd = 4;
 const BOOL_FLAGS: &[&str] = &["use-listen-fd", "version", "help", "no-splice"];
 
 /// Subcommand names: their arguments are left as they are.
-pub const SUBCOMMANDS: &[&str] = &["forward", "ctl", "help"];
+pub const SUBCOMMANDS: &[&str] = &["forward", "ctl", "stats", "help"];
 
 /// Rewrites Go-style single-dash long flags (`-host-ip`, `-host-ip=X`) to `--host-ip`, so that
 /// one clap definition accepts what Go's `flag` package accepts. Single-letter flags (`-v`,

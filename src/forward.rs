@@ -8,6 +8,7 @@
 //! add [IP] SPEC   publish SPEC to the container at IP (default: --to); prints "ID PUBLISHED"
 //! remove ID       stop a binding: its port is freed at once, its connections drain
 //! list            every binding as "ID PUBLISHED", where PUBLISHED is `docker port`'s line
+//! stats           every binding's counters: "id=ID proto=P host=ADDR container=ADDR name=N …"
 //! ```
 //!
 //! The socket is the keys to the host's ports, so it is guarded: created mode 0600 (0660 with
@@ -182,6 +183,7 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
         None => PortAllocator::from_kernel(),
     };
     let listener = control.as_ref().map(|c| c.listener.try_clone());
+    let metrics_addr = args.metrics_addr;
     let limits = ControlLimits {
         access: Access { uid: nix::unistd::geteuid().as_raw(), group },
         max_clients: args.control_max_clients as usize,
@@ -201,6 +203,17 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
         let mut all = Vec::new();
         for (spec, protos) in pair_halves(&args.publish) {
             publisher.publish(&spec, &protos, args.to, &mut all)?;
+        }
+        if let Some(addr) = metrics_addr {
+            let listener = std::net::TcpListener::bind(addr)
+                .and_then(|l| {
+                    l.set_nonblocking(true)?;
+                    tokio::net::TcpListener::from_std(l)
+                })
+                .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+            let registry = Arc::new(crate::metrics::registry(proxy));
+            tracing::info!(%addr, "serving metrics at /metrics");
+            tokio::spawn(crate::metrics::serve(listener, registry));
         }
         for info in &all {
             println!("{}", published(info));
@@ -438,9 +451,11 @@ pub enum ControlCommand {
     Remove(BindingId),
     /// `list`
     List,
+    /// `stats`
+    Stats,
 }
 
-const USAGE: &str = "commands are: add [IP] SPEC, remove ID, list";
+const USAGE: &str = "commands are: add [IP] SPEC, remove ID, list, stats";
 
 impl std::str::FromStr for ControlCommand {
     type Err = String;
@@ -459,6 +474,7 @@ impl std::str::FromStr for ControlCommand {
                 .map(|id| ControlCommand::Remove(BindingId::from(id)))
                 .map_err(|_| format!("invalid binding id: {id}")),
             ["list"] => Ok(ControlCommand::List),
+            ["stats"] => Ok(ControlCommand::Stats),
             [] => Err(format!("empty command; {USAGE}")),
             [other, ..] => Err(format!("invalid command {other:?}; {USAGE}")),
         }
@@ -472,6 +488,7 @@ impl std::fmt::Display for ControlCommand {
             ControlCommand::Add { backend: None, spec } => write!(f, "add {spec}"),
             ControlCommand::Remove(id) => write!(f, "remove {id}"),
             ControlCommand::List => f.write_str("list"),
+            ControlCommand::Stats => f.write_str("stats"),
         }
     }
 }
@@ -497,49 +514,178 @@ async fn run_command(command: &str, publisher: &Publisher) -> Result<Vec<String>
             false => Err(format!("no such binding: {id}")),
         },
         ControlCommand::List => Ok(publisher.proxy.list().iter().map(line).collect()),
+        ControlCommand::Stats => Ok(publisher.proxy.all_stats().iter().map(stats_line).collect()),
     }
+}
+
+/// A binding's counters as the `stats` reply gives them: `key=value` words, no spaces inside.
+fn stats_line((info, stats): &(BindingInfo, Arc<crate::proxy::Stats>)) -> String {
+    let mut line = format!(
+        "id={} proto={} host={} container={}",
+        info.id, info.binding.proto, info.local, info.binding.backend
+    );
+    for (name, value) in stats.snapshot().fields() {
+        line.push_str(&format!(" {name}={value}"));
+    }
+    line
+}
+
+/// Sends one command to a control socket: the reply's lines, and `Err` with the reason if it
+/// ended in `error: …` (or did not end in `ok`).
+fn request(socket: &Path, command: &str) -> io::Result<(Vec<String>, Result<(), String>)> {
+    use std::io::{BufRead, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
+    // A refused client is answered and closed at once, maybe before the command is written:
+    // the answer is still there to be read.
+    let sent =
+        writeln!(stream, "{command}").and_then(|()| stream.shutdown(std::net::Shutdown::Write));
+    let (mut lines, mut end) = (Vec::new(), None);
+    for line in io::BufReader::new(stream).lines() {
+        let line = line?;
+        match line.as_str() {
+            "ok" => end = Some(Ok(())),
+            l if l.starts_with("error: ") => end = Some(Err(l[7..].to_string())),
+            _ => lines.push(line),
+        }
+    }
+    match (sent, end) {
+        (_, Some(end)) => Ok((lines, end)),
+        (Err(e), None) => Err(e),
+        (Ok(()), None) => Ok((lines, Err("the control socket closed without a reply".into()))),
+    }
+}
+
+/// Reports a control socket that could not be used.
+fn unreachable(socket: &Path, e: io::Error) -> ExitCode {
+    if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::ConnectionRefused {
+        eprintln!(
+            "cproxy: cannot reach {}: is `cproxy forward --control` running?",
+            socket.display()
+        );
+    } else {
+        eprintln!("cproxy: {}: {e}", socket.display());
+    }
+    ExitCode::from(1)
+}
+
+/// `cproxy stats`: every binding's counters from a control socket, as a table or as JSON.
+pub fn stats(socket: &Path, format: &str) -> ExitCode {
+    let lines = match request(socket, "stats") {
+        Ok((lines, Ok(()))) => lines,
+        Ok((_, Err(e))) => {
+            eprintln!("cproxy: {e}");
+            return ExitCode::from(1);
+        }
+        Err(e) => return unreachable(socket, e),
+    };
+    let rows: Vec<Vec<(String, String)>> = lines
+        .iter()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect();
+    let text = if format == "json" { stats_json(&rows) } else { stats_table(&rows) };
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
+/// Rows of `key=value` pairs as a JSON array of objects; numbers stay numbers.
+fn stats_json(rows: &[Vec<(String, String)>]) -> String {
+    let quote = |s: &str| {
+        let escaped: String = s
+            .chars()
+            .flat_map(|c| match c {
+                '"' | '\\' => vec!['\\', c],
+                c if c.is_control() => format!("\\u{:04x}", c as u32).chars().collect(),
+                c => vec![c],
+            })
+            .collect();
+        format!("\"{escaped}\"")
+    };
+    let objects: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let fields: Vec<String> = row
+                .iter()
+                .map(|(k, v)| {
+                    let value = if v.parse::<u64>().is_ok() { v.clone() } else { quote(v) };
+                    format!("{}:{value}", quote(k))
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        })
+        .collect();
+    format!("[{}]\n", objects.join(",\n "))
+}
+
+/// The table `cproxy stats` prints: the counters a person looks at first.
+fn stats_table(rows: &[Vec<(String, String)>]) -> String {
+    const COLUMNS: [(&str, &str); 12] = [
+        ("ID", "id"),
+        ("PROTO", "proto"),
+        ("HOST", "host"),
+        ("CONTAINER", "container"),
+        ("ACCEPTED", "accepted"),
+        ("ACTIVE", "active"),
+        ("REFUSED", "refused"),
+        ("DIAL-FAILED", "dial_failures"),
+        ("TO-CONTAINER", "bytes_to_backend"),
+        ("TO-CLIENT", "bytes_to_client"),
+        ("SESSIONS", "sessions"),
+        ("DROPPED", "datagrams_dropped"),
+    ];
+    let cell = |row: &[(String, String)], key: &str| {
+        row.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default()
+    };
+    let cells: Vec<Vec<String>> =
+        rows.iter().map(|r| COLUMNS.iter().map(|(_, key)| cell(r, key)).collect()).collect();
+    let widths: Vec<usize> = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, (title, _))| cells.iter().map(|r| r[i].len()).fold(title.len(), usize::max))
+        .collect();
+    let mut out = String::new();
+    let mut push_row = |row: Vec<&str>| {
+        let words: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(
+                |(i, (w, &width))| {
+                    if i < 4 { format!("{w:<width$}") } else { format!("{w:>width$}") }
+                },
+            )
+            .collect();
+        out.push_str(words.join("  ").trim_end());
+        out.push('\n');
+    };
+    push_row(COLUMNS.iter().map(|(title, _)| *title).collect());
+    for row in &cells {
+        push_row(row.iter().map(String::as_str).collect());
+    }
+    out
 }
 
 /// `cproxy ctl`: sends one command to a control socket and prints the reply. Exits 1 when the
 /// reply is an error.
 pub fn ctl(socket: &Path, command: &[String]) -> ExitCode {
-    use std::io::{BufRead, Write};
-    let result = (|| -> io::Result<bool> {
-        let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
-        // A refused client is answered and closed at once, maybe before the command is
-        // written: the answer is still there to be read.
-        let sent = writeln!(stream, "{}", command.join(" "))
-            .and_then(|()| stream.shutdown(std::net::Shutdown::Write));
-        let mut ok = false;
-        let mut answered = false;
-        for line in io::BufReader::new(stream).lines() {
-            let line = line?;
-            answered = true;
-            match line.as_str() {
-                "ok" => ok = true,
-                l if l.starts_with("error: ") => eprintln!("cproxy: {}", &l[7..]),
-                l => println!("{l}"),
+    match request(socket, &command.join(" ")) {
+        Ok((lines, end)) => {
+            for line in lines {
+                println!("{line}");
+            }
+            match end {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cproxy: {e}");
+                    ExitCode::from(1)
+                }
             }
         }
-        match sent {
-            Err(e) if !answered => Err(e),
-            _ => Ok(ok),
-        }
-    })();
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::ConnectionRefused => {
-            eprintln!(
-                "cproxy: cannot reach {}: is `cproxy forward --control` running?",
-                socket.display()
-            );
-            ExitCode::from(1)
-        }
-        Err(e) => {
-            eprintln!("cproxy: {}: {e}", socket.display());
-            ExitCode::from(1)
-        }
+        Err(e) => unreachable(socket, e),
     }
 }
 

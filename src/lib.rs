@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compat;
 pub mod duration;
 pub mod forward;
+pub mod metrics;
 pub mod ports;
 pub mod proxy;
 pub mod serve;

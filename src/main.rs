@@ -33,10 +33,16 @@ fn main() -> ExitCode {
             e.exit();
         }
     };
-    cproxy::serve::init_logging();
+    let json_logs = match &cli.command {
+        None => cli.docker_proxy.tuning.json_logs(),
+        Some(Command::Forward(args)) => args.tuning.json_logs(),
+        Some(_) => false,
+    };
+    cproxy::serve::init_logging(json_logs);
     match cli.command {
         None => cproxy::serve::docker_proxy(cli.docker_proxy, status),
         Some(Command::Forward(args)) => cproxy::forward::run(args, status),
         Some(Command::Ctl(args)) => cproxy::forward::ctl(&args.control, &args.command),
+        Some(Command::Stats(args)) => cproxy::forward::stats(&args.control, &args.format),
     }
 }

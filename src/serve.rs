@@ -32,11 +32,15 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
     } else {
         None
     };
+    let proxy_protocol = args.tuning.proxy_protocol;
     let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, String> {
         if args.proto == "sctp" {
             return Err(sctp_error());
         }
         let proto: Proto = args.proto.parse().map_err(|e: ProxyError| e.to_string())?;
+        if proto == Proto::Udp && proxy_protocol.is_some() {
+            return Err("-proxy-protocol is for TCP: a UDP binding cannot carry the header".into());
+        }
         // As Go's `net.ParseIP(..).To4()`: an IPv4-mapped address is the IPv4 address.
         let host_ip = args.host_ip.to_canonical();
         let container_ip = args.container_ip.to_canonical();
@@ -230,19 +234,29 @@ fn raise_fd_limit() {
     }
 }
 
-/// Logs go to stderr; `CPROXY_LOG` sets the filter (e.g. `debug`, `cproxy=trace,warn`).
-pub fn init_logging() {
+/// Logs go to stderr, as text or (`json`) one JSON object per line; `CPROXY_LOG`, else
+/// `RUST_LOG`, sets the filter (e.g. `debug`, `cproxy=trace,warn`).
+pub fn init_logging(json: bool) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let default = || Targets::new().with_default(tracing::Level::WARN);
-    let filter = match std::env::var("CPROXY_LOG") {
-        Ok(spec) => spec.parse::<Targets>().unwrap_or_else(|e| {
-            eprintln!("cproxy: ignoring CPROXY_LOG={spec:?}: {e}");
+    let (var, spec) = match (std::env::var("CPROXY_LOG"), std::env::var("RUST_LOG")) {
+        (Ok(spec), _) => ("CPROXY_LOG", Some(spec)),
+        (Err(_), Ok(spec)) => ("RUST_LOG", Some(spec)),
+        _ => ("", None),
+    };
+    let filter = match spec {
+        Some(spec) => spec.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("cproxy: ignoring {var}={spec:?}: {e}");
             default()
         }),
-        Err(_) => default(),
+        None => default(),
     };
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    tracing_subscriber::registry().with(fmt).with(filter).init();
+    if json {
+        tracing_subscriber::registry().with(fmt.json()).with(filter).init();
+    } else {
+        tracing_subscriber::registry().with(fmt).with(filter).init();
+    }
 }

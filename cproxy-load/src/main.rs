@@ -325,7 +325,7 @@ fn builtin_cproxy() -> ExitCode {
             e.exit();
         }
     };
-    cproxy::serve::init_logging();
+    cproxy::serve::init_logging(false);
     cproxy::serve::docker_proxy(cli.docker_proxy, status)
 }
 

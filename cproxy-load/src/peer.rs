@@ -30,6 +30,10 @@ pub enum PeerKind {
     Haproxy,
     /// Docker's own docker-proxy, the program cproxy replaces.
     DockerProxy,
+    /// `cproxy forward` with one thread and `--metrics-addr`, scraped every 100 ms throughout
+    /// (not in the default set: `--peers cproxy,cproxy-metrics` puts metrics on against off
+    /// in one run).
+    CproxyMetrics,
 }
 
 impl PeerKind {
@@ -52,6 +56,7 @@ impl PeerKind {
             PeerKind::Socat => "socat",
             PeerKind::Haproxy => "haproxy-splice",
             PeerKind::DockerProxy => "docker-proxy",
+            PeerKind::CproxyMetrics => "cproxy-metrics",
         }
     }
 
@@ -121,6 +126,8 @@ pub struct Peer {
     pub version: Option<String>,
     /// Its processes, stopped when the peer drops.
     _processes: Vec<Process>,
+    /// A metrics scraper, stopped when the peer drops.
+    _scraper: Option<Scraper>,
 }
 
 /// A peer that is not measured: skipped (not installed) or failed to start.
@@ -142,6 +149,7 @@ pub fn start(kind: PeerKind, setup: &Setup) -> Result<Peer, NotStarted> {
             udp: Ok(b.udp),
             tcp_pid: None,
             version: None,
+            _scraper: None,
             _processes: Vec::new(),
         }),
         PeerKind::Cproxy => start_docker_proxy_like(kind, &|| setup.cproxy.command(), &[], setup),
@@ -156,6 +164,7 @@ pub fn start(kind: PeerKind, setup: &Setup) -> Result<Peer, NotStarted> {
             })?;
             start_docker_proxy_like(kind, &|| Command::new(path), &[], setup)
         }
+        PeerKind::CproxyMetrics => start_cproxy_metrics(setup),
         PeerKind::Socat => start_socat(setup),
         PeerKind::Haproxy => start_haproxy(setup),
     }
@@ -189,7 +198,78 @@ fn start_docker_proxy_like(
         tcp_pid: Some(tcp.pid()),
         version: output_line(version).filter(|v| !v.starts_with("Usage")),
         _processes: vec![tcp, udp],
+        _scraper: None,
     })
+}
+
+/// `cproxy forward` serving both protocols on one thread (as one docker-proxy-style cproxy
+/// has), with its metrics endpoint scraped every 100 ms while it runs.
+fn start_cproxy_metrics(setup: &Setup) -> Result<Peer, NotStarted> {
+    let CproxyBin::Path(program) = setup.cproxy else {
+        return Err(NotStarted::Skipped("the built-in forwarder has no metrics endpoint".into()));
+    };
+    let (tcp_port, udp_port) = free_ports().map_err(NotStarted::Failed)?;
+    let metrics_port = peers::free_tcp_port().map_err(|e| NotStarted::Failed(e.to_string()))?;
+    let (b_tcp, b_udp) = (setup.backends.tcp, setup.backends.udp);
+    if b_tcp.ip() != b_udp.ip() {
+        return Err(NotStarted::Failed("the backends are on two addresses".into()));
+    }
+    let mut cmd = Command::new(program);
+    cmd.args(["forward", "--threads", "1", "--to", &b_tcp.ip().to_string()])
+        .args(["-p", &format!("127.0.0.1:{tcp_port}:{}", b_tcp.port())])
+        .args(["-p", &format!("127.0.0.1:{udp_port}:{}/udp", b_udp.port())])
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")]);
+    let log = setup.dir.path().join("cproxy-metrics.log");
+    let process = Process::start("cproxy-metrics", cmd, &log, Readiness::StatusPipe)
+        .map_err(NotStarted::Failed)?;
+    Ok(Peer {
+        kind: PeerKind::CproxyMetrics,
+        tcp: loopback(tcp_port),
+        udp: Ok(loopback(udp_port)),
+        tcp_pid: Some(process.pid()),
+        version: output_line({
+            let mut v = Command::new(program);
+            v.arg("-v");
+            v
+        }),
+        _processes: vec![process],
+        _scraper: Some(Scraper::start(loopback(metrics_port))),
+    })
+}
+
+/// Scrapes `GET /metrics` every 100 ms until dropped, as a Prometheus would (more often).
+struct Scraper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Scraper {
+    fn start(addr: SocketAddr) -> Scraper {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok(mut c) = std::net::TcpStream::connect(addr) {
+                    let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                    let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: load\r\n\r\n");
+                    let _ = c.read_to_end(&mut Vec::new());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        Scraper { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// socat, one process per protocol.
@@ -218,6 +298,7 @@ fn start_socat(setup: &Setup) -> Result<Peer, NotStarted> {
         tcp_pid: Some(tcp.pid()),
         version: version_line(&socat, &["-V"], "socat version"),
         _processes: vec![tcp, udp],
+        _scraper: None,
     })
 }
 
@@ -242,6 +323,7 @@ fn start_haproxy(setup: &Setup) -> Result<Peer, NotStarted> {
         tcp_pid: Some(tcp.pid()),
         version: version_line(&haproxy, &["-v"], "HAProxy version"),
         _processes: vec![tcp],
+        _scraper: None,
     })
 }
 

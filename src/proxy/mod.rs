@@ -13,6 +13,7 @@
 
 mod budget;
 mod error;
+pub mod proxy_proto;
 pub mod relay;
 mod tcp;
 mod udp;
@@ -110,6 +111,10 @@ pub struct Config {
     pub pipe_size: usize,
     /// Splice (default) or copy.
     pub relay: RelayMode,
+    /// Send every TCP backend connection a PROXY protocol header of this version first, so the
+    /// backend learns the client's address (`None`: no header, as docker-proxy). A binding's
+    /// [`BindingOptions`] override it; UDP bindings never carry one.
+    pub proxy_protocol: Option<proxy_proto::Version>,
 }
 
 impl Default for Config {
@@ -124,8 +129,18 @@ impl Default for Config {
             udp_max_sessions: 4096,
             pipe_size: 1 << 20,
             relay: RelayMode::Splice,
+            proxy_protocol: None,
         }
     }
+}
+
+/// Options of one binding that differ from the proxy's [`Config`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BindingOptions {
+    /// The PROXY protocol header for this binding's backend connections: `None` takes
+    /// [`Config::proxy_protocol`], `Some(None)` sends none, `Some(Some(v))` sends version `v`.
+    /// TCP only: asking it of a UDP binding is an error.
+    pub proxy_protocol: Option<Option<proxy_proto::Version>>,
 }
 
 /// Identifies a binding within its proxy.
@@ -165,8 +180,13 @@ pub struct Stats {
     /// TCP connections reset because the binding was at `max_connections` or out of its
     /// share of the process's descriptors.
     pub refused: AtomicU64,
-    /// TCP connections closed because the backend could not be reached.
+    /// TCP connections closed because the backend could not be reached (timeouts included).
     pub dial_failures: AtomicU64,
+    /// Of `dial_failures`, those where the backend did not answer within `connect_timeout`.
+    pub dial_timeouts: AtomicU64,
+    /// Descriptor-exhaustion episodes: each started when accept, a dial, a pipe or a UDP
+    /// session failed for lack of descriptors, logged once.
+    pub exhaustion_episodes: AtomicU64,
     /// Accept errors (descriptor exhaustion among them); the accept loop survives them all.
     pub accept_errors: AtomicU64,
     /// UDP sessions open now.
@@ -179,12 +199,122 @@ pub struct Stats {
     pub sessions_evicted: AtomicU64,
     /// UDP datagrams that could not be forwarded.
     pub datagrams_dropped: AtomicU64,
-    /// Bytes (TCP) or datagram bytes (UDP) sent to backends.
+    /// UDP datagrams sent to backends.
+    pub datagrams_to_backend: AtomicU64,
+    /// UDP datagrams sent to clients.
+    pub datagrams_to_client: AtomicU64,
+    /// Bytes (of TCP connections that have ended) or datagram bytes (UDP) sent to backends;
+    /// [`Stats::snapshot`] adds the bytes of open connections.
     pub bytes_to_backend: AtomicU64,
-    /// Bytes (TCP) or datagram bytes (UDP) sent to clients.
+    /// Bytes (of TCP connections that have ended) or datagram bytes (UDP) sent to clients.
     pub bytes_to_client: AtomicU64,
-    /// TCP directions that fell back from splice to copying because the kernel refused.
+    /// TCP directions that fell back from splice to copying because the kernel refused (of
+    /// connections that have ended).
     pub copy_fallbacks: AtomicU64,
+    /// The byte counters of open TCP connections, read by [`Stats::snapshot`]. Touched once
+    /// when a connection starts relaying and once when it ends, never per byte.
+    live: Mutex<LiveTraffic>,
+}
+
+/// Open connections' byte counters, by a key of their own.
+#[derive(Debug, Default)]
+struct LiveTraffic {
+    next: u64,
+    open: std::collections::HashMap<u64, Arc<relay::Traffic>>,
+}
+
+/// One open connection's byte counters (the relay adds to them as it moves bytes); when
+/// dropped, its totals are moved into the binding's counters.
+pub(crate) struct TrackedTraffic<'a> {
+    stats: &'a Stats,
+    key: u64,
+    traffic: Arc<relay::Traffic>,
+}
+
+impl std::ops::Deref for TrackedTraffic<'_> {
+    type Target = relay::Traffic;
+
+    fn deref(&self) -> &relay::Traffic {
+        &self.traffic
+    }
+}
+
+impl Drop for TrackedTraffic<'_> {
+    fn drop(&mut self) {
+        // Under the lock, so that a snapshot sees these bytes either as live or as ended,
+        // never both nor neither.
+        let mut live = self.stats.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.open.remove(&self.key);
+        let t = &self.traffic;
+        Stats::add(&self.stats.bytes_to_backend, Stats::get(&t.to_backend));
+        Stats::add(&self.stats.bytes_to_client, Stats::get(&t.to_client));
+        Stats::add(&self.stats.copy_fallbacks, Stats::get(&t.fallbacks));
+    }
+}
+
+/// The counters of one binding at one moment, as plain numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// TCP connections accepted (refused ones included).
+    pub accepted: u64,
+    /// TCP connections open.
+    pub active: u64,
+    /// TCP connections reset at `max_connections`.
+    pub refused: u64,
+    /// Backend dials that failed, timeouts included.
+    pub dial_failures: u64,
+    /// Backend dials that timed out.
+    pub dial_timeouts: u64,
+    /// Accept errors.
+    pub accept_errors: u64,
+    /// Descriptor-exhaustion episodes.
+    pub exhaustion_episodes: u64,
+    /// UDP sessions open.
+    pub sessions: u64,
+    /// UDP sessions opened.
+    pub sessions_opened: u64,
+    /// UDP sessions closed for idleness.
+    pub sessions_expired: u64,
+    /// UDP sessions evicted for room.
+    pub sessions_evicted: u64,
+    /// UDP datagrams sent to backends.
+    pub datagrams_to_backend: u64,
+    /// UDP datagrams sent to clients.
+    pub datagrams_to_client: u64,
+    /// UDP datagrams dropped.
+    pub datagrams_dropped: u64,
+    /// Bytes sent to backends, open TCP connections' included.
+    pub bytes_to_backend: u64,
+    /// Bytes sent to clients, open TCP connections' included.
+    pub bytes_to_client: u64,
+    /// TCP directions that fell back to copying, open connections' included.
+    pub copy_fallbacks: u64,
+}
+
+impl StatsSnapshot {
+    /// Every counter with its name, in a fixed order (the control socket's `stats` reply and
+    /// `cproxy stats --format json` use these names).
+    pub fn fields(&self) -> [(&'static str, u64); 17] {
+        [
+            ("accepted", self.accepted),
+            ("active", self.active),
+            ("refused", self.refused),
+            ("dial_failures", self.dial_failures),
+            ("dial_timeouts", self.dial_timeouts),
+            ("accept_errors", self.accept_errors),
+            ("exhaustion_episodes", self.exhaustion_episodes),
+            ("sessions", self.sessions),
+            ("sessions_opened", self.sessions_opened),
+            ("sessions_expired", self.sessions_expired),
+            ("sessions_evicted", self.sessions_evicted),
+            ("datagrams_to_backend", self.datagrams_to_backend),
+            ("datagrams_to_client", self.datagrams_to_client),
+            ("datagrams_dropped", self.datagrams_dropped),
+            ("bytes_to_backend", self.bytes_to_backend),
+            ("bytes_to_client", self.bytes_to_client),
+            ("copy_fallbacks", self.copy_fallbacks),
+        ]
+    }
 }
 
 impl Stats {
@@ -200,11 +330,56 @@ impl Stats {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
+
+    /// Registers a TCP connection's byte counters until the returned guard is dropped.
+    pub(crate) fn track(&self) -> TrackedTraffic<'_> {
+        let traffic = Arc::new(relay::Traffic::default());
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let key = live.next;
+        live.next += 1;
+        live.open.insert(key, traffic.clone());
+        TrackedTraffic { stats: self, key, traffic }
+    }
+
+    /// Every counter now, the bytes of open TCP connections included.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = Stats::get;
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut to_backend, mut to_client, mut fallbacks) =
+            (get(&self.bytes_to_backend), get(&self.bytes_to_client), get(&self.copy_fallbacks));
+        for t in live.open.values() {
+            to_backend += get(&t.to_backend);
+            to_client += get(&t.to_client);
+            fallbacks += get(&t.fallbacks);
+        }
+        drop(live);
+        StatsSnapshot {
+            accepted: get(&self.accepted),
+            active: get(&self.active),
+            refused: get(&self.refused),
+            dial_failures: get(&self.dial_failures),
+            dial_timeouts: get(&self.dial_timeouts),
+            accept_errors: get(&self.accept_errors),
+            exhaustion_episodes: get(&self.exhaustion_episodes),
+            sessions: get(&self.sessions),
+            sessions_opened: get(&self.sessions_opened),
+            sessions_expired: get(&self.sessions_expired),
+            sessions_evicted: get(&self.sessions_evicted),
+            datagrams_to_backend: get(&self.datagrams_to_backend),
+            datagrams_to_client: get(&self.datagrams_to_client),
+            datagrams_dropped: get(&self.datagrams_dropped),
+            bytes_to_backend: to_backend,
+            bytes_to_client: to_client,
+            copy_fallbacks: fallbacks,
+        }
+    }
 }
 
 /// What the serving task of a binding needs; shared with its connections.
 pub(crate) struct BindingCtx {
     pub(crate) backend: SocketAddr,
+    /// The PROXY protocol header each backend connection starts with, if any.
+    pub(crate) proxy_protocol: Option<proxy_proto::Version>,
     pub(crate) config: Arc<Config>,
     pub(crate) pipes: Arc<relay::PipePool>,
     pub(crate) stats: Arc<Stats>,
@@ -284,14 +459,24 @@ impl Proxy {
 
     /// Binds `binding.host` and starts forwarding to `binding.backend`.
     pub fn add(&self, binding: Binding) -> Result<BindingInfo, ProxyError> {
+        self.add_with(binding, BindingOptions::default())
+    }
+
+    /// [`Proxy::add`] with options of this binding's own.
+    pub fn add_with(
+        &self,
+        binding: Binding,
+        options: BindingOptions,
+    ) -> Result<BindingInfo, ProxyError> {
+        check_options(binding.proto, options)?;
         match binding.proto {
             Proto::Tcp => {
                 let listener = tcp::listen(binding.host)?;
-                self.start(binding, Socket::Tcp(listener))
+                self.start(binding, Socket::Tcp(listener), options)
             }
             Proto::Udp => {
                 let socket = udp::bind(binding.host)?;
-                self.start(binding, Socket::Udp(socket))
+                self.start(binding, Socket::Udp(socket), options)
             }
         }
     }
@@ -304,6 +489,18 @@ impl Proxy {
         fd: OwnedFd,
         backend: SocketAddr,
     ) -> Result<BindingInfo, ProxyError> {
+        self.add_socket_with(proto, fd, backend, BindingOptions::default())
+    }
+
+    /// [`Proxy::add_socket`] with options of this binding's own.
+    pub fn add_socket_with(
+        &self,
+        proto: Proto,
+        fd: OwnedFd,
+        backend: SocketAddr,
+        options: BindingOptions,
+    ) -> Result<BindingInfo, ProxyError> {
+        check_options(proto, options)?;
         let sock = socket2::Socket::from(fd);
         let local = sock
             .local_addr()
@@ -327,7 +524,7 @@ impl Proxy {
                 sock.set_nonblocking(true).map_err(|e| ProxyError::BadSocket(e.to_string()))?;
                 let listener = tokio::net::TcpListener::from_std(sock.into())
                     .map_err(|e| ProxyError::BadSocket(e.to_string()))?;
-                self.start(binding, Socket::Tcp(listener))
+                self.start(binding, Socket::Tcp(listener), options)
             }
             Proto::Udp => {
                 if ty != socket2::Type::DGRAM {
@@ -336,12 +533,17 @@ impl Proxy {
                     ));
                 }
                 let socket = udp::adopt(sock)?;
-                self.start(binding, Socket::Udp(socket))
+                self.start(binding, Socket::Udp(socket), options)
             }
         }
     }
 
-    fn start(&self, binding: Binding, socket: Socket) -> Result<BindingInfo, ProxyError> {
+    fn start(
+        &self,
+        binding: Binding,
+        socket: Socket,
+        options: BindingOptions,
+    ) -> Result<BindingInfo, ProxyError> {
         let local = socket.local_addr()?;
         if forwards_to_itself(local, binding.backend) {
             let (proto, backend) = (binding.proto, binding.backend);
@@ -349,8 +551,13 @@ impl Proxy {
         }
         let id = BindingId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
         let info = BindingInfo { id, binding, local };
+        let proxy_protocol = match binding.proto {
+            Proto::Tcp => options.proxy_protocol.unwrap_or(self.shared.config.proxy_protocol),
+            Proto::Udp => None,
+        };
         let ctx = BindingCtx {
             backend: binding.backend,
+            proxy_protocol,
             config: self.shared.config.clone(),
             pipes: self.shared.pipes.clone(),
             stats: Arc::new(Stats::default()),
@@ -412,6 +619,17 @@ impl Proxy {
         self.shared.bindings.lock().ok()?.get(&id).map(|e| e.stats.clone())
     }
 
+    /// Every binding with its counters, in the order they were added (for metrics and
+    /// `cproxy stats`).
+    pub fn all_stats(&self) -> Vec<(BindingInfo, Arc<Stats>)> {
+        self.shared
+            .bindings
+            .lock()
+            .map(|b| b.values().map(|e| (e.info, e.stats.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Stops every binding: accepting stops at once, live connections get `grace`, then are cut.
     /// Stops every binding: accepting stops at once, idle connections are closed, busy ones get
     /// `grace` (each closed as soon as it goes idle), then are reset.
     pub async fn shutdown(&self, grace: Duration) {
@@ -435,6 +653,17 @@ impl Proxy {
     pub fn idle_pipes(&self) -> usize {
         self.shared.pipes.idle()
     }
+}
+
+/// Refuses options a binding of `proto` cannot honour.
+fn check_options(proto: Proto, options: BindingOptions) -> Result<(), ProxyError> {
+    if proto == Proto::Udp && matches!(options.proxy_protocol, Some(Some(_))) {
+        return Err(ProxyError::Unsupported(
+            "the PROXY protocol is sent on TCP connections only: a UDP binding cannot carry it"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Stops accepting on `entries`, waits up to `grace` for their tasks (connections close by

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
-use super::relay::{self, Traffic};
+use super::proxy_proto;
+use super::relay;
 use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
 use crate::sys;
 
@@ -69,14 +70,17 @@ struct Exhaustion {
     /// When the latest failure happened, in ms since `epoch`.
     last_hit_ms: AtomicU64,
     epoch: Instant,
+    /// Where episodes are counted.
+    stats: Arc<Stats>,
 }
 
 /// How long without exhaustion before an episode is declared over.
 const EPISODE_QUIET: Duration = Duration::from_secs(1);
 
 impl Exhaustion {
-    fn new() -> Exhaustion {
+    fn new(stats: Arc<Stats>) -> Exhaustion {
         Exhaustion {
+            stats,
             failing: AtomicBool::new(false),
             logged: AtomicBool::new(false),
             last_hit_ms: AtomicU64::new(0),
@@ -96,6 +100,7 @@ impl Exhaustion {
         self.failing.store(true, Ordering::Relaxed);
         self.last_hit_ms.store(self.now_ms(), Ordering::Relaxed);
         if !self.logged.swap(true, Ordering::Relaxed) {
+            Stats::add(&self.stats.exhaustion_episodes, 1);
             tracing::warn!(error = %e, ?local, "out of descriptors, backing off until they free up");
         }
         true
@@ -120,7 +125,7 @@ pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
     let ctx = Arc::new(ctx);
     let local = listener.local_addr().ok();
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections.min(Semaphore::MAX_PERMITS)));
-    let exhaustion = Arc::new(Exhaustion::new());
+    let exhaustion = Arc::new(Exhaustion::new(ctx.stats.clone()));
     let mut pause = BACKOFF_MIN;
     loop {
         // While out of descriptors, each attempt would only reset a waiting client: leave
@@ -243,11 +248,21 @@ async fn connection(
         Err(_) => {
             exhaustion.descriptors_available(local);
             Stats::add(&ctx.stats.dial_failures, 1);
+            Stats::add(&ctx.stats.dial_timeouts, 1);
             tracing::debug!(%peer, backend = %ctx.backend, "backend dial timed out");
             reset(&client);
             return;
         }
     };
+    if let Some(version) = ctx.proxy_protocol
+        && let Err(e) = proxy_proto::send(&backend, version, peer, client.local_addr().ok()).await
+    {
+        Stats::add(&ctx.stats.dial_failures, 1);
+        tracing::debug!(%peer, backend = %ctx.backend, error = %e, "sending the PROXY header failed");
+        reset(&client);
+        reset(&backend);
+        return;
+    }
     // Go (and so docker-proxy) sets TCP_NODELAY on every connection; a relay must not add
     // Nagle delays to small writes either.
     let _ = client.set_nodelay(true);
@@ -258,7 +273,9 @@ async fn connection(
         let _ = socket2::SockRef::from(s).set_out_of_band_inline(true);
     }
     let _cut_backend = ResetIfCut { sock: &backend, kill: &ctx.kill };
-    let traffic = Traffic::default();
+    // Live, so that a scrape counts the bytes of connections still open; its totals move to
+    // the binding's counters when it ends.
+    let traffic = ctx.stats.track();
     let stages = match relay::Stages::new(ctx.config.relay, &ctx.pipes) {
         Ok(stages) => stages,
         Err(e) => {
@@ -271,9 +288,6 @@ async fn connection(
     };
     exhaustion.descriptors_available(local);
     let result = relay_while_wanted(&client, &backend, stages, ctx, &traffic, peer).await;
-    Stats::add(&ctx.stats.bytes_to_backend, Stats::get(&traffic.to_backend));
-    Stats::add(&ctx.stats.bytes_to_client, Stats::get(&traffic.to_client));
-    Stats::add(&ctx.stats.copy_fallbacks, Stats::get(&traffic.fallbacks));
     if let Err(e) = result {
         // One side failed (typically a reset): make sure the other side learns of it as a
         // reset too, instead of an orderly end of stream that would look like success.

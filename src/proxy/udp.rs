@@ -201,7 +201,10 @@ impl ServedBinding {
             };
             let Some(entry) = self.table.get(token) else { continue };
             match entry.value.socket.send(&self.buf[..received.len]) {
-                Ok(n) => Stats::add(&self.ctx.stats.bytes_to_backend, n as u64),
+                Ok(n) => {
+                    Stats::add(&self.ctx.stats.bytes_to_backend, n as u64);
+                    Stats::add(&self.ctx.stats.datagrams_to_backend, 1);
+                }
                 Err(e) => {
                     Stats::add(&self.ctx.stats.datagrams_dropped, 1);
                     tracing::debug!(client = %received.client, error = %e,
@@ -255,6 +258,7 @@ impl ServedBinding {
         if exhausted(&e) {
             if !self.exhausted {
                 self.exhausted = true;
+                Stats::add(&self.ctx.stats.exhaustion_episodes, 1);
                 tracing::warn!(error = %e, local = ?self.host.local_addr().ok(),
                     "cannot open udp sessions, dropping datagrams of new clients");
             }
@@ -318,7 +322,10 @@ impl ServedBinding {
                 continue;
             }
             match self.host.send(&self.buf[..len], entry.client, entry.value.reply_from) {
-                Ok(n) => Stats::add(&self.ctx.stats.bytes_to_client, n as u64),
+                Ok(n) => {
+                    Stats::add(&self.ctx.stats.bytes_to_client, n as u64);
+                    Stats::add(&self.ctx.stats.datagrams_to_client, 1);
+                }
                 Err(e) => {
                     Stats::add(&self.ctx.stats.datagrams_dropped, 1);
                     tracing::debug!(client = %entry.client, error = %e,

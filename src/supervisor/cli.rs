@@ -271,7 +271,7 @@ pub fn dispatch(args: &[OsString]) -> Option<ExitCode> {
         SupervisorCommand::Init(a) => super::init::run(a),
         SupervisorCommand::NsExec(a) => super::init::nsexec(a),
         SupervisorCommand::Daemon(a) => {
-            crate::serve::init_logging();
+            crate::serve::init_logging(false);
             daemon(cli.host, a)
         }
         cmd => super::client::run(cli.host, cmd),
