@@ -259,8 +259,8 @@ pub fn parse(text: &str, project_dir: &Path) -> Result<Project, ComposeError> {
         }
     }
     if let Some(node) = networks_node.filter(|n| !is_null(n)) {
-        for (name, k, v) in mapping("networks", node)? {
-            let network = parse_network(&name, line(k), v, &mut project.warnings)?;
+        for (name, _, v) in mapping("networks", node)? {
+            let network = parse_network(&name, v, &mut project.warnings)?;
             project.networks.push(network);
         }
     }
@@ -290,12 +290,10 @@ pub fn parse(text: &str, project_dir: &Path) -> Result<Project, ComposeError> {
 
 fn parse_network(
     name: &str,
-    line: usize,
     node: &Node,
     warnings: &mut Vec<Warning>,
 ) -> Result<Network, ComposeError> {
     let mut network = Network { name: name.to_string(), ..Network::default() };
-    let _ = line;
     if is_null(node) {
         return Ok(network);
     }
@@ -314,7 +312,7 @@ fn parse_network(
                 for (ipam_field, ik, iv) in mapping(&path, v)? {
                     let ipam_path = format!("{path}.{ipam_field}");
                     if ipam_field != "config" {
-                        warnings.push(Warning { key: ipam_path, line: self::line(ik) });
+                        warnings.push(Warning { key: ipam_path, line: line(ik) });
                         continue;
                     }
                     for (i, entry) in sequence(&ipam_path, iv)?.iter().enumerate() {
@@ -324,7 +322,7 @@ fn parse_network(
                             let value = match cfg.as_str() {
                                 "subnet" | "gateway" => string(&cfg_path, cv)?,
                                 _ => {
-                                    warnings.push(Warning { key: cfg_path, line: self::line(ck) });
+                                    warnings.push(Warning { key: cfg_path, line: line(ck) });
                                     continue;
                                 }
                             };
@@ -345,7 +343,7 @@ fn parse_network(
                     }
                 }
             }
-            _ => warnings.push(Warning { key: path, line: self::line(k) }),
+            _ => warnings.push(Warning { key: path, line: line(k) }),
         }
     }
     Ok(network)

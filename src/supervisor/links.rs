@@ -30,7 +30,19 @@ pub struct Link {
 impl Link {
     /// Parses `NAME`, `NAME:ALIAS`, or the stored `/NAME:/RECIPIENT/ALIAS` form of
     /// `HostConfig.Links`, as Docker's `opts.ParseLink` does.
+    ///
+    /// Unlike Docker, the alias must look like a container name (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`):
+    /// it is written into the recipient's `/etc/hosts` and variable names, where a space, a
+    /// newline or a `=` would add lines or variables of the user's choosing.
     pub fn parse(value: &str) -> Result<Link, LinkError> {
+        let link = Link::parse_unchecked(value)?;
+        if !valid_alias(&link.alias) {
+            return Err(LinkError::InvalidAlias { alias: link.alias });
+        }
+        Ok(link)
+    }
+
+    fn parse_unchecked(value: &str) -> Result<Link, LinkError> {
         if value.is_empty() {
             return Err(LinkError::Empty);
         }
@@ -59,6 +71,12 @@ impl Link {
     pub fn host_config_entry(&self, recipient: &str) -> String {
         format!("/{}:{}", self.name, self.full_name(recipient))
     }
+}
+
+/// A container name's characters, one or more: what an alias may be.
+fn valid_alias(alias: &str) -> bool {
+    alias.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && alias.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// `NAME:ALIAS`, the form [`Link::parse`] reads back.
@@ -218,6 +236,11 @@ pub enum LinkError {
         /// The value as given.
         value: String,
     },
+    /// An alias that is not `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (cproxy's rule; Docker has none).
+    InvalidAlias {
+        /// The alias as given.
+        alias: String,
+    },
     /// The source does not exist (or the name is empty).
     NoSuchContainer {
         /// The source's name as given.
@@ -238,7 +261,13 @@ impl LinkError {
     /// True if Docker's client refuses the value itself, before asking the daemon: the CLI
     /// prints those without "Error response from daemon: ".
     pub fn is_client_side(&self) -> bool {
-        matches!(self, LinkError::Empty | LinkError::BadFormat { .. } | LinkError::NetworkMode)
+        matches!(
+            self,
+            LinkError::Empty
+                | LinkError::BadFormat { .. }
+                | LinkError::InvalidAlias { .. }
+                | LinkError::NetworkMode
+        )
     }
 
     /// The flag error as the client prints it for a bad value:
@@ -253,6 +282,10 @@ impl fmt::Display for LinkError {
         match self {
             LinkError::Empty => f.write_str("empty string specified for links"),
             LinkError::BadFormat { value } => write!(f, "bad format for links: {value}"),
+            LinkError::InvalidAlias { alias } => write!(
+                f,
+                "invalid alias for links: {alias:?}, only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            ),
             LinkError::NoSuchContainer { name } if name.is_empty() => {
                 f.write_str("could not get container for : invalid name or ID supplied: \"\"")
             }
@@ -556,6 +589,22 @@ PDB_PORT_5433_UDP_PROTO=udp"
             "Cannot link to a non running container: /stoppeddb AS /bold_shamir/db"
         );
         assert!(!not_running.is_client_side());
+    }
+
+    #[test]
+    fn an_alias_that_could_write_into_hosts_or_env_is_refused() {
+        // Found by the `link` fuzz target: a newline in the alias added a line to /etc/hosts.
+        for value in ["db:a\nb", "db:a b", "db:a=b", "db:", "db:-x", "a\tb", "db:a/b"] {
+            let err = Link::parse(value).unwrap_err();
+            assert!(matches!(err, LinkError::InvalidAlias { .. }), "{value:?}: {err}");
+            assert!(err.is_client_side());
+        }
+        assert_eq!(
+            Link::parse("db:a b").unwrap_err().to_string(),
+            "invalid alias for links: \"a b\", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        );
+        assert_eq!(link("db:b").alias, "b");
+        assert_eq!(link("6698bd529759").alias, "6698bd529759");
     }
 
     #[test]
