@@ -618,3 +618,59 @@ fn logs_follow_streams_until_the_container_stops() {
     assert!(lines.next().is_none(), "the stream ends with the container");
     assert!(follow.wait().unwrap().success());
 }
+
+#[test]
+fn proxy_protocol_gives_the_container_the_clients_address_and_metrics_count_it() {
+    let ns = Netns::new();
+    let d = ns.daemon(&["--metrics-addr", "127.0.0.1:9180"]);
+    // The container answers each connection with the first line it received.
+    let script = "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',7000))\ns.listen()\nwhile True:\n c,_=s.accept()\n c.sendall(c.makefile('rb').readline())\n c.close()\n";
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pp",
+        "--proxy-protocol",
+        "v1",
+        "-p",
+        "127.0.0.1:7100:7000",
+        &python(),
+        "-c",
+        script,
+    ]);
+    let (line, local) = eventually(15, || {
+        ns.run(|| {
+            let mut s = TcpStream::connect("127.0.0.1:7100").ok()?;
+            let local = s.local_addr().ok()?;
+            let mut line = String::new();
+            s.read_to_string(&mut line).ok()?;
+            (!line.is_empty()).then_some((line, local))
+        })
+    });
+    assert_eq!(line, format!("PROXY TCP4 127.0.0.1 127.0.0.1 {} 7100\r\n", local.port()));
+    let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "pp"]);
+    let metrics = ns.run(|| {
+        let mut s = TcpStream::connect("127.0.0.1:9180").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    });
+    let count = |name: &str| -> u64 {
+        let series = format!(
+            "{name}{{proto=\"tcp\",host=\"127.0.0.1:7100\",container=\"{}:7000\"}} ",
+            ip.trim()
+        );
+        let line = metrics.lines().find(|l| l.starts_with(&series));
+        line.unwrap_or_else(|| panic!("{series} not in:\n{metrics}"))[series.len()..]
+            .parse()
+            .unwrap()
+    };
+    // Tries made before the server listened were accepted and failed to dial; one got through.
+    assert_eq!(
+        count("cproxy_connections_accepted_total"),
+        count("cproxy_backend_dial_failures_total") + 1
+    );
+    let bad = d.cli(&["run", "-d", "--proxy-protocol", "v3", "/bin/true"]);
+    assert_eq!(bad.status.code(), Some(125), "{bad:?}");
+}

@@ -74,6 +74,9 @@ pub struct DaemonArgs {
     /// Host ports for -P and empty host ports (default: the kernel's ephemeral range)
     #[arg(long = "port-range", value_name = "START-END")]
     pub port_range: Option<String>,
+    /// Serve Prometheus metrics of every published port at http://ADDR/metrics
+    #[arg(long = "metrics-addr", value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// `cproxy run`.
@@ -111,6 +114,10 @@ pub struct RunArgs {
     #[arg(help = "Bind mount a host directory: HOSTDIR:DIR[:ro]")]
     #[arg(short = 'v', long = "volume", value_name = "HOSTDIR:DIR")]
     pub volume: Vec<String>,
+    /// Send the client's address to the container first on each connection to a published
+    /// TCP port (HAProxy's PROXY protocol, v1 or v2)
+    #[arg(long = "proxy-protocol", value_name = "VERSION")]
+    pub proxy_protocol: Option<crate::proxy::proxy_proto::Version>,
     /// Working directory inside the container
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
@@ -298,7 +305,13 @@ fn daemon(host: Option<String>, a: DaemonArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("invalid --port-range: {e}")),
     };
-    super::run_daemon(super::DaemonConfig { socket, data_root: a.data_root, bip, port_range })
+    super::run_daemon(super::DaemonConfig {
+        socket,
+        data_root: a.data_root,
+        bip,
+        port_range,
+        metrics_addr: a.metrics_addr,
+    })
 }
 
 /// `172.18.0.1/16` as address and prefix.

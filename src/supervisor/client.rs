@@ -301,6 +301,7 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
             "PublishAllPorts": a.publish_all,
             "AutoRemove": a.rm && a.detach,
             "Binds": a.volume,
+            "ProxyProtocol": a.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
         },
     });
     let name = a.name.as_deref().map(|n| format!("?name={}", q(n))).unwrap_or_default();

@@ -24,6 +24,7 @@ use super::process::{Launch, Spawner};
 use super::state::{Record, RunState, Store};
 use super::{hosts, names};
 use crate::ports::PortAllocator;
+use crate::proxy::proxy_proto::Version;
 use crate::proxy::{BindingId, Proxy};
 use crate::spec::{PortSpec, parse_expose};
 
@@ -89,6 +90,8 @@ pub struct HostConfigRequest {
     pub auto_remove: bool,
     /// `-v HOSTDIR:DIR[:ro]` values.
     pub binds: Vec<String>,
+    /// `--proxy-protocol`: `v1`, `v2`, or empty for none.
+    pub proxy_protocol: String,
 }
 
 /// What a running container holds, given back when it stops.
@@ -277,6 +280,10 @@ impl Daemon {
         for bind in &req.host_config.binds {
             parse_bind(bind)?;
         }
+        let proxy_protocol = match req.host_config.proxy_protocol.as_str() {
+            "" => None,
+            v => Some(v.parse::<Version>().map_err(|e| ApiError::new(400, e))?),
+        };
         if !req.working_dir.is_empty() && !req.working_dir.starts_with('/') {
             return Err(ApiError::new(
                 400,
@@ -337,6 +344,7 @@ impl Daemon {
             publish_all: req.host_config.publish_all_ports,
             auto_remove: req.host_config.auto_remove,
             binds: req.host_config.binds,
+            proxy_protocol,
             working_dir: req.working_dir,
             state: RunState {
                 status: "created".into(),

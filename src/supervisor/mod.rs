@@ -63,6 +63,8 @@ pub struct DaemonConfig {
     pub bip: Option<(Ipv4Addr, u8)>,
     /// Host ports for `-P` and empty host ports.
     pub port_range: Option<crate::spec::PortRange>,
+    /// Where to serve Prometheus metrics (`--metrics-addr`), if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT, then stops every container and removes what it made.
@@ -119,6 +121,14 @@ async fn serve(cfg: DaemonConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot use data root {}: {e}", cfg.data_root.display()))?;
     let listener = bind_socket(&cfg.socket)?;
     let proxy = Proxy::new(Config { grace: Duration::from_secs(1), ..Config::default() });
+    if let Some(addr) = cfg.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+        let registry = Arc::new(crate::metrics::registry(&proxy));
+        tracing::info!(%addr, "serving metrics at /metrics");
+        tokio::spawn(crate::metrics::serve(listener, registry));
+    }
     let allocator = match cfg.port_range {
         Some(r) => PortAllocator::new(r),
         None => PortAllocator::from_kernel(),

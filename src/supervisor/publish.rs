@@ -8,7 +8,7 @@ use super::daemon::{ApiError, Daemon};
 use super::names;
 use super::state::{Published, Record};
 use crate::ports::AllocError;
-use crate::proxy::{BindingId, Proto, ProxyError};
+use crate::proxy::{BindingId, BindingOptions, Proto, ProxyError};
 use crate::spec::{PortSpec, parse_expose};
 
 impl Daemon {
@@ -43,7 +43,11 @@ impl Daemon {
                 };
                 for socket in sockets {
                     let local = socket.local_addr();
-                    match self.proxy.add_socket(socket.proto(), socket.into_fd(), to) {
+                    let proto = socket.proto();
+                    let options = BindingOptions {
+                        proxy_protocol: (proto == Proto::Tcp).then_some(record.proxy_protocol),
+                    };
+                    match self.proxy.add_socket_with(proto, socket.into_fd(), to, options) {
                         Ok(info) => done.push((
                             info.id,
                             Published {

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::proxy::proxy_proto::Version;
+
 /// Writes `data` to `path` so a reader sees the old file or the new one, never a part.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -86,6 +88,29 @@ pub struct Record {
     /// `-w`: the command's working directory (empty: `/`).
     #[serde(default)]
     pub working_dir: String,
+    /// `--proxy-protocol`: the header sent to the container on each connection to a published
+    /// TCP port.
+    #[serde(default, with = "version_text")]
+    pub proxy_protocol: Option<Version>,
+}
+
+/// A PROXY protocol version kept as `"v1"`/`"v2"` (or nothing) in a record.
+mod version_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::proxy::proxy_proto::Version;
+
+    pub fn serialize<S: Serializer>(v: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&v.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Version>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| t.parse().map_err(serde::de::Error::custom)).transpose()
+    }
 }
 
 /// The container records' directory layout under a data root.

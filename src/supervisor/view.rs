@@ -118,6 +118,7 @@ impl Daemon {
                 "PublishAllPorts": r.publish_all,
                 "AutoRemove": r.auto_remove,
                 "Binds": r.binds,
+                "ProxyProtocol": r.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
                 "Links": Value::Null,
             },
             "Config": {
