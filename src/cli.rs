@@ -28,7 +28,12 @@ As docker-proxy (dockerd runs it this way through \"userland-proxy-path\"):
 Flags may be written Go-style with one dash (-host-ip X, -host-ip=X) or with two (--host-ip X).
 A runtime may pass a pipe on fd 3: cproxy writes \"0\\n\" when it forwards, or \"1\\n<error>\".
 SIGINT or SIGTERM stops accepting, closes idle connections and lets busy ones finish for -grace;
-a second one resets them."
+a second one resets them.
+
+As a container supervisor (each has its own --help, with docker's flags):
+  cproxy daemon                       run containers and publish their ports (as root)
+  cproxy run [-d] [-p SPEC]... CMD    run a host command as a container
+  cproxy ps | port | inspect | logs | exec | stop | start | restart | rm"
 )]
 pub struct Cli {
     /// Subcommand; without one, cproxy runs a single binding as docker-proxy does.
