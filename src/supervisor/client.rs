@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::cli::{ExecArgs, InspectArgs, PortArgs, PsArgs, RunArgs, SupervisorCommand};
 use super::format::{self, Port};
+use super::restart::{PolicyError, RestartPolicy};
 use crate::spec::{PortSpec, parse_expose};
 
 /// A failed call: what to print, and the exit code.
@@ -279,6 +280,7 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
     if a.network == "host" && !specs.is_empty() {
         eprintln!("WARNING: Published ports are discarded when using host network mode");
     }
+    let restart_policy = restart_request(&a.restart, a.rm)?;
     let mut env = Vec::new();
     for file in &a.env_file {
         env.extend(read_env_file(file)?);
@@ -301,6 +303,7 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
             "PublishAllPorts": a.publish_all,
             "AutoRemove": a.rm && a.detach,
             "Binds": a.volume,
+            "RestartPolicy": restart_policy,
         },
     });
     let name = a.name.as_deref().map(|n| format!("?name={}", q(n))).unwrap_or_default();
@@ -333,6 +336,23 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
         let _ = client.call(Method::DELETE, &format!("/containers/{id}?force=1"), None).await;
     }
     Ok(u8::try_from(code).unwrap_or(255))
+}
+
+/// `--restart` as Docker's client sends it: the client refuses what it checks itself (a bad
+/// count, `--rm`), the daemon the rest, both in Docker's words.
+fn restart_request(value: &str, rm: bool) -> Result<Value> {
+    let policy = RestartPolicy::parse(value);
+    if let Err(e) = &policy
+        && e.is_client_side()
+    {
+        return Err(fail(e.to_string(), 125));
+    }
+    if rm && value != "no" && !value.is_empty() {
+        return Err(fail(PolicyError::ConflictsWithRm.to_string(), 125));
+    }
+    let (name, count) = value.split_once(':').unwrap_or((value, "0"));
+    let count: i64 = count.parse().unwrap_or(0);
+    Ok(json!({"Name": name, "MaximumRetryCount": count}))
 }
 
 /// `--env-file`: `KEY=VALUE` lines, `#` comments and blank lines skipped, a bare `KEY` taking

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::restart::RestartPolicy;
+
 /// Writes `data` to `path` so a reader sees the old file or the new one, never a part.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -20,7 +22,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 /// The lifecycle state of a container, as `docker inspect` shows `.State`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunState {
-    /// `created`, `running` or `exited`.
+    /// `created`, `running`, `restarting` (waiting out its back-off) or `exited`.
     pub status: String,
     /// Host PID of the container's init while running, else 0.
     pub pid: i32,
@@ -86,6 +88,16 @@ pub struct Record {
     /// `-w`: the command's working directory (empty: `/`).
     #[serde(default)]
     pub working_dir: String,
+    /// `--restart`.
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// Restarts since the last explicit start (Docker's `RestartCount`).
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Stopped through the API since its last explicit start (Docker's
+    /// `HasBeenManuallyStopped`): `unless-stopped` stays down when the daemon starts.
+    #[serde(default)]
+    pub stopped_by_user: bool,
 }
 
 /// The container records' directory layout under a data root.

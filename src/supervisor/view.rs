@@ -21,7 +21,7 @@ impl Daemon {
             .iter()
             .rev()
             .map(|c| c.record())
-            .filter(|r| all || r.state.status == "running")
+            .filter(|r| all || matches!(r.state.status.as_str(), "running" | "restarting"))
             .map(|r| {
                 let created = format::parse_rfc3339(&r.created).unwrap_or(now);
                 json!({
@@ -46,6 +46,8 @@ impl Daemon {
         let r = c.record();
         let dir = self.store.dir(&r.id);
         let running = r.state.status == "running";
+        // Docker counts a restarting container as running too.
+        let restarting = r.state.status == "restarting";
         let mut ports = serde_json::Map::new();
         if running {
             for e in &r.expose {
@@ -94,9 +96,9 @@ impl Daemon {
             "Args": r.args,
             "State": {
                 "Status": r.state.status,
-                "Running": running,
+                "Running": running || restarting,
                 "Paused": false,
-                "Restarting": false,
+                "Restarting": restarting,
                 "OOMKilled": false,
                 "Dead": false,
                 "Pid": r.state.pid,
@@ -111,12 +113,13 @@ impl Daemon {
             "HostsPath": dir.join("hosts"),
             "LogPath": dir.join(format!("{}-json.log", r.id)),
             "Name": format!("/{}", r.name),
-            "RestartCount": 0,
+            "RestartCount": r.restart_count,
             "HostConfig": {
                 "NetworkMode": r.network_mode,
                 "PortBindings": r.publish,
                 "PublishAllPorts": r.publish_all,
                 "AutoRemove": r.auto_remove,
+                "RestartPolicy": r.restart_policy,
                 "Binds": r.binds,
                 "Links": Value::Null,
             },
@@ -167,13 +170,19 @@ fn api_ports(r: &Record) -> Vec<Port> {
     ports
 }
 
-/// Docker's STATUS column: "Up 5 seconds", "Exited (3) 2 minutes ago", "Created".
+/// Docker's STATUS column: "Up 5 seconds", "Restarting (1) 2 seconds ago", "Exited (3) 2
+/// minutes ago", "Created".
 fn status_text(r: &Record, now: SystemTime) -> String {
     let since = |t: &str| {
         format::parse_rfc3339(t).and_then(|t| now.duration_since(t).ok()).unwrap_or_default()
     };
     match r.state.status.as_str() {
         "running" => format!("Up {}", format::human_duration(since(&r.state.started_at))),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            r.state.exit_code,
+            format::human_duration(since(&r.state.finished_at))
+        ),
         "exited" => format!(
             "Exited ({}) {} ago",
             r.state.exit_code,
