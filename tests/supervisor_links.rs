@@ -216,3 +216,197 @@ fn always_comes_back_after_a_daemon_restart() {
     let port = d.ok(&["port", "al_running", "80"]);
     assert!(port.starts_with("127.0.0.1:"), "{port}");
 }
+
+/// The tutorials' database: answers every TCP connection on 5432 with a line.
+const DB_SERVER: &str = "import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', 5432))
+s.listen()
+while True:
+    c, _ = s.accept()
+    c.sendall(b'db here\\n')
+    c.close()
+";
+
+/// Docker's fixed hosts lines, before the links' and the container's own.
+const BASE_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+/// `db` as the tutorials run it, and `web` linked to it.
+fn db_and_web(d: &Daemon) {
+    let py = supervisor_support::python();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "-e",
+        "PG_VERSION=9.3",
+        "--expose",
+        "5432",
+        &py,
+        "-c",
+        DB_SERVER,
+    ]);
+    d.ok(&["run", "-d", "--name", "web", "--link", "db:db", "sleep", "1000"]);
+}
+
+/// Docker's variables for `--link db:db` to a `db` at `ip`.
+fn link_vars(ip: &str) -> Vec<String> {
+    vec![
+        "DB_ENV_PG_VERSION=9.3".into(),
+        "DB_NAME=/web/db".into(),
+        format!("DB_PORT=tcp://{ip}:5432"),
+        format!("DB_PORT_5432_TCP=tcp://{ip}:5432"),
+        format!("DB_PORT_5432_TCP_ADDR={ip}"),
+        "DB_PORT_5432_TCP_PORT=5432".into(),
+        "DB_PORT_5432_TCP_PROTO=tcp".into(),
+    ]
+}
+
+#[test]
+fn the_tutorials_web_reaches_its_linked_db_by_docker_variables_and_hosts_line() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    db_and_web(&d);
+    let db_ip = inspect(&d, "{{.NetworkSettings.IPAddress}}", "db");
+    let db_host = inspect(&d, "{{.Config.Hostname}}", "db");
+    let web_ip = inspect(&d, "{{.NetworkSettings.IPAddress}}", "web");
+    let web_host = inspect(&d, "{{.Config.Hostname}}", "web");
+    assert_eq!(inspect(&d, "{{.HostConfig.Links}}", "web"), "[/db:/web/db]");
+
+    let mut env: Vec<String> = d.ok(&["exec", "web", "env"]).lines().map(String::from).collect();
+    env.sort();
+    let mut want = link_vars(&db_ip);
+    want.extend([
+        "HOME=/root".to_string(),
+        format!("HOSTNAME={web_host}"),
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+    ]);
+    assert_eq!(env, want);
+    assert_eq!(
+        d.ok(&["exec", "web", "cat", "/etc/hosts"]),
+        format!("{BASE_HOSTS}{db_ip}\tdb {db_host}\n{web_ip}\t{web_host}\n")
+    );
+
+    // From web, by the variables' address and by the hosts file's name.
+    let py = supervisor_support::python();
+    let dial = "import os, socket, sys
+for host in (os.environ['DB_PORT_5432_TCP_ADDR'], 'db'):
+    c = socket.create_connection((host, int(os.environ['DB_PORT_5432_TCP_PORT'])), timeout=5)
+    sys.stdout.write(c.makefile().readline())
+";
+    let answer = eventually(15, || {
+        let out = d.cli(&["exec", "web", &py, "-c", dial]);
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert_eq!(answer, "db here\ndb here\n");
+
+    // The link published nothing: 5432 is free on the host side.
+    assert!(ns.run(|| std::net::TcpListener::bind("0.0.0.0:5432").is_ok()));
+    assert_eq!(d.ok(&["port", "db"]), "");
+
+    // db comes back at another address (a filler takes its old one): web's hosts file and
+    // what exec sees follow it.
+    d.ok(&["stop", "-t", "1", "db"]);
+    d.ok(&["run", "-d", "--name", "filler", "sleep", "1000"]);
+    assert_eq!(inspect(&d, "{{.NetworkSettings.IPAddress}}", "filler"), db_ip);
+    d.ok(&["start", "db"]);
+    let new_ip = inspect(&d, "{{.NetworkSettings.IPAddress}}", "db");
+    assert_ne!(new_ip, db_ip);
+    assert_eq!(
+        d.ok(&["exec", "web", "cat", "/etc/hosts"]),
+        format!("{BASE_HOSTS}{new_ip}\tdb {db_host}\n{web_ip}\t{web_host}\n")
+    );
+    let env = d.ok(&["exec", "web", "env"]);
+    assert!(env.contains(&format!("DB_PORT=tcp://{new_ip}:5432\n")), "{env}");
+}
+
+#[test]
+fn a_link_to_a_missing_or_stopped_container_is_refused_and_starts_nothing() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let out = d.cli(&["run", "-d", "--link", "nosuchdb:db", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cproxy: Error response from daemon: could not get container for nosuchdb: No such container: nosuchdb.\nSee 'cproxy run --help'.\n"
+    );
+    d.ok(&["run", "-d", "--name", "exiteddb", "sh", "-c", "exit 0"]);
+    wait_state(&d, "exiteddb", "exited");
+    let out = d.cli(&["run", "--rm", "--name", "rr", "--link", "exiteddb:db", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cproxy: Error response from daemon: Cannot link to a non running container: /exiteddb AS /rr/db.\n"
+    );
+    let out = d.cli(&["run", "-d", "--link", "a:b:c", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cproxy: invalid argument \"a:b:c\" for \"--link\" flag: bad format for links: a:b:c.\nSee 'cproxy run --help'.\n"
+    );
+    assert_eq!(d.ok(&["ps", "-q"]), "", "nothing runs");
+    assert_eq!(d.ok(&["ps", "-a", "-q"]).lines().count(), 1, "only exiteddb exists");
+}
+
+#[test]
+fn a_reader_inside_never_sees_a_partial_hosts_file_across_rewrites() {
+    const REWRITES: usize = 200;
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    d.ok(&["run", "-d", "--name", "db", "sleep", "1000"]);
+    d.ok(&["run", "-d", "--name", "web", "--link", "db:db", "sleep", "1000"]);
+    let web_ip = inspect(&d, "{{.NetworkSettings.IPAddress}}", "web");
+    let web_host = inspect(&d, "{{.Config.Hostname}}", "web");
+    let stop = ns.dir.join("stop-reading");
+    // Reads /etc/hosts (path lookup and all) as fast as it can; a read is good if it is a whole
+    // file: Docker's first line, a db line, and web's own line last.
+    let reader = format!(
+        "import os, sys
+own = '{web_ip}\\t{web_host}\\n'
+reads = bad = swaps = 0
+last = None
+print('ready', flush=True)
+while not os.path.exists('{stop}'):
+    with open('/etc/hosts') as f:
+        ino = os.fstat(f.fileno()).st_ino
+        text = f.read()
+    reads += 1
+    if ino != last:
+        swaps += 1
+        last = ino
+    if not (text.startswith('127.0.0.1\\tlocalhost\\n') and '\\tdb ' in text and text.endswith(own)):
+        bad += 1
+        sys.stderr.write(repr(text) + '\\n')
+print(reads, bad, swaps, flush=True)
+",
+        stop = stop.display()
+    );
+    let mut child = std::process::Command::new(supervisor_support::BIN)
+        .env("CPROXY_HOST", &d.host)
+        .args(["exec", "web", &supervisor_support::python(), "-c", &reader])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // One client call restarts db REWRITES times; each start rewrites web's hosts file.
+    let mut argv = vec!["restart", "-t", "0"];
+    argv.extend(std::iter::repeat_n("db", REWRITES));
+    d.ok(&argv);
+    std::fs::write(&stop, "").unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert!(child.wait().unwrap().success());
+    let counts: Vec<usize> = line.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    let [reads, bad, swaps] = counts[..] else { panic!("{line}") };
+    assert_eq!(bad, 0, "{reads} reads, {bad} partial");
+    assert!(swaps > REWRITES / 2, "only {swaps} swaps seen in {reads} reads");
+    assert!(reads > swaps);
+    // Each swap replaced the mount on /etc/hosts rather than piling one on it.
+    let mounts = d.ok(&["exec", "web", "grep", "-c", " /etc/hosts ", "/proc/self/mountinfo"]);
+    assert_eq!(mounts, "1\n");
+}

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::cli::{ExecArgs, InspectArgs, PortArgs, PsArgs, RunArgs, SupervisorCommand};
 use super::format::{self, Port};
+use super::links::{self, Link};
 use super::restart::{PolicyError, RestartPolicy};
 use crate::spec::{PortSpec, parse_expose};
 
@@ -281,6 +282,14 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
         eprintln!("WARNING: Published ports are discarded when using host network mode");
     }
     let restart_policy = restart_request(&a.restart, a.rm)?;
+    let mut links = Vec::new();
+    for value in &a.link {
+        match Link::parse(value) {
+            Ok(l) => links.push(l),
+            Err(e) => return Err(fail(e.flag_message(value), 125)),
+        }
+    }
+    links::check_network_mode(&a.network, &links).map_err(|e| fail(e.to_string(), 125))?;
     let mut env = Vec::new();
     for file in &a.env_file {
         env.extend(read_env_file(file)?);
@@ -304,6 +313,7 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
             "AutoRemove": a.rm && a.detach,
             "Binds": a.volume,
             "RestartPolicy": restart_policy,
+            "Links": a.link,
         },
     });
     let name = a.name.as_deref().map(|n| format!("?name={}", q(n))).unwrap_or_default();
@@ -620,7 +630,8 @@ async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
         ("HOSTNAME".into(), v["Config"]["Hostname"].as_str().unwrap_or_default().into()),
         ("HOME".into(), "/root".into()),
     ];
-    let given = v["Config"]["Env"].as_array().cloned().unwrap_or_default();
+    let mut given = v["CproxyLinkEnv"].as_array().cloned().unwrap_or_default();
+    given.extend(v["Config"]["Env"].as_array().cloned().unwrap_or_default());
     let given = given.iter().filter_map(|e| e.as_str().map(str::to_string));
     for kv in given.chain(a.env.iter().cloned()) {
         let (k, val) = kv.split_once('=').unwrap_or((&kv, ""));

@@ -94,6 +94,8 @@ pub struct HostConfigRequest {
     pub binds: Vec<String>,
     /// `--restart`, as Docker's API carries it (checked by the daemon, in Docker's words).
     pub restart_policy: RestartPolicyRequest,
+    /// `--link NAME[:ALIAS]` values.
+    pub links: Vec<String>,
 }
 
 /// `HostConfig.RestartPolicy` as sent: `{"Name":"on-failure","MaximumRetryCount":3}`.
@@ -342,6 +344,7 @@ impl Daemon {
             parse_bind(bind)?;
         }
         let restart_policy = req.host_config.restart_policy.policy()?;
+        let links = self.check_links(&mode, &req.host_config.links)?;
         restart_policy
             .check_auto_remove(req.host_config.auto_remove)
             .map_err(|e| ApiError::new(400, e.to_string()))?;
@@ -417,6 +420,7 @@ impl Daemon {
             restart_policy,
             restart_count: 0,
             stopped_by_user: false,
+            links,
         };
         self.store.save(&record).map_err(ApiError::internal)?;
         containers.push(Container::new(record));
@@ -511,8 +515,11 @@ impl Daemon {
         (join_netns, files, hostname): (Option<File>, Option<PathBuf>, String),
     ) -> Result<(), ApiError> {
         let dir = self.store.dir(&c.id);
+        let sources = self.link_sources(record)?;
         if record.network_mode == "bridge" || record.network_mode == "none" {
             hosts::write_files(&dir, held.ip, &record.hostname).map_err(ApiError::internal)?;
+            Daemon::write_linked_hosts(&dir, record, held.ip, &sources)
+                .map_err(ApiError::internal)?;
         }
         let mut published = Vec::new();
         if let Some(ip) = held.ip {
@@ -526,8 +533,9 @@ impl Daemon {
             ("HOSTNAME".to_string(), hostname.clone()),
             ("HOME".to_string(), "/root".to_string()),
         ];
-        for kv in &record.env {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let link_env = sources.iter().flat_map(|(l, s)| super::links::link_env(&record.name, l, s));
+        for kv in link_env.chain(record.env.iter().cloned()) {
+            let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
             env.retain(|(key, _)| key != k);
             env.push((k.to_string(), v.to_string()));
         }
@@ -609,6 +617,7 @@ impl Daemon {
         if let Ok(mut h) = c.held.lock() {
             *h = std::mem::take(held);
         }
+        self.update_recipients(&r).await;
         // Pumps and the waiter: the container is stopped once the shim has exited and all
         // its output is in the log.
         let mut pumps = Vec::new();

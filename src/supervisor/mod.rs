@@ -15,6 +15,7 @@ pub mod dns;
 pub mod format;
 pub mod hosts;
 pub mod init;
+pub mod linked;
 pub mod links;
 pub mod names;
 pub mod net;

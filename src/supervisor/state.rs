@@ -98,6 +98,9 @@ pub struct Record {
     /// `HasBeenManuallyStopped`): `unless-stopped` stays down when the daemon starts.
     #[serde(default)]
     pub stopped_by_user: bool,
+    /// `--link`s as `NAME:ALIAS`, NAME the source's name.
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
 /// The container records' directory layout under a data root.

@@ -113,6 +113,8 @@ impl Daemon {
             "HostsPath": dir.join("hosts"),
             "LogPath": dir.join(format!("{}-json.log", r.id)),
             "Name": format!("/{}", r.name),
+            // Not Docker's: the link variables `exec` gives, from the sources as they are now.
+            "CproxyLinkEnv": self.link_env(&r),
             "RestartCount": r.restart_count,
             "HostConfig": {
                 "NetworkMode": r.network_mode,
@@ -121,7 +123,7 @@ impl Daemon {
                 "AutoRemove": r.auto_remove,
                 "RestartPolicy": r.restart_policy,
                 "Binds": r.binds,
-                "Links": Value::Null,
+                "Links": if r.links.is_empty() { Value::Null } else { json!(super::linked::host_config_links(&r)) },
             },
             "Config": {
                 "Hostname": r.hostname,
