@@ -274,6 +274,9 @@ fn the_tutorials_web_reaches_its_linked_db_by_docker_variables_and_hosts_line() 
     let web_ip = inspect(&d, "{{.NetworkSettings.IPAddress}}", "web");
     let web_host = inspect(&d, "{{.Config.Hostname}}", "web");
     assert_eq!(inspect(&d, "{{.HostConfig.Links}}", "web"), "[/db:/web/db]");
+    let names = d.ok(&["ps", "--no-trunc"]);
+    assert!(names.lines().any(|l| l.ends_with("   db,web/db")), "{names}");
+    assert!(d.ok(&["ps"]).lines().any(|l| l.ends_with("   db")));
 
     let mut env: Vec<String> = d.ok(&["exec", "web", "env"]).lines().map(String::from).collect();
     env.sort();

@@ -450,6 +450,8 @@ async fn ps(client: &Client, a: PsArgs) -> Result<u8> {
                 n.iter()
                     .filter_map(|x| x.as_str())
                     .map(|x| x.trim_start_matches('/').to_string())
+                    // Docker shows a link's name (`web/db`) only with --no-trunc.
+                    .filter(|x| a.no_trunc || !x.contains('/'))
                     .collect()
             })
             .unwrap_or_default();

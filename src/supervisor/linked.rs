@@ -39,6 +39,18 @@ pub fn host_config_links(r: &Record) -> Vec<String> {
     record_links(r).iter().map(|l| l.host_config_entry(&r.name)).collect()
 }
 
+/// `ps`'s `Names` of `r`: its own, then `/RECIPIENT/ALIAS` for each link to it among
+/// `all`, as Docker lists a linked source (`db,web/db` under `ps --no-trunc`).
+pub fn names_with_links(r: &Record, all: &[Record]) -> Vec<String> {
+    let mut names = vec![format!("/{}", r.name)];
+    for recipient in all {
+        for link in record_links(recipient).iter().filter(|l| l.name == r.name) {
+            names.push(link.full_name(&recipient.name));
+        }
+    }
+    names
+}
+
 /// What a recipient learns of a running source.
 fn source_of(r: &Record) -> Option<LinkSource> {
     let ip = r.ip?;

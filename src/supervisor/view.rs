@@ -16,6 +16,7 @@ impl Daemon {
     /// `GET /containers/json`: newest first, running only unless `all`.
     pub fn list(&self, all: bool) -> Vec<Value> {
         let now = SystemTime::now();
+        let records: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
         let mut out: Vec<Value> = self
             .all()
             .iter()
@@ -26,7 +27,7 @@ impl Daemon {
                 let created = format::parse_rfc3339(&r.created).unwrap_or(now);
                 json!({
                     "Id": r.id,
-                    "Names": [format!("/{}", r.name)],
+                    "Names": super::linked::names_with_links(&r, &records),
                     "Image": r.path,
                     "Command": format::command_line(&r.path, &r.args),
                     "Created": created.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
