@@ -127,6 +127,13 @@ pub struct RunArgs {
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Add link to another container
+    #[arg(long = "link", value_name = "NAME[:ALIAS]")]
+    pub link: Vec<String>,
+    /// Restart policy to apply when a container exits: no, always, unless-stopped,
+    /// on-failure[:N]
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    pub restart: String,
     /// Print usage
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,

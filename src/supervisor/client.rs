@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 use super::cli::{ExecArgs, InspectArgs, PortArgs, PsArgs, RunArgs, SupervisorCommand};
 use super::format::{self, Port};
+use super::links::{self, Link};
+use super::restart::{PolicyError, RestartPolicy};
 use crate::spec::{PortSpec, parse_expose};
 
 /// A failed call: what to print, and the exit code.
@@ -279,6 +281,15 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
     if a.network == "host" && !specs.is_empty() {
         eprintln!("WARNING: Published ports are discarded when using host network mode");
     }
+    let restart_policy = restart_request(&a.restart, a.rm)?;
+    let mut links = Vec::new();
+    for value in &a.link {
+        match Link::parse(value) {
+            Ok(l) => links.push(l),
+            Err(e) => return Err(fail(e.flag_message(value), 125)),
+        }
+    }
+    links::check_network_mode(&a.network, &links).map_err(|e| fail(e.to_string(), 125))?;
     let mut env = Vec::new();
     for file in &a.env_file {
         env.extend(read_env_file(file)?);
@@ -302,6 +313,8 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
             "AutoRemove": a.rm && a.detach,
             "Binds": a.volume,
             "ProxyProtocol": a.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
+            "RestartPolicy": restart_policy,
+            "Links": a.link,
         },
     });
     let name = a.name.as_deref().map(|n| format!("?name={}", q(n))).unwrap_or_default();
@@ -334,6 +347,23 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
         let _ = client.call(Method::DELETE, &format!("/containers/{id}?force=1"), None).await;
     }
     Ok(u8::try_from(code).unwrap_or(255))
+}
+
+/// `--restart` as Docker's client sends it: the client refuses what it checks itself (a bad
+/// count, `--rm`), the daemon the rest, both in Docker's words.
+fn restart_request(value: &str, rm: bool) -> Result<Value> {
+    let policy = RestartPolicy::parse(value);
+    if let Err(e) = &policy
+        && e.is_client_side()
+    {
+        return Err(fail(e.to_string(), 125));
+    }
+    if rm && value != "no" && !value.is_empty() {
+        return Err(fail(PolicyError::ConflictsWithRm.to_string(), 125));
+    }
+    let (name, count) = value.split_once(':').unwrap_or((value, "0"));
+    let count: i64 = count.parse().unwrap_or(0);
+    Ok(json!({"Name": name, "MaximumRetryCount": count}))
 }
 
 /// `--env-file`: `KEY=VALUE` lines, `#` comments and blank lines skipped, a bare `KEY` taking
@@ -421,6 +451,8 @@ async fn ps(client: &Client, a: PsArgs) -> Result<u8> {
                 n.iter()
                     .filter_map(|x| x.as_str())
                     .map(|x| x.trim_start_matches('/').to_string())
+                    // Docker shows a link's name (`web/db`) only with --no-trunc.
+                    .filter(|x| a.no_trunc || !x.contains('/'))
                     .collect()
             })
             .unwrap_or_default();
@@ -601,7 +633,8 @@ async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
         ("HOSTNAME".into(), v["Config"]["Hostname"].as_str().unwrap_or_default().into()),
         ("HOME".into(), "/root".into()),
     ];
-    let given = v["Config"]["Env"].as_array().cloned().unwrap_or_default();
+    let mut given = v["CproxyLinkEnv"].as_array().cloned().unwrap_or_default();
+    given.extend(v["Config"]["Env"].as_array().cloned().unwrap_or_default());
     let given = given.iter().filter_map(|e| e.as_str().map(str::to_string));
     for kv in given.chain(a.env.iter().cloned()) {
         let (k, val) = kv.split_once('=').unwrap_or((&kv, ""));

@@ -8,6 +8,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -21,6 +23,7 @@ use tokio::sync::watch;
 use super::format::rfc3339;
 use super::net::{self, Bridge};
 use super::process::{Launch, Spawner};
+use super::restart::{self, Backoff, Decision, RestartPolicy};
 use super::state::{Record, RunState, Store};
 use super::{hosts, names};
 use crate::ports::PortAllocator;
@@ -92,6 +95,32 @@ pub struct HostConfigRequest {
     pub binds: Vec<String>,
     /// `--proxy-protocol`: `v1`, `v2`, or empty for none.
     pub proxy_protocol: String,
+    /// `--restart`, as Docker's API carries it (checked by the daemon, in Docker's words).
+    pub restart_policy: RestartPolicyRequest,
+    /// `--link NAME[:ALIAS]` values.
+    pub links: Vec<String>,
+}
+
+/// `HostConfig.RestartPolicy` as sent: `{"Name":"on-failure","MaximumRetryCount":3}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicyRequest {
+    /// `no`, `always`, `unless-stopped`, `on-failure` (empty: `no`).
+    pub name: String,
+    /// `on-failure`'s limit (0: none).
+    pub maximum_retry_count: i64,
+}
+
+impl RestartPolicyRequest {
+    /// The policy, or Docker's refusal.
+    fn policy(&self) -> Result<RestartPolicy, ApiError> {
+        let value = if self.maximum_retry_count == 0 {
+            self.name.clone()
+        } else {
+            format!("{}:{}", self.name, self.maximum_retry_count)
+        };
+        RestartPolicy::parse(&value).map_err(|e| ApiError::new(400, e.to_string()))
+    }
 }
 
 /// What a running container holds, given back when it stops.
@@ -115,6 +144,11 @@ pub struct Container {
     events: watch::Sender<u64>,
     /// Serialises writes to the log file.
     log: Mutex<Option<File>>,
+    /// The delay before the next restart, carried from exit to exit.
+    backoff: Mutex<Backoff>,
+    /// Bumped when a restart is scheduled and when one is called off (`stop`, `rm`, an
+    /// explicit `start`): a waiting restart goes ahead only if nothing bumped it meanwhile.
+    restart_generation: AtomicU64,
 }
 
 impl Container {
@@ -126,6 +160,8 @@ impl Container {
             held: Mutex::new(Held::default()),
             events: watch::channel(0).0,
             log: Mutex::new(None),
+            backoff: Mutex::new(Backoff::default()),
+            restart_generation: AtomicU64::new(0),
         })
     }
 
@@ -174,6 +210,8 @@ pub struct Daemon {
     pub(super) bridge: Bridge,
     spawner: Spawner,
     containers: Mutex<Vec<Arc<Container>>>,
+    /// Set by [`Daemon::shutdown`]: exits from then on are not restarted.
+    stopping: AtomicBool,
 }
 
 impl Daemon {
@@ -193,6 +231,11 @@ impl Daemon {
         let bridge = net::setup_bridge(&handle, bip).await?;
         let mut containers = Vec::new();
         for mut record in store.load_all() {
+            if record.state.status == "restarting" {
+                // Its restart died with the daemon; [`Daemon::restore`] decides.
+                record.state.status = "exited".into();
+                store.save(&record)?;
+            }
             if record.state.status == "running" {
                 record.state.status = "exited".into();
                 // It was SIGKILLed with its daemon (PR_SET_PDEATHSIG), as Docker reports it.
@@ -214,7 +257,30 @@ impl Daemon {
             bridge,
             spawner: Spawner::new()?,
             containers: Mutex::new(containers),
+            stopping: AtomicBool::new(false),
         })
+    }
+
+    /// Starts the containers whose restart policy says they come back when the daemon starts
+    /// (Docker's restore): `always`, `unless-stopped` unless stopped through the API, and
+    /// `on-failure` after a failure with retries left. Each start is an explicit one.
+    pub async fn restore(self: &Arc<Self>) {
+        for c in self.all() {
+            let r = c.record();
+            if r.state.status != "exited"
+                || !restart::on_daemon_start(
+                    r.restart_policy,
+                    r.state.exit_code,
+                    r.restart_count,
+                    r.stopped_by_user,
+                )
+            {
+                continue;
+            }
+            if let Err(e) = self.start(&c).await {
+                tracing::warn!(id = %c.id, error = %e.message, "could not restart a container");
+            }
+        }
     }
 
     pub(super) fn all(&self) -> Vec<Arc<Container>> {
@@ -284,6 +350,11 @@ impl Daemon {
             "" => None,
             v => Some(v.parse::<Version>().map_err(|e| ApiError::new(400, e))?),
         };
+        let restart_policy = req.host_config.restart_policy.policy()?;
+        let links = self.check_links(&mode, &req.host_config.links)?;
+        restart_policy
+            .check_auto_remove(req.host_config.auto_remove)
+            .map_err(|e| ApiError::new(400, e.to_string()))?;
         if !req.working_dir.is_empty() && !req.working_dir.starts_with('/') {
             return Err(ApiError::new(
                 400,
@@ -354,16 +425,47 @@ impl Daemon {
             },
             ip: None,
             ports: Vec::new(),
+            restart_policy,
+            restart_count: 0,
+            stopped_by_user: false,
+            links,
         };
         self.store.save(&record).map_err(ApiError::internal)?;
         containers.push(Container::new(record));
         Ok(id)
     }
 
-    /// Starts a container: address, hosts files, ports, namespaces, network, then the
-    /// command. A failure undoes every step before it.
+    /// Starts a container explicitly (`start`, `run`, the daemon's restore): any pending
+    /// restart is called off, and RestartCount and the back-off start over.
     pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {
         let _op = c.op.lock().await;
+        if c.is_running() {
+            return Ok(());
+        }
+        c.restart_generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut b) = c.backoff.lock() {
+            *b = Backoff::default();
+        }
+        c.update(|r| {
+            r.restart_count = 0;
+            r.stopped_by_user = false;
+        });
+        self.start_locked(c).await
+    }
+
+    /// Starts a container (its `op` lock held): address, hosts files, ports, namespaces,
+    /// network, then the command. A failure undoes every step before it.
+    ///
+    /// Boxed: a restart starts a container from the task that saw it exit, a cycle the
+    /// compiler cannot see through to know the future is `Send`.
+    fn start_locked<'a>(
+        self: &'a Arc<Self>,
+        c: &'a Arc<Container>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send + 'a>> {
+        Box::pin(self.start_unboxed(c))
+    }
+
+    async fn start_unboxed(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {
         let record = c.record();
         if record.state.status == "running" {
             return Ok(());
@@ -421,8 +523,11 @@ impl Daemon {
         (join_netns, files, hostname): (Option<File>, Option<PathBuf>, String),
     ) -> Result<(), ApiError> {
         let dir = self.store.dir(&c.id);
+        let sources = self.link_sources(record)?;
         if record.network_mode == "bridge" || record.network_mode == "none" {
             hosts::write_files(&dir, held.ip, &record.hostname).map_err(ApiError::internal)?;
+            Daemon::write_linked_hosts(&dir, record, held.ip, &sources)
+                .map_err(ApiError::internal)?;
         }
         let mut published = Vec::new();
         if let Some(ip) = held.ip {
@@ -436,8 +541,9 @@ impl Daemon {
             ("HOSTNAME".to_string(), hostname.clone()),
             ("HOME".to_string(), "/root".to_string()),
         ];
-        for kv in &record.env {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let link_env = sources.iter().flat_map(|(l, s)| super::links::link_env(&record.name, l, s));
+        for kv in link_env.chain(record.env.iter().cloned()) {
+            let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
             env.retain(|(key, _)| key != k);
             env.push((k.to_string(), v.to_string()));
         }
@@ -519,6 +625,7 @@ impl Daemon {
         if let Ok(mut h) = c.held.lock() {
             *h = std::mem::take(held);
         }
+        self.update_recipients(&r).await;
         // Pumps and the waiter: the container is stopped once the shim has exited and all
         // its output is in the log.
         let mut pumps = Vec::new();
@@ -571,14 +678,54 @@ impl Daemon {
         }
     }
 
-    /// The container's command has exited with `code`.
-    async fn finish(&self, c: &Arc<Container>, code: i32) {
+    /// The container's command has exited with `code`: it stays exited, or (its restart
+    /// policy says) waits out its back-off as `restarting` and is started again.
+    async fn finish(self: &Arc<Self>, c: &Arc<Container>, code: i32) {
         let held = c.held.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
         self.release(held).await;
         if let Ok(mut log) = c.log.lock() {
             *log = None;
         }
-        let now = rfc3339(SystemTime::now());
+        let now_time = SystemTime::now();
+        let now = rfc3339(now_time);
+        let before = c.record();
+        let ran_for = super::format::parse_rfc3339(&before.state.started_at)
+            .and_then(|t| now_time.duration_since(t).ok())
+            .unwrap_or_default();
+        let exit = restart::Exit {
+            code,
+            ran_for,
+            restart_count: before.restart_count,
+            stopped_by_user: before.stopped_by_user,
+            daemon_stopping: self.stopping.load(Ordering::SeqCst),
+        };
+        let decision = match c.backoff.lock() {
+            Ok(mut b) if !before.auto_remove => {
+                restart::on_exit(before.restart_policy, &mut b, exit)
+            }
+            _ => Decision::Stay,
+        };
+        if let Decision::RestartAfter(delay) = decision {
+            let generation = c.restart_generation.fetch_add(1, Ordering::SeqCst) + 1;
+            let r = c.update(|r| {
+                r.state.status = "restarting".into();
+                r.state.exit_code = code;
+                r.state.pid = 0;
+                r.state.finished_at = now;
+                r.ip = None;
+                r.ports.clear();
+                r.restart_count += 1;
+            });
+            let _ = self.store.save(&r);
+            tracing::info!(id = %c.id, code, ?delay, "container exited; restarting");
+            let daemon = self.clone();
+            let c = c.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                daemon.restart_after_backoff(&c, generation).await;
+            });
+            return;
+        }
         let r = c.update(|r| {
             r.state.status = "exited".into();
             r.state.exit_code = code;
@@ -593,6 +740,36 @@ impl Daemon {
         } else {
             let _ = self.store.save(&r);
         }
+    }
+
+    /// Starts a `restarting` container once its back-off is over, unless the restart was
+    /// called off meanwhile. A failed start leaves it `exited` with the error.
+    async fn restart_after_backoff(self: &Arc<Self>, c: &Arc<Container>, generation: u64) {
+        let _op = c.op.lock().await;
+        if c.restart_generation.load(Ordering::SeqCst) != generation
+            || self.stopping.load(Ordering::SeqCst)
+            || c.record().state.status != "restarting"
+        {
+            return;
+        }
+        if let Err(e) = self.start_locked(c).await {
+            tracing::warn!(id = %c.id, error = %e.message, "restart failed");
+            let r = c.update(|r| r.state.status = "exited".into());
+            let _ = self.store.save(&r);
+        }
+    }
+
+    /// Calls off a pending restart and marks the container stopped through the API (its
+    /// `op` lock held); a `restarting` one is `exited` from here on.
+    fn stopped_by_user(&self, c: &Container) {
+        c.restart_generation.fetch_add(1, Ordering::SeqCst);
+        let r = c.update(|r| {
+            r.stopped_by_user = true;
+            if r.state.status == "restarting" {
+                r.state.status = "exited".into();
+            }
+        });
+        let _ = self.store.save(&r);
     }
 
     /// Waits until the container is no longer running (after it has started, if it has not
@@ -613,6 +790,7 @@ impl Daemon {
     /// SIGTERM, then SIGKILL after `timeout`; returns once the container has stopped.
     pub async fn stop(&self, c: &Arc<Container>, timeout: Duration) -> Result<(), ApiError> {
         let _op = c.op.lock().await;
+        self.stopped_by_user(c);
         self.stop_locked(c, timeout).await;
         Ok(())
     }
@@ -633,6 +811,18 @@ impl Daemon {
     /// Removes a container; a running one only with `force` (it is killed first).
     pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ApiError> {
         let _op = c.op.lock().await;
+        if !force && c.record().state.status == "restarting" {
+            return Err(ApiError::new(
+                409,
+                format!(
+                    "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                ),
+            ));
+        }
+        if force {
+            self.stopped_by_user(c);
+        }
         if c.is_running() {
             if !force {
                 return Err(ApiError::new(
@@ -658,11 +848,14 @@ impl Daemon {
     /// Stops every container (SIGTERM, SIGKILL after `timeout`), then removes the bridge:
     /// what the daemon does on SIGTERM.
     pub async fn shutdown(&self, timeout: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
         let running: Vec<_> = self.all().into_iter().filter(|c| c.is_running()).collect();
-        let stops = running.iter().map(|c| self.stop(c, timeout));
-        for r in futures_util::future::join_all(stops).await {
-            let _ = r;
-        }
+        // Not a stop through the API: `unless-stopped` comes back with the next daemon.
+        let stops = running.iter().map(|c| async move {
+            let _op = c.op.lock().await;
+            self.stop_locked(c, timeout).await;
+        });
+        futures_util::future::join_all(stops).await;
         self.proxy.shutdown(Duration::from_secs(1)).await;
         if let Err(e) = net::delete_link(&self.handle, net::BRIDGE).await {
             tracing::warn!(error = %e, "could not remove the bridge");

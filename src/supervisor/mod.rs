@@ -15,6 +15,7 @@ pub mod dns;
 pub mod format;
 pub mod hosts;
 pub mod init;
+pub mod linked;
 pub mod links;
 pub mod names;
 pub mod net;
@@ -137,6 +138,7 @@ async fn serve(cfg: DaemonConfig) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot set up networking: {e}"))?;
     let daemon = Arc::new(daemon);
+    daemon.restore().await;
     let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
     let app = api::router(daemon.clone());
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

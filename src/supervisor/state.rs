@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::restart::RestartPolicy;
 use crate::proxy::proxy_proto::Version;
 
 /// Writes `data` to `path` so a reader sees the old file or the new one, never a part.
@@ -22,7 +23,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 /// The lifecycle state of a container, as `docker inspect` shows `.State`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunState {
-    /// `created`, `running` or `exited`.
+    /// `created`, `running`, `restarting` (waiting out its back-off) or `exited`.
     pub status: String,
     /// Host PID of the container's init while running, else 0.
     pub pid: i32,
@@ -92,6 +93,19 @@ pub struct Record {
     /// TCP port.
     #[serde(default, with = "version_text")]
     pub proxy_protocol: Option<Version>,
+    /// `--restart`.
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// Restarts since the last explicit start (Docker's `RestartCount`).
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Stopped through the API since its last explicit start (Docker's
+    /// `HasBeenManuallyStopped`): `unless-stopped` stays down when the daemon starts.
+    #[serde(default)]
+    pub stopped_by_user: bool,
+    /// `--link`s as `NAME:ALIAS`, NAME the source's name.
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
 /// A PROXY protocol version kept as `"v1"`/`"v2"` (or nothing) in a record.

@@ -16,17 +16,18 @@ impl Daemon {
     /// `GET /containers/json`: newest first, running only unless `all`.
     pub fn list(&self, all: bool) -> Vec<Value> {
         let now = SystemTime::now();
+        let records: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
         let mut out: Vec<Value> = self
             .all()
             .iter()
             .rev()
             .map(|c| c.record())
-            .filter(|r| all || r.state.status == "running")
+            .filter(|r| all || matches!(r.state.status.as_str(), "running" | "restarting"))
             .map(|r| {
                 let created = format::parse_rfc3339(&r.created).unwrap_or(now);
                 json!({
                     "Id": r.id,
-                    "Names": [format!("/{}", r.name)],
+                    "Names": super::linked::names_with_links(&r, &records),
                     "Image": r.path,
                     "Command": format::command_line(&r.path, &r.args),
                     "Created": created.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
@@ -46,6 +47,8 @@ impl Daemon {
         let r = c.record();
         let dir = self.store.dir(&r.id);
         let running = r.state.status == "running";
+        // Docker counts a restarting container as running too.
+        let restarting = r.state.status == "restarting";
         let mut ports = serde_json::Map::new();
         if running {
             for e in &r.expose {
@@ -94,9 +97,9 @@ impl Daemon {
             "Args": r.args,
             "State": {
                 "Status": r.state.status,
-                "Running": running,
+                "Running": running || restarting,
                 "Paused": false,
-                "Restarting": false,
+                "Restarting": restarting,
                 "OOMKilled": false,
                 "Dead": false,
                 "Pid": r.state.pid,
@@ -111,15 +114,18 @@ impl Daemon {
             "HostsPath": dir.join("hosts"),
             "LogPath": dir.join(format!("{}-json.log", r.id)),
             "Name": format!("/{}", r.name),
-            "RestartCount": 0,
+            // Not Docker's: the link variables `exec` gives, from the sources as they are now.
+            "CproxyLinkEnv": self.link_env(&r),
+            "RestartCount": r.restart_count,
             "HostConfig": {
                 "NetworkMode": r.network_mode,
                 "PortBindings": r.publish,
                 "PublishAllPorts": r.publish_all,
                 "AutoRemove": r.auto_remove,
+                "RestartPolicy": r.restart_policy,
                 "Binds": r.binds,
                 "ProxyProtocol": r.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
-                "Links": Value::Null,
+                "Links": if r.links.is_empty() { Value::Null } else { json!(super::linked::host_config_links(&r)) },
             },
             "Config": {
                 "Hostname": r.hostname,
@@ -168,13 +174,19 @@ fn api_ports(r: &Record) -> Vec<Port> {
     ports
 }
 
-/// Docker's STATUS column: "Up 5 seconds", "Exited (3) 2 minutes ago", "Created".
+/// Docker's STATUS column: "Up 5 seconds", "Restarting (1) 2 seconds ago", "Exited (3) 2
+/// minutes ago", "Created".
 fn status_text(r: &Record, now: SystemTime) -> String {
     let since = |t: &str| {
         format::parse_rfc3339(t).and_then(|t| now.duration_since(t).ok()).unwrap_or_default()
     };
     match r.state.status.as_str() {
         "running" => format!("Up {}", format::human_duration(since(&r.state.started_at))),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            r.state.exit_code,
+            format::human_duration(since(&r.state.finished_at))
+        ),
         "exited" => format!(
             "Exited ({}) {} ago",
             r.state.exit_code,

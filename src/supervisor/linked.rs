@@ -1,0 +1,298 @@
+//! Legacy links wired into the daemon: the sources a recipient's `--link`s name (checked when
+//! it is created and when it starts, in Docker's words), the environment and `/etc/hosts`
+//! lines it gets from them ([`super::links`]), and the rewrite of every running recipient's
+//! `/etc/hosts` when a source starts again, which no reader inside ever sees half done.
+//!
+//! The rewrite: a `rename` over the hosts file the container's `/etc/hosts` is bind-mounted
+//! from is not seen inside (the mount holds the old inode), and rewriting that inode in place
+//! is seen half done. So the new file is written next to the old (renamed over it: the running
+//! container's mount still holds the old inode), and a bind mount of it is put *beneath* the
+//! one on `/etc/hosts` inside the container's mount namespace (`move_mount` with
+//! `MOVE_MOUNT_BENEATH`, Linux 6.5), then the old one on top is unmounted: a reader opens the
+//! old file or the new one, whole. On an older kernel the new mount goes on top instead (one
+//! more mount per rewrite, as safe for readers).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::daemon::{ApiError, Daemon};
+use super::hosts;
+use super::links::{self, Link, LinkError, LinkSource};
+use super::state::{Record, write_atomic};
+use crate::spec::{PortSpec, parse_expose};
+
+/// Serialises hosts rewrites: two for one recipient must not interleave their mounts.
+static REWRITE: Mutex<()> = Mutex::new(());
+
+/// The links a record holds (`NAME:ALIAS` each; unreadable ones skipped).
+pub fn record_links(r: &Record) -> Vec<Link> {
+    r.links.iter().filter_map(|l| Link::parse(l).ok()).collect()
+}
+
+/// `HostConfig.Links` as Docker stores it: `/db:/web/db` each.
+pub fn host_config_links(r: &Record) -> Vec<String> {
+    record_links(r).iter().map(|l| l.host_config_entry(&r.name)).collect()
+}
+
+/// `ps`'s `Names` of `r`: its own, then `/RECIPIENT/ALIAS` for each link to it among
+/// `all`, as Docker lists a linked source (`db,web/db` under `ps --no-trunc`).
+pub fn names_with_links(r: &Record, all: &[Record]) -> Vec<String> {
+    let mut names = vec![format!("/{}", r.name)];
+    for recipient in all {
+        for link in record_links(recipient).iter().filter(|l| l.name == r.name) {
+            names.push(link.full_name(&recipient.name));
+        }
+    }
+    names
+}
+
+/// What a recipient learns of a running source.
+fn source_of(r: &Record) -> Option<LinkSource> {
+    let ip = r.ip?;
+    let mut exposed = Vec::new();
+    for spec in r.expose.iter().filter_map(|e| parse_expose(e).ok()) {
+        exposed.extend(spec.container_ports().ports().map(|p| (p, spec.proto())));
+    }
+    for spec in r.publish.iter().filter_map(|p| PortSpec::parse(p).ok()) {
+        exposed.extend(spec.container_ports().ports().map(|p| (p, spec.proto())));
+    }
+    Some(LinkSource {
+        name: r.name.clone(),
+        hostname: r.hostname.clone(),
+        ip: IpAddr::V4(ip),
+        ipv6: None,
+        exposed,
+        env: r.env.clone(),
+    })
+}
+
+impl Daemon {
+    /// Parses `--link` values at create time: each source must exist (Docker's
+    /// `could not get container for NAME: …`); links are stored by the source's name.
+    pub(super) fn check_links(
+        &self,
+        mode: &str,
+        values: &[String],
+    ) -> Result<Vec<String>, ApiError> {
+        let mut parsed = Vec::new();
+        for value in values {
+            parsed.push(Link::parse(value).map_err(|e| ApiError::new(400, e.to_string()))?);
+        }
+        links::check_network_mode(mode, &parsed).map_err(|e| ApiError::new(400, e.to_string()))?;
+        let mut stored = Vec::new();
+        for link in parsed {
+            let source = self.find(&link.name).map_err(|_| {
+                ApiError::new(
+                    404,
+                    LinkError::NoSuchContainer { name: link.name.clone() }.to_string(),
+                )
+            })?;
+            stored.push(Link { name: source.record().name, alias: link.alias }.to_string());
+        }
+        Ok(stored)
+    }
+
+    /// The running sources of a recipient's links, or Docker's refusal for the first one that
+    /// does not run (or no longer exists).
+    pub(super) fn link_sources(&self, r: &Record) -> Result<Vec<(Link, LinkSource)>, ApiError> {
+        let mut out = Vec::new();
+        for link in record_links(r) {
+            let not_running = || {
+                let e = LinkError::NotRunning {
+                    source: link.name.clone(),
+                    link: link.full_name(&r.name),
+                };
+                ApiError::new(409, e.to_string())
+            };
+            let source = self.find(&link.name).map_err(|_| not_running())?.record();
+            if source.state.status != "running" {
+                return Err(not_running());
+            }
+            let info = source_of(&source).ok_or_else(not_running)?;
+            out.push((link, info));
+        }
+        Ok(out)
+    }
+
+    /// The link variables a recipient's processes get, from its sources as they are now (what
+    /// `exec` sees, as Docker recomputes them); sources that do not run are left out.
+    pub fn link_env(&self, r: &Record) -> Vec<String> {
+        let mut env = Vec::new();
+        for link in record_links(r) {
+            let Ok(c) = self.find(&link.name) else { continue };
+            let source = c.record();
+            if source.state.status != "running" {
+                continue;
+            }
+            if let Some(info) = source_of(&source) {
+                env.extend(links::link_env(&r.name, &link, &info));
+            }
+        }
+        env
+    }
+
+    /// After `source` has started: every running container linking to it gets its hosts file
+    /// rewritten with the source's address, swapped in whole.
+    pub(super) async fn update_recipients(&self, source: &Record) {
+        let Some(info) = source_of(source) else { return };
+        for c in self.all() {
+            let r = c.record();
+            if r.state.status != "running" || r.state.pid <= 0 {
+                continue;
+            }
+            let links: Vec<Link> =
+                record_links(&r).into_iter().filter(|l| l.name == source.name).collect();
+            if links.is_empty() {
+                continue;
+            }
+            let path = self.store.dir(&r.id).join("hosts");
+            let pid = r.state.pid;
+            let info = info.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let _one = REWRITE.lock().unwrap_or_else(|p| p.into_inner());
+                let old = std::fs::read_to_string(&path)?;
+                let new = replace_link_lines(&old, &links, &info);
+                write_atomic(&path, new.as_bytes())?;
+                swap_hosts(pid, &path)
+            })
+            .await
+            .map_err(io::Error::other)
+            .and_then(|r| r);
+            if let Err(e) = result {
+                tracing::warn!(recipient = %r.name, error = %e, "could not rewrite /etc/hosts");
+            }
+        }
+    }
+
+    /// A started container's hosts file with its links' lines (before its own line).
+    pub(super) fn write_linked_hosts(
+        dir: &Path,
+        r: &Record,
+        ip: Option<std::net::Ipv4Addr>,
+        sources: &[(Link, LinkSource)],
+    ) -> io::Result<()> {
+        if sources.is_empty() {
+            return Ok(());
+        }
+        let lines: String = sources.iter().map(|(l, s)| links::hosts_lines(l, s)).collect();
+        let base = hosts::render_hosts(None, &r.hostname);
+        let own = hosts::render_hosts(ip, &r.hostname);
+        let own_line = own.strip_prefix(&base).unwrap_or("");
+        write_atomic(&dir.join("hosts"), format!("{base}{lines}{own_line}").as_bytes())
+    }
+}
+
+/// `old` with each line naming one of `links` (by its names after the tab) given the source's
+/// new address; lines for other links are kept.
+fn replace_link_lines(old: &str, links: &[Link], source: &LinkSource) -> String {
+    let mut out = String::with_capacity(old.len());
+    for line in old.split_inclusive('\n') {
+        let names = line.trim_end().split_once('\t').map(|(_, n)| n);
+        let fresh = links
+            .iter()
+            .map(|l| links::hosts_lines(l, source))
+            .find(|new| new.trim_end().split_once('\t').map(|(_, n)| n) == names);
+        match fresh {
+            Some(new) => out.push_str(&new),
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// `MOVE_MOUNT_F_EMPTY_PATH` and `MOVE_MOUNT_BENEATH` of `<linux/mount.h>`.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
+const MOVE_MOUNT_BENEATH: libc::c_uint = 0x0000_0200;
+/// `OPEN_TREE_CLONE` of `<linux/mount.h>`.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+
+/// Makes `/etc/hosts` inside the mount namespace of process `pid` show `file`, whole: on a
+/// thread of its own that enters the namespace (`setns` is per thread, and the thread must not
+/// share its filesystem attributes to enter a mount namespace).
+fn swap_hosts(pid: i32, file: &Path) -> io::Result<()> {
+    let ns = File::open(format!("/proc/{pid}/ns/mnt"))?;
+    let file: PathBuf = file.to_path_buf();
+    std::thread::scope(|s| {
+        s.spawn(move || -> io::Result<()> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).map_err(io::Error::from)?;
+            // A detached copy of a bind mount of the new file, made in the daemon's namespace.
+            let tree = open_tree(&file)?;
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS).map_err(io::Error::from)?;
+            let target = CString::new("/etc/hosts").map_err(io::Error::other)?;
+            match move_mount(&tree, &target, MOVE_MOUNT_BENEATH) {
+                Ok(()) => nix::mount::umount2("/etc/hosts", nix::mount::MntFlags::MNT_DETACH)
+                    .map_err(io::Error::from),
+                // Before Linux 6.5: on top.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => move_mount(&tree, &target, 0),
+                Err(e) => Err(e),
+            }
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the hosts rewrite thread panicked")))
+    })
+}
+
+fn open_tree(path: &Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: open_tree(2) with a valid NUL-terminated path; the returned fd is owned here.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(io::Error::other)?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn move_mount(tree: &OwnedFd, target: &CString, flags: libc::c_uint) -> io::Result<()> {
+    let empty = c"";
+    // SAFETY: move_mount(2) with an owned mount fd and valid NUL-terminated paths.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | flags,
+        )
+    };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn a_sources_new_address_replaces_only_its_lines() {
+        let link = Link::parse("db:db").unwrap();
+        let source = LinkSource {
+            name: "db".into(),
+            hostname: "d33c8f2555e3".into(),
+            ip: IpAddr::V4(Ipv4Addr::new(172, 17, 0, 9)),
+            ipv6: None,
+            exposed: vec![],
+            env: vec![],
+        };
+        let old = "127.0.0.1\tlocalhost\n172.17.0.2\tdb d33c8f2555e3\n172.17.0.6\tcache fcd7763232b1\n172.17.0.7\t6b3c7e29f2c9\n";
+        assert_eq!(
+            replace_link_lines(old, &[link], &source),
+            "127.0.0.1\tlocalhost\n172.17.0.9\tdb d33c8f2555e3\n172.17.0.6\tcache fcd7763232b1\n172.17.0.7\t6b3c7e29f2c9\n"
+        );
+    }
+}
