@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod compose;
+pub mod compose_cmd;
 pub mod daemon;
 pub mod dns;
 pub mod format;
