@@ -19,6 +19,7 @@ pub mod init;
 pub mod links;
 pub mod names;
 pub mod net;
+pub mod networks;
 pub mod process;
 pub mod publish;
 pub mod restart;
