@@ -395,7 +395,8 @@ async fn attach(p: &Loaded, names: &[String]) -> Result<u8, String> {
         _ = terminate.recv() => {}
         () = all_exited => return Ok(0),
     }
-    eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+    // A second signal is not a "force": each stop is bounded by its 10 s timeout anyway.
+    eprintln!("Gracefully stopping...");
     for name in names.iter().rev() {
         eprint!("Stopping {name} ... ");
         let uri = format!("/containers/{}/stop?t=10", encode(name));
