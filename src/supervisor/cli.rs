@@ -261,6 +261,9 @@ pub fn dispatch(args: &[OsString]) -> Option<ExitCode> {
         }
     }
     let first = args.get(i)?.to_str()?;
+    if first == "compose" {
+        return Some(super::compose_cmd::dispatch(args, i));
+    }
     if !COMMANDS.contains(&first) {
         return None;
     }

@@ -667,6 +667,43 @@ async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
     Ok(u8::try_from(code).unwrap_or(255))
 }
 
+/// The daemon's API as `cproxy compose` calls it: the same client, a failure as the message
+/// the container commands would print.
+pub(super) struct Api {
+    client: Client,
+}
+
+impl Api {
+    /// The daemon at `socket`.
+    pub(super) fn new(socket: PathBuf) -> Api {
+        Api { client: Client { socket } }
+    }
+
+    /// A request whose answer is JSON (`Null` when empty).
+    pub(super) async fn json(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> std::result::Result<Value, String> {
+        self.client.json(method, uri, body).await.map_err(|f| f.message)
+    }
+
+    /// A request whose answer is streamed (the logs).
+    pub(super) async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+    ) -> std::result::Result<Response<Incoming>, String> {
+        self.client.call(method, uri, None).await.map_err(|f| f.message)
+    }
+}
+
+/// Percent-encodes a query or path value.
+pub(super) fn encode(s: &str) -> String {
+    q(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

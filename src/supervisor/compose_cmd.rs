@@ -1,0 +1,603 @@
+//! `cproxy compose [-f FILE] [-p NAME] up [-d] | down | ps`: a compose file's services run as
+//! containers of the daemon, through the same API the container commands use.
+//!
+//! Each service becomes one container named `PROJECT_SERVICE_1`, as Compose v1 names them (the
+//! project is the file's directory name, or `-p`), so `down` and `ps` find a project's
+//! containers by name. What the file says is checked by [`super::compose::parse`] before
+//! anything is created; the daemon refuses in `run`'s words what only it can check.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use http_body_util::BodyExt;
+use hyper::Method;
+use serde_json::{Value, json};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::client::{Api, encode};
+use super::compose::{Project, Service};
+use super::format::{self, Port};
+use super::restart::RestartPolicy;
+use crate::spec::PortSpec;
+
+/// The files looked for when `-f` is not given, in Compose's order.
+const DEFAULT_FILES: &[&str] =
+    &["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
+
+/// `cproxy compose`.
+#[derive(Debug, Parser)]
+#[command(name = "cproxy compose", disable_version_flag = true)]
+struct ComposeCli {
+    /// Daemon socket to connect to (default unix:///run/cproxy/cproxy.sock, or $CPROXY_HOST)
+    #[arg(short = 'H', long = "host", global = true, value_name = "unix://PATH")]
+    host: Option<String>,
+    /// Specify an alternate compose file (default: compose.yaml, compose.yml,
+    /// docker-compose.yml or docker-compose.yaml in the current directory)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Specify an alternate project name (default: directory name, or $COMPOSE_PROJECT_NAME)
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    project_name: Option<String>,
+    /// The command.
+    #[command(subcommand)]
+    command: ComposeCommand,
+}
+
+/// One compose command.
+#[derive(Debug, Subcommand)]
+enum ComposeCommand {
+    /// Create and start containers
+    Up(UpArgs),
+    /// Stop and remove containers
+    Down(DownArgs),
+    /// List containers
+    Ps(ComposePsArgs),
+}
+
+/// `compose up`.
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// Detached mode: Run containers in the background
+    #[arg(short = 'd', long = "detach")]
+    detach: bool,
+}
+
+/// `compose down`.
+#[derive(Debug, Args)]
+struct DownArgs {
+    /// Specify a shutdown timeout in seconds
+    #[arg(short = 't', long = "timeout", default_value_t = 10)]
+    timeout: u64,
+}
+
+/// `compose ps`.
+#[derive(Debug, Args)]
+struct ComposePsArgs {
+    /// Only display IDs
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+/// Runs `cproxy [-H HOST] compose ...`; `at` is the index of `compose` in `args`.
+pub fn dispatch(args: &[OsString], at: usize) -> ExitCode {
+    // `cproxy -H X compose up` parses as `cproxy compose -H X up`.
+    let mut argv: Vec<OsString> = vec!["cproxy compose".into()];
+    argv.extend(args.iter().take(at).skip(1).cloned());
+    argv.extend(args.iter().skip(at + 1).cloned());
+    let cli = match ComposeCli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            return if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("ERROR: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The file, read: the project's name and services, and the daemon to run them on.
+struct Loaded {
+    /// The project's name, the prefix of its containers' names.
+    name: String,
+    /// What the file says.
+    project: Project,
+    /// The daemon's API.
+    api: Api,
+    /// The daemon's socket, for log streams that need an API client of their own.
+    socket: PathBuf,
+}
+
+impl Loaded {
+    /// The container a service runs as: `PROJECT_SERVICE_1`.
+    fn container(&self, service: &str) -> String {
+        container_name(&self.name, service)
+    }
+}
+
+/// Compose v1's container name for a project's service.
+fn container_name(project: &str, service: &str) -> String {
+    format!("{project}_{service}_1")
+}
+
+/// Compose v1's project name: lower case, only `a-z0-9_-` kept.
+fn normalise_project_name(name: &str) -> String {
+    name.to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
+}
+
+fn run(cli: ComposeCli) -> Result<u8, String> {
+    let file = match cli.file {
+        Some(f) => f,
+        None => DEFAULT_FILES.iter().map(PathBuf::from).find(|f| f.exists()).ok_or_else(|| {
+            "Can't find a suitable configuration file in this directory. Are you in the right \
+             directory?\n\n        Supported filenames: compose.yaml, compose.yml, \
+             docker-compose.yml, docker-compose.yaml"
+                .to_string()
+        })?,
+    };
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| format!("Couldn't read the compose file {}: {e}", file.display()))?;
+    let absolute = std::fs::canonicalize(&file)
+        .map_err(|e| format!("Couldn't read the compose file {}: {e}", file.display()))?;
+    let project_dir = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let project = super::compose::parse(&text, &project_dir)
+        .map_err(|e| format!("The Compose file '{}' is invalid because:\n{e}", file.display()))?;
+    for w in &project.warnings {
+        eprintln!("WARNING: {w}");
+    }
+    warn_networks(&project);
+    let name = cli
+        .project_name
+        .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
+        .unwrap_or_else(|| {
+            project_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        });
+    let name = normalise_project_name(&name);
+    if name.is_empty() {
+        return Err("The project name must contain at least one letter or digit; give one \
+                    with -p NAME."
+            .into());
+    }
+    let host = cli
+        .host
+        .or_else(|| std::env::var("CPROXY_HOST").ok())
+        .unwrap_or_else(|| format!("unix://{}", super::DEFAULT_SOCKET));
+    let socket = super::socket_path(&host)?;
+    let loaded = Loaded { name, project, api: Api::new(socket.clone()), socket };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the client's runtime: {e}"))?;
+    rt.block_on(async {
+        match cli.command {
+            ComposeCommand::Up(a) => up(&loaded, a).await,
+            ComposeCommand::Down(a) => down(&loaded, a).await,
+            ComposeCommand::Ps(a) => ps(&loaded, a).await,
+        }
+    })
+}
+
+/// User-defined networks are not run yet: every service joins the default bridge.
+fn warn_networks(project: &Project) {
+    if !project.networks.is_empty() {
+        eprintln!(
+            "WARNING: networks are not supported by cproxy compose yet; every service joins \
+             the default bridge network"
+        );
+    }
+    for s in &project.services {
+        if !s.networks.is_empty() {
+            eprintln!(
+                "WARNING: service {} joins the default bridge network, not its networks \
+                 (user-defined networks are not supported yet)",
+                s.name
+            );
+        }
+    }
+}
+
+/// The project's containers that exist, by name: (ID, state).
+async fn existing(p: &Loaded) -> Result<HashMap<String, Value>, String> {
+    let list = p.api.json(Method::GET, "/containers/json?all=1", None).await?;
+    let mut found = HashMap::new();
+    for c in list.as_array().into_iter().flatten() {
+        for n in c["Names"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            let n = n.trim_start_matches('/');
+            if p.project.services.iter().any(|s| p.container(&s.name) == n) {
+                found.insert(n.to_string(), c.clone());
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The create body for a service: what `cproxy run` would send for the matching flags.
+fn create_body(p: &Loaded, s: &Service) -> Result<Value, String> {
+    if s.command.is_empty() {
+        return Err(format!(
+            "Service {} has no command: cproxy runs host commands, so each service needs one",
+            s.name
+        ));
+    }
+    let mut specs = Vec::new();
+    for port in &s.ports {
+        let spec = PortSpec::parse(port).map_err(|e| format!("service {}: {e}", s.name))?;
+        specs.push(spec.to_string());
+    }
+    // A bare KEY takes its value from where compose runs, as `-e KEY` does (dropped if unset).
+    let env: Vec<String> = s
+        .environment
+        .iter()
+        .filter_map(|kv| {
+            if kv.contains('=') {
+                Some(kv.clone())
+            } else {
+                std::env::var(kv).ok().map(|v| format!("{kv}={v}"))
+            }
+        })
+        .collect();
+    let network_mode = match s.network_mode.as_deref() {
+        None => "bridge".to_string(),
+        Some(m) => match m.strip_prefix("service:") {
+            Some(other) => format!("container:{}", p.container(other)),
+            None => m.to_string(),
+        },
+    };
+    let binds: Vec<String> = s
+        .volumes
+        .iter()
+        .map(|b| {
+            let ro = if b.read_only { ":ro" } else { "" };
+            format!("{}:{}{ro}", b.source.display(), b.target)
+        })
+        .collect();
+    let links: Vec<String> =
+        s.links.iter().map(|l| format!("{}:{}", p.container(&l.name), l.alias)).collect();
+    let mut host_config = json!({
+        "NetworkMode": network_mode,
+        "PortSpecs": specs,
+        "PublishAllPorts": false,
+        "AutoRemove": false,
+        "Binds": binds,
+    });
+    if !links.is_empty() {
+        host_config["Links"] = json!(links);
+    }
+    if s.restart != RestartPolicy::No {
+        host_config["RestartPolicy"] = json!({
+            "Name": s.restart.name(),
+            "MaximumRetryCount": s.restart.maximum_retry_count(),
+        });
+    }
+    Ok(json!({
+        "Cmd": s.command,
+        "Env": env,
+        "WorkingDir": "",
+        "Hostname": "",
+        "ExposedPorts": s.expose,
+        "HostConfig": host_config,
+    }))
+}
+
+/// Warns when the daemon dropped what the service asked for and it does not apply yet
+/// (`restart`, `links`): it took the create body but its inspect object does not show them.
+async fn warn_unsupported(p: &Loaded, s: &Service, container: &str) {
+    if s.restart == RestartPolicy::No && s.links.is_empty() {
+        return;
+    }
+    let uri = format!("/containers/{}/json", encode(container));
+    let Ok(v) = p.api.json(Method::GET, &uri, None).await else { return };
+    if s.restart != RestartPolicy::No
+        && v["HostConfig"]["RestartPolicy"]["Name"].as_str() != Some(s.restart.name())
+    {
+        eprintln!(
+            "WARNING: this cproxy daemon does not apply restart policies; {container} runs \
+             without restart: {}",
+            s.restart
+        );
+    }
+    let links_shown = v["HostConfig"]["Links"].as_array().is_some_and(|l| !l.is_empty());
+    if !s.links.is_empty() && !links_shown {
+        eprintln!(
+            "WARNING: this cproxy daemon does not support links; {container} runs without them"
+        );
+    }
+}
+
+async fn up(p: &Loaded, a: UpArgs) -> Result<u8, String> {
+    let found = existing(p).await?;
+    let mut names = Vec::new();
+    for s in &p.project.services {
+        let container = p.container(&s.name);
+        names.push(container.clone());
+        let result = match found.get(&container) {
+            Some(c) if c["State"].as_str() == Some("running") => {
+                eprintln!("{container} is up-to-date");
+                continue;
+            }
+            Some(_) => {
+                eprint!("Starting {container} ... ");
+                start(p, &container).await
+            }
+            None => {
+                eprint!("Creating {container} ... ");
+                match create_body(p, s) {
+                    Ok(body) => {
+                        let uri = format!("/containers/create?name={}", encode(&container));
+                        match p.api.json(Method::POST, &uri, Some(body)).await {
+                            Ok(_) => start(p, &container).await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match result {
+            Ok(()) => {
+                eprintln!("done");
+                warn_unsupported(p, s, &container).await;
+            }
+            Err(e) => {
+                eprintln!("error");
+                let e = e.trim_start_matches("Error response from daemon: ");
+                eprintln!("\nERROR: for {}  {e}", s.name);
+                return Err("Encountered errors while bringing up the project.".into());
+            }
+        }
+    }
+    if a.detach {
+        return Ok(0);
+    }
+    attach(p, &names).await
+}
+
+async fn start(p: &Loaded, container: &str) -> Result<(), String> {
+    let uri = format!("/containers/{}/start", encode(container));
+    p.api.call(Method::POST, &uri).await.map(drop)
+}
+
+/// `up` in the foreground: every container's output, each line after its name, until SIGINT
+/// or SIGTERM (then the services are stopped) or until every container has exited.
+async fn attach(p: &Loaded, names: &[String]) -> Result<u8, String> {
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot catch SIGINT: {e}"))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
+    eprintln!("Attaching to {}", names.join(", "));
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    let mut followers = tokio::task::JoinSet::new();
+    for name in names {
+        let api = Api::new(p.socket.clone());
+        let prefix = format!("{name:<width$} | ");
+        let uri = format!("/containers/{}/logs?stdout=1&stderr=1&follow=1", encode(name));
+        followers.spawn(async move { follow(&api, &uri, &prefix).await });
+    }
+    let all_exited = async { while followers.join_next().await.is_some() {} };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+        () = all_exited => return Ok(0),
+    }
+    // A second signal is not a "force": each stop is bounded by its 10 s timeout anyway.
+    eprintln!("Gracefully stopping...");
+    for name in names.iter().rev() {
+        eprint!("Stopping {name} ... ");
+        let uri = format!("/containers/{}/stop?t=10", encode(name));
+        match p.api.call(Method::POST, &uri).await {
+            Ok(_) => eprintln!("done"),
+            Err(e) => eprintln!("error\n{e}"),
+        }
+    }
+    Ok(0)
+}
+
+/// Copies one container's log stream (Docker's multiplexed frames) to stdout and stderr, each
+/// line after `prefix`.
+async fn follow(api: &Api, uri: &str, prefix: &str) {
+    let Ok(resp) = api.call(Method::GET, uri).await else { return };
+    let mut body = resp.into_body();
+    let mut frames = Frames::default();
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            frames.push(&data);
+        }
+        for (stream, line) in frames.lines() {
+            let line = String::from_utf8_lossy(&line);
+            let text = format!("{prefix}{line}\n");
+            let _ = if stream == 2 {
+                std::io::stderr().write_all(text.as_bytes())
+            } else {
+                std::io::stdout().write_all(text.as_bytes())
+            };
+        }
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// Docker's multiplexed log stream cut into lines: per frame a stream byte (1 stdout,
+/// 2 stderr), three zero bytes, a big-endian u32 length and the bytes.
+#[derive(Default)]
+struct Frames {
+    /// Bytes not yet a whole frame.
+    pending: Vec<u8>,
+    /// Per stream, the start of a line whose end has not come yet.
+    partial: [Vec<u8>; 3],
+}
+
+impl Frames {
+    fn push(&mut self, data: &[u8]) {
+        self.pending.extend_from_slice(data);
+    }
+
+    /// The whole lines received so far, without their newlines.
+    fn lines(&mut self) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        while self.pending.len() >= 8 {
+            let len = u32::from_be_bytes([
+                self.pending[4],
+                self.pending[5],
+                self.pending[6],
+                self.pending[7],
+            ]) as usize;
+            if self.pending.len() < 8 + len {
+                break;
+            }
+            let stream = if self.pending[0] == 2 { 2 } else { 1 };
+            let partial = &mut self.partial[usize::from(stream)];
+            partial.extend_from_slice(&self.pending[8..8 + len]);
+            self.pending.drain(..8 + len);
+            while let Some(end) = partial.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = partial.drain(..=end).take(end).collect();
+                out.push((stream, line));
+            }
+        }
+        out
+    }
+}
+
+async fn down(p: &Loaded, a: DownArgs) -> Result<u8, String> {
+    let found = existing(p).await?;
+    let present: Vec<(String, &Value)> = p
+        .project
+        .services
+        .iter()
+        .rev()
+        .filter_map(|s| {
+            let name = p.container(&s.name);
+            found.get(&name).map(|c| (name, c))
+        })
+        .collect();
+    let mut failed = false;
+    for (name, c) in &present {
+        if c["State"].as_str() == Some("running") {
+            eprint!("Stopping {name} ... ");
+            let uri = format!("/containers/{}/stop?t={}", encode(name), a.timeout);
+            match p.api.call(Method::POST, &uri).await {
+                Ok(_) => eprintln!("done"),
+                Err(e) => {
+                    eprintln!("error\n{e}");
+                    failed = true;
+                }
+            }
+        }
+    }
+    for (name, _) in &present {
+        eprint!("Removing {name} ... ");
+        let uri = format!("/containers/{}?force=1", encode(name));
+        match p.api.call(Method::DELETE, &uri).await {
+            Ok(_) => eprintln!("done"),
+            Err(e) => {
+                eprintln!("error\n{e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(u8::from(failed))
+}
+
+/// Compose v1's STATE column: `Up`, `Exit N`, or the daemon's status.
+fn state_column(c: &Value) -> String {
+    let status = c["Status"].as_str().unwrap_or_default();
+    match c["State"].as_str() {
+        Some("running") => "Up".into(),
+        Some("exited") => {
+            let code =
+                status.strip_prefix("Exited (").and_then(|s| s.split(')').next()).unwrap_or("?");
+            format!("Exit {code}")
+        }
+        _ => status.to_string(),
+    }
+}
+
+async fn ps(p: &Loaded, a: ComposePsArgs) -> Result<u8, String> {
+    let found = existing(p).await?;
+    let mut names: Vec<&String> = found.keys().collect();
+    names.sort();
+    if a.quiet {
+        for n in names {
+            println!("{}", found[n]["Id"].as_str().unwrap_or_default());
+        }
+        return Ok(0);
+    }
+    let mut rows = vec![["Name", "Command", "State", "Ports"].map(String::from).to_vec()];
+    for n in names {
+        let c = &found[n];
+        let ports: Vec<Port> = serde_json::from_value(c["Ports"].clone()).unwrap_or_default();
+        rows.push(vec![
+            n.clone(),
+            c["Command"].as_str().unwrap_or_default().to_string(),
+            state_column(c),
+            format::displayable_ports(&ports),
+        ]);
+    }
+    let table = format::table(&rows);
+    let width = table.lines().map(str::len).max().unwrap_or(0);
+    let mut lines = table.lines();
+    if let Some(header) = lines.next() {
+        println!("{header}");
+        println!("{}", "-".repeat(width));
+    }
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_names_are_lower_case_letters_digits_dashes_and_underscores() {
+        assert_eq!(normalise_project_name("My App.v2"), "myappv2");
+        assert_eq!(normalise_project_name("examples"), "examples");
+        assert_eq!(container_name("examples", "web"), "examples_web_1");
+    }
+
+    #[test]
+    fn log_frames_become_lines_per_stream_across_reads() {
+        let mut f = Frames::default();
+        let frame = |stream: u8, data: &[u8]| {
+            let mut v = vec![stream, 0, 0, 0];
+            v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            v.extend_from_slice(data);
+            v
+        };
+        let mut bytes = frame(1, b"hel");
+        bytes.extend(frame(2, b"oops\n"));
+        bytes.extend(frame(1, b"lo\nwor"));
+        f.push(&bytes[..5]);
+        assert!(f.lines().is_empty());
+        f.push(&bytes[5..]);
+        assert_eq!(f.lines(), vec![(2, b"oops".to_vec()), (1, b"hello".to_vec())]);
+        f.push(&frame(1, b"ld\n"));
+        assert_eq!(f.lines(), vec![(1, b"world".to_vec())]);
+    }
+
+    #[test]
+    fn the_state_column_is_compose_v1s() {
+        assert_eq!(state_column(&json!({"State": "running", "Status": "Up 2 seconds"})), "Up");
+        assert_eq!(
+            state_column(&json!({"State": "exited", "Status": "Exited (137) 1 second ago"})),
+            "Exit 137"
+        );
+        assert_eq!(state_column(&json!({"State": "created", "Status": "Created"})), "Created");
+    }
+}
