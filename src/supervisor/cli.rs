@@ -130,8 +130,10 @@ pub struct RunArgs {
     /// Add link to another container
     #[arg(long = "link", value_name = "NAME[:ALIAS]")]
     pub link: Vec<String>,
-    /// Restart policy to apply when a container exits: no, always, unless-stopped,
-    /// on-failure[:N]
+    /// The restart policy.
+    #[arg(
+        help = "Restart policy to apply when a container exits: no, always, unless-stopped, on-failure[:N]"
+    )]
     #[arg(long, default_value = "no", value_name = "POLICY")]
     pub restart: String,
     /// Print usage
