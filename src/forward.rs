@@ -373,17 +373,16 @@ async fn serve_control(listener: UnixListener, publisher: Arc<Publisher>, limits
                 continue;
             }
         };
-        // The replies below fit in an empty socket buffer: `try_write` cannot block the loop.
         if let Err(e) = limits.access.allows(&stream) {
             tracing::warn!(error = %e, "control client refused");
-            let _ = stream.try_write(format!("error: {e}\n").as_bytes());
+            refuse(stream, format!("error: {e}\n"));
             continue;
         }
         let Ok(permit) = clients.clone().try_acquire_owned() else {
             let max = limits.max_clients;
-            let _ = stream.try_write(
-                format!("error: too many control clients ({max} connected); try again later\n")
-                    .as_bytes(),
+            refuse(
+                stream,
+                format!("error: too many control clients ({max} connected); try again later\n"),
             );
             continue;
         };
@@ -395,6 +394,32 @@ async fn serve_control(listener: UnixListener, publisher: Arc<Publisher>, limits
             drop(permit);
         });
     }
+}
+
+/// How long a refused client's input is read and dropped before its connection closes.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// Tells a refused client why, then closes its connection without resetting it. Closing a
+/// unix socket with unread input resets the peer, which could then fail on that reset before
+/// it reads the reason: so what it sends is read and dropped for a moment (at most 64 KiB).
+fn refuse(stream: UnixStream, reason: String) {
+    // The reason fits in an empty socket buffer: `try_write` cannot block the accept loop.
+    let _ = stream.try_write(reason.as_bytes());
+    tokio::spawn(async move {
+        let (mut read, mut write) = stream.into_split();
+        let _ = write.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let drain = async {
+            let mut total = 0;
+            while let Ok(n @ 1..) = read.read(&mut sink).await {
+                total += n;
+                if total > 64 * 1024 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(REFUSAL_LINGER, drain).await;
+    });
 }
 
 async fn control_session(
@@ -541,7 +566,13 @@ fn request(socket: &Path, command: &str) -> io::Result<(Vec<String>, Result<(), 
         writeln!(stream, "{command}").and_then(|()| stream.shutdown(std::net::Shutdown::Write));
     let (mut lines, mut end) = (Vec::new(), None);
     for line in io::BufReader::new(stream).lines() {
-        let line = line?;
+        // A reset after the answer (the server closed with our command unread) ends the
+        // reading, not the answer.
+        let line = match line {
+            Ok(line) => line,
+            Err(_) if end.is_some() => break,
+            Err(e) => return Err(e),
+        };
         match line.as_str() {
             "ok" => end = Some(Ok(())),
             l if l.starts_with("error: ") => end = Some(Err(l[7..].to_string())),
