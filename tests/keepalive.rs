@@ -3,21 +3,16 @@
 //! connections have it), tunable and off with `-tcp-keepalive 0`, and what it is for: a client
 //! that vanishes without a word no longer holds its connection (and its backend's) forever.
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::process::spawn_in_netns;
 use testkit::netns::{Netns, VethPath};
-use testkit::spawn;
-
-/// The binary under test; `CPROXY_UNDER_TEST` names another build (an older commit's, to see a
-/// test fail on it).
-fn cproxy() -> String {
-    std::env::var("CPROXY_UNDER_TEST").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cproxy").into())
-}
 
 const PROXY_PORT: u16 = 8080;
 const BACKEND_PORT: u16 = 80;
@@ -39,14 +34,7 @@ impl Proxy {
             "-container-port",
             &backend.port().to_string(),
         ];
-        let (status, write) = spawn::status_pipe().expect("status pipe");
-        let mut cmd = ns.command(cproxy());
-        cmd.args(args).args(extra).env("CPROXY_LOG", "warn");
-        cmd.stdin(Stdio::null()).stdout(Stdio::null());
-        spawn::die_with_parent(&mut cmd);
-        let child = spawn::spawn_with_fds(cmd, &[Some(write.as_fd())]).expect("spawn cproxy");
-        drop(write);
-        assert_eq!(spawn::read_status(status).expect("status"), "0\n", "cproxy did not start");
+        let child = spawn_in_netns(ns, &[&args[..], extra].concat());
         Proxy(child)
     }
 }

@@ -8,19 +8,13 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use testkit::netns::{Netns, VethPath};
+use common::process::{cproxy, spawn_in_netns};
+use testkit::netns::VethPath;
 use testkit::spawn;
-
-/// The binary under test; `CPROXY_UNDER_TEST` names another build (an older commit's, to see a
-/// test fail on it).
-fn cproxy() -> String {
-    std::env::var("CPROXY_UNDER_TEST").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cproxy").into())
-}
 
 const PROXY_PORT: u16 = 8080;
 const BACKEND_PORT: u16 = 80;
@@ -44,7 +38,7 @@ impl Setup {
         // As Go's flag package, the last -host-ip wins.
         let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
         args.extend(["-host-ip", "10.77.0.1"]);
-        let proxy = spawn_in(&path.near, &args, extra);
+        let proxy = spawn_in_netns(&path.near, &[&args[..], extra].concat());
         Setup { path, proxy, front: SocketAddr::new(VethPath::NEAR, PROXY_PORT) }
     }
 
@@ -83,18 +77,6 @@ impl Drop for Setup {
         let _ = self.proxy.kill();
         let _ = self.proxy.wait();
     }
-}
-
-/// Starts cproxy inside `ns` with a status pipe on fd 3 and waits for its `0\n`.
-fn spawn_in(ns: &Netns, args: &[&str], extra: &[&str]) -> Child {
-    let (status, write) = spawn::status_pipe().expect("status pipe");
-    let mut cmd = ns.command(cproxy());
-    cmd.args(args).args(extra).env("CPROXY_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null());
-    spawn::die_with_parent(&mut cmd);
-    let child = spawn::spawn_with_fds(cmd, &[Some(write.as_fd())]).expect("spawn cproxy");
-    drop(write);
-    assert_eq!(spawn::read_status(status).expect("status pipe"), "0\n", "cproxy did not start");
-    child
 }
 
 /// A keep-alive backend: answers every line with "ok\n" and never closes first.

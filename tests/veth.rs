@@ -14,21 +14,16 @@ mod common;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::process::spawn_in_netns;
 use common::{Pattern, Sum, recv_sum};
-use testkit::netns::{Netns, VethPath};
-use testkit::spawn;
+use testkit::netns::VethPath;
 
-/// The binary under test; `CPROXY_UNDER_TEST` names another build (an older commit's, to see a
-/// test fail on it).
-fn cproxy() -> String {
-    std::env::var("CPROXY_UNDER_TEST").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cproxy").into())
-}
 /// Port the proxy listens on in `near`, and the backend in `far`.
 const PROXY_PORT: u16 = 8080;
 const BACKEND_PORT: u16 = 80;
@@ -71,7 +66,7 @@ impl Setup {
             "-container-port",
             &BACKEND_PORT.to_string(),
         ];
-        let proxy = spawn_in(&path.near, &args, extra);
+        let proxy = spawn_in_netns(&path.near, &[&args[..], extra].concat());
         Setup { path, proxy, front }
     }
 
@@ -159,19 +154,6 @@ fn unread_bytes() -> Vec<(String, u64)> {
         }
     }
     found
-}
-
-/// Starts cproxy inside `ns` with a status pipe on fd 3 and waits for its `0\n`. It is
-/// killed if the test's thread dies first.
-fn spawn_in(ns: &Netns, args: &[&str], extra: &[&str]) -> Child {
-    let (status, write) = spawn::status_pipe().expect("status pipe");
-    let mut cmd = ns.command(cproxy());
-    cmd.args(args).args(extra).env("CPROXY_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null());
-    spawn::die_with_parent(&mut cmd);
-    let child = spawn::spawn_with_fds(cmd, &[Some(write.as_fd())]).expect("spawn cproxy");
-    drop(write);
-    assert_eq!(spawn::read_status(status).expect("status pipe"), "0\n", "cproxy did not start");
-    child
 }
 
 /// Serves one connection: sends `len` bytes of `Pattern(seed)` from a file with `sendfile(2)`,

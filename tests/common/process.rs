@@ -20,6 +20,20 @@ pub fn cproxy() -> String {
     std::env::var("CPROXY_UNDER_TEST").unwrap_or_else(|_| CPROXY.into())
 }
 
+/// Starts [`cproxy`] inside `ns` with `args`, a status pipe on fd 3 as dockerd gives it, and
+/// waits for its `0\n`. It is killed if the test's thread dies first.
+pub fn spawn_in_netns(ns: &testkit::netns::Netns, args: &[&str]) -> Child {
+    use std::os::fd::AsFd;
+    let (status, write) = spawn::status_pipe().expect("status pipe");
+    let mut cmd = ns.command(cproxy());
+    cmd.args(args).env("CPROXY_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null());
+    spawn::die_with_parent(&mut cmd);
+    let child = spawn::spawn_with_fds(cmd, &[Some(write.as_fd())]).expect("spawn cproxy");
+    drop(write);
+    assert_eq!(spawn::read_status(status).expect("status pipe"), "0\n", "cproxy did not start");
+    child
+}
+
 /// A running cproxy; killed on drop.
 pub struct ProxyProcess {
     pub child: Child,
