@@ -34,7 +34,7 @@ use crate::compat::StatusPipe;
 use crate::ports::PortAllocator;
 use crate::proxy::{BindingId, BindingInfo, Proto, Proxy, ProxyError};
 use crate::serve;
-use crate::spec::{HostPort, PortMapping, PortSpec, PublishedPort};
+use crate::spec::{HostPort, PortMapping, PortSpec, PublishedPort, pair_halves};
 
 /// Longest control command accepted, so a misbehaving client cannot grow a line without bound.
 const MAX_LINE: usize = 4096;
@@ -116,28 +116,6 @@ impl Publisher {
         }
         while removals.join_next().await.is_some() {}
     }
-}
-
-/// The specs of a command line with the protocols to publish each for. Specs that differ only
-/// in protocol and leave the host port to the allocator (`-p 53/tcp -p 53/udp`,
-/// `--expose 53/tcp --expose 53/udp -P`) become one, published for both, so the TCP and UDP
-/// halves of a port get the same host port.
-fn pair_halves(specs: &[PortSpec]) -> Vec<(PortSpec, Vec<Proto>)> {
-    let mut groups: Vec<(PortSpec, Vec<Proto>)> = Vec::new();
-    for spec in specs {
-        let half_of = |(g, protos): &&mut (PortSpec, Vec<Proto>)| {
-            spec.host_ports().is_none()
-                && g.host_ports().is_none()
-                && g.host_ip() == spec.host_ip()
-                && g.container_ports() == spec.container_ports()
-                && !protos.contains(&spec.proto())
-        };
-        match groups.iter_mut().find(half_of) {
-            Some((_, protos)) => protos.push(spec.proto()),
-            None => groups.push((*spec, vec![spec.proto()])),
-        }
-    }
-    groups
 }
 
 /// A binding as `docker port` prints it.

@@ -513,6 +513,28 @@ fn strip_brackets(raw: &str) -> Result<&str, &'static str> {
     Ok(inner)
 }
 
+/// The specs of a command line with the protocols to publish each for. Specs that differ only
+/// in protocol and leave the host port to the allocator (`-p 53/tcp -p 53/udp`,
+/// `--expose 53/tcp --expose 53/udp -P`) become one, published for both, so the TCP and UDP
+/// halves of a port get the same host port.
+pub fn pair_halves(specs: &[PortSpec]) -> Vec<(PortSpec, Vec<Proto>)> {
+    let mut groups: Vec<(PortSpec, Vec<Proto>)> = Vec::new();
+    for spec in specs {
+        let half_of = |(g, protos): &&mut (PortSpec, Vec<Proto>)| {
+            spec.host_ports().is_none()
+                && g.host_ports().is_none()
+                && g.host_ip() == spec.host_ip()
+                && g.container_ports() == spec.container_ports()
+                && !protos.contains(&spec.proto())
+        };
+        match groups.iter_mut().find(half_of) {
+            Some((_, protos)) => protos.push(spec.proto()),
+            None => groups.push((*spec, vec![spec.proto()])),
+        }
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
 

@@ -3,33 +3,13 @@
 
 mod supervisor_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use supervisor_support::{BIN, Netns, eventually, python};
-
-/// `GET /` through `addr` from inside the namespace: the status line, if anything answered.
-fn http_get(ns: &Netns, addr: &str) -> Option<String> {
-    let addr: SocketAddr = addr.parse().unwrap();
-    ns.run(move || {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).ok()?;
-        reply.lines().next().map(str::to_string).filter(|l| l.starts_with("HTTP/"))
-    })
-}
-
-/// Can `addr` be bound in the namespace (nothing holds it)?
-fn bindable(ns: &Netns, addr: &str) -> bool {
-    let addr: SocketAddr = addr.parse().unwrap();
-    ns.run(move || TcpListener::bind(addr).is_ok())
-}
+use supervisor_support::{BIN, Netns, bindable, eventually, http_get, python};
 
 /// Writes `text` as `compose.yml` in a project directory named `project` under the test's
 /// scratch directory.

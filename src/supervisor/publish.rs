@@ -9,7 +9,7 @@ use super::names;
 use super::state::{Published, Record};
 use crate::ports::AllocError;
 use crate::proxy::{BindingId, BindingOptions, Proto, ProxyError};
-use crate::spec::{PortSpec, parse_expose};
+use crate::spec::{PortSpec, pair_halves, parse_expose};
 
 impl Daemon {
     /// Binds every published port of `record` to `ip`, all or nothing.
@@ -101,24 +101,4 @@ impl Daemon {
             ),
         )
     }
-}
-
-/// Specs that differ only in protocol and leave the host port to the allocator are published
-/// together, so the TCP and UDP halves of a port get the same host port (as `cproxy forward`).
-fn pair_halves(specs: &[PortSpec]) -> Vec<(PortSpec, Vec<Proto>)> {
-    let mut groups: Vec<(PortSpec, Vec<Proto>)> = Vec::new();
-    for spec in specs {
-        let half_of = |(g, protos): &&mut (PortSpec, Vec<Proto>)| {
-            spec.host_ports().is_none()
-                && g.host_ports().is_none()
-                && g.host_ip() == spec.host_ip()
-                && g.container_ports() == spec.container_ports()
-                && !protos.contains(&spec.proto())
-        };
-        match groups.iter_mut().find(half_of) {
-            Some((_, protos)) => protos.push(spec.proto()),
-            None => groups.push((*spec, vec![spec.proto()])),
-        }
-    }
-    groups
 }

@@ -5,7 +5,8 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -188,4 +189,23 @@ pub fn python() -> String {
         }
     }
     panic!("python3 is needed by the supervisor tests (apt-get install python3)");
+}
+
+/// `GET /` through `addr` from inside the namespace: the status line, if anything answered.
+pub fn http_get(ns: &Netns, addr: &str) -> Option<String> {
+    let addr: SocketAddr = addr.parse().unwrap();
+    ns.run(move || {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).ok()?;
+        reply.lines().next().map(str::to_string).filter(|l| l.starts_with("HTTP/"))
+    })
+}
+
+/// Can `addr` be bound in the namespace (nothing holds it)?
+pub fn bindable(ns: &Netns, addr: &str) -> bool {
+    let addr: SocketAddr = addr.parse().unwrap();
+    ns.run(move || TcpListener::bind(addr).is_ok())
 }
