@@ -12,6 +12,12 @@
 //! | `DELETE /containers/{id}[?force=1]` | `204` |
 //! | `GET /containers/{id}/json` | `docker inspect`'s object (Id, Name, State, Config, HostConfig, NetworkSettings, …) |
 //! | `GET /containers/{id}/logs[?follow=1&stdout=1&stderr=1&tail=N]` | Docker's multiplexed stream: per frame 1 byte stream (1 stdout, 2 stderr), 3 zero bytes, a u32 big-endian length, the bytes |
+//! | `GET /networks` | `[network inspect's object]`, predefined first |
+//! | `POST /networks/create` | `{"Name", "Driver", "IPAM": {"Config": [{"Subnet", "Gateway"}]}}`; `201 {"Id": ID, "Warning": ""}` |
+//! | `GET /networks/{id}` | `docker network inspect`'s object (Name, Id, Driver, Scope, IPAM, Containers, …) |
+//! | `DELETE /networks/{id}` | `204` |
+//! | `POST /networks/{id}/connect` | `{"Container": C, "EndpointConfig": {"Aliases": [A]}}`; `200` |
+//! | `POST /networks/{id}/disconnect` | `{"Container": C}`; `200` |
 //!
 //! Every path also answers under `/v1.41/`. `{id}` is a name, an ID, or an unambiguous ID prefix. The create body:
 //!
@@ -24,7 +30,7 @@
 //! ```
 //!
 //! Unlike Docker's, published ports are given as `docker run -p` specs (`PortSpecs`) and exposed
-//! ports as a list. Errors are `{"message": "..."}` with 400 (bad request), 404 (no such
+//! ports as a list; `--network-alias` comes as Docker's `NetworkingConfig.EndpointsConfig.NET.Aliases`. Errors are `{"message": "..."}` with 400 (bad request), 404 (no such
 //! container), 409 (conflict) or 500, the message in Docker's words.
 
 use std::collections::HashMap;
@@ -41,6 +47,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use super::daemon::{ApiError, CreateRequest, Daemon};
+use super::netd::ConnectRequest;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -73,6 +80,11 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}", axum::routing::delete(remove))
+        .route("/networks", get(network_list))
+        .route("/networks/create", post(network_create))
+        .route("/networks/{id}", get(network_inspect).delete(network_remove))
+        .route("/networks/{id}/connect", post(network_connect))
+        .route("/networks/{id}/disconnect", post(network_disconnect))
         .with_state(daemon)
 }
 
@@ -133,6 +145,57 @@ async fn inspect(
 ) -> Result<Response, ApiError> {
     let c = d.find(&id)?;
     Ok(axum::Json(d.inspect(&c)).into_response())
+}
+
+fn body_of<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError { status: 400, message: format!("invalid request body: {e}") })
+}
+
+async fn network_list(State(d): State<Arc<Daemon>>) -> axum::Json<Vec<Value>> {
+    axum::Json(d.network_list())
+}
+
+async fn network_create(State(d): State<Arc<Daemon>>, body: Bytes) -> Result<Response, ApiError> {
+    let id = d.network_create(body_of(&body)?).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!({"Id": id, "Warning": ""}))).into_response())
+}
+
+async fn network_inspect(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(axum::Json(d.network_inspect(&id)?).into_response())
+}
+
+async fn network_remove(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    d.network_remove(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn network_connect(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let req: ConnectRequest = body_of(&body)?;
+    let c = d.find(&req.container)?;
+    d.network_connect(&id, &c, req.endpoint_config.aliases).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn network_disconnect(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let req: ConnectRequest = body_of(&body)?;
+    let c = d.find(&req.container)?;
+    d.network_disconnect(&id, &c).await?;
+    Ok(StatusCode::OK)
 }
 
 /// One frame of Docker's multiplexed log stream.

@@ -13,7 +13,7 @@ use super::init::InitArgs;
 /// The subcommands this module handles.
 pub const COMMANDS: &[&str] = &[
     "daemon", "run", "ps", "port", "stop", "start", "restart", "rm", "logs", "inspect", "exec",
-    "__init", "__nsexec",
+    "network", "__init", "__nsexec",
 ];
 
 /// cproxy's container commands.
@@ -53,6 +53,9 @@ pub enum SupervisorCommand {
     Restart(StopArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Runs a command in the namespaces the caller entered (internal, for exec)
     #[command(name = "__nsexec", hide = true)]
     NsExec(NsExecArgs),
@@ -101,9 +104,12 @@ pub struct RunArgs {
     /// Expose a port or a range of ports
     #[arg(long, value_name = "PORT")]
     pub expose: Vec<String>,
-    /// Connect a container to a network: bridge, host, none, container:NAME
+    /// Connect a container to a network: bridge, host, none, container:NAME, or a network's name
     #[arg(long = "network", visible_alias = "net", default_value = "bridge")]
     pub network: String,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", visible_alias = "net-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
     /// Set environment variables
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -226,6 +232,84 @@ pub struct ExecArgs {
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true,
           value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `cproxy network …`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Display detailed information on one or more networks
+    Inspect(InspectArgs),
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm(NetworkRmArgs),
+    /// Connect a container to a network
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkDisconnectArgs),
+}
+
+/// `cproxy network create`.
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// Driver to manage the Network
+    #[arg(short = 'd', long = "driver", default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<String>,
+    /// IPv4 Gateway for the master subnet
+    #[arg(long, value_name = "IP")]
+    pub gateway: Option<String>,
+    /// The network's name
+    pub name: String,
+}
+
+/// `cproxy network ls`.
+#[derive(Debug, Args)]
+pub struct NetworkLsArgs {
+    /// Only display network IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Do not truncate the output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+}
+
+/// `cproxy network rm`.
+#[derive(Debug, Args)]
+pub struct NetworkRmArgs {
+    /// The networks
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+}
+
+/// `cproxy network connect`.
+#[derive(Debug, Args)]
+pub struct NetworkConnectArgs {
+    /// Add network-scoped alias for the container
+    #[arg(long = "alias", value_name = "ALIAS")]
+    pub alias: Vec<String>,
+    /// The network
+    pub network: String,
+    /// The container
+    pub container: String,
+}
+
+/// `cproxy network disconnect`.
+#[derive(Debug, Args)]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// The network
+    pub network: String,
+    /// The container
+    pub container: String,
 }
 
 /// `cproxy __nsexec`: what `exec` runs inside the container's namespaces.

@@ -11,7 +11,9 @@ use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
-use super::cli::{ExecArgs, InspectArgs, PortArgs, PsArgs, RunArgs, SupervisorCommand};
+use super::cli::{
+    ExecArgs, InspectArgs, NetworkCommand, PortArgs, PsArgs, RunArgs, SupervisorCommand,
+};
 use super::format::{self, Port};
 use super::links::{self, Link};
 use super::restart::{PolicyError, RestartPolicy};
@@ -212,6 +214,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
                 .await
             }
             SupervisorCommand::Exec(a) => exec(client, a).await,
+            SupervisorCommand::Network(a) => network(client, a).await,
             SupervisorCommand::Daemon(_)
             | SupervisorCommand::Init(_)
             | SupervisorCommand::NsExec(_) => Ok(0),
@@ -315,6 +318,13 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
             "ProxyProtocol": a.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
             "RestartPolicy": restart_policy,
             "Links": a.link,
+        },
+        "NetworkingConfig": {
+            "EndpointsConfig": if a.network_alias.is_empty() {
+                json!({})
+            } else {
+                json!({ a.network.clone(): {"Aliases": a.network_alias} })
+            },
         },
     });
     let name = a.name.as_deref().map(|n| format!("?name={}", q(n))).unwrap_or_default();
@@ -560,6 +570,110 @@ async fn inspect(client: &Client, a: InspectArgs) -> Result<u8> {
         }
     }
     Ok(u8::from(failed))
+}
+
+/// `Error response from daemon: No such network: X` as Docker's client prints it.
+fn no_such_network(f: Failure) -> Failure {
+    let message =
+        f.message.replace("Error response from daemon: No such network", "Error: No such network");
+    Failure { message, ..f }
+}
+
+/// `cproxy network …`.
+async fn network(client: &Client, cmd: NetworkCommand) -> Result<u8> {
+    match cmd {
+        NetworkCommand::Create(a) => {
+            let mut config = json!({});
+            if let Some(s) = &a.subnet {
+                config["Subnet"] = json!(s);
+            }
+            if let Some(g) = &a.gateway {
+                config["Gateway"] = json!(g);
+            }
+            let ipam = if a.subnet.is_some() || a.gateway.is_some() {
+                json!({"Config": [config]})
+            } else {
+                json!({"Config": []})
+            };
+            let body = json!({"Name": a.name, "Driver": a.driver, "IPAM": ipam,
+                              "CheckDuplicate": true});
+            let v = client.json(Method::POST, "/networks/create", Some(body)).await?;
+            println!("{}", v["Id"].as_str().unwrap_or_default());
+            Ok(0)
+        }
+        NetworkCommand::Ls(a) => {
+            let list = client.json(Method::GET, "/networks", None).await?;
+            let items = list.as_array().cloned().unwrap_or_default();
+            let mut sorted: Vec<(String, String, String)> = items
+                .iter()
+                .map(|v| {
+                    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                    (s("Name"), s("Id"), s("Driver"))
+                })
+                .collect();
+            sorted.sort();
+            let id = |id: &str| {
+                if a.no_trunc { id.to_string() } else { id.chars().take(12).collect() }
+            };
+            if a.quiet {
+                for (_, i, _) in &sorted {
+                    println!("{}", id(i));
+                }
+                return Ok(0);
+            }
+            let mut rows =
+                vec![["NETWORK ID", "NAME", "DRIVER", "SCOPE"].map(String::from).to_vec()];
+            for (name, i, driver) in sorted {
+                rows.push(vec![id(&i), name, driver, "local".into()]);
+            }
+            print!("{}", format::table(&rows));
+            Ok(0)
+        }
+        NetworkCommand::Inspect(a) => {
+            let mut objects = Vec::new();
+            let mut failed = false;
+            for name in &a.containers {
+                match client.json(Method::GET, &format!("/networks/{}", q(name)), None).await {
+                    Ok(v) => objects.push(v),
+                    Err(f) => {
+                        eprintln!("{}", no_such_network(f).message);
+                        failed = true;
+                    }
+                }
+            }
+            match &a.format {
+                Some(t) => objects.iter().for_each(|v| println!("{}", render_template(t, v))),
+                None => println!("{}", serde_json::to_string_pretty(&objects).unwrap_or_default()),
+            }
+            Ok(u8::from(failed))
+        }
+        NetworkCommand::Rm(a) => {
+            let mut failed = false;
+            for name in &a.networks {
+                match client.call(Method::DELETE, &format!("/networks/{}", q(name)), None).await {
+                    Ok(_) => println!("{name}"),
+                    Err(f) => {
+                        eprintln!("{}", no_such_network(f).message);
+                        failed = true;
+                    }
+                }
+            }
+            Ok(u8::from(failed))
+        }
+        NetworkCommand::Connect(a) => {
+            let body = json!({"Container": a.container,
+                              "EndpointConfig": {"Aliases": a.alias}});
+            let uri = format!("/networks/{}/connect", q(&a.network));
+            client.call(Method::POST, &uri, Some(body)).await?;
+            Ok(0)
+        }
+        NetworkCommand::Disconnect(a) => {
+            let body = json!({"Container": a.container, "Force": a.force});
+            let uri = format!("/networks/{}/disconnect", q(&a.network));
+            client.call(Method::POST, &uri, Some(body)).await?;
+            Ok(0)
+        }
+    }
 }
 
 /// A Go template's subset: `{{.A.B}}` and `{{json .A.B}}`, anything else kept as text.

@@ -22,9 +22,10 @@ use tokio::sync::watch;
 
 use super::format::rfc3339;
 use super::net::{self, Bridge};
+use super::netd::{Endpoint, UserNet};
 use super::process::{Launch, Spawner};
 use super::restart::{self, Backoff, Decision, RestartPolicy};
-use super::state::{Record, RunState, Store};
+use super::state::{Attachment, Record, RunState, Store};
 use super::{hosts, names};
 use crate::ports::PortAllocator;
 use crate::proxy::proxy_proto::Version;
@@ -77,6 +78,24 @@ pub struct CreateRequest {
     pub working_dir: String,
     /// Network mode, published ports, -P, --rm.
     pub host_config: HostConfigRequest,
+    /// `--network-alias`, as Docker's API carries it.
+    pub networking_config: NetworkingConfigRequest,
+}
+
+/// `NetworkingConfig`: `{"EndpointsConfig": {"my-bridge": {"Aliases": ["c2alias"]}}}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkingConfigRequest {
+    /// Per network, the endpoint's settings.
+    pub endpoints_config: std::collections::HashMap<String, EndpointRequest>,
+}
+
+/// One network's endpoint settings at create or `network connect`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointRequest {
+    /// Network-scoped aliases.
+    pub aliases: Vec<String>,
 }
 
 /// The `HostConfig` part of [`CreateRequest`].
@@ -125,10 +144,12 @@ impl RestartPolicyRequest {
 
 /// What a running container holds, given back when it stops.
 #[derive(Debug, Default)]
-struct Held {
+pub(super) struct Held {
     bindings: Vec<BindingId>,
-    ip: Option<Ipv4Addr>,
-    veth: Option<String>,
+    pub(super) ip: Option<Ipv4Addr>,
+    pub(super) veth: Option<String>,
+    /// Its interfaces on user-defined networks.
+    pub(super) endpoints: Vec<Endpoint>,
 }
 
 /// One container.
@@ -138,8 +159,8 @@ pub struct Container {
     pub id: String,
     record: Mutex<Record>,
     /// Serialises start, stop and remove.
-    op: tokio::sync::Mutex<()>,
-    held: Mutex<Held>,
+    pub(super) op: tokio::sync::Mutex<()>,
+    pub(super) held: Mutex<Held>,
     /// Bumped on every log line and state change; `logs -f` and `wait` watch it.
     events: watch::Sender<u64>,
     /// Serialises writes to the log file.
@@ -170,7 +191,7 @@ impl Container {
         self.record.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    fn update(&self, f: impl FnOnce(&mut Record)) -> Record {
+    pub(super) fn update(&self, f: impl FnOnce(&mut Record)) -> Record {
         let mut r = self.record.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut r);
         let copy = r.clone();
@@ -179,7 +200,7 @@ impl Container {
         copy
     }
 
-    fn is_running(&self) -> bool {
+    pub(super) fn is_running(&self) -> bool {
         self.record().state.status == "running"
     }
 
@@ -206,8 +227,14 @@ pub struct Daemon {
     pub(super) store: Store,
     pub(super) proxy: Proxy,
     pub(super) allocator: PortAllocator,
-    handle: Handle,
+    pub(super) handle: Handle,
     pub(super) bridge: Bridge,
+    /// The user-defined networks, oldest first.
+    pub(super) networks: Mutex<Vec<Arc<UserNet>>>,
+    /// Serialises network create and remove.
+    pub(super) net_op: tokio::sync::Mutex<()>,
+    /// The IDs of `bridge`, `host` and `none`.
+    pub(super) predefined_ids: Vec<(String, String)>,
     spawner: Spawner,
     containers: Mutex<Vec<Arc<Container>>>,
     /// Set by [`Daemon::shutdown`]: exits from then on are not restarted.
@@ -229,6 +256,14 @@ impl Daemon {
             net::delete_link(&handle, &leftover).await?;
         }
         let bridge = net::setup_bridge(&handle, bip).await?;
+        let predefined_ids = store.predefined_ids()?;
+        let mut networks = Vec::new();
+        for n in store.load_networks() {
+            match UserNet::up(&handle, n.clone()).await {
+                Ok(u) => networks.push(Arc::new(u)),
+                Err(e) => tracing::warn!(network = %n.name, error = %e, "cannot recreate network"),
+            }
+        }
         let mut containers = Vec::new();
         for mut record in store.load_all() {
             if record.state.status == "restarting" {
@@ -244,6 +279,9 @@ impl Daemon {
                 record.state.finished_at = rfc3339(SystemTime::now());
                 record.ip = None;
                 record.ports.clear();
+                for a in &mut record.networks {
+                    a.ip = None;
+                }
                 store.save(&record)?;
             }
             containers.push(Container::new(record));
@@ -255,6 +293,9 @@ impl Daemon {
             allocator,
             handle,
             bridge,
+            networks: Mutex::new(networks),
+            net_op: tokio::sync::Mutex::new(()),
+            predefined_ids,
             spawner: Spawner::new()?,
             containers: Mutex::new(containers),
             stopping: AtomicBool::new(false),
@@ -325,6 +366,7 @@ impl Daemon {
             "" | "default" => "bridge".to_string(),
             m => m.to_string(),
         };
+        let mut attachments = Vec::new();
         if let Some(target) = mode.strip_prefix("container:") {
             if !req.hostname.is_empty() {
                 return Err(ApiError::new(
@@ -341,7 +383,25 @@ impl Daemon {
             let target = self.find(target)?;
             mode = format!("container:{}", target.id);
         } else if !matches!(mode.as_str(), "bridge" | "host" | "none") {
-            return Err(ApiError::new(404, format!("network {mode} not found")));
+            let net = self
+                .user_network(&mode)
+                .ok_or_else(|| ApiError::new(404, format!("network {mode} not found")))?;
+            mode = net.net.name.clone();
+            let aliases = req
+                .networking_config
+                .endpoints_config
+                .values()
+                .flat_map(|e| e.aliases.iter().cloned())
+                .collect();
+            attachments.push(Attachment { network: mode.clone(), aliases, ip: None });
+        }
+        if attachments.is_empty()
+            && req.networking_config.endpoints_config.values().any(|e| !e.aliases.is_empty())
+        {
+            return Err(ApiError::new(
+                400,
+                "network-scoped alias is supported only for containers in user defined networks",
+            ));
         }
         for bind in &req.host_config.binds {
             parse_bind(bind)?;
@@ -398,8 +458,11 @@ impl Daemon {
         } else {
             req.hostname.clone()
         };
-        let publish =
-            if mode == "bridge" { req.host_config.port_specs.clone() } else { Vec::new() };
+        let publish = if mode == "bridge" || !attachments.is_empty() {
+            req.host_config.port_specs.clone()
+        } else {
+            Vec::new()
+        };
         let mut cmd = req.cmd.into_iter();
         let record = Record {
             id: id.clone(),
@@ -429,6 +492,7 @@ impl Daemon {
             restart_count: 0,
             stopped_by_user: false,
             links,
+            networks: attachments,
         };
         self.store.save(&record).map_err(ApiError::internal)?;
         containers.push(Container::new(record));
@@ -487,6 +551,7 @@ impl Daemon {
             }
             "host" => files = None,
             "none" => {}
+            m if !m.starts_with("container:") => {}
             m => {
                 let target_id = m.strip_prefix("container:").unwrap_or_default();
                 let target = self.find(target_id)?;
@@ -505,7 +570,11 @@ impl Daemon {
                 hostname = t.hostname;
             }
         }
-        let result = self.start_with(c, &record, &mut held, (join_netns, files, hostname)).await;
+        let leased = self.lease_endpoints(&record, &mut held);
+        let result = match leased {
+            Ok(()) => self.start_with(c, &record, &mut held, (join_netns, files, hostname)).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = &result {
             self.release(held).await;
             let msg = e.message.clone();
@@ -523,14 +592,23 @@ impl Daemon {
         (join_netns, files, hostname): (Option<File>, Option<PathBuf>, String),
     ) -> Result<(), ApiError> {
         let dir = self.store.dir(&c.id);
-        let sources = self.link_sources(record)?;
-        if record.network_mode == "bridge" || record.network_mode == "none" {
+        // On a user-defined network a link is a name for the DNS only (Docker's rule).
+        let sources =
+            if record.network_mode == "bridge" { self.link_sources(record)? } else { Vec::new() };
+        let user_ips: Vec<Ipv4Addr> = held.endpoints.iter().map(|e| e.ip).collect();
+        if !user_ips.is_empty() {
+            let ips: Vec<Ipv4Addr> = held.ip.into_iter().chain(user_ips.iter().copied()).collect();
+            hosts::write_files_internal(&dir, &ips, &record.hostname)
+                .map_err(ApiError::internal)?;
+        } else if !record.network_mode.starts_with("container:") && record.network_mode != "host" {
             hosts::write_files(&dir, held.ip, &record.hostname).map_err(ApiError::internal)?;
             Daemon::write_linked_hosts(&dir, record, held.ip, &sources)
                 .map_err(ApiError::internal)?;
         }
         let mut published = Vec::new();
-        if let Some(ip) = held.ip {
+        if let Some(ip) = held.ip.or_else(|| {
+            held.endpoints.first().filter(|_| record.network_mode != "bridge").map(|e| e.ip)
+        }) {
             for (id, p) in self.publish(record, ip)? {
                 held.bindings.push(id);
                 published.push(p);
@@ -555,21 +633,30 @@ impl Daemon {
             hostname,
             files,
             host_network: record.network_mode == "host",
-            disable_ipv6: matches!(record.network_mode.as_str(), "bridge" | "none"),
+            disable_ipv6: record.network_mode != "host"
+                && !record.network_mode.starts_with("container:"),
             binds: record.binds.iter().filter_map(|b| parse_bind(b).ok()).collect(),
             working_dir: Some(record.working_dir.clone()).filter(|w| !w.is_empty()),
             join_netns,
         };
         let mut started = self.spawner.spawn(launch).await.map_err(ApiError::internal)?;
         let shim = started.child.id();
-        let net_result = match (record.network_mode.as_str(), held.ip) {
+        let mut net_result = match (record.network_mode.as_str(), held.ip) {
             ("bridge", Some(ip)) => {
                 held.veth = Some(net::veth_name(&c.id));
-                net::attach(&self.handle, &self.bridge, &c.id, shim, ip).await
+                net::attach(&self.handle, &self.bridge, &c.id, shim, ip, 0).await
             }
-            ("none", _) => net::loopback_only(shim).await,
-            _ => Ok(()),
+            ("bridge", None) | ("host", _) => Ok(()),
+            (m, _) if m.starts_with("container:") => Ok(()),
+            _ => net::loopback_only(shim).await,
         };
+        for e in &mut held.endpoints {
+            if net_result.is_err() {
+                break;
+            }
+            net_result =
+                net::attach(&self.handle, &e.network.bridge, &c.id, shim, e.ip, e.slot).await;
+        }
         if let Err(e) = net_result {
             let _ = started.child.kill();
             let _ = started.child.wait();
@@ -620,6 +707,13 @@ impl Daemon {
             r.state.finished_at = ZERO_TIME.into();
             r.ip = ip;
             r.ports = published;
+            for a in &mut r.networks {
+                a.ip = user_ips
+                    .iter()
+                    .zip(&held.endpoints)
+                    .find(|(_, e)| e.network.net.name == a.network)
+                    .map(|(ip, _)| *ip);
+            }
         });
         let _ = self.store.save(&r);
         if let Ok(mut h) = c.held.lock() {
@@ -676,6 +770,9 @@ impl Daemon {
         if let Some(ip) = held.ip {
             self.bridge.ipam.release(ip);
         }
+        for e in held.endpoints {
+            self.release_endpoint(e).await;
+        }
     }
 
     /// The container's command has exited with `code`: it stays exited, or (its restart
@@ -714,6 +811,7 @@ impl Daemon {
                 r.state.finished_at = now;
                 r.ip = None;
                 r.ports.clear();
+                r.networks.iter_mut().for_each(|a| a.ip = None);
                 r.restart_count += 1;
             });
             let _ = self.store.save(&r);
@@ -733,6 +831,7 @@ impl Daemon {
             r.state.finished_at = now;
             r.ip = None;
             r.ports.clear();
+            r.networks.iter_mut().for_each(|a| a.ip = None);
         });
         tracing::info!(id = %c.id, code, "container exited");
         if r.auto_remove {
@@ -860,6 +959,7 @@ impl Daemon {
         if let Err(e) = net::delete_link(&self.handle, net::BRIDGE).await {
             tracing::warn!(error = %e, "could not remove the bridge");
         }
+        self.remove_network_bridges().await;
     }
 
     /// The log file of a container.

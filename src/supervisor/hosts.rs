@@ -47,6 +47,53 @@ pub fn render_resolv_conf(host: &str) -> String {
     out
 }
 
+/// The hosts file of a container on user-defined networks: its hostname on each of its
+/// addresses, in the order of its networks (3f-user-networks.txt: no link lines there).
+pub fn render_hosts_multi(ips: &[Ipv4Addr], hostname: &str) -> String {
+    let mut s = BASE_HOSTS.to_string();
+    for ip in ips {
+        let own = render_hosts(Some(*ip), hostname);
+        s.push_str(own.strip_prefix(BASE_HOSTS).unwrap_or(""));
+    }
+    s
+}
+
+/// The resolv.conf of a container on a user-defined network, as Docker 20.10 builds it
+/// (libnetwork `sandbox_dns_unix.go`, `resolvconf.Build`): the host's `search` line, then
+/// `nameserver 127.0.0.11` (the embedded DNS), then the host's options and `ndots:0` unless
+/// the host sets ndots (3f-user-networks.txt).
+pub fn render_internal_resolv_conf(host: &str) -> String {
+    let mut search = Vec::new();
+    let mut options = Vec::new();
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("search" | "domain") => search = words.map(str::to_string).collect(),
+            Some("options") => options.extend(words.map(str::to_string)),
+            _ => {}
+        }
+    }
+    if !options.iter().any(|o| o.starts_with("ndots:")) {
+        options.push("ndots:0".into());
+    }
+    let mut out = String::new();
+    if !search.is_empty() && search.join(" ").trim() != "." {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    out.push_str("nameserver 127.0.0.11\n");
+    out.push_str(&format!("options {}\n", options.join(" ")));
+    out
+}
+
+/// Writes the files of a container on user-defined networks: `hosts` with `ips`, `hostname`,
+/// and the embedded DNS's `resolv.conf`.
+pub fn write_files_internal(dir: &Path, ips: &[Ipv4Addr], hostname: &str) -> io::Result<()> {
+    write_atomic(&dir.join("hosts"), render_hosts_multi(ips, hostname).as_bytes())?;
+    write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    write_atomic(&dir.join("resolv.conf"), render_internal_resolv_conf(&host).as_bytes())
+}
+
 /// Writes `hosts`, `hostname` and `resolv.conf` into `dir`.
 pub fn write_files(dir: &Path, ip: Option<Ipv4Addr>, hostname: &str) -> io::Result<()> {
     write_atomic(&dir.join("hosts"), render_hosts(ip, hostname).as_bytes())?;
@@ -70,6 +117,22 @@ mod tests {
                 .ends_with("172.17.0.3\tmyhost.example.com myhost\n")
         );
         assert!(render_hosts(None, "x").ends_with("ip6-allrouters\n"));
+    }
+
+    #[test]
+    fn user_network_files_are_dockers() {
+        let ips = [Ipv4Addr::new(172, 17, 0, 2), Ipv4Addr::new(172, 18, 0, 4)];
+        assert!(render_hosts_multi(&ips, "a1494cc901bf").ends_with(
+            "ff02::2\tip6-allrouters\n172.17.0.2\ta1494cc901bf\n172.18.0.4\ta1494cc901bf\n"
+        ));
+        assert_eq!(
+            render_internal_resolv_conf("nameserver 10.255.255.53\n"),
+            "nameserver 127.0.0.11\noptions ndots:0\n"
+        );
+        assert_eq!(
+            render_internal_resolv_conf("search lan\nnameserver 1.1.1.1\noptions ndots:2 edns0\n"),
+            "search lan\nnameserver 127.0.0.11\noptions ndots:2 edns0\n"
+        );
     }
 
     #[test]

@@ -123,6 +123,10 @@ impl Daemon {
     /// `exec` sees, as Docker recomputes them); sources that do not run are left out.
     pub fn link_env(&self, r: &Record) -> Vec<String> {
         let mut env = Vec::new();
+        if r.network_mode != "bridge" {
+            // On a user-defined network a link is a name for the DNS only, as in Docker.
+            return env;
+        }
         for link in record_links(r) {
             let Ok(c) = self.find(&link.name) else { continue };
             let source = c.record();
@@ -215,6 +219,12 @@ const OPEN_TREE_CLONE: libc::c_uint = 1;
 /// thread of its own that enters the namespace (`setns` is per thread, and the thread must not
 /// share its filesystem attributes to enter a mount namespace).
 fn swap_hosts(pid: i32, file: &Path) -> io::Result<()> {
+    swap_file(pid, file, "/etc/hosts")
+}
+
+/// Makes `target` (a file bind-mounted from the daemon's, `/etc/hosts` or `/etc/resolv.conf`)
+/// inside the mount namespace of process `pid` show `file`, whole, as `swap_hosts` does.
+pub(super) fn swap_file(pid: i32, file: &Path, target: &str) -> io::Result<()> {
     let ns = File::open(format!("/proc/{pid}/ns/mnt"))?;
     let file: PathBuf = file.to_path_buf();
     std::thread::scope(|s| {
@@ -223,12 +233,15 @@ fn swap_hosts(pid: i32, file: &Path) -> io::Result<()> {
             // A detached copy of a bind mount of the new file, made in the daemon's namespace.
             let tree = open_tree(&file)?;
             nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS).map_err(io::Error::from)?;
-            let target = CString::new("/etc/hosts").map_err(io::Error::other)?;
-            match move_mount(&tree, &target, MOVE_MOUNT_BENEATH) {
-                Ok(()) => nix::mount::umount2("/etc/hosts", nix::mount::MntFlags::MNT_DETACH)
-                    .map_err(io::Error::from),
+            let target_c = CString::new(target).map_err(io::Error::other)?;
+            let target = &target_c;
+            match move_mount(&tree, target, MOVE_MOUNT_BENEATH) {
+                Ok(()) => {
+                    nix::mount::umount2(target_c.as_c_str(), nix::mount::MntFlags::MNT_DETACH)
+                        .map_err(io::Error::from)
+                }
                 // Before Linux 6.5: on top.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => move_mount(&tree, &target, 0),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => move_mount(&tree, target, 0),
                 Err(e) => Err(e),
             }
         })

@@ -20,6 +20,7 @@ pub mod linked;
 pub mod links;
 pub mod names;
 pub mod net;
+pub mod netd;
 pub mod networks;
 pub mod process;
 pub mod publish;

@@ -1,7 +1,8 @@
 //! User-defined bridge networks (`network create [--subnet CIDR] [--gateway IP] NAME`,
 //! `network ls`, `network rm NAME`, `run --network NAME`) as rules over plain data: which
 //! names are taken, which subnet a new network gets, when one may be removed, and Docker's
-//! words for each refusal (3f-user-networks.txt). Pure; not wired into the daemon yet.
+//! words for each refusal (3f-user-networks.txt). Pure; the daemon's side is in
+//! [`super::netd`].
 //!
 //! Each network is a bridge of its own named `br-` and the first 12 digits of its ID, as
 //! Docker names them, with its own subnet: the one given, or the first of Docker's default
@@ -14,8 +15,8 @@ use super::net::ipam::Subnet;
 /// The networks every daemon has; they cannot be created or removed.
 pub const PREDEFINED: &[&str] = &["bridge", "host", "none"];
 
-/// One user-defined network.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One user-defined network (its record under the data root's `networks/`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Network {
     /// 64 hex digits.
     pub id: String,
@@ -28,6 +29,9 @@ pub struct Network {
     /// Whether the subnet was given (`--subnet`): only then may a container ask for an
     /// address of its own, as with Docker.
     pub user_subnet: bool,
+    /// When it was created (RFC 3339).
+    #[serde(default)]
+    pub created: String,
 }
 
 impl Network {
@@ -177,7 +181,7 @@ pub fn plan(
             ip
         }
     };
-    Ok(Network { id, name: req.name.clone(), subnet, gateway, user_subnet })
+    Ok(Network { id, name: req.name.clone(), subnet, gateway, user_subnet, created: String::new() })
 }
 
 /// Finds a network by name, ID or unambiguous ID prefix, as `--network` and `network rm`

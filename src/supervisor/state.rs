@@ -106,6 +106,23 @@ pub struct Record {
     /// `--link`s as `NAME:ALIAS`, NAME the source's name.
     #[serde(default)]
     pub links: Vec<String>,
+    /// The user-defined networks it is on (`run --network NAME` first, then `network
+    /// connect`s), each with its aliases and, while running, its address there.
+    #[serde(default)]
+    pub networks: Vec<Attachment>,
+}
+
+/// A container's place on a user-defined network.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The network's name.
+    pub network: String,
+    /// `--network-alias` (or `network connect --alias`) names.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Its address on the network while running.
+    #[serde(default)]
+    pub ip: Option<Ipv4Addr>,
 }
 
 /// A PROXY protocol version kept as `"v1"`/`"v2"` (or nothing) in a record.
@@ -160,6 +177,61 @@ impl Store {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// Saves a user-defined network's record atomically (`networks/<id>.json`).
+    pub fn save_network(&self, net: &super::networks::Network) -> io::Result<()> {
+        let dir = self.root.join("networks");
+        fs::create_dir_all(&dir)?;
+        let json = serde_json::to_vec_pretty(net).map_err(io::Error::other)?;
+        write_atomic(&dir.join(format!("{}.json", net.id)), &json)
+    }
+
+    /// Removes a network's record.
+    pub fn remove_network(&self, id: &str) -> io::Result<()> {
+        match fs::remove_file(self.root.join("networks").join(format!("{id}.json"))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every network record that can be read, oldest first.
+    pub fn load_networks(&self) -> Vec<super::networks::Network> {
+        let Ok(entries) = fs::read_dir(self.root.join("networks")) else {
+            return Vec::new();
+        };
+        let mut nets: Vec<super::networks::Network> = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "json") || path.ends_with("predefined.json") {
+                continue;
+            }
+            match fs::read(&path).map(|b| serde_json::from_slice(&b)) {
+                Ok(Ok(n)) => nets.push(n),
+                Ok(Err(e)) => tracing::warn!(path = %path.display(), error = %e, "bad network"),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "unreadable network"),
+            }
+        }
+        nets.sort_by(|a, b| a.created.cmp(&b.created));
+        nets
+    }
+
+    /// The IDs of the predefined networks (`bridge`, `host`, `none`), made once and kept.
+    pub fn predefined_ids(&self) -> io::Result<Vec<(String, String)>> {
+        let dir = self.root.join("networks");
+        fs::create_dir_all(&dir)?;
+        let path = dir.join("predefined.json");
+        if let Ok(Ok(ids)) =
+            fs::read(&path).map(|b| serde_json::from_slice::<Vec<(String, String)>>(&b))
+        {
+            return Ok(ids);
+        }
+        let mut ids = Vec::new();
+        for name in super::networks::PREDEFINED {
+            ids.push((name.to_string(), super::names::new_id()?));
+        }
+        write_atomic(&path, &serde_json::to_vec(&ids).map_err(io::Error::other)?)?;
+        Ok(ids)
     }
 
     /// Every record that can be read; unreadable ones are logged and skipped.

@@ -141,6 +141,7 @@ impl Daemon {
                 "IPPrefixLen": prefix,
                 "Gateway": gateway,
                 "MacAddress": mac,
+                "Networks": self.networks_json(&r),
             },
         })
     }

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
 /// An IPv4 subnet as address and prefix length.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Subnet {
     /// The network address (host bits zero).
     pub network: Ipv4Addr,
@@ -29,6 +29,11 @@ impl Subnet {
         let p = self.prefix.min(other.prefix);
         let m = Self::mask(p);
         u32::from(self.network) & m == u32::from(other.network) & m
+    }
+
+    /// True if `ip` is one of the subnet's addresses.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        Subnet::containing(ip, self.prefix) == *self
     }
 
     /// The broadcast address.
@@ -70,6 +75,19 @@ impl Ipam {
         let free = (first..=last).find(|a| *a != gw && !leased.contains(a))?;
         leased.insert(free);
         Some(Ipv4Addr::from(free))
+    }
+
+    /// Leases `ip` itself, if it is a free host address of the subnet other than the gateway.
+    pub fn lease_exact(&self, ip: Ipv4Addr) -> Option<Ipv4Addr> {
+        let a = u32::from(ip);
+        if !self.subnet.contains(ip)
+            || ip == self.gateway
+            || ip == self.subnet.network
+            || ip == self.subnet.broadcast()
+        {
+            return None;
+        }
+        self.leased.lock().ok()?.insert(a).then_some(ip)
     }
 
     /// Gives an address back.

@@ -97,7 +97,7 @@ pub async fn links_with_prefix(handle: &Handle, prefix: &str) -> io::Result<Vec<
 }
 
 /// The IPv4 destinations of every route in this namespace (the default route left out).
-async fn routed_subnets(handle: &Handle) -> io::Result<Vec<Subnet>> {
+pub async fn routed_subnets(handle: &Handle) -> io::Result<Vec<Subnet>> {
     let mut routes = handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
     let mut subnets = Vec::new();
     while let Some(route) = routes.try_next().await.map_err(|e| nl("route dump", e))? {
@@ -127,35 +127,67 @@ pub async fn setup_bridge(handle: &Handle, bip: Option<(Ipv4Addr, u8)>) -> io::R
             (Ipv4Addr::from(u32::from(pool.network) + 1), pool.prefix)
         }
     };
+    create_bridge(handle, BRIDGE, gateway, prefix).await
+}
+
+/// Creates bridge `name` with address `gateway`/`prefix`, up; its pool is that subnet. A
+/// bridge of that name already there (a killed daemon's) is replaced.
+pub async fn create_bridge(
+    handle: &Handle,
+    name: &str,
+    gateway: Ipv4Addr,
+    prefix: u8,
+) -> io::Result<Bridge> {
+    delete_link(handle, name).await?;
     handle
         .link()
-        .add(LinkBridge::new(BRIDGE).build())
+        .add(LinkBridge::new(name).build())
         .execute()
         .await
         .map_err(|e| nl("create bridge", e))?;
-    let index = link_index(handle, BRIDGE)
+    let index = link_index(handle, name)
         .await?
         .ok_or_else(|| io::Error::other("the bridge vanished after it was created"))?;
-    handle
-        .address()
-        .add(index, IpAddr::V4(gateway), prefix)
-        .execute()
-        .await
-        .map_err(|e| nl("bridge address", e))?;
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await
-        .map_err(|e| nl("bridge up", e))?;
+    let result = async {
+        handle
+            .address()
+            .add(index, IpAddr::V4(gateway), prefix)
+            .execute()
+            .await
+            .map_err(|e| nl("bridge address", e))?;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| nl("bridge up", e))
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = delete_link(handle, name).await;
+        return Err(e);
+    }
     let subnet = Subnet::containing(gateway, prefix);
-    tracing::info!(bridge = BRIDGE, %gateway, prefix, "bridge up");
+    tracing::info!(bridge = name, %gateway, prefix, "bridge up");
     Ok(Bridge { index, ipam: Ipam::new(subnet, gateway) })
 }
 
-/// The host-side veth name of a container.
+/// Turns IPv4 forwarding off for packets that arrive on interface `name` (in the daemon's
+/// namespace), so a user-defined network's containers reach no other network through the
+/// daemon's routing, whatever `net.ipv4.ip_forward` says.
+pub fn no_forwarding_from(name: &str) -> io::Result<()> {
+    std::fs::write(format!("/proc/sys/net/ipv4/conf/{name}/forwarding"), "0")
+}
+
+/// The host-side veth name of a container's `eth0`.
 pub fn veth_name(id: &str) -> String {
-    format!("{VETH_PREFIX}{}", id.get(..7).unwrap_or(id))
+    slot_veth_name(id, 0)
+}
+
+/// The host-side veth name of a container's `eth<slot>` (`eth0`'s has no suffix).
+pub fn slot_veth_name(id: &str, slot: usize) -> String {
+    let short = id.get(..7).unwrap_or(id);
+    if slot == 0 { format!("{VETH_PREFIX}{short}") } else { format!("{VETH_PREFIX}{short}{slot}") }
 }
 
 /// Docker's MAC for an address: 02:42 then the four address bytes.
@@ -166,16 +198,18 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
 
 /// Connects the container whose init has PID `pid` to the bridge at `ip`: a veth pair, the
 /// host end on the bridge, the other end moved into the container and configured there as
-/// `eth0` with the default route via the gateway. Undoes what it did if a step fails.
+/// `eth<slot>`, `eth0` with the default route via the gateway. Undoes what it did if a step
+/// fails.
 pub async fn attach(
     handle: &Handle,
     bridge: &Bridge,
     id: &str,
     pid: u32,
     ip: Ipv4Addr,
+    slot: usize,
 ) -> io::Result<()> {
-    let host = veth_name(id);
-    let peer = format!("cptmp{}", id.get(..7).unwrap_or(id));
+    let host = slot_veth_name(id, slot);
+    let peer = format!("cptmp{}{slot}", id.get(..7).unwrap_or(id));
     handle
         .link()
         .add(LinkVeth::new(&host, &peer).build())
@@ -203,7 +237,7 @@ pub async fn attach(
         let subnet = bridge.ipam.subnet();
         let gateway = bridge.ipam.gateway();
         in_netns(pid, move |h| async move {
-            configure_inside(&h, &peer, Some((ip, subnet.prefix, gateway))).await
+            configure_inside(&h, &peer, Some((ip, subnet.prefix, gateway, slot))).await
         })
         .await
     }
@@ -219,12 +253,12 @@ pub async fn loopback_only(pid: u32) -> io::Result<()> {
     in_netns(pid, |h| async move { configure_inside(&h, "", None).await }).await
 }
 
-/// Inside the container: `lo` up and, given an address, the veth end renamed `eth0`, its MAC
-/// and address set, up, and the default route.
+/// Inside the container: `lo` up and, given an address, the veth end renamed `eth<slot>`, its
+/// MAC and address set, up, and (`eth0`) the default route.
 async fn configure_inside(
     h: &Handle,
     peer: &str,
-    addr: Option<(Ipv4Addr, u8, Ipv4Addr)>,
+    addr: Option<(Ipv4Addr, u8, Ipv4Addr, usize)>,
 ) -> io::Result<()> {
     let lo = link_index(h, "lo").await?.ok_or_else(|| io::Error::other("no lo"))?;
     h.link()
@@ -232,14 +266,14 @@ async fn configure_inside(
         .execute()
         .await
         .map_err(|e| nl("lo up", e))?;
-    let Some((ip, prefix, gateway)) = addr else {
+    let Some((ip, prefix, gateway, slot)) = addr else {
         return Ok(());
     };
     let index = link_index(h, peer).await?.ok_or_else(|| io::Error::other("veth not moved"))?;
     h.link()
         .set(
             LinkUnspec::new_with_index(index)
-                .name("eth0".to_string())
+                .name(format!("eth{slot}"))
                 .address(mac_for(ip).to_vec())
                 .build(),
         )
@@ -256,6 +290,9 @@ async fn configure_inside(
         .execute()
         .await
         .map_err(|e| nl("eth0 up", e))?;
+    if slot > 0 {
+        return Ok(());
+    }
     h.route()
         .add(
             RouteMessageBuilder::<Ipv4Addr>::new()

@@ -1,0 +1,582 @@
+//! User-defined networks in the daemon: each is a bridge of its own (`br-` and 12 digits of
+//! its ID) with its own subnet and address pool, kept as a record under the data root
+//! (`networks/<id>.json`) and set up again when the daemon starts; `network rm` and the
+//! daemon's shutdown remove the bridge. The rules (names, subnets, Docker's words) are in
+//! [`super::networks`]; this is what the API's `/networks` endpoints call.
+//!
+//! A container on such a network has an interface there (`eth0` for `run --network NAME`,
+//! `eth1`, `eth2`… for `network connect`), and [`Daemon::resolve`] answers the names of the
+//! containers it shares a network with, from live state.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use rtnetlink::Handle;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::daemon::{ApiError, Container, Daemon, EndpointRequest};
+use super::format::rfc3339;
+use super::net::{self, Bridge};
+use super::networks::{self, CreateRequest, Network, NetworkError};
+use super::state::{Attachment, Record};
+
+/// A user-defined network that is up: its record and its bridge.
+#[derive(Debug)]
+pub struct UserNet {
+    /// The record.
+    pub net: Network,
+    /// Its bridge and address pool.
+    pub bridge: Bridge,
+}
+
+impl UserNet {
+    /// Creates the network's bridge (replacing one a killed daemon left) with its gateway,
+    /// forwarding off for what arrives on it.
+    pub async fn up(handle: &Handle, net: Network) -> std::io::Result<UserNet> {
+        let name = net.bridge_name();
+        let bridge = net::create_bridge(handle, &name, net.gateway, net.subnet.prefix).await?;
+        if let Err(e) = net::no_forwarding_from(&name) {
+            let _ = net::delete_link(handle, &name).await;
+            return Err(e);
+        }
+        Ok(UserNet { net, bridge })
+    }
+}
+
+/// A running container's interface on a user-defined network.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// The network.
+    pub network: Arc<UserNet>,
+    /// The container's address there.
+    pub ip: Ipv4Addr,
+    /// `eth<slot>` inside the container.
+    pub slot: usize,
+    /// The host end of its veth pair.
+    pub veth: String,
+}
+
+/// `POST /networks/create`'s body, Docker's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreateRequest {
+    /// The name.
+    pub name: String,
+    /// `bridge` or empty.
+    pub driver: String,
+    /// `--subnet`/`--gateway`.
+    #[serde(rename = "IPAM")]
+    pub ipam: IpamRequest,
+}
+
+/// `IPAM` of [`NetworkCreateRequest`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamRequest {
+    /// At most one entry is used.
+    pub config: Vec<IpamConfigRequest>,
+}
+
+/// One `IPAM.Config` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamConfigRequest {
+    /// `--subnet`.
+    pub subnet: String,
+    /// `--gateway`.
+    pub gateway: String,
+}
+
+/// `POST /networks/{id}/connect` and `/disconnect` bodies.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ConnectRequest {
+    /// The container.
+    pub container: String,
+    /// Its aliases there.
+    pub endpoint_config: EndpointRequest,
+}
+
+fn network_error(e: NetworkError) -> ApiError {
+    let status = match e {
+        NetworkError::Exists(_) => 409,
+        NetworkError::NotFound(_) | NetworkError::NoSuchNetwork(_) | NetworkError::Driver(_) => 404,
+        NetworkError::Predefined(_) | NetworkError::ActiveEndpoints { .. } => 403,
+        _ => 400,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+fn mac_text(ip: Ipv4Addr) -> String {
+    net::mac_for(ip).iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// A container's endpoint ID on a network (Docker's are random; this one is stable).
+fn endpoint_id(container: &str, network: &str) -> String {
+    let a = container.get(..32).unwrap_or(container);
+    let b = network.get(32..).unwrap_or(network);
+    format!("{a}{b}")
+}
+
+impl Daemon {
+    /// The user-defined network a name, ID or unambiguous ID prefix names.
+    pub fn user_network(&self, key: &str) -> Option<Arc<UserNet>> {
+        let nets = self.networks.lock().ok()?;
+        let plain: Vec<Network> = nets.iter().map(|n| n.net.clone()).collect();
+        let id = networks::find(&plain, key)?.id.clone();
+        nets.iter().find(|n| n.net.id == id).cloned()
+    }
+
+    fn user_networks(&self) -> Vec<Arc<UserNet>> {
+        self.networks.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    /// `network create`: plans the network, brings its bridge up, keeps its record.
+    pub async fn network_create(&self, req: NetworkCreateRequest) -> Result<String, ApiError> {
+        let _op = self.net_op.lock().await;
+        if req.name.is_empty() {
+            return Err(ApiError::new(400, "network name is empty"));
+        }
+        if !super::names::valid(&req.name) {
+            return Err(ApiError::new(
+                400,
+                format!("invalid name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", req.name),
+            ));
+        }
+        let ipam = req.ipam.config.first();
+        let plan = CreateRequest {
+            name: req.name.clone(),
+            driver: req.driver.clone(),
+            subnet: ipam.map(|c| c.subnet.clone()).filter(|s| !s.is_empty()),
+            gateway: ipam.map(|c| c.gateway.clone()).filter(|s| !s.is_empty()),
+        };
+        let existing: Vec<Network> = self.user_networks().iter().map(|n| n.net.clone()).collect();
+        let routed = net::routed_subnets(&self.handle).await.map_err(ApiError::internal)?;
+        let id = super::names::new_id().map_err(ApiError::internal)?;
+        let mut network = networks::plan(&plan, &existing, &routed, id).map_err(network_error)?;
+        network.created = rfc3339(SystemTime::now());
+        let up = UserNet::up(&self.handle, network.clone())
+            .await
+            .map_err(|e| ApiError::internal(format!("cannot create the network's bridge: {e}")))?;
+        if let Err(e) = self.store.save_network(&network) {
+            let _ = net::delete_link(&self.handle, &network.bridge_name()).await;
+            return Err(ApiError::internal(e));
+        }
+        if let Ok(mut nets) = self.networks.lock() {
+            nets.push(Arc::new(up));
+        }
+        tracing::info!(network = %network.name, subnet = ?network.subnet, "network created");
+        Ok(network.id)
+    }
+
+    /// Whether a running (or restarting) container is on the network named `name`.
+    fn network_in_use(&self, name: &str) -> bool {
+        self.all().iter().map(|c| c.record()).any(|r| {
+            matches!(r.state.status.as_str(), "running" | "restarting")
+                && r.networks.iter().any(|a| a.network == name)
+        })
+    }
+
+    /// `network rm KEY`: refused for predefined networks, unknown ones and ones with running
+    /// containers (Docker's words); the bridge and the record go.
+    pub async fn network_remove(&self, key: &str) -> Result<(), ApiError> {
+        let _op = self.net_op.lock().await;
+        let nets = self.user_networks();
+        let plain: Vec<Network> = nets.iter().map(|n| n.net.clone()).collect();
+        let id = networks::check_remove(&plain, key, |n| self.network_in_use(n))
+            .map_err(network_error)?
+            .id
+            .clone();
+        let Some(n) = nets.into_iter().find(|n| n.net.id == id) else {
+            return Err(network_error(NetworkError::NoSuchNetwork(key.to_string())));
+        };
+        net::delete_link(&self.handle, &n.net.bridge_name()).await.map_err(ApiError::internal)?;
+        self.store.remove_network(&id).map_err(ApiError::internal)?;
+        if let Ok(mut all) = self.networks.lock() {
+            all.retain(|x| x.net.id != id);
+        }
+        Ok(())
+    }
+
+    /// Removes every user-defined network's bridge (the records stay): the daemon's shutdown.
+    pub(super) async fn remove_network_bridges(&self) {
+        for n in self.user_networks() {
+            let name = n.net.bridge_name();
+            if let Err(e) = net::delete_link(&self.handle, &name).await {
+                tracing::warn!(bridge = %name, error = %e, "could not remove a network's bridge");
+            }
+        }
+    }
+
+    /// `GET /networks`: Docker's summaries, predefined first.
+    pub fn network_list(&self) -> Vec<Value> {
+        let mut out: Vec<Value> = self
+            .predefined_ids
+            .iter()
+            .filter_map(|(name, _)| self.network_inspect(name).ok())
+            .collect();
+        out.extend(self.user_networks().iter().map(|n| self.user_network_json(n)));
+        out
+    }
+
+    /// `GET /networks/{id}`: Docker's inspect object.
+    pub fn network_inspect(&self, key: &str) -> Result<Value, ApiError> {
+        if let Some((name, id)) =
+            self.predefined_ids.iter().find(|(n, id)| n == key || id == key || id.starts_with(key))
+        {
+            let subnet = self.bridge.ipam.subnet();
+            let (driver, config) = match name.as_str() {
+                "bridge" => (
+                    "bridge",
+                    json!([{"Subnet": format!("{}/{}", subnet.network, subnet.prefix),
+                            "Gateway": self.bridge.ipam.gateway().to_string()}]),
+                ),
+                "host" => ("host", json!([])),
+                _ => ("null", json!([])),
+            };
+            let mut containers = serde_json::Map::new();
+            if name == "bridge" {
+                for r in self.all().iter().map(|c| c.record()) {
+                    if r.network_mode == "bridge"
+                        && r.state.status == "running"
+                        && let Some(ip) = r.ip
+                    {
+                        containers.insert(
+                            r.id.clone(),
+                            json!({"Name": r.name, "EndpointID": endpoint_id(&r.id, id),
+                                   "MacAddress": mac_text(ip),
+                                   "IPv4Address": format!("{ip}/{}", subnet.prefix),
+                                   "IPv6Address": ""}),
+                        );
+                    }
+                }
+            }
+            return Ok(json!({
+                "Name": name, "Id": id, "Created": "", "Scope": "local", "Driver": driver,
+                "EnableIPv6": false,
+                "IPAM": {"Driver": "default", "Options": null, "Config": config},
+                "Internal": false, "Attachable": false, "Ingress": false,
+                "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
+                "Containers": containers, "Options": {}, "Labels": {},
+            }));
+        }
+        let n = self
+            .user_network(key)
+            .ok_or_else(|| network_error(NetworkError::NoSuchNetwork(key.to_string())))?;
+        Ok(self.user_network_json(&n))
+    }
+
+    fn user_network_json(&self, n: &UserNet) -> Value {
+        let subnet = n.net.subnet;
+        let mut containers = serde_json::Map::new();
+        for r in self.all().iter().map(|c| c.record()) {
+            if r.state.status != "running" {
+                continue;
+            }
+            for a in r.networks.iter().filter(|a| a.network == n.net.name) {
+                if let Some(ip) = a.ip {
+                    containers.insert(
+                        r.id.clone(),
+                        json!({"Name": r.name, "EndpointID": endpoint_id(&r.id, &n.net.id),
+                               "MacAddress": mac_text(ip),
+                               "IPv4Address": format!("{ip}/{}", subnet.prefix),
+                               "IPv6Address": ""}),
+                    );
+                }
+            }
+        }
+        json!({
+            "Name": n.net.name,
+            "Id": n.net.id,
+            "Created": n.net.created,
+            "Scope": "local",
+            "Driver": "bridge",
+            "EnableIPv6": false,
+            "IPAM": {
+                "Driver": "default",
+                "Options": {},
+                "Config": [{"Subnet": format!("{}/{}", subnet.network, subnet.prefix),
+                            "Gateway": n.net.gateway.to_string()}],
+            },
+            "Internal": false,
+            "Attachable": false,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": {},
+            "Labels": {},
+        })
+    }
+
+    /// Leases an address on each of a starting container's user-defined networks, in order:
+    /// `eth0` for the first unless the container is on the default bridge (which has `eth0`).
+    pub(super) fn lease_endpoints(
+        &self,
+        r: &Record,
+        held: &mut super::daemon::Held,
+    ) -> Result<(), ApiError> {
+        let first = usize::from(r.network_mode == "bridge");
+        for (i, a) in r.networks.iter().enumerate() {
+            let n = self
+                .user_network(&a.network)
+                .ok_or_else(|| ApiError::new(404, format!("network {} not found", a.network)))?;
+            let ip = n.bridge.ipam.lease().ok_or_else(|| {
+                ApiError::internal(format!("no address left on network {}", a.network))
+            })?;
+            let slot = first + i;
+            let veth = net::slot_veth_name(&r.id, slot);
+            held.endpoints.push(Endpoint { network: n, ip, slot, veth });
+        }
+        Ok(())
+    }
+
+    /// Gives an endpoint back: its veth (the pair goes with it) and its address.
+    pub(super) async fn release_endpoint(&self, e: Endpoint) {
+        if let Err(err) = net::delete_link(&self.handle, &e.veth).await {
+            tracing::warn!(veth = %e.veth, error = %err, "could not remove veth");
+        }
+        e.network.bridge.ipam.release(e.ip);
+    }
+
+    /// `network connect [--alias A] NET CONTAINER`: the container joins the network (now, on
+    /// a new `eth<N>`, if it runs) and keeps it for its next starts.
+    pub async fn network_connect(
+        &self,
+        key: &str,
+        container: &Arc<Container>,
+        aliases: Vec<String>,
+    ) -> Result<(), ApiError> {
+        let n = self
+            .user_network(key)
+            .ok_or_else(|| network_error(NetworkError::NotFound(key.to_string())))?;
+        let _op = container.op.lock().await;
+        let r = container.record();
+        match r.network_mode.as_str() {
+            "host" => {
+                return Err(ApiError::new(
+                    400,
+                    "container cannot be disconnected from host network or connected to host network",
+                ));
+            }
+            "none" => {
+                return Err(ApiError::new(
+                    400,
+                    "container cannot be connected to multiple networks with one of the networks in private (none) mode",
+                ));
+            }
+            m if m.starts_with("container:") => {
+                return Err(ApiError::new(
+                    400,
+                    "container sharing network namespace with another container or host cannot be connected to any other network",
+                ));
+            }
+            _ => {}
+        }
+        if r.networks.iter().any(|a| a.network == n.net.name) {
+            return Err(ApiError::new(
+                403,
+                format!("endpoint with name {} already exists in network {}", r.name, n.net.name),
+            ));
+        }
+        let attachment = Attachment { network: n.net.name.clone(), aliases, ip: None };
+        if r.state.status != "running" || r.state.pid <= 0 {
+            let r = container.update(|r| r.networks.push(attachment));
+            return self.store.save(&r).map_err(ApiError::internal);
+        }
+        let ip = n.bridge.ipam.lease().ok_or_else(|| {
+            ApiError::internal(format!("no address left on network {}", n.net.name))
+        })?;
+        let slot = {
+            let held = container.held.lock().map_err(ApiError::internal)?;
+            let used: Vec<usize> = held
+                .endpoints
+                .iter()
+                .map(|e| e.slot)
+                .chain(held.veth.as_ref().map(|_| 0))
+                .collect();
+            (0..).find(|s| !used.contains(s)).unwrap_or(0)
+        };
+        let pid = u32::try_from(r.state.pid).unwrap_or(0);
+        if let Err(e) = net::attach(&self.handle, &n.bridge, &container.id, pid, ip, slot).await {
+            n.bridge.ipam.release(ip);
+            return Err(ApiError::internal(format!("cannot connect the container: {e}")));
+        }
+        if let Ok(mut held) = container.held.lock() {
+            let veth = net::slot_veth_name(&container.id, slot);
+            held.endpoints.push(Endpoint { network: n.clone(), ip, slot, veth });
+        }
+        let r = container.update(|r| r.networks.push(Attachment { ip: Some(ip), ..attachment }));
+        let _ = self.store.save(&r);
+        self.rewrite_network_files(&r).await;
+        Ok(())
+    }
+
+    /// `network disconnect NET CONTAINER`: its interface there goes, and the network is
+    /// forgotten for its next starts.
+    pub async fn network_disconnect(
+        &self,
+        key: &str,
+        container: &Arc<Container>,
+    ) -> Result<(), ApiError> {
+        let n = self
+            .user_network(key)
+            .ok_or_else(|| network_error(NetworkError::NotFound(key.to_string())))?;
+        let _op = container.op.lock().await;
+        let r = container.record();
+        if !r.networks.iter().any(|a| a.network == n.net.name) {
+            return Err(ApiError::new(
+                403,
+                format!("container {} is not connected to network {}", r.id, n.net.name),
+            ));
+        }
+        let endpoint = container.held.lock().ok().and_then(|mut h| {
+            let i = h.endpoints.iter().position(|e| e.network.net.id == n.net.id)?;
+            Some(h.endpoints.remove(i))
+        });
+        if let Some(e) = endpoint {
+            self.release_endpoint(e).await;
+        }
+        let r = container.update(|r| r.networks.retain(|a| a.network != n.net.name));
+        let _ = self.store.save(&r);
+        if r.state.status == "running" {
+            self.rewrite_network_files(&r).await;
+        }
+        Ok(())
+    }
+
+    /// After a connect or disconnect: a running container's `/etc/hosts` (its hostname on each
+    /// address) and `/etc/resolv.conf` (the embedded DNS while it is on a user-defined
+    /// network, the host's otherwise) rewritten and swapped in whole.
+    async fn rewrite_network_files(&self, r: &Record) {
+        let dir = self.store.dir(&r.id);
+        let user: Vec<Ipv4Addr> = r.networks.iter().filter_map(|a| a.ip).collect();
+        let ips: Vec<Ipv4Addr> = r.ip.into_iter().chain(user.iter().copied()).collect();
+        let hostname = r.hostname.clone();
+        let pid = r.state.pid;
+        let on_user = !user.is_empty();
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            let (hosts, resolv) = if on_user {
+                (
+                    super::hosts::render_hosts_multi(&ips, &hostname),
+                    super::hosts::render_internal_resolv_conf(&host),
+                )
+            } else {
+                (
+                    super::hosts::render_hosts(ips.first().copied(), &hostname),
+                    super::hosts::render_resolv_conf(&host),
+                )
+            };
+            for (file, text) in [("hosts", hosts), ("resolv.conf", resolv)] {
+                let path = dir.join(file);
+                if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+                    continue;
+                }
+                super::state::write_atomic(&path, text.as_bytes())?;
+                super::linked::swap_file(pid, &path, &format!("/etc/{file}"))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        if let Err(e) = result {
+            tracing::warn!(container = %r.name, error = %e, "could not rewrite the network files");
+        }
+    }
+
+    /// The addresses `name` stands for, asked from inside container `asker` (its ID): the
+    /// names (container name, hostname, 12-digit ID, network aliases, `NAME.NETWORK`) of the
+    /// running containers that share a user-defined network with it, each with its address
+    /// there, and its own links' aliases on those networks. Nothing for a container on the
+    /// default bridge alone (Docker's legacy rule). Read from live state at every call, so a
+    /// restarted container's new address is answered at once.
+    pub fn resolve(&self, asker: &str, name: &str) -> Option<Vec<IpAddr>> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let all: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
+        let me = all.iter().find(|r| r.id == asker || r.id.starts_with(asker))?;
+        let mine: Vec<&str> =
+            me.networks.iter().filter(|a| a.ip.is_some()).map(|a| a.network.as_str()).collect();
+        if mine.is_empty() {
+            return None;
+        }
+        let link_targets: Vec<String> = super::linked::record_links(me)
+            .into_iter()
+            .filter(|l| l.alias.to_ascii_lowercase() == name)
+            .map(|l| l.name)
+            .collect();
+        let mut out = Vec::new();
+        for r in all.iter().filter(|r| r.state.status == "running") {
+            for a in &r.networks {
+                let Some(ip) = a.ip else { continue };
+                if !mine.contains(&a.network.as_str()) {
+                    continue;
+                }
+                let net_suffix = format!(".{}", a.network.to_ascii_lowercase());
+                let bare = name.strip_suffix(&net_suffix).unwrap_or(&name);
+                let short = r.id.get(..12).unwrap_or(&r.id);
+                let hit = [r.name.as_str(), r.hostname.as_str(), short]
+                    .into_iter()
+                    .chain(a.aliases.iter().map(String::as_str))
+                    .any(|n| n.to_ascii_lowercase() == bare)
+                    || link_targets.contains(&r.name);
+                if hit && !out.contains(&IpAddr::V4(ip)) {
+                    out.push(IpAddr::V4(ip));
+                }
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// `inspect`'s `NetworkSettings.Networks`: the default bridge (if on it) and each
+    /// user-defined network with its aliases (then the 12-digit ID, as Docker lists them).
+    pub(super) fn networks_json(&self, r: &Record) -> Value {
+        let mut map = serde_json::Map::new();
+        let running = r.state.status == "running";
+        let entry = |ip: Option<Ipv4Addr>, prefix: u8, gateway: String, net_id: &str| {
+            let ip = ip.filter(|_| running);
+            json!({
+                "IPAMConfig": null,
+                "Links": null,
+                "NetworkID": net_id,
+                "EndpointID": if ip.is_some() { endpoint_id(&r.id, net_id) } else { String::new() },
+                "Gateway": if ip.is_some() { gateway } else { String::new() },
+                "IPAddress": ip.map(|i| i.to_string()).unwrap_or_default(),
+                "IPPrefixLen": if ip.is_some() { prefix } else { 0 },
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "MacAddress": ip.map(mac_text).unwrap_or_default(),
+            })
+        };
+        let id_of = |name: &str| {
+            self.predefined_ids.iter().find(|(n, _)| n == name).map(|(_, id)| id.clone())
+        };
+        if matches!(r.network_mode.as_str(), "bridge" | "host" | "none") {
+            let id = id_of(&r.network_mode).unwrap_or_default();
+            let mut e = entry(
+                r.ip.filter(|_| r.network_mode == "bridge"),
+                self.bridge.ipam.subnet().prefix,
+                self.bridge.ipam.gateway().to_string(),
+                &id,
+            );
+            e["Aliases"] = Value::Null;
+            map.insert(r.network_mode.clone(), e);
+        }
+        for a in &r.networks {
+            let n = self.user_network(&a.network);
+            let (prefix, gateway, id) = n
+                .map(|n| (n.net.subnet.prefix, n.net.gateway.to_string(), n.net.id.clone()))
+                .unwrap_or((0, String::new(), String::new()));
+            let mut e = entry(a.ip, prefix, gateway, &id);
+            let mut aliases = a.aliases.clone();
+            aliases.push(r.id.get(..12).unwrap_or(&r.id).to_string());
+            e["Aliases"] = json!(aliases);
+            map.insert(a.network.clone(), e);
+        }
+        Value::Object(map)
+    }
+}
