@@ -139,12 +139,6 @@ impl Daemon {
         if req.name.is_empty() {
             return Err(ApiError::new(400, "network name is empty"));
         }
-        if !super::names::valid(&req.name) {
-            return Err(ApiError::new(
-                400,
-                format!("invalid name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", req.name),
-            ));
-        }
         let ipam = req.ipam.config.first();
         let plan = CreateRequest {
             name: req.name.clone(),
