@@ -329,3 +329,53 @@ fn networks_come_back_with_the_daemon_and_nothing_is_left_behind() {
     assert!(links_named(&ns, "cpveth").is_empty());
     assert!(!d.data_root.join("networks").join(format!("{id}.json")).exists());
 }
+
+#[test]
+fn compose_creates_the_files_networks_and_down_removes_them() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let dir = ns.dir.join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("compose.yml");
+    let py = python();
+    std::fs::write(
+        &file,
+        format!(
+            "services:\n  api:\n    command: [{py}, -m, http.server, '8000']\n    networks:\n      back:\n        aliases: [backend]\n  web:\n    command: [sleep, '3600']\n    networks: [front, back]\n  other:\n    command: [sleep, '3600']\n    networks: [front]\nnetworks:\n  front:\n  back:\n    ipam:\n      config:\n        - subnet: 10.98.0.0/24\n"
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap().to_string();
+    let up = d.cli(&["compose", "-f", &file, "up", "-d"]);
+    let err = stderr(&up);
+    assert!(up.status.success(), "{err}");
+    assert!(err.contains("Creating network \"proj_front\" with the default driver\n"), "{err}");
+    assert!(err.contains("Creating network \"proj_back\" with the default driver\n"), "{err}");
+    let ls = d.ok(&["network", "ls"]);
+    assert!(ls.contains("   proj_back ") && ls.contains("   proj_front "), "{ls}");
+    assert_eq!(links_named(&ns, "br-").len(), 2);
+
+    let api = ip_on(&d, "proj_api_1", "proj_back");
+    assert_eq!(api, "10.98.0.2");
+    assert_eq!(
+        inspect(&d, "{{.NetworkSettings.Networks.proj_back.Aliases}}", "proj_api_1"),
+        format!("[api backend {}]", &inspect(&d, "{{.Id}}", "proj_api_1")[..12])
+    );
+    assert_eq!(ip_on(&d, "proj_web_1", "proj_back"), "10.98.0.3");
+    assert!(ip_on(&d, "proj_web_1", "proj_front").starts_with("172."));
+    wait_reachable(&d, "proj_web_1", &api);
+    assert!(!connects(&d, "proj_other_1", &api, 8000), "front reaches back");
+
+    // A second `up` finds the networks there.
+    let again = d.cli(&["compose", "-f", &file, "up", "-d"]);
+    assert!(again.status.success());
+    assert!(!stderr(&again).contains("Creating network"));
+
+    let down = d.cli(&["compose", "-f", &file, "down"]);
+    let err = stderr(&down);
+    assert!(down.status.success(), "{err}");
+    assert!(err.contains("Removing network proj_front\nRemoving network proj_back\n"), "{err}");
+    assert_eq!(d.ok(&["network", "ls"]).lines().count(), 4);
+    assert!(links_named(&ns, "br-").is_empty());
+    assert!(links_named(&ns, "cpveth").is_empty());
+}

@@ -161,7 +161,6 @@ fn run(cli: ComposeCli) -> Result<u8, String> {
     for w in &project.warnings {
         eprintln!("WARNING: {w}");
     }
-    warn_networks(&project);
     let name = cli
         .project_name
         .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
@@ -193,23 +192,80 @@ fn run(cli: ComposeCli) -> Result<u8, String> {
     })
 }
 
-/// User-defined networks are not run yet: every service joins the default bridge.
-fn warn_networks(project: &Project) {
-    if !project.networks.is_empty() {
-        eprintln!(
-            "WARNING: networks are not supported by cproxy compose yet; every service joins \
-             the default bridge network"
-        );
-    }
-    for s in &project.services {
-        if !s.networks.is_empty() {
-            eprintln!(
-                "WARNING: service {} joins the default bridge network, not its networks \
-                 (user-defined networks are not supported yet)",
-                s.name
-            );
+impl Loaded {
+    /// The daemon's name of a network the file declares: `PROJECT_NAME` as Compose names
+    /// them, or the name itself for an `external` one.
+    fn network(&self, key: &str) -> String {
+        match self.project.networks.iter().find(|n| n.name == key) {
+            Some(n) if n.external => key.to_string(),
+            _ => format!("{}_{key}", self.name),
         }
     }
+}
+
+/// Creates the file's networks that do not exist yet (Compose v1's words), and checks that
+/// the external ones do.
+async fn create_networks(p: &Loaded) -> Result<(), String> {
+    for n in &p.project.networks {
+        let name = p.network(&n.name);
+        let uri = format!("/networks/{}", encode(&name));
+        if p.api.json(Method::GET, &uri, None).await.is_ok() {
+            continue;
+        }
+        if n.external {
+            return Err(format!(
+                "Network {name} declared as external, but could not be found. Please create \
+                 the network manually using `docker network create {name}` and try again."
+            ));
+        }
+        eprintln!("Creating network \"{name}\" with the default driver");
+        let config: Vec<Value> = if n.subnet.is_some() || n.gateway.is_some() {
+            vec![json!({"Subnet": n.subnet.clone().unwrap_or_default(),
+                        "Gateway": n.gateway.clone().unwrap_or_default()})]
+        } else {
+            Vec::new()
+        };
+        let body = json!({"Name": name, "Driver": "bridge", "IPAM": {"Config": config}});
+        p.api.json(Method::POST, "/networks/create", Some(body)).await?;
+    }
+    Ok(())
+}
+
+/// Removes the file's networks (not the external ones) at `down`, as Compose v1 words it.
+async fn remove_networks(p: &Loaded) -> bool {
+    let mut failed = false;
+    for n in p.project.networks.iter().filter(|n| !n.external) {
+        let name = p.network(&n.name);
+        let uri = format!("/networks/{}", encode(&name));
+        if p.api.json(Method::GET, &uri, None).await.is_err() {
+            continue;
+        }
+        eprintln!("Removing network {name}");
+        if let Err(e) = p.api.call(Method::DELETE, &uri).await {
+            eprintln!("ERROR: {e}");
+            failed = true;
+        }
+    }
+    failed
+}
+
+/// A service's aliases on a network: its name first, as Compose adds it, then the file's.
+fn service_aliases(s: &Service, extra: &[String]) -> Vec<String> {
+    let mut aliases = vec![s.name.clone()];
+    aliases.extend(extra.iter().filter(|a| **a != s.name).cloned());
+    aliases
+}
+
+/// Connects a created container to its service's networks after the first (which it was
+/// created on).
+async fn connect_networks(p: &Loaded, s: &Service, container: &str) -> Result<(), String> {
+    for n in s.networks.iter().skip(1) {
+        let body = json!({"Container": container,
+                          "EndpointConfig": {"Aliases": service_aliases(s, &n.aliases)}});
+        let uri = format!("/networks/{}/connect", encode(&p.network(&n.name)));
+        p.api.json(Method::POST, &uri, Some(body)).await?;
+    }
+    Ok(())
 }
 
 /// The project's containers that exist, by name: (ID, state).
@@ -252,8 +308,16 @@ fn create_body(p: &Loaded, s: &Service) -> Result<Value, String> {
             }
         })
         .collect();
+    let mut endpoints = json!({});
     let network_mode = match s.network_mode.as_deref() {
-        None => "bridge".to_string(),
+        None => match s.networks.first() {
+            Some(n) => {
+                let name = p.network(&n.name);
+                endpoints[&name] = json!({"Aliases": service_aliases(s, &n.aliases)});
+                name
+            }
+            None => "bridge".to_string(),
+        },
         Some(m) => match m.strip_prefix("service:") {
             Some(other) => format!("container:{}", p.container(other)),
             None => m.to_string(),
@@ -292,6 +356,7 @@ fn create_body(p: &Loaded, s: &Service) -> Result<Value, String> {
         "Hostname": "",
         "ExposedPorts": s.expose,
         "HostConfig": host_config,
+        "NetworkingConfig": {"EndpointsConfig": endpoints},
     }))
 }
 
@@ -321,6 +386,7 @@ async fn warn_unsupported(p: &Loaded, s: &Service, container: &str) {
 }
 
 async fn up(p: &Loaded, a: UpArgs) -> Result<u8, String> {
+    create_networks(p).await?;
     let found = existing(p).await?;
     let mut names = Vec::new();
     for s in &p.project.services {
@@ -341,7 +407,10 @@ async fn up(p: &Loaded, a: UpArgs) -> Result<u8, String> {
                     Ok(body) => {
                         let uri = format!("/containers/create?name={}", encode(&container));
                         match p.api.json(Method::POST, &uri, Some(body)).await {
-                            Ok(_) => start(p, &container).await,
+                            Ok(_) => match connect_networks(p, s, &container).await {
+                                Ok(()) => start(p, &container).await,
+                                Err(e) => Err(e),
+                            },
                             Err(e) => Err(e),
                         }
                     }
@@ -509,6 +578,7 @@ async fn down(p: &Loaded, a: DownArgs) -> Result<u8, String> {
             }
         }
     }
+    failed |= remove_networks(p).await;
     Ok(u8::from(failed))
 }
 
