@@ -578,7 +578,10 @@ impl Daemon {
         if let Err(e) = &result {
             self.release(held).await;
             let msg = e.message.clone();
-            let r = c.update(|r| r.state.error = msg);
+            let r = c.update(|r| {
+                r.state.error = msg;
+                r.networks.iter_mut().for_each(|a| a.ip = None);
+            });
             let _ = self.store.save(&r);
         }
         result
@@ -662,6 +665,14 @@ impl Daemon {
             let _ = started.child.wait();
             return Err(ApiError::internal(format!("cannot set up the container's network: {e}")));
         }
+        // The addresses on user-defined networks are answered by the DNS (`resolve`) from
+        // before the command runs: it may ask at once.
+        c.update(|r| {
+            for a in &mut r.networks {
+                a.ip =
+                    held.endpoints.iter().find(|e| e.network.net.name == a.network).map(|e| e.ip);
+            }
+        });
         // Open the log before the command can write.
         {
             let file = OpenOptions::new()
@@ -707,13 +718,6 @@ impl Daemon {
             r.state.finished_at = ZERO_TIME.into();
             r.ip = ip;
             r.ports = published;
-            for a in &mut r.networks {
-                a.ip = user_ips
-                    .iter()
-                    .zip(&held.endpoints)
-                    .find(|(_, e)| e.network.net.name == a.network)
-                    .map(|(ip, _)| *ip);
-            }
         });
         let _ = self.store.save(&r);
         if let Ok(mut h) = c.held.lock() {

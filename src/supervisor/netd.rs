@@ -484,45 +484,13 @@ impl Daemon {
 
     /// The addresses `name` stands for, asked from inside container `asker` (its ID): the
     /// names (container name, hostname, 12-digit ID, network aliases, `NAME.NETWORK`) of the
-    /// running containers that share a user-defined network with it, each with its address
-    /// there, and its own links' aliases on those networks. Nothing for a container on the
+    /// containers that share a user-defined network with it, each with its address there
+    /// (set from just before a container's command runs until it has exited), and its own links' aliases on those networks. Nothing for a container on the
     /// default bridge alone (Docker's legacy rule). Read from live state at every call, so a
     /// restarted container's new address is answered at once.
     pub fn resolve(&self, asker: &str, name: &str) -> Option<Vec<IpAddr>> {
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
         let all: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
-        let me = all.iter().find(|r| r.id == asker || r.id.starts_with(asker))?;
-        let mine: Vec<&str> =
-            me.networks.iter().filter(|a| a.ip.is_some()).map(|a| a.network.as_str()).collect();
-        if mine.is_empty() {
-            return None;
-        }
-        let link_targets: Vec<String> = super::linked::record_links(me)
-            .into_iter()
-            .filter(|l| l.alias.to_ascii_lowercase() == name)
-            .map(|l| l.name)
-            .collect();
-        let mut out = Vec::new();
-        for r in all.iter().filter(|r| r.state.status == "running") {
-            for a in &r.networks {
-                let Some(ip) = a.ip else { continue };
-                if !mine.contains(&a.network.as_str()) {
-                    continue;
-                }
-                let net_suffix = format!(".{}", a.network.to_ascii_lowercase());
-                let bare = name.strip_suffix(&net_suffix).unwrap_or(&name);
-                let short = r.id.get(..12).unwrap_or(&r.id);
-                let hit = [r.name.as_str(), r.hostname.as_str(), short]
-                    .into_iter()
-                    .chain(a.aliases.iter().map(String::as_str))
-                    .any(|n| n.to_ascii_lowercase() == bare)
-                    || link_targets.contains(&r.name);
-                if hit && !out.contains(&IpAddr::V4(ip)) {
-                    out.push(IpAddr::V4(ip));
-                }
-            }
-        }
-        (!out.is_empty()).then_some(out)
+        resolve_in(&all, asker, name)
     }
 
     /// `inspect`'s `NetworkSettings.Networks`: the default bridge (if on it) and each
@@ -572,5 +540,121 @@ impl Daemon {
             map.insert(a.network.clone(), e);
         }
         Value::Object(map)
+    }
+}
+
+/// [`Daemon::resolve`] over the containers' records: `asker` is an ID (or a prefix of one).
+pub fn resolve_in(all: &[Record], asker: &str, name: &str) -> Option<Vec<IpAddr>> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let me =
+        all.iter().find(|r| r.id == asker || (!asker.is_empty() && r.id.starts_with(asker)))?;
+    let mine: Vec<&str> =
+        me.networks.iter().filter(|a| a.ip.is_some()).map(|a| a.network.as_str()).collect();
+    if mine.is_empty() {
+        return None;
+    }
+    let link_targets: Vec<String> = super::linked::record_links(me)
+        .into_iter()
+        .filter(|l| l.alias.to_ascii_lowercase() == name)
+        .map(|l| l.name)
+        .collect();
+    let mut out = Vec::new();
+    // An address is set from just before a container's command runs until it has exited.
+    for r in all {
+        for a in &r.networks {
+            let Some(ip) = a.ip else { continue };
+            if !mine.contains(&a.network.as_str()) {
+                continue;
+            }
+            let net_suffix = format!(".{}", a.network.to_ascii_lowercase());
+            let bare = name.strip_suffix(&net_suffix).unwrap_or(&name);
+            let short = r.id.get(..12).unwrap_or(&r.id);
+            let hit = [r.name.as_str(), r.hostname.as_str(), short]
+                .into_iter()
+                .chain(a.aliases.iter().map(String::as_str))
+                .any(|n| n.to_ascii_lowercase() == bare)
+                || link_targets.contains(&r.name);
+            if hit && !out.contains(&IpAddr::V4(ip)) {
+                out.push(IpAddr::V4(ip));
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::state::RunState;
+
+    /// A network's name, the container's aliases there, its address.
+    type Net<'a> = (&'a str, &'a [&'a str], Option<[u8; 4]>);
+
+    fn record(id: char, name: &str, status: &str, nets: &[Net<'_>]) -> Record {
+        let id: String = std::iter::repeat_n(id, 64).collect();
+        serde_json::from_value(json!({
+            "id": id, "name": name, "created": "", "path": "sleep", "args": [], "env": [],
+            "hostname": id[..12], "network_mode": nets.first().map_or("bridge", |n| n.0),
+            "publish": [], "expose": [], "publish_all": false, "auto_remove": false,
+            "state": RunState { status: status.into(), ..RunState::default() },
+            "ip": null, "ports": [],
+            "networks": nets.iter().map(|(n, aliases, ip)| Attachment {
+                network: n.to_string(),
+                aliases: aliases.iter().map(|a| a.to_string()).collect(),
+                ip: ip.map(Ipv4Addr::from),
+            }).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    fn v4(a: [u8; 4]) -> Option<Vec<IpAddr>> {
+        Some(vec![IpAddr::V4(Ipv4Addr::from(a))])
+    }
+
+    #[test]
+    fn names_aliases_ids_and_hostnames_resolve_on_a_shared_network_only() {
+        let all = vec![
+            record('a', "c1", "running", &[("my-bridge", &[], Some([172, 18, 0, 2]))]),
+            record('b', "c2", "running", &[("my-bridge", &["c2alias"], Some([172, 18, 0, 3]))]),
+            record('c', "c3", "running", &[]),
+            record('d', "d1", "running", &[("other", &[], Some([172, 19, 0, 2]))]),
+            record('e', "gone", "exited", &[("my-bridge", &["old"], None)]),
+        ];
+        let c1 = "a".repeat(64);
+        assert_eq!(resolve_in(&all, &c1, "c2"), v4([172, 18, 0, 3]));
+        assert_eq!(resolve_in(&all, &c1, "C2Alias."), v4([172, 18, 0, 3]));
+        assert_eq!(resolve_in(&all, &c1, "c2.my-bridge"), v4([172, 18, 0, 3]));
+        assert_eq!(resolve_in(&all, &c1, "bbbbbbbbbbbb"), v4([172, 18, 0, 3]));
+        assert_eq!(resolve_in(&all, &c1, "c1"), v4([172, 18, 0, 2]));
+        assert_eq!(resolve_in(&all, &c1, "d1"), None, "another network");
+        assert_eq!(resolve_in(&all, &c1, "c3"), None, "the default bridge");
+        assert_eq!(resolve_in(&all, &c1, "old"), None, "not running");
+        assert_eq!(resolve_in(&all, &"c".repeat(64), "c1"), None, "asked from the default bridge");
+        assert_eq!(resolve_in(&all, &"d".repeat(64), "c1"), None);
+        assert_eq!(resolve_in(&all, "", "c1"), None);
+    }
+
+    #[test]
+    fn a_link_alias_names_its_source_on_a_shared_network() {
+        let mut web = record('f', "web", "running", &[("my-bridge", &[], Some([172, 18, 0, 4]))]);
+        web.links = vec!["c1:dbalias".into()];
+        let all =
+            vec![record('a', "c1", "running", &[("my-bridge", &[], Some([172, 18, 0, 2]))]), web];
+        assert_eq!(resolve_in(&all, &"f".repeat(64), "dbalias"), v4([172, 18, 0, 2]));
+        assert_eq!(resolve_in(&all, &"a".repeat(64), "dbalias"), None);
+    }
+
+    #[test]
+    fn a_container_on_two_networks_answers_with_the_shared_ones_address() {
+        let all = vec![
+            record('a', "a", "running", &[("n1", &[], Some([10, 0, 1, 2]))]),
+            record(
+                'b',
+                "b",
+                "running",
+                &[("n2", &[], Some([10, 0, 2, 2])), ("n1", &[], Some([10, 0, 1, 3]))],
+            ),
+        ];
+        assert_eq!(resolve_in(&all, &"a".repeat(64), "b"), v4([10, 0, 1, 3]));
     }
 }
