@@ -99,6 +99,17 @@ fn network_commands_print_and_refuse_as_docker_does() {
         ]),
         format!("my-bridge bridge local {id}\n")
     );
+    // The transcript's command, byte for byte.
+    assert_eq!(
+        d.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}} {{range .IPAM.Config}}{{.Subnet}} gw={{.Gateway}}{{end}}",
+            "my-bridge"
+        ]),
+        "my-bridge bridge 172.18.0.0/16 gw=172.18.0.1\n"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&d.ok(&["network", "inspect", "my-bridge"])).unwrap();
     assert_eq!(json[0]["IPAM"]["Config"][0]["Subnet"], "172.18.0.0/16");
@@ -115,6 +126,15 @@ fn network_commands_print_and_refuse_as_docker_does() {
     assert_eq!(c1["IPv4Address"], "172.18.0.2/16");
     assert_eq!(c1["MacAddress"], "02:42:ac:12:00:02");
 
+    let c1_id = inspect(&d, "{{.Id}}", "c1");
+    assert_eq!(
+        inspect(
+            &d,
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} aliases={{$v.Aliases}}{{end}} legacyIP={{.NetworkSettings.IPAddress}}",
+            "c1"
+        ),
+        format!("my-bridge=172.18.0.2 aliases=[{}] legacyIP=", &c1_id[..12])
+    );
     let busy = d.cli(&["network", "rm", "my-bridge"]);
     assert_eq!(busy.status.code(), Some(1));
     assert_eq!(

@@ -676,34 +676,116 @@ async fn network(client: &Client, cmd: NetworkCommand) -> Result<u8> {
     }
 }
 
-/// A Go template's subset: `{{.A.B}}` and `{{json .A.B}}`, anything else kept as text.
+/// A Go template's subset: `{{.A.B}}`, `{{json .A.B}}`, and `{{range .A}}…{{end}}` or
+/// `{{range $k, $v := .A}}…{{end}}` over a list or a map (keys sorted, as Go's), with `$k`,
+/// `$v.B` and `.B` (the element) inside; anything else is kept as text.
 pub fn render_template(template: &str, v: &Value) -> String {
-    let mut out = String::new();
+    let mut tokens = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let action = rest[start + 2..start + end].trim();
-        let (json_fn, path) = match action.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, action),
-        };
-        let mut cur = v;
-        for field in path.trim_start_matches('.').split('.').filter(|f| !f.is_empty()) {
-            cur = &cur[field];
-        }
-        if json_fn {
-            out.push_str(&cur.to_string());
-        } else {
-            out.push_str(&go_print(cur));
-        }
+        let Some(end) = rest[start..].find("}}") else { break };
+        tokens.push(Token::Text(&rest[..start]));
+        tokens.push(Token::Action(rest[start + 2..start + end].trim()));
         rest = &rest[start + end + 2..];
     }
-    out.push_str(rest);
+    tokens.push(Token::Text(rest));
+    let mut out = String::new();
+    render_tokens(&tokens, v, &[], &mut out);
     out
+}
+
+/// A piece of a template: text, or what is between `{{` and `}}`.
+#[derive(Clone, Copy)]
+enum Token<'a> {
+    Text(&'a str),
+    Action(&'a str),
+}
+
+/// The index of the `{{end}}` that closes a `range` whose body starts at `tokens[0]`.
+fn matching_end(tokens: &[Token]) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, t) in tokens.iter().enumerate() {
+        match t {
+            Token::Action(a) if a.starts_with("range ") => depth += 1,
+            Token::Action("end") if depth == 0 => return Some(i),
+            Token::Action("end") => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The value a path names: `.A.B` from `dot`, `$v.A` or `$k` from the variables.
+fn lookup_path<'a>(path: &str, dot: &'a Value, vars: &'a [(String, Value)]) -> Value {
+    let (mut cur, fields) = match path.strip_prefix('$') {
+        Some(var) => {
+            let (name, fields) = var.split_once('.').unwrap_or((var, ""));
+            match vars.iter().rev().find(|(n, _)| n == name) {
+                Some((_, value)) => (value, fields),
+                None => return Value::Null,
+            }
+        }
+        None => (dot, path.trim_start_matches('.')),
+    };
+    for field in fields.split('.').filter(|f| !f.is_empty()) {
+        cur = &cur[field];
+    }
+    cur.clone()
+}
+
+fn render_tokens(tokens: &[Token], dot: &Value, vars: &[(String, Value)], out: &mut String) {
+    let mut i = 0;
+    while i < tokens.len() {
+        match tokens[i] {
+            Token::Text(t) => out.push_str(t),
+            Token::Action(a) => {
+                if let Some(spec) = a.strip_prefix("range ") {
+                    let body = &tokens[i + 1..];
+                    let Some(end) = matching_end(body) else { return };
+                    let (names, path) = match spec.split_once(":=") {
+                        Some((names, path)) => {
+                            let names: Vec<String> = names
+                                .split(',')
+                                .map(|n| n.trim().trim_start_matches('$').to_string())
+                                .collect();
+                            (names, path.trim())
+                        }
+                        None => (Vec::new(), spec.trim()),
+                    };
+                    let items: Vec<(Value, Value)> = match lookup_path(path, dot, vars) {
+                        Value::Array(list) => {
+                            list.into_iter().enumerate().map(|(k, v)| (Value::from(k), v)).collect()
+                        }
+                        Value::Object(map) => {
+                            let mut entries: Vec<_> = map.into_iter().collect();
+                            entries.sort_by(|a, b| a.0.cmp(&b.0));
+                            entries.into_iter().map(|(k, v)| (Value::String(k), v)).collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    for (k, v) in items {
+                        let mut inner = vars.to_vec();
+                        match names.as_slice() {
+                            [value] => inner.push((value.clone(), v.clone())),
+                            [key, value] => {
+                                inner.push((key.clone(), k));
+                                inner.push((value.clone(), v.clone()));
+                            }
+                            _ => {}
+                        }
+                        render_tokens(&body[..end], &v, &inner, out);
+                    }
+                    i += end + 2;
+                    continue;
+                }
+                match a.strip_prefix("json ") {
+                    Some(p) => out.push_str(&lookup_path(p.trim(), dot, vars).to_string()),
+                    None => out.push_str(&go_print(&lookup_path(a, dot, vars))),
+                }
+            }
+        }
+        i += 1;
+    }
 }
 
 /// How Go's template prints a value: strings bare, maps as `map[k:v]`, lists as `[a b]`.
@@ -834,6 +916,31 @@ mod tests {
             render_template("{{json .NetworkSettings.Ports}}", &v),
             r#"{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"8080"}]}"#
         );
+    }
+
+    #[test]
+    fn templates_range_over_lists_and_maps_as_go_does() {
+        let net = json!({"Name": "my-bridge", "Driver": "bridge",
+                         "IPAM": {"Config": [{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}]}});
+        assert_eq!(
+            render_template(
+                "{{.Name}} {{.Driver}} {{range .IPAM.Config}}{{.Subnet}} gw={{.Gateway}}{{end}}",
+                &net
+            ),
+            "my-bridge bridge 172.18.0.0/16 gw=172.18.0.1"
+        );
+        let c = json!({"NetworkSettings": {"IPAddress": "", "Networks": {
+            "b": {"IPAddress": "10.0.0.2", "Aliases": ["x", "y"]},
+            "a": {"IPAddress": "10.0.1.2", "Aliases": null}}}});
+        assert_eq!(
+            render_template(
+                "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} aliases={{$v.Aliases}};{{end}} legacyIP={{.NetworkSettings.IPAddress}}",
+                &c
+            ),
+            "a=10.0.1.2 aliases=<no value>;b=10.0.0.2 aliases=[x y]; legacyIP="
+        );
+        assert_eq!(render_template("{{range .Nope}}x{{end}}!", &c), "!");
+        assert_eq!(render_template("{{range .X}}unclosed", &c), "");
     }
 
     #[test]
