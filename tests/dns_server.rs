@@ -461,3 +461,51 @@ impl Drop for EtcNetns {
         let _ = std::fs::remove_dir("/etc/netns");
     }
 }
+
+#[test]
+fn a_container_beyond_its_forwarding_slots_gets_servfail_at_once_and_others_are_still_served() {
+    use cproxy::supervisor::dns_server::MAX_FORWARDS_PER_CONTAINER as SLOTS;
+    let daemon = Daemon::new();
+    let silent = Upstream::start(&daemon, true);
+    let good = Upstream::start(&daemon, false);
+    let server = daemon.server(vec![silent.addr, good.addr]);
+    let c1 = Container::new("dns1");
+    let c2 = Container::new("dns2");
+    daemon.attach(&server, "c1", &c1);
+    daemon.attach(&server, "c2", &c2);
+
+    // Every forwarded query waits FORWARD_TIMEOUT on the silent upstream first.
+    let extra = 6;
+    let total = SLOTS + extra;
+    let client = c1.ns.run(move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        for id in 1..=total {
+            s.send_to(&query(&format!("x{id}.example"), RecordType::A, id as u16), "127.0.0.11:53")
+                .unwrap();
+        }
+        s
+    });
+    // c2 has slots of its own: its query goes through while c1's are all taken.
+    let m = c2.udp(query("other.example", RecordType::A, 0x7777), Duration::from_secs(10));
+    let m = m.expect("c2's answer");
+    assert_eq!((m.metadata.id, m.metadata.response_code), (0x7777, ResponseCode::NoError));
+
+    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0; 512];
+    let answers: Vec<(u16, ResponseCode)> = (0..total)
+        .map(|_| {
+            let n = client.recv(&mut buf).expect("every query is answered");
+            let m = Message::from_vec(&buf[..n]).unwrap();
+            (m.metadata.id, m.metadata.response_code)
+        })
+        .collect();
+    // The queries beyond the slots were answered first, with SERVFAIL; the others by the
+    // second upstream once the first had timed out.
+    for (id, code) in &answers[..extra] {
+        assert!(usize::from(*id) > SLOTS && *code == ResponseCode::ServFail, "{answers:?}");
+    }
+    for (id, code) in &answers[extra..] {
+        assert!(usize::from(*id) <= SLOTS && *code == ResponseCode::NoError, "{answers:?}");
+    }
+    daemon.rt.block_on(server.shutdown());
+}
