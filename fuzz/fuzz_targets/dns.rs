@@ -1,12 +1,13 @@
 //! Fuzzes `cproxy::supervisor::dns::answer`: any datagram is handled without a panic; a reply
 //! is a response that decodes, carries the query's ID and fits a UDP datagram, and a message
-//! that is itself a response is never answered.
+//! that is itself a response is never answered. Over TCP (`answer_over`), a reply is whole: no
+//! TC bit, at most 65535 bytes.
 
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use cproxy::supervisor::dns::{Response, answer, servfail};
+use cproxy::supervisor::dns::{Response, SingleLabel, Transport, answer, answer_over, servfail};
 use hickory_proto::op::{Message, MessageType};
 use libfuzzer_sys::fuzz_target;
 
@@ -33,6 +34,12 @@ fuzz_target!(|data: &[u8]| {
         }
         Response::Forward => assert!(!is_response && Message::from_vec(data).is_ok()),
         Response::Drop => {}
+    }
+    if let Response::Reply(bytes) = answer_over(data, lookup, SingleLabel::NxDomain, Transport::Tcp)
+    {
+        assert!(bytes.len() <= usize::from(u16::MAX));
+        let reply = Message::from_vec(&bytes).expect("a TCP reply decodes");
+        assert!(!reply.metadata.truncation, "TC over TCP");
     }
     if let Some(bytes) = servfail(data) {
         Message::from_vec(&bytes).expect("a servfail decodes");

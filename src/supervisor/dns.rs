@@ -63,11 +63,32 @@ pub fn answer(query: &[u8], lookup: impl Fn(&str) -> Option<Vec<IpAddr>>) -> Res
     answer_with(query, lookup, SingleLabel::NxDomain)
 }
 
+/// How a message travels, which bounds the size of its answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// A datagram: 512 bytes, or the client's EDNS size up to 1232; a bigger answer loses
+    /// records and has TC set, so that the client asks again over TCP.
+    #[default]
+    Udp,
+    /// A length-prefixed TCP message: up to 65535 bytes, never TC (Docker's `truncateResp`).
+    Tcp,
+}
+
 /// [`answer`], with the treatment of unknown single-label names chosen.
 pub fn answer_with(
     query: &[u8],
     lookup: impl Fn(&str) -> Option<Vec<IpAddr>>,
     single_label: SingleLabel,
+) -> Response {
+    answer_over(query, lookup, single_label, Transport::Udp)
+}
+
+/// [`answer_with`], for a query that came over `transport`.
+pub fn answer_over(
+    query: &[u8],
+    lookup: impl Fn(&str) -> Option<Vec<IpAddr>>,
+    single_label: SingleLabel,
+    transport: Transport,
 ) -> Response {
     let Some(header) = RawHeader::read(query) else {
         return Response::Drop;
@@ -111,7 +132,7 @@ pub fn answer_with(
         }
         None => return Response::Forward,
     }
-    encode(reply, &request, &header)
+    encode(reply, &request, &header, transport)
 }
 
 /// The SERVFAIL a client gets when its query was to be forwarded and no resolver answered
@@ -122,7 +143,7 @@ pub fn servfail(query: &[u8]) -> Option<Vec<u8>> {
         Ok(request) => {
             let mut reply = reply_to(&request);
             reply.metadata.response_code = ResponseCode::ServFail;
-            match encode(reply, &request, &header) {
+            match encode(reply, &request, &header, Transport::Tcp) {
                 Response::Reply(bytes) => Some(bytes),
                 _ => Some(header.error(ResponseCode::ServFail)),
             }
@@ -159,11 +180,18 @@ fn reply_to(request: &Message) -> Message {
     reply
 }
 
-/// Encodes `reply`, dropping answers (and setting TC) until it fits the client's UDP size.
-fn encode(mut reply: Message, request: &Message, header: &RawHeader) -> Response {
-    let limit = match &request.edns {
-        Some(edns) => usize::from(edns.max_payload().clamp(512, UDP_EDNS_MAX)),
-        None => UDP_PLAIN_MAX,
+/// Encodes `reply`, dropping answers (and, over UDP, setting TC) until it fits the client's
+/// size.
+fn encode(
+    mut reply: Message,
+    request: &Message,
+    header: &RawHeader,
+    transport: Transport,
+) -> Response {
+    let limit = match (transport, &request.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, Some(edns)) => usize::from(edns.max_payload().clamp(512, UDP_EDNS_MAX)),
+        (Transport::Udp, None) => UDP_PLAIN_MAX,
     };
     loop {
         let Ok(bytes) = reply.to_vec() else {
@@ -173,7 +201,7 @@ fn encode(mut reply: Message, request: &Message, header: &RawHeader) -> Response
             return Response::Reply(bytes);
         }
         reply.answers.pop();
-        reply.metadata.truncation = true;
+        reply.metadata.truncation = transport == Transport::Udp;
     }
 }
 
@@ -347,6 +375,14 @@ mod tests {
         let m = Message::from_vec(&bytes).unwrap();
         assert!(m.metadata.truncation);
         assert!(!m.answers.is_empty() && m.answers.len() < 60);
+    }
+
+    #[test]
+    fn over_tcp_an_answer_is_whole() {
+        let q = query("many", RecordType::A).to_vec().unwrap();
+        let m = reply(answer_over(&q, my_bridge, SingleLabel::NxDomain, Transport::Tcp));
+        assert!(!m.metadata.truncation);
+        assert_eq!(m.answers.len(), 60);
     }
 
     #[test]

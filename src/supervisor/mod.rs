@@ -13,6 +13,7 @@ pub mod compose;
 pub mod compose_cmd;
 pub mod daemon;
 pub mod dns;
+pub mod dns_server;
 pub mod format;
 pub mod hosts;
 pub mod init;

@@ -260,12 +260,7 @@ async fn configure_inside(
     peer: &str,
     addr: Option<(Ipv4Addr, u8, Ipv4Addr, usize)>,
 ) -> io::Result<()> {
-    let lo = link_index(h, "lo").await?.ok_or_else(|| io::Error::other("no lo"))?;
-    h.link()
-        .set(LinkUnspec::new_with_index(lo).up().build())
-        .execute()
-        .await
-        .map_err(|e| nl("lo up", e))?;
+    lo_up(h).await?;
     let Some((ip, prefix, gateway, slot)) = addr else {
         return Ok(());
     };
@@ -307,17 +302,29 @@ async fn configure_inside(
         .map_err(|e| nl("default route", e))
 }
 
+/// Brings `lo` up in the namespace `h` works in.
+pub async fn lo_up(h: &Handle) -> io::Result<()> {
+    let lo = link_index(h, "lo").await?.ok_or_else(|| io::Error::other("no lo"))?;
+    h.link()
+        .set(LinkUnspec::new_with_index(lo).up().build())
+        .execute()
+        .await
+        .map_err(|e| nl("lo up", e))
+}
+
 /// Runs `f` with a netlink handle opened inside the network namespace of process `pid`, on a
 /// dedicated OS thread with its own runtime; the calling task waits without blocking a worker.
-pub async fn in_netns<F, Fut>(pid: u32, f: F) -> io::Result<()>
+/// What `f` returns comes back: sockets it made stay in that namespace for their whole life.
+pub async fn in_netns<F, Fut, T>(pid: u32, f: F) -> io::Result<T>
 where
     F: FnOnce(Handle) -> Fut + Send + 'static,
-    Fut: Future<Output = io::Result<()>>,
+    Fut: Future<Output = io::Result<T>>,
+    T: Send + 'static,
 {
     let netns = File::open(format!("/proc/{pid}/ns/net"))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new().name(format!("netns-{pid}")).spawn(move || {
-        let run = || -> io::Result<()> {
+        let run = || -> io::Result<T> {
             nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(io::Error::from)?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
