@@ -399,3 +399,78 @@ fn compose_creates_the_files_networks_and_down_removes_them() {
     assert!(links_named(&ns, "br-").is_empty());
     assert!(links_named(&ns, "cpveth").is_empty());
 }
+
+/// `getent hosts NAME` inside `from`: the addresses it answers (empty when it does not resolve).
+fn getent(d: &Daemon, from: &str, name: &str) -> Vec<String> {
+    let out = d.cli(&["exec", from, "getent", "hosts", name]);
+    stdout(&out).lines().filter_map(|l| l.split_whitespace().next().map(str::to_string)).collect()
+}
+
+#[test]
+fn the_embedded_dns_answers_names_and_aliases_on_shared_networks_and_follows_restarts() {
+    let ns = Netns::new();
+    // Forwarded queries go to loopback in the test's namespace, where nothing answers.
+    let d = ns.daemon(&["--dns", "127.0.0.1"]);
+    d.ok(&["network", "create", "my-bridge"]);
+    d.ok(&["network", "create", "other"]);
+    d.ok(&["run", "-d", "--name", "c1", "--network", "my-bridge", "sleep", "3600"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c2",
+        "--network",
+        "my-bridge",
+        "--network-alias",
+        "c2alias",
+        "sleep",
+        "3600",
+    ]);
+    d.ok(&["run", "-d", "--name", "c3", "sleep", "3600"]);
+    d.ok(&["run", "-d", "--name", "o1", "--network", "other", "sleep", "3600"]);
+    let c2 = ip_on(&d, "c2", "my-bridge");
+    assert_eq!(getent(&d, "c1", "c2"), [c2.clone()]);
+    assert_eq!(getent(&d, "c1", "c2alias"), [c2.clone()]);
+    assert_eq!(getent(&d, "c1", "c2.my-bridge"), [c2.clone()]);
+    let hostname = inspect(&d, "{{.Config.Hostname}}", "c2");
+    assert_eq!(getent(&d, "c1", &hostname), [c2.clone()]);
+    assert_eq!(getent(&d, "c2", "c1"), [ip_on(&d, "c1", "my-bridge")]);
+    let out = d.cli(&["exec", "c1", "getent", "hosts", "nosuchname"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(getent(&d, "o1", "c2").is_empty(), "another network resolves c2");
+    assert!(getent(&d, "c1", "o1").is_empty());
+    // The default bridge has no embedded DNS (Docker's legacy behaviour): c3 is not asked
+    // (its resolv.conf is the host's, whose servers this test must not send to).
+    let resolv = d.ok(&["exec", "c3", "cat", "/etc/resolv.conf"]);
+    assert!(!resolv.contains("127.0.0.11"), "{resolv}");
+
+    // A link on a user-defined network is a name for the DNS.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "my-bridge",
+        "--link",
+        "c1:dbalias",
+        "getent",
+        "hosts",
+        "dbalias",
+    ]);
+    assert!(out.starts_with(&format!("{} ", ip_on(&d, "c1", "my-bridge"))), "{out}");
+
+    // Connected to my-bridge, c3 resolves its peers there (and its resolv.conf says where).
+    d.ok(&["network", "connect", "my-bridge", "c3"]);
+    assert_eq!(getent(&d, "c3", "c2alias"), [c2.clone()]);
+    d.ok(&["network", "disconnect", "my-bridge", "c3"]);
+
+    // c2 comes back at another address; the name follows at once.
+    d.ok(&["stop", "-t", "0", "c2"]);
+    assert!(getent(&d, "c1", "c2").is_empty(), "a stopped container still resolves");
+    d.ok(&["run", "-d", "--name", "c4", "--network", "my-bridge", "sleep", "3600"]);
+    assert_eq!(ip_on(&d, "c4", "my-bridge"), c2, "c4 took c2's old address");
+    d.ok(&["start", "c2"]);
+    let moved = ip_on(&d, "c2", "my-bridge");
+    assert_ne!(moved, c2);
+    assert_eq!(getent(&d, "c1", "c2"), [moved.clone()]);
+    assert_eq!(getent(&d, "c1", "c2alias"), [moved]);
+}

@@ -80,6 +80,9 @@ pub struct DaemonArgs {
     /// Serve Prometheus metrics of every published port at http://ADDR/metrics
     #[arg(long = "metrics-addr", value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// DNS server the embedded DNS forwards to (default: the nameservers of /etc/resolv.conf)
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 /// `cproxy run`.
@@ -407,6 +410,7 @@ fn daemon(host: Option<String>, a: DaemonArgs) -> ExitCode {
         bip,
         port_range,
         metrics_addr: a.metrics_addr,
+        dns: a.dns,
     })
 }
 

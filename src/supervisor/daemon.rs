@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::dns_server::{DnsServer, Lookup};
 use super::format::rfc3339;
 use super::net::{self, Bridge};
 use super::netd::{Endpoint, UserNet};
@@ -142,6 +143,19 @@ impl RestartPolicyRequest {
     }
 }
 
+/// The embedded DNS server's view of the daemon: [`Daemon::resolve`], through a weak reference
+/// (the daemon owns the server).
+#[derive(Default)]
+struct DaemonNames {
+    daemon: std::sync::OnceLock<std::sync::Weak<Daemon>>,
+}
+
+impl Lookup for DaemonNames {
+    fn lookup(&self, asker: &str, name: &str) -> Option<Vec<std::net::IpAddr>> {
+        self.daemon.get()?.upgrade()?.resolve(asker, name)
+    }
+}
+
 /// What a running container holds, given back when it stops.
 #[derive(Debug, Default)]
 pub(super) struct Held {
@@ -235,6 +249,10 @@ pub struct Daemon {
     pub(super) net_op: tokio::sync::Mutex<()>,
     /// The IDs of `bridge`, `host` and `none`.
     pub(super) predefined_ids: Vec<(String, String)>,
+    /// The embedded DNS server of the containers on user-defined networks.
+    pub(super) dns: DnsServer,
+    /// What the DNS server asks names of: this daemon, once it is shared.
+    names: Arc<DaemonNames>,
     spawner: Spawner,
     containers: Mutex<Vec<Arc<Container>>>,
     /// Set by [`Daemon::shutdown`]: exits from then on are not restarted.
@@ -249,6 +267,7 @@ impl Daemon {
         proxy: Proxy,
         allocator: PortAllocator,
         bip: Option<(Ipv4Addr, u8)>,
+        upstreams: Vec<std::net::SocketAddr>,
     ) -> io::Result<Daemon> {
         let handle = net::connect()?;
         for leftover in net::links_with_prefix(&handle, net::VETH_PREFIX).await? {
@@ -287,6 +306,7 @@ impl Daemon {
             containers.push(Container::new(record));
         }
         containers.sort_by(|a, b| a.record().created.cmp(&b.record().created));
+        let names = Arc::new(DaemonNames::default());
         Ok(Daemon {
             store,
             proxy,
@@ -296,10 +316,18 @@ impl Daemon {
             networks: Mutex::new(networks),
             net_op: tokio::sync::Mutex::new(()),
             predefined_ids,
+            dns: DnsServer::new(upstreams, names.clone()),
+            names,
             spawner: Spawner::new()?,
             containers: Mutex::new(containers),
             stopping: AtomicBool::new(false),
         })
+    }
+
+    /// Lets the embedded DNS server ask this daemon about names ([`Daemon::resolve`]); called
+    /// once the daemon is shared.
+    pub fn answer_names(self: &Arc<Self>) {
+        let _ = self.names.daemon.set(Arc::downgrade(self));
     }
 
     /// Starts the containers whose restart policy says they come back when the daemon starts
@@ -578,6 +606,7 @@ impl Daemon {
         if let Err(e) = &result {
             self.release(held).await;
             let msg = e.message.clone();
+            self.dns.detach(&c.id);
             let r = c.update(|r| {
                 r.state.error = msg;
                 r.networks.iter_mut().for_each(|a| a.ip = None);
@@ -660,9 +689,13 @@ impl Daemon {
             net_result =
                 net::attach(&self.handle, &e.network.bridge, &c.id, shim, e.ip, e.slot).await;
         }
+        if net_result.is_ok() && !held.endpoints.is_empty() {
+            net_result = self.dns.attach(&c.id, shim).await;
+        }
         if let Err(e) = net_result {
             let _ = started.child.kill();
             let _ = started.child.wait();
+            self.dns.detach(&c.id);
             return Err(ApiError::internal(format!("cannot set up the container's network: {e}")));
         }
         // The addresses on user-defined networks are answered by the DNS (`resolve`) from
@@ -782,6 +815,7 @@ impl Daemon {
     /// The container's command has exited with `code`: it stays exited, or (its restart
     /// policy says) waits out its back-off as `restarting` and is started again.
     async fn finish(self: &Arc<Self>, c: &Arc<Container>, code: i32) {
+        self.dns.detach(&c.id);
         let held = c.held.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
         self.release(held).await;
         if let Ok(mut log) = c.log.lock() {
@@ -963,6 +997,7 @@ impl Daemon {
         if let Err(e) = net::delete_link(&self.handle, net::BRIDGE).await {
             tracing::warn!(error = %e, "could not remove the bridge");
         }
+        self.dns.shutdown().await;
         self.remove_network_bridges().await;
     }
 

@@ -70,6 +70,8 @@ pub struct DaemonConfig {
     pub port_range: Option<crate::spec::PortRange>,
     /// Where to serve Prometheus metrics (`--metrics-addr`), if anywhere.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `--dns`: where the embedded DNS forwards (empty: the daemon's `/etc/resolv.conf`).
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT, then stops every container and removes what it made.
@@ -138,10 +140,12 @@ async fn serve(cfg: DaemonConfig) -> Result<(), String> {
         Some(r) => PortAllocator::new(r),
         None => PortAllocator::from_kernel(),
     };
-    let daemon = daemon::Daemon::new(store, proxy, allocator, cfg.bip)
+    let upstreams = dns_server::upstreams(&cfg.dns, Path::new("/etc/resolv.conf"));
+    let daemon = daemon::Daemon::new(store, proxy, allocator, cfg.bip, upstreams)
         .await
         .map_err(|e| format!("cannot set up networking: {e}"))?;
     let daemon = Arc::new(daemon);
+    daemon.answer_names();
     daemon.restore().await;
     let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
     let app = api::router(daemon.clone());

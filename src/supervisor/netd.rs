@@ -402,6 +402,10 @@ impl Daemon {
             let veth = net::slot_veth_name(&container.id, slot);
             held.endpoints.push(Endpoint { network: n.clone(), ip, slot, veth });
         }
+        // Attaching again replaces the first attachment; the DNS answers from live state.
+        if let Err(e) = self.dns.attach(&container.id, pid).await {
+            tracing::warn!(container = %r.name, error = %e, "no embedded DNS for the container");
+        }
         let r = container.update(|r| r.networks.push(Attachment { ip: Some(ip), ..attachment }));
         let _ = self.store.save(&r);
         self.rewrite_network_files(&r).await;
@@ -426,10 +430,22 @@ impl Daemon {
                 format!("container {} is not connected to network {}", r.id, n.net.name),
             ));
         }
-        let endpoint = container.held.lock().ok().and_then(|mut h| {
-            let i = h.endpoints.iter().position(|e| e.network.net.id == n.net.id)?;
-            Some(h.endpoints.remove(i))
-        });
+        let (endpoint, none_left) = container
+            .held
+            .lock()
+            .ok()
+            .map(|mut h| {
+                let e = h
+                    .endpoints
+                    .iter()
+                    .position(|e| e.network.net.id == n.net.id)
+                    .map(|i| h.endpoints.remove(i));
+                (e, h.endpoints.is_empty())
+            })
+            .unwrap_or((None, false));
+        if none_left {
+            self.dns.detach(&container.id);
+        }
         if let Some(e) = endpoint {
             self.release_endpoint(e).await;
         }
