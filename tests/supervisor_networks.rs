@@ -183,6 +183,13 @@ fn network_commands_print_and_refuse_as_docker_does() {
 #[test]
 fn containers_on_one_network_reach_each_other_and_not_another_networks() {
     let ns = Netns::new();
+    // Even where the daemon's namespace forwards (a router, a Docker host), networks stay apart.
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
     let d = ns.daemon(&[]);
     d.ok(&["network", "create", "net-a"]);
     d.ok(&["network", "create", "--subnet", "10.99.0.0/24", "--gateway", "10.99.0.254", "net-b"]);
@@ -217,6 +224,8 @@ fn containers_on_one_network_reach_each_other_and_not_another_networks() {
 
     wait_reachable(&d, "a2", &a1);
     assert!(!connects(&d, "b1", &a1, 8000), "another network's container is reached");
+    d.ok(&["run", "-d", "--name", "onbridge", "sleep", "3600"]);
+    assert!(!connects(&d, "onbridge", &a1, 8000), "the default bridge reaches a user network");
     // The daemon's namespace (the host) still reaches both, as Docker's host does.
     assert!(supervisor_support::http_get(&ns, &format!("{a1}:8000")).is_some());
 
