@@ -212,6 +212,28 @@ fn containers_on_one_network_reach_each_other_and_not_another_networks() {
     assert_eq!(a1, "172.18.0.2");
     assert_eq!(ip_on(&d, "a2", "net-a"), "172.18.0.3");
     assert_eq!(ip_on(&d, "b1", "net-b"), "10.99.0.1");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b2",
+        "--network",
+        "net-b",
+        "--ip",
+        "10.99.0.77",
+        "sleep",
+        "3600",
+    ]);
+    assert_eq!(ip_on(&d, "b2", "net-b"), "10.99.0.77");
+    let taken = d.cli(&["run", "-d", "--network", "net-b", "--ip", "10.99.0.77", "true"]);
+    assert_eq!(taken.status.code(), Some(125));
+    assert_eq!(stderr(&taken), "cproxy: Error response from daemon: Address already in use.\n");
+    let no_subnet = d.cli(&["run", "--rm", "--network", "net-a", "--ip", "10.99.0.5", "true"]);
+    assert_eq!(no_subnet.status.code(), Some(125));
+    assert_eq!(
+        stderr(&no_subnet),
+        "cproxy: Error response from daemon: user specified IP address is supported only when connecting to networks with user configured subnets.\nSee 'cproxy run --help'.\n"
+    );
     assert_eq!(
         inspect(
             &d,

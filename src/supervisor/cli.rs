@@ -113,6 +113,9 @@ pub struct RunArgs {
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", visible_alias = "net-alias", value_name = "ALIAS")]
     pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long = "ip", value_name = "IP")]
+    pub ip: Option<String>,
     /// Set environment variables
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,

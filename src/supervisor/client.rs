@@ -320,10 +320,13 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
             "Links": a.link,
         },
         "NetworkingConfig": {
-            "EndpointsConfig": if a.network_alias.is_empty() {
+            "EndpointsConfig": if a.network_alias.is_empty() && a.ip.is_none() {
                 json!({})
             } else {
-                json!({ a.network.clone(): {"Aliases": a.network_alias} })
+                json!({ a.network.clone(): {
+                    "Aliases": a.network_alias,
+                    "IPAMConfig": {"IPv4Address": a.ip.clone().unwrap_or_default()},
+                } })
             },
         },
     });

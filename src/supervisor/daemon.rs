@@ -97,6 +97,18 @@ pub struct NetworkingConfigRequest {
 pub struct EndpointRequest {
     /// Network-scoped aliases.
     pub aliases: Vec<String>,
+    /// `--ip`.
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: EndpointIpamRequest,
+}
+
+/// `IPAMConfig` of [`EndpointRequest`].
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointIpamRequest {
+    /// The address asked for.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
 }
 
 /// The `HostConfig` part of [`CreateRequest`].
@@ -421,7 +433,45 @@ impl Daemon {
                 .values()
                 .flat_map(|e| e.aliases.iter().cloned())
                 .collect();
-            attachments.push(Attachment { network: mode.clone(), aliases, ip: None });
+            let wanted = req
+                .networking_config
+                .endpoints_config
+                .values()
+                .map(|e| e.ipam_config.ipv4_address.as_str())
+                .find(|a| !a.is_empty());
+            let ipv4_address = match wanted {
+                None => None,
+                Some(_) if !net.net.user_subnet => {
+                    return Err(ApiError::new(
+                        400,
+                        "user specified IP address is supported only when connecting to networks with user configured subnets",
+                    ));
+                }
+                Some(a) => match a.parse::<Ipv4Addr>() {
+                    Ok(ip) if net.net.subnet.contains(ip) => Some(ip),
+                    _ => {
+                        return Err(ApiError::new(
+                            400,
+                            format!(
+                                "Invalid address {a}: It does not belong to any of this network's subnets"
+                            ),
+                        ));
+                    }
+                },
+            };
+            attachments.push(Attachment { network: mode.clone(), aliases, ip: None, ipv4_address });
+        }
+        if attachments.is_empty()
+            && req
+                .networking_config
+                .endpoints_config
+                .values()
+                .any(|e| !e.ipam_config.ipv4_address.is_empty())
+        {
+            return Err(ApiError::new(
+                400,
+                "user specified IP address is supported on user defined networks only",
+            ));
         }
         if attachments.is_empty()
             && req.networking_config.endpoints_config.values().any(|e| !e.aliases.is_empty())

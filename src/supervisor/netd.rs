@@ -317,9 +317,16 @@ impl Daemon {
             let n = self
                 .user_network(&a.network)
                 .ok_or_else(|| ApiError::new(404, format!("network {} not found", a.network)))?;
-            let ip = n.bridge.ipam.lease().ok_or_else(|| {
-                ApiError::internal(format!("no address left on network {}", a.network))
-            })?;
+            let ip = match a.ipv4_address {
+                Some(want) => n
+                    .bridge
+                    .ipam
+                    .lease_exact(want)
+                    .ok_or_else(|| ApiError::new(409, "Address already in use"))?,
+                None => n.bridge.ipam.lease().ok_or_else(|| {
+                    ApiError::internal(format!("no address left on network {}", a.network))
+                })?,
+            };
             let slot = first + i;
             let veth = net::slot_veth_name(&r.id, slot);
             held.endpoints.push(Endpoint { network: n, ip, slot, veth });
@@ -375,7 +382,8 @@ impl Daemon {
                 format!("endpoint with name {} already exists in network {}", r.name, n.net.name),
             ));
         }
-        let attachment = Attachment { network: n.net.name.clone(), aliases, ip: None };
+        let attachment =
+            Attachment { network: n.net.name.clone(), aliases, ip: None, ipv4_address: None };
         if r.state.status != "running" || r.state.pid <= 0 {
             let r = container.update(|r| r.networks.push(attachment));
             return self.store.save(&r).map_err(ApiError::internal);
@@ -618,6 +626,7 @@ mod tests {
                 network: n.to_string(),
                 aliases: aliases.iter().map(|a| a.to_string()).collect(),
                 ip: ip.map(Ipv4Addr::from),
+                ipv4_address: None,
             }).collect::<Vec<_>>(),
         }))
         .unwrap()

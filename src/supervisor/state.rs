@@ -123,6 +123,9 @@ pub struct Attachment {
     /// Its address on the network while running.
     #[serde(default)]
     pub ip: Option<Ipv4Addr>,
+    /// The address asked for (`run --ip`), on a network with a `--subnet` of its own.
+    #[serde(default)]
+    pub ipv4_address: Option<Ipv4Addr>,
 }
 
 /// A PROXY protocol version kept as `"v1"`/`"v2"` (or nothing) in a record.
