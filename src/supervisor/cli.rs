@@ -34,7 +34,7 @@ pub enum SupervisorCommand {
     /// Run the daemon that owns containers (as root)
     Daemon(DaemonArgs),
     /// Run a command in a new container
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers
     Ps(PsArgs),
     /// List port mappings or a specific mapping for the container

@@ -149,7 +149,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
     let is_run = matches!(cmd, SupervisorCommand::Run(_));
     let result = rt.block_on(async {
         match cmd {
-            SupervisorCommand::Run(a) => run_container(client, a).await,
+            SupervisorCommand::Run(a) => run_container(client, *a).await,
             SupervisorCommand::Ps(a) => ps(client, a).await,
             SupervisorCommand::Port(a) => port(client, a).await,
             SupervisorCommand::Stop(a) => {
