@@ -217,9 +217,15 @@ impl Daemon {
 
     /// `GET /networks/{id}`: Docker's inspect object.
     pub fn network_inspect(&self, key: &str) -> Result<Value, ApiError> {
-        if let Some((name, id)) =
-            self.predefined_ids.iter().find(|(n, id)| n == key || id == key || id.starts_with(key))
-        {
+        // Names and full IDs first, then a user-defined network, then an ID prefix.
+        let predefined =
+            self.predefined_ids.iter().find(|(n, id)| n == key || id == key).or_else(|| {
+                self.user_network(key)
+                    .is_none()
+                    .then(|| self.predefined_ids.iter().find(|(_, id)| id.starts_with(key)))
+                    .flatten()
+            });
+        if let Some((name, id)) = predefined {
             let subnet = self.bridge.ipam.subnet();
             let (driver, config) = match name.as_str() {
                 "bridge" => (
@@ -415,6 +421,24 @@ impl Daemon {
             tracing::warn!(container = %r.name, error = %e, "no embedded DNS for the container");
         }
         let r = container.update(|r| r.networks.push(Attachment { ip: Some(ip), ..attachment }));
+        if r.state.pid != container.record().state.pid || !container.is_running() {
+            // It exited meanwhile, and its exit may have given back what it held before this
+            // endpoint was added: give it back here, the network stays for its next start.
+            let late = container.held.lock().ok().and_then(|mut h| {
+                let i = h.endpoints.iter().position(|e| e.network.net.id == n.net.id)?;
+                Some(h.endpoints.remove(i))
+            });
+            if let Some(e) = late {
+                self.release_endpoint(e).await;
+            }
+            let r = container.update(|r| {
+                if r.state.status != "running" {
+                    r.networks.iter_mut().for_each(|a| a.ip = None);
+                }
+            });
+            let _ = self.store.save(&r);
+            return Ok(());
+        }
         let _ = self.store.save(&r);
         self.rewrite_network_files(&r).await;
         Ok(())
