@@ -168,6 +168,115 @@ pub fn is_writable(fd: impl AsFd) -> bool {
         .unwrap_or(false)
 }
 
+/// Gives `sig` a handler that does nothing. A process that blocks the signal and takes it with
+/// `sigwait` then sees it even as PID 1 of a PID namespace, which drops signals left at their
+/// default disposition.
+pub fn catch_with_noop(sig: nix::sys::signal::Signal) -> io::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
+    extern "C" fn noop(_: libc::c_int) {}
+    let action = SigAction::new(SigHandler::Handler(noop), SaFlags::SA_RESTART, SigSet::empty());
+    // SAFETY: the handler does nothing, which is async-signal-safe, and replaces no handler
+    // that Rust code relies on.
+    unsafe { sigaction(sig, &action) }?;
+    Ok(())
+}
+
+/// The number of threads of this process, if `/proc/self` answers (it does not in a process
+/// that has entered a mount namespace whose `/proc` belongs to another PID namespace).
+fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse().ok())
+}
+
+/// Forks this process, which must be single-threaded: with other threads the child could
+/// inherit a lock held forever, so a process that `/proc` shows with more than one thread gets
+/// an error instead of a child. Processes of the supervisor call it before starting any thread
+/// (the container's shim and init, `cproxy __nsexec`).
+pub fn fork_single_threaded() -> io::Result<nix::unistd::ForkResult> {
+    if thread_count().is_some_and(|n| n > 1) {
+        return Err(io::Error::other("fork: this process has more than one thread"));
+    }
+    // SAFETY: the process is single-threaded (checked above where /proc answers, and by the
+    // callers' contract otherwise), so the child inherits no lock another thread holds.
+    Ok(unsafe { nix::unistd::fork() }?)
+}
+
+/// Ends this process at once with `code`, without running destructors or `atexit` handlers:
+/// what a forked child whose exec failed must do, so as not to flush or free its parent's state.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) only ends the process; it touches no memory of it.
+    unsafe { libc::_exit(code) }
+}
+
+/// Makes the child that `cmd` spawns, between fork and exec, join each namespace in `join`
+/// (`(descriptor, type)`: an empty type accepts any), then leave for new namespaces of the
+/// kinds in `unshare` (none if empty), then, if `die_with_parent`, ask for SIGKILL when its
+/// parent dies. A failure fails the spawn with its error.
+///
+/// The descriptors in `join` must stay open until `cmd` has been spawned: one closed by then
+/// fails the spawn (`EBADF`).
+pub fn enter_namespaces_on_spawn(
+    cmd: &mut std::process::Command,
+    join: Vec<(RawFd, nix::sched::CloneFlags)>,
+    unshare: nix::sched::CloneFlags,
+    die_with_parent: bool,
+) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure makes only async-signal-safe calls (setns,
+    // unshare, prctl) and allocates nothing: every value was prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (fd, nstype) in &join {
+                if libc::setns(*fd, nstype.bits()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if !unshare.is_empty() && libc::unshare(unshare.bits()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if die_with_parent && libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// `open_tree(2)` relative to the working directory: a descriptor for the mount at `path`, or
+/// with `OPEN_TREE_CLONE` in `flags` for a detached copy of it, to attach with [`move_mount`].
+pub fn open_tree(path: &std::ffi::CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: open_tree(2) with a valid NUL-terminated path; the returned fd is owned here.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(io::Error::other)?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `move_mount(2)` of the mount `tree` (from [`open_tree`]; the caller puts
+/// `MOVE_MOUNT_F_EMPTY_PATH` in `flags`) onto `target`, relative to the working directory.
+pub fn move_mount(
+    tree: BorrowedFd<'_>,
+    target: &std::ffi::CStr,
+    flags: libc::c_uint,
+) -> io::Result<()> {
+    let empty = c"";
+    // SAFETY: move_mount(2) with an open mount fd and valid NUL-terminated paths.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            flags,
+        )
+    };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -811,7 +811,6 @@ fn go_print(v: &Value) -> String {
 /// `exec`: enters the container's namespaces (as `nsenter` does; the client runs as root, as
 /// the socket's permissions require) and runs the command there, its output straight to ours.
 async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
-    use std::os::unix::process::CommandExt;
     let v =
         client.json(Method::GET, &format!("/containers/{}/json", q(&a.container)), None).await?;
     let pid = v["State"]["Pid"].as_i64().unwrap_or(0);
@@ -846,18 +845,9 @@ async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
         v["Config"]["WorkingDir"].as_str().filter(|w| !w.is_empty()).unwrap_or("/").to_string();
     // The working directory is set inside: entering the mount namespace resets it to `/`.
     cmd.arg("__nsexec").arg("--workdir").arg(cwd).arg("--").args(&a.command).env_clear().envs(env);
-    // SAFETY: only setns, async-signal-safe, between fork and exec; the fds stay open in
-    // `namespaces` until the child has been spawned.
-    unsafe {
-        cmd.pre_exec(move || {
-            for fd in &fds {
-                if libc::setns(*fd, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    // The fds stay open in `namespaces` until the child has been spawned.
+    let join = fds.into_iter().map(|fd| (fd, nix::sched::CloneFlags::empty())).collect();
+    crate::sys::enter_namespaces_on_spawn(&mut cmd, join, nix::sched::CloneFlags::empty(), false);
     let status =
         cmd.status().map_err(|e| fail(format!("Error: cannot run in the container: {e}"), 126))?;
     drop(namespaces);

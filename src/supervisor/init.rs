@@ -16,7 +16,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,9 +24,11 @@ use std::process::ExitCode;
 use clap::Args;
 use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
+use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, execvp, fork, pipe2};
+use nix::unistd::{ForkResult, Pid, execvp, pipe2};
+
+use crate::sys::{self, FdKind};
 
 /// `cproxy __init`'s arguments (written by the daemon, not by people).
 #[derive(Debug, Args)]
@@ -51,17 +53,12 @@ pub struct InitArgs {
     pub command: Vec<std::ffi::OsString>,
 }
 
-extern "C" fn noop(_: libc::c_int) {}
-
 /// Gives SIGTERM, SIGINT and SIGCHLD a handler (PID 1 drops signals left at their default)
 /// and blocks them, so [`SigSet::wait`] takes them one at a time.
-fn take_signals() -> nix::Result<SigSet> {
+fn take_signals() -> std::io::Result<SigSet> {
     let mut set = SigSet::empty();
     for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGCHLD] {
-        let action =
-            SigAction::new(SigHandler::Handler(noop), SaFlags::SA_RESTART, SigSet::empty());
-        // SAFETY: the handler does nothing, which is async-signal-safe.
-        unsafe { sigaction(sig, &action) }?;
+        sys::catch_with_noop(sig)?;
         set.add(sig);
     }
     set.thread_block()?;
@@ -114,8 +111,10 @@ pub fn run(args: InitArgs) -> ExitCode {
 
 fn shim(args: InitArgs) -> Result<u8, String> {
     let set = take_signals().map_err(|e| format!("signals: {e}"))?;
-    // SAFETY: fd 0 is the daemon's socket, given to this process to own.
-    let mut control = File::from(unsafe { OwnedFd::from_raw_fd(0) });
+    // fd 0 is the daemon's socket, given to this process to own.
+    let mut control = File::from(
+        sys::claim_inherited(0, FdKind::Socket).ok_or("stdin is not the daemon's socket")?,
+    );
     let mut go = [0u8; 1];
     if control.read(&mut go).map_err(|e| format!("waiting for the daemon: {e}"))? == 0 {
         return Err("the daemon gave up on this container".into());
@@ -125,8 +124,8 @@ fn shim(args: InitArgs) -> Result<u8, String> {
     // it, before the container is what it should be.
     let (ready_r, ready_w) =
         pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    // SAFETY: this process is single-threaded (nothing has started a thread yet).
-    let init = match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+    // This process is single-threaded (nothing has started a thread yet).
+    let init = match sys::fork_single_threaded().map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
             drop(control);
             drop(ready_r);
@@ -165,8 +164,8 @@ fn run_command(args: &InitArgs, set: &SigSet) -> u8 {
     let Ok((err_r, err_w)) = pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         return 127;
     };
-    // SAFETY: single-threaded; the child only calls exec, write and _exit.
-    let child = match unsafe { fork() } {
+    // Single-threaded; the child only calls exec, write and _exit.
+    let child = match sys::fork_single_threaded() {
         Err(e) => {
             eprintln!("cproxy init: fork: {e}");
             return 127;
@@ -176,8 +175,7 @@ fn run_command(args: &InitArgs, set: &SigSet) -> u8 {
             let Err(errno) = execvp(&argv[0], &argv);
             let mut w = File::from(err_w);
             let _ = w.write_all(&(errno as i32).to_ne_bytes());
-            // SAFETY: _exit ends the child without running the parent's destructors.
-            unsafe { libc::_exit(127) }
+            sys::exit_now(127)
         }
         Ok(ForkResult::Parent { child }) => child,
     };
@@ -283,8 +281,8 @@ pub fn nsexec(args: super::cli::NsExecArgs) -> ExitCode {
         disable_ipv6: false,
         command: args.command,
     };
-    // SAFETY: single-threaded, as in the shim.
-    match unsafe { fork() } {
+    // Single-threaded, as in the shim.
+    match sys::fork_single_threaded() {
         Ok(ForkResult::Child) => std::process::exit(i32::from(run_command(&init_args, &set))),
         Ok(ForkResult::Parent { child }) => ExitCode::from(supervise(&set, child)),
         Err(e) => {

@@ -16,7 +16,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -253,37 +253,11 @@ pub(super) fn swap_file(pid: i32, file: &Path, target: &str) -> io::Result<()> {
 fn open_tree(path: &Path) -> io::Result<OwnedFd> {
     use std::os::unix::ffi::OsStrExt;
     let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: open_tree(2) with a valid NUL-terminated path; the returned fd is owned here.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = i32::try_from(fd).map_err(io::Error::other)?;
-    // SAFETY: a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::open_tree(&c, OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint)
 }
 
 fn move_mount(tree: &OwnedFd, target: &CString, flags: libc::c_uint) -> io::Result<()> {
-    let empty = c"";
-    // SAFETY: move_mount(2) with an owned mount fd and valid NUL-terminated paths.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | flags,
-        )
-    };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    crate::sys::move_mount(tree.as_fd(), target, MOVE_MOUNT_F_EMPTY_PATH | flags)
 }
 
 #[cfg(test)]

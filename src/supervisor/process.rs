@@ -109,25 +109,9 @@ fn spawn(launch: Launch) -> io::Result<Started> {
     if launch.join_netns.is_none() && !launch.host_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    let join = launch.join_netns.as_ref().map(|f| f.as_raw_fd());
-    // SAFETY: between fork and exec only async-signal-safe calls are made (setns, unshare,
-    // prctl), with values prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if let Some(fd) = join
-                && libc::setns(fd, libc::CLONE_NEWNET) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::unshare(flags.bits()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // `launch.join_netns` stays open until the child has been spawned.
+    let join = launch.join_netns.as_ref().map(|f| (f.as_raw_fd(), CloneFlags::CLONE_NEWNET));
+    crate::sys::enter_namespaces_on_spawn(&mut cmd, join.into_iter().collect(), flags, true);
     let child = cmd.spawn()?;
     drop(launch.join_netns);
     Ok(Started { child, control: ours })

@@ -44,11 +44,19 @@ impl Netns {
         &self.name
     }
 
-    /// Runs `ip ARGS` inside the namespace; panics with ip's message if it fails.
-    pub fn ip(&self, args: &[&str]) {
+    /// Runs `ip ARGS` inside the namespace and returns its output; panics with ip's message if
+    /// it fails.
+    pub fn ip(&self, args: &[&str]) -> String {
         let mut all = vec!["-n", &self.name];
         all.extend_from_slice(args);
-        ip(&all);
+        ip(&all)
+    }
+
+    /// PIDs of the processes in the namespace (`ip netns pids`).
+    pub fn pids(&self) -> Vec<i32> {
+        let out = Command::new("ip").args(["netns", "pids", &self.name]).output();
+        let out = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        out.split_whitespace().filter_map(|p| p.parse().ok()).collect()
     }
 
     /// A command whose process starts inside the namespace (it enters it between fork and
@@ -75,14 +83,16 @@ impl Netns {
 
     /// Runs `f` on a fresh thread that has entered the namespace; sockets it creates belong to
     /// the namespace for their whole life.
-    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         let path = self.path();
-        std::thread::spawn(move || {
-            enter(&path);
-            f()
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                enter(&path);
+                f()
+            })
+            .join()
+            .expect("thread inside the namespace panicked")
         })
-        .join()
-        .expect("thread inside the namespace panicked")
     }
 
     /// A closure that moves the calling thread into the namespace: for a runtime's
@@ -95,6 +105,11 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // Anything still running in the namespace was started by this test.
+        for pid in self.pids() {
+            // SAFETY: kill(2) takes plain numbers and touches no memory of this process.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
         // Deleting a namespace also deletes the veth end inside it, and so its peer.
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
@@ -126,7 +141,7 @@ fn enter(path: &str) {
     }
 }
 
-fn ip(args: &[&str]) {
+fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().expect("run ip (iproute2)");
     assert!(
         out.status.success(),
@@ -134,6 +149,7 @@ fn ip(args: &[&str]) {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr).trim()
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Two namespaces joined by a veth pair: `near` (10.77.0.1) for the proxy and its clients,

@@ -4,21 +4,20 @@
 
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The cproxy binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_cproxy");
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// A network namespace made for one test, and a scratch directory; both removed on drop.
+/// A network namespace made for one test (`testkit::netns::Netns`: processes left in it are
+/// killed and it is deleted on drop, orphans of killed test runs swept), and a scratch
+/// directory, removed on drop.
 pub struct Netns {
+    ns: Option<testkit::netns::Netns>,
     /// `ip netns` name.
     pub name: String,
     /// Scratch directory for the daemon's socket and data root.
@@ -26,26 +25,22 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Creates `cpsv-<pid>-<n>` with `lo` up.
+    /// Creates `cpx-sv-<pid>-<n>` with `lo` up.
     pub fn new() -> Netns {
-        let name = format!("cpsv-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap().success();
-        assert!(ok, "ip netns add {name} failed");
-        let ns = Netns { dir: std::env::temp_dir().join(&name), name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        std::fs::create_dir_all(&ns.dir).unwrap();
-        ns
+        let ns = testkit::netns::Netns::new("sv");
+        let name = ns.name().to_string();
+        let dir = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        Netns { ns: Some(ns), name, dir }
+    }
+
+    fn inner(&self) -> &testkit::netns::Netns {
+        self.ns.as_ref().expect("the namespace lives until drop")
     }
 
     /// Runs `ip ARGS` inside the namespace and returns its stdout.
     pub fn ip(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name, "ip"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.inner().ip(args)
     }
 
     /// Names of the links in the namespace.
@@ -59,21 +54,12 @@ impl Netns {
 
     /// PIDs of processes in the namespace.
     pub fn pids(&self) -> Vec<String> {
-        let out = Command::new("ip").args(["netns", "pids", &self.name]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
+        self.inner().pids().iter().map(i32::to_string).collect()
     }
 
     /// Runs `f` on a thread that has entered the namespace.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let file = File::open(format!("/run/netns/{}", self.name)).unwrap();
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-                f()
-            })
-            .join()
-            .unwrap()
-        })
+        self.inner().run(f)
     }
 
     /// Starts a daemon inside the namespace.
@@ -84,16 +70,8 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        // Anything still running in the namespace was started by this test.
-        for pid in self.pids() {
-            if let Ok(pid) = pid.parse::<i32>() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        // The namespace first (its processes killed), then the directory they wrote in.
+        drop(self.ns.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

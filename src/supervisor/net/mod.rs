@@ -58,7 +58,7 @@ pub async fn link_index(handle: &Handle, name: &str) -> io::Result<Option<u32>> 
         Ok(Some(link)) => Ok(Some(link.header.index)),
         Ok(None) => Ok(None),
         Err(rtnetlink::Error::NetlinkError(e))
-            if e.code.is_some_and(|c| c.get() == -libc::ENODEV) =>
+            if e.code.is_some_and(|c| c.get() == -(nix::errno::Errno::ENODEV as i32)) =>
         {
             Ok(None)
         }
@@ -72,7 +72,7 @@ pub async fn delete_link(handle: &Handle, name: &str) -> io::Result<()> {
         match handle.link().del(index).execute().await {
             Ok(()) => {}
             Err(rtnetlink::Error::NetlinkError(e))
-                if e.code.is_some_and(|c| c.get() == -libc::ENODEV) => {}
+                if e.code.is_some_and(|c| c.get() == -(nix::errno::Errno::ENODEV as i32)) => {}
             Err(e) => return Err(nl(&format!("delete {name}"), e)),
         }
     }
