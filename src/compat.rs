@@ -132,11 +132,6 @@ impl StatusPipe {
         StatusPipe(Some(File::from(fd)))
     }
 
-    /// A status pipe writing to `file` (for tests and embedding).
-    pub fn from_file(file: File) -> StatusPipe {
-        StatusPipe(Some(file))
-    }
-
     /// True when a runtime is waiting on the pipe.
     pub fn is_present(&self) -> bool {
         self.0.is_some()

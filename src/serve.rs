@@ -166,15 +166,15 @@ where
             _ = parent_exited => tracing::info!("the runtime that started cproxy exited"),
         }
         tracing::info!(
-            grace = ?tuning.grace,
+            grace = ?proxy.config().grace,
             "stopping: no new connections; idle ones close now, busy ones get the grace period"
         );
         tokio::select! {
-            _ = proxy.shutdown(tuning.grace) => {}
+            _ = proxy.shutdown() => {}
             _ = async { tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} } } => {
                 tracing::info!("second stop signal: resetting open connections");
                 proxy.kill();
-                proxy.shutdown(std::time::Duration::ZERO).await;
+                proxy.shutdown().await;
             }
         }
         ExitCode::SUCCESS

@@ -464,7 +464,7 @@ fn ports_around_a_taken_one() -> (u16, TcpListener) {
 /// the next command on the same connection sees none of them, and their ports are free. One
 /// worker thread makes any removal left to run later visible.
 #[test]
-fn a_failed_range_add_replies_only_after_rolling_back() {
+fn a_failed_range_add_replies_only_after_rolling_back_and_can_be_retried_at_once() {
     let mut args = one_binding();
     args.extend(["--threads", "1"].map(String::from));
     let (fwd, _) = Forward::start(&strs(&args), 1);
@@ -480,6 +480,12 @@ fn a_failed_range_add_replies_only_after_rolling_back() {
     // The list: the binding started with, then ok; nothing of the failed range.
     assert_eq!(reply.len(), 3, "a rolled-back binding is still listed: {reply:?}");
     assert!(TcpListener::bind(("127.0.0.1", start)).is_ok(), "rolled-back port still bound");
+    // Adding the free part of the range again, right away, succeeds: nothing of the failed
+    // add is left to hold its ports.
+    let again = fwd.ctl(&format!("add 127.0.0.1:{start}:7000"));
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(again[0].ends_with(&format!(" 7000/tcp -> 127.0.0.1:{start}")), "{again:?}");
+    assert_eq!(again[1], "ok");
 }
 
 #[test]

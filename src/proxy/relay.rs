@@ -48,7 +48,7 @@ const COPY_BUF: usize = 64 * 1024;
 
 /// A non-blocking kernel pipe used as a splice buffer, with the number of bytes it holds.
 #[derive(Debug)]
-pub struct Pipe {
+pub(crate) struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
     capacity: usize,
@@ -59,13 +59,14 @@ impl Pipe {
     /// Opens a pipe and asks the kernel for `size` bytes of capacity. If the kernel says no (the
     /// user's pipe quota in `/proc/sys/fs/pipe-user-pages-soft` is used up), the pipe keeps its
     /// default size: smaller, but still correct.
-    pub fn new(size: usize) -> io::Result<Pipe> {
+    pub(crate) fn new(size: usize) -> io::Result<Pipe> {
         let (read, write, capacity) = sys::pipe(size)?;
         Ok(Pipe { read, write, capacity, len: 0 })
     }
 
     /// Bytes the kernel granted.
-    pub fn capacity(&self) -> usize {
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
         self.capacity
     }
 
@@ -105,7 +106,7 @@ enum Fill {
 /// Keeps a few empty pipes for reuse, so a connection burst does not pay two syscalls per pipe.
 /// A pipe that still holds bytes is never returned to the pool; it is closed.
 #[derive(Debug)]
-pub struct PipePool {
+pub(crate) struct PipePool {
     idle: Mutex<Vec<Pipe>>,
     size: usize,
     max_idle: usize,
@@ -113,12 +114,12 @@ pub struct PipePool {
 
 impl PipePool {
     /// A pool of pipes of `size` bytes, keeping at most `max_idle` of them open while unused.
-    pub fn new(size: usize, max_idle: usize) -> PipePool {
+    pub(crate) fn new(size: usize, max_idle: usize) -> PipePool {
         PipePool { idle: Mutex::new(Vec::new()), size, max_idle }
     }
 
     fn get(&self) -> io::Result<Pipe> {
-        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let reused = self.parked().pop();
         match reused {
             Some(pipe) => Ok(pipe),
             None => Pipe::new(self.size),
@@ -129,16 +130,23 @@ impl PipePool {
         if pipe.len != 0 {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < self.max_idle
-        {
+        let mut idle = self.parked();
+        if idle.len() < self.max_idle {
             idle.push(pipe);
         }
     }
 
+    /// The parked pipes. A poisoned lock is recovered: its critical sections are one push or
+    /// pop of an empty pipe, so the list is consistent whatever panicked, and ignoring the
+    /// poison (as before) would only have leaked every pipe returned from then on.
+    fn parked(&self) -> std::sync::MutexGuard<'_, Vec<Pipe>> {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Pipes currently parked in the pool.
-    pub fn idle(&self) -> usize {
-        self.idle.lock().map(|idle| idle.len()).unwrap_or(0)
+    #[cfg(test)]
+    pub(crate) fn idle(&self) -> usize {
+        self.parked().len()
     }
 }
 
@@ -247,16 +255,16 @@ fn splice_unsupported(e: &io::Error) -> bool {
 /// went each way, how much is held in the relay's buffers now, and how long ago a byte last
 /// moved (what stopping and the idle timeout go by).
 #[derive(Debug)]
-pub struct Traffic {
+pub(crate) struct Traffic {
     /// Bytes written to the backend.
-    pub to_backend: AtomicU64,
+    pub(crate) to_backend: AtomicU64,
     /// Bytes written to the client.
-    pub to_client: AtomicU64,
+    pub(crate) to_client: AtomicU64,
     /// Directions that had to fall back from splice to copying.
-    pub fallbacks: AtomicU64,
+    pub(crate) fallbacks: AtomicU64,
     /// Times a direction was found waking up again and again without moving a byte (a bug
     /// guard: it is paused each time, so it cannot take a core).
-    pub spins: AtomicU64,
+    pub(crate) spins: AtomicU64,
     /// Bytes read from one side and not yet written to the other (held in the pipes or copy
     /// buffers).
     buffered: AtomicU64,
@@ -282,12 +290,12 @@ impl Default for Traffic {
 
 impl Traffic {
     /// Bytes read from one side and not yet written to the other.
-    pub fn buffered(&self) -> u64 {
+    pub(crate) fn buffered(&self) -> u64 {
         self.buffered.load(Ordering::Relaxed)
     }
 
     /// How long since a byte last moved either way (since the counters were made, if none has).
-    pub fn quiet_for(&self) -> Duration {
+    pub(crate) fn quiet_for(&self) -> Duration {
         let moved = Duration::from_millis(self.moved_ms.load(Ordering::Relaxed));
         self.since.elapsed().saturating_sub(moved)
     }
@@ -389,14 +397,14 @@ fn fall_back(stage: &mut Stage, fallbacks: &AtomicU64, e: &io::Error) -> io::Res
 
 /// The buffers of a connection's two directions, acquired before relaying so that a lack of
 /// descriptors shows before any byte is moved.
-pub struct Stages {
+pub(crate) struct Stages {
     up: Stage,
     down: Stage,
 }
 
 impl Stages {
     /// Two pipes from `pool` (or two copy buffers in [`RelayMode::Copy`]).
-    pub fn new(mode: RelayMode, pool: &PipePool) -> io::Result<Stages> {
+    pub(crate) fn new(mode: RelayMode, pool: &PipePool) -> io::Result<Stages> {
         Ok(match mode {
             RelayMode::Splice => {
                 let up = pool.get()?;
@@ -420,7 +428,7 @@ impl Stages {
 /// keeps flowing. A finished direction gives its pipe back to `pool` at once, and its source is
 /// still watched: a peer that half-closed and then reset or vanished ends the connection, even
 /// if the other side never sends again. An error in either direction ends both.
-pub async fn relay(
+pub(crate) async fn relay(
     client: &TcpStream,
     backend: &TcpStream,
     stages: Stages,

@@ -158,9 +158,10 @@ pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
         admit(client, peer, &ctx, &limit, &exhaustion, local);
     }
     // Clients the kernel already completed a handshake with believe they are connected:
-    // serve them rather than reset them with the listener.
+    // serve them rather than reset them with the listener. No more than the backlog can hold:
+    // clients still connecting at full speed would otherwise keep the port open for ever.
     let mut drained = 0usize;
-    while let Some((client, peer)) = accept_queued(&listener) {
+    for (client, peer) in queued(&listener).take(QUEUED_AT_STOP) {
         admit(client, peer, &ctx, &limit, &exhaustion, local);
         drained += 1;
     }
@@ -169,13 +170,18 @@ pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
     }
 }
 
-/// Takes a connection from `listener`'s accept queue if one is waiting, without waiting on the
-/// runtime's readiness (which may not have seen it yet).
-fn accept_queued(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
-    let (sock, peer) = socket2::SockRef::from(listener).accept().ok()?;
-    sock.set_nonblocking(true).ok()?;
-    let stream = TcpStream::from_std(sock.into()).ok()?;
-    Some((stream, peer.as_socket()?))
+/// Connections served from the accept queue once a binding stops: as many as its backlog holds.
+const QUEUED_AT_STOP: usize = BACKLOG as usize;
+
+/// The connections waiting in `listener`'s accept queue, taken without waiting on the
+/// runtime's readiness (which may not have seen them yet); ends when the queue is empty.
+fn queued(listener: &TcpListener) -> impl Iterator<Item = (TcpStream, SocketAddr)> + '_ {
+    std::iter::from_fn(move || {
+        let (sock, peer) = socket2::SockRef::from(listener).accept().ok()?;
+        sock.set_nonblocking(true).ok()?;
+        let stream = TcpStream::from_std(sock.into()).ok()?;
+        Some((stream, peer.as_socket()?))
+    })
 }
 
 /// Starts serving an accepted client, or resets it if the binding is at its connection limit
@@ -317,4 +323,20 @@ fn keep_alive(sock: &impl std::os::fd::AsFd, period: Option<Duration>) {
 /// Arranges for `s` to be closed with a RST when it is dropped.
 fn reset(s: &TcpStream) {
     let _ = sys::reset_on_close(s.as_fd());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_queue_at_stop_is_taken_only_as_far_as_asked() {
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let clients: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+        // All three handshakes are complete (connect returned): they wait in the queue.
+        assert_eq!(queued(&listener).take(2).count(), 2);
+        assert_eq!(queued(&listener).count(), 1, "the rest stay queued");
+        drop(clients);
+    }
 }
