@@ -141,14 +141,15 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let control = match args.control.as_deref().map(|p| ControlSocket::bind(p, group)).transpose() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cproxy: {e}");
-            status.fail(&e);
-            return ExitCode::from(1);
-        }
-    };
+    let mut control =
+        match args.control.as_deref().map(|p| ControlSocket::bind(p, group)).transpose() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("cproxy: {e}");
+                status.fail(&e);
+                return ExitCode::from(1);
+            }
+        };
     if args.publish.is_empty() && control.is_none() {
         let e = "nothing to forward: give -p SPEC or --expose PORT -P (and/or --control PATH to \
                  add bindings later)";
@@ -160,7 +161,9 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
         Some(range) => PortAllocator::new(range),
         None => PortAllocator::from_kernel(),
     };
-    let listener = control.as_ref().map(|c| c.listener.try_clone());
+    // The control server owns the listener: when the proxy stops, it stops accepting and the
+    // socket closes, while the file is removed only when the process is done.
+    let listener = control.as_mut().and_then(|c| c.listener.take());
     let metrics_addr = args.metrics_addr;
     let limits = ControlLimits {
         access: Access { uid: nix::unistd::geteuid().as_raw(), group },
@@ -197,12 +200,7 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
             println!("{}", published(info));
         }
         if let Some(listener) = listener {
-            let listener = listener
-                .and_then(|l| {
-                    l.set_nonblocking(true)?;
-                    UnixListener::from_std(l)
-                })
-                .map_err(|e| format!("control socket: {e}"))?;
+            let listener = tokio_listener(listener).map_err(|e| format!("control socket: {e}"))?;
             tokio::spawn(serve_control(listener, publisher, limits));
         }
         Ok(all)
@@ -210,6 +208,12 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
     let code = serve::run(&args.tuning, None, status, start);
     drop(control);
     code
+}
+
+/// A std listener as a tokio one.
+fn tokio_listener(l: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+    l.set_nonblocking(true)?;
+    UnixListener::from_std(l)
 }
 
 /// A group given by name or number, as `--control-group` takes it.
@@ -228,7 +232,8 @@ fn resolve_group(group: &str) -> Result<u32, String> {
 /// process made).
 struct ControlSocket {
     path: PathBuf,
-    listener: std::os::unix::net::UnixListener,
+    /// Taken by the control server when it starts.
+    listener: Option<std::os::unix::net::UnixListener>,
     /// Device and inode of the socket file, so that only this file is ever removed.
     file: (u64, u64),
 }
@@ -275,8 +280,11 @@ impl ControlSocket {
         let listener = bound.map_err(|e| format!("cannot create control socket {shown}: {e}"))?;
         let meta = std::fs::symlink_metadata(path)
             .map_err(|e| format!("cannot create control socket {shown}: {e}"))?;
-        let socket =
-            ControlSocket { path: path.to_path_buf(), listener, file: (meta.dev(), meta.ino()) };
+        let socket = ControlSocket {
+            path: path.to_path_buf(),
+            listener: Some(listener),
+            file: (meta.dev(), meta.ino()),
+        };
         if let Some(gid) = group {
             std::os::unix::fs::chown(path, None, Some(gid))
                 .and_then(|()| {
@@ -339,11 +347,19 @@ struct ControlLimits {
     idle: Duration,
 }
 
+/// Serves the control socket until the proxy stops, like every task of the proxy: then the
+/// listener closes (a client is refused by the kernel, as by a cproxy that is gone); sessions
+/// already open go on while the bindings drain, and a binding they add is refused.
 async fn serve_control(listener: UnixListener, publisher: Arc<Publisher>, limits: ControlLimits) {
     // One permit per connected client; dropped when its session ends.
     let clients = Arc::new(Semaphore::new(limits.max_clients));
     loop {
-        let stream = match listener.accept().await {
+        let accepted = tokio::select! {
+            biased;
+            _ = publisher.proxy.stopping() => return,
+            r = listener.accept() => r,
+        };
+        let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
                 tracing::warn!(error = %e, "control socket accept failed");

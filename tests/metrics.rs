@@ -272,3 +272,55 @@ fn log_format_json_writes_one_json_object_per_line() {
     assert!(line.contains("\"level\":\"INFO\""), "{line}");
     assert!(line.contains("\"message\":\"forwarding\""), "{line}");
 }
+
+/// Each event of a connection carries its binding's and its own span: `binding{proto, host,
+/// backend}` and `conn{client}`, as JSON too.
+#[test]
+fn log_events_carry_the_binding_and_connection_spans() {
+    use std::io::BufRead;
+    // Port 9 (discard) on loopback answers with a reset: the dial fails, which is logged.
+    let mut child = Command::new(common::process::CPROXY)
+        .args(["forward", "--to", "127.0.0.1", "-p", "127.0.0.1::9", "--log-format", "json"])
+        .env("CPROXY_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut published = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut published).unwrap();
+    let host = published.trim_end().rsplit(" -> ").next().unwrap().to_string();
+    let (lines, received) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let client = std::net::TcpStream::connect(&host).unwrap();
+    let client_addr = client.local_addr().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) if line.contains("backend dial failed") => break Some(line),
+            Ok(_) => continue,
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("the failed dial was not logged");
+    for want in [
+        "\"name\":\"binding\"".to_string(),
+        "\"proto\":\"tcp\"".to_string(),
+        format!("\"host\":\"{host}\""),
+        "\"backend\":\"127.0.0.1:9\"".to_string(),
+        "\"name\":\"conn\"".to_string(),
+        format!("\"client\":\"{client_addr}\""),
+    ] {
+        assert!(line.contains(&want), "{want} missing from {line}");
+    }
+    drop(client);
+}

@@ -594,9 +594,18 @@ impl Proxy {
             bindings.insert(id, entry);
         }
         let tasks = ctx.tasks.clone();
+        // At WARN, the default level, so that the warnings of a binding (out of descriptors,
+        // say) tell which one; entered per accept or datagram batch, not per byte.
+        let span = tracing::warn_span!(
+            "binding",
+            proto = %binding.proto,
+            host = %local,
+            backend = %binding.backend
+        );
+        use tracing::Instrument;
         match socket {
-            Socket::Tcp(l) => tasks.spawn(tcp::serve(l, ctx)),
-            Socket::Udp(s) => tasks.spawn(udp::serve(s, ctx)),
+            Socket::Tcp(l) => tasks.spawn(tcp::serve(l, ctx).instrument(span)),
+            Socket::Udp(s) => tasks.spawn(udp::serve(s, ctx).instrument(span)),
         };
         tracing::debug!(%binding, %local, "binding started");
         Ok(info)
