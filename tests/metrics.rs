@@ -252,16 +252,22 @@ fn forward_serves_metrics_and_stats_of_its_bindings() {
     drop(proxy);
 }
 
+/// `cproxy forward` of one binding to 127.0.0.1:9, logging JSON at `level` to a piped stderr
+/// (its `docker port` line goes to a piped stdout).
+fn forward_to_port_9_logging_json(level: &str) -> std::process::Child {
+    Command::new(common::process::CPROXY)
+        .args(["forward", "--to", "127.0.0.1", "-p", "127.0.0.1::9", "--log-format", "json"])
+        .env("CPROXY_LOG", level)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn log_format_json_writes_one_json_object_per_line() {
     use std::io::BufRead;
-    let mut child = Command::new(common::process::CPROXY)
-        .args(["forward", "--to", "127.0.0.1", "-p", "127.0.0.1::9", "--log-format", "json"])
-        .env("CPROXY_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = forward_to_port_9_logging_json("info");
     let mut line = String::new();
     let read = std::io::BufReader::new(child.stderr.take().unwrap()).read_line(&mut line);
     let _ = child.kill();
@@ -279,13 +285,7 @@ fn log_format_json_writes_one_json_object_per_line() {
 fn log_events_carry_the_binding_and_connection_spans() {
     use std::io::BufRead;
     // Port 9 (discard) on loopback answers with a reset: the dial fails, which is logged.
-    let mut child = Command::new(common::process::CPROXY)
-        .args(["forward", "--to", "127.0.0.1", "-p", "127.0.0.1::9", "--log-format", "json"])
-        .env("CPROXY_LOG", "debug")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = forward_to_port_9_logging_json("debug");
     let mut published = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut published).unwrap();
     let host = published.trim_end().rsplit(" -> ").next().unwrap().to_string();
