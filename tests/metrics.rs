@@ -123,7 +123,7 @@ fn bytes_of_open_connections_are_counted_before_they_end() {
 }
 
 /// Parses Prometheus text with `prometheus-parse`; returns each sample as
-/// `name{proto,host,direction}` → value.
+/// `name{proto,host,direction or side}` → value.
 fn parse_scrape(text: &str) -> HashMap<String, f64> {
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("a valid Prometheus exposition");
@@ -136,8 +136,9 @@ fn parse_scrape(text: &str) -> HashMap<String, f64> {
             other => panic!("{} is {other:?}", s.metric),
         };
         let label = |k: &str| s.labels.get(k).unwrap_or_default().to_string();
-        let key =
-            format!("{}{{{},{},{}}}", s.metric, label("proto"), label("host"), label("direction"));
+        // A family's own label: `direction`, or `side` for resets.
+        let split = s.labels.get("side").map_or_else(|| label("direction"), str::to_string);
+        let key = format!("{}{{{},{},{split}}}", s.metric, label("proto"), label("host"));
         out.insert(key, value);
     }
     out
@@ -323,4 +324,39 @@ fn log_events_carry_the_binding_and_connection_spans() {
         assert!(line.contains(&want), "{want} missing from {line}");
     }
     drop(client);
+}
+
+/// A connection that ends because one side reset is counted for that side, in `Stats` and as
+/// `cproxy_tcp_resets_total{side}`; the other side learns of it by a reset too.
+#[test]
+fn a_backend_reset_counts_as_backend_and_a_client_reset_as_client() {
+    let tp = TestProxy::new(Config::default());
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let info = tp.add(Proto::Tcp, "127.0.0.1", backend.local_addr().unwrap());
+    let stats = tp.proxy.stats(info.id).unwrap();
+    let reset = |s: TcpStream| {
+        socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(s);
+    };
+    let ended =
+        |s: &StatsSnapshot| s.active == 0 && s.accepted == s.client_resets + s.backend_resets;
+
+    let mut client = TcpStream::connect(info.local).unwrap();
+    let (server, _) = backend.accept().unwrap();
+    reset(server);
+    let after = wait_for(&stats, "the backend's reset counted", ended);
+    assert_eq!((after.client_resets, after.backend_resets), (0, 1));
+    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let err = client.read(&mut [0u8; 1]).expect_err("the client must learn of it by a reset");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+
+    let client = TcpStream::connect(info.local).unwrap();
+    let (_server, _) = backend.accept().unwrap();
+    reset(client);
+    let after = wait_for(&stats, "the client's reset counted", |s| s.accepted == 2 && ended(s));
+    assert_eq!((after.client_resets, after.backend_resets), (1, 1));
+
+    let samples = parse_scrape(&cproxy::metrics::render(&cproxy::metrics::registry(&tp.proxy)));
+    assert_eq!(sample(&samples, "cproxy_tcp_resets_total", &info, "client"), 1.0);
+    assert_eq!(sample(&samples, "cproxy_tcp_resets_total", &info, "backend"), 1.0);
 }

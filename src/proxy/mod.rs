@@ -220,6 +220,12 @@ pub struct Stats {
     /// TCP directions that fell back from splice to copying because the kernel refused (of
     /// connections that have ended).
     pub copy_fallbacks: AtomicU64,
+    /// TCP connections that ended because the client's socket failed (a reset, mostly), which
+    /// the proxy passed on to the backend as a reset.
+    pub client_resets: AtomicU64,
+    /// TCP connections that ended because the backend's socket failed, passed on to the client
+    /// as a reset.
+    pub backend_resets: AtomicU64,
     /// The byte counters of open TCP connections, read by [`Stats::snapshot`]. Touched once
     /// when a connection starts relaying and once when it ends, never per byte.
     live: Mutex<LiveTraffic>,
@@ -298,12 +304,16 @@ pub struct StatsSnapshot {
     pub bytes_to_client: u64,
     /// TCP directions that fell back to copying, open connections' included.
     pub copy_fallbacks: u64,
+    /// TCP connections ended by a failure of the client's socket.
+    pub client_resets: u64,
+    /// TCP connections ended by a failure of the backend's socket.
+    pub backend_resets: u64,
 }
 
 impl StatsSnapshot {
     /// Every counter with its name, in a fixed order (the control socket's `stats` reply and
     /// `cproxy stats --format json` use these names).
-    pub fn fields(&self) -> [(&'static str, u64); 17] {
+    pub fn fields(&self) -> [(&'static str, u64); 19] {
         [
             ("accepted", self.accepted),
             ("active", self.active),
@@ -322,6 +332,8 @@ impl StatsSnapshot {
             ("bytes_to_backend", self.bytes_to_backend),
             ("bytes_to_client", self.bytes_to_client),
             ("copy_fallbacks", self.copy_fallbacks),
+            ("client_resets", self.client_resets),
+            ("backend_resets", self.backend_resets),
         ]
     }
 }
@@ -380,6 +392,8 @@ impl Stats {
             bytes_to_backend: to_backend,
             bytes_to_client: to_client,
             copy_fallbacks: fallbacks,
+            client_resets: get(&self.client_resets),
+            backend_resets: get(&self.backend_resets),
         }
     }
 }

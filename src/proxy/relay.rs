@@ -43,6 +43,55 @@ pub enum RelayMode {
     Copy,
 }
 
+/// One end of a relayed connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The peer that connected to the binding.
+    Client,
+    /// The container (the backend the proxy dialed).
+    Backend,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Client => "client",
+            Side::Backend => "backend",
+        })
+    }
+}
+
+/// Why a relay ended in error, and on which side: so that a client's reset is told from a
+/// backend's in the counters and the logs.
+#[derive(Debug)]
+pub(crate) struct RelayError {
+    /// The side whose socket failed.
+    pub(crate) side: Side,
+    /// What its socket said.
+    pub(crate) source: io::Error,
+}
+
+impl std::fmt::Display for RelayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} side: {}", self.side, self.source)
+    }
+}
+
+impl std::error::Error for RelayError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Which socket of a direction an error of its pump came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// The socket read from.
+    Src,
+    /// The socket written to.
+    Dst,
+}
+
 /// Size of the user-space buffer of a copying direction.
 const COPY_BUF: usize = 64 * 1024;
 
@@ -318,7 +367,8 @@ async fn pump(
     stage: &mut Stage,
     counter: &AtomicU64,
     traffic: &Traffic,
-) -> io::Result<()> {
+) -> Result<(), (End, io::Error)> {
+    let at = |end: End| move |e: io::Error| (end, e);
     let mut eof = false;
     // The stage said it can take nothing more until drained: do not wait for `src`.
     let mut full = false;
@@ -335,10 +385,11 @@ async fn pump(
                 Ok(Fill::Full) => full = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if splice_unsupported(&e) => {
-                    fall_back(stage, &traffic.fallbacks, &e)?;
+                    // A failure to fall back (no memory) is charged to the socket being read.
+                    fall_back(stage, &traffic.fallbacks, &e).map_err(at(End::Src))?;
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err((End::Src, e)),
             }
         }
         if !stage.is_empty() {
@@ -351,14 +402,14 @@ async fn pump(
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if splice_unsupported(&e) => {
-                    fall_back(stage, &traffic.fallbacks, &e)?;
+                    fall_back(stage, &traffic.fallbacks, &e).map_err(at(End::Dst))?;
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err((End::Dst, e)),
             }
         }
         if eof && stage.is_empty() {
-            return sys::shutdown_write(dst.as_fd());
+            return sys::shutdown_write(dst.as_fd()).map_err(at(End::Dst));
         }
         if progressed {
             traffic.moved();
@@ -378,8 +429,8 @@ async fn pump(
         let want_read = !eof && !full && stage.has_room();
         let want_write = !stage.is_empty();
         tokio::select! {
-            r = src.readable(), if want_read => r?,
-            r = dst.writable(), if want_write => r?,
+            r = src.readable(), if want_read => r.map_err(at(End::Src))?,
+            r = dst.writable(), if want_write => r.map_err(at(End::Dst))?,
         }
     }
 }
@@ -434,10 +485,25 @@ pub(crate) async fn relay(
     stages: Stages,
     pool: &PipePool,
     traffic: &Traffic,
-) -> io::Result<()> {
+) -> Result<(), RelayError> {
     let Stages { up, down } = stages;
-    let up = direction(client, backend, up, &traffic.to_backend, traffic, pool);
-    let down = direction(backend, client, down, &traffic.to_client, traffic, pool);
+    let up = direction(
+        (client, Side::Client),
+        (backend, Side::Backend),
+        up,
+        &traffic.to_backend,
+        traffic,
+        pool,
+    );
+    let down = direction(
+        (backend, Side::Backend),
+        (client, Side::Client),
+        down,
+        &traffic.to_client,
+        traffic,
+        pool,
+    );
+    let failed = |side| move |source| RelayError { side, source };
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
     while !(up_done && down_done) {
@@ -450,27 +516,34 @@ pub(crate) async fn relay(
                 r?;
                 down_done = true;
             }
-            e = failure(client), if up_done => return Err(e),
-            e = failure(backend), if down_done => return Err(e),
+            e = failure(client), if up_done => return Err(failed(Side::Client)(e)),
+            e = failure(backend), if down_done => return Err(failed(Side::Backend)(e)),
         }
     }
     Ok(())
 }
 
-/// One direction: pumps until its source ends, then returns its pipe to the pool.
+/// One direction: pumps until its source ends, then returns its pipe to the pool. Each socket
+/// comes with the side it is, which an error is charged to.
 async fn direction(
-    src: &TcpStream,
-    dst: &TcpStream,
+    (src, src_side): (&TcpStream, Side),
+    (dst, dst_side): (&TcpStream, Side),
     mut stage: Stage,
     counter: &AtomicU64,
     traffic: &Traffic,
     pool: &PipePool,
-) -> io::Result<()> {
+) -> Result<(), RelayError> {
     let result = pump(src, dst, &mut stage, counter, traffic).await;
     if let Stage::Pipe(p) = stage {
         pool.put(p);
     }
-    result
+    result.map_err(|(end, source)| {
+        let side = match end {
+            End::Src => src_side,
+            End::Dst => dst_side,
+        };
+        RelayError { side, source }
+    })
 }
 
 /// Resolves when `s` reports an error (a reset after its end of stream, say): the socket's

@@ -300,6 +300,11 @@ async fn connection(
     if let Err(e) = result {
         // One side failed (typically a reset): make sure the other side learns of it as a
         // reset too, instead of an orderly end of stream that would look like success.
+        let counter = match e.side {
+            relay::Side::Client => &ctx.stats.client_resets,
+            relay::Side::Backend => &ctx.stats.backend_resets,
+        };
+        Stats::add(counter, 1);
         tracing::debug!(error = %e, "connection ended with error");
         reset(&client);
         reset(&backend);

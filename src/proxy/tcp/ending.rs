@@ -35,7 +35,7 @@ pub(super) async fn relay_while_wanted(
     stages: relay::Stages,
     ctx: &BindingCtx,
     traffic: &Traffic,
-) -> io::Result<()> {
+) -> Result<(), relay::RelayError> {
     let relay = relay::relay(client, backend, stages, &ctx.pipes, traffic);
     tokio::pin!(relay);
     let idle_timeout = ctx.config.tcp_idle_timeout;
