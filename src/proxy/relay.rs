@@ -487,22 +487,9 @@ pub(crate) async fn relay(
     traffic: &Traffic,
 ) -> Result<(), RelayError> {
     let Stages { up, down } = stages;
-    let up = direction(
-        (client, Side::Client),
-        (backend, Side::Backend),
-        up,
-        &traffic.to_backend,
-        traffic,
-        pool,
-    );
-    let down = direction(
-        (backend, Side::Backend),
-        (client, Side::Client),
-        down,
-        &traffic.to_client,
-        traffic,
-        pool,
-    );
+    let (c, b) = ((client, Side::Client), (backend, Side::Backend));
+    let up = direction(c, b, up, &traffic.to_backend, traffic, pool);
+    let down = direction(b, c, down, &traffic.to_client, traffic, pool);
     let failed = |side| move |source| RelayError { side, source };
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
