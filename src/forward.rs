@@ -31,6 +31,7 @@ use tokio::sync::Semaphore;
 
 use crate::cli::ForwardArgs;
 use crate::compat::StatusPipe;
+use crate::error::AppError;
 use crate::ports::PortAllocator;
 use crate::proxy::{BindingId, BindingInfo, Proto, Proxy, ProxyError};
 use crate::serve;
@@ -56,18 +57,12 @@ impl Publisher {
         protos: &[Proto],
         backend: IpAddr,
         added: &mut Vec<BindingInfo>,
-    ) -> Result<(), String> {
+    ) -> Result<(), AppError> {
         for mapping in spec.mappings() {
             let to = SocketAddr::new(backend, mapping.container_port);
-            self.check_not_allocated(&mapping, protos).map_err(|e| e.to_string())?;
-            let sockets =
-                self.allocator.bind_mapping_for(&mapping, protos).map_err(|e| e.to_string())?;
-            for socket in sockets {
-                let info = self
-                    .proxy
-                    .add_socket(socket.proto(), socket.into_fd(), to)
-                    .map_err(|e| e.to_string())?;
-                added.push(info);
+            self.check_not_allocated(&mapping, protos)?;
+            for socket in self.allocator.bind_mapping_for(&mapping, protos)? {
+                added.push(self.proxy.add_socket(socket.proto(), socket.into_fd(), to)?);
             }
         }
         Ok(())
@@ -135,27 +130,17 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
     }
     let group = match args.control_group.as_deref().map(resolve_group).transpose() {
         Ok(g) => g,
-        Err(e) => {
-            eprintln!("cproxy: {e}");
-            status.fail(&e);
-            return ExitCode::from(2);
-        }
+        Err(e) => return AppError::Usage(e).report(status),
     };
     let mut control =
         match args.control.as_deref().map(|p| ControlSocket::bind(p, group)).transpose() {
             Ok(c) => c,
-            Err(e) => {
-                eprintln!("cproxy: {e}");
-                status.fail(&e);
-                return ExitCode::from(1);
-            }
+            Err(e) => return AppError::Control(e).report(status),
         };
     if args.publish.is_empty() && control.is_none() {
         let e = "nothing to forward: give -p SPEC or --expose PORT -P (and/or --control PATH to \
                  add bindings later)";
-        eprintln!("cproxy: {e}");
-        status.fail(e);
-        return ExitCode::from(2);
+        return AppError::Usage(e.to_string()).report(status);
     }
     let allocator = match args.port_range {
         Some(range) => PortAllocator::new(range),
@@ -170,7 +155,7 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
         max_clients: args.control_max_clients as usize,
         idle: args.control_idle_timeout,
     };
-    let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, String> {
+    let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, AppError> {
         // Many bindings share one process's descriptors: none may starve the others or the
         // control socket.
         if let Ok((limit, _)) =
@@ -191,7 +176,7 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
                     l.set_nonblocking(true)?;
                     tokio::net::TcpListener::from_std(l)
                 })
-                .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+                .map_err(|e| AppError::io(format!("cannot serve metrics on {addr}"), e))?;
             let registry = Arc::new(crate::metrics::registry(proxy));
             tracing::info!(%addr, "serving metrics at /metrics");
             tokio::spawn(crate::metrics::serve(listener, registry));
@@ -200,7 +185,8 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
             println!("{}", published(info));
         }
         if let Some(listener) = listener {
-            let listener = tokio_listener(listener).map_err(|e| format!("control socket: {e}"))?;
+            let listener =
+                tokio_listener(listener).map_err(|e| AppError::io("control socket", e))?;
             tokio::spawn(serve_control(listener, publisher, limits));
         }
         Ok(all)
@@ -524,7 +510,7 @@ async fn run_command(command: &str, publisher: &Publisher) -> Result<Vec<String>
                     // Replied only once the partial bindings are gone, so that the client
                     // never sees (or races) a half-published spec.
                     publisher.roll_back(added).await;
-                    Err(e)
+                    Err(e.to_string())
                 }
             }
         }

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod compat;
 pub mod duration;
+pub mod error;
 pub mod forward;
 pub mod metrics;
 pub mod ports;
