@@ -82,6 +82,7 @@ pub fn is_docker_proxy_mode(args: &[OsString]) -> bool {
 /// docker-proxy's errors are: `invalid value "x" for flag -host-port: parse error`,
 /// `flag provided but not defined: -bogus`, `flag needs an argument: -proto`. `None` for
 /// errors Go has no words for (clap's then stand).
+#[cfg(feature = "cli")]
 pub fn go_flag_error(e: &clap::Error) -> Option<String> {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let context = |kind| match e.get(kind) {
@@ -201,6 +202,7 @@ mod tests {
     /// The argv fuzz target's properties, over its saved corpus: normalizing is idempotent, and
     /// neither parsing nor wording an error in Go's words panics.
     #[test]
+    #[cfg(feature = "cli")]
     fn the_argv_fuzz_corpus_still_holds() {
         use clap::Parser;
         use std::os::unix::ffi::OsStringExt;

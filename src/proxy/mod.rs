@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use error::ProxyError;
+#[cfg(feature = "cli")] // Only `serve` words OS errors outside the proxy.
 pub(crate) use error::os_text as os_error_text;
 pub use relay::RelayMode;
 pub(crate) use tcp::listening_socket as tcp_listening_socket;
