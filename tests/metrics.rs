@@ -341,17 +341,24 @@ fn a_backend_reset_counts_as_backend_and_a_client_reset_as_client() {
     let ended =
         |s: &StatsSnapshot| s.active == 0 && s.accepted == s.client_resets + s.backend_resets;
 
+    // A byte through first: the connection is relaying (a reset that reached the proxy while
+    // it still dialed would be a dial failure).
+    let relaying = |client: &mut TcpStream| {
+        let (mut server, _) = backend.accept().unwrap();
+        client.write_all(b"x").unwrap();
+        server.read_exact(&mut [0u8; 1]).unwrap();
+        server
+    };
     let mut client = TcpStream::connect(info.local).unwrap();
-    let (server, _) = backend.accept().unwrap();
-    reset(server);
+    reset(relaying(&mut client));
     let after = wait_for(&stats, "the backend's reset counted", ended);
     assert_eq!((after.client_resets, after.backend_resets), (0, 1));
     client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let err = client.read(&mut [0u8; 1]).expect_err("the client must learn of it by a reset");
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
 
-    let client = TcpStream::connect(info.local).unwrap();
-    let (_server, _) = backend.accept().unwrap();
+    let mut client = TcpStream::connect(info.local).unwrap();
+    let _server = relaying(&mut client);
     reset(client);
     let after = wait_for(&stats, "the client's reset counted", |s| s.accepted == 2 && ended(s));
     assert_eq!((after.client_resets, after.backend_resets), (1, 1));

@@ -214,9 +214,10 @@ fn admit(
         None => None,
     };
     let (conn_ctx, exhaustion) = (ctx.clone(), exhaustion.clone());
-    // Entered when the task is polled (per wake-up, never per byte); at the default log level
-    // it is disabled and costs a branch.
-    let span = tracing::debug_span!("conn", client = %peer);
+    // Entered when the task is polled (per wake-up, never per byte). At DEBUG; where that is
+    // disabled (the default), the binding's span stands in for it, so that the connection's
+    // warnings (out of descriptors at a dial, say) still name their binding.
+    let span = tracing::debug_span!("conn", client = %peer).or_current();
     let task = async move {
         Stats::add(&conn_ctx.stats.active, 1);
         // A token of the connection's own: polled at every wake-up, it must not share a lock
