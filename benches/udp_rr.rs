@@ -175,7 +175,8 @@ fn main() -> io::Result<()> {
                 r.tps
             );
         }
-        rt.block_on(proxy.shutdown(Duration::ZERO));
+        proxy.kill();
+        rt.block_on(proxy.shutdown());
         return Ok(());
     }
     let socat = if std::path::Path::new(SOCAT).exists() {
@@ -223,6 +224,7 @@ fn main() -> io::Result<()> {
         }
     }
     drop(socat);
-    rt.block_on(proxy.shutdown(Duration::ZERO));
+    proxy.kill();
+    rt.block_on(proxy.shutdown());
     Ok(())
 }

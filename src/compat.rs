@@ -82,6 +82,7 @@ pub fn is_docker_proxy_mode(args: &[OsString]) -> bool {
 /// docker-proxy's errors are: `invalid value "x" for flag -host-port: parse error`,
 /// `flag provided but not defined: -bogus`, `flag needs an argument: -proto`. `None` for
 /// errors Go has no words for (clap's then stand).
+#[cfg(feature = "cli")]
 pub fn go_flag_error(e: &clap::Error) -> Option<String> {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let context = |kind| match e.get(kind) {
@@ -130,11 +131,6 @@ impl StatusPipe {
             return StatusPipe(None);
         }
         StatusPipe(Some(File::from(fd)))
-    }
-
-    /// A status pipe writing to `file` (for tests and embedding).
-    pub fn from_file(file: File) -> StatusPipe {
-        StatusPipe(Some(file))
     }
 
     /// True when a runtime is waiting on the pipe.
@@ -206,6 +202,7 @@ mod tests {
     /// The argv fuzz target's properties, over its saved corpus: normalizing is idempotent, and
     /// neither parsing nor wording an error in Go's words panics.
     #[test]
+    #[cfg(feature = "cli")]
     fn the_argv_fuzz_corpus_still_holds() {
         use clap::Parser;
         use std::os::unix::ffi::OsStringExt;

@@ -31,6 +31,7 @@ use tokio::sync::Semaphore;
 
 use crate::cli::ForwardArgs;
 use crate::compat::StatusPipe;
+use crate::error::AppError;
 use crate::ports::PortAllocator;
 use crate::proxy::{BindingId, BindingInfo, Proto, Proxy, ProxyError};
 use crate::serve;
@@ -56,18 +57,12 @@ impl Publisher {
         protos: &[Proto],
         backend: IpAddr,
         added: &mut Vec<BindingInfo>,
-    ) -> Result<(), String> {
+    ) -> Result<(), AppError> {
         for mapping in spec.mappings() {
             let to = SocketAddr::new(backend, mapping.container_port);
-            self.check_not_allocated(&mapping, protos).map_err(|e| e.to_string())?;
-            let sockets =
-                self.allocator.bind_mapping_for(&mapping, protos).map_err(|e| e.to_string())?;
-            for socket in sockets {
-                let info = self
-                    .proxy
-                    .add_socket(socket.proto(), socket.into_fd(), to)
-                    .map_err(|e| e.to_string())?;
-                added.push(info);
+            self.check_not_allocated(&mapping, protos)?;
+            for socket in self.allocator.bind_mapping_for(&mapping, protos)? {
+                added.push(self.proxy.add_socket(socket.proto(), socket.into_fd(), to)?);
             }
         }
         Ok(())
@@ -135,39 +130,32 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
     }
     let group = match args.control_group.as_deref().map(resolve_group).transpose() {
         Ok(g) => g,
-        Err(e) => {
-            eprintln!("cproxy: {e}");
-            status.fail(&e);
-            return ExitCode::from(2);
-        }
+        Err(e) => return AppError::Usage(e).report(status),
     };
-    let control = match args.control.as_deref().map(|p| ControlSocket::bind(p, group)).transpose() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cproxy: {e}");
-            status.fail(&e);
-            return ExitCode::from(1);
-        }
-    };
+    let mut control =
+        match args.control.as_deref().map(|p| ControlSocket::bind(p, group)).transpose() {
+            Ok(c) => c,
+            Err(e) => return AppError::Control(e).report(status),
+        };
     if args.publish.is_empty() && control.is_none() {
         let e = "nothing to forward: give -p SPEC or --expose PORT -P (and/or --control PATH to \
                  add bindings later)";
-        eprintln!("cproxy: {e}");
-        status.fail(e);
-        return ExitCode::from(2);
+        return AppError::Usage(e.to_string()).report(status);
     }
     let allocator = match args.port_range {
         Some(range) => PortAllocator::new(range),
         None => PortAllocator::from_kernel(),
     };
-    let listener = control.as_ref().map(|c| c.listener.try_clone());
+    // The control server owns the listener: when the proxy stops, it stops accepting and the
+    // socket closes, while the file is removed only when the process is done.
+    let listener = control.as_mut().and_then(|c| c.listener.take());
     let metrics_addr = args.metrics_addr;
     let limits = ControlLimits {
         access: Access { uid: nix::unistd::geteuid().as_raw(), group },
         max_clients: args.control_max_clients as usize,
         idle: args.control_idle_timeout,
     };
-    let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, String> {
+    let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, AppError> {
         // Many bindings share one process's descriptors: none may starve the others or the
         // control socket.
         if let Ok((limit, _)) =
@@ -188,7 +176,7 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
                     l.set_nonblocking(true)?;
                     tokio::net::TcpListener::from_std(l)
                 })
-                .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+                .map_err(|e| AppError::io(format!("cannot serve metrics on {addr}"), e))?;
             let registry = Arc::new(crate::metrics::registry(proxy));
             tracing::info!(%addr, "serving metrics at /metrics");
             tokio::spawn(crate::metrics::serve(listener, registry));
@@ -197,12 +185,8 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
             println!("{}", published(info));
         }
         if let Some(listener) = listener {
-            let listener = listener
-                .and_then(|l| {
-                    l.set_nonblocking(true)?;
-                    UnixListener::from_std(l)
-                })
-                .map_err(|e| format!("control socket: {e}"))?;
+            let listener =
+                tokio_listener(listener).map_err(|e| AppError::io("control socket", e))?;
             tokio::spawn(serve_control(listener, publisher, limits));
         }
         Ok(all)
@@ -210,6 +194,12 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
     let code = serve::run(&args.tuning, None, status, start);
     drop(control);
     code
+}
+
+/// A std listener as a tokio one.
+fn tokio_listener(l: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+    l.set_nonblocking(true)?;
+    UnixListener::from_std(l)
 }
 
 /// A group given by name or number, as `--control-group` takes it.
@@ -228,7 +218,8 @@ fn resolve_group(group: &str) -> Result<u32, String> {
 /// process made).
 struct ControlSocket {
     path: PathBuf,
-    listener: std::os::unix::net::UnixListener,
+    /// Taken by the control server when it starts.
+    listener: Option<std::os::unix::net::UnixListener>,
     /// Device and inode of the socket file, so that only this file is ever removed.
     file: (u64, u64),
 }
@@ -275,8 +266,11 @@ impl ControlSocket {
         let listener = bound.map_err(|e| format!("cannot create control socket {shown}: {e}"))?;
         let meta = std::fs::symlink_metadata(path)
             .map_err(|e| format!("cannot create control socket {shown}: {e}"))?;
-        let socket =
-            ControlSocket { path: path.to_path_buf(), listener, file: (meta.dev(), meta.ino()) };
+        let socket = ControlSocket {
+            path: path.to_path_buf(),
+            listener: Some(listener),
+            file: (meta.dev(), meta.ino()),
+        };
         if let Some(gid) = group {
             std::os::unix::fs::chown(path, None, Some(gid))
                 .and_then(|()| {
@@ -339,11 +333,19 @@ struct ControlLimits {
     idle: Duration,
 }
 
+/// Serves the control socket until the proxy stops, like every task of the proxy: then the
+/// listener closes (a client is refused by the kernel, as by a cproxy that is gone); sessions
+/// already open go on while the bindings drain, and a binding they add is refused.
 async fn serve_control(listener: UnixListener, publisher: Arc<Publisher>, limits: ControlLimits) {
     // One permit per connected client; dropped when its session ends.
     let clients = Arc::new(Semaphore::new(limits.max_clients));
     loop {
-        let stream = match listener.accept().await {
+        let accepted = tokio::select! {
+            biased;
+            _ = publisher.proxy.stopping() => return,
+            r = listener.accept() => r,
+        };
+        let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
                 tracing::warn!(error = %e, "control socket accept failed");
@@ -508,7 +510,7 @@ async fn run_command(command: &str, publisher: &Publisher) -> Result<Vec<String>
                     // Replied only once the partial bindings are gone, so that the client
                     // never sees (or races) a half-published spec.
                     publisher.roll_back(added).await;
-                    Err(e)
+                    Err(e.to_string())
                 }
             }
         }

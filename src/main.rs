@@ -24,10 +24,10 @@ fn main() -> ExitCode {
             }
             // docker-proxy mode answers in Go's `flag` words, as docker-proxy does.
             if docker_proxy_mode && let Some(go) = compat::go_flag_error(&e) {
-                eprintln!("{go}\nRun 'cproxy --help' for usage.");
-                status.fail(&go);
-                return ExitCode::from(2);
+                return cproxy::error::AppError::GoFlag(go).report(status);
             }
+            // clap's own words and rendering (colours, usage) stand: the status pipe gets the
+            // first line, clap prints the rest and exits 2.
             let text = e.to_string();
             status.fail(text.lines().next().unwrap_or("usage error"));
             e.exit();

@@ -38,8 +38,8 @@ struct Metric {
     kind: Kind,
     /// `None`: TCP and UDP bindings alike.
     proto: Option<Proto>,
-    /// A `direction` label value, for metrics split by direction.
-    direction: Option<&'static str>,
+    /// A label of the metric's own (`direction`, `side`) and its value, for families split by it.
+    label: Option<(&'static str, &'static str)>,
     value: fn(&StatsSnapshot) -> u64,
 }
 
@@ -50,14 +50,16 @@ const fn metric(
     proto: Option<Proto>,
     value: fn(&StatsSnapshot) -> u64,
 ) -> Metric {
-    Metric { name, help, kind, proto, direction: None, value }
+    Metric { name, help, kind, proto, label: None, value }
 }
 
 const TCP: Option<Proto> = Some(Proto::Tcp);
+const RESETS_HELP: &str = "TCP connections ended by a failure (a reset, mostly) of one side's \
+                           socket, passed on to the other side as a reset";
 const UDP: Option<Proto> = Some(Proto::Udp);
 
 /// Every metric, in the order a scrape lists them. Entries with the same name are one family
-/// (split by `direction`).
+/// (split by their label: `direction`, `side`).
 const METRICS: &[Metric] = &[
     metric(
         "connections_accepted",
@@ -97,21 +99,29 @@ const METRICS: &[Metric] = &[
         |s| s.copy_fallbacks,
     ),
     Metric {
-        direction: Some("to_container"),
+        label: Some(("side", "client")),
+        ..metric("tcp_resets", RESETS_HELP, Kind::Counter, TCP, |s| s.client_resets)
+    },
+    Metric {
+        label: Some(("side", "backend")),
+        ..metric("tcp_resets", RESETS_HELP, Kind::Counter, TCP, |s| s.backend_resets)
+    },
+    Metric {
+        label: Some(("direction", "to_container")),
         ..metric("bytes", "Bytes relayed", Kind::Counter, None, |s| s.bytes_to_backend)
     },
     Metric {
-        direction: Some("to_client"),
+        label: Some(("direction", "to_client")),
         ..metric("bytes", "Bytes relayed", Kind::Counter, None, |s| s.bytes_to_client)
     },
     Metric {
-        direction: Some("to_container"),
+        label: Some(("direction", "to_container")),
         ..metric("datagrams", "UDP datagrams forwarded", Kind::Counter, UDP, |s| {
             s.datagrams_to_backend
         })
     },
     Metric {
-        direction: Some("to_client"),
+        label: Some(("direction", "to_client")),
         ..metric("datagrams", "UDP datagrams forwarded", Kind::Counter, UDP, |s| {
             s.datagrams_to_client
         })
@@ -190,8 +200,8 @@ impl Collector for ProxyCollector {
                     let value = (m.value)(snapshot);
                     let mut labels: Vec<(&str, String)> =
                         labels.iter().map(|(k, v)| (*k, v.clone())).collect();
-                    if let Some(direction) = m.direction {
-                        labels.push(("direction", direction.to_string()));
+                    if let Some((name, value)) = m.label {
+                        labels.push((name, value.to_string()));
                     }
                     let series = descriptor.encode_family(&labels)?;
                     match m.kind {
@@ -315,7 +325,7 @@ mod tests {
                 assert!(!seen.contains(&m.name), "{} is split into two runs", m.name);
                 seen.push(m.name);
             } else {
-                assert!(m.direction.is_some(), "{} repeats without a direction", m.name);
+                assert!(m.label.is_some(), "{} repeats without a label", m.name);
             }
         }
     }

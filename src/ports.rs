@@ -72,39 +72,37 @@ impl PortAllocator {
         PortAllocator::new(kernel_range())
     }
 
-    /// The range ports are taken from.
-    pub fn range(&self) -> PortRange {
-        self.range
+    /// One mapping for its own protocol (tests).
+    #[cfg(test)]
+    fn bind_mapping(&self, mapping: &PortMapping) -> Result<Vec<BoundSocket>, AllocError> {
+        self.bind_mapping_for(mapping, &[mapping.proto])
     }
 
     /// Binds a free port of the range on `ip`: a listening socket for TCP (set up as the
     /// forwarder's own listeners are), a bound socket for UDP. Ports in use are skipped.
-    pub fn allocate(&self, ip: IpAddr, proto: Proto) -> Result<BoundSocket, AllocError> {
+    #[cfg(test)]
+    fn allocate(&self, ip: IpAddr, proto: Proto) -> Result<BoundSocket, AllocError> {
         let mut sockets = self.bind(Some(ip), HostPort::Any, &[proto])?;
         Ok(sockets.remove(0))
     }
 
     /// Binds one free port of the range on `ip` for both TCP and UDP, as `(tcp, udp)`. A port
     /// free for one protocol but not the other is released again and skipped.
-    pub fn allocate_pair(&self, ip: IpAddr) -> Result<(BoundSocket, BoundSocket), AllocError> {
+    #[cfg(test)]
+    fn allocate_pair(&self, ip: IpAddr) -> Result<(BoundSocket, BoundSocket), AllocError> {
         let mut sockets = self.bind(Some(ip), HostPort::Any, &[Proto::Tcp, Proto::Udp])?;
         let udp = sockets.remove(1);
         Ok((sockets.remove(0), udp))
     }
 
-    /// Binds what one mapping of a spec asks for: its fixed port, any port of this allocator's
-    /// range, or one port of the mapping's own range.
+    /// Binds what one mapping of a spec asks for (its fixed port, any port of this allocator's
+    /// range, or one port of the mapping's own range) once for each of `protos` (the mapping's
+    /// own protocol is ignored), all on one host port: the TCP and UDP halves of a published
+    /// port get the same number. An allocated port taken for any of them is skipped for all.
     ///
     /// Without a host IP it binds as Docker does: `0.0.0.0` and, where the host has IPv6, `[::]`
     /// (IPv6-only) on the same port, IPv4 first. An allocated port taken on either family is
     /// skipped for both; a fixed one is an error.
-    pub fn bind_mapping(&self, mapping: &PortMapping) -> Result<Vec<BoundSocket>, AllocError> {
-        self.bind(mapping.host_ip, mapping.host_port, &[mapping.proto])
-    }
-
-    /// As [`bind_mapping`](Self::bind_mapping), once for each of `protos` (the mapping's own
-    /// protocol is ignored), all on one host port: the TCP and UDP halves of a published port
-    /// get the same number. An allocated port taken for any of them is skipped for all.
     pub fn bind_mapping_for(
         &self,
         mapping: &PortMapping,
@@ -552,7 +550,8 @@ mod tests {
         let udp_info = proxy.add_socket(udp.proto(), udp.into_fd(), backend).unwrap();
         assert_eq!(tcp_info.local, SocketAddr::new(LOCALHOST, port));
         assert_eq!(udp_info.local, SocketAddr::new(LOCALHOST, port));
-        proxy.shutdown(std::time::Duration::ZERO).await;
+        proxy.kill();
+        proxy.shutdown().await;
     }
 
     #[test]

@@ -12,11 +12,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{DockerProxyArgs, Tuning};
 use crate::compat::{self, StatusPipe};
-use crate::proxy::{Binding, BindingInfo, Proto, Proxy, ProxyError};
+use crate::error::AppError;
+use crate::proxy::{Binding, BindingInfo, Proto, Proxy};
 use crate::sys;
-
-/// Exit code for a forwarder that could not start (docker-proxy's).
-const EXIT_FAILED: u8 = 1;
 
 /// docker-proxy mode: one binding described by docker-proxy's flags.
 pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
@@ -27,39 +25,46 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
     let listen_fd = if args.use_listen_fd {
         match compat::take_listen_fd() {
             Ok(fd) => Some(fd),
-            Err(e) => return fail(status, &e),
+            Err(e) => return AppError::Failed(e).report(status),
         }
     } else {
         None
     };
     let proxy_protocol = args.tuning.proxy_protocol;
-    let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, String> {
+    let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, AppError> {
+        let failed = |words: &str| AppError::Failed(words.to_string());
         if args.proto == "sctp" {
-            return Err(sctp_error());
+            return Err(AppError::Failed(sctp_error()));
         }
-        let proto: Proto = args.proto.parse().map_err(|e: ProxyError| e.to_string())?;
+        let proto: Proto = args.proto.parse()?;
         if proto == Proto::Udp && proxy_protocol.is_some() {
-            return Err("-proxy-protocol is for TCP: a UDP binding cannot carry the header".into());
+            return Err(failed(
+                "-proxy-protocol is for TCP: a UDP binding cannot carry the header",
+            ));
         }
         // As Go's `net.ParseIP(..).To4()`: an IPv4-mapped address is the IPv4 address.
         let host_ip = args.host_ip.to_canonical();
         let container_ip = args.container_ip.to_canonical();
-        let container_port = args.container_port.ok_or("flag -container-port is required")?;
+        let container_port =
+            args.container_port.ok_or_else(|| failed("flag -container-port is required"))?;
         let container_port = u16::try_from(container_port).map_err(|_| {
-            format!("invalid value \"{container_port}\" for flag -container-port: not a port")
+            failed(&format!(
+                "invalid value \"{container_port}\" for flag -container-port: not a port"
+            ))
         })?;
         let backend = SocketAddr::new(container_ip, container_port);
         let info = match listen_fd {
             Some(fd) => proxy.add_socket(proto, fd, backend),
             None => {
-                let host_port = args.host_port.ok_or("flag -host-port is required")?;
+                let host_port =
+                    args.host_port.ok_or_else(|| failed("flag -host-port is required"))?;
                 let Ok(port) = u16::try_from(host_port) else {
-                    return Err(invalid_port(proto, host_ip, host_port));
+                    return Err(AppError::Failed(invalid_port(proto, host_ip, host_port)));
                 };
                 proxy.add(Binding { proto, host: SocketAddr::new(host_ip, port), backend })
             }
         };
-        info.map(|i| vec![i]).map_err(|e| e.to_string())
+        Ok(vec![info?])
     };
     // One binding needs no more than one thread: a hundred proxies on a big host would
     // otherwise be thousands of threads.
@@ -90,13 +95,6 @@ fn sctp_error() -> String {
     }
 }
 
-/// Reports `error` to the runtime and stderr; the exit code docker-proxy uses for it.
-fn fail(status: StatusPipe, error: &str) -> ExitCode {
-    eprintln!("cproxy: {error}");
-    status.fail(error);
-    ExitCode::from(EXIT_FAILED)
-}
-
 /// Runs a proxy configured by `tuning` whose bindings `start` creates; reports on `status`,
 /// then serves until stopped. `start` runs inside the runtime. The runtime has `-threads`
 /// workers, or `default_threads` (`None`: one per CPU); one runs it on the calling thread.
@@ -110,7 +108,7 @@ pub fn run<F>(
     start: F,
 ) -> ExitCode
 where
-    F: FnOnce(&Proxy) -> Result<Vec<BindingInfo>, String>,
+    F: FnOnce(&Proxy) -> Result<Vec<BindingInfo>, AppError>,
 {
     let parent = if status.is_present() {
         match Parent::follow() {
@@ -133,7 +131,7 @@ where
     };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => return fail(status, &format!("cannot start runtime: {e}")),
+        Err(e) => return AppError::io("cannot start runtime", e).report(status),
     };
     runtime.block_on(async move {
         let proxy = Proxy::new(tuning.config());
@@ -143,12 +141,12 @@ where
             match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
                 (Ok(i), Ok(t)) => (i, t),
                 (Err(e), _) | (_, Err(e)) => {
-                    return fail(status, &format!("cannot handle signals: {e}"));
+                    return AppError::io("cannot handle signals", e).report(status);
                 }
             };
         let bindings = match start(&proxy) {
             Ok(b) => b,
-            Err(e) => return fail(status, &e),
+            Err(e) => return e.report(status),
         };
         for b in &bindings {
             tracing::info!(binding = %b.binding, local = %b.local, "forwarding");
@@ -166,15 +164,15 @@ where
             _ = parent_exited => tracing::info!("the runtime that started cproxy exited"),
         }
         tracing::info!(
-            grace = ?tuning.grace,
+            grace = ?proxy.config().grace,
             "stopping: no new connections; idle ones close now, busy ones get the grace period"
         );
         tokio::select! {
-            _ = proxy.shutdown(tuning.grace) => {}
+            _ = proxy.shutdown() => {}
             _ = async { tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} } } => {
                 tracing::info!("second stop signal: resetting open connections");
                 proxy.kill();
-                proxy.shutdown(std::time::Duration::ZERO).await;
+                proxy.shutdown().await;
             }
         }
         ExitCode::SUCCESS

@@ -108,8 +108,7 @@ impl PortSpec {
         proto: Proto,
     ) -> Result<PortSpec, SpecError> {
         if let Some(host) = host_ports
-            && host.count() != container_ports.count()
-            && container_ports.count() != 1
+            && !lengths_fit(host.count(), container_ports.count())
         {
             return Err(SpecError::RangeMismatch {
                 container: container_ports.to_string(),
@@ -135,11 +134,13 @@ impl PortSpec {
         if container_raw.is_empty() {
             return Err(SpecError::NoPort { spec: spec.to_string() });
         }
-        let proto = match proto_raw.to_lowercase().as_str() {
-            "" | "tcp" => Proto::Tcp,
-            "udp" => Proto::Udp,
-            "sctp" => return Err(SpecError::SctpUnsupported { spec: spec.to_string() }),
-            other => return Err(SpecError::InvalidProto { proto: other.to_string() }),
+        let proto = match Proto::from_name(proto_raw) {
+            Some(proto) => proto,
+            None if proto_raw.is_empty() => Proto::Tcp,
+            None if proto_raw.eq_ignore_ascii_case("sctp") => {
+                return Err(SpecError::SctpUnsupported { spec: spec.to_string() });
+            }
+            None => return Err(SpecError::InvalidProto { proto: proto_raw.to_lowercase() }),
         };
 
         let host_ip = if ip_raw.is_empty() { None } else { Some(parse_ip(ip_raw)?) };
@@ -151,8 +152,11 @@ impl PortSpec {
         } else {
             let host = parse_range(host_raw)
                 .ok_or_else(|| SpecError::InvalidHostPort { port: host_raw.to_string() })?;
-            // Docker allows a host range of another length only for a single container port.
-            if host.1 - host.0 != container.1 - container.0 && container.0 != container.1 {
+            // Checked before port 0 is, in the words as written: Docker's order.
+            if !lengths_fit(
+                u32::from(host.1 - host.0) + 1,
+                u32::from(container.1 - container.0) + 1,
+            ) {
                 return Err(SpecError::RangeMismatch {
                     container: container_raw.to_string(),
                     host: host_raw.to_string(),
@@ -214,6 +218,12 @@ impl PortSpec {
             Some(host) => container.map(|c| mapping(HostPort::OneOf(host), c)).collect(),
         }
     }
+}
+
+/// Docker allows a host range of another length than the container range only for a single
+/// container port (the host range is then a pool to pick one port from).
+fn lengths_fit(host_ports: u32, container_ports: u32) -> bool {
+    host_ports == container_ports || container_ports == 1
 }
 
 impl FromStr for PortSpec {
@@ -321,11 +331,8 @@ impl FromStr for PublishedPort {
         let bad = || SpecError::InvalidPublished { line: s.to_string() };
         let (container, host) = s.split_once(" -> ").ok_or_else(bad)?;
         let (port, proto) = container.split_once('/').ok_or_else(bad)?;
-        let proto = match proto {
-            "tcp" => Proto::Tcp,
-            "udp" => Proto::Udp,
-            _ => return Err(bad()),
-        };
+        // `docker port` writes the name in lower case, as `Proto`'s `Display` does.
+        let proto = Proto::from_name(proto).filter(|p| p.to_string() == proto).ok_or_else(bad)?;
         let container_port = parse_number(port).filter(|&p| p != 0).ok_or_else(bad)?;
         let host = host.parse().map_err(|_| bad())?;
         Ok(PublishedPort { container_port, proto, host })

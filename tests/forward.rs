@@ -464,7 +464,7 @@ fn ports_around_a_taken_one() -> (u16, TcpListener) {
 /// the next command on the same connection sees none of them, and their ports are free. One
 /// worker thread makes any removal left to run later visible.
 #[test]
-fn a_failed_range_add_replies_only_after_rolling_back() {
+fn a_failed_range_add_replies_only_after_rolling_back_and_can_be_retried_at_once() {
     let mut args = one_binding();
     args.extend(["--threads", "1"].map(String::from));
     let (fwd, _) = Forward::start(&strs(&args), 1);
@@ -480,6 +480,12 @@ fn a_failed_range_add_replies_only_after_rolling_back() {
     // The list: the binding started with, then ok; nothing of the failed range.
     assert_eq!(reply.len(), 3, "a rolled-back binding is still listed: {reply:?}");
     assert!(TcpListener::bind(("127.0.0.1", start)).is_ok(), "rolled-back port still bound");
+    // Adding the free part of the range again, right away, succeeds: nothing of the failed
+    // add is left to hold its ports.
+    let again = fwd.ctl(&format!("add 127.0.0.1:{start}:7000"));
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(again[0].ends_with(&format!(" 7000/tcp -> 127.0.0.1:{start}")), "{again:?}");
+    assert_eq!(again[1], "ok");
 }
 
 #[test]
@@ -494,4 +500,31 @@ fn the_same_fixed_port_twice_is_already_allocated_as_in_docker() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let want = format!("Bind for 127.0.0.1:{port} failed: port is already allocated");
     assert!(stderr.contains(&want), "{stderr}");
+}
+
+/// While `forward` drains after SIGTERM, its control socket takes no new client (its listener
+/// stopped with the proxy), and an `add` on a session opened before is refused in words
+/// instead of answered `ok` for a binding stopped at birth.
+#[test]
+fn an_add_while_draining_is_refused_and_new_control_clients_are_not_taken() {
+    let backend = common::listen("127.0.0.1");
+    let spec = format!("127.0.0.1::{}", backend.local_addr().unwrap().port());
+    let (fwd, lines) = Forward::start(&["--to", "127.0.0.1", "-p", &spec, "--grace", "30s"], 1);
+    let mut open = session(&fwd.control);
+    // A connection with bytes in flight (its backend never reads) keeps the drain going.
+    let mut client = TcpStream::connect(host_of(&lines[0])).unwrap();
+    let (_server, _) = backend.accept().unwrap();
+    client.set_nonblocking(true).unwrap();
+    let chunk = [7u8; 64 * 1024];
+    while client.write(&chunk).is_ok() {}
+    // SAFETY: kill on our own child.
+    unsafe { libc::kill(fwd.process.pid() as i32, libc::SIGTERM) };
+    // Stopping has begun once the control socket refuses new clients.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(&fwd.control).is_ok() {
+        assert!(Instant::now() < deadline, "the control socket still takes clients while stopping");
+        thread::sleep(Duration::from_millis(10));
+    }
+    open.get_mut().write_all(b"add 127.0.0.1::7000\n").unwrap();
+    assert_eq!(reply_line(&mut open), "error: cproxy is stopping: no bindings can be added");
 }

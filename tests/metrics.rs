@@ -123,7 +123,7 @@ fn bytes_of_open_connections_are_counted_before_they_end() {
 }
 
 /// Parses Prometheus text with `prometheus-parse`; returns each sample as
-/// `name{proto,host,direction}` → value.
+/// `name{proto,host,direction or side}` → value.
 fn parse_scrape(text: &str) -> HashMap<String, f64> {
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("a valid Prometheus exposition");
@@ -136,8 +136,9 @@ fn parse_scrape(text: &str) -> HashMap<String, f64> {
             other => panic!("{} is {other:?}", s.metric),
         };
         let label = |k: &str| s.labels.get(k).unwrap_or_default().to_string();
-        let key =
-            format!("{}{{{},{},{}}}", s.metric, label("proto"), label("host"), label("direction"));
+        // A family's own label: `direction`, or `side` for resets.
+        let split = s.labels.get("side").map_or_else(|| label("direction"), str::to_string);
+        let key = format!("{}{{{},{},{split}}}", s.metric, label("proto"), label("host"));
         out.insert(key, value);
     }
     out
@@ -252,16 +253,22 @@ fn forward_serves_metrics_and_stats_of_its_bindings() {
     drop(proxy);
 }
 
+/// `cproxy forward` of one binding to 127.0.0.1:9, logging JSON at `level` to a piped stderr
+/// (its `docker port` line goes to a piped stdout).
+fn forward_to_port_9_logging_json(level: &str) -> std::process::Child {
+    Command::new(common::process::CPROXY)
+        .args(["forward", "--to", "127.0.0.1", "-p", "127.0.0.1::9", "--log-format", "json"])
+        .env("CPROXY_LOG", level)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn log_format_json_writes_one_json_object_per_line() {
     use std::io::BufRead;
-    let mut child = Command::new(common::process::CPROXY)
-        .args(["forward", "--to", "127.0.0.1", "-p", "127.0.0.1::9", "--log-format", "json"])
-        .env("CPROXY_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = forward_to_port_9_logging_json("info");
     let mut line = String::new();
     let read = std::io::BufReader::new(child.stderr.take().unwrap()).read_line(&mut line);
     let _ = child.kill();
@@ -271,4 +278,92 @@ fn log_format_json_writes_one_json_object_per_line() {
     assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
     assert!(line.contains("\"level\":\"INFO\""), "{line}");
     assert!(line.contains("\"message\":\"forwarding\""), "{line}");
+}
+
+/// Each event of a connection carries its binding's and its own span: `binding{proto, host,
+/// backend}` and `conn{client}`, as JSON too.
+#[test]
+fn log_events_carry_the_binding_and_connection_spans() {
+    use std::io::BufRead;
+    // Port 9 (discard) on loopback answers with a reset: the dial fails, which is logged.
+    let mut child = forward_to_port_9_logging_json("debug");
+    let mut published = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut published).unwrap();
+    let host = published.trim_end().rsplit(" -> ").next().unwrap().to_string();
+    let (lines, received) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let client = std::net::TcpStream::connect(&host).unwrap();
+    let client_addr = client.local_addr().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) if line.contains("backend dial failed") => break Some(line),
+            Ok(_) => continue,
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("the failed dial was not logged");
+    for want in [
+        "\"name\":\"binding\"".to_string(),
+        "\"proto\":\"tcp\"".to_string(),
+        format!("\"host\":\"{host}\""),
+        "\"backend\":\"127.0.0.1:9\"".to_string(),
+        "\"name\":\"conn\"".to_string(),
+        format!("\"client\":\"{client_addr}\""),
+    ] {
+        assert!(line.contains(&want), "{want} missing from {line}");
+    }
+    drop(client);
+}
+
+/// A connection that ends because one side reset is counted for that side, in `Stats` and as
+/// `cproxy_tcp_resets_total{side}`; the other side learns of it by a reset too.
+#[test]
+fn a_backend_reset_counts_as_backend_and_a_client_reset_as_client() {
+    let tp = TestProxy::new(Config::default());
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let info = tp.add(Proto::Tcp, "127.0.0.1", backend.local_addr().unwrap());
+    let stats = tp.proxy.stats(info.id).unwrap();
+    let reset = |s: TcpStream| {
+        socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(s);
+    };
+    let ended =
+        |s: &StatsSnapshot| s.active == 0 && s.accepted == s.client_resets + s.backend_resets;
+
+    // A byte through first: the connection is relaying (a reset that reached the proxy while
+    // it still dialed would be a dial failure).
+    let relaying = |client: &mut TcpStream| {
+        let (mut server, _) = backend.accept().unwrap();
+        client.write_all(b"x").unwrap();
+        server.read_exact(&mut [0u8; 1]).unwrap();
+        server
+    };
+    let mut client = TcpStream::connect(info.local).unwrap();
+    reset(relaying(&mut client));
+    let after = wait_for(&stats, "the backend's reset counted", ended);
+    assert_eq!((after.client_resets, after.backend_resets), (0, 1));
+    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let err = client.read(&mut [0u8; 1]).expect_err("the client must learn of it by a reset");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+
+    let mut client = TcpStream::connect(info.local).unwrap();
+    let _server = relaying(&mut client);
+    reset(client);
+    let after = wait_for(&stats, "the client's reset counted", |s| s.accepted == 2 && ended(s));
+    assert_eq!((after.client_resets, after.backend_resets), (1, 1));
+
+    let samples = parse_scrape(&cproxy::metrics::render(&cproxy::metrics::registry(&tp.proxy)));
+    assert_eq!(sample(&samples, "cproxy_tcp_resets_total", &info, "client"), 1.0);
+    assert_eq!(sample(&samples, "cproxy_tcp_resets_total", &info, "backend"), 1.0);
 }

@@ -48,6 +48,8 @@ pub enum ProxyError {
     BadSocket(String),
     /// A protocol or feature this build does not support.
     Unsupported(String),
+    /// The proxy is shutting down: a binding added now would be stopped at birth.
+    Stopping,
 }
 
 impl ProxyError {
@@ -89,6 +91,7 @@ impl fmt::Display for ProxyError {
                  address, so everything it forwards would come back to it without end"
             ),
             ProxyError::BadSocket(msg) | ProxyError::Unsupported(msg) => f.write_str(msg),
+            ProxyError::Stopping => f.write_str("cproxy is stopping: no bindings can be added"),
         }
     }
 }

@@ -14,7 +14,7 @@
 mod budget;
 mod error;
 pub mod proxy_proto;
-pub mod relay;
+mod relay;
 mod tcp;
 mod udp;
 
@@ -24,13 +24,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use error::ProxyError;
+#[cfg(feature = "cli")] // Only `serve` words OS errors outside the proxy.
 pub(crate) use error::os_text as os_error_text;
 pub use relay::RelayMode;
 pub(crate) use tcp::listening_socket as tcp_listening_socket;
@@ -60,12 +61,21 @@ impl FromStr for Proto {
     type Err = ProxyError;
 
     fn from_str(s: &str) -> Result<Proto, ProxyError> {
-        match s.to_ascii_lowercase().as_str() {
-            "tcp" => Ok(Proto::Tcp),
-            "udp" => Ok(Proto::Udp),
-            "sctp" => Err(ProxyError::Unsupported("sctp is not supported by cproxy".into())),
-            _ => Err(ProxyError::Unsupported(format!("unsupported protocol {s}"))),
+        match Proto::from_name(s) {
+            Some(proto) => Ok(proto),
+            None if s.eq_ignore_ascii_case("sctp") => {
+                Err(ProxyError::Unsupported("sctp is not supported by cproxy".into()))
+            }
+            None => Err(ProxyError::Unsupported(format!("unsupported protocol {s}"))),
         }
+    }
+}
+
+impl Proto {
+    /// The protocol named `tcp` or `udp`, in any case (as Docker reads `-p 80/TCP`); the one
+    /// place protocol names are read, each reader wording its own error.
+    pub fn from_name(name: &str) -> Option<Proto> {
+        [Proto::Tcp, Proto::Udp].into_iter().find(|p| name.eq_ignore_ascii_case(&p.to_string()))
     }
 }
 
@@ -211,6 +221,12 @@ pub struct Stats {
     /// TCP directions that fell back from splice to copying because the kernel refused (of
     /// connections that have ended).
     pub copy_fallbacks: AtomicU64,
+    /// TCP connections that ended because the client's socket failed (a reset, mostly), which
+    /// the proxy passed on to the backend as a reset.
+    pub client_resets: AtomicU64,
+    /// TCP connections that ended because the backend's socket failed, passed on to the client
+    /// as a reset.
+    pub backend_resets: AtomicU64,
     /// The byte counters of open TCP connections, read by [`Stats::snapshot`]. Touched once
     /// when a connection starts relaying and once when it ends, never per byte.
     live: Mutex<LiveTraffic>,
@@ -243,7 +259,7 @@ impl Drop for TrackedTraffic<'_> {
     fn drop(&mut self) {
         // Under the lock, so that a snapshot sees these bytes either as live or as ended,
         // never both nor neither.
-        let mut live = self.stats.live.lock().unwrap_or_else(|e| e.into_inner());
+        let mut live = lock(&self.stats.live);
         live.open.remove(&self.key);
         let t = &self.traffic;
         Stats::add(&self.stats.bytes_to_backend, Stats::get(&t.to_backend));
@@ -289,12 +305,16 @@ pub struct StatsSnapshot {
     pub bytes_to_client: u64,
     /// TCP directions that fell back to copying, open connections' included.
     pub copy_fallbacks: u64,
+    /// TCP connections ended by a failure of the client's socket.
+    pub client_resets: u64,
+    /// TCP connections ended by a failure of the backend's socket.
+    pub backend_resets: u64,
 }
 
 impl StatsSnapshot {
     /// Every counter with its name, in a fixed order (the control socket's `stats` reply and
     /// `cproxy stats --format json` use these names).
-    pub fn fields(&self) -> [(&'static str, u64); 17] {
+    pub fn fields(&self) -> [(&'static str, u64); 19] {
         [
             ("accepted", self.accepted),
             ("active", self.active),
@@ -313,6 +333,8 @@ impl StatsSnapshot {
             ("bytes_to_backend", self.bytes_to_backend),
             ("bytes_to_client", self.bytes_to_client),
             ("copy_fallbacks", self.copy_fallbacks),
+            ("client_resets", self.client_resets),
+            ("backend_resets", self.backend_resets),
         ]
     }
 }
@@ -334,7 +356,7 @@ impl Stats {
     /// Registers a TCP connection's byte counters until the returned guard is dropped.
     pub(crate) fn track(&self) -> TrackedTraffic<'_> {
         let traffic = Arc::new(relay::Traffic::default());
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let mut live = lock(&self.live);
         let key = live.next;
         live.next += 1;
         live.open.insert(key, traffic.clone());
@@ -344,7 +366,7 @@ impl Stats {
     /// Every counter now, the bytes of open TCP connections included.
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = Stats::get;
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let live = lock(&self.live);
         let (mut to_backend, mut to_client, mut fallbacks) =
             (get(&self.bytes_to_backend), get(&self.bytes_to_client), get(&self.copy_fallbacks));
         for t in live.open.values() {
@@ -371,6 +393,8 @@ impl Stats {
             bytes_to_backend: to_backend,
             bytes_to_client: to_client,
             copy_fallbacks: fallbacks,
+            client_resets: get(&self.client_resets),
+            backend_resets: get(&self.backend_resets),
         }
     }
 }
@@ -452,9 +476,7 @@ impl Proxy {
     /// for which there is none is reset at once, as one past `max_connections`.
     pub fn limit_descriptors(&self, limit: u64) {
         let budget = budget::Budget::new(limit, self.shared.config.relay, IDLE_PIPES);
-        if let Ok(mut b) = self.shared.budget.lock() {
-            *b = Some(Arc::new(budget));
-        }
+        *lock(&self.shared.budget) = Some(Arc::new(budget));
     }
 
     /// Binds `binding.host` and starts forwarding to `binding.backend`.
@@ -567,9 +589,7 @@ impl Proxy {
             descriptors: match binding.proto {
                 // A UDP binding's descriptors are its sessions, bounded by udp_max_sessions.
                 Proto::Udp => None,
-                Proto::Tcp => {
-                    self.shared.budget.lock().ok().and_then(|b| Some(b.as_ref()?.share()))
-                }
+                Proto::Tcp => lock(&self.shared.budget).as_ref().map(|b| b.share()),
             },
         };
         let entry = Entry {
@@ -579,13 +599,28 @@ impl Proxy {
             kill: ctx.kill.clone(),
             tasks: ctx.tasks.clone(),
         };
-        if let Ok(mut bindings) = self.shared.bindings.lock() {
+        {
+            // Under the lock that `shutdown` takes the bindings with, so that a binding is
+            // either taken (and drained) by it or refused here, never left serving nothing.
+            let mut bindings = lock(&self.shared.bindings);
+            if self.shared.stop_all.is_cancelled() {
+                return Err(ProxyError::Stopping);
+            }
             bindings.insert(id, entry);
         }
         let tasks = ctx.tasks.clone();
+        // At WARN, the default level, so that the warnings of a binding (out of descriptors,
+        // say) tell which one; entered per accept or datagram batch, not per byte.
+        let span = tracing::warn_span!(
+            "binding",
+            proto = %binding.proto,
+            host = %local,
+            backend = %binding.backend
+        );
+        use tracing::Instrument;
         match socket {
-            Socket::Tcp(l) => tasks.spawn(tcp::serve(l, ctx)),
-            Socket::Udp(s) => tasks.spawn(udp::serve(s, ctx)),
+            Socket::Tcp(l) => tasks.spawn(tcp::serve(l, ctx).instrument(span)),
+            Socket::Udp(s) => tasks.spawn(udp::serve(s, ctx).instrument(span)),
         };
         tracing::debug!(%binding, %local, "binding started");
         Ok(info)
@@ -595,7 +630,7 @@ impl Proxy {
     /// busy ones get the grace period and are then reset.
     /// Returns false if no such binding exists.
     pub async fn remove(&self, id: BindingId) -> bool {
-        let entry = self.shared.bindings.lock().ok().and_then(|mut b| b.remove(&id));
+        let entry = lock(&self.shared.bindings).remove(&id);
         match entry {
             Some(entry) => {
                 drain(vec![entry], self.shared.config.grace).await;
@@ -607,40 +642,35 @@ impl Proxy {
 
     /// The bindings being served, in the order they were added.
     pub fn list(&self) -> Vec<BindingInfo> {
-        self.shared
-            .bindings
-            .lock()
-            .map(|b| b.values().map(|e| e.info).collect())
-            .unwrap_or_default()
+        lock(&self.shared.bindings).values().map(|e| e.info).collect()
     }
 
     /// Live counters of a binding.
     pub fn stats(&self, id: BindingId) -> Option<Arc<Stats>> {
-        self.shared.bindings.lock().ok()?.get(&id).map(|e| e.stats.clone())
+        lock(&self.shared.bindings).get(&id).map(|e| e.stats.clone())
     }
 
     /// Every binding with its counters, in the order they were added (for metrics and
     /// `cproxy stats`).
     pub fn all_stats(&self) -> Vec<(BindingInfo, Arc<Stats>)> {
-        self.shared
-            .bindings
-            .lock()
-            .map(|b| b.values().map(|e| (e.info, e.stats.clone())).collect())
-            .unwrap_or_default()
+        lock(&self.shared.bindings).values().map(|e| (e.info, e.stats.clone())).collect()
     }
 
-    /// Stops every binding: accepting stops at once, live connections get `grace`, then are cut.
     /// Stops every binding: accepting stops at once, idle connections are closed, busy ones get
-    /// `grace` (each closed as soon as it goes idle), then are reset.
-    pub async fn shutdown(&self, grace: Duration) {
+    /// the grace period ([`Config::grace`]; each closed as soon as it goes idle), then are
+    /// reset. Bindings added from then on are refused ([`ProxyError::Stopping`]). To cut
+    /// connections without a grace period, [`Proxy::kill`] first.
+    pub async fn shutdown(&self) {
         self.shared.stop_all.cancel();
-        let entries: Vec<Entry> = self
-            .shared
-            .bindings
-            .lock()
-            .map(|mut b| std::mem::take(&mut *b).into_values().collect())
-            .unwrap_or_default();
-        drain(entries, grace).await;
+        let entries: Vec<Entry> =
+            std::mem::take(&mut *lock(&self.shared.bindings)).into_values().collect();
+        drain(entries, self.shared.config.grace).await;
+    }
+
+    /// Resolves once [`Proxy::shutdown`] (or [`Proxy::kill`]) has begun: what the tasks that
+    /// serve the proxy (a control socket, a metrics listener) stop on.
+    pub async fn stopping(&self) {
+        self.shared.stop_all.cancelled().await
     }
 
     /// Cuts every live connection (with a reset) and session now (a second stop signal).
@@ -648,11 +678,16 @@ impl Proxy {
         self.shared.stop_all.cancel();
         self.shared.kill_all.cancel();
     }
+}
 
-    /// Pipes parked for reuse (for tests and diagnostics).
-    pub fn idle_pipes(&self) -> usize {
-        self.shared.pipes.idle()
-    }
+/// Locks one of the proxy's mutexes, recovering it if a thread panicked while holding it.
+///
+/// Every critical section on them is a single insert, removal, read or clone of plain values
+/// (the bindings map, the budget), with nothing that can panic half-way through: a poisoned
+/// lock still guards consistent data. Ignoring the poison (as `lock().ok()` did) instead would
+/// drop a started binding from the map, so that it served on with nobody able to stop it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Refuses options a binding of `proto` cannot honour.
@@ -756,6 +791,76 @@ fn listening(sock: &socket2::Socket) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+
+    /// A TCP backend on loopback that accepts one connection (on a thread of its own).
+    fn one_shot_backend() -> (SocketAddr, std::thread::JoinHandle<std::net::TcpStream>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        (addr, std::thread::spawn(move || listener.accept().unwrap().0))
+    }
+
+    fn tcp_binding(backend: SocketAddr) -> Binding {
+        Binding { proto: Proto::Tcp, host: addr("127.0.0.1:0"), backend }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_finished_direction_gives_its_pipe_back_while_the_other_goes_on() {
+        let proxy = Proxy::new(Config::default());
+        let (backend, accepted) = one_shot_backend();
+        let info = proxy.add(tcp_binding(backend)).unwrap();
+        let idle = proxy.shared.pipes.idle();
+        let got = tokio::task::spawn_blocking(move || {
+            let mut client = std::net::TcpStream::connect(info.local).unwrap();
+            let mut server = accepted.join().unwrap();
+            client.write_all(b"request").unwrap();
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).unwrap();
+            (got, client, server)
+        })
+        .await
+        .unwrap();
+        assert_eq!(got.0, b"request");
+        // The backend never answers: the other direction is still open, waiting.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while proxy.shared.pipes.idle() <= idle {
+            assert!(std::time::Instant::now() < deadline, "the finished direction kept its pipe");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        proxy.kill();
+        proxy.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_binding_added_while_stopping_is_refused_not_left_stopped_at_birth() {
+        let proxy = Proxy::new(Config::default());
+        proxy.shutdown().await;
+        let e = proxy.add(tcp_binding(addr("127.0.0.1:9"))).unwrap_err();
+        assert!(matches!(e, ProxyError::Stopping), "{e:?}");
+        assert_eq!(e.to_string(), "cproxy is stopping: no bindings can be added");
+        assert!(proxy.list().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_poisoned_bindings_lock_still_keeps_track_of_bindings() {
+        let proxy = Proxy::new(Config::default());
+        let shared = proxy.shared.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = shared.bindings.lock();
+            panic!("poisoning the bindings lock on purpose");
+        })
+        .join();
+        assert!(proxy.shared.bindings.is_poisoned());
+        let info = proxy.add(tcp_binding(addr("127.0.0.1:9"))).unwrap();
+        assert_eq!(proxy.list(), [info], "a binding started under a poisoned lock was lost");
+        assert!(proxy.stats(info.id).is_some());
+        assert!(
+            proxy.remove(info.id).await,
+            "a binding added under a poisoned lock cannot be removed"
+        );
+        assert!(std::net::TcpListener::bind(info.local).is_ok(), "its port is still held");
+    }
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()

@@ -43,12 +43,61 @@ pub enum RelayMode {
     Copy,
 }
 
+/// One end of a relayed connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The peer that connected to the binding.
+    Client,
+    /// The container (the backend the proxy dialed).
+    Backend,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Client => "client",
+            Side::Backend => "backend",
+        })
+    }
+}
+
+/// Why a relay ended in error, and on which side: so that a client's reset is told from a
+/// backend's in the counters and the logs.
+#[derive(Debug)]
+pub(crate) struct RelayError {
+    /// The side whose socket failed.
+    pub(crate) side: Side,
+    /// What its socket said.
+    pub(crate) source: io::Error,
+}
+
+impl std::fmt::Display for RelayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} side: {}", self.side, self.source)
+    }
+}
+
+impl std::error::Error for RelayError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Which socket of a direction an error of its pump came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// The socket read from.
+    Src,
+    /// The socket written to.
+    Dst,
+}
+
 /// Size of the user-space buffer of a copying direction.
 const COPY_BUF: usize = 64 * 1024;
 
 /// A non-blocking kernel pipe used as a splice buffer, with the number of bytes it holds.
 #[derive(Debug)]
-pub struct Pipe {
+pub(crate) struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
     capacity: usize,
@@ -59,13 +108,14 @@ impl Pipe {
     /// Opens a pipe and asks the kernel for `size` bytes of capacity. If the kernel says no (the
     /// user's pipe quota in `/proc/sys/fs/pipe-user-pages-soft` is used up), the pipe keeps its
     /// default size: smaller, but still correct.
-    pub fn new(size: usize) -> io::Result<Pipe> {
+    pub(crate) fn new(size: usize) -> io::Result<Pipe> {
         let (read, write, capacity) = sys::pipe(size)?;
         Ok(Pipe { read, write, capacity, len: 0 })
     }
 
     /// Bytes the kernel granted.
-    pub fn capacity(&self) -> usize {
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
         self.capacity
     }
 
@@ -105,7 +155,7 @@ enum Fill {
 /// Keeps a few empty pipes for reuse, so a connection burst does not pay two syscalls per pipe.
 /// A pipe that still holds bytes is never returned to the pool; it is closed.
 #[derive(Debug)]
-pub struct PipePool {
+pub(crate) struct PipePool {
     idle: Mutex<Vec<Pipe>>,
     size: usize,
     max_idle: usize,
@@ -113,12 +163,12 @@ pub struct PipePool {
 
 impl PipePool {
     /// A pool of pipes of `size` bytes, keeping at most `max_idle` of them open while unused.
-    pub fn new(size: usize, max_idle: usize) -> PipePool {
+    pub(crate) fn new(size: usize, max_idle: usize) -> PipePool {
         PipePool { idle: Mutex::new(Vec::new()), size, max_idle }
     }
 
     fn get(&self) -> io::Result<Pipe> {
-        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let reused = self.parked().pop();
         match reused {
             Some(pipe) => Ok(pipe),
             None => Pipe::new(self.size),
@@ -129,16 +179,23 @@ impl PipePool {
         if pipe.len != 0 {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < self.max_idle
-        {
+        let mut idle = self.parked();
+        if idle.len() < self.max_idle {
             idle.push(pipe);
         }
     }
 
+    /// The parked pipes. A poisoned lock is recovered: its critical sections are one push or
+    /// pop of an empty pipe, so the list is consistent whatever panicked, and ignoring the
+    /// poison (as before) would only have leaked every pipe returned from then on.
+    fn parked(&self) -> std::sync::MutexGuard<'_, Vec<Pipe>> {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Pipes currently parked in the pool.
-    pub fn idle(&self) -> usize {
-        self.idle.lock().map(|idle| idle.len()).unwrap_or(0)
+    #[cfg(test)]
+    pub(crate) fn idle(&self) -> usize {
+        self.parked().len()
     }
 }
 
@@ -247,16 +304,16 @@ fn splice_unsupported(e: &io::Error) -> bool {
 /// went each way, how much is held in the relay's buffers now, and how long ago a byte last
 /// moved (what stopping and the idle timeout go by).
 #[derive(Debug)]
-pub struct Traffic {
+pub(crate) struct Traffic {
     /// Bytes written to the backend.
-    pub to_backend: AtomicU64,
+    pub(crate) to_backend: AtomicU64,
     /// Bytes written to the client.
-    pub to_client: AtomicU64,
+    pub(crate) to_client: AtomicU64,
     /// Directions that had to fall back from splice to copying.
-    pub fallbacks: AtomicU64,
+    pub(crate) fallbacks: AtomicU64,
     /// Times a direction was found waking up again and again without moving a byte (a bug
     /// guard: it is paused each time, so it cannot take a core).
-    pub spins: AtomicU64,
+    pub(crate) spins: AtomicU64,
     /// Bytes read from one side and not yet written to the other (held in the pipes or copy
     /// buffers).
     buffered: AtomicU64,
@@ -282,12 +339,12 @@ impl Default for Traffic {
 
 impl Traffic {
     /// Bytes read from one side and not yet written to the other.
-    pub fn buffered(&self) -> u64 {
+    pub(crate) fn buffered(&self) -> u64 {
         self.buffered.load(Ordering::Relaxed)
     }
 
     /// How long since a byte last moved either way (since the counters were made, if none has).
-    pub fn quiet_for(&self) -> Duration {
+    pub(crate) fn quiet_for(&self) -> Duration {
         let moved = Duration::from_millis(self.moved_ms.load(Ordering::Relaxed));
         self.since.elapsed().saturating_sub(moved)
     }
@@ -310,7 +367,8 @@ async fn pump(
     stage: &mut Stage,
     counter: &AtomicU64,
     traffic: &Traffic,
-) -> io::Result<()> {
+) -> Result<(), (End, io::Error)> {
+    let at = |end: End| move |e: io::Error| (end, e);
     let mut eof = false;
     // The stage said it can take nothing more until drained: do not wait for `src`.
     let mut full = false;
@@ -327,10 +385,11 @@ async fn pump(
                 Ok(Fill::Full) => full = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if splice_unsupported(&e) => {
-                    fall_back(stage, &traffic.fallbacks, &e)?;
+                    // A failure to fall back (no memory) is charged to the socket being read.
+                    fall_back(stage, &traffic.fallbacks, &e).map_err(at(End::Src))?;
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err((End::Src, e)),
             }
         }
         if !stage.is_empty() {
@@ -343,14 +402,14 @@ async fn pump(
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if splice_unsupported(&e) => {
-                    fall_back(stage, &traffic.fallbacks, &e)?;
+                    fall_back(stage, &traffic.fallbacks, &e).map_err(at(End::Dst))?;
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err((End::Dst, e)),
             }
         }
         if eof && stage.is_empty() {
-            return sys::shutdown_write(dst.as_fd());
+            return sys::shutdown_write(dst.as_fd()).map_err(at(End::Dst));
         }
         if progressed {
             traffic.moved();
@@ -370,8 +429,8 @@ async fn pump(
         let want_read = !eof && !full && stage.has_room();
         let want_write = !stage.is_empty();
         tokio::select! {
-            r = src.readable(), if want_read => r?,
-            r = dst.writable(), if want_write => r?,
+            r = src.readable(), if want_read => r.map_err(at(End::Src))?,
+            r = dst.writable(), if want_write => r.map_err(at(End::Dst))?,
         }
     }
 }
@@ -389,14 +448,14 @@ fn fall_back(stage: &mut Stage, fallbacks: &AtomicU64, e: &io::Error) -> io::Res
 
 /// The buffers of a connection's two directions, acquired before relaying so that a lack of
 /// descriptors shows before any byte is moved.
-pub struct Stages {
+pub(crate) struct Stages {
     up: Stage,
     down: Stage,
 }
 
 impl Stages {
     /// Two pipes from `pool` (or two copy buffers in [`RelayMode::Copy`]).
-    pub fn new(mode: RelayMode, pool: &PipePool) -> io::Result<Stages> {
+    pub(crate) fn new(mode: RelayMode, pool: &PipePool) -> io::Result<Stages> {
         Ok(match mode {
             RelayMode::Splice => {
                 let up = pool.get()?;
@@ -420,16 +479,18 @@ impl Stages {
 /// keeps flowing. A finished direction gives its pipe back to `pool` at once, and its source is
 /// still watched: a peer that half-closed and then reset or vanished ends the connection, even
 /// if the other side never sends again. An error in either direction ends both.
-pub async fn relay(
+pub(crate) async fn relay(
     client: &TcpStream,
     backend: &TcpStream,
     stages: Stages,
     pool: &PipePool,
     traffic: &Traffic,
-) -> io::Result<()> {
+) -> Result<(), RelayError> {
     let Stages { up, down } = stages;
-    let up = direction(client, backend, up, &traffic.to_backend, traffic, pool);
-    let down = direction(backend, client, down, &traffic.to_client, traffic, pool);
+    let (c, b) = ((client, Side::Client), (backend, Side::Backend));
+    let up = direction(c, b, up, &traffic.to_backend, traffic, pool);
+    let down = direction(b, c, down, &traffic.to_client, traffic, pool);
+    let failed = |side| move |source| RelayError { side, source };
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
     while !(up_done && down_done) {
@@ -442,27 +503,34 @@ pub async fn relay(
                 r?;
                 down_done = true;
             }
-            e = failure(client), if up_done => return Err(e),
-            e = failure(backend), if down_done => return Err(e),
+            e = failure(client), if up_done => return Err(failed(Side::Client)(e)),
+            e = failure(backend), if down_done => return Err(failed(Side::Backend)(e)),
         }
     }
     Ok(())
 }
 
-/// One direction: pumps until its source ends, then returns its pipe to the pool.
+/// One direction: pumps until its source ends, then returns its pipe to the pool. Each socket
+/// comes with the side it is, which an error is charged to.
 async fn direction(
-    src: &TcpStream,
-    dst: &TcpStream,
+    (src, src_side): (&TcpStream, Side),
+    (dst, dst_side): (&TcpStream, Side),
     mut stage: Stage,
     counter: &AtomicU64,
     traffic: &Traffic,
     pool: &PipePool,
-) -> io::Result<()> {
+) -> Result<(), RelayError> {
     let result = pump(src, dst, &mut stage, counter, traffic).await;
     if let Stage::Pipe(p) = stage {
         pool.put(p);
     }
-    result
+    result.map_err(|(end, source)| {
+        let side = match end {
+            End::Src => src_side,
+            End::Dst => dst_side,
+        };
+        RelayError { side, source }
+    })
 }
 
 /// Resolves when `s` reports an error (a reset after its end of stream, say): the socket's

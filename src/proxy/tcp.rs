@@ -93,7 +93,7 @@ impl Exhaustion {
     }
 
     /// Records `e` if it means exhaustion; returns whether it did.
-    fn hit(&self, e: &io::Error, local: Option<SocketAddr>) -> bool {
+    fn hit(&self, e: &io::Error) -> bool {
         if !exhausted(e) {
             return false;
         }
@@ -101,17 +101,17 @@ impl Exhaustion {
         self.last_hit_ms.store(self.now_ms(), Ordering::Relaxed);
         if !self.logged.swap(true, Ordering::Relaxed) {
             Stats::add(&self.stats.exhaustion_episodes, 1);
-            tracing::warn!(error = %e, ?local, "out of descriptors, backing off until they free up");
+            tracing::warn!(error = %e, "out of descriptors, backing off until they free up");
         }
         true
     }
 
     /// An attempt got every descriptor it asked for.
-    fn descriptors_available(&self, local: Option<SocketAddr>) {
+    fn descriptors_available(&self) {
         self.failing.store(false, Ordering::Relaxed);
         let quiet = self.now_ms().saturating_sub(self.last_hit_ms.load(Ordering::Relaxed));
         if quiet >= EPISODE_QUIET.as_millis() as u64 && self.logged.swap(false, Ordering::Relaxed) {
-            tracing::warn!(?local, "descriptors available again");
+            tracing::warn!("descriptors available again");
         }
     }
 
@@ -121,9 +121,10 @@ impl Exhaustion {
 }
 
 /// Serves a TCP binding until its `stop` token is cancelled; the listener closes on return.
+/// Runs in its binding's span (`binding{proto, host, backend}`, entered by the caller); each
+/// connection runs in a `conn{client}` span under it.
 pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
     let ctx = Arc::new(ctx);
-    let local = listener.local_addr().ok();
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections.min(Semaphore::MAX_PERMITS)));
     let exhaustion = Arc::new(Exhaustion::new(ctx.stats.clone()));
     let mut pause = BACKOFF_MIN;
@@ -148,34 +149,40 @@ pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
             Ok(c) => c,
             Err(e) => {
                 Stats::add(&ctx.stats.accept_errors, 1);
-                if !exhaustion.hit(&e, local) {
+                if !exhaustion.hit(&e) {
                     // ECONNABORTED and friends concern one connection, not the listener.
                     tracing::debug!(error = %e, "accept failed");
                 }
                 continue;
             }
         };
-        admit(client, peer, &ctx, &limit, &exhaustion, local);
+        admit(client, peer, &ctx, &limit, &exhaustion);
     }
     // Clients the kernel already completed a handshake with believe they are connected:
-    // serve them rather than reset them with the listener.
+    // serve them rather than reset them with the listener. No more than the backlog can hold:
+    // clients still connecting at full speed would otherwise keep the port open for ever.
     let mut drained = 0usize;
-    while let Some((client, peer)) = accept_queued(&listener) {
-        admit(client, peer, &ctx, &limit, &exhaustion, local);
+    for (client, peer) in queued(&listener).take(QUEUED_AT_STOP) {
+        admit(client, peer, &ctx, &limit, &exhaustion);
         drained += 1;
     }
     if drained > 0 {
-        tracing::debug!(?local, drained, "served connections queued at stop");
+        tracing::debug!(drained, "served connections queued at stop");
     }
 }
 
-/// Takes a connection from `listener`'s accept queue if one is waiting, without waiting on the
-/// runtime's readiness (which may not have seen it yet).
-fn accept_queued(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
-    let (sock, peer) = socket2::SockRef::from(listener).accept().ok()?;
-    sock.set_nonblocking(true).ok()?;
-    let stream = TcpStream::from_std(sock.into()).ok()?;
-    Some((stream, peer.as_socket()?))
+/// Connections served from the accept queue once a binding stops: as many as its backlog holds.
+const QUEUED_AT_STOP: usize = BACKLOG as usize;
+
+/// The connections waiting in `listener`'s accept queue, taken without waiting on the
+/// runtime's readiness (which may not have seen them yet); ends when the queue is empty.
+fn queued(listener: &TcpListener) -> impl Iterator<Item = (TcpStream, SocketAddr)> + '_ {
+    std::iter::from_fn(move || {
+        let (sock, peer) = socket2::SockRef::from(listener).accept().ok()?;
+        sock.set_nonblocking(true).ok()?;
+        let stream = TcpStream::from_std(sock.into()).ok()?;
+        Some((stream, peer.as_socket()?))
+    })
 }
 
 /// Starts serving an accepted client, or resets it if the binding is at its connection limit
@@ -186,12 +193,11 @@ fn admit(
     ctx: &Arc<BindingCtx>,
     limit: &Arc<Semaphore>,
     exhaustion: &Arc<Exhaustion>,
-    local: Option<SocketAddr>,
 ) {
     Stats::add(&ctx.stats.accepted, 1);
     let Ok(permit) = limit.clone().try_acquire_owned() else {
         Stats::add(&ctx.stats.refused, 1);
-        tracing::debug!(%peer, "connection limit reached, resetting");
+        tracing::debug!(client = %peer, "connection limit reached, resetting");
         reset(&client);
         return;
     };
@@ -200,7 +206,7 @@ fn admit(
             Some(lease) => Some(lease),
             None => {
                 Stats::add(&ctx.stats.refused, 1);
-                tracing::debug!(%peer, "the binding's share of descriptors is used up, resetting");
+                tracing::debug!(client = %peer, "the binding's share of descriptors is used up, resetting");
                 reset(&client);
                 return;
             }
@@ -208,18 +214,23 @@ fn admit(
         None => None,
     };
     let (conn_ctx, exhaustion) = (ctx.clone(), exhaustion.clone());
-    ctx.tasks.spawn(async move {
+    // Entered when the task is polled (per wake-up, never per byte). At DEBUG; where that is
+    // disabled (the default), the binding's span stands in for it, so that the connection's
+    // warnings (out of descriptors at a dial, say) still name their binding.
+    let span = tracing::debug_span!("conn", client = %peer).or_current();
+    let task = async move {
         Stats::add(&conn_ctx.stats.active, 1);
         // A token of the connection's own: polled at every wake-up, it must not share a lock
         // with every other connection of the binding.
         let kill = conn_ctx.kill.child_token();
         tokio::select! {
-            _ = connection(client, peer, &conn_ctx, &exhaustion, local) => {}
+            _ = connection(client, peer, &conn_ctx, &exhaustion) => {}
             _ = kill.cancelled() => {}
         }
         Stats::sub(&conn_ctx.stats.active, 1);
         drop((permit, descriptors));
-    });
+    };
+    ctx.tasks.spawn(tracing::Instrument::instrument(task, span));
 }
 
 /// Dials the backend within the connect timeout and relays; a client whose backend cannot be
@@ -229,7 +240,6 @@ async fn connection(
     peer: SocketAddr,
     ctx: &BindingCtx,
     exhaustion: &Exhaustion,
-    local: Option<SocketAddr>,
 ) {
     let _cut_client = ResetIfCut { sock: &client, kill: &ctx.kill };
     keep_alive(&client, ctx.config.tcp_keepalive);
@@ -237,19 +247,19 @@ async fn connection(
     let backend = match tokio::time::timeout(ctx.config.connect_timeout, dialing).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            if !exhaustion.hit(&e, local) {
-                exhaustion.descriptors_available(local);
+            if !exhaustion.hit(&e) {
+                exhaustion.descriptors_available();
             }
             Stats::add(&ctx.stats.dial_failures, 1);
-            tracing::debug!(%peer, backend = %ctx.backend, error = %e, "backend dial failed");
+            tracing::debug!(error = %e, "backend dial failed");
             reset(&client);
             return;
         }
         Err(_) => {
-            exhaustion.descriptors_available(local);
+            exhaustion.descriptors_available();
             Stats::add(&ctx.stats.dial_failures, 1);
             Stats::add(&ctx.stats.dial_timeouts, 1);
-            tracing::debug!(%peer, backend = %ctx.backend, "backend dial timed out");
+            tracing::debug!("backend dial timed out");
             reset(&client);
             return;
         }
@@ -258,7 +268,7 @@ async fn connection(
         && let Err(e) = proxy_proto::send(&backend, version, peer, client.local_addr().ok()).await
     {
         Stats::add(&ctx.stats.dial_failures, 1);
-        tracing::debug!(%peer, backend = %ctx.backend, error = %e, "sending the PROXY header failed");
+        tracing::debug!(error = %e, "sending the PROXY header failed");
         reset(&client);
         reset(&backend);
         return;
@@ -279,19 +289,24 @@ async fn connection(
     let stages = match relay::Stages::new(ctx.config.relay, &ctx.pipes) {
         Ok(stages) => stages,
         Err(e) => {
-            exhaustion.hit(&e, local);
-            tracing::debug!(%peer, error = %e, "no pipe for the connection");
+            exhaustion.hit(&e);
+            tracing::debug!(error = %e, "no pipe for the connection");
             reset(&client);
             reset(&backend);
             return;
         }
     };
-    exhaustion.descriptors_available(local);
-    let result = relay_while_wanted(&client, &backend, stages, ctx, &traffic, peer).await;
+    exhaustion.descriptors_available();
+    let result = relay_while_wanted(&client, &backend, stages, ctx, &traffic).await;
     if let Err(e) = result {
         // One side failed (typically a reset): make sure the other side learns of it as a
         // reset too, instead of an orderly end of stream that would look like success.
-        tracing::debug!(%peer, error = %e, "connection ended with error");
+        let counter = match e.side {
+            relay::Side::Client => &ctx.stats.client_resets,
+            relay::Side::Backend => &ctx.stats.backend_resets,
+        };
+        Stats::add(counter, 1);
+        tracing::debug!(error = %e, "connection ended with error");
         reset(&client);
         reset(&backend);
     }
@@ -317,4 +332,20 @@ fn keep_alive(sock: &impl std::os::fd::AsFd, period: Option<Duration>) {
 /// Arranges for `s` to be closed with a RST when it is dropped.
 fn reset(s: &TcpStream) {
     let _ = sys::reset_on_close(s.as_fd());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_queue_at_stop_is_taken_only_as_far_as_asked() {
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let clients: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+        // All three handshakes are complete (connect returned): they wait in the queue.
+        assert_eq!(queued(&listener).take(2).count(), 2);
+        assert_eq!(queued(&listener).count(), 1, "the rest stay queued");
+        drop(clients);
+    }
 }

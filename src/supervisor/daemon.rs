@@ -1043,7 +1043,7 @@ impl Daemon {
             self.stop_locked(c, timeout).await;
         });
         futures_util::future::join_all(stops).await;
-        self.proxy.shutdown(Duration::from_secs(1)).await;
+        self.proxy.shutdown().await; // The daemon's proxy has a grace of 1 s.
         if let Err(e) = net::delete_link(&self.handle, net::BRIDGE).await {
             tracing::warn!(error = %e, "could not remove the bridge");
         }

@@ -10,7 +10,6 @@
 //! for a complete one.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -36,8 +35,7 @@ pub(super) async fn relay_while_wanted(
     stages: relay::Stages,
     ctx: &BindingCtx,
     traffic: &Traffic,
-    peer: SocketAddr,
-) -> io::Result<()> {
+) -> Result<(), relay::RelayError> {
     let relay = relay::relay(client, backend, stages, &ctx.pipes, traffic);
     tokio::pin!(relay);
     let idle_timeout = ctx.config.tcp_idle_timeout;
@@ -52,11 +50,11 @@ pub(super) async fn relay_while_wanted(
             _ = tokio::time::sleep_until(check.unwrap_or_else(far_future)), if check.is_some() => {
                 let quiet = traffic.quiet_for();
                 if stopping && quiet >= STOP_QUIET && traffic.buffered() == 0 {
-                    tracing::debug!(%peer, "stopping: closing a connection with nothing in flight");
+                    tracing::debug!("stopping: closing a connection with nothing in flight");
                     return Ok(());
                 }
                 if idle_timeout.is_some_and(|idle| quiet >= idle) {
-                    tracing::debug!(%peer, "idle timeout");
+                    tracing::debug!("idle timeout");
                     return Ok(());
                 }
             }
