@@ -36,8 +36,6 @@ use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
 const CLIENT_BATCH: usize = 64;
 /// Sessions with replies handled in one go.
 const SESSION_BATCH: usize = 64;
-/// Replies taken from one session in one go, so a chatty backend cannot starve the others.
-const REPLIES_PER_SESSION: usize = 8;
 
 /// The host side of a UDP binding, ready to be served: its socket, and the (empty) epoll set its
 /// sessions will join. Both are made up front so that a lack of descriptors fails the binding
@@ -295,32 +293,32 @@ impl ServedBinding {
         let now = Instant::now();
         for i in 0..n {
             let token = Token::from_u64(self.events[i].data());
-            self.session_replies(token, now);
+            self.session_reply(token, now);
         }
     }
 
-    /// Forwards what one session's backend sent, up to a batch.
-    fn session_replies(&mut self, token: Token, now: Instant) {
-        let mut active = false;
-        for _ in 0..REPLIES_PER_SESSION {
-            let Some(entry) = self.table.get(token) else { return };
-            let len = match entry.value.socket.recv(&mut self.buf) {
-                Ok(len) => len,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    // An ICMP error for a datagram sent earlier: that datagram is lost, the
-                    // session is not.
-                    Stats::add(&self.ctx.stats.datagrams_dropped, 1);
-                    tracing::debug!(client = %entry.client, error = %e, "backend unreachable");
-                    continue;
-                }
-            };
-            active = true;
-            if len > self.buf.len() {
+    /// Forwards one datagram (or error) that a session's backend sent. One only: the poller is
+    /// level-triggered, so a session with more waiting is reported again on the next turn, and
+    /// reading until `EAGAIN` would cost a system call per reply for nothing (a backend that
+    /// answers a request sends one datagram). Taking one per turn also keeps a chatty backend
+    /// from starving the others.
+    fn session_reply(&mut self, token: Token, now: Instant) {
+        let Some(entry) = self.table.get(token) else { return };
+        let len = match entry.value.socket.recv(&mut self.buf) {
+            Ok(len) => len,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) => {
+                // An ICMP error for a datagram sent earlier: that datagram is lost, the
+                // session is not.
                 Stats::add(&self.ctx.stats.datagrams_dropped, 1);
-                tracing::debug!(client = %entry.client, len, "reply too large, dropped");
-                continue;
+                tracing::debug!(client = %entry.client, error = %e, "backend unreachable");
+                return;
             }
+        };
+        if len > self.buf.len() {
+            Stats::add(&self.ctx.stats.datagrams_dropped, 1);
+            tracing::debug!(client = %entry.client, len, "reply too large, dropped");
+        } else {
             match self.host.send(&self.buf[..len], entry.client, entry.value.reply_from) {
                 Ok(n) => {
                     Stats::add(&self.ctx.stats.bytes_to_client, n as u64);
@@ -333,9 +331,7 @@ impl ServedBinding {
                 }
             }
         }
-        if active {
-            self.table.touch(token, now);
-        }
+        self.table.touch(token, now);
     }
 
     /// Closes the sessions idle for the timeout at `now`.

@@ -1,0 +1,205 @@
+//! UDP over a real network path: cproxy in one namespace, its backend across a veth pair in
+//! another, as dockerd runs it for a container. Many clients send bursts at once, so the
+//! binding finds several datagrams waiting on its host socket and several sessions with replies
+//! waiting in one wake-up: every datagram must come back, to the client that sent it, from the
+//! address that client sent to.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Child;
+use std::time::Duration;
+
+use common::process::spawn_in_netns;
+use testkit::netns::VethPath;
+use testkit::peers::UdpEcho;
+
+const PROXY_PORT: u16 = 5353;
+const BACKEND_PORT: u16 = 53;
+/// How long a client waits for a reply before it sends what is missing again (UDP may drop a
+/// datagram when a burst overflows a socket buffer; that is the network's right, not a bug).
+const REPLY_WAIT: Duration = Duration::from_secs(1);
+/// Rounds of resending before a missing reply fails the test.
+const ATTEMPTS: usize = 10;
+
+/// cproxy (UDP) in `near` forwarding to an echo in `far`; the proxy is killed on drop.
+struct Setup {
+    path: VethPath,
+    proxy: Child,
+    front: SocketAddr,
+    _echo: UdpEcho,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let path = VethPath::new(1500);
+        let backend = SocketAddr::new(VethPath::FAR, BACKEND_PORT);
+        let echo = path.far.run(move || UdpEcho::bind(backend, 2)).expect("echo in far");
+        let args = format!(
+            "-proto udp -host-ip {} -host-port {PROXY_PORT} -container-ip {} -container-port \
+             {BACKEND_PORT}",
+            VethPath::NEAR,
+            VethPath::FAR
+        );
+        let args: Vec<&str> = args.split_whitespace().collect();
+        let proxy = spawn_in_netns(&path.near, &args);
+        let front = SocketAddr::new(VethPath::NEAR, PROXY_PORT);
+        Setup { path, proxy, front, _echo: echo }
+    }
+
+    /// `n` client sockets in `near`, each on its own port.
+    fn clients(&self, n: usize) -> Vec<UdpSocket> {
+        self.path.near.run(move || {
+            (0..n)
+                .map(|_| {
+                    let s = UdpSocket::bind("10.77.0.1:0").expect("bind a client");
+                    s.set_read_timeout(Some(REPLY_WAIT)).expect("read timeout");
+                    s
+                })
+                .collect()
+        })
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
+    }
+}
+
+/// The request `seq` of client `client`: unique across the test, and long enough that a mix-up
+/// of two replies would show.
+fn request(client: usize, seq: usize) -> Vec<u8> {
+    format!("client {client:03} request {seq:03} ").repeat(3).into_bytes()
+}
+
+/// Datagrams the kernel dropped in `ns` (UDP `InErrors`, which counts full receive buffers), as
+/// seen from a thread inside it.
+fn udp_drops(ns: &testkit::netns::Netns) -> u64 {
+    let snmp = ns.run(|| std::fs::read_to_string("/proc/thread-self/net/snmp").expect("snmp"));
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next().expect("Udp names"), udp.next().expect("Udp values"));
+    let column = names.split_whitespace().position(|n| n == "InErrors").expect("InErrors");
+    values.split_whitespace().nth(column).and_then(|v| v.parse().ok()).expect("a count")
+}
+
+/// Reads replies on `socket` until none of `wanted` is missing, or none comes for `REPLY_WAIT`
+/// (once per round: after one wait, every reply in flight has arrived, so the other clients only
+/// take what is there). Asserts each reply is one of client `c`'s and comes from `front`.
+fn read_replies(
+    socket: &UdpSocket,
+    c: usize,
+    per_client: usize,
+    front: SocketAddr,
+    wanted: &mut HashSet<Vec<u8>>,
+    waited: &mut bool,
+) -> io::Result<()> {
+    socket.set_nonblocking(*waited)?;
+    let mut buf = [0u8; 2048];
+    while !wanted.is_empty() {
+        let (n, from) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                *waited = true;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        assert_eq!(from, front, "client {c}: a reply from the wrong address");
+        let reply = buf[..n].to_vec();
+        // A resent request may be answered twice: a reply to one of this client's own requests
+        // that is no longer missing is a duplicate, not a mix-up.
+        let own = (0..per_client).any(|s| request(c, s) == reply);
+        assert!(own, "client {c} got a reply it never asked for: {:?}", &buf[..n]);
+        wanted.remove(&reply);
+    }
+    Ok(())
+}
+
+/// Every client sends all its unanswered requests at once (all clients one after the other, so
+/// the proxy sees one burst), then reads its replies; repeated until every request was answered.
+/// A reply missing after the first round must be accounted for by a datagram the kernel
+/// dropped (a full socket buffer): one that the proxy left waiting would be a stall that only
+/// the resend hid. Returns the rounds it took.
+fn burst(setup: &Setup, clients: &[UdpSocket], per_client: usize) -> io::Result<usize> {
+    let mut missing: Vec<HashSet<Vec<u8>>> =
+        (0..clients.len()).map(|c| (0..per_client).map(|s| request(c, s)).collect()).collect();
+    let drops = || udp_drops(&setup.path.near) + udp_drops(&setup.path.far);
+    let dropped_before = drops();
+    for attempt in 1..=ATTEMPTS {
+        for (socket, wanted) in clients.iter().zip(&missing) {
+            for req in wanted {
+                socket.send_to(req, setup.front)?;
+            }
+        }
+        let mut waited = false;
+        for (c, (socket, wanted)) in clients.iter().zip(missing.iter_mut()).enumerate() {
+            read_replies(socket, c, per_client, setup.front, wanted, &mut waited)?;
+        }
+        let left: u64 = missing.iter().map(|m| m.len() as u64).sum();
+        if attempt == 1 {
+            let dropped = drops() - dropped_before;
+            assert!(left <= dropped, "{left} replies missing, only {dropped} datagrams dropped");
+        }
+        if left == 0 {
+            return Ok(attempt);
+        }
+    }
+    let left: usize = missing.iter().map(HashSet::len).sum();
+    panic!("{left} requests never answered after {ATTEMPTS} rounds");
+}
+
+#[test]
+fn a_burst_of_1000_datagrams_from_50_clients_is_answered_to_each_from_the_proxy() {
+    let setup = Setup::new();
+    let clients = setup.clients(50);
+    let rounds = burst(&setup, &clients, 20).expect("udp burst");
+    eprintln!("all 1000 answered in {rounds} round(s)");
+    // The sessions are warm now: a second burst goes through the same sessions.
+    let rounds = burst(&setup, &clients, 20).expect("second udp burst");
+    eprintln!("all 1000 answered again in {rounds} round(s)");
+}
+
+#[test]
+fn one_client_with_many_replies_waiting_gets_them_all() {
+    // One session with a queue of replies waiting: the binding takes one per turn and must come
+    // back for the rest without a new datagram to wake it.
+    let setup = Setup::new();
+    let clients = setup.clients(1);
+    let client = &clients[0];
+    let n = 100;
+    let sent: Vec<Vec<u8>> = (0..n).map(|s| request(0, s)).collect();
+    let mut got = Vec::new();
+    for attempt in 0..ATTEMPTS {
+        let wanted: Vec<&Vec<u8>> = sent.iter().filter(|r| !got.contains(*r)).collect();
+        if wanted.is_empty() {
+            break;
+        }
+        assert!(attempt + 1 < ATTEMPTS, "{} replies never came", wanted.len());
+        for req in wanted {
+            client.send_to(req, setup.front).expect("send");
+        }
+        let mut buf = [0u8; 2048];
+        while got.len() < n {
+            match client.recv_from(&mut buf) {
+                Ok((len, from)) => {
+                    assert_eq!(from, setup.front);
+                    assert!(sent.iter().any(|r| r[..] == buf[..len]), "a reply never asked for");
+                    if !got.iter().any(|r: &Vec<u8>| r[..] == buf[..len]) {
+                        got.push(buf[..len].to_vec());
+                    }
+                }
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                {
+                    break;
+                }
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+    }
+    assert_eq!(got.len(), n);
+}
