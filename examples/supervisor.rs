@@ -1,7 +1,9 @@
 //! The Docker tutorials' scenario on cproxy's own supervisor, needing nothing but the
 //! repository and root: a `cproxy daemon` in a network namespace of its own, a small web app
 //! run with `-p` and with `-P --expose`, `ps` and `port` printed, the app fetched through the
-//! published ports, then everything stopped and removed.
+//! published ports, then everything stopped and removed; then the tutorials' web + db from
+//! `examples/compose.yml` (db only exposed, web linked to it and published), and a user-defined
+//! network whose containers find each other by name through the embedded DNS server.
 //!
 //! Run with `cargo build --release && sudo cargo run --release --example supervisor`.
 
@@ -38,6 +40,9 @@ fn main() -> io::Result<()> {
         .arg(&cproxy)
         .args(["daemon", "-H", &host, "--data-root"])
         .arg(ns.dir.join("data"))
+        // The embedded DNS server forwards names it does not know to the namespace's own
+        // loopback: the demo's queries never leave the namespace.
+        .args(["--dns", "127.0.0.1"])
         .stdout(Stdio::piped())
         .spawn()?;
     let mut line = String::new();
@@ -103,6 +108,54 @@ fn main() -> io::Result<()> {
         cli(&["stop", "-t", "1", "web"])?;
         cli(&["ps", "-a"])?;
         cli(&["rm", "-f", "web", "webP"])?;
+
+        // The tutorials' web + db from a compose file: db only exposed, web linked and published.
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/compose.yml");
+        let compose = ["compose", "-f", file, "-p", "tutorial"];
+        cli(&[&compose[..], &["up", "-d"]].concat())?;
+        cli(&[&compose[..], &["ps"]].concat())?;
+        cli(&[
+            "exec",
+            "tutorial_web_1",
+            "sh",
+            "-c",
+            "env | grep ^DB_ | sort; grep -w db /etc/hosts",
+        ])?;
+        let status = ns.run_fetch("127.0.0.1:8080")?;
+        println!("GET http://127.0.0.1:8080/ (web, published): {status}\n");
+        cli(&[&compose[..], &["down"]].concat())?;
+
+        // A user-defined network: containers find each other by name and alias through the
+        // embedded DNS server at 127.0.0.11.
+        cli(&["network", "create", "--subnet", "10.89.0.0/24", "demo-net"])?;
+        cli(&["network", "ls"])?;
+        cli(&[
+            "run",
+            "-d",
+            "--network",
+            "demo-net",
+            "--network-alias",
+            "backend",
+            "--name",
+            "api",
+            python,
+            "-m",
+            "http.server",
+            "8000",
+        ])?;
+        cli(&[
+            "run",
+            "--network",
+            "demo-net",
+            "--name",
+            "client",
+            "getent",
+            "hosts",
+            "api",
+            "backend",
+        ])?;
+        cli(&["rm", "-f", "api", "client"])?;
+        cli(&["network", "rm", "demo-net"])?;
         Ok(())
     })();
 

@@ -95,6 +95,9 @@ impl Daemon {
             .args(["netns", "exec", &ns.name, BIN, "daemon", "-H", &host, "--data-root"])
             .arg(&data_root)
             .args(extra)
+            // Names the embedded DNS server forwards go to the namespace's own loopback, never
+            // to the host's resolvers, unless the test names an upstream of its own.
+            .args(if extra.contains(&"--dns") { &[][..] } else { &["--dns", "127.0.0.1"][..] })
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
