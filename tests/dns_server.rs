@@ -413,6 +413,10 @@ fn two_containers_each_get_answers_for_their_own_id_and_detach_closes_the_socket
     daemon.attach(&server, "c1", &c1);
     assert_eq!(peer(&c1), ["10.0.0.11"], "attached again to the first namespace");
     assert!(c1b.port_free(), "attaching again replaced the attachment in c1b");
+    // `network connect` of a container already served attaches it again in the same namespace:
+    // its sockets stay (a second bind there would fail).
+    daemon.attach(&server, "c1", &c1);
+    assert_eq!(peer(&c1), ["10.0.0.11"], "still served after attaching twice");
 
     daemon.rt.block_on(server.shutdown());
     assert!(c1.port_free() && c2.port_free(), "shutdown closed every socket");

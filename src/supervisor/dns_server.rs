@@ -19,7 +19,8 @@
 //!   one.
 //! - [`DnsServer::attach`] opens the sockets inside the network namespace of the container's
 //!   process and returns when they are bound: a query sent right after is answered. One
-//!   attachment per container (not per network); attaching an ID again replaces the first.
+//!   attachment per container (not per network); attaching an ID again for another process
+//!   replaces the first, and for the same process (a `network connect`) keeps it.
 //! - [`DnsServer::detach`] closes that container's sockets before it returns (or, if the task
 //!   is in the middle of answering that very container, as soon as it is done) and ends its TCP
 //!   connections and forwarded queries.
@@ -178,6 +179,8 @@ struct Running {
 /// One container's sockets.
 struct Container {
     id: String,
+    /// The process whose namespace the sockets were opened in.
+    pid: u32,
     udp: UdpSocket,
     tcp: TcpListener,
     /// Cancelled when the container is detached (dropped), ending its connections and
@@ -221,6 +224,11 @@ impl DnsServer {
     /// returns is answered. Attaching an `id` again replaces its first attachment.
     pub async fn attach(&self, id: &str, pid: u32) -> io::Result<()> {
         let tx = self.sender()?;
+        // `network connect` of a container already served: its sockets are in place (binding
+        // again in the same namespace would fail with EADDRINUSE).
+        if lock(&self.inner.containers).get(id).is_some_and(|c| c.pid == pid) {
+            return Ok(());
+        }
         let (udp, tcp) = net::in_netns(pid, |h| async move {
             net::lo_up(&h).await?;
             let udp = std::net::UdpSocket::bind(ADDRESS)?;
@@ -233,6 +241,7 @@ impl DnsServer {
         .map_err(|e| io::Error::new(e.kind(), format!("embedded DNS server at {ADDRESS}: {e}")))?;
         let container = Arc::new(Container {
             id: id.to_string(),
+            pid,
             udp: UdpSocket::from_std(udp)?,
             tcp: TcpListener::from_std(tcp)?,
             cancel: self.inner.stop.child_token(),
