@@ -890,18 +890,23 @@ impl Daemon {
             }
             _ => Decision::Stay,
         };
-        if let Decision::RestartAfter(delay) = decision {
-            let generation = c.restart_generation.fetch_add(1, Ordering::SeqCst) + 1;
-            let r = c.update(|r| {
-                r.state.status = "restarting".into();
-                r.state.exit_code = code;
-                r.state.pid = 0;
-                r.state.finished_at = now;
-                r.ip = None;
-                r.ports.clear();
-                r.networks.iter_mut().for_each(|a| a.ip = None);
-                r.restart_count += 1;
-            });
+        let restart = match decision {
+            Decision::RestartAfter(delay) => Some(delay),
+            _ => None,
+        };
+        // Taken before the record says `restarting`, so a `stop` in between calls it off.
+        let generation = restart.map(|_| c.restart_generation.fetch_add(1, Ordering::SeqCst) + 1);
+        let r = c.update(|r| {
+            r.state.status = if restart.is_some() { "restarting" } else { "exited" }.into();
+            r.state.exit_code = code;
+            r.state.pid = 0;
+            r.state.finished_at = now;
+            r.ip = None;
+            r.ports.clear();
+            r.networks.iter_mut().for_each(|a| a.ip = None);
+            r.restart_count += u32::from(restart.is_some());
+        });
+        if let (Some(delay), Some(generation)) = (restart, generation) {
             let _ = self.store.save(&r);
             tracing::info!(id = %c.id, code, ?delay, "container exited; restarting");
             let daemon = self.clone();
@@ -912,15 +917,6 @@ impl Daemon {
             });
             return;
         }
-        let r = c.update(|r| {
-            r.state.status = "exited".into();
-            r.state.exit_code = code;
-            r.state.pid = 0;
-            r.state.finished_at = now;
-            r.ip = None;
-            r.ports.clear();
-            r.networks.iter_mut().for_each(|a| a.ip = None);
-        });
         tracing::info!(id = %c.id, code, "container exited");
         if r.auto_remove {
             let _ = self.forget(c);

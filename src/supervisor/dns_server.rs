@@ -84,7 +84,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -538,24 +538,14 @@ impl Serving {
 /// The next datagram of `c`'s UDP socket into `buf` (after a pause if the last receive failed).
 fn receive(c: Weak<Container>, mut buf: Box<[u8]>, pause: bool) -> Work {
     Box::pin(async move {
-        let Some(cancel) = c.upgrade().map(|c| c.cancel.clone()) else { return Event::Done };
-        tokio::select! {
-            _ = cancel.cancelled() => Event::Done,
-            got = async {
-                if pause {
-                    tokio::time::sleep(ERROR_PAUSE).await;
-                }
-                // The socket is borrowed only while polled, so detaching closes it.
-                poll_fn(|cx| {
-                    let Some(c) = c.upgrade() else { return Poll::Ready(None) };
-                    let mut rb = ReadBuf::new(&mut buf);
-                    c.udp.poll_recv_from(cx, &mut rb).map(|r| Some(r.map(|from| (rb.filled().len(), from))))
-                })
-                .await
-            } => match got {
-                Some(got) => Event::Datagram { c, buf, got },
-                None => Event::Done,
-            },
+        let got = next_on(&c, pause, |c, cx| {
+            let mut rb = ReadBuf::new(&mut buf);
+            c.udp.poll_recv_from(cx, &mut rb).map(|r| r.map(|from| (rb.filled().len(), from)))
+        })
+        .await;
+        match got {
+            Some(got) => Event::Datagram { c, buf, got },
+            None => Event::Done,
         }
     })
 }
@@ -563,24 +553,37 @@ fn receive(c: Weak<Container>, mut buf: Box<[u8]>, pause: bool) -> Work {
 /// The next connection of `c`'s listener (after a pause if the last accept failed).
 fn accept(c: Weak<Container>, pause: bool) -> Work {
     Box::pin(async move {
-        let Some(cancel) = c.upgrade().map(|c| c.cancel.clone()) else { return Event::Done };
-        tokio::select! {
-            _ = cancel.cancelled() => Event::Done,
-            got = async {
-                if pause {
-                    tokio::time::sleep(ERROR_PAUSE).await;
-                }
-                poll_fn(|cx| {
-                    let Some(c) = c.upgrade() else { return Poll::Ready(None) };
-                    c.tcp.poll_accept(cx).map(|r| Some(r.map(|(stream, _)| stream)))
-                })
-                .await
-            } => match got {
-                Some(got) => Event::Accepted { c, got },
-                None => Event::Done,
-            },
+        let got =
+            next_on(&c, pause, |c, cx| c.tcp.poll_accept(cx).map(|r| r.map(|(stream, _)| stream)))
+                .await;
+        match got {
+            Some(got) => Event::Accepted { c, got },
+            None => Event::Done,
         }
     })
+}
+
+/// What `poll` gives on `c`'s sockets (after [`ERROR_PAUSE`] if `pause`), or `None` once `c`
+/// is detached or cancelled. `c` is upgraded only while polled, so detaching closes its sockets.
+async fn next_on<T>(
+    c: &Weak<Container>,
+    pause: bool,
+    mut poll: impl FnMut(&Container, &mut Context<'_>) -> Poll<T>,
+) -> Option<T> {
+    let cancel = c.upgrade().map(|c| c.cancel.clone())?;
+    tokio::select! {
+        _ = cancel.cancelled() => None,
+        got = async {
+            if pause {
+                tokio::time::sleep(ERROR_PAUSE).await;
+            }
+            poll_fn(|cx| match c.upgrade() {
+                Some(c) => poll(&c, cx).map(Some),
+                None => Poll::Ready(None),
+            })
+            .await
+        } => got,
+    }
 }
 
 /// Forwards one UDP query; the answer (or SERVFAIL) comes back to the task as an event.
