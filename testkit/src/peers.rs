@@ -160,6 +160,18 @@ fn recv_from(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, Option<So
     Ok((n, from.as_socket()))
 }
 
+/// A TCP address on 127.0.0.1 where nothing listens, reserved until the process ends: the
+/// port stays bound by a socket that never listens, so a connection to it is refused, and
+/// neither another bind nor a connect's ephemeral source port (which would connect the dialer
+/// to itself) can take it.
+pub fn refused_tcp_addr() -> io::Result<SocketAddr> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    let addr = socket.local_addr()?.as_socket().ok_or(io::ErrorKind::InvalidData)?;
+    std::mem::forget(socket);
+    Ok(addr)
+}
+
 /// A TCP port free right now on 127.0.0.1 (bound, then released: someone else may take it
 /// before the caller binds it).
 pub fn free_tcp_port() -> io::Result<u16> {

@@ -65,10 +65,9 @@ pub fn echo_server(ip: &str) -> SocketAddr {
     peers::tcp_echo_server(ip).expect("tcp echo server")
 }
 
-/// An address on 127.0.0.1 where nothing listens (bound once, then released).
+/// An address on 127.0.0.1 where nothing listens, kept so until the process ends.
 pub fn refused_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+    peers::refused_tcp_addr().expect("refused address")
 }
 
 /// Sends `msg` to `addr`, half-closes, and returns everything read back until EOF.
