@@ -105,7 +105,7 @@ impl Forward {
 fn forward_prints_docker_port_lines_and_serves_every_spec() {
     let backend = echo_server("127.0.0.1");
     let p = backend.port();
-    let fixed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let fixed = testkit::peers::free_tcp_port().unwrap();
     let spec_fixed = format!("127.0.0.1:{fixed}:{p}");
     let spec_any = format!("127.0.0.1::{p}/tcp");
     let (fwd, lines) =
@@ -445,19 +445,8 @@ fn a_command_that_is_not_utf8_gets_an_error_and_the_session_goes_on() {
 
 /// Three consecutive ports free on 127.0.0.1, the middle one then held by the caller.
 fn ports_around_a_taken_one() -> (u16, TcpListener) {
-    loop {
-        let start = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if start > 65533 {
-            continue;
-        }
-        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if free(start)
-            && free(start + 2)
-            && let Ok(middle) = TcpListener::bind(("127.0.0.1", start + 1))
-        {
-            return (start, middle);
-        }
-    }
+    let start = testkit::peers::free_tcp_ports(3).unwrap();
+    (start, TcpListener::bind(("127.0.0.1", start + 1)).unwrap())
 }
 
 /// A range `add` that fails part-way replies only once the bindings it did add are removed:
@@ -490,7 +479,7 @@ fn a_failed_range_add_replies_only_after_rolling_back_and_can_be_retried_at_once
 
 #[test]
 fn the_same_fixed_port_twice_is_already_allocated_as_in_docker() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = testkit::peers::free_tcp_port().unwrap();
     let spec = format!("127.0.0.1:{port}:80");
     let out = Command::new(CPROXY)
         .args(["forward", "--to", "127.0.0.1", "-p", &spec, "-p", &spec])

@@ -38,7 +38,7 @@ fn terminate(mut child: Child) -> io::Result<bool> {
 #[test]
 fn reports_ready_on_fd3_forwards_udp_and_exits_0_on_sigterm() -> io::Result<()> {
     let backend = udp_echo_server("127.0.0.1");
-    let port = UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = testkit::peers::free_udp_port()?;
     let (read, write) = status_pipe()?;
     let child = spawn(&udp_args(Some(port), backend), &[&write])?;
     drop(write);

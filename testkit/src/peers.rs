@@ -172,15 +172,60 @@ pub fn refused_tcp_addr() -> io::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// A TCP port free right now on 127.0.0.1 (bound, then released: someone else may take it
-/// before the caller binds it).
+/// A TCP port free right now on 127.0.0.1, for a proxy the caller starts to bind. It is
+/// below the kernel's ephemeral range, so no `bind(0)` and no connect's source port elsewhere
+/// can take it before the caller binds it, however many sockets the tests beside it open; and
+/// each call in a process gets another one.
 pub fn free_tcp_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    free_tcp_ports(1)
 }
 
-/// A UDP port free right now on 127.0.0.1 (bound, then released, as [`free_tcp_port`]).
+/// The first of `n` consecutive TCP ports free right now on 127.0.0.1, as [`free_tcp_port`].
+pub fn free_tcp_ports(n: u16) -> io::Result<u16> {
+    reserved_ports(n, |p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+}
+
+/// A UDP port free right now on 127.0.0.1, as [`free_tcp_port`].
 pub fn free_udp_port() -> io::Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+    reserved_ports(1, |p| UdpSocket::bind(("127.0.0.1", p)).is_ok())
+}
+
+/// The lowest port [`reserved_ports`] hands out: above the well-known services people run on
+/// hosts (8080, 9090…).
+const RESERVED_FLOOR: u32 = 10_000;
+
+/// The first of `n` consecutive ports for which `free` holds, taken in turn from the ports
+/// between [`RESERVED_FLOOR`] and the start of the kernel's ephemeral range
+/// (`ip_local_port_range`, 32768 by default), starting at an offset drawn from the process ID
+/// so that two test processes at once rarely try the same ones.
+fn reserved_ports(n: u16, free: impl Fn(u16) -> bool) -> io::Result<u16> {
+    use std::sync::OnceLock;
+    use std::sync::atomic::AtomicU32;
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let span = ephemeral_start.saturating_sub(RESERVED_FLOOR);
+    let n32 = u32::from(n);
+    if span < 2 * n32 + 100 {
+        return Err(io::Error::other(format!(
+            "no ports below the ephemeral range (it starts at {ephemeral_start})"
+        )));
+    }
+    let next = NEXT.get_or_init(|| AtomicU32::new(std::process::id().wrapping_mul(7919) % span));
+    for _ in 0..span {
+        let offset = next.fetch_add(n32, Ordering::Relaxed) % span;
+        if offset + n32 > span {
+            continue;
+        }
+        let first = RESERVED_FLOOR + offset;
+        let ports = (first..first + n32).map(|p| u16::try_from(p).unwrap_or(0));
+        if ports.clone().all(|p| p != 0 && free(p)) {
+            return u16::try_from(first).map_err(io::Error::other);
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free port below the ephemeral range"))
 }
 
 /// `ip` as an address, or an `InvalidInput` error that names it.
@@ -195,6 +240,24 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range_bindable_and_never_handed_out_twice() {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let ephemeral: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let first = free_tcp_ports(3).unwrap();
+            for p in first..first + 3 {
+                assert!(p < ephemeral && u32::from(p) >= RESERVED_FLOOR, "{p}");
+                assert!(seen.insert(p), "{p} handed out twice");
+                TcpListener::bind(("127.0.0.1", p)).unwrap();
+            }
+            let udp = free_udp_port().unwrap();
+            assert!(seen.insert(udp), "{udp} handed out twice");
+            UdpSocket::bind(("127.0.0.1", udp)).unwrap();
+        }
+    }
 
     #[test]
     fn the_tcp_echo_sends_everything_back_and_closes_after_the_client() {
