@@ -28,7 +28,8 @@ use crate::spec::PortSpec;
 const DEFAULT_FILES: &[&str] =
     &["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
 
-/// `cproxy compose`.
+/// Define and run multi-container applications: a Compose file's services, ports, links and
+/// networks.
 #[derive(Debug, Parser)]
 #[command(name = "cproxy compose", disable_version_flag = true)]
 struct ComposeCli {
