@@ -121,6 +121,11 @@ const QUERY_BUF: usize = 4096;
 /// The biggest UDP answer relayed from an upstream.
 const MAX_UDP_ANSWER: usize = 4096;
 /// How long a socket rests after a receive or accept error (EMFILE), so an error that
+/// How often `attach` binds again when the port is taken, and how long it waits between: an
+/// attachment being closed by the serving task lets go within microseconds.
+const BIND_RETRIES: u32 = 20;
+const BIND_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
 /// persists cannot spin the task.
 const ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Least time between two warnings about full forwarding slots.
@@ -229,15 +234,28 @@ impl DnsServer {
         if lock(&self.inner.containers).get(id).is_some_and(|c| c.pid == pid) {
             return Ok(());
         }
-        let (udp, tcp) = net::in_netns(pid, |h| async move {
-            net::lo_up(&h).await?;
-            let udp = std::net::UdpSocket::bind(ADDRESS)?;
-            udp.set_nonblocking(true)?;
-            let tcp = std::net::TcpListener::bind(ADDRESS)?;
-            tcp.set_nonblocking(true)?;
-            Ok((udp, tcp))
-        })
-        .await
+        // An attachment just replaced or detached in this same namespace may still hold the
+        // port for a moment: if the serving task was answering it, its sockets close when that
+        // answer is sent (see `detach`). A few short retries cover that, and only that.
+        let mut tries = 0;
+        let (udp, tcp) = loop {
+            match net::in_netns(pid, |h| async move {
+                net::lo_up(&h).await?;
+                let udp = std::net::UdpSocket::bind(ADDRESS)?;
+                udp.set_nonblocking(true)?;
+                let tcp = std::net::TcpListener::bind(ADDRESS)?;
+                tcp.set_nonblocking(true)?;
+                Ok((udp, tcp))
+            })
+            .await
+            {
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse && tries < BIND_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(BIND_RETRY_PAUSE).await;
+                }
+                got => break got,
+            }
+        }
         .map_err(|e| io::Error::new(e.kind(), format!("embedded DNS server at {ADDRESS}: {e}")))?;
         let container = Arc::new(Container {
             id: id.to_string(),
