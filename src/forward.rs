@@ -567,27 +567,23 @@ fn request(socket: &Path, command: &str) -> io::Result<(Vec<String>, Result<(), 
 }
 
 /// Reports a control socket that could not be used.
-fn unreachable(socket: &Path, e: io::Error) -> ExitCode {
+fn unreachable(socket: &Path, e: io::Error) -> AppError {
     if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::ConnectionRefused {
-        eprintln!(
-            "cproxy: cannot reach {}: is `cproxy forward --control` running?",
+        AppError::Control(format!(
+            "cannot reach {}: is `cproxy forward --control` running?",
             socket.display()
-        );
+        ))
     } else {
-        eprintln!("cproxy: {}: {e}", socket.display());
+        AppError::io(socket.display().to_string(), e)
     }
-    ExitCode::from(1)
 }
 
 /// `cproxy stats`: every binding's counters from a control socket, as a table or as JSON.
-pub fn stats(socket: &Path, format: &str) -> ExitCode {
+pub fn stats(socket: &Path, format: &str) -> Result<(), AppError> {
     let lines = match request(socket, "stats") {
         Ok((lines, Ok(()))) => lines,
-        Ok((_, Err(e))) => {
-            eprintln!("cproxy: {e}");
-            return ExitCode::from(1);
-        }
-        Err(e) => return unreachable(socket, e),
+        Ok((_, Err(e))) => return Err(AppError::Failed(e)),
+        Err(e) => return Err(unreachable(socket, e)),
     };
     let rows: Vec<Vec<(String, String)>> = lines
         .iter()
@@ -600,7 +596,7 @@ pub fn stats(socket: &Path, format: &str) -> ExitCode {
         .collect();
     let text = if format == "json" { stats_json(&rows) } else { stats_table(&rows) };
     print!("{text}");
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// Rows of `key=value` pairs as a JSON array of objects; numbers stay numbers.
@@ -682,22 +678,12 @@ fn stats_table(rows: &[Vec<(String, String)>]) -> String {
 
 /// `cproxy ctl`: sends one command to a control socket and prints the reply. Exits 1 when the
 /// reply is an error.
-pub fn ctl(socket: &Path, command: &[String]) -> ExitCode {
-    match request(socket, &command.join(" ")) {
-        Ok((lines, end)) => {
-            for line in lines {
-                println!("{line}");
-            }
-            match end {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("cproxy: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
-        Err(e) => unreachable(socket, e),
+pub fn ctl(socket: &Path, command: &[String]) -> Result<(), AppError> {
+    let (lines, end) = request(socket, &command.join(" ")).map_err(|e| unreachable(socket, e))?;
+    for line in lines {
+        println!("{line}");
     }
+    end.map_err(AppError::Failed)
 }
 
 #[cfg(test)]

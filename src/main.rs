@@ -42,7 +42,9 @@ fn main() -> ExitCode {
     match cli.command {
         None => cproxy::serve::docker_proxy(cli.docker_proxy, status),
         Some(Command::Forward(args)) => cproxy::forward::run(args, status),
-        Some(Command::Ctl(args)) => cproxy::forward::ctl(&args.control, &args.command),
-        Some(Command::Stats(args)) => cproxy::forward::stats(&args.control, &args.format),
+        Some(Command::Ctl(args)) => cproxy::forward::ctl(&args.control, &args.command)
+            .map_or_else(|e| e.report(status), |()| ExitCode::SUCCESS),
+        Some(Command::Stats(args)) => cproxy::forward::stats(&args.control, &args.format)
+            .map_or_else(|e| e.report(status), |()| ExitCode::SUCCESS),
     }
 }
