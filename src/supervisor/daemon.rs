@@ -287,6 +287,8 @@ impl Daemon {
             net::delete_link(&handle, &leftover).await?;
         }
         let bridge = net::setup_bridge(&handle, bip).await?;
+        // A killed daemon's isolation rules; those of the networks below are made again.
+        net::remove_isolation(&handle, None).await?;
         let predefined_ids = store.predefined_ids()?;
         let mut networks = Vec::new();
         for n in store.load_networks() {

@@ -33,15 +33,28 @@ pub struct UserNet {
 
 impl UserNet {
     /// Creates the network's bridge (replacing one a killed daemon left) with its gateway,
-    /// forwarding off for what arrives on it.
+    /// isolated from the other networks: forwarding off for what arrives on it, and a rule
+    /// that drops what arrives on the default bridge for its subnet.
     pub async fn up(handle: &Handle, net: Network) -> std::io::Result<UserNet> {
         let name = net.bridge_name();
         let bridge = net::create_bridge(handle, &name, net.gateway, net.subnet.prefix).await?;
-        if let Err(e) = net::no_forwarding_from(&name) {
-            let _ = net::delete_link(handle, &name).await;
+        let isolated = match net::no_forwarding_from(&name) {
+            Ok(()) => net::isolate_from_default_bridge(handle, net.subnet).await,
+            Err(e) => Err(e),
+        };
+        let up = UserNet { net, bridge };
+        if let Err(e) = isolated {
+            let _ = up.down(handle).await;
             return Err(e);
         }
-        Ok(UserNet { net, bridge })
+        Ok(up)
+    }
+
+    /// Removes the network's bridge and its isolation rule.
+    pub async fn down(&self, handle: &Handle) -> std::io::Result<()> {
+        let rule = net::remove_isolation(handle, Some(self.net.subnet)).await;
+        net::delete_link(handle, &self.net.bridge_name()).await?;
+        rule
     }
 }
 
@@ -155,7 +168,7 @@ impl Daemon {
             .await
             .map_err(|e| ApiError::internal(format!("cannot create the network's bridge: {e}")))?;
         if let Err(e) = self.store.save_network(&network) {
-            let _ = net::delete_link(&self.handle, &network.bridge_name()).await;
+            let _ = up.down(&self.handle).await;
             return Err(ApiError::internal(e));
         }
         if let Ok(mut nets) = self.networks.lock() {
@@ -186,7 +199,7 @@ impl Daemon {
         let Some(n) = nets.into_iter().find(|n| n.net.id == id) else {
             return Err(network_error(NetworkError::NoSuchNetwork(key.to_string())));
         };
-        net::delete_link(&self.handle, &n.net.bridge_name()).await.map_err(ApiError::internal)?;
+        n.down(&self.handle).await.map_err(ApiError::internal)?;
         self.store.remove_network(&id).map_err(ApiError::internal)?;
         if let Ok(mut all) = self.networks.lock() {
             all.retain(|x| x.net.id != id);
@@ -194,12 +207,13 @@ impl Daemon {
         Ok(())
     }
 
-    /// Removes every user-defined network's bridge (the records stay): the daemon's shutdown.
+    /// Removes every user-defined network's bridge and isolation rule (the records stay): the
+    /// daemon's shutdown.
     pub(super) async fn remove_network_bridges(&self) {
         for n in self.user_networks() {
-            let name = n.net.bridge_name();
-            if let Err(e) = net::delete_link(&self.handle, &name).await {
-                tracing::warn!(bridge = %name, error = %e, "could not remove a network's bridge");
+            if let Err(e) = n.down(&self.handle).await {
+                let bridge = n.net.bridge_name();
+                tracing::warn!(%bridge, error = %e, "could not remove a network's bridge");
             }
         }
     }

@@ -14,7 +14,8 @@ use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteProtocol};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute};
+use rtnetlink::{Handle, IpVersion, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use ipam::{Ipam, Subnet};
 
@@ -177,6 +178,69 @@ pub async fn create_bridge(
 /// daemon's routing, whatever `net.ipv4.ip_forward` says.
 pub fn no_forwarding_from(name: &str) -> io::Result<()> {
     std::fs::write(format!("/proc/sys/net/ipv4/conf/{name}/forwarding"), "0")
+}
+
+/// Preference of the policy-routing rules that keep the default bridge off user-defined
+/// networks: after the local table's rule (0), so the daemon's own addresses on every bridge
+/// stay reachable as a Docker host's are, and before the main table's (32766).
+pub const ISOLATION_PREF: u32 = 1000;
+
+/// Drops what arrives on the default bridge for `subnet` (a user-defined network's), even
+/// where the daemon's namespace forwards (`ip_forward=1`): a rule `iif cproxy0 to SUBNET
+/// blackhole`, which Docker does with its `DOCKER-ISOLATION` iptables chains. A user network's
+/// own bridge needs none: forwarding is off for what arrives on it ([`no_forwarding_from`]).
+/// Adding a rule that is already there (a killed daemon's) is not an error.
+pub async fn isolate_from_default_bridge(handle: &Handle, subnet: Subnet) -> io::Result<()> {
+    let mut add = handle
+        .rule()
+        .add()
+        .v4()
+        .input_interface(BRIDGE)
+        .destination_prefix(subnet.network, subnet.prefix)
+        .action(RuleAction::Blackhole)
+        .priority(ISOLATION_PREF);
+    // A blackhole rule looks up no table (what `ip rule add … blackhole` sends).
+    add.message_mut().header.table = 0;
+    match add.execute().await {
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
+        r => r.map_err(|e| nl("isolation rule", e)),
+    }
+}
+
+/// Removes the isolation rules of [`isolate_from_default_bridge`]: `subnet`'s, or all of them
+/// (the daemon's start). Only rules of exactly that shape are touched (the preference, `iif
+/// cproxy0`, blackhole), never another's.
+pub async fn remove_isolation(handle: &Handle, subnet: Option<Subnet>) -> io::Result<()> {
+    let mut rules = handle.rule().get(IpVersion::V4).execute();
+    let mut ours = Vec::new();
+    while let Some(rule) = rules.try_next().await.map_err(|e| nl("rule dump", e))? {
+        let pref = rule
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RuleAttribute::Priority(p) if *p == ISOLATION_PREF));
+        let to = rule.attributes.iter().find_map(|a| match a {
+            RuleAttribute::Destination(IpAddr::V4(ip)) => {
+                Some(Subnet::containing(*ip, rule.header.dst_len))
+            }
+            _ => None,
+        });
+        let from_bridge =
+            rule.attributes.iter().any(|a| matches!(a, RuleAttribute::Iifname(n) if n == BRIDGE));
+        if pref
+            && from_bridge
+            && rule.header.action == RuleAction::Blackhole
+            && subnet.is_none_or(|s| to == Some(s))
+        {
+            ours.push(rule);
+        }
+    }
+    for rule in ours {
+        match handle.rule().del(rule).execute().await {
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENOENT => {}
+            r => r.map_err(|e| nl("isolation rule removal", e))?,
+        }
+    }
+    Ok(())
 }
 
 /// The host-side veth name of a container's `eth0`.
