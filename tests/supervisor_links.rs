@@ -309,18 +309,24 @@ for host in (os.environ['DB_PORT_5432_TCP_ADDR'], 'db'):
     assert!(ns.run(|| std::net::TcpListener::bind("0.0.0.0:5432").is_ok()));
     assert_eq!(d.ok(&["port", "db"]), "");
 
-    // db comes back at another address (a filler takes its old one): web's hosts file and
-    // what exec sees follow it.
+    // A container in web's network namespace shares web's hosts file, as in Docker.
+    d.ok(&["run", "-d", "--name", "sidecar", "--network", "container:web", "sleep", "1000"]);
+    assert_eq!(
+        d.ok(&["exec", "sidecar", "cat", "/etc/hosts"]),
+        d.ok(&["exec", "web", "cat", "/etc/hosts"])
+    );
+
+    // db comes back at another address (a filler takes its old one): web's hosts file (and
+    // so its sidecar's) and what exec sees follow it.
     d.ok(&["stop", "-t", "1", "db"]);
     d.ok(&["run", "-d", "--name", "filler", "sleep", "1000"]);
     assert_eq!(inspect(&d, "{{.NetworkSettings.IPAddress}}", "filler"), db_ip);
     d.ok(&["start", "db"]);
     let new_ip = inspect(&d, "{{.NetworkSettings.IPAddress}}", "db");
     assert_ne!(new_ip, db_ip);
-    assert_eq!(
-        d.ok(&["exec", "web", "cat", "/etc/hosts"]),
-        format!("{BASE_HOSTS}{new_ip}\tdb {db_host}\n{web_ip}\t{web_host}\n")
-    );
+    let rewritten = format!("{BASE_HOSTS}{new_ip}\tdb {db_host}\n{web_ip}\t{web_host}\n");
+    assert_eq!(d.ok(&["exec", "web", "cat", "/etc/hosts"]), rewritten);
+    assert_eq!(d.ok(&["exec", "sidecar", "cat", "/etc/hosts"]), rewritten, "the sidecar's");
     let env = d.ok(&["exec", "web", "env"]);
     assert!(env.contains(&format!("DB_PORT=tcp://{new_ip}:5432\n")), "{env}");
 }

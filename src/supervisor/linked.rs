@@ -155,14 +155,14 @@ impl Daemon {
                 continue;
             }
             let path = self.store.dir(&r.id).join("hosts");
-            let pid = r.state.pid;
+            let pids = self.sharing_files(&r);
             let info = info.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let _one = REWRITE.lock().unwrap_or_else(|p| p.into_inner());
                 let old = std::fs::read_to_string(&path)?;
                 let new = replace_link_lines(&old, &links, &info);
                 write_atomic(&path, new.as_bytes())?;
-                swap_hosts(pid, &path)
+                swap_in_each(&pids, &path, "/etc/hosts")
             })
             .await
             .map_err(io::Error::other)
@@ -171,6 +171,18 @@ impl Daemon {
                 tracing::warn!(recipient = %r.name, error = %e, "could not rewrite /etc/hosts");
             }
         }
+    }
+
+    /// The processes whose `/etc/hosts` and `/etc/resolv.conf` are `r`'s files: `r`'s own and
+    /// those of the running containers in its network namespace (`--network container:R`,
+    /// which share its files, as in Docker), so a rewrite is swapped into each.
+    pub(super) fn sharing_files(&self, r: &Record) -> Vec<i32> {
+        let mode = format!("container:{}", r.id);
+        let peers =
+            self.all().into_iter().map(|c| c.record()).filter(|p| {
+                p.network_mode == mode && p.state.status == "running" && p.state.pid > 0
+            });
+        std::iter::once(r.state.pid).chain(peers.map(|p| p.state.pid)).collect()
     }
 
     /// A started container's hosts file with its links' lines (before its own line).
@@ -215,15 +227,22 @@ const MOVE_MOUNT_BENEATH: libc::c_uint = 0x0000_0200;
 /// `OPEN_TREE_CLONE` of `<linux/mount.h>`.
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 
-/// Makes `/etc/hosts` inside the mount namespace of process `pid` show `file`, whole: on a
-/// thread of its own that enters the namespace (`setns` is per thread, and the thread must not
-/// share its filesystem attributes to enter a mount namespace).
-fn swap_hosts(pid: i32, file: &Path) -> io::Result<()> {
-    swap_file(pid, file, "/etc/hosts")
+/// [`swap_file`] into each of `pids`; all are tried, the first failure is returned.
+pub(super) fn swap_in_each(pids: &[i32], file: &Path, target: &str) -> io::Result<()> {
+    let mut first = Ok(());
+    for &pid in pids {
+        let r = swap_file(pid, file, target);
+        if first.is_ok() {
+            first = r;
+        }
+    }
+    first
 }
 
 /// Makes `target` (a file bind-mounted from the daemon's, `/etc/hosts` or `/etc/resolv.conf`)
-/// inside the mount namespace of process `pid` show `file`, whole, as `swap_hosts` does.
+/// inside the mount namespace of process `pid` show `file`, whole: on a thread of its own that
+/// enters the namespace (`setns` is per thread, and the thread must not share its filesystem
+/// attributes to enter a mount namespace).
 pub(super) fn swap_file(pid: i32, file: &Path, target: &str) -> io::Result<()> {
     let ns = File::open(format!("/proc/{pid}/ns/mnt"))?;
     let file: PathBuf = file.to_path_buf();

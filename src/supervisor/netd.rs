@@ -511,7 +511,7 @@ impl Daemon {
         let user: Vec<Ipv4Addr> = r.networks.iter().filter_map(|a| a.ip).collect();
         let ips: Vec<Ipv4Addr> = r.ip.into_iter().chain(user.iter().copied()).collect();
         let hostname = r.hostname.clone();
-        let pid = r.state.pid;
+        let pids = self.sharing_files(r);
         let on_user = !user.is_empty();
         let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -532,7 +532,7 @@ impl Daemon {
                     continue;
                 }
                 super::state::write_atomic(&path, text.as_bytes())?;
-                super::linked::swap_file(pid, &path, &format!("/etc/{file}"))?;
+                super::linked::swap_in_each(&pids, &path, &format!("/etc/{file}"))?;
             }
             Ok(())
         })
