@@ -123,7 +123,7 @@ fn main() -> io::Result<()> {
         ])?;
         let status = ns.run_fetch("127.0.0.1:8080")?;
         println!("GET http://127.0.0.1:8080/ (web, published): {status}\n");
-        cli(&[&compose[..], &["down"]].concat())?;
+        cli(&[&compose[..], &["down", "-t", "1"]].concat())?;
 
         // A user-defined network: containers find each other by name and alias through the
         // embedded DNS server at 127.0.0.11.

@@ -539,6 +539,24 @@ fn stop_kills_what_ignores_sigterm_after_the_timeout() {
     d.ok(&["stop", "polite"]);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "polite"]), "0\n");
+
+    // A command with no handler is as PID 1 under Docker: SIGTERM does not reach it, so
+    // `stop -t 2` waits the 2 s and kills it (3e-restart-policies.txt: "docker stop -t 2 took
+    // 2.13 s", Exited (137)).
+    d.ok(&["run", "-d", "--name", "stopme", "sleep", "3600"]);
+    let started = std::time::Instant::now();
+    assert_eq!(d.ok(&["stop", "-t", "2", "stopme"]), "stopme\n");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(6), "{took:?}");
+    let state = d.ok(&["inspect", "-f", "{{.State.ExitCode}} {{.HostConfig.Init}}", "stopme"]);
+    assert_eq!(state, "137 <no value>\n");
+    // With --init (docker run --init) the command is not PID 1 and SIGTERM ends it at once.
+    d.ok(&["run", "-d", "--init", "--name", "inited", "sleep", "3600"]);
+    let started = std::time::Instant::now();
+    d.ok(&["stop", "-t", "20", "inited"]);
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let state = d.ok(&["inspect", "-f", "{{.State.ExitCode}} {{.HostConfig.Init}}", "inited"]);
+    assert_eq!(state, "143 true\n");
 }
 
 #[test]

@@ -139,6 +139,9 @@ pub struct RunArgs {
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
     /// Add link to another container
     #[arg(long = "link", value_name = "NAME[:ALIAS]")]
     pub link: Vec<String>,

@@ -314,6 +314,7 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
             "PortSpecs": specs,
             "PublishAllPorts": a.publish_all,
             "AutoRemove": a.rm && a.detach,
+            "Init": a.init,
             "Binds": a.volume,
             "ProxyProtocol": a.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
             "RestartPolicy": restart_policy,

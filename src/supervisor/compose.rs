@@ -1,5 +1,5 @@
 //! The Compose file subset `cproxy compose` runs: `services.*.command`, `ports`, `expose`,
-//! `environment`, `links`, `networks`, `network_mode`, `restart`, `volumes` (bind mounts) and
+//! `environment`, `links`, `networks`, `network_mode`, `restart`, `init`, `volumes` (bind mounts) and
 //! `depends_on`, and the top-level `networks`, read into plain service specs in start order.
 //!
 //! Pure: the file's text (and the directory relative bind mounts start from) in, a [`Project`]
@@ -56,6 +56,8 @@ pub struct Service {
     pub network_mode: Option<String>,
     /// `restart`.
     pub restart: RestartPolicy,
+    /// `init`: run with `--init`.
+    pub init: bool,
     /// Bind mounts, `HOSTDIR:DIR[:ro]` with a relative host path made absolute.
     pub volumes: Vec<BindMount>,
     /// The services this one is started after (`depends_on`, plus those it links to or shares
@@ -423,6 +425,7 @@ fn parse_service(
                 let value = string(&path, v)?;
                 service.restart = RestartPolicy::parse(&value).map_err(|e| error(&path, v, e))?;
             }
+            "init" => service.init = boolean(&path, v)?,
             "volumes" => service.volumes = parse_volumes(&path, v, project_dir)?,
             "depends_on" => service.depends_on = parse_depends_on(&path, v, warnings)?,
             _ => warnings.push(Warning { key: path, line: line(k) }),
@@ -1047,6 +1050,16 @@ networks:
         assert_eq!(
             fails("services:\n  a:\n    network_mode: bogus\n"),
             "line 3: services.a.network_mode: invalid network mode \"bogus\": use bridge, host, none, container:NAME or service:NAME"
+        );
+    }
+
+    #[test]
+    fn init_is_a_boolean() {
+        assert!(project("services:\n  a:\n    init: true\n").services[0].init);
+        assert!(!project("services:\n  a:\n    command: x\n").services[0].init);
+        assert_eq!(
+            fails("services:\n  a:\n    init: maybe\n"),
+            "line 3: services.a.init: must be true or false, not \"maybe\""
         );
     }
 

@@ -339,6 +339,7 @@ fn create_body(p: &Loaded, s: &Service) -> Result<Value, String> {
         "PortSpecs": specs,
         "PublishAllPorts": false,
         "AutoRemove": false,
+        "Init": s.init,
         "Binds": binds,
     });
     if !links.is_empty() {

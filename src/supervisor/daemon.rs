@@ -131,6 +131,8 @@ pub struct HostConfigRequest {
     pub restart_policy: RestartPolicyRequest,
     /// `--link NAME[:ALIAS]` values.
     pub links: Vec<String>,
+    /// `--init`.
+    pub init: bool,
 }
 
 /// `HostConfig.RestartPolicy` as sent: `{"Name":"on-failure","MaximumRetryCount":3}`.
@@ -557,6 +559,7 @@ impl Daemon {
             expose: req.exposed_ports,
             publish_all: req.host_config.publish_all_ports,
             auto_remove: req.host_config.auto_remove,
+            init: req.host_config.init,
             binds: req.host_config.binds,
             proxy_protocol,
             working_dir: req.working_dir,
@@ -722,6 +725,7 @@ impl Daemon {
             binds: record.binds.iter().filter_map(|b| parse_bind(b).ok()).collect(),
             working_dir: Some(record.working_dir.clone()).filter(|w| !w.is_empty()),
             join_netns,
+            init: record.init,
         };
         let mut started = self.spawner.spawn(launch).await.map_err(ApiError::internal)?;
         let shim = started.child.id();

@@ -48,6 +48,10 @@ pub struct InitArgs {
     /// Turn IPv6 off in this (new) network namespace.
     #[arg(long = "disable-ipv6")]
     pub disable_ipv6: bool,
+    /// `docker run --init`: SIGTERM and SIGINT always reach the command. Without it the command
+    /// gets them only if it handles them, as it would as PID 1.
+    #[arg(long = "init")]
+    pub init: bool,
     /// The command and its arguments.
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<std::ffi::OsString>,
@@ -74,13 +78,38 @@ fn exit_code(status: WaitStatus) -> Option<u8> {
     }
 }
 
-/// Waits for signals: SIGTERM/SIGINT go to `child`; returns `child`'s exit code once it has
-/// ended, reaping any other child on the way.
-fn supervise(set: &SigSet, child: Pid) -> u8 {
+/// Which SIGTERM and SIGINT the supervisor passes to its child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    /// Every one (the shim to the init, `exec`, and `run --init` to the command).
+    All,
+    /// Only those the child has a handler for: Docker runs the command as PID 1 of its PID
+    /// namespace, and the kernel drops signals that PID 1 leaves at their default action. So a
+    /// plain `sleep` outlives `docker stop`'s SIGTERM and is killed after the timeout
+    /// (`Exited (137)`, 3e-restart-policies.txt), while a shell with a `trap` gets it.
+    Handled,
+}
+
+/// True if process `pid` has a handler for `sig` (its `SigCgt` mask in `/proc`, as seen from
+/// the caller's PID namespace).
+fn handles(pid: Pid, sig: Signal) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (sig as u32 - 1)) != 0)
+}
+
+/// Waits for signals: SIGTERM/SIGINT go to `child` as `pass` says; returns `child`'s exit code
+/// once it has ended, reaping any other child on the way.
+fn supervise(set: &SigSet, child: Pid, pass: Pass) -> u8 {
     loop {
         match set.wait() {
             Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) => {
-                let _ = kill(child, sig);
+                if pass == Pass::All || handles(child, sig) {
+                    let _ = kill(child, sig);
+                }
             }
             Ok(_) => loop {
                 match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -137,7 +166,7 @@ fn shim(args: InitArgs) -> Result<u8, String> {
     let _ = File::from(ready_r).read(&mut [0u8; 1]);
     let _ = control.write_all(format!("{init}\n").as_bytes());
     drop(control);
-    Ok(supervise(&set, init))
+    Ok(supervise(&set, init, Pass::All))
 }
 
 /// PID 1 of the container.
@@ -199,7 +228,7 @@ fn run_command(args: &InitArgs, set: &SigSet) -> u8 {
             }
         };
     }
-    supervise(set, child)
+    supervise(set, child, if args.init { Pass::All } else { Pass::Handled })
 }
 
 /// Mounts and hostname, inside the container's own mount and UTS namespaces.
@@ -279,12 +308,13 @@ pub fn nsexec(args: super::cli::NsExecArgs) -> ExitCode {
         volumes: Vec::new(),
         workdir: None,
         disable_ipv6: false,
+        init: true,
         command: args.command,
     };
     // Single-threaded, as in the shim.
     match sys::fork_single_threaded() {
         Ok(ForkResult::Child) => std::process::exit(i32::from(run_command(&init_args, &set))),
-        Ok(ForkResult::Parent { child }) => ExitCode::from(supervise(&set, child)),
+        Ok(ForkResult::Parent { child }) => ExitCode::from(supervise(&set, child, Pass::All)),
         Err(e) => {
             eprintln!("cproxy exec: fork: {e}");
             ExitCode::from(126)

@@ -35,6 +35,9 @@ pub struct Launch {
     pub working_dir: Option<String>,
     /// Turn IPv6 off in the container's own network namespace, as Docker's default bridge does.
     pub disable_ipv6: bool,
+    /// `--init`: SIGTERM and SIGINT always reach the command (else only if it handles them,
+    /// as for Docker's PID 1).
+    pub init: bool,
 }
 
 /// A started shim, waiting for the go byte on `control`.
@@ -95,6 +98,9 @@ fn spawn(launch: Launch) -> io::Result<Started> {
     }
     if launch.disable_ipv6 {
         cmd.arg("--disable-ipv6");
+    }
+    if launch.init {
+        cmd.arg("--init");
     }
     if let Some(w) = &launch.working_dir {
         cmd.arg("--workdir").arg(w);

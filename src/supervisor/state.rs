@@ -77,6 +77,9 @@ pub struct Record {
     pub publish_all: bool,
     /// `--rm` with `-d`: the daemon removes the container when it exits.
     pub auto_remove: bool,
+    /// `--init`: SIGTERM and SIGINT always reach the command, which is not PID 1.
+    #[serde(default)]
+    pub init: bool,
     /// `.State`.
     pub state: RunState,
     /// The address on the bridge while running.

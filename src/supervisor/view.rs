@@ -122,6 +122,7 @@ impl Daemon {
                 "PortBindings": r.publish,
                 "PublishAllPorts": r.publish_all,
                 "AutoRemove": r.auto_remove,
+                "Init": if r.init { json!(true) } else { Value::Null },
                 "RestartPolicy": r.restart_policy,
                 "Binds": r.binds,
                 "ProxyProtocol": r.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
