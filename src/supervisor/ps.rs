@@ -4,7 +4,7 @@
 //! users get them too: [`Filters`] is Docker's `filters.Args` (the same key twice ORs, different
 //! keys AND) and [`select`] is `daemon/list.go`'s walk over the containers, newest first.
 //! Formats are the client's (`cli/command/formatter/container.go`): [`fields`] is a container as
-//! its `ContainerContext` shows it, [`write`] runs a `--format` (with `table`'s header and
+//! its `ContainerContext` shows it, [`write()`] runs a `--format` (with `table`'s header and
 //! tabwriter columns) through the template engine `inspect -f` uses.
 
 use std::collections::{BTreeMap, BTreeSet};
