@@ -673,15 +673,8 @@ pub struct TemplateOptions<'a> {
 
 /// [`render_template`] with `opts`.
 pub fn render_template_with(template: &str, v: &Value, opts: &TemplateOptions) -> String {
-    let mut tokens = Vec::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let Some(end) = rest[start..].find("}}") else { break };
-        tokens.push(Token::Text(&rest[..start]));
-        tokens.push(Token::Action(rest[start + 2..start + end].trim()));
-        rest = &rest[start + end + 2..];
-    }
-    tokens.push(Token::Text(rest));
+    let (tokens, _) = scan(template);
+    let tokens: Vec<Token> = tokens.into_iter().map(|(_, t)| t).collect();
     let mut out = String::new();
     render_tokens(&tokens, v, &[], opts, &mut out);
     out
@@ -690,20 +683,63 @@ pub fn render_template_with(template: &str, v: &Value, opts: &TemplateOptions) -
 /// The actions of a template, each as (byte offset of its trimmed text in `template`, the
 /// text), or Go's parse error for an unclosed one (`1: unclosed action`, the line first).
 pub fn template_actions(template: &str) -> std::result::Result<Vec<(usize, &str)>, String> {
-    let mut out = Vec::new();
+    match scan(template) {
+        (_, Some(start)) => {
+            let line = 1 + template[..start].matches('\n').count();
+            Err(format!("{line}: unclosed action"))
+        }
+        (tokens, None) => Ok(tokens
+            .into_iter()
+            .filter_map(|(at, t)| match t {
+                Token::Action(a) => Some((at, a)),
+                Token::Text(_) => None,
+            })
+            .collect()),
+    }
+}
+
+/// Splits a template into text and actions, each with the byte offset of its (trimmed) text;
+/// Go's trim markers (`{{- ` and ` -}}`) trim the whitespace of the text beside them. An
+/// unclosed `{{` ends the split, the rest kept as text, and its offset is returned.
+fn scan(template: &str) -> (Vec<(usize, Token<'_>)>, Option<usize>) {
+    let mut tokens = Vec::new();
     let mut at = 0;
+    let mut trim_next = false;
+    let text = |from: usize, to: usize, trim_start: bool, trim_end: bool| {
+        let mut t = &template[from..to];
+        if trim_start {
+            t = t.trim_start();
+        }
+        if trim_end {
+            t = t.trim_end();
+        }
+        Token::Text(t)
+    };
     while let Some(start) = template[at..].find("{{").map(|s| s + at) {
         let Some(end) = template[start..].find("}}").map(|e| e + start) else {
-            let line = 1 + template[..start].matches('\n').count();
-            return Err(format!("{line}: unclosed action"));
+            tokens.push((at, text(at, template.len(), trim_next, false)));
+            return (tokens, Some(start));
         };
         let inner = &template[start + 2..end];
-        let trimmed = inner.trim();
-        let lead = inner.len() - inner.trim_start().len();
-        out.push((start + 2 + lead, trimmed));
+        let is_space = |c: Option<char>| c.is_some_and(|c| c.is_ascii_whitespace());
+        let trim_left = inner.starts_with('-') && is_space(inner[1..].chars().next());
+        let trim_right = inner.ends_with('-') && is_space(inner[..inner.len() - 1].chars().last());
+        let mut action = inner;
+        if trim_left {
+            action = &action[1..];
+        }
+        if trim_right && !action.is_empty() {
+            action = &action[..action.len() - 1];
+        }
+        tokens.push((at, text(at, start, trim_next, trim_left)));
+        let lead = action.len() - action.trim_start().len();
+        let offset = start + 2 + usize::from(trim_left) + lead;
+        tokens.push((offset, Token::Action(action.trim())));
+        trim_next = trim_right;
         at = end + 2;
     }
-    Ok(out)
+    tokens.push((at, text(at, template.len(), trim_next, false)));
+    (tokens, None)
 }
 
 /// A piece of a template: text, or what is between `{{` and `}}`.
@@ -965,6 +1001,8 @@ mod tests {
         );
         assert_eq!(render_template("{{range .Nope}}x{{end}}!", &c), "!");
         assert_eq!(render_template("{{range .X}}unclosed", &c), "");
+        assert_eq!(render_template("a {{- .NetworkSettings.IPAddress -}} \n b", &c), "ab");
+        assert_eq!(render_template("{{.Nope", &c), "{{.Nope");
     }
 
     #[test]
