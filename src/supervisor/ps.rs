@@ -98,10 +98,10 @@ impl Filters {
         Ok(out)
     }
 
-    /// `filters.Match`: no value for `key`, a value equal to `source`, or a value that is a
+    /// `filters.Match`: no value for `key` (or an empty set), a value equal to `source`, or a value that is a
     /// regexp found in `source` (Go's regexp syntax; a value that does not compile is skipped).
     fn matches(&self, key: &str, source: &str) -> bool {
-        let Some(values) = self.0.get(key) else { return true };
+        let Some(values) = self.0.get(key).filter(|v| !v.is_empty()) else { return true };
         values
             .iter()
             .any(|v| v == source || regex_lite::Regex::new(v).is_ok_and(|re| re.is_match(source)))
@@ -109,7 +109,7 @@ impl Filters {
 
     /// `filters.ExactMatch`: no value for `key`, or one equal to `source`.
     fn exact(&self, key: &str, source: &str) -> bool {
-        self.0.get(key).is_none_or(|values| values.contains(source))
+        self.0.get(key).is_none_or(|values| values.is_empty() || values.contains(source))
     }
 }
 
@@ -370,7 +370,10 @@ pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>
         if ids.as_ref().is_some_and(|ids| !ids.contains(c.id.as_str())) || !f.matches("id", &c.id) {
             continue;
         }
-        if task == Some(true) || f.contains("label") || !f.matches("isolation", "default") {
+        if task == Some(true)
+            || f.get("label").next().is_some()
+            || !f.matches("isolation", "default")
+        {
             continue;
         }
         if opts.limit > 0 && out.len() == opts.limit {
