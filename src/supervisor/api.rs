@@ -4,7 +4,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /_ping` | `OK` |
-//! | `GET /containers/json[?all=1]` | `[{Id, Names, Image, Command, Created, Ports, State, Status}]`, newest first |
+//! | `GET /containers/json[?all=1&limit=N&filters=JSON]` | `[{Id, Names, Image, Command, Created, Ports, Labels, State, Status, HostConfig, NetworkSettings, Mounts}]`, newest first; `filters` as Docker's (`{"name":{"web":true}}` or `{"name":["web"]}`; keys `name`, `id`, `status`, `exited`, `network`, `publish`, `expose`, `before`, `since`, `volume`, `ancestor`, `label`, `health`, `isolation`, `is-task`) |
 //! | `POST /containers/create[?name=NAME]` | body below; `201 {"Id": ID, "Warnings": []}` |
 //! | `POST /containers/{id}/start` | `204` |
 //! | `POST /containers/{id}/stop[?t=SECS]` | `204` after it stopped (SIGTERM, SIGKILL after t, default 10) |
@@ -48,6 +48,7 @@ use tokio::io::AsyncReadExt;
 
 use super::daemon::{ApiError, CreateRequest, Daemon};
 use super::netd::ConnectRequest;
+use super::ps::{Filters, ListOptions};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -88,8 +89,18 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .with_state(daemon)
 }
 
-async fn list(State(d): State<Arc<Daemon>>, Query(q): Params) -> axum::Json<Vec<Value>> {
-    axum::Json(d.list(flag(&q, "all")))
+async fn list(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Params,
+) -> Result<axum::Json<Vec<Value>>, ApiError> {
+    let filters = q.get("filters").map(String::as_str).unwrap_or_default();
+    let opts = ListOptions {
+        all: flag(&q, "all"),
+        limit: q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0),
+        filters: Filters::from_json(filters)
+            .map_err(|message| ApiError { status: 400, message })?,
+    };
+    d.list(&opts).map(axum::Json)
 }
 
 async fn create(

@@ -175,6 +175,12 @@ pub struct PsArgs {
     /// Show the latest created container
     #[arg(short = 'l', long)]
     pub latest: bool,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Pretty-print containers using a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
 }
 
 /// `cproxy port`.

@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use super::cli::{
     ExecArgs, InspectArgs, NetworkCommand, PortArgs, PsArgs, RunArgs, SupervisorCommand,
 };
-use super::format::{self, Port};
+use super::format;
 use super::links::{self, Link};
+use super::ps;
 use super::restart::{PolicyError, RestartPolicy};
 use crate::spec::{PortSpec, parse_expose};
 
@@ -429,61 +430,34 @@ async fn stream_logs(client: &Client, uri: &str) -> Result<()> {
     Ok(())
 }
 
+/// `ps`: the daemon filters (Docker's API), the client formats (Docker's formatter).
 async fn ps(client: &Client, a: PsArgs) -> Result<u8> {
-    let all = a.all || a.latest;
-    let list =
-        client.json(Method::GET, &format!("/containers/json?all={}", u8::from(all)), None).await?;
-    let mut items: Vec<Value> = list.as_array().cloned().unwrap_or_default();
+    let mut filters = ps::Filters::default();
+    for f in &a.filter {
+        filters.add_flag(f).map_err(|e| {
+            fail(
+                format!(
+                    "invalid argument \"{f}\" for \"-f, --filter\" flag: {e}\nSee 'cproxy ps --help'."
+                ),
+                125,
+            )
+        })?;
+    }
+    if let Some(t) = a.format.as_deref().filter(|t| !t.is_empty()) {
+        ps::check(t).map_err(|e| fail(e, 1))?;
+    }
+    let mut uri = format!("/containers/json?all={}", u8::from(a.all));
     if a.latest {
-        items.truncate(1);
+        uri.push_str("&limit=1");
     }
-    let now = std::time::SystemTime::now();
-    let id_of = |v: &Value| {
-        let id = v["Id"].as_str().unwrap_or_default().to_string();
-        if a.no_trunc { id } else { id.chars().take(12).collect() }
-    };
-    if a.quiet {
-        for v in &items {
-            println!("{}", id_of(v));
-        }
-        return Ok(0);
+    if !filters.is_empty() {
+        uri.push_str(&format!("&filters={}", q(&filters.to_json())));
     }
-    let mut rows = vec![
-        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-            .map(String::from)
-            .to_vec(),
-    ];
-    for v in &items {
-        let command = v["Command"].as_str().unwrap_or_default();
-        let command = if a.no_trunc { command.to_string() } else { format::ellipsis(command, 20) };
-        let created = std::time::UNIX_EPOCH
-            + std::time::Duration::from_secs(v["Created"].as_u64().unwrap_or(0));
-        let ports: Vec<Port> = serde_json::from_value(v["Ports"].clone()).unwrap_or_default();
-        let names: Vec<String> = v["Names"]
-            .as_array()
-            .map(|n| {
-                n.iter()
-                    .filter_map(|x| x.as_str())
-                    .map(|x| x.trim_start_matches('/').to_string())
-                    // Docker shows a link's name (`web/db`) only with --no-trunc.
-                    .filter(|x| a.no_trunc || !x.contains('/'))
-                    .collect()
-            })
-            .unwrap_or_default();
-        rows.push(vec![
-            id_of(v),
-            v["Image"].as_str().unwrap_or_default().to_string(),
-            format::go_quote(&command),
-            format!(
-                "{} ago",
-                format::human_duration(now.duration_since(created).unwrap_or_default())
-            ),
-            v["Status"].as_str().unwrap_or_default().to_string(),
-            format::displayable_ports(&ports),
-            names.join(","),
-        ]);
-    }
-    print!("{}", format::table(&rows));
+    let list = client.json(Method::GET, &uri, None).await?;
+    let items: Vec<Value> = list.as_array().cloned().unwrap_or_default();
+    let format = ps::effective_format(a.format.as_deref().filter(|t| !t.is_empty()), a.quiet);
+    let text = ps::write(&format, &items, !a.no_trunc, std::time::SystemTime::now());
+    let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(0)
 }
 
@@ -684,18 +658,89 @@ async fn network(client: &Client, cmd: NetworkCommand) -> Result<u8> {
 /// `{{range $k, $v := .A}}…{{end}}` over a list or a map (keys sorted, as Go's), with `$k`,
 /// `$v.B` and `.B` (the element) inside; anything else is kept as text.
 pub fn render_template(template: &str, v: &Value) -> String {
-    let mut tokens = Vec::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let Some(end) = rest[start..].find("}}") else { break };
-        tokens.push(Token::Text(&rest[..start]));
-        tokens.push(Token::Action(rest[start + 2..start + end].trim()));
-        rest = &rest[start + end + 2..];
-    }
-    tokens.push(Token::Text(rest));
+    render_template_with(template, v, &TemplateOptions::default())
+}
+
+/// How [`render_template_with`] evaluates what plain fields do not say.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TemplateOptions<'a> {
+    /// Docker's header functions (a `table` format's header row): `json` prints nothing.
+    pub header: bool,
+    /// Keys of dot that stand for Go methods taking one string argument: `{{.Label "k"}}` is
+    /// the value at `k` of the map at `Label` (empty if none), and `{{json .}}` leaves them out,
+    /// as Go's marshalling of a formatter context does.
+    pub methods: &'a [&'a str],
+}
+
+/// [`render_template`] with `opts`.
+pub fn render_template_with(template: &str, v: &Value, opts: &TemplateOptions) -> String {
+    let (tokens, _) = scan(template);
+    let tokens: Vec<Token> = tokens.into_iter().map(|(_, t)| t).collect();
     let mut out = String::new();
-    render_tokens(&tokens, v, &[], &mut out);
+    render_tokens(&tokens, v, &[], opts, &mut out);
     out
+}
+
+/// The actions of a template, each as (byte offset of its trimmed text in `template`, the
+/// text), or Go's parse error for an unclosed one (`1: unclosed action`, the line first).
+pub fn template_actions(template: &str) -> std::result::Result<Vec<(usize, &str)>, String> {
+    match scan(template) {
+        (_, Some(start)) => {
+            let line = 1 + template[..start].matches('\n').count();
+            Err(format!("{line}: unclosed action"))
+        }
+        (tokens, None) => Ok(tokens
+            .into_iter()
+            .filter_map(|(at, t)| match t {
+                Token::Action(a) => Some((at, a)),
+                Token::Text(_) => None,
+            })
+            .collect()),
+    }
+}
+
+/// Splits a template into text and actions, each with the byte offset of its (trimmed) text;
+/// Go's trim markers (`{{- ` and ` -}}`) trim the whitespace of the text beside them. An
+/// unclosed `{{` ends the split, the rest kept as text, and its offset is returned.
+fn scan(template: &str) -> (Vec<(usize, Token<'_>)>, Option<usize>) {
+    let mut tokens = Vec::new();
+    let mut at = 0;
+    let mut trim_next = false;
+    let text = |from: usize, to: usize, trim_start: bool, trim_end: bool| {
+        let mut t = &template[from..to];
+        if trim_start {
+            t = t.trim_start();
+        }
+        if trim_end {
+            t = t.trim_end();
+        }
+        Token::Text(t)
+    };
+    while let Some(start) = template[at..].find("{{").map(|s| s + at) {
+        let Some(end) = template[start..].find("}}").map(|e| e + start) else {
+            tokens.push((at, text(at, template.len(), trim_next, false)));
+            return (tokens, Some(start));
+        };
+        let inner = &template[start + 2..end];
+        let is_space = |c: Option<char>| c.is_some_and(|c| c.is_ascii_whitespace());
+        let trim_left = inner.starts_with('-') && is_space(inner[1..].chars().next());
+        let trim_right = inner.ends_with('-') && is_space(inner[..inner.len() - 1].chars().last());
+        let mut action = inner;
+        if trim_left {
+            action = &action[1..];
+        }
+        if trim_right && !action.is_empty() {
+            action = &action[..action.len() - 1];
+        }
+        tokens.push((at, text(at, start, trim_next, trim_left)));
+        let lead = action.len() - action.trim_start().len();
+        let offset = start + 2 + usize::from(trim_left) + lead;
+        tokens.push((offset, Token::Action(action.trim())));
+        trim_next = trim_right;
+        at = end + 2;
+    }
+    tokens.push((at, text(at, template.len(), trim_next, false)));
+    (tokens, None)
 }
 
 /// A piece of a template: text, or what is between `{{` and `}}`.
@@ -737,7 +782,13 @@ fn lookup_path<'a>(path: &str, dot: &'a Value, vars: &'a [(String, Value)]) -> V
     cur.clone()
 }
 
-fn render_tokens(tokens: &[Token], dot: &Value, vars: &[(String, Value)], out: &mut String) {
+fn render_tokens(
+    tokens: &[Token],
+    dot: &Value,
+    vars: &[(String, Value)],
+    opts: &TemplateOptions,
+    out: &mut String,
+) {
     let mut i = 0;
     while i < tokens.len() {
         match tokens[i] {
@@ -777,14 +828,30 @@ fn render_tokens(tokens: &[Token], dot: &Value, vars: &[(String, Value)], out: &
                             }
                             _ => {}
                         }
-                        render_tokens(&body[..end], &v, &inner, out);
+                        render_tokens(&body[..end], &v, &inner, opts, out);
                     }
                     i += end + 2;
                     continue;
                 }
-                match a.strip_prefix("json ") {
-                    Some(p) => out.push_str(&lookup_path(p.trim(), dot, vars).to_string()),
-                    None => out.push_str(&go_print(&lookup_path(a, dot, vars))),
+                if let Some(p) = a.strip_prefix("json ") {
+                    if !opts.header {
+                        let mut value = lookup_path(p.trim(), dot, vars);
+                        if p.trim() == "."
+                            && let Value::Object(map) = &mut value
+                        {
+                            opts.methods.iter().for_each(|m| drop(map.remove(*m)));
+                        }
+                        out.push_str(&value.to_string());
+                    }
+                } else if let Some((path, arg)) = a.split_once(char::is_whitespace)
+                    && let Some(key) =
+                        arg.trim().strip_prefix('"').and_then(|k| k.strip_suffix('"'))
+                    && opts.methods.contains(&path.trim_start_matches('.'))
+                {
+                    // A method with one argument: `{{.Label "k"}}`.
+                    out.push_str(lookup_path(path, dot, vars)[key].as_str().unwrap_or_default());
+                } else {
+                    out.push_str(&go_print(&lookup_path(a, dot, vars)));
                 }
             }
         }
@@ -935,6 +1002,8 @@ mod tests {
         );
         assert_eq!(render_template("{{range .Nope}}x{{end}}!", &c), "!");
         assert_eq!(render_template("{{range .X}}unclosed", &c), "");
+        assert_eq!(render_template("a {{- .NetworkSettings.IPAddress -}} \n b", &c), "ab");
+        assert_eq!(render_template("{{.Nope", &c), "{{.Nope");
     }
 
     #[test]

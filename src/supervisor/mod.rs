@@ -24,6 +24,7 @@ pub mod net;
 pub mod netd;
 pub mod networks;
 pub mod process;
+pub mod ps;
 pub mod publish;
 pub mod restart;
 pub mod state;

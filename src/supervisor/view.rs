@@ -1,45 +1,97 @@
 //! What the API shows of containers: `GET /containers/json` summaries (with Docker's STATUS
 //! text and Ports list) and the `docker inspect` object.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use super::daemon::{Container, Daemon};
+use super::daemon::{ApiError, Container, Daemon};
 use super::format::{self, Port};
 use super::net;
+use super::ps::{self, Candidate, ListOptions};
 use super::state::Record;
-use crate::spec::parse_expose;
+use crate::spec::{PortSpec, parse_expose};
 
 impl Daemon {
-    /// `GET /containers/json`: newest first, running only unless `all`.
-    pub fn list(&self, all: bool) -> Vec<Value> {
+    /// `GET /containers/json`: newest first, running only unless `all` (or a limit, or a
+    /// `status` filter), through Docker's filters (`super::ps::select`).
+    pub fn list(&self, opts: &ListOptions) -> Result<Vec<Value>, ApiError> {
         let now = SystemTime::now();
         let records: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
-        let mut out: Vec<Value> = self
-            .all()
-            .iter()
-            .rev()
-            .map(|c| c.record())
-            .filter(|r| all || matches!(r.state.status.as_str(), "running" | "restarting"))
-            .map(|r| {
+        let newest_first: Vec<&Record> = records.iter().rev().collect();
+        let candidates: Vec<Candidate> =
+            newest_first.iter().map(|r| self.candidate(r, &records)).collect();
+        let chosen = ps::select(opts, &candidates)
+            .map_err(|e| ApiError { status: e.status, message: e.message })?;
+        Ok(chosen
+            .into_iter()
+            .map(|i| {
+                let (r, c) = (newest_first[i], &candidates[i]);
                 let created = format::parse_rfc3339(&r.created).unwrap_or(now);
                 json!({
                     "Id": r.id,
-                    "Names": super::linked::names_with_links(&r, &records),
+                    "Names": c.names.iter().map(|n| format!("/{n}")).collect::<Vec<_>>(),
                     "Image": r.path,
                     "Command": format::command_line(&r.path, &r.args),
                     "Created": created.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-                    "Ports": api_ports(&r),
+                    "Ports": api_ports(r),
+                    "Labels": {},
                     "State": r.state.status,
-                    "Status": status_text(&r, now),
+                    "Status": status_text(r, now),
                     "HostConfig": {"NetworkMode": r.network_mode},
+                    "NetworkSettings": {"Networks": self.networks_json(r)},
+                    "Mounts": mounts(r),
                 })
             })
-            .collect();
-        out.shrink_to_fit();
-        out
+            .collect())
+    }
+
+    /// A record as the list's filters see it.
+    fn candidate(&self, r: &Record, records: &[Record]) -> Candidate {
+        let networks = self.networks_json(r);
+        let mut exposed = BTreeSet::new();
+        for spec in r.expose.iter().filter_map(|e| parse_expose(e).ok()) {
+            exposed.extend(spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())));
+        }
+        let mut port_bindings = BTreeSet::new();
+        for spec in r.publish.iter().filter_map(|p| PortSpec::parse(p).ok()) {
+            port_bindings
+                .extend(spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())));
+        }
+        exposed.extend(port_bindings.iter().cloned());
+        Candidate {
+            id: r.id.clone(),
+            names: super::linked::names_with_links(r, records)
+                .into_iter()
+                .map(|n| n.trim_start_matches('/').to_string())
+                .collect(),
+            state: r.state.status.clone(),
+            exit_code: i64::from(r.state.exit_code),
+            started: format::parse_rfc3339(&r.state.started_at)
+                .is_some_and(|t| t > std::time::UNIX_EPOCH),
+            image: r.path.clone(),
+            networks: networks
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, n)| {
+                    (name.clone(), n["NetworkID"].as_str().unwrap_or_default().to_string())
+                })
+                .collect(),
+            port_bindings,
+            exposed,
+            mounts: r
+                .binds
+                .iter()
+                .map(|b| {
+                    let mut parts = b.split(':');
+                    let src = parts.next().unwrap_or_default().to_string();
+                    (src, parts.next().unwrap_or_default().to_string())
+                })
+                .collect(),
+        }
     }
 
     /// `GET /containers/{id}/json`: Docker's inspect shape, the parts cproxy has.
@@ -146,6 +198,21 @@ impl Daemon {
             },
         })
     }
+}
+
+/// The `Mounts` list of `GET /containers/json`: the bind mounts, as Docker lists them.
+fn mounts(r: &Record) -> Vec<Value> {
+    r.binds
+        .iter()
+        .map(|b| {
+            let mut parts = b.splitn(3, ':');
+            let source = parts.next().unwrap_or_default();
+            let destination = parts.next().unwrap_or_default();
+            let mode = parts.next().unwrap_or_default();
+            json!({"Type": "bind", "Source": source, "Destination": destination, "Mode": mode,
+                   "RW": !mode.split(',').any(|m| m == "ro"), "Propagation": "rprivate"})
+        })
+        .collect()
 }
 
 /// The `Ports` list of `GET /containers/json`.
