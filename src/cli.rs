@@ -33,7 +33,7 @@ a second one resets them.
 As a container supervisor (each has its own --help, with docker's flags):
   cproxy daemon                       run containers and publish their ports (as root)
   cproxy run [-d] [-p SPEC]... CMD    run a host command as a container
-  cproxy ps | port | inspect | logs | exec | stop | start | restart | rm
+  cproxy ps | port | inspect | logs | exec | stop | start | restart | kill | wait | rm
   cproxy network create | ls | inspect | rm | connect | disconnect
   cproxy compose [-f FILE] [-p NAME] up [-d] | down | ps"
 )]

@@ -103,6 +103,53 @@ fn always_restarts_after_exit_0_until_stopped() {
     stays_exited(&d, "always0", count);
 }
 
+/// 3e-restart-policies.txt's `always_kill`: `kill` ends an `always` container for good
+/// (Exited (137), RestartCount 0); other signals reach the command only if it handles them, as
+/// Docker's PID 1; `wait` prints the exit code; errors in Docker's words.
+#[test]
+fn kill_ends_an_always_container_for_good_and_passes_other_signals_as_to_pid_1() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    d.ok(&["run", "-d", "--name", "always_kill", "--restart", "always", "sleep", "3600"]);
+    // A plain sleep has no handler for HUP: as PID 1 it does not see it.
+    assert_eq!(d.ok(&["kill", "-s", "HUP", "always_kill"]), "always_kill\n");
+    assert_eq!(inspect(&d, "{{.State.Status}}", "always_kill"), "running");
+    assert_eq!(d.ok(&["kill", "always_kill"]), "always_kill\n");
+    assert_eq!(d.ok(&["wait", "always_kill"]), "137\n");
+    assert!(
+        status(&d, "always_kill").starts_with("Exited (137) "),
+        "{}",
+        status(&d, "always_kill")
+    );
+    stays_exited(&d, "always_kill", 0);
+
+    // A shell that traps USR1 gets it, and exits as its trap says.
+    let trapping = "trap 'echo got USR1; exit 3' USR1; echo ready; while :; do sleep 0.1; done";
+    d.ok(&["run", "-d", "--name", "trapper", "sh", "-c", trapping]);
+    eventually(10, || d.ok(&["logs", "trapper"]).contains("ready").then_some(()));
+    assert_eq!(d.ok(&["kill", "--signal", "SIGUSR1", "trapper"]), "trapper\n");
+    assert_eq!(d.ok(&["wait", "trapper"]), "3\n");
+    assert_eq!(d.ok(&["logs", "trapper"]), "ready\ngot USR1\n");
+
+    let id = inspect(&d, "{{.Id}}", "trapper");
+    let refused = |args: &[&str], stderr: String| {
+        let out = d.cli(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), stderr, "{args:?}");
+    };
+    let from_daemon = "Error response from daemon:";
+    refused(
+        &["kill", "trapper"],
+        format!("{from_daemon} Cannot kill container: trapper: Container {id} is not running\n"),
+    );
+    refused(
+        &["kill", "nosuch"],
+        format!("{from_daemon} Cannot kill container: nosuch: No such container: nosuch\n"),
+    );
+    refused(&["kill", "-s", "FOO", "trapper"], format!("{from_daemon} Invalid signal: FOO\n"));
+    refused(&["wait", "nosuch"], format!("{from_daemon} No such container: nosuch\n"));
+}
+
 #[test]
 fn on_failure_restarts_a_failing_command_at_most_n_times() {
     let ns = Netns::new();

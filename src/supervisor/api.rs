@@ -9,6 +9,7 @@
 //! | `POST /containers/{id}/start` | `204` |
 //! | `POST /containers/{id}/stop[?t=SECS]` | `204` after it stopped (SIGTERM, SIGKILL after t, default 10) |
 //! | `POST /containers/{id}/wait` | `{"StatusCode": N}` once it has exited |
+//! | `POST /containers/{id}/kill[?signal=SIG]` | `204`; SIGKILL by default, as Docker's names or numbers |
 //! | `DELETE /containers/{id}[?force=1]` | `204` |
 //! | `GET /containers/{id}/json` | `docker inspect`'s object (Id, Name, State, Config, HostConfig, NetworkSettings, …) |
 //! | `GET /containers/{id}/logs[?follow=1&stdout=1&stderr=1&tail=N]` | Docker's multiplexed stream: per frame 1 byte stream (1 stdout, 2 stderr), 3 zero bytes, a u32 big-endian length, the bytes |
@@ -78,6 +79,7 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .route("/containers/{id}/start", post(start))
         .route("/containers/{id}/stop", post(stop))
         .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}", axum::routing::delete(remove))
@@ -131,6 +133,26 @@ async fn stop(
     let c = d.find(&id)?;
     let t = q.get("t").and_then(|t| t.parse::<u64>().ok()).unwrap_or(10);
     d.stop(&c, Duration::from_secs(t)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `docker kill`: Docker's words for each failure, `Cannot kill container: NAME: …` (moby's
+/// `postContainersKill`).
+async fn kill(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Result<StatusCode, ApiError> {
+    let sig = match q.get("signal").filter(|s| !s.is_empty()) {
+        Some(raw) => super::signal::parse(raw).map_err(|e| ApiError::new(400, e))?,
+        None => libc::SIGKILL,
+    };
+    let cannot = |e: ApiError| ApiError {
+        message: format!("Cannot kill container: {id}: {}", e.message),
+        ..e
+    };
+    let c = d.find(&id).map_err(cannot)?;
+    d.kill(&c, sig).await.map_err(cannot)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,8 +12,8 @@ use super::init::InitArgs;
 
 /// The subcommands this module handles.
 pub const COMMANDS: &[&str] = &[
-    "daemon", "run", "ps", "port", "stop", "start", "restart", "rm", "logs", "inspect", "exec",
-    "network", "__init", "__nsexec",
+    "daemon", "run", "ps", "port", "stop", "start", "restart", "kill", "wait", "rm", "logs",
+    "inspect", "exec", "network", "__init", "__nsexec",
 ];
 
 /// cproxy's container commands.
@@ -51,6 +51,10 @@ pub enum SupervisorCommand {
     Inspect(InspectArgs),
     /// Restart one or more containers
     Restart(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(NamesArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
     /// Manage networks
@@ -198,6 +202,17 @@ pub struct StopArgs {
     /// Seconds to wait for stop before killing it
     #[arg(short = 't', long = "time", default_value_t = 10)]
     pub time: u64,
+    /// The containers
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `kill`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long = "signal", default_value = "KILL")]
+    pub signal: String,
     /// The containers
     #[arg(required = true)]
     pub containers: Vec<String>,

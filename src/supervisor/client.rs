@@ -214,6 +214,27 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
                 })
                 .await
             }
+            SupervisorCommand::Kill(a) => {
+                each(&a.containers, |c| {
+                    let uri = format!("/containers/{}/kill?signal={}", q(c), q(&a.signal));
+                    async move { client.call(Method::POST, &uri, None).await.map(drop) }
+                })
+                .await
+            }
+            SupervisorCommand::Wait(a) => {
+                let mut failed = false;
+                for c in &a.containers {
+                    let uri = format!("/containers/{}/wait", q(c));
+                    match client.json(Method::POST, &uri, None).await {
+                        Ok(v) => println!("{}", v["StatusCode"]),
+                        Err(e) => {
+                            eprintln!("{}", e.message);
+                            failed = true;
+                        }
+                    }
+                }
+                Ok(u8::from(failed))
+            }
             SupervisorCommand::Exec(a) => exec(client, a).await,
             SupervisorCommand::Network(a) => network(client, a).await,
             SupervisorCommand::Daemon(_)

@@ -976,6 +976,29 @@ impl Daemon {
         }
     }
 
+    /// `docker kill -s SIG`: SIGKILL ends the container (and returns once it has); any other
+    /// signal goes to its init, which passes it to the command only if the command handles it
+    /// (as the kernel does for Docker's PID 1) or the container runs with `--init`. Either way
+    /// the container counts as stopped by the user, so its restart policy leaves it be (moby
+    /// 20.10's `killWithSignal` sets `HasBeenManuallyStopped`; 3e-restart-policies.txt's
+    /// `always_kill` stays `Exited (137)`).
+    pub async fn kill(&self, c: &Arc<Container>, sig: i32) -> Result<(), ApiError> {
+        let _op = c.op.lock().await;
+        let r = c.record();
+        if r.state.status != "running" || r.state.pid <= 0 {
+            return Err(ApiError::new(409, format!("Container {} is not running", r.id)));
+        }
+        let signal = Signal::try_from(sig)
+            .map_err(|_| ApiError::new(400, format!("Invalid signal: {sig}")))?;
+        self.stopped_by_user(c);
+        kill(Pid::from_raw(r.state.pid), signal)
+            .map_err(|e| ApiError::internal(format!("Cannot kill container {}: {e}", r.id)))?;
+        if signal == Signal::SIGKILL {
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.wait(c)).await;
+        }
+        Ok(())
+    }
+
     /// SIGTERM, then SIGKILL after `timeout`; returns once the container has stopped.
     pub async fn stop(&self, c: &Arc<Container>, timeout: Duration) -> Result<(), ApiError> {
         let _op = c.op.lock().await;

@@ -5,11 +5,12 @@
 //!    and (unless shared) network namespaces, with a new PID namespace for its children. It
 //!    waits on stdin (a socket to the daemon) for the go byte the daemon sends once the
 //!    network is ready, forks the init, tells the daemon the init's PID, then waits for it,
-//!    passes SIGTERM/SIGINT on, and exits with its status;
+//!    passes signals on, and exits with its status;
 //! 2. the **init** is PID 1 of the new PID namespace: it makes the mounts private, bind-mounts
 //!    the container's own `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, mounts a fresh
 //!    `/proc`, sets the hostname, runs the command as its child, reaps every orphan, passes
-//!    SIGTERM/SIGINT to the command and exits with the command's status (128+N for signal N).
+//!    signals to the command as Docker's PID 1 gets them and exits with the command's status
+//!    (128+N for signal N).
 //!
 //! Both die with their parent (`PR_SET_PDEATHSIG`), so a killed daemon leaves no container.
 
@@ -48,7 +49,7 @@ pub struct InitArgs {
     /// Turn IPv6 off in this (new) network namespace.
     #[arg(long = "disable-ipv6")]
     pub disable_ipv6: bool,
-    /// `docker run --init`: SIGTERM and SIGINT always reach the command. Without it the command
+    /// `docker run --init`: signals always reach the command. Without it the command
     /// gets them only if it handles them, as it would as PID 1.
     #[arg(long = "init")]
     pub init: bool,
@@ -57,11 +58,34 @@ pub struct InitArgs {
     pub command: Vec<std::ffi::OsString>,
 }
 
-/// Gives SIGTERM, SIGINT and SIGCHLD a handler (PID 1 drops signals left at their default)
-/// and blocks them, so [`SigSet::wait`] takes them one at a time.
+/// The signals passed on to the command (`stop`'s SIGTERM, Ctrl-C's SIGINT, and what `kill -s`
+/// sends): those a process can catch, except SIGCHLD (the init's own) and those the kernel
+/// raises at the init itself for what it does (a fault, SIGPIPE on a closed pipe, SIGXFSZ and
+/// SIGXCPU at a limit), which must neither be blocked there nor passed on as if sent.
+const PASSED: [Signal; 16] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGTERM,
+    Signal::SIGCONT,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGURG,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGWINCH,
+    Signal::SIGPWR,
+];
+
+/// Gives SIGCHLD and the [`PASSED`] signals a handler (PID 1 drops signals left at their
+/// default) and blocks them, so [`SigSet::wait`] takes them one at a time.
 fn take_signals() -> std::io::Result<SigSet> {
     let mut set = SigSet::empty();
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGCHLD] {
+    for sig in PASSED.into_iter().chain([Signal::SIGCHLD]) {
         sys::catch_with_noop(sig)?;
         set.add(sig);
     }
@@ -78,7 +102,7 @@ fn exit_code(status: WaitStatus) -> Option<u8> {
     }
 }
 
-/// Which SIGTERM and SIGINT the supervisor passes to its child.
+/// Which signals the supervisor passes to its child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {
     /// Every one (the shim to the init, `exec`, and `run --init` to the command).
@@ -101,12 +125,12 @@ fn handles(pid: Pid, sig: Signal) -> bool {
         .is_some_and(|mask| mask & (1 << (sig as u32 - 1)) != 0)
 }
 
-/// Waits for signals: SIGTERM/SIGINT go to `child` as `pass` says; returns `child`'s exit code
-/// once it has ended, reaping any other child on the way.
+/// Waits for signals: the [`PASSED`] ones go to `child` as `pass` says; returns `child`'s exit
+/// code once it has ended, reaping any other child on the way.
 fn supervise(set: &SigSet, child: Pid, pass: Pass) -> u8 {
     loop {
         match set.wait() {
-            Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) => {
+            Ok(sig) if sig != Signal::SIGCHLD => {
                 if pass == Pass::All || handles(child, sig) {
                     let _ = kill(child, sig);
                 }
@@ -293,7 +317,7 @@ fn prepare(args: &InitArgs) -> Result<(), String> {
 
 /// `cproxy __nsexec`: started by `cproxy exec` already inside a container's mount, UTS, IPC
 /// and network namespaces, with its PID namespace for children; runs the command as a child
-/// (so it is inside the PID namespace too), passes SIGTERM/SIGINT on, exits with its status.
+/// (so it is inside the PID namespace too), passes signals on, exits with its status.
 pub fn nsexec(args: super::cli::NsExecArgs) -> ExitCode {
     let Ok(set) = take_signals() else {
         return ExitCode::from(126);

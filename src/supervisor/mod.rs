@@ -27,6 +27,7 @@ pub mod process;
 pub mod ps;
 pub mod publish;
 pub mod restart;
+pub mod signal;
 pub mod state;
 pub mod view;
 

@@ -35,7 +35,7 @@ pub struct Launch {
     pub working_dir: Option<String>,
     /// Turn IPv6 off in the container's own network namespace, as Docker's default bridge does.
     pub disable_ipv6: bool,
-    /// `--init`: SIGTERM and SIGINT always reach the command (else only if it handles them,
+    /// `--init`: signals always reach the command (else only those it handles,
     /// as for Docker's PID 1).
     pub init: bool,
 }

@@ -77,7 +77,7 @@ pub struct Record {
     pub publish_all: bool,
     /// `--rm` with `-d`: the daemon removes the container when it exits.
     pub auto_remove: bool,
-    /// `--init`: SIGTERM and SIGINT always reach the command, which is not PID 1.
+    /// `--init`: signals always reach the command, which is not PID 1.
     #[serde(default)]
     pub init: bool,
     /// `.State`.
