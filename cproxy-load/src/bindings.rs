@@ -27,6 +27,9 @@ const SAMPLED: usize = 25;
 pub struct Footprint {
     /// Resident memory, KiB.
     pub rss_kib: u64,
+    /// Of which anonymous (`RssAnon`: heap, stacks; the rest is the program's and libraries'
+    /// file pages, shared with every other process that maps them), KiB.
+    pub anon_kib: u64,
     /// Threads.
     pub threads: u64,
 }
@@ -56,7 +59,7 @@ pub fn run(
     let one_cproxy = single("cproxy", cproxy)?;
     let one_docker_proxy = docker_proxy.map(|p| single("docker-proxy", p)).transpose()?;
     println!(
-        "{:>9}  {:>26}  {:>27}  {:>27}",
+        "{:>9}  {:>38}  {:>27}  {:>27}",
         "bindings", "cproxy forward, 1 process", "N cproxy processes", "N docker-proxy processes"
     );
     for &n in counts {
@@ -65,16 +68,23 @@ pub fn run(
             format!("{:.1} MiB, {} threads", mib(one.rss_kib * n as u64), one.threads * n as u64)
         };
         println!(
-            "{:>9}  {:>26}  {:>27}  {:>27}",
+            "{:>9}  {:>38}  {:>27}  {:>27}",
             n,
-            format!("{:.1} MiB, {} threads", mib(f.rss_kib), f.threads),
+            format!(
+                "{:.1} MiB ({:.1} anonymous), {} threads",
+                mib(f.rss_kib),
+                mib(f.anon_kib),
+                f.threads
+            ),
             per_process(&one_cproxy),
             one_docker_proxy.as_ref().map_or("(no docker-proxy)".to_string(), per_process),
         );
     }
     println!(
-        "one single-binding process: cproxy {:.1} MiB, {} threads; docker-proxy {}",
+        "one single-binding process: cproxy {:.1} MiB ({:.1} anonymous), {} threads; \
+         docker-proxy {}",
         mib(one_cproxy.rss_kib),
+        mib(one_cproxy.anon_kib),
         one_cproxy.threads,
         one_docker_proxy.map_or("not measured (--docker-proxy PATH)".to_string(), |d| format!(
             "{:.1} MiB, {} threads",
@@ -138,8 +148,9 @@ fn echo(host: SocketAddr) -> Result<(), String> {
 /// Resident memory and threads of `pid`.
 fn footprint(pid: u32) -> Result<Footprint, String> {
     let rss_kib = procfs::memory(pid).ok_or(format!("process {pid} is gone"))?.rss_kib;
+    let anon_kib = procfs::status_kib(pid, "RssAnon").unwrap_or(0);
     let threads = procfs::threads(pid).ok_or(format!("process {pid} is gone"))?;
-    Ok(Footprint { rss_kib, threads })
+    Ok(Footprint { rss_kib, anon_kib, threads })
 }
 
 fn mib(kib: u64) -> f64 {
