@@ -110,6 +110,13 @@ fn filters_select_as_dockers_daemon() {
     assert_eq!(with(&["-a", "--filter", "label=a"]), "");
     // -l: the newest of those the filters keep; -q: their IDs.
     assert_eq!(with(&["-l", "--filter", "name=web"]), "myweb\n");
+    // -n N: the N newest, in every state; -l is -n 1.
+    assert_eq!(with(&["-n", "1"]), with(&["-l"]));
+    assert_eq!(
+        with(&["-n", "2"]),
+        with(&["-a"]).lines().take(2).map(|l| format!("{l}\n")).collect::<String>()
+    );
+    assert_eq!(with(&["-n", "2", "--filter", "name=web"]), "myweb\nweb\n");
     assert_eq!(ok(&d, &["-q", "--filter", "name=^web$"]), format!("{}\n", &id[..12]));
     assert_eq!(ok(&d, &["-q", "--no-trunc", "--filter", "name=^web$"]), format!("{id}\n"));
 }

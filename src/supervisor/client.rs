@@ -468,8 +468,11 @@ async fn ps(client: &Client, a: PsArgs) -> Result<u8> {
         ps::check(t).map_err(|e| fail(e, 1))?;
     }
     let mut uri = format!("/containers/json?all={}", u8::from(a.all));
-    if a.latest {
-        uri.push_str("&limit=1");
+    // Docker's client: `-n` wins, `-l` is `-n 1`.
+    match (a.last, a.latest) {
+        (n, _) if n > 0 => uri.push_str(&format!("&limit={n}")),
+        (-1, true) => uri.push_str("&limit=1"),
+        _ => {}
     }
     if !filters.is_empty() {
         uri.push_str(&format!("&filters={}", q(&filters.to_json())));
