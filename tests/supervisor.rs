@@ -557,6 +557,28 @@ fn stop_kills_what_ignores_sigterm_after_the_timeout() {
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     let state = d.ok(&["inspect", "-f", "{{.State.ExitCode}} {{.HostConfig.Init}}", "inited"]);
     assert_eq!(state, "143 true\n");
+
+    // --stop-signal: what stop sends first; --stop-timeout: its wait when stop has no -t.
+    let usr1 = "trap 'exit 7' USR1; echo ready; sleep 100 & wait";
+    d.ok(&["run", "-d", "--name", "usr1", "--stop-signal", "SIGUSR1", "/bin/sh", "-c", usr1]);
+    ready("usr1");
+    d.ok(&["stop", "usr1"]);
+    let state = d.ok(&["inspect", "-f", "{{.State.ExitCode}} {{.Config.StopSignal}}", "usr1"]);
+    assert_eq!(state, "7 SIGUSR1\n");
+    d.ok(&["run", "-d", "--name", "quick", "--stop-timeout", "1", "sleep", "3600"]);
+    let started = std::time::Instant::now();
+    d.ok(&["stop", "quick"]);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(5), "{took:?}");
+    let state = d.ok(&["inspect", "-f", "{{.State.ExitCode}} {{.Config.StopTimeout}}", "quick"]);
+    assert_eq!(state, "137 1\n");
+    let bad = d.cli(&["run", "-d", "--stop-signal", "FOO", "sleep", "1"]);
+    assert_eq!(bad.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.starts_with("cproxy: Error response from daemon: Invalid signal: FOO."),
+        "{stderr}"
+    );
 }
 
 #[test]

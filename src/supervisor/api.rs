@@ -7,7 +7,7 @@
 //! | `GET /containers/json[?all=1&limit=N&filters=JSON]` | `[{Id, Names, Image, Command, Created, Ports, Labels, State, Status, HostConfig, NetworkSettings, Mounts}]`, newest first; `filters` as Docker's (`{"name":{"web":true}}` or `{"name":["web"]}`; keys `name`, `id`, `status`, `exited`, `network`, `publish`, `expose`, `before`, `since`, `volume`, `ancestor`, `label`, `health`, `isolation`, `is-task`) |
 //! | `POST /containers/create[?name=NAME]` | body below; `201 {"Id": ID, "Warnings": []}` |
 //! | `POST /containers/{id}/start` | `204` |
-//! | `POST /containers/{id}/stop[?t=SECS]` | `204` after it stopped (SIGTERM, SIGKILL after t, default 10) |
+//! | `POST /containers/{id}/stop[?t=SECS]` | `204` after it stopped (its stop signal, SIGTERM by default; SIGKILL after t, default its `StopTimeout`, else 10) |
 //! | `POST /containers/{id}/wait` | `{"StatusCode": N}` once it has exited |
 //! | `POST /containers/{id}/kill[?signal=SIG]` | `204`; SIGKILL by default, as Docker's names or numbers |
 //! | `DELETE /containers/{id}[?force=1]` | `204` |
@@ -36,7 +36,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -131,8 +130,8 @@ async fn stop(
     Query(q): Params,
 ) -> Result<StatusCode, ApiError> {
     let c = d.find(&id)?;
-    let t = q.get("t").and_then(|t| t.parse::<u64>().ok()).unwrap_or(10);
-    d.stop(&c, Duration::from_secs(t)).await?;
+    let t = q.get("t").and_then(|t| t.parse::<u64>().ok());
+    d.stop(&c, t).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

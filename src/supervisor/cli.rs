@@ -146,6 +146,12 @@ pub struct RunArgs {
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
+    /// Signal to stop a container (default "SIGTERM")
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout", allow_negative_numbers = true)]
+    pub stop_timeout: Option<i64>,
     /// Add link to another container
     #[arg(long = "link", value_name = "NAME[:ALIAS]")]
     pub link: Vec<String>,
@@ -202,9 +208,9 @@ pub struct PortArgs {
 /// `cproxy stop`.
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait for stop before killing it
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait for stop before killing it (default 10, or the container's --stop-timeout)
+    #[arg(short = 't', long = "time")]
+    pub time: Option<u64>,
     /// The containers
     #[arg(required = true)]
     pub containers: Vec<String>,

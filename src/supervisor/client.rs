@@ -155,7 +155,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
             SupervisorCommand::Port(a) => port(client, a).await,
             SupervisorCommand::Stop(a) => {
                 each(&a.containers, |c| {
-                    let uri = format!("/containers/{}/stop?t={}", q(c), a.time);
+                    let uri = format!("/containers/{}/stop{}", q(c), stop_query(a.time));
                     async move { client.call(Method::POST, &uri, None).await.map(drop) }
                 })
                 .await
@@ -205,7 +205,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
             SupervisorCommand::Inspect(a) => inspect(client, a).await,
             SupervisorCommand::Restart(a) => {
                 each(&a.containers, |c| {
-                    let stop = format!("/containers/{}/stop?t={}", q(c), a.time);
+                    let stop = format!("/containers/{}/stop{}", q(c), stop_query(a.time));
                     let start = format!("/containers/{}/start", q(c));
                     async move {
                         client.call(Method::POST, &stop, None).await?;
@@ -279,6 +279,12 @@ where
     Ok(u8::from(failed))
 }
 
+/// `stop`'s query: `?t=SECS` only when `-t` was given, so the daemon falls back to the
+/// container's `--stop-timeout` otherwise (Docker's client sends none either).
+fn stop_query(time: Option<u64>) -> String {
+    time.map(|t| format!("?t={t}")).unwrap_or_default()
+}
+
 /// Capitalises a spec error as the 20.10 client prints it (`Invalid containerPort: x`).
 fn capitalised(e: impl std::fmt::Display) -> String {
     let s = e.to_string();
@@ -329,6 +335,8 @@ async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
         "Cmd": a.command,
         "Env": env,
         "WorkingDir": a.workdir.clone().unwrap_or_default(),
+        "StopSignal": a.stop_signal.clone().unwrap_or_default(),
+        "StopTimeout": a.stop_timeout,
         "Hostname": a.hostname.clone().unwrap_or_default(),
         "ExposedPorts": a.expose,
         "HostConfig": {

@@ -81,6 +81,10 @@ pub struct CreateRequest {
     pub host_config: HostConfigRequest,
     /// `--network-alias`, as Docker's API carries it.
     pub networking_config: NetworkingConfigRequest,
+    /// `--stop-signal` (empty: SIGTERM).
+    pub stop_signal: String,
+    /// `--stop-timeout`, seconds (`None`: 10, or what `stop -t` says).
+    pub stop_timeout: Option<i64>,
 }
 
 /// `NetworkingConfig`: `{"EndpointsConfig": {"my-bridge": {"Aliases": ["c2alias"]}}}`.
@@ -497,6 +501,10 @@ impl Daemon {
         restart_policy
             .check_auto_remove(req.host_config.auto_remove)
             .map_err(|e| ApiError::new(400, e.to_string()))?;
+        // As moby's verifyContainerSettings: the stop signal must parse.
+        if !req.stop_signal.is_empty() {
+            super::signal::parse(&req.stop_signal).map_err(|e| ApiError::new(400, e))?;
+        }
         if !req.working_dir.is_empty() && !req.working_dir.starts_with('/') {
             return Err(ApiError::new(
                 400,
@@ -560,6 +568,8 @@ impl Daemon {
             publish_all: req.host_config.publish_all_ports,
             auto_remove: req.host_config.auto_remove,
             init: req.host_config.init,
+            stop_signal: req.stop_signal,
+            stop_timeout: req.stop_timeout,
             binds: req.host_config.binds,
             proxy_protocol,
             working_dir: req.working_dir,
@@ -999,21 +1009,37 @@ impl Daemon {
         Ok(())
     }
 
-    /// SIGTERM, then SIGKILL after `timeout`; returns once the container has stopped.
-    pub async fn stop(&self, c: &Arc<Container>, timeout: Duration) -> Result<(), ApiError> {
+    /// The stop signal (`--stop-signal`, else SIGTERM), then SIGKILL after `timeout` (the
+    /// client's `-t`; else `--stop-timeout`, where a negative one waits for ever, as Docker's;
+    /// else 10 s); returns once the container has stopped.
+    pub async fn stop(&self, c: &Arc<Container>, timeout: Option<u64>) -> Result<(), ApiError> {
         let _op = c.op.lock().await;
         self.stopped_by_user(c);
-        self.stop_locked(c, timeout).await;
+        let timeout = match (timeout, c.record().stop_timeout) {
+            (Some(t), _) => Some(t),
+            (None, Some(t)) => u64::try_from(t).ok(),
+            (None, None) => Some(10),
+        };
+        self.stop_locked(c, timeout.map(Duration::from_secs)).await;
         Ok(())
     }
 
-    async fn stop_locked(&self, c: &Arc<Container>, timeout: Duration) {
+    /// The stop signal, then SIGKILL after `timeout` (`None`: no SIGKILL, wait for ever).
+    async fn stop_locked(&self, c: &Arc<Container>, timeout: Option<Duration>) {
         let r = c.record();
         if r.state.status != "running" || r.state.pid <= 0 {
             return;
         }
         let pid = Pid::from_raw(r.state.pid);
-        let _ = kill(pid, Signal::SIGTERM);
+        let first = super::signal::parse(&r.stop_signal)
+            .ok()
+            .and_then(|n| Signal::try_from(n).ok())
+            .unwrap_or(Signal::SIGTERM);
+        let _ = kill(pid, first);
+        let Some(timeout) = timeout else {
+            self.wait(c).await;
+            return;
+        };
         if tokio::time::timeout(timeout, self.wait(c)).await.is_err() {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = tokio::time::timeout(Duration::from_secs(10), self.wait(c)).await;
@@ -1045,7 +1071,7 @@ impl Daemon {
                     ),
                 ));
             }
-            self.stop_locked(c, Duration::ZERO).await;
+            self.stop_locked(c, Some(Duration::ZERO)).await;
         }
         self.forget(c)
     }
@@ -1065,7 +1091,7 @@ impl Daemon {
         // Not a stop through the API: `unless-stopped` comes back with the next daemon.
         let stops = running.iter().map(|c| async move {
             let _op = c.op.lock().await;
-            self.stop_locked(c, timeout).await;
+            self.stop_locked(c, Some(timeout)).await;
         });
         futures_util::future::join_all(stops).await;
         self.proxy.shutdown().await; // The daemon's proxy has a grace of 1 s.

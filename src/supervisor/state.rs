@@ -80,6 +80,12 @@ pub struct Record {
     /// `--init`: signals always reach the command, which is not PID 1.
     #[serde(default)]
     pub init: bool,
+    /// `--stop-signal`: what `stop` sends first (empty: SIGTERM).
+    #[serde(default)]
+    pub stop_signal: String,
+    /// `--stop-timeout`: `stop`'s wait before SIGKILL when the client gives none, seconds.
+    #[serde(default)]
+    pub stop_timeout: Option<i64>,
     /// `.State`.
     pub state: RunState,
     /// The address on the bridge while running.

@@ -187,6 +187,8 @@ impl Daemon {
                 "Cmd": std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect::<Vec<_>>(),
                 "Image": r.path,
                 "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
+                "StopSignal": if r.stop_signal.is_empty() { Value::Null } else { json!(r.stop_signal) },
+                "StopTimeout": r.stop_timeout,
             },
             "NetworkSettings": {
                 "Ports": ports,
