@@ -67,33 +67,30 @@ impl Filters {
     }
 
     /// Reads a `filters` query value: the map form, or the legacy list form
-    /// (`{"name":["web"]}`), as dockerd's `filters.FromJSON`.
+    /// (`{"name":["web"]}`), as dockerd's `filters.FromJSON` (which tries the one, then the
+    /// other, for the whole value). Read into maps and lists rather than `serde_json::Value`,
+    /// whose reader takes an object keyed `$serde_json::private::RawValue` for something else.
     pub fn from_json(text: &str) -> Result<Filters, String> {
         let mut out = Filters::default();
         if text.is_empty() {
             return Ok(out);
         }
-        let v: Value = serde_json::from_str(text).map_err(|e| format!("invalid filter: {e}"))?;
-        let Value::Object(map) = v else {
-            return Err("invalid filter: expected a JSON object".into());
+        type MapForm = BTreeMap<String, BTreeMap<String, bool>>;
+        type ListForm = BTreeMap<String, Vec<String>>;
+        let as_map = serde_json::from_str::<MapForm>(text);
+        let map = match as_map {
+            Ok(map) => map,
+            Err(e) => match serde_json::from_str::<ListForm>(text) {
+                Ok(list) => list
+                    .into_iter()
+                    .map(|(k, vs)| (k, vs.into_iter().map(|v| (v, true)).collect()))
+                    .collect(),
+                Err(_) => return Err(format!("invalid filter: {e}")),
+            },
         };
         for (key, values) in map {
-            match values {
-                Value::Object(m) => m
-                    .into_iter()
-                    .filter(|(_, on)| on == &json!(true))
-                    .for_each(|(v, _)| out.add(key.clone(), v)),
-                Value::Array(list) => {
-                    for v in list {
-                        let Value::String(v) = v else {
-                            return Err(format!("invalid filter: {key} values must be strings"));
-                        };
-                        out.add(key.clone(), v);
-                    }
-                }
-                _ => return Err(format!("invalid filter: {key} must be an object or a list")),
-            }
-            out.0.entry(key).or_default();
+            out.0.entry(key.clone()).or_default();
+            values.into_iter().filter(|(_, on)| *on).for_each(|(v, _)| out.add(key.clone(), v));
         }
         Ok(out)
     }
@@ -749,6 +746,11 @@ mod tests {
         assert_eq!(Filters::from_json(r#"{"name":["web","db"]}"#).unwrap(), f);
         assert!(Filters::from_json("[1]").is_err());
         assert!(Filters::from_json("{").is_err());
+        assert!(Filters::from_json(r#"{"name":[1]}"#).is_err());
+        // serde_json's Value reads an object keyed so as something else (found by fuzzing).
+        let mut odd = Filters::default();
+        odd.add_flag("name=$serde_json::private::RawValue").unwrap();
+        assert_eq!(Filters::from_json(&odd.to_json()).unwrap(), odd);
     }
 
     #[test]
