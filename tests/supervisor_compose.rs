@@ -77,7 +77,8 @@ fn up_in_the_foreground_streams_prefixed_output_until_sigint_then_stops_the_serv
     let file = compose_file(
         &ns,
         "fg",
-        "services:\n  talker:\n    command: [/bin/sh, -c, 'echo hello; exec sleep 3600']\n",
+        "services:\n  talker:\n    command: [/bin/sh, -c, 'echo hello; exec sleep 3600']\n    \
+         stop_signal: SIGUSR1\n    stop_grace_period: 1500ms\n",
     );
     let mut up = Command::new(BIN)
         .env("CPROXY_HOST", &d.host)
@@ -98,6 +99,8 @@ fn up_in_the_foreground_streams_prefixed_output_until_sigint_then_stops_the_serv
     let line = rx.recv_timeout(Duration::from_secs(20)).expect("no output from the service");
     assert_eq!(line, "fg_talker_1 | hello");
     assert!(d.ok(&["ps"]).contains("fg_talker_1"));
+    let stop = "{{.Config.StopSignal}} {{.Config.StopTimeout}}";
+    assert_eq!(d.ok(&["inspect", "-f", stop, "fg_talker_1"]), "SIGUSR1 1\n");
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(up.id() as i32),

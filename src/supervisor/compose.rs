@@ -1,5 +1,6 @@
 //! The Compose file subset `cproxy compose` runs: `services.*.command`, `ports`, `expose`,
-//! `environment`, `links`, `networks`, `network_mode`, `restart`, `init`, `volumes` (bind mounts) and
+//! `environment`, `links`, `networks`, `network_mode`, `restart`, `init`, `stop_signal`,
+//! `stop_grace_period`, `volumes` (bind mounts) and
 //! `depends_on`, and the top-level `networks`, read into plain service specs in start order.
 //!
 //! Pure: the file's text (and the directory relative bind mounts start from) in, a [`Project`]
@@ -58,6 +59,11 @@ pub struct Service {
     pub restart: RestartPolicy,
     /// `init`: run with `--init`.
     pub init: bool,
+    /// `stop_signal`: `run --stop-signal` (checked as Docker's names).
+    pub stop_signal: Option<String>,
+    /// `stop_grace_period`: `run --stop-timeout`, in whole seconds (a Go duration, as Compose
+    /// reads it; what is left below a second is dropped).
+    pub stop_grace_period: Option<u64>,
     /// Bind mounts, `HOSTDIR:DIR[:ro]` with a relative host path made absolute.
     pub volumes: Vec<BindMount>,
     /// The services this one is started after (`depends_on`, plus those it links to or shares
@@ -426,6 +432,16 @@ fn parse_service(
                 service.restart = RestartPolicy::parse(&value).map_err(|e| error(&path, v, e))?;
             }
             "init" => service.init = boolean(&path, v)?,
+            "stop_signal" => {
+                let value = string(&path, v)?;
+                super::signal::parse(&value).map_err(|e| error(&path, v, e))?;
+                service.stop_signal = Some(value);
+            }
+            "stop_grace_period" => {
+                let value = string(&path, v)?;
+                let d = crate::duration::parse(&value).map_err(|e| error(&path, v, e))?;
+                service.stop_grace_period = Some(d.as_secs());
+            }
             "volumes" => service.volumes = parse_volumes(&path, v, project_dir)?,
             "depends_on" => service.depends_on = parse_depends_on(&path, v, warnings)?,
             _ => warnings.push(Warning { key: path, line: line(k) }),
@@ -1050,6 +1066,22 @@ networks:
         assert_eq!(
             fails("services:\n  a:\n    network_mode: bogus\n"),
             "line 3: services.a.network_mode: invalid network mode \"bogus\": use bridge, host, none, container:NAME or service:NAME"
+        );
+    }
+
+    #[test]
+    fn stop_signal_and_grace_period_are_checked_as_run_checks_them() {
+        let p =
+            project("services:\n  a:\n    stop_signal: SIGUSR1\n    stop_grace_period: 1m30s\n");
+        assert_eq!(p.services[0].stop_signal.as_deref(), Some("SIGUSR1"));
+        assert_eq!(p.services[0].stop_grace_period, Some(90));
+        assert_eq!(
+            fails("services:\n  a:\n    stop_signal: FOO\n"),
+            "line 3: services.a.stop_signal: Invalid signal: FOO"
+        );
+        assert!(
+            fails("services:\n  a:\n    stop_grace_period: soon\n")
+                .starts_with("line 3: services.a.stop_grace_period: "),
         );
     }
 

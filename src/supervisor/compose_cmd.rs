@@ -70,9 +70,9 @@ struct UpArgs {
 /// `compose down`.
 #[derive(Debug, Args)]
 struct DownArgs {
-    /// Specify a shutdown timeout in seconds
-    #[arg(short = 't', long = "timeout", default_value_t = 10)]
-    timeout: u64,
+    /// Specify a shutdown timeout in seconds (default: each service's stop_grace_period, else 10)
+    #[arg(short = 't', long = "timeout")]
+    timeout: Option<u64>,
 }
 
 /// `compose ps`.
@@ -357,6 +357,8 @@ fn create_body(p: &Loaded, s: &Service) -> Result<Value, String> {
         "WorkingDir": "",
         "Hostname": "",
         "ExposedPorts": s.expose,
+        "StopSignal": s.stop_signal.clone().unwrap_or_default(),
+        "StopTimeout": s.stop_grace_period,
         "HostConfig": host_config,
         "NetworkingConfig": {"EndpointsConfig": endpoints},
     }))
@@ -466,11 +468,12 @@ async fn attach(p: &Loaded, names: &[String]) -> Result<u8, String> {
         _ = terminate.recv() => {}
         () = all_exited => return Ok(0),
     }
-    // A second signal is not a "force": each stop is bounded by its 10 s timeout anyway.
+    // A second signal is not a "force": each stop is bounded by the service's
+    // stop_grace_period (the container's stop timeout, else 10 s) anyway.
     eprintln!("Gracefully stopping...");
     for name in names.iter().rev() {
         eprint!("Stopping {name} ... ");
-        let uri = format!("/containers/{}/stop?t=10", encode(name));
+        let uri = format!("/containers/{}/stop", encode(name));
         match p.api.call(Method::POST, &uri).await {
             Ok(_) => eprintln!("done"),
             Err(e) => eprintln!("error\n{e}"),
@@ -559,7 +562,8 @@ async fn down(p: &Loaded, a: DownArgs) -> Result<u8, String> {
     for (name, c) in &present {
         if c["State"].as_str() == Some("running") {
             eprint!("Stopping {name} ... ");
-            let uri = format!("/containers/{}/stop?t={}", encode(name), a.timeout);
+            let t = a.timeout.map(|t| format!("?t={t}")).unwrap_or_default();
+            let uri = format!("/containers/{}/stop{t}", encode(name));
             match p.api.call(Method::POST, &uri).await {
                 Ok(_) => eprintln!("done"),
                 Err(e) => {
