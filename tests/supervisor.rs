@@ -522,55 +522,54 @@ fn stop_kills_what_ignores_sigterm_after_the_timeout() {
     // Each says "ready" once its trap is set: a SIGTERM before that would end it at once.
     let ready =
         |name: &str| eventually(10, || d.ok(&["logs", name]).contains("ready").then_some(()));
+    // `stop ARGS… NAME`: how long it took; then `inspect -f TEMPLATE NAME`.
+    let stop = |args: &[&str], template: &str| -> (Duration, String) {
+        let name = *args.last().unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(d.ok(&[&["stop"], args].concat()), format!("{name}\n"));
+        let took = started.elapsed();
+        (took, d.ok(&["inspect", "-f", template, name]))
+    };
+    let within = |took: Duration, from: u64, to: u64| {
+        assert!(took >= Duration::from_secs(from) && took < Duration::from_secs(to), "{took:?}");
+    };
     let stubborn = "trap '' TERM; echo ready; sleep 100 & wait";
     d.ok(&["run", "-d", "--name", "stubborn", "/bin/sh", "-c", stubborn]);
     ready("stubborn");
-    let started = std::time::Instant::now();
-    assert_eq!(d.ok(&["stop", "-t", "1", "stubborn"]), "stubborn\n");
-    let took = started.elapsed();
-    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(5), "{took:?}");
-    let state = d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "stubborn"]);
+    let (took, state) = stop(&["-t", "1", "stubborn"], "{{.State.Status}} {{.State.ExitCode}}");
+    within(took, 1, 5);
     assert_eq!(state, "exited 137\n");
     // A command that handles SIGTERM stops at once, with its own status.
     let polite = "trap 'exit 0' TERM; echo ready; sleep 100 & wait";
     d.ok(&["run", "-d", "--name", "polite", "/bin/sh", "-c", polite]);
     ready("polite");
-    let started = std::time::Instant::now();
-    d.ok(&["stop", "polite"]);
-    assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "polite"]), "0\n");
+    let (took, state) = stop(&["polite"], "{{.State.ExitCode}}");
+    within(took, 0, 5);
+    assert_eq!(state, "0\n");
 
     // A command with no handler is as PID 1 under Docker: SIGTERM does not reach it, so
     // `stop -t 2` waits the 2 s and kills it (3e-restart-policies.txt: "docker stop -t 2 took
     // 2.13 s", Exited (137)).
     d.ok(&["run", "-d", "--name", "stopme", "sleep", "3600"]);
-    let started = std::time::Instant::now();
-    assert_eq!(d.ok(&["stop", "-t", "2", "stopme"]), "stopme\n");
-    let took = started.elapsed();
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(6), "{took:?}");
-    let state = d.ok(&["inspect", "-f", "{{.State.ExitCode}} {{.HostConfig.Init}}", "stopme"]);
+    let init = "{{.State.ExitCode}} {{.HostConfig.Init}}";
+    let (took, state) = stop(&["-t", "2", "stopme"], init);
+    within(took, 2, 6);
     assert_eq!(state, "137 <no value>\n");
     // With --init (docker run --init) the command is not PID 1 and SIGTERM ends it at once.
     d.ok(&["run", "-d", "--init", "--name", "inited", "sleep", "3600"]);
-    let started = std::time::Instant::now();
-    d.ok(&["stop", "-t", "20", "inited"]);
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
-    let state = d.ok(&["inspect", "-f", "{{.State.ExitCode}} {{.HostConfig.Init}}", "inited"]);
+    let (took, state) = stop(&["-t", "20", "inited"], init);
+    within(took, 0, 10);
     assert_eq!(state, "143 true\n");
 
     // --stop-signal: what stop sends first; --stop-timeout: its wait when stop has no -t.
     let usr1 = "trap 'exit 7' USR1; echo ready; sleep 100 & wait";
     d.ok(&["run", "-d", "--name", "usr1", "--stop-signal", "SIGUSR1", "/bin/sh", "-c", usr1]);
     ready("usr1");
-    d.ok(&["stop", "usr1"]);
-    let state = d.ok(&["inspect", "-f", "{{.State.ExitCode}} {{.Config.StopSignal}}", "usr1"]);
+    let (_, state) = stop(&["usr1"], "{{.State.ExitCode}} {{.Config.StopSignal}}");
     assert_eq!(state, "7 SIGUSR1\n");
     d.ok(&["run", "-d", "--name", "quick", "--stop-timeout", "1", "sleep", "3600"]);
-    let started = std::time::Instant::now();
-    d.ok(&["stop", "quick"]);
-    let took = started.elapsed();
-    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(5), "{took:?}");
-    let state = d.ok(&["inspect", "-f", "{{.State.ExitCode}} {{.Config.StopTimeout}}", "quick"]);
+    let (took, state) = stop(&["quick"], "{{.State.ExitCode}} {{.Config.StopTimeout}}");
+    within(took, 1, 5);
     assert_eq!(state, "137 1\n");
     let bad = d.cli(&["run", "-d", "--stop-signal", "FOO", "sleep", "1"]);
     assert_eq!(bad.status.code(), Some(125));

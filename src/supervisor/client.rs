@@ -153,13 +153,11 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
             SupervisorCommand::Run(a) => run_container(client, *a).await,
             SupervisorCommand::Ps(a) => ps(client, a).await,
             SupervisorCommand::Port(a) => port(client, a).await,
-            SupervisorCommand::Stop(a) => {
-                each(&a.containers, |c| {
-                    let uri = format!("/containers/{}/stop{}", q(c), stop_query(a.time));
-                    async move { client.call(Method::POST, &uri, None).await.map(drop) }
-                })
-                .await
-            }
+            SupervisorCommand::Stop(a) => each(&a.containers, |c| {
+                let uri = format!("/containers/{}/stop{}", q(c), stop_query(a.time));
+                async move { client.call(Method::POST, &uri, None).await.map(|_| c.to_string()) }
+            })
+            .await,
             SupervisorCommand::Start(a) => {
                 let mut failed = Vec::new();
                 for c in &a.containers {
@@ -181,13 +179,11 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
                     ))
                 }
             }
-            SupervisorCommand::Rm(a) => {
-                each(&a.containers, |c| {
-                    let uri = format!("/containers/{}?force={}", q(c), u8::from(a.force));
-                    async move { client.call(Method::DELETE, &uri, None).await.map(drop) }
-                })
-                .await
-            }
+            SupervisorCommand::Rm(a) => each(&a.containers, |c| {
+                let uri = format!("/containers/{}?force={}", q(c), u8::from(a.force));
+                async move { client.call(Method::DELETE, &uri, None).await.map(|_| c.to_string()) }
+            })
+            .await,
             SupervisorCommand::Logs(a) => {
                 let tail = a
                     .tail
@@ -209,31 +205,27 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
                     let start = format!("/containers/{}/start", q(c));
                     async move {
                         client.call(Method::POST, &stop, None).await?;
-                        client.call(Method::POST, &start, None).await.map(drop)
+                        client.call(Method::POST, &start, None).await.map(|_| c.to_string())
                     }
                 })
                 .await
             }
-            SupervisorCommand::Kill(a) => {
-                each(&a.containers, |c| {
-                    let uri = format!("/containers/{}/kill?signal={}", q(c), q(&a.signal));
-                    async move { client.call(Method::POST, &uri, None).await.map(drop) }
-                })
-                .await
-            }
+            SupervisorCommand::Kill(a) => each(&a.containers, |c| {
+                let uri = format!("/containers/{}/kill?signal={}", q(c), q(&a.signal));
+                async move { client.call(Method::POST, &uri, None).await.map(|_| c.to_string()) }
+            })
+            .await,
             SupervisorCommand::Wait(a) => {
-                let mut failed = false;
-                for c in &a.containers {
+                each(&a.containers, |c| {
                     let uri = format!("/containers/{}/wait", q(c));
-                    match client.json(Method::POST, &uri, None).await {
-                        Ok(v) => println!("{}", v["StatusCode"]),
-                        Err(e) => {
-                            eprintln!("{}", e.message);
-                            failed = true;
-                        }
+                    async move {
+                        client
+                            .json(Method::POST, &uri, None)
+                            .await
+                            .map(|v| v["StatusCode"].to_string())
                     }
-                }
-                Ok(u8::from(failed))
+                })
+                .await
             }
             SupervisorCommand::Exec(a) => exec(client, a).await,
             SupervisorCommand::Network(a) => network(client, a).await,
@@ -259,17 +251,17 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
     }
 }
 
-/// Runs `f` for each container, printing each name that succeeded; Docker's summary line
-/// and exit 1 if any failed.
+/// Runs `f` for each container, printing the line it gives on success (the name, or `wait`'s
+/// exit code) and the daemon's words on failure; exit 1 if any failed.
 async fn each<'a, F, Fut>(names: &'a [String], f: F) -> Result<u8>
 where
     F: Fn(&'a str) -> Fut,
-    Fut: Future<Output = Result<()>>,
+    Fut: Future<Output = Result<String>>,
 {
     let mut failed = false;
     for name in names {
         match f(name).await {
-            Ok(()) => println!("{name}"),
+            Ok(line) => println!("{line}"),
             Err(e) => {
                 eprintln!("{}", e.message);
                 failed = true;

@@ -142,6 +142,11 @@ impl Daemon {
         nets.iter().find(|n| n.net.id == id).cloned()
     }
 
+    /// [`user_network`](Self::user_network), or Docker's `network KEY not found` (404).
+    fn user_network_or_404(&self, key: &str) -> Result<Arc<UserNet>, ApiError> {
+        self.user_network(key).ok_or_else(|| network_error(NetworkError::NotFound(key.to_string())))
+    }
+
     fn user_networks(&self) -> Vec<Arc<UserNet>> {
         self.networks.lock().map(|n| n.clone()).unwrap_or_default()
     }
@@ -370,9 +375,7 @@ impl Daemon {
         container: &Arc<Container>,
         aliases: Vec<String>,
     ) -> Result<(), ApiError> {
-        let n = self
-            .user_network(key)
-            .ok_or_else(|| network_error(NetworkError::NotFound(key.to_string())))?;
+        let n = self.user_network_or_404(key)?;
         let _op = container.op.lock().await;
         let r = container.record();
         match r.network_mode.as_str() {
@@ -465,9 +468,7 @@ impl Daemon {
         key: &str,
         container: &Arc<Container>,
     ) -> Result<(), ApiError> {
-        let n = self
-            .user_network(key)
-            .ok_or_else(|| network_error(NetworkError::NotFound(key.to_string())))?;
+        let n = self.user_network_or_404(key)?;
         let _op = container.op.lock().await;
         let r = container.record();
         if !r.networks.iter().any(|a| a.network == n.net.name) {
