@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     let status = StatusPipe::from_fd3();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Container commands (daemon, run, ps, …) have docker's flags, not docker-proxy's.
-    if let Some(code) = cproxy::supervisor::cli::dispatch(&argv) {
+    if let Some(code) = cproxy::supervisor::client::cli::dispatch(&argv) {
         return code;
     }
     let args = compat::normalize_args(argv);

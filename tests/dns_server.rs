@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cproxy::supervisor::dns_server::{DnsServer, FORWARD_TIMEOUT, Lookup};
+use cproxy::supervisor::engine::dns_server::{DnsServer, FORWARD_TIMEOUT, Lookup};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -481,7 +481,7 @@ impl Drop for EtcNetns {
 
 #[test]
 fn a_container_beyond_its_forwarding_slots_gets_servfail_at_once_and_others_are_still_served() {
-    use cproxy::supervisor::dns_server::MAX_FORWARDS_PER_CONTAINER as SLOTS;
+    use cproxy::supervisor::engine::dns_server::MAX_FORWARDS_PER_CONTAINER as SLOTS;
     let daemon = Daemon::new();
     let silent = Upstream::start(&daemon, true);
     let good = Upstream::start(&daemon, false);

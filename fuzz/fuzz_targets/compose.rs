@@ -1,4 +1,4 @@
-//! Fuzzes `cproxy::supervisor::compose::parse`: any text is read without a panic, and what it
+//! Fuzzes `cproxy::supervisor::rules::compose::parse`: any text is read without a panic, and what it
 //! accepts holds together: every port, expose value and link is one its flag accepts, every
 //! service starts after what it depends on, and every error names a line in the file.
 
@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use cproxy::spec::{PortSpec, parse_expose};
-use cproxy::supervisor::compose::parse;
+use cproxy::supervisor::rules::compose::parse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

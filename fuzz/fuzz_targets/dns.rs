@@ -1,4 +1,4 @@
-//! Fuzzes `cproxy::supervisor::dns::answer`: any datagram is handled without a panic; a reply
+//! Fuzzes `cproxy::supervisor::rules::dns::answer`: any datagram is handled without a panic; a reply
 //! is a response that decodes, carries the query's ID and fits a UDP datagram, and a message
 //! that is itself a response is never answered. Over TCP (`answer_over`), a reply is whole: no
 //! TC bit, at most 65535 bytes.
@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use cproxy::supervisor::dns::{Response, SingleLabel, Transport, answer, answer_over, servfail};
+use cproxy::supervisor::rules::dns::{Response, SingleLabel, Transport, answer, answer_over, servfail};
 use hickory_proto::op::{Message, MessageType};
 use libfuzzer_sys::fuzz_target;
 

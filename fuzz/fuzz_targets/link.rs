@@ -1,4 +1,4 @@
-//! Fuzzes `cproxy::supervisor::links`: `--link` values, and the environment and hosts lines
+//! Fuzzes `cproxy::supervisor::rules::links`: `--link` values, and the environment and hosts lines
 //! made from whatever parses. None may panic; a parsed `NAME:ALIAS` displays as text that
 //! parses back to the same link, and every variable is `NAME=VALUE` with its name once.
 
@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use cproxy::proxy::Proto;
-use cproxy::supervisor::links::{Link, LinkSource, hosts_lines, link_env};
+use cproxy::supervisor::rules::links::{Link, LinkSource, hosts_lines, link_env};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,4 +1,4 @@
-//! Fuzzes `cproxy::supervisor::ps`'s formats: the client's check of a `--format` template and
+//! Fuzzes `cproxy::supervisor::rules::ps`'s formats: the client's check of a `--format` template and
 //! its output for a few containers, `table` (header row, tabwriter columns) included. None
 //! may panic; a template the check accepts prints one line per container (and a header for
 //! `table`) when neither it nor the fields hold a line break.
@@ -7,7 +7,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use cproxy::supervisor::ps::{check, effective_format, tabwrite, write};
+use cproxy::supervisor::rules::ps::{check, effective_format, tabwrite, write};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 

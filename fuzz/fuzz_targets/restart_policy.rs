@@ -1,9 +1,9 @@
-//! Fuzzes `cproxy::supervisor::restart`: `--restart` values. None may panic; whatever parses
+//! Fuzzes `cproxy::supervisor::rules::restart`: `--restart` values. None may panic; whatever parses
 //! displays as text that parses back to the same policy, and survives the API's JSON form.
 
 #![no_main]
 
-use cproxy::supervisor::restart::RestartPolicy;
+use cproxy::supervisor::rules::restart::RestartPolicy;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,9 +1,9 @@
-//! Fuzzes `cproxy::supervisor::signal`: `kill -s` values. None may panic; a parsed signal is a
+//! Fuzzes `cproxy::supervisor::rules::signal`: `kill -s` values. None may panic; a parsed signal is a
 //! positive number, and a refusal is Docker's `Invalid signal: …` naming the input.
 
 #![no_main]
 
-use cproxy::supervisor::signal;
+use cproxy::supervisor::rules::signal;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

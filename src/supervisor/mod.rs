@@ -7,29 +7,11 @@
 //! [`crate::ports::PortAllocator`].
 
 pub mod api;
-pub mod cli;
 pub mod client;
-pub mod compose;
-pub mod compose_cmd;
-pub mod daemon;
-pub mod dns;
-pub mod dns_server;
-pub mod format;
-pub mod hosts;
-pub mod init;
-pub mod linked;
-pub mod links;
-pub mod names;
-pub mod net;
-pub mod netd;
-pub mod networks;
-pub mod process;
-pub mod ps;
-pub mod publish;
-pub mod restart;
-pub mod signal;
-pub mod state;
-pub mod view;
+pub mod engine;
+pub mod http;
+pub mod os;
+pub mod rules;
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -126,7 +108,7 @@ fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, String> 
 }
 
 async fn serve(cfg: DaemonConfig) -> Result<(), String> {
-    let store = state::Store::open(&cfg.data_root)
+    let store = engine::store::Store::open(&cfg.data_root)
         .map_err(|e| format!("cannot use data root {}: {e}", cfg.data_root.display()))?;
     let listener = bind_socket(&cfg.socket)?;
     let proxy = Proxy::new(Config { grace: Duration::from_secs(1), ..Config::default() });
@@ -142,15 +124,15 @@ async fn serve(cfg: DaemonConfig) -> Result<(), String> {
         Some(r) => PortAllocator::new(r),
         None => PortAllocator::from_kernel(),
     };
-    let upstreams = dns_server::upstreams(&cfg.dns, Path::new("/etc/resolv.conf"));
-    let daemon = daemon::Daemon::new(store, proxy, allocator, cfg.bip, upstreams)
+    let upstreams = engine::dns_server::upstreams(&cfg.dns, Path::new("/etc/resolv.conf"));
+    let daemon = engine::Daemon::new(store, proxy, allocator, cfg.bip, upstreams)
         .await
         .map_err(|e| format!("cannot set up networking: {e}"))?;
     let daemon = Arc::new(daemon);
     daemon.answer_names();
     daemon.restore().await;
     let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
-    let app = api::router(daemon.clone());
+    let app = http::router(daemon.clone());
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     tracing::info!(socket = %cfg.socket.display(), "API listening");

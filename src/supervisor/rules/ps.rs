@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use super::client::{TemplateOptions, render_template_with, template_actions};
-use super::format;
+use crate::supervisor::client::{TemplateOptions, render_template_with, template_actions};
+use crate::supervisor::rules::format;
 
 /// `--filter` values by key (Docker's `filters.Args`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

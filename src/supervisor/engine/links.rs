@@ -1,6 +1,6 @@
 //! Legacy links wired into the daemon: the sources a recipient's `--link`s name (checked when
 //! it is created and when it starts, in Docker's words), the environment and `/etc/hosts`
-//! lines it gets from them ([`super::links`]), and the rewrite of every running recipient's
+//! lines it gets from them ([`crate::supervisor::rules::links`]), and the rewrite of every running recipient's
 //! `/etc/hosts` when a source starts again, which no reader inside ever sees half done.
 //!
 //! The rewrite: a `rename` over the hosts file the container's `/etc/hosts` is bind-mounted
@@ -20,11 +20,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::daemon::{ApiError, Daemon};
-use super::hosts;
-use super::links::{self, Link, LinkError, LinkSource};
-use super::state::{Record, write_atomic};
 use crate::spec::{PortSpec, parse_expose};
+use crate::supervisor::engine::store::{Record, write_atomic};
+use crate::supervisor::engine::{ApiError, Daemon};
+use crate::supervisor::rules::hosts;
+use crate::supervisor::rules::links::{self, Link, LinkError, LinkSource};
 
 /// Serialises hosts rewrites: two for one recipient must not interleave their mounts.
 static REWRITE: Mutex<()> = Mutex::new(());

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::format::human_duration;
+use crate::supervisor::rules::format::human_duration;
 
 /// When a container's process is started again after it exits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

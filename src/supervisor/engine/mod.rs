@@ -1,7 +1,15 @@
 //! The daemon's model: containers and their lifecycle (create, start, stop, wait, remove) and
-//! logs. The API ([`super::api`]) calls into it; it calls [`super::publish`] (ports through the
-//! forwarder, [`crate::proxy::Proxy`]), [`super::net`] and [`super::process`]; what the API
-//! shows of a container is in [`super::view`].
+//! logs. The API ([`crate::supervisor::http`]) calls into it; it calls [`crate::supervisor::engine::publish`] (ports through the
+//! forwarder, [`crate::proxy::Proxy`]), [`crate::supervisor::os::netlink`] and [`crate::supervisor::os::process`]; what the API
+//! shows of a container is in [`crate::supervisor::engine::view`].
+
+pub mod dns_server;
+pub mod ipam;
+pub mod links;
+pub mod networks;
+pub mod publish;
+pub mod store;
+pub mod view;
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -20,18 +28,18 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::dns_server::{DnsServer, Lookup};
-use super::format::rfc3339;
-use super::net::{self, Bridge};
-use super::netd::{Endpoint, UserNet};
-use super::process::{Launch, Spawner};
-use super::restart::{self, Backoff, Decision, RestartPolicy};
-use super::state::{Attachment, Record, RunState, Store};
-use super::{hosts, names};
 use crate::ports::PortAllocator;
 use crate::proxy::proxy_proto::Version;
 use crate::proxy::{BindingId, Proxy};
 use crate::spec::{PortSpec, parse_expose};
+use crate::supervisor::engine::dns_server::{DnsServer, Lookup};
+use crate::supervisor::engine::networks::{Endpoint, UserNet};
+use crate::supervisor::engine::store::{Attachment, Record, RunState, Store};
+use crate::supervisor::os::netlink::{self, Bridge};
+use crate::supervisor::os::process::{Launch, Spawner};
+use crate::supervisor::rules::format::rfc3339;
+use crate::supervisor::rules::restart::{self, Backoff, Decision, RestartPolicy};
+use crate::supervisor::rules::{hosts, names};
 
 /// Docker's zero time, for times that have not happened.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -63,7 +71,7 @@ impl ApiError {
     }
 }
 
-/// `POST /containers/create`'s body (see the API documentation in [`super::api`]).
+/// `POST /containers/create`'s body (see the API documentation in [`crate::supervisor::http`]).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct CreateRequest {
@@ -287,14 +295,14 @@ impl Daemon {
         bip: Option<(Ipv4Addr, u8)>,
         upstreams: Vec<std::net::SocketAddr>,
     ) -> io::Result<Daemon> {
-        let handle = net::connect()?;
-        for leftover in net::links_with_prefix(&handle, net::VETH_PREFIX).await? {
+        let handle = netlink::connect()?;
+        for leftover in netlink::links_with_prefix(&handle, netlink::VETH_PREFIX).await? {
             tracing::info!(link = %leftover, "removing a veth a previous daemon left");
-            net::delete_link(&handle, &leftover).await?;
+            netlink::delete_link(&handle, &leftover).await?;
         }
-        let bridge = net::setup_bridge(&handle, bip).await?;
+        let bridge = netlink::setup_bridge(&handle, bip).await?;
         // A killed daemon's isolation rules; those of the networks below are made again.
-        net::remove_isolation(&handle, None).await?;
+        netlink::remove_isolation(&handle, None).await?;
         let predefined_ids = store.predefined_ids()?;
         let mut networks = Vec::new();
         for n in store.load_networks() {
@@ -503,7 +511,8 @@ impl Daemon {
             .map_err(|e| ApiError::new(400, e.to_string()))?;
         // As moby's verifyContainerSettings: the stop signal must parse.
         if !req.stop_signal.is_empty() {
-            super::signal::parse(&req.stop_signal).map_err(|e| ApiError::new(400, e))?;
+            crate::supervisor::rules::signal::parse(&req.stop_signal)
+                .map_err(|e| ApiError::new(400, e))?;
         }
         if !req.working_dir.is_empty() && !req.working_dir.starts_with('/') {
             return Err(ApiError::new(
@@ -716,7 +725,9 @@ impl Daemon {
             ("HOSTNAME".to_string(), hostname.clone()),
             ("HOME".to_string(), "/root".to_string()),
         ];
-        let link_env = sources.iter().flat_map(|(l, s)| super::links::link_env(&record.name, l, s));
+        let link_env = sources
+            .iter()
+            .flat_map(|(l, s)| crate::supervisor::rules::links::link_env(&record.name, l, s));
         for kv in link_env.chain(record.env.iter().cloned()) {
             let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
             env.retain(|(key, _)| key != k);
@@ -741,19 +752,19 @@ impl Daemon {
         let shim = started.child.id();
         let mut net_result = match (record.network_mode.as_str(), held.ip) {
             ("bridge", Some(ip)) => {
-                held.veth = Some(net::veth_name(&c.id));
-                net::attach(&self.handle, &self.bridge, &c.id, shim, ip, 0).await
+                held.veth = Some(netlink::veth_name(&c.id));
+                netlink::attach(&self.handle, &self.bridge, &c.id, shim, ip, 0).await
             }
             ("bridge", None) | ("host", _) => Ok(()),
             (m, _) if m.starts_with("container:") => Ok(()),
-            _ => net::loopback_only(shim).await,
+            _ => netlink::loopback_only(shim).await,
         };
         for e in &mut held.endpoints {
             if net_result.is_err() {
                 break;
             }
             net_result =
-                net::attach(&self.handle, &e.network.bridge, &c.id, shim, e.ip, e.slot).await;
+                netlink::attach(&self.handle, &e.network.bridge, &c.id, shim, e.ip, e.slot).await;
         }
         if net_result.is_ok() && !held.endpoints.is_empty() {
             net_result = self.dns.attach(&c.id, shim).await;
@@ -866,7 +877,7 @@ impl Daemon {
             self.proxy.remove(id).await;
         }
         if let Some(veth) = held.veth
-            && let Err(e) = net::delete_link(&self.handle, &veth).await
+            && let Err(e) = netlink::delete_link(&self.handle, &veth).await
         {
             tracing::warn!(%veth, error = %e, "could not remove veth");
         }
@@ -890,7 +901,7 @@ impl Daemon {
         let now_time = SystemTime::now();
         let now = rfc3339(now_time);
         let before = c.record();
-        let ran_for = super::format::parse_rfc3339(&before.state.started_at)
+        let ran_for = crate::supervisor::rules::format::parse_rfc3339(&before.state.started_at)
             .and_then(|t| now_time.duration_since(t).ok())
             .unwrap_or_default();
         let exit = restart::Exit {
@@ -1031,7 +1042,7 @@ impl Daemon {
             return;
         }
         let pid = Pid::from_raw(r.state.pid);
-        let first = super::signal::parse(&r.stop_signal)
+        let first = crate::supervisor::rules::signal::parse(&r.stop_signal)
             .ok()
             .and_then(|n| Signal::try_from(n).ok())
             .unwrap_or(Signal::SIGTERM);
@@ -1095,7 +1106,7 @@ impl Daemon {
         });
         futures_util::future::join_all(stops).await;
         self.proxy.shutdown().await; // The daemon's proxy has a grace of 1 s.
-        if let Err(e) = net::delete_link(&self.handle, net::BRIDGE).await {
+        if let Err(e) = netlink::delete_link(&self.handle, netlink::BRIDGE).await {
             tracing::warn!(error = %e, "could not remove the bridge");
         }
         self.dns.shutdown().await;

@@ -4,12 +4,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use super::daemon::{ApiError, Daemon};
-use super::names;
-use super::state::{Published, Record};
 use crate::ports::AllocError;
 use crate::proxy::{BindingId, BindingOptions, Proto, ProxyError};
 use crate::spec::{PortSpec, pair_halves, parse_expose};
+use crate::supervisor::engine::store::{Published, Record};
+use crate::supervisor::engine::{ApiError, Daemon};
+use crate::supervisor::rules::names;
 
 impl Daemon {
     /// Binds every published port of `record` to `ip`, all or nothing.

@@ -2,7 +2,7 @@
 //! its ID) with its own subnet and address pool, kept as a record under the data root
 //! (`networks/<id>.json`) and set up again when the daemon starts; `network rm` and the
 //! daemon's shutdown remove the bridge. The rules (names, subnets, Docker's words) are in
-//! [`super::networks`]; this is what the API's `/networks` endpoints call.
+//! [`crate::supervisor::rules::networks`]; this is what the API's `/networks` endpoints call.
 //!
 //! A container on such a network has an interface there (`eth0` for `run --network NAME`,
 //! `eth1`, `eth2`… for `network connect`), and [`Daemon::resolve`] answers the names of the
@@ -16,11 +16,11 @@ use rtnetlink::Handle;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::daemon::{ApiError, Container, Daemon, EndpointRequest};
-use super::format::rfc3339;
-use super::net::{self, Bridge};
-use super::networks::{self, CreateRequest, Network, NetworkError};
-use super::state::{Attachment, Record};
+use crate::supervisor::engine::store::{Attachment, Record};
+use crate::supervisor::engine::{ApiError, Container, Daemon, EndpointRequest};
+use crate::supervisor::os::netlink::{self, Bridge};
+use crate::supervisor::rules::format::rfc3339;
+use crate::supervisor::rules::networks::{self, CreateRequest, Network, NetworkError};
 
 /// A user-defined network that is up: its record and its bridge.
 #[derive(Debug)]
@@ -37,9 +37,9 @@ impl UserNet {
     /// that drops what arrives on the default bridge for its subnet.
     pub async fn up(handle: &Handle, net: Network) -> std::io::Result<UserNet> {
         let name = net.bridge_name();
-        let bridge = net::create_bridge(handle, &name, net.gateway, net.subnet.prefix).await?;
-        let isolated = match net::no_forwarding_from(&name) {
-            Ok(()) => net::isolate_from_default_bridge(handle, net.subnet).await,
+        let bridge = netlink::create_bridge(handle, &name, net.gateway, net.subnet.prefix).await?;
+        let isolated = match netlink::no_forwarding_from(&name) {
+            Ok(()) => netlink::isolate_from_default_bridge(handle, net.subnet).await,
             Err(e) => Err(e),
         };
         let up = UserNet { net, bridge };
@@ -52,8 +52,8 @@ impl UserNet {
 
     /// Removes the network's bridge and its isolation rule.
     pub async fn down(&self, handle: &Handle) -> std::io::Result<()> {
-        let rule = net::remove_isolation(handle, Some(self.net.subnet)).await;
-        net::delete_link(handle, &self.net.bridge_name()).await?;
+        let rule = netlink::remove_isolation(handle, Some(self.net.subnet)).await;
+        netlink::delete_link(handle, &self.net.bridge_name()).await?;
         rule
     }
 }
@@ -123,7 +123,7 @@ fn network_error(e: NetworkError) -> ApiError {
 }
 
 fn mac_text(ip: Ipv4Addr) -> String {
-    net::mac_for(ip).iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    netlink::mac_for(ip).iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// A container's endpoint ID on a network (Docker's are random; this one is stable).
@@ -165,8 +165,8 @@ impl Daemon {
             gateway: ipam.map(|c| c.gateway.clone()).filter(|s| !s.is_empty()),
         };
         let existing: Vec<Network> = self.user_networks().iter().map(|n| n.net.clone()).collect();
-        let routed = net::routed_subnets(&self.handle).await.map_err(ApiError::internal)?;
-        let id = super::names::new_id().map_err(ApiError::internal)?;
+        let routed = netlink::routed_subnets(&self.handle).await.map_err(ApiError::internal)?;
+        let id = crate::supervisor::rules::names::new_id().map_err(ApiError::internal)?;
         let mut network = networks::plan(&plan, &existing, &routed, id).map_err(network_error)?;
         network.created = rfc3339(SystemTime::now());
         let up = UserNet::up(&self.handle, network.clone())
@@ -335,7 +335,7 @@ impl Daemon {
     pub(super) fn lease_endpoints(
         &self,
         r: &Record,
-        held: &mut super::daemon::Held,
+        held: &mut crate::supervisor::engine::Held,
     ) -> Result<(), ApiError> {
         let first = usize::from(r.network_mode == "bridge");
         for (i, a) in r.networks.iter().enumerate() {
@@ -353,7 +353,7 @@ impl Daemon {
                 })?,
             };
             let slot = first + i;
-            let veth = net::slot_veth_name(&r.id, slot);
+            let veth = netlink::slot_veth_name(&r.id, slot);
             held.endpoints.push(Endpoint { network: n, ip, slot, veth });
         }
         Ok(())
@@ -361,7 +361,7 @@ impl Daemon {
 
     /// Gives an endpoint back: its veth (the pair goes with it) and its address.
     pub(super) async fn release_endpoint(&self, e: Endpoint) {
-        if let Err(err) = net::delete_link(&self.handle, &e.veth).await {
+        if let Err(err) = netlink::delete_link(&self.handle, &e.veth).await {
             tracing::warn!(veth = %e.veth, error = %err, "could not remove veth");
         }
         e.network.bridge.ipam.release(e.ip);
@@ -425,12 +425,13 @@ impl Daemon {
             (0..).find(|s| !used.contains(s)).unwrap_or(0)
         };
         let pid = u32::try_from(r.state.pid).unwrap_or(0);
-        if let Err(e) = net::attach(&self.handle, &n.bridge, &container.id, pid, ip, slot).await {
+        if let Err(e) = netlink::attach(&self.handle, &n.bridge, &container.id, pid, ip, slot).await
+        {
             n.bridge.ipam.release(ip);
             return Err(ApiError::internal(format!("cannot connect the container: {e}")));
         }
         if let Ok(mut held) = container.held.lock() {
-            let veth = net::slot_veth_name(&container.id, slot);
+            let veth = netlink::slot_veth_name(&container.id, slot);
             held.endpoints.push(Endpoint { network: n.clone(), ip, slot, veth });
         }
         // Attaching again replaces the first attachment; the DNS answers from live state.
@@ -518,13 +519,13 @@ impl Daemon {
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             let (hosts, resolv) = if on_user {
                 (
-                    super::hosts::render_hosts_multi(&ips, &hostname),
-                    super::hosts::render_internal_resolv_conf(&host),
+                    crate::supervisor::rules::hosts::render_hosts_multi(&ips, &hostname),
+                    crate::supervisor::rules::hosts::render_internal_resolv_conf(&host),
                 )
             } else {
                 (
-                    super::hosts::render_hosts(ips.first().copied(), &hostname),
-                    super::hosts::render_resolv_conf(&host),
+                    crate::supervisor::rules::hosts::render_hosts(ips.first().copied(), &hostname),
+                    crate::supervisor::rules::hosts::render_resolv_conf(&host),
                 )
             };
             for (file, text) in [("hosts", hosts), ("resolv.conf", resolv)] {
@@ -532,8 +533,12 @@ impl Daemon {
                 if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
                     continue;
                 }
-                super::state::write_atomic(&path, text.as_bytes())?;
-                super::linked::swap_in_each(&pids, &path, &format!("/etc/{file}"))?;
+                crate::supervisor::engine::store::write_atomic(&path, text.as_bytes())?;
+                crate::supervisor::engine::links::swap_in_each(
+                    &pids,
+                    &path,
+                    &format!("/etc/{file}"),
+                )?;
             }
             Ok(())
         })
@@ -616,7 +621,7 @@ pub fn resolve_in(all: &[Record], asker: &str, name: &str) -> Option<Vec<IpAddr>
     if mine.is_empty() {
         return None;
     }
-    let link_targets: Vec<String> = super::linked::record_links(me)
+    let link_targets: Vec<String> = crate::supervisor::engine::links::record_links(me)
         .into_iter()
         .filter(|l| l.alias.to_ascii_lowercase() == name)
         .map(|l| l.name)
@@ -648,7 +653,7 @@ pub fn resolve_in(all: &[Record], asker: &str, name: &str) -> Option<Vec<IpAddr>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::state::RunState;
+    use crate::supervisor::engine::store::RunState;
 
     /// A network's name, the container's aliases there, its address.
     type Net<'a> = (&'a str, &'a [&'a str], Option<[u8; 4]>);

@@ -7,16 +7,16 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use super::daemon::{ApiError, Container, Daemon};
-use super::format::{self, Port};
-use super::net;
-use super::ps::{self, Candidate, ListOptions};
-use super::state::Record;
 use crate::spec::{PortSpec, parse_expose};
+use crate::supervisor::engine::store::Record;
+use crate::supervisor::engine::{ApiError, Container, Daemon};
+use crate::supervisor::os::netlink;
+use crate::supervisor::rules::format::{self, Port};
+use crate::supervisor::rules::ps::{self, Candidate, ListOptions};
 
 impl Daemon {
     /// `GET /containers/json`: newest first, running only unless `all` (or a limit, or a
-    /// `status` filter), through Docker's filters (`super::ps::select`).
+    /// `status` filter), through Docker's filters (`crate::supervisor::rules::ps::select`).
     pub fn list(&self, opts: &ListOptions) -> Result<Vec<Value>, ApiError> {
         let now = SystemTime::now();
         let records: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
@@ -63,7 +63,7 @@ impl Daemon {
         exposed.extend(port_bindings.iter().cloned());
         Candidate {
             id: r.id.clone(),
-            names: super::linked::names_with_links(r, records)
+            names: crate::supervisor::engine::links::names_with_links(r, records)
                 .into_iter()
                 .map(|n| n.trim_start_matches('/').to_string())
                 .collect(),
@@ -124,7 +124,7 @@ impl Daemon {
         let bridge = r.network_mode == "bridge" && running;
         let (ip, prefix, gateway, mac) = match r.ip.filter(|_| bridge) {
             Some(ip) => {
-                let m = net::mac_for(ip);
+                let m = netlink::mac_for(ip);
                 (
                     ip.to_string(),
                     self.bridge.ipam.subnet().prefix,
@@ -178,7 +178,7 @@ impl Daemon {
                 "RestartPolicy": r.restart_policy,
                 "Binds": r.binds,
                 "ProxyProtocol": r.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
-                "Links": if r.links.is_empty() { Value::Null } else { json!(super::linked::host_config_links(&r)) },
+                "Links": if r.links.is_empty() { Value::Null } else { json!(crate::supervisor::engine::links::host_config_links(&r)) },
             },
             "Config": {
                 "Hostname": r.hostname,

@@ -3,7 +3,7 @@
 //!
 //! Each service becomes one container named `PROJECT_SERVICE_1`, as Compose v1 names them (the
 //! project is the file's directory name, or `-p`), so `down` and `ps` find a project's
-//! containers by name. What the file says is checked by [`super::compose::parse`] before
+//! containers by name. What the file says is checked by [`crate::supervisor::rules::compose::parse`] before
 //! anything is created; the daemon refuses in `run`'s words what only it can check.
 
 use std::collections::HashMap;
@@ -18,11 +18,11 @@ use hyper::Method;
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::client::{Api, encode};
-use super::compose::{Project, Service};
-use super::format::{self, Port};
-use super::restart::RestartPolicy;
 use crate::spec::PortSpec;
+use crate::supervisor::client::{Api, encode};
+use crate::supervisor::rules::compose::{Project, Service};
+use crate::supervisor::rules::format::{self, Port};
+use crate::supervisor::rules::restart::RestartPolicy;
 
 /// The files looked for when `-f` is not given, in Compose's order.
 const DEFAULT_FILES: &[&str] =
@@ -157,7 +157,7 @@ fn run(cli: ComposeCli) -> Result<u8, String> {
     let absolute = std::fs::canonicalize(&file)
         .map_err(|e| format!("Couldn't read the compose file {}: {e}", file.display()))?;
     let project_dir = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let project = super::compose::parse(&text, &project_dir)
+    let project = crate::supervisor::rules::compose::parse(&text, &project_dir)
         .map_err(|e| format!("The Compose file '{}' is invalid because:\n{e}", file.display()))?;
     for w in &project.warnings {
         eprintln!("WARNING: {w}");
@@ -177,8 +177,8 @@ fn run(cli: ComposeCli) -> Result<u8, String> {
     let host = cli
         .host
         .or_else(|| std::env::var("CPROXY_HOST").ok())
-        .unwrap_or_else(|| format!("unix://{}", super::DEFAULT_SOCKET));
-    let socket = super::socket_path(&host)?;
+        .unwrap_or_else(|| format!("unix://{}", crate::supervisor::DEFAULT_SOCKET));
+    let socket = crate::supervisor::socket_path(&host)?;
     let loaded = Loaded { name, project, api: Api::new(socket.clone()), socket };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::init::InitArgs;
+use crate::supervisor::os::init::InitArgs;
 
 /// The subcommands this module handles.
 pub const COMMANDS: &[&str] = &[
@@ -72,7 +72,7 @@ pub enum SupervisorCommand {
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
     /// Root of the daemon's state (records, hosts files, logs)
-    #[arg(long = "data-root", value_name = "DIR", default_value = super::DEFAULT_DATA_ROOT)]
+    #[arg(long = "data-root", value_name = "DIR", default_value = crate::supervisor::DEFAULT_DATA_ROOT)]
     pub data_root: PathBuf,
     /// The bridge's address and prefix, e.g. 172.18.0.1/16 (default: the first of
     /// 172.17.0.0/16 … 172.31.0.0/16 no route uses)
@@ -387,7 +387,7 @@ pub fn dispatch(args: &[OsString]) -> Option<ExitCode> {
     }
     let first = args.get(i)?.to_str()?;
     if first == "compose" {
-        return Some(super::compose_cmd::dispatch(args, i));
+        return Some(crate::supervisor::client::compose::dispatch(args, i));
     }
     if !COMMANDS.contains(&first) {
         return None;
@@ -410,13 +410,13 @@ pub fn dispatch(args: &[OsString]) -> Option<ExitCode> {
         }
     };
     Some(match cli.command {
-        SupervisorCommand::Init(a) => super::init::run(a),
-        SupervisorCommand::NsExec(a) => super::init::nsexec(a),
+        SupervisorCommand::Init(a) => crate::supervisor::os::init::run(a),
+        SupervisorCommand::NsExec(a) => crate::supervisor::os::init::nsexec(a),
         SupervisorCommand::Daemon(a) => {
             crate::serve::init_logging(false);
             daemon(cli.host, a)
         }
-        cmd => super::client::run(cli.host, cmd),
+        cmd => crate::supervisor::client::run(cli.host, cmd),
     })
 }
 
@@ -427,8 +427,8 @@ fn daemon(host: Option<String>, a: DaemonArgs) -> ExitCode {
     };
     let host = host
         .or_else(|| std::env::var("CPROXY_HOST").ok())
-        .unwrap_or_else(|| format!("unix://{}", super::DEFAULT_SOCKET));
-    let socket = match super::socket_path(&host) {
+        .unwrap_or_else(|| format!("unix://{}", crate::supervisor::DEFAULT_SOCKET));
+    let socket = match crate::supervisor::socket_path(&host) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -440,7 +440,7 @@ fn daemon(host: Option<String>, a: DaemonArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("invalid --port-range: {e}")),
     };
-    super::run_daemon(super::DaemonConfig {
+    crate::supervisor::run_daemon(crate::supervisor::DaemonConfig {
         socket,
         data_root: a.data_root,
         bip,

@@ -1,11 +1,9 @@
 //! Container networking over rtnetlink (no `ip` command): the bridge (`cproxy0`), a veth pair
-//! per container with `eth0` inside, addresses from [`ipam`], the default route, `lo` up.
+//! per container with `eth0` inside, addresses from [`crate::supervisor::engine::ipam`], the default route, `lo` up.
 //!
 //! Work inside a container's network namespace runs on a dedicated OS thread that `setns`es
 //! into it and opens its own netlink socket there ([`in_netns`]); `setns` is per thread, so it
 //! never happens on a tokio worker.
-
-pub mod ipam;
 
 use std::fs::File;
 use std::io;
@@ -17,7 +15,7 @@ use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteProtocol
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute};
 use rtnetlink::{Handle, IpVersion, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use ipam::{Ipam, Subnet};
+use crate::supervisor::engine::ipam::{Ipam, Subnet};
 
 /// The bridge's default name.
 pub const BRIDGE: &str = "cproxy0";

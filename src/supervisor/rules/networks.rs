@@ -2,7 +2,7 @@
 //! `network ls`, `network rm NAME`, `run --network NAME`) as rules over plain data: which
 //! names are taken, which subnet a new network gets, when one may be removed, and Docker's
 //! words for each refusal (3f-user-networks.txt). Pure; the daemon's side is in
-//! [`super::netd`].
+//! [`crate::supervisor::engine::networks`].
 //!
 //! Each network is a bridge of its own named `br-` and the first 12 digits of its ID, as
 //! Docker names them, with its own subnet: the one given, or the first of Docker's default
@@ -10,7 +10,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::net::ipam::Subnet;
+use crate::supervisor::engine::ipam::Subnet;
 
 /// The networks every daemon has; they cannot be created or removed.
 pub const PREDEFINED: &[&str] = &["bridge", "host", "none"];

@@ -16,9 +16,9 @@ use std::path::{Component, Path, PathBuf};
 use saphyr::{MarkedYaml, Scalar, ScalarStyle, YamlData, YamlLoader};
 use saphyr_parser::Parser;
 
-use super::links::Link;
-use super::restart::RestartPolicy;
 use crate::spec::{PortSpec, parse_expose};
+use crate::supervisor::rules::links::Link;
+use crate::supervisor::rules::restart::RestartPolicy;
 
 /// A compose file, read: its services in the order they are to be started (each after what it
 /// depends on), its networks, and what was ignored.
@@ -434,7 +434,7 @@ fn parse_service(
             "init" => service.init = boolean(&path, v)?,
             "stop_signal" => {
                 let value = string(&path, v)?;
-                super::signal::parse(&value).map_err(|e| error(&path, v, e))?;
+                crate::supervisor::rules::signal::parse(&value).map_err(|e| error(&path, v, e))?;
                 service.stop_signal = Some(value);
             }
             "stop_grace_period" => {
@@ -905,7 +905,7 @@ mod tests {
 
     #[test]
     fn the_example_file_is_the_tutorials_web_and_db() {
-        let text = include_str!("../../examples/compose.yml");
+        let text = include_str!("../../../examples/compose.yml");
         let p = parse(text, Path::new("/srv/app")).unwrap();
         assert_eq!(p.warnings, []);
         let names: Vec<&str> = p.services.iter().map(|s| s.name.as_str()).collect();

@@ -318,7 +318,7 @@ fn prepare(args: &InitArgs) -> Result<(), String> {
 /// `cproxy __nsexec`: started by `cproxy exec` already inside a container's mount, UTS, IPC
 /// and network namespaces, with its PID namespace for children; runs the command as a child
 /// (so it is inside the PID namespace too), passes signals on, exits with its status.
-pub fn nsexec(args: super::cli::NsExecArgs) -> ExitCode {
+pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
     let Ok(set) = take_signals() else {
         return ExitCode::from(126);
     };

@@ -40,7 +40,7 @@
 //!
 //! Here there is no iptables: the sockets are bound to `127.0.0.11:53` directly inside the
 //! container's namespace (nothing else in a fresh namespace holds that port), by a dedicated
-//! thread that `setns`es into it (via [`net::in_netns`], which also makes sure `lo` is up), and
+//! thread that `setns`es into it (via [`netlink::in_netns`], which also makes sure `lo` is up), and
 //! are then handed to tokio. Sockets keep the namespace they were made in, so **one task**
 //! serves every container's sockets: a `FuturesUnordered` of per-socket receive/accept futures,
 //! forwarded queries and TCP connections, each woken on its own. Forwarded queries are sent
@@ -95,8 +95,8 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use super::dns::{self, Response, SingleLabel, Transport};
-use super::net;
+use crate::supervisor::os::netlink;
+use crate::supervisor::rules::dns::{self, Response, SingleLabel, Transport};
 
 /// Where the server answers inside each container (Docker's `DefaultResolverName`).
 pub const ADDRESS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11)), 53);
@@ -239,8 +239,8 @@ impl DnsServer {
         // answer is sent (see `detach`). A few short retries cover that, and only that.
         let mut tries = 0;
         let (udp, tcp) = loop {
-            match net::in_netns(pid, |h| async move {
-                net::lo_up(&h).await?;
+            match netlink::in_netns(pid, |h| async move {
+                netlink::lo_up(&h).await?;
                 let udp = std::net::UdpSocket::bind(ADDRESS)?;
                 udp.set_nonblocking(true)?;
                 let tcp = std::net::TcpListener::bind(ADDRESS)?;

@@ -6,7 +6,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use super::state::write_atomic;
+use crate::supervisor::engine::store::write_atomic;
 
 /// Docker's fixed lines: localhost, then the IPv6 names.
 const BASE_HOSTS: &str = "127.0.0.1\tlocalhost

@@ -46,9 +46,9 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
-use super::daemon::{ApiError, CreateRequest, Daemon};
-use super::netd::ConnectRequest;
-use super::ps::{Filters, ListOptions};
+use crate::supervisor::engine::networks::ConnectRequest;
+use crate::supervisor::engine::{ApiError, CreateRequest, Daemon};
+use crate::supervisor::rules::ps::{Filters, ListOptions};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -143,7 +143,9 @@ async fn kill(
     Query(q): Params,
 ) -> Result<StatusCode, ApiError> {
     let sig = match q.get("signal").filter(|s| !s.is_empty()) {
-        Some(raw) => super::signal::parse(raw).map_err(|e| ApiError::new(400, e))?,
+        Some(raw) => {
+            crate::supervisor::rules::signal::parse(raw).map_err(|e| ApiError::new(400, e))?
+        }
         None => libc::SIGKILL,
     };
     let cannot = |e: ApiError| ApiError {

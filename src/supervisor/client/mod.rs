@@ -1,6 +1,9 @@
 //! The client side of the container commands: HTTP over the daemon's unix socket (hyper),
 //! and Docker's output formats and error words.
 
+pub mod cli;
+pub mod compose;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,14 +14,14 @@ use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
-use super::cli::{
+use crate::spec::{PortSpec, parse_expose};
+use crate::supervisor::client::cli::{
     ExecArgs, InspectArgs, NetworkCommand, PortArgs, PsArgs, RunArgs, SupervisorCommand,
 };
-use super::format;
-use super::links::{self, Link};
-use super::ps;
-use super::restart::{PolicyError, RestartPolicy};
-use crate::spec::{PortSpec, parse_expose};
+use crate::supervisor::rules::format;
+use crate::supervisor::rules::links::{self, Link};
+use crate::supervisor::rules::ps;
+use crate::supervisor::rules::restart::{PolicyError, RestartPolicy};
 
 /// A failed call: what to print, and the exit code.
 struct Failure {
@@ -131,8 +134,8 @@ fn q(s: &str) -> String {
 pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
     let host = host
         .or_else(|| std::env::var("CPROXY_HOST").ok())
-        .unwrap_or_else(|| format!("unix://{}", super::DEFAULT_SOCKET));
-    let socket = match super::socket_path(&host) {
+        .unwrap_or_else(|| format!("unix://{}", crate::supervisor::DEFAULT_SOCKET));
+    let socket = match crate::supervisor::socket_path(&host) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cproxy: {e}");
@@ -919,7 +922,7 @@ async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
     }
     let exe = std::env::current_exe().map_err(|e| fail(e.to_string(), 126))?;
     let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), super::daemon::DEFAULT_PATH.into()),
+        ("PATH".into(), crate::supervisor::engine::DEFAULT_PATH.into()),
         ("HOSTNAME".into(), v["Config"]["Hostname"].as_str().unwrap_or_default().into()),
         ("HOME".into(), "/root".into()),
     ];

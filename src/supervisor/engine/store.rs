@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::restart::RestartPolicy;
 use crate::proxy::proxy_proto::Version;
+use crate::supervisor::rules::restart::RestartPolicy;
 
 /// Writes `data` to `path` so a reader sees the old file or the new one, never a part.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
@@ -192,7 +192,10 @@ impl Store {
     }
 
     /// Saves a user-defined network's record atomically (`networks/<id>.json`).
-    pub fn save_network(&self, net: &super::networks::Network) -> io::Result<()> {
+    pub fn save_network(
+        &self,
+        net: &crate::supervisor::rules::networks::Network,
+    ) -> io::Result<()> {
         let dir = self.root.join("networks");
         fs::create_dir_all(&dir)?;
         let json = serde_json::to_vec_pretty(net).map_err(io::Error::other)?;
@@ -208,11 +211,11 @@ impl Store {
     }
 
     /// Every network record that can be read, oldest first.
-    pub fn load_networks(&self) -> Vec<super::networks::Network> {
+    pub fn load_networks(&self) -> Vec<crate::supervisor::rules::networks::Network> {
         let Ok(entries) = fs::read_dir(self.root.join("networks")) else {
             return Vec::new();
         };
-        let mut nets: Vec<super::networks::Network> = Vec::new();
+        let mut nets: Vec<crate::supervisor::rules::networks::Network> = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_none_or(|e| e != "json") || path.ends_with("predefined.json") {
@@ -239,8 +242,8 @@ impl Store {
             return Ok(ids);
         }
         let mut ids = Vec::new();
-        for name in super::networks::PREDEFINED {
-            ids.push((name.to_string(), super::names::new_id()?));
+        for name in crate::supervisor::rules::networks::PREDEFINED {
+            ids.push((name.to_string(), crate::supervisor::rules::names::new_id()?));
         }
         write_atomic(&path, &serde_json::to_vec(&ids).map_err(io::Error::other)?)?;
         Ok(ids)

@@ -1,0 +1,2 @@
+//! Docker's Engine API types, shared by the daemon's HTTP layer ([`super::http`]), cproxy's own
+//! client commands and compose ([`super::client`]).

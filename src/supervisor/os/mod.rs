@@ -1,0 +1,7 @@
+//! The supervisor's OS layer: the only place that talks to the kernel for containers —
+//! netlink (bridges, veth pairs, routes), the process that forks shims into new namespaces,
+//! and the container's init.
+
+pub mod init;
+pub mod netlink;
+pub mod process;

@@ -1,0 +1,13 @@
+//! Docker's rules as pure functions over plain data, with no I/O: what the engine and the
+//! client decide by, each unit-tested and fuzzed apart from sockets, namespaces and files.
+
+pub mod compose;
+pub mod dns;
+pub mod format;
+pub mod hosts;
+pub mod links;
+pub mod names;
+pub mod networks;
+pub mod ps;
+pub mod restart;
+pub mod signal;
