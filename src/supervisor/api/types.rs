@@ -1,0 +1,608 @@
+//! Docker's Engine API request and response bodies, with Docker's field names and JSON types
+//! (moby's `api/types`), written once: the daemon's HTTP layer deserializes requests and
+//! serializes answers with them, cproxy's client commands and compose do the reverse, so a
+//! misspelt field is a compile error on both sides.
+//!
+//! Unknown fields are ignored and `null` reads as empty, as dockerd's Go decoder does; the few
+//! fields that are cproxy's own (not Docker's) say so.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::supervisor::rules::restart::RestartPolicy;
+
+/// Reads `null` as the type's default, as Go's JSON decoder leaves a nil slice or map.
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// An empty JSON object, the value of a port set's keys (`{"80/tcp": {}}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// Docker's `nat.PortSet`: `{"80/tcp": {}}`. cproxy's client sends `--expose` values as keys
+/// as given (`7000-7002/udp` stays one key, a range); Docker's clients send one port a key.
+pub type PortSet = BTreeMap<String, Empty>;
+
+/// Docker's `nat.PortMap`: container port (`80/tcp`) to its host bindings.
+pub type PortMap = BTreeMap<String, Vec<PortBinding>>;
+
+/// One host binding of a container port (`nat.PortBinding`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    /// Host address (empty: every address).
+    pub host_ip: String,
+    /// Host port, a range `8000-8010`, or empty for one the daemon picks.
+    pub host_port: String,
+}
+
+/// The container's settings in `POST /containers/create` and `inspect`'s `Config`
+/// (`container.Config`, the parts cproxy has).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerConfig {
+    /// `-h`.
+    pub hostname: String,
+    /// `-e` and `--env-file`, `KEY=VALUE`.
+    #[serde(deserialize_with = "nullable")]
+    pub env: Vec<String>,
+    /// The command and its arguments.
+    #[serde(deserialize_with = "nullable")]
+    pub cmd: Vec<String>,
+    /// The image; cproxy runs host commands, and shows the program here.
+    pub image: String,
+    /// `-w`.
+    pub working_dir: String,
+    /// `--expose` (and, in `inspect`, the published container ports); `null` when none.
+    pub exposed_ports: Option<PortSet>,
+    /// `--stop-signal`; `null` when not given.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`, seconds; `null` when not given.
+    pub stop_timeout: Option<i64>,
+}
+
+/// `HostConfig.RestartPolicy` as sent: `{"Name":"on-failure","MaximumRetryCount":3}`. The
+/// daemon checks it in Docker's words ([`RestartPolicySpec::policy`] is unchecked text).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicySpec {
+    /// `no`, `always`, `unless-stopped`, `on-failure` (empty: `no`).
+    pub name: String,
+    /// `on-failure`'s limit (0: none).
+    pub maximum_retry_count: i64,
+}
+
+impl RestartPolicySpec {
+    /// The `--restart` text it stands for (`on-failure:3`, `always`).
+    pub fn value(&self) -> String {
+        if self.maximum_retry_count == 0 {
+            self.name.clone()
+        } else {
+            format!("{}:{}", self.name, self.maximum_retry_count)
+        }
+    }
+}
+
+impl From<RestartPolicy> for RestartPolicySpec {
+    fn from(p: RestartPolicy) -> Self {
+        RestartPolicySpec {
+            name: p.name().to_string(),
+            maximum_retry_count: p.maximum_retry_count().into(),
+        }
+    }
+}
+
+/// `HostConfig` of create and `inspect` (`container.HostConfig`, the parts cproxy has).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    /// `bridge` (default), `host`, `none`, `container:NAME` or a user-defined network.
+    pub network_mode: String,
+    /// Docker's published ports. Docker's clients send these; in `inspect`, every published
+    /// container port with its host bindings.
+    #[serde(deserialize_with = "nullable")]
+    pub port_bindings: PortMap,
+    /// cproxy's own: `-p` specs in `docker run -p` syntax, as cproxy's client sends them (a
+    /// range stays one spec). Taken before `PortBindings`.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub port_specs: Vec<String>,
+    /// `-P`.
+    pub publish_all_ports: bool,
+    /// `--rm` with `-d`.
+    pub auto_remove: bool,
+    /// `-v HOSTDIR:DIR[:ro]`.
+    #[serde(deserialize_with = "nullable")]
+    pub binds: Vec<String>,
+    /// cproxy's own: `--proxy-protocol` (`v1`, `v2`; empty: none).
+    pub proxy_protocol: String,
+    /// `--restart`.
+    pub restart_policy: RestartPolicySpec,
+    /// `--link NAME[:ALIAS]` as sent; `inspect` shows Docker's `/db:/web/db` form, `null`
+    /// when none.
+    pub links: Option<Vec<String>>,
+    /// `--init`: `null` unless given.
+    pub init: Option<bool>,
+}
+
+/// A container's settings on one network (`network.EndpointSettings`): what create's
+/// `NetworkingConfig` and `network connect` send, and what `inspect` shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    /// `--ip` as sent.
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    /// Always `null` here.
+    pub links: Option<Vec<String>>,
+    /// Network-scoped aliases (`--network-alias`); `null` on the predefined networks.
+    pub aliases: Option<Vec<String>>,
+    /// The network's ID.
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    /// The endpoint's ID while running.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// The network's gateway while running.
+    pub gateway: String,
+    /// The container's address there while running.
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    /// Its prefix length while running.
+    pub ip_prefix_len: u8,
+    /// Always empty here.
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    /// Always empty here.
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    /// Always 0 here.
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    /// The interface's MAC address while running.
+    pub mac_address: String,
+}
+
+/// `IPAMConfig` of [`EndpointSettings`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointIpamConfig {
+    /// The address asked for.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+}
+
+/// `NetworkingConfig` of create: `{"EndpointsConfig": {"my-bridge": {"Aliases": ["a"]}}}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkingConfig {
+    /// Per network, the endpoint's settings.
+    #[serde(deserialize_with = "nullable")]
+    pub endpoints_config: BTreeMap<String, EndpointSettings>,
+}
+
+/// `POST /containers/create`'s body: the container's config with its host and network
+/// settings beside it, as Docker's `ContainerCreateConfig`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerCreateRequest {
+    /// Everything but the host and network settings.
+    #[serde(flatten)]
+    pub config: ContainerConfig,
+    /// Host settings.
+    #[serde(default, deserialize_with = "nullable")]
+    pub host_config: HostConfig,
+    /// Network settings.
+    #[serde(default, deserialize_with = "nullable")]
+    pub networking_config: NetworkingConfig,
+}
+
+/// `201` of `POST /containers/create`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerCreateResponse {
+    /// The new container's ID.
+    pub id: String,
+    /// Never any here.
+    #[serde(deserialize_with = "nullable")]
+    pub warnings: Vec<String>,
+}
+
+/// `POST /containers/{id}/wait`'s answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerWaitResponse {
+    /// The command's exit code.
+    pub status_code: i64,
+}
+
+/// An error answer: `{"message": "..."}`, the sentence Docker's client prints after "Error
+/// response from daemon: ".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ErrorResponse {
+    /// Docker's words.
+    pub message: String,
+}
+
+/// One published (or only exposed) port in `GET /containers/json`'s `Ports` (`types.Port`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    /// Host address; empty for a port that is exposed but not published.
+    #[serde(rename = "IP", default, skip_serializing_if = "String::is_empty")]
+    pub ip: String,
+    /// The container port.
+    #[serde(rename = "PrivatePort")]
+    pub private_port: u16,
+    /// The host port; 0 when not published.
+    #[serde(rename = "PublicPort", default, skip_serializing_if = "is_zero")]
+    pub public_port: u16,
+    /// `tcp` or `udp`.
+    #[serde(rename = "Type")]
+    pub proto: String,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+/// A mount in `GET /containers/json`'s `Mounts` (`types.MountPoint`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MountPoint {
+    /// `bind`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// A volume's name (none here: binds only).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// The host path.
+    pub source: String,
+    /// The path inside.
+    pub destination: String,
+    /// A volume's driver (none here).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub driver: String,
+    /// `ro`, `rw` or empty, as given.
+    pub mode: String,
+    /// Writable.
+    #[serde(rename = "RW")]
+    pub rw: bool,
+    /// `rprivate`.
+    pub propagation: String,
+}
+
+/// The network mode part of a summary's `HostConfig`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SummaryHostConfig {
+    /// As in `inspect`.
+    pub network_mode: String,
+}
+
+/// A summary's `NetworkSettings`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SummaryNetworkSettings {
+    /// Per network, as in `inspect`.
+    #[serde(deserialize_with = "nullable")]
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+/// One container of `GET /containers/json` (`types.Container`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerSummary {
+    /// The full ID.
+    pub id: String,
+    /// `/name`, then the names links give it (`/web/db`).
+    #[serde(deserialize_with = "nullable")]
+    pub names: Vec<String>,
+    /// The program (there is no image).
+    pub image: String,
+    /// The command line, Go-quoted where needed.
+    pub command: String,
+    /// Seconds since the epoch.
+    pub created: i64,
+    /// Published and exposed ports while running.
+    #[serde(deserialize_with = "nullable")]
+    pub ports: Vec<Port>,
+    /// Always empty here.
+    #[serde(deserialize_with = "nullable")]
+    pub labels: BTreeMap<String, String>,
+    /// `created`, `running`, `restarting`, `exited`.
+    pub state: String,
+    /// Docker's STATUS text (`Up 5 seconds`).
+    pub status: String,
+    /// The network mode.
+    pub host_config: SummaryHostConfig,
+    /// Per network.
+    pub network_settings: SummaryNetworkSettings,
+    /// Bind mounts.
+    #[serde(deserialize_with = "nullable")]
+    pub mounts: Vec<MountPoint>,
+}
+
+/// `inspect`'s `State`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerState {
+    /// `created`, `running`, `restarting`, `exited`.
+    pub status: String,
+    /// Running or restarting, as Docker counts it.
+    pub running: bool,
+    /// Always false here.
+    pub paused: bool,
+    /// Waiting out its restart back-off.
+    pub restarting: bool,
+    /// Always false here.
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    /// Always false here.
+    pub dead: bool,
+    /// Host PID of the container's init while running, else 0.
+    pub pid: i32,
+    /// The last exit code.
+    pub exit_code: i32,
+    /// Why the last start failed.
+    pub error: String,
+    /// RFC 3339, or Docker's zero time.
+    pub started_at: String,
+    /// RFC 3339, or Docker's zero time.
+    pub finished_at: String,
+}
+
+/// `inspect`'s `NetworkSettings`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkSettings {
+    /// Exposed container ports (`null`) and published ones (their bindings), while running.
+    #[serde(deserialize_with = "nullable")]
+    pub ports: BTreeMap<String, Option<Vec<PortBinding>>>,
+    /// The address on the default bridge while running.
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    /// Its prefix length.
+    pub ip_prefix_len: u8,
+    /// The default bridge's gateway.
+    pub gateway: String,
+    /// The interface's MAC address.
+    pub mac_address: String,
+    /// Per network.
+    #[serde(deserialize_with = "nullable")]
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+/// `GET /containers/{id}/json` (`types.ContainerJSON`, the parts cproxy has).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerInspect {
+    /// The full ID.
+    pub id: String,
+    /// RFC 3339.
+    pub created: String,
+    /// The program.
+    pub path: String,
+    /// Its arguments.
+    #[serde(deserialize_with = "nullable")]
+    pub args: Vec<String>,
+    /// Lifecycle state.
+    pub state: ContainerState,
+    /// The program (there is no image).
+    pub image: String,
+    /// The container's resolv.conf on the host.
+    pub resolv_conf_path: String,
+    /// Its hostname file.
+    pub hostname_path: String,
+    /// Its hosts file.
+    pub hosts_path: String,
+    /// Its json-file log.
+    pub log_path: String,
+    /// `/name`.
+    pub name: String,
+    /// cproxy's own: the link variables `exec` gives, from the sources as they are now.
+    #[serde(deserialize_with = "nullable")]
+    pub cproxy_link_env: Vec<String>,
+    /// Restarts since the last explicit start.
+    pub restart_count: u32,
+    /// Host settings.
+    pub host_config: HostConfig,
+    /// The container's settings.
+    pub config: ContainerConfig,
+    /// Addresses and ports.
+    pub network_settings: NetworkSettings,
+}
+
+/// `IPAM.Config` entry of a network.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamConfig {
+    /// `--subnet`.
+    pub subnet: String,
+    /// `--gateway`.
+    pub gateway: String,
+}
+
+/// A network's `IPAM` (`network.IPAM`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ipam {
+    /// `default`.
+    pub driver: String,
+    /// `null` on the predefined networks, `{}` on user-defined ones.
+    pub options: Option<BTreeMap<String, String>>,
+    /// At most one entry here.
+    #[serde(deserialize_with = "nullable")]
+    pub config: Vec<IpamConfig>,
+}
+
+/// `POST /networks/create`'s body (`types.NetworkCreateRequest`, the parts cproxy has).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreateRequest {
+    /// The name.
+    pub name: String,
+    /// `bridge` or empty.
+    pub driver: String,
+    /// `--subnet`/`--gateway`.
+    #[serde(rename = "IPAM")]
+    pub ipam: Ipam,
+}
+
+/// `201` of `POST /networks/create`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreateResponse {
+    /// The new network's ID.
+    pub id: String,
+    /// Always empty here.
+    pub warning: String,
+}
+
+/// `POST /networks/{id}/connect`'s body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkConnectRequest {
+    /// The container.
+    pub container: String,
+    /// Its settings there (aliases).
+    pub endpoint_config: EndpointSettings,
+}
+
+/// `POST /networks/{id}/disconnect`'s body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkDisconnectRequest {
+    /// The container.
+    pub container: String,
+    /// Disconnect even if it is not running (accepted; nothing differs here).
+    pub force: bool,
+}
+
+/// A container on a network, in `network inspect`'s `Containers` (`types.EndpointResource`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointResource {
+    /// The container's name.
+    pub name: String,
+    /// The endpoint's ID.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// Its MAC address.
+    pub mac_address: String,
+    /// `ADDRESS/PREFIX`.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    /// Always empty here.
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+}
+
+/// `ConfigFrom` of a network.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ConfigReference {
+    /// Always empty here.
+    pub network: String,
+}
+
+/// `GET /networks` and `GET /networks/{id}` (`types.NetworkResource`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkResource {
+    /// The name.
+    pub name: String,
+    /// 64 hex digits.
+    pub id: String,
+    /// RFC 3339 (empty for the predefined networks).
+    pub created: String,
+    /// `local`.
+    pub scope: String,
+    /// `bridge`, `host` or `null`.
+    pub driver: String,
+    /// Always false here.
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    /// Subnet and gateway.
+    #[serde(rename = "IPAM")]
+    pub ipam: Ipam,
+    /// Always false here.
+    pub internal: bool,
+    /// Always false here.
+    pub attachable: bool,
+    /// Always false here.
+    pub ingress: bool,
+    /// Always empty here.
+    pub config_from: ConfigReference,
+    /// Always false here.
+    pub config_only: bool,
+    /// The running containers on it, by ID.
+    #[serde(deserialize_with = "nullable")]
+    pub containers: BTreeMap<String, EndpointResource>,
+    /// Always empty here.
+    #[serde(deserialize_with = "nullable")]
+    pub options: BTreeMap<String, String>,
+    /// Always empty here.
+    #[serde(deserialize_with = "nullable")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_create_request_reads_dockers_body_with_nulls_and_unknown_fields() {
+        let body = r#"{"Hostname":"","Cmd":["sh","-c","true"],"Env":null,"Image":"busybox",
+            "Tty":false,"ExposedPorts":{"80/tcp":{}},"Labels":{},
+            "HostConfig":{"NetworkMode":"default","PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}]},
+                          "RestartPolicy":{"Name":"","MaximumRetryCount":0},"Binds":null,"Init":null},
+            "NetworkingConfig":{"EndpointsConfig":null}}"#;
+        let req: ContainerCreateRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(req.config.cmd, ["sh", "-c", "true"]);
+        assert!(req.config.env.is_empty());
+        assert_eq!(req.config.image, "busybox");
+        assert!(req.config.exposed_ports.unwrap().contains_key("80/tcp"));
+        assert_eq!(req.host_config.network_mode, "default");
+        assert_eq!(req.host_config.port_bindings["80/tcp"][0].host_port, "8080");
+        assert_eq!(req.host_config.init, None);
+        assert!(req.networking_config.endpoints_config.is_empty());
+    }
+
+    #[test]
+    fn a_create_request_survives_a_round_trip() {
+        let mut req = ContainerCreateRequest::default();
+        req.config.cmd = vec!["sleep".into(), "1".into()];
+        req.config.stop_timeout = Some(3);
+        req.host_config.port_specs = vec!["127.0.0.1:8080:80/tcp".into()];
+        req.host_config.restart_policy =
+            RestartPolicySpec { name: "on-failure".into(), maximum_retry_count: 2 };
+        req.networking_config.endpoints_config.insert(
+            "n".into(),
+            EndpointSettings { aliases: Some(vec!["a".into()]), ..EndpointSettings::default() },
+        );
+        let text = serde_json::to_string(&req).unwrap();
+        assert!(text.contains(r#""Cmd":["sleep","1"]"#), "{text}");
+        assert!(text.contains(r#""HostConfig":{"#), "{text}");
+        assert_eq!(serde_json::from_str::<ContainerCreateRequest>(&text).unwrap(), req);
+        assert_eq!(req.host_config.restart_policy.value(), "on-failure:2");
+    }
+
+    #[test]
+    fn a_body_of_the_wrong_shape_is_refused() {
+        assert!(serde_json::from_str::<ContainerCreateRequest>(r#"{"Cmd":"ls"}"#).is_err());
+        assert!(serde_json::from_str::<ContainerCreateRequest>("[]").is_err());
+        assert!(serde_json::from_str::<NetworkConnectRequest>(r#"{"Container":1}"#).is_err());
+    }
+
+    #[test]
+    fn ports_leave_out_what_is_not_published() {
+        let p = Port { ip: String::new(), private_port: 80, public_port: 0, proto: "tcp".into() };
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"PrivatePort":80,"Type":"tcp"}"#);
+    }
+}
