@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::spec::{PortSpec, parse_expose};
+use crate::supervisor::engine::store::{NetworkMode, Status};
 use crate::supervisor::engine::store::{Record, write_atomic};
-use crate::supervisor::engine::{ApiError, Daemon};
+use crate::supervisor::engine::{Daemon, Error};
 use crate::supervisor::rules::hosts;
 use crate::supervisor::rules::links::{self, Link, LinkError, LinkSource};
 
@@ -72,34 +73,9 @@ fn source_of(r: &Record) -> Option<LinkSource> {
 }
 
 impl Daemon {
-    /// Parses `--link` values at create time: each source must exist (Docker's
-    /// `could not get container for NAME: …`); links are stored by the source's name.
-    pub(super) fn check_links(
-        &self,
-        mode: &str,
-        values: &[String],
-    ) -> Result<Vec<String>, ApiError> {
-        let mut parsed = Vec::new();
-        for value in values {
-            parsed.push(Link::parse(value).map_err(|e| ApiError::new(400, e.to_string()))?);
-        }
-        links::check_network_mode(mode, &parsed).map_err(|e| ApiError::new(400, e.to_string()))?;
-        let mut stored = Vec::new();
-        for link in parsed {
-            let source = self.find(&link.name).map_err(|_| {
-                ApiError::new(
-                    404,
-                    LinkError::NoSuchContainer { name: link.name.clone() }.to_string(),
-                )
-            })?;
-            stored.push(Link { name: source.record().name, alias: link.alias }.to_string());
-        }
-        Ok(stored)
-    }
-
     /// The running sources of a recipient's links, or Docker's refusal for the first one that
     /// does not run (or no longer exists).
-    pub(super) fn link_sources(&self, r: &Record) -> Result<Vec<(Link, LinkSource)>, ApiError> {
+    pub(super) fn link_sources(&self, r: &Record) -> Result<Vec<(Link, LinkSource)>, Error> {
         let mut out = Vec::new();
         for link in record_links(r) {
             let not_running = || {
@@ -107,10 +83,10 @@ impl Daemon {
                     source: link.name.clone(),
                     link: link.full_name(&r.name),
                 };
-                ApiError::new(409, e.to_string())
+                Error::conflict(e.to_string())
             };
             let source = self.find(&link.name).map_err(|_| not_running())?.record();
-            if source.state.status != "running" {
+            if source.state.status != Status::Running {
                 return Err(not_running());
             }
             let info = source_of(&source).ok_or_else(not_running)?;
@@ -123,14 +99,14 @@ impl Daemon {
     /// `exec` sees, as Docker recomputes them); sources that do not run are left out.
     pub fn link_env(&self, r: &Record) -> Vec<String> {
         let mut env = Vec::new();
-        if r.network_mode != "bridge" {
+        if !r.network_mode.is_bridge() {
             // On a user-defined network a link is a name for the DNS only, as in Docker.
             return env;
         }
         for link in record_links(r) {
             let Ok(c) = self.find(&link.name) else { continue };
             let source = c.record();
-            if source.state.status != "running" {
+            if source.state.status != Status::Running {
                 continue;
             }
             if let Some(info) = source_of(&source) {
@@ -146,7 +122,7 @@ impl Daemon {
         let Some(info) = source_of(source) else { return };
         for c in self.all() {
             let r = c.record();
-            if r.state.status != "running" || r.state.pid <= 0 {
+            if r.state.status != Status::Running || r.state.pid <= 0 {
                 continue;
             }
             let links: Vec<Link> =
@@ -177,11 +153,10 @@ impl Daemon {
     /// those of the running containers in its network namespace (`--network container:R`,
     /// which share its files, as in Docker), so a rewrite is swapped into each.
     pub(super) fn sharing_files(&self, r: &Record) -> Vec<i32> {
-        let mode = format!("container:{}", r.id);
-        let peers =
-            self.all().into_iter().map(|c| c.record()).filter(|p| {
-                p.network_mode == mode && p.state.status == "running" && p.state.pid > 0
-            });
+        let mode = NetworkMode::Container(r.id.clone());
+        let peers = self.all().into_iter().map(|c| c.record()).filter(|p| {
+            p.network_mode == mode && p.state.status == Status::Running && p.state.pid > 0
+        });
         std::iter::once(r.state.pid).chain(peers.map(|p| p.state.pid)).collect()
     }
 

@@ -3,15 +3,17 @@
 //! forwarder, [`crate::proxy::Proxy`]), [`crate::supervisor::os::netlink`] and [`crate::supervisor::os::process`]; what the API
 //! shows of a container is in [`crate::supervisor::engine::view`].
 
+pub mod create;
 pub mod dns_server;
+pub mod error;
 pub mod ipam;
 pub mod links;
+pub mod logs;
 pub mod networks;
 pub mod publish;
 pub mod store;
 pub mod view;
 
-use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Ipv4Addr;
@@ -24,150 +26,23 @@ use std::time::{Duration, SystemTime};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rtnetlink::Handle;
-use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::watch;
 
 use crate::ports::PortAllocator;
-use crate::proxy::proxy_proto::Version;
 use crate::proxy::{BindingId, Proxy};
-use crate::spec::{PortSpec, parse_expose};
+pub use error::{Error, ErrorKind};
+
+use crate::supervisor::api::stream::StreamKind;
 use crate::supervisor::engine::dns_server::{DnsServer, Lookup};
 use crate::supervisor::engine::networks::{Endpoint, UserNet};
-use crate::supervisor::engine::store::{Attachment, Record, RunState, Store};
+use crate::supervisor::engine::store::{NetworkMode, Record, Status, Store, Time};
 use crate::supervisor::os::netlink::{self, Bridge};
 use crate::supervisor::os::process::{Launch, Spawner};
-use crate::supervisor::rules::format::rfc3339;
-use crate::supervisor::rules::restart::{self, Backoff, Decision, RestartPolicy};
-use crate::supervisor::rules::{hosts, names};
-
-/// Docker's zero time, for times that have not happened.
-const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+use crate::supervisor::rules::hosts;
+use crate::supervisor::rules::restart::{self, Backoff, Decision};
 
 /// The PATH a container gets, as Docker images set it.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// An error for the API: an HTTP status and Docker's message.
-#[derive(Debug)]
-pub struct ApiError {
-    /// 400, 404, 409 or 500.
-    pub status: u16,
-    /// The sentence the client prints after "Error response from daemon: ".
-    pub message: String,
-}
-
-impl ApiError {
-    pub(super) fn new(status: u16, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
-    }
-
-    /// Docker's 404.
-    pub fn no_such(name: &str) -> ApiError {
-        ApiError::new(404, format!("No such container: {name}"))
-    }
-
-    pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
-        ApiError::new(500, e.to_string())
-    }
-}
-
-/// `POST /containers/create`'s body (see the API documentation in [`crate::supervisor::http`]).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct CreateRequest {
-    /// The command and its arguments.
-    pub cmd: Vec<String>,
-    /// `KEY=VALUE`.
-    pub env: Vec<String>,
-    /// `-h`.
-    pub hostname: String,
-    /// `--expose` values.
-    pub exposed_ports: Vec<String>,
-    /// `-w`.
-    pub working_dir: String,
-    /// Network mode, published ports, -P, --rm.
-    pub host_config: HostConfigRequest,
-    /// `--network-alias`, as Docker's API carries it.
-    pub networking_config: NetworkingConfigRequest,
-    /// `--stop-signal` (empty: SIGTERM).
-    pub stop_signal: String,
-    /// `--stop-timeout`, seconds (`None`: 10, or what `stop -t` says).
-    pub stop_timeout: Option<i64>,
-}
-
-/// `NetworkingConfig`: `{"EndpointsConfig": {"my-bridge": {"Aliases": ["c2alias"]}}}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct NetworkingConfigRequest {
-    /// Per network, the endpoint's settings.
-    pub endpoints_config: std::collections::HashMap<String, EndpointRequest>,
-}
-
-/// One network's endpoint settings at create or `network connect`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct EndpointRequest {
-    /// Network-scoped aliases.
-    pub aliases: Vec<String>,
-    /// `--ip`.
-    #[serde(rename = "IPAMConfig")]
-    pub ipam_config: EndpointIpamRequest,
-}
-
-/// `IPAMConfig` of [`EndpointRequest`].
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct EndpointIpamRequest {
-    /// The address asked for.
-    #[serde(rename = "IPv4Address")]
-    pub ipv4_address: String,
-}
-
-/// The `HostConfig` part of [`CreateRequest`].
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct HostConfigRequest {
-    /// `bridge` (default), `host`, `none`, `container:NAME`.
-    pub network_mode: String,
-    /// `-p` specs, in `docker run -p` syntax.
-    pub port_specs: Vec<String>,
-    /// `-P`.
-    pub publish_all_ports: bool,
-    /// `--rm`.
-    pub auto_remove: bool,
-    /// `-v HOSTDIR:DIR[:ro]` values.
-    pub binds: Vec<String>,
-    /// `--proxy-protocol`: `v1`, `v2`, or empty for none.
-    pub proxy_protocol: String,
-    /// `--restart`, as Docker's API carries it (checked by the daemon, in Docker's words).
-    pub restart_policy: RestartPolicyRequest,
-    /// `--link NAME[:ALIAS]` values.
-    pub links: Vec<String>,
-    /// `--init`.
-    pub init: bool,
-}
-
-/// `HostConfig.RestartPolicy` as sent: `{"Name":"on-failure","MaximumRetryCount":3}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct RestartPolicyRequest {
-    /// `no`, `always`, `unless-stopped`, `on-failure` (empty: `no`).
-    pub name: String,
-    /// `on-failure`'s limit (0: none).
-    pub maximum_retry_count: i64,
-}
-
-impl RestartPolicyRequest {
-    /// The policy, or Docker's refusal.
-    fn policy(&self) -> Result<RestartPolicy, ApiError> {
-        let value = if self.maximum_retry_count == 0 {
-            self.name.clone()
-        } else {
-            format!("{}:{}", self.name, self.maximum_retry_count)
-        };
-        RestartPolicy::parse(&value).map_err(|e| ApiError::new(400, e.to_string()))
-    }
-}
 
 /// The embedded DNS server's view of the daemon: [`Daemon::resolve`], through a weak reference
 /// (the daemon owns the server).
@@ -202,9 +77,9 @@ pub struct Container {
     pub(super) op: tokio::sync::Mutex<()>,
     pub(super) held: Mutex<Held>,
     /// Bumped on every log line and state change; `logs -f` and `wait` watch it.
-    events: watch::Sender<u64>,
+    pub(super) events: watch::Sender<u64>,
     /// Serialises writes to the log file.
-    log: Mutex<Option<File>>,
+    pub(super) log: Mutex<Option<File>>,
     /// The delay before the next restart, carried from exit to exit.
     backoff: Mutex<Backoff>,
     /// Bumped when a restart is scheduled and when one is called off (`stop`, `rm`, an
@@ -241,19 +116,7 @@ impl Container {
     }
 
     pub(super) fn is_running(&self) -> bool {
-        self.record().state.status == "running"
-    }
-
-    /// Appends one line of output to the log, json-file style.
-    fn log_line(&self, stream: &str, line: &str) {
-        let entry = json!({"log": line, "stream": stream, "time": rfc3339(SystemTime::now())});
-        if let Ok(mut log) = self.log.lock()
-            && let Some(f) = log.as_mut()
-        {
-            // One write per line, so a reader never sees half of one.
-            let _ = f.write_all(format!("{entry}\n").as_bytes());
-        }
-        self.events.send_modify(|n| *n += 1);
+        self.record().state.status == Status::Running
     }
 
     /// Subscribes to changes.
@@ -313,17 +176,17 @@ impl Daemon {
         }
         let mut containers = Vec::new();
         for mut record in store.load_all() {
-            if record.state.status == "restarting" {
+            if record.state.status == Status::Restarting {
                 // Its restart died with the daemon; [`Daemon::restore`] decides.
-                record.state.status = "exited".into();
+                record.state.status = Status::Exited;
                 store.save(&record)?;
             }
-            if record.state.status == "running" {
-                record.state.status = "exited".into();
+            if record.state.status == Status::Running {
+                record.state.status = Status::Exited;
                 // It was SIGKILLed with its daemon (PR_SET_PDEATHSIG), as Docker reports it.
                 record.state.exit_code = 137;
                 record.state.pid = 0;
-                record.state.finished_at = rfc3339(SystemTime::now());
+                record.state.finished_at = Time::now();
                 record.ip = None;
                 record.ports.clear();
                 for a in &mut record.networks {
@@ -333,7 +196,7 @@ impl Daemon {
             }
             containers.push(Container::new(record));
         }
-        containers.sort_by(|a, b| a.record().created.cmp(&b.record().created));
+        containers.sort_by_key(|c| c.record().created);
         let names = Arc::new(DaemonNames::default());
         Ok(Daemon {
             store,
@@ -364,7 +227,7 @@ impl Daemon {
     pub async fn restore(self: &Arc<Self>) {
         for c in self.all() {
             let r = c.record();
-            if r.state.status != "exited"
+            if r.state.status != Status::Exited
                 || !restart::on_daemon_start(
                     r.restart_policy,
                     r.state.exit_code,
@@ -384,226 +247,9 @@ impl Daemon {
         self.containers.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
-    /// The container a name, full ID or unambiguous ID prefix names.
-    pub fn find(&self, key: &str) -> Result<Arc<Container>, ApiError> {
-        let key = key.strip_prefix('/').unwrap_or(key);
-        let all = self.all();
-        if key.is_empty() {
-            return Err(ApiError::new(404, "No such container: "));
-        }
-        if let Some(c) = all.iter().find(|c| c.id == key || c.record().name == key) {
-            return Ok(c.clone());
-        }
-        let matches: Vec<_> = all.iter().filter(|c| c.id.starts_with(key)).collect();
-        match matches.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => Err(ApiError::no_such(key)),
-            _ => Err(ApiError::new(
-                404,
-                format!(
-                    "No such container: {key} (the ID prefix matches several; give more of it)"
-                ),
-            )),
-        }
-    }
-
-    /// Creates a container (not started). Returns its ID.
-    pub fn create(&self, name: Option<&str>, req: CreateRequest) -> Result<String, ApiError> {
-        if req.cmd.is_empty() {
-            return Err(ApiError::new(400, "No command specified"));
-        }
-        for spec in &req.host_config.port_specs {
-            PortSpec::parse(spec).map_err(|e| ApiError::new(400, e.to_string()))?;
-        }
-        for spec in &req.exposed_ports {
-            parse_expose(spec).map_err(|e| ApiError::new(400, e.to_string()))?;
-        }
-        let mut mode = match req.host_config.network_mode.as_str() {
-            "" | "default" => "bridge".to_string(),
-            m => m.to_string(),
-        };
-        let mut attachments = Vec::new();
-        if let Some(target) = mode.strip_prefix("container:") {
-            if !req.hostname.is_empty() {
-                return Err(ApiError::new(
-                    400,
-                    "conflicting options: hostname and the network mode",
-                ));
-            }
-            if !req.host_config.port_specs.is_empty() || req.host_config.publish_all_ports {
-                return Err(ApiError::new(
-                    400,
-                    "conflicting options: port publishing and the container type network mode",
-                ));
-            }
-            let target = self.find(target)?;
-            mode = format!("container:{}", target.id);
-        } else if !matches!(mode.as_str(), "bridge" | "host" | "none") {
-            let net = self
-                .user_network(&mode)
-                .ok_or_else(|| ApiError::new(404, format!("network {mode} not found")))?;
-            mode = net.net.name.clone();
-            let aliases = req
-                .networking_config
-                .endpoints_config
-                .values()
-                .flat_map(|e| e.aliases.iter().cloned())
-                .collect();
-            let wanted = req
-                .networking_config
-                .endpoints_config
-                .values()
-                .map(|e| e.ipam_config.ipv4_address.as_str())
-                .find(|a| !a.is_empty());
-            let ipv4_address = match wanted {
-                None => None,
-                Some(_) if !net.net.user_subnet => {
-                    return Err(ApiError::new(
-                        400,
-                        "user specified IP address is supported only when connecting to networks with user configured subnets",
-                    ));
-                }
-                Some(a) => match a.parse::<Ipv4Addr>() {
-                    Ok(ip) if net.net.subnet.contains(ip) => Some(ip),
-                    _ => {
-                        return Err(ApiError::new(
-                            400,
-                            format!(
-                                "Invalid address {a}: It does not belong to any of this network's subnets"
-                            ),
-                        ));
-                    }
-                },
-            };
-            attachments.push(Attachment { network: mode.clone(), aliases, ip: None, ipv4_address });
-        }
-        if attachments.is_empty()
-            && req
-                .networking_config
-                .endpoints_config
-                .values()
-                .any(|e| !e.ipam_config.ipv4_address.is_empty())
-        {
-            return Err(ApiError::new(
-                400,
-                "user specified IP address is supported on user defined networks only",
-            ));
-        }
-        if attachments.is_empty()
-            && req.networking_config.endpoints_config.values().any(|e| !e.aliases.is_empty())
-        {
-            return Err(ApiError::new(
-                400,
-                "network-scoped alias is supported only for containers in user defined networks",
-            ));
-        }
-        for bind in &req.host_config.binds {
-            parse_bind(bind)?;
-        }
-        let proxy_protocol = match req.host_config.proxy_protocol.as_str() {
-            "" => None,
-            v => Some(v.parse::<Version>().map_err(|e| ApiError::new(400, e))?),
-        };
-        let restart_policy = req.host_config.restart_policy.policy()?;
-        let links = self.check_links(&mode, &req.host_config.links)?;
-        restart_policy
-            .check_auto_remove(req.host_config.auto_remove)
-            .map_err(|e| ApiError::new(400, e.to_string()))?;
-        // As moby's verifyContainerSettings: the stop signal must parse.
-        if !req.stop_signal.is_empty() {
-            crate::supervisor::rules::signal::parse(&req.stop_signal)
-                .map_err(|e| ApiError::new(400, e))?;
-        }
-        if !req.working_dir.is_empty() && !req.working_dir.starts_with('/') {
-            return Err(ApiError::new(
-                400,
-                format!(
-                    "the working directory '{}' is invalid, it needs to be an absolute path",
-                    req.working_dir
-                ),
-            ));
-        }
-        let id = names::new_id().map_err(ApiError::internal)?;
-        let mut containers = self.containers.lock().map_err(ApiError::internal)?;
-        let name = match name.filter(|n| !n.is_empty()) {
-            Some(n) => {
-                let n = n.strip_prefix('/').unwrap_or(n);
-                if !names::valid(n) {
-                    return Err(ApiError::new(
-                        400,
-                        format!(
-                            "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-                        ),
-                    ));
-                }
-                if let Some(other) = containers.iter().find(|c| c.record().name == n) {
-                    return Err(ApiError::new(
-                        409,
-                        format!(
-                            "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                            other.id
-                        ),
-                    ));
-                }
-                n.to_string()
-            }
-            None => {
-                let taken: BTreeSet<String> = containers.iter().map(|c| c.record().name).collect();
-                names::random_name(&taken)
-            }
-        };
-        let hostname = if req.hostname.is_empty() {
-            id.get(..12).unwrap_or(&id).to_string()
-        } else {
-            req.hostname.clone()
-        };
-        let publish = if mode == "bridge" || !attachments.is_empty() {
-            req.host_config.port_specs.clone()
-        } else {
-            Vec::new()
-        };
-        let mut cmd = req.cmd.into_iter();
-        let record = Record {
-            id: id.clone(),
-            name,
-            created: rfc3339(SystemTime::now()),
-            path: cmd.next().unwrap_or_default(),
-            args: cmd.collect(),
-            env: req.env,
-            hostname,
-            network_mode: mode,
-            publish,
-            expose: req.exposed_ports,
-            publish_all: req.host_config.publish_all_ports,
-            auto_remove: req.host_config.auto_remove,
-            init: req.host_config.init,
-            stop_signal: req.stop_signal,
-            stop_timeout: req.stop_timeout,
-            binds: req.host_config.binds,
-            proxy_protocol,
-            working_dir: req.working_dir,
-            state: RunState {
-                status: "created".into(),
-                started_at: ZERO_TIME.into(),
-                finished_at: ZERO_TIME.into(),
-                ..RunState::default()
-            },
-            ip: None,
-            ports: Vec::new(),
-            restart_policy,
-            restart_count: 0,
-            stopped_by_user: false,
-            links,
-            networks: attachments,
-        };
-        self.store.save(&record).map_err(ApiError::internal)?;
-        containers.push(Container::new(record));
-        Ok(id)
-    }
-
     /// Starts a container explicitly (`start`, `run`, the daemon's restore): any pending
     /// restart is called off, and RestartCount and the back-off start over.
-    pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {
+    pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), Error> {
         let _op = c.op.lock().await;
         if c.is_running() {
             return Ok(());
@@ -627,13 +273,13 @@ impl Daemon {
     fn start_locked<'a>(
         self: &'a Arc<Self>,
         c: &'a Arc<Container>,
-    ) -> Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
         Box::pin(self.start_unboxed(c))
     }
 
-    async fn start_unboxed(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {
+    async fn start_unboxed(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), Error> {
         let record = c.record();
-        if record.state.status == "running" {
+        if record.state.status == Status::Running {
             return Ok(());
         }
         let dir = self.store.dir(&c.id);
@@ -643,30 +289,28 @@ impl Daemon {
         let mut files = Some(dir.clone());
         // In another container's network namespace, its hosts files and hostname are used.
         let mut hostname = record.hostname.clone();
-        match mode.as_str() {
-            "bridge" => {
-                let ip =
-                    self.bridge.ipam.lease().ok_or_else(|| {
-                        ApiError::internal("no address left on the bridge's subnet")
-                    })?;
+        match &mode {
+            NetworkMode::Bridge => {
+                let ip = self
+                    .bridge
+                    .ipam
+                    .lease()
+                    .ok_or_else(|| Error::internal("no address left on the bridge's subnet"))?;
                 held.ip = Some(ip);
             }
-            "host" => files = None,
-            "none" => {}
-            m if !m.starts_with("container:") => {}
-            m => {
-                let target_id = m.strip_prefix("container:").unwrap_or_default();
+            NetworkMode::Host => files = None,
+            NetworkMode::None | NetworkMode::User(_) => {}
+            NetworkMode::Container(target_id) => {
                 let target = self.find(target_id)?;
                 let t = target.record();
-                if t.state.status != "running" {
-                    return Err(ApiError::new(
-                        409,
-                        format!("cannot join network of a non running container: {}", t.id),
-                    ));
+                if t.state.status != Status::Running {
+                    return Err(Error::conflict(format!(
+                        "cannot join network of a non running container: {}",
+                        t.id
+                    )));
                 }
                 join_netns = Some(
-                    File::open(format!("/proc/{}/ns/net", t.state.pid))
-                        .map_err(ApiError::internal)?,
+                    File::open(format!("/proc/{}/ns/net", t.state.pid)).map_err(Error::internal)?,
                 );
                 files = Some(self.store.dir(&t.id));
                 hostname = t.hostname;
@@ -696,24 +340,23 @@ impl Daemon {
         record: &Record,
         held: &mut Held,
         (join_netns, files, hostname): (Option<File>, Option<PathBuf>, String),
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let dir = self.store.dir(&c.id);
         // On a user-defined network a link is a name for the DNS only (Docker's rule).
         let sources =
-            if record.network_mode == "bridge" { self.link_sources(record)? } else { Vec::new() };
+            if record.network_mode.is_bridge() { self.link_sources(record)? } else { Vec::new() };
         let user_ips: Vec<Ipv4Addr> = held.endpoints.iter().map(|e| e.ip).collect();
         if !user_ips.is_empty() {
             let ips: Vec<Ipv4Addr> = held.ip.into_iter().chain(user_ips.iter().copied()).collect();
-            hosts::write_files_internal(&dir, &ips, &record.hostname)
-                .map_err(ApiError::internal)?;
-        } else if !record.network_mode.starts_with("container:") && record.network_mode != "host" {
-            hosts::write_files(&dir, held.ip, &record.hostname).map_err(ApiError::internal)?;
-            Daemon::write_linked_hosts(&dir, record, held.ip, &sources)
-                .map_err(ApiError::internal)?;
+            hosts::write_files_internal(&dir, &ips, &record.hostname).map_err(Error::internal)?;
+        } else if !record.network_mode.is_container() && (record.network_mode != NetworkMode::Host)
+        {
+            hosts::write_files(&dir, held.ip, &record.hostname).map_err(Error::internal)?;
+            Daemon::write_linked_hosts(&dir, record, held.ip, &sources).map_err(Error::internal)?;
         }
         let mut published = Vec::new();
         if let Some(ip) = held.ip.or_else(|| {
-            held.endpoints.first().filter(|_| record.network_mode != "bridge").map(|e| e.ip)
+            held.endpoints.first().filter(|_| !record.network_mode.is_bridge()).map(|e| e.ip)
         }) {
             for (id, p) in self.publish(record, ip)? {
                 held.bindings.push(id);
@@ -740,24 +383,25 @@ impl Daemon {
             env,
             hostname,
             files,
-            host_network: record.network_mode == "host",
-            disable_ipv6: record.network_mode != "host"
-                && !record.network_mode.starts_with("container:"),
-            binds: record.binds.iter().filter_map(|b| parse_bind(b).ok()).collect(),
+            host_network: (record.network_mode == NetworkMode::Host),
+            disable_ipv6: (record.network_mode != NetworkMode::Host)
+                && !record.network_mode.is_container(),
+            binds: record.binds.iter().filter_map(|b| create::parse_bind(b).ok()).collect(),
             working_dir: Some(record.working_dir.clone()).filter(|w| !w.is_empty()),
             join_netns,
             init: record.init,
         };
-        let mut started = self.spawner.spawn(launch).await.map_err(ApiError::internal)?;
+        let mut started = self.spawner.spawn(launch).await.map_err(Error::internal)?;
         let shim = started.child.id();
-        let mut net_result = match (record.network_mode.as_str(), held.ip) {
-            ("bridge", Some(ip)) => {
+        let mut net_result = match (&record.network_mode, held.ip) {
+            (NetworkMode::Bridge, Some(ip)) => {
                 held.veth = Some(netlink::veth_name(&c.id));
                 netlink::attach(&self.handle, &self.bridge, &c.id, shim, ip, 0).await
             }
-            ("bridge", None) | ("host", _) => Ok(()),
-            (m, _) if m.starts_with("container:") => Ok(()),
-            _ => netlink::loopback_only(shim).await,
+            (NetworkMode::Bridge, None) | (NetworkMode::Host | NetworkMode::Container(_), _) => {
+                Ok(())
+            }
+            (NetworkMode::None | NetworkMode::User(_), _) => netlink::loopback_only(shim).await,
         };
         for e in &mut held.endpoints {
             if net_result.is_err() {
@@ -773,7 +417,7 @@ impl Daemon {
             let _ = started.child.kill();
             let _ = started.child.wait();
             self.dns.detach(&c.id);
-            return Err(ApiError::internal(format!("cannot set up the container's network: {e}")));
+            return Err(Error::internal(format!("cannot set up the container's network: {e}")));
         }
         // The addresses on user-defined networks are answered by the DNS (`resolve`) from
         // before the command runs: it may ask at once.
@@ -789,7 +433,7 @@ impl Daemon {
                 .create(true)
                 .append(true)
                 .open(dir.join(format!("{}-json.log", c.id)))
-                .map_err(ApiError::internal)?;
+                .map_err(Error::internal)?;
             if let Ok(mut log) = c.log.lock() {
                 *log = Some(file);
             }
@@ -814,18 +458,18 @@ impl Daemon {
                 if let Ok(mut log) = c.log.lock() {
                     *log = None;
                 }
-                return Err(ApiError::internal(e));
+                return Err(Error::internal(e));
             }
         };
-        let now = rfc3339(SystemTime::now());
+        let now = Time::now();
         let ip = held.ip;
         let r = c.update(|r| {
-            r.state.status = "running".into();
+            r.state.status = Status::Running;
             r.state.pid = pid;
             r.state.exit_code = 0;
             r.state.error.clear();
             r.state.started_at = now;
-            r.state.finished_at = ZERO_TIME.into();
+            r.state.finished_at = Time::ZERO;
             r.ip = ip;
             r.ports = published;
         });
@@ -838,12 +482,12 @@ impl Daemon {
         // its output is in the log.
         let mut pumps = Vec::new();
         for (stream, pipe) in [
-            ("stdout", stdout.map(|p| Box::new(p) as Box<dyn Read + Send>)),
-            ("stderr", stderr.map(|p| Box::new(p) as Box<dyn Read + Send>)),
+            (StreamKind::Stdout, stdout.map(|p| Box::new(p) as Box<dyn Read + Send>)),
+            (StreamKind::Stderr, stderr.map(|p| Box::new(p) as Box<dyn Read + Send>)),
         ] {
             if let Some(pipe) = pipe {
                 let c = c.clone();
-                pumps.push(std::thread::spawn(move || pump(&c, stream, pipe)));
+                pumps.push(std::thread::spawn(move || logs::pump(&c, stream, pipe)));
             }
         }
         let mut child = started.child;
@@ -898,12 +542,9 @@ impl Daemon {
         if let Ok(mut log) = c.log.lock() {
             *log = None;
         }
-        let now_time = SystemTime::now();
-        let now = rfc3339(now_time);
+        let now = SystemTime::now();
         let before = c.record();
-        let ran_for = crate::supervisor::rules::format::parse_rfc3339(&before.state.started_at)
-            .and_then(|t| now_time.duration_since(t).ok())
-            .unwrap_or_default();
+        let ran_for = before.state.started_at.elapsed_at(now);
         let exit = restart::Exit {
             code,
             ran_for,
@@ -924,10 +565,10 @@ impl Daemon {
         // Taken before the record says `restarting`, so a `stop` in between calls it off.
         let generation = restart.map(|_| c.restart_generation.fetch_add(1, Ordering::SeqCst) + 1);
         let r = c.update(|r| {
-            r.state.status = if restart.is_some() { "restarting" } else { "exited" }.into();
+            r.state.status = if restart.is_some() { Status::Restarting } else { Status::Exited };
             r.state.exit_code = code;
             r.state.pid = 0;
-            r.state.finished_at = now;
+            r.state.finished_at = now.into();
             r.ip = None;
             r.ports.clear();
             r.networks.iter_mut().for_each(|a| a.ip = None);
@@ -958,13 +599,13 @@ impl Daemon {
         let _op = c.op.lock().await;
         if c.restart_generation.load(Ordering::SeqCst) != generation
             || self.stopping.load(Ordering::SeqCst)
-            || c.record().state.status != "restarting"
+            || c.record().state.status != Status::Restarting
         {
             return;
         }
         if let Err(e) = self.start_locked(c).await {
             tracing::warn!(id = %c.id, error = %e.message, "restart failed");
-            let r = c.update(|r| r.state.status = "exited".into());
+            let r = c.update(|r| r.state.status = Status::Exited);
             let _ = self.store.save(&r);
         }
     }
@@ -975,8 +616,8 @@ impl Daemon {
         c.restart_generation.fetch_add(1, Ordering::SeqCst);
         let r = c.update(|r| {
             r.stopped_by_user = true;
-            if r.state.status == "restarting" {
-                r.state.status = "exited".into();
+            if r.state.status == Status::Restarting {
+                r.state.status = Status::Exited;
             }
         });
         let _ = self.store.save(&r);
@@ -988,7 +629,7 @@ impl Daemon {
         let mut rx = c.watch();
         loop {
             let r = c.record();
-            if r.state.status == "exited" {
+            if r.state.status == Status::Exited {
                 return r.state.exit_code;
             }
             if rx.changed().await.is_err() {
@@ -1003,17 +644,17 @@ impl Daemon {
     /// the container counts as stopped by the user, so its restart policy leaves it be (moby
     /// 20.10's `killWithSignal` sets `HasBeenManuallyStopped`; 3e-restart-policies.txt's
     /// `always_kill` stays `Exited (137)`).
-    pub async fn kill(&self, c: &Arc<Container>, sig: i32) -> Result<(), ApiError> {
+    pub async fn kill(&self, c: &Arc<Container>, sig: i32) -> Result<(), Error> {
         let _op = c.op.lock().await;
         let r = c.record();
-        if r.state.status != "running" || r.state.pid <= 0 {
-            return Err(ApiError::new(409, format!("Container {} is not running", r.id)));
+        if r.state.status != Status::Running || r.state.pid <= 0 {
+            return Err(Error::conflict(format!("Container {} is not running", r.id)));
         }
-        let signal = Signal::try_from(sig)
-            .map_err(|_| ApiError::new(400, format!("Invalid signal: {sig}")))?;
+        let signal =
+            Signal::try_from(sig).map_err(|_| Error::invalid(format!("Invalid signal: {sig}")))?;
         self.stopped_by_user(c);
         kill(Pid::from_raw(r.state.pid), signal)
-            .map_err(|e| ApiError::internal(format!("Cannot kill container {}: {e}", r.id)))?;
+            .map_err(|e| Error::internal(format!("Cannot kill container {}: {e}", r.id)))?;
         if signal == Signal::SIGKILL {
             let _ = tokio::time::timeout(Duration::from_secs(10), self.wait(c)).await;
         }
@@ -1023,7 +664,7 @@ impl Daemon {
     /// The stop signal (`--stop-signal`, else SIGTERM), then SIGKILL after `timeout` (the
     /// client's `-t`; else `--stop-timeout`, where a negative one waits for ever, as Docker's;
     /// else 10 s); returns once the container has stopped.
-    pub async fn stop(&self, c: &Arc<Container>, timeout: Option<u64>) -> Result<(), ApiError> {
+    pub async fn stop(&self, c: &Arc<Container>, timeout: Option<u64>) -> Result<(), Error> {
         let _op = c.op.lock().await;
         self.stopped_by_user(c);
         let timeout = match (timeout, c.record().stop_timeout) {
@@ -1038,7 +679,7 @@ impl Daemon {
     /// The stop signal, then SIGKILL after `timeout` (`None`: no SIGKILL, wait for ever).
     async fn stop_locked(&self, c: &Arc<Container>, timeout: Option<Duration>) {
         let r = c.record();
-        if r.state.status != "running" || r.state.pid <= 0 {
+        if r.state.status != Status::Running || r.state.pid <= 0 {
             return;
         }
         let pid = Pid::from_raw(r.state.pid);
@@ -1058,40 +699,34 @@ impl Daemon {
     }
 
     /// Removes a container; a running one only with `force` (it is killed first).
-    pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ApiError> {
+    pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), Error> {
         let _op = c.op.lock().await;
-        if !force && c.record().state.status == "restarting" {
-            return Err(ApiError::new(
-                409,
-                format!(
-                    "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
-                    c.id
-                ),
-            ));
+        if !force && c.record().state.status == Status::Restarting {
+            return Err(Error::conflict(format!(
+                "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                c.id
+            )));
         }
         if force {
             self.stopped_by_user(c);
         }
         if c.is_running() {
             if !force {
-                return Err(ApiError::new(
-                    409,
-                    format!(
-                        "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                        c.id
-                    ),
-                ));
+                return Err(Error::conflict(format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
             }
             self.stop_locked(c, Some(Duration::ZERO)).await;
         }
         self.forget(c)
     }
 
-    fn forget(&self, c: &Arc<Container>) -> Result<(), ApiError> {
+    fn forget(&self, c: &Arc<Container>) -> Result<(), Error> {
         if let Ok(mut all) = self.containers.lock() {
             all.retain(|x| x.id != c.id);
         }
-        self.store.remove(&c.id).map_err(ApiError::internal)
+        self.store.remove(&c.id).map_err(Error::internal)
     }
 
     /// Stops every container (SIGTERM, SIGKILL after `timeout`), then removes the bridge:
@@ -1116,49 +751,5 @@ impl Daemon {
     /// The log file of a container.
     pub fn log_path(&self, c: &Container) -> PathBuf {
         self.store.dir(&c.id).join(format!("{}-json.log", c.id))
-    }
-}
-
-/// A `-v HOSTDIR:DIR[:ro|rw]` value as (host dir, container dir, read-only). A container sees
-/// the host's filesystem, so both must exist: DIR is covered inside the container only.
-pub fn parse_bind(spec: &str) -> Result<(PathBuf, PathBuf, bool), ApiError> {
-    let bad =
-        |why: &str| ApiError::new(400, format!("invalid volume specification: '{spec}': {why}"));
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, ro) = match parts.as_slice() {
-        [src, dst] => (*src, *dst, false),
-        [src, dst, "ro"] => (*src, *dst, true),
-        [src, dst, "rw"] => (*src, *dst, false),
-        _ => return Err(bad("expected HOSTDIR:DIR[:ro]")),
-    };
-    if !src.starts_with('/') {
-        return Err(bad("cproxy mounts host paths only: HOSTDIR must be absolute"));
-    }
-    if !dst.starts_with('/') {
-        return Err(bad("DIR must be an absolute path"));
-    }
-    for (path, which) in [(src, "source"), (dst, "destination")] {
-        if !std::path::Path::new(path).exists() {
-            return Err(ApiError::new(
-                400,
-                format!(
-                    "invalid mount config for type \"bind\": bind {which} path does not exist: {path}"
-                ),
-            ));
-        }
-    }
-    Ok((PathBuf::from(src), PathBuf::from(dst), ro))
-}
-
-/// Reads a pipe line by line into the log.
-fn pump(c: &Container, stream: &str, pipe: Box<dyn Read + Send>) {
-    let mut reader = BufReader::new(pipe);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => c.log_line(stream, &String::from_utf8_lossy(&buf)),
-        }
     }
 }

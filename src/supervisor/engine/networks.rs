@@ -8,16 +8,20 @@
 //! `eth1`, `eth2`… for `network connect`), and [`Daemon::resolve`] answers the names of the
 //! containers it shares a network with, from live state.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use rtnetlink::Handle;
-use serde::Deserialize;
-use serde_json::{Value, json};
+
+use crate::supervisor::api::types::{
+    EndpointResource, EndpointSettings, Ipam, IpamConfig, NetworkCreateRequest, NetworkResource,
+};
 
 use crate::supervisor::engine::store::{Attachment, Record};
-use crate::supervisor::engine::{ApiError, Container, Daemon, EndpointRequest};
+use crate::supervisor::engine::store::{NetworkMode, Status};
+use crate::supervisor::engine::{Container, Daemon, Error, ErrorKind};
 use crate::supervisor::os::netlink::{self, Bridge};
 use crate::supervisor::rules::format::rfc3339;
 use crate::supervisor::rules::networks::{self, CreateRequest, Network, NetworkError};
@@ -71,55 +75,16 @@ pub struct Endpoint {
     pub veth: String,
 }
 
-/// `POST /networks/create`'s body, Docker's shape.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct NetworkCreateRequest {
-    /// The name.
-    pub name: String,
-    /// `bridge` or empty.
-    pub driver: String,
-    /// `--subnet`/`--gateway`.
-    #[serde(rename = "IPAM")]
-    pub ipam: IpamRequest,
-}
-
-/// `IPAM` of [`NetworkCreateRequest`].
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct IpamRequest {
-    /// At most one entry is used.
-    pub config: Vec<IpamConfigRequest>,
-}
-
-/// One `IPAM.Config` entry.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct IpamConfigRequest {
-    /// `--subnet`.
-    pub subnet: String,
-    /// `--gateway`.
-    pub gateway: String,
-}
-
-/// `POST /networks/{id}/connect` and `/disconnect` bodies.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct ConnectRequest {
-    /// The container.
-    pub container: String,
-    /// Its aliases there.
-    pub endpoint_config: EndpointRequest,
-}
-
-fn network_error(e: NetworkError) -> ApiError {
-    let status = match e {
-        NetworkError::Exists(_) => 409,
-        NetworkError::NotFound(_) | NetworkError::NoSuchNetwork(_) | NetworkError::Driver(_) => 404,
-        NetworkError::Predefined(_) | NetworkError::ActiveEndpoints { .. } => 403,
-        _ => 400,
+fn network_error(e: NetworkError) -> Error {
+    let kind = match e {
+        NetworkError::Exists(_) => ErrorKind::Conflict,
+        NetworkError::NotFound(_) | NetworkError::NoSuchNetwork(_) | NetworkError::Driver(_) => {
+            ErrorKind::NotFound
+        }
+        NetworkError::Predefined(_) | NetworkError::ActiveEndpoints { .. } => ErrorKind::Forbidden,
+        _ => ErrorKind::InvalidArgument,
     };
-    ApiError::new(status, e.to_string())
+    Error::new(kind, e.to_string())
 }
 
 fn mac_text(ip: Ipv4Addr) -> String {
@@ -143,19 +108,19 @@ impl Daemon {
     }
 
     /// [`user_network`](Self::user_network), or Docker's `network KEY not found` (404).
-    fn user_network_or_404(&self, key: &str) -> Result<Arc<UserNet>, ApiError> {
+    fn user_network_or_404(&self, key: &str) -> Result<Arc<UserNet>, Error> {
         self.user_network(key).ok_or_else(|| network_error(NetworkError::NotFound(key.to_string())))
     }
 
-    fn user_networks(&self) -> Vec<Arc<UserNet>> {
+    pub(super) fn user_networks(&self) -> Vec<Arc<UserNet>> {
         self.networks.lock().map(|n| n.clone()).unwrap_or_default()
     }
 
     /// `network create`: plans the network, brings its bridge up, keeps its record.
-    pub async fn network_create(&self, req: NetworkCreateRequest) -> Result<String, ApiError> {
+    pub async fn network_create(&self, req: NetworkCreateRequest) -> Result<String, Error> {
         let _op = self.net_op.lock().await;
         if req.name.is_empty() {
-            return Err(ApiError::new(400, "network name is empty"));
+            return Err(Error::invalid("network name is empty"));
         }
         let ipam = req.ipam.config.first();
         let plan = CreateRequest {
@@ -165,16 +130,16 @@ impl Daemon {
             gateway: ipam.map(|c| c.gateway.clone()).filter(|s| !s.is_empty()),
         };
         let existing: Vec<Network> = self.user_networks().iter().map(|n| n.net.clone()).collect();
-        let routed = netlink::routed_subnets(&self.handle).await.map_err(ApiError::internal)?;
-        let id = crate::supervisor::rules::names::new_id().map_err(ApiError::internal)?;
+        let routed = netlink::routed_subnets(&self.handle).await.map_err(Error::internal)?;
+        let id = crate::supervisor::rules::names::new_id().map_err(Error::internal)?;
         let mut network = networks::plan(&plan, &existing, &routed, id).map_err(network_error)?;
         network.created = rfc3339(SystemTime::now());
         let up = UserNet::up(&self.handle, network.clone())
             .await
-            .map_err(|e| ApiError::internal(format!("cannot create the network's bridge: {e}")))?;
+            .map_err(|e| Error::internal(format!("cannot create the network's bridge: {e}")))?;
         if let Err(e) = self.store.save_network(&network) {
             let _ = up.down(&self.handle).await;
-            return Err(ApiError::internal(e));
+            return Err(Error::internal(e));
         }
         if let Ok(mut nets) = self.networks.lock() {
             nets.push(Arc::new(up));
@@ -185,15 +150,15 @@ impl Daemon {
 
     /// Whether a running (or restarting) container is on the network named `name`.
     fn network_in_use(&self, name: &str) -> bool {
-        self.all().iter().map(|c| c.record()).any(|r| {
-            matches!(r.state.status.as_str(), "running" | "restarting")
-                && r.networks.iter().any(|a| a.network == name)
-        })
+        self.all()
+            .iter()
+            .map(|c| c.record())
+            .any(|r| r.state.status.is_up() && r.networks.iter().any(|a| a.network == name))
     }
 
     /// `network rm KEY`: refused for predefined networks, unknown ones and ones with running
     /// containers (Docker's words); the bridge and the record go.
-    pub async fn network_remove(&self, key: &str) -> Result<(), ApiError> {
+    pub async fn network_remove(&self, key: &str) -> Result<(), Error> {
         let _op = self.net_op.lock().await;
         let nets = self.user_networks();
         let plain: Vec<Network> = nets.iter().map(|n| n.net.clone()).collect();
@@ -204,8 +169,8 @@ impl Daemon {
         let Some(n) = nets.into_iter().find(|n| n.net.id == id) else {
             return Err(network_error(NetworkError::NoSuchNetwork(key.to_string())));
         };
-        n.down(&self.handle).await.map_err(ApiError::internal)?;
-        self.store.remove_network(&id).map_err(ApiError::internal)?;
+        n.down(&self.handle).await.map_err(Error::internal)?;
+        self.store.remove_network(&id).map_err(Error::internal)?;
         if let Ok(mut all) = self.networks.lock() {
             all.retain(|x| x.net.id != id);
         }
@@ -224,18 +189,18 @@ impl Daemon {
     }
 
     /// `GET /networks`: Docker's summaries, predefined first.
-    pub fn network_list(&self) -> Vec<Value> {
-        let mut out: Vec<Value> = self
+    pub fn network_list(&self) -> Vec<NetworkResource> {
+        let mut out: Vec<NetworkResource> = self
             .predefined_ids
             .iter()
             .filter_map(|(name, _)| self.network_inspect(name).ok())
             .collect();
-        out.extend(self.user_networks().iter().map(|n| self.user_network_json(n)));
+        out.extend(self.user_networks().iter().map(|n| self.user_network_resource(n)));
         out
     }
 
     /// `GET /networks/{id}`: Docker's inspect object.
-    pub fn network_inspect(&self, key: &str) -> Result<Value, ApiError> {
+    pub fn network_inspect(&self, key: &str) -> Result<NetworkResource, Error> {
         // Names and full IDs first, then a user-defined network, then an ID prefix.
         let predefined =
             self.predefined_ids.iter().find(|(n, id)| n == key || id == key).or_else(|| {
@@ -249,85 +214,72 @@ impl Daemon {
             let (driver, config) = match name.as_str() {
                 "bridge" => (
                     "bridge",
-                    json!([{"Subnet": format!("{}/{}", subnet.network, subnet.prefix),
-                            "Gateway": self.bridge.ipam.gateway().to_string()}]),
+                    vec![IpamConfig {
+                        subnet: format!("{}/{}", subnet.network, subnet.prefix),
+                        gateway: self.bridge.ipam.gateway().to_string(),
+                    }],
                 ),
-                "host" => ("host", json!([])),
-                _ => ("null", json!([])),
+                "host" => ("host", Vec::new()),
+                _ => ("null", Vec::new()),
             };
-            let mut containers = serde_json::Map::new();
+            let mut containers = BTreeMap::new();
             if name == "bridge" {
                 for r in self.all().iter().map(|c| c.record()) {
-                    if r.network_mode == "bridge"
-                        && r.state.status == "running"
+                    if r.network_mode.is_bridge()
+                        && r.state.status == Status::Running
                         && let Some(ip) = r.ip
                     {
-                        containers.insert(
-                            r.id.clone(),
-                            json!({"Name": r.name, "EndpointID": endpoint_id(&r.id, id),
-                                   "MacAddress": mac_text(ip),
-                                   "IPv4Address": format!("{ip}/{}", subnet.prefix),
-                                   "IPv6Address": ""}),
-                        );
+                        containers
+                            .insert(r.id.clone(), endpoint_resource(&r, id, ip, subnet.prefix));
                     }
                 }
             }
-            return Ok(json!({
-                "Name": name, "Id": id, "Created": "", "Scope": "local", "Driver": driver,
-                "EnableIPv6": false,
-                "IPAM": {"Driver": "default", "Options": null, "Config": config},
-                "Internal": false, "Attachable": false, "Ingress": false,
-                "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
-                "Containers": containers, "Options": {}, "Labels": {},
-            }));
+            return Ok(NetworkResource {
+                name: name.clone(),
+                id: id.clone(),
+                created: String::new(),
+                driver: driver.into(),
+                ipam: Ipam { driver: "default".into(), options: None, config },
+                containers,
+                ..network_resource()
+            });
         }
         let n = self
             .user_network(key)
             .ok_or_else(|| network_error(NetworkError::NoSuchNetwork(key.to_string())))?;
-        Ok(self.user_network_json(&n))
+        Ok(self.user_network_resource(&n))
     }
 
-    fn user_network_json(&self, n: &UserNet) -> Value {
+    fn user_network_resource(&self, n: &UserNet) -> NetworkResource {
         let subnet = n.net.subnet;
-        let mut containers = serde_json::Map::new();
+        let mut containers = BTreeMap::new();
         for r in self.all().iter().map(|c| c.record()) {
-            if r.state.status != "running" {
+            if r.state.status != Status::Running {
                 continue;
             }
             for a in r.networks.iter().filter(|a| a.network == n.net.name) {
                 if let Some(ip) = a.ip {
-                    containers.insert(
-                        r.id.clone(),
-                        json!({"Name": r.name, "EndpointID": endpoint_id(&r.id, &n.net.id),
-                               "MacAddress": mac_text(ip),
-                               "IPv4Address": format!("{ip}/{}", subnet.prefix),
-                               "IPv6Address": ""}),
-                    );
+                    containers
+                        .insert(r.id.clone(), endpoint_resource(&r, &n.net.id, ip, subnet.prefix));
                 }
             }
         }
-        json!({
-            "Name": n.net.name,
-            "Id": n.net.id,
-            "Created": n.net.created,
-            "Scope": "local",
-            "Driver": "bridge",
-            "EnableIPv6": false,
-            "IPAM": {
-                "Driver": "default",
-                "Options": {},
-                "Config": [{"Subnet": format!("{}/{}", subnet.network, subnet.prefix),
-                            "Gateway": n.net.gateway.to_string()}],
+        NetworkResource {
+            name: n.net.name.clone(),
+            id: n.net.id.clone(),
+            created: n.net.created.clone(),
+            driver: "bridge".into(),
+            ipam: Ipam {
+                driver: "default".into(),
+                options: Some(BTreeMap::new()),
+                config: vec![IpamConfig {
+                    subnet: format!("{}/{}", subnet.network, subnet.prefix),
+                    gateway: n.net.gateway.to_string(),
+                }],
             },
-            "Internal": false,
-            "Attachable": false,
-            "Ingress": false,
-            "ConfigFrom": {"Network": ""},
-            "ConfigOnly": false,
-            "Containers": containers,
-            "Options": {},
-            "Labels": {},
-        })
+            containers,
+            ..network_resource()
+        }
     }
 
     /// Leases an address on each of a starting container's user-defined networks, in order:
@@ -336,20 +288,20 @@ impl Daemon {
         &self,
         r: &Record,
         held: &mut crate::supervisor::engine::Held,
-    ) -> Result<(), ApiError> {
-        let first = usize::from(r.network_mode == "bridge");
+    ) -> Result<(), Error> {
+        let first = usize::from(r.network_mode.is_bridge());
         for (i, a) in r.networks.iter().enumerate() {
             let n = self
                 .user_network(&a.network)
-                .ok_or_else(|| ApiError::new(404, format!("network {} not found", a.network)))?;
+                .ok_or_else(|| Error::not_found(format!("network {} not found", a.network)))?;
             let ip = match a.ipv4_address {
                 Some(want) => n
                     .bridge
                     .ipam
                     .lease_exact(want)
-                    .ok_or_else(|| ApiError::new(409, "Address already in use"))?,
+                    .ok_or_else(|| Error::conflict("Address already in use"))?,
                 None => n.bridge.ipam.lease().ok_or_else(|| {
-                    ApiError::internal(format!("no address left on network {}", a.network))
+                    Error::internal(format!("no address left on network {}", a.network))
                 })?,
             };
             let slot = first + i;
@@ -374,48 +326,46 @@ impl Daemon {
         key: &str,
         container: &Arc<Container>,
         aliases: Vec<String>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let n = self.user_network_or_404(key)?;
         let _op = container.op.lock().await;
         let r = container.record();
-        match r.network_mode.as_str() {
-            "host" => {
-                return Err(ApiError::new(
-                    400,
+        match &r.network_mode {
+            NetworkMode::Host => {
+                return Err(Error::invalid(
                     "container cannot be disconnected from host network or connected to host network",
                 ));
             }
-            "none" => {
-                return Err(ApiError::new(
-                    400,
+            NetworkMode::None => {
+                return Err(Error::invalid(
                     "container cannot be connected to multiple networks with one of the networks in private (none) mode",
                 ));
             }
-            m if m.starts_with("container:") => {
-                return Err(ApiError::new(
-                    400,
+            NetworkMode::Container(_) => {
+                return Err(Error::invalid(
                     "container sharing network namespace with another container or host cannot be connected to any other network",
                 ));
             }
             _ => {}
         }
         if r.networks.iter().any(|a| a.network == n.net.name) {
-            return Err(ApiError::new(
-                403,
-                format!("endpoint with name {} already exists in network {}", r.name, n.net.name),
-            ));
+            return Err(Error::forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                r.name, n.net.name
+            )));
         }
         let attachment =
             Attachment { network: n.net.name.clone(), aliases, ip: None, ipv4_address: None };
-        if r.state.status != "running" || r.state.pid <= 0 {
+        if r.state.status != Status::Running || r.state.pid <= 0 {
             let r = container.update(|r| r.networks.push(attachment));
-            return self.store.save(&r).map_err(ApiError::internal);
+            return self.store.save(&r).map_err(Error::internal);
         }
-        let ip = n.bridge.ipam.lease().ok_or_else(|| {
-            ApiError::internal(format!("no address left on network {}", n.net.name))
-        })?;
+        let ip =
+            n.bridge.ipam.lease().ok_or_else(|| {
+                Error::internal(format!("no address left on network {}", n.net.name))
+            })?;
         let slot = {
-            let held = container.held.lock().map_err(ApiError::internal)?;
+            let held = container.held.lock().map_err(Error::internal)?;
             let used: Vec<usize> = held
                 .endpoints
                 .iter()
@@ -428,7 +378,7 @@ impl Daemon {
         if let Err(e) = netlink::attach(&self.handle, &n.bridge, &container.id, pid, ip, slot).await
         {
             n.bridge.ipam.release(ip);
-            return Err(ApiError::internal(format!("cannot connect the container: {e}")));
+            return Err(Error::internal(format!("cannot connect the container: {e}")));
         }
         if let Ok(mut held) = container.held.lock() {
             let veth = netlink::slot_veth_name(&container.id, slot);
@@ -450,7 +400,7 @@ impl Daemon {
                 self.release_endpoint(e).await;
             }
             let r = container.update(|r| {
-                if r.state.status != "running" {
+                if r.state.status != Status::Running {
                     r.networks.iter_mut().for_each(|a| a.ip = None);
                 }
             });
@@ -468,15 +418,15 @@ impl Daemon {
         &self,
         key: &str,
         container: &Arc<Container>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let n = self.user_network_or_404(key)?;
         let _op = container.op.lock().await;
         let r = container.record();
         if !r.networks.iter().any(|a| a.network == n.net.name) {
-            return Err(ApiError::new(
-                403,
-                format!("container {} is not connected to network {}", r.id, n.net.name),
-            ));
+            return Err(Error::forbidden(format!(
+                "container {} is not connected to network {}",
+                r.id, n.net.name
+            )));
         }
         let (endpoint, none_left) = container
             .held
@@ -499,7 +449,7 @@ impl Daemon {
         }
         let r = container.update(|r| r.networks.retain(|a| a.network != n.net.name));
         let _ = self.store.save(&r);
-        if r.state.status == "running" {
+        if r.state.status == Status::Running {
             self.rewrite_network_files(&r).await;
         }
         Ok(())
@@ -563,38 +513,34 @@ impl Daemon {
 
     /// `inspect`'s `NetworkSettings.Networks`: the default bridge (if on it) and each
     /// user-defined network with its aliases (then the 12-digit ID, as Docker lists them).
-    pub(super) fn networks_json(&self, r: &Record) -> Value {
-        let mut map = serde_json::Map::new();
-        let running = r.state.status == "running";
+    pub(super) fn endpoints_of(&self, r: &Record) -> BTreeMap<String, EndpointSettings> {
+        let mut map = BTreeMap::new();
+        let running = r.state.status == Status::Running;
         let entry = |ip: Option<Ipv4Addr>, prefix: u8, gateway: String, net_id: &str| {
             let ip = ip.filter(|_| running);
-            json!({
-                "IPAMConfig": null,
-                "Links": null,
-                "NetworkID": net_id,
-                "EndpointID": if ip.is_some() { endpoint_id(&r.id, net_id) } else { String::new() },
-                "Gateway": if ip.is_some() { gateway } else { String::new() },
-                "IPAddress": ip.map(|i| i.to_string()).unwrap_or_default(),
-                "IPPrefixLen": if ip.is_some() { prefix } else { 0 },
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "MacAddress": ip.map(mac_text).unwrap_or_default(),
-            })
+            EndpointSettings {
+                network_id: net_id.to_string(),
+                endpoint_id: if ip.is_some() { endpoint_id(&r.id, net_id) } else { String::new() },
+                gateway: if ip.is_some() { gateway } else { String::new() },
+                ip_address: ip.map(|i| i.to_string()).unwrap_or_default(),
+                ip_prefix_len: if ip.is_some() { prefix } else { 0 },
+                mac_address: ip.map(mac_text).unwrap_or_default(),
+                ..EndpointSettings::default()
+            }
         };
         let id_of = |name: &str| {
             self.predefined_ids.iter().find(|(n, _)| n == name).map(|(_, id)| id.clone())
         };
-        if matches!(r.network_mode.as_str(), "bridge" | "host" | "none") {
-            let id = id_of(&r.network_mode).unwrap_or_default();
-            let mut e = entry(
-                r.ip.filter(|_| r.network_mode == "bridge"),
+        if r.network_mode.is_predefined() {
+            let mode = r.network_mode.to_string();
+            let id = id_of(&mode).unwrap_or_default();
+            let e = entry(
+                r.ip.filter(|_| r.network_mode.is_bridge()),
                 self.bridge.ipam.subnet().prefix,
                 self.bridge.ipam.gateway().to_string(),
                 &id,
             );
-            e["Aliases"] = Value::Null;
-            map.insert(r.network_mode.clone(), e);
+            map.insert(mode, e);
         }
         for a in &r.networks {
             let n = self.user_network(&a.network);
@@ -604,10 +550,26 @@ impl Daemon {
             let mut e = entry(a.ip, prefix, gateway, &id);
             let mut aliases = a.aliases.clone();
             aliases.push(r.id.get(..12).unwrap_or(&r.id).to_string());
-            e["Aliases"] = json!(aliases);
+            e.aliases = Some(aliases);
             map.insert(a.network.clone(), e);
         }
-        Value::Object(map)
+        map
+    }
+}
+
+/// What every network answer has in common here.
+fn network_resource() -> NetworkResource {
+    NetworkResource { scope: "local".into(), ..NetworkResource::default() }
+}
+
+/// A running container on a network, as `network inspect` lists it.
+fn endpoint_resource(r: &Record, net_id: &str, ip: Ipv4Addr, prefix: u8) -> EndpointResource {
+    EndpointResource {
+        name: r.name.clone(),
+        endpoint_id: endpoint_id(&r.id, net_id),
+        mac_address: mac_text(ip),
+        ipv4_address: format!("{ip}/{prefix}"),
+        ipv6_address: String::new(),
     }
 }
 
@@ -653,27 +615,32 @@ pub fn resolve_in(all: &[Record], asker: &str, name: &str) -> Option<Vec<IpAddr>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::engine::store::RunState;
+    use crate::supervisor::api::types::ContainerCreateRequest;
+    use crate::supervisor::engine::create::{Known, plan};
+    use crate::supervisor::engine::store::Time;
 
     /// A network's name, the container's aliases there, its address.
     type Net<'a> = (&'a str, &'a [&'a str], Option<[u8; 4]>);
 
-    fn record(id: char, name: &str, status: &str, nets: &[Net<'_>]) -> Record {
+    fn record(id: char, name: &str, status: Status, nets: &[Net<'_>]) -> Record {
         let id: String = std::iter::repeat_n(id, 64).collect();
-        serde_json::from_value(json!({
-            "id": id, "name": name, "created": "", "path": "sleep", "args": [], "env": [],
-            "hostname": id[..12], "network_mode": nets.first().map_or("bridge", |n| n.0),
-            "publish": [], "expose": [], "publish_all": false, "auto_remove": false,
-            "state": RunState { status: status.into(), ..RunState::default() },
-            "ip": null, "ports": [],
-            "networks": nets.iter().map(|(n, aliases, ip)| Attachment {
+        let mut req = ContainerCreateRequest::default();
+        req.config.cmd = vec!["sleep".into()];
+        let known = Known { containers: &[], networks: &[] };
+        let mut r = plan(None, req, &known, id, Time::ZERO).unwrap();
+        r.name = name.to_string();
+        r.network_mode = NetworkMode::parse(nets.first().map_or("bridge", |n| n.0));
+        r.state.status = status;
+        r.networks = nets
+            .iter()
+            .map(|(n, aliases, ip)| Attachment {
                 network: n.to_string(),
                 aliases: aliases.iter().map(|a| a.to_string()).collect(),
                 ip: ip.map(Ipv4Addr::from),
                 ipv4_address: None,
-            }).collect::<Vec<_>>(),
-        }))
-        .unwrap()
+            })
+            .collect();
+        r
     }
 
     fn v4(a: [u8; 4]) -> Option<Vec<IpAddr>> {
@@ -683,11 +650,16 @@ mod tests {
     #[test]
     fn names_aliases_ids_and_hostnames_resolve_on_a_shared_network_only() {
         let all = vec![
-            record('a', "c1", "running", &[("my-bridge", &[], Some([172, 18, 0, 2]))]),
-            record('b', "c2", "running", &[("my-bridge", &["c2alias"], Some([172, 18, 0, 3]))]),
-            record('c', "c3", "running", &[]),
-            record('d', "d1", "running", &[("other", &[], Some([172, 19, 0, 2]))]),
-            record('e', "gone", "exited", &[("my-bridge", &["old"], None)]),
+            record('a', "c1", Status::Running, &[("my-bridge", &[], Some([172, 18, 0, 2]))]),
+            record(
+                'b',
+                "c2",
+                Status::Running,
+                &[("my-bridge", &["c2alias"], Some([172, 18, 0, 3]))],
+            ),
+            record('c', "c3", Status::Running, &[]),
+            record('d', "d1", Status::Running, &[("other", &[], Some([172, 19, 0, 2]))]),
+            record('e', "gone", Status::Exited, &[("my-bridge", &["old"], None)]),
         ];
         let c1 = "a".repeat(64);
         assert_eq!(resolve_in(&all, &c1, "c2"), v4([172, 18, 0, 3]));
@@ -705,10 +677,13 @@ mod tests {
 
     #[test]
     fn a_link_alias_names_its_source_on_a_shared_network() {
-        let mut web = record('f', "web", "running", &[("my-bridge", &[], Some([172, 18, 0, 4]))]);
+        let mut web =
+            record('f', "web", Status::Running, &[("my-bridge", &[], Some([172, 18, 0, 4]))]);
         web.links = vec!["c1:dbalias".into()];
-        let all =
-            vec![record('a', "c1", "running", &[("my-bridge", &[], Some([172, 18, 0, 2]))]), web];
+        let all = vec![
+            record('a', "c1", Status::Running, &[("my-bridge", &[], Some([172, 18, 0, 2]))]),
+            web,
+        ];
         assert_eq!(resolve_in(&all, &"f".repeat(64), "dbalias"), v4([172, 18, 0, 2]));
         assert_eq!(resolve_in(&all, &"a".repeat(64), "dbalias"), None);
     }
@@ -716,11 +691,11 @@ mod tests {
     #[test]
     fn a_container_on_two_networks_answers_with_the_shared_ones_address() {
         let all = vec![
-            record('a', "a", "running", &[("n1", &[], Some([10, 0, 1, 2]))]),
+            record('a', "a", Status::Running, &[("n1", &[], Some([10, 0, 1, 2]))]),
             record(
                 'b',
                 "b",
-                "running",
+                Status::Running,
                 &[("n2", &[], Some([10, 0, 2, 2])), ("n1", &[], Some([10, 0, 1, 3]))],
             ),
         ];

@@ -8,7 +8,7 @@ use crate::ports::AllocError;
 use crate::proxy::{BindingId, BindingOptions, Proto, ProxyError};
 use crate::spec::{PortSpec, pair_halves, parse_expose};
 use crate::supervisor::engine::store::{Published, Record};
-use crate::supervisor::engine::{ApiError, Daemon};
+use crate::supervisor::engine::{Daemon, Error};
 use crate::supervisor::rules::names;
 
 impl Daemon {
@@ -17,7 +17,7 @@ impl Daemon {
         &self,
         record: &Record,
         ip: Ipv4Addr,
-    ) -> Result<Vec<(BindingId, Published)>, ApiError> {
+    ) -> Result<Vec<(BindingId, Published)>, Error> {
         let mut specs: Vec<PortSpec> =
             record.publish.iter().filter_map(|s| PortSpec::parse(s).ok()).collect();
         if record.publish_all {
@@ -59,7 +59,7 @@ impl Daemon {
                         )),
                         Err(e) => {
                             undo(&done);
-                            return Err(ApiError::internal(e));
+                            return Err(Error::internal(e));
                         }
                     }
                 }
@@ -71,7 +71,7 @@ impl Daemon {
     /// Docker's words for a host port that cannot be had: "port is already allocated" when a
     /// container of this daemon holds it, the userland proxy's bind error when something else
     /// does.
-    fn port_error(&self, record: &Record, e: AllocError) -> ApiError {
+    fn port_error(&self, record: &Record, e: AllocError) -> Error {
         let endpoint = names::new_id().unwrap_or_default();
         let detail = match &e {
             AllocError::Bind(
@@ -93,12 +93,9 @@ impl Daemon {
             }
             _ => e.to_string(),
         };
-        ApiError::new(
-            500,
-            format!(
-                "driver failed programming external connectivity on endpoint {} ({endpoint}): {detail}",
-                record.name
-            ),
-        )
+        Error::internal(format!(
+            "driver failed programming external connectivity on endpoint {} ({endpoint}): {detail}",
+            record.name
+        ))
     }
 }

@@ -6,7 +6,11 @@ use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde::{Deserialize, Serialize};
+
+use crate::supervisor::rules::format::{parse_rfc3339, rfc3339};
 
 use crate::proxy::proxy_proto::Version;
 use crate::supervisor::rules::restart::RestartPolicy;
@@ -20,21 +24,220 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Where a container is in its life. A record keeps it as Docker's word (`running`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Made, never started.
+    #[default]
+    Created,
+    /// Its command runs.
+    Running,
+    /// Its command exited and its restart policy brings it back after a back-off.
+    Restarting,
+    /// Its command exited (or never started after a failed start).
+    Exited,
+}
+
+impl Status {
+    /// Docker's word for it, as `ps` and `inspect` show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Restarting => "restarting",
+            Status::Exited => "exited",
+        }
+    }
+
+    /// Whether its command runs now.
+    pub fn is_running(self) -> bool {
+        self == Status::Running
+    }
+
+    /// Running as Docker counts it (`State.Running`, a network in use): running or waiting
+    /// to restart.
+    pub fn is_up(self) -> bool {
+        matches!(self, Status::Running | Status::Restarting)
+    }
+
+    /// `start` has something to do: it is not running.
+    pub fn can_start(self) -> bool {
+        self != Status::Running
+    }
+
+    /// `kill` and `exec` need a running command.
+    pub fn can_kill(self) -> bool {
+        self == Status::Running
+    }
+
+    /// `rm` without `--force` is refused for a running or restarting container.
+    pub fn can_remove(self) -> bool {
+        !self.is_up()
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A container's network: Docker's `--network` values. A record keeps it as Docker's text
+/// (`bridge`, `container:ID`, a network's name).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum NetworkMode {
+    /// The default bridge (`docker0`'s equivalent).
+    #[default]
+    Bridge,
+    /// The host's network namespace.
+    Host,
+    /// A namespace with loopback only.
+    None,
+    /// Another container's namespace, by its full ID once created.
+    Container(String),
+    /// A user-defined network, by its name.
+    User(String),
+}
+
+impl NetworkMode {
+    /// Reads `--network`'s value; empty and `default` are the bridge, as Docker's.
+    pub fn parse(text: &str) -> NetworkMode {
+        match text {
+            "" | "default" | "bridge" => NetworkMode::Bridge,
+            "host" => NetworkMode::Host,
+            "none" => NetworkMode::None,
+            t => match t.strip_prefix("container:") {
+                Some(c) => NetworkMode::Container(c.to_string()),
+                None => NetworkMode::User(t.to_string()),
+            },
+        }
+    }
+
+    /// Whether it is the default bridge.
+    pub fn is_bridge(&self) -> bool {
+        *self == NetworkMode::Bridge
+    }
+
+    /// Whether it shares another container's namespace.
+    pub fn is_container(&self) -> bool {
+        matches!(self, NetworkMode::Container(_))
+    }
+
+    /// Whether it is one of the predefined networks (`bridge`, `host`, `none`).
+    pub fn is_predefined(&self) -> bool {
+        matches!(self, NetworkMode::Bridge | NetworkMode::Host | NetworkMode::None)
+    }
+}
+
+impl From<String> for NetworkMode {
+    fn from(s: String) -> Self {
+        NetworkMode::parse(&s)
+    }
+}
+
+impl From<NetworkMode> for String {
+    fn from(m: NetworkMode) -> Self {
+        m.to_string()
+    }
+}
+
+impl std::fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetworkMode::Bridge => f.write_str("bridge"),
+            NetworkMode::Host => f.write_str("host"),
+            NetworkMode::None => f.write_str("none"),
+            NetworkMode::Container(id) => write!(f, "container:{id}"),
+            NetworkMode::User(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A moment in a record, kept as RFC 3339 text with nanoseconds; `Time::ZERO` (never) is
+/// Docker's zero time, `0001-01-01T00:00:00Z`. Formatted only where it is shown or stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Time(Option<SystemTime>);
+
+impl Time {
+    /// Never (Docker's zero time).
+    pub const ZERO: Time = Time(None);
+
+    /// Now.
+    pub fn now() -> Time {
+        Time(Some(SystemTime::now()))
+    }
+
+    /// The moment, unless it is the zero time.
+    pub fn get(self) -> Option<SystemTime> {
+        self.0
+    }
+
+    /// How long ago it was at `now` (zero for the zero time or a time after `now`).
+    pub fn elapsed_at(self, now: SystemTime) -> Duration {
+        self.0.and_then(|t| now.duration_since(t).ok()).unwrap_or_default()
+    }
+
+    /// Seconds since the epoch (0 for the zero time).
+    pub fn unix_seconds(self) -> i64 {
+        self.0
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<SystemTime> for Time {
+    fn from(t: SystemTime) -> Self {
+        Time(Some(t))
+    }
+}
+
+impl std::fmt::Display for Time {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(t) => f.write_str(&rfc3339(t)),
+            None => f.write_str(ZERO_TIME),
+        }
+    }
+}
+
+impl Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Time, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() || text == ZERO_TIME {
+            return Ok(Time::ZERO);
+        }
+        parse_rfc3339(&text)
+            .map(|t| Time(Some(t).filter(|t| *t > UNIX_EPOCH)))
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text}")))
+    }
+}
+
+/// Docker's zero time, for times that have not happened.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
 /// The lifecycle state of a container, as `docker inspect` shows `.State`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunState {
-    /// `created`, `running`, `restarting` (waiting out its back-off) or `exited`.
-    pub status: String,
+    /// Where it is in its life.
+    pub status: Status,
     /// Host PID of the container's init while running, else 0.
     pub pid: i32,
     /// The command's exit code once exited.
     pub exit_code: i32,
     /// Why the last start failed, if it did.
     pub error: String,
-    /// When it last started (RFC 3339), or Docker's zero time.
-    pub started_at: String,
-    /// When it last stopped (RFC 3339), or Docker's zero time.
-    pub finished_at: String,
+    /// When it last started.
+    pub started_at: Time,
+    /// When it last stopped.
+    pub finished_at: Time,
 }
 
 /// A published port while the container runs: `docker port`'s line.
@@ -57,8 +260,8 @@ pub struct Record {
     pub id: String,
     /// Without Docker's leading slash.
     pub name: String,
-    /// RFC 3339.
-    pub created: String,
+    /// When it was created.
+    pub created: Time,
     /// The program (Docker's IMAGE column shows it).
     pub path: String,
     /// Its arguments.
@@ -67,8 +270,8 @@ pub struct Record {
     pub env: Vec<String>,
     /// The container's hostname.
     pub hostname: String,
-    /// `bridge`, `host`, `none` or `container:<id>`.
-    pub network_mode: String,
+    /// Its network.
+    pub network_mode: NetworkMode,
     /// `-p` specs in their canonical form.
     pub publish: Vec<String>,
     /// `--expose` specs.

@@ -1,56 +1,63 @@
 //! What the API shows of containers: `GET /containers/json` summaries (with Docker's STATUS
-//! text and Ports list) and the `docker inspect` object.
+//! text and Ports list) and the `docker inspect` object, as the API's types.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde_json::{Value, json};
-
-use crate::spec::{PortSpec, parse_expose};
-use crate::supervisor::engine::store::Record;
-use crate::supervisor::engine::{ApiError, Container, Daemon};
+use crate::spec::{HostPort, PortSpec, parse_expose};
+use crate::supervisor::api::types::{
+    ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, Empty, HostConfig,
+    MountPoint, NetworkSettings, Port, PortBinding, PortMap, SummaryHostConfig,
+    SummaryNetworkSettings,
+};
+use crate::supervisor::engine::store::{Record, Status};
+use crate::supervisor::engine::{Container, Daemon, Error, ErrorKind};
 use crate::supervisor::os::netlink;
-use crate::supervisor::rules::format::{self, Port};
+use crate::supervisor::rules::format;
 use crate::supervisor::rules::ps::{self, Candidate, ListOptions};
 
 impl Daemon {
     /// `GET /containers/json`: newest first, running only unless `all` (or a limit, or a
-    /// `status` filter), through Docker's filters (`crate::supervisor::rules::ps::select`).
-    pub fn list(&self, opts: &ListOptions) -> Result<Vec<Value>, ApiError> {
+    /// `status` filter), through Docker's filters ([`ps::select`]).
+    pub fn list(&self, opts: &ListOptions) -> Result<Vec<ContainerSummary>, Error> {
         let now = SystemTime::now();
         let records: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
         let newest_first: Vec<&Record> = records.iter().rev().collect();
         let candidates: Vec<Candidate> =
             newest_first.iter().map(|r| self.candidate(r, &records)).collect();
-        let chosen = ps::select(opts, &candidates)
-            .map_err(|e| ApiError { status: e.status, message: e.message })?;
+        let chosen = ps::select(opts, &candidates).map_err(|e| {
+            let kind = match e.status {
+                400 => ErrorKind::InvalidArgument,
+                404 => ErrorKind::NotFound,
+                _ => ErrorKind::Internal,
+            };
+            Error::new(kind, e.message)
+        })?;
         Ok(chosen
             .into_iter()
             .map(|i| {
                 let (r, c) = (newest_first[i], &candidates[i]);
-                let created = format::parse_rfc3339(&r.created).unwrap_or(now);
-                json!({
-                    "Id": r.id,
-                    "Names": c.names.iter().map(|n| format!("/{n}")).collect::<Vec<_>>(),
-                    "Image": r.path,
-                    "Command": format::command_line(&r.path, &r.args),
-                    "Created": created.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-                    "Ports": api_ports(r),
-                    "Labels": {},
-                    "State": r.state.status,
-                    "Status": status_text(r, now),
-                    "HostConfig": {"NetworkMode": r.network_mode},
-                    "NetworkSettings": {"Networks": self.networks_json(r)},
-                    "Mounts": mounts(r),
-                })
+                ContainerSummary {
+                    id: r.id.clone(),
+                    names: c.names.iter().map(|n| format!("/{n}")).collect(),
+                    image: r.path.clone(),
+                    command: format::command_line(&r.path, &r.args),
+                    created: r.created.unix_seconds(),
+                    ports: api_ports(r),
+                    labels: BTreeMap::new(),
+                    state: r.state.status.to_string(),
+                    status: status_text(r, now),
+                    host_config: SummaryHostConfig { network_mode: r.network_mode.to_string() },
+                    network_settings: SummaryNetworkSettings { networks: self.endpoints_of(r) },
+                    mounts: mounts(r),
+                }
             })
             .collect())
     }
 
     /// A record as the list's filters see it.
     fn candidate(&self, r: &Record, records: &[Record]) -> Candidate {
-        let networks = self.networks_json(r);
         let mut exposed = BTreeSet::new();
         for spec in r.expose.iter().filter_map(|e| parse_expose(e).ok()) {
             exposed.extend(spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())));
@@ -67,18 +74,14 @@ impl Daemon {
                 .into_iter()
                 .map(|n| n.trim_start_matches('/').to_string())
                 .collect(),
-            state: r.state.status.clone(),
+            state: r.state.status.to_string(),
             exit_code: i64::from(r.state.exit_code),
-            started: format::parse_rfc3339(&r.state.started_at)
-                .is_some_and(|t| t > std::time::UNIX_EPOCH),
+            started: r.state.started_at.get().is_some(),
             image: r.path.clone(),
-            networks: networks
-                .as_object()
+            networks: self
+                .endpoints_of(r)
                 .into_iter()
-                .flatten()
-                .map(|(name, n)| {
-                    (name.clone(), n["NetworkID"].as_str().unwrap_or_default().to_string())
-                })
+                .map(|(name, e)| (name, e.network_id))
                 .collect(),
             port_bindings,
             exposed,
@@ -95,33 +98,23 @@ impl Daemon {
     }
 
     /// `GET /containers/{id}/json`: Docker's inspect shape, the parts cproxy has.
-    pub fn inspect(&self, c: &Arc<Container>) -> Value {
+    pub fn inspect(&self, c: &Arc<Container>) -> ContainerInspect {
         let r = c.record();
         let dir = self.store.dir(&r.id);
-        let running = r.state.status == "running";
-        // Docker counts a restarting container as running too.
-        let restarting = r.state.status == "restarting";
-        let mut ports = serde_json::Map::new();
+        let running = r.state.status == Status::Running;
+        let mut ports: BTreeMap<String, Option<Vec<PortBinding>>> = BTreeMap::new();
         if running {
-            for e in &r.expose {
-                if let Ok(spec) = parse_expose(e) {
-                    for p in spec.container_ports().ports() {
-                        ports.insert(format!("{p}/{}", spec.proto()), Value::Null);
-                    }
-                }
+            for key in exposed_keys(&r) {
+                ports.insert(key, None);
             }
             for p in &r.ports {
                 let key = format!("{}/{}", p.container_port, p.proto);
-                let entry = json!({"HostIp": p.host_ip, "HostPort": p.host_port.to_string()});
-                match ports.get_mut(&key) {
-                    Some(Value::Array(list)) => list.push(entry),
-                    _ => {
-                        ports.insert(key, Value::Array(vec![entry]));
-                    }
-                }
+                let entry =
+                    PortBinding { host_ip: p.host_ip.clone(), host_port: p.host_port.to_string() };
+                ports.entry(key).or_default().get_or_insert_with(Vec::new).push(entry);
             }
         }
-        let bridge = r.network_mode == "bridge" && running;
+        let bridge = r.network_mode.is_bridge() && running;
         let (ip, prefix, gateway, mac) = match r.ip.filter(|_| bridge) {
             Some(ip) => {
                 let m = netlink::mac_for(ip);
@@ -134,76 +127,100 @@ impl Daemon {
             }
             None => (String::new(), 0, String::new(), String::new()),
         };
-        let exposed: serde_json::Map<String, Value> = r
-            .expose
-            .iter()
-            .filter_map(|e| parse_expose(e).ok())
-            .flat_map(|s| {
-                s.container_ports().ports().map(move |p| (format!("{p}/{}", s.proto()), json!({})))
-            })
-            .collect();
-        json!({
-            "Id": r.id,
-            "Created": r.created,
-            "Path": r.path,
-            "Args": r.args,
-            "State": {
-                "Status": r.state.status,
-                "Running": running || restarting,
-                "Paused": false,
-                "Restarting": restarting,
-                "OOMKilled": false,
-                "Dead": false,
-                "Pid": r.state.pid,
-                "ExitCode": r.state.exit_code,
-                "Error": r.state.error,
-                "StartedAt": r.state.started_at,
-                "FinishedAt": r.state.finished_at,
+        let exposed: BTreeMap<String, Empty> =
+            exposed_keys(&r).into_iter().map(|k| (k, Empty {})).collect();
+        let path = |name: &str| dir.join(name).display().to_string();
+        ContainerInspect {
+            id: r.id.clone(),
+            created: r.created.to_string(),
+            path: r.path.clone(),
+            args: r.args.clone(),
+            state: ContainerState {
+                status: r.state.status.to_string(),
+                // Docker counts a restarting container as running too.
+                running: r.state.status.is_up(),
+                restarting: r.state.status == Status::Restarting,
+                pid: r.state.pid,
+                exit_code: r.state.exit_code,
+                error: r.state.error.clone(),
+                started_at: r.state.started_at.to_string(),
+                finished_at: r.state.finished_at.to_string(),
+                ..ContainerState::default()
             },
-            "Image": r.path,
-            "ResolvConfPath": dir.join("resolv.conf"),
-            "HostnamePath": dir.join("hostname"),
-            "HostsPath": dir.join("hosts"),
-            "LogPath": dir.join(format!("{}-json.log", r.id)),
-            "Name": format!("/{}", r.name),
-            // Not Docker's: the link variables `exec` gives, from the sources as they are now.
-            "CproxyLinkEnv": self.link_env(&r),
-            "RestartCount": r.restart_count,
-            "HostConfig": {
-                "NetworkMode": r.network_mode,
-                "PortBindings": r.publish,
-                "PublishAllPorts": r.publish_all,
-                "AutoRemove": r.auto_remove,
-                "Init": if r.init { json!(true) } else { Value::Null },
-                "RestartPolicy": r.restart_policy,
-                "Binds": r.binds,
-                "ProxyProtocol": r.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
-                "Links": if r.links.is_empty() { Value::Null } else { json!(crate::supervisor::engine::links::host_config_links(&r)) },
+            image: r.path.clone(),
+            resolv_conf_path: path("resolv.conf"),
+            hostname_path: path("hostname"),
+            hosts_path: path("hosts"),
+            log_path: path(&format!("{}-json.log", r.id)),
+            name: format!("/{}", r.name),
+            cproxy_link_env: self.link_env(&r),
+            restart_count: r.restart_count,
+            host_config: HostConfig {
+                network_mode: r.network_mode.to_string(),
+                port_bindings: port_bindings(&r),
+                port_specs: r.publish.clone(),
+                publish_all_ports: r.publish_all,
+                auto_remove: r.auto_remove,
+                binds: r.binds.clone(),
+                proxy_protocol: r.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
+                restart_policy: r.restart_policy.into(),
+                links: (!r.links.is_empty())
+                    .then(|| crate::supervisor::engine::links::host_config_links(&r)),
+                init: r.init.then_some(true),
             },
-            "Config": {
-                "Hostname": r.hostname,
-                "WorkingDir": r.working_dir,
-                "Env": r.env,
-                "Cmd": std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect::<Vec<_>>(),
-                "Image": r.path,
-                "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
-                "StopSignal": if r.stop_signal.is_empty() { Value::Null } else { json!(r.stop_signal) },
-                "StopTimeout": r.stop_timeout,
+            config: ContainerConfig {
+                hostname: r.hostname.clone(),
+                env: r.env.clone(),
+                cmd: std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect(),
+                image: r.path.clone(),
+                working_dir: r.working_dir.clone(),
+                exposed_ports: (!exposed.is_empty()).then_some(exposed),
+                stop_signal: Some(r.stop_signal.clone()).filter(|s| !s.is_empty()),
+                stop_timeout: r.stop_timeout,
             },
-            "NetworkSettings": {
-                "Ports": ports,
-                "IPAddress": ip,
-                "IPPrefixLen": prefix,
-                "Gateway": gateway,
-                "MacAddress": mac,
-                "Networks": self.networks_json(&r),
+            network_settings: NetworkSettings {
+                ports,
+                ip_address: ip,
+                ip_prefix_len: prefix,
+                gateway,
+                mac_address: mac,
+                networks: self.endpoints_of(&r),
             },
-        })
+        }
     }
 }
 
+/// The `--expose` ports of a record, one `PORT/PROTO` key each.
+fn exposed_keys(r: &Record) -> Vec<String> {
+    r.expose
+        .iter()
+        .filter_map(|e| parse_expose(e).ok())
+        .flat_map(|s| s.container_ports().ports().map(move |p| format!("{p}/{}", s.proto())))
+        .collect()
+}
+
+/// `HostConfig.PortBindings` as Docker shows it: each published container port with the
+/// host bindings its `-p` specs ask for.
+fn port_bindings(r: &Record) -> PortMap {
+    let mut map = PortMap::new();
+    for spec in r.publish.iter().filter_map(|p| PortSpec::parse(p).ok()) {
+        for m in spec.mappings() {
+            let host_ip = m.host_ip.map(|ip| ip.to_string()).unwrap_or_default();
+            let host_port = match m.host_port {
+                HostPort::Fixed(port) => port.to_string(),
+                HostPort::Any => String::new(),
+                HostPort::OneOf(range) => range.to_string(),
+            };
+            map.entry(format!("{}/{}", m.container_port, m.proto))
+                .or_default()
+                .push(PortBinding { host_ip, host_port });
+        }
+    }
+    map
+}
+
 /// The `Mounts` list of `GET /containers/json`: the bind mounts, as Docker lists them.
-fn mounts(r: &Record) -> Vec<Value> {
+fn mounts(r: &Record) -> Vec<MountPoint> {
     r.binds
         .iter()
         .map(|b| {
@@ -211,15 +228,22 @@ fn mounts(r: &Record) -> Vec<Value> {
             let source = parts.next().unwrap_or_default();
             let destination = parts.next().unwrap_or_default();
             let mode = parts.next().unwrap_or_default();
-            json!({"Type": "bind", "Source": source, "Destination": destination, "Mode": mode,
-                   "RW": !mode.split(',').any(|m| m == "ro"), "Propagation": "rprivate"})
+            MountPoint {
+                kind: "bind".into(),
+                source: source.into(),
+                destination: destination.into(),
+                mode: mode.into(),
+                rw: !mode.split(',').any(|m| m == "ro"),
+                propagation: "rprivate".into(),
+                ..MountPoint::default()
+            }
         })
         .collect()
 }
 
 /// The `Ports` list of `GET /containers/json`.
 fn api_ports(r: &Record) -> Vec<Port> {
-    if r.state.status != "running" {
+    if r.state.status != Status::Running {
         return Vec::new();
     }
     let mut ports: Vec<Port> = r
@@ -248,21 +272,15 @@ fn api_ports(r: &Record) -> Vec<Port> {
 /// Docker's STATUS column: "Up 5 seconds", "Restarting (1) 2 seconds ago", "Exited (3) 2
 /// minutes ago", "Created".
 fn status_text(r: &Record, now: SystemTime) -> String {
-    let since = |t: &str| {
-        format::parse_rfc3339(t).and_then(|t| now.duration_since(t).ok()).unwrap_or_default()
-    };
-    match r.state.status.as_str() {
-        "running" => format!("Up {}", format::human_duration(since(&r.state.started_at))),
-        "restarting" => format!(
-            "Restarting ({}) {} ago",
-            r.state.exit_code,
-            format::human_duration(since(&r.state.finished_at))
-        ),
-        "exited" => format!(
-            "Exited ({}) {} ago",
-            r.state.exit_code,
-            format::human_duration(since(&r.state.finished_at))
-        ),
-        _ => "Created".into(),
+    let ago = |t: crate::supervisor::engine::store::Time| format::human_duration(t.elapsed_at(now));
+    match r.state.status {
+        Status::Running => format!("Up {}", ago(r.state.started_at)),
+        Status::Restarting => {
+            format!("Restarting ({}) {} ago", r.state.exit_code, ago(r.state.finished_at))
+        }
+        Status::Exited => {
+            format!("Exited ({}) {} ago", r.state.exit_code, ago(r.state.finished_at))
+        }
+        Status::Created => "Created".into(),
     }
 }

@@ -20,19 +20,23 @@
 //! | `POST /networks/{id}/connect` | `{"Container": C, "EndpointConfig": {"Aliases": [A]}}`; `200` |
 //! | `POST /networks/{id}/disconnect` | `{"Container": C}`; `200` |
 //!
-//! Every path also answers under `/v1.41/`. `{id}` is a name, an ID, or an unambiguous ID prefix. The create body:
+//! Every path also answers under `/v1.41/`. `{id}` is a name, an ID, or an unambiguous ID
+//! prefix. Bodies are the types of [`crate::supervisor::api::types`]; the create body:
 //!
 //! ```json
 //! {"Cmd": ["python3", "-m", "http.server"], "Env": ["K=V"], "Hostname": "",
-//!  "ExposedPorts": ["5000/tcp"], "WorkingDir": "/srv",
-//!  "HostConfig": {"NetworkMode": "bridge", "PortSpecs": ["127.0.0.1:8080:5000"],
+//!  "ExposedPorts": {"5000/tcp": {}}, "WorkingDir": "/srv",
+//!  "HostConfig": {"NetworkMode": "bridge",
+//!                 "PortBindings": {"5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
 //!                 "PublishAllPorts": false, "AutoRemove": false,
 //!                 "Binds": ["/srv/data:/mnt:ro"]}}
 //! ```
 //!
-//! Unlike Docker's, published ports are given as `docker run -p` specs (`PortSpecs`) and exposed
-//! ports as a list; `--network-alias` comes as Docker's `NetworkingConfig.EndpointsConfig.NET.Aliases`. Errors are `{"message": "..."}` with 400 (bad request), 404 (no such
-//! container), 409 (conflict) or 500, the message in Docker's words.
+//! Beside Docker's `PortBindings`, cproxy's client sends `docker run -p` specs as they were
+//! given (`HostConfig.PortSpecs`, taken first), and `ExposedPorts` keys may be ranges
+//! (`7000-7002/udp`). Errors are `{"message": "..."}`; this layer alone maps the engine's error
+//! kinds to Docker's codes: 400 (invalid), 403 (forbidden), 404 (no such container or
+//! network), 409 (conflict) or 500, the message in Docker's words.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,24 +47,65 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::io::AsyncReadExt;
 
-use crate::supervisor::engine::networks::ConnectRequest;
-use crate::supervisor::engine::{ApiError, CreateRequest, Daemon};
+use crate::supervisor::api::stream;
+use crate::supervisor::api::types::{
+    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
+    ContainerWaitResponse, ErrorResponse, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkCreateResponse, NetworkDisconnectRequest, NetworkResource,
+};
+use crate::supervisor::engine::logs::LogRecord;
+use crate::supervisor::engine::store::Status;
+use crate::supervisor::engine::{Daemon, Error, ErrorKind};
 use crate::supervisor::rules::ps::{Filters, ListOptions};
 
 type Params = Query<HashMap<String, String>>;
 
+/// An engine error as Docker's client reads it: the status its kind stands for, and
+/// `{"message": …}`.
+struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+/// The HTTP status of each kind of engine error, as dockerd's `errdefs` map them.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(json!({"message": self.message}))).into_response()
+        let body = ErrorResponse { message: self.0.message };
+        (status_of(self.0.kind), axum::Json(body)).into_response()
     }
+}
+
+type Answer<T> = Result<T, ApiError>;
+
+fn json<T: Serialize>(status: StatusCode, body: T) -> Response {
+    (status, axum::Json(body)).into_response()
 }
 
 fn flag(q: &HashMap<String, String>, name: &str) -> bool {
     q.get(name).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True"))
+}
+
+/// A request body as the API's type, or Docker's 400 in its words.
+fn body_of<T: DeserializeOwned>(body: &Bytes) -> Answer<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError(Error::invalid(format!("invalid request body: {e}"))))
 }
 
 /// The router over a daemon; every route also answers under `/v1.41`, the Engine API version
@@ -93,32 +138,23 @@ fn routes(daemon: Arc<Daemon>) -> Router {
 async fn list(
     State(d): State<Arc<Daemon>>,
     Query(q): Params,
-) -> Result<axum::Json<Vec<Value>>, ApiError> {
+) -> Answer<axum::Json<Vec<ContainerSummary>>> {
     let filters = q.get("filters").map(String::as_str).unwrap_or_default();
     let opts = ListOptions {
         all: flag(&q, "all"),
         limit: q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0),
-        filters: Filters::from_json(filters)
-            .map_err(|message| ApiError { status: 400, message })?,
+        filters: Filters::from_json(filters).map_err(Error::invalid)?,
     };
-    d.list(&opts).map(axum::Json)
+    Ok(axum::Json(d.list(&opts)?))
 }
 
-async fn create(
-    State(d): State<Arc<Daemon>>,
-    Query(q): Params,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let req: CreateRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError { status: 400, message: format!("invalid request body: {e}") })?;
+async fn create(State(d): State<Arc<Daemon>>, Query(q): Params, body: Bytes) -> Answer<Response> {
+    let req: ContainerCreateRequest = body_of(&body)?;
     let id = d.create(q.get("name").map(String::as_str), req)?;
-    Ok((StatusCode::CREATED, axum::Json(json!({"Id": id, "Warnings": []}))).into_response())
+    Ok(json(StatusCode::CREATED, ContainerCreateResponse { id, warnings: Vec::new() }))
 }
 
-async fn start(
-    State(d): State<Arc<Daemon>>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer<StatusCode> {
     let c = d.find(&id)?;
     d.start(&c).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -128,7 +164,7 @@ async fn stop(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
     Query(q): Params,
-) -> Result<StatusCode, ApiError> {
+) -> Answer<StatusCode> {
     let c = d.find(&id)?;
     let t = q.get("t").and_then(|t| t.parse::<u64>().ok());
     d.stop(&c, t).await?;
@@ -141,33 +177,28 @@ async fn kill(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
     Query(q): Params,
-) -> Result<StatusCode, ApiError> {
+) -> Answer<StatusCode> {
     let sig = match q.get("signal").filter(|s| !s.is_empty()) {
-        Some(raw) => {
-            crate::supervisor::rules::signal::parse(raw).map_err(|e| ApiError::new(400, e))?
-        }
+        Some(raw) => crate::supervisor::rules::signal::parse(raw).map_err(Error::invalid)?,
         None => libc::SIGKILL,
     };
-    let cannot = |e: ApiError| ApiError {
-        message: format!("Cannot kill container: {id}: {}", e.message),
-        ..e
-    };
+    let cannot = |e: Error| e.context(format!("Cannot kill container: {id}: "));
     let c = d.find(&id).map_err(cannot)?;
     d.kill(&c, sig).await.map_err(cannot)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn wait(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn wait(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer<Response> {
     let c = d.find(&id)?;
     let code = d.wait(&c).await;
-    Ok(axum::Json(json!({"StatusCode": code})).into_response())
+    Ok(json(StatusCode::OK, ContainerWaitResponse { status_code: i64::from(code) }))
 }
 
 async fn remove(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
     Query(q): Params,
-) -> Result<StatusCode, ApiError> {
+) -> Answer<StatusCode> {
     let c = d.find(&id)?;
     d.remove(&c, flag(&q, "force")).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -176,36 +207,32 @@ async fn remove(
 async fn inspect(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Answer<axum::Json<ContainerInspect>> {
     let c = d.find(&id)?;
-    Ok(axum::Json(d.inspect(&c)).into_response())
+    Ok(axum::Json(d.inspect(&c)))
 }
 
-fn body_of<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError { status: 400, message: format!("invalid request body: {e}") })
-}
-
-async fn network_list(State(d): State<Arc<Daemon>>) -> axum::Json<Vec<Value>> {
+async fn network_list(State(d): State<Arc<Daemon>>) -> axum::Json<Vec<NetworkResource>> {
     axum::Json(d.network_list())
 }
 
-async fn network_create(State(d): State<Arc<Daemon>>, body: Bytes) -> Result<Response, ApiError> {
-    let id = d.network_create(body_of(&body)?).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({"Id": id, "Warning": ""}))).into_response())
+async fn network_create(State(d): State<Arc<Daemon>>, body: Bytes) -> Answer<Response> {
+    let req: NetworkCreateRequest = body_of(&body)?;
+    let id = d.network_create(req).await?;
+    Ok(json(StatusCode::CREATED, NetworkCreateResponse { id, warning: String::new() }))
 }
 
 async fn network_inspect(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    Ok(axum::Json(d.network_inspect(&id)?).into_response())
+) -> Answer<axum::Json<NetworkResource>> {
+    Ok(axum::Json(d.network_inspect(&id)?))
 }
 
 async fn network_remove(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Answer<StatusCode> {
     d.network_remove(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -214,10 +241,10 @@ async fn network_connect(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<StatusCode, ApiError> {
-    let req: ConnectRequest = body_of(&body)?;
+) -> Answer<StatusCode> {
+    let req: NetworkConnectRequest = body_of(&body)?;
     let c = d.find(&req.container)?;
-    d.network_connect(&id, &c, req.endpoint_config.aliases).await?;
+    d.network_connect(&id, &c, req.endpoint_config.aliases.unwrap_or_default()).await?;
     Ok(StatusCode::OK)
 }
 
@@ -225,28 +252,18 @@ async fn network_disconnect(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<StatusCode, ApiError> {
-    let req: ConnectRequest = body_of(&body)?;
+) -> Answer<StatusCode> {
+    let req: NetworkDisconnectRequest = body_of(&body)?;
     let c = d.find(&req.container)?;
     d.network_disconnect(&id, &c).await?;
     Ok(StatusCode::OK)
-}
-
-/// One frame of Docker's multiplexed log stream.
-fn frame(stream: &str, text: &str) -> Bytes {
-    let kind = if stream == "stderr" { 2u8 } else { 1u8 };
-    let mut out = Vec::with_capacity(8 + text.len());
-    out.extend_from_slice(&[kind, 0, 0, 0]);
-    out.extend_from_slice(&(text.len() as u32).to_be_bytes());
-    out.extend_from_slice(text.as_bytes());
-    Bytes::from(out)
 }
 
 async fn logs(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
     Query(q): Params,
-) -> Result<Response, ApiError> {
+) -> Answer<Response> {
     let c = d.find(&id)?;
     let follow = flag(&q, "follow");
     let want_out = !q.contains_key("stdout") || flag(&q, "stdout");
@@ -263,7 +280,7 @@ async fn logs(
         loop {
             let running = {
                 rx.borrow_and_update();
-                c.record().state.status == "running"
+                c.record().state.status == Status::Running
             };
             if file.is_none() {
                 file = tokio::fs::File::open(&path).await.ok();
@@ -281,13 +298,14 @@ async fn logs(
             }
             first = false;
             for line in batch {
-                let Ok(v) = serde_json::from_slice::<Value>(line) else { continue };
-                let stream = v["stream"].as_str().unwrap_or("stdout");
-                let text = v["log"].as_str().unwrap_or("");
-                if (stream == "stderr" && !want_err) || (stream != "stderr" && !want_out) {
+                let Ok(record) = serde_json::from_slice::<LogRecord>(line) else { continue };
+                let kind = record.kind();
+                let wanted = if kind == stream::StreamKind::Stderr { want_err } else { want_out };
+                if !wanted {
                     continue;
                 }
-                if tx.send(Ok(frame(stream, text))).await.is_err() {
+                let frame = Bytes::from(stream::encode(kind, record.log.as_bytes()));
+                if tx.send(Ok(frame)).await.is_err() {
                     return;
                 }
             }
@@ -305,5 +323,5 @@ async fn logs(
     Response::builder()
         .header("Content-Type", "application/vnd.docker.raw-stream")
         .body(Body::from_stream(stream))
-        .map_err(|e| ApiError { status: 500, message: e.to_string() })
+        .map_err(|e| ApiError(Error::internal(e)))
 }

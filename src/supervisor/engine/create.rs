@@ -1,0 +1,533 @@
+//! `POST /containers/create`: the request checked in Docker's words and turned into a record.
+//! The checks are [`plan`], a pure function of the request and what the daemon knows
+//! ([`Known`]), so they are unit-tested without root, namespaces or files.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::proxy::proxy_proto::Version;
+use crate::spec::{PortSpec, parse_expose};
+use crate::supervisor::api::types::{ContainerCreateRequest, PortMap};
+use crate::supervisor::engine::error::Result;
+use crate::supervisor::engine::store::{Attachment, NetworkMode, Record, RunState, Status, Time};
+use crate::supervisor::engine::{Container, Daemon, Error};
+use crate::supervisor::rules::links::{self, Link, LinkError};
+use crate::supervisor::rules::names;
+use crate::supervisor::rules::networks::Network;
+use crate::supervisor::rules::restart::RestartPolicy;
+
+/// What a create is checked against: the containers and user-defined networks there are.
+#[derive(Clone, Copy, Debug)]
+pub struct Known<'a> {
+    /// Every container's record, oldest first.
+    pub containers: &'a [Record],
+    /// Every user-defined network.
+    pub networks: &'a [Network],
+}
+
+impl Known<'_> {
+    /// The container a name, full ID or unambiguous ID prefix names, in Docker's words.
+    pub fn container(&self, key: &str) -> Result<&Record> {
+        find_in(self.containers, key).map(|i| &self.containers[i])
+    }
+}
+
+/// The index in `records` of the container `key` names: a name (with or without its leading
+/// `/`), a full ID, or an unambiguous ID prefix; else Docker's `No such container`.
+pub fn find_in(records: &[Record], key: &str) -> Result<usize> {
+    let key = key.strip_prefix('/').unwrap_or(key);
+    if key.is_empty() {
+        return Err(Error::not_found("No such container: "));
+    }
+    if let Some(i) = records.iter().position(|r| r.id == key || r.name == key) {
+        return Ok(i);
+    }
+    let mut matches = records.iter().enumerate().filter(|(_, r)| r.id.starts_with(key));
+    match (matches.next(), matches.next()) {
+        (Some((i, _)), None) => Ok(i),
+        (None, _) => Err(Error::no_such_container(key)),
+        _ => Err(Error::not_found(format!(
+            "No such container: {key} (the ID prefix matches several; give more of it)"
+        ))),
+    }
+}
+
+/// `-p` specs from Docker's `PortBindings` (what Docker's clients send): one spec per host
+/// binding, `HOSTIP:HOSTPORT:PORT/PROTO`.
+fn specs_of_bindings(bindings: &PortMap) -> Vec<String> {
+    let mut specs = Vec::new();
+    for (port, list) in bindings {
+        let port = if port.contains('/') { port.clone() } else { format!("{port}/tcp") };
+        for b in list {
+            let ip = if b.host_ip.contains(':') && !b.host_ip.starts_with('[') {
+                format!("[{}]", b.host_ip)
+            } else {
+                b.host_ip.clone()
+            };
+            specs.push(match (ip.is_empty(), b.host_port.is_empty()) {
+                (true, true) => port.clone(),
+                (true, false) => format!("{}:{port}", b.host_port),
+                (false, _) => format!("{ip}:{}:{port}", b.host_port),
+            });
+        }
+    }
+    specs
+}
+
+/// A `-v HOSTDIR:DIR[:ro|rw]` value as (host dir, container dir, read-only). A container sees
+/// the host's filesystem, so both must exist: DIR is covered inside the container only.
+pub fn parse_bind(spec: &str) -> Result<(PathBuf, PathBuf, bool)> {
+    let bad = |why: &str| Error::invalid(format!("invalid volume specification: '{spec}': {why}"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, ro) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, false),
+        [src, dst, "ro"] => (*src, *dst, true),
+        [src, dst, "rw"] => (*src, *dst, false),
+        _ => return Err(bad("expected HOSTDIR:DIR[:ro]")),
+    };
+    if !src.starts_with('/') {
+        return Err(bad("cproxy mounts host paths only: HOSTDIR must be absolute"));
+    }
+    if !dst.starts_with('/') {
+        return Err(bad("DIR must be an absolute path"));
+    }
+    for (path, which) in [(src, "source"), (dst, "destination")] {
+        if !std::path::Path::new(path).exists() {
+            return Err(Error::invalid(format!(
+                "invalid mount config for type \"bind\": bind {which} path does not exist: {path}"
+            )));
+        }
+    }
+    Ok((PathBuf::from(src), PathBuf::from(dst), ro))
+}
+
+/// Checks a create request against what is `known` and makes the new container's record
+/// (`id`, created `now`), in Docker's words and order for each refusal.
+pub fn plan(
+    name: Option<&str>,
+    req: ContainerCreateRequest,
+    known: &Known<'_>,
+    id: String,
+    now: Time,
+) -> Result<Record> {
+    let ContainerCreateRequest { config, host_config: hc, networking_config } = req;
+    if config.cmd.is_empty() {
+        return Err(Error::invalid("No command specified"));
+    }
+    let port_specs =
+        if hc.port_specs.is_empty() { specs_of_bindings(&hc.port_bindings) } else { hc.port_specs };
+    for spec in &port_specs {
+        PortSpec::parse(spec).map_err(|e| Error::invalid(e.to_string()))?;
+    }
+    let exposed: Vec<String> = config.exposed_ports.unwrap_or_default().into_keys().collect();
+    for spec in &exposed {
+        parse_expose(spec).map_err(|e| Error::invalid(e.to_string()))?;
+    }
+    let endpoints = &networking_config.endpoints_config;
+    let mut mode = NetworkMode::parse(&hc.network_mode);
+    let mut attachments = Vec::new();
+    match &mode {
+        NetworkMode::Container(target) => {
+            if !config.hostname.is_empty() {
+                return Err(Error::invalid("conflicting options: hostname and the network mode"));
+            }
+            if !port_specs.is_empty() || hc.publish_all_ports {
+                return Err(Error::invalid(
+                    "conflicting options: port publishing and the container type network mode",
+                ));
+            }
+            mode = NetworkMode::Container(known.container(target)?.id.clone());
+        }
+        NetworkMode::User(wanted) => {
+            let net = crate::supervisor::rules::networks::find(known.networks, wanted)
+                .ok_or_else(|| Error::not_found(format!("network {wanted} not found")))?;
+            mode = NetworkMode::User(net.name.clone());
+            let aliases =
+                endpoints.values().flat_map(|e| e.aliases.iter().flatten().cloned()).collect();
+            let asked = endpoints
+                .values()
+                .filter_map(|e| e.ipam_config.as_ref())
+                .map(|c| c.ipv4_address.as_str())
+                .find(|a| !a.is_empty());
+            let ipv4_address = match asked {
+                None => None,
+                Some(_) if !net.user_subnet => {
+                    return Err(Error::invalid(
+                        "user specified IP address is supported only when connecting to networks with user configured subnets",
+                    ));
+                }
+                Some(a) => match a.parse::<Ipv4Addr>() {
+                    Ok(ip) if net.subnet.contains(ip) => Some(ip),
+                    _ => {
+                        return Err(Error::invalid(format!(
+                            "Invalid address {a}: It does not belong to any of this network's subnets"
+                        )));
+                    }
+                },
+            };
+            attachments.push(Attachment {
+                network: net.name.clone(),
+                aliases,
+                ip: None,
+                ipv4_address,
+            });
+        }
+        NetworkMode::Bridge | NetworkMode::Host | NetworkMode::None => {}
+    }
+    if attachments.is_empty() {
+        if endpoints
+            .values()
+            .filter_map(|e| e.ipam_config.as_ref())
+            .any(|c| !c.ipv4_address.is_empty())
+        {
+            return Err(Error::invalid(
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
+        if endpoints.values().any(|e| e.aliases.as_ref().is_some_and(|a| !a.is_empty())) {
+            return Err(Error::invalid(
+                "network-scoped alias is supported only for containers in user defined networks",
+            ));
+        }
+    }
+    for bind in &hc.binds {
+        parse_bind(bind)?;
+    }
+    let proxy_protocol = match hc.proxy_protocol.as_str() {
+        "" => None,
+        v => Some(v.parse::<Version>().map_err(Error::invalid)?),
+    };
+    let restart_policy = RestartPolicy::parse(&hc.restart_policy.value())
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    let links = check_links(&mode, &hc.links.unwrap_or_default(), known)?;
+    restart_policy.check_auto_remove(hc.auto_remove).map_err(|e| Error::invalid(e.to_string()))?;
+    // As moby's verifyContainerSettings: the stop signal must parse.
+    let stop_signal = config.stop_signal.unwrap_or_default();
+    if !stop_signal.is_empty() {
+        crate::supervisor::rules::signal::parse(&stop_signal).map_err(Error::invalid)?;
+    }
+    if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
+        return Err(Error::invalid(format!(
+            "the working directory '{}' is invalid, it needs to be an absolute path",
+            config.working_dir
+        )));
+    }
+    let name = match name.filter(|n| !n.is_empty()) {
+        Some(n) => {
+            let n = n.strip_prefix('/').unwrap_or(n);
+            if !names::valid(n) {
+                return Err(Error::invalid(format!(
+                    "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+            if let Some(other) = known.containers.iter().find(|c| c.name == n) {
+                return Err(Error::conflict(format!(
+                    "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                )));
+            }
+            n.to_string()
+        }
+        None => {
+            let taken: BTreeSet<String> = known.containers.iter().map(|c| c.name.clone()).collect();
+            names::random_name(&taken)
+        }
+    };
+    let hostname = if config.hostname.is_empty() {
+        id.get(..12).unwrap_or(&id).to_string()
+    } else {
+        config.hostname
+    };
+    let publish = if mode.is_bridge() || !attachments.is_empty() { port_specs } else { Vec::new() };
+    let mut cmd = config.cmd.into_iter();
+    Ok(Record {
+        id,
+        name,
+        created: now,
+        path: cmd.next().unwrap_or_default(),
+        args: cmd.collect(),
+        env: config.env,
+        hostname,
+        network_mode: mode,
+        publish,
+        expose: exposed,
+        publish_all: hc.publish_all_ports,
+        auto_remove: hc.auto_remove,
+        init: hc.init.unwrap_or(false),
+        stop_signal,
+        stop_timeout: config.stop_timeout,
+        binds: hc.binds,
+        proxy_protocol,
+        working_dir: config.working_dir,
+        state: RunState {
+            status: Status::Created,
+            started_at: Time::ZERO,
+            finished_at: Time::ZERO,
+            ..RunState::default()
+        },
+        ip: None,
+        ports: Vec::new(),
+        restart_policy,
+        restart_count: 0,
+        stopped_by_user: false,
+        links,
+        networks: attachments,
+    })
+}
+
+/// Parses `--link` values at create time: each source must exist (Docker's `could not get
+/// container for NAME: …`); links are stored by the source's name.
+fn check_links(mode: &NetworkMode, values: &[String], known: &Known<'_>) -> Result<Vec<String>> {
+    let mut parsed = Vec::new();
+    for value in values {
+        parsed.push(Link::parse(value).map_err(|e| Error::invalid(e.to_string()))?);
+    }
+    links::check_network_mode(&mode.to_string(), &parsed)
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    let mut stored = Vec::new();
+    for link in parsed {
+        let source = known.container(&link.name).map_err(|_| {
+            Error::not_found(LinkError::NoSuchContainer { name: link.name.clone() }.to_string())
+        })?;
+        stored.push(Link { name: source.name.clone(), alias: link.alias }.to_string());
+    }
+    Ok(stored)
+}
+
+impl Daemon {
+    /// Creates a container (not started). Returns its ID.
+    pub fn create(&self, name: Option<&str>, req: ContainerCreateRequest) -> Result<String> {
+        let id = names::new_id().map_err(Error::internal)?;
+        let networks: Vec<Network> = self.user_networks().iter().map(|n| n.net.clone()).collect();
+        // Held from the checks to the push, so two creates cannot take one name.
+        let mut containers = self.containers.lock().map_err(Error::internal)?;
+        let records: Vec<Record> = containers.iter().map(|c| c.record()).collect();
+        let known = Known { containers: &records, networks: &networks };
+        let record = plan(name, req, &known, id.clone(), Time::now())?;
+        self.store.save(&record).map_err(Error::internal)?;
+        containers.push(Container::new(record));
+        Ok(id)
+    }
+
+    /// The container a name, full ID or unambiguous ID prefix names.
+    pub fn find(&self, key: &str) -> Result<Arc<Container>> {
+        let all = self.all();
+        let records: Vec<Record> = all.iter().map(|c| c.record()).collect();
+        find_in(&records, key).map(|i| all[i].clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::api::types::{
+        EndpointIpamConfig, EndpointSettings, PortBinding, RestartPolicySpec,
+    };
+    use crate::supervisor::engine::ErrorKind;
+    use crate::supervisor::engine::ipam::Subnet;
+
+    fn record(id: char, name: &str) -> Record {
+        let req = request(&["sleep", "1"]);
+        let empty = Known { containers: &[], networks: &[] };
+        plan(Some(name), req, &empty, std::iter::repeat_n(id, 64).collect(), Time::now()).unwrap()
+    }
+
+    fn request(cmd: &[&str]) -> ContainerCreateRequest {
+        let mut req = ContainerCreateRequest::default();
+        req.config.cmd = cmd.iter().map(|s| s.to_string()).collect();
+        req
+    }
+
+    fn network(name: &str, user_subnet: bool) -> Network {
+        Network {
+            id: "9".repeat(64),
+            name: name.into(),
+            subnet: Subnet { network: Ipv4Addr::new(10, 9, 0, 0), prefix: 16 },
+            gateway: Ipv4Addr::new(10, 9, 0, 1),
+            user_subnet,
+            created: String::new(),
+        }
+    }
+
+    fn refused(req: ContainerCreateRequest, name: Option<&str>, known: &Known<'_>) -> Error {
+        plan(name, req, known, "f".repeat(64), Time::now()).unwrap_err()
+    }
+
+    #[test]
+    fn a_command_is_needed() {
+        let known = Known { containers: &[], networks: &[] };
+        let e = refused(request(&[]), None, &known);
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::InvalidArgument, "No command specified")
+        );
+    }
+
+    #[test]
+    fn a_name_in_use_is_a_conflict_in_dockers_words() {
+        let web = record('a', "web");
+        let known = Known { containers: std::slice::from_ref(&web), networks: &[] };
+        let e = refused(request(&["true"]), Some("/web"), &known);
+        assert_eq!(e.kind, ErrorKind::Conflict);
+        assert!(
+            e.message.starts_with(
+                "Conflict. The container name \"/web\" is already in use by container \"aaaa"
+            ),
+            "{e}"
+        );
+        let e = refused(request(&["true"]), Some("-bad"), &known);
+        assert_eq!(
+            e.message,
+            "Invalid container name (-bad), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        );
+    }
+
+    #[test]
+    fn names_ids_and_prefixes_find_a_container_and_an_ambiguous_prefix_does_not() {
+        let all = [record('a', "one"), record('b', "two")];
+        let mut ab = record('a', "three");
+        ab.id = format!("ab{}", "c".repeat(62));
+        let all = [all[0].clone(), all[1].clone(), ab];
+        assert_eq!(find_in(&all, "two").unwrap(), 1);
+        assert_eq!(find_in(&all, "/two").unwrap(), 1);
+        assert_eq!(find_in(&all, "bbb").unwrap(), 1);
+        assert_eq!(find_in(&all, &"a".repeat(64)).unwrap(), 0);
+        assert_eq!(find_in(&all, "a").unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(find_in(&all, "zz").unwrap_err().message, "No such container: zz");
+        assert_eq!(find_in(&all, "").unwrap_err().message, "No such container: ");
+    }
+
+    #[test]
+    fn a_random_name_avoids_the_names_taken_and_the_hostname_is_the_short_id() {
+        let r = record('a', "web");
+        let known = Known { containers: std::slice::from_ref(&r), networks: &[] };
+        let new = plan(None, request(&["true"]), &known, "b".repeat(64), Time::now()).unwrap();
+        assert_ne!(new.name, "web");
+        assert!(names::valid(&new.name));
+        assert_eq!(new.hostname, "bbbbbbbbbbbb");
+        assert_eq!(new.state.status, Status::Created);
+        assert_eq!(new.network_mode, NetworkMode::Bridge);
+    }
+
+    #[test]
+    fn container_mode_joins_by_full_id_and_refuses_ports_and_hostname() {
+        let db = record('d', "db");
+        let known = Known { containers: std::slice::from_ref(&db), networks: &[] };
+        let mut req = request(&["true"]);
+        req.host_config.network_mode = "container:db".into();
+        let r = plan(None, req.clone(), &known, "e".repeat(64), Time::now()).unwrap();
+        assert_eq!(r.network_mode, NetworkMode::Container(db.id.clone()));
+        let mut with_port = req.clone();
+        with_port.host_config.port_specs = vec!["80".into()];
+        assert_eq!(
+            refused(with_port, None, &known).message,
+            "conflicting options: port publishing and the container type network mode"
+        );
+        let mut with_host = req;
+        with_host.config.hostname = "h".into();
+        assert_eq!(
+            refused(with_host, None, &known).message,
+            "conflicting options: hostname and the network mode"
+        );
+        let mut missing = request(&["true"]);
+        missing.host_config.network_mode = "container:nope".into();
+        assert_eq!(refused(missing, None, &known).message, "No such container: nope");
+    }
+
+    #[test]
+    fn user_networks_take_aliases_and_addresses_of_their_own_subnet_only() {
+        let nets = [network("mine", true), network("auto", false)];
+        let known = Known { containers: &[], networks: &nets };
+        let endpoint = |ip: &str| EndpointSettings {
+            aliases: Some(vec!["a1".into()]),
+            ipam_config: Some(EndpointIpamConfig { ipv4_address: ip.into() }),
+            ..EndpointSettings::default()
+        };
+        let mut req = request(&["true"]);
+        req.host_config.network_mode = "mine".into();
+        req.networking_config.endpoints_config.insert("mine".into(), endpoint("10.9.0.7"));
+        let r = plan(None, req.clone(), &known, "e".repeat(64), Time::now()).unwrap();
+        assert_eq!(r.network_mode, NetworkMode::User("mine".into()));
+        assert_eq!(r.networks[0].aliases, ["a1"]);
+        assert_eq!(r.networks[0].ipv4_address, Some(Ipv4Addr::new(10, 9, 0, 7)));
+        let mut outside = req.clone();
+        outside.networking_config.endpoints_config.insert("mine".into(), endpoint("10.8.0.7"));
+        assert_eq!(
+            refused(outside, None, &known).message,
+            "Invalid address 10.8.0.7: It does not belong to any of this network's subnets"
+        );
+        let mut auto = req.clone();
+        auto.host_config.network_mode = "auto".into();
+        assert_eq!(
+            refused(auto, None, &known).message,
+            "user specified IP address is supported only when connecting to networks with user configured subnets"
+        );
+        let mut bridge = req.clone();
+        bridge.host_config.network_mode = String::new();
+        assert_eq!(
+            refused(bridge, None, &known).message,
+            "user specified IP address is supported on user defined networks only"
+        );
+        let mut gone = req;
+        gone.host_config.network_mode = "gone".into();
+        let e = refused(gone, None, &known);
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::NotFound, "network gone not found"));
+    }
+
+    #[test]
+    fn bad_ports_policies_signals_and_directories_are_refused_in_dockers_words() {
+        let known = Known { containers: &[], networks: &[] };
+        let mut req = request(&["true"]);
+        req.host_config.port_specs = vec!["8080:99999".into()];
+        assert_eq!(refused(req, None, &known).kind, ErrorKind::InvalidArgument);
+        let mut req = request(&["true"]);
+        req.host_config.restart_policy =
+            RestartPolicySpec { name: "sometimes".into(), maximum_retry_count: 0 };
+        assert_eq!(refused(req, None, &known).message, "invalid restart policy 'sometimes'");
+        let mut req = request(&["true"]);
+        req.host_config.restart_policy =
+            RestartPolicySpec { name: "always".into(), maximum_retry_count: 0 };
+        req.host_config.auto_remove = true;
+        assert_eq!(refused(req, None, &known).kind, ErrorKind::InvalidArgument);
+        let mut req = request(&["true"]);
+        req.config.stop_signal = Some("SIGNOPE".into());
+        assert_eq!(refused(req, None, &known).kind, ErrorKind::InvalidArgument);
+        let mut req = request(&["true"]);
+        req.config.working_dir = "srv".into();
+        assert_eq!(
+            refused(req, None, &known).message,
+            "the working directory 'srv' is invalid, it needs to be an absolute path"
+        );
+        let mut req = request(&["true"]);
+        req.host_config.links = Some(vec!["nope:db".into()]);
+        assert_eq!(refused(req, None, &known).kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn dockers_port_bindings_become_specs_and_host_mode_publishes_nothing() {
+        let known = Known { containers: &[], networks: &[] };
+        let mut req = request(&["true"]);
+        let b = |ip: &str, port: &str| PortBinding { host_ip: ip.into(), host_port: port.into() };
+        req.host_config.port_bindings.insert("80/tcp".into(), vec![b("", "8080"), b("::1", "")]);
+        req.host_config.port_bindings.insert("53/udp".into(), vec![b("127.0.0.1", "53")]);
+        req.host_config.port_bindings.insert("81".into(), vec![b("", "")]);
+        let r = plan(None, req.clone(), &known, "e".repeat(64), Time::now()).unwrap();
+        assert_eq!(r.publish, ["127.0.0.1:53:53/udp", "8080:80/tcp", "[::1]::80/tcp", "81/tcp"]);
+        req.host_config.network_mode = "host".into();
+        let r = plan(None, req, &known, "e".repeat(64), Time::now()).unwrap();
+        assert!(r.publish.is_empty());
+        assert_eq!(r.network_mode, NetworkMode::Host);
+    }
+
+    #[test]
+    fn links_are_stored_by_the_sources_name() {
+        let db = record('d', "db");
+        let known = Known { containers: std::slice::from_ref(&db), networks: &[] };
+        let mut req = request(&["true"]);
+        req.host_config.links = Some(vec![format!("{}:alias", &db.id[..10])]);
+        let r = plan(None, req, &known, "e".repeat(64), Time::now()).unwrap();
+        assert_eq!(r.links, ["db:alias"]);
+    }
+}
