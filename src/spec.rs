@@ -119,6 +119,13 @@ impl PortSpec {
     }
 
     /// Parses a spec as `docker run -p` does; see the module documentation for the forms.
+    ///
+    /// The checks come in Docker 20.10's order (go-connections v0.4.0's `ParsePortSpec`), so a
+    /// spec with several faults is refused for the same one: the host IP, a missing container
+    /// port, the container port, the host port, ranges of different lengths, and only then the
+    /// protocol (`training/webapp` has an invalid containerPort, not an invalid proto). Then
+    /// come the daemon's checks (container port 0), and last cproxy's own refusal of SCTP,
+    /// which Docker only hits when it starts the proxy.
     pub fn parse(spec: &str) -> Result<PortSpec, SpecError> {
         // Docker splits on every colon: the last part is the container port, the one before it
         // the host port, and all that comes before those is the IP (so unbracketed IPv6 works).
@@ -131,20 +138,11 @@ impl PortSpec {
             Some((port, proto)) => (port, proto),
             None => (container_part, ""),
         };
+
+        let host_ip = if ip_raw.is_empty() { None } else { Some(parse_ip(ip_raw)?) };
         if container_raw.is_empty() {
             return Err(SpecError::NoPort { spec: spec.to_string() });
         }
-        let proto = match Proto::from_name(proto_raw) {
-            Some(proto) => proto,
-            None if proto_raw.is_empty() => Proto::Tcp,
-            None if proto_raw.eq_ignore_ascii_case("sctp") => {
-                return Err(SpecError::SctpUnsupported { spec: spec.to_string() });
-            }
-            None => return Err(SpecError::InvalidProto { proto: proto_raw.to_lowercase() }),
-        };
-
-        let host_ip = if ip_raw.is_empty() { None } else { Some(parse_ip(ip_raw)?) };
-
         let container = parse_range(container_raw)
             .ok_or_else(|| SpecError::InvalidContainerPort { port: container_raw.to_string() })?;
         let host = if host_raw.is_empty() {
@@ -165,9 +163,19 @@ impl PortSpec {
             Some(host)
         };
 
+        // The protocol last of the parser's checks. `None` is SCTP: valid to Docker's parser,
+        // refused by cproxy after the daemon's checks below.
+        let proto_name =
+            if proto_raw.is_empty() { "tcp".to_string() } else { proto_raw.to_lowercase() };
+        let proto = match Proto::from_name(&proto_name) {
+            Some(proto) => Some(proto),
+            None if proto_name == "sctp" => None,
+            None => return Err(SpecError::InvalidProto { proto: proto_name }),
+        };
+
         // What the daemon checks next: no container port 0; host port 0 means "any".
         let Some(container_ports) = PortRange::new(container.0, container.1) else {
-            return Err(SpecError::ZeroContainerPort { port: format!("0/{proto}") });
+            return Err(SpecError::ZeroContainerPort { port: format!("0/{proto_name}") });
         };
         let host_ports = match host {
             None | Some((0, 0)) => None,
@@ -175,6 +183,9 @@ impl PortSpec {
                 PortRange::new(start, end)
                     .ok_or_else(|| SpecError::InvalidHostPort { port: host_raw.to_string() })?,
             ),
+        };
+        let Some(proto) = proto else {
+            return Err(SpecError::SctpUnsupported { spec: spec.to_string() });
         };
         PortSpec::new(host_ip, host_ports, container_ports, proto)
     }
@@ -745,6 +756,75 @@ mod tests {
     fn unknown_protocol_is_an_invalid_proto() {
         assert_eq!(error("80/icmp"), "invalid proto: icmp");
         assert_eq!(error("80/TCP/x"), "invalid proto: tcp/x");
+    }
+
+    // Docker 20.10's order of checks (go-connections v0.4.0's `ParsePortSpec`): a spec with
+    // two faults is refused for the one checked first.
+
+    #[test]
+    fn forgotten_port_after_p_is_an_invalid_container_port_not_an_invalid_proto() {
+        // `docker run -d -p training/webapp python app.py`: `-p` took the image.
+        assert_eq!(error("training/webapp"), "invalid containerPort: training");
+        assert_eq!(error("webapp"), "invalid containerPort: webapp");
+        assert_eq!(error("80:webapp"), "invalid containerPort: webapp");
+    }
+
+    #[test]
+    fn ip_is_checked_before_the_missing_container_port() {
+        assert_eq!(error("foo::"), "invalid IP address: foo");
+        assert_eq!(error("300.1.1.1:80:"), "invalid IP address: 300.1.1.1");
+    }
+
+    #[test]
+    fn ip_is_checked_before_the_ports_and_the_protocol() {
+        assert_eq!(error("foo:abc:xyz/icmp"), "invalid IP address: foo");
+        assert_eq!(error("1.2.3:80:80/icmp"), "invalid IP address: 1.2.3");
+        assert_eq!(error("localhost:80:80/sctp"), "invalid IP address: localhost");
+    }
+
+    #[test]
+    fn missing_container_port_is_checked_before_the_host_port_and_the_protocol() {
+        assert_eq!(error("abc:/icmp"), "no port specified: abc:/icmp<empty>");
+    }
+
+    #[test]
+    fn container_port_is_checked_before_the_host_port() {
+        assert_eq!(error("abc:xyz"), "invalid containerPort: xyz");
+        assert_eq!(error("70000:70000"), "invalid containerPort: 70000");
+    }
+
+    #[test]
+    fn container_port_is_checked_before_the_protocol() {
+        assert_eq!(error("abc/icmp"), "invalid containerPort: abc");
+        assert_eq!(error("8080:abc/icmp"), "invalid containerPort: abc");
+        assert_eq!(error("abc/sctp"), "invalid containerPort: abc");
+    }
+
+    #[test]
+    fn host_port_is_checked_before_the_protocol() {
+        assert_eq!(error("abc:80/icmp"), "invalid hostPort: abc");
+        assert_eq!(error("127.0.0.1:abc:80/sctp"), "invalid hostPort: abc");
+    }
+
+    #[test]
+    fn range_lengths_are_checked_before_the_protocol() {
+        assert_eq!(
+            error("8000-8001:80-82/icmp"),
+            "invalid ranges specified for container and host Ports: 80-82 and 8000-8001"
+        );
+    }
+
+    #[test]
+    fn protocol_is_checked_before_the_daemons_container_port_zero() {
+        assert_eq!(error("0/icmp"), "invalid proto: icmp");
+        assert_eq!(error("8080:0/icmp"), "invalid proto: icmp");
+    }
+
+    #[test]
+    fn sctp_is_refused_after_every_check_docker_makes_before_starting_the_proxy() {
+        assert_eq!(error("0/sctp"), "invalid port specification: \"0/sctp\"");
+        assert_eq!(error("0-5:80/sctp"), "invalid hostPort: 0-5");
+        assert!(matches!(PortSpec::parse("80/SCTP"), Err(SpecError::SctpUnsupported { .. })));
     }
 
     #[test]

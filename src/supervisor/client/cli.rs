@@ -164,9 +164,10 @@ pub struct RunArgs {
     /// Print usage
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
-    /// The command and its arguments
-    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true,
-          value_name = "COMMAND")]
+    /// The command and its arguments. Flags before it are `run`'s (an unknown one is refused,
+    /// as docker refuses it); everything from it on is the command's, `-la` included. A command
+    /// that starts with a dash goes after `--`.
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
@@ -401,11 +402,9 @@ pub fn dispatch(args: &[OsString]) -> Option<ExitCode> {
                 return Some(ExitCode::SUCCESS);
             }
             let text = e.to_string();
-            let text = text.trim_end();
-            eprintln!(
-                "cproxy: {}\nSee 'cproxy {first} --help'.",
-                text.trim_start_matches("error: ")
-            );
+            let text = unknown_flag(&e, &args[i..])
+                .unwrap_or_else(|| text.trim_end().trim_start_matches("error: ").to_string());
+            eprintln!("cproxy: {text}\nSee 'cproxy {first} --help'.");
             return Some(ExitCode::from(125));
         }
     };
@@ -418,6 +417,31 @@ pub fn dispatch(args: &[OsString]) -> Option<ExitCode> {
         }
         cmd => crate::supervisor::client::run(cli.host, cmd),
     })
+}
+
+/// An unknown flag in docker's (pflag's) words, `unknown flag: --privileged` or
+/// `unknown shorthand flag: 'z' in -dz`, instead of clap's; `None` for any other error. `args`
+/// are the command's (from its name on), where the short flag's cluster is looked for.
+fn unknown_flag(e: &clap::Error, args: &[OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    if let Some(long) = arg.strip_prefix("--") {
+        let name = long.split_once('=').map_or(long, |(name, _)| name);
+        return Some(format!("unknown flag: --{name}"));
+    }
+    let c = arg.strip_prefix('-')?.chars().next()?;
+    let cluster = args
+        .iter()
+        .take_while(|a| *a != "--")
+        .filter_map(|a| a.to_str())
+        .find(|a| !a.starts_with("--") && a.strip_prefix('-').is_some_and(|s| s.contains(c)))
+        .unwrap_or(arg);
+    Some(format!("unknown shorthand flag: '{c}' in {cluster}"))
 }
 
 fn daemon(host: Option<String>, a: DaemonArgs) -> ExitCode {
@@ -461,4 +485,89 @@ fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
         return Err(bad());
     }
     Ok((ip, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<SupervisorCli, clap::Error> {
+        SupervisorCli::try_parse_from(std::iter::once("cproxy").chain(args.iter().copied()))
+    }
+
+    fn run(args: &[&str]) -> RunArgs {
+        match parse(args) {
+            Ok(SupervisorCli { command: SupervisorCommand::Run(a), .. }) => *a,
+            Ok(other) => panic!("{args:?} parsed as {other:?}"),
+            Err(e) => panic!("{args:?} should parse: {e}"),
+        }
+    }
+
+    /// The error `dispatch` prints for `args` (after `cproxy: `).
+    fn usage_error(args: &[&str]) -> String {
+        let e = parse(args).expect_err("should be refused");
+        let argv: Vec<OsString> = args.iter().map(Into::into).collect();
+        unknown_flag(&e, &argv).unwrap_or_else(|| e.to_string())
+    }
+
+    #[test]
+    fn unknown_flag_before_the_command_is_refused_in_dockers_words() {
+        for (args, want) in [
+            (&["run", "--privileged", "x"][..], "unknown flag: --privileged"),
+            (&["run", "-d", "--bogus-flag", "busybox", "ls"], "unknown flag: --bogus-flag"),
+            (&["run", "--privileged=true", "x"], "unknown flag: --privileged"),
+            (&["run", "--privileged"], "unknown flag: --privileged"),
+            (&["run", "-z", "x"], "unknown shorthand flag: 'z' in -z"),
+            (&["run", "-dz", "x"], "unknown shorthand flag: 'z' in -dz"),
+            (&["exec", "--privileged", "c", "ls"], "unknown flag: --privileged"),
+            (&["ps", "--bogus"], "unknown flag: --bogus"),
+        ] {
+            let e = parse(args).expect_err("should be refused");
+            assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{args:?}");
+            assert_eq!(usage_error(args), want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn flags_before_the_command_are_runs() {
+        let a = run(&["run", "-d", "-p", "8080:80", "--name", "web", "busybox", "httpd"]);
+        assert!(a.detach);
+        assert_eq!((a.publish, a.name.as_deref()), (vec!["8080:80".to_string()], Some("web")));
+        assert_eq!(a.command, ["busybox", "httpd"]);
+        let a = run(&["run", "--stop-timeout", "-1", "x"]);
+        assert_eq!((a.stop_timeout, a.command), (Some(-1), vec!["x".to_string()]));
+    }
+
+    #[test]
+    fn everything_from_the_command_on_is_the_commands() {
+        let a = run(&["run", "-d", "busybox", "ls", "-la"]);
+        assert!(a.detach);
+        assert_eq!(a.command, ["busybox", "ls", "-la"]);
+        assert_eq!(run(&["run", "sh", "-c", "echo hi"]).command, ["sh", "-c", "echo hi"]);
+        // run's own flags after the command are the command's too, as with docker.
+        let a = run(&["run", "sh", "-d", "--name", "x", "--privileged", "--", "-p"]);
+        assert!(!a.detach && a.name.is_none());
+        assert_eq!(a.command, ["sh", "-d", "--name", "x", "--privileged", "--", "-p"]);
+    }
+
+    #[test]
+    fn a_flag_like_command_goes_after_double_dash() {
+        assert_eq!(run(&["run", "--", "--privileged"]).command, ["--privileged"]);
+        assert_eq!(run(&["run", "-d", "--", "-x", "-y"]).command, ["-x", "-y"]);
+    }
+
+    #[test]
+    fn exec_takes_everything_after_the_container_as_the_command() {
+        let Ok(SupervisorCli { command: SupervisorCommand::Exec(a), .. }) =
+            parse(&["exec", "c", "--bogus", "-la"])
+        else {
+            panic!("exec should parse");
+        };
+        assert_eq!((a.container.as_str(), a.command), ("c", vec!["--bogus".into(), "-la".into()]));
+    }
+
+    #[test]
+    fn other_usage_errors_keep_clap_words() {
+        assert!(usage_error(&["port", "c", "80", "extra"]).contains("unexpected argument 'extra'"));
+    }
 }
