@@ -104,12 +104,7 @@ impl Publisher {
     /// their ports are free and their connections closed when this returns (a client that got
     /// in meanwhile has the grace period, as on any removal).
     async fn roll_back(&self, added: Vec<BindingInfo>) {
-        let mut removals = tokio::task::JoinSet::new();
-        for info in added {
-            let proxy = self.proxy.clone();
-            removals.spawn(async move { proxy.remove(info.id).await });
-        }
-        while removals.join_next().await.is_some() {}
+        self.proxy.remove_all(added.iter().map(|info| info.id)).await;
     }
 }
 

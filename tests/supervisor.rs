@@ -271,6 +271,34 @@ fn a_taken_port_fails_the_run_and_leaves_nothing_behind() {
 }
 
 #[test]
+fn a_run_whose_second_port_fails_answers_after_the_first_is_free_again() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let _held = ns.run(|| TcpListener::bind("127.0.0.1:5311").unwrap());
+    for i in 0..5 {
+        let name = format!("half{i}");
+        let out = d.cli(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-p",
+            "127.0.0.1:5310:80",
+            "-p",
+            "127.0.0.1:5311:81",
+            "/bin/true",
+        ]);
+        assert_eq!(out.status.code(), Some(125), "{out:?}");
+        // The first port was bound and handed to the forwarder before the second failed: the
+        // answer comes only once it is free again, so it can be bound at once.
+        let first = ns.run(|| TcpListener::bind("127.0.0.1:5310"));
+        assert!(first.is_ok(), "try {i}: 127.0.0.1:5310 still held after the run failed");
+        drop(first);
+        d.ok(&["rm", &name]);
+    }
+}
+
+#[test]
 fn stop_frees_the_ports_and_start_takes_them_again() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);

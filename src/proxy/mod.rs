@@ -640,6 +640,20 @@ impl Proxy {
         }
     }
 
+    /// Removes bindings all at once (as [`Proxy::remove`] each) and returns once every one of
+    /// them is gone: their ports are free and their connections closed. This is how a
+    /// publication that failed part-way is rolled back, so a retry right after cannot find a
+    /// port still held.
+    pub async fn remove_all(&self, ids: impl IntoIterator<Item = BindingId>) {
+        let entries: Vec<_> = {
+            let mut bindings = lock(&self.shared.bindings);
+            ids.into_iter().filter_map(|id| bindings.remove(&id)).collect()
+        };
+        if !entries.is_empty() {
+            drain(entries, self.shared.config.grace).await;
+        }
+    }
+
     /// The bindings being served, in the order they were added.
     pub fn list(&self) -> Vec<BindingInfo> {
         lock(&self.shared.bindings).values().map(|e| e.info).collect()

@@ -12,8 +12,9 @@ use crate::supervisor::engine::{Daemon, Error};
 use crate::supervisor::rules::names;
 
 impl Daemon {
-    /// Binds every published port of `record` to `ip`, all or nothing.
-    pub(super) fn publish(
+    /// Binds every published port of `record` to `ip`, all or nothing: a failure returns once
+    /// the ports bound before it are free again.
+    pub(super) async fn publish(
         &self,
         record: &Record,
         ip: Ipv4Addr,
@@ -24,22 +25,28 @@ impl Daemon {
             specs.extend(record.expose.iter().filter_map(|s| parse_expose(s).ok()));
         }
         let mut done: Vec<(BindingId, Published)> = Vec::new();
-        let undo = |done: &[(BindingId, Published)]| {
-            for (id, _) in done {
-                let proxy = self.proxy.clone();
-                let id = *id;
-                tokio::spawn(async move { proxy.remove(id).await });
-            }
-        };
-        for (spec, protos) in pair_halves(&specs) {
+        let result = self.publish_into(record, ip, &specs, &mut done);
+        if let Err(e) = result {
+            self.proxy.remove_all(done.into_iter().map(|(id, _)| id)).await;
+            return Err(e);
+        }
+        Ok(done)
+    }
+
+    /// Binds `specs` for `record`, adding each binding to `done` as it is made.
+    fn publish_into(
+        &self,
+        record: &Record,
+        ip: Ipv4Addr,
+        specs: &[PortSpec],
+        done: &mut Vec<(BindingId, Published)>,
+    ) -> Result<(), Error> {
+        for (spec, protos) in pair_halves(specs) {
             for mapping in spec.mappings() {
                 let to = SocketAddr::new(IpAddr::V4(ip), mapping.container_port);
                 let sockets = match self.allocator.bind_mapping_for(&mapping, &protos) {
                     Ok(s) => s,
-                    Err(e) => {
-                        undo(&done);
-                        return Err(self.port_error(record, e));
-                    }
+                    Err(e) => return Err(self.port_error(record, e)),
                 };
                 for socket in sockets {
                     let local = socket.local_addr();
@@ -57,15 +64,12 @@ impl Daemon {
                                 host_port: local.port(),
                             },
                         )),
-                        Err(e) => {
-                            undo(&done);
-                            return Err(Error::internal(e));
-                        }
+                        Err(e) => return Err(Error::internal(e)),
                     }
                 }
             }
         }
-        Ok(done)
+        Ok(())
     }
 
     /// Docker's words for a host port that cannot be had: "port is already allocated" when a

@@ -1,0 +1,306 @@
+//! Starting a container: explicitly (`start`, `run`, the daemon's restore) or after its
+//! restart back-off. Address, hosts files, ports, namespaces, network, then the command; a
+//! failure undoes every step before it. What a running container holds is given back by
+//! [`Daemon::release`].
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::supervisor::api::stream::StreamKind;
+use crate::supervisor::engine::store::{NetworkMode, Record, Status, Time};
+use crate::supervisor::engine::{Container, Daemon, Error, Held, create, logs};
+use crate::supervisor::os::netlink;
+use crate::supervisor::os::process::Launch;
+use crate::supervisor::rules::hosts;
+use crate::supervisor::rules::restart::Backoff;
+
+impl Daemon {
+    /// Starts a container explicitly (`start`, `run`, the daemon's restore): any pending
+    /// restart is called off, and RestartCount and the back-off start over.
+    pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), Error> {
+        let _op = c.op.lock().await;
+        if c.is_running() {
+            return Ok(());
+        }
+        c.restart_generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut b) = c.backoff.lock() {
+            *b = Backoff::default();
+        }
+        c.update(|r| {
+            r.restart_count = 0;
+            r.stopped_by_user = false;
+        });
+        self.start_locked(c).await
+    }
+
+    /// Starts a container (its `op` lock held): address, hosts files, ports, namespaces,
+    /// network, then the command. A failure undoes every step before it.
+    ///
+    /// Boxed: a restart starts a container from the task that saw it exit, a cycle the
+    /// compiler cannot see through to know the future is `Send`.
+    pub(super) fn start_locked<'a>(
+        self: &'a Arc<Self>,
+        c: &'a Arc<Container>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
+        Box::pin(self.start_unboxed(c))
+    }
+
+    async fn start_unboxed(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), Error> {
+        let record = c.record();
+        if record.state.status == Status::Running {
+            return Ok(());
+        }
+        let dir = self.store.dir(&c.id);
+        let mode = record.network_mode.clone();
+        let mut held = Held::default();
+        let mut join_netns = None;
+        let mut files = Some(dir.clone());
+        // In another container's network namespace, its hosts files and hostname are used.
+        let mut hostname = record.hostname.clone();
+        match &mode {
+            NetworkMode::Bridge => {
+                let ip = self
+                    .bridge
+                    .ipam
+                    .lease()
+                    .ok_or_else(|| Error::internal("no address left on the bridge's subnet"))?;
+                held.ip = Some(ip);
+            }
+            NetworkMode::Host => files = None,
+            NetworkMode::None | NetworkMode::User(_) => {}
+            NetworkMode::Container(target_id) => {
+                let target = self.find(target_id)?;
+                let t = target.record();
+                if t.state.status != Status::Running {
+                    return Err(Error::conflict(format!(
+                        "cannot join network of a non running container: {}",
+                        t.id
+                    )));
+                }
+                join_netns = Some(
+                    File::open(format!("/proc/{}/ns/net", t.state.pid)).map_err(Error::internal)?,
+                );
+                files = Some(self.store.dir(&t.id));
+                hostname = t.hostname;
+            }
+        }
+        let leased = self.lease_endpoints(&record, &mut held);
+        let result = match leased {
+            Ok(()) => self.start_with(c, &record, &mut held, (join_netns, files, hostname)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            self.release(held).await;
+            let msg = e.message.clone();
+            self.dns.detach(&c.id);
+            let r = c.update(|r| {
+                r.state.error = msg;
+                r.networks.iter_mut().for_each(|a| a.ip = None);
+            });
+            let _ = self.store.save(&r);
+        }
+        result
+    }
+
+    async fn start_with(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        record: &Record,
+        held: &mut Held,
+        (join_netns, files, hostname): (Option<File>, Option<PathBuf>, String),
+    ) -> Result<(), Error> {
+        let dir = self.store.dir(&c.id);
+        // On a user-defined network a link is a name for the DNS only (Docker's rule).
+        let sources =
+            if record.network_mode.is_bridge() { self.link_sources(record)? } else { Vec::new() };
+        let user_ips: Vec<Ipv4Addr> = held.endpoints.iter().map(|e| e.ip).collect();
+        if !user_ips.is_empty() {
+            let ips: Vec<Ipv4Addr> = held.ip.into_iter().chain(user_ips.iter().copied()).collect();
+            hosts::write_files_internal(&dir, &ips, &record.hostname).map_err(Error::internal)?;
+        } else if !record.network_mode.is_container() && (record.network_mode != NetworkMode::Host)
+        {
+            hosts::write_files(&dir, held.ip, &record.hostname).map_err(Error::internal)?;
+            Daemon::write_linked_hosts(&dir, record, held.ip, &sources).map_err(Error::internal)?;
+        }
+        let mut published = Vec::new();
+        if let Some(ip) = held.ip.or_else(|| {
+            held.endpoints.first().filter(|_| !record.network_mode.is_bridge()).map(|e| e.ip)
+        }) {
+            for (id, p) in self.publish(record, ip).await? {
+                held.bindings.push(id);
+                published.push(p);
+            }
+        }
+        let mut env = vec![
+            ("PATH".to_string(), super::DEFAULT_PATH.to_string()),
+            ("HOSTNAME".to_string(), hostname.clone()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        let link_env = sources
+            .iter()
+            .flat_map(|(l, s)| crate::supervisor::rules::links::link_env(&record.name, l, s));
+        for kv in link_env.chain(record.env.iter().cloned()) {
+            let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
+            env.retain(|(key, _)| key != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        let mut command = vec![record.path.clone()];
+        command.extend(record.args.iter().cloned());
+        let launch = Launch {
+            command,
+            env,
+            hostname,
+            files,
+            host_network: (record.network_mode == NetworkMode::Host),
+            disable_ipv6: (record.network_mode != NetworkMode::Host)
+                && !record.network_mode.is_container(),
+            binds: record.binds.iter().filter_map(|b| create::parse_bind(b).ok()).collect(),
+            working_dir: Some(record.working_dir.clone()).filter(|w| !w.is_empty()),
+            join_netns,
+            init: record.init,
+        };
+        let mut started = self.spawner.spawn(launch).await.map_err(Error::internal)?;
+        let shim = started.child.id();
+        let mut net_result = match (&record.network_mode, held.ip) {
+            (NetworkMode::Bridge, Some(ip)) => {
+                held.veth = Some(netlink::veth_name(&c.id));
+                netlink::attach(&self.handle, &self.bridge, &c.id, shim, ip, 0).await
+            }
+            (NetworkMode::Bridge, None) | (NetworkMode::Host | NetworkMode::Container(_), _) => {
+                Ok(())
+            }
+            (NetworkMode::None | NetworkMode::User(_), _) => netlink::loopback_only(shim).await,
+        };
+        for e in &mut held.endpoints {
+            if net_result.is_err() {
+                break;
+            }
+            net_result =
+                netlink::attach(&self.handle, &e.network.bridge, &c.id, shim, e.ip, e.slot).await;
+        }
+        if net_result.is_ok() && !held.endpoints.is_empty() {
+            net_result = self.dns.attach(&c.id, shim).await;
+        }
+        if let Err(e) = net_result {
+            let _ = started.child.kill();
+            let _ = started.child.wait();
+            self.dns.detach(&c.id);
+            return Err(Error::internal(format!("cannot set up the container's network: {e}")));
+        }
+        // The addresses on user-defined networks are answered by the DNS (`resolve`) from
+        // before the command runs: it may ask at once.
+        c.update(|r| {
+            for a in &mut r.networks {
+                a.ip =
+                    held.endpoints.iter().find(|e| e.network.net.name == a.network).map(|e| e.ip);
+            }
+        });
+        // Open the log before the command can write.
+        {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("{}-json.log", c.id)))
+                .map_err(Error::internal)?;
+            if let Ok(mut log) = c.log.lock() {
+                *log = Some(file);
+            }
+        }
+        let stdout = started.child.stdout.take();
+        let stderr = started.child.stderr.take();
+        let mut control = started.control;
+        let handshake = tokio::task::spawn_blocking(move || -> io::Result<i32> {
+            control.write_all(b"g")?;
+            let mut line = String::new();
+            BufReader::new(&mut control).read_line(&mut line)?;
+            line.trim().parse().map_err(|_| io::Error::other("the container's init did not start"))
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|r| r);
+        let pid = match handshake {
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = started.child.kill();
+                let _ = started.child.wait();
+                if let Ok(mut log) = c.log.lock() {
+                    *log = None;
+                }
+                return Err(Error::internal(e));
+            }
+        };
+        let now = Time::now();
+        let ip = held.ip;
+        let r = c.update(|r| {
+            r.state.status = Status::Running;
+            r.state.pid = pid;
+            r.state.exit_code = 0;
+            r.state.error.clear();
+            r.state.started_at = now;
+            r.state.finished_at = Time::ZERO;
+            r.ip = ip;
+            r.ports = published;
+        });
+        let _ = self.store.save(&r);
+        if let Ok(mut h) = c.held.lock() {
+            *h = std::mem::take(held);
+        }
+        self.update_recipients(&r).await;
+        // Pumps and the waiter: the container is stopped once the shim has exited and all
+        // its output is in the log.
+        let mut pumps = Vec::new();
+        for (stream, pipe) in [
+            (StreamKind::Stdout, stdout.map(|p| Box::new(p) as Box<dyn Read + Send>)),
+            (StreamKind::Stderr, stderr.map(|p| Box::new(p) as Box<dyn Read + Send>)),
+        ] {
+            if let Some(pipe) = pipe {
+                let c = c.clone();
+                pumps.push(std::thread::spawn(move || logs::pump(&c, stream, pipe)));
+            }
+        }
+        let mut child = started.child;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let status = child.wait();
+            for p in pumps {
+                let _ = p.join();
+            }
+            let code = match status {
+                Ok(s) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    s.code().or_else(|| s.signal().map(|n| 128 + n)).unwrap_or(255)
+                }
+                Err(_) => 255,
+            };
+            let _ = done_tx.send(code);
+        });
+        let daemon = self.clone();
+        let c = c.clone();
+        tokio::spawn(async move {
+            let code = done_rx.await.unwrap_or(255);
+            daemon.finish(&c, code).await;
+        });
+        Ok(())
+    }
+
+    /// Gives back what a container held: bindings (ports free at once), veth, address.
+    pub(super) async fn release(&self, held: Held) {
+        self.proxy.remove_all(held.bindings).await;
+        if let Some(veth) = held.veth
+            && let Err(e) = netlink::delete_link(&self.handle, &veth).await
+        {
+            tracing::warn!(%veth, error = %e, "could not remove veth");
+        }
+        if let Some(ip) = held.ip {
+            self.bridge.ipam.release(ip);
+        }
+        for e in held.endpoints {
+            self.release_endpoint(e).await;
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! A container's end: its command's exit (kept exited, or restarted after a back-off as its
+//! policy decides), `wait`, `kill`, `stop` and `rm`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::supervisor::engine::store::Status;
+use crate::supervisor::engine::{Container, Daemon, Error};
+use crate::supervisor::rules::restart::{self, Decision};
+
+impl Daemon {
+    /// The container's command has exited with `code`: it stays exited, or (its restart
+    /// policy says) waits out its back-off as `restarting` and is started again.
+    pub(super) async fn finish(self: &Arc<Self>, c: &Arc<Container>, code: i32) {
+        self.dns.detach(&c.id);
+        let held = c.held.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
+        self.release(held).await;
+        if let Ok(mut log) = c.log.lock() {
+            *log = None;
+        }
+        let now = SystemTime::now();
+        let before = c.record();
+        let ran_for = before.state.started_at.elapsed_at(now);
+        let exit = restart::Exit {
+            code,
+            ran_for,
+            restart_count: before.restart_count,
+            stopped_by_user: before.stopped_by_user,
+            daemon_stopping: self.stopping.load(Ordering::SeqCst),
+        };
+        let decision = match c.backoff.lock() {
+            Ok(mut b) if !before.auto_remove => {
+                restart::on_exit(before.restart_policy, &mut b, exit)
+            }
+            _ => Decision::Stay,
+        };
+        let restart = match decision {
+            Decision::RestartAfter(delay) => Some(delay),
+            _ => None,
+        };
+        // Taken before the record says `restarting`, so a `stop` in between calls it off.
+        let generation = restart.map(|_| c.restart_generation.fetch_add(1, Ordering::SeqCst) + 1);
+        let r = c.update(|r| {
+            r.state.status = if restart.is_some() { Status::Restarting } else { Status::Exited };
+            r.state.exit_code = code;
+            r.state.pid = 0;
+            r.state.finished_at = now.into();
+            r.ip = None;
+            r.ports.clear();
+            r.networks.iter_mut().for_each(|a| a.ip = None);
+            r.restart_count += u32::from(restart.is_some());
+        });
+        if let (Some(delay), Some(generation)) = (restart, generation) {
+            let _ = self.store.save(&r);
+            tracing::info!(id = %c.id, code, ?delay, "container exited; restarting");
+            let daemon = self.clone();
+            let c = c.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                daemon.restart_after_backoff(&c, generation).await;
+            });
+            return;
+        }
+        tracing::info!(id = %c.id, code, "container exited");
+        if r.auto_remove {
+            let _ = self.forget(c);
+        } else {
+            let _ = self.store.save(&r);
+        }
+    }
+
+    /// Starts a `restarting` container once its back-off is over, unless the restart was
+    /// called off meanwhile. A failed start leaves it `exited` with the error.
+    async fn restart_after_backoff(self: &Arc<Self>, c: &Arc<Container>, generation: u64) {
+        let _op = c.op.lock().await;
+        if c.restart_generation.load(Ordering::SeqCst) != generation
+            || self.stopping.load(Ordering::SeqCst)
+            || c.record().state.status != Status::Restarting
+        {
+            return;
+        }
+        if let Err(e) = self.start_locked(c).await {
+            tracing::warn!(id = %c.id, error = %e.message, "restart failed");
+            let r = c.update(|r| r.state.status = Status::Exited);
+            let _ = self.store.save(&r);
+        }
+    }
+
+    /// Calls off a pending restart and marks the container stopped through the API (its
+    /// `op` lock held); a `restarting` one is `exited` from here on.
+    pub(super) fn stopped_by_user(&self, c: &Container) {
+        c.restart_generation.fetch_add(1, Ordering::SeqCst);
+        let r = c.update(|r| {
+            r.stopped_by_user = true;
+            if r.state.status == Status::Restarting {
+                r.state.status = Status::Exited;
+            }
+        });
+        let _ = self.store.save(&r);
+    }
+
+    /// Waits until the container is no longer running (after it has started, if it has not
+    /// yet) and returns its exit code.
+    pub async fn wait(&self, c: &Arc<Container>) -> i32 {
+        let mut rx = c.watch();
+        loop {
+            let r = c.record();
+            if r.state.status == Status::Exited {
+                return r.state.exit_code;
+            }
+            if rx.changed().await.is_err() {
+                return r.state.exit_code;
+            }
+        }
+    }
+
+    /// `docker kill -s SIG`: SIGKILL ends the container (and returns once it has); any other
+    /// signal goes to its init, which passes it to the command only if the command handles it
+    /// (as the kernel does for Docker's PID 1) or the container runs with `--init`. Either way
+    /// the container counts as stopped by the user, so its restart policy leaves it be (moby
+    /// 20.10's `killWithSignal` sets `HasBeenManuallyStopped`; 3e-restart-policies.txt's
+    /// `always_kill` stays `Exited (137)`).
+    pub async fn kill(&self, c: &Arc<Container>, sig: i32) -> Result<(), Error> {
+        let _op = c.op.lock().await;
+        let r = c.record();
+        if r.state.status != Status::Running || r.state.pid <= 0 {
+            return Err(Error::conflict(format!("Container {} is not running", r.id)));
+        }
+        let signal =
+            Signal::try_from(sig).map_err(|_| Error::invalid(format!("Invalid signal: {sig}")))?;
+        self.stopped_by_user(c);
+        kill(Pid::from_raw(r.state.pid), signal)
+            .map_err(|e| Error::internal(format!("Cannot kill container {}: {e}", r.id)))?;
+        if signal == Signal::SIGKILL {
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.wait(c)).await;
+        }
+        Ok(())
+    }
+
+    /// The stop signal (`--stop-signal`, else SIGTERM), then SIGKILL after `timeout` (the
+    /// client's `-t`; else `--stop-timeout`, where a negative one waits for ever, as Docker's;
+    /// else 10 s); returns once the container has stopped.
+    pub async fn stop(&self, c: &Arc<Container>, timeout: Option<u64>) -> Result<(), Error> {
+        let _op = c.op.lock().await;
+        self.stopped_by_user(c);
+        let timeout = match (timeout, c.record().stop_timeout) {
+            (Some(t), _) => Some(t),
+            (None, Some(t)) => u64::try_from(t).ok(),
+            (None, None) => Some(10),
+        };
+        self.stop_locked(c, timeout.map(Duration::from_secs)).await;
+        Ok(())
+    }
+
+    /// The stop signal, then SIGKILL after `timeout` (`None`: no SIGKILL, wait for ever).
+    pub(super) async fn stop_locked(&self, c: &Arc<Container>, timeout: Option<Duration>) {
+        let r = c.record();
+        if r.state.status != Status::Running || r.state.pid <= 0 {
+            return;
+        }
+        let pid = Pid::from_raw(r.state.pid);
+        let first = crate::supervisor::rules::signal::parse(&r.stop_signal)
+            .ok()
+            .and_then(|n| Signal::try_from(n).ok())
+            .unwrap_or(Signal::SIGTERM);
+        let _ = kill(pid, first);
+        let Some(timeout) = timeout else {
+            self.wait(c).await;
+            return;
+        };
+        if tokio::time::timeout(timeout, self.wait(c)).await.is_err() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.wait(c)).await;
+        }
+    }
+
+    /// Removes a container; a running one only with `force` (it is killed first).
+    pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), Error> {
+        let _op = c.op.lock().await;
+        if !force && c.record().state.status == Status::Restarting {
+            return Err(Error::conflict(format!(
+                "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                c.id
+            )));
+        }
+        if force {
+            self.stopped_by_user(c);
+        }
+        if c.is_running() {
+            if !force {
+                return Err(Error::conflict(format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+            self.stop_locked(c, Some(Duration::ZERO)).await;
+        }
+        self.forget(c)
+    }
+
+    fn forget(&self, c: &Arc<Container>) -> Result<(), Error> {
+        if let Ok(mut all) = self.containers.lock() {
+            all.retain(|x| x.id != c.id);
+        }
+        self.store.remove(&c.id).map_err(Error::internal)
+    }
+}
