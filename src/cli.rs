@@ -27,8 +27,11 @@ As docker-proxy (dockerd runs it this way through \"userland-proxy-path\"):
 
 Flags may be written Go-style with one dash (-host-ip X, -host-ip=X) or with two (--host-ip X).
 A runtime may pass a pipe on fd 3: cproxy writes \"0\\n\" when it forwards, or \"1\\n<error>\".
-SIGINT or SIGTERM stops accepting, closes idle connections and lets busy ones finish for -grace;
-a second one resets them.
+SIGINT or SIGTERM (dockerd stops a proxy with SIGINT) stops accepting, closes idle connections
+and lets busy ones finish for -grace, then resets what is left; a second signal resets them at
+once; cproxy exits 0. Every other signal that would end the process stops it the same way
+(SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO, SIGPWR,
+real-time ones), so none ends a cut transfer in order, as if it were complete.
 
 As a container supervisor (each has its own --help, with docker's flags):
   cproxy daemon                       run containers and publish their ports (as root)
@@ -59,7 +62,10 @@ Examples:
   cproxy forward --to 172.17.0.2 --expose 80 --expose 53/udp -P
 
 Prints each published port as `docker port` does (5000/tcp -> 127.0.0.1:5001), then forwards
-until SIGINT/SIGTERM. With --control, `cproxy ctl` adds and removes bindings at run time.")]
+until SIGINT, SIGTERM or any other signal that would end the process (SIGHUP, SIGQUIT, SIGUSR1,
+SIGUSR2, SIGALRM, ...): it stops accepting, closes idle connections, lets busy ones finish for
+--grace, then resets what is left (a second signal: at once), and exits 0. With --control,
+`cproxy ctl` adds and removes bindings at run time.")]
     Forward(ForwardArgs),
     /// Add, remove or list bindings of a running `cproxy forward --control PATH`
     #[command(after_help = "\
@@ -195,8 +201,8 @@ pub struct DockerProxyArgs {
 /// Flags that tune the forwarder; shared by every way of running it.
 #[derive(Debug, Args, Clone)]
 pub struct Tuning {
-    /// How long connections still moving bytes may finish after SIGINT/SIGTERM; idle ones are
-    /// closed at once (docker-proxy: none)
+    /// How long connections still moving bytes may finish after a stop signal (SIGINT, SIGTERM,
+    /// SIGHUP, SIGQUIT, SIGUSR1, …); idle ones are closed at once (docker-proxy: none)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse)]
     pub grace: Duration,
     /// Give up connecting to the container after this long and close the client

@@ -1,6 +1,7 @@
 //! Runs the forwarder as a process: builds the runtime, starts the bindings, reports readiness,
-//! and stops on SIGINT/SIGTERM by draining (idle connections close at once, busy ones get the
-//! grace period; a second signal resets them), or when the runtime that started it dies.
+//! and stops by draining (idle connections close at once, busy ones get the grace period; a
+//! second signal resets them) on any signal that would otherwise end the process
+//! (`STOP_SIGNALS`), or when the runtime that started it dies.
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::{DockerProxyArgs, Tuning};
 use crate::compat::{self, StatusPipe};
@@ -137,13 +138,10 @@ where
         let proxy = Proxy::new(tuning.config());
         // Signal handlers go in before readiness is reported, so a stop sent right after
         // "ready" is never lost.
-        let (mut int, mut term) =
-            match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-                (Ok(i), Ok(t)) => (i, t),
-                (Err(e), _) | (_, Err(e)) => {
-                    return AppError::io("cannot handle signals", e).report(status);
-                }
-            };
+        let mut signals = match StopSignals::install() {
+            Ok(s) => s,
+            Err(e) => return AppError::io("cannot handle signals", e).report(status),
+        };
         let bindings = match start(&proxy) {
             Ok(b) => b,
             Err(e) => return e.report(status),
@@ -159,8 +157,7 @@ where
             }
         };
         tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
+            sig = signals.recv() => tracing::info!(signal = %signal_name(sig), "stop signal"),
             _ = parent_exited => tracing::info!("the runtime that started cproxy exited"),
         }
         tracing::info!(
@@ -169,14 +166,89 @@ where
         );
         tokio::select! {
             _ = proxy.shutdown() => {}
-            _ = async { tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} } } => {
-                tracing::info!("second stop signal: resetting open connections");
+            sig = signals.recv() => {
+                tracing::info!(
+                    signal = %signal_name(sig),
+                    "second stop signal: resetting open connections"
+                );
                 proxy.kill();
                 proxy.shutdown().await;
             }
         }
         ExitCode::SUCCESS
     })
+}
+
+/// The signals that stop cproxy, as SIGTERM does: every one whose default action ends the
+/// process and that a process may catch, so that none cuts connections with an orderly end of
+/// stream that looks complete. Not among them: SIGKILL (cannot be caught); the signals the
+/// kernel sends for a fault of the process itself (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
+/// SIGSYS) and SIGABRT (`abort`), whose core dump is worth more than a drain; SIGPIPE, which
+/// Rust ignores. The real-time signals (SIGRTMIN to SIGRTMAX - 1; tokio cannot register
+/// SIGRTMAX) come on top, see [`stop_signals`].
+const STOP_SIGNALS: [libc::c_int; 14] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGIO,
+    libc::SIGPWR,
+    libc::SIGSTKFLT,
+];
+
+/// Every signal that stops cproxy: [`STOP_SIGNALS`] and the real-time signals this process may
+/// use (glibc keeps the first two or three for itself: `SIGRTMIN()` is past them).
+fn stop_signals() -> Vec<libc::c_int> {
+    STOP_SIGNALS.into_iter().chain(libc::SIGRTMIN()..libc::SIGRTMAX()).collect()
+}
+
+/// A signal's name, as `kill -l` spells it (`SIGRTMIN+3` for a real-time one).
+fn signal_name(sig: libc::c_int) -> String {
+    if let Ok(named) = nix::sys::signal::Signal::try_from(sig) {
+        return named.as_str().to_string();
+    }
+    if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) {
+        return format!("SIGRTMIN+{}", sig - libc::SIGRTMIN());
+    }
+    format!("signal {sig}")
+}
+
+/// Handlers for every one of [`stop_signals`], received as one stream.
+struct StopSignals {
+    streams: Vec<(libc::c_int, Signal)>,
+}
+
+impl StopSignals {
+    /// Installs the handlers: from here on none of these signals ends the process by itself.
+    fn install() -> std::io::Result<StopSignals> {
+        let streams = stop_signals()
+            .into_iter()
+            .map(|sig| signal(SignalKind::from_raw(sig)).map(|s| (sig, s)))
+            .collect::<std::io::Result<_>>()?;
+        Ok(StopSignals { streams })
+    }
+
+    /// The next stop signal received. Two of one kind that come before it is called are one;
+    /// two of different kinds are two.
+    async fn recv(&mut self) -> libc::c_int {
+        std::future::poll_fn(|cx| {
+            for (sig, stream) in &mut self.streams {
+                // `None` only once the runtime is shutting down: nothing more will come.
+                if let std::task::Poll::Ready(Some(())) = stream.poll_recv(cx) {
+                    return std::task::Poll::Ready(*sig);
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
 }
 
 /// The process that started this one, followed until it exits.

@@ -3,7 +3,8 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::os::fd::BorrowedFd;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -72,6 +73,22 @@ impl ProxyProcess {
         proxy
     }
 
+    /// Starts cproxy as dockerd does: docker-proxy's flags for 127.0.0.1 (a free port) to
+    /// `backend`, a status pipe on fd 3, and waits for its `0\n` (its readiness signal).
+    pub fn docker_proxy(backend: SocketAddr, extra: &[&str]) -> ProxyProcess {
+        use std::os::fd::AsFd;
+        let port = peers::free_tcp_port().unwrap();
+        let mut cmd = Command::new(cproxy());
+        cmd.args(spawn::docker_proxy_args("tcp", Some(port), backend)).args(extra);
+        let (status, write) = spawn::status_pipe().expect("status pipe");
+        let mut proxy = ProxyProcess::spawn_with_fds(cmd, &[Some(write.as_fd())]);
+        drop(write);
+        let status = spawn::read_status(status).expect("status pipe");
+        assert_eq!(status, "0\n", "cproxy did not start: {}", proxy.log());
+        proxy.port = port;
+        proxy
+    }
+
     /// Starts `cproxy forward ARGS` and waits for the `bindings` lines it prints once it
     /// forwards (its readiness signal).
     pub fn forward(args: &[&str], bindings: usize) -> ProxyProcess {
@@ -97,12 +114,17 @@ impl ProxyProcess {
         proxy
     }
 
-    fn spawn(mut cmd: Command) -> ProxyProcess {
+    fn spawn(cmd: Command) -> ProxyProcess {
+        ProxyProcess::spawn_with_fds(cmd, &[])
+    }
+
+    /// Spawns `cmd` with `fds` as its descriptors 3, 4, … ([`spawn::spawn_with_fds`]).
+    fn spawn_with_fds(mut cmd: Command, fds: &[Option<BorrowedFd<'_>>]) -> ProxyProcess {
         cmd.env("CPROXY_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
+        let mut child = spawn::spawn_with_fds(cmd, fds).unwrap();
         let stdout = child.stdout.take().map(BufReader::new);
         let log = Arc::new(Mutex::new(String::new()));
         let log_reader = child.stderr.take().map(|mut stderr| {
@@ -124,6 +146,24 @@ impl ProxyProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `sig` to the proxy.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill with the pid of a child this process spawned and has not reaped.
+        assert_eq!(unsafe { libc::kill(self.pid() as i32, sig) }, 0, "kill {sig}");
+    }
+
+    /// Waits for the proxy to exit, at most `limit`: how it exited.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for cproxy") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "cproxy still running after {limit:?}");
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// True while the process has not exited.
