@@ -68,7 +68,7 @@ pub struct ContainerConfig {
 }
 
 /// `HostConfig.RestartPolicy` as sent: `{"Name":"on-failure","MaximumRetryCount":3}`. The
-/// daemon checks it in Docker's words ([`RestartPolicySpec::policy`] is unchecked text).
+/// daemon checks it in Docker's words ([`RestartPolicySpec::value`] is the unchecked text).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct RestartPolicySpec {

@@ -464,7 +464,7 @@ fn daemon(host: Option<String>, a: DaemonArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("invalid --port-range: {e}")),
     };
-    crate::supervisor::run_daemon(crate::supervisor::DaemonConfig {
+    crate::supervisor::daemon::run_daemon(crate::supervisor::daemon::DaemonConfig {
         socket,
         data_root: a.data_root,
         bip,

@@ -1,7 +1,7 @@
 //! Starting a container: explicitly (`start`, `run`, the daemon's restore) or after its
 //! restart back-off. Address, hosts files, ports, namespaces, network, then the command; a
 //! failure undoes every step before it. What a running container holds is given back by
-//! [`Daemon::release`].
+//! `Daemon::release`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
