@@ -2,7 +2,7 @@
 //! runtime, the engine over its records, and SIGTERM/SIGINT → stop every container.
 
 use std::net::Ipv4Addr;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -57,7 +57,10 @@ pub fn run_daemon(cfg: DaemonConfig) -> ExitCode {
     }
 }
 
-fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
+/// The API socket at `path`, and the device and inode of its file (so that only that file is
+/// removed at exit). A stale socket is replaced; anything else there is refused in
+/// `forward --control`'s words.
+fn bind_socket(path: &Path) -> Result<(std::os::unix::net::UnixListener, (u64, u64)), String> {
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -65,25 +68,31 @@ fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, String> 
             .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(format!(
-            "a daemon is already listening on unix://{}; stop it first",
-            path.display()
-        ));
+    use crate::forward::{SocketPathError, clear_socket_path};
+    match clear_socket_path(path, "API socket") {
+        Ok(()) => {}
+        Err(SocketPathError::InUse) => {
+            return Err(format!(
+                "a daemon is already listening on unix://{}; stop it first",
+                path.display()
+            ));
+        }
+        Err(SocketPathError::Refused(e)) => return Err(e),
     }
-    let _ = std::fs::remove_file(path);
     let listener = std::os::unix::net::UnixListener::bind(path)
         .map_err(|e| format!("cannot listen on unix://{}: {e}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| format!("cannot listen on unix://{}: {e}", path.display()))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    Ok(listener)
+    Ok((listener, (meta.dev(), meta.ino())))
 }
 
 async fn serve(cfg: DaemonConfig) -> Result<(), String> {
     let store = engine::store::Store::open(&cfg.data_root)
         .map_err(|e| format!("cannot use data root {}: {e}", cfg.data_root.display()))?;
-    let listener = bind_socket(&cfg.socket)?;
+    let (listener, socket_file) = bind_socket(&cfg.socket)?;
     let proxy = Proxy::new(Config { grace: Duration::from_secs(1), ..Config::default() });
     if let Some(addr) = cfg.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -118,6 +127,10 @@ async fn serve(cfg: DaemonConfig) -> Result<(), String> {
     }
     tracing::info!("stopping every container");
     daemon.shutdown(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_file(&cfg.socket);
+    let ours =
+        std::fs::symlink_metadata(&cfg.socket).is_ok_and(|m| (m.dev(), m.ino()) == socket_file);
+    if ours {
+        let _ = std::fs::remove_file(&cfg.socket);
+    }
     Ok(())
 }
