@@ -1,13 +1,255 @@
-//! The daemon survives its users (issue 19): `--host` never deletes a file. Each test runs its
-//! daemon in a network namespace of its own (`supervisor_support`), removed even when the test
-//! fails.
+//! The daemon survives its users (issue 19): a port's idle clients cannot take the other ports'
+//! or the API's descriptors, idle and slow API clients cannot lock the API out, and `--host`
+//! never deletes a file. Each test runs its daemon in a network namespace of its own
+//! (`supervisor_support`), removed even when the test fails.
 
 mod supervisor_support;
 
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use supervisor_support::{BIN, Netns};
+use supervisor_support::{BIN, Daemon, Netns, Start, eventually, http_get, python};
+
+/// Creates and starts a container through the API, its `ctr_port` published on
+/// `127.0.0.1:host_port`; returns its ID.
+fn start_container(
+    d: &Daemon,
+    name: &str,
+    cmd: &[String],
+    host_port: u16,
+    ctr_port: u16,
+) -> String {
+    let body = serde_json::json!({
+        "Cmd": cmd,
+        "ExposedPorts": { format!("{ctr_port}/tcp"): {} },
+        "HostConfig": { "PortBindings": { format!("{ctr_port}/tcp"):
+            [{ "HostIp": "127.0.0.1", "HostPort": host_port.to_string() }] } },
+    });
+    let created =
+        d.api("POST", &format!("/containers/create?name={name}"), Some(&body.to_string()));
+    let (status, reply) = created.expect("the daemon answers a create");
+    assert_eq!(status, 201, "{reply}");
+    let id = serde_json::from_str::<serde_json::Value>(&reply).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = d.api("POST", &format!("/containers/{id}/start"), None);
+    assert_eq!(started.map(|(s, _)| s), Some(204), "start {name}");
+    id
+}
+
+fn web_server(port: u16) -> Vec<String> {
+    vec![python(), "-m".into(), "http.server".into(), port.to_string()]
+}
+
+/// A server that completes every TCP handshake (its backlog) and never accepts: its clients'
+/// connections stay open and idle.
+fn black_hole(port: u16) -> Vec<String> {
+    let script = format!(
+        "import socket,time\ns=socket.socket()\ns.bind(('0.0.0.0',{port}))\ns.listen(4096)\n\
+         time.sleep(3600)\n"
+    );
+    vec![python(), "-c".into(), script]
+}
+
+/// The value of a daemon metric of the binding on `127.0.0.1:host_port`, if it can be scraped.
+fn metric(ns: &Netns, metrics: &str, name: &str, host_port: u16) -> Option<u64> {
+    let addr: SocketAddr = metrics.parse().unwrap();
+    let text = ns.run(move || {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        Some(text)
+    })?;
+    let series = format!("{name}{{proto=\"tcp\",host=\"127.0.0.1:{host_port}\",");
+    let line = text.lines().find(|l| l.starts_with(&series))?;
+    line.rsplit(' ').next()?.parse().ok()
+}
+
+fn container_ip(d: &Daemon, name: &str) -> Ipv4Addr {
+    d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", name]).trim().parse().unwrap()
+}
+
+/// `ps` answers within a second and lists `name`.
+fn ps_answers(d: &Daemon, name: &str) {
+    let (out, took) = d.cli_within(&["ps"], Duration::from_secs(10));
+    let out = out.unwrap_or_else(|| panic!("ps did not answer within 10 s"));
+    assert!(out.status.success(), "ps: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(name));
+    assert!(took < Duration::from_secs(1), "ps took {took:?}");
+}
+
+/// Two requests on one connection, as Docker's client sends them: both answered; the
+/// connection, still open.
+fn pings_on_one_connection(d: &Daemon) -> UnixStream {
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET /_ping HTTP/1.1\r\nHost: cproxy\r\n\r\n").unwrap();
+        let mut buf = [0; 512];
+        let n = s.read(&mut buf).unwrap();
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("OK"), "{reply}");
+    }
+    s
+}
+
+/// At a descriptor limit of 1024 (systemd's soft default), 600 idle clients of one port whose
+/// container never answers are held up to that port's share and the rest reset and counted;
+/// another container's port still forwards, and `ps` and a new container still work.
+#[test]
+fn one_ports_idle_clients_leave_the_other_ports_and_the_api_their_descriptors() {
+    testkit::rlimit::raise_fd_limit(8192);
+    let ns = Netns::new();
+    let metrics = "127.0.0.1:9180";
+    let d = ns.daemon_with(&["--metrics-addr", metrics], Start { nofile: Some(1024), log: false });
+    start_container(&d, "stuck", &black_hole(5000), 7000, 5000);
+    start_container(&d, "web", &web_server(8000), 8081, 8000);
+    let stuck = SocketAddr::from((container_ip(&d, "stuck"), 5000));
+    eventually(15, || ns.run(|| TcpStream::connect_timeout(&stuck, Duration::from_secs(1)).ok()));
+    let status = eventually(15, || http_get(&ns, "127.0.0.1:8081"));
+    assert!(status.contains("200"), "{status}");
+
+    let clients: Vec<TcpStream> =
+        ns.run(|| (0..600).map(|_| TcpStream::connect("127.0.0.1:7000").unwrap()).collect());
+    // The daemon has taken them all (held or reset), if its metrics can tell.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut accepted = None;
+    while Instant::now() < deadline {
+        accepted = metric(&ns, metrics, "cproxy_connections_accepted_total", 7000);
+        if accepted.is_some_and(|n| n >= 600) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Another container's port still forwards, one new connection after another.
+    for _ in 0..3 {
+        let status = http_get(&ns, "127.0.0.1:8081");
+        assert!(status.as_deref().is_some_and(|s| s.contains("200")), "{status:?}");
+    }
+    ps_answers(&d, "stuck");
+    // A new container starts, and its port forwards.
+    start_container(&d, "late", &web_server(8000), 8082, 8000);
+    let status = eventually(15, || http_get(&ns, "127.0.0.1:8082"));
+    assert!(status.contains("200"), "{status}");
+    // The busy port kept its share: the clients beyond it were reset at once, and counted.
+    assert_eq!(accepted, Some(600), "the daemon took every client of the busy port");
+    let refused = metric(&ns, metrics, "cproxy_connections_refused_total", 7000).unwrap();
+    let active = metric(&ns, metrics, "cproxy_connections_active", 7000).unwrap();
+    assert!(refused > 0 && active < 200, "refused {refused}, active {active}");
+    assert_eq!(refused + active, 600);
+    drop(clients);
+}
+
+/// 1,100 API connections that send nothing, at a descriptor limit of 1024: `ps` and a new
+/// container still answer within a second, the daemon holds no more connections than its cap
+/// (a quarter of its descriptors), and a real client's keep-alive connection works.
+#[test]
+fn idle_api_connections_cannot_lock_the_api_out() {
+    testkit::rlimit::raise_fd_limit(8192);
+    let ns = Netns::new();
+    let d = ns.daemon_with(&[], Start { nofile: Some(1024), log: false });
+    start_container(&d, "web", &web_server(8000), 8081, 8000);
+    let idle: Vec<UnixStream> =
+        (0..1100).map(|_| UnixStream::connect(d.socket()).unwrap()).collect();
+    for _ in 0..3 {
+        ps_answers(&d, "web");
+    }
+    let started = Instant::now();
+    start_container(&d, "late", &web_server(8000), 8082, 8000);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "create and start took {took:?}");
+    let fds = testkit::procfs::fds(d.pid() as u32).unwrap().total();
+    assert!(fds < 600, "the daemon holds {fds} descriptors");
+
+    pings_on_one_connection(&d);
+    drop(idle);
+}
+
+/// Reads until the daemon closes `s`: how long that took from `since` (`None`: still open
+/// after 10 s), and what it sent.
+fn closed_after(s: &mut UnixStream, since: Instant) -> (Option<Duration>, String) {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (Some(since.elapsed()), String::from_utf8_lossy(&got).into()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (Some(since.elapsed()), String::from_utf8_lossy(&got).into());
+            }
+            Err(_) => return (None, String::from_utf8_lossy(&got).into()),
+        }
+    }
+}
+
+/// A client that sends nothing, one that never finishes its headers, one that never finishes
+/// its body, and a keep-alive connection left idle are each closed after their timeout (made
+/// short here by the daemon's hidden flags).
+#[test]
+fn silent_slow_and_idle_api_clients_are_closed_after_their_timeouts() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[
+        "--api-header-timeout",
+        "1s",
+        "--api-body-timeout",
+        "1s",
+        "--api-idle-timeout",
+        "2s",
+    ]);
+    let second = Duration::from_secs(1);
+
+    let since = Instant::now();
+    let mut silent = UnixStream::connect(d.socket()).unwrap();
+    let (took, _) = closed_after(&mut silent, since);
+    let took = took.expect("a silent client is closed");
+    assert!(took >= second - Duration::from_millis(100) && took < 3 * second, "{took:?}");
+
+    // A header line every 200 ms, never the blank line that ends them (at most 5 s of it).
+    let since = Instant::now();
+    let mut slow = UnixStream::connect(d.socket()).unwrap();
+    slow.write_all(b"GET /_ping HTTP/1.1\r\nHost: cproxy\r\n").unwrap();
+    let mut cut = None;
+    for i in 0..25 {
+        std::thread::sleep(Duration::from_millis(200));
+        if slow.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes()).is_err() {
+            cut = Some(since.elapsed());
+            break;
+        }
+    }
+    let cut = cut.or_else(|| closed_after(&mut slow, since).0.filter(|t| *t < 5 * second));
+    let cut = cut.expect("a client that never finishes its headers is closed");
+    assert!(cut < 3 * second, "{cut:?}");
+
+    // A head that promises 100 bytes of body, and 10 of them.
+    let mut body = UnixStream::connect(d.socket()).unwrap();
+    body.write_all(
+        b"POST /networks/create HTTP/1.1\r\nHost: cproxy\r\nContent-Length: 100\r\n\r\n{\"Name\":",
+    )
+    .unwrap();
+    let since = Instant::now();
+    let (took, reply) = closed_after(&mut body, since);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(took.is_some_and(|t| t < 3 * second), "{took:?}");
+
+    // Keep-alive: a second request on the connection is answered; left idle, it is closed after
+    // the idle timeout (2 s), not the header timeout (1 s).
+    let mut keep = pings_on_one_connection(&d);
+    let since = Instant::now();
+    let (took, _) = closed_after(&mut keep, since);
+    let took = took.expect("an idle keep-alive connection is closed");
+    assert!(took >= 2 * second - Duration::from_millis(100) && took < 4 * second, "{took:?}");
+
+    // Meanwhile the API answered everyone else.
+    assert_eq!(d.api("GET", "/_ping", None), Some((200, "OK".to_string())));
+}
 
 /// `--host unix://PATH` on a regular file refuses, in `forward --control`'s words, and leaves
 /// the file; a stale socket there is replaced.

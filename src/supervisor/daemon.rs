@@ -1,5 +1,15 @@
-//! The `cproxy daemon` process: root check, the API socket (directory 0700, socket 0660), the
-//! runtime, the engine over its records, and SIGTERM/SIGINT → stop every container.
+//! The `cproxy daemon` process: root check, descriptors, the API socket (directory 0700, socket
+//! 0660), the runtime, the engine over its records, the API server, and signals.
+//!
+//! Descriptors: the soft `RLIMIT_NOFILE` is raised to the hard limit, as `cproxy forward` (and
+//! Go, so dockerd) does, and shared out ([`Descriptors`]): a quarter at most for the API's
+//! connections, a quarter for the process itself (containers' pipes and log files, netlink,
+//! the embedded DNS, the runtime), the rest for the published ports, through the forwarder's
+//! budget ([`Proxy::limit_descriptors`]: a reserve per binding, the rest shared, a connection
+//! with none left reset at once and counted as refused). One port's clients cannot take
+//! another port's descriptors or the API's.
+//!
+//! SIGTERM/SIGINT → stop every container.
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -12,6 +22,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::ports::PortAllocator;
 use crate::proxy::{Config, Proxy};
+use crate::supervisor::http::server::Limits;
 use crate::supervisor::{engine, http};
 
 /// `cproxy daemon`'s settings.
@@ -29,6 +40,8 @@ pub struct DaemonConfig {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// `--dns`: where the embedded DNS forwards (empty: the daemon's `/etc/resolv.conf`).
     pub dns: Vec<std::net::IpAddr>,
+    /// The API server's limits; `max_connections` is further bounded by the descriptor limit.
+    pub api: Limits,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT, then stops every container and removes what it made.
@@ -41,6 +54,7 @@ pub fn run_daemon(cfg: DaemonConfig) -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    let limit = raise_fd_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -48,11 +62,44 @@ pub fn run_daemon(cfg: DaemonConfig) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(serve(cfg)) {
+    match rt.block_on(serve(cfg, limit)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cproxy daemon: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one (systemd gives services 1024 soft and
+/// 524288 hard) and returns the limit the daemon has.
+fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return 1024 };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}
+
+/// How the daemon's descriptor limit is shared out.
+#[derive(Debug, PartialEq, Eq)]
+struct Descriptors {
+    /// API connections open at once.
+    api_connections: usize,
+    /// What the published ports' budget is made of ([`Proxy::limit_descriptors`]).
+    bindings: u64,
+}
+
+impl Descriptors {
+    /// At most a quarter of `limit` for the API's connections (and no more than `max_api`), a
+    /// quarter for the process itself, the rest for the bindings.
+    fn plan(limit: u64, max_api: usize) -> Descriptors {
+        let api = (max_api as u64).min(limit / 4).max(1);
+        let process = limit / 4;
+        Descriptors {
+            api_connections: usize::try_from(api).unwrap_or(usize::MAX),
+            bindings: limit.saturating_sub(api + process),
         }
     }
 }
@@ -89,11 +136,13 @@ fn bind_socket(path: &Path) -> Result<(std::os::unix::net::UnixListener, (u64, u
     Ok((listener, (meta.dev(), meta.ino())))
 }
 
-async fn serve(cfg: DaemonConfig) -> Result<(), String> {
+async fn serve(cfg: DaemonConfig, limit: u64) -> Result<(), String> {
     let store = engine::store::Store::open(&cfg.data_root)
         .map_err(|e| format!("cannot use data root {}: {e}", cfg.data_root.display()))?;
     let (listener, socket_file) = bind_socket(&cfg.socket)?;
+    let descriptors = Descriptors::plan(limit, cfg.api.max_connections);
     let proxy = Proxy::new(Config { grace: Duration::from_secs(1), ..Config::default() });
+    proxy.limit_descriptors(descriptors.bindings);
     if let Some(addr) = cfg.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -107,7 +156,7 @@ async fn serve(cfg: DaemonConfig) -> Result<(), String> {
         None => PortAllocator::from_kernel(),
     };
     let upstreams = engine::dns_server::upstreams(&cfg.dns, Path::new("/etc/resolv.conf"));
-    let daemon = engine::Daemon::new(store, proxy, allocator, cfg.bip, upstreams)
+    let daemon = engine::Daemon::new(store, proxy.clone(), allocator, cfg.bip, upstreams)
         .await
         .map_err(|e| format!("cannot set up networking: {e}"))?;
     let daemon = Arc::new(daemon);
@@ -117,15 +166,23 @@ async fn serve(cfg: DaemonConfig) -> Result<(), String> {
     let app = http::router(daemon.clone());
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    tracing::info!(socket = %cfg.socket.display(), "API listening");
+    let limits = Limits { max_connections: descriptors.api_connections, ..cfg.api };
+    let stop_api = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(http::server::serve(listener, app, limits, stop_api.clone()));
+    tracing::info!(
+        socket = %cfg.socket.display(),
+        nofile = limit,
+        api_connections = limits.max_connections,
+        bindings_descriptors = descriptors.bindings,
+        "API listening"
+    );
     println!("cproxy daemon listening on unix://{}", cfg.socket.display());
-    let server = axum::serve(listener, app.into_make_service());
     tokio::select! {
-        r = server => r.map_err(|e| e.to_string())?,
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
     tracing::info!("stopping every container");
+    stop_api.cancel();
     daemon.shutdown(Duration::from_secs(10)).await;
     let ours =
         std::fs::symlink_metadata(&cfg.socket).is_ok_and(|m| (m.dev(), m.ino()) == socket_file);
@@ -133,4 +190,21 @@ async fn serve(cfg: DaemonConfig) -> Result<(), String> {
         let _ = std::fs::remove_file(&cfg.socket);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_are_shared_out_by_quarters_with_the_api_capped() {
+        let plan = Descriptors::plan(1024, 512);
+        assert_eq!(plan, Descriptors { api_connections: 256, bindings: 512 });
+        let plan = Descriptors::plan(1 << 20, 512);
+        assert_eq!(
+            plan,
+            Descriptors { api_connections: 512, bindings: (1 << 20) - 512 - (1 << 18) }
+        );
+        assert_eq!(Descriptors::plan(3, 512).api_connections, 1);
+    }
 }
