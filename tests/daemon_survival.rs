@@ -1,7 +1,7 @@
 //! The daemon survives its users (issue 19): a port's idle clients cannot take the other ports'
-//! or the API's descriptors, idle and slow API clients cannot lock the API out, and `--host`
-//! never deletes a file. Each test runs its daemon in a network namespace of its own
-//! (`supervisor_support`), removed even when the test fails.
+//! or the API's descriptors, idle and slow API clients cannot lock the API out, SIGHUP stops
+//! nothing, and `--host` never deletes a file. Each test runs its daemon in a network namespace
+//! of its own (`supervisor_support`), removed even when the test fails.
 
 mod supervisor_support;
 
@@ -11,6 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use supervisor_support::{BIN, Daemon, Netns, Start, eventually, http_get, python};
 
 /// Creates and starts a container through the API, its `ctr_port` published on
@@ -249,6 +250,60 @@ fn silent_slow_and_idle_api_clients_are_closed_after_their_timeouts() {
 
     // Meanwhile the API answered everyone else.
     assert_eq!(d.api("GET", "/_ping", None), Some((200, "OK".to_string())));
+}
+
+/// Waits until the daemon's log has `n` lines containing `needle`; fails at once if it exits.
+fn logged(d: &mut Daemon, needle: &str, n: usize) -> String {
+    eventually(10, || {
+        if let Some(status) = d.exited() {
+            panic!("the daemon exited ({status}) before logging {needle:?}:\n{}", d.log());
+        }
+        let log = d.log();
+        (log.matches(needle).count() >= n).then_some(log)
+    })
+}
+
+/// SIGHUP (a terminal closing, a log rotation) stops neither the daemon nor its containers:
+/// the port still forwards and the socket is still there; SIGTERM still stops all.
+#[test]
+fn sighup_leaves_the_daemon_and_its_containers_running() {
+    let ns = Netns::new();
+    let mut d = ns.daemon_with(&[], Start { nofile: None, log: true });
+    start_container(&d, "web", &web_server(8000), 8081, 8000);
+    eventually(15, || http_get(&ns, "127.0.0.1:8081"));
+    for n in 1..=2 {
+        d.signal(Signal::SIGHUP);
+        logged(&mut d, "SIGHUP", n);
+    }
+    assert!(d.exited().is_none());
+    assert!(d.socket().exists());
+    let status = http_get(&ns, "127.0.0.1:8081");
+    assert!(status.as_deref().is_some_and(|s| s.contains("200")), "{status:?}");
+    assert!(d.ok(&["ps"]).contains("Up "));
+    assert_eq!(d.terminate().code(), Some(0));
+    assert!(!d.socket().exists());
+}
+
+/// SIGUSR1 writes the daemon's state to its log and goes on, as dockerd's stack dump; SIGQUIT
+/// writes it and exits 2 at once, as dockerd (Go) does, taking its containers with it.
+#[test]
+fn sigusr1_dumps_the_state_and_sigquit_dumps_it_and_exits_2() {
+    let ns = Netns::new();
+    let mut d = ns.daemon_with(&[], Start { nofile: None, log: true });
+    let id = start_container(&d, "web", &web_server(8000), 8081, 8000);
+    eventually(15, || http_get(&ns, "127.0.0.1:8081"));
+    d.signal(Signal::SIGUSR1);
+    let log = logged(&mut d, "=== END cproxy daemon state dump ===", 1);
+    assert!(log.contains(&id), "{log}");
+    assert!(log.contains("127.0.0.1:8081"), "{log}");
+    assert!(http_get(&ns, "127.0.0.1:8081").is_some_and(|s| s.contains("200")));
+
+    d.signal(Signal::SIGQUIT);
+    let status = d.child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{}", d.log());
+    assert_eq!(d.log().matches("=== END cproxy daemon state dump ===").count(), 2);
+    // Its containers died with it.
+    eventually(10, || ns.pids().is_empty().then_some(()));
 }
 
 /// `--host unix://PATH` on a regular file refuses, in `forward --control`'s words, and leaves

@@ -9,7 +9,14 @@
 //! with none left reset at once and counted as refused). One port's clients cannot take
 //! another port's descriptors or the API's.
 //!
-//! SIGTERM/SIGINT → stop every container.
+//! Signals, as dockerd's: SIGTERM and SIGINT stop every container, then the daemon. SIGHUP
+//! (dockerd's configuration reload) is logged and ignored: the daemon has no configuration
+//! file, and its flags (`--dns`, the nameservers of `/etc/resolv.conf`) are read once at
+//! start; a closing terminal or a log rotation never stops it or a container. SIGUSR1 (dockerd's
+//! stack dump) writes the daemon's state to stderr and goes on. SIGQUIT writes that state too
+//! and exits at once with status 2, without the orderly stop, as dockerd (Go's runtime) does;
+//! the containers, the daemon's children, are killed with it (`PR_SET_PDEATHSIG`) and the
+//! socket file is left for the next daemon, which cleans up as after any crash.
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -164,8 +171,7 @@ async fn serve(cfg: DaemonConfig, limit: u64) -> Result<(), String> {
     daemon.restore().await;
     let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
     let app = http::router(daemon.clone());
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut signals = Signals::install().map_err(|e| e.to_string())?;
     let limits = Limits { max_connections: descriptors.api_connections, ..cfg.api };
     let stop_api = tokio_util::sync::CancellationToken::new();
     tokio::spawn(http::server::serve(listener, app, limits, stop_api.clone()));
@@ -177,11 +183,24 @@ async fn serve(cfg: DaemonConfig, limit: u64) -> Result<(), String> {
         "API listening"
     );
     println!("cproxy daemon listening on unix://{}", cfg.socket.display());
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        match signals.next().await {
+            Signal::Stop(name) => {
+                tracing::info!(signal = name, "stopping every container");
+                break;
+            }
+            Signal::Hangup => tracing::info!(
+                "SIGHUP: nothing to reload (the daemon has no configuration file; its flags and \
+                 /etc/resolv.conf are read at start); ignored"
+            ),
+            Signal::Dump => dump_state(&daemon, &proxy, limit),
+            Signal::Quit => {
+                dump_state(&daemon, &proxy, limit);
+                eprintln!("cproxy daemon: SIGQUIT: exiting without stopping the containers");
+                std::process::exit(2);
+            }
+        }
     }
-    tracing::info!("stopping every container");
     stop_api.cancel();
     daemon.shutdown(Duration::from_secs(10)).await;
     let ours =
@@ -190,6 +209,90 @@ async fn serve(cfg: DaemonConfig, limit: u64) -> Result<(), String> {
         let _ = std::fs::remove_file(&cfg.socket);
     }
     Ok(())
+}
+
+/// What a signal asks of the daemon.
+enum Signal {
+    /// SIGTERM, SIGINT: stop every container, then exit 0.
+    Stop(&'static str),
+    /// SIGHUP: reload (nothing to reload).
+    Hangup,
+    /// SIGUSR1: write the state to stderr.
+    Dump,
+    /// SIGQUIT: write the state to stderr and exit 2 at once.
+    Quit,
+}
+
+/// The handlers of the signals the daemon answers: from their installation on, none of them
+/// ends the process by itself.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            quit: signal(SignalKind::quit())?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop("SIGTERM"),
+            _ = self.int.recv() => Signal::Stop("SIGINT"),
+            _ = self.hup.recv() => Signal::Hangup,
+            _ = self.usr1.recv() => Signal::Dump,
+            _ = self.quit.recv() => Signal::Quit,
+        }
+    }
+}
+
+/// Writes what the daemon holds to stderr, whatever the log level (as Go writes its goroutine
+/// dump): descriptors and tasks, every container as `ps --all` lists it, every published port
+/// with its counters.
+fn dump_state(daemon: &engine::Daemon, proxy: &Proxy, limit: u64) {
+    use std::fmt::Write;
+    let mut out = String::from("=== BEGIN cproxy daemon state dump ===\n");
+    let fds = std::fs::read_dir("/proc/self/fd").map(Iterator::count).unwrap_or(0);
+    let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let _ = writeln!(out, "descriptors: {fds} open of {limit}; tasks: {tasks}");
+    let everything = crate::supervisor::rules::ps::ListOptions {
+        all: true,
+        limit: 0,
+        filters: Default::default(),
+    };
+    match daemon.list(&everything) {
+        Ok(containers) => {
+            let _ = writeln!(out, "containers: {}", containers.len());
+            for c in containers {
+                let _ =
+                    writeln!(out, "container {}", serde_json::to_string(&c).unwrap_or_default());
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "containers: cannot list: {}", e.message);
+        }
+    }
+    let bindings = proxy.all_stats();
+    let _ = writeln!(out, "published ports: {}", bindings.len());
+    for (info, stats) in bindings {
+        let b = info.binding;
+        let _ = write!(out, "port {} {} -> {}", b.proto, info.local, b.backend);
+        for (name, value) in stats.snapshot().fields() {
+            let _ = write!(out, " {name}={value}");
+        }
+        out.push('\n');
+    }
+    out.push_str("=== END cproxy daemon state dump ===");
+    eprintln!("{out}");
 }
 
 #[cfg(test)]

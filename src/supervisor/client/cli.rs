@@ -70,6 +70,14 @@ pub enum SupervisorCommand {
 
 /// `cproxy daemon`.
 #[derive(Debug, Args)]
+#[command(after_help = "Signals (as dockerd's):\n  \
+    SIGTERM, SIGINT  stop every container, then the daemon (exit 0)\n  \
+    SIGHUP           accepted and ignored: nothing to reload (no configuration file; the flags \
+    and /etc/resolv.conf are read at start); no container is stopped\n  \
+    SIGUSR1          write the daemon's state (containers, published ports and their \
+    counters, descriptors) to stderr, and go on\n  \
+    SIGQUIT          write that state, then exit 2 at once without stopping the containers \
+    first; they die with the daemon")]
 pub struct DaemonArgs {
     /// Root of the daemon's state (records, hosts files, logs)
     #[arg(long = "data-root", value_name = "DIR", default_value = crate::supervisor::DEFAULT_DATA_ROOT)]
