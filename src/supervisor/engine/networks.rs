@@ -484,7 +484,7 @@ impl Daemon {
                     continue;
                 }
                 crate::supervisor::engine::store::write_atomic(&path, text.as_bytes())?;
-                crate::supervisor::engine::links::swap_in_each(
+                crate::supervisor::os::hosts_files::swap_in_each(
                     &pids,
                     &path,
                     &format!("/etc/{file}"),
