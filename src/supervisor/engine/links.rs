@@ -1,8 +1,8 @@
 //! Legacy links wired into the daemon: the sources a recipient's `--link`s name (checked when
 //! it is created and when it starts, in Docker's words), the environment and `/etc/hosts`
-//! lines it gets from them ([`crate::supervisor::rules::links`]), and the rewrite of every running
-//! recipient's
-//! `/etc/hosts` when a source starts again, which no reader inside ever sees half done.
+//! lines it gets from them ([`crate::supervisor::rules::links`]), and the rewrite of every
+//! running recipient's `/etc/hosts` when a source starts again, which no reader inside ever
+//! sees half done.
 //!
 //! The rewrite: a `rename` over the hosts file the container's `/etc/hosts` is bind-mounted
 //! from is not seen inside (the mount holds the old inode), and rewriting that inode in place
