@@ -306,7 +306,11 @@ impl Daemon {
         let records: Vec<Record> = containers.iter().map(|c| c.record()).collect();
         let known = Known { containers: &records, networks: &networks };
         let record = plan(name, req, &known, id.clone(), Time::now())?;
-        self.store.save(&record).map_err(Error::internal)?;
+        if let Err(e) = self.store.save(&record) {
+            // Nothing of a failed create stays: its directory goes (a full disk leaves one).
+            let _ = self.store.remove(&id);
+            return Err(Error::internal(e));
+        }
         containers.push(Container::new(record));
         Ok(id)
     }

@@ -16,12 +16,19 @@ use crate::proxy::proxy_proto::Version;
 use crate::supervisor::rules::restart::RestartPolicy;
 
 /// Writes `data` to `path` so a reader sees the old file or the new one, never a part.
+/// A failure (a full disk) leaves nothing behind: the temporary file is removed.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)
+    let written = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Where a container is in its life. A record keeps it as Docker's word (`running`).
@@ -452,19 +459,34 @@ impl Store {
         Ok(ids)
     }
 
-    /// Every record that can be read; unreadable ones are logged and skipped.
+    /// Every record that can be read; unreadable ones are logged and skipped. A directory
+    /// with no record at all is what a create that never finished left (a daemon killed
+    /// mid-write): it is removed, and said once.
     pub fn load_all(&self) -> Vec<Record> {
         let Ok(entries) = fs::read_dir(self.root.join("containers")) else {
             return Vec::new();
         };
         let mut records = Vec::new();
+        let mut swept = 0;
         for entry in entries.flatten() {
             let path = entry.path().join("config.json");
+            if entry.path().is_dir() && !path.exists() {
+                match fs::remove_dir_all(entry.path()) {
+                    Ok(()) => swept += 1,
+                    Err(e) => {
+                        tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove an unfinished create")
+                    }
+                }
+                continue;
+            }
             match fs::read(&path).map(|b| serde_json::from_slice::<Record>(&b)) {
                 Ok(Ok(r)) => records.push(r),
                 Ok(Err(e)) => tracing::warn!(path = %path.display(), error = %e, "bad record"),
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "unreadable record"),
             }
+        }
+        if swept > 0 {
+            tracing::info!(count = swept, "removed what creates that never finished left");
         }
         records
     }
