@@ -11,8 +11,8 @@ use crate::spec::{PortSpec, parse_expose};
 use crate::supervisor::engine::store::Record;
 use crate::supervisor::engine::{ApiError, Container, Daemon};
 use crate::supervisor::os::netlink;
+use crate::supervisor::rules::filters::{self as ps, Candidate, ListOptions};
 use crate::supervisor::rules::format::{self, Port};
-use crate::supervisor::rules::ps::{self, Candidate, ListOptions};
 
 impl Daemon {
     /// `GET /containers/json`: newest first, running only unless `all` (or a limit, or a

@@ -48,7 +48,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::supervisor::engine::networks::ConnectRequest;
 use crate::supervisor::engine::{ApiError, CreateRequest, Daemon};
-use crate::supervisor::rules::ps::{Filters, ListOptions};
+use crate::supervisor::rules::filters::{Filters, ListOptions};
 
 type Params = Query<HashMap<String, String>>;
 
