@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use http_body_util::BodyExt;
 use hyper::Method;
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::spec::PortSpec;
-use crate::supervisor::client::{Api, encode};
+use crate::supervisor::api::stream::StreamKind;
+use crate::supervisor::client::transport::{Api, NO_BODY, q};
 use crate::supervisor::rules::compose::{Project, Service};
 use crate::supervisor::rules::format::{self, Port};
 use crate::supervisor::rules::restart::RestartPolicy;
@@ -209,8 +209,8 @@ impl Loaded {
 async fn create_networks(p: &Loaded) -> Result<(), String> {
     for n in &p.project.networks {
         let name = p.network(&n.name);
-        let uri = format!("/networks/{}", encode(&name));
-        if p.api.json(Method::GET, &uri, None).await.is_ok() {
+        let uri = format!("/networks/{}", q(&name));
+        if p.api.json::<_, Value>(Method::GET, &uri, NO_BODY).await.is_ok() {
             continue;
         }
         if n.external {
@@ -227,7 +227,7 @@ async fn create_networks(p: &Loaded) -> Result<(), String> {
             Vec::new()
         };
         let body = json!({"Name": name, "Driver": "bridge", "IPAM": {"Config": config}});
-        p.api.json(Method::POST, "/networks/create", Some(body)).await?;
+        p.api.json::<_, Value>(Method::POST, "/networks/create", Some(&body)).await?;
     }
     Ok(())
 }
@@ -237,12 +237,12 @@ async fn remove_networks(p: &Loaded) -> bool {
     let mut failed = false;
     for n in p.project.networks.iter().filter(|n| !n.external) {
         let name = p.network(&n.name);
-        let uri = format!("/networks/{}", encode(&name));
-        if p.api.json(Method::GET, &uri, None).await.is_err() {
+        let uri = format!("/networks/{}", q(&name));
+        if p.api.json::<_, Value>(Method::GET, &uri, NO_BODY).await.is_err() {
             continue;
         }
         eprintln!("Removing network {name}");
-        if let Err(e) = p.api.call(Method::DELETE, &uri).await {
+        if let Err(e) = p.api.call(Method::DELETE, &uri, NO_BODY).await {
             eprintln!("ERROR: {e}");
             failed = true;
         }
@@ -263,15 +263,15 @@ async fn connect_networks(p: &Loaded, s: &Service, container: &str) -> Result<()
     for n in s.networks.iter().skip(1) {
         let body = json!({"Container": container,
                           "EndpointConfig": {"Aliases": service_aliases(s, &n.aliases)}});
-        let uri = format!("/networks/{}/connect", encode(&p.network(&n.name)));
-        p.api.json(Method::POST, &uri, Some(body)).await?;
+        let uri = format!("/networks/{}/connect", q(&p.network(&n.name)));
+        p.api.call(Method::POST, &uri, Some(&body)).await?;
     }
     Ok(())
 }
 
 /// The project's containers that exist, by name: (ID, state).
 async fn existing(p: &Loaded) -> Result<HashMap<String, Value>, String> {
-    let list = p.api.json(Method::GET, "/containers/json?all=1", None).await?;
+    let list = p.api.json::<_, Value>(Method::GET, "/containers/json?all=1", NO_BODY).await?;
     let mut found = HashMap::new();
     for c in list.as_array().into_iter().flatten() {
         for n in c["Names"].as_array().into_iter().flatten().filter_map(Value::as_str) {
@@ -370,8 +370,8 @@ async fn warn_unsupported(p: &Loaded, s: &Service, container: &str) {
     if s.restart == RestartPolicy::No && s.links.is_empty() {
         return;
     }
-    let uri = format!("/containers/{}/json", encode(container));
-    let Ok(v) = p.api.json(Method::GET, &uri, None).await else { return };
+    let uri = format!("/containers/{}/json", q(container));
+    let Ok(v) = p.api.json::<_, Value>(Method::GET, &uri, NO_BODY).await else { return };
     if s.restart != RestartPolicy::No
         && v["HostConfig"]["RestartPolicy"]["Name"].as_str() != Some(s.restart.name())
     {
@@ -409,8 +409,8 @@ async fn up(p: &Loaded, a: UpArgs) -> Result<u8, String> {
                 eprint!("Creating {container} ... ");
                 match create_body(p, s) {
                     Ok(body) => {
-                        let uri = format!("/containers/create?name={}", encode(&container));
-                        match p.api.json(Method::POST, &uri, Some(body)).await {
+                        let uri = format!("/containers/create?name={}", q(&container));
+                        match p.api.json::<_, Value>(Method::POST, &uri, Some(&body)).await {
                             Ok(_) => match connect_networks(p, s, &container).await {
                                 Ok(()) => start(p, &container).await,
                                 Err(e) => Err(e),
@@ -442,8 +442,8 @@ async fn up(p: &Loaded, a: UpArgs) -> Result<u8, String> {
 }
 
 async fn start(p: &Loaded, container: &str) -> Result<(), String> {
-    let uri = format!("/containers/{}/start", encode(container));
-    p.api.call(Method::POST, &uri).await.map(drop)
+    let uri = format!("/containers/{}/start", q(container));
+    p.api.call(Method::POST, &uri, NO_BODY).await
 }
 
 /// `up` in the foreground: every container's output, each line after its name, until SIGINT
@@ -459,7 +459,7 @@ async fn attach(p: &Loaded, names: &[String]) -> Result<u8, String> {
     for name in names {
         let api = Api::new(p.socket.clone());
         let prefix = format!("{name:<width$} | ");
-        let uri = format!("/containers/{}/logs?stdout=1&stderr=1&follow=1", encode(name));
+        let uri = format!("/containers/{}/logs?stdout=1&stderr=1&follow=1", q(name));
         followers.spawn(async move { follow(&api, &uri, &prefix).await });
     }
     let all_exited = async { while followers.join_next().await.is_some() {} };
@@ -473,8 +473,8 @@ async fn attach(p: &Loaded, names: &[String]) -> Result<u8, String> {
     eprintln!("Gracefully stopping...");
     for name in names.iter().rev() {
         eprint!("Stopping {name} ... ");
-        let uri = format!("/containers/{}/stop", encode(name));
-        match p.api.call(Method::POST, &uri).await {
+        let uri = format!("/containers/{}/stop", q(name));
+        match p.api.call(Method::POST, &uri, NO_BODY).await {
             Ok(_) => eprintln!("done"),
             Err(e) => eprintln!("error\n{e}"),
         }
@@ -482,68 +482,23 @@ async fn attach(p: &Loaded, names: &[String]) -> Result<u8, String> {
     Ok(0)
 }
 
-/// Copies one container's log stream (Docker's multiplexed frames) to stdout and stderr, each
-/// line after `prefix`.
+/// Copies one container's log stream to stdout and stderr, each line after `prefix`.
 async fn follow(api: &Api, uri: &str, prefix: &str) {
-    let Ok(resp) = api.call(Method::GET, uri).await else { return };
-    let mut body = resp.into_body();
-    let mut frames = Frames::default();
-    while let Some(Ok(frame)) = body.frame().await {
-        if let Ok(data) = frame.into_data() {
-            frames.push(&data);
-        }
-        for (stream, line) in frames.lines() {
-            let line = String::from_utf8_lossy(&line);
-            let text = format!("{prefix}{line}\n");
-            let _ = if stream == 2 {
-                std::io::stderr().write_all(text.as_bytes())
-            } else {
-                std::io::stdout().write_all(text.as_bytes())
-            };
-        }
-        let _ = std::io::stdout().flush();
-    }
-}
-
-/// Docker's multiplexed log stream cut into lines: per frame a stream byte (1 stdout,
-/// 2 stderr), three zero bytes, a big-endian u32 length and the bytes.
-#[derive(Default)]
-struct Frames {
-    /// Bytes not yet a whole frame.
-    pending: Vec<u8>,
-    /// Per stream, the start of a line whose end has not come yet.
-    partial: [Vec<u8>; 3],
-}
-
-impl Frames {
-    fn push(&mut self, data: &[u8]) {
-        self.pending.extend_from_slice(data);
-    }
-
-    /// The whole lines received so far, without their newlines.
-    fn lines(&mut self) -> Vec<(u8, Vec<u8>)> {
-        let mut out = Vec::new();
-        while self.pending.len() >= 8 {
-            let len = u32::from_be_bytes([
-                self.pending[4],
-                self.pending[5],
-                self.pending[6],
-                self.pending[7],
-            ]) as usize;
-            if self.pending.len() < 8 + len {
-                break;
+    let _ = api
+        .stream(uri, |decoder| {
+            for (kind, line) in decoder.lines() {
+                let line = String::from_utf8_lossy(&line);
+                let text = format!("{prefix}{line}\n");
+                let _ = match kind {
+                    StreamKind::Stderr => std::io::stderr().write_all(text.as_bytes()),
+                    StreamKind::Stdin | StreamKind::Stdout => {
+                        std::io::stdout().write_all(text.as_bytes())
+                    }
+                };
             }
-            let stream = if self.pending[0] == 2 { 2 } else { 1 };
-            let partial = &mut self.partial[usize::from(stream)];
-            partial.extend_from_slice(&self.pending[8..8 + len]);
-            self.pending.drain(..8 + len);
-            while let Some(end) = partial.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = partial.drain(..=end).take(end).collect();
-                out.push((stream, line));
-            }
-        }
-        out
-    }
+            let _ = std::io::stdout().flush();
+        })
+        .await;
 }
 
 async fn down(p: &Loaded, a: DownArgs) -> Result<u8, String> {
@@ -563,8 +518,8 @@ async fn down(p: &Loaded, a: DownArgs) -> Result<u8, String> {
         if c["State"].as_str() == Some("running") {
             eprint!("Stopping {name} ... ");
             let t = a.timeout.map(|t| format!("?t={t}")).unwrap_or_default();
-            let uri = format!("/containers/{}/stop{t}", encode(name));
-            match p.api.call(Method::POST, &uri).await {
+            let uri = format!("/containers/{}/stop{t}", q(name));
+            match p.api.call(Method::POST, &uri, NO_BODY).await {
                 Ok(_) => eprintln!("done"),
                 Err(e) => {
                     eprintln!("error\n{e}");
@@ -575,8 +530,8 @@ async fn down(p: &Loaded, a: DownArgs) -> Result<u8, String> {
     }
     for (name, _) in &present {
         eprint!("Removing {name} ... ");
-        let uri = format!("/containers/{}?force=1", encode(name));
-        match p.api.call(Method::DELETE, &uri).await {
+        let uri = format!("/containers/{}?force=1", q(name));
+        match p.api.call(Method::DELETE, &uri, NO_BODY).await {
             Ok(_) => eprintln!("done"),
             Err(e) => {
                 eprintln!("error\n{e}");
@@ -645,26 +600,6 @@ mod tests {
         assert_eq!(normalise_project_name("My App.v2"), "myappv2");
         assert_eq!(normalise_project_name("examples"), "examples");
         assert_eq!(container_name("examples", "web"), "examples_web_1");
-    }
-
-    #[test]
-    fn log_frames_become_lines_per_stream_across_reads() {
-        let mut f = Frames::default();
-        let frame = |stream: u8, data: &[u8]| {
-            let mut v = vec![stream, 0, 0, 0];
-            v.extend_from_slice(&(data.len() as u32).to_be_bytes());
-            v.extend_from_slice(data);
-            v
-        };
-        let mut bytes = frame(1, b"hel");
-        bytes.extend(frame(2, b"oops\n"));
-        bytes.extend(frame(1, b"lo\nwor"));
-        f.push(&bytes[..5]);
-        assert!(f.lines().is_empty());
-        f.push(&bytes[5..]);
-        assert_eq!(f.lines(), vec![(2, b"oops".to_vec()), (1, b"hello".to_vec())]);
-        f.push(&frame(1, b"ld\n"));
-        assert_eq!(f.lines(), vec![(1, b"world".to_vec())]);
     }
 
     #[test]
