@@ -6,7 +6,7 @@ use crate::supervisor::api::types::{
     EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest,
     NetworkCreateResponse, NetworkDisconnectRequest, NetworkResource,
 };
-use crate::supervisor::client::cli::{NetworkCommand, NetworkCreateArgs};
+use crate::supervisor::client::cli::NetworkCommand;
 use crate::supervisor::client::show::inspect_each;
 use crate::supervisor::client::transport::{Client, Failure, NO_BODY, Result, q};
 use crate::supervisor::rules::format;
@@ -18,19 +18,24 @@ fn no_such_network(f: Failure) -> Failure {
     Failure { message, ..f }
 }
 
-/// The create request for `network create`'s flags: one IPAM config when `--subnet` or
-/// `--gateway` is given.
-fn create_request(a: &NetworkCreateArgs) -> NetworkCreateRequest {
+/// The request that creates network `name`: one IPAM config when a subnet or a gateway is
+/// given (`network create`'s flags, a compose file's `ipam`).
+pub(super) fn create_request(
+    name: &str,
+    driver: &str,
+    subnet: Option<&str>,
+    gateway: Option<&str>,
+) -> NetworkCreateRequest {
     let mut config = Vec::new();
-    if a.subnet.is_some() || a.gateway.is_some() {
+    if subnet.is_some() || gateway.is_some() {
         config.push(IpamConfig {
-            subnet: a.subnet.clone().unwrap_or_default(),
-            gateway: a.gateway.clone().unwrap_or_default(),
+            subnet: subnet.unwrap_or_default().to_string(),
+            gateway: gateway.unwrap_or_default().to_string(),
         });
     }
     NetworkCreateRequest {
-        name: a.name.clone(),
-        driver: a.driver.clone(),
+        name: name.to_string(),
+        driver: driver.to_string(),
         ipam: Ipam { config, ..Ipam::default() },
     }
 }
@@ -39,7 +44,8 @@ fn create_request(a: &NetworkCreateArgs) -> NetworkCreateRequest {
 pub(super) async fn network(client: &Client, cmd: NetworkCommand) -> Result<u8> {
     match cmd {
         NetworkCommand::Create(a) => {
-            let body = create_request(&a);
+            let body =
+                create_request(&a.name, &a.driver, a.subnet.as_deref(), a.gateway.as_deref());
             let created: NetworkCreateResponse =
                 client.json(Method::POST, "/networks/create", Some(&body)).await?;
             println!("{}", created.id);
@@ -122,7 +128,8 @@ mod tests {
         else {
             panic!("not network create")
         };
-        serde_json::to_value(create_request(&a)).unwrap()
+        let req = create_request(&a.name, &a.driver, a.subnet.as_deref(), a.gateway.as_deref());
+        serde_json::to_value(req).unwrap()
     }
 
     fn json(text: &str) -> Value {
