@@ -154,6 +154,7 @@ pub struct EndpointSettings {
     #[serde(rename = "IPAddress")]
     pub ip_address: String,
     /// Its prefix length while running.
+    #[serde(rename = "IPPrefixLen")]
     pub ip_prefix_len: u8,
     /// Always empty here.
     #[serde(rename = "IPv6Gateway")]
@@ -368,6 +369,7 @@ pub struct NetworkSettings {
     #[serde(rename = "IPAddress")]
     pub ip_address: String,
     /// Its prefix length.
+    #[serde(rename = "IPPrefixLen")]
     pub ip_prefix_len: u8,
     /// The default bridge's gateway.
     pub gateway: String,

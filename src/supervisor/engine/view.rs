@@ -14,8 +14,8 @@ use crate::supervisor::api::types::{
 use crate::supervisor::engine::store::{Record, Status};
 use crate::supervisor::engine::{Container, Daemon, Error, ErrorKind};
 use crate::supervisor::os::netlink;
+use crate::supervisor::rules::filters::{self as ps, Candidate, ListOptions};
 use crate::supervisor::rules::format;
-use crate::supervisor::rules::ps::{self, Candidate, ListOptions};
 
 impl Daemon {
     /// `GET /containers/json`: newest first, running only unless `all` (or a limit, or a

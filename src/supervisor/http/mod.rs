@@ -60,7 +60,7 @@ use crate::supervisor::api::types::{
 use crate::supervisor::engine::logs::LogRecord;
 use crate::supervisor::engine::store::Status;
 use crate::supervisor::engine::{Daemon, Error, ErrorKind};
-use crate::supervisor::rules::ps::{Filters, ListOptions};
+use crate::supervisor::rules::filters::{Filters, ListOptions};
 
 type Params = Query<HashMap<String, String>>;
 
