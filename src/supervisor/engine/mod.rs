@@ -38,9 +38,6 @@ use crate::supervisor::os::netlink::{self, Bridge};
 use crate::supervisor::os::process::Spawner;
 use crate::supervisor::rules::restart::{self, Backoff};
 
-/// The PATH a container gets, as Docker images set it.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// The embedded DNS server's view of the daemon: [`Daemon::resolve`], through a weak reference
 /// (the daemon owns the server).
 #[derive(Default)]

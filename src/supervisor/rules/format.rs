@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A port as the API lists it, the input of [`displayable_ports`].
-pub use crate::supervisor::api::types::Port;
+use crate::supervisor::api::types::Port;
 
 /// The PORTS column of `docker ps`: sorted, runs of ports that map to themselves folded into
 /// ranges (`0.0.0.0:7000-7002->7000-7002/tcp`), other mappings listed after them.
