@@ -317,7 +317,7 @@ pub struct ContainerSummary {
     #[serde(deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
     /// `created`, `running`, `restarting`, `exited`.
-    pub state: String,
+    pub state: ContainerStatus,
     /// Docker's STATUS text (`Up 5 seconds`).
     pub status: String,
     /// The network mode.
@@ -329,12 +329,71 @@ pub struct ContainerSummary {
     pub mounts: Vec<MountPoint>,
 }
 
+/// Where a container is in its life, as Docker's word (`running`) in the API and in records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerStatus {
+    /// Made, never started.
+    #[default]
+    Created,
+    /// Its command runs.
+    Running,
+    /// Its command exited and its restart policy brings it back after a back-off.
+    Restarting,
+    /// Its command exited (or never started after a failed start).
+    Exited,
+}
+
+impl ContainerStatus {
+    /// Docker's word for it, as `ps` and `inspect` show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerStatus::Created => "created",
+            ContainerStatus::Running => "running",
+            ContainerStatus::Restarting => "restarting",
+            ContainerStatus::Exited => "exited",
+        }
+    }
+
+    /// Whether its command runs now.
+    pub fn is_running(self) -> bool {
+        self == ContainerStatus::Running
+    }
+
+    /// Running as Docker counts it (`State.Running`, a network in use): running or waiting
+    /// to restart.
+    pub fn is_up(self) -> bool {
+        matches!(self, ContainerStatus::Running | ContainerStatus::Restarting)
+    }
+
+    /// `start` has something to do: it is not running.
+    pub fn can_start(self) -> bool {
+        self != ContainerStatus::Running
+    }
+
+    /// `kill` and `exec` need a running command.
+    pub fn can_kill(self) -> bool {
+        self == ContainerStatus::Running
+    }
+
+    /// `rm` without `--force` is refused for a running or restarting container.
+    pub fn can_remove(self) -> bool {
+        !self.is_up()
+    }
+}
+
+impl std::fmt::Display for ContainerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `inspect`'s `State`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerState {
     /// `created`, `running`, `restarting`, `exited`.
-    pub status: String,
+    pub status: ContainerStatus,
     /// Running or restarting, as Docker counts it.
     pub running: bool,
     /// Always false here.

@@ -19,9 +19,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::spec::PortSpec;
 use crate::supervisor::api::stream::StreamKind;
 use crate::supervisor::api::types::{
-    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary, Empty,
-    EndpointSettings, NetworkConnectRequest, NetworkCreateResponse, NetworkResource, PortSet,
-    RestartPolicySpec,
+    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerStatus,
+    ContainerSummary, Empty, EndpointSettings, NetworkConnectRequest, NetworkCreateResponse,
+    NetworkResource, PortSet, RestartPolicySpec,
 };
 use crate::supervisor::client::network;
 use crate::supervisor::client::transport::{Api, NO_BODY, q};
@@ -387,7 +387,7 @@ async fn up(p: &Loaded, a: UpArgs) -> Result<u8, String> {
         let container = p.container(&s.name);
         names.push(container.clone());
         let result = match found.get(&container) {
-            Some(c) if c.state == "running" => {
+            Some(c) if c.state == ContainerStatus::Running => {
                 eprintln!("{container} is up-to-date");
                 continue;
             }
@@ -507,7 +507,7 @@ async fn down(p: &Loaded, a: DownArgs) -> Result<u8, String> {
         .collect();
     let mut failed = false;
     for (name, c) in &present {
-        if c.state == "running" {
+        if c.state == ContainerStatus::Running {
             eprint!("Stopping {name} ... ");
             let t = a.timeout.map(|t| format!("?t={t}")).unwrap_or_default();
             let uri = format!("/containers/{}/stop{t}", q(name));
@@ -538,9 +538,9 @@ async fn down(p: &Loaded, a: DownArgs) -> Result<u8, String> {
 /// Compose v1's STATE column: `Up`, `Exit N`, or the daemon's status.
 fn state_column(c: &ContainerSummary) -> String {
     let status = c.status.as_str();
-    match c.state.as_str() {
-        "running" => "Up".into(),
-        "exited" => {
+    match c.state {
+        ContainerStatus::Running => "Up".into(),
+        ContainerStatus::Exited => {
             let code =
                 status.strip_prefix("Exited (").and_then(|s| s.split(')').next()).unwrap_or("?");
             format!("Exit {code}")
@@ -693,7 +693,7 @@ networks:
     #[test]
     fn the_state_column_is_compose_v1s() {
         let summary = |state: &str, status: &str| ContainerSummary {
-            state: state.into(),
+            state: serde_json::from_value(state.into()).unwrap(),
             status: status.into(),
             ..ContainerSummary::default()
         };

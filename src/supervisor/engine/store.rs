@@ -31,64 +31,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     written
 }
 
-/// Where a container is in its life. A record keeps it as Docker's word (`running`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Made, never started.
-    #[default]
-    Created,
-    /// Its command runs.
-    Running,
-    /// Its command exited and its restart policy brings it back after a back-off.
-    Restarting,
-    /// Its command exited (or never started after a failed start).
-    Exited,
-}
-
-impl Status {
-    /// Docker's word for it, as `ps` and `inspect` show it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Restarting => "restarting",
-            Status::Exited => "exited",
-        }
-    }
-
-    /// Whether its command runs now.
-    pub fn is_running(self) -> bool {
-        self == Status::Running
-    }
-
-    /// Running as Docker counts it (`State.Running`, a network in use): running or waiting
-    /// to restart.
-    pub fn is_up(self) -> bool {
-        matches!(self, Status::Running | Status::Restarting)
-    }
-
-    /// `start` has something to do: it is not running.
-    pub fn can_start(self) -> bool {
-        self != Status::Running
-    }
-
-    /// `kill` and `exec` need a running command.
-    pub fn can_kill(self) -> bool {
-        self == Status::Running
-    }
-
-    /// `rm` without `--force` is refused for a running or restarting container.
-    pub fn can_remove(self) -> bool {
-        !self.is_up()
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::supervisor::api::types::ContainerStatus as Status;
 
 /// A container's network: Docker's `--network` values. A record keeps it as Docker's text
 /// (`bridge`, `container:ID`, a network's name).

@@ -14,7 +14,7 @@ use crate::supervisor::api::types::{
 use crate::supervisor::engine::store::{Record, Status};
 use crate::supervisor::engine::{Container, Daemon, Error, ErrorKind};
 use crate::supervisor::os::netlink;
-use crate::supervisor::rules::filters::{self as ps, Candidate, ListOptions};
+use crate::supervisor::rules::filters::{self as ps, Candidate, FilterFault, ListOptions};
 use crate::supervisor::rules::format;
 
 impl Daemon {
@@ -27,10 +27,10 @@ impl Daemon {
         let candidates: Vec<Candidate> =
             newest_first.iter().map(|r| self.candidate(r, &records)).collect();
         let chosen = ps::select(opts, &candidates).map_err(|e| {
-            let kind = match e.status {
-                400 => ErrorKind::InvalidArgument,
-                404 => ErrorKind::NotFound,
-                _ => ErrorKind::Internal,
+            let kind = match e.fault {
+                FilterFault::Invalid => ErrorKind::InvalidArgument,
+                FilterFault::NotFound => ErrorKind::NotFound,
+                FilterFault::Other => ErrorKind::Internal,
             };
             Error::new(kind, e.message)
         })?;
@@ -46,7 +46,7 @@ impl Daemon {
                     created: r.created.unix_seconds(),
                     ports: api_ports(r),
                     labels: BTreeMap::new(),
-                    state: r.state.status.to_string(),
+                    state: r.state.status,
                     status: status_text(r, now),
                     host_config: SummaryHostConfig { network_mode: r.network_mode.to_string() },
                     network_settings: SummaryNetworkSettings { networks: self.endpoints_of(r) },
@@ -136,7 +136,7 @@ impl Daemon {
             path: r.path.clone(),
             args: r.args.clone(),
             state: ContainerState {
-                status: r.state.status.to_string(),
+                status: r.state.status,
                 // Docker counts a restarting container as running too.
                 running: r.state.status.is_up(),
                 restarting: r.state.status == Status::Restarting,

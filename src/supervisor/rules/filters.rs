@@ -102,18 +102,28 @@ impl Filters {
     }
 }
 
-/// A refused filter: the HTTP status and Docker's words.
+/// Why a filter is refused, as dockerd classes it (the HTTP layer turns it into a status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterFault {
+    /// Docker's `InvalidParameter` errors: an unknown key, a bad value.
+    Invalid,
+    /// An unknown `before`/`since` container.
+    NotFound,
+    /// The rest (dockerd answers them as a system error).
+    Other,
+}
+
+/// A refused filter: its kind and Docker's words.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FilterError {
-    /// 400 for Docker's `InvalidParameter` errors, 404 for an unknown `before`/`since`
-    /// container, 500 for the rest (as dockerd answers them).
-    pub status: u16,
+    /// What kind of refusal.
+    pub fault: FilterFault,
     /// Docker's message.
     pub message: String,
 }
 
-fn refuse(status: u16, message: String) -> FilterError {
-    FilterError { status, message }
+fn refuse(fault: FilterFault, message: String) -> FilterError {
+    FilterError { fault, message }
 }
 
 /// The keys dockerd accepts (`acceptedPsFilterTags`).
@@ -188,10 +198,14 @@ fn port_filter(key: &str, values: &BTreeSet<String>) -> Result<BTreeSet<String>,
     let mut out = BTreeSet::new();
     for value in values {
         if value.contains(':') {
-            return Err(refuse(500, format!("filter for '{key}' should not contain ':': {value}")));
+            return Err(refuse(
+                FilterFault::Other,
+                format!("filter for '{key}' should not contain ':': {value}"),
+            ));
         }
-        let fail =
-            |e: String| refuse(500, format!("error while looking up for {key} {value}: {e}"));
+        let fail = |e: String| {
+            refuse(FilterFault::Other, format!("error while looking up for {key} {value}: {e}"))
+        };
         // nat.SplitProtoPort
         let parts: Vec<&str> = value.split('/').collect();
         let (proto, port) = if value.is_empty() || parts[0].is_empty() {
@@ -254,7 +268,7 @@ fn by_id_or_name<'a>(
         candidates.iter().filter(|c| c.names.iter().any(|n| n == name)).collect();
     match found.as_slice() {
         [one] => Ok(one),
-        _ => Err(refuse(404, format!("No such container: {value}"))),
+        _ => Err(refuse(FilterFault::NotFound, format!("No such container: {value}"))),
     }
 }
 
@@ -266,7 +280,7 @@ fn by_id_or_name<'a>(
 pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>, FilterError> {
     let f = &opts.filters;
     if let Some(key) = f.0.keys().find(|k| !ACCEPTED.contains(&k.as_str())) {
-        return Err(refuse(400, format!("invalid filter '{key}'")));
+        return Err(refuse(FilterFault::Invalid, format!("invalid filter '{key}'")));
     }
     let mut exited = Vec::new();
     for v in f.get("exited") {
@@ -281,7 +295,7 @@ pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>
                     "invalid syntax"
                 };
                 return Err(refuse(
-                    500,
+                    FilterFault::Other,
                     format!("strconv.Atoi: parsing {}: {why}", format::go_quote(v)),
                 ));
             }
@@ -290,7 +304,7 @@ pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>
     let mut all = opts.all;
     for v in f.get("status") {
         if !STATES.contains(&v) {
-            return Err(refuse(400, format!("Invalid filter 'status={v}'")));
+            return Err(refuse(FilterFault::Invalid, format!("Invalid filter 'status={v}'")));
         }
         all = true;
     }
@@ -301,14 +315,20 @@ pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>
             Some(false)
         } else {
             let given: Vec<&str> = f.get("is-task").collect();
-            return Err(refuse(400, format!("Invalid filter 'is-task=[{}]'", given.join(" "))));
+            return Err(refuse(
+                FilterFault::Invalid,
+                format!("Invalid filter 'is-task=[{}]'", given.join(" ")),
+            ));
         }
     } else {
         None
     };
     for v in f.get("health") {
         if !["starting", "healthy", "unhealthy", "none"].contains(&v) {
-            return Err(refuse(400, format!("Unrecognised filter value for health: {v}")));
+            return Err(refuse(
+                FilterFault::Invalid,
+                format!("Unrecognised filter value for health: {v}"),
+            ));
         }
     }
     let mut before = None;
@@ -517,12 +537,18 @@ mod tests {
     fn bad_filters_get_dockers_words() {
         let cs = set();
         let err = |f: &[&str]| pick(f, false, &cs).unwrap_err();
-        assert_eq!(err(&["foo=1"]), refuse(400, "invalid filter 'foo'".into()));
-        assert_eq!(err(&["status=up"]), refuse(400, "Invalid filter 'status=up'".into()));
+        assert_eq!(err(&["foo=1"]), refuse(FilterFault::Invalid, "invalid filter 'foo'".into()));
+        assert_eq!(
+            err(&["status=up"]),
+            refuse(FilterFault::Invalid, "Invalid filter 'status=up'".into())
+        );
         assert_eq!(err(&["exited=x"]).message, "strconv.Atoi: parsing \"x\": invalid syntax");
         assert_eq!(err(&["is-task=maybe"]).message, "Invalid filter 'is-task=[maybe]'");
         assert_eq!(err(&["health=ok"]).message, "Unrecognised filter value for health: ok");
-        assert_eq!(err(&["before=nope"]), refuse(404, "No such container: nope".into()));
+        assert_eq!(
+            err(&["before=nope"]),
+            refuse(FilterFault::NotFound, "No such container: nope".into())
+        );
         assert_eq!(
             err(&["publish=80:80"]).message,
             "filter for 'publish' should not contain ':': 80:80"

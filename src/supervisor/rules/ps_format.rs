@@ -138,7 +138,7 @@ pub fn fields(c: &ContainerSummary, trunc: bool, now: SystemTime) -> Fields {
         created_at: created_at(created),
         running_for: format!("{} ago", format::human_duration(since)),
         ports: format::displayable_ports(&c.ports),
-        state: c.state.clone(),
+        state: c.state.to_string(),
         status: c.status.clone(),
         size: "0B".to_string(),
         names: names.join(","),
