@@ -1,5 +1,5 @@
 //! The client side of the container commands: each command asks the daemon over its socket
-//! ([`transport`]) with the API's types and prints the answer in Docker's formats and words;
+//! (`transport`) with the API's types and prints the answer in Docker's formats and words;
 //! this file runs a command, and holds the ones that only name containers (`stop`, `start`,
 //! `restart`, `kill`, `wait`, `rm`, `logs`).
 
