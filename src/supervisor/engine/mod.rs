@@ -95,6 +95,11 @@ impl Container {
         })
     }
 
+    /// Its name, without copying the rest of its record.
+    pub fn name(&self) -> String {
+        self.record.lock().map(|r| r.name.clone()).unwrap_or_else(|p| p.into_inner().name.clone())
+    }
+
     /// A copy of the record.
     pub fn record(&self) -> Record {
         self.record.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone())

@@ -24,8 +24,11 @@ impl Daemon {
         let now = SystemTime::now();
         let records: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
         let newest_first: Vec<&Record> = records.iter().rev().collect();
+        // Port sets are made only for a `publish`/`expose` filter: a container exposing a
+        // wide range would otherwise cost every listing a string per port.
+        let ports = opts.filters.contains("publish") || opts.filters.contains("expose");
         let candidates: Vec<Candidate> =
-            newest_first.iter().map(|r| self.candidate(r, &records)).collect();
+            newest_first.iter().map(|r| self.candidate(r, &records, ports)).collect();
         let chosen = ps::select(opts, &candidates).map_err(|e| {
             let kind = match e.fault {
                 FilterFault::Invalid => ErrorKind::InvalidArgument,
@@ -56,18 +59,23 @@ impl Daemon {
             .collect())
     }
 
-    /// A record as the list's filters see it.
-    fn candidate(&self, r: &Record, records: &[Record]) -> Candidate {
+    /// A record as the list's filters see it (its port sets only if `ports`).
+    fn candidate(&self, r: &Record, records: &[Record], ports: bool) -> Candidate {
         let mut exposed = BTreeSet::new();
-        for spec in r.expose.iter().filter_map(|e| parse_expose(e).ok()) {
-            exposed.extend(spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())));
-        }
         let mut port_bindings = BTreeSet::new();
-        for spec in r.publish.iter().filter_map(|p| PortSpec::parse(p).ok()) {
-            port_bindings
-                .extend(spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())));
+        if ports {
+            for spec in r.expose.iter().filter_map(|e| parse_expose(e).ok()) {
+                exposed.extend(
+                    spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())),
+                );
+            }
+            for spec in r.publish.iter().filter_map(|p| PortSpec::parse(p).ok()) {
+                port_bindings.extend(
+                    spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())),
+                );
+            }
+            exposed.extend(port_bindings.iter().cloned());
         }
-        exposed.extend(port_bindings.iter().cloned());
         Candidate {
             id: r.id.clone(),
             names: crate::supervisor::engine::links::names_with_links(r, records)
