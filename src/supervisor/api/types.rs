@@ -613,6 +613,103 @@ pub struct NetworkResource {
     pub labels: BTreeMap<String, String>,
 }
 
+/// The platform in [`SystemVersion`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Platform {
+    /// The product's name.
+    pub name: String,
+}
+
+/// One component in [`SystemVersion`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ComponentVersion {
+    /// `Engine`.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// `ApiVersion`, `MinAPIVersion`, `Os`, `Arch`, `KernelVersion`, …
+    #[serde(deserialize_with = "nullable")]
+    pub details: BTreeMap<String, String>,
+}
+
+/// `GET /version` (`types.Version`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SystemVersion {
+    /// The product.
+    pub platform: Platform,
+    /// The engine, with its details.
+    #[serde(deserialize_with = "nullable")]
+    pub components: Vec<ComponentVersion>,
+    /// cproxy's version.
+    pub version: String,
+    /// The newest API version served (`1.41`).
+    pub api_version: String,
+    /// The oldest API version served.
+    #[serde(rename = "MinAPIVersion")]
+    pub min_api_version: String,
+    /// The commit it was built from, if known.
+    pub git_commit: String,
+    /// Docker's clients show it; cproxy is built with Rust, and says so.
+    pub go_version: String,
+    /// `linux`.
+    pub os: String,
+    /// Go's name for the architecture (`amd64`, `arm64`).
+    pub arch: String,
+    /// The running kernel's release.
+    pub kernel_version: String,
+}
+
+/// `GET /info` (`types.Info`, the fields Docker's clients read).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SystemInfo {
+    /// The daemon's ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Containers in every state.
+    pub containers: usize,
+    /// Running ones.
+    pub containers_running: usize,
+    /// Paused ones (none here).
+    pub containers_paused: usize,
+    /// Stopped ones.
+    pub containers_stopped: usize,
+    /// Images (none here yet).
+    pub images: usize,
+    /// The storage driver.
+    pub driver: String,
+    /// The log driver.
+    pub logging_driver: String,
+    /// The cgroup driver (`none`: cproxy sets no limits yet).
+    pub cgroup_driver: String,
+    /// The host's name.
+    pub name: String,
+    /// cproxy's version.
+    pub server_version: String,
+    /// The running kernel's release.
+    pub kernel_version: String,
+    /// The host's OS, from os-release.
+    pub operating_system: String,
+    /// `linux`.
+    #[serde(rename = "OSType")]
+    pub os_type: String,
+    /// `x86_64`, `aarch64`.
+    pub architecture: String,
+    /// CPUs available.
+    #[serde(rename = "NCPU")]
+    pub ncpu: usize,
+    /// Bytes of memory.
+    pub mem_total: u64,
+    /// `--data-root`.
+    pub docker_root_dir: String,
+    /// What a Docker user should know (Docker's warnings).
+    #[serde(deserialize_with = "nullable")]
+    pub warnings: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

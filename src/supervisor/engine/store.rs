@@ -323,6 +323,11 @@ impl Store {
         Ok(Store { root: root.to_path_buf() })
     }
 
+    /// The data root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The directory of container `id` (hosts files, log, record).
     pub fn dir(&self, id: &str) -> PathBuf {
         self.root.join("containers").join(id)
@@ -382,6 +387,19 @@ impl Store {
         }
         nets.sort_by(|a, b| a.created.cmp(&b.created));
         nets
+    }
+
+    /// The daemon's ID (`docker info`'s `ID`), made once and kept.
+    pub fn engine_id(&self) -> io::Result<String> {
+        let path = self.root.join("engine-id");
+        if let Ok(id) = fs::read_to_string(&path)
+            && !id.trim().is_empty()
+        {
+            return Ok(id.trim().to_string());
+        }
+        let id = crate::supervisor::rules::names::new_id()?;
+        write_atomic(&path, id.as_bytes())?;
+        Ok(id)
     }
 
     /// The IDs of the predefined networks (`bridge`, `host`, `none`), made once and kept.
