@@ -7,12 +7,14 @@
 //!
 //! Run with `cargo build --release && sudo cargo run --release --example supervisor`.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use testkit::netns::Netns;
+use testkit::tempdir::TempDir;
 
 fn main() -> io::Result<()> {
     if !nix::unistd::geteuid().is_root() {
@@ -27,19 +29,21 @@ fn main() -> io::Result<()> {
         .ok_or_else(|| {
             io::Error::other("the demo's web app is python3's http.server: install python3")
         })?;
-    let ns = Netns::new(&format!("cproxy-demo-{}", std::process::id()))?;
+    // Dropped in reverse: the namespace (and anything left running in it), then the directory.
+    let dir = TempDir::new("cproxy-demo")?;
+    let ns = Netns::new("demo");
     println!(
         "== cproxy supervisor demo, in network namespace {} (binary: {})\n",
-        ns.name,
+        ns.name(),
         cproxy.display()
     );
 
-    let host = format!("unix://{}/cproxy.sock", ns.dir.display());
+    let host = format!("unix://{}/cproxy.sock", dir.path().display());
     let mut daemon = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
+        .args(["netns", "exec", ns.name()])
         .arg(&cproxy)
         .args(["daemon", "-H", &host, "--data-root"])
-        .arg(ns.dir.join("data"))
+        .arg(dir.path().join("data"))
         // The embedded DNS server forwards names it does not know to the namespace's own
         // loopback: the demo's queries never leave the namespace.
         .args(["--dns", "127.0.0.1"])
@@ -101,7 +105,7 @@ fn main() -> io::Result<()> {
             "web",
         ])?;
         for port in ["5001", p_port.as_str()] {
-            let status = ns.run_fetch(&format!("127.0.0.1:{port}"))?;
+            let status = fetch(&ns, &format!("127.0.0.1:{port}"))?;
             println!("GET http://127.0.0.1:{port}/ (from inside the namespace): {status}\n");
         }
         cli(&["logs", "web"])?;
@@ -121,7 +125,7 @@ fn main() -> io::Result<()> {
             "-c",
             "env | grep ^DB_ | sort; grep -w db /etc/hosts",
         ])?;
-        let status = ns.run_fetch("127.0.0.1:8080")?;
+        let status = fetch(&ns, "127.0.0.1:8080")?;
         println!("GET http://127.0.0.1:8080/ (web, published): {status}\n");
         cli(&[&compose[..], &["down", "-t", "1"]].concat())?;
 
@@ -162,7 +166,7 @@ fn main() -> io::Result<()> {
     // SAFETY: kill on the daemon we spawned and have not reaped.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     let status = daemon.wait()?;
-    println!("daemon stopped ({status}); links left in the namespace: {}", ns.links()?);
+    println!("daemon stopped ({status}); links left in the namespace: {}", links(&ns));
     result
 }
 
@@ -179,72 +183,34 @@ fn cproxy_path() -> io::Result<PathBuf> {
     Ok(path)
 }
 
-/// A network namespace and scratch directory, removed on drop.
-struct Netns {
-    name: String,
-    dir: PathBuf,
+/// The names of the namespace's links (`lo` once the daemon has cleaned up).
+fn links(ns: &Netns) -> String {
+    let text = ns.ip(&["-o", "link"]);
+    text.lines().filter_map(|l| l.split(": ").nth(1)).collect::<Vec<_>>().join(" ")
 }
 
-impl Netns {
-    fn new(name: &str) -> io::Result<Netns> {
-        run("ip", &["netns", "add", name])?;
-        let ns = Netns { name: name.to_string(), dir: std::env::temp_dir().join(name) };
-        run("ip", &["netns", "exec", name, "ip", "link", "set", "lo", "up"])?;
-        std::fs::create_dir_all(&ns.dir)?;
-        Ok(ns)
-    }
-
-    fn links(&self) -> io::Result<String> {
-        let out =
-            Command::new("ip").args(["netns", "exec", &self.name, "ip", "-o", "link"]).output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text.lines().filter_map(|l| l.split(": ").nth(1)).collect::<Vec<_>>().join(" "))
-    }
-
-    /// `GET /` from a thread inside the namespace, retried until the app answers (10 s).
-    fn run_fetch(&self, addr: &str) -> io::Result<String> {
-        let file = File::open(format!("/run/netns/{}", self.name))?;
-        let addr = addr.to_string();
-        std::thread::spawn(move || -> io::Result<String> {
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(io::Error::from)?;
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let attempt = (|| -> io::Result<String> {
-                    let mut s = TcpStream::connect(&addr)?;
-                    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-                    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-                    let mut reply = String::new();
-                    s.read_to_string(&mut reply)?;
-                    reply
-                        .lines()
-                        .next()
-                        .map(str::to_string)
-                        .ok_or_else(|| io::Error::other("empty reply"))
-                })();
-                match attempt {
-                    Ok(status) => return Ok(status),
-                    Err(e) if Instant::now() > deadline => return Err(e),
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
+/// `GET /` from a thread inside the namespace, retried until the app answers (10 s).
+fn fetch(ns: &Netns, addr: &str) -> io::Result<String> {
+    ns.run(|| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let attempt = (|| -> io::Result<String> {
+                let mut s = TcpStream::connect(addr)?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+                let mut reply = String::new();
+                s.read_to_string(&mut reply)?;
+                reply
+                    .lines()
+                    .next()
+                    .map(str::to_string)
+                    .ok_or_else(|| io::Error::other("empty reply"))
+            })();
+            match attempt {
+                Ok(status) => return Ok(status),
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
-        })
-        .join()
-        .map_err(|_| io::Error::other("fetch thread panicked"))?
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run("ip", &["netns", "del", &self.name]);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn run(cmd: &str, args: &[&str]) -> io::Result<()> {
-    let status = Command::new(cmd).args(args).status()?;
-    if !status.success() {
-        return Err(io::Error::other(format!("{cmd} {args:?} failed")));
-    }
-    Ok(())
+        }
+    })
 }

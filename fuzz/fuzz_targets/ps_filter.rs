@@ -1,4 +1,4 @@
-//! Fuzzes `cproxy::supervisor::rules::ps`'s filters: `--filter` flags as the client reads them, the
+//! Fuzzes `cproxy::supervisor::rules::filters`: `--filter` flags as the client reads them, the
 //! `filters` query as the daemon reads it, and the daemon's selection over a fixed set of
 //! containers. None may panic; what the client sends reads back the same; a selection lists
 //! each container at most once, newest first, and never more than a limit.
@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use cproxy::supervisor::rules::ps::{Candidate, Filters, ListOptions, select};
+use cproxy::supervisor::rules::filters::{Candidate, Filters, ListOptions, select};
 use libfuzzer_sys::fuzz_target;
 
 /// Running, exited, restarting and never started, on the default bridge, one port each.

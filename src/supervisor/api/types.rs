@@ -154,6 +154,7 @@ pub struct EndpointSettings {
     #[serde(rename = "IPAddress")]
     pub ip_address: String,
     /// Its prefix length while running.
+    #[serde(rename = "IPPrefixLen")]
     pub ip_prefix_len: u8,
     /// Always empty here.
     #[serde(rename = "IPv6Gateway")]
@@ -316,7 +317,7 @@ pub struct ContainerSummary {
     #[serde(deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
     /// `created`, `running`, `restarting`, `exited`.
-    pub state: String,
+    pub state: ContainerStatus,
     /// Docker's STATUS text (`Up 5 seconds`).
     pub status: String,
     /// The network mode.
@@ -328,12 +329,71 @@ pub struct ContainerSummary {
     pub mounts: Vec<MountPoint>,
 }
 
+/// Where a container is in its life, as Docker's word (`running`) in the API and in records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerStatus {
+    /// Made, never started.
+    #[default]
+    Created,
+    /// Its command runs.
+    Running,
+    /// Its command exited and its restart policy brings it back after a back-off.
+    Restarting,
+    /// Its command exited (or never started after a failed start).
+    Exited,
+}
+
+impl ContainerStatus {
+    /// Docker's word for it, as `ps` and `inspect` show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerStatus::Created => "created",
+            ContainerStatus::Running => "running",
+            ContainerStatus::Restarting => "restarting",
+            ContainerStatus::Exited => "exited",
+        }
+    }
+
+    /// Whether its command runs now.
+    pub fn is_running(self) -> bool {
+        self == ContainerStatus::Running
+    }
+
+    /// Running as Docker counts it (`State.Running`, a network in use): running or waiting
+    /// to restart.
+    pub fn is_up(self) -> bool {
+        matches!(self, ContainerStatus::Running | ContainerStatus::Restarting)
+    }
+
+    /// `start` has something to do: it is not running.
+    pub fn can_start(self) -> bool {
+        self != ContainerStatus::Running
+    }
+
+    /// `kill` and `exec` need a running command.
+    pub fn can_kill(self) -> bool {
+        self == ContainerStatus::Running
+    }
+
+    /// `rm` without `--force` is refused for a running or restarting container.
+    pub fn can_remove(self) -> bool {
+        !self.is_up()
+    }
+}
+
+impl std::fmt::Display for ContainerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `inspect`'s `State`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerState {
     /// `created`, `running`, `restarting`, `exited`.
-    pub status: String,
+    pub status: ContainerStatus,
     /// Running or restarting, as Docker counts it.
     pub running: bool,
     /// Always false here.
@@ -368,6 +428,7 @@ pub struct NetworkSettings {
     #[serde(rename = "IPAddress")]
     pub ip_address: String,
     /// Its prefix length.
+    #[serde(rename = "IPPrefixLen")]
     pub ip_prefix_len: u8,
     /// The default bridge's gateway.
     pub gateway: String,
@@ -550,6 +611,103 @@ pub struct NetworkResource {
     /// Always empty here.
     #[serde(deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// The platform in [`SystemVersion`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Platform {
+    /// The product's name.
+    pub name: String,
+}
+
+/// One component in [`SystemVersion`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ComponentVersion {
+    /// `Engine`.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// `ApiVersion`, `MinAPIVersion`, `Os`, `Arch`, `KernelVersion`, …
+    #[serde(deserialize_with = "nullable")]
+    pub details: BTreeMap<String, String>,
+}
+
+/// `GET /version` (`types.Version`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SystemVersion {
+    /// The product.
+    pub platform: Platform,
+    /// The engine, with its details.
+    #[serde(deserialize_with = "nullable")]
+    pub components: Vec<ComponentVersion>,
+    /// cproxy's version.
+    pub version: String,
+    /// The newest API version served (`1.41`).
+    pub api_version: String,
+    /// The oldest API version served.
+    #[serde(rename = "MinAPIVersion")]
+    pub min_api_version: String,
+    /// The commit it was built from, if known.
+    pub git_commit: String,
+    /// Docker's clients show it; cproxy is built with Rust, and says so.
+    pub go_version: String,
+    /// `linux`.
+    pub os: String,
+    /// Go's name for the architecture (`amd64`, `arm64`).
+    pub arch: String,
+    /// The running kernel's release.
+    pub kernel_version: String,
+}
+
+/// `GET /info` (`types.Info`, the fields Docker's clients read).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SystemInfo {
+    /// The daemon's ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Containers in every state.
+    pub containers: usize,
+    /// Running ones.
+    pub containers_running: usize,
+    /// Paused ones (none here).
+    pub containers_paused: usize,
+    /// Stopped ones.
+    pub containers_stopped: usize,
+    /// Images (none here yet).
+    pub images: usize,
+    /// The storage driver.
+    pub driver: String,
+    /// The log driver.
+    pub logging_driver: String,
+    /// The cgroup driver (`none`: cproxy sets no limits yet).
+    pub cgroup_driver: String,
+    /// The host's name.
+    pub name: String,
+    /// cproxy's version.
+    pub server_version: String,
+    /// The running kernel's release.
+    pub kernel_version: String,
+    /// The host's OS, from os-release.
+    pub operating_system: String,
+    /// `linux`.
+    #[serde(rename = "OSType")]
+    pub os_type: String,
+    /// `x86_64`, `aarch64`.
+    pub architecture: String,
+    /// CPUs available.
+    #[serde(rename = "NCPU")]
+    pub ncpu: usize,
+    /// Bytes of memory.
+    pub mem_total: u64,
+    /// `--data-root`.
+    pub docker_root_dir: String,
+    /// What a Docker user should know (Docker's warnings).
+    #[serde(deserialize_with = "nullable")]
+    pub warnings: Vec<String>,
 }
 
 #[cfg(test)]

@@ -13,15 +13,20 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use http_body_util::BodyExt;
 use hyper::Method;
-use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::spec::PortSpec;
-use crate::supervisor::client::{Api, encode};
+use crate::supervisor::api::stream::StreamKind;
+use crate::supervisor::api::types::{
+    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerStatus,
+    ContainerSummary, Empty, EndpointSettings, NetworkConnectRequest, NetworkCreateResponse,
+    NetworkResource, PortSet, RestartPolicySpec,
+};
+use crate::supervisor::client::network;
+use crate::supervisor::client::transport::{Api, NO_BODY, q};
 use crate::supervisor::rules::compose::{Project, Service};
-use crate::supervisor::rules::format::{self, Port};
+use crate::supervisor::rules::format;
 use crate::supervisor::rules::restart::RestartPolicy;
 
 /// The files looked for when `-f` is not given, in Compose's order.
@@ -209,8 +214,8 @@ impl Loaded {
 async fn create_networks(p: &Loaded) -> Result<(), String> {
     for n in &p.project.networks {
         let name = p.network(&n.name);
-        let uri = format!("/networks/{}", encode(&name));
-        if p.api.json(Method::GET, &uri, None).await.is_ok() {
+        let uri = format!("/networks/{}", q(&name));
+        if p.api.json::<_, NetworkResource>(Method::GET, &uri, NO_BODY).await.is_ok() {
             continue;
         }
         if n.external {
@@ -220,14 +225,10 @@ async fn create_networks(p: &Loaded) -> Result<(), String> {
             ));
         }
         eprintln!("Creating network \"{name}\" with the default driver");
-        let config: Vec<Value> = if n.subnet.is_some() || n.gateway.is_some() {
-            vec![json!({"Subnet": n.subnet.clone().unwrap_or_default(),
-                        "Gateway": n.gateway.clone().unwrap_or_default()})]
-        } else {
-            Vec::new()
-        };
-        let body = json!({"Name": name, "Driver": "bridge", "IPAM": {"Config": config}});
-        p.api.json(Method::POST, "/networks/create", Some(body)).await?;
+        let body =
+            network::create_request(&name, "bridge", n.subnet.as_deref(), n.gateway.as_deref());
+        let _: NetworkCreateResponse =
+            p.api.json(Method::POST, "/networks/create", Some(&body)).await?;
     }
     Ok(())
 }
@@ -237,12 +238,12 @@ async fn remove_networks(p: &Loaded) -> bool {
     let mut failed = false;
     for n in p.project.networks.iter().filter(|n| !n.external) {
         let name = p.network(&n.name);
-        let uri = format!("/networks/{}", encode(&name));
-        if p.api.json(Method::GET, &uri, None).await.is_err() {
+        let uri = format!("/networks/{}", q(&name));
+        if p.api.json::<_, NetworkResource>(Method::GET, &uri, NO_BODY).await.is_err() {
             continue;
         }
         eprintln!("Removing network {name}");
-        if let Err(e) = p.api.call(Method::DELETE, &uri).await {
+        if let Err(e) = p.api.call(Method::DELETE, &uri, NO_BODY).await {
             eprintln!("ERROR: {e}");
             failed = true;
         }
@@ -250,31 +251,35 @@ async fn remove_networks(p: &Loaded) -> bool {
     failed
 }
 
-/// A service's aliases on a network: its name first, as Compose adds it, then the file's.
-fn service_aliases(s: &Service, extra: &[String]) -> Vec<String> {
+/// A service's endpoint on a network: its aliases, its name first, as Compose adds it, then
+/// the file's.
+fn service_endpoint(s: &Service, extra: &[String]) -> EndpointSettings {
     let mut aliases = vec![s.name.clone()];
     aliases.extend(extra.iter().filter(|a| **a != s.name).cloned());
-    aliases
+    EndpointSettings { aliases: Some(aliases), ..EndpointSettings::default() }
 }
 
 /// Connects a created container to its service's networks after the first (which it was
 /// created on).
 async fn connect_networks(p: &Loaded, s: &Service, container: &str) -> Result<(), String> {
     for n in s.networks.iter().skip(1) {
-        let body = json!({"Container": container,
-                          "EndpointConfig": {"Aliases": service_aliases(s, &n.aliases)}});
-        let uri = format!("/networks/{}/connect", encode(&p.network(&n.name)));
-        p.api.json(Method::POST, &uri, Some(body)).await?;
+        let body = NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: service_endpoint(s, &n.aliases),
+        };
+        let uri = format!("/networks/{}/connect", q(&p.network(&n.name)));
+        p.api.call(Method::POST, &uri, Some(&body)).await?;
     }
     Ok(())
 }
 
-/// The project's containers that exist, by name: (ID, state).
-async fn existing(p: &Loaded) -> Result<HashMap<String, Value>, String> {
-    let list = p.api.json(Method::GET, "/containers/json?all=1", None).await?;
+/// The project's containers that exist, by name.
+async fn existing(p: &Loaded) -> Result<HashMap<String, ContainerSummary>, String> {
+    let list: Vec<ContainerSummary> =
+        p.api.json(Method::GET, "/containers/json?all=1", NO_BODY).await?;
     let mut found = HashMap::new();
-    for c in list.as_array().into_iter().flatten() {
-        for n in c["Names"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+    for c in &list {
+        for n in &c.names {
             let n = n.trim_start_matches('/');
             if p.project.services.iter().any(|s| p.container(&s.name) == n) {
                 found.insert(n.to_string(), c.clone());
@@ -284,21 +289,54 @@ async fn existing(p: &Loaded) -> Result<HashMap<String, Value>, String> {
     Ok(found)
 }
 
-/// The create body for a service: what `cproxy run` would send for the matching flags.
-fn create_body(p: &Loaded, s: &Service) -> Result<Value, String> {
+/// The create request for a service: what `cproxy run` would send for the matching flags.
+fn create_request(p: &Loaded, s: &Service) -> Result<ContainerCreateRequest, String> {
     if s.command.is_empty() {
         return Err(format!(
             "Service {} has no command: cproxy runs host commands, so each service needs one",
             s.name
         ));
     }
-    let mut specs = Vec::new();
+    let mut req = ContainerCreateRequest::default();
+    let host = &mut req.host_config;
     for port in &s.ports {
         let spec = PortSpec::parse(port).map_err(|e| format!("service {}: {e}", s.name))?;
-        specs.push(spec.to_string());
+        host.port_specs.push(spec.to_string());
     }
+    host.network_mode = match s.network_mode.as_deref() {
+        None => match s.networks.first() {
+            Some(n) => {
+                let name = p.network(&n.name);
+                let endpoint = service_endpoint(s, &n.aliases);
+                req.networking_config.endpoints_config.insert(name.clone(), endpoint);
+                name
+            }
+            None => "bridge".to_string(),
+        },
+        Some(m) => match m.strip_prefix("service:") {
+            Some(other) => format!("container:{}", p.container(other)),
+            None => m.to_string(),
+        },
+    };
+    host.binds = s
+        .volumes
+        .iter()
+        .map(|b| {
+            let ro = if b.read_only { ":ro" } else { "" };
+            format!("{}:{}{ro}", b.source.display(), b.target)
+        })
+        .collect();
+    let links: Vec<String> =
+        s.links.iter().map(|l| format!("{}:{}", p.container(&l.name), l.alias)).collect();
+    host.links = Some(links).filter(|l| !l.is_empty());
+    host.init = s.init.then_some(true);
+    if s.restart != RestartPolicy::No {
+        host.restart_policy = RestartPolicySpec::from(s.restart);
+    }
+    let config = &mut req.config;
+    config.cmd = s.command.clone();
     // A bare KEY takes its value from where compose runs, as `-e KEY` does (dropped if unset).
-    let env: Vec<String> = s
+    config.env = s
         .environment
         .iter()
         .filter_map(|kv| {
@@ -309,59 +347,11 @@ fn create_body(p: &Loaded, s: &Service) -> Result<Value, String> {
             }
         })
         .collect();
-    let mut endpoints = json!({});
-    let network_mode = match s.network_mode.as_deref() {
-        None => match s.networks.first() {
-            Some(n) => {
-                let name = p.network(&n.name);
-                endpoints[&name] = json!({"Aliases": service_aliases(s, &n.aliases)});
-                name
-            }
-            None => "bridge".to_string(),
-        },
-        Some(m) => match m.strip_prefix("service:") {
-            Some(other) => format!("container:{}", p.container(other)),
-            None => m.to_string(),
-        },
-    };
-    let binds: Vec<String> = s
-        .volumes
-        .iter()
-        .map(|b| {
-            let ro = if b.read_only { ":ro" } else { "" };
-            format!("{}:{}{ro}", b.source.display(), b.target)
-        })
-        .collect();
-    let links: Vec<String> =
-        s.links.iter().map(|l| format!("{}:{}", p.container(&l.name), l.alias)).collect();
-    let mut host_config = json!({
-        "NetworkMode": network_mode,
-        "PortSpecs": specs,
-        "PublishAllPorts": false,
-        "AutoRemove": false,
-        "Init": s.init,
-        "Binds": binds,
-    });
-    if !links.is_empty() {
-        host_config["Links"] = json!(links);
-    }
-    if s.restart != RestartPolicy::No {
-        host_config["RestartPolicy"] = json!({
-            "Name": s.restart.name(),
-            "MaximumRetryCount": s.restart.maximum_retry_count(),
-        });
-    }
-    Ok(json!({
-        "Cmd": s.command,
-        "Env": env,
-        "WorkingDir": "",
-        "Hostname": "",
-        "ExposedPorts": s.expose,
-        "StopSignal": s.stop_signal.clone().unwrap_or_default(),
-        "StopTimeout": s.stop_grace_period,
-        "HostConfig": host_config,
-        "NetworkingConfig": {"EndpointsConfig": endpoints},
-    }))
+    let exposed: PortSet = s.expose.iter().map(|e| (e.clone(), Empty {})).collect();
+    config.exposed_ports = Some(exposed).filter(|e| !e.is_empty());
+    config.stop_signal = s.stop_signal.clone();
+    config.stop_timeout = s.stop_grace_period.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+    Ok(req)
 }
 
 /// Warns when the daemon dropped what the service asked for and it does not apply yet
@@ -370,18 +360,18 @@ async fn warn_unsupported(p: &Loaded, s: &Service, container: &str) {
     if s.restart == RestartPolicy::No && s.links.is_empty() {
         return;
     }
-    let uri = format!("/containers/{}/json", encode(container));
-    let Ok(v) = p.api.json(Method::GET, &uri, None).await else { return };
-    if s.restart != RestartPolicy::No
-        && v["HostConfig"]["RestartPolicy"]["Name"].as_str() != Some(s.restart.name())
-    {
+    let uri = format!("/containers/{}/json", q(container));
+    let Ok(v) = p.api.json::<_, ContainerInspect>(Method::GET, &uri, NO_BODY).await else {
+        return;
+    };
+    if s.restart != RestartPolicy::No && v.host_config.restart_policy.name != s.restart.name() {
         eprintln!(
             "WARNING: this cproxy daemon does not apply restart policies; {container} runs \
              without restart: {}",
             s.restart
         );
     }
-    let links_shown = v["HostConfig"]["Links"].as_array().is_some_and(|l| !l.is_empty());
+    let links_shown = v.host_config.links.is_some_and(|l| !l.is_empty());
     if !s.links.is_empty() && !links_shown {
         eprintln!(
             "WARNING: this cproxy daemon does not support links; {container} runs without them"
@@ -397,7 +387,7 @@ async fn up(p: &Loaded, a: UpArgs) -> Result<u8, String> {
         let container = p.container(&s.name);
         names.push(container.clone());
         let result = match found.get(&container) {
-            Some(c) if c["State"].as_str() == Some("running") => {
+            Some(c) if c.state == ContainerStatus::Running => {
                 eprintln!("{container} is up-to-date");
                 continue;
             }
@@ -407,10 +397,12 @@ async fn up(p: &Loaded, a: UpArgs) -> Result<u8, String> {
             }
             None => {
                 eprint!("Creating {container} ... ");
-                match create_body(p, s) {
+                match create_request(p, s) {
                     Ok(body) => {
-                        let uri = format!("/containers/create?name={}", encode(&container));
-                        match p.api.json(Method::POST, &uri, Some(body)).await {
+                        let uri = format!("/containers/create?name={}", q(&container));
+                        let created: Result<ContainerCreateResponse, String> =
+                            p.api.json(Method::POST, &uri, Some(&body)).await;
+                        match created {
                             Ok(_) => match connect_networks(p, s, &container).await {
                                 Ok(()) => start(p, &container).await,
                                 Err(e) => Err(e),
@@ -442,8 +434,8 @@ async fn up(p: &Loaded, a: UpArgs) -> Result<u8, String> {
 }
 
 async fn start(p: &Loaded, container: &str) -> Result<(), String> {
-    let uri = format!("/containers/{}/start", encode(container));
-    p.api.call(Method::POST, &uri).await.map(drop)
+    let uri = format!("/containers/{}/start", q(container));
+    p.api.call(Method::POST, &uri, NO_BODY).await
 }
 
 /// `up` in the foreground: every container's output, each line after its name, until SIGINT
@@ -459,7 +451,7 @@ async fn attach(p: &Loaded, names: &[String]) -> Result<u8, String> {
     for name in names {
         let api = Api::new(p.socket.clone());
         let prefix = format!("{name:<width$} | ");
-        let uri = format!("/containers/{}/logs?stdout=1&stderr=1&follow=1", encode(name));
+        let uri = format!("/containers/{}/logs?stdout=1&stderr=1&follow=1", q(name));
         followers.spawn(async move { follow(&api, &uri, &prefix).await });
     }
     let all_exited = async { while followers.join_next().await.is_some() {} };
@@ -473,82 +465,37 @@ async fn attach(p: &Loaded, names: &[String]) -> Result<u8, String> {
     eprintln!("Gracefully stopping...");
     for name in names.iter().rev() {
         eprint!("Stopping {name} ... ");
-        let uri = format!("/containers/{}/stop", encode(name));
-        match p.api.call(Method::POST, &uri).await {
-            Ok(_) => eprintln!("done"),
+        let uri = format!("/containers/{}/stop", q(name));
+        match p.api.call(Method::POST, &uri, NO_BODY).await {
+            Ok(()) => eprintln!("done"),
             Err(e) => eprintln!("error\n{e}"),
         }
     }
     Ok(0)
 }
 
-/// Copies one container's log stream (Docker's multiplexed frames) to stdout and stderr, each
-/// line after `prefix`.
+/// Copies one container's log stream to stdout and stderr, each line after `prefix`.
 async fn follow(api: &Api, uri: &str, prefix: &str) {
-    let Ok(resp) = api.call(Method::GET, uri).await else { return };
-    let mut body = resp.into_body();
-    let mut frames = Frames::default();
-    while let Some(Ok(frame)) = body.frame().await {
-        if let Ok(data) = frame.into_data() {
-            frames.push(&data);
-        }
-        for (stream, line) in frames.lines() {
-            let line = String::from_utf8_lossy(&line);
-            let text = format!("{prefix}{line}\n");
-            let _ = if stream == 2 {
-                std::io::stderr().write_all(text.as_bytes())
-            } else {
-                std::io::stdout().write_all(text.as_bytes())
-            };
-        }
-        let _ = std::io::stdout().flush();
-    }
-}
-
-/// Docker's multiplexed log stream cut into lines: per frame a stream byte (1 stdout,
-/// 2 stderr), three zero bytes, a big-endian u32 length and the bytes.
-#[derive(Default)]
-struct Frames {
-    /// Bytes not yet a whole frame.
-    pending: Vec<u8>,
-    /// Per stream, the start of a line whose end has not come yet.
-    partial: [Vec<u8>; 3],
-}
-
-impl Frames {
-    fn push(&mut self, data: &[u8]) {
-        self.pending.extend_from_slice(data);
-    }
-
-    /// The whole lines received so far, without their newlines.
-    fn lines(&mut self) -> Vec<(u8, Vec<u8>)> {
-        let mut out = Vec::new();
-        while self.pending.len() >= 8 {
-            let len = u32::from_be_bytes([
-                self.pending[4],
-                self.pending[5],
-                self.pending[6],
-                self.pending[7],
-            ]) as usize;
-            if self.pending.len() < 8 + len {
-                break;
+    let _ = api
+        .stream(uri, |decoder| {
+            for (kind, line) in decoder.lines() {
+                let line = String::from_utf8_lossy(&line);
+                let text = format!("{prefix}{line}\n");
+                let _ = match kind {
+                    StreamKind::Stderr => std::io::stderr().write_all(text.as_bytes()),
+                    StreamKind::Stdin | StreamKind::Stdout => {
+                        std::io::stdout().write_all(text.as_bytes())
+                    }
+                };
             }
-            let stream = if self.pending[0] == 2 { 2 } else { 1 };
-            let partial = &mut self.partial[usize::from(stream)];
-            partial.extend_from_slice(&self.pending[8..8 + len]);
-            self.pending.drain(..8 + len);
-            while let Some(end) = partial.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = partial.drain(..=end).take(end).collect();
-                out.push((stream, line));
-            }
-        }
-        out
-    }
+            let _ = std::io::stdout().flush();
+        })
+        .await;
 }
 
 async fn down(p: &Loaded, a: DownArgs) -> Result<u8, String> {
     let found = existing(p).await?;
-    let present: Vec<(String, &Value)> = p
+    let present: Vec<(String, &ContainerSummary)> = p
         .project
         .services
         .iter()
@@ -560,12 +507,12 @@ async fn down(p: &Loaded, a: DownArgs) -> Result<u8, String> {
         .collect();
     let mut failed = false;
     for (name, c) in &present {
-        if c["State"].as_str() == Some("running") {
+        if c.state == ContainerStatus::Running {
             eprint!("Stopping {name} ... ");
             let t = a.timeout.map(|t| format!("?t={t}")).unwrap_or_default();
-            let uri = format!("/containers/{}/stop{t}", encode(name));
-            match p.api.call(Method::POST, &uri).await {
-                Ok(_) => eprintln!("done"),
+            let uri = format!("/containers/{}/stop{t}", q(name));
+            match p.api.call(Method::POST, &uri, NO_BODY).await {
+                Ok(()) => eprintln!("done"),
                 Err(e) => {
                     eprintln!("error\n{e}");
                     failed = true;
@@ -575,9 +522,9 @@ async fn down(p: &Loaded, a: DownArgs) -> Result<u8, String> {
     }
     for (name, _) in &present {
         eprint!("Removing {name} ... ");
-        let uri = format!("/containers/{}?force=1", encode(name));
-        match p.api.call(Method::DELETE, &uri).await {
-            Ok(_) => eprintln!("done"),
+        let uri = format!("/containers/{}?force=1", q(name));
+        match p.api.call(Method::DELETE, &uri, NO_BODY).await {
+            Ok(()) => eprintln!("done"),
             Err(e) => {
                 eprintln!("error\n{e}");
                 failed = true;
@@ -589,11 +536,11 @@ async fn down(p: &Loaded, a: DownArgs) -> Result<u8, String> {
 }
 
 /// Compose v1's STATE column: `Up`, `Exit N`, or the daemon's status.
-fn state_column(c: &Value) -> String {
-    let status = c["Status"].as_str().unwrap_or_default();
-    match c["State"].as_str() {
-        Some("running") => "Up".into(),
-        Some("exited") => {
+fn state_column(c: &ContainerSummary) -> String {
+    let status = c.status.as_str();
+    match c.state {
+        ContainerStatus::Running => "Up".into(),
+        ContainerStatus::Exited => {
             let code =
                 status.strip_prefix("Exited (").and_then(|s| s.split(')').next()).unwrap_or("?");
             format!("Exit {code}")
@@ -608,19 +555,18 @@ async fn ps(p: &Loaded, a: ComposePsArgs) -> Result<u8, String> {
     names.sort();
     if a.quiet {
         for n in names {
-            println!("{}", found[n]["Id"].as_str().unwrap_or_default());
+            println!("{}", found[n].id);
         }
         return Ok(0);
     }
     let mut rows = vec![["Name", "Command", "State", "Ports"].map(String::from).to_vec()];
     for n in names {
         let c = &found[n];
-        let ports: Vec<Port> = serde_json::from_value(c["Ports"].clone()).unwrap_or_default();
         rows.push(vec![
             n.clone(),
-            c["Command"].as_str().unwrap_or_default().to_string(),
+            c.command.clone(),
             state_column(c),
-            format::displayable_ports(&ports),
+            format::displayable_ports(&c.ports),
         ]);
     }
     let table = format::table(&rows);
@@ -647,33 +593,112 @@ mod tests {
         assert_eq!(container_name("examples", "web"), "examples_web_1");
     }
 
+    /// The project `tutorial` of `text`, its relative paths from `/srv/app`.
+    fn loaded(text: &str) -> Loaded {
+        let project =
+            crate::supervisor::rules::compose::parse(text, Path::new("/srv/app")).unwrap();
+        let socket = PathBuf::from("/nonexistent.sock");
+        Loaded { name: "tutorial".into(), project, api: Api::new(socket.clone()), socket }
+    }
+
+    /// What the daemon gets to create `service`, as JSON.
+    fn body(p: &Loaded, service: &str) -> serde_json::Value {
+        let s = p.project.services.iter().find(|s| s.name == service).unwrap();
+        serde_json::to_value(create_request(p, s).unwrap()).unwrap()
+    }
+
+    fn json(text: &str) -> serde_json::Value {
+        serde_json::from_str(text).unwrap()
+    }
+
     #[test]
-    fn log_frames_become_lines_per_stream_across_reads() {
-        let mut f = Frames::default();
-        let frame = |stream: u8, data: &[u8]| {
-            let mut v = vec![stream, 0, 0, 0];
-            v.extend_from_slice(&(data.len() as u32).to_be_bytes());
-            v.extend_from_slice(data);
-            v
-        };
-        let mut bytes = frame(1, b"hel");
-        bytes.extend(frame(2, b"oops\n"));
-        bytes.extend(frame(1, b"lo\nwor"));
-        f.push(&bytes[..5]);
-        assert!(f.lines().is_empty());
-        f.push(&bytes[5..]);
-        assert_eq!(f.lines(), vec![(2, b"oops".to_vec()), (1, b"hello".to_vec())]);
-        f.push(&frame(1, b"ld\n"));
-        assert_eq!(f.lines(), vec![(1, b"world".to_vec())]);
+    fn a_service_becomes_the_create_request_run_would_send() {
+        let p = loaded(
+            "services:
+  db:
+    command: python3 -m http.server 5432
+    expose: ['5432', 6000-6001/udp]
+    environment: {PG_VERSION: '9.3'}
+    restart: on-failure:3
+    stop_signal: SIGINT
+    stop_grace_period: 3s
+  web:
+    command: [python3, -m, http.server, '5000']
+    links: [db:database]
+    ports: ['127.0.0.1:8080:5000']
+    volumes: ['./data:/data:ro']
+    init: true
+",
+        );
+        assert_eq!(
+            body(&p, "db"),
+            json(
+                r#"{"Hostname": "", "Env": ["PG_VERSION=9.3"],
+                    "Cmd": ["python3", "-m", "http.server", "5432"], "Image": "", "WorkingDir": "",
+                    "ExposedPorts": {"5432": {}, "6000-6001/udp": {}},
+                    "StopSignal": "SIGINT", "StopTimeout": 3,
+                    "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},
+                        "PublishAllPorts": false, "AutoRemove": false, "Binds": [],
+                        "ProxyProtocol": "",
+                        "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+                        "Links": null, "Init": null},
+                    "NetworkingConfig": {"EndpointsConfig": {}}}"#
+            )
+        );
+        assert_eq!(
+            body(&p, "web"),
+            json(
+                r#"{"Hostname": "", "Env": [], "Cmd": ["python3", "-m", "http.server", "5000"],
+                    "Image": "", "WorkingDir": "", "ExposedPorts": null,
+                    "StopSignal": null, "StopTimeout": null,
+                    "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},
+                        "PortSpecs": ["127.0.0.1:8080:5000/tcp"],
+                        "PublishAllPorts": false, "AutoRemove": false,
+                        "Binds": ["/srv/app/data:/data:ro"], "ProxyProtocol": "",
+                        "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
+                        "Links": ["tutorial_db_1:database"], "Init": true},
+                    "NetworkingConfig": {"EndpointsConfig": {}}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn a_service_on_networks_is_created_on_the_first_with_its_name_as_an_alias() {
+        let p = loaded(
+            "services:
+  api:
+    command: sleep 1
+    networks:
+      front: {aliases: [backend, api]}
+      back:
+  side:
+    command: sleep 1
+    network_mode: service:api
+networks:
+  front:
+  back:
+    external: true
+",
+        );
+        let api = body(&p, "api");
+        assert_eq!(api["HostConfig"]["NetworkMode"], "tutorial_front");
+        let endpoints = &api["NetworkingConfig"]["EndpointsConfig"];
+        assert_eq!(endpoints.as_object().unwrap().len(), 1);
+        assert_eq!(endpoints["tutorial_front"]["Aliases"], json(r#"["api", "backend"]"#));
+        assert_eq!(endpoints["tutorial_front"]["IPAMConfig"], serde_json::Value::Null);
+        assert_eq!(p.network("back"), "back");
+        assert_eq!(body(&p, "side")["HostConfig"]["NetworkMode"], "container:tutorial_api_1");
     }
 
     #[test]
     fn the_state_column_is_compose_v1s() {
-        assert_eq!(state_column(&json!({"State": "running", "Status": "Up 2 seconds"})), "Up");
-        assert_eq!(
-            state_column(&json!({"State": "exited", "Status": "Exited (137) 1 second ago"})),
-            "Exit 137"
-        );
-        assert_eq!(state_column(&json!({"State": "created", "Status": "Created"})), "Created");
+        let summary = |state: &str, status: &str| ContainerSummary {
+            state: serde_json::from_value(state.into()).unwrap(),
+            status: status.into(),
+            ..ContainerSummary::default()
+        };
+        assert_eq!(state_column(&summary("running", "Up 2 seconds")), "Up");
+        assert_eq!(state_column(&summary("exited", "Exited (137) 1 second ago")), "Exit 137");
+        assert_eq!(state_column(&summary("created", "Created")), "Created");
     }
 }

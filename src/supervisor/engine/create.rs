@@ -30,21 +30,23 @@ pub struct Known<'a> {
 impl Known<'_> {
     /// The container a name, full ID or unambiguous ID prefix names, in Docker's words.
     pub fn container(&self, key: &str) -> Result<&Record> {
-        find_in(self.containers, key).map(|i| &self.containers[i])
+        let keys: Vec<(&str, &str)> =
+            self.containers.iter().map(|r| (r.id.as_str(), r.name.as_str())).collect();
+        find_in(&keys, key).map(|i| &self.containers[i])
     }
 }
 
-/// The index in `records` of the container `key` names: a name (with or without its leading
-/// `/`), a full ID, or an unambiguous ID prefix; else Docker's `No such container`.
-pub fn find_in(records: &[Record], key: &str) -> Result<usize> {
+/// The index among `ids_and_names` of the container `key` names: a name (with or without its
+/// leading `/`), a full ID, or an unambiguous ID prefix; else Docker's `No such container`.
+pub fn find_in(ids_and_names: &[(&str, &str)], key: &str) -> Result<usize> {
     let key = key.strip_prefix('/').unwrap_or(key);
     if key.is_empty() {
         return Err(Error::not_found("No such container: "));
     }
-    if let Some(i) = records.iter().position(|r| r.id == key || r.name == key) {
+    if let Some(i) = ids_and_names.iter().position(|(id, name)| *id == key || *name == key) {
         return Ok(i);
     }
-    let mut matches = records.iter().enumerate().filter(|(_, r)| r.id.starts_with(key));
+    let mut matches = ids_and_names.iter().enumerate().filter(|(_, (id, _))| id.starts_with(key));
     match (matches.next(), matches.next()) {
         (Some((i, _)), None) => Ok(i),
         (None, _) => Err(Error::no_such_container(key)),
@@ -306,16 +308,24 @@ impl Daemon {
         let records: Vec<Record> = containers.iter().map(|c| c.record()).collect();
         let known = Known { containers: &records, networks: &networks };
         let record = plan(name, req, &known, id.clone(), Time::now())?;
-        self.store.save(&record).map_err(Error::internal)?;
+        if let Err(e) = self.store.save(&record) {
+            // Nothing of a failed create stays: its directory goes (a full disk leaves one).
+            let _ = self.store.remove(&id);
+            return Err(Error::internal(e));
+        }
         containers.push(Container::new(record));
         Ok(id)
     }
 
     /// The container a name, full ID or unambiguous ID prefix names.
+    /// Asked on every request that names a container: it reads each one's name without
+    /// copying its record.
     pub fn find(&self, key: &str) -> Result<Arc<Container>> {
         let all = self.all();
-        let records: Vec<Record> = all.iter().map(|c| c.record()).collect();
-        find_in(&records, key).map(|i| all[i].clone())
+        let names: Vec<String> = all.iter().map(|c| c.name()).collect();
+        let keys: Vec<(&str, &str)> =
+            all.iter().zip(&names).map(|(c, n)| (c.id.as_str(), n.as_str())).collect();
+        find_in(&keys, key).map(|i| all[i].clone())
     }
 }
 
@@ -390,6 +400,7 @@ mod tests {
         let mut ab = record('a', "three");
         ab.id = format!("ab{}", "c".repeat(62));
         let all = [all[0].clone(), all[1].clone(), ab];
+        let all: Vec<(&str, &str)> = all.iter().map(|r| (r.id.as_str(), r.name.as_str())).collect();
         assert_eq!(find_in(&all, "two").unwrap(), 1);
         assert_eq!(find_in(&all, "/two").unwrap(), 1);
         assert_eq!(find_in(&all, "bbb").unwrap(), 1);

@@ -158,7 +158,7 @@ struct Inner {
     shared: Arc<Shared>,
     /// The only long-lived strong references to the containers' sockets: removing one closes
     /// them.
-    containers: Mutex<HashMap<String, Arc<Container>>>,
+    containers: Mutex<HashMap<String, Arc<Member>>>,
     task: Mutex<Option<Running>>,
     stop: CancellationToken,
 }
@@ -177,12 +177,12 @@ struct Shared {
 
 struct Running {
     /// New containers for the task to watch.
-    tx: mpsc::UnboundedSender<Weak<Container>>,
+    tx: mpsc::UnboundedSender<Weak<Member>>,
     handle: Option<JoinHandle<()>>,
 }
 
-/// One container's sockets.
-struct Container {
+/// One served container: its sockets, by its ID.
+struct Member {
     id: String,
     /// The process whose namespace the sockets were opened in.
     pid: u32,
@@ -195,7 +195,7 @@ struct Container {
     conns: Arc<AtomicUsize>,
 }
 
-impl Drop for Container {
+impl Drop for Member {
     fn drop(&mut self) {
         self.cancel.cancel();
     }
@@ -257,7 +257,7 @@ impl DnsServer {
             }
         }
         .map_err(|e| io::Error::new(e.kind(), format!("embedded DNS server at {ADDRESS}: {e}")))?;
-        let container = Arc::new(Container {
+        let container = Arc::new(Member {
             id: id.to_string(),
             pid,
             udp: UdpSocket::from_std(udp)?,
@@ -299,7 +299,7 @@ impl DnsServer {
     }
 
     /// The serving task's inbox, starting the task on the current runtime the first time.
-    fn sender(&self) -> io::Result<mpsc::UnboundedSender<Weak<Container>>> {
+    fn sender(&self) -> io::Result<mpsc::UnboundedSender<Weak<Member>>> {
         let mut task = lock(&self.inner.task);
         if self.inner.stop.is_cancelled() {
             return Err(shut_down());
@@ -373,11 +373,11 @@ type Work = Pin<Box<dyn Future<Output = Event> + Send>>;
 /// Something the serving task must act on.
 enum Event {
     /// A container's UDP socket received a datagram (or an error).
-    Datagram { c: Weak<Container>, buf: Box<[u8]>, got: io::Result<(usize, SocketAddr)> },
+    Datagram { c: Weak<Member>, buf: Box<[u8]>, got: io::Result<(usize, SocketAddr)> },
     /// A container's listener accepted a connection (or failed to).
-    Accepted { c: Weak<Container>, got: io::Result<TcpStream> },
+    Accepted { c: Weak<Member>, got: io::Result<TcpStream> },
     /// A forwarded UDP query's answer for `client`.
-    Forwarded { c: Weak<Container>, client: SocketAddr, answer: Vec<u8> },
+    Forwarded { c: Weak<Member>, client: SocketAddr, answer: Vec<u8> },
     /// Something ended (a detached container's future, a TCP connection, a cut forward).
     Done,
 }
@@ -422,7 +422,7 @@ impl Serving {
 
     async fn run(
         mut self,
-        mut inbox: mpsc::UnboundedReceiver<Weak<Container>>,
+        mut inbox: mpsc::UnboundedReceiver<Weak<Member>>,
         stop: CancellationToken,
     ) {
         loop {
@@ -481,13 +481,7 @@ impl Serving {
     }
 
     /// Answers one UDP query, or starts forwarding it.
-    fn datagram(
-        &mut self,
-        c: &Container,
-        weak: &Weak<Container>,
-        query: &[u8],
-        client: SocketAddr,
-    ) {
+    fn datagram(&mut self, c: &Member, weak: &Weak<Member>, query: &[u8], client: SocketAddr) {
         let reply = match dns::answer(query, |name| self.shared.lookup.lookup(&c.id, name)) {
             Response::Reply(bytes) => bytes,
             Response::Drop => return,
@@ -532,7 +526,7 @@ impl Serving {
     }
 
     /// Serves an accepted connection if there is room for it, else closes it.
-    fn connection(&mut self, c: &Container, stream: TcpStream) {
+    fn connection(&mut self, c: &Member, stream: TcpStream) {
         let Some(slots) = Slot::take(&c.conns, MAX_TCP_PER_CONTAINER)
             .and_then(|mine| Some((mine, Slot::take(&self.conns, MAX_TCP)?)))
         else {
@@ -554,7 +548,7 @@ impl Serving {
 }
 
 /// The next datagram of `c`'s UDP socket into `buf` (after a pause if the last receive failed).
-fn receive(c: Weak<Container>, mut buf: Box<[u8]>, pause: bool) -> Work {
+fn receive(c: Weak<Member>, mut buf: Box<[u8]>, pause: bool) -> Work {
     Box::pin(async move {
         let got = next_on(&c, pause, |c, cx| {
             let mut rb = ReadBuf::new(&mut buf);
@@ -569,7 +563,7 @@ fn receive(c: Weak<Container>, mut buf: Box<[u8]>, pause: bool) -> Work {
 }
 
 /// The next connection of `c`'s listener (after a pause if the last accept failed).
-fn accept(c: Weak<Container>, pause: bool) -> Work {
+fn accept(c: Weak<Member>, pause: bool) -> Work {
     Box::pin(async move {
         let got =
             next_on(&c, pause, |c, cx| c.tcp.poll_accept(cx).map(|r| r.map(|(stream, _)| stream)))
@@ -584,9 +578,9 @@ fn accept(c: Weak<Container>, pause: bool) -> Work {
 /// What `poll` gives on `c`'s sockets (after [`ERROR_PAUSE`] if `pause`), or `None` once `c`
 /// is detached or cancelled. `c` is upgraded only while polled, so detaching closes its sockets.
 async fn next_on<T>(
-    c: &Weak<Container>,
+    c: &Weak<Member>,
     pause: bool,
-    mut poll: impl FnMut(&Container, &mut Context<'_>) -> Poll<T>,
+    mut poll: impl FnMut(&Member, &mut Context<'_>) -> Poll<T>,
 ) -> Option<T> {
     let cancel = c.upgrade().map(|c| c.cancel.clone())?;
     tokio::select! {
@@ -607,7 +601,7 @@ async fn next_on<T>(
 /// Forwards one UDP query; the answer (or SERVFAIL) comes back to the task as an event.
 fn forward_udp(
     shared: Arc<Shared>,
-    c: Weak<Container>,
+    c: Weak<Member>,
     cancel: CancellationToken,
     query: Vec<u8>,
     client: SocketAddr,

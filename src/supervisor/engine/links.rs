@@ -1,7 +1,8 @@
 //! Legacy links wired into the daemon: the sources a recipient's `--link`s name (checked when
 //! it is created and when it starts, in Docker's words), the environment and `/etc/hosts`
-//! lines it gets from them ([`crate::supervisor::rules::links`]), and the rewrite of every running recipient's
-//! `/etc/hosts` when a source starts again, which no reader inside ever sees half done.
+//! lines it gets from them ([`crate::supervisor::rules::links`]), and the rewrite of every
+//! running recipient's `/etc/hosts` when a source starts again, which no reader inside ever
+//! sees half done.
 //!
 //! The rewrite: a `rename` over the hosts file the container's `/etc/hosts` is bind-mounted
 //! from is not seen inside (the mount holds the old inode), and rewriting that inode in place
@@ -10,14 +11,12 @@
 //! one on `/etc/hosts` inside the container's mount namespace (`move_mount` with
 //! `MOVE_MOUNT_BENEATH`, Linux 6.5), then the old one on top is unmounted: a reader opens the
 //! old file or the new one, whole. On an older kernel the new mount goes on top instead (one
-//! more mount per rewrite, as safe for readers).
+//! more mount per rewrite, as safe for readers). The mount work is
+//! [`crate::supervisor::os::hosts_files`]'s.
 
-use std::ffi::CString;
-use std::fs::File;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use crate::spec::{PortSpec, parse_expose};
@@ -138,7 +137,7 @@ impl Daemon {
                 let old = std::fs::read_to_string(&path)?;
                 let new = replace_link_lines(&old, &links, &info);
                 write_atomic(&path, new.as_bytes())?;
-                swap_in_each(&pids, &path, "/etc/hosts")
+                crate::supervisor::os::hosts_files::swap_in_each(&pids, &path, "/etc/hosts")
             })
             .await
             .map_err(io::Error::other)
@@ -194,64 +193,6 @@ fn replace_link_lines(old: &str, links: &[Link], source: &LinkSource) -> String 
         }
     }
     out
-}
-
-/// `MOVE_MOUNT_F_EMPTY_PATH` and `MOVE_MOUNT_BENEATH` of `<linux/mount.h>`.
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
-const MOVE_MOUNT_BENEATH: libc::c_uint = 0x0000_0200;
-/// `OPEN_TREE_CLONE` of `<linux/mount.h>`.
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-
-/// [`swap_file`] into each of `pids`; all are tried, the first failure is returned.
-pub(super) fn swap_in_each(pids: &[i32], file: &Path, target: &str) -> io::Result<()> {
-    let mut first = Ok(());
-    for &pid in pids {
-        let r = swap_file(pid, file, target);
-        if first.is_ok() {
-            first = r;
-        }
-    }
-    first
-}
-
-/// Makes `target` (a file bind-mounted from the daemon's, `/etc/hosts` or `/etc/resolv.conf`)
-/// inside the mount namespace of process `pid` show `file`, whole: on a thread of its own that
-/// enters the namespace (`setns` is per thread, and the thread must not share its filesystem
-/// attributes to enter a mount namespace).
-pub(super) fn swap_file(pid: i32, file: &Path, target: &str) -> io::Result<()> {
-    let ns = File::open(format!("/proc/{pid}/ns/mnt"))?;
-    let file: PathBuf = file.to_path_buf();
-    std::thread::scope(|s| {
-        s.spawn(move || -> io::Result<()> {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).map_err(io::Error::from)?;
-            // A detached copy of a bind mount of the new file, made in the daemon's namespace.
-            let tree = open_tree(&file)?;
-            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS).map_err(io::Error::from)?;
-            let target_c = CString::new(target).map_err(io::Error::other)?;
-            let target = &target_c;
-            match move_mount(&tree, target, MOVE_MOUNT_BENEATH) {
-                Ok(()) => {
-                    nix::mount::umount2(target_c.as_c_str(), nix::mount::MntFlags::MNT_DETACH)
-                        .map_err(io::Error::from)
-                }
-                // Before Linux 6.5: on top.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => move_mount(&tree, target, 0),
-                Err(e) => Err(e),
-            }
-        })
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("the hosts rewrite thread panicked")))
-    })
-}
-
-fn open_tree(path: &Path) -> io::Result<OwnedFd> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    crate::sys::open_tree(&c, OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint)
-}
-
-fn move_mount(tree: &OwnedFd, target: &CString, flags: libc::c_uint) -> io::Result<()> {
-    crate::sys::move_mount(tree.as_fd(), target, MOVE_MOUNT_F_EMPTY_PATH | flags)
 }
 
 #[cfg(test)]

@@ -38,9 +38,6 @@ use crate::supervisor::os::netlink::{self, Bridge};
 use crate::supervisor::os::process::Spawner;
 use crate::supervisor::rules::restart::{self, Backoff};
 
-/// The PATH a container gets, as Docker images set it.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// The embedded DNS server's view of the daemon: [`Daemon::resolve`], through a weak reference
 /// (the daemon owns the server).
 #[derive(Default)]
@@ -98,6 +95,11 @@ impl Container {
         })
     }
 
+    /// Its name, without copying the rest of its record.
+    pub fn name(&self) -> String {
+        self.record.lock().map(|r| r.name.clone()).unwrap_or_else(|p| p.into_inner().name.clone())
+    }
+
     /// A copy of the record.
     pub fn record(&self) -> Record {
         self.record.lock().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone())
@@ -135,6 +137,8 @@ pub struct Daemon {
     pub(super) net_op: tokio::sync::Mutex<()>,
     /// The IDs of `bridge`, `host` and `none`.
     pub(super) predefined_ids: Vec<(String, String)>,
+    /// `docker info`'s `ID`, kept under the data root.
+    engine_id: String,
     /// The embedded DNS server of the containers on user-defined networks.
     pub(super) dns: DnsServer,
     /// What the DNS server asks names of: this daemon, once it is shared.
@@ -164,6 +168,7 @@ impl Daemon {
         // A killed daemon's isolation rules; those of the networks below are made again.
         netlink::remove_isolation(&handle, None).await?;
         let predefined_ids = store.predefined_ids()?;
+        let engine_id = store.engine_id()?;
         let mut networks = Vec::new();
         for n in store.load_networks() {
             match UserNet::up(&handle, n.clone()).await {
@@ -204,6 +209,7 @@ impl Daemon {
             networks: Mutex::new(networks),
             net_op: tokio::sync::Mutex::new(()),
             predefined_ids,
+            engine_id,
             dns: DnsServer::new(upstreams, names.clone()),
             names,
             spawner: Spawner::new()?,
@@ -240,7 +246,18 @@ impl Daemon {
         }
     }
 
-    pub(super) fn all(&self) -> Vec<Arc<Container>> {
+    /// The daemon's ID, stable across restarts on one data root.
+    pub fn daemon_id(&self) -> String {
+        self.engine_id.clone()
+    }
+
+    /// The data root.
+    pub fn data_root(&self) -> &std::path::Path {
+        self.store.root()
+    }
+
+    /// Every container, oldest first.
+    pub fn all(&self) -> Vec<Arc<Container>> {
         self.containers.lock().map(|c| c.clone()).unwrap_or_default()
     }
 

@@ -24,7 +24,7 @@ use crate::supervisor::engine::store::{NetworkMode, Status};
 use crate::supervisor::engine::{Container, Daemon, Error, ErrorKind};
 use crate::supervisor::os::netlink::{self, Bridge};
 use crate::supervisor::rules::format::rfc3339;
-use crate::supervisor::rules::networks::{self, CreateRequest, Network, NetworkError};
+use crate::supervisor::rules::networks::{self, Network, NetworkError, NetworkOptions};
 
 /// A user-defined network that is up: its record and its bridge.
 #[derive(Debug)]
@@ -108,7 +108,7 @@ impl Daemon {
     }
 
     /// [`user_network`](Self::user_network), or Docker's `network KEY not found` (404).
-    fn user_network_or_404(&self, key: &str) -> Result<Arc<UserNet>, Error> {
+    fn user_network_or_not_found(&self, key: &str) -> Result<Arc<UserNet>, Error> {
         self.user_network(key).ok_or_else(|| network_error(NetworkError::NotFound(key.to_string())))
     }
 
@@ -123,7 +123,7 @@ impl Daemon {
             return Err(Error::invalid("network name is empty"));
         }
         let ipam = req.ipam.config.first();
-        let plan = CreateRequest {
+        let plan = NetworkOptions {
             name: req.name.clone(),
             driver: req.driver.clone(),
             subnet: ipam.map(|c| c.subnet.clone()).filter(|s| !s.is_empty()),
@@ -327,7 +327,7 @@ impl Daemon {
         container: &Arc<Container>,
         aliases: Vec<String>,
     ) -> Result<(), Error> {
-        let n = self.user_network_or_404(key)?;
+        let n = self.user_network_or_not_found(key)?;
         let _op = container.op.lock().await;
         let r = container.record();
         match &r.network_mode {
@@ -419,7 +419,7 @@ impl Daemon {
         key: &str,
         container: &Arc<Container>,
     ) -> Result<(), Error> {
-        let n = self.user_network_or_404(key)?;
+        let n = self.user_network_or_not_found(key)?;
         let _op = container.op.lock().await;
         let r = container.record();
         if !r.networks.iter().any(|a| a.network == n.net.name) {
@@ -484,7 +484,7 @@ impl Daemon {
                     continue;
                 }
                 crate::supervisor::engine::store::write_atomic(&path, text.as_bytes())?;
-                crate::supervisor::engine::links::swap_in_each(
+                crate::supervisor::os::hosts_files::swap_in_each(
                     &pids,
                     &path,
                     &format!("/etc/{file}"),

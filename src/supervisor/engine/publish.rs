@@ -72,34 +72,64 @@ impl Daemon {
         Ok(())
     }
 
-    /// Docker's words for a host port that cannot be had: "port is already allocated" when a
-    /// container of this daemon holds it, the userland proxy's bind error when something else
-    /// does.
+    /// [`port_error`] with what this daemon's containers publish now.
     fn port_error(&self, record: &Record, e: AllocError) -> Error {
+        let held: Vec<Published> = self.all().iter().flat_map(|c| c.record().ports).collect();
         let endpoint = names::new_id().unwrap_or_default();
-        let detail = match &e {
-            AllocError::Bind(
-                ProxyError::AddrInUse { proto, addr } | ProxyError::PortAllocated { proto, addr },
-            ) => {
-                let ours = self.all().iter().any(|c| {
-                    c.record().ports.iter().any(|p| {
-                        p.host_port == addr.port()
-                            && p.proto == proto.to_string()
-                            && p.host_ip == addr.ip().to_string()
-                    })
-                });
-                if ours {
-                    ProxyError::PortAllocated { proto: *proto, addr: *addr }.to_string()
-                } else {
-                    let in_use = ProxyError::AddrInUse { proto: *proto, addr: *addr };
-                    format!("Error starting userland proxy: {in_use}")
-                }
+        port_error(&record.name, &endpoint, &held, e)
+    }
+}
+
+/// Docker's words for a host port that container `name` cannot have: "port is already
+/// allocated" when a container of this daemon holds it (among `held`), the userland proxy's
+/// bind error when something else does.
+pub fn port_error(name: &str, endpoint: &str, held: &[Published], e: AllocError) -> Error {
+    let detail = match &e {
+        AllocError::Bind(
+            ProxyError::AddrInUse { proto, addr } | ProxyError::PortAllocated { proto, addr },
+        ) => {
+            let ours = held.iter().any(|p| {
+                p.host_port == addr.port()
+                    && p.proto == proto.to_string()
+                    && p.host_ip == addr.ip().to_string()
+            });
+            if ours {
+                ProxyError::PortAllocated { proto: *proto, addr: *addr }.to_string()
+            } else {
+                let in_use = ProxyError::AddrInUse { proto: *proto, addr: *addr };
+                format!("Error starting userland proxy: {in_use}")
             }
-            _ => e.to_string(),
-        };
-        Error::internal(format!(
-            "driver failed programming external connectivity on endpoint {} ({endpoint}): {detail}",
-            record.name
-        ))
+        }
+        _ => e.to_string(),
+    };
+    Error::internal(format!(
+        "driver failed programming external connectivity on endpoint {name} ({endpoint}): {detail}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_a_container_holds_is_allocated_and_one_held_elsewhere_is_a_bind_error() {
+        let addr: SocketAddr = "127.0.0.1:5100".parse().unwrap();
+        let held = [Published {
+            container_port: 80,
+            proto: "tcp".into(),
+            host_ip: "127.0.0.1".into(),
+            host_port: 5100,
+        }];
+        let taken = || AllocError::Bind(ProxyError::AddrInUse { proto: Proto::Tcp, addr });
+        assert_eq!(
+            port_error("web", "e1", &held, taken()).message,
+            "driver failed programming external connectivity on endpoint web (e1): Bind for 127.0.0.1:5100 failed: port is already allocated"
+        );
+        assert_eq!(
+            port_error("web", "e1", &[], taken()).message,
+            "driver failed programming external connectivity on endpoint web (e1): Error starting userland proxy: listen tcp4 127.0.0.1:5100: bind: address already in use"
+        );
+        let udp = AllocError::Bind(ProxyError::AddrInUse { proto: Proto::Udp, addr });
+        assert!(port_error("web", "e1", &held, udp).message.contains("userland proxy"));
     }
 }

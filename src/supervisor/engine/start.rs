@@ -14,9 +14,9 @@ use std::sync::atomic::Ordering;
 use crate::supervisor::api::stream::StreamKind;
 use crate::supervisor::engine::store::{NetworkMode, Record, Status, Time};
 use crate::supervisor::engine::{Container, Daemon, Error, Held, create, logs};
-use crate::supervisor::os::netlink;
 use crate::supervisor::os::process::Launch;
-use crate::supervisor::rules::hosts;
+use crate::supervisor::os::{hosts_files, netlink};
+use crate::supervisor::rules::env::container_env;
 use crate::supervisor::rules::restart::Backoff;
 
 impl Daemon {
@@ -121,10 +121,11 @@ impl Daemon {
         let user_ips: Vec<Ipv4Addr> = held.endpoints.iter().map(|e| e.ip).collect();
         if !user_ips.is_empty() {
             let ips: Vec<Ipv4Addr> = held.ip.into_iter().chain(user_ips.iter().copied()).collect();
-            hosts::write_files_internal(&dir, &ips, &record.hostname).map_err(Error::internal)?;
+            hosts_files::write_files_internal(&dir, &ips, &record.hostname)
+                .map_err(Error::internal)?;
         } else if !record.network_mode.is_container() && (record.network_mode != NetworkMode::Host)
         {
-            hosts::write_files(&dir, held.ip, &record.hostname).map_err(Error::internal)?;
+            hosts_files::write_files(&dir, held.ip, &record.hostname).map_err(Error::internal)?;
             Daemon::write_linked_hosts(&dir, record, held.ip, &sources).map_err(Error::internal)?;
         }
         let mut published = Vec::new();
@@ -136,19 +137,10 @@ impl Daemon {
                 published.push(p);
             }
         }
-        let mut env = vec![
-            ("PATH".to_string(), super::DEFAULT_PATH.to_string()),
-            ("HOSTNAME".to_string(), hostname.clone()),
-            ("HOME".to_string(), "/root".to_string()),
-        ];
         let link_env = sources
             .iter()
             .flat_map(|(l, s)| crate::supervisor::rules::links::link_env(&record.name, l, s));
-        for kv in link_env.chain(record.env.iter().cloned()) {
-            let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
-            env.retain(|(key, _)| key != k);
-            env.push((k.to_string(), v.to_string()));
-        }
+        let env = container_env(&hostname, link_env.chain(record.env.iter().cloned()));
         let mut command = vec![record.path.clone()];
         command.extend(record.args.iter().cloned());
         let launch = Launch {

@@ -16,72 +16,22 @@ use crate::proxy::proxy_proto::Version;
 use crate::supervisor::rules::restart::RestartPolicy;
 
 /// Writes `data` to `path` so a reader sees the old file or the new one, never a part.
+/// A failure (a full disk) leaves nothing behind: the temporary file is removed.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)
+    let written = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
-/// Where a container is in its life. A record keeps it as Docker's word (`running`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Made, never started.
-    #[default]
-    Created,
-    /// Its command runs.
-    Running,
-    /// Its command exited and its restart policy brings it back after a back-off.
-    Restarting,
-    /// Its command exited (or never started after a failed start).
-    Exited,
-}
-
-impl Status {
-    /// Docker's word for it, as `ps` and `inspect` show it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Restarting => "restarting",
-            Status::Exited => "exited",
-        }
-    }
-
-    /// Whether its command runs now.
-    pub fn is_running(self) -> bool {
-        self == Status::Running
-    }
-
-    /// Running as Docker counts it (`State.Running`, a network in use): running or waiting
-    /// to restart.
-    pub fn is_up(self) -> bool {
-        matches!(self, Status::Running | Status::Restarting)
-    }
-
-    /// `start` has something to do: it is not running.
-    pub fn can_start(self) -> bool {
-        self != Status::Running
-    }
-
-    /// `kill` and `exec` need a running command.
-    pub fn can_kill(self) -> bool {
-        self == Status::Running
-    }
-
-    /// `rm` without `--force` is refused for a running or restarting container.
-    pub fn can_remove(self) -> bool {
-        !self.is_up()
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::supervisor::api::types::ContainerStatus as Status;
 
 /// A container's network: Docker's `--network` values. A record keeps it as Docker's text
 /// (`bridge`, `container:ID`, a network's name).
@@ -373,6 +323,11 @@ impl Store {
         Ok(Store { root: root.to_path_buf() })
     }
 
+    /// The data root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The directory of container `id` (hosts files, log, record).
     pub fn dir(&self, id: &str) -> PathBuf {
         self.root.join("containers").join(id)
@@ -434,6 +389,19 @@ impl Store {
         nets
     }
 
+    /// The daemon's ID (`docker info`'s `ID`), made once and kept.
+    pub fn engine_id(&self) -> io::Result<String> {
+        let path = self.root.join("engine-id");
+        if let Ok(id) = fs::read_to_string(&path)
+            && !id.trim().is_empty()
+        {
+            return Ok(id.trim().to_string());
+        }
+        let id = crate::supervisor::rules::names::new_id()?;
+        write_atomic(&path, id.as_bytes())?;
+        Ok(id)
+    }
+
     /// The IDs of the predefined networks (`bridge`, `host`, `none`), made once and kept.
     pub fn predefined_ids(&self) -> io::Result<Vec<(String, String)>> {
         let dir = self.root.join("networks");
@@ -452,19 +420,34 @@ impl Store {
         Ok(ids)
     }
 
-    /// Every record that can be read; unreadable ones are logged and skipped.
+    /// Every record that can be read; unreadable ones are logged and skipped. A directory
+    /// with no record at all is what a create that never finished left (a daemon killed
+    /// mid-write): it is removed, and said once.
     pub fn load_all(&self) -> Vec<Record> {
         let Ok(entries) = fs::read_dir(self.root.join("containers")) else {
             return Vec::new();
         };
         let mut records = Vec::new();
+        let mut swept = 0;
         for entry in entries.flatten() {
             let path = entry.path().join("config.json");
+            if entry.path().is_dir() && !path.exists() {
+                match fs::remove_dir_all(entry.path()) {
+                    Ok(()) => swept += 1,
+                    Err(e) => {
+                        tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove an unfinished create")
+                    }
+                }
+                continue;
+            }
             match fs::read(&path).map(|b| serde_json::from_slice::<Record>(&b)) {
                 Ok(Ok(r)) => records.push(r),
                 Ok(Err(e)) => tracing::warn!(path = %path.display(), error = %e, "bad record"),
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "unreadable record"),
             }
+        }
+        if swept > 0 {
+            tracing::info!(count = swept, "removed what creates that never finished left");
         }
         records
     }

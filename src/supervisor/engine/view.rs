@@ -14,8 +14,8 @@ use crate::supervisor::api::types::{
 use crate::supervisor::engine::store::{Record, Status};
 use crate::supervisor::engine::{Container, Daemon, Error, ErrorKind};
 use crate::supervisor::os::netlink;
+use crate::supervisor::rules::filters::{self as ps, Candidate, FilterFault, ListOptions};
 use crate::supervisor::rules::format;
-use crate::supervisor::rules::ps::{self, Candidate, ListOptions};
 
 impl Daemon {
     /// `GET /containers/json`: newest first, running only unless `all` (or a limit, or a
@@ -24,13 +24,16 @@ impl Daemon {
         let now = SystemTime::now();
         let records: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
         let newest_first: Vec<&Record> = records.iter().rev().collect();
+        // Port sets are made only for a `publish`/`expose` filter: a container exposing a
+        // wide range would otherwise cost every listing a string per port.
+        let ports = opts.filters.contains("publish") || opts.filters.contains("expose");
         let candidates: Vec<Candidate> =
-            newest_first.iter().map(|r| self.candidate(r, &records)).collect();
+            newest_first.iter().map(|r| self.candidate(r, &records, ports)).collect();
         let chosen = ps::select(opts, &candidates).map_err(|e| {
-            let kind = match e.status {
-                400 => ErrorKind::InvalidArgument,
-                404 => ErrorKind::NotFound,
-                _ => ErrorKind::Internal,
+            let kind = match e.fault {
+                FilterFault::Invalid => ErrorKind::InvalidArgument,
+                FilterFault::NotFound => ErrorKind::NotFound,
+                FilterFault::Other => ErrorKind::Internal,
             };
             Error::new(kind, e.message)
         })?;
@@ -46,7 +49,7 @@ impl Daemon {
                     created: r.created.unix_seconds(),
                     ports: api_ports(r),
                     labels: BTreeMap::new(),
-                    state: r.state.status.to_string(),
+                    state: r.state.status,
                     status: status_text(r, now),
                     host_config: SummaryHostConfig { network_mode: r.network_mode.to_string() },
                     network_settings: SummaryNetworkSettings { networks: self.endpoints_of(r) },
@@ -56,18 +59,23 @@ impl Daemon {
             .collect())
     }
 
-    /// A record as the list's filters see it.
-    fn candidate(&self, r: &Record, records: &[Record]) -> Candidate {
+    /// A record as the list's filters see it (its port sets only if `ports`).
+    fn candidate(&self, r: &Record, records: &[Record], ports: bool) -> Candidate {
         let mut exposed = BTreeSet::new();
-        for spec in r.expose.iter().filter_map(|e| parse_expose(e).ok()) {
-            exposed.extend(spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())));
-        }
         let mut port_bindings = BTreeSet::new();
-        for spec in r.publish.iter().filter_map(|p| PortSpec::parse(p).ok()) {
-            port_bindings
-                .extend(spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())));
+        if ports {
+            for spec in r.expose.iter().filter_map(|e| parse_expose(e).ok()) {
+                exposed.extend(
+                    spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())),
+                );
+            }
+            for spec in r.publish.iter().filter_map(|p| PortSpec::parse(p).ok()) {
+                port_bindings.extend(
+                    spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())),
+                );
+            }
+            exposed.extend(port_bindings.iter().cloned());
         }
-        exposed.extend(port_bindings.iter().cloned());
         Candidate {
             id: r.id.clone(),
             names: crate::supervisor::engine::links::names_with_links(r, records)
@@ -136,7 +144,7 @@ impl Daemon {
             path: r.path.clone(),
             args: r.args.clone(),
             state: ContainerState {
-                status: r.state.status.to_string(),
+                status: r.state.status,
                 // Docker counts a restarting container as running too.
                 running: r.state.status.is_up(),
                 restarting: r.state.status == Status::Restarting,

@@ -3,7 +3,8 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /_ping` | `OK` |
+//! | `GET\|HEAD /_ping` | `OK`, with `Api-Version: 1.41`, `OSType`, `Docker-Experimental` |
+//! | `GET /version`, `GET /info` | Docker's `types.Version` and the `types.Info` fields its clients read |
 //! | `GET /containers/json[?all=1&limit=N&filters=JSON]` | `[{Id, Names, Image, Command, Created, Ports, Labels, State, Status, HostConfig, NetworkSettings, Mounts}]`, newest first; `filters` as Docker's (`{"name":{"web":true}}` or `{"name":["web"]}`; keys `name`, `id`, `status`, `exited`, `network`, `publish`, `expose`, `before`, `since`, `volume`, `ancestor`, `label`, `health`, `isolation`, `is-task`) |
 //! | `POST /containers/create[?name=NAME]` | body below; `201 {"Id": ID, "Warnings": []}` |
 //! | `POST /containers/{id}/start` | `204` |
@@ -20,7 +21,8 @@
 //! | `POST /networks/{id}/connect` | `{"Container": C, "EndpointConfig": {"Aliases": [A]}}`; `200` |
 //! | `POST /networks/{id}/disconnect` | `{"Container": C}`; `200` |
 //!
-//! Every path also answers under `/v1.41/`. `{id}` is a name, an ID, or an unambiguous ID
+//! Every path also answers under `/v1.12/` … `/v1.41/`; a newer or older version gets Docker's
+//! `client version X is too new`/`too old` (400), an unknown route `page not found` (404). `{id}` is a name, an ID, or an unambiguous ID
 //! prefix. Bodies are the types of [`crate::supervisor::api::types`]; the create body:
 //!
 //! ```json
@@ -65,7 +67,9 @@ use crate::supervisor::api::types::{
 use crate::supervisor::engine::logs::LogRecord;
 use crate::supervisor::engine::store::Status;
 use crate::supervisor::engine::{Daemon, Error, ErrorKind};
-use crate::supervisor::rules::ps::{Filters, ListOptions};
+use crate::supervisor::rules::filters::{Filters, ListOptions};
+
+pub mod system;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -113,16 +117,17 @@ fn body_of<T: DeserializeOwned>(body: &Bytes) -> Answer<T> {
         .map_err(|e| ApiError(Error::invalid(format!("invalid request body: {e}"))))
 }
 
-/// The router over a daemon; every route also answers under `/v1.41`, the Engine API version
-/// whose subset it serves, as Docker clients address it.
+/// The router over a daemon; every route also answers under `/vX.Y` for each API version
+/// served ([`system::versioned`]), as Docker clients address it.
 pub fn router(daemon: Arc<Daemon>) -> Router {
-    let routes = routes(daemon);
-    Router::new().merge(routes.clone()).nest("/v1.41", routes)
+    system::versioned(routes(daemon))
 }
 
 fn routes(daemon: Arc<Daemon>) -> Router {
     Router::new()
-        .route("/_ping", get(|| async { "OK" }))
+        .route("/_ping", get(system::ping).head(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
         .route("/containers/json", get(list))
         .route("/containers/create", post(create))
         .route("/containers/{id}/start", post(start))

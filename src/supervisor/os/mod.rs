@@ -2,6 +2,7 @@
 //! netlink (bridges, veth pairs, routes), the process that forks shims into new namespaces,
 //! and the container's init.
 
+pub mod hosts_files;
 pub mod init;
 pub mod netlink;
 pub mod process;

@@ -27,7 +27,7 @@ pub struct Project {
     /// The services, dependencies first; among independent services, file order.
     pub services: Vec<Service>,
     /// The top-level `networks`, in file order.
-    pub networks: Vec<Network>,
+    pub networks: Vec<ProjectNetwork>,
     /// Keys outside the subset, which are ignored.
     pub warnings: Vec<Warning>,
 }
@@ -93,7 +93,7 @@ pub struct BindMount {
 
 /// One top-level network: `network create [--subnet] [--gateway] NAME`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Network {
+pub struct ProjectNetwork {
     /// Its key under `networks`.
     pub name: String,
     /// `ipam.config[0].subnet`.
@@ -300,8 +300,8 @@ fn parse_network(
     name: &str,
     node: &Node,
     warnings: &mut Vec<Warning>,
-) -> Result<Network, ComposeError> {
-    let mut network = Network { name: name.to_string(), ..Network::default() };
+) -> Result<ProjectNetwork, ComposeError> {
+    let mut network = ProjectNetwork { name: name.to_string(), ..ProjectNetwork::default() };
     if is_null(node) {
         return Ok(network);
     }
@@ -781,7 +781,7 @@ fn parse_depends_on(
 fn check_references(
     services: &[Service],
     lines: &[usize],
-    networks: &[Network],
+    networks: &[ProjectNetwork],
 ) -> Result<(), ComposeError> {
     let names: BTreeSet<&str> = services.iter().map(|s| s.name.as_str()).collect();
     let at = |i: usize, key: String, message: String| ComposeError { key, line: lines[i], message };
@@ -1031,14 +1031,18 @@ networks:
         assert_eq!(
             p.networks,
             [
-                Network {
+                ProjectNetwork {
                     name: "front".into(),
                     subnet: Some("172.30.0.0/16".into()),
                     gateway: Some("172.30.0.1".into()),
                     external: false
                 },
-                Network { name: "back".into(), ..Network::default() },
-                Network { name: "outside".into(), external: true, ..Network::default() },
+                ProjectNetwork { name: "back".into(), ..ProjectNetwork::default() },
+                ProjectNetwork {
+                    name: "outside".into(),
+                    external: true,
+                    ..ProjectNetwork::default()
+                },
             ]
         );
     }

@@ -1,32 +1,11 @@
-//! Docker's text formats, as the 20.10 client prints them: the `ps` table (tabwriter columns),
+//! Docker's text formats, as the 20.10 client prints them: Go's tabwriter columns (`ps`'s table),
 //! the PORTS column with consecutive ports folded into ranges, `docker port` lines, human
 //! durations ("5 seconds ago"), quoted commands and RFC 3339 timestamps. Pure functions.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
-/// One published (or only exposed) port of a running container, as the API's `Ports` list
-/// carries it (Docker's `types.Port`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Port {
-    /// Host address; empty for a port that is exposed but not published.
-    #[serde(rename = "IP", default, skip_serializing_if = "String::is_empty")]
-    pub ip: String,
-    /// The container port.
-    #[serde(rename = "PrivatePort")]
-    pub private_port: u16,
-    /// The host port; 0 when not published.
-    #[serde(rename = "PublicPort", default, skip_serializing_if = "is_zero")]
-    pub public_port: u16,
-    /// `tcp` or `udp`.
-    #[serde(rename = "Type")]
-    pub proto: String,
-}
-
-fn is_zero(n: &u16) -> bool {
-    *n == 0
-}
+/// A port as the API lists it, the input of [`displayable_ports`].
+use crate::supervisor::api::types::Port;
 
 /// The PORTS column of `docker ps`: sorted, runs of ports that map to themselves folded into
 /// ranges (`0.0.0.0:7000-7002->7000-7002/tcp`), other mappings listed after them.
@@ -90,30 +69,68 @@ fn form_group(key: &str, first: u16, last: u16) -> String {
     format!("{group}/{proto}")
 }
 
-/// Writes rows as Go's tabwriter does for `docker ps` (min width 10, padding 3, spaces): every
-/// column but the last is padded to its widest cell plus 3.
+/// Rows as `docker ps` and `docker network ls` print them: the cells in [`tabwrite`]'s columns
+/// (min width 10, padding 3), every column but the last padded to its widest cell plus 3, a
+/// line a row.
 pub fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut widths = vec![0usize; columns];
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 < row.len() {
-                widths[i] = widths[i].max((cell.chars().count() + 3).max(10));
+    let lines: Vec<Vec<&str>> =
+        rows.iter().map(|row| row.iter().map(String::as_str).collect()).collect();
+    align(&lines, 10, 3).into_iter().map(|line| line + "\n").collect()
+}
+
+/// Go's `text/tabwriter` with space padding and no flags: a cell ends at a tab; each column
+/// block (consecutive lines that have a cell in that column) is as wide as its widest cell
+/// plus `padding`, at least `min_width`; the text after a line's last tab is not a cell.
+pub fn tabwrite(text: &str, min_width: usize, padding: usize) -> String {
+    let lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
+    align(&lines, min_width, padding).join("\n")
+}
+
+/// Each line's cells padded as [`tabwrite`] says (a line's last cell is its trailing text).
+fn align(lines: &[Vec<&str>], min_width: usize, padding: usize) -> Vec<String> {
+    let mut widths: Vec<Vec<usize>> = vec![Vec::new(); lines.len()];
+    fn block(
+        lines: &[Vec<&str>],
+        widths: &mut [Vec<usize>],
+        column: usize,
+        from: usize,
+        to: usize,
+        min: usize,
+        pad: usize,
+    ) {
+        let mut i = from;
+        while i < to {
+            if column + 1 >= lines[i].len() {
+                i += 1;
+                continue;
             }
+            let start = i;
+            let mut width = min;
+            while i < to && column + 1 < lines[i].len() {
+                width = width.max(lines[i][column].chars().count() + pad);
+                i += 1;
+            }
+            for w in &mut widths[start..i] {
+                w.push(width);
+            }
+            block(lines, widths, column + 1, start, i, min, pad);
         }
     }
-    let mut out = String::new();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            out.push_str(cell);
-            if i + 1 < row.len() {
-                let pad = widths[i] - cell.chars().count();
-                out.extend(std::iter::repeat_n(' ', pad));
+    block(lines, &mut widths, 0, 0, lines.len(), min_width, padding);
+    lines
+        .iter()
+        .zip(&widths)
+        .map(|(cells, widths)| {
+            let mut out = String::new();
+            for (j, cell) in cells.iter().enumerate() {
+                out.push_str(cell);
+                if let Some(w) = widths.get(j) {
+                    out.extend(std::iter::repeat_n(' ', w.saturating_sub(cell.chars().count())));
+                }
             }
-        }
-        out.push('\n');
-    }
-    out
+            out
+        })
+        .collect()
 }
 
 /// Go's `units.HumanDuration`: "Less than a second", "5 seconds", "About a minute", …
@@ -295,6 +312,14 @@ mod tests {
             table(&rows),
             "CONTAINER ID   PORTS     NAMES\n30395957e23f             p_exited\n"
         );
+    }
+
+    #[test]
+    fn tabwriter_blocks_columns_as_go() {
+        assert_eq!(tabwrite("a\tb\nlonger cell\tc\n", 10, 3), "a             b\nlonger cell   c\n");
+        // A line without a tab ends the block.
+        assert_eq!(tabwrite("a\tb\nplain\nccc\td\n", 4, 1), "a   b\nplain\nccc d\n");
+        assert_eq!(tabwrite("sidecar\t\t\n", 10, 3), "sidecar             \n");
     }
 
     #[test]

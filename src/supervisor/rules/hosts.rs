@@ -2,11 +2,7 @@
 //! lays them out (pure), and written under the container's directory atomically before the
 //! container's init bind-mounts them.
 
-use std::io;
 use std::net::Ipv4Addr;
-use std::path::Path;
-
-use crate::supervisor::engine::store::write_atomic;
 
 /// Docker's fixed lines: localhost, then the IPv6 names.
 const BASE_HOSTS: &str = "127.0.0.1\tlocalhost
@@ -83,23 +79,6 @@ pub fn render_internal_resolv_conf(host: &str) -> String {
     out.push_str("nameserver 127.0.0.11\n");
     out.push_str(&format!("options {}\n", options.join(" ")));
     out
-}
-
-/// Writes the files of a container on user-defined networks: `hosts` with `ips`, `hostname`,
-/// and the embedded DNS's `resolv.conf`.
-pub fn write_files_internal(dir: &Path, ips: &[Ipv4Addr], hostname: &str) -> io::Result<()> {
-    write_atomic(&dir.join("hosts"), render_hosts_multi(ips, hostname).as_bytes())?;
-    write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write_atomic(&dir.join("resolv.conf"), render_internal_resolv_conf(&host).as_bytes())
-}
-
-/// Writes `hosts`, `hostname` and `resolv.conf` into `dir`.
-pub fn write_files(dir: &Path, ip: Option<Ipv4Addr>, hostname: &str) -> io::Result<()> {
-    write_atomic(&dir.join("hosts"), render_hosts(ip, hostname).as_bytes())?;
-    write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write_atomic(&dir.join("resolv.conf"), render_resolv_conf(&host).as_bytes())
 }
 
 #[cfg(test)]

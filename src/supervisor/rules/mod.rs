@@ -3,11 +3,14 @@
 
 pub mod compose;
 pub mod dns;
+pub mod env;
+pub mod filters;
 pub mod format;
 pub mod hosts;
 pub mod links;
 pub mod names;
 pub mod networks;
-pub mod ps;
+pub mod ps_format;
 pub mod restart;
 pub mod signal;
+pub mod template;

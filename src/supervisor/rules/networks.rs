@@ -126,7 +126,7 @@ pub fn parse_subnet(s: &str) -> Result<Subnet, NetworkError> {
 
 /// What `network create` asks for.
 #[derive(Clone, Debug, Default)]
-pub struct CreateRequest {
+pub struct NetworkOptions {
     /// The name.
     pub name: String,
     /// `-d`: empty or `bridge`.
@@ -142,7 +142,7 @@ pub struct CreateRequest {
 /// are the networks there are (the default bridge's subnet among `routed`), `routed` the
 /// subnets routes use, `id` the new network's ID.
 pub fn plan(
-    req: &CreateRequest,
+    req: &NetworkOptions,
     existing: &[Network],
     routed: &[Subnet],
     id: String,
@@ -246,8 +246,8 @@ mod tests {
         std::iter::repeat_n(c, 64).collect()
     }
 
-    fn req(name: &str) -> CreateRequest {
-        CreateRequest { name: name.into(), ..CreateRequest::default() }
+    fn req(name: &str) -> NetworkOptions {
+        NetworkOptions { name: name.into(), ..NetworkOptions::default() }
     }
 
     fn default_bridge() -> Vec<Subnet> {
@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_given_subnet_and_gateway_are_kept_and_checked() {
-        let r = CreateRequest {
+        let r = NetworkOptions {
             subnet: Some("10.99.0.0/24".into()),
             gateway: Some("10.99.0.254".into()),
             ..req("n")
@@ -276,18 +276,18 @@ mod tests {
         assert_eq!(n.subnet, Subnet::containing(Ipv4Addr::new(10, 99, 0, 0), 24));
         assert_eq!(n.gateway, Ipv4Addr::new(10, 99, 0, 254));
         assert!(n.user_subnet);
-        let outside = CreateRequest { gateway: Some("10.98.0.1".into()), ..r.clone() };
+        let outside = NetworkOptions { gateway: Some("10.98.0.1".into()), ..r.clone() };
         assert_eq!(
             plan(&outside, &[], &[], id('c')).unwrap_err().to_string(),
             "invalid gateway 10.98.0.1: it must be a host address of the subnet"
         );
-        let overlapping = CreateRequest { subnet: Some("172.17.5.0/24".into()), ..req("x") };
+        let overlapping = NetworkOptions { subnet: Some("172.17.5.0/24".into()), ..req("x") };
         assert_eq!(
             plan(&overlapping, &[], &default_bridge(), id('d')).unwrap_err().to_string(),
             "Pool overlaps with other one on this address space"
         );
         for bad in ["bogus", "10.99.0.1/24", "10.0.0.0/31", "10.0.0.0"] {
-            let r = CreateRequest { subnet: Some(bad.into()), ..req("x") };
+            let r = NetworkOptions { subnet: Some(bad.into()), ..req("x") };
             assert_eq!(
                 plan(&r, &[], &[], id('e')).unwrap_err().to_string(),
                 format!("invalid CIDR address: {bad}")
@@ -306,7 +306,7 @@ mod tests {
             plan(&req("bridge"), &[], &[], id('b')).unwrap_err().to_string(),
             "network with name bridge already exists"
         );
-        let r = CreateRequest { driver: "nosuchdriver".into(), ..req("x") };
+        let r = NetworkOptions { driver: "nosuchdriver".into(), ..req("x") };
         assert_eq!(
             plan(&r, &[], &[], id('b')).unwrap_err().to_string(),
             "plugin \"nosuchdriver\" not found"

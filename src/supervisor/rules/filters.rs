@@ -1,18 +1,12 @@
-//! `docker ps`'s filters and formats, as Docker 20.10 has them (pure).
+//! `docker ps`'s filters, as dockerd 20.10 applies them (pure).
 //!
 //! Filters are applied by the daemon, as dockerd does (`GET /containers/json?filters=…`), so API
 //! users get them too: [`Filters`] is Docker's `filters.Args` (the same key twice ORs, different
-//! keys AND) and [`select`] is `daemon/list.go`'s walk over the containers, newest first.
-//! Formats are the client's (`cli/command/formatter/container.go`): [`fields`] is a container as
-//! its `ContainerContext` shows it, [`write()`] runs a `--format` (with `table`'s header and
-//! tabwriter columns) through the template engine `inspect -f` uses.
+//! keys AND), read from `--filter` flags by the client and from the query by the daemon, and
+//! [`select`] is `daemon/list.go`'s walk over the containers, newest first.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value, json};
-
-use crate::supervisor::client::{TemplateOptions, render_template_with, template_actions};
 use crate::supervisor::rules::format;
 
 /// `--filter` values by key (Docker's `filters.Args`).
@@ -56,14 +50,12 @@ impl Filters {
 
     /// The query's `filters` value in Docker's map form: `{"name":{"web":true}}`.
     pub fn to_json(&self) -> String {
-        let map: Map<String, Value> = self
+        let map: BTreeMap<&str, BTreeMap<&str, bool>> = self
             .0
             .iter()
-            .map(|(k, vs)| {
-                (k.clone(), Value::Object(vs.iter().map(|v| (v.clone(), json!(true))).collect()))
-            })
+            .map(|(k, vs)| (k.as_str(), vs.iter().map(|v| (v.as_str(), true)).collect()))
             .collect();
-        Value::Object(map).to_string()
+        serde_json::to_string(&map).unwrap_or_default()
     }
 
     /// Reads a `filters` query value: the map form, or the legacy list form
@@ -110,18 +102,28 @@ impl Filters {
     }
 }
 
-/// A refused filter: the HTTP status and Docker's words.
+/// Why a filter is refused, as dockerd classes it (the HTTP layer turns it into a status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterFault {
+    /// Docker's `InvalidParameter` errors: an unknown key, a bad value.
+    Invalid,
+    /// An unknown `before`/`since` container.
+    NotFound,
+    /// The rest (dockerd answers them as a system error).
+    Other,
+}
+
+/// A refused filter: its kind and Docker's words.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FilterError {
-    /// 400 for Docker's `InvalidParameter` errors, 404 for an unknown `before`/`since`
-    /// container, 500 for the rest (as dockerd answers them).
-    pub status: u16,
+    /// What kind of refusal.
+    pub fault: FilterFault,
     /// Docker's message.
     pub message: String,
 }
 
-fn refuse(status: u16, message: String) -> FilterError {
-    FilterError { status, message }
+fn refuse(fault: FilterFault, message: String) -> FilterError {
+    FilterError { fault, message }
 }
 
 /// The keys dockerd accepts (`acceptedPsFilterTags`).
@@ -196,10 +198,14 @@ fn port_filter(key: &str, values: &BTreeSet<String>) -> Result<BTreeSet<String>,
     let mut out = BTreeSet::new();
     for value in values {
         if value.contains(':') {
-            return Err(refuse(500, format!("filter for '{key}' should not contain ':': {value}")));
+            return Err(refuse(
+                FilterFault::Other,
+                format!("filter for '{key}' should not contain ':': {value}"),
+            ));
         }
-        let fail =
-            |e: String| refuse(500, format!("error while looking up for {key} {value}: {e}"));
+        let fail = |e: String| {
+            refuse(FilterFault::Other, format!("error while looking up for {key} {value}: {e}"))
+        };
         // nat.SplitProtoPort
         let parts: Vec<&str> = value.split('/').collect();
         let (proto, port) = if value.is_empty() || parts[0].is_empty() {
@@ -262,7 +268,7 @@ fn by_id_or_name<'a>(
         candidates.iter().filter(|c| c.names.iter().any(|n| n == name)).collect();
     match found.as_slice() {
         [one] => Ok(one),
-        _ => Err(refuse(404, format!("No such container: {value}"))),
+        _ => Err(refuse(FilterFault::NotFound, format!("No such container: {value}"))),
     }
 }
 
@@ -274,7 +280,7 @@ fn by_id_or_name<'a>(
 pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>, FilterError> {
     let f = &opts.filters;
     if let Some(key) = f.0.keys().find(|k| !ACCEPTED.contains(&k.as_str())) {
-        return Err(refuse(400, format!("invalid filter '{key}'")));
+        return Err(refuse(FilterFault::Invalid, format!("invalid filter '{key}'")));
     }
     let mut exited = Vec::new();
     for v in f.get("exited") {
@@ -289,7 +295,7 @@ pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>
                     "invalid syntax"
                 };
                 return Err(refuse(
-                    500,
+                    FilterFault::Other,
                     format!("strconv.Atoi: parsing {}: {why}", format::go_quote(v)),
                 ));
             }
@@ -298,7 +304,7 @@ pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>
     let mut all = opts.all;
     for v in f.get("status") {
         if !STATES.contains(&v) {
-            return Err(refuse(400, format!("Invalid filter 'status={v}'")));
+            return Err(refuse(FilterFault::Invalid, format!("Invalid filter 'status={v}'")));
         }
         all = true;
     }
@@ -309,14 +315,20 @@ pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>
             Some(false)
         } else {
             let given: Vec<&str> = f.get("is-task").collect();
-            return Err(refuse(400, format!("Invalid filter 'is-task=[{}]'", given.join(" "))));
+            return Err(refuse(
+                FilterFault::Invalid,
+                format!("Invalid filter 'is-task=[{}]'", given.join(" ")),
+            ));
         }
     } else {
         None
     };
     for v in f.get("health") {
         if !["starting", "healthy", "unhealthy", "none"].contains(&v) {
-            return Err(refuse(400, format!("Unrecognised filter value for health: {v}")));
+            return Err(refuse(
+                FilterFault::Invalid,
+                format!("Unrecognised filter value for health: {v}"),
+            ));
         }
     }
     let mut before = None;
@@ -409,290 +421,6 @@ pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>
         out.push(i);
     }
     Ok(out)
-}
-
-/// The fields of Docker's `ContainerContext`, by the names `--format` uses.
-pub const FIELDS: &[&str] = &[
-    "Command",
-    "CreatedAt",
-    "ID",
-    "Image",
-    "Labels",
-    "LocalVolumes",
-    "Mounts",
-    "Names",
-    "Networks",
-    "Ports",
-    "RunningFor",
-    "Size",
-    "State",
-    "Status",
-];
-
-/// The header row's words for each field (`NewContainerContext`).
-fn header() -> Value {
-    json!({
-        "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
-        "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS",
-        "Size": "SIZE", "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS",
-        "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS", "Label": {},
-    })
-}
-
-/// Docker's `stringid.TruncateID`.
-fn short_id(id: &str) -> String {
-    id.chars().take(12).collect()
-}
-
-/// One container of `GET /containers/json` as `ContainerContext` shows it: every field a
-/// string, as Docker prints them (`trunc` unless `--no-trunc`), plus `Label`, the labels map
-/// for `{{.Label "k"}}` (always empty: containers have no labels here).
-///
-/// `Size` is `0B`: a container here has no writable layer of its own (Docker shows `0B` too
-/// unless asked for sizes). `CreatedAt` is in UTC (Go prints the client's local zone).
-/// `Networks` is sorted (Go's map order is random).
-pub fn fields(v: &Value, trunc: bool, now: SystemTime) -> Value {
-    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-    let id = s("Id");
-    let mut names: Vec<String> = v["Names"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(|n| n.strip_prefix('/').unwrap_or(n).to_string())
-        .collect();
-    if trunc && let Some(own) = names.iter().find(|n| !n.contains('/')) {
-        names = vec![own.clone()];
-    }
-    let command = s("Command");
-    let command = if trunc { format::ellipsis(&command, 20) } else { command };
-    let created = UNIX_EPOCH + Duration::from_secs(v["Created"].as_u64().unwrap_or(0));
-    let ports: Vec<format::Port> = serde_json::from_value(v["Ports"].clone()).unwrap_or_default();
-    let labels = v["Labels"].as_object().cloned().unwrap_or_default();
-    let mut label_list: Vec<String> =
-        labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
-    label_list.sort();
-    let mounts: Vec<String> = v["Mounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            let name = m["Name"]
-                .as_str()
-                .filter(|n| !n.is_empty())
-                .or(m["Source"].as_str())
-                .unwrap_or_default();
-            if trunc { format::ellipsis(name, 15) } else { name.to_string() }
-        })
-        .collect();
-    let local =
-        v["Mounts"].as_array().into_iter().flatten().filter(|m| m["Driver"] == "local").count();
-    let networks: Vec<String> = v["NetworkSettings"]["Networks"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    let image = s("Image");
-    json!({
-        "ID": if trunc { short_id(&id) } else { id },
-        "Image": if image.is_empty() { "<no image>".to_string() } else { image },
-        "Command": format::go_quote(&command),
-        "CreatedAt": created_at(created),
-        "RunningFor": format!("{} ago", format::human_duration(now.duration_since(created).unwrap_or_default())),
-        "Ports": format::displayable_ports(&ports),
-        "State": s("State"),
-        "Status": s("Status"),
-        "Size": "0B",
-        "Names": names.join(","),
-        "Labels": label_list.join(","),
-        "Label": labels,
-        "Mounts": mounts.join(","),
-        "LocalVolumes": local.to_string(),
-        "Networks": networks.join(","),
-    })
-}
-
-/// Go's `time.Time.String()` for a whole second in UTC: `2026-11-25 07:40:00 +0000 UTC`.
-fn created_at(t: SystemTime) -> String {
-    let text = format::rfc3339(t);
-    let (date, time) = text.split_once('T').unwrap_or((&text, ""));
-    format!("{date} {} +0000 UTC", time.get(..8).unwrap_or(time))
-}
-
-/// `docker ps`'s default format.
-pub const DEFAULT_TABLE: &str =
-    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
-
-/// The format `ps` runs (`NewContainerFormat`): none given is `table`; `-q` turns `table` into
-/// the IDs alone, and a template of one's own wins over `-q` (20.10 says nothing about it).
-pub fn effective_format(format: Option<&str>, quiet: bool) -> String {
-    match (format.unwrap_or("table"), quiet) {
-        ("table", true) => "{{.ID}}".into(),
-        ("table", false) => DEFAULT_TABLE.into(),
-        ("raw", true) => "container_id: {{.ID}}".into(),
-        (f, _) => f.to_string(),
-    }
-}
-
-/// What the client checks before asking the daemon (`buildContainerListOptions` parses the
-/// template and runs it once): Docker's words for a template that does not parse or names a
-/// field a container does not have; cproxy's for what its engine does not do.
-pub fn check(template: &str) -> Result<(), String> {
-    let actions = template_actions(template)
-        .map_err(|e| format!("failed to parse template: template: :{e}"))?;
-    for (offset, action) in actions {
-        let (line, _) = position(template, offset);
-        let words: Vec<&str> = action.split_whitespace().collect();
-        match words.as_slice() {
-            [] => {
-                return Err(format!(
-                    "failed to parse template: template: :{line}: missing value for command"
-                ));
-            }
-            ["json", "."] | ["."] => {}
-            ["json", field] | [field] if field.starts_with('.') => {
-                let name = &field[1..];
-                if FIELDS.contains(&name) {
-                    continue;
-                }
-                let first = name.split('.').next().unwrap_or_default();
-                if FIELDS.contains(&first) {
-                    return Err(format!("template field {field} is not supported by cproxy ps"));
-                }
-                let (line, col) = position(template, offset + action.find(field).unwrap_or(0));
-                return Err(format!(
-                    "failed to execute template: template: :{line}:{col}: executing \"\" at <{field}>: \
-                     can't evaluate field {first} in type *formatter.ContainerContext"
-                ));
-            }
-            [".Label", arg] if arg.len() >= 2 && arg.starts_with('"') && arg.ends_with('"') => {}
-            [word, ..]
-                if !word.starts_with('.') && !word.starts_with('$') && !GO_WORDS.contains(word) =>
-            {
-                return Err(format!(
-                    "failed to parse template: template: :{line}: function \"{word}\" not defined"
-                ));
-            }
-            _ => {
-                return Err(format!(
-                    "template action {{{{{action}}}}} is not supported by cproxy ps"
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// What Go's templates or Docker's template functions know but cproxy's engine does not do.
-const GO_WORDS: &[&str] = &[
-    "if", "else", "end", "range", "with", "define", "template", "block", "break", "continue",
-    "and", "or", "not", "len", "index", "slice", "print", "printf", "println", "eq", "ne", "lt",
-    "le", "gt", "ge", "html", "js", "urlquery", "call", "split", "join", "title", "lower", "upper",
-    "pad", "truncate", "nil", "true", "false",
-];
-
-/// Line (from 1) and Go's column (the byte offset in the line; on the first line the offset
-/// itself) of `offset` in `text`.
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = 1 + before.matches('\n').count();
-    let col = match before.rfind('\n') {
-        Some(nl) => offset - nl - 1,
-        None => offset,
-    };
-    (line, col)
-}
-
-/// `ps`'s output for `containers` (the daemon's summaries) in `format` (as
-/// [`effective_format`] gives it): each container through the template and a line end;
-/// `table …` with the header row first and the whole through Go's tabwriter (min width 10,
-/// padding 3); `raw` as Docker's `raw` format.
-pub fn write(format: &str, containers: &[Value], trunc: bool, now: SystemTime) -> String {
-    let items: Vec<Value> = containers.iter().map(|c| fields(c, trunc, now)).collect();
-    if format == "raw" {
-        return items.iter().map(raw).collect();
-    }
-    let table = format.starts_with("table");
-    let body = if table { &format["table".len()..] } else { format };
-    let body = body.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n");
-    let opts = TemplateOptions { header: false, methods: &["Label"] };
-    let mut out = String::new();
-    if table {
-        let head = TemplateOptions { header: true, methods: &["Label"] };
-        out.push_str(&render_template_with(&body, &header(), &head));
-        out.push('\n');
-    }
-    for item in &items {
-        out.push_str(&render_template_with(&body, item, &opts));
-        out.push('\n');
-    }
-    if table { tabwrite(&out, 10, 3) } else { out }
-}
-
-/// Docker's `raw` format for one container.
-fn raw(v: &Value) -> String {
-    let f = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-    let pad = |k: &str| if f(k).is_empty() { String::new() } else { format!(" {}", f(k)) };
-    format!(
-        "container_id: {}\nimage: {}\ncommand: {}\ncreated_at: {}\nstate:{}\nstatus:{}\nnames: {}\nlabels:{}\nports:{}\n\n",
-        f("ID"),
-        f("Image"),
-        f("Command"),
-        f("CreatedAt"),
-        pad("State"),
-        pad("Status"),
-        f("Names"),
-        pad("Labels"),
-        pad("Ports")
-    )
-}
-
-/// Go's `text/tabwriter` with space padding and no flags: a cell ends at a tab; each column
-/// block (consecutive lines that have a cell in that column) is as wide as its widest cell
-/// plus `padding`, at least `min_width`; the text after a line's last tab is not a cell.
-pub fn tabwrite(text: &str, min_width: usize, padding: usize) -> String {
-    let lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
-    let mut widths: Vec<Vec<usize>> = vec![Vec::new(); lines.len()];
-    fn block(
-        lines: &[Vec<&str>],
-        widths: &mut [Vec<usize>],
-        column: usize,
-        from: usize,
-        to: usize,
-        min: usize,
-        pad: usize,
-    ) {
-        let mut i = from;
-        while i < to {
-            if column + 1 >= lines[i].len() {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            let mut width = min;
-            while i < to && column + 1 < lines[i].len() {
-                width = width.max(lines[i][column].chars().count() + pad);
-                i += 1;
-            }
-            for w in &mut widths[start..i] {
-                w.push(width);
-            }
-            block(lines, widths, column + 1, start, i, min, pad);
-        }
-    }
-    block(&lines, &mut widths, 0, 0, lines.len(), min_width, padding);
-    let mut out = String::with_capacity(text.len());
-    for (n, (cells, widths)) in lines.iter().zip(&widths).enumerate() {
-        for (j, cell) in cells.iter().enumerate() {
-            out.push_str(cell);
-            if let Some(w) = widths.get(j) {
-                out.extend(std::iter::repeat_n(' ', w.saturating_sub(cell.chars().count())));
-            }
-        }
-        if n + 1 < lines.len() {
-            out.push('\n');
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -809,12 +537,18 @@ mod tests {
     fn bad_filters_get_dockers_words() {
         let cs = set();
         let err = |f: &[&str]| pick(f, false, &cs).unwrap_err();
-        assert_eq!(err(&["foo=1"]), refuse(400, "invalid filter 'foo'".into()));
-        assert_eq!(err(&["status=up"]), refuse(400, "Invalid filter 'status=up'".into()));
+        assert_eq!(err(&["foo=1"]), refuse(FilterFault::Invalid, "invalid filter 'foo'".into()));
+        assert_eq!(
+            err(&["status=up"]),
+            refuse(FilterFault::Invalid, "Invalid filter 'status=up'".into())
+        );
         assert_eq!(err(&["exited=x"]).message, "strconv.Atoi: parsing \"x\": invalid syntax");
         assert_eq!(err(&["is-task=maybe"]).message, "Invalid filter 'is-task=[maybe]'");
         assert_eq!(err(&["health=ok"]).message, "Unrecognised filter value for health: ok");
-        assert_eq!(err(&["before=nope"]), refuse(404, "No such container: nope".into()));
+        assert_eq!(
+            err(&["before=nope"]),
+            refuse(FilterFault::NotFound, "No such container: nope".into())
+        );
         assert_eq!(
             err(&["publish=80:80"]).message,
             "filter for 'publish' should not contain ':': 80:80"
@@ -838,89 +572,5 @@ mod tests {
         assert_eq!(select(&opts, &cs).unwrap(), [0]);
         let opts = ListOptions { all: false, limit: 1, filters: Filters::default() };
         assert_eq!(select(&opts, &cs[1..]).unwrap(), [0], "-l shows a stopped one");
-    }
-
-    fn summary() -> Value {
-        json!({"Id": "f5fb10552c73ae39a727e3e275a3b9648f9988ebf7729f85729b36794d7eef14",
-               "Names": ["/db", "/web/db"], "Image": "sleep", "Command": "sleep 3600 --and-more-words",
-               "Created": 1_795_000_000u64, "State": "running", "Status": "Up 5 seconds",
-               "Ports": [{"IP": "0.0.0.0", "PrivatePort": 5000, "PublicPort": 32768, "Type": "tcp"}],
-               "Labels": {}, "Mounts": [{"Type": "bind", "Source": "/srv/some/long/path", "Destination": "/mnt"}],
-               "NetworkSettings": {"Networks": {"my-bridge": {}, "bridge": {}}}})
-    }
-
-    #[test]
-    fn fields_read_as_dockers_container_context() {
-        let now = UNIX_EPOCH + Duration::from_secs(1_795_000_007);
-        let v = fields(&summary(), true, now);
-        assert_eq!(v["ID"], "f5fb10552c73");
-        assert_eq!(v["Names"], "db");
-        assert_eq!(v["Command"], "\"sleep 3600 --and-mo…\"");
-        assert_eq!(v["CreatedAt"], "2026-11-18 11:06:40 +0000 UTC");
-        assert_eq!(v["RunningFor"], "7 seconds ago");
-        assert_eq!(v["Ports"], "0.0.0.0:32768->5000/tcp");
-        assert_eq!(v["Mounts"], "/srv/some/long…");
-        assert_eq!(v["Networks"], "bridge,my-bridge");
-        let full = fields(&summary(), false, now);
-        assert_eq!(full["Names"], "db,web/db");
-        assert_eq!(full["Mounts"], "/srv/some/long/path");
-    }
-
-    #[test]
-    fn formats_tables_and_json_as_docker() {
-        let now = UNIX_EPOCH + Duration::from_secs(1_795_000_007);
-        let list = [summary()];
-        assert_eq!(write("{{.Names}}\\t{{.Status}}", &list, true, now), "db\tUp 5 seconds\n");
-        assert_eq!(
-            write("table {{.Names}}\\t{{.Status}}\\t{{.Label \"x\"}}", &list, true, now),
-            "NAMES     STATUS         \ndb        Up 5 seconds   \n"
-        );
-        assert_eq!(write("table {{.ID}}", &[], true, now), "CONTAINER ID\n");
-        assert_eq!(
-            write("{{json .}}", &list, true, now),
-            "{\"Command\":\"\\\"sleep 3600 --and-mo…\\\"\",\"CreatedAt\":\"2026-11-18 11:06:40 +0000 UTC\",\
-             \"ID\":\"f5fb10552c73\",\"Image\":\"sleep\",\"Labels\":\"\",\"LocalVolumes\":\"0\",\
-             \"Mounts\":\"/srv/some/long…\",\"Names\":\"db\",\"Networks\":\"bridge,my-bridge\",\
-             \"Ports\":\"0.0.0.0:32768->5000/tcp\",\"RunningFor\":\"7 seconds ago\",\"Size\":\"0B\",\
-             \"State\":\"running\",\"Status\":\"Up 5 seconds\"}\n"
-        );
-        assert_eq!(write("{{json .Names}}", &list, true, now), "\"db\"\n");
-        assert_eq!(write("table {{json .Names}}", &list, true, now), "\n\"db\"\n");
-        assert_eq!(write(&effective_format(None, true), &list, true, now), "f5fb10552c73\n");
-        assert_eq!(write(&effective_format(Some("{{.Names}}"), true), &list, true, now), "db\n");
-        assert!(
-            write("raw", &list, true, now)
-                .starts_with("container_id: f5fb10552c73\nimage: sleep\n")
-        );
-    }
-
-    #[test]
-    fn templates_are_checked_as_docker_does_before_asking() {
-        assert_eq!(check("{{.Names}}\\t{{ .Status }} {{json .}} {{.Label \"a\"}}"), Ok(()));
-        assert_eq!(
-            check("{{.Foo}}"),
-            Err("failed to execute template: template: :1:2: executing \"\" at <.Foo>: can't evaluate field Foo in type *formatter.ContainerContext".into())
-        );
-        assert_eq!(
-            check("table {{.Names}} {{ json .Nope}}"),
-            Err("failed to execute template: template: :1:25: executing \"\" at <.Nope>: can't evaluate field Nope in type *formatter.ContainerContext".into())
-        );
-        assert_eq!(
-            check("{{.Names"),
-            Err("failed to parse template: template: :1: unclosed action".into())
-        );
-        assert_eq!(
-            check("{{foo .Names}}"),
-            Err("failed to parse template: template: :1: function \"foo\" not defined".into())
-        );
-        assert!(check("{{if .Names}}x{{end}}").unwrap_err().contains("not supported"));
-    }
-
-    #[test]
-    fn tabwriter_blocks_columns_as_go() {
-        assert_eq!(tabwrite("a\tb\nlonger cell\tc\n", 10, 3), "a             b\nlonger cell   c\n");
-        // A line without a tab ends the block.
-        assert_eq!(tabwrite("a\tb\nplain\nccc\td\n", 4, 1), "a   b\nplain\nccc d\n");
-        assert_eq!(tabwrite("sidecar\t\t\n", 10, 3), "sidecar             \n");
     }
 }

@@ -1,0 +1,36 @@
+//! Fuzzes the API's request bodies (`cproxy::supervisor::api::types`) as the daemon reads them:
+//! any bytes are read without a panic, and a create body that reads is checked by the engine's
+//! `plan` without a panic, each refusal a sentence (never empty). What reads serializes back to
+//! a body that reads to the same value.
+
+#![no_main]
+
+use cproxy::supervisor::api::types::{
+    ContainerCreateRequest, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+};
+use cproxy::supervisor::engine::create::{Known, plan};
+use cproxy::supervisor::engine::store::Time;
+use libfuzzer_sys::fuzz_target;
+
+fn round_trips<T>(data: &[u8]) -> Option<T>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + PartialEq + std::fmt::Debug,
+{
+    let value: T = serde_json::from_slice(data).ok()?;
+    let again: T = serde_json::from_slice(&serde_json::to_vec(&value).unwrap()).unwrap();
+    assert_eq!(again, value);
+    Some(value)
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(req) = round_trips::<ContainerCreateRequest>(data) {
+        let known = Known { containers: &[], networks: &[] };
+        match plan(Some("fuzzed"), req, &known, "a".repeat(64), Time::ZERO) {
+            Ok(record) => assert!(!record.path.is_empty() || record.args.is_empty()),
+            Err(e) => assert!(!e.message.is_empty()),
+        }
+    }
+    round_trips::<NetworkCreateRequest>(data);
+    round_trips::<NetworkConnectRequest>(data);
+    round_trips::<NetworkDisconnectRequest>(data);
+});

@@ -1,0 +1,50 @@
+//! `cproxy exec`: enters a running container's namespaces (as `nsenter` does; the client runs
+//! as root, as the socket's permissions require) and runs a command there with the container's
+//! environment, its output straight to ours.
+
+use hyper::Method;
+
+use crate::supervisor::api::types::ContainerInspect;
+use crate::supervisor::client::cli::ExecArgs;
+use crate::supervisor::client::transport::{Client, NO_BODY, Result, fail, q};
+use crate::supervisor::rules::env::container_env;
+
+/// The namespaces `exec` joins, in the order it joins them.
+const NAMESPACES: [&str; 5] = ["ipc", "uts", "net", "pid", "mnt"];
+
+/// `exec`: runs `a.command` in the container and exits with its code.
+pub(super) async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
+    let uri = format!("/containers/{}/json", q(&a.container));
+    let v: ContainerInspect = client.json(Method::GET, &uri, NO_BODY).await?;
+    let pid = v.state.pid;
+    if !v.state.status.is_running() || pid <= 0 {
+        return Err(fail(
+            format!("Error response from daemon: Container {} is not running", v.id),
+            1,
+        ));
+    }
+    let mut namespaces = Vec::new();
+    for ns in NAMESPACES {
+        let f = std::fs::File::open(format!("/proc/{pid}/ns/{ns}")).map_err(|e| {
+            fail(format!("Error: cannot enter the container's {ns} namespace: {e}"), 126)
+        })?;
+        namespaces.push(f);
+    }
+    let exe = std::env::current_exe().map_err(|e| fail(e.to_string(), 126))?;
+    let given = v.cproxy_link_env.into_iter().chain(v.config.env).chain(a.env);
+    let env = container_env(&v.config.hostname, given);
+    let fds: Vec<i32> = namespaces.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    let mut cmd = std::process::Command::new(exe);
+    let cwd = Some(v.config.working_dir).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+    // The working directory is set inside: entering the mount namespace resets it to `/`.
+    cmd.arg("__nsexec").arg("--workdir").arg(cwd).arg("--").args(&a.command).env_clear().envs(env);
+    // The fds stay open in `namespaces` until the child has been spawned.
+    let join = fds.into_iter().map(|fd| (fd, nix::sched::CloneFlags::empty())).collect();
+    crate::sys::enter_namespaces_on_spawn(&mut cmd, join, nix::sched::CloneFlags::empty(), false);
+    let status =
+        cmd.status().map_err(|e| fail(format!("Error: cannot run in the container: {e}"), 126))?;
+    drop(namespaces);
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(255);
+    Ok(u8::try_from(code).unwrap_or(255))
+}

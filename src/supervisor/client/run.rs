@@ -1,0 +1,307 @@
+//! `cproxy run`: the flags checked as Docker's client checks them, turned into the create
+//! request, then the container started, detached or followed to its exit.
+
+use std::path::Path;
+
+use hyper::Method;
+
+use crate::spec::{PortSpec, parse_expose};
+use crate::supervisor::api::types::{
+    ContainerCreateRequest, ContainerCreateResponse, ContainerWaitResponse, Empty,
+    EndpointIpamConfig, EndpointSettings, PortSet, RestartPolicySpec,
+};
+use crate::supervisor::client::cli::RunArgs;
+use crate::supervisor::client::stream_logs;
+use crate::supervisor::client::transport::{Client, Failure, NO_BODY, Result, fail, q};
+use crate::supervisor::rules::links::{self, Link};
+use crate::supervisor::rules::restart::{PolicyError, RestartPolicy};
+
+/// Capitalises a spec error as the 20.10 client prints it (`Invalid containerPort: x`).
+fn capitalised(e: impl std::fmt::Display) -> String {
+    let s = e.to_string();
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => s,
+    }
+}
+
+/// A failed start during `run`: exit 125, no usage hint (as docker).
+fn started(f: Failure) -> Failure {
+    Failure { message: f.message, code: 125, see_help: false }
+}
+
+/// `-p` in canonical form, each checked, and `--expose` checked.
+fn port_specs(a: &RunArgs) -> Result<Vec<String>> {
+    let mut specs = Vec::new();
+    for p in &a.publish {
+        let spec = PortSpec::parse(p).map_err(|e| fail(capitalised(e), 125))?;
+        specs.push(spec.to_string());
+    }
+    for e in &a.expose {
+        parse_expose(e).map_err(|e| fail(e.to_string(), 125))?;
+    }
+    Ok(specs)
+}
+
+/// The create request for `run`'s flags (`specs` from [`port_specs`]), refusing in Docker's
+/// words what the client checks itself.
+fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequest> {
+    let restart_policy = restart_request(&a.restart, a.rm)?;
+    let mut links = Vec::new();
+    for value in &a.link {
+        match Link::parse(value) {
+            Ok(l) => links.push(l),
+            Err(e) => return Err(fail(e.flag_message(value), 125)),
+        }
+    }
+    links::check_network_mode(&a.network, &links).map_err(|e| fail(e.to_string(), 125))?;
+    let mut env = Vec::new();
+    for file in &a.env_file {
+        env.extend(read_env_file(file)?);
+    }
+    env.extend(a.env.iter().cloned());
+    for kv in &env {
+        if kv.is_empty() || kv.starts_with('=') {
+            return Err(fail(format!("invalid environment variable: {kv}"), 125));
+        }
+    }
+    let mut req = ContainerCreateRequest::default();
+    let config = &mut req.config;
+    config.cmd = a.command.clone();
+    config.env = env;
+    config.working_dir = a.workdir.clone().unwrap_or_default();
+    config.stop_signal = a.stop_signal.clone();
+    config.stop_timeout = a.stop_timeout;
+    config.hostname = a.hostname.clone().unwrap_or_default();
+    let exposed: PortSet = a.expose.iter().map(|e| (e.clone(), Empty {})).collect();
+    config.exposed_ports = Some(exposed).filter(|e| !e.is_empty());
+    let host = &mut req.host_config;
+    host.network_mode = a.network.clone();
+    host.port_specs = specs;
+    host.publish_all_ports = a.publish_all;
+    host.auto_remove = a.rm && a.detach;
+    host.init = a.init.then_some(true);
+    host.binds = a.volume.clone();
+    host.proxy_protocol = a.proxy_protocol.map(|v| v.to_string()).unwrap_or_default();
+    host.restart_policy = restart_policy;
+    host.links = Some(a.link.clone()).filter(|l| !l.is_empty());
+    if !a.network_alias.is_empty() || a.ip.is_some() {
+        let endpoint = EndpointSettings {
+            aliases: Some(a.network_alias.clone()),
+            ipam_config: Some(EndpointIpamConfig {
+                ipv4_address: a.ip.clone().unwrap_or_default(),
+            }),
+            ..EndpointSettings::default()
+        };
+        req.networking_config.endpoints_config.insert(a.network.clone(), endpoint);
+    }
+    Ok(req)
+}
+
+/// `run`: creates the container, starts it, and either prints its ID (`-d`) or streams its
+/// output until it exits and exits with its code.
+pub(super) async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
+    let specs = port_specs(&a)?;
+    if a.network == "host" && !specs.is_empty() {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+    }
+    let body = create_request(&a, specs)?;
+    let name = a.name.as_deref().map(|n| format!("?name={}", q(n))).unwrap_or_default();
+    let created: ContainerCreateResponse = client
+        .json(Method::POST, &format!("/containers/create{name}"), Some(&body))
+        .await
+        .map_err(|f| fail(f.message, 125))?;
+    let id = created.id;
+    if a.detach {
+        client
+            .call(Method::POST, &format!("/containers/{id}/start"), NO_BODY)
+            .await
+            .map_err(started)?;
+        println!("{id}");
+        return Ok(0);
+    }
+    // Foreground: the daemon does not remove it (the client does, after `wait`), and an exited
+    // container stays exited, so `wait` after the log stream ends cannot miss the exit.
+    let start = client.call(Method::POST, &format!("/containers/{id}/start"), NO_BODY).await;
+    if let Err(e) = start {
+        if a.rm {
+            let _ =
+                client.call(Method::DELETE, &format!("/containers/{id}?force=1"), NO_BODY).await;
+        }
+        return Err(started(e));
+    }
+    stream_logs(client, &format!("/containers/{id}/logs?stdout=1&stderr=1&follow=1")).await?;
+    let waited: ContainerWaitResponse =
+        client.json(Method::POST, &format!("/containers/{id}/wait"), NO_BODY).await?;
+    if a.rm {
+        let _ = client.call(Method::DELETE, &format!("/containers/{id}?force=1"), NO_BODY).await;
+    }
+    Ok(u8::try_from(waited.status_code).unwrap_or(255))
+}
+
+/// `--restart` as Docker's client sends it: the client refuses what it checks itself (a bad
+/// count, `--rm`), the daemon the rest, both in Docker's words.
+fn restart_request(value: &str, rm: bool) -> Result<RestartPolicySpec> {
+    let policy = RestartPolicy::parse(value);
+    if let Err(e) = &policy
+        && e.is_client_side()
+    {
+        return Err(fail(e.to_string(), 125));
+    }
+    if rm && value != "no" && !value.is_empty() {
+        return Err(fail(PolicyError::ConflictsWithRm.to_string(), 125));
+    }
+    let (name, count) = value.split_once(':').unwrap_or((value, "0"));
+    Ok(RestartPolicySpec {
+        name: name.to_string(),
+        maximum_retry_count: count.parse().unwrap_or(0),
+    })
+}
+
+/// `--env-file`: `KEY=VALUE` lines, `#` comments and blank lines skipped, a bare `KEY` taking
+/// the value it has here (dropped if unset), as docker reads it.
+fn read_env_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let os = e.to_string();
+        let os = os.split(" (os error").next().unwrap_or(&os).to_lowercase();
+        fail(format!("open {}: {os}", path.display()), 125)
+    })?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.contains('=') {
+            out.push(line.to_string());
+        } else if let Ok(v) = std::env::var(line) {
+            out.push(format!("{line}={v}"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::supervisor::client::cli::{SupervisorCli, SupervisorCommand};
+
+    /// `cproxy run ARGS` parsed.
+    fn args(argv: &[&str]) -> RunArgs {
+        let argv = ["cproxy", "run"].iter().chain(argv);
+        match SupervisorCli::try_parse_from(argv).unwrap().command {
+            SupervisorCommand::Run(a) => *a,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    /// What the daemon gets for `cproxy run ARGS`, as JSON.
+    fn body(argv: &str) -> Value {
+        let a = args(&argv.split_whitespace().collect::<Vec<_>>());
+        let specs = port_specs(&a).unwrap_or_else(|f| panic!("{}", f.message));
+        let req = create_request(&a, specs).unwrap_or_else(|f| panic!("{}", f.message));
+        serde_json::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap()
+    }
+
+    fn json(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_bare_run_sends_the_command_and_defaults() {
+        assert_eq!(
+            body("sleep 10"),
+            json(
+                r#"{"Hostname": "", "Env": [], "Cmd": ["sleep", "10"], "Image": "",
+                    "WorkingDir": "", "ExposedPorts": null, "StopSignal": null, "StopTimeout": null,
+                    "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},
+                        "PublishAllPorts": false, "AutoRemove": false, "Binds": [],
+                        "ProxyProtocol": "", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+                        "Links": null, "Init": null},
+                    "NetworkingConfig": {"EndpointsConfig": {}}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn run_flags_become_the_create_request() {
+        let mut got = body(
+            "-d --rm -p 127.0.0.1:8080:80 -p 7000-7001:7000-7001/udp -P --expose 5000 \
+             --expose 7000-7002/udp -e A=1 -h box -w /srv -v /tmp:/mnt:ro --proxy-protocol v2 \
+             --init --stop-signal SIGINT --stop-timeout 3 --link db:d --network my-net \
+             --network-alias api --ip 10.89.0.5 prog --flag",
+        );
+        let endpoint = got["NetworkingConfig"]["EndpointsConfig"]["my-net"].take();
+        let want = json(
+            r#"{"Hostname": "box", "Env": ["A=1"], "Cmd": ["prog", "--flag"], "Image": "",
+                "WorkingDir": "/srv", "ExposedPorts": {"5000": {}, "7000-7002/udp": {}},
+                "StopSignal": "SIGINT", "StopTimeout": 3,
+                "HostConfig": {"NetworkMode": "my-net", "PortBindings": {},
+                    "PortSpecs": ["127.0.0.1:8080:80/tcp", "7000-7001:7000-7001/udp"],
+                    "PublishAllPorts": true, "AutoRemove": true, "Binds": ["/tmp:/mnt:ro"],
+                    "ProxyProtocol": "v2", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+                    "Links": ["db:d"], "Init": true},
+                "NetworkingConfig": {"EndpointsConfig": {"my-net": null}}}"#,
+        );
+        assert_eq!(got, want);
+        // The endpoint: the alias and the address; the rest is what inspect shows, left empty.
+        assert_eq!(endpoint["Aliases"], json(r#"["api"]"#));
+        assert_eq!(endpoint["IPAMConfig"], json(r#"{"IPv4Address": "10.89.0.5"}"#));
+        let sent: EndpointSettings = serde_json::from_value(endpoint).unwrap();
+        assert_eq!(
+            sent,
+            EndpointSettings {
+                aliases: Some(vec!["api".into()]),
+                ipam_config: Some(EndpointIpamConfig { ipv4_address: "10.89.0.5".into() }),
+                ..EndpointSettings::default()
+            }
+        );
+    }
+
+    #[test]
+    fn an_alias_alone_still_sends_the_address_field_empty() {
+        let got = body("--network n --network-alias a true");
+        let endpoint = &got["NetworkingConfig"]["EndpointsConfig"]["n"];
+        assert_eq!(endpoint["Aliases"], json(r#"["a"]"#));
+        assert_eq!(endpoint["IPAMConfig"], json(r#"{"IPv4Address": ""}"#));
+    }
+
+    #[test]
+    fn restart_policies_are_sent_as_given_or_refused_in_dockers_words() {
+        let policy = |argv: &str| body(argv)["HostConfig"]["RestartPolicy"].clone();
+        assert_eq!(
+            policy("--restart on-failure:3 true"),
+            json(r#"{"Name": "on-failure", "MaximumRetryCount": 3}"#)
+        );
+        // The daemon refuses a count on `always`, in its words.
+        assert_eq!(
+            policy("--restart always:2 true"),
+            json(r#"{"Name": "always", "MaximumRetryCount": 2}"#)
+        );
+        let refused = |argv: &[&str]| {
+            let a = args(argv);
+            create_request(&a, Vec::new()).err().map(|f| (f.message, f.code))
+        };
+        assert_eq!(
+            refused(&["--rm", "--restart", "always", "true"]),
+            Some((PolicyError::ConflictsWithRm.to_string(), 125))
+        );
+        assert!(refused(&["--restart", "on-failure:x", "true"]).is_some());
+    }
+
+    #[test]
+    fn bad_flags_are_refused_before_asking() {
+        let refused = |argv: &[&str]| {
+            let a = args(argv);
+            port_specs(&a).and_then(|s| create_request(&a, s)).err().map(|f| (f.message, f.code))
+        };
+        assert_eq!(refused(&["-e", "=x", "true"]).unwrap().0, "invalid environment variable: =x");
+        assert_eq!(refused(&["--network", "host", "--link", "db", "true"]).unwrap().1, 125);
+        assert_eq!(refused(&["--expose", "x", "true"]).unwrap().1, 125);
+        assert!(refused(&["-p", "x", "true"]).unwrap().0.starts_with("Invalid"));
+    }
+}

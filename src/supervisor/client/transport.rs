@@ -1,0 +1,209 @@
+//! The client's transport: HTTP/1.1 over the daemon's unix socket (hyper), typed request and
+//! answer bodies (the API types), the daemon's log stream decoded, and Docker's words for a
+//! failed call.
+
+use std::path::{Path, PathBuf};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::supervisor::api::stream::Decoder;
+use crate::supervisor::api::types::ErrorResponse;
+
+/// A failed call: what to print, and the exit code.
+pub(super) struct Failure {
+    /// Docker's words.
+    pub(super) message: String,
+    /// The exit code.
+    pub(super) code: u8,
+    /// `run` adds "See 'cproxy run --help'." (flag errors, and refusals at create).
+    pub(super) see_help: bool,
+}
+
+/// A command's outcome: its exit code, or what to print and exit with.
+pub(super) type Result<T> = std::result::Result<T, Failure>;
+
+/// A failure with Docker's words and exit code (125, the client's own refusal, asks `run` for
+/// its usage hint).
+pub(super) fn fail(message: impl Into<String>, code: u8) -> Failure {
+    Failure { message: message.into(), code, see_help: code == 125 }
+}
+
+/// The body of a request that has none.
+pub(super) const NO_BODY: Option<&()> = None;
+
+/// The daemon at the end of a socket.
+pub(super) struct Client {
+    /// The daemon's socket.
+    pub(super) socket: PathBuf,
+}
+
+impl Client {
+    /// Sends a request with `body` as JSON; a non-2xx answer becomes Docker's "Error response
+    /// from daemon: …".
+    pub(super) async fn call<T: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&T>,
+    ) -> Result<Response<Incoming>> {
+        let body = match body {
+            Some(b) => serde_json::to_vec(b).map_err(|e| fail(e.to_string(), 1))?,
+            None => Vec::new(),
+        };
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| connect_error(&self.socket, uri, &e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| fail(format!("cannot talk to the daemon: {e}"), 1))?;
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("Host", "cproxy")
+            .header("Content-Type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| fail(e.to_string(), 1))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| fail(format!("cannot talk to the daemon: {e}"), 1))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let message = serde_json::from_slice::<ErrorResponse>(&bytes)
+            .ok()
+            .map(|e| e.message)
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| format!("{status}"));
+        Err(fail(format!("Error response from daemon: {message}"), 1))
+    }
+
+    /// [`Client::call`], the answer read as `R` (an empty answer as JSON's `null`).
+    pub(super) async fn json<T: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&T>,
+    ) -> Result<R> {
+        let resp = self.call(method, uri, body).await?;
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| fail(e.to_string(), 1))?;
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(bytes)
+            .map_err(|e| fail(format!("bad answer from the daemon: {e}"), 1))
+    }
+
+    /// `GET uri`, Docker's multiplexed stream: after each read, `each` takes what the decoder
+    /// holds (whole frames, or whole lines), until the daemon ends the stream.
+    pub(super) async fn stream(&self, uri: &str, mut each: impl FnMut(&mut Decoder)) -> Result<()> {
+        let resp = self.call(Method::GET, uri, NO_BODY).await?;
+        let mut body = resp.into_body();
+        let mut decoder = Decoder::default();
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                decoder.push(&data);
+            }
+            each(&mut decoder);
+        }
+        Ok(())
+    }
+}
+
+/// Docker's words for a socket that cannot be reached.
+fn connect_error(socket: &Path, uri: &str, e: &std::io::Error) -> Failure {
+    let s = socket.display();
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        fail(
+            format!(
+                "permission denied while trying to connect to the cproxy daemon socket at unix://{s}: \
+                 {uri}: dial unix {s}: connect: permission denied"
+            ),
+            1,
+        )
+    } else {
+        fail(
+            format!(
+                "Cannot connect to the cproxy daemon at unix://{s}. Is the cproxy daemon running?"
+            ),
+            1,
+        )
+    }
+}
+
+/// Percent-encodes a query or path value.
+pub(super) fn q(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The daemon's API as `cproxy compose` calls it: the same client, a failure as the message
+/// the container commands would print.
+pub(super) struct Api {
+    client: Client,
+}
+
+impl Api {
+    /// The daemon at `socket`.
+    pub(super) fn new(socket: PathBuf) -> Api {
+        Api { client: Client { socket } }
+    }
+
+    /// A request whose answer is JSON, read as `R`.
+    pub(super) async fn json<T: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&T>,
+    ) -> std::result::Result<R, String> {
+        self.client.json(method, uri, body).await.map_err(|f| f.message)
+    }
+
+    /// A request whose answer does not matter.
+    pub(super) async fn call<T: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&T>,
+    ) -> std::result::Result<(), String> {
+        self.client.call(method, uri, body).await.map(drop).map_err(|f| f.message)
+    }
+
+    /// [`Client::stream`].
+    pub(super) async fn stream(
+        &self,
+        uri: &str,
+        each: impl FnMut(&mut Decoder),
+    ) -> std::result::Result<(), String> {
+        self.client.stream(uri, each).await.map_err(|f| f.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(q("web_1.a-b~"), "web_1.a-b~");
+        assert_eq!(q(r#"{"name":{"x":true}}"#), "%7B%22name%22%3A%7B%22x%22%3Atrue%7D%7D");
+        assert_eq!(q("a b/é"), "a%20b%2F%C3%A9");
+    }
+}
