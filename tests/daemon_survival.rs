@@ -14,32 +14,22 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use supervisor_support::{BIN, Daemon, Netns, Start, eventually, http_get, python};
 
-/// Creates and starts a container through the API, its `ctr_port` published on
-/// `127.0.0.1:host_port`; returns its ID.
-fn start_container(
+/// `cproxy run -d --name NAME -p 127.0.0.1:HOST:CTR CMD…`, answered within `limit`; its ID.
+fn run(
     d: &Daemon,
     name: &str,
     cmd: &[String],
     host_port: u16,
     ctr_port: u16,
+    limit: Duration,
 ) -> String {
-    let body = serde_json::json!({
-        "Cmd": cmd,
-        "ExposedPorts": { format!("{ctr_port}/tcp"): {} },
-        "HostConfig": { "PortBindings": { format!("{ctr_port}/tcp"):
-            [{ "HostIp": "127.0.0.1", "HostPort": host_port.to_string() }] } },
-    });
-    let created =
-        d.api("POST", &format!("/containers/create?name={name}"), Some(&body.to_string()));
-    let (status, reply) = created.expect("the daemon answers a create");
-    assert_eq!(status, 201, "{reply}");
-    let id = serde_json::from_str::<serde_json::Value>(&reply).unwrap()["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let started = d.api("POST", &format!("/containers/{id}/start"), None);
-    assert_eq!(started.map(|(s, _)| s), Some(204), "start {name}");
-    id
+    let publish = format!("127.0.0.1:{host_port}:{ctr_port}");
+    let mut args = vec!["run", "-d", "--name", name, "-p", &publish];
+    args.extend(cmd.iter().map(String::as_str));
+    let (out, _) = d.cli_within(&args, limit);
+    let out = out.unwrap_or_else(|| panic!("run {name} did not answer within {limit:?}"));
+    assert!(out.status.success(), "run {name}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn web_server(port: u16) -> Vec<String> {
@@ -109,8 +99,8 @@ fn one_ports_idle_clients_leave_the_other_ports_and_the_api_their_descriptors() 
     let ns = Netns::new();
     let metrics = "127.0.0.1:9180";
     let d = ns.daemon_with(&["--metrics-addr", metrics], Start { nofile: Some(1024), log: false });
-    start_container(&d, "stuck", &black_hole(5000), 7000, 5000);
-    start_container(&d, "web", &web_server(8000), 8081, 8000);
+    run(&d, "stuck", &black_hole(5000), 7000, 5000, Duration::from_secs(10));
+    run(&d, "web", &web_server(8000), 8081, 8000, Duration::from_secs(10));
     let stuck = SocketAddr::from((container_ip(&d, "stuck"), 5000));
     eventually(15, || ns.run(|| TcpStream::connect_timeout(&stuck, Duration::from_secs(1)).ok()));
     let status = eventually(15, || http_get(&ns, "127.0.0.1:8081"));
@@ -136,7 +126,7 @@ fn one_ports_idle_clients_leave_the_other_ports_and_the_api_their_descriptors() 
     }
     ps_answers(&d, "stuck");
     // A new container starts, and its port forwards.
-    start_container(&d, "late", &web_server(8000), 8082, 8000);
+    run(&d, "late", &web_server(8000), 8082, 8000, Duration::from_secs(1));
     let status = eventually(15, || http_get(&ns, "127.0.0.1:8082"));
     assert!(status.contains("200"), "{status}");
     // The busy port kept its share: the clients beyond it were reset at once, and counted.
@@ -156,16 +146,13 @@ fn idle_api_connections_cannot_lock_the_api_out() {
     testkit::rlimit::raise_fd_limit(8192);
     let ns = Netns::new();
     let d = ns.daemon_with(&[], Start { nofile: Some(1024), log: false });
-    start_container(&d, "web", &web_server(8000), 8081, 8000);
+    run(&d, "web", &web_server(8000), 8081, 8000, Duration::from_secs(10));
     let idle: Vec<UnixStream> =
         (0..1100).map(|_| UnixStream::connect(d.socket()).unwrap()).collect();
     for _ in 0..3 {
         ps_answers(&d, "web");
     }
-    let started = Instant::now();
-    start_container(&d, "late", &web_server(8000), 8082, 8000);
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(2), "create and start took {took:?}");
+    run(&d, "late", &web_server(8000), 8082, 8000, Duration::from_secs(1));
     let fds = testkit::procfs::fds(d.pid() as u32).unwrap().total();
     assert!(fds < 600, "the daemon holds {fds} descriptors");
 
@@ -269,7 +256,7 @@ fn logged(d: &mut Daemon, needle: &str, n: usize) -> String {
 fn sighup_leaves_the_daemon_and_its_containers_running() {
     let ns = Netns::new();
     let mut d = ns.daemon_with(&[], Start { nofile: None, log: true });
-    start_container(&d, "web", &web_server(8000), 8081, 8000);
+    run(&d, "web", &web_server(8000), 8081, 8000, Duration::from_secs(10));
     eventually(15, || http_get(&ns, "127.0.0.1:8081"));
     for n in 1..=2 {
         d.signal(Signal::SIGHUP);
@@ -290,7 +277,7 @@ fn sighup_leaves_the_daemon_and_its_containers_running() {
 fn sigusr1_dumps_the_state_and_sigquit_dumps_it_and_exits_2() {
     let ns = Netns::new();
     let mut d = ns.daemon_with(&[], Start { nofile: None, log: true });
-    let id = start_container(&d, "web", &web_server(8000), 8081, 8000);
+    let id = run(&d, "web", &web_server(8000), 8081, 8000, Duration::from_secs(10));
     eventually(15, || http_get(&ns, "127.0.0.1:8081"));
     d.signal(Signal::SIGUSR1);
     let log = logged(&mut d, "=== END cproxy daemon state dump ===", 1);

@@ -264,7 +264,7 @@ fn dump_state(daemon: &engine::Daemon, proxy: &Proxy, limit: u64) {
     let fds = std::fs::read_dir("/proc/self/fd").map(Iterator::count).unwrap_or(0);
     let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
     let _ = writeln!(out, "descriptors: {fds} open of {limit}; tasks: {tasks}");
-    let everything = crate::supervisor::rules::ps::ListOptions {
+    let everything = crate::supervisor::rules::filters::ListOptions {
         all: true,
         limit: 0,
         filters: Default::default(),
