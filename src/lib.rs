@@ -22,6 +22,8 @@ pub mod ports;
 pub mod proxy;
 #[cfg(feature = "cli")]
 pub mod serve;
+#[cfg(feature = "cli")]
+pub mod settings;
 pub mod spec;
 #[cfg(feature = "cli")]
 pub mod supervisor;
