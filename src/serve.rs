@@ -354,7 +354,7 @@ static LOGGING: OnceLock<Logging> = OnceLock::new();
 
 /// Logs go to stderr, as text or (`json`) one JSON object per line; `CPROXY_LOG`, else
 /// `RUST_LOG`, sets the filter (e.g. `debug`, `cproxy=trace,warn`). Both can be changed once
-/// the settings file is read ([`relog`]).
+/// the settings file is read (docker-proxy mode).
 pub fn init_logging(json: bool) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
