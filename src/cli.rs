@@ -33,6 +33,12 @@ once; cproxy exits 0. Every other signal that would end the process stops it the
 (SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO, SIGPWR,
 real-time ones), so none ends a cut transfer in order, as if it were complete.
 
+Settings dockerd cannot pass (PROXY protocol, -grace, -max-conns, timeouts, -threads, logs) come
+from /etc/cproxy/settings.toml, or the file CPROXY_SETTINGS names, read at start: [defaults] and
+[[binding]] tables selected by -proto, -host-ip, -host-port, -container-ip, -container-port
+(the first that matches applies). A flag given here wins over the file. A bad file stops the
+start with its line on fd 3. See docs/SETTINGS.md.
+
 As a container supervisor (each has its own --help, with docker's flags):
   cproxy daemon                       run containers and publish their ports (as root)
   cproxy run [-d] [-p SPEC]... CMD    run a host command as a container

@@ -38,6 +38,9 @@ pub enum AppError {
     GoFlag(String),
     /// docker-proxy's other words for a forwarder that cannot start (exit code 1).
     Failed(String),
+    /// The settings file cannot be used: its path, line and reason (exit code 1).
+    #[cfg(feature = "cli")]
+    Settings(crate::settings::SettingsError),
 }
 
 impl AppError {
@@ -73,6 +76,8 @@ impl fmt::Display for AppError {
             AppError::Proxy(e) => e.fmt(f),
             AppError::Alloc(e) => e.fmt(f),
             AppError::Spec(e) => e.fmt(f),
+            #[cfg(feature = "cli")]
+            AppError::Settings(e) => e.fmt(f),
             AppError::Io { context, source } => write!(f, "{context}: {source}"),
             AppError::Control(s)
             | AppError::Usage(s)
@@ -88,6 +93,8 @@ impl std::error::Error for AppError {
             AppError::Proxy(e) => Some(e),
             AppError::Alloc(e) => Some(e),
             AppError::Spec(e) => Some(e),
+            #[cfg(feature = "cli")]
+            AppError::Settings(e) => Some(e),
             AppError::Io { source, .. } => Some(source),
             _ => None,
         }

@@ -4,10 +4,11 @@
 //!   with `splice(2)`, UDP through a bounded session table.
 //! - [`spec`] and [`ports`]: Docker's `-p` syntax and host-port allocation.
 //! - [`compat`], `cli`, `serve`: docker-proxy's command-line contract (Go-style flags, the
-//!   fd-3 status pipe, `-use-listen-fd`, signals) and the process around the forwarder.
+//!   fd-3 status pipe, `-use-listen-fd`, signals) and the process around the forwarder;
+//!   `settings`: the TOML file that sets what dockerd's command line cannot (docs/SETTINGS.md).
 //!
 //! The `cli` feature (on by default) holds what the `cproxy` program needs beyond the
-//! forwarder: clap's command lines, `serve`, `forward` and `supervisor`. Without it
+//! forwarder: clap's command lines, `serve`, `settings`, `forward` and `supervisor`. Without it
 //! (`default-features = false`) the library builds without clap.
 
 #[cfg(feature = "cli")]
@@ -22,6 +23,8 @@ pub mod ports;
 pub mod proxy;
 #[cfg(feature = "cli")]
 pub mod serve;
+#[cfg(feature = "cli")]
+pub mod settings;
 pub mod spec;
 #[cfg(feature = "cli")]
 pub mod supervisor;

@@ -6,15 +6,21 @@
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tracing_subscriber::Registry;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::Layered;
+use tracing_subscriber::reload;
 
 use crate::cli::{DockerProxyArgs, Tuning};
 use crate::compat::{self, StatusPipe};
 use crate::error::AppError;
 use crate::proxy::{Binding, BindingInfo, Proto, Proxy};
+use crate::settings::{self, Settings, Target, Values};
 use crate::sys;
 
 /// docker-proxy mode: one binding described by docker-proxy's flags.
@@ -31,7 +37,11 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
     } else {
         None
     };
-    let proxy_protocol = args.tuning.proxy_protocol;
+    let tuning = match with_settings(&args) {
+        Ok(tuning) => tuning,
+        Err(e) => return e.report(status),
+    };
+    let proxy_protocol = tuning.proxy_protocol;
     let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, AppError> {
         let failed = |words: &str| AppError::Failed(words.to_string());
         if args.proto == "sctp" {
@@ -69,7 +79,31 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
     };
     // One binding needs no more than one thread: a hundred proxies on a big host would
     // otherwise be thousands of threads.
-    run(&args.tuning, Some(1), status, start)
+    run(&tuning, Some(1), status, start)
+}
+
+/// The tuning of a docker-proxy mode process: the command line's, with what the settings file
+/// ([`settings`]) says for its binding where no flag was given. Logging follows the file's
+/// `log_format` and `log_level` from here on.
+fn with_settings(args: &DockerProxyArgs) -> Result<Tuning, AppError> {
+    let mut tuning = args.tuning.clone();
+    let file = Settings::load().map_err(AppError::Settings)?;
+    // A protocol cproxy cannot serve selects nothing: starting the binding says why.
+    let Some(proto) = Proto::from_name(&args.proto) else { return Ok(tuning) };
+    let values = file.resolve(&Target {
+        proto,
+        host_ip: args.host_ip,
+        host_port: args.host_port,
+        container_ip: args.container_ip,
+        container_port: args.container_port,
+    });
+    if values == Values::default() {
+        return Ok(tuning);
+    }
+    let given = settings::given_flags(std::env::args_os().collect());
+    values.apply(proto, &mut tuning, &|flag| given.contains(flag));
+    relog(tuning.json_logs(), values.log_level.as_ref().map(|l| l.0.as_str()));
+    Ok(tuning)
 }
 
 /// What docker-proxy reports for a host port outside 0-65535: Go's `flag` takes any int, and
@@ -304,10 +338,24 @@ fn raise_fd_limit() {
     }
 }
 
+/// The formatting layer of the logs: text or JSON lines.
+type FmtLayer = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
+
+/// What [`relog`] changes in the logging [`init_logging`] set up.
+struct Logging {
+    fmt: reload::Handle<FmtLayer, Registry>,
+    filter: reload::Handle<Targets, Layered<reload::Layer<FmtLayer, Registry>, Registry>>,
+    json: bool,
+    /// True when `CPROXY_LOG` or `RUST_LOG` set the filter: the settings file does not.
+    filter_from_env: bool,
+}
+
+static LOGGING: OnceLock<Logging> = OnceLock::new();
+
 /// Logs go to stderr, as text or (`json`) one JSON object per line; `CPROXY_LOG`, else
-/// `RUST_LOG`, sets the filter (e.g. `debug`, `cproxy=trace,warn`).
+/// `RUST_LOG`, sets the filter (e.g. `debug`, `cproxy=trace,warn`). Both can be changed once
+/// the settings file is read (docker-proxy mode).
 pub fn init_logging(json: bool) {
-    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let default = || Targets::new().with_default(tracing::Level::WARN);
@@ -316,6 +364,7 @@ pub fn init_logging(json: bool) {
         (Err(_), Ok(spec)) => ("RUST_LOG", Some(spec)),
         _ => ("", None),
     };
+    let filter_from_env = spec.is_some();
     let filter = match spec {
         Some(spec) => spec.parse::<Targets>().unwrap_or_else(|e| {
             eprintln!("cproxy: ignoring {var}={spec:?}: {e}");
@@ -323,10 +372,29 @@ pub fn init_logging(json: bool) {
         }),
         None => default(),
     };
+    let (fmt, fmt_handle) = reload::Layer::new(fmt_layer(json));
+    let (filter, filter_handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry().with(fmt).with(filter).init();
+    let _ = LOGGING.set(Logging { fmt: fmt_handle, filter: filter_handle, json, filter_from_env });
+}
+
+/// Logs of the format `json` says, or text.
+fn fmt_layer(json: bool) -> FmtLayer {
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    if json {
-        tracing_subscriber::registry().with(fmt.json()).with(filter).init();
-    } else {
-        tracing_subscriber::registry().with(fmt).with(filter).init();
+    if json { Box::new(fmt.json()) } else { Box::new(fmt) }
+}
+
+/// Logs from now on as JSON lines (`json`) or text, and with the filter `level` (already
+/// checked) unless the environment set one.
+fn relog(json: bool, level: Option<&str>) {
+    let Some(logging) = LOGGING.get() else { return };
+    if json != logging.json {
+        let _ = logging.fmt.reload(fmt_layer(json));
+    }
+    if let Some(level) = level
+        && !logging.filter_from_env
+        && let Ok(filter) = level.parse::<Targets>()
+    {
+        let _ = logging.filter.reload(filter);
     }
 }

@@ -76,10 +76,21 @@ impl ProxyProcess {
     /// Starts cproxy as dockerd does: docker-proxy's flags for 127.0.0.1 (a free port) to
     /// `backend`, a status pipe on fd 3, and waits for its `0\n` (its readiness signal).
     pub fn docker_proxy(backend: SocketAddr, extra: &[&str]) -> ProxyProcess {
+        ProxyProcess::docker_proxy_env(backend, extra, &[])
+    }
+
+    /// As [`docker_proxy`](Self::docker_proxy), with `env` added to the proxy's environment
+    /// (`CPROXY_SETTINGS`, say).
+    pub fn docker_proxy_env(
+        backend: SocketAddr,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> ProxyProcess {
         use std::os::fd::AsFd;
         let port = peers::free_tcp_port().unwrap();
         let mut cmd = Command::new(cproxy());
         cmd.args(spawn::docker_proxy_args("tcp", Some(port), backend)).args(extra);
+        cmd.envs(env.iter().copied());
         let (status, write) = spawn::status_pipe().expect("status pipe");
         let mut proxy = ProxyProcess::spawn_with_fds(cmd, &[Some(write.as_fd())]);
         drop(write);
