@@ -250,8 +250,9 @@ fn logged(d: &mut Daemon, needle: &str, n: usize) -> String {
     })
 }
 
-/// SIGHUP (a terminal closing, a log rotation) stops neither the daemon nor its containers:
-/// the port still forwards and the socket is still there; SIGTERM still stops all.
+/// SIGHUP (a terminal closing, a log rotation), and the signals dockerd ignores, stop neither
+/// the daemon nor its containers: the port still forwards and the socket is still there;
+/// SIGTERM still stops all.
 #[test]
 fn sighup_leaves_the_daemon_and_its_containers_running() {
     let ns = Netns::new();
@@ -261,6 +262,11 @@ fn sighup_leaves_the_daemon_and_its_containers_running() {
     for n in 1..=2 {
         d.signal(Signal::SIGHUP);
         logged(&mut d, "SIGHUP", n);
+    }
+    // Nor do the signals dockerd ignores.
+    for (n, sig) in [Signal::SIGUSR2, Signal::SIGALRM, Signal::SIGPWR].into_iter().enumerate() {
+        d.signal(sig);
+        logged(&mut d, "signal ignored", n + 1);
     }
     assert!(d.exited().is_none());
     assert!(d.socket().exists());

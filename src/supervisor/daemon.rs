@@ -16,7 +16,9 @@
 //! stack dump) writes the daemon's state to stderr and goes on. SIGQUIT writes that state too
 //! and exits at once with status 2, without the orderly stop, as dockerd (Go's runtime) does;
 //! the containers, the daemon's children, are killed with it (`PR_SET_PDEATHSIG`) and the
-//! socket file is left for the next daemon, which cleans up as after any crash.
+//! socket file is left for the next daemon, which cleans up as after any crash. The other
+//! signals Go catches and ignores (SIGUSR2, SIGALRM, the real-time ones, …) are ignored too;
+//! SIGSTKFLT, on which Go dumps and exits, is a SIGQUIT.
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -219,7 +221,7 @@ enum Signal {
     Hangup,
     /// SIGUSR1: write the state to stderr.
     Dump,
-    /// SIGQUIT: write the state to stderr and exit 2 at once.
+    /// SIGQUIT (and SIGSTKFLT): write the state to stderr and exit 2 at once.
     Quit,
 }
 
@@ -231,16 +233,46 @@ struct Signals {
     hup: tokio::signal::unix::Signal,
     usr1: tokio::signal::unix::Signal,
     quit: tokio::signal::unix::Signal,
+    /// Go's runtime ends with a stack dump on it, as on SIGQUIT.
+    stkflt: tokio::signal::unix::Signal,
 }
 
+/// Signals whose default action would end the daemon (and kill every container) that dockerd
+/// (Go's runtime) catches and ignores; the real-time ones too (glibc keeps the first few for
+/// itself, tokio cannot register SIGRTMAX).
+const IGNORED: [libc::c_int; 8] = [
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGIO,
+    libc::SIGPWR,
+];
+
 impl Signals {
+    /// Installs the handlers; those of [`IGNORED`] log each signal and do nothing else.
     fn install() -> std::io::Result<Signals> {
+        for sig in IGNORED.into_iter().chain(libc::SIGRTMIN()..libc::SIGRTMAX()) {
+            let mut stream = signal(SignalKind::from_raw(sig))?;
+            let name = match nix::sys::signal::Signal::try_from(sig) {
+                Ok(named) => named.as_str().to_string(),
+                Err(_) => format!("SIGRTMIN+{}", sig - libc::SIGRTMIN()),
+            };
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    tracing::info!(signal = %name, "signal ignored");
+                }
+            });
+        }
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
             hup: signal(SignalKind::hangup())?,
             usr1: signal(SignalKind::user_defined1())?,
             quit: signal(SignalKind::quit())?,
+            stkflt: signal(SignalKind::from_raw(libc::SIGSTKFLT))?,
         })
     }
 
@@ -251,6 +283,7 @@ impl Signals {
             _ = self.hup.recv() => Signal::Hangup,
             _ = self.usr1.recv() => Signal::Dump,
             _ = self.quit.recv() => Signal::Quit,
+            _ = self.stkflt.recv() => Signal::Quit,
         }
     }
 }

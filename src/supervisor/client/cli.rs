@@ -77,7 +77,9 @@ pub enum SupervisorCommand {
     SIGUSR1          write the daemon's state (containers, published ports and their \
     counters, descriptors) to stderr, and go on\n  \
     SIGQUIT          write that state, then exit 2 at once without stopping the containers \
-    first; they die with the daemon")]
+    first; they die with the daemon (SIGSTKFLT too)\n  \
+    SIGUSR2, …       ignored, as are SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO, SIGPWR \
+    and the real-time signals")]
 pub struct DaemonArgs {
     /// Root of the daemon's state (records, hosts files, logs)
     #[arg(long = "data-root", value_name = "DIR", default_value = crate::supervisor::DEFAULT_DATA_ROOT)]
