@@ -82,6 +82,23 @@ fn body_reader(body: Body) -> impl io::Read + Send + 'static {
     SyncIoBridge::new(StreamReader::new(stream))
 }
 
+/// Runs `f` over the request body on a blocking thread; on failure reads what is left of
+/// the body first, so the client, still sending, gets the answer rather than a broken pipe.
+async fn with_body<T: Send + 'static>(
+    body: Body,
+    f: impl FnOnce(&mut dyn io::Read) -> Result<T, Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    let mut reader = body_reader(body);
+    blocking(move || {
+        let result = f(&mut reader);
+        if result.is_err() {
+            let _ = io::copy(&mut reader, &mut io::sink());
+        }
+        result
+    })
+    .await
+}
+
 /// A JSON stream answer (`application/json`, a message per line), as dockerd's
 /// `streamformatter`.
 fn messages(items: &[JsonMessage]) -> Response {
@@ -117,17 +134,15 @@ async fn create(State(d): State<Arc<Daemon>>, Query(q): Pairs, body: Body) -> An
     }
     let changes: Vec<String> = all(&q, "changes").cloned().collect();
     let req =
-        ImportRequest::new(first(&q, "repo"), first(&q, "tag"), first(&q, "message"), &changes)?;
-    let reader = body_reader(body);
+        ImportRequest::new(first(&q, "repo"), first(&q, "tag"), first(&q, "message"), &changes);
     let store = d.images.clone();
-    let id = blocking(move || import(&store, req, reader)).await?;
+    let id = with_body(body, move |reader| import(&store, req?, reader)).await?;
     Ok(messages(&[JsonMessage { status: Some(id), ..JsonMessage::default() }]))
 }
 
 async fn load(State(d): State<Arc<Daemon>>, body: Body) -> Answer<Response> {
-    let reader = body_reader(body);
     let store = d.images.clone();
-    let lines = blocking(move || archive::load(&store, reader)).await?;
+    let lines = with_body(body, move |reader| archive::load(&store, reader)).await?;
     let items: Vec<JsonMessage> = lines
         .into_iter()
         .map(|l| JsonMessage { stream: Some(format!("{l}\n")), ..JsonMessage::default() })
