@@ -25,6 +25,7 @@ pub mod client;
 pub mod daemon;
 pub mod engine;
 pub mod http;
+pub mod image;
 pub mod os;
 pub mod rules;
 

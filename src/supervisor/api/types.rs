@@ -764,3 +764,249 @@ mod tests {
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"PrivatePort":80,"Type":"tcp"}"#);
     }
 }
+
+/// `container.Config` as an image carries it: `Config` and `ContainerConfig` of `docker image
+/// inspect`, every field in Go's order, `null` where Docker writes `null`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageRunConfig {
+    /// Always empty in an image.
+    pub hostname: String,
+    /// Always empty in an image.
+    pub domainname: String,
+    /// `USER`.
+    pub user: String,
+    /// A container's setting; false in an image.
+    pub attach_stdin: bool,
+    /// A container's setting; false in an image.
+    pub attach_stdout: bool,
+    /// A container's setting; false in an image.
+    pub attach_stderr: bool,
+    /// `EXPOSE`: `{"80/tcp": {}}`, left out when none.
+    #[serde(skip_serializing_if = "port_set_empty")]
+    pub exposed_ports: Option<PortSet>,
+    /// A container's setting; false in an image.
+    pub tty: bool,
+    /// A container's setting; false in an image.
+    pub open_stdin: bool,
+    /// A container's setting; false in an image.
+    pub stdin_once: bool,
+    /// `ENV`, `KEY=VALUE`.
+    pub env: Option<Vec<String>>,
+    /// `CMD`.
+    pub cmd: Option<Vec<String>>,
+    /// `HEALTHCHECK`, as written (kept, not used by cproxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<serde_json::Value>,
+    /// Windows' escaping of a shell-form command.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub args_escaped: bool,
+    /// The image a build started from.
+    pub image: String,
+    /// `VOLUME`: `{"/data": {}}`.
+    pub volumes: Option<BTreeMap<String, Empty>>,
+    /// `WORKDIR`.
+    pub working_dir: String,
+    /// `ENTRYPOINT`.
+    pub entrypoint: Option<Vec<String>>,
+    /// A container's setting.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub network_disabled: bool,
+    /// A container's setting.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
+    /// `ONBUILD` triggers.
+    pub on_build: Option<Vec<String>>,
+    /// `LABEL`.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `STOPSIGNAL`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
+    /// A container's setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    /// `SHELL`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+}
+
+fn port_set_empty(p: &Option<PortSet>) -> bool {
+    p.as_ref().is_none_or(|p| p.is_empty())
+}
+
+/// One image of `GET /images/json` (`types.ImageSummary`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageSummary {
+    /// Containers using it; -1 (not counted), as dockerd without `?shared-size`.
+    pub containers: i64,
+    /// Unix seconds.
+    pub created: i64,
+    /// `sha256:…`.
+    pub id: String,
+    /// The config's labels.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Always empty: images are imported or loaded, never built here.
+    pub parent_id: String,
+    /// `["<none>@<none>"]` for an untagged image, as dockerd.
+    #[serde(deserialize_with = "nullable")]
+    pub repo_digests: Vec<String>,
+    /// `busybox:latest`; `["<none>:<none>"]` for an untagged image.
+    #[serde(deserialize_with = "nullable")]
+    pub repo_tags: Vec<String>,
+    /// -1, as dockerd without `?shared-size`.
+    pub shared_size: i64,
+    /// Bytes of the layers' files.
+    pub size: i64,
+    /// The same as `Size`.
+    pub virtual_size: i64,
+}
+
+/// `GraphDriver` of `docker image inspect`: where the layers are unpacked (nowhere yet).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct GraphDriverData {
+    /// Driver-specific paths.
+    pub data: Option<BTreeMap<String, String>>,
+    /// The driver.
+    pub name: String,
+}
+
+/// `RootFS` of `docker image inspect`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageRootFs {
+    /// `layers`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The layers' diff IDs, bottom first.
+    #[serde(deserialize_with = "nullable")]
+    pub layers: Vec<String>,
+}
+
+/// `Metadata` of `docker image inspect`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageMetadata {
+    /// When it was last tagged (Docker's zero time if never).
+    pub last_tag_time: String,
+}
+
+/// `GET /images/{name}/json` (`types.ImageInspect`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageInspect {
+    /// `sha256:…`, the digest of its config.
+    pub id: String,
+    /// `busybox:latest`, …
+    #[serde(deserialize_with = "nullable")]
+    pub repo_tags: Vec<String>,
+    /// Registry digests (none: nothing is pulled yet).
+    #[serde(deserialize_with = "nullable")]
+    pub repo_digests: Vec<String>,
+    /// The parent image (always empty here).
+    pub parent: String,
+    /// `docker import -m`, or `Imported from -`.
+    pub comment: String,
+    /// RFC 3339.
+    pub created: String,
+    /// The container a commit was made from.
+    pub container: String,
+    /// That container's config.
+    pub container_config: ImageRunConfig,
+    /// The Docker version that made it.
+    pub docker_version: String,
+    /// `MAINTAINER`.
+    pub author: String,
+    /// What a container of it runs by default.
+    pub config: Option<ImageRunConfig>,
+    /// `amd64`, …
+    pub architecture: String,
+    /// `v8`, … when there is one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub variant: String,
+    /// `linux`.
+    pub os: String,
+    /// The OS's version when the config names one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub os_version: String,
+    /// Bytes of its layers' files.
+    pub size: i64,
+    /// The same as `Size`.
+    pub virtual_size: i64,
+    /// Where its layers are unpacked.
+    pub graph_driver: GraphDriverData,
+    /// Its layers.
+    #[serde(rename = "RootFS")]
+    pub root_fs: ImageRootFs,
+    /// Tag times.
+    pub metadata: ImageMetadata,
+}
+
+/// One line of `GET /images/{name}/history` (`image.HistoryResponseItem`), newest first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HistoryItem {
+    /// The image's ID on its own line, `<missing>` on the lines below it.
+    pub id: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// The instruction that made it.
+    pub created_by: String,
+    /// The image's tags, on its own line.
+    pub tags: Option<Vec<String>>,
+    /// Bytes of the layer's files (0 for a line that made no layer).
+    pub size: i64,
+    /// The comment (`Imported from -`).
+    pub comment: String,
+}
+
+/// One item of `DELETE /images/{name}` and of a prune's report
+/// (`types.ImageDeleteResponseItem`): a tag removed, or an image or layer deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageDeleteItem {
+    /// `busybox:latest`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untagged: Option<String>,
+    /// `sha256:…`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<String>,
+}
+
+/// `POST /images/prune`'s answer (`types.ImagesPruneReport`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImagesPruneReport {
+    /// What was untagged and deleted.
+    pub images_deleted: Option<Vec<ImageDeleteItem>>,
+    /// Bytes freed.
+    pub space_reclaimed: u64,
+}
+
+/// `errorDetail` of a [`JsonMessage`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JsonError {
+    /// Docker's words.
+    pub message: String,
+}
+
+/// One line of the JSON stream `load` and `import` answer with (`jsonmessage.JSONMessage`):
+/// `{"stream":"Loaded image: busybox:latest\n"}`, `{"status":"sha256:…"}`, or an error.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JsonMessage {
+    /// Text to print as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// A status line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// A failure after the answer began.
+    #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<JsonError>,
+    /// The failure's words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -1,4 +1,4 @@
-//! The client side of the container commands: each command asks the daemon over its socket
+//! The client side of the container and image commands: each command asks the daemon over its socket
 //! (`transport`) with the API's types and prints the answer in Docker's formats and words;
 //! this file runs a command, and holds the ones that only name containers (`stop`, `start`,
 //! `restart`, `kill`, `wait`, `rm`, `logs`).
@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod compose;
 mod exec;
+mod image;
 mod network;
 mod run;
 mod show;
@@ -126,6 +127,14 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
             }
             SupervisorCommand::Exec(a) => exec::exec(client, a).await,
             SupervisorCommand::Network(a) => network::network(client, a).await,
+            SupervisorCommand::Images(a) => image::images(client, a).await,
+            SupervisorCommand::Image(a) => image::image(client, a).await,
+            SupervisorCommand::Import(a) => image::import(client, a).await,
+            SupervisorCommand::Load(a) => image::load(client, a).await,
+            SupervisorCommand::Save(a) => image::save(client, a).await,
+            SupervisorCommand::Tag(a) => image::tag(client, a).await,
+            SupervisorCommand::Rmi(a) => image::rmi(client, a).await,
+            SupervisorCommand::History(a) => image::history(client, a).await,
             SupervisorCommand::Daemon(_)
             | SupervisorCommand::Init(_)
             | SupervisorCommand::NsExec(_) => Ok(0),

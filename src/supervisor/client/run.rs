@@ -28,7 +28,7 @@ fn capitalised(e: impl std::fmt::Display) -> String {
 
 /// A failed start during `run`: exit 125, no usage hint (as docker).
 fn started(f: Failure) -> Failure {
-    Failure { message: f.message, code: 125, see_help: false }
+    Failure { code: 125, see_help: false, ..f }
 }
 
 /// `-p` in canonical form, each checked, and `--expose` checked.

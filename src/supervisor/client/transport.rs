@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response};
@@ -22,6 +23,8 @@ pub(super) struct Failure {
     pub(super) code: u8,
     /// `run` adds "See 'cproxy run --help'." (flag errors, and refusals at create).
     pub(super) see_help: bool,
+    /// The daemon's HTTP status, when it answered with an error (0 otherwise).
+    pub(super) status: u16,
 }
 
 /// A command's outcome: its exit code, or what to print and exit with.
@@ -30,7 +33,7 @@ pub(super) type Result<T> = std::result::Result<T, Failure>;
 /// A failure with Docker's words and exit code (125, the client's own refusal, asks `run` for
 /// its usage hint).
 pub(super) fn fail(message: impl Into<String>, code: u8) -> Failure {
-    Failure { message: message.into(), code, see_help: code == 125 }
+    Failure { message: message.into(), code, see_help: code == 125, status: 0 }
 }
 
 /// The body of a request that has none.
@@ -55,6 +58,19 @@ impl Client {
             Some(b) => serde_json::to_vec(b).map_err(|e| fail(e.to_string(), 1))?,
             None => Vec::new(),
         };
+        let body = Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed();
+        self.send(method, uri, "application/json", body).await
+    }
+
+    /// Sends `body` as it comes (a tarball being read) with `content_type`; a non-2xx answer
+    /// becomes Docker's "Error response from daemon: …".
+    pub(super) async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        content_type: &str,
+        body: BoxBody<Bytes, std::io::Error>,
+    ) -> Result<Response<Incoming>> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|e| connect_error(&self.socket, uri, &e))?;
@@ -66,8 +82,8 @@ impl Client {
             .method(method)
             .uri(uri)
             .header("Host", "cproxy")
-            .header("Content-Type", "application/json")
-            .body(Full::new(Bytes::from(body)))
+            .header("Content-Type", content_type)
+            .body(body)
             .map_err(|e| fail(e.to_string(), 1))?;
         let resp = sender
             .send_request(req)
@@ -83,7 +99,12 @@ impl Client {
             .map(|e| e.message)
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| format!("{status}"));
-        Err(fail(format!("Error response from daemon: {message}"), 1))
+        Err(Failure {
+            message: format!("Error response from daemon: {message}"),
+            code: 1,
+            see_help: false,
+            status: status.as_u16(),
+        })
     }
 
     /// [`Client::call`], the answer read as `R` (an empty answer as JSON's `null`).

@@ -147,6 +147,8 @@ pub struct Daemon {
     containers: Mutex<Vec<Arc<Container>>>,
     /// Set by [`Daemon::shutdown`]: exits from then on are not restarted.
     stopping: AtomicBool,
+    /// The local images, under `--data-root`/image.
+    pub images: Arc<crate::supervisor::image::store::ImageStore>,
 }
 
 impl Daemon {
@@ -168,6 +170,8 @@ impl Daemon {
         // A killed daemon's isolation rules; those of the networks below are made again.
         netlink::remove_isolation(&handle, None).await?;
         let predefined_ids = store.predefined_ids()?;
+        let images =
+            crate::supervisor::image::store::ImageStore::open(&store.root().join("image"))?;
         let engine_id = store.engine_id()?;
         let mut networks = Vec::new();
         for n in store.load_networks() {
@@ -215,6 +219,7 @@ impl Daemon {
             spawner: Spawner::new()?,
             containers: Mutex::new(containers),
             stopping: AtomicBool::new(false),
+            images: Arc::new(images),
         })
     }
 

@@ -20,6 +20,7 @@
 //! | `DELETE /networks/{id}` | `204` |
 //! | `POST /networks/{id}/connect` | `{"Container": C, "EndpointConfig": {"Aliases": [A]}}`; `200` |
 //! | `POST /networks/{id}/disconnect` | `{"Container": C}`; `200` |
+//! | `/images/…` | [`images`]: list, import, load, save, inspect, history, tag, remove, prune |
 //!
 //! Every path also answers under `/v1.12/` … `/v1.41/`; a newer or older version gets Docker's
 //! `client version X is too new`/`too old` (400), an unknown route `page not found` (404). `{id}` is a name, an ID, or an unambiguous ID
@@ -69,6 +70,7 @@ use crate::supervisor::engine::store::Status;
 use crate::supervisor::engine::{Daemon, Error, ErrorKind};
 use crate::supervisor::rules::filters::{Filters, ListOptions};
 
+pub mod images;
 pub mod system;
 
 type Params = Query<HashMap<String, String>>;
@@ -142,6 +144,7 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .route("/networks/{id}", get(network_inspect).delete(network_remove))
         .route("/networks/{id}/connect", post(network_connect))
         .route("/networks/{id}/disconnect", post(network_disconnect))
+        .merge(images::routes())
         .with_state(daemon)
 }
 

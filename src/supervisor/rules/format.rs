@@ -163,6 +163,40 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// Go's `units.HumanSizeWithPrecision`: decimal units (`kB`, `MB`, …), `precision`
+/// significant digits as Go's `%.*g` writes them (`1.98MB`, `999B`, `1e+03kB`).
+pub fn human_size(size: f64, precision: usize) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut s = size;
+    let mut i = 0;
+    while s >= 1000.0 && i < UNITS.len() - 1 {
+        s /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(s, precision.max(1)), UNITS[i])
+}
+
+/// Go's `%.*g`: the shortest of `%e` and `%f` at `precision` significant digits, trailing
+/// zeros dropped.
+fn go_g(v: f64, precision: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let trim = |s: String| -> String {
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+    };
+    let e = format!("{:.*e}", precision - 1, v);
+    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= precision as i32 {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa.to_string()), exp.abs())
+    } else {
+        let decimals = (precision as i32 - 1 - exp).max(0) as usize;
+        trim(format!("{v:.decimals$}"))
+    }
+}
+
 /// The command as dockerd lists it: the path, then the arguments, those with a space in
 /// single quotes (`sh -c 'exit 3'`).
 pub fn command_line(path: &str, args: &[String]) -> String {
@@ -332,6 +366,23 @@ mod tests {
             "\"sh -c 'exit 3'\""
         );
         assert_eq!(ellipsis("python3 -m http.server 8000", 20), "python3 -m http.ser…");
+    }
+
+    #[test]
+    fn sizes_read_as_dockers() {
+        for (size, want) in [
+            (0.0, "0B"),
+            (999.0, "999B"),
+            (1000.0, "1kB"),
+            (1982307.0, "1.98MB"),
+            (12345.0, "12.3kB"),
+            (123456.0, "123kB"),
+            (999999.0, "1e+03kB"),
+            (4.26e9, "4.26GB"),
+        ] {
+            assert_eq!(human_size(size, 3), want, "{size}");
+        }
+        assert_eq!(human_size(1982307.0, 4), "1.982MB");
     }
 
     #[test]

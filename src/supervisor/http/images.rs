@@ -1,0 +1,275 @@
+//! The image routes, as dockerd answers them:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /images/json[?filters=JSON]` | `[ImageSummary]`, newest first; filters `dangling`, `reference`, `label`, `before`, `since` |
+//! | `POST /images/create?fromSrc=-[&repo=R&tag=T&message=M&changes=C…]` | the body (a tar, plain, gzip or zstd) imported; `{"status":"sha256:…"}` |
+//! | `POST /images/load[?quiet=1]` | the body (Docker's archive or an OCI layout) loaded; `{"stream":"Loaded image: busybox:latest\n"}` per line |
+//! | `GET /images/get?names=A&names=B`, `GET /images/{name}/get` | the images as one tar (`application/x-tar`) |
+//! | `GET /images/{name}/json` | `ImageInspect` |
+//! | `GET /images/{name}/history` | `[HistoryItem]`, newest first |
+//! | `POST /images/{name}/tag?repo=R[&tag=T]` | `201` |
+//! | `DELETE /images/{name}[?force=1]` | `[{"Untagged": …}, {"Deleted": …}]` |
+//! | `POST /images/prune[?filters={"dangling":["false"]}]` | `{"ImagesDeleted": […], "SpaceReclaimed": N}` |
+//!
+//! `{name}` is a reference (`busybox`, `me/app:1`: it may hold `/`), an ID or an ID prefix.
+//! What reads or writes layers runs on a blocking thread; the request body is read as it
+//! arrives and the saved tar is sent as it is written.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::supervisor::api::types::{
+    HistoryItem, ImageDeleteItem, ImageInspect, ImageSummary, ImagesPruneReport, JsonMessage,
+};
+use crate::supervisor::engine::{Daemon, Error};
+use crate::supervisor::image::archive::{self, SavePlan};
+use crate::supervisor::image::import::{ImportRequest, import};
+use crate::supervisor::image::list;
+use crate::supervisor::image::reference::Reference;
+use crate::supervisor::rules::filters::Filters;
+
+use super::{Answer, ApiError};
+
+/// A query whose keys may repeat (`names`, `changes`).
+type Pairs = Query<Vec<(String, String)>>;
+
+fn first<'a>(q: &'a [(String, String)], key: &str) -> &'a str {
+    q.iter().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str())
+}
+
+fn all<'a>(q: &'a [(String, String)], key: &'a str) -> impl Iterator<Item = &'a String> {
+    q.iter().filter(move |(k, _)| k == key).map(|(_, v)| v)
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v, "1" | "true" | "True")
+}
+
+/// The image routes, merged into the daemon's router.
+pub(super) fn routes() -> Router<Arc<Daemon>> {
+    Router::new()
+        .route("/images/json", get(list_images))
+        .route("/images/create", post(create))
+        .route("/images/load", post(load))
+        .route("/images/get", get(save_many))
+        .route("/images/prune", post(prune))
+        .route("/images/{*name}", get(by_name).post(by_name_post).delete(remove))
+}
+
+/// Runs `f` on a blocking thread, its panic an internal error.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(Error::internal(e)))?
+        .map_err(ApiError)
+}
+
+/// The request body as a blocking reader, read as it arrives.
+fn body_reader(body: Body) -> impl io::Read + Send + 'static {
+    let stream = body.into_data_stream().map(|r| r.map_err(io::Error::other));
+    SyncIoBridge::new(StreamReader::new(stream))
+}
+
+/// Runs `f` over the request body on a blocking thread; on failure reads what is left of
+/// the body first, so the client, still sending, gets the answer rather than a broken pipe.
+async fn with_body<T: Send + 'static>(
+    body: Body,
+    f: impl FnOnce(&mut dyn io::Read) -> Result<T, Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    let mut reader = body_reader(body);
+    blocking(move || {
+        let result = f(&mut reader);
+        if result.is_err() {
+            let _ = io::copy(&mut reader, &mut io::sink());
+        }
+        result
+    })
+    .await
+}
+
+/// A JSON stream answer (`application/json`, a message per line), as dockerd's
+/// `streamformatter`.
+fn messages(items: &[JsonMessage]) -> Response {
+    let mut body = Vec::new();
+    for m in items {
+        body.extend(serde_json::to_vec(m).unwrap_or_default());
+        body.extend(b"\r\n");
+    }
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn list_images(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Pairs,
+) -> Answer<axum::Json<Vec<ImageSummary>>> {
+    let filters = Filters::from_json(first(&q, "filters")).map_err(Error::invalid)?;
+    Ok(axum::Json(list::list(&d.images, &filters)?))
+}
+
+/// `POST /images/create`: `fromSrc=-` imports the body; a pull (`fromImage`) is for later.
+async fn create(State(d): State<Arc<Daemon>>, Query(q): Pairs, body: Body) -> Answer<Response> {
+    if !first(&q, "fromImage").is_empty() {
+        return Err(ApiError(Error::invalid(
+            "cproxy cannot pull images yet: load one (docker save IMAGE | cproxy load) or \
+             import a root filesystem (cproxy import FILE)",
+        )));
+    }
+    let src = first(&q, "fromSrc");
+    if src != "-" {
+        return Err(ApiError(Error::invalid(format!(
+            "cproxy imports from the request body only (fromSrc=-), not from {src:?}"
+        ))));
+    }
+    let changes: Vec<String> = all(&q, "changes").cloned().collect();
+    let req =
+        ImportRequest::new(first(&q, "repo"), first(&q, "tag"), first(&q, "message"), &changes);
+    let store = d.images.clone();
+    let id = with_body(body, move |reader| import(&store, req?, reader)).await?;
+    Ok(messages(&[JsonMessage { status: Some(id), ..JsonMessage::default() }]))
+}
+
+async fn load(State(d): State<Arc<Daemon>>, body: Body) -> Answer<Response> {
+    let store = d.images.clone();
+    let lines = with_body(body, move |reader| archive::load(&store, reader)).await?;
+    let items: Vec<JsonMessage> = lines
+        .into_iter()
+        .map(|l| JsonMessage { stream: Some(format!("{l}\n")), ..JsonMessage::default() })
+        .collect();
+    Ok(messages(&items))
+}
+
+/// A writer into the answer's body: chunks of 256 KiB sent as they fill.
+struct BodyWriter {
+    tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 256 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| io::ErrorKind::BrokenPipe.into())
+    }
+}
+
+/// Streams the images `names` stand for as one tar; a name that stands for none is an error
+/// answer before any byte is sent.
+async fn save(d: Arc<Daemon>, names: Vec<String>) -> Answer<Response> {
+    let store = d.images.clone();
+    let plan = {
+        let store = store.clone();
+        blocking(move || SavePlan::new(&store, &names)).await?
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut out = BodyWriter { tx: tx.clone(), buf: Vec::new() };
+        if let Err(e) = archive::save(&store, &plan, &mut out) {
+            tracing::warn!(error = %e, "save failed");
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        );
+    Response::builder()
+        .header("Content-Type", "application/x-tar")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError(Error::internal(e)))
+}
+
+async fn save_many(State(d): State<Arc<Daemon>>, Query(q): Pairs) -> Answer<Response> {
+    let names: Vec<String> = all(&q, "names").cloned().collect();
+    save(d, names).await
+}
+
+/// `GET /images/{name}/json|history|get`.
+async fn by_name(State(d): State<Arc<Daemon>>, Path(path): Path<String>) -> Answer<Response> {
+    let (name, action) = path.rsplit_once('/').unwrap_or((&path, ""));
+    match action {
+        "json" => {
+            let v: ImageInspect = d.images.inspect(name)?;
+            Ok(axum::Json(v).into_response())
+        }
+        "history" => {
+            let v: Vec<HistoryItem> = d.images.history(name)?;
+            Ok(axum::Json(v).into_response())
+        }
+        "get" => save(d, vec![name.to_string()]).await,
+        _ => Err(ApiError(Error::not_found("page not found"))),
+    }
+}
+
+/// `POST /images/{name}/tag`.
+async fn by_name_post(
+    State(d): State<Arc<Daemon>>,
+    Path(path): Path<String>,
+    Query(q): Pairs,
+) -> Answer<StatusCode> {
+    let Some(name) = path.strip_suffix("/tag") else {
+        return Err(ApiError(Error::not_found("page not found")));
+    };
+    let mut target = Reference::parse_normalized(first(&q, "repo"))
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    let tag = first(&q, "tag");
+    if !tag.is_empty() {
+        target = target.with_tag(tag).map_err(|e| Error::invalid(e.to_string()))?;
+    }
+    let store = d.images.clone();
+    let name = name.to_string();
+    blocking(move || store.tag(&name, &target)).await?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn remove(
+    State(d): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+    Query(q): Pairs,
+) -> Answer<axum::Json<Vec<ImageDeleteItem>>> {
+    let force = truthy(first(&q, "force"));
+    let store = d.images.clone();
+    Ok(axum::Json(blocking(move || store.delete(&name, force)).await?))
+}
+
+/// `POST /images/prune`: untagged images, or with `dangling=false` every image.
+async fn prune(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Pairs,
+) -> Answer<axum::Json<ImagesPruneReport>> {
+    let filters = Filters::from_json(first(&q, "filters")).map_err(Error::invalid)?;
+    let keys: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&filters.to_json()).unwrap_or_default();
+    if let Some(k) = keys.keys().find(|k| *k != "dangling") {
+        return Err(ApiError(Error::invalid(format!("Invalid filter '{k}'"))));
+    }
+    let all = match filters.get("dangling").next() {
+        None | Some("true" | "1") => false,
+        Some("false" | "0") => true,
+        Some(v) => return Err(ApiError(Error::invalid(format!("Invalid filter 'dangling={v}'")))),
+    };
+    let store = d.images.clone();
+    Ok(axum::Json(blocking(move || store.prune(all)).await?))
+}
