@@ -2,7 +2,7 @@
 //! 0660), the runtime, the engine over its records, the API server, and signals.
 //!
 //! Descriptors: the soft `RLIMIT_NOFILE` is raised to the hard limit, as `cproxy forward` (and
-//! Go, so dockerd) does, and shared out ([`Descriptors`]): a quarter at most for the API's
+//! Go, so dockerd) does, and shared out (`Descriptors`): a quarter at most for the API's
 //! connections, a quarter for the process itself (containers' pipes and log files, netlink,
 //! the embedded DNS, the runtime), the rest for the published ports, through the forwarder's
 //! budget ([`Proxy::limit_descriptors`]: a reserve per binding, the rest shared, a connection
