@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod serve;
 #[cfg(feature = "cli")]
 pub mod settings;
+pub mod signals;
 pub mod spec;
 #[cfg(feature = "cli")]
 pub mod supervisor;

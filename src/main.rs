@@ -33,12 +33,12 @@ fn main() -> ExitCode {
             e.exit();
         }
     };
-    let json_logs = match &cli.command {
-        None => cli.docker_proxy.tuning.json_logs(),
-        Some(Command::Forward(args)) => args.tuning.json_logs(),
-        Some(_) => false,
-    };
-    cproxy::serve::init_logging(json_logs);
+    // docker-proxy mode starts its logging once it has read the settings file.
+    match &cli.command {
+        None => {}
+        Some(Command::Forward(args)) => cproxy::serve::init_logging(args.tuning.json_logs(), None),
+        Some(_) => cproxy::serve::init_logging(false, None),
+    }
     match cli.command {
         None => cproxy::serve::docker_proxy(cli.docker_proxy, status),
         Some(Command::Forward(args)) => cproxy::forward::run(args, status),

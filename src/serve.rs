@@ -1,27 +1,23 @@
 //! Runs the forwarder as a process: builds the runtime, starts the bindings, reports readiness,
 //! and stops by draining (idle connections close at once, busy ones get the grace period; a
 //! second signal resets them) on any signal that would otherwise end the process
-//! (`STOP_SIGNALS`), or when the runtime that started it dies.
+//! (`crate::signals`), or when the runtime that started it dies.
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::process::ExitCode;
-use std::sync::OnceLock;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tracing_subscriber::Registry;
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::Layered;
-use tracing_subscriber::reload;
 
 use crate::cli::{DockerProxyArgs, Tuning};
 use crate::compat::{self, StatusPipe};
 use crate::error::AppError;
 use crate::proxy::{Binding, BindingInfo, Proto, Proxy};
 use crate::settings::{self, Settings, Target, Values};
-use crate::sys;
+use crate::{signals, sys};
 
 /// docker-proxy mode: one binding described by docker-proxy's flags.
 pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
@@ -38,8 +34,14 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
         None
     };
     let tuning = match with_settings(&args) {
-        Ok(tuning) => tuning,
-        Err(e) => return e.report(status),
+        Ok((tuning, level)) => {
+            init_logging(tuning.json_logs(), level.as_deref());
+            tuning
+        }
+        Err(e) => {
+            init_logging(args.tuning.json_logs(), None);
+            return e.report(status);
+        }
     };
     let proxy_protocol = tuning.proxy_protocol;
     let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, AppError> {
@@ -83,13 +85,13 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
 }
 
 /// The tuning of a docker-proxy mode process: the command line's, with what the settings file
-/// ([`settings`]) says for its binding where no flag was given. Logging follows the file's
-/// `log_format` and `log_level` from here on.
-fn with_settings(args: &DockerProxyArgs) -> Result<Tuning, AppError> {
+/// ([`settings`]) says for its binding where no flag was given; and the file's `log_level`.
+/// Read before logging starts, so logging is set up once, as the file says.
+fn with_settings(args: &DockerProxyArgs) -> Result<(Tuning, Option<String>), AppError> {
     let mut tuning = args.tuning.clone();
     let file = Settings::load().map_err(AppError::Settings)?;
     // A protocol cproxy cannot serve selects nothing: starting the binding says why.
-    let Some(proto) = Proto::from_name(&args.proto) else { return Ok(tuning) };
+    let Some(proto) = Proto::from_name(&args.proto) else { return Ok((tuning, None)) };
     let values = file.resolve(&Target {
         proto,
         host_ip: args.host_ip,
@@ -98,12 +100,11 @@ fn with_settings(args: &DockerProxyArgs) -> Result<Tuning, AppError> {
         container_port: args.container_port,
     });
     if values == Values::default() {
-        return Ok(tuning);
+        return Ok((tuning, None));
     }
     let given = settings::given_flags(std::env::args_os().collect());
     values.apply(proto, &mut tuning, &|flag| given.contains(flag));
-    relog(tuning.json_logs(), values.log_level.as_ref().map(|l| l.0.as_str()));
-    Ok(tuning)
+    Ok((tuning, values.log_level.map(|l| l.0)))
 }
 
 /// What docker-proxy reports for a host port outside 0-65535: Go's `flag` takes any int, and
@@ -191,7 +192,7 @@ where
             }
         };
         tokio::select! {
-            sig = signals.recv() => tracing::info!(signal = %signal_name(sig), "stop signal"),
+            sig = signals.recv() => tracing::info!(signal = %signals::name(sig), "stop signal"),
             _ = parent_exited => tracing::info!("the runtime that started cproxy exited"),
         }
         tracing::info!(
@@ -202,7 +203,7 @@ where
             _ = proxy.shutdown() => {}
             sig = signals.recv() => {
                 tracing::info!(
-                    signal = %signal_name(sig),
+                    signal = %signals::name(sig),
                     "second stop signal: resetting open connections"
                 );
                 proxy.kill();
@@ -213,48 +214,8 @@ where
     })
 }
 
-/// The signals that stop cproxy, as SIGTERM does: every one whose default action ends the
-/// process and that a process may catch, so that none cuts connections with an orderly end of
-/// stream that looks complete. Not among them: SIGKILL (cannot be caught); the signals the
-/// kernel sends for a fault of the process itself (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP,
-/// SIGSYS) and SIGABRT (`abort`), whose core dump is worth more than a drain; SIGPIPE, which
-/// Rust ignores. The real-time signals (SIGRTMIN to SIGRTMAX - 1; tokio cannot register
-/// SIGRTMAX) come on top, see [`stop_signals`].
-const STOP_SIGNALS: [libc::c_int; 14] = [
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGTERM,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGALRM,
-    libc::SIGVTALRM,
-    libc::SIGPROF,
-    libc::SIGXCPU,
-    libc::SIGXFSZ,
-    libc::SIGIO,
-    libc::SIGPWR,
-    libc::SIGSTKFLT,
-];
-
-/// Every signal that stops cproxy: [`STOP_SIGNALS`] and the real-time signals this process may
-/// use (glibc keeps the first two or three for itself: `SIGRTMIN()` is past them).
-fn stop_signals() -> Vec<libc::c_int> {
-    STOP_SIGNALS.into_iter().chain(libc::SIGRTMIN()..libc::SIGRTMAX()).collect()
-}
-
-/// A signal's name, as `kill -l` spells it (`SIGRTMIN+3` for a real-time one).
-fn signal_name(sig: libc::c_int) -> String {
-    if let Ok(named) = nix::sys::signal::Signal::try_from(sig) {
-        return named.as_str().to_string();
-    }
-    if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) {
-        return format!("SIGRTMIN+{}", sig - libc::SIGRTMIN());
-    }
-    format!("signal {sig}")
-}
-
-/// Handlers for every one of [`stop_signals`], received as one stream.
+/// Handlers for every one of [`signals::terminating`]: each stops cproxy as SIGTERM does, so
+/// none cuts connections with an orderly end of stream that looks complete.
 struct StopSignals {
     streams: Vec<(libc::c_int, Signal)>,
 }
@@ -262,7 +223,7 @@ struct StopSignals {
 impl StopSignals {
     /// Installs the handlers: from here on none of these signals ends the process by itself.
     fn install() -> std::io::Result<StopSignals> {
-        let streams = stop_signals()
+        let streams = signals::terminating()
             .into_iter()
             .map(|sig| signal(SignalKind::from_raw(sig)).map(|s| (sig, s)))
             .collect::<std::io::Result<_>>()?;
@@ -338,24 +299,10 @@ fn raise_fd_limit() {
     }
 }
 
-/// The formatting layer of the logs: text or JSON lines.
-type FmtLayer = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
-
-/// What [`relog`] changes in the logging [`init_logging`] set up.
-struct Logging {
-    fmt: reload::Handle<FmtLayer, Registry>,
-    filter: reload::Handle<Targets, Layered<reload::Layer<FmtLayer, Registry>, Registry>>,
-    json: bool,
-    /// True when `CPROXY_LOG` or `RUST_LOG` set the filter: the settings file does not.
-    filter_from_env: bool,
-}
-
-static LOGGING: OnceLock<Logging> = OnceLock::new();
-
 /// Logs go to stderr, as text or (`json`) one JSON object per line; `CPROXY_LOG`, else
-/// `RUST_LOG`, sets the filter (e.g. `debug`, `cproxy=trace,warn`). Both can be changed once
-/// the settings file is read (docker-proxy mode).
-pub fn init_logging(json: bool) {
+/// `RUST_LOG`, sets the filter (e.g. `debug`, `cproxy=trace,warn`); else `level` (the settings
+/// file's `log_level`, already checked); else warnings.
+pub fn init_logging(json: bool, level: Option<&str>) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let default = || Targets::new().with_default(tracing::Level::WARN);
@@ -364,37 +311,17 @@ pub fn init_logging(json: bool) {
         (Err(_), Ok(spec)) => ("RUST_LOG", Some(spec)),
         _ => ("", None),
     };
-    let filter_from_env = spec.is_some();
     let filter = match spec {
         Some(spec) => spec.parse::<Targets>().unwrap_or_else(|e| {
             eprintln!("cproxy: ignoring {var}={spec:?}: {e}");
             default()
         }),
-        None => default(),
+        None => level.and_then(|l| l.parse::<Targets>().ok()).unwrap_or_else(default),
     };
-    let (fmt, fmt_handle) = reload::Layer::new(fmt_layer(json));
-    let (filter, filter_handle) = reload::Layer::new(filter);
-    tracing_subscriber::registry().with(fmt).with(filter).init();
-    let _ = LOGGING.set(Logging { fmt: fmt_handle, filter: filter_handle, json, filter_from_env });
-}
-
-/// Logs of the format `json` says, or text.
-fn fmt_layer(json: bool) -> FmtLayer {
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    if json { Box::new(fmt.json()) } else { Box::new(fmt) }
-}
-
-/// Logs from now on as JSON lines (`json`) or text, and with the filter `level` (already
-/// checked) unless the environment set one.
-fn relog(json: bool, level: Option<&str>) {
-    let Some(logging) = LOGGING.get() else { return };
-    if json != logging.json {
-        let _ = logging.fmt.reload(fmt_layer(json));
-    }
-    if let Some(level) = level
-        && !logging.filter_from_env
-        && let Ok(filter) = level.parse::<Targets>()
-    {
-        let _ = logging.filter.reload(filter);
+    if json {
+        tracing_subscriber::registry().with(fmt.json()).with(filter).init();
+    } else {
+        tracing_subscriber::registry().with(fmt).with(filter).init();
     }
 }

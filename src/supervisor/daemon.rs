@@ -237,29 +237,19 @@ struct Signals {
     stkflt: tokio::signal::unix::Signal,
 }
 
-/// Signals whose default action would end the daemon (and kill every container) that dockerd
-/// (Go's runtime) catches and ignores; the real-time ones too (glibc keeps the first few for
-/// itself, tokio cannot register SIGRTMAX).
-const IGNORED: [libc::c_int; 8] = [
-    libc::SIGUSR2,
-    libc::SIGALRM,
-    libc::SIGVTALRM,
-    libc::SIGPROF,
-    libc::SIGXCPU,
-    libc::SIGXFSZ,
-    libc::SIGIO,
-    libc::SIGPWR,
-];
+/// The terminating signals ([`crate::signals::terminating`]) the daemon handles itself; every
+/// other one dockerd (Go's runtime) catches and ignores, and so does the daemon.
+const HANDLED: [libc::c_int; 6] =
+    [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGQUIT, libc::SIGSTKFLT];
 
 impl Signals {
-    /// Installs the handlers; those of [`IGNORED`] log each signal and do nothing else.
+    /// Installs the handlers; the terminating signals not [`HANDLED`] are logged and
+    /// otherwise ignored.
     fn install() -> std::io::Result<Signals> {
-        for sig in IGNORED.into_iter().chain(libc::SIGRTMIN()..libc::SIGRTMAX()) {
+        let ignored = crate::signals::terminating().into_iter().filter(|s| !HANDLED.contains(s));
+        for sig in ignored {
             let mut stream = signal(SignalKind::from_raw(sig))?;
-            let name = match nix::sys::signal::Signal::try_from(sig) {
-                Ok(named) => named.as_str().to_string(),
-                Err(_) => format!("SIGRTMIN+{}", sig - libc::SIGRTMIN()),
-            };
+            let name = crate::signals::name(sig);
             tokio::spawn(async move {
                 while stream.recv().await.is_some() {
                     tracing::info!(signal = %name, "signal ignored");

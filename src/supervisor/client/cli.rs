@@ -606,7 +606,7 @@ pub fn dispatch(args: &[OsString]) -> Option<ExitCode> {
         SupervisorCommand::Init(a) => crate::supervisor::os::init::run(a),
         SupervisorCommand::NsExec(a) => crate::supervisor::os::init::nsexec(a),
         SupervisorCommand::Daemon(a) => {
-            crate::serve::init_logging(false);
+            crate::serve::init_logging(false, None);
             daemon(cli.host, a)
         }
         cmd => crate::supervisor::client::run(cli.host, cmd),
