@@ -51,6 +51,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -122,7 +123,8 @@ fn body_of<T: DeserializeOwned>(body: &Bytes) -> Answer<T> {
 /// The router over a daemon; every route also answers under `/vX.Y` for each API version
 /// served ([`system::versioned`]), as Docker clients address it.
 pub fn router(daemon: Arc<Daemon>) -> Router {
-    system::versioned(routes(daemon))
+    // What a handler buffers (`Bytes`) is capped; streamed bodies (image uploads) are not.
+    system::versioned(routes(daemon)).layer(DefaultBodyLimit::max(server::MAX_BODY))
 }
 
 fn routes(daemon: Arc<Daemon>) -> Router {

@@ -10,16 +10,18 @@
 //!   -f` or `wait` calls), the newcomer gets `503` and is closed at once.
 //! - **A request head within [`Limits::header_timeout`]** of its first byte (of the connection,
 //!   for the first request); else the connection is closed.
-//! - **A request body within [`Limits::body_timeout`]** of its head (`408`, then closed), and
-//!   no bigger than [`MAX_BODY`] (`413`).
+//! - **A request body that never stalls for [`Limits::body_timeout`]** (`408`, then closed).
+//!   Bodies stream through to the handlers, so an image upload (`import`, `load`) may be any
+//!   size and take as long as its bytes keep coming; a handler that buffers its body (the JSON
+//!   ones) takes at most [`MAX_BODY`] (`413`, axum's `DefaultBodyLimit`).
 //! - **Keep-alive connections closed after [`Limits::idle_timeout`]** without a request.
 //!
-//! Handlers are the router's ([`super::router`]); a request's body is read here, whole, before
-//! it reaches them.
+//! Handlers are the router's ([`super::router`]).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -27,7 +29,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper_util::rt::TokioIo;
@@ -38,8 +40,10 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// The biggest request body read (that of `axum`'s `Bytes` extractor): create bodies are a
-/// few KiB.
+use crate::supervisor::api::types::ErrorResponse;
+
+/// The biggest body a handler buffers (`axum`'s `Bytes` extractor, through the router's
+/// `DefaultBodyLimit`): create bodies are a few KiB. Streamed bodies have no such bound.
 pub const MAX_BODY: usize = 2 << 20;
 
 /// The API server's limits on its clients.
@@ -50,7 +54,7 @@ pub struct Limits {
     /// From a request's first byte (a connection's first request: from its accept) to the end
     /// of its head.
     pub header_timeout: Duration,
-    /// From the end of a request's head to the end of its body.
+    /// The longest a request body may go without a byte.
     pub body_timeout: Duration,
     /// How long a keep-alive connection may wait for its next request.
     pub idle_timeout: Duration,
@@ -275,8 +279,9 @@ async fn serve_connection(stream: UnixStream, conn: Arc<Conn>, app: Router, limi
     }
 }
 
-/// Reads `req`'s body within `body_timeout`, then lets the router answer; the response body
-/// keeps the connection busy until it is sent.
+/// Lets the router answer `req`, its body streamed through [`Stalling`]: a body that stalls
+/// for `body_timeout` is cut, and the answer is then `408`. The response body keeps the
+/// connection busy until it is sent.
 async fn answer(
     req: Request<Incoming>,
     app: TowerToHyperService<Router>,
@@ -284,23 +289,21 @@ async fn answer(
     body_timeout: Duration,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let (parts, body) = req.into_parts();
-    let read = tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY).collect()).await;
-    let body = match read {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            let m = format!("request body larger than {MAX_BODY} bytes");
-            return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, &m));
-        }
-        Ok(Err(e)) => return Ok(error(StatusCode::BAD_REQUEST, &format!("request body: {e}"))),
-        Err(_) => {
-            let m = format!("request body not received within {body_timeout:?}");
-            return Ok(error(StatusCode::REQUEST_TIMEOUT, &m));
-        }
-    };
-    let resp = match app.call(Request::from_parts(parts, Body::from(body))).await {
+    let stalled = Arc::new(AtomicBool::new(false));
+    let body = Body::new(Stalling {
+        inner: body,
+        limit: body_timeout,
+        timer: Box::pin(tokio::time::sleep(body_timeout)),
+        stalled: stalled.clone(),
+    });
+    let resp = match app.call(Request::from_parts(parts, body)).await {
         Ok(resp) => resp,
         Err(never) => match never {},
     };
+    if stalled.load(Ordering::Relaxed) {
+        let m = format!("request body not received: no byte for {body_timeout:?}");
+        return Ok(error(StatusCode::REQUEST_TIMEOUT, &m));
+    }
     Ok(resp.map(|b| {
         Body::new(b.map_frame(move |frame| {
             let _busy = &guard;
@@ -309,10 +312,49 @@ async fn answer(
     }))
 }
 
+/// A request body that fails once no byte has come for `limit` (and says so in `stalled`).
+struct Stalling {
+    inner: Incoming,
+    limit: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for Stalling {
+    type Data = hyper::body::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer.as_mut().reset(Instant::now() + this.limit);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending if this.timer.as_mut().poll(cx).is_ready() => {
+                this.stalled.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err("request body stalled".into())))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Docker's error body, and the connection closed after it (its request was not read whole).
 fn error(status: StatusCode, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "message": message }).to_string();
-    let mut resp = Response::new(Body::from(body));
+    let body = ErrorResponse { message: message.to_string() };
+    let mut resp = Response::new(Body::from(serde_json::to_vec(&body).unwrap_or_default()));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
