@@ -505,6 +505,9 @@ pub struct HistoryArgs {
     /// Only show image IDs
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Pretty-print history using a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
     /// The image
     pub image: String,
 }
