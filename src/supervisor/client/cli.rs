@@ -738,6 +738,44 @@ mod tests {
     }
 
     #[test]
+    fn image_commands_take_dockers_flags() {
+        let Ok(SupervisorCli { command: SupervisorCommand::Import(a), .. }) = parse(&[
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            "--change",
+            "ENV A=1",
+            "-m",
+            "msg",
+            "-",
+            "bb:1",
+        ]) else {
+            panic!("import should parse");
+        };
+        assert_eq!((a.file.as_str(), a.reference.as_deref()), ("-", Some("bb:1")));
+        assert_eq!((a.change.len(), a.message.as_deref()), (2, Some("msg")));
+        let Ok(SupervisorCli { command: SupervisorCommand::Image(ImageCommand::Rm(a)), .. }) =
+            parse(&["image", "rm", "-f", "a", "b"])
+        else {
+            panic!("image rm should parse");
+        };
+        assert!(a.force && a.images == ["a", "b"]);
+        assert!(matches!(
+            parse(&["image", "list", "-q", "busybox"]),
+            Ok(SupervisorCli {
+                command: SupervisorCommand::Image(ImageCommand::Ls(ImagesArgs { quiet: true, .. })),
+                ..
+            })
+        ));
+        // -H stays the daemon's address, as with docker.
+        let Ok(cli) = parse(&["-H", "unix:///x.sock", "history", "--no-trunc", "bb"]) else {
+            panic!("history should parse");
+        };
+        assert_eq!(cli.host.as_deref(), Some("unix:///x.sock"));
+        assert!(parse(&["save"]).is_err() && parse(&["tag", "a"]).is_err());
+    }
+
+    #[test]
     fn other_usage_errors_keep_clap_words() {
         assert!(usage_error(&["port", "c", "80", "extra"]).contains("unexpected argument 'extra'"));
     }
