@@ -224,32 +224,15 @@ impl ControlSocket {
     /// left by a cproxy that died is replaced; anything else at `path` is an error.
     fn bind(path: &Path, group: Option<u32>) -> Result<ControlSocket, String> {
         let shown = path.display();
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_socket() => {
-                match std::os::unix::net::UnixStream::connect(path) {
-                    Ok(_) => {
-                        return Err(format!(
-                            "control socket {shown} is in use by another cproxy: stop it or \
-                             choose another path"
-                        ));
-                    }
-                    // Nobody listens: a stale socket from a cproxy that died.
-                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                        std::fs::remove_file(path).map_err(|e| {
-                            format!("cannot replace stale control socket {shown}: {e}")
-                        })?
-                    }
-                    Err(e) => return Err(format!("cannot check control socket {shown}: {e}")),
-                }
-            }
-            Ok(_) => {
+        match clear_socket_path(path, "control socket") {
+            Ok(()) => {}
+            Err(SocketPathError::InUse) => {
                 return Err(format!(
-                    "{shown} exists and is not a socket: not replacing it with the control \
-                     socket (remove it or choose another path)"
+                    "control socket {shown} is in use by another cproxy: stop it or choose \
+                     another path"
                 ));
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot create control socket {shown}: {e}")),
+            Err(SocketPathError::Refused(e)) => return Err(e),
         }
         // The socket file takes its mode from the umask at bind(2); no umask may leave it open
         // to other users even for a moment. The process has a single thread here, so changing
@@ -274,6 +257,47 @@ impl ControlSocket {
                 .map_err(|e| format!("cannot give group {gid} the control socket {shown}: {e}"))?;
         }
         Ok(socket)
+    }
+}
+
+/// Why a unix socket cannot be created at a path ([`clear_socket_path`]).
+#[derive(Debug)]
+pub(crate) enum SocketPathError {
+    /// A socket is there and something listens on it.
+    InUse,
+    /// Anything else, in words that name the path.
+    Refused(String),
+}
+
+/// Makes `path` ready for a new unix socket, called `what` in errors ("control socket", "API
+/// socket"): nothing there, or a stale socket nobody listens on (left by a process that died),
+/// which is removed. A socket in use, and anything that is not a socket (a regular file, a
+/// directory, a symbolic link), are left alone and refused: `cproxy forward --control` and
+/// `cproxy daemon --host` never delete a file to put their socket in its place.
+pub(crate) fn clear_socket_path(path: &Path, what: &str) -> Result<(), SocketPathError> {
+    let shown = path.display();
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => Err(SocketPathError::InUse),
+                // Nobody listens: a stale socket from a process that died.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => std::fs::remove_file(path)
+                    .map_err(|e| {
+                        SocketPathError::Refused(format!(
+                            "cannot replace stale {what} {shown}: {e}"
+                        ))
+                    }),
+                Err(e) => {
+                    Err(SocketPathError::Refused(format!("cannot check {what} {shown}: {e}")))
+                }
+            }
+        }
+        Ok(_) => Err(SocketPathError::Refused(format!(
+            "{shown} exists and is not a socket: not replacing it with the {what} (remove it or \
+             choose another path)"
+        ))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(SocketPathError::Refused(format!("cannot create {what} {shown}: {e}"))),
     }
 }
 

@@ -29,7 +29,9 @@ fn descriptor_exhaustion_backs_off_quietly_and_recovers_by_itself() {
     let mut clients = Vec::new();
     for _ in 0..40 {
         let mut c = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
-        c.write_all(b"x").unwrap();
+        // A connection accepted with the last descriptor can find none left for its backend
+        // and be reset before this write: that is the exhaustion under test, not a failure.
+        let _ = c.write_all(b"x");
         clients.push(c);
     }
     // While exhausted, the accept loop must sleep, not spin: measure CPU over one second.

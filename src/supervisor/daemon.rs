@@ -1,8 +1,27 @@
-//! The `cproxy daemon` process: root check, the API socket (directory 0700, socket 0660), the
-//! runtime, the engine over its records, and SIGTERM/SIGINT → stop every container.
+//! The `cproxy daemon` process: root check, descriptors, the API socket (directory 0700, socket
+//! 0660), the runtime, the engine over its records, the API server, and signals.
+//!
+//! Descriptors: the soft `RLIMIT_NOFILE` is raised to the hard limit, as `cproxy forward` (and
+//! Go, so dockerd) does, and shared out (`Descriptors`): a quarter at most for the API's
+//! connections, a quarter for the process itself (containers' pipes and log files, netlink,
+//! the embedded DNS, the runtime), the rest for the published ports, through the forwarder's
+//! budget ([`Proxy::limit_descriptors`]: a reserve per binding, the rest shared, a connection
+//! with none left reset at once and counted as refused). One port's clients cannot take
+//! another port's descriptors or the API's.
+//!
+//! Signals, as dockerd's: SIGTERM and SIGINT stop every container, then the daemon. SIGHUP
+//! (dockerd's configuration reload) is logged and ignored: the daemon has no configuration
+//! file, and its flags (`--dns`, the nameservers of `/etc/resolv.conf`) are read once at
+//! start; a closing terminal or a log rotation never stops it or a container. SIGUSR1 (dockerd's
+//! stack dump) writes the daemon's state to stderr and goes on. SIGQUIT writes that state too
+//! and exits at once with status 2, without the orderly stop, as dockerd (Go's runtime) does;
+//! the containers, the daemon's children, are killed with it (`PR_SET_PDEATHSIG`) and the
+//! socket file is left for the next daemon, which cleans up as after any crash. The other
+//! signals Go catches and ignores (SIGUSR2, SIGALRM, the real-time ones, …) are ignored too;
+//! SIGSTKFLT, on which Go dumps and exits, is a SIGQUIT.
 
 use std::net::Ipv4Addr;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,6 +31,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::ports::PortAllocator;
 use crate::proxy::{Config, Proxy};
+use crate::supervisor::http::server::Limits;
 use crate::supervisor::{engine, http};
 
 /// `cproxy daemon`'s settings.
@@ -29,6 +49,8 @@ pub struct DaemonConfig {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// `--dns`: where the embedded DNS forwards (empty: the daemon's `/etc/resolv.conf`).
     pub dns: Vec<std::net::IpAddr>,
+    /// The API server's limits; `max_connections` is further bounded by the descriptor limit.
+    pub api: Limits,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT, then stops every container and removes what it made.
@@ -41,6 +63,7 @@ pub fn run_daemon(cfg: DaemonConfig) -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    let limit = raise_fd_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -48,7 +71,7 @@ pub fn run_daemon(cfg: DaemonConfig) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(serve(cfg)) {
+    match rt.block_on(serve(cfg, limit)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cproxy daemon: {e}");
@@ -57,7 +80,43 @@ pub fn run_daemon(cfg: DaemonConfig) -> ExitCode {
     }
 }
 
-fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
+/// Raises the soft descriptor limit to the hard one (systemd gives services 1024 soft and
+/// 524288 hard) and returns the limit the daemon has.
+fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return 1024 };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}
+
+/// How the daemon's descriptor limit is shared out.
+#[derive(Debug, PartialEq, Eq)]
+struct Descriptors {
+    /// API connections open at once.
+    api_connections: usize,
+    /// What the published ports' budget is made of ([`Proxy::limit_descriptors`]).
+    bindings: u64,
+}
+
+impl Descriptors {
+    /// At most a quarter of `limit` for the API's connections (and no more than `max_api`), a
+    /// quarter for the process itself, the rest for the bindings.
+    fn plan(limit: u64, max_api: usize) -> Descriptors {
+        let api = (max_api as u64).min(limit / 4).max(1);
+        let process = limit / 4;
+        Descriptors {
+            api_connections: usize::try_from(api).unwrap_or(usize::MAX),
+            bindings: limit.saturating_sub(api + process),
+        }
+    }
+}
+
+/// The API socket at `path`, and the device and inode of its file (so that only that file is
+/// removed at exit). A stale socket is replaced; anything else there is refused in
+/// `forward --control`'s words.
+fn bind_socket(path: &Path) -> Result<(std::os::unix::net::UnixListener, (u64, u64)), String> {
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -65,26 +124,34 @@ fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, String> 
             .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(format!(
-            "a daemon is already listening on unix://{}; stop it first",
-            path.display()
-        ));
+    use crate::forward::{SocketPathError, clear_socket_path};
+    match clear_socket_path(path, "API socket") {
+        Ok(()) => {}
+        Err(SocketPathError::InUse) => {
+            return Err(format!(
+                "a daemon is already listening on unix://{}; stop it first",
+                path.display()
+            ));
+        }
+        Err(SocketPathError::Refused(e)) => return Err(e),
     }
-    let _ = std::fs::remove_file(path);
     let listener = std::os::unix::net::UnixListener::bind(path)
         .map_err(|e| format!("cannot listen on unix://{}: {e}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| format!("cannot listen on unix://{}: {e}", path.display()))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    Ok(listener)
+    Ok((listener, (meta.dev(), meta.ino())))
 }
 
-async fn serve(cfg: DaemonConfig) -> Result<(), String> {
+async fn serve(cfg: DaemonConfig, limit: u64) -> Result<(), String> {
     let store = engine::store::Store::open(&cfg.data_root)
         .map_err(|e| format!("cannot use data root {}: {e}", cfg.data_root.display()))?;
-    let listener = bind_socket(&cfg.socket)?;
+    let (listener, socket_file) = bind_socket(&cfg.socket)?;
+    let descriptors = Descriptors::plan(limit, cfg.api.max_connections);
     let proxy = Proxy::new(Config { grace: Duration::from_secs(1), ..Config::default() });
+    proxy.limit_descriptors(descriptors.bindings);
     if let Some(addr) = cfg.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -98,7 +165,7 @@ async fn serve(cfg: DaemonConfig) -> Result<(), String> {
         None => PortAllocator::from_kernel(),
     };
     let upstreams = engine::dns_server::upstreams(&cfg.dns, Path::new("/etc/resolv.conf"));
-    let daemon = engine::Daemon::new(store, proxy, allocator, cfg.bip, upstreams)
+    let daemon = engine::Daemon::new(store, proxy.clone(), allocator, cfg.bip, upstreams)
         .await
         .map_err(|e| format!("cannot set up networking: {e}"))?;
     let daemon = Arc::new(daemon);
@@ -106,18 +173,174 @@ async fn serve(cfg: DaemonConfig) -> Result<(), String> {
     daemon.restore().await;
     let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
     let app = http::router(daemon.clone());
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    tracing::info!(socket = %cfg.socket.display(), "API listening");
+    let mut signals = Signals::install().map_err(|e| e.to_string())?;
+    let limits = Limits { max_connections: descriptors.api_connections, ..cfg.api };
+    let stop_api = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(http::server::serve(listener, app, limits, stop_api.clone()));
+    tracing::info!(
+        socket = %cfg.socket.display(),
+        nofile = limit,
+        api_connections = limits.max_connections,
+        bindings_descriptors = descriptors.bindings,
+        "API listening"
+    );
     println!("cproxy daemon listening on unix://{}", cfg.socket.display());
-    let server = axum::serve(listener, app.into_make_service());
-    tokio::select! {
-        r = server => r.map_err(|e| e.to_string())?,
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        match signals.next().await {
+            Signal::Stop(name) => {
+                tracing::info!(signal = name, "stopping every container");
+                break;
+            }
+            Signal::Hangup => tracing::info!(
+                "SIGHUP: nothing to reload (the daemon has no configuration file; its flags and \
+                 /etc/resolv.conf are read at start); ignored"
+            ),
+            Signal::Dump => dump_state(&daemon, &proxy, limit),
+            Signal::Quit => {
+                dump_state(&daemon, &proxy, limit);
+                eprintln!("cproxy daemon: SIGQUIT: exiting without stopping the containers");
+                std::process::exit(2);
+            }
+        }
     }
-    tracing::info!("stopping every container");
+    stop_api.cancel();
     daemon.shutdown(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_file(&cfg.socket);
+    let ours =
+        std::fs::symlink_metadata(&cfg.socket).is_ok_and(|m| (m.dev(), m.ino()) == socket_file);
+    if ours {
+        let _ = std::fs::remove_file(&cfg.socket);
+    }
     Ok(())
+}
+
+/// What a signal asks of the daemon.
+enum Signal {
+    /// SIGTERM, SIGINT: stop every container, then exit 0.
+    Stop(&'static str),
+    /// SIGHUP: reload (nothing to reload).
+    Hangup,
+    /// SIGUSR1: write the state to stderr.
+    Dump,
+    /// SIGQUIT (and SIGSTKFLT): write the state to stderr and exit 2 at once.
+    Quit,
+}
+
+/// The handlers of the signals the daemon answers: from their installation on, none of them
+/// ends the process by itself.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    /// Go's runtime ends with a stack dump on it, as on SIGQUIT.
+    stkflt: tokio::signal::unix::Signal,
+}
+
+/// Signals whose default action would end the daemon (and kill every container) that dockerd
+/// (Go's runtime) catches and ignores; the real-time ones too (glibc keeps the first few for
+/// itself, tokio cannot register SIGRTMAX).
+const IGNORED: [libc::c_int; 8] = [
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGIO,
+    libc::SIGPWR,
+];
+
+impl Signals {
+    /// Installs the handlers; those of [`IGNORED`] log each signal and do nothing else.
+    fn install() -> std::io::Result<Signals> {
+        for sig in IGNORED.into_iter().chain(libc::SIGRTMIN()..libc::SIGRTMAX()) {
+            let mut stream = signal(SignalKind::from_raw(sig))?;
+            let name = match nix::sys::signal::Signal::try_from(sig) {
+                Ok(named) => named.as_str().to_string(),
+                Err(_) => format!("SIGRTMIN+{}", sig - libc::SIGRTMIN()),
+            };
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    tracing::info!(signal = %name, "signal ignored");
+                }
+            });
+        }
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            quit: signal(SignalKind::quit())?,
+            stkflt: signal(SignalKind::from_raw(libc::SIGSTKFLT))?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop("SIGTERM"),
+            _ = self.int.recv() => Signal::Stop("SIGINT"),
+            _ = self.hup.recv() => Signal::Hangup,
+            _ = self.usr1.recv() => Signal::Dump,
+            _ = self.quit.recv() => Signal::Quit,
+            _ = self.stkflt.recv() => Signal::Quit,
+        }
+    }
+}
+
+/// Writes what the daemon holds to stderr, whatever the log level (as Go writes its goroutine
+/// dump): descriptors and tasks, every container as `ps --all` lists it, every published port
+/// with its counters.
+fn dump_state(daemon: &engine::Daemon, proxy: &Proxy, limit: u64) {
+    use std::fmt::Write;
+    let mut out = String::from("=== BEGIN cproxy daemon state dump ===\n");
+    let fds = std::fs::read_dir("/proc/self/fd").map(Iterator::count).unwrap_or(0);
+    let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let _ = writeln!(out, "descriptors: {fds} open of {limit}; tasks: {tasks}");
+    let everything = crate::supervisor::rules::filters::ListOptions {
+        all: true,
+        limit: 0,
+        filters: Default::default(),
+    };
+    match daemon.list(&everything) {
+        Ok(containers) => {
+            let _ = writeln!(out, "containers: {}", containers.len());
+            for c in containers {
+                let _ =
+                    writeln!(out, "container {}", serde_json::to_string(&c).unwrap_or_default());
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "containers: cannot list: {}", e.message);
+        }
+    }
+    let bindings = proxy.all_stats();
+    let _ = writeln!(out, "published ports: {}", bindings.len());
+    for (info, stats) in bindings {
+        let b = info.binding;
+        let _ = write!(out, "port {} {} -> {}", b.proto, info.local, b.backend);
+        for (name, value) in stats.snapshot().fields() {
+            let _ = write!(out, " {name}={value}");
+        }
+        out.push('\n');
+    }
+    out.push_str("=== END cproxy daemon state dump ===");
+    eprintln!("{out}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_are_shared_out_by_quarters_with_the_api_capped() {
+        let plan = Descriptors::plan(1024, 512);
+        assert_eq!(plan, Descriptors { api_connections: 256, bindings: 512 });
+        let plan = Descriptors::plan(1 << 20, 512);
+        assert_eq!(
+            plan,
+            Descriptors { api_connections: 512, bindings: (1 << 20) - 512 - (1 << 18) }
+        );
+        assert_eq!(Descriptors::plan(3, 512).api_connections, 1);
+    }
 }

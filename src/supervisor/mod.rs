@@ -11,6 +11,8 @@
 //! - [`api`]: Docker's Engine API types and stream framing, shared by [`client`] and [`http`].
 //! - [`engine`]: containers, networks, links and publishing; knows nothing of HTTP; typed
 //!   errors, state as enums.
+//! - [`image`]: local images, content-addressed (import, load/save of Docker's and OCI's
+//!   archives, tags); running containers from them is the next step.
 //! - [`rules`]: Docker's rules as pure functions (filters, templates, formats, link
 //!   variables, restart decisions, compose files, DNS messages, signal names); no I/O.
 //! - [`os`]: what talks to the kernel for containers: netlink, the shim-forking thread, the

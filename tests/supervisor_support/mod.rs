@@ -64,7 +64,12 @@ impl Netns {
 
     /// Starts a daemon inside the namespace.
     pub fn daemon(&self, extra: &[&str]) -> Daemon {
-        Daemon::start(self, extra)
+        Daemon::start(self, extra, Start::default())
+    }
+
+    /// Starts a daemon inside the namespace, as `start` says.
+    pub fn daemon_with(&self, extra: &[&str], start: Start) -> Daemon {
+        Daemon::start(self, extra, start)
     }
 }
 
@@ -76,6 +81,15 @@ impl Drop for Netns {
     }
 }
 
+/// How a test daemon is started, beyond its flags.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Start {
+    /// Its descriptor limit, soft and hard alike (systemd gives services 1024 soft).
+    pub nofile: Option<u64>,
+    /// Its stderr to a file ([`Daemon::log`]), with `CPROXY_LOG=info`, instead of the test's.
+    pub log: bool,
+}
+
 /// A `cproxy daemon` in a test's namespace; killed on drop if still running.
 pub struct Daemon {
     /// The daemon process (`ip netns exec` has exec'd into it).
@@ -84,30 +98,106 @@ pub struct Daemon {
     pub host: String,
     /// Its data root.
     pub data_root: PathBuf,
+    /// Where its stderr goes, if not to the test's.
+    log: Option<PathBuf>,
 }
 
 impl Daemon {
-    fn start(ns: &Netns, extra: &[&str]) -> Daemon {
+    fn start(ns: &Netns, extra: &[&str], start: Start) -> Daemon {
         let socket = ns.dir.join("cproxy.sock");
         let data_root = ns.dir.join("data");
         let host = format!("unix://{}", socket.display());
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, BIN, "daemon", "-H", &host, "--data-root"])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns.name, BIN, "daemon", "-H", &host, "--data-root"])
             .arg(&data_root)
             .args(extra)
             // Names the embedded DNS server forwards go to the namespace's own loopback, never
             // to the host's resolvers, unless the test names an upstream of its own.
             .args(if extra.contains(&"--dns") { &[][..] } else { &["--dns", "127.0.0.1"][..] })
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::inherit());
+        if let Some(n) = start.nofile {
+            // `ip netns exec` execs the daemon, which keeps the limit.
+            testkit::rlimit::limit_child_fds(&mut cmd, n);
+        }
+        let log = start.log.then(|| ns.dir.join("daemon.log"));
+        if let Some(path) = &log {
+            cmd.env("CPROXY_LOG", "info").stderr(std::fs::File::create(path).unwrap());
+        }
+        let mut child = cmd.spawn().unwrap();
         // It prints "cproxy daemon listening on …" once the API socket accepts.
         let mut line = String::new();
         let stdout = child.stdout.take().unwrap();
         BufReader::new(stdout).read_line(&mut line).unwrap();
         assert!(line.contains("listening"), "daemon did not start: {line:?}");
-        Daemon { child, host, data_root }
+        Daemon { child, host, data_root, log }
+    }
+
+    /// Its PID.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Its API socket.
+    pub fn socket(&self) -> PathBuf {
+        PathBuf::from(self.host.strip_prefix("unix://").unwrap())
+    }
+
+    /// What it wrote to stderr so far (started with [`Start::log`]).
+    pub fn log(&self) -> String {
+        let path = self.log.as_ref().expect("started with Start { log: true }");
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    /// Sends it `sig`.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// Its exit status if it has exited, without waiting.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// One API request on a connection of its own: the status and the body, `None` if no
+    /// answer came within 10 s.
+    pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
+        let mut s = std::os::unix::net::UnixStream::connect(self.socket()).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let body = body.unwrap_or("");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: cproxy\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).ok()?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).ok()?;
+        let status = reply.split(' ').nth(1)?.parse().ok()?;
+        let (_, body) = reply.split_once("\r\n\r\n")?;
+        Some((status, body.to_string()))
+    }
+
+    /// `cproxy ARGS` with a deadline: its output if it finished within `limit` (else it is
+    /// killed), and how long it took.
+    pub fn cli_within(&self, args: &[&str], limit: Duration) -> (Option<Output>, Duration) {
+        let started = Instant::now();
+        let mut child = Command::new(BIN)
+            .env("CPROXY_HOST", &self.host)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        while started.elapsed() < limit {
+            if child.try_wait().unwrap().is_some() {
+                return (Some(child.wait_with_output().unwrap()), started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        (None, started.elapsed())
     }
 
     /// Runs `cproxy ARGS` against this daemon.

@@ -88,6 +88,16 @@ pub enum SupervisorCommand {
 
 /// `cproxy daemon`.
 #[derive(Debug, Args)]
+#[command(after_help = "Signals (as dockerd's):\n  \
+    SIGTERM, SIGINT  stop every container, then the daemon (exit 0)\n  \
+    SIGHUP           accepted and ignored: nothing to reload (no configuration file; the flags \
+    and /etc/resolv.conf are read at start); no container is stopped\n  \
+    SIGUSR1          write the daemon's state (containers, published ports and their \
+    counters, descriptors) to stderr, and go on\n  \
+    SIGQUIT          write that state, then exit 2 at once without stopping the containers \
+    first; they die with the daemon (SIGSTKFLT too)\n  \
+    SIGUSR2, …       ignored, as are SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO, SIGPWR \
+    and the real-time signals")]
 pub struct DaemonArgs {
     /// Root of the daemon's state (records, hosts files, logs)
     #[arg(long = "data-root", value_name = "DIR", default_value = crate::supervisor::DEFAULT_DATA_ROOT)]
@@ -105,6 +115,22 @@ pub struct DaemonArgs {
     /// DNS server the embedded DNS forwards to (default: the nameservers of /etc/resolv.conf)
     #[arg(long = "dns", value_name = "IP")]
     pub dns: Vec<std::net::IpAddr>,
+    /// Most API connections open at once (further bounded by a quarter of the descriptor limit)
+    #[arg(long = "api-max-connections", value_name = "N", default_value_t = 512, hide = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub api_max_connections: u32,
+    /// Close an API connection whose request head is not complete within this time
+    #[arg(long = "api-header-timeout", value_name = "DURATION", default_value = "10s",
+          hide = true, value_parser = crate::duration::parse)]
+    pub api_header_timeout: std::time::Duration,
+    /// Answer 408 to a request whose body is not complete within this time after its head
+    #[arg(long = "api-body-timeout", value_name = "DURATION", default_value = "30s",
+          hide = true, value_parser = crate::duration::parse)]
+    pub api_body_timeout: std::time::Duration,
+    /// Close a keep-alive API connection that sends no request for this long
+    #[arg(long = "api-idle-timeout", value_name = "DURATION", default_value = "60s",
+          hide = true, value_parser = crate::duration::parse)]
+    pub api_idle_timeout: std::time::Duration,
 }
 
 /// `cproxy run`.
@@ -642,6 +668,12 @@ fn daemon(host: Option<String>, a: DaemonArgs) -> ExitCode {
         port_range,
         metrics_addr: a.metrics_addr,
         dns: a.dns,
+        api: crate::supervisor::http::server::Limits {
+            max_connections: a.api_max_connections as usize,
+            header_timeout: a.api_header_timeout,
+            body_timeout: a.api_body_timeout,
+            idle_timeout: a.api_idle_timeout,
+        },
     })
 }
 

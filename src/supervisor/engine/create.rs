@@ -13,6 +13,7 @@ use crate::supervisor::api::types::{ContainerCreateRequest, PortMap};
 use crate::supervisor::engine::error::Result;
 use crate::supervisor::engine::store::{Attachment, NetworkMode, Record, RunState, Status, Time};
 use crate::supervisor::engine::{Container, Daemon, Error};
+use crate::supervisor::rules::format;
 use crate::supervisor::rules::links::{self, Link, LinkError};
 use crate::supervisor::rules::names;
 use crate::supervisor::rules::networks::Network;
@@ -115,6 +116,19 @@ pub fn plan(
     now: Time,
 ) -> Result<Record> {
     let ContainerCreateRequest { config, host_config: hc, networking_config } = req;
+    // moby's validateContainerConfig comes first: the working directory, the stop signal,
+    // each variable's name; then the command.
+    if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
+        return Err(Error::invalid(format!(
+            "the working directory '{}' is invalid, it needs to be an absolute path",
+            config.working_dir
+        )));
+    }
+    let stop_signal = config.stop_signal.unwrap_or_default();
+    if !stop_signal.is_empty() {
+        crate::supervisor::rules::signal::parse(&stop_signal).map_err(Error::invalid)?;
+    }
+    check_env_names(&config.env)?;
     if config.cmd.is_empty() {
         return Err(Error::invalid("No command specified"));
     }
@@ -205,17 +219,6 @@ pub fn plan(
         .map_err(|e| Error::invalid(e.to_string()))?;
     let links = check_links(&mode, &hc.links.unwrap_or_default(), known)?;
     restart_policy.check_auto_remove(hc.auto_remove).map_err(|e| Error::invalid(e.to_string()))?;
-    // As moby's verifyContainerSettings: the stop signal must parse.
-    let stop_signal = config.stop_signal.unwrap_or_default();
-    if !stop_signal.is_empty() {
-        crate::supervisor::rules::signal::parse(&stop_signal).map_err(Error::invalid)?;
-    }
-    if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
-        return Err(Error::invalid(format!(
-            "the working directory '{}' is invalid, it needs to be an absolute path",
-            config.working_dir
-        )));
-    }
     let name = match name.filter(|n| !n.is_empty()) {
         Some(n) => {
             let n = n.strip_prefix('/').unwrap_or(n);
@@ -242,6 +245,7 @@ pub fn plan(
     } else {
         config.hostname
     };
+    check_startable(&hostname, &config.env, &config.cmd)?;
     let publish = if mode.is_bridge() || !attachments.is_empty() { port_specs } else { Vec::new() };
     let mut cmd = config.cmd.into_iter();
     Ok(Record {
@@ -277,6 +281,57 @@ pub fn plan(
         links,
         networks: attachments,
     })
+}
+
+/// moby's `opts.ValidateEnv` at create: a variable needs a name, so `""` and `=x` are
+/// refused (a bare `NAME` is not: it unsets).
+fn check_env_names(env: &[String]) -> Result<()> {
+    match env.iter().find(|kv| kv.split('=').next().is_none_or(str::is_empty)) {
+        Some(kv) => Err(Error::invalid(format!("invalid environment variable: {kv}"))),
+        None => Ok(()),
+    }
+}
+
+/// The longest hostname `sethostname(2)` takes, in bytes (the kernel's `__NEW_UTS_LEN`).
+pub const HOSTNAME_MAX: usize = 64;
+
+/// What Docker 20.10 accepts at create and runc refuses only at start, refused at create in
+/// runc's words (without Docker's `failed to create shim task: OCI runtime create failed: …`
+/// prefix) and in the order runc meets them: a NUL in a variable (`HOSTNAME` first, then the
+/// ones given), a hostname longer than [`HOSTNAME_MAX`] bytes, a NUL in the command. For a NUL
+/// in an argument Docker's container starts and its `exec` fails with the resolved path
+/// (`exec /bin/echo: invalid argument`); the command is named here as given.
+fn check_startable(hostname: &str, env: &[String], cmd: &[String]) -> Result<()> {
+    let hostname_var = format!("HOSTNAME={hostname}");
+    for kv in std::iter::once(&hostname_var).chain(env) {
+        let (name, value) = kv.split_once('=').unwrap_or((kv, ""));
+        let part = if name.contains('\0') {
+            "name"
+        } else if value.contains('\0') {
+            "value"
+        } else {
+            continue;
+        };
+        return Err(Error::invalid(format!(
+            "environment variable {part} can't contain null(\\x00): {}",
+            format::go_quote(kv)
+        )));
+    }
+    if hostname.len() > HOSTNAME_MAX {
+        return Err(Error::invalid("sethostname: invalid argument"));
+    }
+    if let Some((program, args)) = cmd.split_first() {
+        if program.contains('\0') {
+            return Err(Error::invalid(format!(
+                "exec: {}: executable file not found in $PATH",
+                format::go_quote(program)
+            )));
+        }
+        if args.iter().any(|a| a.contains('\0')) {
+            return Err(Error::invalid(format!("exec {program}: invalid argument")));
+        }
+    }
+    Ok(())
 }
 
 /// Parses `--link` values at create time: each source must exist (Docker's `could not get
@@ -359,6 +414,14 @@ mod tests {
             user_subnet,
             created: String::new(),
         }
+    }
+
+    fn id() -> String {
+        "e".repeat(64)
+    }
+
+    fn now() -> Time {
+        Time::now()
     }
 
     fn refused(req: ContainerCreateRequest, name: Option<&str>, known: &Known<'_>) -> Error {
@@ -514,6 +577,94 @@ mod tests {
         let mut req = request(&["true"]);
         req.host_config.links = Some(vec!["nope:db".into()]);
         assert_eq!(refused(req, None, &known).kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_variable_without_a_name_is_refused_in_dockers_words_and_order() {
+        // Docker 20.10 (POST /containers/create): 400 "invalid environment variable: =x",
+        // after the working directory and the stop signal, before the command and HostConfig.
+        let known = Known { containers: &[], networks: &[] };
+        let with_env = |cmd: &[&str], env: &[&str]| {
+            let mut req = request(cmd);
+            req.config.env = env.iter().map(|s| s.to_string()).collect();
+            req
+        };
+        let e = refused(with_env(&["true"], &["A=1", "=x", ""]), None, &known);
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::InvalidArgument, "invalid environment variable: =x")
+        );
+        assert_eq!(
+            refused(with_env(&["true"], &[""]), None, &known).message,
+            "invalid environment variable: "
+        );
+        let ok = plan(None, with_env(&["true"], &[" =x", "BARE", "A=b=c"]), &known, id(), now());
+        assert!(ok.is_ok(), "{ok:?}");
+        assert_eq!(
+            refused(with_env(&[], &["=x"]), None, &known).message,
+            "invalid environment variable: =x"
+        );
+        let mut req = with_env(&["true"], &["=x"]);
+        req.config.working_dir = "rel".into();
+        assert_eq!(
+            refused(req, None, &known).message,
+            "the working directory 'rel' is invalid, it needs to be an absolute path"
+        );
+        let mut req = with_env(&["true"], &["=x"]);
+        req.config.stop_signal = Some("SIGNOPE".into());
+        assert_ne!(refused(req, None, &known).message, "invalid environment variable: =x");
+        let mut req = with_env(&["true"], &["=x"]);
+        req.host_config.restart_policy =
+            RestartPolicySpec { name: "sometimes".into(), maximum_retry_count: 0 };
+        req.host_config.port_specs = vec!["8080:99999".into()];
+        req.host_config.network_mode = "container:nope".into();
+        assert_eq!(refused(req, Some("-bad"), &known).message, "invalid environment variable: =x");
+    }
+
+    #[test]
+    fn what_runc_refuses_at_start_is_refused_at_create_in_its_words() {
+        let known = Known { containers: &[], networks: &[] };
+        let req = |cmd: &[&str], env: &[&str], hostname: &str| {
+            let mut req = request(cmd);
+            req.config.env = env.iter().map(|s| s.to_string()).collect();
+            req.config.hostname = hostname.into();
+            req
+        };
+        let words = |r: ContainerCreateRequest| {
+            let e = refused(r, None, &known);
+            assert_eq!(e.kind, ErrorKind::InvalidArgument);
+            e.message
+        };
+        assert_eq!(
+            words(req(&["true"], &["A=a\0b"], "")),
+            r#"environment variable value can't contain null(\x00): "A=a\x00b""#
+        );
+        assert_eq!(
+            words(req(&["true"], &["A\0=b"], "")),
+            r#"environment variable name can't contain null(\x00): "A\x00=b""#
+        );
+        assert_eq!(
+            words(req(&["true"], &["A=a\0b"], "h\0")),
+            r#"environment variable value can't contain null(\x00): "HOSTNAME=h\x00""#
+        );
+        // sethostname(2) takes 64 bytes: 65 ASCII or 33 two-byte characters are too many.
+        for long in ["a".repeat(65), "é".repeat(33)] {
+            assert_eq!(words(req(&["true"], &[], &long)), "sethostname: invalid argument");
+        }
+        for fits in ["a".repeat(64), "é".repeat(32), "a b_c".into()] {
+            let r = plan(None, req(&["true"], &[], &fits), &known, id(), now()).unwrap();
+            assert_eq!(r.hostname, fits);
+        }
+        assert_eq!(
+            words(req(&["a\0b"], &[], "")),
+            r#"exec: "a\x00b": executable file not found in $PATH"#
+        );
+        assert_eq!(words(req(&["/bin/echo", "a\0b"], &[], "")), "exec /bin/echo: invalid argument");
+        // runc's order: the environment, the hostname, the command; create's checks before.
+        let long = "a".repeat(65);
+        assert!(words(req(&["a\0b"], &["A=\0"], &long)).starts_with("environment variable value"));
+        assert_eq!(words(req(&["a\0b"], &[], &long)), "sethostname: invalid argument");
+        assert_eq!(words(req(&["a\0b"], &["A=\0", "=x"], "")), "invalid environment variable: =x");
     }
 
     #[test]

@@ -249,32 +249,63 @@ fn mounts(r: &Record) -> Vec<MountPoint> {
         .collect()
 }
 
-/// The `Ports` list of `GET /containers/json`.
+/// The `Ports` list of `GET /containers/json`: each published binding, then each exposed port
+/// not published, as Docker 20.10 lists them (every port of a range: `--expose 1-65535` gives
+/// 65,535 entries). Linear in the ports: what is listed already is a bit per protocol and
+/// port, not a search of the list (which made one listing of such a container take seconds).
 fn api_ports(r: &Record) -> Vec<Port> {
     if r.state.status != Status::Running {
         return Vec::new();
     }
-    let mut ports: Vec<Port> = r
-        .ports
-        .iter()
-        .map(|p| Port {
+    let exposed: Vec<PortSpec> = r.expose.iter().filter_map(|e| parse_expose(e).ok()).collect();
+    let wanted = exposed.iter().map(|s| s.container_ports().ports().len()).sum::<usize>();
+    let mut ports = Vec::with_capacity(r.ports.len() + wanted);
+    let mut listed = Listed::default();
+    for p in &r.ports {
+        listed.insert(&p.proto, p.container_port);
+        ports.push(Port {
             ip: p.host_ip.clone(),
             private_port: p.container_port,
             public_port: p.host_port,
             proto: p.proto.clone(),
-        })
-        .collect();
-    for e in &r.expose {
-        if let Ok(spec) = parse_expose(e) {
-            for p in spec.container_ports().ports() {
-                let proto = spec.proto().to_string();
-                if !ports.iter().any(|x| x.private_port == p && x.proto == proto) {
-                    ports.push(Port { ip: String::new(), private_port: p, public_port: 0, proto });
-                }
+        });
+    }
+    for spec in &exposed {
+        let proto = spec.proto().to_string();
+        for p in spec.container_ports().ports() {
+            if listed.insert(&proto, p) {
+                ports.push(Port {
+                    ip: String::new(),
+                    private_port: p,
+                    public_port: 0,
+                    proto: proto.clone(),
+                });
             }
         }
     }
     ports
+}
+
+/// Ports already in a `Ports` list: a bitmap of the 65,536 ports per protocol.
+#[derive(Default)]
+struct Listed(Vec<(String, Vec<u64>)>);
+
+impl Listed {
+    /// Marks `port/proto`; whether it was not marked before.
+    fn insert(&mut self, proto: &str, port: u16) -> bool {
+        let i = match self.0.iter().position(|(p, _)| p == proto) {
+            Some(i) => i,
+            None => {
+                self.0.push((proto.to_string(), vec![0; 1 << 10]));
+                self.0.len() - 1
+            }
+        };
+        let (word, bit) = (usize::from(port >> 6), 1u64 << (port & 63));
+        let words = &mut self.0[i].1;
+        let new = words[word] & bit == 0;
+        words[word] |= bit;
+        new
+    }
 }
 
 /// Docker's STATUS column: "Up 5 seconds", "Restarting (1) 2 seconds ago", "Exited (3) 2
@@ -290,5 +321,73 @@ fn status_text(r: &Record, now: SystemTime) -> String {
             format!("Exited ({}) {} ago", r.state.exit_code, ago(r.state.finished_at))
         }
         Status::Created => "Created".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::api::types::ContainerCreateRequest;
+    use crate::supervisor::engine::create::{Known, plan};
+    use crate::supervisor::engine::store::{Published, Time};
+
+    fn running(expose: &[&str], published: &[(u16, &str, &str)]) -> Record {
+        let mut req = ContainerCreateRequest::default();
+        req.config.cmd = vec!["true".into()];
+        req.config.exposed_ports = Some(expose.iter().map(|e| (e.to_string(), Empty {})).collect());
+        let known = Known { containers: &[], networks: &[] };
+        let mut r = plan(None, req, &known, "a".repeat(64), Time::now()).unwrap();
+        r.state.status = Status::Running;
+        r.ports = published
+            .iter()
+            .map(|&(port, proto, ip)| Published {
+                container_port: port,
+                proto: proto.into(),
+                host_ip: ip.into(),
+                host_port: 8000 + port,
+            })
+            .collect();
+        r
+    }
+
+    fn listed(ports: &[Port]) -> Vec<String> {
+        ports
+            .iter()
+            .map(|p| format!("{}:{}->{}/{}", p.ip, p.public_port, p.private_port, p.proto))
+            .collect()
+    }
+
+    #[test]
+    fn ports_list_each_binding_then_each_exposed_port_not_published_once() {
+        let r = running(
+            &["80", "80-82", "53/udp", "81/udp"],
+            &[(80, "tcp", "0.0.0.0"), (80, "tcp", "::"), (53, "udp", "127.0.0.1")],
+        );
+        assert_eq!(
+            listed(&api_ports(&r)),
+            [
+                "0.0.0.0:8080->80/tcp",
+                ":::8080->80/tcp",
+                "127.0.0.1:8053->53/udp",
+                ":0->81/tcp",
+                ":0->82/tcp",
+                ":0->81/udp",
+            ]
+        );
+        let mut stopped = r;
+        stopped.state.status = Status::Exited;
+        assert!(api_ports(&stopped).is_empty());
+    }
+
+    #[test]
+    fn a_range_of_every_port_is_every_port_once() {
+        // Docker 20.10 lists the 65,535 of `--expose 1-65535` one by one.
+        let r = running(&["1-65535", "100-200"], &[(443, "tcp", "0.0.0.0")]);
+        let ports = api_ports(&r);
+        assert_eq!(ports.len(), 65_535);
+        assert_eq!((ports[0].private_port, ports[0].public_port), (443, 8443));
+        let mut seen: Vec<u16> = ports.iter().map(|p| p.private_port).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=65_535).collect::<Vec<u16>>());
     }
 }

@@ -40,6 +40,11 @@
 //! (`7000-7002/udp`). Errors are `{"message": "..."}`; this layer alone maps the engine's error
 //! kinds to Docker's codes: 400 (invalid), 403 (forbidden), 404 (no such container or
 //! network), 409 (conflict) or 500, the message in Docker's words.
+//!
+//! [`server`] serves the router on the daemon's socket, with limits on connections, request
+//! deadlines and idle keep-alive connections.
+
+pub mod server;
 
 use std::collections::HashMap;
 use std::sync::Arc;

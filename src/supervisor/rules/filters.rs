@@ -498,6 +498,23 @@ mod tests {
     }
 
     #[test]
+    fn a_value_that_is_no_regexp_matches_only_itself_and_is_no_error() {
+        // Docker 20.10.24 answers `GET /containers/json?filters={"name":{"[":true}}` with 200
+        // and `[]`, and `ps --filter name=h6 --filter name=[` lists the h6… containers:
+        // `filters.Match` skips a value that does not compile (no 400, unlike later Dockers).
+        let cs = set();
+        for bad in ["name=[", "name=(", "name=a{2,1}", "name=\\", "name=web("] {
+            assert_eq!(pick(&[bad], true, &cs), Ok(Vec::new()), "{bad}");
+        }
+        assert_eq!(pick(&["name=web", "name=["], true, &cs).unwrap(), ["web", "myweb"]);
+        assert_eq!(pick(&["id=aaa", "id=["], true, &cs).unwrap(), ["web"]);
+        assert_eq!(pick(&["name=web", "id=["], true, &cs).unwrap(), Vec::<String>::new());
+        let mut odd = candidate("[", "ddd555", "running", 0);
+        odd.names = vec!["[".into()];
+        assert_eq!(pick(&["name=["], true, &[odd]).unwrap(), ["["], "equal to the name");
+    }
+
+    #[test]
     fn id_is_an_unambiguous_prefix() {
         let cs = set();
         assert_eq!(pick(&["id=aaa"], true, &cs).unwrap(), ["web"]);

@@ -1,0 +1,372 @@
+//! The API's HTTP server: hyper's HTTP/1 connections on the daemon's unix socket, with the
+//! limits `axum::serve` has no knobs for, so that idle or slow clients cannot lock the API out
+//! or take the daemon's descriptors:
+//!
+//! - **At most [`Limits::max_connections`] connections.** One more is taken in place of the
+//!   connection that has been waiting longest without a request in progress (an idle
+//!   keep-alive connection, or one still sending its request head), which is closed, as nginx
+//!   reuses its idle connections: the newest client is answered, and a client whose request is
+//!   being served is never cut. When every connection has a request in progress (long `logs
+//!   -f` or `wait` calls), the newcomer gets `503` and is closed at once.
+//! - **A request head within [`Limits::header_timeout`]** of its first byte (of the connection,
+//!   for the first request); else the connection is closed.
+//! - **A request body within [`Limits::body_timeout`]** of its head (`408`, then closed), and
+//!   no bigger than [`MAX_BODY`] (`413`).
+//! - **Keep-alive connections closed after [`Limits::idle_timeout`]** without a request.
+//!
+//! Handlers are the router's ([`super::router`]); a request's body is read here, whole, before
+//! it reaches them.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::service::Service;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The biggest request body read (that of `axum`'s `Bytes` extractor): create bodies are a
+/// few KiB.
+pub const MAX_BODY: usize = 2 << 20;
+
+/// The API server's limits on its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// From a request's first byte (a connection's first request: from its accept) to the end
+    /// of its head.
+    pub header_timeout: Duration,
+    /// From the end of a request's head to the end of its body.
+    pub body_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where a connection is between requests.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Receiving a request head, since then (a new connection is in this phase).
+    Head(Instant),
+    /// Waiting for a next request, since then.
+    Idle(Instant),
+    /// This many requests in progress (their bodies read, handled, answered).
+    Busy(usize),
+}
+
+/// One connection, as the accept loop and its own task see it.
+struct Conn {
+    phase: Mutex<Phase>,
+    /// Told of phase changes, so the connection's task moves its deadline.
+    changed: Notify,
+    /// Cancelled to close the connection in favour of a newer one.
+    evicted: CancellationToken,
+}
+
+impl Conn {
+    fn phase(&self) -> Phase {
+        *self.phase.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, f: impl FnOnce(Phase) -> Phase) {
+        let mut phase = self.phase.lock().unwrap_or_else(|p| p.into_inner());
+        *phase = f(*phase);
+        drop(phase);
+        self.changed.notify_one();
+    }
+
+    /// Bytes came in: an idle connection has started a request.
+    fn received(&self) {
+        if matches!(self.phase(), Phase::Idle(_)) {
+            self.set(|p| if let Phase::Idle(_) = p { Phase::Head(Instant::now()) } else { p });
+        }
+    }
+
+    /// A request head is complete; the connection is busy until the returned guard (kept by
+    /// the response body) is dropped.
+    fn busy(self: &Arc<Conn>) -> BusyGuard {
+        self.set(|p| match p {
+            Phase::Busy(n) => Phase::Busy(n + 1),
+            _ => Phase::Busy(1),
+        });
+        BusyGuard(self.clone())
+    }
+
+    /// When the connection is closed if nothing happens meanwhile; `None` while busy.
+    fn deadline(&self, limits: &Limits) -> Option<Instant> {
+        match self.phase() {
+            Phase::Head(since) => Some(since + limits.header_timeout),
+            Phase::Idle(since) => Some(since + limits.idle_timeout),
+            Phase::Busy(_) => None,
+        }
+    }
+
+    /// Since when a connection that may be closed for a newer one has waited; `None` if it
+    /// has a request in progress.
+    fn waiting_since(&self) -> Option<Instant> {
+        match self.phase() {
+            Phase::Head(since) | Phase::Idle(since) => Some(since),
+            Phase::Busy(_) => None,
+        }
+    }
+}
+
+/// Ends a request's busy phase when dropped (with the response body, once it is sent).
+struct BusyGuard(Arc<Conn>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.set(|p| match p {
+            Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+            _ => Phase::Idle(Instant::now()),
+        });
+    }
+}
+
+/// Every open connection, by number.
+#[derive(Default)]
+struct Conns {
+    open: Mutex<HashMap<u64, Arc<Conn>>>,
+    next: AtomicU64,
+}
+
+impl Conns {
+    /// Registers a new connection, closing the longest-waiting one without a request in
+    /// progress if `max` are open; `None` if all of them have one.
+    fn admit(&self, max: usize) -> Option<(u64, Arc<Conn>)> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.len() >= max {
+            let oldest = open
+                .iter()
+                .filter_map(|(id, c)| c.waiting_since().map(|since| (since, *id)))
+                .min()
+                .map(|(_, id)| id)?;
+            if let Some(c) = open.remove(&oldest) {
+                c.evicted.cancel();
+            }
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            phase: Mutex::new(Phase::Head(Instant::now())),
+            changed: Notify::new(),
+            evicted: CancellationToken::new(),
+        });
+        open.insert(id, conn.clone());
+        Some((id, conn))
+    }
+
+    fn remove(&self, id: u64) {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+}
+
+/// Serves `app` on `listener` until `stop` is cancelled; connections accepted by then go on
+/// (a `wait` gets its answer while the daemon stops its containers).
+pub async fn serve(listener: UnixListener, app: Router, limits: Limits, stop: CancellationToken) {
+    let conns = Arc::new(Conns::default());
+    let max = limits.max_connections.max(1);
+    loop {
+        let stream = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, typically: the connections' timeouts free some.
+                    tracing::warn!(error = %e, "API accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Some((id, conn)) = conns.admit(max) else {
+            refuse(&stream, max);
+            continue;
+        };
+        let (conns, app) = (conns.clone(), app.clone());
+        tokio::spawn(async move {
+            serve_connection(stream, conn, app, limits).await;
+            conns.remove(id);
+        });
+    }
+}
+
+/// Tells a client that came when every connection had a request in progress to try again.
+fn refuse(stream: &UnixStream, max: usize) {
+    let body = format!(
+        "{{\"message\":\"too many API connections ({max} with requests in progress); try again \
+         later\"}}"
+    );
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \
+         {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // A new socket's send buffer takes this whole; if not, the client only sees the close.
+    let _ = stream.try_write(reply.as_bytes());
+    tracing::warn!(max, "API connection refused: every connection has a request in progress");
+}
+
+async fn serve_connection(stream: UnixStream, conn: Arc<Conn>, app: Router, limits: Limits) {
+    let io = TokioIo::new(Watched { inner: stream, conn: conn.clone() });
+    let service = {
+        let conn = conn.clone();
+        let app = TowerToHyperService::new(app);
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            let guard = conn.busy();
+            let app = app.clone();
+            async move { answer(req, app, guard, limits.body_timeout).await }
+        })
+    };
+    let http = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    tokio::pin!(http);
+    loop {
+        // Registered before the deadline is read, so that no phase change is missed.
+        let changed = conn.changed.notified();
+        let deadline = conn.deadline(&limits);
+        let expired = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            done = http.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(error = %e, "API connection ended");
+                }
+                return;
+            }
+            _ = conn.evicted.cancelled() => {
+                tracing::debug!("API connection closed for a newer one");
+                return;
+            }
+            _ = changed => {}
+            _ = expired => {
+                if conn.deadline(&limits).is_some_and(|at| at <= Instant::now()) {
+                    tracing::debug!("API connection timed out");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Reads `req`'s body within `body_timeout`, then lets the router answer; the response body
+/// keeps the connection busy until it is sent.
+async fn answer(
+    req: Request<Incoming>,
+    app: TowerToHyperService<Router>,
+    guard: BusyGuard,
+    body_timeout: Duration,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY).collect()).await;
+    let body = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            let m = format!("request body larger than {MAX_BODY} bytes");
+            return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, &m));
+        }
+        Ok(Err(e)) => return Ok(error(StatusCode::BAD_REQUEST, &format!("request body: {e}"))),
+        Err(_) => {
+            let m = format!("request body not received within {body_timeout:?}");
+            return Ok(error(StatusCode::REQUEST_TIMEOUT, &m));
+        }
+    };
+    let resp = match app.call(Request::from_parts(parts, Body::from(body))).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    };
+    Ok(resp.map(|b| {
+        Body::new(b.map_frame(move |frame| {
+            let _busy = &guard;
+            frame
+        }))
+    }))
+}
+
+/// Docker's error body, and the connection closed after it (its request was not read whole).
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    headers.insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    resp
+}
+
+/// A connection's socket, telling its [`Conn`] when bytes arrive.
+struct Watched {
+    inner: UnixStream,
+    conn: Arc<Conn>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.conn.received();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
