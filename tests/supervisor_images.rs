@@ -457,3 +457,30 @@ fn an_archive_dockerd_saved_loads_with_dockerds_ids_sizes_history_and_removal() 
     );
     assert_eq!(store_files(&d), (0, 0));
 }
+
+/// Images are bigger than API bodies: `import` and `load` bodies are streamed into the store,
+/// not read whole. Ignored until `http/server.rs` stops reading these two routes' bodies whole
+/// under its 2 MiB `MAX_BODY` (it answers `request body larger than 2097152 bytes`).
+#[test]
+#[ignore = "http/server.rs reads every request body whole, at most 2 MiB"]
+fn import_and_load_take_bodies_bigger_than_the_api_limit() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let dir = ns.dir.join("big");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data: Vec<u8> =
+        (0..24u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(dir.join("blob"), &data).unwrap();
+    let tar = ns.dir.join("big.tar");
+    let status = Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&dir).arg(".").status();
+    assert!(status.unwrap().success());
+    let id = import(&d, &tar, "big", &[]);
+    let archive = ns.dir.join("big-saved.tar");
+    d.ok(&["save", "-o", archive.to_str().unwrap(), "big"]);
+    d.ok(&["rmi", "big"]);
+    assert_eq!(d.ok(&["load", "-i", archive.to_str().unwrap()]), "Loaded image: big:latest\n");
+    assert_eq!(
+        d.ok(&["image", "inspect", "-f", "{{.Id}} {{.Size}}", "big"]).trim(),
+        format!("{id} {}", 24 << 20)
+    );
+}
