@@ -398,6 +398,66 @@ fn the_docker_cli_reads_the_same_images() {
     assert_eq!(stdout(&out), "Untagged: me/bb:2\n");
 }
 
+/// An archive `docker save tiny:multi tiny:base` wrote with dockerd 20.10: a one-layer
+/// imported image and one built on it (`COPY`, `ENV`, `COPY`: three layers, one history step
+/// without a layer).
+const DOCKERD_ARCHIVE: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dockerd-20.10-save.tar");
+
+#[test]
+fn an_archive_dockerd_saved_loads_with_dockerds_ids_sizes_history_and_removal() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let loaded = d.ok(&["load", "-i", DOCKERD_ARCHIVE]);
+    assert_eq!(loaded, "Loaded image: tiny:multi\nLoaded image: tiny:base\n");
+    // What dockerd says of the same images after loading the same archive.
+    let inspect = d.ok(&["image", "inspect", "-f", "{{.Id}} {{.Size}}", "tiny:multi", "tiny:base"]);
+    assert_eq!(
+        inspect,
+        "sha256:62635626b9f8840bb28d4240f69d01a8fa96d04a35c456967ed0d2a0c565890a 54\n\
+         sha256:d99dffbc5b04d04d7069964479eea0897fca327ca1abd2859900d637c24f2f74 42\n"
+    );
+    let history = d.ok(&[
+        "history",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}",
+        "tiny:multi",
+    ]);
+    let rows: Vec<Vec<String>> = d
+        .ok(&["history", "tiny:multi"])
+        .lines()
+        .skip(1)
+        .map(|l| cells(l).into_iter().map(String::from).collect())
+        .collect();
+    assert!(
+        history.starts_with("62635626b9f8|/bin/sh -c #(nop) COPY file:435cdcb7ca5ba05f…|6B|\n"),
+        "{history}"
+    );
+    assert_eq!(rows.len(), 4, "{history}");
+    assert_eq!(rows[0][0], "62635626b9f8");
+    assert_eq!(rows[0][2], "/bin/sh -c #(nop) COPY file:435cdcb7ca5ba05f…");
+    assert_eq!(
+        (rows[1][0].as_str(), rows[1][2].as_str(), rows[1][3].as_str()),
+        ("<missing>", "/bin/sh -c #(nop)  ENV X=1", "0B")
+    );
+    assert_eq!(rows[2][3], "6B");
+    assert_eq!((rows[3][2].as_str(), rows[3][3].as_str()), ("42B", "Imported from -"));
+    assert_eq!(
+        d.ok(&["rmi", "tiny:multi"]),
+        "Untagged: tiny:multi\n\
+         Deleted: sha256:62635626b9f8840bb28d4240f69d01a8fa96d04a35c456967ed0d2a0c565890a\n\
+         Deleted: sha256:4b0d3c170eef35613066a655127544a16dc99af4c328a4b5091a542b56d625f8\n\
+         Deleted: sha256:3d967a896ee6490c68bfa6e20ba282214e3073d49f8fef3356672d0d60e91395\n"
+    );
+    assert_eq!(
+        d.ok(&["rmi", "tiny:base"]),
+        "Untagged: tiny:base\n\
+         Deleted: sha256:d99dffbc5b04d04d7069964479eea0897fca327ca1abd2859900d637c24f2f74\n\
+         Deleted: sha256:796073835e64f2e242a9506647a6759679c79c5c5e92eadfe4d9cdcd3fc9de8d\n"
+    );
+    assert_eq!(store_files(&d), (0, 0));
+}
+
 /// Images are bigger than API bodies: `import` and `load` bodies are streamed into the store,
 /// not read whole (the server streams bodies; only handlers that buffer theirs are capped).
 #[test]

@@ -531,6 +531,9 @@ pub struct HistoryArgs {
     /// Only show image IDs
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Pretty-print history using a Go template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
     /// The image
     pub image: String,
 }
@@ -764,6 +767,44 @@ mod tests {
             panic!("exec should parse");
         };
         assert_eq!((a.container.as_str(), a.command), ("c", vec!["--bogus".into(), "-la".into()]));
+    }
+
+    #[test]
+    fn image_commands_take_dockers_flags() {
+        let Ok(SupervisorCli { command: SupervisorCommand::Import(a), .. }) = parse(&[
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            "--change",
+            "ENV A=1",
+            "-m",
+            "msg",
+            "-",
+            "bb:1",
+        ]) else {
+            panic!("import should parse");
+        };
+        assert_eq!((a.file.as_str(), a.reference.as_deref()), ("-", Some("bb:1")));
+        assert_eq!((a.change.len(), a.message.as_deref()), (2, Some("msg")));
+        let Ok(SupervisorCli { command: SupervisorCommand::Image(ImageCommand::Rm(a)), .. }) =
+            parse(&["image", "rm", "-f", "a", "b"])
+        else {
+            panic!("image rm should parse");
+        };
+        assert!(a.force && a.images == ["a", "b"]);
+        assert!(matches!(
+            parse(&["image", "list", "-q", "busybox"]),
+            Ok(SupervisorCli {
+                command: SupervisorCommand::Image(ImageCommand::Ls(ImagesArgs { quiet: true, .. })),
+                ..
+            })
+        ));
+        // -H stays the daemon's address, as with docker.
+        let Ok(cli) = parse(&["-H", "unix:///x.sock", "history", "--no-trunc", "bb"]) else {
+            panic!("history should parse");
+        };
+        assert_eq!(cli.host.as_deref(), Some("unix:///x.sock"));
+        assert!(parse(&["save"]).is_err() && parse(&["tag", "a"]).is_err());
     }
 
     #[test]

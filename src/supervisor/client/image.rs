@@ -111,35 +111,16 @@ pub(super) async fn images(client: &Client, a: ImagesArgs) -> Result<u8> {
     };
     match a.format.as_deref().filter(|f| !f.is_empty() && !a.quiet) {
         Some(f) => {
-            let (header, body) = match f.strip_prefix("table") {
-                Some(rest) => (true, rest),
-                None => (false, f),
-            };
-            // Docker's `preFormat`: spaces trimmed, `\t` and `\n` as written mean tab and newline.
-            let body = body.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n");
-            let body = body.as_str();
-            let mut text = String::new();
-            if header {
-                let names = json!({
-                    "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
-                    "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
-                    "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE",
-                    "UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS",
-                });
-                text.push_str(&render_template(body, &names));
-                text.push('\n');
-            }
-            for image in &list {
-                for (repo, tag) in rows_of(image) {
-                    text.push_str(&render_template(body, &row_value(image, &repo, &tag)));
-                    text.push('\n');
-                }
-            }
-            out = if header {
-                crate::supervisor::rules::format::tabwrite(&text, 10, 3)
-            } else {
-                text
-            };
+            let names = json!({
+                "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
+                "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+                "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE",
+                "UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS",
+            });
+            let rows = list.iter().flat_map(|image| {
+                rows_of(image).into_iter().map(|(repo, tag)| row_value(image, &repo, &tag))
+            });
+            out = format_rows(f, &names, rows);
         }
         None if a.quiet => {
             for image in &list {
@@ -169,6 +150,27 @@ pub(super) async fn images(client: &Client, a: ImagesArgs) -> Result<u8> {
     }
     let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(0)
+}
+
+/// Rows through a `--format` template as Docker's formatter writes them: `table …` adds a
+/// header (the template over the columns' names) and aligns the cells; `\t` and `\n` as
+/// written mean tab and newline.
+fn format_rows(format: &str, names: &Value, rows: impl Iterator<Item = Value>) -> String {
+    let (header, body) = match format.strip_prefix("table") {
+        Some(rest) => (true, rest),
+        None => (false, format),
+    };
+    let body = body.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n");
+    let mut text = String::new();
+    if header {
+        text.push_str(&render_template(&body, names));
+        text.push('\n');
+    }
+    for row in rows {
+        text.push_str(&render_template(&body, &row));
+        text.push('\n');
+    }
+    if header { crate::supervisor::rules::format::tabwrite(&text, 10, 3) } else { text }
 }
 
 /// `cproxy image inspect`: Docker's `Error: No such image: NAME` for a name that is none.
@@ -206,6 +208,18 @@ pub(super) async fn history(client: &Client, a: HistoryArgs) -> Result<u8> {
     let id = |i: &HistoryItem| if i.id == "<missing>" { i.id.clone() } else { short(&i.id, full) };
     if a.quiet {
         items.iter().for_each(|i| println!("{}", id(i)));
+        return Ok(0);
+    }
+    if let Some(f) = a.format.as_deref().filter(|f| !f.is_empty()) {
+        let names = json!({"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+            "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"});
+        let rows = items.iter().map(|i| {
+            let by = i.created_by.replace('\t', " ");
+            json!({"ID": id(i), "CreatedSince": since(i.created), "CreatedAt": created_at(i.created),
+                "CreatedBy": if full { by } else { ellipsis(&by, 45) },
+                "Size": human_size(i.size as f64, 3), "Comment": i.comment})
+        });
+        print!("{}", format_rows(f, &names, rows));
         return Ok(0);
     }
     let mut rows =

@@ -196,7 +196,7 @@ impl Entries {
     /// Reads the layer at `path` (compressed or not), checks it and stages its uncompressed
     /// tar; what it found and where the tar is.
     fn layer(&self, path: &str, staging: &Staging) -> Result<(LayerInfo, PathBuf)> {
-        let layer_error = |e: String| Error::invalid(format!("{path}: {e}"));
+        let layer_error = |e: Error| e.context(format!("{path}: "));
         match self.get(path).ok_or_else(|| Entries::missing(path))? {
             (Content::Memory(d), _) => {
                 let out = staging.file();

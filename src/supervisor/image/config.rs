@@ -451,6 +451,16 @@ fn expanded_words(rest: &str, env: &[String]) -> Result<Vec<String>, String> {
 /// The Dockerfile's `ProcessWord`: quotes removed (nothing expands in single quotes), `\`
 /// escapes, `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+alternative}` from `env`.
 pub fn process_word(word: &str, env: &[String]) -> Result<String, String> {
+    process_nested(word, env, 0)
+}
+
+/// How deep `${A:-${B:-…}}` may nest.
+const MAX_NESTING: usize = 16;
+
+fn process_nested(word: &str, env: &[String], depth: usize) -> Result<String, String> {
+    if depth > MAX_NESTING {
+        return Err("substitutions nested too deeply".into());
+    }
     let chars: Vec<char> = word.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -492,7 +502,7 @@ pub fn process_word(word: &str, env: &[String]) -> Result<String, String> {
             }
             '$' => {
                 i += 1;
-                let (value, next) = dollar(&chars, i, &lookup, env)?;
+                let (value, next) = dollar(&chars, i, &lookup, env, depth)?;
                 out.push_str(&value);
                 i = next;
             }
@@ -514,6 +524,7 @@ fn dollar(
     mut i: usize,
     lookup: &dyn Fn(&str) -> Option<String>,
     env: &[String],
+    depth: usize,
 ) -> Result<(String, usize), String> {
     let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
     if chars.get(i) != Some(&'{') {
@@ -537,14 +548,14 @@ fn dollar(
         Some('}') => Ok((lookup(&name).unwrap_or_default(), i + 1)),
         Some(':') => {
             let modifier = chars.get(i + 1).copied();
-            let mut depth = 1;
+            let mut braces = 1;
             let mut j = i + 2;
             while j < chars.len() {
                 match chars[j] {
-                    '{' => depth += 1,
+                    '{' => braces += 1,
                     '}' => {
-                        depth -= 1;
-                        if depth == 0 {
+                        braces -= 1;
+                        if braces == 0 {
                             break;
                         }
                     }
@@ -560,10 +571,10 @@ fn dollar(
             let out = match modifier {
                 Some('-') => match value {
                     Some(v) => v,
-                    None => process_word(&word, env)?,
+                    None => process_nested(&word, env, depth + 1)?,
                 },
                 Some('+') => match value {
-                    Some(_) => process_word(&word, env)?,
+                    Some(_) => process_nested(&word, env, depth + 1)?,
                     None => String::new(),
                 },
                 Some(m) => return Err(format!("unsupported modifier ({m}) in substitution")),
@@ -639,6 +650,10 @@ mod tests {
             ("STOPSIGNAL FOO", "Invalid signal: FOO"),
             ("ENV A=\"x", "unexpected end of statement while looking for matching double-quote"),
             ("ENV A=${B", "missing ':' in substitution: B"),
+            (
+                &format!("ENV A={}x{}", "${A:-".repeat(20), "}".repeat(20)),
+                "substitutions nested too deeply",
+            ),
         ] {
             assert_eq!(changed(&[change]).unwrap_err(), want, "{change}");
         }

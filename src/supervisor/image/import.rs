@@ -52,7 +52,7 @@ impl ImportRequest {
 pub fn import(store: &ImageStore, req: ImportRequest, input: impl Read) -> Result<String> {
     let staging = store.stage()?;
     let path = staging.file();
-    let info = read_layer(input, Some(&path)).map_err(Error::invalid)?;
+    let info = read_layer(input, Some(&path))?;
     let config = ImageConfig::imported(&info.diff_id, &req.comment, req.run, SystemTime::now());
     let image = NewImage {
         config: config.to_bytes(),

@@ -9,6 +9,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::supervisor::engine::error::Error;
+
 /// How a layer's bytes are compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
@@ -97,10 +99,40 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Some(out) = self.out.as_mut() {
-            out.write_all(&buf[..n])?;
+            out.write_all(&buf[..n]).map_err(|e| io::Error::new(e.kind(), WriteFailed(e)))?;
         }
         Ok(n)
     }
+}
+
+/// A failure to write the staged copy (a full disk): the system's fault, not the input's.
+#[derive(Debug)]
+struct WriteFailed(io::Error);
+
+impl std::fmt::Display for WriteFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write the layer: {}", self.0)
+    }
+}
+
+impl std::error::Error for WriteFailed {}
+
+/// The error for a failure while reading the tar: an internal one if writing the copy failed
+/// somewhere down `e`'s chain, else the input's fault in Docker's words.
+fn tar_error(e: io::Error) -> LayerError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        if let Some(w) = c.downcast_ref::<WriteFailed>() {
+            return Error::internal(w);
+        }
+        if let Some(w) = c.downcast_ref::<io::Error>().and_then(|io| io.get_ref())
+            && let Some(w) = w.downcast_ref::<WriteFailed>()
+        {
+            return Error::internal(w);
+        }
+        cause = c.source();
+    }
+    Error::invalid(format!("Error processing tar file: {e}"))
 }
 
 /// What reading a layer found.
@@ -118,8 +150,8 @@ pub struct LayerInfo {
     pub size: u64,
 }
 
-/// A failure reading a layer: its words.
-pub type LayerError = String;
+/// A failure reading a layer: invalid input, or the system's (a full disk).
+pub type LayerError = Error;
 
 /// Reads a layer from `input` to its end (a tar, gzip's or zstd's), checking it is a tar,
 /// and writes the uncompressed tar to `out` if given (synced before returning).
@@ -132,11 +164,13 @@ pub fn read_layer(input: impl Read, out: Option<&Path>) -> Result<LayerInfo, Lay
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("cannot read the layer: {e}")),
+            Err(e) => return Err(Error::invalid(format!("cannot read the layer: {e}"))),
         }
     }
     if got == 0 {
-        return Err("Error processing tar file: unexpected EOF (the layer is empty)".into());
+        return Err(Error::invalid(
+            "Error processing tar file: unexpected EOF (the layer is empty)",
+        ));
     }
     let head = &head[..got];
     let (diff_id, length, size) = read_through(head, &mut raw, out)?;
@@ -159,30 +193,33 @@ fn read_through<R: Read>(
         #[cfg(feature = "zstd")]
         Compression::Zstd => Box::new(
             zstd::stream::read::Decoder::new(stream)
-                .map_err(|e| format!("cannot read a zstd layer: {e}"))?,
+                .map_err(|e| Error::invalid(format!("cannot read a zstd layer: {e}")))?,
         ),
         #[cfg(not(feature = "zstd"))]
         Compression::Zstd => {
-            return Err("zstd-compressed layers need cproxy built with the zstd feature".into());
+            return Err(Error::invalid(
+                "zstd-compressed layers need cproxy built with the zstd feature",
+            ));
         }
         Compression::Bzip2 | Compression::Xz => {
-            return Err(format!(
+            return Err(Error::invalid(format!(
                 "unsupported layer compression ({compression:?}): cproxy reads plain tar, gzip \
                  and zstd"
-            ));
+            )));
         }
     };
     let file = match out {
         Some(p) => Some(BufWriter::with_capacity(
             256 * 1024,
-            File::create(p).map_err(|e| format!("cannot write {}: {e}", p.display()))?,
+            File::create(p)
+                .map_err(|e| Error::internal(format!("cannot write {}: {e}", p.display())))?,
         )),
         None => None,
     };
     let tee = Tee { inner: Hashing::new(decoded), out: file };
     let mut archive = tar::Archive::new(tee);
     let mut size = 0u64;
-    let bad = |e: io::Error| format!("Error processing tar file: {e}");
+    let bad = tar_error;
     for entry in archive.entries().map_err(bad)? {
         let entry = entry.map_err(bad)?;
         let header = entry.header();
@@ -202,9 +239,11 @@ fn read_through<R: Read>(
     io::copy(&mut tee, &mut io::sink()).map_err(bad)?;
     let Tee { inner, out } = tee;
     if let Some(mut w) = out {
-        w.flush().map_err(|e| format!("cannot write the layer: {e}"))?;
-        let f = w.into_inner().map_err(|e| format!("cannot write the layer: {e}"))?;
-        f.sync_all().map_err(|e| format!("cannot write the layer: {e}"))?;
+        let failed =
+            |e: &dyn std::fmt::Display| Error::internal(format!("cannot write the layer: {e}"));
+        w.flush().map_err(|e| failed(&e))?;
+        let f = w.into_inner().map_err(|e| failed(&e))?;
+        f.sync_all().map_err(|e| failed(&e))?;
     }
     let (diff_id, length) = inner.finish();
     Ok((diff_id, length, size))
@@ -262,16 +301,30 @@ mod tests {
     }
 
     #[test]
+    fn a_full_disk_is_the_systems_fault_not_the_inputs() {
+        // /dev/full fails every write with ENOSPC.
+        let t = small_tar();
+        let e = read_layer(&t[..], Some(Path::new("/dev/full"))).unwrap_err();
+        assert_eq!(e.kind, crate::supervisor::engine::ErrorKind::Internal, "{e}");
+        assert!(e.message.contains("cannot write the layer"), "{e}");
+    }
+
+    #[test]
     fn what_is_not_a_tar_is_refused() {
-        assert!(read_layer(&b""[..], None).unwrap_err().contains("empty"));
-        assert!(read_layer(&b"foo\n"[..], None).unwrap_err().starts_with("Error processing tar"));
+        let words = |data: &[u8]| read_layer(data, None).unwrap_err().message;
+        assert!(words(b"").contains("empty"));
+        assert!(words(b"foo\n").starts_with("Error processing tar"));
         let t = small_tar();
         assert!(read_layer(&t[..700], None).is_err(), "a truncated tar");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&t).unwrap();
         let gz = gz.finish().unwrap();
         assert!(read_layer(&gz[..gz.len() - 10], None).is_err(), "a truncated gzip");
-        assert!(read_layer(&b"BZh91AY&SY"[..], None).unwrap_err().contains("unsupported"));
+        assert!(words(b"BZh91AY&SY").contains("unsupported"));
+        assert_eq!(
+            read_layer(&b"foo\n"[..], None).unwrap_err().kind,
+            crate::supervisor::engine::ErrorKind::InvalidArgument
+        );
     }
 
     fn testdir() -> std::path::PathBuf {
