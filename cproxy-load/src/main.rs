@@ -325,7 +325,7 @@ fn builtin_cproxy() -> ExitCode {
             e.exit();
         }
     };
-    cproxy::serve::init_logging(false);
+    cproxy::serve::init_logging(false, None);
     cproxy::serve::docker_proxy(cli.docker_proxy, status)
 }
 
