@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use crate::spec::{HostPort, PortSpec, parse_expose};
 use crate::supervisor::api::types::{
-    ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, Empty, HostConfig,
-    MountPoint, NetworkSettings, Port, PortBinding, PortMap, SummaryHostConfig,
+    ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, Empty, EndpointSettings,
+    HostConfig, MountPoint, NetworkSettings, Port, PortBinding, PortMap, SummaryHostConfig,
     SummaryNetworkSettings,
 };
 use crate::supervisor::engine::store::{Record, Status};
@@ -27,8 +27,13 @@ impl Daemon {
         // Port sets are made only for a `publish`/`expose` filter: a container exposing a
         // wide range would otherwise cost every listing a string per port.
         let ports = opts.filters.contains("publish") || opts.filters.contains("expose");
-        let candidates: Vec<Candidate> =
-            newest_first.iter().map(|r| self.candidate(r, &records, ports)).collect();
+        // Each record's networks, read once for the filters and the answer.
+        let mut endpoints: Vec<_> = newest_first.iter().map(|r| self.endpoints_of(r)).collect();
+        let candidates: Vec<Candidate> = newest_first
+            .iter()
+            .zip(&endpoints)
+            .map(|(r, e)| candidate(r, e, &records, ports))
+            .collect();
         let chosen = ps::select(opts, &candidates).map_err(|e| {
             let kind = match e.fault {
                 FilterFault::Invalid => ErrorKind::InvalidArgument,
@@ -40,6 +45,7 @@ impl Daemon {
         Ok(chosen
             .into_iter()
             .map(|i| {
+                // `select` gives each index once: its networks can move into the answer.
                 let (r, c) = (newest_first[i], &candidates[i]);
                 ContainerSummary {
                     id: r.id.clone(),
@@ -52,57 +58,13 @@ impl Daemon {
                     state: r.state.status,
                     status: status_text(r, now),
                     host_config: SummaryHostConfig { network_mode: r.network_mode.to_string() },
-                    network_settings: SummaryNetworkSettings { networks: self.endpoints_of(r) },
+                    network_settings: SummaryNetworkSettings {
+                        networks: std::mem::take(&mut endpoints[i]),
+                    },
                     mounts: mounts(r),
                 }
             })
             .collect())
-    }
-
-    /// A record as the list's filters see it (its port sets only if `ports`).
-    fn candidate(&self, r: &Record, records: &[Record], ports: bool) -> Candidate {
-        let mut exposed = BTreeSet::new();
-        let mut port_bindings = BTreeSet::new();
-        if ports {
-            for spec in r.expose.iter().filter_map(|e| parse_expose(e).ok()) {
-                exposed.extend(
-                    spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())),
-                );
-            }
-            for spec in r.publish.iter().filter_map(|p| PortSpec::parse(p).ok()) {
-                port_bindings.extend(
-                    spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())),
-                );
-            }
-            exposed.extend(port_bindings.iter().cloned());
-        }
-        Candidate {
-            id: r.id.clone(),
-            names: crate::supervisor::engine::links::names_with_links(r, records)
-                .into_iter()
-                .map(|n| n.trim_start_matches('/').to_string())
-                .collect(),
-            state: r.state.status.to_string(),
-            exit_code: i64::from(r.state.exit_code),
-            started: r.state.started_at.get().is_some(),
-            image: r.path.clone(),
-            networks: self
-                .endpoints_of(r)
-                .into_iter()
-                .map(|(name, e)| (name, e.network_id))
-                .collect(),
-            port_bindings,
-            exposed,
-            mounts: r
-                .binds
-                .iter()
-                .map(|b| {
-                    let mut parts = b.split(':');
-                    let src = parts.next().unwrap_or_default().to_string();
-                    (src, parts.next().unwrap_or_default().to_string())
-                })
-                .collect(),
-        }
     }
 
     /// `GET /containers/{id}/json`: Docker's inspect shape, the parts cproxy has.
@@ -195,6 +157,50 @@ impl Daemon {
                 networks: self.endpoints_of(&r),
             },
         }
+    }
+}
+
+/// A record as the list's filters see it (its port sets only if `ports`).
+fn candidate(
+    r: &Record,
+    endpoints: &BTreeMap<String, EndpointSettings>,
+    records: &[Record],
+    ports: bool,
+) -> Candidate {
+    let mut exposed = BTreeSet::new();
+    let mut port_bindings = BTreeSet::new();
+    if ports {
+        for spec in r.expose.iter().filter_map(|e| parse_expose(e).ok()) {
+            exposed.extend(spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())));
+        }
+        for spec in r.publish.iter().filter_map(|p| PortSpec::parse(p).ok()) {
+            port_bindings
+                .extend(spec.container_ports().ports().map(|p| format!("{p}/{}", spec.proto())));
+        }
+        exposed.extend(port_bindings.iter().cloned());
+    }
+    Candidate {
+        id: r.id.clone(),
+        names: crate::supervisor::engine::links::names_with_links(r, records)
+            .into_iter()
+            .map(|n| n.trim_start_matches('/').to_string())
+            .collect(),
+        state: r.state.status.to_string(),
+        exit_code: i64::from(r.state.exit_code),
+        started: r.state.started_at.get().is_some(),
+        image: r.path.clone(),
+        networks: endpoints.iter().map(|(name, e)| (name.clone(), e.network_id.clone())).collect(),
+        port_bindings,
+        exposed,
+        mounts: r
+            .binds
+            .iter()
+            .map(|b| {
+                let mut parts = b.split(':');
+                let src = parts.next().unwrap_or_default().to_string();
+                (src, parts.next().unwrap_or_default().to_string())
+            })
+            .collect(),
     }
 }
 
