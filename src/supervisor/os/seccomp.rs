@@ -532,6 +532,9 @@ pub fn compile(profile: &Profile, caps: &[&str], kernel: (u32, u32)) -> Result<B
     let native = NATIVE.ok_or("seccomp profiles are built for x86_64 and aarch64 only")?;
     let default = profile.default_action.ret(profile.default_errno_ret);
     let mut chains: BTreeMap<u32, Chain> = BTreeMap::new();
+    // What the chains will take at the least (a syscall 2 instructions, a rule with arguments
+    // 5), so that a profile that cannot fit stops here rather than after building it all.
+    let mut least = 0;
     for rule in profile.syscalls.iter().filter(|r| r.applies(caps, kernel)) {
         let ret = rule.action.ret(rule.errno_ret);
         if ret == default {
@@ -539,15 +542,22 @@ pub fn compile(profile: &Profile, caps: &[&str], kernel: (u32, u32)) -> Result<B
         }
         let when = conditions(&rule.args)?;
         for nr in rule.names().into_iter().filter_map(syscall_number) {
-            let chain = chains.entry(nr).or_default();
+            let chain = chains.entry(nr).or_insert_with(|| {
+                least += 2;
+                Chain::default()
+            });
             if chain.always.is_some() {
                 continue;
             }
             match &when {
                 Match::Always => chain.always = Some(ret),
                 Match::Rules(rules) => {
-                    chain.conditional.extend(rules.iter().map(|r| (r.clone(), ret)))
+                    chain.conditional.extend(rules.iter().map(|r| (r.clone(), ret)));
+                    least += 5 * rules.len();
                 }
+            }
+            if least > BPF_MAXINSNS {
+                return Err(too_long(least));
             }
         }
     }
@@ -574,14 +584,20 @@ pub fn compile(profile: &Profile, caps: &[&str], kernel: (u32, u32)) -> Result<B
         prog.push(ret(fallback));
     }
     prog.push(ret(default));
-    if prog.len() > libc::BPF_MAXINSNS as usize {
-        return Err(format!(
-            "the seccomp profile makes {} BPF instructions, more than the kernel's {}",
-            prog.len(),
-            libc::BPF_MAXINSNS
-        ));
+    if prog.len() > BPF_MAXINSNS {
+        return Err(too_long(prog.len()));
     }
     Ok(prog)
+}
+
+/// The most instructions the kernel takes in a filter.
+const BPF_MAXINSNS: usize = libc::BPF_MAXINSNS as usize;
+
+fn too_long(instructions: usize) -> String {
+    format!(
+        "the seccomp profile makes {instructions} BPF instructions or more, more than the \
+         kernel's {BPF_MAXINSNS}"
+    )
 }
 
 /// Installs `prog` on the calling thread (and what it execs and forks). The caller has set
