@@ -50,6 +50,10 @@ fn a_default_container_is_confined_as_dockers() {
     assert_eq!(status_field(&status, "CapInh"), "0000000000000000");
     assert_eq!(status_field(&status, "CapAmb"), "0000000000000000");
     assert_eq!(status_field(&status, "NoNewPrivs"), "0");
+    // Docker's default seccomp profile: a filter; what it forbids, refused.
+    assert_eq!(status_field(&status, "Seccomp"), "2");
+    let out = d.ok(&["run", "--rm", "bb", "sh", "-c", "unshare -n true 2>&1; echo unshare=$?"]);
+    assert!(out.contains("Operation not permitted") && out.contains("unshare=1"), "{out}");
     // Docker's /dev without -t: 14 entries.
     let dev = d.ok(&["run", "--rm", "bb", "ls", "/dev"]);
     assert_eq!(
@@ -134,6 +138,17 @@ fn users_capabilities_and_read_only_as_docker() {
         "/proc/self/status",
     ]);
     assert_eq!(nnp, "NoNewPrivs:\t1\n");
+    let seccomp = |opts: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(opts);
+        all.extend(["bb", "sh", "-c", "grep Seccomp: /proc/self/status; ls /dev | wc -l"]);
+        d.ok(&all)
+    };
+    assert_eq!(seccomp(&["--security-opt", "seccomp=unconfined"]), "Seccomp:\t0\n14\n");
+    let privileged = seccomp(&["--privileged"]);
+    assert!(privileged.starts_with("Seccomp:\t0\n"), "{privileged}");
+    let devices: usize = privileged.lines().nth(1).unwrap().trim().parse().unwrap();
+    assert!(devices > 14, "--privileged sees the host's devices: {privileged}");
 }
 
 #[test]
@@ -166,6 +181,7 @@ fn the_images_config_gives_the_containers_defaults_as_docker_merges_them() {
     // Its writable layer goes with it.
     let dir = d.data_root.join("containers").join(id.trim());
     assert!(dir.join("fs/diff").is_dir());
+    assert_eq!(d.ok(&["wait", "cfgc"]), "0\n");
     d.ok(&["rm", "cfgc"]);
     assert!(!dir.exists());
 }
@@ -175,9 +191,12 @@ fn exec_enters_the_containers_root_with_its_confinement() {
     let ns = Netns::new();
     let d = with_image(&ns, &[]);
     d.ok(&["run", "-d", "--name", "ex", "bb", "sleep", "300"]);
-    let out =
-        d.ok(&["exec", "ex", "sh", "-c", "grep CapEff /proc/self/status; ls /work 2>&1; true"]);
-    assert_eq!(out, "CapEff:\t00000000a80425fb\nls: /work: No such file or directory\n");
+    let script = "grep -E 'CapEff|Seccomp:' /proc/self/status; ls /work 2>&1; true";
+    let out = d.ok(&["exec", "ex", "sh", "-c", script]);
+    assert_eq!(
+        out,
+        "CapEff:\t00000000a80425fb\nSeccomp:\t2\nls: /work: No such file or directory\n"
+    );
     assert_eq!(
         d.ok(&["exec", "-u", "1000", "ex", "id"]),
         "uid=1000(app) gid=1000(app) groups=50(staff)\n"

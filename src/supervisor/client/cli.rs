@@ -603,6 +603,9 @@ pub struct NsExecArgs {
     /// `no-new-privileges`.
     #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
+    /// The seccomp filter: `default`, or a file with a profile in Docker's JSON.
+    #[arg(long)]
+    pub seccomp: Option<String>,
     /// `-u USER[:GROUP]`, resolved in the container's /etc/passwd and /etc/group.
     #[arg(long)]
     pub user: Option<String>,

@@ -68,6 +68,19 @@ pub(super) async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
         if opts.no_new_privileges {
             cmd.arg("--no-new-privs");
         }
+        match opts.seccomp {
+            confine::Seccomp::Unconfined => {}
+            confine::Seccomp::Default => {
+                cmd.arg("--seccomp").arg("default");
+            }
+            // The daemon keeps the container's profile beside its hosts file.
+            confine::Seccomp::Profile(_) => {
+                let dir = std::path::Path::new(&v.hosts_path)
+                    .parent()
+                    .unwrap_or(std::path::Path::new("/"));
+                cmd.arg("--seccomp").arg(dir.join("seccomp.json"));
+            }
+        }
     }
     let user = a.user.clone().unwrap_or_else(|| v.config.user.clone());
     if !user.is_empty() {

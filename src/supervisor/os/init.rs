@@ -29,7 +29,7 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, execvp, pipe2};
 
-use crate::supervisor::os::{confine, rootfs};
+use crate::supervisor::os::{confine, rootfs, seccomp};
 use crate::supervisor::rules::confine::CapSet;
 use crate::supervisor::rules::user::{ExecUser, resolve as resolve_user};
 use crate::sys::{self, FdKind};
@@ -248,7 +248,9 @@ fn shim(args: InitArgs) -> Result<u8, String> {
 /// PID 1 of the container.
 fn pid1(args: &InitArgs, set: &SigSet, ready: OwnedFd) -> u8 {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    let prepared = prepare(args).and_then(|user| Ok((user, confinement(args)?)));
+    // The confinement first: a seccomp profile's file is the host's, out of sight once the
+    // container's root is made.
+    let prepared = confinement(args).and_then(|c| Ok((prepare(args)?, c)));
     let (user, confine) = match prepared {
         Ok(p) => p,
         Err(e) => {
@@ -265,6 +267,8 @@ struct Confinement {
     caps: CapSet,
     last: u8,
     no_new_privs: bool,
+    /// The seccomp filter, compiled for `caps` and this kernel.
+    filter: Option<seccompiler::BpfProgram>,
 }
 
 /// The confinement `args` ask for (`--caps`), if any.
@@ -272,11 +276,31 @@ fn confinement(args: &InitArgs) -> Result<Option<Confinement>, String> {
     let Some(hex) = &args.caps else {
         return Ok(None);
     };
-    let caps = u64::from_str_radix(hex, 16).map_err(|_| format!("bad capability set {hex}"))?;
+    let caps =
+        CapSet(u64::from_str_radix(hex, 16).map_err(|_| format!("bad capability set {hex}"))?);
+    let filter = match args.seccomp.as_deref() {
+        None => None,
+        Some(which) => {
+            let profile = match which {
+                "default" => seccomp::Profile::docker_default(),
+                file => {
+                    let json = std::fs::read(file)
+                        .map_err(|e| format!("opening seccomp profile ({file}) failed: {e}"))?;
+                    seccomp::Profile::from_json(&json)
+                        .map_err(|e| format!("decoding seccomp profile failed: {e}"))?
+                }
+            };
+            let names = caps.names();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let kernel = seccomp::kernel_version().map_err(|e| format!("kernel version: {e}"))?;
+            Some(seccomp::compile(&profile, &names, kernel)?)
+        }
+    };
     Ok(Some(Confinement {
-        caps: CapSet(caps),
+        caps,
         last: confine::last_cap(),
         no_new_privs: args.no_new_privs,
+        filter,
     }))
 }
 
@@ -286,6 +310,10 @@ fn confine_command(c: &Confinement, user: Option<&ExecUser>) -> Result<(), Strin
     confine::drop_bounding(c.caps, c.last).map_err(|e| format!("bounding set: {e}"))?;
     if c.no_new_privs {
         confine::no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+    }
+    // Still root with every capability: the filter needs no `no_new_privs`.
+    if let Some(filter) = &c.filter {
+        seccomp::apply(filter).map_err(|e| format!("seccomp: {e}"))?;
     }
     if let Some(u) = user {
         confine::become_user(u).map_err(|e| format!("user {}:{}: {e}", u.uid, u.gid))?;
@@ -502,20 +530,7 @@ pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
     let Ok(set) = take_signals() else {
         return ExitCode::from(126);
     };
-    if let Some(fd) = args.mnt_fd {
-        let Some(ns) = sys::claim_inherited(fd, FdKind::Namespace) else {
-            eprintln!("cproxy exec: descriptor {fd} is not the container's mount namespace");
-            return ExitCode::from(126);
-        };
-        if let Err(e) = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS) {
-            eprintln!("cproxy exec: entering the container's mount namespace: {e}");
-            return ExitCode::from(126);
-        }
-    }
-    if let Err(e) = std::env::set_current_dir(&args.workdir) {
-        eprintln!("cproxy exec: chdir to {}: {e}", args.workdir.display());
-        return ExitCode::from(126);
-    }
+    let (mnt_fd, workdir) = (args.mnt_fd, args.workdir.clone());
     let init_args = InitArgs {
         hostname: String::new(),
         files: None,
@@ -528,7 +543,7 @@ pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
         upper: None,
         work: None,
         caps: args.caps,
-        seccomp: None,
+        seccomp: args.seccomp,
         no_new_privs: args.no_new_privs,
         privileged: false,
         read_only: false,
@@ -536,6 +551,28 @@ pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
         set_home: args.set_home,
         command: args.command,
     };
+    // Before the container's mount namespace: a seccomp profile's file is the host's.
+    let confine = match confinement(&init_args) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("{e}");
+            return ExitCode::from(126);
+        }
+    };
+    if let Some(fd) = mnt_fd {
+        let Some(ns) = sys::claim_inherited(fd, FdKind::Namespace) else {
+            eprintln!("cproxy exec: descriptor {fd} is not the container's mount namespace");
+            return ExitCode::from(126);
+        };
+        if let Err(e) = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS) {
+            eprintln!("cproxy exec: entering the container's mount namespace: {e}");
+            return ExitCode::from(126);
+        }
+    }
+    if let Err(e) = std::env::set_current_dir(&workdir) {
+        eprintln!("cproxy exec: chdir to {}: {e}", workdir.display());
+        return ExitCode::from(126);
+    }
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let user = match (&init_args.user, init_args.caps.is_some()) {
         (Some(spec), _) => Some(spec.as_str()),
@@ -544,9 +581,8 @@ pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
     }
     .map(|spec| resolve_user(spec, &read("/etc/passwd"), &read("/etc/group")))
     .transpose();
-    let prepared = user.and_then(|u| Ok((u, confinement(&init_args)?)));
-    let (user, confine) = match prepared {
-        Ok(p) => p,
+    let user = match user {
+        Ok(u) => u,
         Err(e) => {
             // runc's words, on stdout as Docker's exec prints them.
             println!("{e}");
