@@ -690,8 +690,13 @@ fn volumes_workdir_and_env_file_are_applied_inside_only() {
     ]);
     assert_eq!(out, "hello\nyes\nread-only\n");
     assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 0, "the host's directory is untouched");
-    let bad =
-        d.cli(&["run", "--rootfs", "/", "--rm", "-v", "/nonexistent-cproxy:/mnt", "/bin/true"]);
+    // A missing source is made, as Docker makes a `-v` source (a `--mount` one is refused).
+    let made = ns.dir.join("made");
+    let vol = format!("{}:/mnt", made.display());
+    d.ok(&["run", "--rootfs", "/", "--rm", "-v", &vol, "/bin/true"]);
+    assert!(made.is_dir());
+    let mount = format!("type=bind,source={}/missing,target=/mnt", ns.dir.display());
+    let bad = d.cli(&["run", "--rootfs", "/", "--rm", "--mount", &mount, "/bin/true"]);
     assert_eq!(bad.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("bind source path does not exist"));
 }

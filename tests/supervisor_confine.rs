@@ -8,7 +8,7 @@ mod supervisor_support;
 
 use std::process::Output;
 
-use supervisor_support::{Daemon, Netns, rootfs_tar};
+use supervisor_support::{Netns, rootfs_tar, with_image};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -16,19 +16,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A daemon with the test image `bb` imported (`extra`: `import --change` values).
-fn with_image(ns: &Netns, changes: &[&str]) -> Daemon {
-    let d = ns.daemon(&[]);
-    let tar = rootfs_tar(true, &ns.dir, false);
-    let mut args = vec!["import"];
-    for c in changes {
-        args.extend(["--change", c]);
-    }
-    args.extend([tar.to_str().unwrap(), "bb"]);
-    d.ok(&args);
-    d
 }
 
 /// A field of `/proc/self/status` as `text` shows it.

@@ -330,3 +330,17 @@ pub fn rootfs_tar(full: bool, dir: &std::path::Path, gzip: bool) -> PathBuf {
     assert!(status.success());
     out
 }
+
+/// A daemon in `ns` with the test image `bb` (a [`rootfs_tar`] of every applet) imported,
+/// `changes` given to `import --change`.
+pub fn with_image(ns: &Netns, changes: &[&str]) -> Daemon {
+    let d = ns.daemon(&[]);
+    let tar = rootfs_tar(true, &ns.dir, false);
+    let mut args = vec!["import"];
+    for c in changes {
+        args.extend(["--change", c]);
+    }
+    args.extend([tar.to_str().unwrap(), "bb"]);
+    d.ok(&args);
+    d
+}

@@ -70,6 +70,9 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     /// `--stop-timeout`, seconds; `null` when not given.
     pub stop_timeout: Option<i64>,
+    /// Anonymous volumes: `-v /path` (the docker CLI sends a value without a source here)
+    /// and, in `inspect`, the image's `VOLUME`s; `null` when none.
+    pub volumes: Option<PortSet>,
 }
 
 /// `HostConfig.RestartPolicy` as sent: `{"Name":"on-failure","MaximumRetryCount":3}`. The
@@ -121,9 +124,16 @@ pub struct HostConfig {
     pub publish_all_ports: bool,
     /// `--rm` with `-d`.
     pub auto_remove: bool,
-    /// `-v HOSTDIR:DIR[:ro]`.
-    #[serde(deserialize_with = "nullable")]
-    pub binds: Vec<String>,
+    /// `-v SRC:DST[:MODE]`: a host path or a volume's name; `null` when none.
+    pub binds: Option<Vec<String>>,
+    /// `--mount` values, as the docker CLI sends them; `null` when none.
+    pub mounts: Option<Vec<crate::supervisor::rules::mounts::ApiMount>>,
+    /// `--tmpfs DST[:OPTIONS]`; `null` when none.
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    /// `--volumes-from CONTAINER[:ro|rw]`; `null` when none.
+    pub volumes_from: Option<Vec<String>>,
+    /// `--shm-size` in bytes (0: 64 MiB).
+    pub shm_size: i64,
     /// cproxy's own: `--proxy-protocol` (`v1`, `v2`; empty: none).
     pub proxy_protocol: String,
     /// `--restart`.
@@ -497,6 +507,8 @@ pub struct ContainerInspect {
     pub restart_count: u32,
     /// Host settings.
     pub host_config: HostConfig,
+    /// Binds, volumes and tmpfs mounts, by destination.
+    pub mounts: Vec<MountPoint>,
     /// The container's settings.
     pub config: ContainerConfig,
     /// Addresses and ports.
@@ -996,6 +1008,60 @@ pub struct ImageDeleteItem {
     /// `sha256:…`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<String>,
+}
+
+/// A volume (`types.Volume`), as `GET /volumes/{name}` and the list show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Volume {
+    /// When it was made (RFC 3339, seconds).
+    pub created_at: String,
+    /// `local`.
+    pub driver: String,
+    /// `null` for a volume a container made.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Where its content is on the host.
+    pub mountpoint: String,
+    /// Its name.
+    pub name: String,
+    /// The driver's options; `null` for a volume a container made.
+    pub options: Option<BTreeMap<String, String>>,
+    /// `local`.
+    pub scope: String,
+}
+
+/// `POST /volumes/create`'s body (`volume.VolumeCreateBody`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeCreateBody {
+    /// Empty: a generated name.
+    pub name: String,
+    /// Empty or `local`.
+    pub driver: String,
+    /// `-o` options.
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    /// `--label`.
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// `GET /volumes`'s answer (`volume.VolumeListOKBody`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeList {
+    /// The volumes.
+    pub volumes: Option<Vec<Volume>>,
+    /// Always `null` here.
+    pub warnings: Option<Vec<String>>,
+}
+
+/// `POST /volumes/prune`'s answer (`types.VolumesPruneReport`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumesPruneReport {
+    /// The names removed.
+    pub volumes_deleted: Option<Vec<String>>,
+    /// Bytes freed.
+    pub space_reclaimed: u64,
 }
 
 /// `POST /images/prune`'s answer (`types.ImagesPruneReport`).

@@ -13,8 +13,8 @@ use crate::supervisor::os::init::InitArgs;
 /// The subcommands this module handles.
 pub const COMMANDS: &[&str] = &[
     "daemon", "run", "ps", "port", "stop", "start", "restart", "kill", "wait", "rm", "logs",
-    "inspect", "exec", "network", "images", "image", "import", "load", "save", "tag", "rmi",
-    "history", "__init", "__nsexec",
+    "inspect", "exec", "network", "volume", "create", "images", "image", "import", "load", "save",
+    "tag", "rmi", "history", "__init", "__nsexec",
 ];
 
 /// cproxy's container commands.
@@ -36,6 +36,8 @@ pub enum SupervisorCommand {
     Daemon(DaemonArgs),
     /// Run a command in a new container
     Run(Box<RunArgs>),
+    /// Create a new container
+    Create(Box<RunArgs>),
     /// List containers
     Ps(PsArgs),
     /// List port mappings or a specific mapping for the container
@@ -61,6 +63,9 @@ pub enum SupervisorCommand {
     /// Manage networks
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// List images
     Images(ImagesArgs),
     /// Manage images
@@ -170,10 +175,22 @@ pub struct RunArgs {
     /// Container host name
     #[arg(short = 'h', long = "hostname")]
     pub hostname: Option<String>,
-    /// Host directories to bind-mount into the container.
-    #[arg(help = "Bind mount a host directory: HOSTDIR:DIR[:ro]")]
-    #[arg(short = 'v', long = "volume", value_name = "HOSTDIR:DIR")]
+    /// Bind mount a volume: a host directory (absolute), a named volume, or a path alone for
+    /// an anonymous volume
+    #[arg(short = 'v', long = "volume", value_name = "[SRC:]DST[:MODE]")]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container (type=bind|volume|tmpfs,source=…,target=…)
+    #[arg(long = "mount", value_name = "mount")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory
+    #[arg(long = "tmpfs", value_name = "DST[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from", value_name = "CONTAINER[:ro|rw]")]
+    pub volumes_from: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size", value_name = "bytes")]
+    pub shm_size: Option<String>,
     /// Send the client's address to the container first on each connection to a published
     /// TCP port (HAProxy's PROXY protocol, v1 or v2)
     #[arg(long = "proxy-protocol", value_name = "VERSION")]
@@ -318,6 +335,9 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short = 'v', long = "volumes")]
+    pub volumes: bool,
     /// The containers
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -373,6 +393,78 @@ pub enum NetworkCommand {
     Connect(NetworkConnectArgs),
     /// Disconnect a container from a network
     Disconnect(NetworkDisconnectArgs),
+}
+
+/// `cproxy volume …`.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(InspectArgs),
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove all unused local volumes
+    Prune(VolumePruneArgs),
+}
+
+/// `cproxy volume create`.
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// Specify volume driver name
+    #[arg(short = 'd', long = "driver", default_value = "local")]
+    pub driver: String,
+    /// Set metadata for a volume
+    #[arg(long = "label", value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+    /// Set driver specific options
+    #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
+    pub opt: Vec<String>,
+    /// Specify volume name
+    #[arg(long = "name")]
+    pub name_flag: Option<String>,
+    /// The volume's name (default: a generated one)
+    pub name: Option<String>,
+}
+
+/// `cproxy volume ls`.
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Only display volume names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Provide filter values (e.g. 'dangling=true')
+    #[arg(short = 'f', long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Pretty-print volumes using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `cproxy volume rm`.
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Force the removal of one or more volumes
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// The volumes
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+/// `cproxy volume prune`.
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide filter values (e.g. 'label=<label>')
+    #[arg(long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
 }
 
 /// `cproxy network create`.

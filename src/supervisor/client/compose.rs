@@ -318,14 +318,16 @@ fn create_request(p: &Loaded, s: &Service) -> Result<ContainerCreateRequest, Str
             None => m.to_string(),
         },
     };
-    host.binds = s
-        .volumes
-        .iter()
-        .map(|b| {
-            let ro = if b.read_only { ":ro" } else { "" };
-            format!("{}:{}{ro}", b.source.display(), b.target)
-        })
-        .collect();
+    host.binds = Some(
+        s.volumes
+            .iter()
+            .map(|b| {
+                let ro = if b.read_only { ":ro" } else { "" };
+                format!("{}:{}{ro}", b.source.display(), b.target)
+            })
+            .collect(),
+    )
+    .filter(|b: &Vec<String>| !b.is_empty());
     let links: Vec<String> =
         s.links.iter().map(|l| format!("{}:{}", p.container(&l.name), l.alias)).collect();
     host.links = Some(links).filter(|l| !l.is_empty());
@@ -639,15 +641,16 @@ mod tests {
             json(
                 r#"{"Hostname": "", "Env": ["PG_VERSION=9.3"],
                     "Cmd": ["python3", "-m", "http.server", "5432"], "Entrypoint": null,
-                    "Image": "", "User": "", "WorkingDir": "",
+                    "Image": "", "User": "", "WorkingDir": "", "Volumes": null,
                     "ExposedPorts": {"5432": {}, "6000-6001/udp": {}},
                     "StopSignal": "SIGINT", "StopTimeout": 3,
                     "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},
-                        "PublishAllPorts": false, "AutoRemove": false, "Binds": [],
+                        "PublishAllPorts": false, "AutoRemove": false, "Binds": null,
                         "ProxyProtocol": "",
                         "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
                         "Links": null, "Init": null, "CapAdd": null, "CapDrop": null,
-                        "Privileged": false, "SecurityOpt": null, "ReadonlyRootfs": false,
+                        "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
+                        "VolumesFrom": null, "ShmSize": 0, "ReadonlyRootfs": false,
                         "Rootfs": "/"},
                     "NetworkingConfig": {"EndpointsConfig": {}}}"#
             )
@@ -656,7 +659,7 @@ mod tests {
             body(&p, "web"),
             json(
                 r#"{"Hostname": "", "Env": [], "Cmd": ["python3", "-m", "http.server", "5000"],
-                    "Entrypoint": null, "Image": "", "User": "", "WorkingDir": "",
+                    "Entrypoint": null, "Image": "", "User": "", "WorkingDir": "", "Volumes": null,
                     "ExposedPorts": null,
                     "StopSignal": null, "StopTimeout": null,
                     "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},
@@ -665,7 +668,8 @@ mod tests {
                         "Binds": ["/srv/app/data:/data:ro"], "ProxyProtocol": "",
                         "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
                         "Links": ["tutorial_db_1:database"], "Init": true, "CapAdd": null, "CapDrop": null,
-                        "Privileged": false, "SecurityOpt": null, "ReadonlyRootfs": false,
+                        "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
+                        "VolumesFrom": null, "ShmSize": 0, "ReadonlyRootfs": false,
                         "Rootfs": "/"},
                     "NetworkingConfig": {"EndpointsConfig": {}}}"#
             )

@@ -155,7 +155,11 @@ pub(super) async fn images(client: &Client, a: ImagesArgs) -> Result<u8> {
 /// Rows through a `--format` template as Docker's formatter writes them: `table …` adds a
 /// header (the template over the columns' names) and aligns the cells; `\t` and `\n` as
 /// written mean tab and newline.
-fn format_rows(format: &str, names: &Value, rows: impl Iterator<Item = Value>) -> String {
+pub(super) fn format_rows(
+    format: &str,
+    names: &Value,
+    rows: impl Iterator<Item = Value>,
+) -> String {
     let (header, body) = match format.strip_prefix("table") {
         Some(rest) => (true, rest),
         None => (false, format),

@@ -11,6 +11,7 @@ mod network;
 mod run;
 mod show;
 mod transport;
+mod volume;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -46,6 +47,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
     let result = rt.block_on(async {
         match cmd {
             SupervisorCommand::Run(a) => run::run_container(client, *a).await,
+            SupervisorCommand::Create(a) => run::create(client, *a).await,
             SupervisorCommand::Ps(a) => show::ps(client, a).await,
             SupervisorCommand::Port(a) => show::port(client, a).await,
             SupervisorCommand::Stop(a) => each(&a.containers, |c| {
@@ -76,7 +78,12 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
             }
             SupervisorCommand::Rm(a) => {
                 each(&a.containers, |c| {
-                    let uri = format!("/containers/{}?force={}", q(c), u8::from(a.force));
+                    let uri = format!(
+                        "/containers/{}?force={}&v={}",
+                        q(c),
+                        u8::from(a.force),
+                        u8::from(a.volumes)
+                    );
                     async move {
                         client.call(Method::DELETE, &uri, NO_BODY).await.map(|_| c.to_string())
                     }
@@ -127,6 +134,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
             }
             SupervisorCommand::Exec(a) => exec::exec(client, a).await,
             SupervisorCommand::Network(a) => network::network(client, a).await,
+            SupervisorCommand::Volume(a) => volume::volume(client, a).await,
             SupervisorCommand::Images(a) => image::images(client, a).await,
             SupervisorCommand::Image(a) => image::image(client, a).await,
             SupervisorCommand::Import(a) => image::import(client, a).await,

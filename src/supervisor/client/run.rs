@@ -14,6 +14,7 @@ use crate::supervisor::client::cli::RunArgs;
 use crate::supervisor::client::stream_logs;
 use crate::supervisor::client::transport::{Client, Failure, NO_BODY, Result, fail, q};
 use crate::supervisor::rules::links::{self, Link};
+use crate::supervisor::rules::mounts;
 use crate::supervisor::rules::restart::{PolicyError, RestartPolicy};
 
 /// Capitalises a spec error as the 20.10 client prints it (`Invalid containerPort: x`).
@@ -95,7 +96,35 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
     host.publish_all_ports = a.publish_all;
     host.auto_remove = a.rm && a.detach;
     host.init = a.init.then_some(true);
-    host.binds = a.volume.clone();
+    // As the docker CLI: a value with a source is a bind (or names a volume); a bare path
+    // is an anonymous volume, in `Config.Volumes`.
+    let (binds, anonymous): (Vec<String>, Vec<String>) =
+        a.volume.iter().cloned().partition(|v| mounts::is_bind_value(v));
+    host.binds = Some(binds).filter(|b| !b.is_empty());
+    let flag_error = |value: &str, flag: &str, why: String| {
+        fail(format!("invalid argument \"{value}\" for \"{flag}\" flag: {why}"), 125)
+    };
+    let mut api_mounts = Vec::new();
+    for m in &a.mount {
+        api_mounts.push(mounts::parse_mount_flag(m).map_err(|e| flag_error(m, "--mount", e))?);
+    }
+    host.mounts = Some(api_mounts).filter(|m| !m.is_empty());
+    let tmpfs: std::collections::BTreeMap<String, String> = a
+        .tmpfs
+        .iter()
+        .map(|t| {
+            let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
+            (dst.to_string(), opts.to_string())
+        })
+        .collect();
+    host.tmpfs = Some(tmpfs).filter(|t| !t.is_empty());
+    host.volumes_from = Some(a.volumes_from.clone()).filter(|v| !v.is_empty());
+    if let Some(size) = &a.shm_size {
+        host.shm_size =
+            mounts::ram_in_bytes(size).map_err(|e| flag_error(size, "--shm-size", e))?;
+    }
+    let anonymous: PortSet = anonymous.into_iter().map(|v| (v, Empty {})).collect();
+    req.config.volumes = Some(anonymous).filter(|v| !v.is_empty());
     host.proxy_protocol = a.proxy_protocol.map(|v| v.to_string()).unwrap_or_default();
     host.restart_policy = restart_policy;
     host.links = Some(a.link.clone()).filter(|l| !l.is_empty());
@@ -139,20 +168,31 @@ fn security_opts(values: &[String]) -> Result<Option<Vec<String>>> {
     Ok(Some(out).filter(|o| !o.is_empty()))
 }
 
-/// `run`: creates the container, starts it, and either prints its ID (`-d`) or streams its
-/// output until it exits and exits with its code.
-pub(super) async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
-    let specs = port_specs(&a)?;
+/// Creates the container `run`'s or `create`'s flags describe; its ID.
+async fn create_container(client: &Client, a: &RunArgs, code: u8) -> Result<String> {
+    let specs = port_specs(a)?;
     if a.network == "host" && !specs.is_empty() {
         eprintln!("WARNING: Published ports are discarded when using host network mode");
     }
-    let body = create_request(&a, specs)?;
+    let body = create_request(a, specs)?;
     let name = a.name.as_deref().map(|n| format!("?name={}", q(n))).unwrap_or_default();
     let created: ContainerCreateResponse = client
         .json(Method::POST, &format!("/containers/create{name}"), Some(&body))
         .await
-        .map_err(|f| fail(f.message, 125))?;
-    let id = created.id;
+        .map_err(|f| fail(f.message, code))?;
+    Ok(created.id)
+}
+
+/// `create`: makes the container, not started, and prints its ID.
+pub(super) async fn create(client: &Client, a: RunArgs) -> Result<u8> {
+    println!("{}", create_container(client, &a, 1).await?);
+    Ok(0)
+}
+
+/// `run`: creates the container, starts it, and either prints its ID (`-d`) or streams its
+/// output until it exits and exits with its code.
+pub(super) async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
+    let id = create_container(client, &a, 125).await?;
     if a.detach {
         client
             .call(Method::POST, &format!("/containers/{id}/start"), NO_BODY)
@@ -166,8 +206,9 @@ pub(super) async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
     let start = client.call(Method::POST, &format!("/containers/{id}/start"), NO_BODY).await;
     if let Err(e) = start {
         if a.rm {
-            let _ =
-                client.call(Method::DELETE, &format!("/containers/{id}?force=1"), NO_BODY).await;
+            let _ = client
+                .call(Method::DELETE, &format!("/containers/{id}?force=1&v=1"), NO_BODY)
+                .await;
         }
         return Err(started(e));
     }
@@ -175,7 +216,8 @@ pub(super) async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
     let waited: ContainerWaitResponse =
         client.json(Method::POST, &format!("/containers/{id}/wait"), NO_BODY).await?;
     if a.rm {
-        let _ = client.call(Method::DELETE, &format!("/containers/{id}?force=1"), NO_BODY).await;
+        let _ =
+            client.call(Method::DELETE, &format!("/containers/{id}?force=1&v=1"), NO_BODY).await;
     }
     Ok(u8::try_from(waited.status_code).unwrap_or(255))
 }
@@ -257,12 +299,13 @@ mod tests {
             body("busybox sleep 10"),
             json(
                 r#"{"Hostname": "", "Env": [], "Cmd": ["sleep", "10"], "Entrypoint": null,
-                    "Image": "busybox", "User": "", "WorkingDir": "", "ExposedPorts": null, "StopSignal": null, "StopTimeout": null,
+                    "Image": "busybox", "User": "", "WorkingDir": "", "Volumes": null, "ExposedPorts": null, "StopSignal": null, "StopTimeout": null,
                     "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},
-                        "PublishAllPorts": false, "AutoRemove": false, "Binds": [],
+                        "PublishAllPorts": false, "AutoRemove": false, "Binds": null,
                         "ProxyProtocol": "", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
                         "Links": null, "Init": null, "CapAdd": null, "CapDrop": null,
-                        "Privileged": false, "SecurityOpt": null, "ReadonlyRootfs": false},
+                        "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
+                        "VolumesFrom": null, "ShmSize": 0, "ReadonlyRootfs": false},
                     "NetworkingConfig": {"EndpointsConfig": {}}}"#
             )
         );
@@ -319,14 +362,15 @@ mod tests {
         let endpoint = got["NetworkingConfig"]["EndpointsConfig"]["my-net"].take();
         let want = json(
             r#"{"Hostname": "box", "Env": ["A=1"], "Cmd": ["prog", "--flag"], "Entrypoint": null,
-                "Image": "img", "User": "", "WorkingDir": "/srv", "ExposedPorts": {"5000": {}, "7000-7002/udp": {}},
+                "Image": "img", "User": "", "WorkingDir": "/srv", "Volumes": null, "ExposedPorts": {"5000": {}, "7000-7002/udp": {}},
                 "StopSignal": "SIGINT", "StopTimeout": 3,
                 "HostConfig": {"NetworkMode": "my-net", "PortBindings": {},
                     "PortSpecs": ["127.0.0.1:8080:80/tcp", "7000-7001:7000-7001/udp"],
                     "PublishAllPorts": true, "AutoRemove": true, "Binds": ["/tmp:/mnt:ro"],
                     "ProxyProtocol": "v2", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
                     "Links": ["db:d"], "Init": true, "CapAdd": null, "CapDrop": null,
-                    "Privileged": false, "SecurityOpt": null, "ReadonlyRootfs": false},
+                    "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
+                        "VolumesFrom": null, "ShmSize": 0, "ReadonlyRootfs": false},
                 "NetworkingConfig": {"EndpointsConfig": {"my-net": null}}}"#,
         );
         assert_eq!(got, want);

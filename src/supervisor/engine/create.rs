@@ -2,9 +2,8 @@
 //! The checks are [`plan`], a pure function of the request and what the daemon knows
 //! ([`Known`]), so they are unit-tested without root, namespaces or files.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::proxy::proxy_proto::Version;
@@ -14,12 +13,14 @@ use crate::supervisor::api::types::{
 };
 use crate::supervisor::engine::error::Result;
 use crate::supervisor::engine::store::{
-    Attachment, ImageUse, NetworkMode, Record, RunState, Security, Status, Time,
+    Attachment, ImageUse, MountRequest, Mounted, NetworkMode, Record, RunState, Security, Status,
+    Time,
 };
 use crate::supervisor::engine::{Container, Daemon, Error};
 use crate::supervisor::rules::confine;
 use crate::supervisor::rules::format;
 use crate::supervisor::rules::links::{self, Link, LinkError};
+use crate::supervisor::rules::mounts::{self, Kind};
 use crate::supervisor::rules::names;
 use crate::supervisor::rules::networks::Network;
 use crate::supervisor::rules::restart::RestartPolicy;
@@ -61,6 +62,12 @@ pub fn merge_image(config: &mut ContainerConfig, image: &ImageRunConfig) -> Vec<
         let mine = config.exposed_ports.get_or_insert_with(Default::default);
         for p in ports.keys() {
             mine.entry(p.clone()).or_default();
+        }
+    }
+    if let Some(volumes) = &image.volumes {
+        let mine = config.volumes.get_or_insert_with(Default::default);
+        for v in volumes.keys() {
+            mine.entry(v.clone()).or_default();
         }
     }
     if config.working_dir.is_empty() {
@@ -136,31 +143,83 @@ fn specs_of_bindings(bindings: &PortMap) -> Vec<String> {
     specs
 }
 
-/// A `-v HOSTDIR:DIR[:ro|rw]` value as (host dir, container dir, read-only). A container sees
-/// the host's filesystem, so both must exist: DIR is covered inside the container only.
-pub fn parse_bind(spec: &str) -> Result<(PathBuf, PathBuf, bool)> {
-    let bad = |why: &str| Error::invalid(format!("invalid volume specification: '{spec}': {why}"));
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, ro) = match parts.as_slice() {
-        [src, dst] => (*src, *dst, false),
-        [src, dst, "ro"] => (*src, *dst, true),
-        [src, dst, "rw"] => (*src, *dst, false),
-        _ => return Err(bad("expected HOSTDIR:DIR[:ro]")),
-    };
-    if !src.starts_with('/') {
-        return Err(bad("cproxy mounts host paths only: HOSTDIR must be absolute"));
-    }
-    if !dst.starts_with('/') {
-        return Err(bad("DIR must be an absolute path"));
-    }
-    for (path, which) in [(src, "source"), (dst, "destination")] {
-        if !std::path::Path::new(path).exists() {
-            return Err(Error::invalid(format!(
-                "invalid mount config for type \"bind\": bind {which} path does not exist: {path}"
-            )));
+/// The mounts a create asks for, resolved as moby's `registerMountPoints` and
+/// `createContainerOSSpecificSettings`: `--volumes-from` first (the last one wins a path),
+/// then `-v` and `--mount` over them (twice one path is refused), `--tmpfs`, then the
+/// anonymous volumes of `Config.Volumes` where nothing is mounted yet. Anonymous volumes
+/// have no name yet: [`Daemon::create`] makes them.
+fn resolve_mounts(
+    binds: &[String],
+    request: &MountRequest,
+    known: &Known<'_>,
+) -> Result<Vec<Mounted>> {
+    use std::collections::btree_map::Entry;
+    let invalid = |e: String| Error::invalid(e);
+    let mut by_dst: BTreeMap<String, Mounted> = BTreeMap::new();
+    for spec in &request.volumes_from {
+        let (name, read_only) = mounts::parse_volumes_from(spec).map_err(invalid)?;
+        let source = known.container(name)?;
+        for m in source.mounts.iter().filter(|m| m.spec.kind != Kind::Tmpfs) {
+            let mut m = m.clone();
+            if let Some(ro) = read_only {
+                m.spec.read_only = ro;
+            }
+            m.spec.mode = String::new();
+            by_dst.insert(m.spec.destination.clone(), m);
         }
     }
-    Ok((PathBuf::from(src), PathBuf::from(dst), ro))
+    let duplicate = |dst: &str| Error::invalid(format!("Duplicate mount point: {dst}"));
+    let mut given: BTreeSet<String> = BTreeSet::new();
+    let binds = binds.iter().map(|b| mounts::parse_bind(b));
+    let api = request.mounts.iter().map(|m| {
+        let spec = mounts::from_api(m)?;
+        if spec.kind == Kind::Bind && !std::path::Path::new(&spec.source).exists() {
+            return Err(format!(
+                "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                spec.source
+            ));
+        }
+        Ok(spec)
+    });
+    for spec in binds.chain(api) {
+        let spec = spec.map_err(invalid)?;
+        if spec.kind == Kind::Volume && !spec.source.is_empty() {
+            mounts::check_volume_name(&spec.source)
+                .map_err(|e| Error::invalid(format!("create {}: {e}", spec.source)))?;
+        }
+        if !given.insert(spec.destination.clone()) {
+            return Err(duplicate(&spec.destination));
+        }
+        let anonymous = spec.kind == Kind::Volume && spec.source.is_empty();
+        by_dst.insert(spec.destination.clone(), Mounted { spec, anonymous });
+    }
+    for (dst, options) in &request.tmpfs {
+        let spec = mounts::tmpfs(dst, options).map_err(invalid)?;
+        match by_dst.entry(spec.destination.clone()) {
+            Entry::Occupied(o) if given.contains(o.key()) && o.get().spec.kind != Kind::Tmpfs => {
+                return Err(duplicate(o.key()));
+            }
+            Entry::Occupied(mut o) => {
+                o.insert(Mounted { spec, anonymous: false });
+            }
+            Entry::Vacant(v) => {
+                v.insert(Mounted { spec, anonymous: false });
+            }
+        }
+    }
+    for dst in &request.volumes {
+        let clean = mounts::clean(dst);
+        if dst.is_empty() || by_dst.contains_key(&clean) {
+            continue;
+        }
+        let spec = mounts::Spec {
+            kind: Kind::Volume,
+            destination: if dst.starts_with('/') { clean } else { format!("/{dst}") },
+            ..mounts::Spec::default()
+        };
+        by_dst.insert(spec.destination.clone(), Mounted { spec, anonymous: true });
+    }
+    Ok(by_dst.into_values().collect())
 }
 
 /// Checks a create request against what is `known` and makes the new container's record
@@ -270,9 +329,18 @@ pub fn plan(
             ));
         }
     }
-    for bind in &hc.binds {
-        parse_bind(bind)?;
+    let binds = hc.binds.unwrap_or_default();
+    let mount_request = MountRequest {
+        mounts: hc.mounts.unwrap_or_default(),
+        tmpfs: hc.tmpfs.unwrap_or_default(),
+        volumes_from: hc.volumes_from.unwrap_or_default(),
+        volumes: config.volumes.take().unwrap_or_default().into_keys().collect(),
+        shm_size: hc.shm_size,
+    };
+    if mount_request.shm_size < 0 {
+        return Err(Error::invalid("SHM size can not be less than 0"));
     }
+    let mounts = resolve_mounts(&binds, &mount_request, known)?;
     let proxy_protocol = match hc.proxy_protocol.as_str() {
         "" => None,
         v => Some(v.parse::<Version>().map_err(Error::invalid)?),
@@ -352,7 +420,9 @@ pub fn plan(
         init: hc.init.unwrap_or(false),
         stop_signal,
         stop_timeout: config.stop_timeout,
-        binds: hc.binds,
+        binds,
+        mounts,
+        mount_request,
         proxy_protocol,
         working_dir: config.working_dir,
         state: RunState {
@@ -461,14 +531,45 @@ impl Daemon {
         let mut containers = self.containers.lock().map_err(Error::internal)?;
         let records: Vec<Record> = containers.iter().map(|c| c.record()).collect();
         let known = Known { containers: &records, networks: &networks, image: image.as_ref() };
-        let record = plan(name, req, &known, id.clone(), Time::now())?;
+        let mut record = plan(name, req, &known, id.clone(), Time::now())?;
+        let made = self.make_volumes(&mut record)?;
         if let Err(e) = self.store.save(&record) {
-            // Nothing of a failed create stays: its directory goes (a full disk leaves one).
+            // Nothing of a failed create stays: its directory goes (a full disk leaves one),
+            // and the volumes made for it.
             let _ = self.store.remove(&id);
+            self.unmake_volumes(&made);
             return Err(Error::internal(e));
         }
         containers.push(Container::new(record));
         Ok(id)
+    }
+
+    /// The volumes a new container's mounts name, made where missing; anonymous ones get
+    /// their names. The names of the volumes made (removed again if the create fails).
+    fn make_volumes(&self, record: &mut Record) -> Result<Vec<String>> {
+        let mut made = Vec::new();
+        for m in record.mounts.iter_mut().filter(|m| m.spec.kind == Kind::Volume) {
+            let name = Some(m.spec.source.as_str()).filter(|n| !n.is_empty());
+            let existed = name.is_some_and(|n| self.volumes.get(n).is_ok());
+            let v = match self.volumes.create(name, "", None, None) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.unmake_volumes(&made);
+                    return Err(e);
+                }
+            };
+            if !existed {
+                made.push(v.name.clone());
+            }
+            m.spec.source = v.name;
+        }
+        Ok(made)
+    }
+
+    fn unmake_volumes(&self, names: &[String]) {
+        for name in names {
+            let _ = self.volumes.remove(name, true, &[]);
+        }
     }
 
     /// The image a create names: its ID, layers and config, its layers unpacked for the

@@ -15,6 +15,7 @@ pub mod start;
 pub mod stop;
 pub mod store;
 pub mod view;
+pub mod volumes;
 
 use std::fs::File;
 use std::io;
@@ -150,6 +151,8 @@ pub struct Daemon {
     stopping: AtomicBool,
     /// The local images, under `--data-root`/image.
     pub images: Arc<ImageStore>,
+    /// The local driver's volumes.
+    pub volumes: volumes::Volumes,
 }
 
 impl Daemon {
@@ -203,6 +206,7 @@ impl Daemon {
         }
         containers.sort_by_key(|c| c.record().created);
         let images = ImageStore::open(&store.root().join("image"), &image_users(&containers))?;
+        let volumes = volumes::Volumes::open(store.root().join("volumes"))?;
         let names = Arc::new(DaemonNames::default());
         Ok(Daemon {
             store,
@@ -220,7 +224,23 @@ impl Daemon {
             containers: Mutex::new(containers),
             stopping: AtomicBool::new(false),
             images: Arc::new(images),
+            volumes,
         })
+    }
+
+    /// The containers whose mounts name volume `name` (full IDs), oldest first.
+    pub fn volume_users(&self, name: &str) -> Vec<String> {
+        use crate::supervisor::rules::mounts::Kind;
+        self.all()
+            .iter()
+            .filter(|c| {
+                c.record()
+                    .mounts
+                    .iter()
+                    .any(|m| m.spec.kind == Kind::Volume && m.spec.source == name)
+            })
+            .map(|c| c.id.clone())
+            .collect()
     }
 
     /// What the containers hold of the image store, for removals of images and layers.

@@ -13,11 +13,12 @@ use std::sync::atomic::Ordering;
 
 use crate::supervisor::api::stream::StreamKind;
 use crate::supervisor::engine::store::{NetworkMode, Record, Status, Time};
-use crate::supervisor::engine::{Container, Daemon, Error, Held, create, logs};
+use crate::supervisor::engine::{Container, Daemon, Error, Held, logs};
 use crate::supervisor::os::process::{Confined, Launch, Layers};
-use crate::supervisor::os::{hosts_files, netlink};
+use crate::supervisor::os::{hosts_files, netlink, rootfs};
 use crate::supervisor::rules::confine::{self, Seccomp};
 use crate::supervisor::rules::env::container_env;
+use crate::supervisor::rules::mounts::Kind;
 use crate::supervisor::rules::restart::Backoff;
 
 impl Daemon {
@@ -152,7 +153,8 @@ impl Daemon {
             host_network: (record.network_mode == NetworkMode::Host),
             disable_ipv6: (record.network_mode != NetworkMode::Host)
                 && !record.network_mode.is_container(),
-            binds: record.binds.iter().filter_map(|b| create::parse_bind(b).ok()).collect(),
+            mounts: self.launch_mounts(record)?,
+            shm_size: u64::try_from(record.mount_request.shm_size).unwrap_or(0),
             working_dir: Some(record.working_dir.clone()).filter(|w| !w.is_empty()),
             join_netns,
             init: record.init,
@@ -286,6 +288,42 @@ impl Daemon {
             daemon.finish(&c, code).await;
         });
         Ok(())
+    }
+
+    /// What the container's init mounts: each bind's host path (made if missing, as Docker
+    /// makes a `-v` source), each volume's directory, each tmpfs. Records of before volumes
+    /// have their `binds` read.
+    fn launch_mounts(&self, r: &Record) -> Result<Vec<rootfs::Mount>, Error> {
+        r.all_mounts()
+            .iter()
+            .map(|m| {
+                let spec = &m.spec;
+                let source = match spec.kind {
+                    Kind::Bind => {
+                        let p = PathBuf::from(&spec.source);
+                        if !p.exists() {
+                            std::fs::create_dir_all(&p).map_err(|e| {
+                                Error::internal(format!(
+                                    "error while creating mount source path '{}': {e}",
+                                    p.display()
+                                ))
+                            })?;
+                        }
+                        p
+                    }
+                    Kind::Volume => self.volumes.source(&spec.source),
+                    Kind::Tmpfs => PathBuf::new(),
+                };
+                Ok(rootfs::Mount {
+                    kind: if spec.kind == Kind::Tmpfs { Kind::Tmpfs } else { Kind::Bind },
+                    source,
+                    destination: PathBuf::from(&spec.destination),
+                    read_only: spec.read_only,
+                    copy_up: spec.kind == Kind::Volume && !spec.nocopy,
+                    tmpfs: spec.tmpfs_options.clone(),
+                })
+            })
+            .collect()
     }
 
     /// A confined container's root and confinement, its directories made; `None` for a

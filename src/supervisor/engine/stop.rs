@@ -67,7 +67,7 @@ impl Daemon {
         }
         tracing::info!(id = %c.id, code, "container exited");
         if r.auto_remove {
-            let _ = self.forget(c);
+            let _ = self.forget(c, true);
         } else {
             let _ = self.store.save(&r);
         }
@@ -179,7 +179,14 @@ impl Daemon {
     }
 
     /// Removes a container; a running one only with `force` (it is killed first).
-    pub async fn remove(&self, c: &Arc<Container>, force: bool) -> Result<(), Error> {
+    /// `rm`; with `volumes` (`-v`, and `--rm`) its anonymous volumes go too, unless another
+    /// container still names them.
+    pub async fn remove(
+        &self,
+        c: &Arc<Container>,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), Error> {
         let _op = c.op.lock().await;
         if !force && c.record().state.status == Status::Restarting {
             return Err(Error::conflict(format!(
@@ -199,14 +206,25 @@ impl Daemon {
             }
             self.stop_locked(c, Some(Duration::ZERO)).await;
         }
-        self.forget(c)
+        self.forget(c, volumes)
     }
 
-    fn forget(&self, c: &Arc<Container>) -> Result<(), Error> {
+    fn forget(&self, c: &Arc<Container>, volumes: bool) -> Result<(), Error> {
         if let Ok(mut all) = self.containers.lock() {
             all.retain(|x| x.id != c.id);
         }
         let removed = self.store.remove(&c.id).map_err(Error::internal);
+        if volumes {
+            let r = c.record();
+            for m in r.mounts.iter().filter(|m| m.anonymous) {
+                let users = self.volume_users(&m.spec.source);
+                if users.is_empty()
+                    && let Err(e) = self.volumes.remove(&m.spec.source, true, &users)
+                {
+                    tracing::warn!(volume = %m.spec.source, error = %e, "cannot remove a volume");
+                }
+            }
+        }
         // The layers of an image deleted while this container used it go with it.
         if let Some(image) = &c.record().image {
             self.images.release(&image.layers, &self.image_users());

@@ -245,9 +245,16 @@ pub struct Record {
     pub ip: Option<Ipv4Addr>,
     /// Published ports while running.
     pub ports: Vec<Published>,
-    /// `-v HOSTDIR:DIR[:ro]` bind mounts.
+    /// `-v SRC:DST[:MODE]` as given (`HostConfig.Binds`).
     #[serde(default)]
     pub binds: Vec<String>,
+    /// What is mounted in it, resolved at create: binds, volumes (anonymous ones named then),
+    /// tmpfs; by destination. Empty in records of before volumes (their `binds` are read).
+    #[serde(default)]
+    pub mounts: Vec<Mounted>,
+    /// What create was asked for beyond `binds`, as `inspect` shows it again.
+    #[serde(default)]
+    pub mount_request: MountRequest,
     /// `-w`: the command's working directory (empty: `/`).
     #[serde(default)]
     pub working_dir: String,
@@ -295,11 +302,57 @@ pub struct Record {
 }
 
 impl Record {
+    /// Its mounts; for a record of before volumes, its `binds` read.
+    pub fn all_mounts(&self) -> std::borrow::Cow<'_, [Mounted]> {
+        if !self.mounts.is_empty() || self.binds.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.mounts);
+        }
+        std::borrow::Cow::Owned(
+            self.binds
+                .iter()
+                .filter_map(|b| crate::supervisor::rules::mounts::parse_bind(b).ok())
+                .map(|spec| Mounted { spec, anonymous: false })
+                .collect(),
+        )
+    }
+
     /// True if the container is confined as Docker confines one (an image or `--rootfs`);
     /// false for a record of before images, which ran host commands as they are.
     pub fn confined(&self) -> bool {
         self.image.is_some() || !self.rootfs.is_empty()
     }
+}
+
+/// One mount of a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mounted {
+    /// What and where; a volume's `source` is its name.
+    #[serde(flatten)]
+    pub spec: crate::supervisor::rules::mounts::Spec,
+    /// A volume made for this container (`-v /path`, an image's `VOLUME`): `rm -v` and
+    /// `--rm` remove it.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// `--mount`, `--tmpfs`, `--volumes-from`, `--shm-size` and `Config.Volumes` as given.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRequest {
+    /// `HostConfig.Mounts`.
+    #[serde(default)]
+    pub mounts: Vec<crate::supervisor::rules::mounts::ApiMount>,
+    /// `HostConfig.Tmpfs`.
+    #[serde(default)]
+    pub tmpfs: std::collections::BTreeMap<String, String>,
+    /// `HostConfig.VolumesFrom`.
+    #[serde(default)]
+    pub volumes_from: Vec<String>,
+    /// `Config.Volumes` with the image's.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// `HostConfig.ShmSize` (0: 64 MiB).
+    #[serde(default)]
+    pub shm_size: i64,
 }
 
 /// The image a container is made from.

@@ -16,6 +16,7 @@ use crate::supervisor::engine::{Container, Daemon, Error, ErrorKind};
 use crate::supervisor::os::netlink;
 use crate::supervisor::rules::filters::{self as ps, Candidate, FilterFault, ListOptions};
 use crate::supervisor::rules::format;
+use crate::supervisor::rules::mounts::Kind;
 
 impl Daemon {
     /// `GET /containers/json`: newest first, running only unless `all` (or a limit, or a
@@ -62,7 +63,7 @@ impl Daemon {
                     network_settings: SummaryNetworkSettings {
                         networks: std::mem::take(&mut endpoints[i]),
                     },
-                    mounts: mounts(r),
+                    mounts: mounts(r, &self.volumes),
                 }
             })
             .collect())
@@ -126,13 +127,21 @@ impl Daemon {
             name: format!("/{}", r.name),
             cproxy_link_env: self.link_env(&r),
             restart_count: r.restart_count,
+            mounts: mounts(&r, &self.volumes),
             host_config: HostConfig {
                 network_mode: r.network_mode.to_string(),
                 port_bindings: port_bindings(&r),
                 port_specs: r.publish.clone(),
                 publish_all_ports: r.publish_all,
                 auto_remove: r.auto_remove,
-                binds: r.binds.clone(),
+                binds: Some(r.binds.clone()).filter(|b| !b.is_empty()),
+                mounts: Some(r.mount_request.mounts.clone()).filter(|m| !m.is_empty()),
+                tmpfs: Some(r.mount_request.tmpfs.clone()).filter(|t| !t.is_empty()),
+                volumes_from: Some(r.mount_request.volumes_from.clone()).filter(|v| !v.is_empty()),
+                shm_size: match r.mount_request.shm_size {
+                    0 if r.confined() => crate::supervisor::os::rootfs::SHM_DEFAULT as i64,
+                    n => n,
+                },
                 proxy_protocol: r.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
                 restart_policy: r.restart_policy.into(),
                 links: (!r.links.is_empty())
@@ -158,6 +167,14 @@ impl Daemon {
                 exposed_ports: (!exposed.is_empty()).then_some(exposed),
                 stop_signal: Some(r.stop_signal.clone()).filter(|s| !s.is_empty()),
                 stop_timeout: r.stop_timeout,
+                volumes: Some(
+                    r.mount_request
+                        .volumes
+                        .iter()
+                        .map(|v| (v.clone(), Default::default()))
+                        .collect(),
+                )
+                .filter(|v: &crate::supervisor::api::types::PortSet| !v.is_empty()),
             },
             network_settings: NetworkSettings {
                 ports,
@@ -223,13 +240,9 @@ fn candidate(
         port_bindings,
         exposed,
         mounts: r
-            .binds
+            .all_mounts()
             .iter()
-            .map(|b| {
-                let mut parts = b.split(':');
-                let src = parts.next().unwrap_or_default().to_string();
-                (src, parts.next().unwrap_or_default().to_string())
-            })
+            .map(|m| (m.spec.source.clone(), m.spec.destination.clone()))
             .collect(),
     }
 }
@@ -263,23 +276,30 @@ fn port_bindings(r: &Record) -> PortMap {
     map
 }
 
-/// The `Mounts` list of `GET /containers/json`: the bind mounts, as Docker lists them.
-fn mounts(r: &Record) -> Vec<MountPoint> {
-    r.binds
+/// The `Mounts` of `inspect` and the list, as Docker shows them (by destination).
+fn mounts(r: &Record, volumes: &crate::supervisor::engine::volumes::Volumes) -> Vec<MountPoint> {
+    r.all_mounts()
         .iter()
-        .map(|b| {
-            let mut parts = b.splitn(3, ':');
-            let source = parts.next().unwrap_or_default();
-            let destination = parts.next().unwrap_or_default();
-            let mode = parts.next().unwrap_or_default();
+        .map(|m| {
+            let s = &m.spec;
+            let (name, source, driver) = match s.kind {
+                Kind::Volume => (
+                    s.source.clone(),
+                    volumes.data(&s.source).to_string_lossy().into_owned(),
+                    "local".to_string(),
+                ),
+                Kind::Bind => (String::new(), s.source.clone(), String::new()),
+                Kind::Tmpfs => Default::default(),
+            };
             MountPoint {
-                kind: "bind".into(),
-                source: source.into(),
-                destination: destination.into(),
-                mode: mode.into(),
-                rw: !mode.split(',').any(|m| m == "ro"),
-                propagation: "rprivate".into(),
-                ..MountPoint::default()
+                kind: s.kind.as_str().into(),
+                name,
+                source,
+                destination: s.destination.clone(),
+                driver,
+                mode: s.mode.clone(),
+                rw: !s.read_only,
+                propagation: s.propagation.clone(),
             }
         })
         .collect()

@@ -11,7 +11,7 @@
 //! | `POST /containers/{id}/stop[?t=SECS]` | `204` after it stopped (its stop signal, SIGTERM by default; SIGKILL after t, default its `StopTimeout`, else 10) |
 //! | `POST /containers/{id}/wait` | `{"StatusCode": N}` once it has exited |
 //! | `POST /containers/{id}/kill[?signal=SIG]` | `204`; SIGKILL by default, as Docker's names or numbers |
-//! | `DELETE /containers/{id}[?force=1]` | `204` |
+//! | `DELETE /containers/{id}[?force=1&v=1]` | `204`; `v`: its anonymous volumes too |
 //! | `GET /containers/{id}/json` | `docker inspect`'s object (Id, Name, State, Config, HostConfig, NetworkSettings, …) |
 //! | `GET /containers/{id}/logs[?follow=1&stdout=1&stderr=1&tail=N]` | Docker's multiplexed stream: per frame 1 byte stream (1 stdout, 2 stderr), 3 zero bytes, a u32 big-endian length, the bytes |
 //! | `GET /networks` | `[network inspect's object]`, predefined first |
@@ -21,6 +21,7 @@
 //! | `POST /networks/{id}/connect` | `{"Container": C, "EndpointConfig": {"Aliases": [A]}}`; `200` |
 //! | `POST /networks/{id}/disconnect` | `{"Container": C}`; `200` |
 //! | `/images/…` | [`images`]: list, import, load, save, inspect, history, tag, remove, prune |
+//! | `/volumes/…` | [`volumes`]: list, create, inspect, remove, prune |
 //!
 //! Every path also answers under `/v1.12/` … `/v1.41/`; a newer or older version gets Docker's
 //! `client version X is too new`/`too old` (400), an unknown route `page not found` (404). `{id}` is a name, an ID, or an unambiguous ID
@@ -73,6 +74,7 @@ use crate::supervisor::rules::filters::{Filters, ListOptions};
 
 pub mod images;
 pub mod system;
+pub mod volumes;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -147,6 +149,7 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .route("/networks/{id}/connect", post(network_connect))
         .route("/networks/{id}/disconnect", post(network_disconnect))
         .merge(images::routes())
+        .merge(volumes::routes())
         .with_state(daemon)
 }
 
@@ -219,7 +222,7 @@ async fn remove(
     Query(q): Params,
 ) -> Answer<StatusCode> {
     let c = d.find(&id)?;
-    d.remove(&c, flag(&q, "force")).await?;
+    d.remove(&c, flag(&q, "force"), flag(&q, "v")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -50,9 +50,12 @@ pub struct InitArgs {
     /// Directory holding `hosts`, `hostname`, `resolv.conf` to bind-mount over /etc's.
     #[arg(long)]
     pub files: Option<PathBuf>,
-    /// `HOSTDIR:DIR[:ro]` to bind-mount (validated by the daemon).
-    #[arg(long = "volume")]
-    pub volumes: Vec<String>,
+    /// A mount, as JSON (`rootfs::Mount`, resolved by the daemon).
+    #[arg(long = "mount")]
+    pub mounts: Vec<String>,
+    /// `/dev/shm`'s size in bytes (0: 64 MiB).
+    #[arg(long = "shm-size", default_value_t = 0)]
+    pub shm_size: u64,
     /// Directory to run the command in.
     #[arg(long)]
     pub workdir: Option<PathBuf>,
@@ -409,7 +412,7 @@ fn prepare(args: &InitArgs) -> Result<Option<ExecUser>, String> {
     let none: Option<&str> = None;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .map_err(|e| format!("making mounts private: {e}"))?;
-    let volumes = parse_volumes(&args.volumes)?;
+    let mounts = parse_mounts(&args.mounts)?;
     let root = args.root.as_ref().map(|target| rootfs::Root {
         target: target.clone(),
         source: match &args.lower {
@@ -421,13 +424,14 @@ fn prepare(args: &InitArgs) -> Result<Option<ExecUser>, String> {
             None => rootfs::Source::Host,
         },
         files: args.files.clone(),
-        volumes: volumes.clone(),
+        mounts: mounts.clone(),
+        shm_size: args.shm_size,
         privileged: args.privileged,
         read_only: args.read_only,
     });
     match &root {
         Some(root) => rootfs::enter(root)?,
-        None => host_mounts(args, &volumes)?,
+        None => host_mounts(args, &mounts)?,
     }
     if args.disable_ipv6 {
         // Absent when the kernel has no IPv6: then there is nothing to turn off.
@@ -473,25 +477,17 @@ fn prepare(args: &InitArgs) -> Result<Option<ExecUser>, String> {
     Ok(user)
 }
 
-/// `HOSTDIR:DIR[:ro]` values (checked by the daemon) as mounts.
-fn parse_volumes(values: &[String]) -> Result<Vec<(PathBuf, PathBuf, bool)>, String> {
+/// The daemon's `--mount` values.
+fn parse_mounts(values: &[String]) -> Result<Vec<rootfs::Mount>, String> {
     values
         .iter()
-        .map(|volume| {
-            let mut parts = volume.splitn(3, ':');
-            match (parts.next(), parts.next()) {
-                (Some(src), Some(dst)) => {
-                    Ok((PathBuf::from(src), PathBuf::from(dst), parts.next() == Some("ro")))
-                }
-                _ => Err(format!("bad volume {volume}")),
-            }
-        })
+        .map(|m| serde_json::from_str(m).map_err(|e| format!("bad mount {m}: {e}")))
         .collect()
 }
 
 /// The mounts of a container that sees the host's files (a record of before images): its
 /// hosts files over /etc's, its volumes, a fresh /proc.
-fn host_mounts(args: &InitArgs, volumes: &[(PathBuf, PathBuf, bool)]) -> Result<(), String> {
+fn host_mounts(args: &InitArgs, mounts: &[rootfs::Mount]) -> Result<(), String> {
     let none: Option<&str> = None;
     if let Some(dir) = &args.files {
         for name in ["hosts", "hostname", "resolv.conf"] {
@@ -503,15 +499,8 @@ fn host_mounts(args: &InitArgs, volumes: &[(PathBuf, PathBuf, bool)]) -> Result<
                 .map_err(|e| format!("mounting {}: {e}", target.display()))?;
         }
     }
-    for (src, dst, ro) in volumes {
-        mount(Some(src), dst, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
-            .map_err(|e| format!("mounting {} on {}: {e}", src.display(), dst.display()))?;
-        if *ro {
-            let flags =
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC;
-            mount(none, dst, none, flags, none)
-                .map_err(|e| format!("making {} read-only: {e}", dst.display()))?;
-        }
+    for m in mounts {
+        rootfs::mount_one(std::path::Path::new("/"), m)?;
     }
     mount(
         Some("proc"),
@@ -534,7 +523,8 @@ pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
     let init_args = InitArgs {
         hostname: String::new(),
         files: None,
-        volumes: Vec::new(),
+        mounts: Vec::new(),
+        shm_size: 0,
         workdir: None,
         disable_ipv6: false,
         init: true,

@@ -31,8 +31,10 @@ pub struct Launch {
     pub join_netns: Option<File>,
     /// Stay in the daemon's network namespace (`--network host`).
     pub host_network: bool,
-    /// Bind mounts: host path, container path, read-only.
-    pub binds: Vec<(PathBuf, PathBuf, bool)>,
+    /// Binds, volumes and tmpfs mounts.
+    pub mounts: Vec<crate::supervisor::os::rootfs::Mount>,
+    /// `/dev/shm`'s size in bytes (0: 64 MiB).
+    pub shm_size: u64,
     /// The command's working directory.
     pub working_dir: Option<String>,
     /// Turn IPv6 off in the container's own network namespace, as Docker's default bridge does.
@@ -126,14 +128,11 @@ fn spawn(launch: Launch) -> io::Result<Started> {
     if let Some(files) = &launch.files {
         cmd.arg("--files").arg(files);
     }
-    for (src, dst, ro) in &launch.binds {
-        let mut v = std::ffi::OsString::from(src);
-        v.push(":");
-        v.push(dst);
-        if *ro {
-            v.push(":ro");
-        }
-        cmd.arg("--volume").arg(v);
+    for m in &launch.mounts {
+        cmd.arg("--mount").arg(serde_json::to_string(m).map_err(io::Error::other)?);
+    }
+    if launch.shm_size != 0 {
+        cmd.arg("--shm-size").arg(launch.shm_size.to_string());
     }
     if launch.disable_ipv6 {
         cmd.arg("--disable-ipv6");

@@ -36,6 +36,9 @@ pub const MASKED: [&str; 10] = [
 pub const READ_ONLY: [&str; 5] =
     ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
+/// `/dev/shm`'s size unless `--shm-size` says otherwise: Docker's 64 MiB.
+pub const SHM_DEFAULT: u64 = 64 << 20;
+
 /// The device nodes of a container's `/dev`, the host's bound there.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -56,6 +59,24 @@ pub enum Source {
     Host,
 }
 
+/// One of the container's mounts, as the daemon resolved it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Mount {
+    /// Bind (a host path or a volume's directory) or tmpfs.
+    pub kind: crate::supervisor::rules::mounts::Kind,
+    /// The host path bound (nothing for a tmpfs).
+    pub source: PathBuf,
+    /// The path inside.
+    pub destination: PathBuf,
+    /// Read-only.
+    pub read_only: bool,
+    /// A volume still empty gets the root's content at the destination first (Docker's
+    /// copy-up), owner, mode and times kept.
+    pub copy_up: bool,
+    /// A tmpfs's options (`size=1m,mode=1770`, flag words too).
+    pub tmpfs: String,
+}
+
 /// The root to make.
 #[derive(Debug, Clone)]
 pub struct Root {
@@ -65,8 +86,10 @@ pub struct Root {
     pub source: Source,
     /// The directory with `hosts`, `hostname`, `resolv.conf` to bind over `/etc`'s.
     pub files: Option<PathBuf>,
-    /// `(host path, container path, read-only)` bind mounts.
-    pub volumes: Vec<(PathBuf, PathBuf, bool)>,
+    /// Binds, volumes and tmpfs mounts, in the order given (a parent before its children).
+    pub mounts: Vec<Mount>,
+    /// `/dev/shm`'s size in bytes.
+    pub shm_size: u64,
     /// `--privileged`: the host's devices, `/sys` writable, nothing masked.
     pub privileged: bool,
     /// `--read-only`.
@@ -93,6 +116,55 @@ fn mount_at(
 /// `root` + an absolute container path.
 fn under(root: &Path, path: &Path) -> PathBuf {
     root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// `path` inside `root` with the image's symbolic links followed as they would be inside the
+/// container (an absolute link starts again at `root`, `..` stops at it), as runc's
+/// `securejoin`: a link in an image cannot send a mount or a copy-up to the host's files.
+pub fn secure_join(root: &Path, path: &Path) -> Result<PathBuf> {
+    use std::path::Component;
+    let mut todo: Vec<std::ffi::OsString> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut done: Vec<std::ffi::OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(part) = todo.pop() {
+        if part == ".." {
+            done.pop();
+            continue;
+        }
+        let mut here = root.to_path_buf();
+        here.extend(&done);
+        here.push(&part);
+        match fs::read_link(&here) {
+            Ok(target) => {
+                links += 1;
+                if links > 40 {
+                    return Err(format!("{}: too many levels of symbolic links", path.display()));
+                }
+                if target.is_absolute() {
+                    done.clear();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => todo.push(n.to_os_string()),
+                        Component::ParentDir => todo.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            Err(_) => done.push(part),
+        }
+    }
+    let mut out = root.to_path_buf();
+    out.extend(&done);
+    Ok(out)
 }
 
 /// Makes the container's root at `root.target` and moves into it (the caller is in its own
@@ -138,7 +210,7 @@ pub fn enter(root: &Root) -> Result<()> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     dir(&sub("/proc"))?;
     mount_at(Some("proc"), &sub("/proc"), Some("proc"), nosuid_nodev_noexec, none())?;
-    make_dev(target, root.privileged)?;
+    make_dev(target, root.privileged, root.shm_size)?;
     dir(&sub("/sys"))?;
     let sys_flags = if root.privileged {
         nosuid_nodev_noexec
@@ -160,14 +232,8 @@ pub fn enter(root: &Root) -> Result<()> {
             bind(&files.join(name), &inside, false)?;
         }
     }
-    for (src, dst, ro) in &root.volumes {
-        let inside = under(target, dst);
-        if src.is_dir() {
-            dir(&inside)?
-        } else {
-            file(&inside)?
-        }
-        bind(src, &inside, *ro)?;
+    for m in &root.mounts {
+        mount_one(target, m)?;
     }
     std::env::set_current_dir(target).map_err(|e| format!("{}: {e}", target.display()))?;
     if target == Path::new("/") {
@@ -176,6 +242,115 @@ pub fn enter(root: &Root) -> Result<()> {
     nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detaching the old root: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))
+}
+
+/// One mount of the container under `target`.
+pub fn mount_one(target: &Path, m: &Mount) -> Result<()> {
+    use crate::supervisor::rules::mounts::{Kind, tmpfs_flags};
+    let inside = secure_join(target, &m.destination)?;
+    if m.kind == Kind::Tmpfs {
+        let (words, data) = tmpfs_flags(&m.tmpfs)?;
+        let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        for w in &words {
+            match w.as_str() {
+                "ro" => flags |= MsFlags::MS_RDONLY,
+                "rw" => flags &= !MsFlags::MS_RDONLY,
+                "exec" => flags &= !MsFlags::MS_NOEXEC,
+                "suid" => flags &= !MsFlags::MS_NOSUID,
+                "dev" => flags &= !MsFlags::MS_NODEV,
+                "noatime" => flags |= MsFlags::MS_NOATIME,
+                "strictatime" => flags |= MsFlags::MS_STRICTATIME,
+                "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
+                "dirsync" => flags |= MsFlags::MS_DIRSYNC,
+                _ => {}
+            }
+        }
+        if m.read_only {
+            flags |= MsFlags::MS_RDONLY;
+        }
+        // Docker's tmpfs takes the mode of a directory the image has there.
+        let mut data = data.join(",");
+        if !data.split(',').any(|o| o.starts_with("mode="))
+            && let Ok(meta) = fs::metadata(&inside)
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = format!("mode={:o}", meta.permissions().mode() & 0o7777);
+            data = if data.is_empty() { mode } else { format!("{data},{mode}") };
+        }
+        dir(&inside)?;
+        let data = Some(data.as_str()).filter(|d| !d.is_empty());
+        return mount_at(Some("tmpfs"), &inside, Some("tmpfs"), flags, data);
+    }
+    if m.copy_up {
+        copy_up(&inside, &m.source)?;
+    }
+    if m.source.is_dir() {
+        dir(&inside)?
+    } else {
+        file(&inside)?
+    }
+    bind(&m.source, &inside, m.read_only)
+}
+
+/// Docker's copy-up: a volume that is still empty gets what the root has at its path (the
+/// directory's own owner, mode and times, then its content).
+fn copy_up(from: &Path, volume: &Path) -> Result<()> {
+    let empty = fs::read_dir(volume).map(|mut d| d.next().is_none()).unwrap_or(false);
+    let Ok(meta) = fs::symlink_metadata(from) else {
+        return Ok(());
+    };
+    if !empty || !meta.is_dir() {
+        return Ok(());
+    }
+    copy_tree(from, volume).map_err(|e| format!("copying {} to the volume: {e}", from.display()))
+}
+
+/// Copies the content of directory `from` into `to`, then `from`'s owner, mode and times onto
+/// `to`: files, directories and symbolic links (devices, fifos and sockets are skipped).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let meta = fs::symlink_metadata(&src)?;
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+            continue;
+        }
+        if kind.is_symlink() {
+            symlink(fs::read_link(&src)?, &dst)?;
+        } else if kind.is_file() {
+            fs::copy(&src, &dst)?;
+            fs::set_permissions(&dst, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        } else {
+            continue;
+        }
+        keep_owner_and_times(&dst, &meta)?;
+    }
+    let meta = fs::symlink_metadata(from)?;
+    fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    keep_owner_and_times(to, &meta)?;
+    Ok(())
+}
+
+/// `meta`'s owner and times onto `path` (a link itself, not what it points to).
+fn keep_owner_and_times(path: &Path, meta: &fs::Metadata) -> std::io::Result<()> {
+    use nix::sys::stat::{UtimensatFlags, utimensat};
+    use nix::sys::time::TimeSpec;
+    use std::os::unix::fs::MetadataExt;
+    std::os::unix::fs::lchown(path, Some(meta.uid()), Some(meta.gid()))?;
+    // chown clears set-uid bits: the mode is given again for files and directories.
+    if !meta.file_type().is_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    }
+    let atime = TimeSpec::new(meta.atime(), meta.atime_nsec());
+    let mtime = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+    utimensat(nix::fcntl::AT_FDCWD, path, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
+        .map_err(std::io::Error::from)
 }
 
 /// Masks Docker's paths (unless privileged) and, with `--read-only`, remounts the root
@@ -244,7 +419,7 @@ fn remount_read_only(path: &Path) -> Result<()> {
 }
 
 /// The container's `/dev`: Docker's minimal one, or with `privileged` the host's.
-fn make_dev(root: &Path, privileged: bool) -> Result<()> {
+fn make_dev(root: &Path, privileged: bool, shm_size: u64) -> Result<()> {
     let dev = under(root, Path::new("/dev"));
     dir(&dev)?;
     if privileged {
@@ -300,7 +475,10 @@ fn make_dev(root: &Path, privileged: bool) -> Result<()> {
         &dev.join("shm"),
         Some("tmpfs"),
         nosuid_noexec | MsFlags::MS_NODEV,
-        Some("mode=1777,size=65536k"),
+        Some(
+            format!("mode=1777,size={}", if shm_size == 0 { SHM_DEFAULT } else { shm_size })
+                .as_str(),
+        ),
     )?;
     dir(&dev.join("mqueue"))?;
     mount_at(
@@ -377,4 +555,25 @@ fn mask() -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_in_the_image_stay_inside_the_root() {
+        let root = std::env::temp_dir().join(format!("cproxy-sj-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("real")).unwrap();
+        symlink("/etc", root.join("abs")).unwrap();
+        symlink("../../../../real", root.join("rel")).unwrap();
+        symlink("loop", root.join("loop")).unwrap();
+        let j = |p: &str| secure_join(&root, Path::new(p));
+        assert_eq!(j("/abs/x").unwrap(), root.join("etc/x"));
+        assert_eq!(j("/rel/y").unwrap(), root.join("real/y"));
+        assert_eq!(j("/../../z").unwrap(), root.join("z"));
+        assert!(j("/loop/a").unwrap_err().contains("too many levels"));
+        let _ = fs::remove_dir_all(&root);
+    }
 }

@@ -9,6 +9,7 @@ pub mod filters;
 pub mod format;
 pub mod hosts;
 pub mod links;
+pub mod mounts;
 pub mod names;
 pub mod networks;
 pub mod ps_format;
