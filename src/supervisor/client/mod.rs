@@ -46,6 +46,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
     let result = rt.block_on(async {
         match cmd {
             SupervisorCommand::Run(a) => run::run_container(client, *a).await,
+            SupervisorCommand::Pull(a) => image::pull(client, a).await,
             SupervisorCommand::Ps(a) => show::ps(client, a).await,
             SupervisorCommand::Port(a) => show::port(client, a).await,
             SupervisorCommand::Stop(a) => each(&a.containers, |c| {

@@ -149,6 +149,8 @@ pub struct Daemon {
     stopping: AtomicBool,
     /// The local images, under `--data-root`/image.
     pub images: Arc<crate::supervisor::image::store::ImageStore>,
+    /// Where images are pulled from (`--insecure-registry`).
+    pub registries: crate::supervisor::image::pull::Registries,
 }
 
 impl Daemon {
@@ -160,6 +162,7 @@ impl Daemon {
         allocator: PortAllocator,
         bip: Option<(Ipv4Addr, u8)>,
         upstreams: Vec<std::net::SocketAddr>,
+        registries: crate::supervisor::image::pull::Registries,
     ) -> io::Result<Daemon> {
         let handle = netlink::connect()?;
         for leftover in netlink::links_with_prefix(&handle, netlink::VETH_PREFIX).await? {
@@ -220,6 +223,7 @@ impl Daemon {
             containers: Mutex::new(containers),
             stopping: AtomicBool::new(false),
             images: Arc::new(images),
+            registries,
         })
     }
 
