@@ -117,7 +117,7 @@ pub struct DaemonArgs {
     /// DNS server the embedded DNS forwards to (default: the nameservers of /etc/resolv.conf)
     #[arg(long = "dns", value_name = "IP")]
     pub dns: Vec<std::net::IpAddr>,
-    /// A registry (HOST[:PORT]) to pull from over plain HTTP; loopback registries always are
+    /// A registry (`HOST[:PORT]`) to pull from over plain HTTP; loopback registries always are
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
     /// Most API connections open at once (further bounded by a quarter of the descriptor limit)
@@ -472,7 +472,7 @@ pub struct PullArgs {
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
-    /// The image: NAME[:TAG|@DIGEST]
+    /// The image: `NAME[:TAG|@DIGEST]`
     #[arg(value_name = "NAME[:TAG|@DIGEST]")]
     pub image: String,
 }
