@@ -205,7 +205,8 @@ fn rootfs_shares_a_host_directory_and_is_still_confined() {
         "grep CapEff /proc/self/status; test -d /usr/bin && echo host; ls /dev | wc -l",
     ]);
     assert_eq!(out, "CapEff:\t00000000a80425fb\nhost\n14\n");
-    let out = d.cli(&["run", "--rm", "nosuchimage"]);
+    // `--pull never`: no registry is asked (none is reachable from the test's namespace).
+    let out = d.cli(&["run", "--rm", "--pull", "never", "nosuchimage"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("No such image: nosuchimage"), "{}", stderr(&out));
     assert!(stdout(&out).is_empty());

@@ -49,6 +49,8 @@ pub struct DaemonConfig {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// `--dns`: where the embedded DNS forwards (empty: the daemon's `/etc/resolv.conf`).
     pub dns: Vec<std::net::IpAddr>,
+    /// `--insecure-registry`: the registries pulled from over plain HTTP (besides loopback).
+    pub registries: crate::supervisor::image::pull::Registries,
     /// The API server's limits; `max_connections` is further bounded by the descriptor limit.
     pub api: Limits,
 }
@@ -165,9 +167,16 @@ async fn serve(cfg: DaemonConfig, limit: u64) -> Result<(), String> {
         None => PortAllocator::from_kernel(),
     };
     let upstreams = engine::dns_server::upstreams(&cfg.dns, Path::new("/etc/resolv.conf"));
-    let daemon = engine::Daemon::new(store, proxy.clone(), allocator, cfg.bip, upstreams)
-        .await
-        .map_err(|e| format!("cannot set up networking: {e}"))?;
+    let daemon = engine::Daemon::new(
+        store,
+        proxy.clone(),
+        allocator,
+        cfg.bip,
+        upstreams,
+        cfg.registries.clone(),
+    )
+    .await
+    .map_err(|e| format!("cannot set up networking: {e}"))?;
     let daemon = Arc::new(daemon);
     daemon.answer_names();
     daemon.restore().await;

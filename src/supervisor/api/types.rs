@@ -1093,6 +1093,12 @@ pub struct JsonMessage {
     /// A status line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// `{}` on a pull's per-layer messages (`progressDetail`).
+    #[serde(rename = "progressDetail", skip_serializing_if = "Option::is_none")]
+    pub progress_detail: Option<Empty>,
+    /// What the status is about: a pull's tag, or a layer's short digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// A failure after the answer began.
     #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
     pub error_detail: Option<JsonError>,

@@ -12,9 +12,9 @@ use crate::supervisor::os::init::InitArgs;
 
 /// The subcommands this module handles.
 pub const COMMANDS: &[&str] = &[
-    "daemon", "run", "ps", "port", "stop", "start", "restart", "kill", "wait", "rm", "logs",
-    "inspect", "exec", "network", "volume", "create", "images", "image", "import", "load", "save",
-    "tag", "rmi", "history", "__init", "__nsexec",
+    "daemon", "run", "create", "pull", "ps", "port", "stop", "start", "restart", "kill", "wait",
+    "rm", "logs", "inspect", "exec", "network", "volume", "images", "image", "import", "load",
+    "save", "tag", "rmi", "history", "__init", "__nsexec",
 ];
 
 /// cproxy's container commands.
@@ -38,6 +38,8 @@ pub enum SupervisorCommand {
     Run(Box<RunArgs>),
     /// Create a new container
     Create(Box<RunArgs>),
+    /// Pull an image from a registry
+    Pull(PullArgs),
     /// List containers
     Ps(PsArgs),
     /// List port mappings or a specific mapping for the container
@@ -120,6 +122,9 @@ pub struct DaemonArgs {
     /// DNS server the embedded DNS forwards to (default: the nameservers of /etc/resolv.conf)
     #[arg(long = "dns", value_name = "IP")]
     pub dns: Vec<std::net::IpAddr>,
+    /// A registry (`HOST[:PORT]`) to pull from over plain HTTP; loopback registries always are
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
     /// Most API connections open at once (further bounded by a quarter of the descriptor limit)
     #[arg(long = "api-max-connections", value_name = "N", default_value_t = 512, hide = true,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -248,6 +253,10 @@ pub struct RunArgs {
     /// host's files, writable by its root), and is otherwise confined as with an image
     #[arg(long, value_name = "PATH")]
     pub rootfs: Option<String>,
+    /// Pull image before running ("always"|"missing"|"never")
+    #[arg(long, value_name = "string", default_value = "missing",
+          value_parser = ["always", "missing", "never"])]
+    pub pull: String,
     /// Print usage
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -549,6 +558,17 @@ pub struct ImagesArgs {
     pub reference: Option<String>,
 }
 
+/// `cproxy pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The image: `NAME[:TAG|@DIGEST]`
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub image: String,
+}
+
 /// `cproxy image …`.
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
@@ -810,7 +830,12 @@ fn daemon(host: Option<String>, a: DaemonArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("invalid --port-range: {e}")),
     };
+    let registries = match crate::supervisor::image::pull::Registries::new(&a.insecure_registry) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
     crate::supervisor::daemon::run_daemon(crate::supervisor::daemon::DaemonConfig {
+        registries,
         socket,
         data_root: a.data_root,
         bip,

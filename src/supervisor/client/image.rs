@@ -16,7 +16,7 @@ use crate::supervisor::api::types::{
 };
 use crate::supervisor::client::cli::{
     HistoryArgs, ImageCommand, ImageInspectArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs,
-    RmiArgs, SaveArgs, TagArgs,
+    PullArgs, RmiArgs, SaveArgs, TagArgs,
 };
 use crate::supervisor::client::transport::{Client, NO_BODY, Result, fail, q};
 use crate::supervisor::image::reference::{AnyReference, Reference};
@@ -265,6 +265,68 @@ async fn print_messages(resp: hyper::Response<hyper::body::Incoming>) -> Result<
         }
     }
     Ok(0)
+}
+
+/// `cproxy pull NAME[:TAG|@DIGEST]`: the daemon's progress as the docker CLI prints it off a
+/// terminal, then the full reference (`docker.io/library/busybox:latest`).
+pub(super) async fn pull(client: &Client, a: PullArgs) -> Result<u8> {
+    let mut sink = std::io::sink();
+    let mut stdout = std::io::stdout();
+    let out: &mut dyn Write = if a.quiet { &mut sink } else { &mut stdout };
+    let r = pull_image(client, &a.image, out).await?;
+    println!("{r}");
+    Ok(0)
+}
+
+/// Pulls `image` (its tag `latest` if none), writing each progress line to `out` as the
+/// docker CLI writes them off a terminal (`ID: STATUS`); the reference pulled. A failure
+/// before the pull began is the daemon's error answer; one during it, the stream's last
+/// message (exit 1).
+pub(super) async fn pull_image(
+    client: &Client,
+    image: &str,
+    out: &mut dyn Write,
+) -> Result<Reference> {
+    let r =
+        Reference::parse_normalized(image).map_err(|e| fail(e.to_string(), 1))?.with_default_tag();
+    let tag = r.digest().or(r.tag()).unwrap_or("latest");
+    let uri = format!("/images/create?fromImage={}&tag={}", q(&r.familiar_name()), q(tag));
+    let resp = client.call(Method::POST, &uri, NO_BODY).await?;
+    let mut body = resp.into_body();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut ended = false;
+    while !ended {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    pending.extend_from_slice(&data);
+                }
+            }
+            Some(Err(e)) => return Err(fail(format!("the daemon's answer broke off: {e}"), 1)),
+            None => {
+                ended = true;
+                pending.push(b'\n');
+            }
+        }
+        while let Some(at) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=at).collect();
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let m: JsonMessage = serde_json::from_slice(&line)
+                .map_err(|e| fail(format!("bad answer from the daemon: {e}"), 1))?;
+            if let Some(e) = m.error {
+                return Err(fail(e, 1));
+            }
+            let Some(status) = m.status else { continue };
+            let _ = match m.id {
+                Some(id) => writeln!(out, "{id}: {status}"),
+                None => writeln!(out, "{status}"),
+            };
+            let _ = out.flush();
+        }
+    }
+    Ok(r)
 }
 
 /// A file or standard input as a request body, read as it is sent.

@@ -48,6 +48,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
         match cmd {
             SupervisorCommand::Run(a) => run::run_container(client, *a).await,
             SupervisorCommand::Create(a) => run::create(client, *a).await,
+            SupervisorCommand::Pull(a) => image::pull(client, a).await,
             SupervisorCommand::Ps(a) => show::ps(client, a).await,
             SupervisorCommand::Port(a) => show::port(client, a).await,
             SupervisorCommand::Stop(a) => each(&a.containers, |c| {

@@ -11,8 +11,10 @@ use crate::supervisor::api::types::{
     EndpointIpamConfig, EndpointSettings, PortSet, RestartPolicySpec,
 };
 use crate::supervisor::client::cli::RunArgs;
+use crate::supervisor::client::image::pull_image;
 use crate::supervisor::client::stream_logs;
 use crate::supervisor::client::transport::{Client, Failure, NO_BODY, Result, fail, q};
+use crate::supervisor::image::reference::Reference;
 use crate::supervisor::rules::links::{self, Link};
 use crate::supervisor::rules::mounts;
 use crate::supervisor::rules::restart::{PolicyError, RestartPolicy};
@@ -176,10 +178,31 @@ async fn create_container(client: &Client, a: &RunArgs, code: u8) -> Result<Stri
     }
     let body = create_request(a, specs)?;
     let name = a.name.as_deref().map(|n| format!("?name={}", q(n))).unwrap_or_default();
-    let created: ContainerCreateResponse = client
-        .json(Method::POST, &format!("/containers/create{name}"), Some(&body))
-        .await
-        .map_err(|f| fail(f.message, code))?;
+    let uri = format!("/containers/create{name}");
+    let image = (a.rootfs.is_none()).then(|| body.config.image.clone());
+    if let Some(image) = image.as_deref().filter(|_| a.pull == "always") {
+        pull_image(client, image, &mut std::io::stderr())
+            .await
+            .map_err(|f| fail(f.message, code))?;
+    }
+    let created: ContainerCreateResponse = match client.json(Method::POST, &uri, Some(&body)).await
+    {
+        // Docker's client: an image not found locally is pulled (its progress on stderr),
+        // then the create is tried again.
+        Err(f) if f.status == 404 && f.message.contains("No such image") && a.pull == "missing" => {
+            let Some(image) = image else { return Err(fail(f.message, code)) };
+            let shown = Reference::parse_normalized(&image)
+                .map(|r| r.with_default_tag().familiar_string())
+                .unwrap_or_else(|_| image.clone());
+            eprintln!("Unable to find image '{shown}' locally");
+            pull_image(client, &image, &mut std::io::stderr())
+                .await
+                .map_err(|f| fail(f.message, code))?;
+            client.json(Method::POST, &uri, Some(&body)).await
+        }
+        other => other,
+    }
+    .map_err(|f| fail(f.message, code))?;
     Ok(created.id)
 }
 

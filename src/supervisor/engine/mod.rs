@@ -153,6 +153,8 @@ pub struct Daemon {
     pub images: Arc<ImageStore>,
     /// The local driver's volumes.
     pub volumes: volumes::Volumes,
+    /// Where images are pulled from (`--insecure-registry`).
+    pub registries: crate::supervisor::image::pull::Registries,
 }
 
 impl Daemon {
@@ -164,6 +166,7 @@ impl Daemon {
         allocator: PortAllocator,
         bip: Option<(Ipv4Addr, u8)>,
         upstreams: Vec<std::net::SocketAddr>,
+        registries: crate::supervisor::image::pull::Registries,
     ) -> io::Result<Daemon> {
         let handle = netlink::connect()?;
         for leftover in netlink::links_with_prefix(&handle, netlink::VETH_PREFIX).await? {
@@ -225,6 +228,7 @@ impl Daemon {
             stopping: AtomicBool::new(false),
             images: Arc::new(images),
             volumes,
+            registries,
         })
     }
 

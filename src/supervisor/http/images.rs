@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /images/json[?filters=JSON]` | `[ImageSummary]`, newest first; filters `dangling`, `reference`, `label`, `before`, `since` |
 //! | `POST /images/create?fromSrc=-[&repo=R&tag=T&message=M&changes=C…]` | the body (a tar, plain, gzip or zstd) imported; `{"status":"sha256:…"}` |
+//! | `POST /images/create?fromImage=NAME[&tag=TAG\|DIGEST]` | pulled; `{"status":"Pulling from library/busybox","id":"latest"}`, per layer `Pulling fs layer`, `Download complete`, `Pull complete`, then `Digest: …`, `Status: …` |
 //! | `POST /images/load[?quiet=1]` | the body (Docker's archive or an OCI layout) loaded; `{"stream":"Loaded image: busybox:latest\n"}` per line |
 //! | `GET /images/get?names=A&names=B`, `GET /images/{name}/get` | the images as one tar (`application/x-tar`) |
 //! | `GET /images/{name}/json` | `ImageInspect` |
@@ -29,12 +30,14 @@ use futures_util::StreamExt;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::supervisor::api::types::{
-    HistoryItem, ImageDeleteItem, ImageInspect, ImageSummary, ImagesPruneReport, JsonMessage,
+    HistoryItem, ImageDeleteItem, ImageInspect, ImageSummary, ImagesPruneReport, JsonError,
+    JsonMessage,
 };
 use crate::supervisor::engine::{Daemon, Error};
 use crate::supervisor::image::archive::{self, SavePlan};
 use crate::supervisor::image::import::{ImportRequest, import};
 use crate::supervisor::image::list;
+use crate::supervisor::image::pull::{self, PullRequest};
 use crate::supervisor::image::reference::Reference;
 use crate::supervisor::rules::filters::Filters;
 
@@ -118,13 +121,10 @@ async fn list_images(
     Ok(axum::Json(list::list(&d.images, &filters)?))
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the body; a pull (`fromImage`) is for later.
+/// `POST /images/create`: `fromImage` pulls, `fromSrc=-` imports the body.
 async fn create(State(d): State<Arc<Daemon>>, Query(q): Pairs, body: Body) -> Answer<Response> {
     if !first(&q, "fromImage").is_empty() {
-        return Err(ApiError(Error::invalid(
-            "cproxy cannot pull images yet: load one (docker save IMAGE | cproxy load) or \
-             import a root filesystem (cproxy import FILE)",
-        )));
+        return pull(d, first(&q, "fromImage"), first(&q, "tag")).await;
     }
     let src = first(&q, "fromSrc");
     if src != "-" {
@@ -138,6 +138,40 @@ async fn create(State(d): State<Arc<Daemon>>, Query(q): Pairs, body: Body) -> An
     let store = d.images.clone();
     let id = with_body(body, move |reader| import(&store, req?, reader)).await?;
     Ok(messages(&[JsonMessage { status: Some(id), ..JsonMessage::default() }]))
+}
+
+/// A pull: the manifest read before the answer begins (so an unknown name is a 404), then
+/// the progress streamed as it happens, a failure as the stream's last message.
+async fn pull(d: Arc<Daemon>, from_image: &str, tag: &str) -> Answer<Response> {
+    let req = PullRequest::new(from_image, tag)?;
+    let resolved = pull::resolve(&d.registries, req).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<JsonMessage>(64);
+    let store = d.images.clone();
+    tokio::spawn(async move {
+        if let Err(e) = pull::fetch(store, resolved, &tx).await {
+            tracing::warn!(error = %e, "pull failed");
+            let _ = tx.send(error_message(e.message)).await;
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let m = rx.recv().await?;
+        let mut line = serde_json::to_vec(&m).unwrap_or_default();
+        line.extend(b"\r\n");
+        Some((Ok::<_, io::Error>(Bytes::from(line)), rx))
+    });
+    Response::builder()
+        .header("Content-Type", "application/json")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError(Error::internal(e)))
+}
+
+/// `{"errorDetail":{"message":M},"error":M}`.
+fn error_message(message: String) -> JsonMessage {
+    JsonMessage {
+        error_detail: Some(JsonError { message: message.clone() }),
+        error: Some(message),
+        ..JsonMessage::default()
+    }
 }
 
 async fn load(State(d): State<Arc<Daemon>>, body: Body) -> Answer<Response> {

@@ -15,12 +15,14 @@
 //! - [`store`]: blobs, the index of images and tags, removal, the API's views; [`list`]:
 //!   `images` and its filters.
 //! - [`import`], [`archive`]: `docker import`; `docker save` and `docker load`.
+//! - [`pull`]: `docker pull` from a registry (`oci-client`), verified before it is stored.
 
 pub mod archive;
 pub mod config;
 pub mod import;
 pub mod layer;
 pub mod list;
+pub mod pull;
 pub mod reference;
 pub mod store;
 pub mod unpack;

@@ -68,17 +68,28 @@ struct Index {
 }
 
 impl Index {
-    /// Every tag of `id`, sorted.
-    fn tags_of(&self, id: &str) -> Vec<String> {
-        let mut tags: Vec<String> = self
+    /// Every reference to `id`, tags and digests (`busybox@sha256:…`, which a pull records),
+    /// sorted.
+    fn refs_of(&self, id: &str) -> Vec<String> {
+        let mut refs: Vec<String> = self
             .repositories
             .values()
             .flat_map(|tags| tags.iter())
             .filter(|(_, i)| *i == id)
             .map(|(t, _)| t.clone())
             .collect();
-        tags.sort();
-        tags
+        refs.sort();
+        refs
+    }
+
+    /// Every tag of `id`, sorted: Docker's `RepoTags`.
+    fn tags_of(&self, id: &str) -> Vec<String> {
+        self.refs_of(id).into_iter().filter(|r| !r.contains('@')).collect()
+    }
+
+    /// Every digest reference to `id`, sorted: Docker's `RepoDigests`.
+    fn digests_of(&self, id: &str) -> Vec<String> {
+        self.refs_of(id).into_iter().filter(|r| r.contains('@')).collect()
     }
 
     fn get_tag(&self, r: &Reference) -> Option<&String> {
@@ -462,6 +473,37 @@ impl ImageStore {
         out
     }
 
+    /// Records `r` (a tag or a digest reference) as naming the stored image `id`: what a pull
+    /// of an image already stored does.
+    pub fn set_reference(&self, id: &str, r: &Reference) -> Result<()> {
+        let r = r.clone().with_default_tag();
+        let mut st = self.state();
+        if !st.index.images.contains_key(id) {
+            return Err(no_such_image(id));
+        }
+        let mut index = st.index.clone();
+        index.set_tag(&r, id);
+        if r.digest().is_none()
+            && let Some(rec) = index.images.get_mut(id)
+        {
+            rec.last_tag_time = go_time(SystemTime::now());
+        }
+        self.write_index(&index)?;
+        st.index = index;
+        Ok(())
+    }
+
+    /// Docker's `Size` of a stored layer, if an image has it.
+    pub fn layer_size(&self, diff_id: &str) -> Option<u64> {
+        let st = self.state();
+        st.index
+            .images
+            .values()
+            .flat_map(|r| &r.layers)
+            .find(|l| l.diff_id == diff_id)
+            .map(|l| l.size)
+    }
+
     /// `POST /images/{name}/tag`: `target` (a name, its tag `latest` if none) names the image
     /// `source` names.
     pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
@@ -572,7 +614,7 @@ impl ImageStore {
         records: &mut Vec<ImageDeleteItem>,
         users: &Users,
     ) -> (Vec<String>, u64) {
-        for t in index.tags_of(id) {
+        for t in index.refs_of(id) {
             if let Ok(r) = Reference::parse_normalized(&t) {
                 index.remove_tag(&r);
             }
@@ -617,7 +659,7 @@ impl ImageStore {
         let victims: Vec<String> = index
             .images
             .keys()
-            .filter(|id| all || index.tags_of(id).is_empty())
+            .filter(|id| all || index.refs_of(id).is_empty())
             .filter(|id| users.of_image(id).next().is_none())
             .cloned()
             .collect();
@@ -654,7 +696,7 @@ impl ImageStore {
         Ok(ImageInspect {
             id: id.clone(),
             repo_tags: st.index.tags_of(&id),
-            repo_digests: Vec::new(),
+            repo_digests: st.index.digests_of(&id),
             parent: String::new(),
             comment: c.comment.clone(),
             created: c.created.clone().unwrap_or_else(|| ZERO_TIME.into()),
