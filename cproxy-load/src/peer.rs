@@ -34,6 +34,9 @@ pub enum PeerKind {
     /// (not in the default set: `--peers cproxy,cproxy-metrics` puts metrics on against off
     /// in one run).
     CproxyMetrics,
+    /// Another cproxy build (`--baseline PATH`, e.g. main's), run as `cproxy` is: before and
+    /// after a change in one run.
+    CproxyBaseline,
 }
 
 impl PeerKind {
@@ -57,6 +60,7 @@ impl PeerKind {
             PeerKind::Haproxy => "haproxy-splice",
             PeerKind::DockerProxy => "docker-proxy",
             PeerKind::CproxyMetrics => "cproxy-metrics",
+            PeerKind::CproxyBaseline => "cproxy-baseline",
         }
     }
 
@@ -108,6 +112,8 @@ pub struct Setup<'a> {
     pub cproxy: &'a CproxyBin,
     /// docker-proxy's binary, if one was given or found.
     pub docker_proxy: Option<&'a Path>,
+    /// Another cproxy binary to measure beside the first, if one was given.
+    pub baseline: Option<&'a Path>,
     /// Configs and logs.
     pub dir: &'a TempDir,
 }
@@ -165,6 +171,12 @@ pub fn start(kind: PeerKind, setup: &Setup) -> Result<Peer, NotStarted> {
             start_docker_proxy_like(kind, &|| Command::new(path), &[], setup)
         }
         PeerKind::CproxyMetrics => start_cproxy_metrics(setup),
+        PeerKind::CproxyBaseline => {
+            let path = setup.baseline.ok_or_else(|| {
+                NotStarted::Skipped("no baseline cproxy (--baseline PATH names one)".to_string())
+            })?;
+            start_docker_proxy_like(kind, &|| Command::new(path), &[], setup)
+        }
         PeerKind::Socat => start_socat(setup),
         PeerKind::Haproxy => start_haproxy(setup),
     }
@@ -456,7 +468,8 @@ mod tests {
         let b = Backends::start(1).unwrap();
         let dir = TempDir::new("cproxy-load").unwrap();
         let bin = CproxyBin::Path(PathBuf::from("/nonexistent"));
-        let setup = Setup { backends: &b, cproxy: &bin, docker_proxy: None, dir: &dir };
+        let setup =
+            Setup { backends: &b, cproxy: &bin, docker_proxy: None, baseline: None, dir: &dir };
         assert!(matches!(start(PeerKind::DockerProxy, &setup), Err(NotStarted::Skipped(_))));
     }
 
@@ -465,7 +478,8 @@ mod tests {
         let b = Backends::start(1).unwrap();
         let dir = TempDir::new("cproxy-load").unwrap();
         let bin = CproxyBin::Path(PathBuf::from("/nonexistent"));
-        let setup = Setup { backends: &b, cproxy: &bin, docker_proxy: None, dir: &dir };
+        let setup =
+            Setup { backends: &b, cproxy: &bin, docker_proxy: None, baseline: None, dir: &dir };
         let p = start(PeerKind::Direct, &setup).unwrap();
         assert_eq!((p.tcp, p.udp, p.tcp_pid), (b.tcp, Ok(b.udp), None));
     }
