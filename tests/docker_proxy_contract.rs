@@ -286,19 +286,85 @@ fn thread_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()
 }
 
-/// docker-proxy mode serves one binding: one thread does, however many CPUs the host has
-/// (100 proxies on a 64-CPU host would otherwise be 6,500 threads). `-threads` still decides.
+/// The CPUs cproxy may use (it inherits this process's affinity), and so its most threads.
+fn cpus() -> usize {
+    thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Waits until `pid` has `n` threads; false if it still has not after a minute (a worker ends
+/// 2 s after its last connection).
+fn threads_become(pid: u32, n: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while thread_count(pid) != n {
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// docker-proxy mode serves one binding on one thread while idle, however many CPUs the host
+/// has (100 proxies on a 64-CPU host would otherwise be 6,500 threads); connections that
+/// overlap while it is busy get worker threads, up to one per CPU, which end once idle.
+/// `-threads` still decides, and then nothing changes with the load.
 #[test]
-fn docker_proxy_mode_runs_on_one_thread_unless_told_otherwise() {
+fn docker_proxy_mode_runs_on_one_thread_while_idle_and_more_while_busy() {
     let (child, port) = start_ready(echo_server("127.0.0.1"), &[]);
     assert_eq!(echo_once(port, b"one thread"), b"one thread");
-    assert_eq!(thread_count(child.id()), 1, "threads of a docker-proxy mode cproxy");
+    assert_eq!(thread_count(child.id()), 1, "threads of an idle docker-proxy mode cproxy");
+    // One connection kept busy, bytes flowing both ways, while others come.
+    let busy = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let busy = thread::spawn(move || common::exchange(busy, 9, 64 << 20).unwrap());
+    for i in 0..8 {
+        let msg = format!("other {i}");
+        assert_eq!(echo_once(port, msg.as_bytes()), msg.as_bytes(), "echo beside a busy one");
+    }
+    let busy_threads = thread_count(child.id());
+    let (sent, echoed) = busy.join().unwrap();
+    assert_eq!(echoed, sent, "the busy connection's bytes");
+    if cpus() > 1 {
+        assert!(busy_threads > 1, "{busy_threads} thread(s) with a busy connection and others");
+    }
+    assert!(busy_threads <= cpus(), "{busy_threads} threads for {} CPUs", cpus());
+    assert!(threads_become(child.id(), 1), "still {} threads once idle", thread_count(child.id()));
     signal(&child, libc::SIGTERM);
     assert!(wait_output(child).status.success());
     let (child, port) = start_ready(echo_server("127.0.0.1"), &["-threads", "2"]);
     assert_eq!(echo_once(port, b"two"), b"two");
     assert!(thread_count(child.id()) >= 3, "main thread and 2 workers");
     signal(&child, libc::SIGTERM);
+    assert!(wait_output(child).status.success());
+}
+
+/// Transfers on every thread are drained on SIGTERM, each to its last byte.
+#[test]
+fn sigterm_drains_the_transfers_of_every_thread() {
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (child, port) = start_ready(backend.local_addr().unwrap(), &["-grace", "60s"]);
+    // Connections that overlap: all but the first are placed while another is fresh.
+    let transfers: Vec<_> = (0..8u64)
+        .map(|seed| {
+            let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let (mut server, _) = backend.accept().unwrap();
+            let sender = thread::spawn(move || {
+                let sum = send_pattern(&mut server, seed, 8 << 20).unwrap();
+                server.shutdown(Shutdown::Write).unwrap();
+                sum
+            });
+            (client, sender)
+        })
+        .collect();
+    let threads = thread_count(child.id());
+    if cpus() > 1 {
+        assert!(threads > 1, "8 connections at once on {threads} thread(s)");
+    }
+    signal(&child, libc::SIGTERM);
+    for (mut client, sender) in transfers {
+        client.shutdown(Shutdown::Write).unwrap();
+        let got = recv_into(&mut client, common::Sum::default()).unwrap();
+        assert_eq!(got, sender.join().unwrap(), "bytes lost or changed in the drain");
+    }
     assert!(wait_output(child).status.success());
 }
 

@@ -13,9 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
+use super::lanes::Seat;
 use super::proxy_proto;
 use super::relay;
 use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
@@ -30,12 +33,25 @@ const BACKLOG: i32 = 4096;
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// A listening socket registered with the runtime that accepts on it. Connections are accepted
+/// without the runtime (see [`accept`]), so that each registers only with the runtime of the
+/// thread that serves it.
+pub(crate) type Listener = AsyncFd<std::net::TcpListener>;
+
 /// Binds and listens on `addr` as docker-proxy does: `SO_REUSEADDR`, and IPv6 sockets are
 /// IPv6-only (Docker runs a separate proxy per address family).
-pub(crate) fn listen(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
+pub(crate) fn listen(addr: SocketAddr) -> Result<Listener, ProxyError> {
     let err = |e| ProxyError::listen(Proto::Tcp, addr, e);
     let sock = listening_socket(addr).map_err(err)?;
-    TcpListener::from_std(sock.into()).map_err(err)
+    watch(sock.into()).map_err(err)
+}
+
+/// Registers a listening socket with the current runtime, for [`accept`].
+pub(crate) fn watch(listener: std::net::TcpListener) -> io::Result<Listener> {
+    // SAFETY: the `AsyncFd` owns the listener, whose descriptor stays open, and is the one
+    // `as_raw_fd` returns, for as long as it is registered.
+    let watched = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) };
+    watched.map_err(io::Error::from)
 }
 
 /// The socket [`listen`] serves: non-blocking, close-on-exec, bound and listening. Shared with
@@ -123,7 +139,7 @@ impl Exhaustion {
 /// Serves a TCP binding until its `stop` token is cancelled; the listener closes on return.
 /// Runs in its binding's span (`binding{proto, host, backend}`, entered by the caller); each
 /// connection runs in a `conn{client}` span under it.
-pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
+pub(crate) async fn serve(listener: Listener, ctx: BindingCtx) {
     let ctx = Arc::new(ctx);
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections.min(Semaphore::MAX_PERMITS)));
     let exhaustion = Arc::new(Exhaustion::new(ctx.stats.clone()));
@@ -143,7 +159,7 @@ pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
         let accepted = tokio::select! {
             biased;
             _ = ctx.stop.cancelled() => break,
-            r = listener.accept() => r,
+            r = accept(&listener) => r,
         };
         let (client, peer) = match accepted {
             Ok(c) => c,
@@ -176,19 +192,32 @@ const QUEUED_AT_STOP: usize = BACKLOG as usize;
 
 /// The connections waiting in `listener`'s accept queue, taken without waiting on the
 /// runtime's readiness (which may not have seen them yet); ends when the queue is empty.
-fn queued(listener: &TcpListener) -> impl Iterator<Item = (TcpStream, SocketAddr)> + '_ {
-    std::iter::from_fn(move || {
-        let (sock, peer) = socket2::SockRef::from(listener).accept().ok()?;
-        sock.set_nonblocking(true).ok()?;
-        let stream = TcpStream::from_std(sock.into()).ok()?;
-        Some((stream, peer.as_socket()?))
-    })
+fn queued(listener: &Listener) -> impl Iterator<Item = (std::net::TcpStream, SocketAddr)> + '_ {
+    std::iter::from_fn(move || accept_now(listener.get_ref()).ok())
+}
+
+/// The next connection: non-blocking and close-on-exec, and registered with no runtime yet.
+async fn accept(listener: &Listener) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    loop {
+        let mut ready = listener.readable().await?;
+        if let Ok(accepted) = ready.try_io(|l| accept_now(l.get_ref())) {
+            return accepted;
+        }
+    }
+}
+
+/// One `accept4`, without waiting: `WouldBlock` when the queue is empty.
+fn accept_now(listener: &std::net::TcpListener) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    let (sock, peer) = socket2::SockRef::from(listener).accept4(flags)?;
+    let peer = peer.as_socket().ok_or_else(|| io::Error::other("a peer without an IP address"))?;
+    Ok((sock.into(), peer))
 }
 
 /// Starts serving an accepted client, or resets it if the binding is at its connection limit
 /// or out of its share of descriptors.
 fn admit(
-    client: TcpStream,
+    client: std::net::TcpStream,
     peer: SocketAddr,
     ctx: &Arc<BindingCtx>,
     limit: &Arc<Semaphore>,
@@ -218,19 +247,32 @@ fn admit(
     // disabled (the default), the binding's span stands in for it, so that the connection's
     // warnings (out of descriptors at a dial, say) still name their binding.
     let span = tracing::debug_span!("conn", client = %peer).or_current();
+    let seat = ctx.lanes.as_ref().map(|lanes| lanes.place());
+    let handle = seat.as_ref().and_then(Seat::handle).cloned();
     let task = async move {
         Stats::add(&conn_ctx.stats.active, 1);
         // A token of the connection's own: polled at every wake-up, it must not share a lock
         // with every other connection of the binding.
         let kill = conn_ctx.kill.child_token();
-        tokio::select! {
-            _ = connection(client, peer, &conn_ctx, &exhaustion) => {}
-            _ = kill.cancelled() => {}
+        // Registered with the runtime of the thread it runs on, so its readiness wakes no other.
+        match TcpStream::from_std(client) {
+            Ok(client) => tokio::select! {
+                _ = connection(client, peer, &conn_ctx, &exhaustion, seat.as_ref()) => {}
+                _ = kill.cancelled() => {}
+            },
+            Err(e) => {
+                exhaustion.hit(&e);
+                tracing::debug!(error = %e, "cannot watch the accepted connection, closing it");
+            }
         }
         Stats::sub(&conn_ctx.stats.active, 1);
-        drop((permit, descriptors));
+        drop((permit, descriptors, seat));
     };
-    ctx.tasks.spawn(tracing::Instrument::instrument(task, span));
+    let task = tracing::Instrument::instrument(task, span);
+    match handle {
+        Some(worker) => ctx.tasks.spawn_on(task, &worker),
+        None => ctx.tasks.spawn(task),
+    };
 }
 
 /// Dials the backend within the connect timeout and relays; a client whose backend cannot be
@@ -240,6 +282,7 @@ async fn connection(
     peer: SocketAddr,
     ctx: &BindingCtx,
     exhaustion: &Exhaustion,
+    seat: Option<&Seat>,
 ) {
     let _cut_client = ResetIfCut { sock: &client, kill: &ctx.kill };
     keep_alive(&client, ctx.config.tcp_keepalive);
@@ -285,7 +328,7 @@ async fn connection(
     let _cut_backend = ResetIfCut { sock: &backend, kill: &ctx.kill };
     // Live, so that a scrape counts the bytes of connections still open; its totals move to
     // the binding's counters when it ends.
-    let traffic = ctx.stats.track();
+    let traffic = ctx.stats.track(seat.map(|s| s.lane().clone()));
     let stages = match relay::Stages::new(ctx.config.relay, &ctx.pipes) {
         Ok(stages) => stages,
         Err(e) => {
@@ -330,7 +373,7 @@ fn keep_alive(sock: &impl std::os::fd::AsFd, period: Option<Duration>) {
 }
 
 /// Arranges for `s` to be closed with a RST when it is dropped.
-fn reset(s: &TcpStream) {
+fn reset(s: &impl AsFd) {
     let _ = sys::reset_on_close(s.as_fd());
 }
 
@@ -341,7 +384,7 @@ mod tests {
     #[tokio::test]
     async fn the_queue_at_stop_is_taken_only_as_far_as_asked() {
         let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
+        let addr = listener.get_ref().local_addr().unwrap();
         let clients: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
         // All three handshakes are complete (connect returned): they wait in the queue.
         assert_eq!(queued(&listener).take(2).count(), 2);
