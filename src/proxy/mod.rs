@@ -518,7 +518,7 @@ impl Proxy {
         check_options(binding.proto, options)?;
         match binding.proto {
             Proto::Tcp => {
-                let listener = tcp::listen(binding.host)?;
+                let listener = tcp::listen(binding.host, self.shared.config.tcp_keepalive)?;
                 self.start(binding, Socket::Tcp(listener), options)
             }
             Proto::Udp => {
@@ -570,7 +570,7 @@ impl Proxy {
                 }
                 sock.set_nonblocking(true).map_err(|e| ProxyError::BadSocket(e.to_string()))?;
                 let listener =
-                    tcp::watch(sock.into()).map_err(|e| ProxyError::BadSocket(e.to_string()))?;
+                    tcp::adopt(sock.into()).map_err(|e| ProxyError::BadSocket(e.to_string()))?;
                 self.start(binding, Socket::Tcp(listener), options)
             }
             Proto::Udp => {
@@ -776,7 +776,7 @@ enum Socket {
 impl Socket {
     fn local_addr(&self) -> Result<SocketAddr, ProxyError> {
         let r = match self {
-            Socket::Tcp(l) => l.get_ref().local_addr(),
+            Socket::Tcp(l) => l.local_addr(),
             Socket::Udp(s) => s.local_addr(),
         };
         r.map_err(|e| ProxyError::BadSocket(e.to_string()))
