@@ -250,26 +250,39 @@ impl Run<'_> {
         }
     }
 
-    /// UDP bulk throughput: one sender, one size of datagram.
+    /// UDP bulk throughput, one sender, one size of datagram, and the forwarder's CPU per GB.
     fn udp_bulk(&mut self) {
         let s = self.settings;
         let what = &label(Figure::UdpBulk, s);
         for slot in &mut self.slots {
             let Some(peer) = measurable(&slot.peer) else { continue };
-            let cell = match peer.udp {
-                Err(why) => Cell::NotApplicable(why.into()),
-                Ok(target) => match udp_bulk::run(target, s.udp_size, s.window, self.backends) {
-                    Ok(b) => {
-                        let text =
-                            format!("{:.2} Gbit/s, loss {:.1}%", b.gbit_per_s, b.loss * 100.0);
-                        self.progress.say(peer.kind, what, &text);
-                        slot.result.notes.push(format!("{what}: {:.1}% lost", b.loss * 100.0));
-                        Cell::Value(b.gbit_per_s)
+            let no_process = || Cell::NotApplicable("no proxy process".into());
+            let (rate, cpu) = match peer.udp {
+                Err(why) => (Cell::NotApplicable(why.into()), Cell::NotApplicable(why.into())),
+                Ok(to) => {
+                    match udp_bulk::run(to, s.udp_size, s.window, self.backends, peer.udp_pid) {
+                        Ok(b) => {
+                            let loss = b.loss * 100.0;
+                            self.progress.say(
+                                peer.kind,
+                                what,
+                                &format!("{:.2} Gbit/s, loss {loss:.1}%", b.gbit_per_s),
+                            );
+                            slot.result.notes.push(format!("{what}: {loss:.1}% lost"));
+                            (
+                                Cell::Value(b.gbit_per_s),
+                                b.proxy_cpu_per_gb.map_or_else(no_process, Cell::Value),
+                            )
+                        }
+                        Err(e) => {
+                            let cell = self.progress.failed(peer.kind, what, e);
+                            (cell.clone(), cell)
+                        }
                     }
-                    Err(e) => self.progress.failed(peer.kind, what, e),
-                },
+                }
             };
-            slot.result.cells.insert(Figure::UdpBulk, cell);
+            slot.result.cells.insert(Figure::UdpBulk, rate);
+            slot.result.cells.insert(Figure::UdpBulkCpu, cpu);
         }
     }
 

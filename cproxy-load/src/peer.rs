@@ -128,6 +128,9 @@ pub struct Peer {
     pub udp: Result<SocketAddr, &'static str>,
     /// The process forwarding TCP, whose memory and CPU are measured (`None` for direct).
     pub tcp_pid: Option<u32>,
+    /// The process forwarding UDP, whose CPU the UDP bulk load measures (`None` for direct
+    /// and a peer without UDP).
+    pub udp_pid: Option<u32>,
     /// Its version, for the report.
     pub version: Option<String>,
     /// Its processes, stopped when the peer drops.
@@ -154,6 +157,7 @@ pub fn start(kind: PeerKind, setup: &Setup) -> Result<Peer, NotStarted> {
             tcp: b.tcp,
             udp: Ok(b.udp),
             tcp_pid: None,
+            udp_pid: None,
             version: None,
             _scraper: None,
             _processes: Vec::new(),
@@ -208,6 +212,7 @@ fn start_docker_proxy_like(
         tcp: loopback(tcp_port),
         udp: Ok(loopback(udp_port)),
         tcp_pid: Some(tcp.pid()),
+        udp_pid: Some(udp.pid()),
         version: output_line(version).filter(|v| !v.starts_with("Usage")),
         _processes: vec![tcp, udp],
         _scraper: None,
@@ -239,6 +244,7 @@ fn start_cproxy_metrics(setup: &Setup) -> Result<Peer, NotStarted> {
         tcp: loopback(tcp_port),
         udp: Ok(loopback(udp_port)),
         tcp_pid: Some(process.pid()),
+        udp_pid: Some(process.pid()),
         version: output_line({
             let mut v = Command::new(program);
             v.arg("-v");
@@ -308,6 +314,7 @@ fn start_socat(setup: &Setup) -> Result<Peer, NotStarted> {
         tcp: loopback(tcp_port),
         udp: Ok(loopback(udp_port)),
         tcp_pid: Some(tcp.pid()),
+        udp_pid: Some(udp.pid()),
         version: version_line(&socat, &["-V"], "socat version"),
         _processes: vec![tcp, udp],
         _scraper: None,
@@ -333,6 +340,7 @@ fn start_haproxy(setup: &Setup) -> Result<Peer, NotStarted> {
         tcp: loopback(tcp_port),
         udp: Err("HAProxy does not forward UDP"),
         tcp_pid: Some(tcp.pid()),
+        udp_pid: None,
         version: version_line(&haproxy, &["-v"], "HAProxy version"),
         _processes: vec![tcp],
         _scraper: None,

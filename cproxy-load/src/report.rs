@@ -28,7 +28,7 @@ fn shape(f: Figure) -> (&'static str, usize, Compare) {
         Figure::UdpLoss => ("%", 2, Compare::None),
         Figure::UdpBulk => ("Gbit/s", 2, Compare::Ratio),
         Figure::RssIdle | Figure::RssPeak => ("MiB", 1, Compare::None),
-        Figure::CpuPerGb => ("s/GB", 3, Compare::None),
+        Figure::CpuPerGb | Figure::UdpBulkCpu => ("s/GB", 3, Compare::None),
         Figure::CpuPerConn => ("µs", 1, Compare::None),
         Figure::ThreadsIdle | Figure::ThreadsBusy => ("threads", 0, Compare::None),
     }
@@ -47,6 +47,7 @@ fn key(f: Figure) -> &'static str {
         Figure::UdpRate => "udp_transactions_per_s",
         Figure::UdpLoss => "udp_loss_percent",
         Figure::UdpBulk => "udp_bulk_gbit_s",
+        Figure::UdpBulkCpu => "udp_bulk_cpu_seconds_per_gb",
         Figure::RssIdle => "rss_idle_mib",
         Figure::RssPeak => "rss_peak_mib",
         Figure::CpuPerGb => "cpu_seconds_per_gb",

@@ -30,6 +30,8 @@ pub enum Figure {
     UdpLoss,
     /// UDP bulk throughput, one sender of `udp_size`-byte datagrams (Gbit/s).
     UdpBulk,
+    /// CPU seconds the UDP forwarding process used per GB that arrived in the UDP bulk run.
+    UdpBulkCpu,
     /// Resident memory of the TCP forwarding process after start (MiB).
     RssIdle,
     /// Its peak resident memory over the run (MiB).
@@ -46,7 +48,7 @@ pub enum Figure {
 
 impl Figure {
     /// Every figure, in table order.
-    pub const ALL: [Figure; 16] = [
+    pub const ALL: [Figure; 17] = [
         Figure::Tcp1,
         Figure::TcpN,
         Figure::ConnRate,
@@ -57,6 +59,7 @@ impl Figure {
         Figure::UdpRate,
         Figure::UdpLoss,
         Figure::UdpBulk,
+        Figure::UdpBulkCpu,
         Figure::RssIdle,
         Figure::RssPeak,
         Figure::CpuPerGb,
@@ -153,6 +156,7 @@ pub fn label(f: Figure, s: &Settings) -> String {
         Figure::UdpRate => "UDP request/response".into(),
         Figure::UdpLoss => "UDP loss".into(),
         Figure::UdpBulk => format!("UDP bulk, {} B datagrams", s.udp_size),
+        Figure::UdpBulkCpu => "UDP bulk CPU per GB".into(),
         Figure::RssIdle => "RSS idle".into(),
         Figure::RssPeak => "RSS peak".into(),
         Figure::CpuPerGb => "CPU per GB".into(),

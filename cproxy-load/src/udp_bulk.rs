@@ -8,6 +8,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use testkit::procfs;
+
 use crate::backend::{Backends, SINK};
 use crate::load::{self, LoadError, Window};
 
@@ -26,15 +28,20 @@ pub struct UdpBulk {
     pub gbit_per_s: f64,
     /// Fraction of the bytes sent in the counted window that did not arrive in it.
     pub loss: f64,
+    /// CPU seconds the proxy process used in the counted window, per GB that arrived (`None`
+    /// without a proxy).
+    pub proxy_cpu_per_gb: Option<f64>,
 }
 
 /// Runs one sender of `size`-byte datagrams to `target` for `window`, reading the sink's
-/// counter off `backends`.
+/// counter off `backends` and the CPU time of `proxy` (the forwarding process, if there is one)
+/// around the window.
 pub fn run(
     target: SocketAddr,
     size: usize,
     window: Window,
     backends: &Backends,
+    proxy: Option<u32>,
 ) -> Result<UdpBulk, LoadError> {
     load::check_loopback(target)?;
     let sock = UdpSocket::bind("127.0.0.1:0")
@@ -60,10 +67,12 @@ pub fn run(
             }
             Ok(())
         });
+        let cpu = || proxy.and_then(procfs::tree_cpu_seconds);
+        let sample = || (backends.udp_sunk(), sent.load(Ordering::Relaxed), Instant::now(), cpu());
         load::sleep_until(start);
-        let first = (backends.udp_sunk(), sent.load(Ordering::Relaxed), Instant::now());
+        let first = sample();
         load::sleep_until(end);
-        let last = (backends.udp_sunk(), sent.load(Ordering::Relaxed), Instant::now());
+        let last = sample();
         stop.store(true, Ordering::Relaxed);
         let sending =
             sender.join().unwrap_or_else(|_| Err(LoadError("the UDP sender panicked".into())));
@@ -73,7 +82,7 @@ pub fn run(
     if load::interrupted() {
         return Err(LoadError("interrupted".into()));
     }
-    let ((sunk0, sent0, t0), (sunk1, sent1, t1)) = sampled;
+    let ((sunk0, sent0, t0, cpu0), (sunk1, sent1, t1, cpu1)) = sampled;
     let (bytes, offered) = (sunk1 - sunk0, sent1 - sent0);
     if bytes == 0 {
         return Err(LoadError(format!("no datagram reached the sink through {target}")));
@@ -81,6 +90,7 @@ pub fn run(
     Ok(UdpBulk {
         gbit_per_s: bytes as f64 * 8.0 / (t1 - t0).as_secs_f64() / 1e9,
         loss: if offered == 0 { 0.0 } else { 1.0 - (bytes as f64 / offered as f64).min(1.0) },
+        proxy_cpu_per_gb: cpu0.zip(cpu1).map(|(a, b)| (b - a) / (bytes as f64 / 1e9)),
     })
 }
 
@@ -96,8 +106,9 @@ mod tests {
     #[test]
     fn direct_datagrams_reach_the_sink_and_report_a_rate() {
         let b = Backends::start(1).unwrap();
-        let r = run(b.udp, DEFAULT_SIZE, SHORT, &b).unwrap();
+        let r = run(b.udp, DEFAULT_SIZE, SHORT, &b, Some(std::process::id())).unwrap();
         assert!(r.gbit_per_s > 0.0);
+        assert!(r.proxy_cpu_per_gb.is_some_and(|c| c > 0.0), "this process's sender's CPU");
         assert!((0.0..=1.0).contains(&r.loss), "{}", r.loss);
     }
 
@@ -105,6 +116,6 @@ mod tests {
     fn a_port_nobody_listens_on_is_an_error() {
         let b = Backends::start(1).unwrap();
         let free = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        assert!(run(free, 100, SHORT, &b).is_err());
+        assert!(run(free, 100, SHORT, &b, None).is_err());
     }
 }
