@@ -168,11 +168,34 @@ fn one_client_with_many_replies_waiting_gets_them_all() {
     // One session with a queue of replies waiting: the binding takes one per turn and must come
     // back for the rest without a new datagram to wake it.
     let setup = Setup::new();
+    let sent: Vec<Vec<u8>> = (0..100).map(|s| request(0, s)).collect();
+    all_answered(&setup, &sent);
+}
+
+#[test]
+fn bursts_of_datagrams_as_large_as_the_link_carries_and_larger_all_come_back() {
+    // 1472 bytes fill a 1500-byte frame: a burst of them goes to the backend as segments of one
+    // buffer. 3000 bytes do not fit: the kernel refuses to segment them, and they go one by one
+    // (as IP fragments); the 1472-byte ones after that still go as segments.
+    let setup = Setup::new();
+    for (round, size) in [1472, 3000, 1472].into_iter().enumerate() {
+        let sent: Vec<Vec<u8>> = (0..30).map(|s| sized(request(round, s), size)).collect();
+        all_answered(&setup, &sent);
+    }
+}
+
+/// `request` repeated to exactly `size` bytes.
+fn sized(request: Vec<u8>, size: usize) -> Vec<u8> {
+    request.into_iter().cycle().take(size).collect()
+}
+
+/// One client sends every datagram of `sent` at once, then reads the echoes; what is missing is
+/// sent again, up to [`ATTEMPTS`] rounds. Every echo must come from the proxy's address and be
+/// one of `sent`, and each of `sent` must come back.
+fn all_answered(setup: &Setup, sent: &[Vec<u8>]) {
     let clients = setup.clients(1);
     let client = &clients[0];
-    let n = 100;
-    let sent: Vec<Vec<u8>> = (0..n).map(|s| request(0, s)).collect();
-    let mut got = Vec::new();
+    let mut got: Vec<Vec<u8>> = Vec::new();
     for attempt in 0..ATTEMPTS {
         let wanted: Vec<&Vec<u8>> = sent.iter().filter(|r| !got.contains(*r)).collect();
         if wanted.is_empty() {
@@ -182,13 +205,13 @@ fn one_client_with_many_replies_waiting_gets_them_all() {
         for req in wanted {
             client.send_to(req, setup.front).expect("send");
         }
-        let mut buf = [0u8; 2048];
-        while got.len() < n {
+        let mut buf = vec![0u8; 65536];
+        while got.len() < sent.len() {
             match client.recv_from(&mut buf) {
                 Ok((len, from)) => {
                     assert_eq!(from, setup.front);
                     assert!(sent.iter().any(|r| r[..] == buf[..len]), "a reply never asked for");
-                    if !got.iter().any(|r: &Vec<u8>| r[..] == buf[..len]) {
+                    if !got.iter().any(|r| r[..] == buf[..len]) {
                         got.push(buf[..len].to_vec());
                     }
                 }
@@ -201,5 +224,5 @@ fn one_client_with_many_replies_waiting_gets_them_all() {
             }
         }
     }
-    assert_eq!(got.len(), n);
+    assert_eq!(got.len(), sent.len());
 }
