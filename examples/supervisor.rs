@@ -68,8 +68,27 @@ fn main() -> io::Result<()> {
     };
 
     let result = (|| -> io::Result<()> {
+        // An image made here from Debian's busybox-static: busybox's httpd serves a page.
+        let tar = busybox_rootfs(dir.path())?;
+        cli(&[
+            "import",
+            "--change",
+            "CMD [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]",
+            &tar,
+            "demo-busybox",
+        ])?;
+        cli(&["images"])?;
+        cli(&["run", "-d", "--name", "box", "-p", "127.0.0.1:5002:80", "demo-busybox"])?;
+        cli(&["exec", "box", "sh", "-c", "grep CapEff /proc/self/status; ls /; id"])?;
+        let status = fetch(&ns, "127.0.0.1:5002")?;
+        println!("GET http://127.0.0.1:5002/ (busybox httpd, from the image): {status}\n");
+        cli(&["rm", "-f", "box"])?;
+
+        // Host commands: `--rootfs /` gives the container the host's files (confined otherwise).
         cli(&[
             "run",
+            "--rootfs",
+            "/",
             "-d",
             "--name",
             "web",
@@ -82,6 +101,8 @@ fn main() -> io::Result<()> {
         ])?;
         cli(&[
             "run",
+            "--rootfs",
+            "/",
             "-d",
             "--name",
             "webP",
@@ -135,6 +156,8 @@ fn main() -> io::Result<()> {
         cli(&["network", "ls"])?;
         cli(&[
             "run",
+            "--rootfs",
+            "/",
             "-d",
             "--network",
             "demo-net",
@@ -149,6 +172,8 @@ fn main() -> io::Result<()> {
         ])?;
         cli(&[
             "run",
+            "--rootfs",
+            "/",
             "--network",
             "demo-net",
             "--name",
@@ -168,6 +193,31 @@ fn main() -> io::Result<()> {
     let status = daemon.wait()?;
     println!("daemon stopped ({status}); links left in the namespace: {}", links(&ns));
     result
+}
+
+/// A root filesystem tarball from Debian's busybox-static: busybox, its applets, a page.
+fn busybox_rootfs(dir: &std::path::Path) -> io::Result<String> {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .ok_or_else(|| io::Error::other("busybox is needed: apt-get install busybox-static"))?;
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin"))?;
+    std::fs::create_dir_all(root.join("www"))?;
+    std::fs::create_dir_all(root.join("etc"))?;
+    std::fs::copy(busybox, root.join("bin/busybox"))?;
+    let list = Command::new(busybox).arg("--list").output()?;
+    for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| *a != "busybox") {
+        let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
+    std::fs::write(root.join("www/index.html"), "<h1>hello from an image</h1>\n")?;
+    let tar = dir.join("rootfs.tar");
+    let ok = Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&root).arg(".").status()?;
+    if !ok.success() {
+        return Err(io::Error::other("tar failed"));
+    }
+    Ok(tar.display().to_string())
 }
 
 fn cproxy_path() -> io::Result<PathBuf> {

@@ -137,6 +137,8 @@ pub enum FdKind {
     Pipe,
     /// A socket.
     Socket,
+    /// A namespace (`/proc/PID/ns/*`, which `fstat` shows as a regular file).
+    Namespace,
 }
 
 /// Takes ownership of descriptor `fd`, inherited from the process that started this one, if it
@@ -152,6 +154,7 @@ pub fn claim_inherited(fd: RawFd, kind: FdKind) -> Option<OwnedFd> {
     let want = match kind {
         FdKind::Pipe => libc::S_IFIFO,
         FdKind::Socket => libc::S_IFSOCK,
+        FdKind::Namespace => libc::S_IFREG,
     };
     if st.st_mode & libc::S_IFMT != want {
         return None;

@@ -24,7 +24,7 @@ fn run(
     limit: Duration,
 ) -> String {
     let publish = format!("127.0.0.1:{host_port}:{ctr_port}");
-    let mut args = vec!["run", "-d", "--name", name, "-p", &publish];
+    let mut args = vec!["run", "--rootfs", "/", "-d", "--name", name, "-p", &publish];
     args.extend(cmd.iter().map(String::as_str));
     let (out, _) = d.cli_within(&args, limit);
     let out = out.unwrap_or_else(|| panic!("run {name} did not answer within {limit:?}"));

@@ -21,8 +21,8 @@ fn stderr(out: &Output) -> String {
 fn run_refuses_an_unknown_flag_and_a_port_spec_that_took_the_image() {
     for (args, want) in [
         (
-            &["run", "--privileged", "x"][..],
-            "cproxy: unknown flag: --privileged\nSee 'cproxy run --help'.\n",
+            &["run", "--sysctl", "x"][..],
+            "cproxy: unknown flag: --sysctl\nSee 'cproxy run --help'.\n",
         ),
         (
             &["run", "-d", "-p", "training/webapp", "python", "app.py"],

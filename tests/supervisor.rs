@@ -31,7 +31,10 @@ fn published_port_reaches_the_commands_server() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
     let server = web_server(8000);
-    let id = d.ok(&args(&["run", "-d", "--name", "web", "-p", "127.0.0.1:8080:8000"], &server));
+    let id = d.ok(&args(
+        &["run", "--rootfs", "/", "-d", "--name", "web", "-p", "127.0.0.1:8080:8000"],
+        &server,
+    ));
     assert_eq!(id.trim().len(), 64);
     let status = eventually(15, || http_get(&ns, "127.0.0.1:8080"));
     assert!(status.contains("200"), "{status}");
@@ -48,7 +51,10 @@ fn published_port_reaches_the_commands_server() {
 fn publish_all_maps_exposed_ports_into_the_port_range() {
     let ns = Netns::new();
     let d = ns.daemon(&["--port-range", "40000-40009"]);
-    d.ok(&args(&["run", "-d", "-P", "--expose", "8000", "--name", "pub"], &web_server(8000)));
+    d.ok(&args(
+        &["run", "--rootfs", "/", "-d", "-P", "--expose", "8000", "--name", "pub"],
+        &web_server(8000),
+    ));
     let lines = d.ok(&["port", "pub", "8000/tcp"]);
     let first = lines.lines().next().unwrap();
     assert!(first.starts_with("0.0.0.0:"), "{lines}");
@@ -70,6 +76,8 @@ fn ps_prints_dockers_columns() {
     let d = ns.daemon(&[]);
     d.ok(&[
         "run",
+        "--rootfs",
+        "/",
         "-d",
         "--name",
         "p_ip_host_ctr",
@@ -78,7 +86,7 @@ fn ps_prints_dockers_columns() {
         "/bin/sleep",
         "3600",
     ]);
-    let exited = d.cli(&["run", "--name", "p_exited", "/bin/sh", "-c", "exit 3"]);
+    let exited = d.cli(&["run", "--rootfs", "/", "--name", "p_exited", "/bin/sh", "-c", "exit 3"]);
     assert_eq!(exited.status.code(), Some(3));
     let ps = d.ok(&["ps"]);
     let lines: Vec<&str> = ps.lines().collect();
@@ -110,8 +118,18 @@ fn ps_prints_dockers_columns() {
 fn inspect_format_shows_state_address_and_ports() {
     let ns = Netns::new();
     let d = ns.daemon(&["--bip", "172.29.0.1/16"]);
-    let id =
-        d.ok(&["run", "-d", "--name", "db", "-p", "127.0.0.1:15000:5000", "/bin/sleep", "3600"]);
+    let id = d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "db",
+        "-p",
+        "127.0.0.1:15000:5000",
+        "/bin/sleep",
+        "3600",
+    ]);
     let out = d.ok(&[
         "inspect",
         "-f",
@@ -136,7 +154,7 @@ fn inspect_format_shows_state_address_and_ports() {
 fn containers_on_the_bridge_reach_each_other_by_address() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&args(&["run", "-d", "--name", "srv"], &web_server(8000)));
+    d.ok(&args(&["run", "--rootfs", "/", "-d", "--name", "srv"], &web_server(8000)));
     let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "srv"]).trim().to_string();
     let script = format!(
         "import socket,time\n\
@@ -146,7 +164,7 @@ fn containers_on_the_bridge_reach_each_other_by_address() {
          \x20   except OSError: time.sleep(0.1)\n\
          s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); print(s.recv(100).split(b'\\r\\n')[0].decode())"
     );
-    let out = d.cli(&["run", "--rm", &python(), "-c", &script]);
+    let out = d.cli(&["run", "--rootfs", "/", "--rm", &python(), "-c", &script]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("200"));
 }
@@ -156,22 +174,36 @@ fn network_modes_show_the_interfaces_they_promise() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
     let list = "import socket; print(' '.join(sorted(n for _, n in socket.if_nameindex())))";
-    let links = |mode: &str| d.ok(&["run", "--rm", "--network", mode, &python(), "-c", list]);
+    let links = |mode: &str| {
+        d.ok(&["run", "--rootfs", "/", "--rm", "--network", mode, &python(), "-c", list])
+    };
     assert_eq!(links("bridge"), "eth0 lo\n");
     assert_eq!(links("none"), "lo\n");
     // As Docker's: IPv4 only inside, so `ip addr` reads as in Docker's transcripts.
-    let addrs = d.ok(&["run", "--rm", "--network", "none", "ip", "-o", "addr"]);
+    let addrs = d.ok(&["run", "--rootfs", "/", "--rm", "--network", "none", "ip", "-o", "addr"]);
     assert_eq!(addrs.lines().count(), 1, "{addrs}");
     assert!(addrs.contains("inet 127.0.0.1/8 scope host lo"), "{addrs}");
     let host = links("host");
     assert!(host.contains("cproxy0") && host.contains("lo"), "{host}");
     // container:NAME shares NAME's interfaces and address.
-    d.ok(&["run", "-d", "--name", "db", "/bin/sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "db", "/bin/sleep", "3600"]);
     let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"]);
     let addr = "import socket,fcntl,struct; s=socket.socket(); print(socket.inet_ntoa(fcntl.ioctl(s.fileno(),0x8915,struct.pack('256s',b'eth0'))[20:24]))";
-    assert_eq!(d.ok(&["run", "--rm", "--network", "container:db", &python(), "-c", addr]), ip);
-    let refused =
-        d.cli(&["run", "--rm", "--network", "container:db", "-p", "9999:80", "/bin/true"]);
+    assert_eq!(
+        d.ok(&["run", "--rootfs", "/", "--rm", "--network", "container:db", &python(), "-c", addr]),
+        ip
+    );
+    let refused = d.cli(&[
+        "run",
+        "--rootfs",
+        "/",
+        "--rm",
+        "--network",
+        "container:db",
+        "-p",
+        "9999:80",
+        "/bin/true",
+    ]);
     assert_eq!(refused.status.code(), Some(125));
     assert!(
         String::from_utf8_lossy(&refused.stderr)
@@ -183,17 +215,30 @@ fn network_modes_show_the_interfaces_they_promise() {
 fn hostname_and_hosts_file_are_the_containers_own() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    let out =
-        d.ok(&["run", "-h", "myhost.example.com", "/bin/sh", "-c", "hostname; cat /etc/hosts"]);
+    let out = d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-h",
+        "myhost.example.com",
+        "/bin/sh",
+        "-c",
+        "hostname; cat /etc/hosts",
+    ]);
     let expected_tail = "ff02::2\tip6-allrouters\n172.17.0.2\tmyhost.example.com myhost\n";
     assert!(out.starts_with("myhost.example.com\n127.0.0.1\tlocalhost\n"), "{out}");
     assert!(out.ends_with(expected_tail), "{out}");
-    let id = d.ok(&["run", "-d", "/bin/sleep", "3600"]);
+    let id = d.ok(&["run", "--rootfs", "/", "-d", "/bin/sleep", "3600"]);
     let short = &id[..12];
-    assert_eq!(d.ok(&["run", "--rm", "--network", "none", "/bin/hostname"]).len(), 13);
+    assert_eq!(
+        d.ok(&["run", "--rootfs", "/", "--rm", "--network", "none", "/bin/hostname"]).len(),
+        13
+    );
     // container:NAME shares NAME's hostname and files, as Docker.
     let cat = d.ok(&[
         "run",
+        "--rootfs",
+        "/",
         "--rm",
         "--network",
         &format!("container:{short}"),
@@ -201,8 +246,15 @@ fn hostname_and_hosts_file_are_the_containers_own() {
         "/etc/hostname",
     ]);
     assert_eq!(cat, format!("{short}\n"));
-    let hostname =
-        d.ok(&["run", "--rm", "--network", &format!("container:{short}"), "/bin/hostname"]);
+    let hostname = d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "--rm",
+        "--network",
+        &format!("container:{short}"),
+        "/bin/hostname",
+    ]);
     assert_eq!(hostname, format!("{short}\n"));
 }
 
@@ -210,8 +262,8 @@ fn hostname_and_hosts_file_are_the_containers_own() {
 fn a_taken_name_is_refused_in_dockers_words() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    let id = d.ok(&["run", "-d", "--name", "web", "/bin/sleep", "3600"]);
-    let out = d.cli(&["run", "-d", "--name", "web", "/bin/sleep", "3600"]);
+    let id = d.ok(&["run", "--rootfs", "/", "-d", "--name", "web", "/bin/sleep", "3600"]);
+    let out = d.cli(&["run", "--rootfs", "/", "-d", "--name", "web", "/bin/sleep", "3600"]);
     assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -226,7 +278,7 @@ fn a_taken_name_is_refused_in_dockers_words() {
         String::from_utf8_lossy(&missing.stderr),
         "Error response from daemon: No such container: nosuch\n"
     );
-    let bad = d.cli(&["run", "-d", "-p", "80:webapp", "/bin/true"]);
+    let bad = d.cli(&["run", "--rootfs", "/", "-d", "-p", "80:webapp", "/bin/true"]);
     assert_eq!(bad.status.code(), Some(125));
     assert_eq!(
         String::from_utf8_lossy(&bad.stderr),
@@ -238,10 +290,31 @@ fn a_taken_name_is_refused_in_dockers_words() {
 fn a_taken_port_fails_the_run_and_leaves_nothing_behind() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "--name", "alloc1", "-p", "127.0.0.1:5100:80", "/bin/sleep", "3600"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "alloc1",
+        "-p",
+        "127.0.0.1:5100:80",
+        "/bin/sleep",
+        "3600",
+    ]);
     let links_before = ns.links();
-    let out =
-        d.cli(&["run", "-d", "--name", "alloc2", "-p", "127.0.0.1:5100:80", "/bin/sleep", "3600"]);
+    let out = d.cli(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "alloc2",
+        "-p",
+        "127.0.0.1:5100:80",
+        "/bin/sleep",
+        "3600",
+    ]);
     assert_eq!(out.status.code(), Some(125));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("cproxy: Error response from daemon: driver failed programming external connectivity on endpoint alloc2 ("), "{err}");
@@ -259,12 +332,22 @@ fn a_taken_port_fails_the_run_and_leaves_nothing_behind() {
             == "0 {}\n"
     );
     // In the foreground too, without waiting for a container that never ran; --rm removes it.
-    let fg = d.cli(&["run", "--rm", "-p", "127.0.0.1:5100:80", "/bin/true"]);
+    let fg = d.cli(&["run", "--rootfs", "/", "--rm", "-p", "127.0.0.1:5100:80", "/bin/true"]);
     assert_eq!(fg.status.code(), Some(125));
     assert_eq!(d.ok(&["ps", "-a", "-q"]).lines().count(), 2);
     // A port held by something else is the userland proxy's bind error.
     let _held = ns.run(|| TcpListener::bind("127.0.0.1:5200").unwrap());
-    let out = d.cli(&["run", "-d", "--name", "busyport", "-p", "127.0.0.1:5200:80", "/bin/true"]);
+    let out = d.cli(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "busyport",
+        "-p",
+        "127.0.0.1:5200:80",
+        "/bin/true",
+    ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains(
         "Error starting userland proxy: listen tcp4 127.0.0.1:5200: bind: address already in use."
     ));
@@ -279,6 +362,8 @@ fn a_run_whose_second_port_fails_answers_after_the_first_is_free_again() {
         let name = format!("half{i}");
         let out = d.cli(&[
             "run",
+            "--rootfs",
+            "/",
             "-d",
             "--name",
             &name,
@@ -302,7 +387,10 @@ fn a_run_whose_second_port_fails_answers_after_the_first_is_free_again() {
 fn stop_frees_the_ports_and_start_takes_them_again() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&args(&["run", "-d", "--name", "web", "-p", "127.0.0.1:8080:8000"], &web_server(8000)));
+    d.ok(&args(
+        &["run", "--rootfs", "/", "-d", "--name", "web", "-p", "127.0.0.1:8080:8000"],
+        &web_server(8000),
+    ));
     eventually(15, || http_get(&ns, "127.0.0.1:8080"));
     assert!(!bindable(&ns, "127.0.0.1:8080"));
     assert_eq!(d.ok(&["stop", "-t", "2", "web"]), "web\n");
@@ -321,17 +409,28 @@ fn stop_frees_the_ports_and_start_takes_them_again() {
 fn foreground_run_streams_output_and_returns_the_exit_code() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    let out = d.cli(&["run", "--rm", "/bin/sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let out =
+        d.cli(&["run", "--rootfs", "/", "--rm", "/bin/sh", "-c", "echo out; echo err >&2; exit 3"]);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
     assert_eq!(d.ok(&["ps", "-a", "-q"]), "", "--rm removed it");
-    let missing = d.cli(&["run", "--rm", "nosuchcommand"]);
+    let missing = d.cli(&["run", "--rootfs", "/", "--rm", "nosuchcommand"]);
     assert_eq!(missing.status.code(), Some(127));
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("executable file not found in $PATH")
     );
-    let env = d.ok(&["run", "--rm", "-e", "GREETING=hi", "/bin/sh", "-c", "echo $GREETING"]);
+    let env = d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "--rm",
+        "-e",
+        "GREETING=hi",
+        "/bin/sh",
+        "-c",
+        "echo $GREETING",
+    ]);
     assert_eq!(env, "hi\n");
 }
 
@@ -339,8 +438,8 @@ fn foreground_run_streams_output_and_returns_the_exit_code() {
 fn daemon_sigterm_leaves_no_veth_bridge_listener_or_process() {
     let ns = Netns::new();
     let mut d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "-p", "127.0.0.1:8080:80", "/bin/sleep", "3600"]);
-    d.ok(&["run", "-d", "-p", "127.0.0.1:8081:80/udp", "/bin/sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "-p", "127.0.0.1:8080:80", "/bin/sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "-p", "127.0.0.1:8081:80/udp", "/bin/sleep", "3600"]);
     assert_eq!(ns.links().iter().filter(|l| l.starts_with("cpveth")).count(), 2);
     assert!(ns.links().contains(&"cproxy0".to_string()));
     let pids = container_pids(&d);
@@ -356,8 +455,19 @@ fn daemon_sigterm_leaves_no_veth_bridge_listener_or_process() {
 fn a_killed_daemon_is_cleaned_up_by_the_next_and_lists_everything_stopped() {
     let ns = Netns::new();
     let mut d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "--name", "one", "-p", "127.0.0.1:8080:80", "/bin/sleep", "3600"]);
-    d.ok(&["run", "-d", "--name", "two", "/bin/sleep", "3600"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "one",
+        "-p",
+        "127.0.0.1:8080:80",
+        "/bin/sleep",
+        "3600",
+    ]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "two", "/bin/sleep", "3600"]);
     let pids = container_pids(&d);
     d.kill();
     // Its containers die with it.
@@ -422,7 +532,20 @@ fn unreachable_or_forbidden_daemons_get_dockers_messages() {
 fn exec_enters_the_containers_namespaces() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "--name", "db", "-h", "dbhost", "-e", "K=V", "/bin/sleep", "3600"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "db",
+        "-h",
+        "dbhost",
+        "-e",
+        "K=V",
+        "/bin/sleep",
+        "3600",
+    ]);
     assert_eq!(d.ok(&["exec", "db", "/bin/hostname"]), "dbhost\n");
     assert_eq!(d.ok(&["exec", "db", "/bin/sh", "-c", "echo $K"]), "V\n");
     let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"]);
@@ -444,7 +567,19 @@ fn udp_is_published_as_tcp_is() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
     let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',53))\nwhile True:\n    m,a=s.recvfrom(100); s.sendto(m,a)";
-    d.ok(&["run", "-d", "--name", "p_udp", "-p", "127.0.0.1:5353:53/udp", &python(), "-c", echo]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "p_udp",
+        "-p",
+        "127.0.0.1:5353:53/udp",
+        &python(),
+        "-c",
+        echo,
+    ]);
     assert_eq!(d.ok(&["port", "p_udp"]), "53/udp -> 127.0.0.1:5353\n");
     let ps = d.ok(&["ps"]);
     assert!(ps.contains("   127.0.0.1:5353->53/udp   p_udp"), "{ps}");
@@ -465,7 +600,10 @@ fn udp_is_published_as_tcp_is() {
 fn restart_keeps_fixed_ports_and_the_container() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&args(&["run", "-d", "--name", "web", "-p", "127.0.0.1:8080:8000"], &web_server(8000)));
+    d.ok(&args(
+        &["run", "--rootfs", "/", "-d", "--name", "web", "-p", "127.0.0.1:8080:8000"],
+        &web_server(8000),
+    ));
     let pid1 = d.ok(&["inspect", "-f", "{{.State.Pid}}", "web"]);
     assert_eq!(d.ok(&["restart", "-t", "1", "web"]), "web\n");
     assert_ne!(d.ok(&["inspect", "-f", "{{.State.Pid}}", "web"]), pid1);
@@ -479,11 +617,24 @@ fn fifty_concurrent_containers_get_distinct_addresses_and_leak_no_descriptor() {
     let d = ns.daemon(&[]);
     let daemon_fds = || std::fs::read_dir(format!("/proc/{}/fd", d.child.id())).unwrap().count();
     // One container first, so lazily opened descriptors are in the baseline.
-    d.ok(&["run", "--rm", "-p", "127.0.0.1::80", "/bin/true"]);
+    d.ok(&["run", "--rootfs", "/", "--rm", "-p", "127.0.0.1::80", "/bin/true"]);
     let baseline = daemon_fds();
     let ids: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..50)
-            .map(|_| s.spawn(|| d.ok(&["run", "-d", "-p", "127.0.0.1::80", "/bin/sleep", "3600"])))
+            .map(|_| {
+                s.spawn(|| {
+                    d.ok(&[
+                        "run",
+                        "--rootfs",
+                        "/",
+                        "-d",
+                        "-p",
+                        "127.0.0.1::80",
+                        "/bin/sleep",
+                        "3600",
+                    ])
+                })
+            })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap().trim().to_string()).collect()
     });
@@ -524,6 +675,8 @@ fn volumes_workdir_and_env_file_are_applied_inside_only() {
         "cat greeting; echo $FROM_FILE; touch new 2>/dev/null && echo writable || echo read-only";
     let out = d.ok(&[
         "run",
+        "--rootfs",
+        "/",
         "--rm",
         "-v",
         &vol,
@@ -537,7 +690,8 @@ fn volumes_workdir_and_env_file_are_applied_inside_only() {
     ]);
     assert_eq!(out, "hello\nyes\nread-only\n");
     assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 0, "the host's directory is untouched");
-    let bad = d.cli(&["run", "--rm", "-v", "/nonexistent-cproxy:/mnt", "/bin/true"]);
+    let bad =
+        d.cli(&["run", "--rootfs", "/", "--rm", "-v", "/nonexistent-cproxy:/mnt", "/bin/true"]);
     assert_eq!(bad.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("bind source path does not exist"));
 }
@@ -562,14 +716,14 @@ fn stop_kills_what_ignores_sigterm_after_the_timeout() {
         assert!(took >= Duration::from_secs(from) && took < Duration::from_secs(to), "{took:?}");
     };
     let stubborn = "trap '' TERM; echo ready; sleep 100 & wait";
-    d.ok(&["run", "-d", "--name", "stubborn", "/bin/sh", "-c", stubborn]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "stubborn", "/bin/sh", "-c", stubborn]);
     ready("stubborn");
     let (took, state) = stop(&["-t", "1", "stubborn"], "{{.State.Status}} {{.State.ExitCode}}");
     within(took, 1, 5);
     assert_eq!(state, "exited 137\n");
     // A command that handles SIGTERM stops at once, with its own status.
     let polite = "trap 'exit 0' TERM; echo ready; sleep 100 & wait";
-    d.ok(&["run", "-d", "--name", "polite", "/bin/sh", "-c", polite]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "polite", "/bin/sh", "-c", polite]);
     ready("polite");
     let (took, state) = stop(&["polite"], "{{.State.ExitCode}}");
     within(took, 0, 5);
@@ -578,28 +732,51 @@ fn stop_kills_what_ignores_sigterm_after_the_timeout() {
     // A command with no handler is as PID 1 under Docker: SIGTERM does not reach it, so
     // `stop -t 2` waits the 2 s and kills it (3e-restart-policies.txt: "docker stop -t 2 took
     // 2.13 s", Exited (137)).
-    d.ok(&["run", "-d", "--name", "stopme", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "stopme", "sleep", "3600"]);
     let init = "{{.State.ExitCode}} {{.HostConfig.Init}}";
     let (took, state) = stop(&["-t", "2", "stopme"], init);
     within(took, 2, 6);
     assert_eq!(state, "137 <no value>\n");
     // With --init (docker run --init) the command is not PID 1 and SIGTERM ends it at once.
-    d.ok(&["run", "-d", "--init", "--name", "inited", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--init", "--name", "inited", "sleep", "3600"]);
     let (took, state) = stop(&["-t", "20", "inited"], init);
     within(took, 0, 10);
     assert_eq!(state, "143 true\n");
 
     // --stop-signal: what stop sends first; --stop-timeout: its wait when stop has no -t.
     let usr1 = "trap 'exit 7' USR1; echo ready; sleep 100 & wait";
-    d.ok(&["run", "-d", "--name", "usr1", "--stop-signal", "SIGUSR1", "/bin/sh", "-c", usr1]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "SIGUSR1",
+        "/bin/sh",
+        "-c",
+        usr1,
+    ]);
     ready("usr1");
     let (_, state) = stop(&["usr1"], "{{.State.ExitCode}} {{.Config.StopSignal}}");
     assert_eq!(state, "7 SIGUSR1\n");
-    d.ok(&["run", "-d", "--name", "quick", "--stop-timeout", "1", "sleep", "3600"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "quick",
+        "--stop-timeout",
+        "1",
+        "sleep",
+        "3600",
+    ]);
     let (took, state) = stop(&["quick"], "{{.State.ExitCode}} {{.Config.StopTimeout}}");
     within(took, 1, 5);
     assert_eq!(state, "137 1\n");
-    let bad = d.cli(&["run", "-d", "--stop-signal", "FOO", "sleep", "1"]);
+    let bad = d.cli(&["run", "--rootfs", "/", "-d", "--stop-signal", "FOO", "sleep", "1"]);
     assert_eq!(bad.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
@@ -612,14 +789,22 @@ fn stop_kills_what_ignores_sigterm_after_the_timeout() {
 fn logs_keep_both_streams_and_tail_cuts_them() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    let out =
-        d.cli(&["run", "--name", "talker", "/bin/sh", "-c", "echo one; echo two >&2; echo three"]);
+    let out = d.cli(&[
+        "run",
+        "--rootfs",
+        "/",
+        "--name",
+        "talker",
+        "/bin/sh",
+        "-c",
+        "echo one; echo two >&2; echo three",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let logs = d.cli(&["logs", "talker"]);
     assert_eq!(String::from_utf8_lossy(&logs.stdout), "one\nthree\n");
     assert_eq!(String::from_utf8_lossy(&logs.stderr), "two\n");
     // Lines of one stream keep their order (the two streams are two pipes, as in Docker).
-    d.ok(&["run", "--name", "counter", "/bin/sh", "-c", "echo a; echo b; echo c"]);
+    d.ok(&["run", "--rootfs", "/", "--name", "counter", "/bin/sh", "-c", "echo a; echo b; echo c"]);
     assert_eq!(d.ok(&["logs", "--tail", "2", "counter"]), "b\nc\n");
     // The log file is Docker's json-file format, with timestamps.
     let id = d.ok(&["inspect", "-f", "{{.Id}}", "counter"]);
@@ -637,7 +822,18 @@ fn exposed_ports_show_in_ps_and_the_socket_is_group_only() {
     let d = ns.daemon(&[]);
     let mode = std::fs::metadata(ns.dir.join("cproxy.sock")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o660);
-    d.ok(&["run", "-d", "--name", "exposed", "--expose", "80", "/bin/sleep", "3600"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "exposed",
+        "--expose",
+        "80",
+        "/bin/sleep",
+        "3600",
+    ]);
     let ps = d.ok(&["ps"]);
     assert!(ps.lines().nth(1).unwrap().ends_with("   80/tcp    exposed"), "{ps}");
     assert_eq!(
@@ -652,7 +848,7 @@ fn logs_follow_streams_until_the_container_stops() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
     let script = "trap 'echo bye; exit 0' TERM; echo ready; sleep 100 & wait";
-    d.ok(&["run", "-d", "--name", "chatty", "/bin/sh", "-c", script]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "chatty", "/bin/sh", "-c", script]);
     let mut follow = std::process::Command::new(supervisor_support::BIN)
         .env("CPROXY_HOST", &d.host)
         .args(["logs", "-f", "chatty"])
@@ -675,6 +871,8 @@ fn proxy_protocol_gives_the_container_the_clients_address_and_metrics_count_it()
     let script = "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',7000))\ns.listen()\nwhile True:\n c,_=s.accept()\n c.sendall(c.makefile('rb').readline())\n c.close()\n";
     d.ok(&[
         "run",
+        "--rootfs",
+        "/",
         "-d",
         "--name",
         "pp",
@@ -719,6 +917,6 @@ fn proxy_protocol_gives_the_container_the_clients_address_and_metrics_count_it()
         count("cproxy_connections_accepted_total"),
         count("cproxy_backend_dial_failures_total") + 1
     );
-    let bad = d.cli(&["run", "-d", "--proxy-protocol", "v3", "/bin/true"]);
+    let bad = d.cli(&["run", "--rootfs", "/", "-d", "--proxy-protocol", "v3", "/bin/true"]);
     assert_eq!(bad.status.code(), Some(125), "{bad:?}");
 }

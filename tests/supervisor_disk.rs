@@ -57,12 +57,12 @@ fn a_create_on_a_full_data_root_fails_and_leaves_nothing_behind() {
     let ns = Netns::new();
     let disk = Tmpfs::mount(&ns.dir.join("data"), "512k");
     let mut d = ns.daemon(&[]);
-    let kept = d.ok(&["run", "-d", "--name", "kept", "/bin/true"]);
+    let kept = d.ok(&["run", "--rootfs", "/", "-d", "--name", "kept", "/bin/true"]);
     let before = container_dirs(&d.data_root);
     assert_eq!(before, [kept.trim()]);
     disk.fill();
     for _ in 0..3 {
-        let out = d.cli(&["run", "-d", "/bin/true"]);
+        let out = d.cli(&["run", "--rootfs", "/", "-d", "/bin/true"]);
         assert_eq!(out.status.code(), Some(125), "{out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("No space left on device"), "{err}");

@@ -69,7 +69,18 @@ fn ping_announces_the_api_version_and_out_of_span_versions_get_dockers_words() {
 fn the_docker_cli_negotiates_and_lists_containers() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    let id = d.ok(&["run", "-d", "--name", "web", "-p", "127.0.0.1:5480:80", "/bin/sleep", "60"]);
+    let id = d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1:5480:80",
+        "/bin/sleep",
+        "60",
+    ]);
     let (ok, out, err) = docker_cli(&d.host, &["version", "--format", "{{.Server.APIVersion}}"]);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "1.41");

@@ -9,7 +9,7 @@ mod supervisor_support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use supervisor_support::{BIN, Daemon, Netns};
+use supervisor_support::{BIN, Daemon, Netns, rootfs_tar};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -22,37 +22,6 @@ fn stdout(o: &Output) -> String {
 /// A table row's cells (columns are at least three spaces apart).
 fn cells(line: &str) -> Vec<&str> {
     line.split("   ").map(str::trim).filter(|c| !c.is_empty()).collect()
-}
-
-/// A root filesystem tarball of busybox, a few applet symlinks and /etc/passwd, under `dir`;
-/// gzip-compressed if `gzip`.
-fn rootfs_tar(dir: &Path, gzip: bool) -> PathBuf {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("busybox is needed (apt-get install busybox-static)");
-    let root = dir.join("rootfs");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "ls", "echo", "cat"] {
-        let link = root.join("bin").join(applet);
-        if !link.exists() {
-            std::os::unix::fs::symlink("busybox", link).unwrap();
-        }
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let out = dir.join(if gzip { "rootfs.tar.gz" } else { "rootfs.tar" });
-    let status = Command::new("tar")
-        .args([if gzip { "-czf" } else { "-cf" }])
-        .arg(&out)
-        .arg("-C")
-        .arg(&root)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    out
 }
 
 /// `cproxy ARGS` with `input` as its standard input.
@@ -88,7 +57,7 @@ fn store_files(d: &Daemon) -> (usize, usize) {
 fn import_lists_inspects_tags_and_removes_as_docker() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    let tar = rootfs_tar(&ns.dir, false);
+    let tar = rootfs_tar(false, &ns.dir, false);
     let id = import(
         &d,
         &tar,
@@ -180,7 +149,7 @@ fn import_lists_inspects_tags_and_removes_as_docker() {
 fn save_then_load_gives_the_same_image_in_both_formats() {
     let ns = Netns::new();
     let mut d = ns.daemon(&[]);
-    let tar = rootfs_tar(&ns.dir, true);
+    let tar = rootfs_tar(false, &ns.dir, true);
     let id = import(&d, &tar, "busybox:1", &["-m", "from a gzip"]);
     d.ok(&["tag", "busybox:1", "busybox:latest"]);
     let archive = ns.dir.join("saved.tar");
@@ -248,7 +217,7 @@ fn save_then_load_gives_the_same_image_in_both_formats() {
 fn bad_input_is_refused_and_leaves_nothing_behind() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    let tar = rootfs_tar(&ns.dir, false);
+    let tar = rootfs_tar(false, &ns.dir, false);
     import(&d, &tar, "keep", &[]);
     let before = store_files(&d);
     let garbage = ns.dir.join("garbage");
@@ -308,7 +277,7 @@ fn bad_input_is_refused_and_leaves_nothing_behind() {
         .map(|e| e.unwrap().path().join("layer.tar"))
         .find(|p| p.is_file() && !p.is_symlink())
         .unwrap();
-    let other = rootfs_tar(&ns.dir.join("other"), false);
+    let other = rootfs_tar(false, &ns.dir.join("other"), false);
     let mut alien = std::fs::read(&other).unwrap();
     alien.extend_from_slice(&[0u8; 1024]);
     std::fs::write(&layer, &alien).unwrap();
@@ -357,7 +326,7 @@ fn docker_cli(host: &str, args: &[&str], input: Option<&Path>) -> Output {
 fn the_docker_cli_reads_the_same_images() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    let tar = rootfs_tar(&ns.dir, false);
+    let tar = rootfs_tar(false, &ns.dir, false);
     let id = import(&d, &tar, "busybox", &["-c", r#"CMD ["sh"]"#]);
     let ours = d.ok(&["images"]);
     let out = docker_cli(&d.host, &["images"], None);

@@ -66,7 +66,7 @@ fn bad_restart_policies_are_refused_in_dockers_words() {
         ),
     ];
     for (flags, want) in cases {
-        let mut argv = vec!["run", "-d"];
+        let mut argv = vec!["run", "--rootfs", "/", "-d"];
         argv.extend_from_slice(flags);
         argv.push("true");
         let out = d.cli(&argv);
@@ -84,7 +84,19 @@ fn bad_restart_policies_are_refused_in_dockers_words() {
 fn always_restarts_after_exit_0_until_stopped() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    let id = d.ok(&["run", "-d", "--name", "always0", "--restart", "always", "sh", "-c", "exit 0"]);
+    let id = d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "always0",
+        "--restart",
+        "always",
+        "sh",
+        "-c",
+        "exit 0",
+    ]);
     assert_eq!(inspect(&d, "{{.HostConfig.RestartPolicy.Name}}", "always0"), "always");
     // The back-off doubles from 100 ms: by the fourth restart it waits long enough to be seen.
     let seen = eventually(20, || {
@@ -110,7 +122,18 @@ fn always_restarts_after_exit_0_until_stopped() {
 fn kill_ends_an_always_container_for_good_and_passes_other_signals_as_to_pid_1() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "--name", "always_kill", "--restart", "always", "sleep", "3600"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "always_kill",
+        "--restart",
+        "always",
+        "sleep",
+        "3600",
+    ]);
     // A plain sleep has no handler for HUP: as PID 1 it does not see it.
     assert_eq!(d.ok(&["kill", "-s", "HUP", "always_kill"]), "always_kill\n");
     assert_eq!(inspect(&d, "{{.State.Status}}", "always_kill"), "running");
@@ -125,7 +148,7 @@ fn kill_ends_an_always_container_for_good_and_passes_other_signals_as_to_pid_1()
 
     // A shell that traps USR1 gets it, and exits as its trap says.
     let trapping = "trap 'echo got USR1; exit 3' USR1; echo ready; while :; do sleep 0.1; done";
-    d.ok(&["run", "-d", "--name", "trapper", "sh", "-c", trapping]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "trapper", "sh", "-c", trapping]);
     eventually(10, || d.ok(&["logs", "trapper"]).contains("ready").then_some(()));
     assert_eq!(d.ok(&["kill", "--signal", "SIGUSR1", "trapper"]), "trapper\n");
     assert_eq!(d.ok(&["wait", "trapper"]), "3\n");
@@ -154,8 +177,32 @@ fn kill_ends_an_always_container_for_good_and_passes_other_signals_as_to_pid_1()
 fn on_failure_restarts_a_failing_command_at_most_n_times() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "--name", "onfail", "--restart", "on-failure:3", "sh", "-c", "exit 1"]);
-    d.ok(&["run", "-d", "--name", "onfail_ok", "--restart", "on-failure:3", "sh", "-c", "exit 0"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "onfail",
+        "--restart",
+        "on-failure:3",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "onfail_ok",
+        "--restart",
+        "on-failure:3",
+        "sh",
+        "-c",
+        "exit 0",
+    ]);
     assert_eq!(
         inspect(
             &d,
@@ -181,8 +228,20 @@ fn on_failure_restarts_a_failing_command_at_most_n_times() {
 fn unless_stopped_restarts_after_failure_and_no_never_does() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "--name", "us", "--restart", "unless-stopped", "sh", "-c", "exit 1"]);
-    d.ok(&["run", "-d", "--name", "never", "sh", "-c", "exit 1"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "us",
+        "--restart",
+        "unless-stopped",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "never", "sh", "-c", "exit 1"]);
     eventually(20, || {
         let n: u32 = inspect(&d, "{{.RestartCount}}", "us").parse().ok()?;
         (n >= 2).then_some(())
@@ -203,7 +262,7 @@ fn a_stopped_container_is_not_restarted_whatever_its_policy() {
     for (name, policy) in
         [("no", "no"), ("al", "always"), ("us", "unless-stopped"), ("of", "on-failure")]
     {
-        d.ok(&["run", "-d", "--name", name, "--restart", policy, "sleep", "1000"]);
+        d.ok(&["run", "--rootfs", "/", "-d", "--name", name, "--restart", policy, "sleep", "1000"]);
     }
     d.ok(&["stop", "-t", "1", "no", "al", "us", "of"]);
     for name in ["no", "al", "us", "of"] {
@@ -229,6 +288,8 @@ fn always_comes_back_after_a_daemon_restart() {
     for (name, policy) in policies {
         d.ok(&[
             "run",
+            "--rootfs",
+            "/",
             "-d",
             "--name",
             name,
@@ -284,6 +345,8 @@ fn db_and_web(d: &Daemon) {
     let py = supervisor_support::python();
     d.ok(&[
         "run",
+        "--rootfs",
+        "/",
         "-d",
         "--name",
         "db",
@@ -295,7 +358,7 @@ fn db_and_web(d: &Daemon) {
         "-c",
         DB_SERVER,
     ]);
-    d.ok(&["run", "-d", "--name", "web", "--link", "db:db", "sleep", "1000"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "web", "--link", "db:db", "sleep", "1000"]);
 }
 
 /// Docker's variables for `--link db:db` to a `db` at `ip`.
@@ -357,7 +420,18 @@ for host in (os.environ['DB_PORT_5432_TCP_ADDR'], 'db'):
     assert_eq!(d.ok(&["port", "db"]), "");
 
     // A container in web's network namespace shares web's hosts file, as in Docker.
-    d.ok(&["run", "-d", "--name", "sidecar", "--network", "container:web", "sleep", "1000"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "sidecar",
+        "--network",
+        "container:web",
+        "sleep",
+        "1000",
+    ]);
     assert_eq!(
         d.ok(&["exec", "sidecar", "cat", "/etc/hosts"]),
         d.ok(&["exec", "web", "cat", "/etc/hosts"])
@@ -366,7 +440,7 @@ for host in (os.environ['DB_PORT_5432_TCP_ADDR'], 'db'):
     // db comes back at another address (a filler takes its old one): web's hosts file (and
     // so its sidecar's) and what exec sees follow it.
     d.ok(&["stop", "-t", "1", "db"]);
-    d.ok(&["run", "-d", "--name", "filler", "sleep", "1000"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "filler", "sleep", "1000"]);
     assert_eq!(inspect(&d, "{{.NetworkSettings.IPAddress}}", "filler"), db_ip);
     d.ok(&["start", "db"]);
     let new_ip = inspect(&d, "{{.NetworkSettings.IPAddress}}", "db");
@@ -382,21 +456,22 @@ for host in (os.environ['DB_PORT_5432_TCP_ADDR'], 'db'):
 fn a_link_to_a_missing_or_stopped_container_is_refused_and_starts_nothing() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    let out = d.cli(&["run", "-d", "--link", "nosuchdb:db", "true"]);
+    let out = d.cli(&["run", "--rootfs", "/", "-d", "--link", "nosuchdb:db", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "cproxy: Error response from daemon: could not get container for nosuchdb: No such container: nosuchdb.\nSee 'cproxy run --help'.\n"
     );
-    d.ok(&["run", "-d", "--name", "exiteddb", "sh", "-c", "exit 0"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "exiteddb", "sh", "-c", "exit 0"]);
     wait_state(&d, "exiteddb", "exited");
-    let out = d.cli(&["run", "--rm", "--name", "rr", "--link", "exiteddb:db", "true"]);
+    let out =
+        d.cli(&["run", "--rootfs", "/", "--rm", "--name", "rr", "--link", "exiteddb:db", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "cproxy: Error response from daemon: Cannot link to a non running container: /exiteddb AS /rr/db.\n"
     );
-    let out = d.cli(&["run", "-d", "--link", "a:b:c", "true"]);
+    let out = d.cli(&["run", "--rootfs", "/", "-d", "--link", "a:b:c", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -411,8 +486,8 @@ fn a_reader_inside_never_sees_a_partial_hosts_file_across_rewrites() {
     const REWRITES: usize = 200;
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "--name", "db", "sleep", "1000"]);
-    d.ok(&["run", "-d", "--name", "web", "--link", "db:db", "sleep", "1000"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "db", "sleep", "1000"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "web", "--link", "db:db", "sleep", "1000"]);
     let web_ip = inspect(&d, "{{.NetworkSettings.IPAddress}}", "web");
     let web_host = inspect(&d, "{{.Config.Hostname}}", "web");
     let stop = ns.dir.join("stop-reading");

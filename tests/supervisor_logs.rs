@@ -22,13 +22,22 @@ fn sixty_four_mib_without_a_newline_cost_the_daemon_less_than_16_mib() {
     let d = ns.daemon(&[]);
     let pid = d.child.id();
     // One container's life first, so what any container costs is counted before.
-    d.ok(&["run", "--name", "warm", "sh", "-c", "head -c 65536 /dev/zero | tr '\\000' x"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "--name",
+        "warm",
+        "sh",
+        "-c",
+        "head -c 65536 /dev/zero | tr '\\000' x",
+    ]);
     let before = mem(pid, "VmRSS:");
     // The peak is what counts: a buffer of the whole output is freed (and given back) once
     // the container has exited. Writing 5 to clear_refs sets the peak (VmHWM) to the RSS now.
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
     let script = format!("head -c {SIZE} /dev/zero | tr '\\000' x");
-    d.ok(&["run", "-d", "--name", "big", "sh", "-c", &script]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "big", "sh", "-c", &script]);
     assert_eq!(d.ok(&["wait", "big"]), "0\n");
     let (peak, after) = (mem(pid, "VmHWM:"), mem(pid, "VmRSS:"));
     eprintln!(

@@ -29,7 +29,7 @@ fn ip_on(d: &Daemon, name: &str, net: &str) -> String {
 /// A container serving HTTP on port 8000.
 fn serve(d: &Daemon, args: &[&str]) {
     let py = python();
-    let mut argv = vec!["run", "-d"];
+    let mut argv = vec!["run", "--rootfs", "/", "-d"];
     argv.extend_from_slice(args);
     argv.extend_from_slice(&[&py, "-m", "http.server", "8000"]);
     d.ok(&argv);
@@ -134,7 +134,18 @@ fn network_commands_print_and_refuse_as_docker_does() {
     assert_eq!(json[0]["IPAM"]["Config"][0]["Gateway"], "172.18.0.1");
     assert_eq!(links_named(&ns, "br-"), [format!("br-{}", &id[..12])]);
 
-    d.ok(&["run", "-d", "--name", "c1", "--network", "my-bridge", "sleep", "3600"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "my-bridge",
+        "sleep",
+        "3600",
+    ]);
     let json: serde_json::Value =
         serde_json::from_str(&d.ok(&["network", "inspect", "my-bridge"])).unwrap();
     let containers = json[0]["Containers"].as_object().unwrap();
@@ -163,7 +174,7 @@ fn network_commands_print_and_refuse_as_docker_does() {
     );
     let cases: [(&[&str], &str, i32); 5] = [
         (
-            &["run", "--rm", "--network", "nosuchnet", "true"],
+            &["run", "--rootfs", "/", "--rm", "--network", "nosuchnet", "true"],
             "cproxy: Error response from daemon: network nosuchnet not found.\nSee 'cproxy run --help'.\n",
             125,
         ),
@@ -179,7 +190,7 @@ fn network_commands_print_and_refuse_as_docker_does() {
             1,
         ),
         (
-            &["run", "-d", "--network-alias", "x", "true"],
+            &["run", "--rootfs", "/", "-d", "--network-alias", "x", "true"],
             "cproxy: Error response from daemon: network-scoped alias is supported only for containers in user defined networks.\nSee 'cproxy run --help'.\n",
             125,
         ),
@@ -214,6 +225,8 @@ fn containers_on_one_network_reach_each_other_and_not_another_networks() {
     serve(&d, &["--name", "a1", "--network", "net-a"]);
     d.ok(&[
         "run",
+        "--rootfs",
+        "/",
         "-d",
         "--name",
         "a2",
@@ -224,7 +237,7 @@ fn containers_on_one_network_reach_each_other_and_not_another_networks() {
         "sleep",
         "3600",
     ]);
-    d.ok(&["run", "-d", "--name", "b1", "--network", "net-b", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "b1", "--network", "net-b", "sleep", "3600"]);
 
     let a1 = ip_on(&d, "a1", "net-a");
     assert_eq!(a1, "172.18.0.2");
@@ -232,6 +245,8 @@ fn containers_on_one_network_reach_each_other_and_not_another_networks() {
     assert_eq!(ip_on(&d, "b1", "net-b"), "10.99.0.1");
     d.ok(&[
         "run",
+        "--rootfs",
+        "/",
         "-d",
         "--name",
         "b2",
@@ -243,10 +258,12 @@ fn containers_on_one_network_reach_each_other_and_not_another_networks() {
         "3600",
     ]);
     assert_eq!(ip_on(&d, "b2", "net-b"), "10.99.0.77");
-    let taken = d.cli(&["run", "-d", "--network", "net-b", "--ip", "10.99.0.77", "true"]);
+    let taken =
+        d.cli(&["run", "--rootfs", "/", "-d", "--network", "net-b", "--ip", "10.99.0.77", "true"]);
     assert_eq!(taken.status.code(), Some(125));
     assert_eq!(stderr(&taken), "cproxy: Error response from daemon: Address already in use.\n");
-    let no_subnet = d.cli(&["run", "--rm", "--network", "net-a", "--ip", "10.99.0.5", "true"]);
+    let no_subnet =
+        d.cli(&["run", "--rootfs", "/", "--rm", "--network", "net-a", "--ip", "10.99.0.5", "true"]);
     assert_eq!(no_subnet.status.code(), Some(125));
     assert_eq!(
         stderr(&no_subnet),
@@ -264,7 +281,7 @@ fn containers_on_one_network_reach_each_other_and_not_another_networks() {
 
     wait_reachable(&d, "a2", &a1);
     assert!(!connects(&d, "b1", &a1, 8000), "another network's container is reached");
-    d.ok(&["run", "-d", "--name", "onbridge", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "onbridge", "sleep", "3600"]);
     assert!(!connects(&d, "onbridge", &a1, 8000), "the default bridge reaches a user network");
     // Not even one way: with forwarding on, a datagram from the default bridge would be routed
     // to a user network (the answer is what would not come back). Within one network it goes.
@@ -296,6 +313,8 @@ fn containers_on_one_network_reach_each_other_and_not_another_networks() {
     // A link on a user-defined network adds a name only: no variables, no hosts line.
     let out = d.ok(&[
         "run",
+        "--rootfs",
+        "/",
         "--rm",
         "--network",
         "net-a",
@@ -315,7 +334,7 @@ fn network_connect_adds_an_interface_and_disconnect_takes_it_away() {
     let d = ns.daemon(&[]);
     d.ok(&["network", "create", "my-bridge"]);
     serve(&d, &["--name", "peer", "--network", "my-bridge"]);
-    d.ok(&["run", "-d", "--name", "c3", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "c3", "sleep", "3600"]);
     let peer = ip_on(&d, "peer", "my-bridge");
     let names = "import socket\nprint(' '.join(sorted(n for _, n in socket.if_nameindex())))";
     let py = python();
@@ -370,6 +389,8 @@ fn networks_come_back_with_the_daemon_and_nothing_is_left_behind() {
     serve(&d, &["--name", "srv", "--network", "keep", "--restart", "always"]);
     d.ok(&[
         "run",
+        "--rootfs",
+        "/",
         "-d",
         "--name",
         "cli",
@@ -479,9 +500,22 @@ fn the_embedded_dns_answers_names_and_aliases_on_shared_networks_and_follows_res
     let d = ns.daemon(&["--dns", "127.0.0.1"]);
     d.ok(&["network", "create", "my-bridge"]);
     d.ok(&["network", "create", "other"]);
-    d.ok(&["run", "-d", "--name", "c1", "--network", "my-bridge", "sleep", "3600"]);
     d.ok(&[
         "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "my-bridge",
+        "sleep",
+        "3600",
+    ]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
         "-d",
         "--name",
         "c2",
@@ -492,8 +526,8 @@ fn the_embedded_dns_answers_names_and_aliases_on_shared_networks_and_follows_res
         "sleep",
         "3600",
     ]);
-    d.ok(&["run", "-d", "--name", "c3", "sleep", "3600"]);
-    d.ok(&["run", "-d", "--name", "o1", "--network", "other", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "c3", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "o1", "--network", "other", "sleep", "3600"]);
     let c2 = ip_on(&d, "c2", "my-bridge");
     assert_eq!(getent(&d, "c1", "c2"), [c2.as_str()]);
     assert_eq!(getent(&d, "c1", "c2alias"), [c2.as_str()]);
@@ -513,6 +547,8 @@ fn the_embedded_dns_answers_names_and_aliases_on_shared_networks_and_follows_res
     // A link on a user-defined network is a name for the DNS.
     let out = d.ok(&[
         "run",
+        "--rootfs",
+        "/",
         "--rm",
         "--network",
         "my-bridge",
@@ -532,7 +568,18 @@ fn the_embedded_dns_answers_names_and_aliases_on_shared_networks_and_follows_res
     // c2 comes back at another address; the name follows at once.
     d.ok(&["stop", "-t", "0", "c2"]);
     assert!(getent(&d, "c1", "c2").is_empty(), "a stopped container still resolves");
-    d.ok(&["run", "-d", "--name", "c4", "--network", "my-bridge", "sleep", "3600"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "c4",
+        "--network",
+        "my-bridge",
+        "sleep",
+        "3600",
+    ]);
     assert_eq!(ip_on(&d, "c4", "my-bridge"), c2, "c4 took c2's old address");
     d.ok(&["start", "c2"]);
     let moved = ip_on(&d, "c2", "my-bridge");

@@ -41,6 +41,8 @@ fn scene(d: &Daemon) {
     d.ok(&["network", "create", "my-bridge"]);
     d.ok(&[
         "run",
+        "--rootfs",
+        "/",
         "-d",
         "--name",
         "web",
@@ -51,10 +53,32 @@ fn scene(d: &Daemon) {
         "sleep",
         "3600",
     ]);
-    d.ok(&["run", "-d", "--name", "myweb", "sleep", "3600"]);
-    d.ok(&["run", "-d", "--name", "db", "--expose", "5432", "sh", "-c", "exit 3"]);
-    d.ok(&["run", "-d", "--name", "hostnet", "--network", "host", "sleep", "3600"]);
-    d.ok(&["run", "-d", "--name", "sidecar", "--network", "container:web", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "myweb", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "db", "--expose", "5432", "sh", "-c", "exit 3"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "hostnet",
+        "--network",
+        "host",
+        "sleep",
+        "3600",
+    ]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "sidecar",
+        "--network",
+        "container:web",
+        "sleep",
+        "3600",
+    ]);
     eventually(20, || (state(d, "db") == "exited").then_some(()));
 }
 
@@ -125,8 +149,20 @@ fn filters_select_as_dockers_daemon() {
 fn a_restarting_container_is_listed_and_filtered_by_status() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "--name", "flappy", "--restart", "always", "sh", "-c", "exit 1"]);
-    d.ok(&["run", "-d", "--name", "steady", "sleep", "3600"]);
+    d.ok(&[
+        "run",
+        "--rootfs",
+        "/",
+        "-d",
+        "--name",
+        "flappy",
+        "--restart",
+        "always",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "steady", "sleep", "3600"]);
     // The back-off doubles from 100 ms: before long it spends most of its time restarting.
     let line = eventually(20, || {
         let out = ok(&d, &["--filter", "status=restarting", "--format", "{{.Names}}\t{{.Status}}"]);
@@ -242,7 +278,7 @@ fn formats_print_as_docker() {
 fn bad_filters_and_templates_fail_in_dockers_words() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "--name", "one", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "one", "sleep", "3600"]);
     let cases: [(&[&str], &str, i32); 8] = [
         (&["--filter", "foo=bar"], "Error response from daemon: invalid filter 'foo'\n", 1),
         (&["--filter", "status=up"], "Error response from daemon: Invalid filter 'status=up'\n", 1),
@@ -279,8 +315,8 @@ fn bad_filters_and_templates_fail_in_dockers_words() {
 fn api_users_get_the_filters_too() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "--name", "web", "sleep", "3600"]);
-    d.ok(&["run", "-d", "--name", "other", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "web", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "other", "sleep", "3600"]);
     let get = |query: &str| {
         let path = d.host.trim_start_matches("unix://");
         let mut s = UnixStream::connect(path).unwrap();

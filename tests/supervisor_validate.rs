@@ -85,14 +85,17 @@ fn a_hostname_over_64_bytes_is_refused_at_create_and_one_of_64_runs() {
     // Docker 20.10 creates it and `docker run` then fails with exit 125: "docker: Error
     // response from daemon: failed to create shim task: … sethostname: invalid argument: …".
     for long in ["a".repeat(65), "é".repeat(33)] {
-        let out = d.cli(&["run", "-d", "--name", "long", "-h", &long, "true"]);
+        let out = d.cli(&["run", "--rootfs", "/", "-d", "--name", "long", "-h", &long, "true"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(125), "{stderr}");
         assert!(stderr.contains("sethostname: invalid argument"), "{stderr}");
     }
     assert_eq!(listed(&d, "all=1"), Vec::<String>::new(), "nothing was created");
     for fits in ["a".repeat(64), "é".repeat(32)] {
-        assert_eq!(d.ok(&["run", "--rm", "-h", &fits, "hostname"]), format!("{fits}\n"));
+        assert_eq!(
+            d.ok(&["run", "--rootfs", "/", "--rm", "-h", &fits, "hostname"]),
+            format!("{fits}\n")
+        );
     }
 }
 
@@ -100,8 +103,8 @@ fn a_hostname_over_64_bytes_is_refused_at_create_and_one_of_64_runs() {
 fn a_filter_value_that_is_no_regexp_lists_nothing_and_is_no_error() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "--name", "web", "sleep", "3600"]);
-    d.ok(&["run", "-d", "--name", "db", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "web", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "db", "sleep", "3600"]);
     // {"name":{"[":true}}: Docker 20.10.24 answers 200 and [].
     assert_eq!(
         listed(&d, "filters=%7B%22name%22%3A%7B%22%5B%22%3Atrue%7D%7D"),
@@ -118,7 +121,7 @@ fn a_filter_value_that_is_no_regexp_lists_nothing_and_is_no_error() {
 fn listing_a_container_that_exposes_every_port_is_quick() {
     let ns = Netns::new();
     let d = ns.daemon(&[]);
-    d.ok(&["run", "-d", "--name", "wide", "--expose", "1-65535", "sleep", "3600"]);
+    d.ok(&["run", "--rootfs", "/", "-d", "--name", "wide", "--expose", "1-65535", "sleep", "3600"]);
     // Docker 20.10 lists each of the 65,535 ports in `Ports`; so does cproxy. One listing
     // took 3.1 s in a release build when each exposed port searched the list.
     let mut slowest = Duration::ZERO;

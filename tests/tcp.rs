@@ -272,7 +272,9 @@ fn shutdown_lets_in_flight_transfers_finish_within_grace() {
 
 #[test]
 fn idle_timeout_closes_silent_connections_and_spares_busy_ones() {
-    let idle = Duration::from_millis(500);
+    // Long enough that a loaded machine (CI's two cores) cannot stall the busy connection's
+    // 10 ms round trips for a whole idle period.
+    let idle = Duration::from_millis(1500);
     let tp = TestProxy::new(Config { tcp_idle_timeout: Some(idle), ..Config::default() });
     let target = tp.forward("127.0.0.1", echo_server("127.0.0.1"));
     let silent = TcpStream::connect(target).unwrap();

@@ -24,7 +24,7 @@ where
 
 fuzz_target!(|data: &[u8]| {
     if let Some(req) = round_trips::<ContainerCreateRequest>(data) {
-        let known = Known { containers: &[], networks: &[] };
+        let known = Known { containers: &[], networks: &[], image: None };
         match plan(Some("fuzzed"), req, &known, "a".repeat(64), Time::ZERO) {
             Ok(record) => assert_eq!(record.name, "fuzzed"),
             Err(e) => assert!(!e.message.is_empty()),

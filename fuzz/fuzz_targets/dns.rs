@@ -7,7 +7,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use cproxy::supervisor::rules::dns::{Response, SingleLabel, Transport, answer, answer_over, servfail};
+use cproxy::supervisor::rules::dns::{
+    Response, SingleLabel, Transport, answer, answer_over, servfail,
+};
 use hickory_proto::op::{Message, MessageType};
 use libfuzzer_sys::fuzz_target;
 

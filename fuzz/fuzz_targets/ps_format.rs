@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let now = UNIX_EPOCH + Duration::from_secs(1_795_000_007);
     let checked = check(text);
     let format = effective_format(Some(text), data.first().is_some_and(|b| b & 1 == 1));
-    let out = write(&format, &containers, data.len() % 2 == 0, now);
+    let out = write(&format, &containers, data.len().is_multiple_of(2), now);
     let plain =
         !text.contains('\n') && !text.contains("\\n") && !text.contains("{{json") && text != "raw";
     if checked.is_ok() && plain {

@@ -280,3 +280,53 @@ pub fn bindable(ns: &Netns, addr: &str) -> bool {
     let addr: SocketAddr = addr.parse().unwrap();
     ns.run(move || TcpListener::bind(addr).is_ok())
 }
+
+/// A root filesystem tarball of busybox (Debian's busybox-static) under `dir`, gzip-compressed
+/// if `gzip`. `full`: every applet, users `root`, `app` (1000, in group `staff`) and `nobody`,
+/// and `/tmp`, as a test image for running containers; else a few applets and root only.
+pub fn rootfs_tar(full: bool, dir: &std::path::Path, gzip: bool) -> PathBuf {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox is needed (apt-get install busybox-static)");
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    let applets = if full {
+        let list = Command::new(busybox).arg("--list").output().unwrap();
+        String::from_utf8(list.stdout).unwrap()
+    } else {
+        "sh\nls\necho\ncat\n".to_string()
+    };
+    for applet in applets.lines().filter(|a| *a != "busybox") {
+        let link = root.join("bin").join(applet);
+        if !link.exists() {
+            std::os::unix::fs::symlink("busybox", link).unwrap();
+        }
+    }
+    let mut passwd = "root:x:0:0:root:/root:/bin/sh\n".to_string();
+    if full {
+        passwd.push_str("app:x:1000:1000::/home/app:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n");
+        std::fs::write(root.join("etc/group"), "root:x:0:\napp:x:1000:\nstaff:x:50:app\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for d in ["tmp", "root", "home/app"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+            .unwrap();
+        std::os::unix::fs::chown(root.join("home/app"), Some(1000), Some(1000)).unwrap();
+    }
+    std::fs::write(root.join("etc/passwd"), passwd).unwrap();
+    let out = dir.join(if gzip { "rootfs.tar.gz" } else { "rootfs.tar" });
+    let status = Command::new("tar")
+        .args([if gzip { "-czf" } else { "-cf" }])
+        .arg(&out)
+        .arg("-C")
+        .arg(&root)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}

@@ -52,11 +52,16 @@ pub struct ContainerConfig {
     /// `-e` and `--env-file`, `KEY=VALUE`.
     #[serde(deserialize_with = "nullable")]
     pub env: Vec<String>,
-    /// The command and its arguments.
+    /// The command and its arguments (with an image: its `CMD` when empty).
     #[serde(deserialize_with = "nullable")]
     pub cmd: Vec<String>,
-    /// The image; cproxy runs host commands, and shows the program here.
+    /// `--entrypoint`: `null` when not given (the image's is used), `[""]` resets it.
+    pub entrypoint: Option<Vec<String>>,
+    /// The image as the client named it; empty for a host command under `--rootfs` (whose
+    /// program `inspect` shows here).
     pub image: String,
+    /// `-u USER[:GROUP]` (empty: the image's, else root).
+    pub user: String,
     /// `-w`.
     pub working_dir: String,
     /// `--expose` (and, in `inspect`, the published container ports); `null` when none.
@@ -128,6 +133,21 @@ pub struct HostConfig {
     pub links: Option<Vec<String>>,
     /// `--init`: `null` unless given.
     pub init: Option<bool>,
+    /// `--cap-add`: `null` unless given.
+    pub cap_add: Option<Vec<String>>,
+    /// `--cap-drop`: `null` unless given.
+    pub cap_drop: Option<Vec<String>>,
+    /// `--privileged`: every capability, every device, no seccomp, no masked paths.
+    pub privileged: bool,
+    /// `--security-opt` (`seccomp=unconfined|PROFILE`, `no-new-privileges`); `null` unless
+    /// given.
+    pub security_opt: Option<Vec<String>>,
+    /// `--read-only`: the container's root filesystem is mounted read-only.
+    pub readonly_rootfs: bool,
+    /// cproxy's own: `--rootfs PATH`, a host directory as the container's root (`/`: the
+    /// host's own files) instead of an image.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rootfs: String,
 }
 
 /// A container's settings on one network (`network.EndpointSettings`): what create's

@@ -205,13 +205,45 @@ pub struct RunArgs {
     )]
     #[arg(long, default_value = "no", value_name = "POLICY")]
     pub restart: String,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long, value_name = "string")]
+    pub entrypoint: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user", value_name = "string")]
+    pub user: Option<String>,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add", value_name = "list")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop", value_name = "list")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Security Options
+    #[arg(long = "security-opt", value_name = "list")]
+    pub security_opt: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// A host directory as the container's root instead of an image: the first argument is
+    /// then the command. The container shares that directory with the host (`/`: all the
+    /// host's files, writable by its root), and is otherwise confined as with an image
+    #[arg(long, value_name = "PATH")]
+    pub rootfs: Option<String>,
     /// Print usage
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
-    /// The command and its arguments. Flags before it are `run`'s (an unknown one is refused,
-    /// as docker refuses it); everything from it on is the command's, `-la` included. A command
-    /// that starts with a dash goes after `--`.
-    #[arg(required = true, num_args = 1.., trailing_var_arg = true, value_name = "COMMAND")]
+    /// The image, then the command and its arguments (with `--rootfs`: the command). Flags
+    /// before it are `run`'s (an unknown one is refused, as docker refuses it); everything from
+    /// it on is the command's, `-la` included. A command that starts with a dash goes after
+    /// `--`.
+    #[arg(
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
     pub command: Vec<String>,
 }
 
@@ -310,6 +342,12 @@ pub struct ExecArgs {
     /// Set environment variables
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user", value_name = "string")]
+    pub user: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
     /// The container
     pub container: String,
     /// The command and its arguments
@@ -555,6 +593,25 @@ pub struct NsExecArgs {
     /// Directory to run the command in.
     #[arg(long, default_value = "/")]
     pub workdir: PathBuf,
+    /// A descriptor of the container's mount namespace, joined here (after exec: the
+    /// program's path is the host's).
+    #[arg(long = "mnt-fd")]
+    pub mnt_fd: Option<i32>,
+    /// Confine as the container is: its capability set, in hex.
+    #[arg(long)]
+    pub caps: Option<String>,
+    /// `no-new-privileges`.
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// The seccomp filter: `default`, or a file with a profile in Docker's JSON.
+    #[arg(long)]
+    pub seccomp: Option<String>,
+    /// `-u USER[:GROUP]`, resolved in the container's /etc/passwd and /etc/group.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Set `HOME` from the user's passwd entry.
+    #[arg(long = "set-home")]
+    pub set_home: bool,
     /// The command and its arguments.
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<std::ffi::OsString>,
@@ -716,13 +773,13 @@ mod tests {
     #[test]
     fn unknown_flag_before_the_command_is_refused_in_dockers_words() {
         for (args, want) in [
-            (&["run", "--privileged", "x"][..], "unknown flag: --privileged"),
+            (&["run", "--sysctl", "x"][..], "unknown flag: --sysctl"),
             (&["run", "-d", "--bogus-flag", "busybox", "ls"], "unknown flag: --bogus-flag"),
-            (&["run", "--privileged=true", "x"], "unknown flag: --privileged"),
-            (&["run", "--privileged"], "unknown flag: --privileged"),
+            (&["run", "--sysctl=a=b", "x"], "unknown flag: --sysctl"),
+            (&["run", "--sysctl"], "unknown flag: --sysctl"),
             (&["run", "-z", "x"], "unknown shorthand flag: 'z' in -z"),
             (&["run", "-dz", "x"], "unknown shorthand flag: 'z' in -dz"),
-            (&["exec", "--privileged", "c", "ls"], "unknown flag: --privileged"),
+            (&["exec", "--sysctl", "c", "ls"], "unknown flag: --sysctl"),
             (&["ps", "--bogus"], "unknown flag: --bogus"),
         ] {
             let e = parse(args).expect_err("should be refused");

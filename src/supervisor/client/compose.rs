@@ -333,7 +333,11 @@ fn create_request(p: &Loaded, s: &Service) -> Result<ContainerCreateRequest, Str
     if s.restart != RestartPolicy::No {
         host.restart_policy = RestartPolicySpec::from(s.restart);
     }
+    if s.image.is_empty() {
+        host.rootfs = "/".into();
+    }
     let config = &mut req.config;
+    config.image = s.image.clone();
     config.cmd = s.command.clone();
     // A bare KEY takes its value from where compose runs, as `-e KEY` does (dropped if unset).
     config.env = s
@@ -634,14 +638,17 @@ mod tests {
             body(&p, "db"),
             json(
                 r#"{"Hostname": "", "Env": ["PG_VERSION=9.3"],
-                    "Cmd": ["python3", "-m", "http.server", "5432"], "Image": "", "WorkingDir": "",
+                    "Cmd": ["python3", "-m", "http.server", "5432"], "Entrypoint": null,
+                    "Image": "", "User": "", "WorkingDir": "",
                     "ExposedPorts": {"5432": {}, "6000-6001/udp": {}},
                     "StopSignal": "SIGINT", "StopTimeout": 3,
                     "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},
                         "PublishAllPorts": false, "AutoRemove": false, "Binds": [],
                         "ProxyProtocol": "",
                         "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
-                        "Links": null, "Init": null},
+                        "Links": null, "Init": null, "CapAdd": null, "CapDrop": null,
+                        "Privileged": false, "SecurityOpt": null, "ReadonlyRootfs": false,
+                        "Rootfs": "/"},
                     "NetworkingConfig": {"EndpointsConfig": {}}}"#
             )
         );
@@ -649,14 +656,17 @@ mod tests {
             body(&p, "web"),
             json(
                 r#"{"Hostname": "", "Env": [], "Cmd": ["python3", "-m", "http.server", "5000"],
-                    "Image": "", "WorkingDir": "", "ExposedPorts": null,
+                    "Entrypoint": null, "Image": "", "User": "", "WorkingDir": "",
+                    "ExposedPorts": null,
                     "StopSignal": null, "StopTimeout": null,
                     "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},
                         "PortSpecs": ["127.0.0.1:8080:5000/tcp"],
                         "PublishAllPorts": false, "AutoRemove": false,
                         "Binds": ["/srv/app/data:/data:ro"], "ProxyProtocol": "",
                         "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
-                        "Links": ["tutorial_db_1:database"], "Init": true},
+                        "Links": ["tutorial_db_1:database"], "Init": true, "CapAdd": null, "CapDrop": null,
+                        "Privileged": false, "SecurityOpt": null, "ReadonlyRootfs": false,
+                        "Rootfs": "/"},
                     "NetworkingConfig": {"EndpointsConfig": {}}}"#
             )
         );

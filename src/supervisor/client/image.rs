@@ -269,27 +269,20 @@ async fn body_from(
 ) -> Result<http_body_util::combinators::BoxBody<Bytes, std::io::Error>> {
     let reader: Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin> = match path {
         None => Box::new(tokio::io::stdin()),
-        Some(p) => Box::new(
-            tokio::fs::File::open(p)
-                .await
-                .map_err(|e| fail(format!("open {}: {}", p.display(), go_error(&e)), 1))?,
-        ),
+        Some(p) => Box::new(tokio::fs::File::open(p).await.map_err(|e| {
+            fail(
+                format!(
+                    "open {}: {}",
+                    p.display(),
+                    crate::supervisor::client::transport::go_error(&e)
+                ),
+                1,
+            )
+        })?),
     };
     let stream =
         tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024).map(|r| r.map(Frame::data));
     Ok(BodyExt::boxed(StreamBody::new(stream)))
-}
-
-/// An I/O error as Go words it (`no such file or directory`).
-fn go_error(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => {
-            let text = nix::errno::Errno::from_raw(n).desc();
-            let mut c = text.chars();
-            c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or_default()
-        }
-        None => e.to_string(),
-    }
 }
 
 /// `cproxy import FILE|- [REPOSITORY[:TAG]]`.

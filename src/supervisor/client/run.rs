@@ -68,7 +68,20 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
     }
     let mut req = ContainerCreateRequest::default();
     let config = &mut req.config;
-    config.cmd = a.command.clone();
+    match &a.rootfs {
+        Some(root) => {
+            config.cmd = a.command.clone();
+            req.host_config.rootfs = root.clone();
+        }
+        None => {
+            config.image = a.command.first().cloned().unwrap_or_default();
+            config.cmd = a.command.get(1..).unwrap_or_default().to_vec();
+        }
+    }
+    let config = &mut req.config;
+    // `--entrypoint ""` resets the image's: Docker sends `[""]`.
+    config.entrypoint = a.entrypoint.clone().map(|e| vec![e]);
+    config.user = a.user.clone().unwrap_or_default();
     config.env = env;
     config.working_dir = a.workdir.clone().unwrap_or_default();
     config.stop_signal = a.stop_signal.clone();
@@ -86,6 +99,11 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
     host.proxy_protocol = a.proxy_protocol.map(|v| v.to_string()).unwrap_or_default();
     host.restart_policy = restart_policy;
     host.links = Some(a.link.clone()).filter(|l| !l.is_empty());
+    host.cap_add = Some(a.cap_add.clone()).filter(|c| !c.is_empty());
+    host.cap_drop = Some(a.cap_drop.clone()).filter(|c| !c.is_empty());
+    host.privileged = a.privileged;
+    host.security_opt = security_opts(&a.security_opt)?;
+    host.readonly_rootfs = a.read_only;
     if !a.network_alias.is_empty() || a.ip.is_some() {
         let endpoint = EndpointSettings {
             aliases: Some(a.network_alias.clone()),
@@ -97,6 +115,28 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
         req.networking_config.endpoints_config.insert(a.network.clone(), endpoint);
     }
     Ok(req)
+}
+
+/// `--security-opt` values as Docker's client sends them: a bare word other than
+/// `no-new-privileges` is refused here, and `seccomp=FILE` sends the file's profile.
+fn security_opts(values: &[String]) -> Result<Option<Vec<String>>> {
+    let mut out = Vec::new();
+    for v in values {
+        if !v.contains(['=', ':']) && v != "no-new-privileges" {
+            return Err(fail(format!("Invalid --security-opt: {v:?}"), 125));
+        }
+        match v.strip_prefix("seccomp=").or_else(|| v.strip_prefix("seccomp:")) {
+            Some(file) if file != "unconfined" => {
+                let json = std::fs::read_to_string(file).map_err(|e| {
+                    let e = crate::supervisor::client::transport::go_error(&e);
+                    fail(format!("opening seccomp profile ({file}) failed: open {file}: {e}"), 125)
+                })?;
+                out.push(format!("seccomp={json}"));
+            }
+            _ => out.push(v.clone()),
+        }
+    }
+    Ok(Some(out).filter(|o| !o.is_empty()))
 }
 
 /// `run`: creates the container, starts it, and either prints its ID (`-d`) or streams its
@@ -214,16 +254,57 @@ mod tests {
     #[test]
     fn a_bare_run_sends_the_command_and_defaults() {
         assert_eq!(
-            body("sleep 10"),
+            body("busybox sleep 10"),
             json(
-                r#"{"Hostname": "", "Env": [], "Cmd": ["sleep", "10"], "Image": "",
-                    "WorkingDir": "", "ExposedPorts": null, "StopSignal": null, "StopTimeout": null,
+                r#"{"Hostname": "", "Env": [], "Cmd": ["sleep", "10"], "Entrypoint": null,
+                    "Image": "busybox", "User": "", "WorkingDir": "", "ExposedPorts": null, "StopSignal": null, "StopTimeout": null,
                     "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},
                         "PublishAllPorts": false, "AutoRemove": false, "Binds": [],
                         "ProxyProtocol": "", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-                        "Links": null, "Init": null},
+                        "Links": null, "Init": null, "CapAdd": null, "CapDrop": null,
+                        "Privileged": false, "SecurityOpt": null, "ReadonlyRootfs": false},
                     "NetworkingConfig": {"EndpointsConfig": {}}}"#
             )
+        );
+    }
+
+    #[test]
+    fn rootfs_makes_the_first_argument_the_command() {
+        let got = body(
+            "--rootfs / --entrypoint /bin/sh -u app:staff --cap-add NET_ADMIN \
+                        --cap-drop chown --privileged --read-only --security-opt no-new-privileges \
+                        -- -c true",
+        );
+        assert_eq!(got["Image"], json(r#""""#));
+        assert_eq!(got["Cmd"], json(r#"["-c", "true"]"#));
+        assert_eq!(got["Entrypoint"], json(r#"["/bin/sh"]"#));
+        assert_eq!(got["User"], json(r#""app:staff""#));
+        let hc = &got["HostConfig"];
+        assert_eq!(hc["Rootfs"], json(r#""/""#));
+        assert_eq!(hc["CapAdd"], json(r#"["NET_ADMIN"]"#));
+        assert_eq!(hc["CapDrop"], json(r#"["chown"]"#));
+        assert_eq!(hc["Privileged"], json("true"));
+        assert_eq!(hc["ReadonlyRootfs"], json("true"));
+        assert_eq!(hc["SecurityOpt"], json(r#"["no-new-privileges"]"#));
+    }
+
+    #[test]
+    fn security_opts_are_checked_and_profiles_read_as_dockers_client_does() {
+        let refused = |v: &str| security_opts(&[v.to_string()]).unwrap_err().message;
+        assert_eq!(refused("foo"), "Invalid --security-opt: \"foo\"");
+        assert_eq!(
+            refused("seccomp=/nonexistent.json"),
+            "opening seccomp profile (/nonexistent.json) failed: open /nonexistent.json: no \
+             such file or directory"
+        );
+        let file = std::env::temp_dir().join(format!("cproxy-profile-{}", std::process::id()));
+        std::fs::write(&file, "{\"defaultAction\":\"SCMP_ACT_ALLOW\"}").unwrap();
+        let sent = security_opts(&[format!("seccomp={}", file.display())]).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(sent, Some(vec!["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}".to_string()]));
+        assert_eq!(
+            security_opts(&["seccomp=unconfined".into()]).unwrap().unwrap()[0],
+            "seccomp=unconfined"
         );
     }
 
@@ -233,18 +314,19 @@ mod tests {
             "-d --rm -p 127.0.0.1:8080:80 -p 7000-7001:7000-7001/udp -P --expose 5000 \
              --expose 7000-7002/udp -e A=1 -h box -w /srv -v /tmp:/mnt:ro --proxy-protocol v2 \
              --init --stop-signal SIGINT --stop-timeout 3 --link db:d --network my-net \
-             --network-alias api --ip 10.89.0.5 prog --flag",
+             --network-alias api --ip 10.89.0.5 img prog --flag",
         );
         let endpoint = got["NetworkingConfig"]["EndpointsConfig"]["my-net"].take();
         let want = json(
-            r#"{"Hostname": "box", "Env": ["A=1"], "Cmd": ["prog", "--flag"], "Image": "",
-                "WorkingDir": "/srv", "ExposedPorts": {"5000": {}, "7000-7002/udp": {}},
+            r#"{"Hostname": "box", "Env": ["A=1"], "Cmd": ["prog", "--flag"], "Entrypoint": null,
+                "Image": "img", "User": "", "WorkingDir": "/srv", "ExposedPorts": {"5000": {}, "7000-7002/udp": {}},
                 "StopSignal": "SIGINT", "StopTimeout": 3,
                 "HostConfig": {"NetworkMode": "my-net", "PortBindings": {},
                     "PortSpecs": ["127.0.0.1:8080:80/tcp", "7000-7001:7000-7001/udp"],
                     "PublishAllPorts": true, "AutoRemove": true, "Binds": ["/tmp:/mnt:ro"],
                     "ProxyProtocol": "v2", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-                    "Links": ["db:d"], "Init": true},
+                    "Links": ["db:d"], "Init": true, "CapAdd": null, "CapDrop": null,
+                    "Privileged": false, "SecurityOpt": null, "ReadonlyRootfs": false},
                 "NetworkingConfig": {"EndpointsConfig": {"my-net": null}}}"#,
         );
         assert_eq!(got, want);

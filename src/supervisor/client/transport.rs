@@ -16,6 +16,7 @@ use crate::supervisor::api::stream::Decoder;
 use crate::supervisor::api::types::ErrorResponse;
 
 /// A failed call: what to print, and the exit code.
+#[derive(Debug)]
 pub(super) struct Failure {
     /// Docker's words.
     pub(super) message: String,
@@ -214,6 +215,18 @@ impl Api {
         each: impl FnMut(&mut Decoder),
     ) -> std::result::Result<(), String> {
         self.client.stream(uri, each).await.map_err(|f| f.message)
+    }
+}
+
+/// An I/O error as Go words it (`no such file or directory`).
+pub(super) fn go_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            let text = nix::errno::Errno::from_raw(n).desc();
+            let mut c = text.chars();
+            c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or_default()
+        }
+        None => e.to_string(),
     }
 }
 

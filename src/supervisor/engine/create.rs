@@ -9,10 +9,15 @@ use std::sync::Arc;
 
 use crate::proxy::proxy_proto::Version;
 use crate::spec::{PortSpec, parse_expose};
-use crate::supervisor::api::types::{ContainerCreateRequest, PortMap};
+use crate::supervisor::api::types::{
+    ContainerConfig, ContainerCreateRequest, ImageRunConfig, PortMap,
+};
 use crate::supervisor::engine::error::Result;
-use crate::supervisor::engine::store::{Attachment, NetworkMode, Record, RunState, Status, Time};
+use crate::supervisor::engine::store::{
+    Attachment, ImageUse, NetworkMode, Record, RunState, Security, Status, Time,
+};
 use crate::supervisor::engine::{Container, Daemon, Error};
+use crate::supervisor::rules::confine;
 use crate::supervisor::rules::format;
 use crate::supervisor::rules::links::{self, Link, LinkError};
 use crate::supervisor::rules::names;
@@ -26,6 +31,58 @@ pub struct Known<'a> {
     pub containers: &'a [Record],
     /// Every user-defined network.
     pub networks: &'a [Network],
+    /// The image the request names, found (`None`: a host command, `--rootfs`).
+    pub image: Option<&'a FoundImage>,
+}
+
+/// The image a create names, as the image store has it.
+#[derive(Clone, Debug)]
+pub struct FoundImage {
+    /// Its name as given, ID and layers.
+    pub image: ImageUse,
+    /// Its `config`: the defaults of a container made from it.
+    pub config: ImageRunConfig,
+}
+
+/// moby's `merge` of an image's config into a create request's: the image's variables the
+/// request does not set, its exposed ports, and its working directory, user and stop signal
+/// when the request has none; its `CMD` when the request has neither a command nor an
+/// entrypoint, and its `ENTRYPOINT` when the request has none (`--entrypoint ""` resets it).
+/// Returns the entrypoint and the command.
+pub fn merge_image(config: &mut ContainerConfig, image: &ImageRunConfig) -> Vec<String> {
+    let name = |kv: &str| kv.split('=').next().unwrap_or_default().to_string();
+    let set: BTreeSet<String> = config.env.iter().map(|kv| name(kv)).collect();
+    for kv in image.env.iter().flatten() {
+        if !set.contains(&name(kv)) {
+            config.env.push(kv.clone());
+        }
+    }
+    if let Some(ports) = &image.exposed_ports {
+        let mine = config.exposed_ports.get_or_insert_with(Default::default);
+        for p in ports.keys() {
+            mine.entry(p.clone()).or_default();
+        }
+    }
+    if config.working_dir.is_empty() {
+        config.working_dir = image.working_dir.clone();
+    }
+    if config.user.is_empty() {
+        config.user = image.user.clone();
+    }
+    if config.stop_signal.as_deref().unwrap_or_default().is_empty() && !image.stop_signal.is_empty()
+    {
+        config.stop_signal = Some(image.stop_signal.clone());
+    }
+    match &config.entrypoint {
+        None => {
+            if config.cmd.is_empty() {
+                config.cmd = image.cmd.clone().unwrap_or_default();
+            }
+            image.entrypoint.clone().unwrap_or_default()
+        }
+        Some(e) if e.iter().all(String::is_empty) => Vec::new(),
+        Some(e) => e.clone(),
+    }
 }
 
 impl Known<'_> {
@@ -115,7 +172,11 @@ pub fn plan(
     id: String,
     now: Time,
 ) -> Result<Record> {
-    let ContainerCreateRequest { config, host_config: hc, networking_config } = req;
+    let ContainerCreateRequest { mut config, host_config: hc, networking_config } = req;
+    let entrypoint = match known.image {
+        Some(found) => merge_image(&mut config, &found.config),
+        None => config.entrypoint.clone().unwrap_or_default(),
+    };
     // moby's validateContainerConfig comes first: the working directory, the stop signal,
     // each variable's name; then the command.
     if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
@@ -129,7 +190,8 @@ pub fn plan(
         crate::supervisor::rules::signal::parse(&stop_signal).map_err(Error::invalid)?;
     }
     check_env_names(&config.env)?;
-    if config.cmd.is_empty() {
+    let command: Vec<String> = entrypoint.iter().chain(&config.cmd).cloned().collect();
+    if command.is_empty() {
         return Err(Error::invalid("No command specified"));
     }
     let port_specs =
@@ -245,9 +307,35 @@ pub fn plan(
     } else {
         config.hostname
     };
-    check_startable(&hostname, &config.env, &config.cmd)?;
+    check_startable(&hostname, &config.env, &command)?;
     let publish = if mode.is_bridge() || !attachments.is_empty() { port_specs } else { Vec::new() };
-    let mut cmd = config.cmd.into_iter();
+    let security = Security {
+        cap_add: hc.cap_add.unwrap_or_default(),
+        cap_drop: hc.cap_drop.unwrap_or_default(),
+        privileged: hc.privileged,
+        security_opt: hc.security_opt.unwrap_or_default(),
+        read_only: hc.readonly_rootfs,
+    };
+    confine::check(&security.cap_add, &security.cap_drop).map_err(Error::invalid)?;
+    confine::security_opts(&security.security_opt, security.privileged).map_err(Error::invalid)?;
+    let image = known.image.map(|f| f.image.clone());
+    if image.is_none() && hc.rootfs.is_empty() && !config.image.is_empty() {
+        return Err(crate::supervisor::image::store::no_such_image(&config.image));
+    }
+    if !hc.rootfs.is_empty() {
+        if image.is_some() {
+            return Err(Error::invalid("conflicting options: --rootfs and an image"));
+        }
+        if !hc.rootfs.starts_with('/') || !std::path::Path::new(&hc.rootfs).is_dir() {
+            return Err(Error::invalid(format!(
+                "invalid --rootfs {:?}: it must be the absolute path of a directory",
+                hc.rootfs
+            )));
+        }
+    }
+    let entrypoint = image.as_ref().map(|_| entrypoint);
+    let cmd_kept = image.as_ref().map(|_| config.cmd.clone());
+    let mut cmd = command.into_iter();
     Ok(Record {
         id,
         name,
@@ -280,6 +368,12 @@ pub fn plan(
         stopped_by_user: false,
         links,
         networks: attachments,
+        image,
+        rootfs: hc.rootfs,
+        entrypoint,
+        cmd: cmd_kept,
+        user: config.user,
+        security,
     })
 }
 
@@ -357,11 +451,16 @@ impl Daemon {
     /// Creates a container (not started). Returns its ID.
     pub fn create(&self, name: Option<&str>, req: ContainerCreateRequest) -> Result<String> {
         let id = names::new_id().map_err(Error::internal)?;
+        let image = match req.config.image.as_str() {
+            "" => None,
+            _ if !req.host_config.rootfs.is_empty() => None,
+            name => Some(self.find_image(name)?),
+        };
         let networks: Vec<Network> = self.user_networks().iter().map(|n| n.net.clone()).collect();
         // Held from the checks to the push, so two creates cannot take one name.
         let mut containers = self.containers.lock().map_err(Error::internal)?;
         let records: Vec<Record> = containers.iter().map(|c| c.record()).collect();
-        let known = Known { containers: &records, networks: &networks };
+        let known = Known { containers: &records, networks: &networks, image: image.as_ref() };
         let record = plan(name, req, &known, id.clone(), Time::now())?;
         if let Err(e) = self.store.save(&record) {
             // Nothing of a failed create stays: its directory goes (a full disk leaves one).
@@ -370,6 +469,22 @@ impl Daemon {
         }
         containers.push(Container::new(record));
         Ok(id)
+    }
+
+    /// The image a create names: its ID, layers and config, its layers unpacked for the
+    /// container's filesystem.
+    fn find_image(&self, name: &str) -> Result<FoundImage> {
+        let id = self.images.resolve(name)?;
+        let config = self
+            .images
+            .config(&id)
+            .ok_or_else(|| crate::supervisor::image::store::no_such_image(name))?;
+        let layers: Vec<String> = self.images.layers(&id).into_iter().map(|l| l.diff_id).collect();
+        self.images.unpack(&layers)?;
+        Ok(FoundImage {
+            image: ImageUse { name: name.to_string(), id, layers },
+            config: config.config.clone().unwrap_or_default(),
+        })
     }
 
     /// The container a name, full ID or unambiguous ID prefix names.
@@ -395,7 +510,7 @@ mod tests {
 
     fn record(id: char, name: &str) -> Record {
         let req = request(&["sleep", "1"]);
-        let empty = Known { containers: &[], networks: &[] };
+        let empty = Known { containers: &[], networks: &[], image: None };
         plan(Some(name), req, &empty, std::iter::repeat_n(id, 64).collect(), Time::now()).unwrap()
     }
 
@@ -430,7 +545,7 @@ mod tests {
 
     #[test]
     fn a_command_is_needed() {
-        let known = Known { containers: &[], networks: &[] };
+        let known = Known { containers: &[], networks: &[], image: None };
         let e = refused(request(&[]), None, &known);
         assert_eq!(
             (e.kind, e.message.as_str()),
@@ -441,7 +556,7 @@ mod tests {
     #[test]
     fn a_name_in_use_is_a_conflict_in_dockers_words() {
         let web = record('a', "web");
-        let known = Known { containers: std::slice::from_ref(&web), networks: &[] };
+        let known = Known { containers: std::slice::from_ref(&web), networks: &[], image: None };
         let e = refused(request(&["true"]), Some("/web"), &known);
         assert_eq!(e.kind, ErrorKind::Conflict);
         assert!(
@@ -476,7 +591,7 @@ mod tests {
     #[test]
     fn a_random_name_avoids_the_names_taken_and_the_hostname_is_the_short_id() {
         let r = record('a', "web");
-        let known = Known { containers: std::slice::from_ref(&r), networks: &[] };
+        let known = Known { containers: std::slice::from_ref(&r), networks: &[], image: None };
         let new = plan(None, request(&["true"]), &known, "b".repeat(64), Time::now()).unwrap();
         assert_ne!(new.name, "web");
         assert!(names::valid(&new.name));
@@ -488,7 +603,7 @@ mod tests {
     #[test]
     fn container_mode_joins_by_full_id_and_refuses_ports_and_hostname() {
         let db = record('d', "db");
-        let known = Known { containers: std::slice::from_ref(&db), networks: &[] };
+        let known = Known { containers: std::slice::from_ref(&db), networks: &[], image: None };
         let mut req = request(&["true"]);
         req.host_config.network_mode = "container:db".into();
         let r = plan(None, req.clone(), &known, "e".repeat(64), Time::now()).unwrap();
@@ -513,7 +628,7 @@ mod tests {
     #[test]
     fn user_networks_take_aliases_and_addresses_of_their_own_subnet_only() {
         let nets = [network("mine", true), network("auto", false)];
-        let known = Known { containers: &[], networks: &nets };
+        let known = Known { containers: &[], networks: &nets, image: None };
         let endpoint = |ip: &str| EndpointSettings {
             aliases: Some(vec!["a1".into()]),
             ipam_config: Some(EndpointIpamConfig { ipv4_address: ip.into() }),
@@ -552,7 +667,7 @@ mod tests {
 
     #[test]
     fn bad_ports_policies_signals_and_directories_are_refused_in_dockers_words() {
-        let known = Known { containers: &[], networks: &[] };
+        let known = Known { containers: &[], networks: &[], image: None };
         let mut req = request(&["true"]);
         req.host_config.port_specs = vec!["8080:99999".into()];
         assert_eq!(refused(req, None, &known).kind, ErrorKind::InvalidArgument);
@@ -583,7 +698,7 @@ mod tests {
     fn a_variable_without_a_name_is_refused_in_dockers_words_and_order() {
         // Docker 20.10 (POST /containers/create): 400 "invalid environment variable: =x",
         // after the working directory and the stop signal, before the command and HostConfig.
-        let known = Known { containers: &[], networks: &[] };
+        let known = Known { containers: &[], networks: &[], image: None };
         let with_env = |cmd: &[&str], env: &[&str]| {
             let mut req = request(cmd);
             req.config.env = env.iter().map(|s| s.to_string()).collect();
@@ -623,7 +738,7 @@ mod tests {
 
     #[test]
     fn what_runc_refuses_at_start_is_refused_at_create_in_its_words() {
-        let known = Known { containers: &[], networks: &[] };
+        let known = Known { containers: &[], networks: &[], image: None };
         let req = |cmd: &[&str], env: &[&str], hostname: &str| {
             let mut req = request(cmd);
             req.config.env = env.iter().map(|s| s.to_string()).collect();
@@ -669,7 +784,7 @@ mod tests {
 
     #[test]
     fn dockers_port_bindings_become_specs_and_host_mode_publishes_nothing() {
-        let known = Known { containers: &[], networks: &[] };
+        let known = Known { containers: &[], networks: &[], image: None };
         let mut req = request(&["true"]);
         let b = |ip: &str, port: &str| PortBinding { host_ip: ip.into(), host_port: port.into() };
         req.host_config.port_bindings.insert("80/tcp".into(), vec![b("", "8080"), b("::1", "")]);
@@ -686,7 +801,7 @@ mod tests {
     #[test]
     fn links_are_stored_by_the_sources_name() {
         let db = record('d', "db");
-        let known = Known { containers: std::slice::from_ref(&db), networks: &[] };
+        let known = Known { containers: std::slice::from_ref(&db), networks: &[], image: None };
         let mut req = request(&["true"]);
         req.host_config.links = Some(vec![format!("{}:alias", &db.id[..10])]);
         let r = plan(None, req, &known, "e".repeat(64), Time::now()).unwrap();

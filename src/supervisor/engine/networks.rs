@@ -626,7 +626,7 @@ mod tests {
         let id: String = std::iter::repeat_n(id, 64).collect();
         let mut req = ContainerCreateRequest::default();
         req.config.cmd = vec!["sleep".into()];
-        let known = Known { containers: &[], networks: &[] };
+        let known = Known { containers: &[], networks: &[], image: None };
         let mut r = plan(None, req, &known, id, Time::ZERO).unwrap();
         r.name = name.to_string();
         r.network_mode = NetworkMode::parse(nets.first().map_or("bridge", |n| n.0));

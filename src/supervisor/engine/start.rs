@@ -14,8 +14,9 @@ use std::sync::atomic::Ordering;
 use crate::supervisor::api::stream::StreamKind;
 use crate::supervisor::engine::store::{NetworkMode, Record, Status, Time};
 use crate::supervisor::engine::{Container, Daemon, Error, Held, create, logs};
-use crate::supervisor::os::process::Launch;
+use crate::supervisor::os::process::{Confined, Launch, Layers};
 use crate::supervisor::os::{hosts_files, netlink};
+use crate::supervisor::rules::confine::{self, Seccomp};
 use crate::supervisor::rules::env::container_env;
 use crate::supervisor::rules::restart::Backoff;
 
@@ -155,6 +156,7 @@ impl Daemon {
             working_dir: Some(record.working_dir.clone()).filter(|w| !w.is_empty()),
             join_netns,
             init: record.init,
+            confined: self.confined(record, &dir)?,
         };
         let mut started = self.spawner.spawn(launch).await.map_err(Error::internal)?;
         let shim = started.child.id();
@@ -210,7 +212,13 @@ impl Daemon {
             control.write_all(b"g")?;
             let mut line = String::new();
             BufReader::new(&mut control).read_line(&mut line)?;
-            line.trim().parse().map_err(|_| io::Error::other("the container's init did not start"))
+            match line.trim().strip_prefix("error ") {
+                Some(why) => Err(io::Error::other(why.to_string())),
+                None => line
+                    .trim()
+                    .parse()
+                    .map_err(|_| io::Error::other("the container's init did not start")),
+            }
         })
         .await
         .map_err(io::Error::other)
@@ -278,6 +286,51 @@ impl Daemon {
             daemon.finish(&c, code).await;
         });
         Ok(())
+    }
+
+    /// A confined container's root and confinement, its directories made; `None` for a
+    /// record of before images.
+    fn confined(&self, r: &Record, dir: &std::path::Path) -> Result<Option<Confined>, Error> {
+        if !r.confined() {
+            return Ok(None);
+        }
+        let s = &r.security;
+        let opts = confine::security_opts(&s.security_opt, s.privileged).map_err(Error::invalid)?;
+        // Docker 20.10 knows the capabilities up to CAP_AUDIT_READ (37): its `ALL`.
+        let last = crate::supervisor::os::confine::last_cap().min(37);
+        let seccomp = match opts.seccomp {
+            Seccomp::Unconfined => None,
+            Seccomp::Default => Some("default".to_string()),
+            Seccomp::Profile(json) => {
+                let path = dir.join("seccomp.json");
+                std::fs::write(&path, json).map_err(Error::internal)?;
+                Some(path.display().to_string())
+            }
+        };
+        let (root, layers) = match &r.image {
+            Some(image) => {
+                self.images.unpack(&image.layers)?;
+                let fs = dir.join("fs");
+                let (upper, work, merged) = (fs.join("diff"), fs.join("work"), fs.join("merged"));
+                for d in [&upper, &work, &merged] {
+                    std::fs::create_dir_all(d).map_err(Error::internal)?;
+                }
+                let lower = image.layers.iter().rev().map(|l| self.images.layer_dir(l)).collect();
+                (merged, Some(Layers { lower, upper, work }))
+            }
+            None => (PathBuf::from(&r.rootfs), None),
+        };
+        Ok(Some(Confined {
+            root,
+            layers,
+            caps: confine::effective(&s.cap_add, &s.cap_drop, s.privileged, last),
+            no_new_privs: opts.no_new_privileges,
+            privileged: s.privileged,
+            read_only: s.read_only,
+            seccomp,
+            user: r.user.clone(),
+            set_home: !r.env.iter().any(|kv| kv.split('=').next() == Some("HOME")),
+        }))
     }
 
     /// Gives back what a container held: bindings (ports free at once), veth, address.

@@ -272,6 +272,66 @@ pub struct Record {
     /// connect`s), each with its aliases and, while running, its address there.
     #[serde(default)]
     pub networks: Vec<Attachment>,
+    /// The image it is made from; `None` for a host command (`rootfs`).
+    #[serde(default)]
+    pub image: Option<ImageUse>,
+    /// `--rootfs PATH`: a host directory as its root (`/`: the host's files). Empty with an
+    /// image, and in records of before images (the host's files, unconfined).
+    #[serde(default)]
+    pub rootfs: String,
+    /// `Config.Entrypoint` and `Config.Cmd` merged with the image's, as `inspect` shows them
+    /// (`path` and `args` are the two joined); `None` in records of before images.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// See `entrypoint`.
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    /// `-u USER[:GROUP]`, else the image's `User` (empty: root).
+    #[serde(default)]
+    pub user: String,
+    /// What Docker's confinement was asked to change.
+    #[serde(default)]
+    pub security: Security,
+}
+
+impl Record {
+    /// True if the container is confined as Docker confines one (an image or `--rootfs`);
+    /// false for a record of before images, which ran host commands as they are.
+    pub fn confined(&self) -> bool {
+        self.image.is_some() || !self.rootfs.is_empty()
+    }
+}
+
+/// The image a container is made from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageUse {
+    /// As the client named it (`busybox`), what `ps` shows and `Config.Image`.
+    pub name: String,
+    /// Its ID, `sha256:<hex>`.
+    pub id: String,
+    /// Its layers' diff IDs, bottom first: the container's lower directories.
+    pub layers: Vec<String>,
+}
+
+/// `--cap-add`, `--cap-drop`, `--privileged`, `--security-opt`, `--read-only` as given at
+/// create (checked there).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Security {
+    /// `--cap-add`, as given.
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`, as given.
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// `--privileged`.
+    #[serde(default)]
+    pub privileged: bool,
+    /// `--security-opt`, as given.
+    #[serde(default)]
+    pub security_opt: Vec<String>,
+    /// `--read-only`.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// A container's place on a user-defined network.

@@ -50,7 +50,7 @@ impl Daemon {
                 ContainerSummary {
                     id: r.id.clone(),
                     names: c.names.iter().map(|n| format!("/{n}")).collect(),
-                    image: r.path.clone(),
+                    image: image_name(r),
                     command: format::command_line(&r.path, &r.args),
                     created: r.created.unix_seconds(),
                     ports: api_ports(r),
@@ -117,7 +117,7 @@ impl Daemon {
                 finished_at: r.state.finished_at.to_string(),
                 ..ContainerState::default()
             },
-            image: r.path.clone(),
+            image: r.image.as_ref().map_or_else(|| r.path.clone(), |i| i.id.clone()),
             resolv_conf_path: path("resolv.conf"),
             hostname_path: path("hostname"),
             hosts_path: path("hosts"),
@@ -137,12 +137,22 @@ impl Daemon {
                 links: (!r.links.is_empty())
                     .then(|| crate::supervisor::engine::links::host_config_links(&r)),
                 init: r.init.then_some(true),
+                cap_add: Some(r.security.cap_add.clone()).filter(|c| !c.is_empty()),
+                cap_drop: Some(r.security.cap_drop.clone()).filter(|c| !c.is_empty()),
+                privileged: r.security.privileged,
+                security_opt: Some(r.security.security_opt.clone()).filter(|c| !c.is_empty()),
+                readonly_rootfs: r.security.read_only,
+                rootfs: r.rootfs.clone(),
             },
             config: ContainerConfig {
                 hostname: r.hostname.clone(),
                 env: r.env.clone(),
-                cmd: std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect(),
-                image: r.path.clone(),
+                cmd: r.cmd.clone().unwrap_or_else(|| {
+                    std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect()
+                }),
+                entrypoint: r.entrypoint.clone().filter(|e| !e.is_empty()),
+                image: image_name(&r),
+                user: r.user.clone(),
                 working_dir: r.working_dir.clone(),
                 exposed_ports: (!exposed.is_empty()).then_some(exposed),
                 stop_signal: Some(r.stop_signal.clone()).filter(|s| !s.is_empty()),
@@ -158,6 +168,12 @@ impl Daemon {
             },
         }
     }
+}
+
+/// The image as `ps` and `Config.Image` show it: its name as given, else (`--rootfs`) the
+/// program.
+fn image_name(r: &Record) -> String {
+    r.image.as_ref().map_or_else(|| r.path.clone(), |i| i.name.clone())
 }
 
 /// A record as the list's filters see it (its port sets only if `ports`).
@@ -188,7 +204,7 @@ fn candidate(
         state: r.state.status.to_string(),
         exit_code: i64::from(r.state.exit_code),
         started: r.state.started_at.get().is_some(),
-        image: r.path.clone(),
+        image: image_name(r),
         networks: endpoints.iter().map(|(name, e)| (name.clone(), e.network_id.clone())).collect(),
         port_bindings,
         exposed,
@@ -341,7 +357,7 @@ mod tests {
         let mut req = ContainerCreateRequest::default();
         req.config.cmd = vec!["true".into()];
         req.config.exposed_ports = Some(expose.iter().map(|e| (e.to_string(), Empty {})).collect());
-        let known = Known { containers: &[], networks: &[] };
+        let known = Known { containers: &[], networks: &[], image: None };
         let mut r = plan(None, req, &known, "a".repeat(64), Time::now()).unwrap();
         r.state.status = Status::Running;
         r.ports = published

@@ -165,7 +165,11 @@ async fn list(
 
 async fn create(State(d): State<Arc<Daemon>>, Query(q): Params, body: Bytes) -> Answer<Response> {
     let req: ContainerCreateRequest = body_of(&body)?;
-    let id = d.create(q.get("name").map(String::as_str), req)?;
+    let name = q.get("name").cloned();
+    // A first container of an image unpacks its layers: off the runtime's workers.
+    let id = tokio::task::spawn_blocking(move || d.create(name.as_deref(), req))
+        .await
+        .map_err(Error::internal)??;
     Ok(json(StatusCode::CREATED, ContainerCreateResponse { id, warnings: Vec::new() }))
 }
 

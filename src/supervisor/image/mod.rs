@@ -5,7 +5,8 @@
 //! Beside [`crate::supervisor::engine`], which holds the [`store::ImageStore`] in its
 //! `Daemon`; errors are the engine's typed [`crate::supervisor::engine::Error`]. The HTTP
 //! layer ([`crate::supervisor::http`]) calls it on blocking threads. Layers are only read
-//! through (checksummed, their tar entries counted), never extracted in this module.
+//! through (checksummed, their tar entries counted) until a container needs them: [`unpack`]
+//! extracts each into a directory of its own, the lower directories of containers' overlays.
 //!
 //! - [`reference`](mod@reference): image references (`[REGISTRY/]REPO[:TAG|@DIGEST]`), Docker's rules and
 //!   words; pure.
@@ -22,3 +23,4 @@ pub mod layer;
 pub mod list;
 pub mod reference;
 pub mod store;
+pub mod unpack;

@@ -184,6 +184,8 @@ pub struct ImageStore {
     root: PathBuf,
     state: Mutex<State>,
     staged: AtomicU64,
+    /// Held while layers are unpacked (`unpack`), so one layer is unpacked once.
+    unpacking: Mutex<()>,
 }
 
 fn io_error(what: &str, e: impl std::fmt::Display) -> Error {
@@ -214,6 +216,7 @@ impl ImageStore {
             root: root.to_path_buf(),
             state: Mutex::new(State::default()),
             staged: AtomicU64::new(0),
+            unpacking: Mutex::new(()),
         };
         let mut configs = HashMap::new();
         let mut changed = false;
@@ -250,8 +253,27 @@ impl ImageStore {
                 let _ = fs::remove_file(entry.path());
             }
         }
+        // Unpacked layers whose blob is gone (or that a crash left half-renamed) go too.
+        fs::create_dir_all(store.layers_root())?;
+        for entry in fs::read_dir(store.layers_root())? {
+            let entry = entry?;
+            let name = format!("sha256:{}", entry.file_name().to_string_lossy());
+            if !wanted.contains(&name) {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
         *store.state.lock().unwrap_or_else(|p| p.into_inner()) = State { index, configs };
         Ok(store)
+    }
+
+    /// Where layers are unpacked.
+    pub(super) fn layers_root(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    /// Held while layers are unpacked.
+    pub(super) fn unpacking(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.unpacking.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -497,6 +519,12 @@ impl ImageStore {
         for d in digests {
             if let Err(e) = fs::remove_file(self.blob_path(d)) {
                 tracing::warn!(blob = %d, error = %e, "could not remove a blob");
+            }
+            let unpacked = self.layer_dir(d);
+            if unpacked.exists()
+                && let Err(e) = fs::remove_dir_all(&unpacked)
+            {
+                tracing::warn!(layer = %d, error = %e, "could not remove an unpacked layer");
             }
         }
     }

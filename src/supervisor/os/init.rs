@@ -29,7 +29,17 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, execvp, pipe2};
 
+use crate::supervisor::os::{confine, rootfs, seccomp};
+use crate::supervisor::rules::confine::CapSet;
+use crate::supervisor::rules::user::{ExecUser, resolve as resolve_user};
 use crate::sys::{self, FdKind};
+
+/// What the command's child writes on the exec-error pipe when confining it failed (it has
+/// said why on stderr).
+const CONFINE_FAILED: i32 = -1;
+
+/// `CAP_KILL`: what the container's PID 1 keeps, to pass signals on.
+const CAP_KILL: u8 = 5;
 
 /// `cproxy __init`'s arguments (written by the daemon, not by people).
 #[derive(Debug, Args)]
@@ -53,6 +63,40 @@ pub struct InitArgs {
     /// gets them only if it handles them, as it would as PID 1.
     #[arg(long = "init")]
     pub init: bool,
+    /// The container's root: the overlay's mount point, or a host directory (`--rootfs`).
+    /// Without it the command sees the host's files as they are.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// The image's layers, top first, `:`-separated: `root` is an overlay of them.
+    #[arg(long)]
+    pub lower: Option<String>,
+    /// The overlay's writable directory.
+    #[arg(long)]
+    pub upper: Option<PathBuf>,
+    /// The overlay's work directory.
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+    /// Confine as Docker does: the capability set (hex, as `/proc/PID/status` shows it).
+    #[arg(long)]
+    pub caps: Option<String>,
+    /// The seccomp filter: a file with a profile in Docker's JSON, or `default`.
+    #[arg(long)]
+    pub seccomp: Option<String>,
+    /// `--security-opt no-new-privileges`.
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// `--privileged`: the host's devices, nothing masked.
+    #[arg(long)]
+    pub privileged: bool,
+    /// `--read-only`.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// `-u USER[:GROUP]`, resolved in the container's /etc/passwd and /etc/group.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Set `HOME` from the user's passwd entry (the container does not set it).
+    #[arg(long = "set-home")]
+    pub set_home: bool,
     /// The command and its arguments.
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<std::ffi::OsString>,
@@ -187,8 +231,16 @@ fn shim(args: InitArgs) -> Result<u8, String> {
         ForkResult::Parent { child } => child,
     };
     drop(ready_w);
-    let _ = File::from(ready_r).read(&mut [0u8; 1]);
-    let _ = control.write_all(format!("{init}\n").as_bytes());
+    let mut said = Vec::new();
+    let _ = File::from(ready_r).read_to_end(&mut said);
+    if said.first() == Some(&b'r') {
+        let _ = control.write_all(format!("{init}\n").as_bytes());
+    } else {
+        // PID 1 could not make the container: the daemon fails the start with its reason.
+        let why = String::from_utf8_lossy(said.get(1..).unwrap_or_default()).replace('\n', " ");
+        let why = if why.is_empty() { "the container's init did not start".into() } else { why };
+        let _ = control.write_all(format!("error {why}\n").as_bytes());
+    }
     drop(control);
     Ok(supervise(&set, init, Pass::All))
 }
@@ -196,17 +248,90 @@ fn shim(args: InitArgs) -> Result<u8, String> {
 /// PID 1 of the container.
 fn pid1(args: &InitArgs, set: &SigSet, ready: OwnedFd) -> u8 {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    if let Err(e) = prepare(args) {
-        eprintln!("cproxy init: {e}");
-        return 127;
-    }
+    // The confinement first: a seccomp profile's file is the host's, out of sight once the
+    // container's root is made.
+    let prepared = confinement(args).and_then(|c| Ok((prepare(args)?, c)));
+    let (user, confine) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = File::from(ready).write_all(format!("e{e}").as_bytes());
+            return 127;
+        }
+    };
     let _ = File::from(ready).write_all(b"r");
-    run_command(args, set)
+    run_command(args, set, user.as_ref(), confine.as_ref())
+}
+
+/// What the command is confined by, decided before it is forked.
+struct Confinement {
+    caps: CapSet,
+    last: u8,
+    no_new_privs: bool,
+    /// The seccomp filter, compiled for `caps` and this kernel.
+    filter: Option<seccompiler::BpfProgram>,
+}
+
+/// The confinement `args` ask for (`--caps`), if any.
+fn confinement(args: &InitArgs) -> Result<Option<Confinement>, String> {
+    let Some(hex) = &args.caps else {
+        return Ok(None);
+    };
+    let caps =
+        CapSet(u64::from_str_radix(hex, 16).map_err(|_| format!("bad capability set {hex}"))?);
+    let filter = match args.seccomp.as_deref() {
+        None => None,
+        Some(which) => {
+            let profile = match which {
+                "default" => seccomp::Profile::docker_default(),
+                file => {
+                    let json = std::fs::read(file)
+                        .map_err(|e| format!("opening seccomp profile ({file}) failed: {e}"))?;
+                    seccomp::Profile::from_json(&json)
+                        .map_err(|e| format!("decoding seccomp profile failed: {e}"))?
+                }
+            };
+            let names = caps.names();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let kernel = seccomp::kernel_version().map_err(|e| format!("kernel version: {e}"))?;
+            Some(seccomp::compile(&profile, &names, kernel)?)
+        }
+    };
+    Ok(Some(Confinement {
+        caps,
+        last: confine::last_cap(),
+        no_new_privs: args.no_new_privs,
+        filter,
+    }))
+}
+
+/// Applies `c` and becomes `user` in the command's process, in runc's order; the error says
+/// which step failed.
+fn confine_command(c: &Confinement, user: Option<&ExecUser>) -> Result<(), String> {
+    confine::drop_bounding(c.caps, c.last).map_err(|e| format!("bounding set: {e}"))?;
+    if c.no_new_privs {
+        confine::no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
+    }
+    // Still root with every capability: the filter needs no `no_new_privs`.
+    if let Some(filter) = &c.filter {
+        seccomp::apply(filter).map_err(|e| format!("seccomp: {e}"))?;
+    }
+    if let Some(u) = user {
+        confine::become_user(u).map_err(|e| format!("user {}:{}: {e}", u.uid, u.gid))?;
+    }
+    if user.is_none_or(|u| u.uid == 0) {
+        confine::set_capabilities(c.caps).map_err(|e| format!("capabilities: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Runs the command as a child, reports exec failures as Docker does (127 not found, 126
 /// cannot run), and supervises it.
-fn run_command(args: &InitArgs, set: &SigSet) -> u8 {
+fn run_command(
+    args: &InitArgs,
+    set: &SigSet,
+    user: Option<&ExecUser>,
+    confine: Option<&Confinement>,
+) -> u8 {
     let argv: Vec<CString> =
         args.command.iter().filter_map(|a| CString::new(a.as_bytes()).ok()).collect();
     if argv.len() != args.command.len() || argv.is_empty() {
@@ -225,6 +350,18 @@ fn run_command(args: &InitArgs, set: &SigSet) -> u8 {
         }
         Ok(ForkResult::Child) => {
             let _ = set.thread_unblock();
+            let confined = match confine {
+                Some(c) => confine_command(c, user),
+                None => user.map_or(Ok(()), |u| {
+                    confine::become_user(u).map_err(|e| format!("user {}: {e}", u.uid))
+                }),
+            };
+            if let Err(e) = confined {
+                eprintln!("cproxy init: confining the command: {e}");
+                let mut w = File::from(err_w);
+                let _ = w.write_all(&CONFINE_FAILED.to_ne_bytes());
+                sys::exit_now(127)
+            }
             let Err(errno) = execvp(&argv[0], &argv);
             let mut w = File::from(err_w);
             let _ = w.write_all(&(errno as i32).to_ne_bytes());
@@ -233,11 +370,22 @@ fn run_command(args: &InitArgs, set: &SigSet) -> u8 {
         Ok(ForkResult::Parent { child }) => child,
     };
     drop(err_w);
+    if confine.is_some() {
+        // PID 1 keeps only what it needs to pass signals on, and cannot be traced.
+        let kill = CapSet(0).with(CAP_KILL);
+        let _ = confine::not_dumpable();
+        let _ = confine::drop_bounding(kill, confine::last_cap());
+        let _ = confine::set_capabilities(kill);
+    }
     let mut buf = [0u8; 4];
     if File::from(err_r).read_exact(&mut buf).is_ok() {
         let _ = waitpid(child, None);
         let name = args.command[0].to_string_lossy();
-        return match Errno::from_raw(i32::from_ne_bytes(buf)) {
+        let code = i32::from_ne_bytes(buf);
+        if code == CONFINE_FAILED {
+            return 127; // The child said why.
+        }
+        return match Errno::from_raw(code) {
             Errno::ENOENT => {
                 eprintln!("cproxy: exec: \"{name}\": executable file not found in $PATH");
                 127
@@ -255,43 +403,32 @@ fn run_command(args: &InitArgs, set: &SigSet) -> u8 {
     supervise(set, child, if args.init { Pass::All } else { Pass::Handled })
 }
 
-/// Mounts and hostname, inside the container's own mount and UTS namespaces.
-fn prepare(args: &InitArgs) -> Result<(), String> {
+/// Mounts and hostname, inside the container's own mount and UTS namespaces; the user the
+/// command runs as, if one is asked for or the container is confined.
+fn prepare(args: &InitArgs) -> Result<Option<ExecUser>, String> {
     let none: Option<&str> = None;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .map_err(|e| format!("making mounts private: {e}"))?;
-    if let Some(dir) = &args.files {
-        for name in ["hosts", "hostname", "resolv.conf"] {
-            let target = PathBuf::from("/etc").join(name);
-            if !target.exists() {
-                continue;
-            }
-            mount(Some(&dir.join(name)), &target, none, MsFlags::MS_BIND, none)
-                .map_err(|e| format!("mounting {}: {e}", target.display()))?;
-        }
+    let volumes = parse_volumes(&args.volumes)?;
+    let root = args.root.as_ref().map(|target| rootfs::Root {
+        target: target.clone(),
+        source: match &args.lower {
+            Some(lower) => rootfs::Source::Overlay {
+                lower: lower.split(':').map(PathBuf::from).collect(),
+                upper: args.upper.clone().unwrap_or_default(),
+                work: args.work.clone().unwrap_or_default(),
+            },
+            None => rootfs::Source::Host,
+        },
+        files: args.files.clone(),
+        volumes: volumes.clone(),
+        privileged: args.privileged,
+        read_only: args.read_only,
+    });
+    match &root {
+        Some(root) => rootfs::enter(root)?,
+        None => host_mounts(args, &volumes)?,
     }
-    for volume in &args.volumes {
-        let mut parts = volume.splitn(3, ':');
-        let (Some(src), Some(dst)) = (parts.next(), parts.next()) else {
-            return Err(format!("bad volume {volume}"));
-        };
-        mount(Some(src), dst, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
-            .map_err(|e| format!("mounting {src} on {dst}: {e}"))?;
-        if parts.next() == Some("ro") {
-            let flags =
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC;
-            mount(none, dst, none, flags, none)
-                .map_err(|e| format!("making {dst} read-only: {e}"))?;
-        }
-    }
-    mount(
-        Some("proc"),
-        "/proc",
-        Some("proc"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        none,
-    )
-    .map_err(|e| format!("mounting /proc: {e}"))?;
     if args.disable_ipv6 {
         // Absent when the kernel has no IPv6: then there is nothing to turn off.
         for scope in ["all", "default"] {
@@ -300,6 +437,27 @@ fn prepare(args: &InitArgs) -> Result<(), String> {
     }
     nix::unistd::sethostname(&args.hostname).map_err(|e| format!("sethostname: {e}"))?;
     let cwd = args.workdir.clone().unwrap_or_else(|| PathBuf::from("/"));
+    if let Some(root) = &root {
+        // Docker makes the working directory if the image has none (root's, whatever -u).
+        let _ = std::fs::create_dir_all(&cwd);
+        rootfs::finish(root)?;
+    }
+    let user = match (&args.user, args.caps.is_some() || args.root.is_some()) {
+        (Some(spec), _) => Some(spec.as_str()),
+        (None, true) => Some(""),
+        (None, false) => None,
+    };
+    let user = match user {
+        Some(spec) => {
+            let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+            Some(resolve_user(spec, &read("/etc/passwd"), &read("/etc/group"))?)
+        }
+        None => None,
+    };
+    if let (Some(u), true) = (&user, args.set_home) {
+        // SAFETY: PID 1 is single-threaded.
+        unsafe { std::env::set_var("HOME", &u.home) };
+    }
     std::env::set_current_dir(&cwd).map_err(|e| {
         format!("chdir to cwd ({:?}) set in config.json failed: {e}", cwd.display().to_string())
     })?;
@@ -312,7 +470,57 @@ fn prepare(args: &InitArgs) -> Result<(), String> {
             let _ = nix::unistd::dup2_stdin(&null);
         }
     }
-    Ok(())
+    Ok(user)
+}
+
+/// `HOSTDIR:DIR[:ro]` values (checked by the daemon) as mounts.
+fn parse_volumes(values: &[String]) -> Result<Vec<(PathBuf, PathBuf, bool)>, String> {
+    values
+        .iter()
+        .map(|volume| {
+            let mut parts = volume.splitn(3, ':');
+            match (parts.next(), parts.next()) {
+                (Some(src), Some(dst)) => {
+                    Ok((PathBuf::from(src), PathBuf::from(dst), parts.next() == Some("ro")))
+                }
+                _ => Err(format!("bad volume {volume}")),
+            }
+        })
+        .collect()
+}
+
+/// The mounts of a container that sees the host's files (a record of before images): its
+/// hosts files over /etc's, its volumes, a fresh /proc.
+fn host_mounts(args: &InitArgs, volumes: &[(PathBuf, PathBuf, bool)]) -> Result<(), String> {
+    let none: Option<&str> = None;
+    if let Some(dir) = &args.files {
+        for name in ["hosts", "hostname", "resolv.conf"] {
+            let target = PathBuf::from("/etc").join(name);
+            if !target.exists() {
+                continue;
+            }
+            mount(Some(&dir.join(name)), &target, none, MsFlags::MS_BIND, none)
+                .map_err(|e| format!("mounting {}: {e}", target.display()))?;
+        }
+    }
+    for (src, dst, ro) in volumes {
+        mount(Some(src), dst, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
+            .map_err(|e| format!("mounting {} on {}: {e}", src.display(), dst.display()))?;
+        if *ro {
+            let flags =
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC;
+            mount(none, dst, none, flags, none)
+                .map_err(|e| format!("making {} read-only: {e}", dst.display()))?;
+        }
+    }
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        none,
+    )
+    .map_err(|e| format!("mounting /proc: {e}"))
 }
 
 /// `cproxy __nsexec`: started by `cproxy exec` already inside a container's mount, UTS, IPC
@@ -322,10 +530,7 @@ pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
     let Ok(set) = take_signals() else {
         return ExitCode::from(126);
     };
-    if let Err(e) = std::env::set_current_dir(&args.workdir) {
-        eprintln!("cproxy exec: chdir to {}: {e}", args.workdir.display());
-        return ExitCode::from(126);
-    }
+    let (mnt_fd, workdir) = (args.mnt_fd, args.workdir.clone());
     let init_args = InitArgs {
         hostname: String::new(),
         files: None,
@@ -333,11 +538,69 @@ pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
         workdir: None,
         disable_ipv6: false,
         init: true,
+        root: None,
+        lower: None,
+        upper: None,
+        work: None,
+        caps: args.caps,
+        seccomp: args.seccomp,
+        no_new_privs: args.no_new_privs,
+        privileged: false,
+        read_only: false,
+        user: args.user,
+        set_home: args.set_home,
         command: args.command,
     };
+    // Before the container's mount namespace: a seccomp profile's file is the host's.
+    let confine = match confinement(&init_args) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("{e}");
+            return ExitCode::from(126);
+        }
+    };
+    if let Some(fd) = mnt_fd {
+        let Some(ns) = sys::claim_inherited(fd, FdKind::Namespace) else {
+            eprintln!("cproxy exec: descriptor {fd} is not the container's mount namespace");
+            return ExitCode::from(126);
+        };
+        if let Err(e) = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS) {
+            eprintln!("cproxy exec: entering the container's mount namespace: {e}");
+            return ExitCode::from(126);
+        }
+    }
+    if let Err(e) = std::env::set_current_dir(&workdir) {
+        eprintln!("cproxy exec: chdir to {}: {e}", workdir.display());
+        return ExitCode::from(126);
+    }
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let user = match (&init_args.user, init_args.caps.is_some()) {
+        (Some(spec), _) => Some(spec.as_str()),
+        (None, true) => Some(""),
+        (None, false) => None,
+    }
+    .map(|spec| resolve_user(spec, &read("/etc/passwd"), &read("/etc/group")))
+    .transpose();
+    let user = match user {
+        Ok(u) => u,
+        Err(e) => {
+            // runc's words, on stdout as Docker's exec prints them.
+            println!("{e}");
+            return ExitCode::from(126);
+        }
+    };
+    if let (Some(u), true) = (&user, init_args.set_home) {
+        // SAFETY: this process is single-threaded.
+        unsafe { std::env::set_var("HOME", &u.home) };
+    }
     // Single-threaded, as in the shim.
     match sys::fork_single_threaded() {
-        Ok(ForkResult::Child) => std::process::exit(i32::from(run_command(&init_args, &set))),
+        Ok(ForkResult::Child) => std::process::exit(i32::from(run_command(
+            &init_args,
+            &set,
+            user.as_ref(),
+            confine.as_ref(),
+        ))),
         Ok(ForkResult::Parent { child }) => ExitCode::from(supervise(&set, child, Pass::All)),
         Err(e) => {
             eprintln!("cproxy exec: fork: {e}");

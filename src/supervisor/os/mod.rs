@@ -1,8 +1,12 @@
 //! The supervisor's OS layer: the only place that talks to the kernel for containers —
 //! netlink (bridges, veth pairs, routes), the process that forks shims into new namespaces,
-//! and the container's init.
+//! the container's init, the root filesystem it makes ([`rootfs`]) and the confinement it
+//! applies ([`confine`], with its seccomp filter from [`seccomp`]).
 
+pub mod confine;
 pub mod hosts_files;
 pub mod init;
 pub mod netlink;
 pub mod process;
+pub mod rootfs;
+pub mod seccomp;

@@ -13,6 +13,8 @@ use std::sync::mpsc;
 
 use nix::sched::CloneFlags;
 
+use crate::supervisor::rules::confine::CapSet;
+
 /// What to start.
 #[derive(Debug)]
 pub struct Launch {
@@ -38,6 +40,43 @@ pub struct Launch {
     /// `--init`: signals always reach the command (else only those it handles,
     /// as for Docker's PID 1).
     pub init: bool,
+    /// Its own root and Docker's confinement; `None` for a record of before images (the
+    /// host's files, unconfined).
+    pub confined: Option<Confined>,
+}
+
+/// A container with a root of its own, confined as Docker confines one.
+#[derive(Debug, Clone)]
+pub struct Confined {
+    /// The root: the overlay's mount point, or a host directory (`--rootfs`).
+    pub root: PathBuf,
+    /// The image's layers, if the root is an overlay of them.
+    pub layers: Option<Layers>,
+    /// The capability set.
+    pub caps: CapSet,
+    /// `no-new-privileges`.
+    pub no_new_privs: bool,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// The seccomp filter: `default`, or a file with a profile; `None`: unconfined.
+    pub seccomp: Option<String>,
+    /// `-u`, else the image's user (empty: root).
+    pub user: String,
+    /// `HOME` comes from the user's passwd entry.
+    pub set_home: bool,
+}
+
+/// An overlay of an image's layers.
+#[derive(Debug, Clone)]
+pub struct Layers {
+    /// The layers' directories, top first.
+    pub lower: Vec<PathBuf>,
+    /// The container's writable layer.
+    pub upper: PathBuf,
+    /// overlayfs's work directory.
+    pub work: PathBuf,
 }
 
 /// A started shim, waiting for the go byte on `control`.
@@ -104,6 +143,30 @@ fn spawn(launch: Launch) -> io::Result<Started> {
     }
     if let Some(w) = &launch.working_dir {
         cmd.arg("--workdir").arg(w);
+    }
+    if let Some(c) = &launch.confined {
+        cmd.arg("--root").arg(&c.root).arg("--caps").arg(c.caps.to_string());
+        if let Some(l) = &c.layers {
+            let lower: Vec<String> = l.lower.iter().map(|p| p.display().to_string()).collect();
+            cmd.arg("--lower").arg(lower.join(":"));
+            cmd.arg("--upper").arg(&l.upper).arg("--work").arg(&l.work);
+        }
+        if let Some(profile) = &c.seccomp {
+            cmd.arg("--seccomp").arg(profile);
+        }
+        if !c.user.is_empty() {
+            cmd.arg("--user").arg(&c.user);
+        }
+        for (on, flag) in [
+            (c.no_new_privs, "--no-new-privs"),
+            (c.privileged, "--privileged"),
+            (c.read_only, "--read-only"),
+            (c.set_home, "--set-home"),
+        ] {
+            if on {
+                cmd.arg(flag);
+            }
+        }
     }
     cmd.arg("--").args(&launch.command);
     cmd.env_clear().envs(launch.env.iter().map(|(k, v)| (k, v)));

@@ -37,6 +37,9 @@ pub struct Project {
 pub struct Service {
     /// The service's name (the key under `services`).
     pub name: String,
+    /// `image`: the image the container is made from; empty for a host command (the
+    /// container's root is then the host's `/`, as `run --rootfs /`).
+    pub image: String,
     /// The command and its arguments; a string is split as a shell would split it (quotes and
     /// backslashes, no expansion). Empty when not given.
     pub command: Vec<String>,
@@ -391,6 +394,12 @@ fn parse_service(
         let path = format!("{key}.{field}");
         match field.as_str() {
             "command" => service.command = parse_command(&path, v)?,
+            "image" => {
+                let image = string(&path, v)?;
+                crate::supervisor::image::reference::Reference::parse_normalized(&image)
+                    .map_err(|e| error(&path, v, e))?;
+                service.image = image;
+            }
             "ports" => service.ports = parse_ports(&path, v)?,
             "expose" => {
                 for (i, item) in sequence(&path, v)?.iter().enumerate() {
@@ -1222,7 +1231,6 @@ volumes:
             shown,
             [
                 "line 10: volumes is not supported by cproxy compose and is ignored",
-                "line 4: services.web.image is not supported by cproxy compose and is ignored",
                 "line 5: services.web.build is not supported by cproxy compose and is ignored",
                 "line 8: services.web.depends_on.db.condition is not supported by cproxy compose and is ignored",
             ]

@@ -2,6 +2,7 @@
 //! client decide by, each unit-tested and fuzzed apart from sockets, namespaces and files.
 
 pub mod compose;
+pub mod confine;
 pub mod dns;
 pub mod env;
 pub mod filters;
@@ -14,3 +15,4 @@ pub mod ps_format;
 pub mod restart;
 pub mod signal;
 pub mod template;
+pub mod user;

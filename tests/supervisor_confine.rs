@@ -1,0 +1,225 @@
+//! Containers from images, confined as Docker confines them, tested from inside, as root: each
+//! test starts `cproxy daemon` in a network namespace of its own, imports a busybox image made
+//! here, runs containers from it and reads `/proc/self/status`, `/dev`, the mounts, and tries
+//! what Docker forbids. The expected values are Docker 20.10's, recorded with the same image
+//! (tests/fixtures/docker-20.10-confinement/).
+
+mod supervisor_support;
+
+use std::process::Output;
+
+use supervisor_support::{Daemon, Netns, rootfs_tar};
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A daemon with the test image `bb` imported (`extra`: `import --change` values).
+fn with_image(ns: &Netns, changes: &[&str]) -> Daemon {
+    let d = ns.daemon(&[]);
+    let tar = rootfs_tar(true, &ns.dir, false);
+    let mut args = vec!["import"];
+    for c in changes {
+        args.extend(["--change", c]);
+    }
+    args.extend([tar.to_str().unwrap(), "bb"]);
+    d.ok(&args);
+    d
+}
+
+/// A field of `/proc/self/status` as `text` shows it.
+fn status_field<'a>(text: &'a str, field: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {field} in {text}"))
+}
+
+#[test]
+fn a_default_container_is_confined_as_dockers() {
+    let ns = Netns::new();
+    let d = with_image(&ns, &[]);
+    let status = d.ok(&["run", "--rm", "bb", "cat", "/proc/self/status"]);
+    for field in ["CapPrm", "CapEff", "CapBnd"] {
+        assert_eq!(status_field(&status, field), "00000000a80425fb", "{field}");
+    }
+    assert_eq!(status_field(&status, "CapInh"), "0000000000000000");
+    assert_eq!(status_field(&status, "CapAmb"), "0000000000000000");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "0");
+    // Docker's default seccomp profile: a filter; what it forbids, refused.
+    assert_eq!(status_field(&status, "Seccomp"), "2");
+    let out = d.ok(&["run", "--rm", "bb", "sh", "-c", "unshare -n true 2>&1; echo unshare=$?"]);
+    assert!(out.contains("Operation not permitted") && out.contains("unshare=1"), "{out}");
+    // Docker's /dev without -t: 14 entries.
+    let dev = d.ok(&["run", "--rm", "bb", "ls", "/dev"]);
+    assert_eq!(
+        dev.split_whitespace().collect::<Vec<_>>(),
+        [
+            "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
+            "stdout", "tty", "urandom", "zero"
+        ]
+    );
+    // The image is the root: the host's files are not there; /sys and /proc/sys are
+    // read-only, /proc/keys and /proc/timer_list masked, mounting refused.
+    let script = "ls /work /usr/bin/python3 2>/dev/null | wc -l; \
+                  touch /sys/x 2>&1; echo sys=$?; \
+                  echo 0 > /proc/sys/kernel/printk 2>&1; echo procsys=$?; \
+                  wc -c < /proc/keys; \
+                  mount -t tmpfs t /mnt 2>&1; echo mount=$?; \
+                  mknod /tmp/sda b 8 0 && head -c1 /tmp/sda >/dev/null 2>&1; echo blk=$?; \
+                  hostname other 2>&1; echo hostname=$?; \
+                  touch /written; echo root=$?";
+    let out = d.ok(&["run", "--rm", "bb", "sh", "-c", script]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    assert!(out.contains("Read-only file system\nsys=1"), "{out}");
+    assert!(out.contains("procsys=1"), "{out}");
+    assert!(out.contains("\n0\n"), "/proc/keys is masked: {out}");
+    assert!(out.contains("mount=255") || out.contains("mount=1"), "{out}");
+    assert!(out.contains("Permission denied") || out.contains("Operation not permitted"), "{out}");
+    assert!(out.contains("root=0"), "the container's own layer is writable: {out}");
+    // What a container wrote is its own: a new one from the same image does not see it.
+    assert_eq!(
+        d.ok(&["run", "--rm", "bb", "sh", "-c", "ls /written 2>&1; true"]).trim(),
+        "ls: /written: No such file or directory"
+    );
+}
+
+#[test]
+fn users_capabilities_and_read_only_as_docker() {
+    let ns = Netns::new();
+    let d = with_image(&ns, &[]);
+    let id = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        all.extend(["bb", "sh", "-c", "id; echo $HOME; grep -E 'CapEff|CapBnd' /proc/self/status"]);
+        d.ok(&all)
+    };
+    let app = id(&["-u", "app"]);
+    assert!(app.starts_with("uid=1000(app) gid=1000(app) groups=50(staff)\n/home/app\n"), "{app}");
+    assert!(app.contains("CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb"), "{app}");
+    let numeric = id(&["-u", "4242"]);
+    assert!(numeric.starts_with("uid=4242 gid=0(root"), "{numeric}");
+    assert!(numeric.contains("\n/\n"), "HOME of a user not in passwd: {numeric}");
+    let out = d.cli(&["run", "--rm", "-u", "nosuchuser", "bb", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains(
+            "Error response from daemon: unable to find user nosuchuser: no matching entries in passwd file"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let caps = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        all.extend(["bb", "grep", "CapEff", "/proc/self/status"]);
+        d.ok(&all).trim().trim_start_matches("CapEff:").trim().to_string()
+    };
+    assert_eq!(caps(&["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"]), "0000000000001000");
+    assert_eq!(caps(&["--cap-drop", "chown"]), "00000000a80425fa");
+    let out = d.cli(&["run", "--rm", "--cap-add", "FOO", "bb", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("invalid CapAdd: unknown capability: \"CAP_FOO\""));
+    let ro = d.ok(&["run", "--rm", "--read-only", "bb", "sh", "-c", "touch /x 2>&1; echo $?"]);
+    assert_eq!(ro, "touch: /x: Read-only file system\n1\n");
+    let nnp = d.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "no-new-privileges",
+        "bb",
+        "grep",
+        "NoNewPrivs",
+        "/proc/self/status",
+    ]);
+    assert_eq!(nnp, "NoNewPrivs:\t1\n");
+    let seccomp = |opts: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(opts);
+        all.extend(["bb", "sh", "-c", "grep Seccomp: /proc/self/status; ls /dev | wc -l"]);
+        d.ok(&all)
+    };
+    assert_eq!(seccomp(&["--security-opt", "seccomp=unconfined"]), "Seccomp:\t0\n14\n");
+    let privileged = seccomp(&["--privileged"]);
+    assert!(privileged.starts_with("Seccomp:\t0\n"), "{privileged}");
+    let devices: usize = privileged.lines().nth(1).unwrap().trim().parse().unwrap();
+    assert!(devices > 14, "--privileged sees the host's devices: {privileged}");
+}
+
+#[test]
+fn the_images_config_gives_the_containers_defaults_as_docker_merges_them() {
+    let ns = Netns::new();
+    let d = with_image(
+        &ns,
+        &["WORKDIR /srv", "ENV A=1 B=2", "ENTRYPOINT [\"/bin/echo\"]", "CMD [\"hi\"]"],
+    );
+    assert_eq!(d.ok(&["run", "--rm", "bb"]), "hi\n");
+    assert_eq!(d.ok(&["run", "--rm", "bb", "there"]), "there\n");
+    let out = d.ok(&["run", "--rm", "--entrypoint", "/bin/sh", "bb", "-c", "pwd; echo $A $B"]);
+    assert_eq!(out, "/srv\n1 2\n");
+    assert_eq!(
+        d.ok(&["run", "--rm", "-e", "A=9", "--entrypoint", "/bin/sh", "bb", "-c", "echo $A$B"]),
+        "92\n"
+    );
+    let id = d.ok(&["run", "-d", "--name", "cfgc", "bb", "x", "y"]);
+    let inspect = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.Path}} {{json .Args}} {{json .Config.Cmd}} {{json .Config.Entrypoint}} {{.Config.Image}} {{.Config.WorkingDir}}",
+        "cfgc",
+    ]);
+    assert_eq!(inspect.trim(), "/bin/echo [\"x\",\"y\"] [\"x\",\"y\"] [\"/bin/echo\"] bb /srv");
+    let image = d.ok(&["inspect", "-f", "{{.Image}}", "cfgc"]);
+    assert!(image.starts_with("sha256:"), "{image}");
+    let ps = d.ok(&["ps", "-a", "--no-trunc", "--format", "{{.Image}} {{.Command}}"]);
+    assert_eq!(ps.trim(), "bb \"/bin/echo x y\"");
+    // Its writable layer goes with it.
+    let dir = d.data_root.join("containers").join(id.trim());
+    assert!(dir.join("fs/diff").is_dir());
+    assert_eq!(d.ok(&["wait", "cfgc"]), "0\n");
+    d.ok(&["rm", "cfgc"]);
+    assert!(!dir.exists());
+}
+
+#[test]
+fn exec_enters_the_containers_root_with_its_confinement() {
+    let ns = Netns::new();
+    let d = with_image(&ns, &[]);
+    d.ok(&["run", "-d", "--name", "ex", "bb", "sleep", "300"]);
+    let script = "grep -E 'CapEff|Seccomp:' /proc/self/status; ls /work 2>&1; true";
+    let out = d.ok(&["exec", "ex", "sh", "-c", script]);
+    assert_eq!(
+        out,
+        "CapEff:\t00000000a80425fb\nSeccomp:\t2\nls: /work: No such file or directory\n"
+    );
+    assert_eq!(
+        d.ok(&["exec", "-u", "1000", "ex", "id"]),
+        "uid=1000(app) gid=1000(app) groups=50(staff)\n"
+    );
+    d.ok(&["rm", "-f", "ex"]);
+}
+
+#[test]
+fn rootfs_shares_a_host_directory_and_is_still_confined() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        "/",
+        "/bin/sh",
+        "-c",
+        "grep CapEff /proc/self/status; test -d /usr/bin && echo host; ls /dev | wc -l",
+    ]);
+    assert_eq!(out, "CapEff:\t00000000a80425fb\nhost\n14\n");
+    let out = d.cli(&["run", "--rm", "nosuchimage"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("No such image: nosuchimage"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+}
