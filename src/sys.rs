@@ -1,7 +1,8 @@
 //! The product's system calls, each behind a safe function: pipes and splice for the relay,
 //! datagrams received several at a time, socket options the standard library and socket2 do not
-//! cover, inherited descriptors, and the parent process. Callers never touch `libc` themselves; where nix or socket2 wraps a call
-//! safely it is used, and the few calls neither wraps are here with their `SAFETY` reasoning.
+//! cover, inherited descriptors, and the parent process. Callers never touch `libc` themselves;
+//! where nix or socket2 wraps a call safely it is used, and the few calls neither wraps are here
+//! with their `SAFETY` reasoning.
 //!
 //! Errors come back as [`io::Error`], so that `ErrorKind::WouldBlock` and raw OS codes read the
 //! same whatever made the call.

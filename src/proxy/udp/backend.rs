@@ -76,8 +76,11 @@ impl SessionSocket {
         segmenting: &mut Segmenting,
     ) -> io::Result<usize> {
         let size = datagrams.first().map_or(0, |d| d.len());
+        // An empty last datagram would vanish: a buffer of whole segments has no room for it.
         let alike = match datagrams.split_last() {
-            Some((last, rest)) => rest.iter().all(|d| d.len() == size) && last.len() <= size,
+            Some((last, rest)) => {
+                rest.iter().all(|d| d.len() == size) && (1..=size).contains(&last.len())
+            }
             None => false,
         };
         // Datagrams too large for two to share a buffer gain nothing from it.
@@ -265,6 +268,64 @@ mod tests {
         wait_pending(&session)?;
         assert_eq!(session.recv(&mut buf)?, 100);
         Ok(())
+    }
+
+    #[test]
+    fn an_empty_datagram_after_a_run_of_one_size_is_not_lost() -> io::Result<()> {
+        // As a tail of segments it would add no byte to the buffer, and no datagram would
+        // come of it.
+        let mut datagrams = numbered(4, 500);
+        datagrams.push(Vec::new());
+        let (sent, got, _) = send_many_and_receive(&datagrams)?;
+        assert_eq!(sent, 5);
+        assert_eq!(shape(&got), shape(&datagrams));
+        Ok(())
+    }
+
+    #[test]
+    fn a_refused_segmented_send_goes_again_datagram_by_datagram() -> io::Result<()> {
+        // SO_NO_CHECK (no UDP checksum) is a setting the kernel cannot segment with: it
+        // refuses UDP_SEGMENT with EINVAL, as it does a size above the route's MTU.
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        backend.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let session = SessionSocket::connect(backend.local_addr()?)?;
+        socket::setsockopt(&session.0, NoCheck, &true)?;
+        let datagrams = numbered(16, 1472);
+        let slices: Vec<&[u8]> = datagrams.iter().map(Vec::as_slice).collect();
+        let mut segmenting = Segmenting::default();
+        assert_eq!(session.send_many(&slices, &mut segmenting)?, 16, "datagrams dropped");
+        assert!(segmenting.max < 1472, "the refused size is still tried: {segmenting:?}");
+        let mut buf = vec![0u8; 65536];
+        let got: Vec<Vec<u8>> = (0..16)
+            .map(|_| backend.recv(&mut buf).map(|n| buf[..n].to_vec()))
+            .collect::<io::Result<_>>()?;
+        assert_eq!(shape(&got), shape(&datagrams));
+        // The next run of that size goes datagram by datagram at once.
+        assert_eq!(session.send_many(&slices, &mut segmenting)?, 16);
+        Ok(())
+    }
+
+    /// `SO_NO_CHECK`, which nix does not name.
+    #[derive(Clone, Copy)]
+    struct NoCheck;
+
+    impl socket::SetSockOpt for NoCheck {
+        type Val = bool;
+
+        fn set<F: AsFd>(&self, fd: &F, val: &bool) -> nix::Result<()> {
+            let on = libc::c_int::from(*val);
+            // SAFETY: an int option, passed by pointer with its size, on a descriptor we own.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd.as_fd().as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_NO_CHECK,
+                    (&raw const on).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            Errno::result(rc).map(drop)
+        }
     }
 
     /// `datagrams` sent with [`SessionSocket::send_many`] to a fresh backend on loopback: how

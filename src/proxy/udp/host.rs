@@ -23,7 +23,7 @@ use crate::sys;
 pub(crate) const MAX_DATAGRAM: usize = 65535 - 8;
 
 /// Datagrams [`Host::try_recv_batch`] takes with one system call at most.
-pub(crate) const BATCH: usize = 16;
+pub(crate) const BATCH: usize = sys::RECV_BATCH;
 
 /// Where a reply to a client must come from: the local address the client sent to (with the
 /// interface, which an IPv6 link-local address needs).
