@@ -8,6 +8,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -304,6 +306,32 @@ fn threads_become(pid: u32, n: usize) -> bool {
     true
 }
 
+/// A connection to the proxy at `port` that echoes 16 KiB blocks there and back, each checked,
+/// until `stop` is set (or a minute has passed); returns once its first block came back, so
+/// that it is established and moving bytes.
+fn busy_connection(port: u16, stop: &Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let (started, first) = std::sync::mpsc::channel();
+    let stop = Arc::clone(stop);
+    let thread = thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(60);
+        let mut back = vec![0u8; 16 << 10];
+        for round in 0u32.. {
+            let block = vec![round as u8; 16 << 10];
+            conn.write_all(&block).unwrap();
+            conn.read_exact(&mut back).unwrap();
+            assert!(back == block, "round {round}: the echo differs");
+            let _ = started.send(());
+            if stop.load(Ordering::Relaxed) || Instant::now() > until {
+                break;
+            }
+        }
+    });
+    first.recv().expect("the first block never came back");
+    thread
+}
+
 /// docker-proxy mode serves one binding on one thread while idle, however many CPUs the host
 /// has (100 proxies on a 64-CPU host would otherwise be 6,500 threads); connections that
 /// overlap while it is busy get worker threads, up to one per CPU, which end once idle.
@@ -313,21 +341,25 @@ fn docker_proxy_mode_runs_on_one_thread_while_idle_and_more_while_busy() {
     let (child, port) = start_ready(echo_server("127.0.0.1"), &[]);
     assert_eq!(echo_once(port, b"one thread"), b"one thread");
     assert_eq!(thread_count(child.id()), 1, "threads of an idle docker-proxy mode cproxy");
-    // One connection kept busy, bytes flowing both ways, while others come.
-    let busy = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let busy = thread::spawn(move || common::exchange(busy, 9, 64 << 20).unwrap());
-    for i in 0..8 {
-        let msg = format!("other {i}");
-        assert_eq!(echo_once(port, msg.as_bytes()), msg.as_bytes(), "echo beside a busy one");
+    // Connections kept busy, bytes flowing both ways, and more coming while they are, until
+    // the proxy has started a worker (one connection at a time never does).
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut busy = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cpus() > 1 && thread_count(child.id()) == 1 && busy.len() < 32 {
+        assert!(Instant::now() < deadline, "no worker thread with {} busy connections", busy.len());
+        busy.push(busy_connection(port, &stop));
     }
     let busy_threads = thread_count(child.id());
-    let (sent, echoed) = busy.join().unwrap();
-    assert_eq!(echoed, sent, "the busy connection's bytes");
-    if cpus() > 1 {
-        assert!(busy_threads > 1, "{busy_threads} thread(s) with a busy connection and others");
-    }
     assert!(busy_threads <= cpus(), "{busy_threads} threads for {} CPUs", cpus());
+    stop.store(true, Ordering::Relaxed);
+    for b in busy {
+        b.join().unwrap();
+    }
+    // Idle again: back to one thread (each worker ends 2 s after its last connection).
     assert!(threads_become(child.id(), 1), "still {} threads once idle", thread_count(child.id()));
+    assert_eq!(echo_once(port, b"still one"), b"still one");
+    assert_eq!(thread_count(child.id()), 1, "a lone connection started a worker");
     signal(&child, libc::SIGTERM);
     assert!(wait_output(child).status.success());
     let (child, port) = start_ready(echo_server("127.0.0.1"), &["-threads", "2"]);
