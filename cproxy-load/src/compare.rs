@@ -126,8 +126,10 @@ impl Run<'_> {
             let Some(peer) = slot.peer.as_ref() else { continue };
             let rss =
                 process_figure(peer, |pid| Some(procfs::memory(pid)?.rss_kib as f64 / 1024.0));
+            let pss = process_figure(peer, pss_mib);
             let threads = process_figure(peer, |pid| procfs::threads(pid).map(|n| n as f64));
             slot.result.cells.insert(Figure::RssIdle, rss);
+            slot.result.cells.insert(Figure::PssIdle, pss);
             slot.result.cells.insert(Figure::ThreadsIdle, threads);
         }
     }
@@ -299,6 +301,7 @@ impl Run<'_> {
             let hwm =
                 process_figure(peer, |pid| Some(procfs::memory(pid)?.hwm_kib as f64 / 1024.0));
             slot.result.cells.insert(Figure::RssPeak, hwm);
+            slot.result.cells.insert(Figure::PssEnd, process_figure(peer, pss_mib));
             if peer.kind == PeerKind::Socat {
                 slot.result.notes.push(
                     "memory is socat's listening process only; each connection's forked child \
@@ -314,6 +317,11 @@ impl Run<'_> {
 /// then reads "not measured").
 fn measurable(peer: &Option<Peer>) -> Option<&Peer> {
     if load::interrupted() { None } else { peer.as_ref() }
+}
+
+/// The PSS of process `pid` in MiB.
+fn pss_mib(pid: u32) -> Option<f64> {
+    Some(procfs::pss_kib(pid)? as f64 / 1024.0)
 }
 
 /// A figure read now off `peer`'s TCP forwarding process by `read`.

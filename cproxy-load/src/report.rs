@@ -27,7 +27,9 @@ fn shape(f: Figure) -> (&'static str, usize, Compare) {
         Figure::UdpRate => ("tx/s", 0, Compare::Ratio),
         Figure::UdpLoss => ("%", 2, Compare::None),
         Figure::UdpBulk => ("Gbit/s", 2, Compare::Ratio),
-        Figure::RssIdle | Figure::RssPeak => ("MiB", 1, Compare::None),
+        Figure::RssIdle | Figure::PssIdle | Figure::RssPeak | Figure::PssEnd => {
+            ("MiB", 1, Compare::None)
+        }
         Figure::CpuPerGb | Figure::UdpBulkCpu => ("s/GB", 3, Compare::None),
         Figure::CpuPerConn => ("µs", 1, Compare::None),
         Figure::ThreadsIdle | Figure::ThreadsBusy => ("threads", 0, Compare::None),
@@ -49,7 +51,9 @@ fn key(f: Figure) -> &'static str {
         Figure::UdpBulk => "udp_bulk_gbit_s",
         Figure::UdpBulkCpu => "udp_bulk_cpu_seconds_per_gb",
         Figure::RssIdle => "rss_idle_mib",
+        Figure::PssIdle => "pss_idle_mib",
         Figure::RssPeak => "rss_peak_mib",
+        Figure::PssEnd => "pss_end_mib",
         Figure::CpuPerGb => "cpu_seconds_per_gb",
         Figure::CpuPerConn => "cpu_us_per_connection",
         Figure::ThreadsIdle => "threads_idle",

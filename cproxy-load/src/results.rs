@@ -34,8 +34,13 @@ pub enum Figure {
     UdpBulkCpu,
     /// Resident memory of the TCP forwarding process after start (MiB).
     RssIdle,
+    /// Its proportional share of resident memory after start, shared pages divided among
+    /// the processes sharing them (MiB).
+    PssIdle,
     /// Its peak resident memory over the run (MiB).
     RssPeak,
+    /// Its proportional share of resident memory after every load (MiB).
+    PssEnd,
     /// CPU seconds it used per GB forwarded in the bulk runs.
     CpuPerGb,
     /// CPU µs it used per connection in the connection-rate runs.
@@ -48,7 +53,7 @@ pub enum Figure {
 
 impl Figure {
     /// Every figure, in table order.
-    pub const ALL: [Figure; 17] = [
+    pub const ALL: [Figure; 19] = [
         Figure::Tcp1,
         Figure::TcpN,
         Figure::ConnRate,
@@ -61,7 +66,9 @@ impl Figure {
         Figure::UdpBulk,
         Figure::UdpBulkCpu,
         Figure::RssIdle,
+        Figure::PssIdle,
         Figure::RssPeak,
+        Figure::PssEnd,
         Figure::CpuPerGb,
         Figure::CpuPerConn,
         Figure::ThreadsIdle,
@@ -158,7 +165,9 @@ pub fn label(f: Figure, s: &Settings) -> String {
         Figure::UdpBulk => format!("UDP bulk, {} B datagrams", s.udp_size),
         Figure::UdpBulkCpu => "UDP bulk CPU per GB".into(),
         Figure::RssIdle => "RSS idle".into(),
+        Figure::PssIdle => "PSS idle".into(),
         Figure::RssPeak => "RSS peak".into(),
+        Figure::PssEnd => "PSS after the loads".into(),
         Figure::CpuPerGb => "CPU per GB".into(),
         Figure::CpuPerConn => "CPU per connection".into(),
         Figure::ThreadsIdle => "threads idle".into(),
