@@ -223,3 +223,66 @@ fn rootfs_shares_a_host_directory_and_is_still_confined() {
     assert!(stderr(&out).contains("No such image: nosuchimage"), "{}", stderr(&out));
     assert!(stdout(&out).is_empty());
 }
+
+#[test]
+fn rmi_refuses_an_image_a_container_uses_in_dockers_words() {
+    let ns = Netns::new();
+    let d = with_image(&ns, &[]);
+    let id = d.ok(&["image", "inspect", "-f", "{{.Id}}", "bb"]).trim().to_string();
+    let short = &id[7..19];
+    d.ok(&["run", "--name", "stopped", "bb", "true"]);
+    let c = d.ok(&["inspect", "-f", "{{.Id}}", "stopped"]);
+    let c12 = &c.trim()[..12];
+    for name in ["bb", "bb:latest"] {
+        let refused = d.cli(&["rmi", name]);
+        assert_eq!(refused.status.code(), Some(1));
+        assert_eq!(
+            stderr(&refused),
+            format!(
+                "Error response from daemon: conflict: unable to remove repository reference \
+                 \"{name}\" (must force) - container {c12} is using its referenced image {short}\n"
+            )
+        );
+    }
+    let refused = d.cli(&["rmi", &id]);
+    assert_eq!(
+        stderr(&refused),
+        format!(
+            "Error response from daemon: conflict: unable to delete {short} (must be forced) - \
+             image is being used by stopped container {c12}\n"
+        )
+    );
+    // Pruning keeps it; a forced rmi deletes it, and the stopped container still starts
+    // from the layers its root holds, listed by the image's ID.
+    d.ok(&["image", "prune", "-a", "-f"]);
+    assert_eq!(d.ok(&["rmi", "-f", "bb"]), format!("Untagged: bb:latest\nDeleted: {id}\n"));
+    let ps = d.ok(&["ps", "-a", "--format", "{{.Image}}"]);
+    assert_eq!(ps, format!("{short}\n"));
+    d.ok(&["start", "stopped"]);
+    let state = d.ok(&["wait", "stopped"]);
+    assert_eq!(state, "0\n");
+    d.ok(&["rm", "stopped"]);
+    let layers = std::fs::read_dir(d.data_root.join("image/layers")).unwrap().count();
+    assert_eq!(layers, 0, "the last holder of the deleted image's layer removed it");
+
+    // A running container: an ID cannot be forced; a forced name only untags.
+    let tar = rootfs_tar(true, &ns.dir, false);
+    d.ok(&["import", tar.to_str().unwrap(), "bb"]);
+    let d2 = d;
+    let id = d2.ok(&["image", "inspect", "-f", "{{.Id}}", "bb"]).trim().to_string();
+    let short = &id[7..19];
+    let c = d2.ok(&["run", "-d", "--name", "running", "bb", "sleep", "300"]);
+    let c12 = &c.trim()[..12];
+    let refused = d2.cli(&["rmi", "-f", &id]);
+    assert_eq!(
+        stderr(&refused),
+        format!(
+            "Error response from daemon: conflict: unable to delete {short} (cannot be forced) - \
+             image is being used by running container {c12}\n"
+        )
+    );
+    assert_eq!(d2.ok(&["rmi", "-f", "bb"]), "Untagged: bb:latest\n");
+    let images = d2.ok(&["images", "--format", "{{.Repository}} {{.ID}}"]);
+    assert_eq!(images, format!("<none> {short}\n"));
+    d2.ok(&["rm", "-f", "running"]);
+}

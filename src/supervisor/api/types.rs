@@ -324,8 +324,12 @@ pub struct ContainerSummary {
     /// `/name`, then the names links give it (`/web/db`).
     #[serde(deserialize_with = "nullable")]
     pub names: Vec<String>,
-    /// The program (there is no image).
+    /// The image as the container was created from it, or its ID (`sha256:…`) once that
+    /// name stands for another image or none; the program for a host command (`--rootfs`).
     pub image: String,
+    /// The image's ID (`sha256:…`; empty for a host command).
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
     /// The command line, Go-quoted where needed.
     pub command: String,
     /// Seconds since the epoch.

@@ -34,6 +34,7 @@ pub use error::{Error, ErrorKind};
 use crate::supervisor::engine::dns_server::{DnsServer, Lookup};
 use crate::supervisor::engine::networks::{Endpoint, UserNet};
 use crate::supervisor::engine::store::{Record, Status, Store, Time};
+use crate::supervisor::image::store::{ImageStore, User, Users};
 use crate::supervisor::os::netlink::{self, Bridge};
 use crate::supervisor::os::process::Spawner;
 use crate::supervisor::rules::restart::{self, Backoff};
@@ -148,7 +149,7 @@ pub struct Daemon {
     /// Set by [`Daemon::shutdown`]: exits from then on are not restarted.
     stopping: AtomicBool,
     /// The local images, under `--data-root`/image.
-    pub images: Arc<crate::supervisor::image::store::ImageStore>,
+    pub images: Arc<ImageStore>,
 }
 
 impl Daemon {
@@ -170,8 +171,6 @@ impl Daemon {
         // A killed daemon's isolation rules; those of the networks below are made again.
         netlink::remove_isolation(&handle, None).await?;
         let predefined_ids = store.predefined_ids()?;
-        let images =
-            crate::supervisor::image::store::ImageStore::open(&store.root().join("image"))?;
         let engine_id = store.engine_id()?;
         let mut networks = Vec::new();
         for n in store.load_networks() {
@@ -203,6 +202,7 @@ impl Daemon {
             containers.push(Container::new(record));
         }
         containers.sort_by_key(|c| c.record().created);
+        let images = ImageStore::open(&store.root().join("image"), &image_users(&containers))?;
         let names = Arc::new(DaemonNames::default());
         Ok(Daemon {
             store,
@@ -221,6 +221,11 @@ impl Daemon {
             stopping: AtomicBool::new(false),
             images: Arc::new(images),
         })
+    }
+
+    /// What the containers hold of the image store, for removals of images and layers.
+    pub fn image_users(&self) -> Users {
+        image_users(&self.all())
     }
 
     /// Lets the embedded DNS server ask this daemon about names ([`Daemon::resolve`]); called
@@ -289,4 +294,23 @@ impl Daemon {
     pub fn log_path(&self, c: &Container) -> PathBuf {
         self.store.dir(&c.id).join(format!("{}-json.log", c.id))
     }
+}
+
+/// Each container made from an image: the image, whether it runs, its root's layers.
+fn image_users(containers: &[Arc<Container>]) -> Users {
+    Users(
+        containers
+            .iter()
+            .filter_map(|c| {
+                let r = c.record();
+                let image = r.image.as_ref()?;
+                Some(User {
+                    container: r.id.clone(),
+                    image: image.id.clone(),
+                    running: matches!(r.state.status, Status::Running | Status::Restarting),
+                    layers: image.layers.clone(),
+                })
+            })
+            .collect(),
+    )
 }

@@ -206,6 +206,11 @@ impl Daemon {
         if let Ok(mut all) = self.containers.lock() {
             all.retain(|x| x.id != c.id);
         }
-        self.store.remove(&c.id).map_err(Error::internal)
+        let removed = self.store.remove(&c.id).map_err(Error::internal);
+        // The layers of an image deleted while this container used it go with it.
+        if let Some(image) = &c.record().image {
+            self.images.release(&image.layers, &self.image_users());
+        }
+        removed
     }
 }

@@ -50,7 +50,8 @@ impl Daemon {
                 ContainerSummary {
                     id: r.id.clone(),
                     names: c.names.iter().map(|n| format!("/{n}")).collect(),
-                    image: image_name(r),
+                    image: self.listed_image(r),
+                    image_id: r.image.as_ref().map(|i| i.id.clone()).unwrap_or_default(),
                     command: format::command_line(&r.path, &r.args),
                     created: r.created.unix_seconds(),
                     ports: api_ports(r),
@@ -166,6 +167,19 @@ impl Daemon {
                 mac_address: mac,
                 networks: self.endpoints_of(&r),
             },
+        }
+    }
+}
+
+impl Daemon {
+    /// The image as the list shows it (moby's `refreshImage`): the name it was created
+    /// from while that name still stands for its image, else the image's ID.
+    fn listed_image(&self, r: &Record) -> String {
+        match &r.image {
+            Some(i) if self.images.resolve(&i.name).ok().as_deref() != Some(i.id.as_str()) => {
+                i.id.clone()
+            }
+            _ => image_name(r),
         }
     }
 }

@@ -250,8 +250,9 @@ async fn remove(
     Query(q): Pairs,
 ) -> Answer<axum::Json<Vec<ImageDeleteItem>>> {
     let force = truthy(first(&q, "force"));
+    let users = d.image_users();
     let store = d.images.clone();
-    Ok(axum::Json(blocking(move || store.delete(&name, force)).await?))
+    Ok(axum::Json(blocking(move || store.delete(&name, force, &users)).await?))
 }
 
 /// `POST /images/prune`: untagged images, or with `dangling=false` every image.
@@ -270,6 +271,7 @@ async fn prune(
         Some("false" | "0") => true,
         Some(v) => return Err(ApiError(Error::invalid(format!("Invalid filter 'dangling={v}'")))),
     };
+    let users = d.image_users();
     let store = d.images.clone();
-    Ok(axum::Json(blocking(move || store.prune(all)).await?))
+    Ok(axum::Json(blocking(move || store.prune(all, &users)).await?))
 }

@@ -188,6 +188,34 @@ pub struct ImageStore {
     unpacking: Mutex<()>,
 }
 
+/// What containers hold of the store: the image each was made from and the layers under
+/// its root. The engine gives it to every call that could remove an image or a layer.
+#[derive(Clone, Debug, Default)]
+pub struct Users(pub Vec<User>);
+
+/// One container's hold on the store.
+#[derive(Clone, Debug)]
+pub struct User {
+    /// The container's ID.
+    pub container: String,
+    /// The image's ID (`sha256:…`).
+    pub image: String,
+    /// Whether it is running (moby's hard conflict) or not (a soft one).
+    pub running: bool,
+    /// The diff IDs of the layers under its root.
+    pub layers: Vec<String>,
+}
+
+impl Users {
+    fn of_image<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a User> + 'a {
+        self.0.iter().filter(move |u| u.image == id)
+    }
+
+    fn holds_layer(&self, diff_id: &str) -> bool {
+        self.0.iter().any(|u| u.layers.iter().any(|l| l == diff_id))
+    }
+}
+
 fn io_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::internal(format!("{what}: {e}"))
 }
@@ -200,7 +228,9 @@ pub fn no_such_image(name: &str) -> Error {
 impl ImageStore {
     /// Opens (or makes) the store under `root`: empties `tmp`, reads the index, forgets
     /// images whose config is missing or unreadable, removes blobs no image names.
-    pub fn open(root: &Path) -> io::Result<ImageStore> {
+    /// Blobs and unpacked layers that no image and no container in `held` needs are
+    /// removed: what a crash between an index write and a removal left.
+    pub fn open(root: &Path, held: &Users) -> io::Result<ImageStore> {
         fs::create_dir_all(root.join("blobs/sha256"))?;
         let tmp = root.join("tmp");
         let _ = fs::remove_dir_all(&tmp);
@@ -245,7 +275,8 @@ impl ImageStore {
         if changed {
             write_atomic(&root.join("index.json"), &serde_json::to_vec(&index)?)?;
         }
-        let wanted = index.blobs();
+        let mut wanted = index.blobs();
+        wanted.extend(held.0.iter().flat_map(|u| u.layers.iter().cloned()));
         for entry in fs::read_dir(root.join("blobs/sha256"))? {
             let entry = entry?;
             let name = format!("sha256:{}", entry.file_name().to_string_lossy());
@@ -452,16 +483,32 @@ impl ImageStore {
 
     /// `DELETE /images/{name}` (Docker's `ImageDelete`): a tag given is untagged, and the
     /// image deleted once no tag is left; an ID deletes the image with its one tag, or, with
-    /// `force`, with all of them.
-    pub fn delete(&self, name: &str, force: bool) -> Result<Vec<ImageDeleteItem>> {
+    /// `force`, with all of them. Containers made from the image refuse it as moby's
+    /// conflicts do: a running one always (a forced untag still happens), a stopped one
+    /// unless forced; the layers under any container's root stay on disk either way.
+    pub fn delete(&self, name: &str, force: bool, users: &Users) -> Result<Vec<ImageDeleteItem>> {
         let mut st = self.state();
         let id = resolve_in(&st.index, name)?;
         let mut index = st.index.clone();
         let mut records = Vec::new();
+        // moby's `quiet`: an image left without tags by a forced untag is kept, untagged
+        // (dangling), while a container uses it.
+        let mut untag_only = false;
         if !is_id_prefix(&id, name) {
             let r = Reference::parse_normalized(name)
                 .map_err(|e| Error::invalid(e.to_string()))?
                 .with_default_tag();
+            if !force
+                && index.tags_of(&id).len() <= 1
+                && let Some(u) = users.of_image(&id).next()
+            {
+                return Err(Error::conflict(format!(
+                    "conflict: unable to remove repository reference \"{name}\" (must force) - \
+                     container {} is using its referenced image {}",
+                    short_id(&u.container),
+                    short_id(&id)
+                )));
+            }
             if index.remove_tag(&r).is_some() {
                 records.push(untagged(r.familiar_string()));
             }
@@ -470,6 +517,7 @@ impl ImageStore {
                 st.index = index;
                 return Ok(records);
             }
+            untag_only = true;
         } else if index.tags_of(&id).len() > 1 && !force {
             return Err(Error::conflict(format!(
                 "conflict: unable to delete {} (must be forced) - image is referenced in \
@@ -477,13 +525,42 @@ impl ImageStore {
                 short_id(&id)
             )));
         }
-        let (removed, _) = self.remove_image(&mut index, &id, &mut records);
+        let running = users.of_image(&id).find(|u| u.running);
+        let stopped = users.of_image(&id).find(|u| !u.running);
+        let conflict = match (running, stopped) {
+            (Some(u), _) => Some(("cannot be forced", "running", u)),
+            (None, Some(u)) if !force => Some(("must be forced", "stopped", u)),
+            _ => None,
+        };
+        if let Some((how, state, u)) = conflict {
+            if untag_only {
+                self.write_index(&index)?;
+                st.index = index;
+                return Ok(records);
+            }
+            return Err(Error::conflict(format!(
+                "conflict: unable to delete {} ({how}) - image is being used by {state} container {}",
+                short_id(&id),
+                short_id(&u.container)
+            )));
+        }
+        let (removed, _) = self.remove_image(&mut index, &id, &mut records, users);
         self.write_index(&index)?;
         st.index = index;
         st.configs.remove(&id);
         drop(st);
-        self.remove_blobs(&removed);
+        self.remove_blobs(&removed, users);
         Ok(records)
+    }
+
+    /// Once a container is gone: the layers it held that no image and no other container
+    /// (`users`) needs any more are removed, blob and unpacked directory.
+    pub fn release(&self, layers: &[String], users: &Users) {
+        let st = self.state();
+        let kept = st.index.blobs();
+        let orphans: Vec<String> = layers.iter().filter(|l| !kept.contains(*l)).cloned().collect();
+        drop(st);
+        self.remove_blobs(&orphans, users);
     }
 
     /// Untags and forgets `id` in `index`, recording what Docker reports; the blobs no image
@@ -493,6 +570,7 @@ impl ImageStore {
         index: &mut Index,
         id: &str,
         records: &mut Vec<ImageDeleteItem>,
+        users: &Users,
     ) -> (Vec<String>, u64) {
         for t in index.tags_of(id) {
             if let Ok(r) = Reference::parse_normalized(&t) {
@@ -506,7 +584,8 @@ impl ImageStore {
         let still = index.chains();
         let mut freed = 0;
         for (chain, layer) in chain_ids(&rec.layers).iter().zip(&rec.layers).rev() {
-            if !still.contains(chain) {
+            // A layer under a container's root is not deleted (nor reported) yet.
+            if !still.contains(chain) && !users.holds_layer(&layer.diff_id) {
                 records.push(ImageDeleteItem { deleted: Some(chain.clone()), untagged: None });
                 freed += layer.size;
             }
@@ -515,8 +594,9 @@ impl ImageStore {
         (before.difference(&after).cloned().collect(), freed)
     }
 
-    fn remove_blobs(&self, digests: &[String]) {
-        for d in digests {
+    /// Removes blobs and their unpacked layers, but not the layers a container's root uses.
+    fn remove_blobs(&self, digests: &[String], users: &Users) {
+        for d in digests.iter().filter(|d| !users.holds_layer(d)) {
             if let Err(e) = fs::remove_file(self.blob_path(d)) {
                 tracing::warn!(blob = %d, error = %e, "could not remove a blob");
             }
@@ -530,16 +610,22 @@ impl ImageStore {
     }
 
     /// `POST /images/prune`: the untagged images (every image with `all`), as Docker's report.
-    pub fn prune(&self, all: bool) -> Result<ImagesPruneReport> {
+    /// Images a container was made from are kept, as moby's prune keeps them.
+    pub fn prune(&self, all: bool, users: &Users) -> Result<ImagesPruneReport> {
         let mut st = self.state();
         let mut index = st.index.clone();
-        let victims: Vec<String> =
-            index.images.keys().filter(|id| all || index.tags_of(id).is_empty()).cloned().collect();
+        let victims: Vec<String> = index
+            .images
+            .keys()
+            .filter(|id| all || index.tags_of(id).is_empty())
+            .filter(|id| users.of_image(id).next().is_none())
+            .cloned()
+            .collect();
         let mut records = Vec::new();
         let mut removed = Vec::new();
         let mut reclaimed = 0;
         for id in &victims {
-            let (blobs, freed) = self.remove_image(&mut index, id, &mut records);
+            let (blobs, freed) = self.remove_image(&mut index, id, &mut records, users);
             removed.extend(blobs);
             reclaimed += freed;
         }
@@ -551,7 +637,7 @@ impl ImageStore {
             }
         }
         drop(st);
-        self.remove_blobs(&removed);
+        self.remove_blobs(&removed, users);
         Ok(ImagesPruneReport {
             images_deleted: (!records.is_empty()).then_some(records),
             space_reclaimed: reclaimed,
@@ -741,7 +827,7 @@ mod tests {
     #[test]
     fn tags_resolve_and_removal_follows_dockers_rules() {
         let d = dir("rmi");
-        let s = ImageStore::open(&d.0).unwrap();
+        let s = ImageStore::open(&d.0, &Users::default()).unwrap();
         let a = add(&s, b"a", &["busybox", "other/name:v1"], "x");
         assert_eq!(blobs(&s), 2);
         assert_eq!(s.resolve("busybox").unwrap(), a);
@@ -753,38 +839,38 @@ mod tests {
             s.resolve("UP").unwrap_err().kind,
             crate::supervisor::engine::ErrorKind::InvalidArgument
         );
-        let e = s.delete(&a[7..19], false).unwrap_err();
+        let e = s.delete(&a[7..19], false, &Users::default()).unwrap_err();
         assert!(e.message.starts_with("conflict: unable to delete"), "{e}");
-        let r = s.delete("busybox", false).unwrap();
+        let r = s.delete("busybox", false, &Users::default()).unwrap();
         assert_eq!(r, vec![untagged("busybox:latest".into())]);
         s.tag(&a, &Reference::parse_normalized("b2").unwrap()).unwrap();
         assert_eq!(s.tags(&a), ["b2:latest", "other/name:v1"]);
-        let r = s.delete(&a, true).unwrap();
+        let r = s.delete(&a, true, &Users::default()).unwrap();
         assert_eq!(r.len(), 4, "{r:?}");
         assert_eq!(r[2].deleted.as_deref(), Some(a.as_str()));
         assert_eq!(blobs(&s), 0);
         // The index read back says the same.
         drop(s);
-        let s = ImageStore::open(&d.0).unwrap();
+        let s = ImageStore::open(&d.0, &Users::default()).unwrap();
         assert!(s.all().is_empty());
     }
 
     #[test]
     fn shared_layers_stay_until_the_last_image_goes_and_prune_takes_the_untagged() {
         let d = dir("prune");
-        let s = ImageStore::open(&d.0).unwrap();
+        let s = ImageStore::open(&d.0, &Users::default()).unwrap();
         let a = add(&s, b"same", &["a"], "one");
         let b = add(&s, b"same", &[], "two");
         assert_ne!(a, b);
         assert_eq!(blobs(&s), 3);
-        let report = s.prune(false).unwrap();
+        let report = s.prune(false, &Users::default()).unwrap();
         assert_eq!(
             report.images_deleted.unwrap(),
             vec![ImageDeleteItem { deleted: Some(b), untagged: None }]
         );
         assert_eq!(report.space_reclaimed, 0);
         assert_eq!(blobs(&s), 2);
-        let report = s.prune(true).unwrap();
+        let report = s.prune(true, &Users::default()).unwrap();
         assert_eq!(report.images_deleted.unwrap().len(), 3);
         assert_eq!(report.space_reclaimed, 4);
         assert_eq!(blobs(&s), 0);
@@ -795,14 +881,14 @@ mod tests {
     #[test]
     fn a_restart_forgets_unreferenced_blobs_and_staging() {
         let d = dir("open");
-        let s = ImageStore::open(&d.0).unwrap();
+        let s = ImageStore::open(&d.0, &Users::default()).unwrap();
         let a = add(&s, b"x", &["x"], "c");
         fs::write(s.blob_path(&format!("sha256:{}", "0".repeat(64))), b"orphan").unwrap();
         let st = s.stage().unwrap();
         fs::write(st.file(), b"half").unwrap();
         std::mem::forget(st);
         drop(s);
-        let s = ImageStore::open(&d.0).unwrap();
+        let s = ImageStore::open(&d.0, &Users::default()).unwrap();
         assert_eq!(blobs(&s), 2);
         assert_eq!(fs::read_dir(d.0.join("tmp")).unwrap().count(), 0);
         let h = s.history("x").unwrap();

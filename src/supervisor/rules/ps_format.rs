@@ -100,9 +100,7 @@ fn header() -> Fields {
 }
 
 /// Docker's `stringid.TruncateID`.
-fn short_id(id: &str) -> String {
-    id.chars().take(12).collect()
-}
+use crate::supervisor::image::store::short_id;
 
 /// One container of `GET /containers/json` as `ContainerContext` shows it (`trunc` unless
 /// `--no-trunc`); its labels are always empty here.
@@ -133,7 +131,12 @@ pub fn fields(c: &ContainerSummary, trunc: bool, now: SystemTime) -> Fields {
     let since = now.duration_since(created).unwrap_or_default();
     Fields {
         id: if trunc { short_id(&c.id) } else { c.id.clone() },
-        image: if c.image.is_empty() { "<no image>".to_string() } else { c.image.clone() },
+        image: match c.image.as_str() {
+            "" => "<no image>".to_string(),
+            // The docker CLI shortens an image ID shown for a name that is gone.
+            i if trunc && !c.image_id.is_empty() && i == c.image_id => short_id(i),
+            i => i.to_string(),
+        },
         command: format::go_quote(&command),
         created_at: created_at(created),
         running_for: format!("{} ago", format::human_duration(since)),
