@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use cproxy::supervisor::image::archive::load;
 use cproxy::supervisor::image::config::ImageConfig;
 use cproxy::supervisor::image::layer::read_layer;
-use cproxy::supervisor::image::store::ImageStore;
+use cproxy::supervisor::image::store::{ImageStore, Users};
 use libfuzzer_sys::fuzz_target;
 
 fn store() -> &'static ImageStore {
@@ -19,7 +19,7 @@ fn store() -> &'static ImageStore {
         // One directory, emptied when a run starts (the store forgets what it cannot read).
         let dir = std::env::temp_dir().join("cproxy-fuzz-images");
         let _ = std::fs::remove_dir_all(&dir);
-        ImageStore::open(&dir).expect("a store in the temporary directory")
+        ImageStore::open(&dir, &Users::default()).expect("a store in the temporary directory")
     })
 }
 
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let s = store();
     if let Ok(lines) = load(s, data) {
         assert!(!lines.is_empty());
-        s.prune(true).expect("prune");
+        s.prune(true, &Users::default()).expect("prune");
     }
     if let Ok(info) = read_layer(data, None) {
         assert!(info.diff_id.starts_with("sha256:") && info.digest.starts_with("sha256:"));
