@@ -341,6 +341,7 @@ fn docker_proxy_mode_runs_on_one_thread_while_idle_and_more_while_busy() {
     let (child, port) = start_ready(echo_server("127.0.0.1"), &[]);
     assert_eq!(echo_once(port, b"one thread"), b"one thread");
     assert_eq!(thread_count(child.id()), 1, "threads of an idle docker-proxy mode cproxy");
+    let idle_fds = procfs::fds(child.id()).unwrap();
     // Connections kept busy, bytes flowing both ways, and more coming while they are, until
     // the proxy has started a worker (one connection at a time never does).
     let stop = Arc::new(AtomicBool::new(false));
@@ -358,6 +359,12 @@ fn docker_proxy_mode_runs_on_one_thread_while_idle_and_more_while_busy() {
     }
     // Idle again: back to one thread (each worker ends 2 s after its last connection).
     assert!(threads_become(child.id(), 1), "still {} threads once idle", thread_count(child.id()));
+    // The workers' runtimes (an epoll and an event descriptor each) and the connections' sockets
+    // are closed; the relay's pipes may stay pooled. (At most as many as when idle before: the
+    // first echo's sockets may still have been closing then.)
+    let fds = procfs::fds(child.id()).unwrap();
+    let (now, before) = ((fds.sockets, fds.other), (idle_fds.sockets, idle_fds.other));
+    assert!(now.0 <= before.0 && now.1 <= before.1, "descriptors left: {now:?}, idle {before:?}");
     assert_eq!(echo_once(port, b"still one"), b"still one");
     assert_eq!(thread_count(child.id()), 1, "a lone connection started a worker");
     signal(&child, libc::SIGTERM);
