@@ -253,8 +253,9 @@ pub struct Tuning {
     #[arg(long = "log-format", value_name = "FORMAT", default_value = "text",
           value_parser = ["text", "json"])]
     pub log_format: String,
-    /// Worker threads, 1 to 1024 (default: 1 for a single binding as docker-proxy, one per CPU
-    /// for `cproxy forward`; 1 runs everything on one thread, the least memory)
+    /// Worker threads, 1 to 1024 (default: for a single binding as docker-proxy, 1 while idle
+    /// and up to one per CPU while connections overlap; one per CPU for `cproxy forward`; 1
+    /// runs everything on one thread, the least memory)
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=MAX_THREADS as i64))]
     pub threads: Option<u16>,

@@ -186,7 +186,7 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
         }
         Ok(all)
     };
-    let code = serve::run(&args.tuning, None, status, start);
+    let code = serve::run(&args.tuning, serve::Threads::PerCpu, status, start);
     drop(control);
     code
 }

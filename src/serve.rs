@@ -79,9 +79,19 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
         };
         Ok(vec![info?])
     };
-    // One binding needs no more than one thread: a hundred proxies on a big host would
-    // otherwise be thousands of threads.
-    run(&tuning, Some(1), status, start)
+    // One thread while idle (a hundred proxies on a big host would otherwise be thousands of
+    // threads), as many as there are CPUs while connections overlap.
+    run(&tuning, Threads::FollowLoad, status, start)
+}
+
+/// How many threads serve a proxy when `-threads` does not say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// One, and worker threads up to one per CPU while TCP connections overlap, which end
+    /// once idle ([`Proxy::spread`]).
+    FollowLoad,
+    /// A worker per CPU, started at once.
+    PerCpu,
 }
 
 /// The tuning of a docker-proxy mode process: the command line's, with what the settings file
@@ -133,16 +143,12 @@ fn sctp_error() -> String {
 
 /// Runs a proxy configured by `tuning` whose bindings `start` creates; reports on `status`,
 /// then serves until stopped. `start` runs inside the runtime. The runtime has `-threads`
-/// workers, or `default_threads` (`None`: one per CPU); one runs it on the calling thread.
+/// workers (one runs it on the calling thread, and so does [`Threads::FollowLoad`], which
+/// starts more while busy), or as `default_threads` says.
 ///
 /// With a status pipe, cproxy was started by a runtime, and it stops (as on SIGTERM) when the
 /// runtime's process exits.
-pub fn run<F>(
-    tuning: &Tuning,
-    default_threads: Option<u16>,
-    status: StatusPipe,
-    start: F,
-) -> ExitCode
+pub fn run<F>(tuning: &Tuning, default_threads: Threads, status: StatusPipe, start: F) -> ExitCode
 where
     F: FnOnce(&Proxy) -> Result<Vec<BindingInfo>, AppError>,
 {
@@ -156,14 +162,20 @@ where
         None
     };
     raise_fd_limit();
-    let mut builder = match tuning.threads.or(default_threads) {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
+    // Threads the proxy may spread its connections over, beyond the runtime's own.
+    let mut spread = 1;
+    let mut builder = match (tuning.threads, default_threads) {
+        (Some(1), _) => tokio::runtime::Builder::new_current_thread(),
+        (Some(n), _) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(n.into());
             b
         }
-        None => tokio::runtime::Builder::new_multi_thread(),
+        (None, Threads::FollowLoad) => {
+            spread = std::thread::available_parallelism().map_or(1, usize::from);
+            tokio::runtime::Builder::new_current_thread()
+        }
+        (None, Threads::PerCpu) => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
@@ -171,6 +183,7 @@ where
     };
     runtime.block_on(async move {
         let proxy = Proxy::new(tuning.config());
+        proxy.spread(spread);
         // Signal handlers go in before readiness is reported, so a stop sent right after
         // "ready" is never lost.
         let mut signals = match StopSignals::install() {

@@ -1,12 +1,14 @@
 //! The product's system calls, each behind a safe function: pipes and splice for the relay,
-//! socket options the standard library and socket2 do not cover, inherited descriptors, and the
-//! parent process. Callers never touch `libc` themselves; where nix or socket2 wraps a call
-//! safely it is used, and the few calls neither wraps are here with their `SAFETY` reasoning.
+//! datagrams received several at a time, socket options the standard library and socket2 do not
+//! cover, inherited descriptors, and the parent process. Callers never touch `libc` themselves;
+//! where nix or socket2 wraps a call safely it is used, and the few calls neither wraps are here
+//! with their `SAFETY` reasoning.
 //!
 //! Errors come back as [`io::Error`], so that `ErrorKind::WouldBlock` and raw OS codes read the
 //! same whatever made the call.
 
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
@@ -280,6 +282,147 @@ pub fn move_mount(
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// Datagrams [`recv_batch`] takes with one call at most.
+pub const RECV_BATCH: usize = 16;
+
+/// Room for one datagram's ancillary data: its pktinfo, of either family (an IPv6 socket may
+/// have both on).
+const CONTROL: usize = 128;
+
+/// A datagram's ancillary data, aligned as `cmsghdr` needs.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct ControlBuf([u8; CONTROL]);
+
+/// One datagram [`recv_batch`] received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Datagram {
+    /// Its real length: more than its slot if it did not fit.
+    pub len: usize,
+    /// It did not fit its slot, which holds its beginning.
+    pub truncated: bool,
+    /// Who sent it, if the kernel said (an IP socket address).
+    pub source: Option<SocketAddr>,
+    /// The local address it was sent to, with the interface it came in on, on a socket that
+    /// asked for pktinfo (`IP_PKTINFO`'s `ipi_spec_dst`, `IPV6_RECVPKTINFO`'s address).
+    pub dest: Option<(IpAddr, u32)>,
+}
+
+/// Receives datagrams from `sock` without waiting, with one `recvmmsg`: up to
+/// [`RECV_BATCH`], as many as `got` has room for and as many `slot`-byte slots as `slots`
+/// holds, the `i`th into the `i`th slot. Fills `got[..n]` and returns `n`; `WouldBlock` when
+/// none is waiting. Fewer than asked for means none was left.
+pub fn recv_batch(
+    sock: BorrowedFd<'_>,
+    slots: &mut [u8],
+    slot: usize,
+    got: &mut [Datagram],
+) -> io::Result<usize> {
+    let slot = slot.max(1);
+    let n = got.len().min(RECV_BATCH).min(slots.len() / slot);
+    // SAFETY: all zeroes is a valid value of these C structs (null pointers, zero lengths).
+    let (mut headers, mut names, mut iovs): (
+        [libc::mmsghdr; RECV_BATCH],
+        [libc::sockaddr_storage; RECV_BATCH],
+        [libc::iovec; RECV_BATCH],
+    ) = unsafe { std::mem::zeroed() };
+    let mut control = [ControlBuf([0; CONTROL]); RECV_BATCH];
+    let buffers =
+        iovs.iter_mut().zip(&mut names).zip(&mut control).zip(slots.chunks_exact_mut(slot));
+    for (header, (((iov, name), control), buf)) in headers.iter_mut().zip(buffers).take(n) {
+        *iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let h = &mut header.msg_hdr;
+        h.msg_name = (name as *mut libc::sockaddr_storage).cast();
+        h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        h.msg_iov = iov;
+        h.msg_iovlen = 1;
+        h.msg_control = control.0.as_mut_ptr().cast();
+        h.msg_controllen = CONTROL as _;
+    }
+    let flags = libc::MSG_TRUNC | libc::MSG_DONTWAIT;
+    // SAFETY: the first `n` headers point at buffers that live until the call returns: a name,
+    // an iovec over one `slot`-byte chunk of `slots`, and a control buffer, each of the size
+    // stated beside it, which bounds what the kernel writes; it reads only those `n` headers.
+    let rc = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            headers.as_mut_ptr(),
+            n as _,
+            flags as _,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let received = usize::try_from(rc).unwrap_or(0).min(n);
+    for ((datagram, header), name) in got.iter_mut().zip(&headers).zip(&names).take(received) {
+        let h = &header.msg_hdr;
+        let len = header.msg_len as usize;
+        let source = socket_addr(name, h.msg_namelen);
+        let truncated = h.msg_flags & libc::MSG_TRUNC != 0 || len > slot;
+        *datagram = Datagram { len, truncated, source, dest: pktinfo(h) };
+    }
+    Ok(received)
+}
+
+/// The IP socket address the kernel wrote into `name` (`len` bytes of it), if it is one.
+fn socket_addr(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match i32::from(name.ss_family) {
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: `sockaddr_storage` is large and aligned enough for any socket address,
+            // and its family says that it holds a `sockaddr_in`.
+            let a =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for a `sockaddr_in6`.
+            let a =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            let port = u16::from_be(a.sin6_port);
+            Some(SocketAddrV6::new(ip, port, a.sin6_flowinfo, a.sin6_scope_id).into())
+        }
+        _ => None,
+    }
+}
+
+/// The destination a received message's pktinfo says (the last one, if there are two).
+fn pktinfo(h: &libc::msghdr) -> Option<(IpAddr, u32)> {
+    let mut found = None;
+    // SAFETY: `h` was filled by `recvmsg`: its control buffer is ours and `msg_controllen` says
+    // how much of it the kernel wrote, which `CMSG_FIRSTHDR` and `CMSG_NXTHDR` stay within; a
+    // header's data is read only when its `cmsg_len` covers the structure read, unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            let (level, kind, len) = ((*c).cmsg_level, (*c).cmsg_type, (*c).cmsg_len as usize);
+            let data = libc::CMSG_DATA(c);
+            let fits = |size: usize| len >= libc::CMSG_LEN(size as u32) as usize;
+            if level == libc::IPPROTO_IP
+                && kind == libc::IP_PKTINFO
+                && fits(size_of::<libc::in_pktinfo>())
+            {
+                let info: libc::in_pktinfo = std::ptr::read_unaligned(data.cast());
+                let ip = Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr));
+                found = Some((IpAddr::V4(ip), info.ipi_ifindex as u32));
+            } else if level == libc::IPPROTO_IPV6
+                && kind == libc::IPV6_PKTINFO
+                && fits(size_of::<libc::in6_pktinfo>())
+            {
+                let info: libc::in6_pktinfo = std::ptr::read_unaligned(data.cast());
+                found =
+                    Some((IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)), info.ipi6_ifindex));
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +456,28 @@ mod tests {
         let e = splice(r2.as_fd(), w.as_fd(), 10).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         assert!(!is_listening(r.as_fd()));
+    }
+
+    #[test]
+    fn datagrams_waiting_come_in_one_call_each_in_its_slot_with_its_sender() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let to = sock.local_addr().unwrap();
+        let mut got = [Datagram::default(); RECV_BATCH];
+        let mut slots = vec![0u8; RECV_BATCH * 8];
+        let empty = recv_batch(sock.as_fd(), &mut slots, 8, &mut got).map_err(|e| e.kind());
+        assert_eq!(empty, Err(io::ErrorKind::WouldBlock));
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for d in [&b"one"[..], b"two", b"longer than eight"] {
+            client.send_to(d, to).unwrap();
+        }
+        assert_eq!(recv_batch(sock.as_fd(), &mut slots, 8, &mut got).unwrap(), 3);
+        let from = Some(client.local_addr().unwrap());
+        assert_eq!(got[0], Datagram { len: 3, truncated: false, source: from, dest: None });
+        assert_eq!(&slots[..3], b"one");
+        assert_eq!(&slots[8..11], b"two");
+        assert_eq!(got[2], Datagram { len: 17, truncated: true, source: from, dest: None });
+        assert_eq!(&slots[16..24], b"longer t");
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -286,19 +288,122 @@ fn thread_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()
 }
 
-/// docker-proxy mode serves one binding: one thread does, however many CPUs the host has
-/// (100 proxies on a 64-CPU host would otherwise be 6,500 threads). `-threads` still decides.
+/// The CPUs cproxy may use (it inherits this process's affinity), and so its most threads.
+fn cpus() -> usize {
+    thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Waits until `pid` has `n` threads; false if it still has not after a minute (a worker ends
+/// 2 s after its last connection).
+fn threads_become(pid: u32, n: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while thread_count(pid) != n {
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// A connection to the proxy at `port` that echoes 16 KiB blocks there and back, each checked,
+/// until `stop` is set (or a minute has passed); returns once its first block came back, so
+/// that it is established and moving bytes.
+fn busy_connection(port: u16, stop: &Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let (started, first) = std::sync::mpsc::channel();
+    let stop = Arc::clone(stop);
+    let thread = thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(60);
+        let mut back = vec![0u8; 16 << 10];
+        for round in 0u32.. {
+            let block = vec![round as u8; 16 << 10];
+            conn.write_all(&block).unwrap();
+            conn.read_exact(&mut back).unwrap();
+            assert!(back == block, "round {round}: the echo differs");
+            let _ = started.send(());
+            if stop.load(Ordering::Relaxed) || Instant::now() > until {
+                break;
+            }
+        }
+    });
+    first.recv().expect("the first block never came back");
+    thread
+}
+
+/// docker-proxy mode serves one binding on one thread while idle, however many CPUs the host
+/// has (100 proxies on a 64-CPU host would otherwise be 6,500 threads); connections that
+/// overlap while it is busy get worker threads, up to one per CPU, which end once idle.
+/// `-threads` still decides, and then nothing changes with the load.
 #[test]
-fn docker_proxy_mode_runs_on_one_thread_unless_told_otherwise() {
+fn docker_proxy_mode_runs_on_one_thread_while_idle_and_more_while_busy() {
     let (child, port) = start_ready(echo_server("127.0.0.1"), &[]);
     assert_eq!(echo_once(port, b"one thread"), b"one thread");
-    assert_eq!(thread_count(child.id()), 1, "threads of a docker-proxy mode cproxy");
+    assert_eq!(thread_count(child.id()), 1, "threads of an idle docker-proxy mode cproxy");
+    let idle_fds = procfs::fds(child.id()).unwrap();
+    // Connections kept busy, bytes flowing both ways, and more coming while they are, until
+    // the proxy has started a worker (one connection at a time never does).
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut busy = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cpus() > 1 && thread_count(child.id()) == 1 && busy.len() < 32 {
+        assert!(Instant::now() < deadline, "no worker thread with {} busy connections", busy.len());
+        busy.push(busy_connection(port, &stop));
+    }
+    let busy_threads = thread_count(child.id());
+    assert!(busy_threads <= cpus(), "{busy_threads} threads for {} CPUs", cpus());
+    stop.store(true, Ordering::Relaxed);
+    for b in busy {
+        b.join().unwrap();
+    }
+    // Idle again: back to one thread (each worker ends 2 s after its last connection).
+    assert!(threads_become(child.id(), 1), "still {} threads once idle", thread_count(child.id()));
+    // The workers' runtimes (an epoll and an event descriptor each) and the connections' sockets
+    // are closed; the relay's pipes may stay pooled. (At most as many as when idle before: the
+    // first echo's sockets may still have been closing then.)
+    let fds = procfs::fds(child.id()).unwrap();
+    let (now, before) = ((fds.sockets, fds.other), (idle_fds.sockets, idle_fds.other));
+    assert!(now.0 <= before.0 && now.1 <= before.1, "descriptors left: {now:?}, idle {before:?}");
+    assert_eq!(echo_once(port, b"still one"), b"still one");
+    assert_eq!(thread_count(child.id()), 1, "a lone connection started a worker");
     signal(&child, libc::SIGTERM);
     assert!(wait_output(child).status.success());
     let (child, port) = start_ready(echo_server("127.0.0.1"), &["-threads", "2"]);
     assert_eq!(echo_once(port, b"two"), b"two");
     assert!(thread_count(child.id()) >= 3, "main thread and 2 workers");
     signal(&child, libc::SIGTERM);
+    assert!(wait_output(child).status.success());
+}
+
+/// Transfers on every thread are drained on SIGTERM, each to its last byte.
+#[test]
+fn sigterm_drains_the_transfers_of_every_thread() {
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (child, port) = start_ready(backend.local_addr().unwrap(), &["-grace", "60s"]);
+    // Connections that overlap: all but the first are placed while another is fresh.
+    let transfers: Vec<_> = (0..8u64)
+        .map(|seed| {
+            let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let (mut server, _) = backend.accept().unwrap();
+            let sender = thread::spawn(move || {
+                let sum = send_pattern(&mut server, seed, 8 << 20).unwrap();
+                server.shutdown(Shutdown::Write).unwrap();
+                sum
+            });
+            (client, sender)
+        })
+        .collect();
+    let threads = thread_count(child.id());
+    if cpus() > 1 {
+        assert!(threads > 1, "8 connections at once on {threads} thread(s)");
+    }
+    signal(&child, libc::SIGTERM);
+    for (mut client, sender) in transfers {
+        client.shutdown(Shutdown::Write).unwrap();
+        let got = recv_into(&mut client, common::Sum::default()).unwrap();
+        assert_eq!(got, sender.join().unwrap(), "bytes lost or changed in the drain");
+    }
     assert!(wait_output(child).status.success());
 }
 

@@ -296,3 +296,68 @@ async fn kill_closes_every_session() -> io::Result<()> {
     assert_eq!(wait_for(&s.sessions, |n| n == 0).await, 0);
     Ok(())
 }
+
+/// A backend that only records: each datagram and where it came from, in order of arrival.
+async fn recording_backend() -> io::Result<tokio::net::UdpSocket> {
+    tokio::net::UdpSocket::bind("127.0.0.1:0").await
+}
+
+/// The next `n` datagrams `backend` receives, with their sources.
+async fn received(
+    backend: &tokio::net::UdpSocket,
+    n: usize,
+) -> io::Result<Vec<(Vec<u8>, SocketAddr)>> {
+    let mut got = Vec::with_capacity(n);
+    for _ in 0..n {
+        got.push(recv(backend).await?);
+    }
+    Ok(got)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_from_one_client_reaches_the_backend_whole_and_in_order() -> io::Result<()> {
+    // More datagrams than one batch takes, of one size (sent to the backend as segments of one
+    // buffer) and a last, shorter one.
+    let backend = recording_backend().await?;
+    let (proxy, info) = forward(Config::default(), "127.0.0.1", backend.local_addr()?);
+    let c = client("127.0.0.1").await?;
+    let mut burst: Vec<Vec<u8>> = (0..40).map(|i| pattern(1472, i)).collect();
+    burst.push(pattern(100, 40));
+    for d in &burst {
+        c.send_to(d, info.local).await?;
+    }
+    let got = received(&backend, burst.len()).await?;
+    let data: Vec<Vec<u8>> = got.iter().map(|(d, _)| d.clone()).collect();
+    assert!(data == burst, "datagrams split, merged, altered or reordered");
+    let sources: std::collections::HashSet<SocketAddr> = got.iter().map(|(_, f)| *f).collect();
+    assert_eq!(sources.len(), 1, "one client's datagrams came from several sessions");
+    let s = stats(&proxy, &info);
+    let bytes: usize = burst.iter().map(Vec::len).sum();
+    assert_eq!(wait_for(&s.datagrams_to_backend, |n| n == 41).await, 41);
+    assert_eq!(Stats::get(&s.bytes_to_backend), bytes as u64);
+    assert_eq!(Stats::get(&s.datagrams_dropped), 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_datagram_of_a_burst_leaves_from_its_own_clients_session_despite_evictions()
+-> io::Result<()> {
+    // One session at most: in a burst a, b, a each datagram evicts the session before it, and
+    // must still leave from its own client's (a fresh) session, never from the one it evicted.
+    let backend = recording_backend().await?;
+    let config = Config { udp_max_sessions: 1, ..Config::default() };
+    let (proxy, info) = forward(config, "127.0.0.1", backend.local_addr()?);
+    let (a, b) = (client("127.0.0.1").await?, client("127.0.0.1").await?);
+    a.send_to(b"a1", info.local).await?;
+    b.send_to(b"b1", info.local).await?;
+    a.send_to(b"a2", info.local).await?;
+    let got = received(&backend, 3).await?;
+    let data: Vec<&[u8]> = got.iter().map(|(d, _)| d.as_slice()).collect();
+    assert_eq!(data, [&b"a1"[..], b"b1", b"a2"]);
+    assert_ne!(got[0].1, got[1].1, "a and b shared a session");
+    assert_ne!(got[2].1, got[1].1, "a's datagram left from b's session");
+    let s = stats(&proxy, &info);
+    assert_eq!(Stats::get(&s.sessions_evicted), 2);
+    assert_eq!(Stats::get(&s.sessions), 1);
+    Ok(())
+}

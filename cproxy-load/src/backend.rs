@@ -1,6 +1,7 @@
 //! The loopback backends every peer forwards to: one TCP port whose first byte picks what the
 //! connection is, sink (`S`: everything is read and counted) or echo (`E`: everything, that first
-//! byte included, is sent back), and one UDP echo port (the test kit's).
+//! byte included, is sent back), and one UDP port whose datagrams are counted if they start with
+//! `S` and sent back otherwise.
 //!
 //! One TCP port for every TCP load means one forwarding process per protocol, as docker-proxy
 //! runs, so a peer's memory and CPU are read off one process. The servers are blocking threads:
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use testkit::peers::UdpEcho;
+use testkit::peers::UdpServer;
 
 /// First byte of a connection that only sends: the backend reads and counts.
 pub const SINK: u8 = b'S';
@@ -35,7 +36,7 @@ const IDLE: Duration = Duration::from_secs(5);
 pub struct Backends {
     /// The TCP port (sink or echo by first byte).
     pub tcp: SocketAddr,
-    /// The UDP echo port.
+    /// The UDP port (sink or echo by first byte).
     pub udp: SocketAddr,
     /// Counters, shared with the server threads.
     shared: Arc<Shared>,
@@ -43,8 +44,8 @@ pub struct Backends {
     listener: Arc<TcpListener>,
     /// Acceptor threads, joined on drop.
     threads: Vec<JoinHandle<()>>,
-    /// The UDP echo at `udp`, two threads on one socket; held only to stop it when dropped.
-    _udp_echo: UdpEcho,
+    /// The UDP server at `udp`, two threads on one socket; held only to stop it when dropped.
+    _udp: UdpServer,
 }
 
 /// What the server threads and the loads share.
@@ -56,6 +57,8 @@ struct Shared {
     sunk: AtomicU64,
     /// Sink connections open now.
     open_sinks: AtomicUsize,
+    /// Bytes of the UDP datagrams sunk since start.
+    udp_sunk: AtomicU64,
 }
 
 impl Backends {
@@ -63,8 +66,8 @@ impl Backends {
     /// at once (more wait in the listen queue).
     pub fn start(acceptors: usize) -> io::Result<Backends> {
         let listener = Arc::new(TcpListener::bind("127.0.0.1:0")?);
-        let udp_echo = UdpEcho::bind(SocketAddr::from(([127, 0, 0, 1], 0)), 2)?;
         let shared = Arc::new(Shared::default());
+        let udp = udp_server(Arc::clone(&shared))?;
         let mut threads = Vec::new();
         for i in 0..acceptors.max(1) {
             let (listener, shared) = (Arc::clone(&listener), Arc::clone(&shared));
@@ -73,17 +76,22 @@ impl Backends {
         }
         Ok(Backends {
             tcp: listener.local_addr()?,
-            udp: udp_echo.addr(),
+            udp: udp.addr(),
             shared,
             listener,
             threads,
-            _udp_echo: udp_echo,
+            _udp: udp,
         })
     }
 
     /// Bytes the sinks have read since start.
     pub fn sunk(&self) -> u64 {
         self.shared.sunk.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of the UDP datagrams sunk since start.
+    pub fn udp_sunk(&self) -> u64 {
+        self.shared.udp_sunk.load(Ordering::Relaxed)
     }
 
     /// Waits until no sink connection is open, for at most `limit`; true if none is. Used
@@ -109,6 +117,29 @@ impl Drop for Backends {
             let _ = t.join();
         }
     }
+}
+
+/// Receive buffer asked for the UDP port: deep enough that the backend is not where a bulk
+/// run loses datagrams (granted only with `CAP_NET_ADMIN`; else the kernel's `rmem_max`).
+const UDP_RCVBUF: usize = 16 << 20;
+
+/// The UDP port: two threads on one socket, counting datagrams that start with [`SINK`] and
+/// sending the others back.
+fn udp_server(shared: Arc<Shared>) -> io::Result<UdpServer> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let sock = socket2::SockRef::from(&socket);
+    if nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBufForce, &UDP_RCVBUF)
+        .is_err()
+    {
+        sock.set_recv_buffer_size(UDP_RCVBUF)?;
+    }
+    UdpServer::on(socket, 2, move |socket, datagram, peer| {
+        if datagram.first() == Some(&SINK) {
+            shared.udp_sunk.fetch_add(datagram.len() as u64, Ordering::Relaxed);
+        } else {
+            let _ = socket.send_to(datagram, peer);
+        }
+    })
 }
 
 /// Spawns a named thread.
@@ -212,6 +243,25 @@ mod tests {
         }
         assert!(b.wait_sinks_closed(Duration::from_secs(5)));
         assert_eq!(b.sunk(), 1000);
+    }
+
+    #[test]
+    fn udp_datagrams_starting_with_s_are_counted_not_sent_back() {
+        let b = Backends::start(1).unwrap();
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.connect(b.udp).unwrap();
+        c.send(&[SINK; 100]).unwrap();
+        c.send(b"Eback").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = [0u8; 8];
+        let n = c.recv(&mut got).unwrap();
+        assert_eq!(&got[..n], b"Eback");
+        // Two threads serve the port: the other may still be counting the first datagram.
+        let end = Instant::now() + Duration::from_secs(5);
+        while b.udp_sunk() < 100 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(b.udp_sunk(), 100);
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct Bulk {
     pub bytes: u64,
     /// CPU seconds the proxy process used in the counted window (`None` without a proxy).
     pub proxy_cpu_seconds: Option<f64>,
+    /// The proxy process's threads at the end of the counted window (`None` without a proxy).
+    pub proxy_threads: Option<u64>,
 }
 
 /// Runs `streams` streams to `target` for `window`, reading the sink's counter off `backends`
@@ -80,15 +82,16 @@ pub fn run(
         let first = sample();
         load::sleep_until(end);
         let last = sample();
+        let threads = proxy.and_then(procfs::threads);
         stop.store(true, Ordering::Relaxed);
-        Ok::<_, LoadError>((first?, last?))
+        Ok::<_, LoadError>((first?, last?, threads))
     });
     // Bytes still in flight must land before the next run counts.
     backends.wait_sinks_closed(Duration::from_secs(3));
     if let Some(e) = failure.lock().ok().and_then(|mut f| f.take()) {
         return Err(e);
     }
-    let ((bytes0, t0, cpu0), (bytes1, t1, cpu1)) = measured?;
+    let ((bytes0, t0, cpu0), (bytes1, t1, cpu1), proxy_threads) = measured?;
     if load::interrupted() {
         return Err(LoadError("interrupted".into()));
     }
@@ -101,6 +104,7 @@ pub fn run(
         gbit_per_s: bytes as f64 * 8.0 / seconds / 1e9,
         bytes,
         proxy_cpu_seconds: cpu0.zip(cpu1).map(|(a, b)| b - a),
+        proxy_threads,
     })
 }
 
@@ -135,5 +139,6 @@ mod tests {
         let b = Backends::start(2).unwrap();
         let r = run(b.tcp, 1, SHORT, &b, Some(std::process::id())).unwrap();
         assert!(r.proxy_cpu_seconds.is_some_and(|s| s >= 0.0));
+        assert!(r.proxy_threads.is_some_and(|n| n >= 1));
     }
 }

@@ -16,7 +16,7 @@ use crate::peer::{self, CproxyBin, NotStarted, Peer, PeerKind, Setup};
 use crate::process::TempDir;
 use crate::results::{Cell, Figure, PeerResult, PeerStatus, Results, label};
 use crate::stats::median;
-use crate::{bulk, connect, datagram, iperf3, latency};
+use crate::{bulk, connect, datagram, iperf3, latency, udp_bulk};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -31,12 +31,18 @@ pub struct Settings {
     pub streams: usize,
     /// Concurrent clients of the connection-rate and UDP loads.
     pub clients: usize,
+    /// Clients of the second connection-rate figure.
+    pub many_clients: usize,
+    /// Bytes of each datagram of the UDP bulk figure.
+    pub udp_size: usize,
     /// Whether to run iperf3 on the direct path as a cross-check.
     pub iperf3: bool,
     /// How to run cproxy.
     pub cproxy: CproxyBin,
     /// docker-proxy's binary, if any.
     pub docker_proxy: Option<PathBuf>,
+    /// Another cproxy build to measure beside the first, if any.
+    pub baseline: Option<PathBuf>,
     /// The ≤ 60 s smoke mode.
     pub quick: bool,
 }
@@ -48,6 +54,11 @@ struct Slot {
     /// CPU seconds and bytes of the bulk runs, for CPU per GB.
     bulk_cpu: f64,
     bulk_bytes: u64,
+    /// The most threads its process was seen with at the end of a TCP load.
+    threads_seen: Option<u64>,
+    /// CPU seconds and connections of the connection-rate runs, for CPU per connection.
+    conn_cpu: f64,
+    conns: u64,
 }
 
 /// Runs the comparison; `Err` only when the backends themselves cannot start.
@@ -56,13 +67,15 @@ pub fn run(settings: &Settings) -> Result<Results, String> {
     let mut machine = Machine::read();
     let dir = TempDir::new("cproxy-load")
         .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-    let backends = Backends::start(settings.streams + settings.clients + 4)
+    let clients = settings.clients.max(settings.many_clients);
+    let backends = Backends::start(settings.streams + clients + 4)
         .map_err(|e| format!("cannot start the loopback backends: {e}"))?;
     let progress = Progress { began };
     let setup = Setup {
         backends: &backends,
         cproxy: &settings.cproxy,
         docker_proxy: settings.docker_proxy.as_deref(),
+        baseline: settings.baseline.as_deref(),
         dir: &dir,
     };
     let slots = settings.peers.iter().map(|&kind| start_slot(kind, &setup, &progress)).collect();
@@ -70,10 +83,12 @@ pub fn run(settings: &Settings) -> Result<Results, String> {
     run.idle_memory();
     run.throughput(Figure::Tcp1, 1);
     run.throughput(Figure::TcpN, settings.streams);
-    run.cpu_per_gb();
-    run.connection_rate();
+    run.connection_rate(Figure::ConnRate, settings.clients);
+    run.connection_rate(Figure::ConnRateMany, settings.many_clients);
+    run.cpu_figures();
     run.latency();
     run.datagrams();
+    run.udp_bulk();
     run.peak_memory();
     let iperf3 = (settings.iperf3 && !load::interrupted()).then(|| {
         let r = iperf3::direct_1stream(settings.window, &dir);
@@ -105,16 +120,17 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Memory of each forwarding process before any load.
+    /// Memory and threads of each forwarding process before any load.
     fn idle_memory(&mut self) {
         for slot in &mut self.slots {
-            let cell = match slot.peer.as_ref().map(|p| p.tcp_pid.map(procfs::memory)) {
-                None => continue,
-                Some(None) => Cell::NotApplicable("no proxy process".into()),
-                Some(Some(Some(m))) => Cell::Value(m.rss_kib as f64 / 1024.0),
-                Some(Some(None)) => Cell::Failed("the proxy process is gone".into()),
-            };
-            slot.result.cells.insert(Figure::RssIdle, cell);
+            let Some(peer) = slot.peer.as_ref() else { continue };
+            let rss =
+                process_figure(peer, |pid| Some(procfs::memory(pid)?.rss_kib as f64 / 1024.0));
+            let pss = process_figure(peer, pss_mib);
+            let threads = process_figure(peer, |pid| procfs::threads(pid).map(|n| n as f64));
+            slot.result.cells.insert(Figure::RssIdle, rss);
+            slot.result.cells.insert(Figure::PssIdle, pss);
+            slot.result.cells.insert(Figure::ThreadsIdle, threads);
         }
     }
 
@@ -129,6 +145,7 @@ impl Run<'_> {
                 match bulk::run(peer.tcp, streams, s.window, self.backends, peer.tcp_pid) {
                     Ok(b) => {
                         self.progress.say(peer.kind, &what, &format!("{:.2} Gbit/s", b.gbit_per_s));
+                        slot.saw_threads(b.proxy_threads);
                         slot.result.rounds.entry(figure).or_default().push(b.gbit_per_s);
                         if let Some(cpu) = b.proxy_cpu_seconds {
                             slot.bulk_cpu += cpu;
@@ -152,27 +169,36 @@ impl Run<'_> {
         }
     }
 
-    /// CPU per GB over all the bulk runs.
-    fn cpu_per_gb(&mut self) {
+    /// CPU per GB over all the bulk runs, and per connection over the connection-rate runs.
+    fn cpu_figures(&mut self) {
         for slot in &mut self.slots {
             let Some(peer) = measurable(&slot.peer) else { continue };
-            let cell = match peer.tcp_pid {
+            let per = |cpu: f64, units: f64, none: &str| match peer.tcp_pid {
                 None => Cell::NotApplicable("no proxy process".into()),
-                Some(_) if slot.bulk_bytes == 0 => Cell::Failed("no bulk run succeeded".into()),
-                Some(_) => Cell::Value(slot.bulk_cpu / (slot.bulk_bytes as f64 / 1e9)),
+                Some(_) if units == 0.0 => Cell::Failed(none.into()),
+                Some(_) => Cell::Value(cpu / units),
             };
-            slot.result.cells.insert(Figure::CpuPerGb, cell);
+            let gb = per(slot.bulk_cpu, slot.bulk_bytes as f64 / 1e9, "no bulk run succeeded");
+            let conn = per(slot.conn_cpu * 1e6, slot.conns as f64, "no connection completed");
+            slot.result.cells.insert(Figure::CpuPerGb, gb);
+            slot.result.cells.insert(Figure::CpuPerConn, conn);
         }
     }
 
-    /// Connections per second.
-    fn connection_rate(&mut self) {
+    /// Connections per second with `clients` clients, as `figure`.
+    fn connection_rate(&mut self, figure: Figure, clients: usize) {
         for slot in &mut self.slots {
             let Some(peer) = measurable(&slot.peer) else { continue };
-            let what = "connection rate";
-            let cell = match connect::run(peer.tcp, self.settings.clients, self.settings.window) {
+            let what = &label(figure, self.settings);
+            let window = self.settings.window;
+            let cell = match connect::run(peer.tcp, clients, window, peer.tcp_pid) {
                 Ok(c) => {
                     self.progress.say(peer.kind, what, &format!("{:.0} conn/s", c.per_second));
+                    slot.saw_threads(c.proxy_threads);
+                    if let Some(cpu) = c.proxy_cpu_seconds {
+                        slot.conn_cpu += cpu;
+                        slot.conns += c.completed;
+                    }
                     if c.failed > 0 {
                         let first = c.first_failure.map(|e| e.0).unwrap_or_default();
                         slot.result.notes.push(format!(
@@ -185,7 +211,7 @@ impl Run<'_> {
                 }
                 Err(e) => self.progress.failed(peer.kind, what, e),
             };
-            slot.result.cells.insert(Figure::ConnRate, cell);
+            slot.result.cells.insert(figure, cell);
         }
     }
 
@@ -226,16 +252,56 @@ impl Run<'_> {
         }
     }
 
-    /// Peak memory of each forwarding process, after every load.
+    /// UDP bulk throughput, one sender, one size of datagram, and the forwarder's CPU per GB.
+    fn udp_bulk(&mut self) {
+        let s = self.settings;
+        let what = &label(Figure::UdpBulk, s);
+        for slot in &mut self.slots {
+            let Some(peer) = measurable(&slot.peer) else { continue };
+            let no_process = || Cell::NotApplicable("no proxy process".into());
+            let (rate, cpu) = match peer.udp {
+                Err(why) => (Cell::NotApplicable(why.into()), Cell::NotApplicable(why.into())),
+                Ok(to) => {
+                    match udp_bulk::run(to, s.udp_size, s.window, self.backends, peer.udp_pid) {
+                        Ok(b) => {
+                            let loss = b.loss * 100.0;
+                            self.progress.say(
+                                peer.kind,
+                                what,
+                                &format!("{:.2} Gbit/s, loss {loss:.1}%", b.gbit_per_s),
+                            );
+                            slot.result.notes.push(format!("{what}: {loss:.1}% lost"));
+                            (
+                                Cell::Value(b.gbit_per_s),
+                                b.proxy_cpu_per_gb.map_or_else(no_process, Cell::Value),
+                            )
+                        }
+                        Err(e) => {
+                            let cell = self.progress.failed(peer.kind, what, e);
+                            (cell.clone(), cell)
+                        }
+                    }
+                }
+            };
+            slot.result.cells.insert(Figure::UdpBulk, rate);
+            slot.result.cells.insert(Figure::UdpBulkCpu, cpu);
+        }
+    }
+
+    /// Peak memory of each forwarding process, after every load, and the most threads seen.
     fn peak_memory(&mut self) {
         for slot in &mut self.slots {
             let Some(peer) = measurable(&slot.peer) else { continue };
-            let cell = match peer.tcp_pid.map(procfs::memory) {
-                None => Cell::NotApplicable("no proxy process".into()),
-                Some(Some(m)) => Cell::Value(m.hwm_kib as f64 / 1024.0),
-                Some(None) => Cell::Failed("the proxy process is gone".into()),
+            let threads = match (peer.tcp_pid, slot.threads_seen) {
+                (None, _) => Cell::NotApplicable("no proxy process".into()),
+                (Some(_), Some(n)) => Cell::Value(n as f64),
+                (Some(_), None) => Cell::Failed("no TCP load counted its threads".into()),
             };
-            slot.result.cells.insert(Figure::RssPeak, cell);
+            slot.result.cells.insert(Figure::ThreadsBusy, threads);
+            let hwm =
+                process_figure(peer, |pid| Some(procfs::memory(pid)?.hwm_kib as f64 / 1024.0));
+            slot.result.cells.insert(Figure::RssPeak, hwm);
+            slot.result.cells.insert(Figure::PssEnd, process_figure(peer, pss_mib));
             if peer.kind == PeerKind::Socat {
                 slot.result.notes.push(
                     "memory is socat's listening process only; each connection's forked child \
@@ -251,6 +317,20 @@ impl Run<'_> {
 /// then reads "not measured").
 fn measurable(peer: &Option<Peer>) -> Option<&Peer> {
     if load::interrupted() { None } else { peer.as_ref() }
+}
+
+/// The PSS of process `pid` in MiB.
+fn pss_mib(pid: u32) -> Option<f64> {
+    Some(procfs::pss_kib(pid)? as f64 / 1024.0)
+}
+
+/// A figure read now off `peer`'s TCP forwarding process by `read`.
+fn process_figure(peer: &Peer, read: impl Fn(u32) -> Option<f64>) -> Cell {
+    match peer.tcp_pid.map(read) {
+        None => Cell::NotApplicable("no proxy process".into()),
+        Some(Some(v)) => Cell::Value(v),
+        Some(None) => Cell::Failed("the proxy process is gone".into()),
+    }
 }
 
 /// Starts one peer and makes its (so far empty) column.
@@ -280,7 +360,14 @@ fn start_slot(kind: PeerKind, setup: &Setup, progress: &Progress) -> Slot {
             None
         }
     };
-    Slot { peer, result, bulk_cpu: 0.0, bulk_bytes: 0 }
+    Slot { peer, result, bulk_cpu: 0.0, bulk_bytes: 0, threads_seen: None, conn_cpu: 0.0, conns: 0 }
+}
+
+impl Slot {
+    /// Keeps the most threads seen.
+    fn saw_threads(&mut self, threads: Option<u64>) {
+        self.threads_seen = self.threads_seen.max(threads);
+    }
 }
 
 /// The UDP rate and loss of one peer.

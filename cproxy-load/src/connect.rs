@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use testkit::procfs;
+
 use crate::backend::ECHO;
 use crate::load::{self, LoadError, Window};
 
@@ -24,10 +26,20 @@ pub struct ConnectRate {
     pub failed: u64,
     /// The first failure, if any.
     pub first_failure: Option<LoadError>,
+    /// The proxy process's threads at the end of the counted window (`None` without a proxy).
+    pub proxy_threads: Option<u64>,
+    /// CPU seconds the proxy process used in the counted window (`None` without a proxy).
+    pub proxy_cpu_seconds: Option<f64>,
 }
 
-/// Runs `clients` clients against `target` for `window`.
-pub fn run(target: SocketAddr, clients: usize, window: Window) -> Result<ConnectRate, LoadError> {
+/// Runs `clients` clients against `target` for `window`, and measures the CPU time of `proxy`
+/// (the forwarding process, if there is one) over the counted window and its threads at its end.
+pub fn run(
+    target: SocketAddr,
+    clients: usize,
+    window: Window,
+    proxy: Option<u32>,
+) -> Result<ConnectRate, LoadError> {
     load::check_loopback(target)?;
     let clients = clients.max(1);
     let (start, end) = window.starting_now();
@@ -35,7 +47,8 @@ pub fn run(target: SocketAddr, clients: usize, window: Window) -> Result<Connect
     let failed = AtomicU64::new(0);
     let attempts = AtomicU64::new(0);
     let first_failure: Mutex<Option<LoadError>> = Mutex::new(None);
-    std::thread::scope(|s| {
+    let cpu = || proxy.and_then(procfs::tree_cpu_seconds);
+    let (proxy_threads, proxy_cpu_seconds) = std::thread::scope(|s| {
         for _ in 0..clients {
             s.spawn(|| {
                 while Instant::now() < end
@@ -57,6 +70,11 @@ pub fn run(target: SocketAddr, clients: usize, window: Window) -> Result<Connect
                 }
             });
         }
+        load::sleep_until(start);
+        let cpu0 = cpu();
+        load::sleep_until(end);
+        let used = cpu().zip(cpu0).map(|(b, a)| b - a);
+        (proxy.and_then(procfs::threads), used)
     });
     let seconds = (Instant::now().min(end) - start).as_secs_f64();
     let completed = completed.into_inner();
@@ -70,6 +88,8 @@ pub fn run(target: SocketAddr, clients: usize, window: Window) -> Result<Connect
         completed,
         failed: failed.into_inner(),
         first_failure,
+        proxy_threads,
+        proxy_cpu_seconds,
     })
 }
 
@@ -96,8 +116,10 @@ mod tests {
     fn direct_connections_complete_and_are_counted() {
         let b = Backends::start(4).unwrap();
         let w = Window { warmup: Duration::from_millis(20), duration: Duration::from_millis(200) };
-        let r = run(b.tcp, 2, w).unwrap();
+        let r = run(b.tcp, 2, w, Some(std::process::id())).unwrap();
         assert!(r.completed > 0 && r.per_second > 0.0);
         assert_eq!(r.failed, 0, "{:?}", r.first_failure);
+        assert!(r.proxy_threads.is_some_and(|n| n >= 2), "this process and its clients");
+        assert!(r.proxy_cpu_seconds.is_some_and(|s| s > 0.0), "this process's clients' CPU");
     }
 }

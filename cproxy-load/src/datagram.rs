@@ -1,5 +1,5 @@
-//! UDP request/response: clients that each send a 64-byte datagram and wait for it to come
-//! back (or time out, which counts as lost) before sending the next; transactions per second
+//! UDP request/response: clients that each send a 64-byte datagram (which starts with the
+//! backend's [`ECHO`] byte) and wait for it to come back (or time out, which counts as lost) before sending the next; transactions per second
 //! and loss.
 //!
 //! A forwarder that accepts datagrams but returns none is measured, not failed: the figure is
@@ -10,6 +10,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::backend::ECHO;
 use crate::latency::MESSAGE;
 use crate::load::{self, LoadError, Window};
 
@@ -105,7 +106,9 @@ fn client(
     sock.connect(target).map_err(|e| LoadError::io("cannot connect to", target, &e))?;
     let mut out = [0u8; MESSAGE];
     let mut back = [0u8; MESSAGE];
-    out[8..16].copy_from_slice(&id.to_le_bytes());
+    // The first byte asks the backend for an echo, the rest tells the requests apart.
+    out[0] = ECHO;
+    out[9..17].copy_from_slice(&id.to_le_bytes());
     let (mut lost_ever, mut answered_ever) = (0u64, 0u64);
     for seq in 0..MAX_REQUESTS {
         if Instant::now() >= end || load::interrupted() {
@@ -114,7 +117,7 @@ fn client(
         if answered_ever == 0 && lost_ever >= GIVE_UP_AFTER {
             break;
         }
-        out[..8].copy_from_slice(&seq.to_le_bytes());
+        out[1..9].copy_from_slice(&seq.to_le_bytes());
         let counted = Instant::now() >= start;
         let answered = match sock.send(&out) {
             Ok(_) => wait_reply(&sock, &out, &mut back, tally)?,

@@ -32,14 +32,16 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     a.zip(b).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b)
 }
 
-/// Every goal, checked against `r`.
+/// Every goal, checked against `r`: issue 6's against direct and socat, then issue 23's against
+/// the proxies a busy port is otherwise served by (a ratio ≥ 1 is not slower) and for idle
+/// threads.
 pub fn goals(r: &Results) -> Vec<Goal> {
-    use PeerKind::{Cproxy, CproxyCopy, Direct, Socat};
+    use PeerKind::{Cproxy, CproxyCopy, Direct, DockerProxy, Haproxy, Socat};
     let cproxy = |f| figure(r, Cproxy, f);
     let of = |kind, f| ratio(cproxy(f), figure(r, kind, f));
     let added = |f| cproxy(f).zip(figure(r, Direct, f)).map(|(c, d)| c - d);
     let streams = r.settings.streams;
-    vec![
+    let mut goals = vec![
         at_least("TCP 1-stream throughput ≥ 0.85 of direct", of(Direct, Figure::Tcp1), 0.85, ""),
         at_least(
             &format!("TCP {streams}-stream throughput ≥ 0.80 of direct"),
@@ -64,7 +66,20 @@ pub fn goals(r: &Results) -> Vec<Goal> {
             0.5,
             "",
         ),
-    ]
+    ];
+    let (clients, many) = (r.settings.clients, r.settings.many_clients);
+    let busy = [
+        (format!("TCP {streams}-stream"), Figure::TcpN),
+        (format!("connection rate, {clients} clients,"), Figure::ConnRate),
+        (format!("connection rate, {many} clients,"), Figure::ConnRateMany),
+    ];
+    for (what, f) in busy {
+        for (peer, name) in [(DockerProxy, "docker-proxy"), (Haproxy, "HAProxy")] {
+            goals.push(at_least(&format!("{what} ≥ {name}'s"), of(peer, f), 1.0, "×"));
+        }
+    }
+    goals.push(at_most("threads idle: 1", cproxy(Figure::ThreadsIdle), 1.0, ""));
+    goals
 }
 
 /// A goal met when `value ≥ bound`.

@@ -20,6 +20,7 @@ mod process;
 mod report;
 mod results;
 mod stats;
+mod udp_bulk;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -104,6 +105,10 @@ struct CompareArgs {
     /// yardstick
     #[arg(long, value_enum, value_delimiter = ',')]
     peers: Vec<PeerKind>,
+    /// Another cproxy build to measure beside the first, as the peer cproxy-baseline (e.g.
+    /// main's, for a change's before and after in one run)
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<PathBuf>,
     /// Counted time of each load [default: 3s, 1s with --quick]
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     duration: Option<Duration>,
@@ -118,6 +123,15 @@ struct CompareArgs {
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     clients: u16,
+    /// Concurrent clients of the second connection-rate figure
+    #[arg(long = "many-clients", value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    many_clients: u16,
+    /// Bytes of each datagram of the UDP bulk figure (one sender) [default: 1472, the most an
+    /// Ethernet frame carries unfragmented]
+    #[arg(long = "udp-size", value_name = "BYTES",
+          value_parser = clap::value_parser!(u16).range(1..=udp_bulk::MAX_SIZE as i64))]
+    udp_size: Option<u16>,
     /// Skip the iperf3 cross-check of the direct 1-stream figure
     #[arg(long = "no-iperf3")]
     no_iperf3: bool,
@@ -160,7 +174,7 @@ fn compare(args: CompareArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let peers = selected_peers(&args.peers);
+    let peers = selected_peers(&args.peers, args.baseline.is_some());
     let (warmup, duration, rounds) = if args.quick {
         (Duration::from_millis(200), Duration::from_secs(1), 1)
     } else {
@@ -172,9 +186,12 @@ fn compare(args: CompareArgs) -> ExitCode {
         rounds: args.rounds.map_or(rounds, usize::from),
         streams: args.streams.into(),
         clients: args.clients.into(),
+        many_clients: args.many_clients.into(),
+        udp_size: args.udp_size.map_or(udp_bulk::DEFAULT_SIZE, usize::from),
         iperf3: !args.quick && !args.no_iperf3,
         cproxy,
         docker_proxy: args.docker_proxy.or_else(|| testkit::spawn::find_program("docker-proxy")),
+        baseline: args.baseline,
         quick: args.quick,
     };
     eprintln!("cproxy-load: cproxy is {}", settings.cproxy.describe());
@@ -209,13 +226,17 @@ fn compare(args: CompareArgs) -> ExitCode {
     code
 }
 
-/// The peers to run, in table order: direct first, then those asked for (all if none were).
-fn selected_peers(asked: &[PeerKind]) -> Vec<PeerKind> {
+/// The peers to run, in table order: direct first, then those asked for (all if none were),
+/// and the baseline after cproxy if there is one.
+fn selected_peers(asked: &[PeerKind], baseline: bool) -> Vec<PeerKind> {
     let asked = if asked.is_empty() { &PeerKind::ALL[..] } else { asked };
     let mut peers = vec![PeerKind::Direct];
     for &p in asked {
         if !peers.contains(&p) {
             peers.push(p);
+        }
+        if p == PeerKind::Cproxy && baseline && !asked.contains(&PeerKind::CproxyBaseline) {
+            peers.push(PeerKind::CproxyBaseline);
         }
     }
     peers
@@ -227,8 +248,8 @@ fn header(r: &Results) -> String {
     let s = &r.settings;
     format!(
         "cproxy-load compare{}: {} cores, {}, kernel {}, load average {} -> {}\n\
-         each load {:.1}s after {:.1}s warmup; throughput: median of {} round(s); {} clients; \
-         {:.0}s in all\n\n",
+         each load {:.1}s after {:.1}s warmup; throughput: median of {} round(s); {} clients \
+         ({} for the second connection rate); {:.0}s in all\n\n",
         if s.quick { " --quick" } else { "" },
         m.cores,
         m.cpu,
@@ -239,6 +260,7 @@ fn header(r: &Results) -> String {
         s.window.warmup.as_secs_f64(),
         s.rounds,
         s.clients,
+        s.many_clients,
         r.elapsed.as_secs_f64(),
     )
 }
@@ -345,14 +367,26 @@ mod tests {
     #[test]
     fn compare_defaults_to_every_peer_and_eight_streams() {
         let a = compare_args(&[]);
-        assert_eq!(selected_peers(&a.peers), PeerKind::ALL);
+        assert_eq!(selected_peers(&a.peers, false), PeerKind::ALL);
         assert_eq!((a.streams, a.quick, a.json), (8, false, None));
     }
 
     #[test]
     fn peers_are_chosen_by_comma_separated_names_after_direct() {
         let a = compare_args(&["--peers", "socat,cproxy,socat"]);
-        assert_eq!(selected_peers(&a.peers), [PeerKind::Direct, PeerKind::Socat, PeerKind::Cproxy]);
+        assert_eq!(
+            selected_peers(&a.peers, false),
+            [PeerKind::Direct, PeerKind::Socat, PeerKind::Cproxy]
+        );
+    }
+
+    #[test]
+    fn a_baseline_is_measured_right_after_cproxy() {
+        let a = compare_args(&["--peers", "socat,cproxy", "--baseline", "/bin/true"]);
+        let peers = selected_peers(&a.peers, a.baseline.is_some());
+        let expected =
+            [PeerKind::Direct, PeerKind::Socat, PeerKind::Cproxy, PeerKind::CproxyBaseline];
+        assert_eq!(peers, expected);
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum PeerKind {
     /// (not in the default set: `--peers cproxy,cproxy-metrics` puts metrics on against off
     /// in one run).
     CproxyMetrics,
+    /// Another cproxy build (`--baseline PATH`, e.g. main's), run as `cproxy` is: before and
+    /// after a change in one run.
+    CproxyBaseline,
 }
 
 impl PeerKind {
@@ -57,6 +60,7 @@ impl PeerKind {
             PeerKind::Haproxy => "haproxy-splice",
             PeerKind::DockerProxy => "docker-proxy",
             PeerKind::CproxyMetrics => "cproxy-metrics",
+            PeerKind::CproxyBaseline => "cproxy-baseline",
         }
     }
 
@@ -108,6 +112,8 @@ pub struct Setup<'a> {
     pub cproxy: &'a CproxyBin,
     /// docker-proxy's binary, if one was given or found.
     pub docker_proxy: Option<&'a Path>,
+    /// Another cproxy binary to measure beside the first, if one was given.
+    pub baseline: Option<&'a Path>,
     /// Configs and logs.
     pub dir: &'a TempDir,
 }
@@ -122,6 +128,9 @@ pub struct Peer {
     pub udp: Result<SocketAddr, &'static str>,
     /// The process forwarding TCP, whose memory and CPU are measured (`None` for direct).
     pub tcp_pid: Option<u32>,
+    /// The process forwarding UDP, whose CPU the UDP bulk load measures (`None` for direct
+    /// and a peer without UDP).
+    pub udp_pid: Option<u32>,
     /// Its version, for the report.
     pub version: Option<String>,
     /// Its processes, stopped when the peer drops.
@@ -148,6 +157,7 @@ pub fn start(kind: PeerKind, setup: &Setup) -> Result<Peer, NotStarted> {
             tcp: b.tcp,
             udp: Ok(b.udp),
             tcp_pid: None,
+            udp_pid: None,
             version: None,
             _scraper: None,
             _processes: Vec::new(),
@@ -165,6 +175,12 @@ pub fn start(kind: PeerKind, setup: &Setup) -> Result<Peer, NotStarted> {
             start_docker_proxy_like(kind, &|| Command::new(path), &[], setup)
         }
         PeerKind::CproxyMetrics => start_cproxy_metrics(setup),
+        PeerKind::CproxyBaseline => {
+            let path = setup.baseline.ok_or_else(|| {
+                NotStarted::Skipped("no baseline cproxy (--baseline PATH names one)".to_string())
+            })?;
+            start_docker_proxy_like(kind, &|| Command::new(path), &[], setup)
+        }
         PeerKind::Socat => start_socat(setup),
         PeerKind::Haproxy => start_haproxy(setup),
     }
@@ -196,6 +212,7 @@ fn start_docker_proxy_like(
         tcp: loopback(tcp_port),
         udp: Ok(loopback(udp_port)),
         tcp_pid: Some(tcp.pid()),
+        udp_pid: Some(udp.pid()),
         version: output_line(version).filter(|v| !v.starts_with("Usage")),
         _processes: vec![tcp, udp],
         _scraper: None,
@@ -227,6 +244,7 @@ fn start_cproxy_metrics(setup: &Setup) -> Result<Peer, NotStarted> {
         tcp: loopback(tcp_port),
         udp: Ok(loopback(udp_port)),
         tcp_pid: Some(process.pid()),
+        udp_pid: Some(process.pid()),
         version: output_line({
             let mut v = Command::new(program);
             v.arg("-v");
@@ -296,6 +314,7 @@ fn start_socat(setup: &Setup) -> Result<Peer, NotStarted> {
         tcp: loopback(tcp_port),
         udp: Ok(loopback(udp_port)),
         tcp_pid: Some(tcp.pid()),
+        udp_pid: Some(udp.pid()),
         version: version_line(&socat, &["-V"], "socat version"),
         _processes: vec![tcp, udp],
         _scraper: None,
@@ -321,6 +340,7 @@ fn start_haproxy(setup: &Setup) -> Result<Peer, NotStarted> {
         tcp: loopback(tcp_port),
         udp: Err("HAProxy does not forward UDP"),
         tcp_pid: Some(tcp.pid()),
+        udp_pid: None,
         version: version_line(&haproxy, &["-v"], "HAProxy version"),
         _processes: vec![tcp],
         _scraper: None,
@@ -456,7 +476,8 @@ mod tests {
         let b = Backends::start(1).unwrap();
         let dir = TempDir::new("cproxy-load").unwrap();
         let bin = CproxyBin::Path(PathBuf::from("/nonexistent"));
-        let setup = Setup { backends: &b, cproxy: &bin, docker_proxy: None, dir: &dir };
+        let setup =
+            Setup { backends: &b, cproxy: &bin, docker_proxy: None, baseline: None, dir: &dir };
         assert!(matches!(start(PeerKind::DockerProxy, &setup), Err(NotStarted::Skipped(_))));
     }
 
@@ -465,7 +486,8 @@ mod tests {
         let b = Backends::start(1).unwrap();
         let dir = TempDir::new("cproxy-load").unwrap();
         let bin = CproxyBin::Path(PathBuf::from("/nonexistent"));
-        let setup = Setup { backends: &b, cproxy: &bin, docker_proxy: None, dir: &dir };
+        let setup =
+            Setup { backends: &b, cproxy: &bin, docker_proxy: None, baseline: None, dir: &dir };
         let p = start(PeerKind::Direct, &setup).unwrap();
         assert_eq!((p.tcp, p.udp, p.tcp_pid), (b.tcp, Ok(b.udp), None));
     }

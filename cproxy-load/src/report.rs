@@ -22,12 +22,17 @@ enum Compare {
 fn shape(f: Figure) -> (&'static str, usize, Compare) {
     match f {
         Figure::Tcp1 | Figure::TcpN => ("Gbit/s", 2, Compare::Ratio),
-        Figure::ConnRate => ("conn/s", 0, Compare::Ratio),
+        Figure::ConnRate | Figure::ConnRateMany => ("conn/s", 0, Compare::Ratio),
         Figure::P50 | Figure::P99 | Figure::P999 => ("µs", 1, Compare::RatioAndAdded),
         Figure::UdpRate => ("tx/s", 0, Compare::Ratio),
         Figure::UdpLoss => ("%", 2, Compare::None),
-        Figure::RssIdle | Figure::RssPeak => ("MiB", 1, Compare::None),
-        Figure::CpuPerGb => ("s/GB", 3, Compare::None),
+        Figure::UdpBulk => ("Gbit/s", 2, Compare::Ratio),
+        Figure::RssIdle | Figure::PssIdle | Figure::RssPeak | Figure::PssEnd => {
+            ("MiB", 1, Compare::None)
+        }
+        Figure::CpuPerGb | Figure::UdpBulkCpu => ("s/GB", 3, Compare::None),
+        Figure::CpuPerConn => ("µs", 1, Compare::None),
+        Figure::ThreadsIdle | Figure::ThreadsBusy => ("threads", 0, Compare::None),
     }
 }
 
@@ -37,14 +42,22 @@ fn key(f: Figure) -> &'static str {
         Figure::Tcp1 => "tcp_1stream_gbit_s",
         Figure::TcpN => "tcp_nstream_gbit_s",
         Figure::ConnRate => "tcp_connections_per_s",
+        Figure::ConnRateMany => "tcp_connections_many_clients_per_s",
         Figure::P50 => "latency_p50_us",
         Figure::P99 => "latency_p99_us",
         Figure::P999 => "latency_p999_us",
         Figure::UdpRate => "udp_transactions_per_s",
         Figure::UdpLoss => "udp_loss_percent",
+        Figure::UdpBulk => "udp_bulk_gbit_s",
+        Figure::UdpBulkCpu => "udp_bulk_cpu_seconds_per_gb",
         Figure::RssIdle => "rss_idle_mib",
+        Figure::PssIdle => "pss_idle_mib",
         Figure::RssPeak => "rss_peak_mib",
+        Figure::PssEnd => "pss_end_mib",
         Figure::CpuPerGb => "cpu_seconds_per_gb",
+        Figure::CpuPerConn => "cpu_us_per_connection",
+        Figure::ThreadsIdle => "threads_idle",
+        Figure::ThreadsBusy => "threads_busy",
     }
 }
 
@@ -227,6 +240,8 @@ pub fn json(r: &Results) -> String {
             throughput_rounds: s.rounds,
             streams: s.streams,
             clients: s.clients,
+            many_clients: s.many_clients,
+            udp_size: s.udp_size,
             cproxy: s.cproxy.describe(),
         },
         machine: MachineJson {
@@ -282,6 +297,10 @@ struct SettingsJson {
     throughput_rounds: usize,
     streams: usize,
     clients: usize,
+    /// Clients of the second connection-rate figure.
+    many_clients: usize,
+    /// Bytes of each datagram of the UDP bulk figure.
+    udp_size: usize,
     /// The cproxy measured, as [`crate::peer::CproxyBin::describe`] says.
     cproxy: String,
 }

@@ -14,8 +14,10 @@ pub enum Figure {
     Tcp1,
     /// TCP bulk throughput, `streams` streams (Gbit/s).
     TcpN,
-    /// TCP connect + 1-byte echo + close, per second.
+    /// TCP connect + 1-byte echo + close, per second, `clients` clients.
     ConnRate,
+    /// The same with `many_clients` clients.
+    ConnRateMany,
     /// 64-byte request/response round trip, median (µs).
     P50,
     /// … 99th percentile (µs).
@@ -26,28 +28,51 @@ pub enum Figure {
     UdpRate,
     /// UDP requests unanswered (%).
     UdpLoss,
+    /// UDP bulk throughput, one sender of `udp_size`-byte datagrams (Gbit/s).
+    UdpBulk,
+    /// CPU seconds the UDP forwarding process used per GB that arrived in the UDP bulk run.
+    UdpBulkCpu,
     /// Resident memory of the TCP forwarding process after start (MiB).
     RssIdle,
+    /// Its proportional share of resident memory after start, shared pages divided among
+    /// the processes sharing them (MiB).
+    PssIdle,
     /// Its peak resident memory over the run (MiB).
     RssPeak,
+    /// Its proportional share of resident memory after every load (MiB).
+    PssEnd,
     /// CPU seconds it used per GB forwarded in the bulk runs.
     CpuPerGb,
+    /// CPU µs it used per connection in the connection-rate runs.
+    CpuPerConn,
+    /// Threads of the TCP forwarding process after start.
+    ThreadsIdle,
+    /// The most threads it was seen with at the end of a TCP load.
+    ThreadsBusy,
 }
 
 impl Figure {
     /// Every figure, in table order.
-    pub const ALL: [Figure; 11] = [
+    pub const ALL: [Figure; 19] = [
         Figure::Tcp1,
         Figure::TcpN,
         Figure::ConnRate,
+        Figure::ConnRateMany,
         Figure::P50,
         Figure::P99,
         Figure::P999,
         Figure::UdpRate,
         Figure::UdpLoss,
+        Figure::UdpBulk,
+        Figure::UdpBulkCpu,
         Figure::RssIdle,
+        Figure::PssIdle,
         Figure::RssPeak,
+        Figure::PssEnd,
         Figure::CpuPerGb,
+        Figure::CpuPerConn,
+        Figure::ThreadsIdle,
+        Figure::ThreadsBusy,
     ];
 }
 
@@ -130,14 +155,22 @@ pub fn label(f: Figure, s: &Settings) -> String {
     match f {
         Figure::Tcp1 => "TCP 1-stream".into(),
         Figure::TcpN => format!("TCP {}-stream", s.streams),
-        Figure::ConnRate => "TCP connection rate".into(),
+        Figure::ConnRate => format!("TCP connection rate, {} clients", s.clients),
+        Figure::ConnRateMany => format!("TCP connection rate, {} clients", s.many_clients),
         Figure::P50 => "latency p50".into(),
         Figure::P99 => "latency p99".into(),
         Figure::P999 => "latency p99.9".into(),
         Figure::UdpRate => "UDP request/response".into(),
         Figure::UdpLoss => "UDP loss".into(),
+        Figure::UdpBulk => format!("UDP bulk, {} B datagrams", s.udp_size),
+        Figure::UdpBulkCpu => "UDP bulk CPU per GB".into(),
         Figure::RssIdle => "RSS idle".into(),
+        Figure::PssIdle => "PSS idle".into(),
         Figure::RssPeak => "RSS peak".into(),
+        Figure::PssEnd => "PSS after the loads".into(),
         Figure::CpuPerGb => "CPU per GB".into(),
+        Figure::CpuPerConn => "CPU per connection".into(),
+        Figure::ThreadsIdle => "threads idle".into(),
+        Figure::ThreadsBusy => "threads busy (most seen)".into(),
     }
 }

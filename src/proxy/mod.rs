@@ -13,6 +13,7 @@
 
 mod budget;
 mod error;
+mod lanes;
 pub mod proxy_proto;
 mod relay;
 mod tcp;
@@ -353,9 +354,10 @@ impl Stats {
         counter.load(Ordering::Relaxed)
     }
 
-    /// Registers a TCP connection's byte counters until the returned guard is dropped.
-    pub(crate) fn track(&self) -> TrackedTraffic<'_> {
-        let traffic = Arc::new(relay::Traffic::default());
+    /// Registers a TCP connection's byte counters until the returned guard is dropped; the
+    /// relay stamps `lane`, if any, as it moves bytes.
+    pub(crate) fn track(&self, lane: Option<Arc<lanes::Lane>>) -> TrackedTraffic<'_> {
+        let traffic = Arc::new(relay::Traffic::new(lane));
         let mut live = lock(&self.live);
         let key = live.next;
         live.next += 1;
@@ -415,6 +417,8 @@ pub(crate) struct BindingCtx {
     pub(crate) tasks: TaskTracker,
     /// The binding's share of the process's descriptors, if the proxy has a budget.
     pub(crate) descriptors: Option<Arc<budget::Share>>,
+    /// The threads a TCP binding's connections are spread over, if the proxy spreads.
+    pub(crate) lanes: Option<Arc<lanes::Lanes>>,
 }
 
 struct Entry {
@@ -436,6 +440,8 @@ struct Shared {
     kill_all: CancellationToken,
     /// The descriptors the bindings share, once [`Proxy::limit_descriptors`] set it.
     budget: Mutex<Option<Arc<budget::Budget>>>,
+    /// The threads connections are spread over, once [`Proxy::spread`] set them.
+    lanes: Mutex<Option<Arc<lanes::Lanes>>>,
 }
 
 /// A set of bindings served in this process. Cheap to clone; clones share the bindings.
@@ -460,6 +466,7 @@ impl Proxy {
                 stop_all: CancellationToken::new(),
                 kill_all: CancellationToken::new(),
                 budget: Mutex::new(None),
+                lanes: Mutex::new(None),
             }),
         }
     }
@@ -479,6 +486,24 @@ impl Proxy {
         *lock(&self.shared.budget) = Some(Arc::new(budget));
     }
 
+    /// Lets the TCP bindings added from now on spread their connections over up to
+    /// `max_threads` threads, this one included: worker threads start while connections overlap
+    /// and end once idle (see `lanes`), so an idle proxy keeps the one thread it has. Call it
+    /// from the runtime that serves the proxy (the one that `add` is called from); `1` or less
+    /// changes nothing. For a proxy in a multi-thread runtime, which spreads by itself, do not.
+    pub fn spread(&self, max_threads: usize) {
+        if max_threads > 1 {
+            let lanes = lanes::Lanes::new(max_threads, self.shared.stop_all.clone());
+            *lock(&self.shared.lanes) = Some(lanes);
+        }
+    }
+
+    /// Threads serving connections now (this one and the workers started by [`Proxy::spread`]),
+    /// and workers started in all; `None` if the proxy does not spread.
+    pub fn lanes(&self) -> Option<(usize, u64)> {
+        lock(&self.shared.lanes).as_ref().map(|l| (l.running(), l.started()))
+    }
+
     /// Binds `binding.host` and starts forwarding to `binding.backend`.
     pub fn add(&self, binding: Binding) -> Result<BindingInfo, ProxyError> {
         self.add_with(binding, BindingOptions::default())
@@ -493,7 +518,7 @@ impl Proxy {
         check_options(binding.proto, options)?;
         match binding.proto {
             Proto::Tcp => {
-                let listener = tcp::listen(binding.host)?;
+                let listener = tcp::listen(binding.host, self.shared.config.tcp_keepalive)?;
                 self.start(binding, Socket::Tcp(listener), options)
             }
             Proto::Udp => {
@@ -544,8 +569,8 @@ impl Proxy {
                     ));
                 }
                 sock.set_nonblocking(true).map_err(|e| ProxyError::BadSocket(e.to_string()))?;
-                let listener = tokio::net::TcpListener::from_std(sock.into())
-                    .map_err(|e| ProxyError::BadSocket(e.to_string()))?;
+                let listener =
+                    tcp::adopt(sock.into()).map_err(|e| ProxyError::BadSocket(e.to_string()))?;
                 self.start(binding, Socket::Tcp(listener), options)
             }
             Proto::Udp => {
@@ -590,6 +615,11 @@ impl Proxy {
                 // A UDP binding's descriptors are its sessions, bounded by udp_max_sessions.
                 Proto::Udp => None,
                 Proto::Tcp => lock(&self.shared.budget).as_ref().map(|b| b.share()),
+            },
+            lanes: match binding.proto {
+                // A UDP binding is one task, with no connections to spread.
+                Proto::Udp => None,
+                Proto::Tcp => lock(&self.shared.lanes).clone(),
             },
         };
         let entry = Entry {
@@ -739,7 +769,7 @@ async fn drain(entries: Vec<Entry>, grace: Duration) {
 }
 
 enum Socket {
-    Tcp(tokio::net::TcpListener),
+    Tcp(tcp::Listener),
     Udp(udp::HostSocket),
 }
 

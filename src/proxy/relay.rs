@@ -24,13 +24,14 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use super::lanes::Lane;
 use crate::sys;
 
 /// How a connection's bytes are moved.
@@ -321,10 +322,13 @@ pub(crate) struct Traffic {
     moved_ms: AtomicU64,
     /// When the counters were made (the connection was set up).
     since: Instant,
+    /// The thread the connection runs on, stamped as bytes move, if the proxy spreads.
+    lane: Option<Arc<Lane>>,
 }
 
-impl Default for Traffic {
-    fn default() -> Traffic {
+impl Traffic {
+    /// Counters of a connection served on `lane`.
+    pub(crate) fn new(lane: Option<Arc<Lane>>) -> Traffic {
         Traffic {
             to_backend: AtomicU64::new(0),
             to_client: AtomicU64::new(0),
@@ -333,11 +337,10 @@ impl Default for Traffic {
             buffered: AtomicU64::new(0),
             moved_ms: AtomicU64::new(0),
             since: Instant::now(),
+            lane,
         }
     }
-}
 
-impl Traffic {
     /// Bytes read from one side and not yet written to the other.
     pub(crate) fn buffered(&self) -> u64 {
         self.buffered.load(Ordering::Relaxed)
@@ -352,6 +355,9 @@ impl Traffic {
     fn moved(&self) {
         let now = self.since.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
         self.moved_ms.store(now, Ordering::Relaxed);
+        if let Some(lane) = &self.lane {
+            lane.stamp();
+        }
     }
 }
 

@@ -13,9 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
+use super::lanes::Seat;
 use super::proxy_proto;
 use super::relay;
 use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
@@ -30,17 +33,65 @@ const BACKLOG: i32 = 4096;
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Binds and listens on `addr` as docker-proxy does: `SO_REUSEADDR`, and IPv6 sockets are
-/// IPv6-only (Docker runs a separate proxy per address family).
-pub(crate) fn listen(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
-    let err = |e| ProxyError::listen(Proto::Tcp, addr, e);
-    let sock = listening_socket(addr).map_err(err)?;
-    TcpListener::from_std(sock.into()).map_err(err)
+/// A listening socket registered with the runtime that accepts on it. Connections are accepted
+/// without the runtime (see [`accept`]), so that each registers only with the runtime of the
+/// thread that serves it.
+pub(crate) struct Listener {
+    socket: AsyncFd<std::net::TcpListener>,
+    /// Its connections have their socket options from it: they were set on it before it
+    /// listened (Linux copies a listener's socket and TCP options into each connection it
+    /// accepts), which saves five system calls per connection.
+    inherited: bool,
 }
 
-/// The socket [`listen`] serves: non-blocking, close-on-exec, bound and listening. Shared with
-/// the port allocator, whose sockets end up served the same way.
+impl Listener {
+    /// The bound address.
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.get_ref().local_addr()
+    }
+}
+
+/// Binds and listens on `addr` as docker-proxy does: `SO_REUSEADDR`, and IPv6 sockets are
+/// IPv6-only (Docker runs a separate proxy per address family). Its connections inherit their
+/// socket options, `keepalive` among them.
+pub(crate) fn listen(
+    addr: SocketAddr,
+    keepalive: Option<Duration>,
+) -> Result<Listener, ProxyError> {
+    let err = |e| ProxyError::listen(Proto::Tcp, addr, e);
+    let sock = bound_socket(addr).map_err(err)?;
+    // Before it listens: a connection the kernel completed earlier would have none of them.
+    let inherited = socket_options(&sock, keepalive).is_ok();
+    sock.listen(BACKLOG).map_err(err)?;
+    let socket = watch(sock.into()).map_err(err)?;
+    Ok(Listener { socket, inherited })
+}
+
+/// Serves a listening socket someone else made (dockerd's `-use-listen-fd`, the port
+/// allocator's). Connections may have queued before cproxy had it, so each gets its socket
+/// options.
+pub(crate) fn adopt(listener: std::net::TcpListener) -> io::Result<Listener> {
+    Ok(Listener { socket: watch(listener)?, inherited: false })
+}
+
+/// Registers a listening socket with the current runtime, for [`accept`].
+fn watch(listener: std::net::TcpListener) -> io::Result<AsyncFd<std::net::TcpListener>> {
+    // SAFETY: the `AsyncFd` owns the listener, whose descriptor stays open, and is the one
+    // `as_raw_fd` returns, for as long as it is registered.
+    let watched = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) };
+    watched.map_err(io::Error::from)
+}
+
+/// A socket as [`listen`] serves it: non-blocking, close-on-exec, bound and listening. Shared
+/// with the port allocator, whose sockets end up served the same way.
 pub(crate) fn listening_socket(addr: SocketAddr) -> io::Result<socket2::Socket> {
+    let sock = bound_socket(addr)?;
+    sock.listen(BACKLOG)?;
+    Ok(sock)
+}
+
+/// A non-blocking, close-on-exec TCP socket bound to `addr`, not yet listening.
+fn bound_socket(addr: SocketAddr) -> io::Result<socket2::Socket> {
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM.nonblocking().cloexec(),
@@ -51,7 +102,6 @@ pub(crate) fn listening_socket(addr: SocketAddr) -> io::Result<socket2::Socket> 
         sock.set_only_v6(true)?;
     }
     sock.bind(&addr.into())?;
-    sock.listen(BACKLOG)?;
     Ok(sock)
 }
 
@@ -123,7 +173,8 @@ impl Exhaustion {
 /// Serves a TCP binding until its `stop` token is cancelled; the listener closes on return.
 /// Runs in its binding's span (`binding{proto, host, backend}`, entered by the caller); each
 /// connection runs in a `conn{client}` span under it.
-pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
+pub(crate) async fn serve(listener: Listener, ctx: BindingCtx) {
+    let inherited = listener.inherited;
     let ctx = Arc::new(ctx);
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections.min(Semaphore::MAX_PERMITS)));
     let exhaustion = Arc::new(Exhaustion::new(ctx.stats.clone()));
@@ -143,7 +194,7 @@ pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
         let accepted = tokio::select! {
             biased;
             _ = ctx.stop.cancelled() => break,
-            r = listener.accept() => r,
+            r = accept(&listener) => r,
         };
         let (client, peer) = match accepted {
             Ok(c) => c,
@@ -156,14 +207,14 @@ pub(crate) async fn serve(listener: TcpListener, ctx: BindingCtx) {
                 continue;
             }
         };
-        admit(client, peer, &ctx, &limit, &exhaustion);
+        admit(client, peer, &ctx, &limit, &exhaustion, inherited);
     }
     // Clients the kernel already completed a handshake with believe they are connected:
     // serve them rather than reset them with the listener. No more than the backlog can hold:
     // clients still connecting at full speed would otherwise keep the port open for ever.
     let mut drained = 0usize;
     for (client, peer) in queued(&listener).take(QUEUED_AT_STOP) {
-        admit(client, peer, &ctx, &limit, &exhaustion);
+        admit(client, peer, &ctx, &limit, &exhaustion, inherited);
         drained += 1;
     }
     if drained > 0 {
@@ -176,23 +227,38 @@ const QUEUED_AT_STOP: usize = BACKLOG as usize;
 
 /// The connections waiting in `listener`'s accept queue, taken without waiting on the
 /// runtime's readiness (which may not have seen them yet); ends when the queue is empty.
-fn queued(listener: &TcpListener) -> impl Iterator<Item = (TcpStream, SocketAddr)> + '_ {
-    std::iter::from_fn(move || {
-        let (sock, peer) = socket2::SockRef::from(listener).accept().ok()?;
-        sock.set_nonblocking(true).ok()?;
-        let stream = TcpStream::from_std(sock.into()).ok()?;
-        Some((stream, peer.as_socket()?))
-    })
+fn queued(listener: &Listener) -> impl Iterator<Item = (std::net::TcpStream, SocketAddr)> + '_ {
+    std::iter::from_fn(move || accept_now(listener.socket.get_ref()).ok())
+}
+
+/// The next connection: non-blocking and close-on-exec, and registered with no runtime yet.
+async fn accept(listener: &Listener) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    loop {
+        let mut ready = listener.socket.readable().await?;
+        if let Ok(accepted) = ready.try_io(|l| accept_now(l.get_ref())) {
+            return accepted;
+        }
+    }
+}
+
+/// One `accept4`, without waiting: `WouldBlock` when the queue is empty.
+fn accept_now(listener: &std::net::TcpListener) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    let (sock, peer) = socket2::SockRef::from(listener).accept4(flags)?;
+    let peer = peer.as_socket().ok_or_else(|| io::Error::other("a peer without an IP address"))?;
+    Ok((sock.into(), peer))
 }
 
 /// Starts serving an accepted client, or resets it if the binding is at its connection limit
-/// or out of its share of descriptors.
+/// or out of its share of descriptors. `inherited`: the client's socket has its options from
+/// its listener.
 fn admit(
-    client: TcpStream,
+    client: std::net::TcpStream,
     peer: SocketAddr,
     ctx: &Arc<BindingCtx>,
     limit: &Arc<Semaphore>,
     exhaustion: &Arc<Exhaustion>,
+    inherited: bool,
 ) {
     Stats::add(&ctx.stats.accepted, 1);
     let Ok(permit) = limit.clone().try_acquire_owned() else {
@@ -218,19 +284,35 @@ fn admit(
     // disabled (the default), the binding's span stands in for it, so that the connection's
     // warnings (out of descriptors at a dial, say) still name their binding.
     let span = tracing::debug_span!("conn", client = %peer).or_current();
+    let seat = ctx.lanes.as_ref().map(|lanes| lanes.place());
+    let handle = seat.as_ref().and_then(Seat::handle).cloned();
     let task = async move {
         Stats::add(&conn_ctx.stats.active, 1);
         // A token of the connection's own: polled at every wake-up, it must not share a lock
         // with every other connection of the binding.
         let kill = conn_ctx.kill.child_token();
-        tokio::select! {
-            _ = connection(client, peer, &conn_ctx, &exhaustion) => {}
-            _ = kill.cancelled() => {}
+        // Registered with the runtime of the thread it runs on, so its readiness wakes no other.
+        if !inherited {
+            let _ = socket_options(&client, conn_ctx.config.tcp_keepalive);
+        }
+        match TcpStream::from_std(client) {
+            Ok(client) => tokio::select! {
+                _ = connection(client, peer, &conn_ctx, &exhaustion, seat.as_ref()) => {}
+                _ = kill.cancelled() => {}
+            },
+            Err(e) => {
+                exhaustion.hit(&e);
+                tracing::debug!(error = %e, "cannot watch the accepted connection, closing it");
+            }
         }
         Stats::sub(&conn_ctx.stats.active, 1);
-        drop((permit, descriptors));
+        drop((permit, descriptors, seat));
     };
-    ctx.tasks.spawn(tracing::Instrument::instrument(task, span));
+    let task = tracing::Instrument::instrument(task, span);
+    match handle {
+        Some(worker) => ctx.tasks.spawn_on(task, &worker),
+        None => ctx.tasks.spawn(task),
+    };
 }
 
 /// Dials the backend within the connect timeout and relays; a client whose backend cannot be
@@ -240,9 +322,9 @@ async fn connection(
     peer: SocketAddr,
     ctx: &BindingCtx,
     exhaustion: &Exhaustion,
+    seat: Option<&Seat>,
 ) {
     let _cut_client = ResetIfCut { sock: &client, kill: &ctx.kill };
-    keep_alive(&client, ctx.config.tcp_keepalive);
     let dialing = unless_stopped(dial(ctx.backend, ctx.config.tcp_keepalive), &ctx.stop);
     let backend = match tokio::time::timeout(ctx.config.connect_timeout, dialing).await {
         Ok(Ok(s)) => s,
@@ -273,19 +355,10 @@ async fn connection(
         reset(&backend);
         return;
     }
-    // Go (and so docker-proxy) sets TCP_NODELAY on every connection; a relay must not add
-    // Nagle delays to small writes either.
-    let _ = client.set_nodelay(true);
-    let _ = backend.set_nodelay(true);
-    // Urgent data (telnet, FTP) stays in the byte stream, so the relay passes it on in place
-    // instead of losing it or stopping at it.
-    for s in [&client, &backend] {
-        let _ = socket2::SockRef::from(s).set_out_of_band_inline(true);
-    }
     let _cut_backend = ResetIfCut { sock: &backend, kill: &ctx.kill };
     // Live, so that a scrape counts the bytes of connections still open; its totals move to
     // the binding's counters when it ends.
-    let traffic = ctx.stats.track();
+    let traffic = ctx.stats.track(seat.map(|s| s.lane().clone()));
     let stages = match relay::Stages::new(ctx.config.relay, &ctx.pipes) {
         Ok(stages) => stages,
         Err(e) => {
@@ -314,23 +387,39 @@ async fn connection(
 
 async fn dial(addr: SocketAddr, keepalive: Option<Duration>) -> io::Result<TcpStream> {
     let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    keep_alive(&sock, keepalive);
+    let _ = socket_options(&sock, keepalive);
     sock.connect(addr).await
+}
+
+/// The options of both sockets of a connection. Best effort: a socket that refuses one still
+/// carries its connection.
+/// - Go (and so docker-proxy) sets `TCP_NODELAY` on every connection; a relay must not add
+///   Nagle delays to small writes either.
+/// - Urgent data (telnet, FTP) stays in the byte stream (`SO_OOBINLINE`), so the relay passes it
+///   on in place instead of losing it or stopping at it.
+/// - TCP keepalive, as [`keep_alive`].
+fn socket_options(sock: &impl AsFd, keepalive: Option<Duration>) -> io::Result<()> {
+    let sock = socket2::SockRef::from(sock);
+    let set = [
+        sock.set_tcp_nodelay(true),
+        sock.set_out_of_band_inline(true),
+        keep_alive(&sock, keepalive),
+    ];
+    set.into_iter().collect()
 }
 
 /// Turns on TCP keepalive with `period` as both the idle time before the first probe and the
 /// time between probes, as Go sets it (the number of probes is the kernel's, 9 by default).
-/// Best effort: a socket that refuses it still carries its connection.
-fn keep_alive(sock: &impl std::os::fd::AsFd, period: Option<Duration>) {
-    let Some(period) = period else { return };
+fn keep_alive(sock: &socket2::SockRef<'_>, period: Option<Duration>) -> io::Result<()> {
+    let Some(period) = period else { return Ok(()) };
     let keepalive = socket2::TcpKeepalive::new().with_time(period).with_interval(period);
-    if let Err(e) = socket2::SockRef::from(sock).set_tcp_keepalive(&keepalive) {
+    sock.set_tcp_keepalive(&keepalive).inspect_err(|e| {
         tracing::debug!(error = %e, "cannot turn on TCP keepalive");
-    }
+    })
 }
 
 /// Arranges for `s` to be closed with a RST when it is dropped.
-fn reset(s: &TcpStream) {
+fn reset(s: &impl AsFd) {
     let _ = sys::reset_on_close(s.as_fd());
 }
 
@@ -340,12 +429,29 @@ mod tests {
 
     #[tokio::test]
     async fn the_queue_at_stop_is_taken_only_as_far_as_asked() {
-        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = listen("127.0.0.1:0".parse().unwrap(), None).unwrap();
         let addr = listener.local_addr().unwrap();
         let clients: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
         // All three handshakes are complete (connect returned): they wait in the queue.
         assert_eq!(queued(&listener).take(2).count(), 2);
         assert_eq!(queued(&listener).count(), 1, "the rest stay queued");
         drop(clients);
+    }
+
+    /// What `serve` relies on to skip setting them on every connection.
+    #[tokio::test]
+    async fn the_listeners_socket_options_reach_the_connections_it_accepts() {
+        let period = Duration::from_secs(7);
+        let listener = listen("127.0.0.1:0".parse().unwrap(), Some(period)).unwrap();
+        assert!(listener.inherited);
+        let addr = listener.local_addr().unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let (accepted, _) = queued(&listener).next().unwrap();
+        let sock = socket2::SockRef::from(&accepted);
+        assert!(sock.tcp_nodelay().unwrap(), "TCP_NODELAY");
+        assert!(sock.out_of_band_inline().unwrap(), "SO_OOBINLINE");
+        assert!(sock.keepalive().unwrap(), "SO_KEEPALIVE");
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), period);
+        assert_eq!(sock.tcp_keepalive_interval().unwrap(), period);
     }
 }

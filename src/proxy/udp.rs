@@ -27,8 +27,8 @@ use std::time::Instant;
 
 use nix::sys::epoll::EpollEvent;
 
-use self::backend::{Poller, SessionSocket};
-use self::host::{Host, MAX_DATAGRAM, ReplySource};
+use self::backend::{Poller, Segmenting, SessionSocket};
+use self::host::{BATCH, Host, MAX_DATAGRAM, Received, ReplySource};
 use self::table::{SessionTable, Token};
 use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
 
@@ -131,6 +131,24 @@ enum Event {
     Expiry,
 }
 
+/// Clients' datagrams as [`Host::try_recv_batch`] takes them.
+struct Batch {
+    /// [`BATCH`] slots of [`MAX_DATAGRAM`] bytes. Allocated zeroed, which for this size the
+    /// allocator maps fresh from the kernel, so pages no datagram reached take no memory.
+    slots: Box<[u8]>,
+    /// Each datagram received: its slot and what it is.
+    got: Vec<(usize, Received)>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            slots: vec![0; BATCH * MAX_DATAGRAM].into_boxed_slice(),
+            got: Vec::with_capacity(BATCH),
+        }
+    }
+}
+
 /// What the binding keeps per session besides its client's address.
 struct Session {
     socket: SessionSocket,
@@ -146,6 +164,11 @@ struct ServedBinding {
     ctx: BindingCtx,
     /// One datagram, either way; one task, so one buffer.
     buf: Box<[u8]>,
+    /// Buffers for clients' datagrams taken several at a time: made when the first datagram
+    /// comes, dropped when the last session closes.
+    batch: Option<Batch>,
+    /// What sizes of datagram the backend's route lets one buffer carry several of.
+    segmenting: Segmenting,
     events: Box<[EpollEvent]>,
     /// True while descriptors are exhausted, so that is logged once per episode.
     exhausted: bool,
@@ -159,57 +182,109 @@ impl ServedBinding {
             table: SessionTable::new(ctx.config.udp_max_sessions),
             ctx,
             buf: vec![0; MAX_DATAGRAM].into_boxed_slice(),
+            batch: None,
+            segmenting: Segmenting::default(),
             events: vec![EpollEvent::empty(); SESSION_BATCH].into_boxed_slice(),
             exhausted: false,
         }
     }
 
-    /// Forwards what clients sent, up to a batch.
+    /// Forwards what clients sent, up to [`CLIENT_BATCH`] datagrams, taken [`BATCH`] at a time
+    /// with one system call and sent to each backend as runs (consecutive datagrams of one
+    /// client) with one system call each.
     fn forward_requests(&mut self) {
         let now = Instant::now();
-        for _ in 0..CLIENT_BATCH {
-            let received = match self.host.try_recv(&mut self.buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+        let mut batch = self.batch.take().unwrap_or_else(Batch::new);
+        for _ in 0..CLIENT_BATCH.div_ceil(BATCH) {
+            let received = match self.host.try_recv_batch(&mut batch.slots, &mut batch.got) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     tracing::debug!(error = %e, "receiving from clients failed");
                     continue;
                 }
             };
-            if received.truncated {
-                Stats::add(&self.ctx.stats.datagrams_dropped, 1);
-                tracing::debug!(client = %received.client, "datagram too large, dropped");
-                continue;
-            }
-            let token = match self.table.lookup(&received.client) {
-                Some(t) => {
-                    self.table.touch(t, now);
-                    if let Some(entry) = self.table.get_mut(t) {
-                        entry.value.reply_from = received.dest;
-                    }
-                    t
-                }
-                None => match self.open(received.client, received.dest, now) {
-                    Some(t) => t,
-                    None => {
-                        Stats::add(&self.ctx.stats.datagrams_dropped, 1);
-                        continue;
-                    }
-                },
-            };
-            let Some(entry) = self.table.get(token) else { continue };
-            match entry.value.socket.send(&self.buf[..received.len]) {
-                Ok(n) => {
-                    Stats::add(&self.ctx.stats.bytes_to_backend, n as u64);
-                    Stats::add(&self.ctx.stats.datagrams_to_backend, 1);
-                }
-                Err(e) => {
-                    Stats::add(&self.ctx.stats.datagrams_dropped, 1);
-                    tracing::debug!(client = %received.client, error = %e,
-                        "sending to backend failed, datagram dropped");
-                }
+            self.forward_batch(&batch, now);
+            if received < BATCH {
+                // The socket is drained: the next datagram comes with a readiness event.
+                break;
             }
         }
+        self.batch = Some(batch);
+    }
+
+    /// Forwards the datagrams of `batch`, each run of one client's with one system call. A run
+    /// is sent before the next session is looked up or opened, since opening one may evict
+    /// another.
+    fn forward_batch(&mut self, batch: &Batch, now: Instant) {
+        // The session and the datagrams (a range of `batch.got`) of the run being gathered.
+        let mut run: Option<(Token, std::ops::Range<usize>)> = None;
+        for (i, (_, r)) in batch.got.iter().enumerate() {
+            if !r.truncated
+                && let Some((token, datagrams)) = &mut run
+                && self.table.lookup(&r.client) == Some(*token)
+            {
+                if let Some(entry) = self.table.get_mut(*token) {
+                    entry.value.reply_from = r.dest;
+                }
+                datagrams.end = i + 1;
+                continue;
+            }
+            if let Some((token, datagrams)) = run.take() {
+                self.send_run(token, batch, datagrams);
+            }
+            if r.truncated {
+                Stats::add(&self.ctx.stats.datagrams_dropped, 1);
+                tracing::debug!(client = %r.client, "datagram too large, dropped");
+                continue;
+            }
+            match self.session_for(r, now) {
+                Some(token) => run = Some((token, i..i + 1)),
+                None => Stats::add(&self.ctx.stats.datagrams_dropped, 1),
+            }
+        }
+        if let Some((token, datagrams)) = run {
+            self.send_run(token, batch, datagrams);
+        }
+    }
+
+    /// The session of the client that sent `r` (touched, and replying from where `r` went), or
+    /// a new one.
+    fn session_for(&mut self, r: &Received, now: Instant) -> Option<Token> {
+        match self.table.lookup(&r.client) {
+            Some(t) => {
+                self.table.touch(t, now);
+                if let Some(entry) = self.table.get_mut(t) {
+                    entry.value.reply_from = r.dest;
+                }
+                Some(t)
+            }
+            None => self.open(r.client, r.dest, now),
+        }
+    }
+
+    /// Sends the datagrams `run` of `batch`, all from one client, to its session's backend.
+    fn send_run(&mut self, token: Token, batch: &Batch, run: std::ops::Range<usize>) {
+        let Some(entry) = self.table.get(token) else { return };
+        let mut datagrams: [&[u8]; BATCH] = [&[]; BATCH];
+        let n = run.len();
+        for (d, (slot, r)) in datagrams.iter_mut().zip(&batch.got[run]) {
+            *d = &batch.slots[slot * MAX_DATAGRAM..][..r.len];
+        }
+        let datagrams = &datagrams[..n];
+        let sent = match datagrams {
+            [one] => entry.value.socket.send(one).map(|_| 1),
+            many => entry.value.socket.send_many(many, &mut self.segmenting),
+        };
+        let sent = sent.unwrap_or_else(|e| {
+            tracing::debug!(client = %entry.client, error = %e,
+                "sending to backend failed, datagram dropped");
+            0
+        });
+        let bytes: usize = datagrams[..sent].iter().map(|d| d.len()).sum();
+        Stats::add(&self.ctx.stats.bytes_to_backend, bytes as u64);
+        Stats::add(&self.ctx.stats.datagrams_to_backend, sent as u64);
+        Stats::add(&self.ctx.stats.datagrams_dropped, (datagrams.len() - sent) as u64);
     }
 
     /// Opens a session for `client`, evicting the least recently used one if the table is
@@ -342,6 +417,10 @@ impl ServedBinding {
             self.close(session);
             Stats::add(&self.ctx.stats.sessions_expired, 1);
             tracing::debug!(%client, "udp session expired");
+        }
+        if self.table.is_empty() {
+            // Idle: give the batch's memory back.
+            self.batch = None;
         }
     }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// instead of echoing it: how a test sees which source address a proxy used.
 pub const WHOAMI: &[u8] = b"whoami";
 
-/// How often a stopped [`UdpEcho`] thread that was not woken notices it: a fallback, since
+/// How often a stopped [`UdpServer`] thread that was not woken notices it: a fallback, since
 /// dropping the echo wakes its threads at once.
 const UDP_POLL: Duration = Duration::from_millis(100);
 
@@ -76,7 +76,45 @@ pub fn udp_echo_server(ip: &str) -> io::Result<SocketAddr> {
 /// A blocking UDP echo: each datagram goes back to its sender unchanged, except [`WHOAMI`],
 /// which gets the sender's address as text. Stops when dropped: its threads are woken and
 /// joined, so the port is closed when `drop` returns.
-pub struct UdpEcho {
+pub struct UdpEcho(UdpServer);
+
+impl UdpEcho {
+    /// An echo on a fresh port of `ip`, served by one thread.
+    pub fn start(ip: &str) -> io::Result<UdpEcho> {
+        UdpEcho::bind(SocketAddr::new(parse_ip(ip)?, 0), 1)
+    }
+
+    /// An echo on exactly `addr` (port 0: a fresh one), served by `threads` threads at once.
+    pub fn bind(addr: SocketAddr, threads: usize) -> io::Result<UdpEcho> {
+        UdpServer::on(UdpSocket::bind(addr)?, threads, echo).map(UdpEcho)
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.0.addr()
+    }
+
+    /// Lets it run until the process ends; returns where it listens.
+    pub fn forever(self) -> SocketAddr {
+        let addr = self.addr();
+        std::mem::forget(self);
+        addr
+    }
+}
+
+/// What [`UdpEcho`] does with a datagram.
+fn echo(socket: &UdpSocket, datagram: &[u8], peer: SocketAddr) {
+    let _ = if datagram == WHOAMI {
+        socket.send_to(peer.to_string().as_bytes(), peer)
+    } else {
+        socket.send_to(datagram, peer)
+    };
+}
+
+/// A blocking UDP server: threads on one socket, each handing every datagram it receives and
+/// its sender to a function. Stops when dropped: its threads are woken and joined, so the port
+/// is closed when `drop` returns.
+pub struct UdpServer {
     /// Where it listens.
     addr: SocketAddr,
     /// Set once, when dropped.
@@ -87,42 +125,36 @@ pub struct UdpEcho {
     threads: Vec<JoinHandle<()>>,
 }
 
-impl UdpEcho {
-    /// An echo on a fresh port of `ip`, served by one thread.
-    pub fn start(ip: &str) -> io::Result<UdpEcho> {
-        UdpEcho::bind(SocketAddr::new(parse_ip(ip)?, 0), 1)
-    }
-
-    /// An echo on exactly `addr` (port 0: a fresh one), served by `threads` threads at once.
-    pub fn bind(addr: SocketAddr, threads: usize) -> io::Result<UdpEcho> {
-        let socket = UdpSocket::bind(addr)?;
+impl UdpServer {
+    /// Serves the bound `socket` with `threads` threads at once, each calling `serve` with the
+    /// socket, a datagram and its sender.
+    pub fn on<F>(socket: UdpSocket, threads: usize, serve: F) -> io::Result<UdpServer>
+    where
+        F: Fn(&UdpSocket, &[u8], SocketAddr) + Send + Sync + 'static,
+    {
         socket.set_read_timeout(Some(UDP_POLL))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let mut echo = UdpEcho { addr: socket.local_addr()?, stop, socket, threads: Vec::new() };
+        let mut server =
+            UdpServer { addr: socket.local_addr()?, stop, socket, threads: Vec::new() };
+        let serve = Arc::new(serve);
         for i in 0..threads.max(1) {
-            let (socket, stop) = (echo.socket.try_clone()?, Arc::clone(&echo.stop));
+            let (socket, stop) = (server.socket.try_clone()?, Arc::clone(&server.stop));
+            let serve = Arc::clone(&serve);
             let thread = thread::Builder::new()
-                .name(format!("udp-echo-{i}"))
-                .spawn(move || echo_datagrams(&socket, &stop))?;
-            echo.threads.push(thread);
+                .name(format!("udp-server-{i}"))
+                .spawn(move || serve_datagrams(&socket, &stop, &*serve))?;
+            server.threads.push(thread);
         }
-        Ok(echo)
+        Ok(server)
     }
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-
-    /// Lets it run until the process ends; returns where it listens.
-    pub fn forever(self) -> SocketAddr {
-        let addr = self.addr;
-        std::mem::forget(self);
-        addr
-    }
 }
 
-impl Drop for UdpEcho {
+impl Drop for UdpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         // On Linux, shutdown(2) of a UDP socket wakes the threads blocked receiving on it (it
@@ -134,18 +166,18 @@ impl Drop for UdpEcho {
     }
 }
 
-/// Sends every datagram back to where it came from until `stop` is set.
-fn echo_datagrams(socket: &UdpSocket, stop: &AtomicBool) {
+/// Hands every datagram to `serve` until `stop` is set.
+fn serve_datagrams(
+    socket: &UdpSocket,
+    stop: &AtomicBool,
+    serve: &(dyn Fn(&UdpSocket, &[u8], SocketAddr) + Send + Sync),
+) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     while !stop.load(Ordering::Relaxed) {
         // Timeouts, errors an ICMP message left on the socket, and the wake-up of a shut down
         // socket (no datagram, no sender) are no reason to stop.
         let Ok((n, Some(peer))) = recv_from(socket, &mut buf) else { continue };
-        let _ = if &buf[..n] == WHOAMI {
-            socket.send_to(peer.to_string().as_bytes(), peer)
-        } else {
-            socket.send_to(&buf[..n], peer)
-        };
+        serve(socket, &buf[..n], peer);
     }
 }
 
@@ -287,7 +319,7 @@ mod tests {
     fn dropping_the_udp_echo_frees_its_port_at_once() {
         let mut echo = UdpEcho::bind("127.0.0.1:0".parse().unwrap(), 2).unwrap();
         let addr = echo.addr();
-        let threads = std::mem::take(&mut echo.threads);
+        let threads = std::mem::take(&mut echo.0.threads);
         let started = Instant::now();
         drop(echo);
         for t in threads {

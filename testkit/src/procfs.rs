@@ -80,6 +80,13 @@ pub fn memory(pid: u32) -> Option<Memory> {
     })
 }
 
+/// `Pss:` of `/proc/PID/smaps_rollup` in KiB: resident memory with each page shared by N
+/// processes counted 1/N, what the process costs beside others running the same program and
+/// libraries. `None` if the process is gone.
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    status_field(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?, "Pss")
+}
+
 /// The number of threads of `pid` (`Threads:` of `/proc/PID/status`).
 pub fn threads(pid: u32) -> Option<u64> {
     status_field(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?, "Threads")
@@ -280,7 +287,9 @@ mod tests {
     #[test]
     fn this_process_has_memory_threads_descriptors_and_cpu_time() {
         let me = std::process::id();
-        assert!(memory(me).is_some_and(|m| m.rss_kib > 0 && m.hwm_kib >= m.rss_kib));
+        let m = memory(me).unwrap();
+        assert!(m.rss_kib > 0 && m.hwm_kib >= m.rss_kib);
+        assert!(pss_kib(me).is_some_and(|pss| pss > 0 && pss <= m.hwm_kib), "PSS of {m:?}");
         assert!(threads(me).is_some_and(|n| n >= 1));
         assert!(fds(me).unwrap().total() >= 3);
         assert!(tree_cpu_seconds(me).is_some_and(|s| s >= 0.0));

@@ -7,20 +7,23 @@
 //! `IP_PKTINFO` / `IPV6_RECVPKTINFO` tell each datagram's destination, and a pktinfo control
 //! message on the reply sets its source. docker-proxy does the same.
 
-use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 
-use nix::sys::socket::{
-    self, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage, sockopt,
-};
+use nix::sys::socket::{self, ControlMessage, MsgFlags, SockaddrStorage, sockopt};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
+
+use crate::sys;
 
 /// The largest datagram UDP can carry: 65535 less the UDP header (8) over IPv6, and less the
 /// IPv4 header (20) too over IPv4 (65507). Only an IPv6 jumbogram is larger; it is dropped as
 /// truncated.
 pub(crate) const MAX_DATAGRAM: usize = 65535 - 8;
+
+/// Datagrams [`Host::try_recv_batch`] takes with one system call at most.
+pub(crate) const BATCH: usize = sys::RECV_BATCH;
 
 /// Where a reply to a client must come from: the local address the client sent to (with the
 /// interface, which an IPv6 link-local address needs).
@@ -46,15 +49,9 @@ pub(crate) struct Received {
     pub(crate) truncated: bool,
 }
 
-/// Room for the pktinfo control messages of one datagram (an adopted IPv6 socket may have both
-/// options on).
-#[repr(C, align(8))]
-struct CmsgBuf([u8; 128]);
-
 /// A UDP socket bound on the host, asking the kernel for each datagram's destination address.
 pub(crate) struct Host {
     socket: UdpSocket,
-    cmsg: CmsgBuf,
 }
 
 impl Host {
@@ -70,7 +67,7 @@ impl Host {
             socket::setsockopt(&socket, sockopt::Ipv4PacketInfo, &true)?;
         }
         let socket = UdpSocket::from_std(socket.into())?;
-        Ok(Host { socket, cmsg: CmsgBuf([0; 128]) })
+        Ok(Host { socket })
     }
 
     /// The bound address.
@@ -83,43 +80,46 @@ impl Host {
         self.socket.readable().await
     }
 
-    /// Receives one datagram into `buf` without waiting; `WouldBlock` when there is none (and
-    /// then [`readable`](Self::readable) waits for the next).
-    pub(crate) fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Received> {
-        let cmsg = &mut self.cmsg.0;
-        let capacity = buf.len();
-        self.socket.try_io(Interest::READABLE, || {
-            let fd = self.socket.as_fd().as_raw_fd();
-            let mut iov = [IoSliceMut::new(buf)];
-            let msg = socket::recvmsg::<SockaddrStorage>(
-                fd,
-                &mut iov,
-                Some(&mut cmsg[..]),
-                MsgFlags::MSG_TRUNC,
-            )?;
-            let client = msg.address.as_ref().and_then(socket_addr).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidData, "datagram without an IP source")
-            })?;
-            let mut dest = None;
-            if let Ok(cmsgs) = msg.cmsgs() {
-                for c in cmsgs {
-                    match c {
-                        ControlMessageOwned::Ipv4PacketInfo(info) => {
-                            let ip = Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr));
-                            dest = Some(ReplySource::V4(ip));
-                        }
-                        ControlMessageOwned::Ipv6PacketInfo(info) => {
-                            let addr = Ipv6Addr::from(info.ipi6_addr.s6_addr);
-                            dest = Some(ReplySource::V6 { addr, ifindex: info.ipi6_ifindex });
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            // With MSG_TRUNC asked for, `bytes` is the datagram's real length.
-            let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC) || msg.bytes > capacity;
-            Ok(Received { len: msg.bytes.min(capacity), client, dest, truncated })
-        })
+    /// Receives up to [`BATCH`] datagrams with one system call, without waiting, the `i`th into
+    /// the `i`th of the [`BATCH`] equal slots of `slots` (of [`MAX_DATAGRAM`] bytes each, so
+    /// that none is cut short); fills `got` (emptied first) with each datagram's slot and what
+    /// it is (one without an IP source, which cannot be answered, is left out). Returns how many
+    /// it received; `WouldBlock` when there is none.
+    ///
+    /// Fewer than [`BATCH`] means the socket is drained: the runtime's readiness is then cleared
+    /// as of before the call (a datagram that came since raised it again), which saves the
+    /// `recvmmsg` that would only have said `EAGAIN`.
+    pub(crate) fn try_recv_batch(
+        &mut self,
+        slots: &mut [u8],
+        got: &mut Vec<(usize, Received)>,
+    ) -> io::Result<usize> {
+        got.clear();
+        let slot = slots.len() / BATCH;
+        let mut datagrams = [sys::Datagram::default(); BATCH];
+        let mut received = 0;
+        let r = self.socket.try_io(Interest::READABLE, || {
+            received = sys::recv_batch(self.socket.as_fd(), slots, slot, &mut datagrams)?;
+            if received < BATCH { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
+        });
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && received > 0 => {}
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        for (i, d) in datagrams[..received].iter().enumerate() {
+            let Some(client) = d.source else {
+                tracing::debug!("a datagram without an IP source, dropped");
+                continue;
+            };
+            let dest = d.dest.map(|(ip, ifindex)| match ip {
+                IpAddr::V4(ip) => ReplySource::V4(ip),
+                IpAddr::V6(addr) => ReplySource::V6 { addr, ifindex },
+            });
+            let len = d.len.min(slot);
+            got.push((i, Received { len, client, dest, truncated: d.truncated }));
+        }
+        Ok(received)
     }
 
     /// Sends `data` to `client` from `from` (or from whatever the kernel picks, if `None`),
@@ -160,14 +160,6 @@ impl Host {
     }
 }
 
-/// The IP socket address in `addr`, if it holds one.
-fn socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(v4) = addr.as_sockaddr_in() {
-        return Some(SocketAddrV4::from(*v4).into());
-    }
-    addr.as_sockaddr_in6().map(|v6| SocketAddrV6::from(*v6).into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,15 +174,25 @@ mod tests {
         Host::new(s)
     }
 
-    /// Receives on `host`, waiting for readiness (a signal, not a sleep).
-    async fn recv(host: &mut Host, buf: &mut [u8]) -> io::Result<Received> {
+    /// The datagrams waiting on `host` (at least one: it waits for readiness, a signal, not a
+    /// sleep), received into slots of `slot` bytes: each one's bytes and what it is.
+    async fn recv(host: &mut Host, slot: usize) -> io::Result<Vec<(Vec<u8>, Received)>> {
+        let mut slots = vec![0u8; BATCH * slot];
+        let mut got = Vec::new();
         loop {
             host.readable().await?;
-            match host.try_recv(buf) {
+            match host.try_recv_batch(&mut slots, &mut got) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return r,
+                Err(e) => return Err(e),
+                Ok(_) => break,
             }
         }
+        Ok(got.into_iter().map(|(i, r)| (slots[i * slot..][..r.len].to_vec(), r)).collect())
+    }
+
+    /// The first datagram waiting on `host`, in a slot of `slot` bytes.
+    async fn recv_one(host: &mut Host, slot: usize) -> io::Result<(Vec<u8>, Received)> {
+        recv(host, slot).await?.into_iter().next().ok_or_else(|| io::Error::other("none"))
     }
 
     #[tokio::test]
@@ -199,12 +201,36 @@ mod tests {
         let port = host.local_addr()?.port();
         let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
         client.send_to(b"hi", ("127.0.0.2", port))?;
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        let r = recv(&mut host, &mut buf).await?;
-        assert_eq!(&buf[..r.len], b"hi");
+        let (data, r) = recv_one(&mut host, MAX_DATAGRAM).await?;
+        assert_eq!(data, b"hi");
         assert_eq!(r.client, client.local_addr()?);
         assert_eq!(r.dest, Some(ReplySource::V4(Ipv4Addr::new(127, 0, 0, 2))));
         assert!(!r.truncated);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn datagrams_waiting_together_come_in_one_call_each_in_its_slot() -> io::Result<()> {
+        let mut host = host("127.0.0.1:0".parse().map_err(io::Error::other)?)?;
+        let to = host.local_addr()?;
+        let (a, b) =
+            (std::net::UdpSocket::bind("127.0.0.1:0")?, std::net::UdpSocket::bind("127.0.0.1:0")?);
+        // On loopback a datagram is in the receiver's queue when `send_to` returns.
+        a.send_to(b"a1", to)?;
+        b.send_to(b"b1", to)?;
+        a.send_to(&[7u8; 3000], to)?;
+        let got = recv(&mut host, MAX_DATAGRAM).await?;
+        let seen: Vec<(Vec<u8>, SocketAddr)> =
+            got.into_iter().map(|(d, r)| (d, r.client)).collect();
+        let expected = vec![
+            (b"a1".to_vec(), a.local_addr()?),
+            (b"b1".to_vec(), b.local_addr()?),
+            (vec![7u8; 3000], a.local_addr()?),
+        ];
+        assert_eq!(seen, expected);
+        let mut slots = vec![0u8; BATCH * 64];
+        let again = host.try_recv_batch(&mut slots, &mut Vec::new()).map_err(|e| e.kind());
+        assert_eq!(again, Err(io::ErrorKind::WouldBlock), "the queue was left with datagrams");
         Ok(())
     }
 
@@ -228,10 +254,9 @@ mod tests {
         let mut host = host("127.0.0.1:0".parse().map_err(io::Error::other)?)?;
         let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
         client.send_to(&[1u8; 100], host.local_addr()?)?;
-        let mut buf = [0u8; 64];
-        let r = recv(&mut host, &mut buf).await?;
+        let (data, r) = recv_one(&mut host, 64).await?;
         assert!(r.truncated);
-        assert_eq!(r.len, 64);
+        assert_eq!((r.len, data), (64, vec![1u8; 64]));
         Ok(())
     }
 
@@ -242,8 +267,8 @@ mod tests {
         let client = std::net::UdpSocket::bind("[::1]:0")?;
         client.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
         client.send_to(b"six", ("::1", port))?;
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        let r = recv(&mut host, &mut buf).await?;
+        let (_, r) = recv_one(&mut host, MAX_DATAGRAM).await?;
+        let mut buf = [0u8; 16];
         assert!(
             matches!(r.dest, Some(ReplySource::V6 { addr, .. }) if addr == Ipv6Addr::LOCALHOST),
             "{:?}",
