@@ -274,3 +274,41 @@ fn rmi_refuses_an_image_a_container_uses_in_dockers_words() {
     assert_eq!(images, format!("<none> {short}\n"));
     d2.ok(&["rm", "-f", "running"]);
 }
+
+#[test]
+fn ulimits_are_set_as_dockers() {
+    let ns = Netns::new();
+    let d = with_image(&ns, &[]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=1024:2048",
+        "bb",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]);
+    assert_eq!(out, "1024\n2048\n");
+    assert_eq!(
+        d.ok(&["run", "--rm", "--ulimit", "nproc=10", "bb", "sh", "-c", "ulimit -u"]),
+        "10\n"
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "--ulimit", "core=-1", "bb", "sh", "-c", "ulimit -c"]),
+        "unlimited\n"
+    );
+    let bad = d.cli(&["run", "--rm", "--ulimit", "bogus=1", "bb", "true"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(
+        stderr(&bad).contains(
+            "invalid argument \"bogus=1\" for \"--ulimit\" flag: invalid ulimit type: bogus"
+        ),
+        "{}",
+        stderr(&bad)
+    );
+    d.ok(&["create", "--name", "lim", "--ulimit", "nofile=1024:2048", "bb", "true"]);
+    let shown = d.ok(&["inspect", "-f", "{{json .HostConfig.Ulimits}}", "lim"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown, serde_json::json!([{"Name": "nofile", "Hard": 2048, "Soft": 1024}]));
+}

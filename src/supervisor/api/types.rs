@@ -134,6 +134,8 @@ pub struct HostConfig {
     pub volumes_from: Option<Vec<String>>,
     /// `--shm-size` in bytes (0: 64 MiB).
     pub shm_size: i64,
+    /// `--ulimit`; `null` when none.
+    pub ulimits: Option<Vec<crate::supervisor::rules::mounts::Ulimit>>,
     /// cproxy's own: `--proxy-protocol` (`v1`, `v2`; empty: none).
     pub proxy_protocol: String,
     /// `--restart`.

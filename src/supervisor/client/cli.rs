@@ -196,6 +196,9 @@ pub struct RunArgs {
     /// Size of /dev/shm
     #[arg(long = "shm-size", value_name = "bytes")]
     pub shm_size: Option<String>,
+    /// Ulimit options
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
     /// Send the client's address to the container first on each connection to a published
     /// TCP port (HAProxy's PROXY protocol, v1 or v2)
     #[arg(long = "proxy-protocol", value_name = "VERSION")]
@@ -471,7 +474,7 @@ pub struct VolumePruneArgs {
     /// Do not prompt for confirmation
     #[arg(short = 'f', long)]
     pub force: bool,
-    /// Provide filter values (e.g. 'label=<label>')
+    /// Provide filter values (e.g. `label=KEY`)
     #[arg(long = "filter", value_name = "filter")]
     pub filter: Vec<String>,
 }

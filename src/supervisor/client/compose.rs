@@ -650,7 +650,7 @@ mod tests {
                         "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
                         "Links": null, "Init": null, "CapAdd": null, "CapDrop": null,
                         "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
-                        "VolumesFrom": null, "ShmSize": 0, "ReadonlyRootfs": false,
+                        "VolumesFrom": null, "ShmSize": 0, "Ulimits": null, "ReadonlyRootfs": false,
                         "Rootfs": "/"},
                     "NetworkingConfig": {"EndpointsConfig": {}}}"#
             )
@@ -669,7 +669,7 @@ mod tests {
                         "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
                         "Links": ["tutorial_db_1:database"], "Init": true, "CapAdd": null, "CapDrop": null,
                         "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
-                        "VolumesFrom": null, "ShmSize": 0, "ReadonlyRootfs": false,
+                        "VolumesFrom": null, "ShmSize": 0, "Ulimits": null, "ReadonlyRootfs": false,
                         "Rootfs": "/"},
                     "NetworkingConfig": {"EndpointsConfig": {}}}"#
             )

@@ -121,6 +121,11 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
         .collect();
     host.tmpfs = Some(tmpfs).filter(|t| !t.is_empty());
     host.volumes_from = Some(a.volumes_from.clone()).filter(|v| !v.is_empty());
+    let mut ulimits = Vec::new();
+    for u in &a.ulimit {
+        ulimits.push(mounts::parse_ulimit(u).map_err(|e| flag_error(u, "--ulimit", e))?);
+    }
+    host.ulimits = Some(ulimits).filter(|u| !u.is_empty());
     if let Some(size) = &a.shm_size {
         host.shm_size =
             mounts::ram_in_bytes(size).map_err(|e| flag_error(size, "--shm-size", e))?;
@@ -328,7 +333,7 @@ mod tests {
                         "ProxyProtocol": "", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
                         "Links": null, "Init": null, "CapAdd": null, "CapDrop": null,
                         "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
-                        "VolumesFrom": null, "ShmSize": 0, "ReadonlyRootfs": false},
+                        "VolumesFrom": null, "ShmSize": 0, "Ulimits": null, "ReadonlyRootfs": false},
                     "NetworkingConfig": {"EndpointsConfig": {}}}"#
             )
         );
@@ -393,7 +398,7 @@ mod tests {
                     "ProxyProtocol": "v2", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
                     "Links": ["db:d"], "Init": true, "CapAdd": null, "CapDrop": null,
                     "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
-                        "VolumesFrom": null, "ShmSize": 0, "ReadonlyRootfs": false},
+                        "VolumesFrom": null, "ShmSize": 0, "Ulimits": null, "ReadonlyRootfs": false},
                 "NetworkingConfig": {"EndpointsConfig": {"my-net": null}}}"#,
         );
         assert_eq!(got, want);

@@ -336,7 +336,12 @@ pub fn plan(
         volumes_from: hc.volumes_from.unwrap_or_default(),
         volumes: config.volumes.take().unwrap_or_default().into_keys().collect(),
         shm_size: hc.shm_size,
+        ulimits: hc.ulimits.unwrap_or_default(),
     };
+    for u in &mount_request.ulimits {
+        let text = format!("{}={}:{}", u.name, u.soft, u.hard);
+        mounts::parse_ulimit(&text).map_err(Error::invalid)?;
+    }
     if mount_request.shm_size < 0 {
         return Err(Error::invalid("SHM size can not be less than 0"));
     }

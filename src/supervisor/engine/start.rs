@@ -155,6 +155,12 @@ impl Daemon {
                 && !record.network_mode.is_container(),
             mounts: self.launch_mounts(record)?,
             shm_size: u64::try_from(record.mount_request.shm_size).unwrap_or(0),
+            ulimits: record
+                .mount_request
+                .ulimits
+                .iter()
+                .map(|u| format!("{}={}:{}", u.name, u.soft, u.hard))
+                .collect(),
             working_dir: Some(record.working_dir.clone()).filter(|w| !w.is_empty()),
             join_netns,
             init: record.init,

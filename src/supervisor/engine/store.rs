@@ -353,6 +353,9 @@ pub struct MountRequest {
     /// `HostConfig.ShmSize` (0: 64 MiB).
     #[serde(default)]
     pub shm_size: i64,
+    /// `HostConfig.Ulimits`.
+    #[serde(default)]
+    pub ulimits: Vec<crate::supervisor::rules::mounts::Ulimit>,
 }
 
 /// The image a container is made from.

@@ -138,6 +138,7 @@ impl Daemon {
                 mounts: Some(r.mount_request.mounts.clone()).filter(|m| !m.is_empty()),
                 tmpfs: Some(r.mount_request.tmpfs.clone()).filter(|t| !t.is_empty()),
                 volumes_from: Some(r.mount_request.volumes_from.clone()).filter(|v| !v.is_empty()),
+                ulimits: Some(r.mount_request.ulimits.clone()).filter(|u| !u.is_empty()),
                 shm_size: match r.mount_request.shm_size {
                     0 if r.confined() => crate::supervisor::os::rootfs::SHM_DEFAULT as i64,
                     n => n,

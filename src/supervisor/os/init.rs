@@ -56,6 +56,9 @@ pub struct InitArgs {
     /// `/dev/shm`'s size in bytes (0: 64 MiB).
     #[arg(long = "shm-size", default_value_t = 0)]
     pub shm_size: u64,
+    /// `NAME=SOFT:HARD` resource limits for the command (`-1`: unlimited).
+    #[arg(long = "ulimit", allow_hyphen_values = true)]
+    pub ulimits: Vec<String>,
     /// Directory to run the command in.
     #[arg(long)]
     pub workdir: Option<PathBuf>,
@@ -440,6 +443,7 @@ fn prepare(args: &InitArgs) -> Result<Option<ExecUser>, String> {
         }
     }
     nix::unistd::sethostname(&args.hostname).map_err(|e| format!("sethostname: {e}"))?;
+    set_ulimits(&args.ulimits)?;
     let cwd = args.workdir.clone().unwrap_or_else(|| PathBuf::from("/"));
     if let Some(root) = &root {
         // Docker makes the working directory if the image has none (root's, whatever -u).
@@ -475,6 +479,36 @@ fn prepare(args: &InitArgs) -> Result<Option<ExecUser>, String> {
         }
     }
     Ok(user)
+}
+
+/// `--ulimit` values set on this process, inherited by the command (runc sets them in the
+/// container's init too).
+fn set_ulimits(values: &[String]) -> Result<(), String> {
+    use nix::sys::resource::{Resource, setrlimit};
+    for v in values {
+        let u = crate::supervisor::rules::mounts::parse_ulimit(v)?;
+        let resource = match u.name.as_str() {
+            "core" => Resource::RLIMIT_CORE,
+            "cpu" => Resource::RLIMIT_CPU,
+            "data" => Resource::RLIMIT_DATA,
+            "fsize" => Resource::RLIMIT_FSIZE,
+            "locks" => Resource::RLIMIT_LOCKS,
+            "memlock" => Resource::RLIMIT_MEMLOCK,
+            "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+            "nice" => Resource::RLIMIT_NICE,
+            "nofile" => Resource::RLIMIT_NOFILE,
+            "nproc" => Resource::RLIMIT_NPROC,
+            "rss" => Resource::RLIMIT_RSS,
+            "rtprio" => Resource::RLIMIT_RTPRIO,
+            "rttime" => Resource::RLIMIT_RTTIME,
+            "sigpending" => Resource::RLIMIT_SIGPENDING,
+            _ => Resource::RLIMIT_STACK,
+        };
+        let limit = |n: i64| u64::try_from(n).unwrap_or(nix::sys::resource::RLIM_INFINITY);
+        setrlimit(resource, limit(u.soft), limit(u.hard))
+            .map_err(|e| format!("error setting rlimit type {}: {e}", u.name))?;
+    }
+    Ok(())
 }
 
 /// The daemon's `--mount` values.
@@ -525,6 +559,7 @@ pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
         files: None,
         mounts: Vec::new(),
         shm_size: 0,
+        ulimits: Vec::new(),
         workdir: None,
         disable_ipv6: false,
         init: true,

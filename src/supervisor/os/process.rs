@@ -35,6 +35,8 @@ pub struct Launch {
     pub mounts: Vec<crate::supervisor::os::rootfs::Mount>,
     /// `/dev/shm`'s size in bytes (0: 64 MiB).
     pub shm_size: u64,
+    /// `--ulimit` values, `NAME=SOFT:HARD`.
+    pub ulimits: Vec<String>,
     /// The command's working directory.
     pub working_dir: Option<String>,
     /// Turn IPv6 off in the container's own network namespace, as Docker's default bridge does.
@@ -130,6 +132,9 @@ fn spawn(launch: Launch) -> io::Result<Started> {
     }
     for m in &launch.mounts {
         cmd.arg("--mount").arg(serde_json::to_string(m).map_err(io::Error::other)?);
+    }
+    for u in &launch.ulimits {
+        cmd.arg("--ulimit").arg(u);
     }
     if launch.shm_size != 0 {
         cmd.arg("--shm-size").arg(launch.shm_size.to_string());

@@ -602,6 +602,60 @@ pub fn ram_in_bytes(text: &str) -> Result<i64, String> {
     Ok((n * (1u64 << shift) as f64) as i64)
 }
 
+/// `HostConfig.Ulimits[i]` (`units.Ulimit`): `-1` is unlimited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ulimit {
+    /// `nofile`, `nproc`, … (go-units' names).
+    pub name: String,
+    /// The hard limit.
+    pub hard: i64,
+    /// The soft limit.
+    pub soft: i64,
+}
+
+/// The limits `--ulimit` names (go-units' `ulimitNameMapping`).
+pub const ULIMITS: [&str; 15] = [
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+/// A `--ulimit NAME=SOFT[:HARD]` value, as go-units' `ParseUlimit` reads it.
+pub fn parse_ulimit(value: &str) -> Result<Ulimit, String> {
+    let (name, limits) =
+        value.split_once('=').ok_or_else(|| format!("invalid ulimit argument: {value}"))?;
+    if !ULIMITS.contains(&name) {
+        return Err(format!("invalid ulimit type: {name}"));
+    }
+    let number = |t: &str| t.parse::<i64>().map_err(|_| format!("invalid ulimit value: {t}"));
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (number(s)?, number(h)?),
+        None => {
+            let n = number(limits)?;
+            (n, n)
+        }
+    };
+    if hard != -1 && (soft > hard || soft == -1) {
+        return Err(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        ));
+    }
+    Ok(Ulimit { name: name.to_string(), hard, soft })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -702,6 +756,11 @@ mod tests {
         assert_eq!(parse_volumes_from("db:bogus").unwrap_err(), "invalid mode: bogus");
         assert!(parse_volumes_from("").is_err());
         assert!(is_bind_value("/a:/b") && is_bind_value("name:/b"));
+        let u = parse_ulimit("nofile=1024:2048").unwrap();
+        assert_eq!((u.soft, u.hard), (1024, 2048));
+        assert_eq!(parse_ulimit("core=-1").unwrap().hard, -1);
+        assert_eq!(parse_ulimit("bogus=1").unwrap_err(), "invalid ulimit type: bogus");
+        assert!(parse_ulimit("nofile=2:1").unwrap_err().starts_with("ulimit soft limit"));
         assert_eq!(ram_in_bytes("1m"), Ok(1 << 20));
         assert_eq!(ram_in_bytes("65536"), Ok(65536));
         assert_eq!(ram_in_bytes("2GiB"), Ok(2 << 30));
