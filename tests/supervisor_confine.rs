@@ -312,3 +312,26 @@ fn ulimits_are_set_as_dockers() {
     let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown, serde_json::json!([{"Name": "nofile", "Hard": 2048, "Soft": 1024}]));
 }
+
+#[test]
+fn diff_lists_what_the_container_changed_as_dockers() {
+    let ns = Netns::new();
+    let d = with_image(&ns, &[]);
+    // Docker 20.10's scenario (tests/fixtures/docker-20.10-volumes/06-fs-cmds.txt), on this
+    // image: a fresh container has no change; the runtime's own mount points are not listed.
+    d.ok(&["create", "--name", "fresh", "-v", "/vol/data", "bb", "true"]);
+    d.ok(&["start", "fresh"]);
+    d.ok(&["wait", "fresh"]);
+    assert_eq!(d.ok(&["diff", "fresh"]), "");
+    let script = "echo new > /newfile; mkdir -p /newdir/sub; echo x > /newdir/sub/f; \
+                  echo changed >> /etc/passwd; rm /bin/vi; touch /tmp/t; mkdir /home/app/cfg";
+    d.ok(&["run", "--name", "fs1", "bb", "sh", "-c", script]);
+    assert_eq!(
+        d.ok(&["diff", "fs1"]),
+        "C /bin\nD /bin/vi\nC /etc\nC /etc/passwd\nC /home\nC /home/app\nA /home/app/cfg\n\
+         A /newdir\nA /newdir/sub\nA /newdir/sub/f\nA /newfile\nC /tmp\nA /tmp/t\n"
+    );
+    let missing = d.cli(&["diff", "nosuch"]);
+    assert_eq!(stderr(&missing), "Error response from daemon: No such container: nosuch\n");
+    assert_eq!(missing.status.code(), Some(1));
+}

@@ -13,8 +13,8 @@ use crate::supervisor::os::init::InitArgs;
 /// The subcommands this module handles.
 pub const COMMANDS: &[&str] = &[
     "daemon", "run", "create", "pull", "ps", "port", "stop", "start", "restart", "kill", "wait",
-    "rm", "logs", "inspect", "exec", "network", "volume", "images", "image", "import", "load",
-    "save", "tag", "rmi", "history", "__init", "__nsexec",
+    "rm", "logs", "inspect", "exec", "network", "volume", "diff", "images", "image", "import",
+    "load", "save", "tag", "rmi", "history", "__init", "__nsexec",
 ];
 
 /// cproxy's container commands.
@@ -54,6 +54,8 @@ pub enum SupervisorCommand {
     Logs(LogsArgs),
     /// Return low-level information on containers
     Inspect(InspectArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
     /// Restart one or more containers
     Restart(StopArgs),
     /// Kill one or more running containers
@@ -405,6 +407,13 @@ pub enum NetworkCommand {
     Connect(NetworkConnectArgs),
     /// Disconnect a container from a network
     Disconnect(NetworkDisconnectArgs),
+}
+
+/// `cproxy diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The container
+    pub container: String,
 }
 
 /// `cproxy volume …`.

@@ -106,6 +106,19 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
                 stream_logs(client, &uri).await.map(|_| 0)
             }
             SupervisorCommand::Inspect(a) => show::inspect(client, a).await,
+            SupervisorCommand::Diff(a) => {
+                let uri = format!("/containers/{}/changes", q(&a.container));
+                let list: Vec<crate::supervisor::engine::changes::Change> =
+                    client.json(Method::GET, &uri, NO_BODY).await?;
+                for c in list {
+                    println!(
+                        "{} {}",
+                        ["C", "A", "D"].get(usize::from(c.kind)).unwrap_or(&"?"),
+                        c.path
+                    );
+                }
+                Ok(0)
+            }
             SupervisorCommand::Restart(a) => {
                 each(&a.containers, |c| {
                     let stop = format!("/containers/{}/stop{}", q(c), stop_query(a.time));

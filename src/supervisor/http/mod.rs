@@ -12,6 +12,7 @@
 //! | `POST /containers/{id}/wait` | `{"StatusCode": N}` once it has exited |
 //! | `POST /containers/{id}/kill[?signal=SIG]` | `204`; SIGKILL by default, as Docker's names or numbers |
 //! | `DELETE /containers/{id}[?force=1&v=1]` | `204`; `v`: its anonymous volumes too |
+//! | `GET /containers/{id}/changes` | `[{"Path": "/etc/passwd", "Kind": 0}]`: 0 changed, 1 added, 2 deleted |
 //! | `GET /containers/{id}/json` | `docker inspect`'s object (Id, Name, State, Config, HostConfig, NetworkSettings, …) |
 //! | `GET /containers/{id}/logs[?follow=1&stdout=1&stderr=1&tail=N]` | Docker's multiplexed stream: per frame 1 byte stream (1 stdout, 2 stderr), 3 zero bytes, a u32 big-endian length, the bytes |
 //! | `GET /networks` | `[network inspect's object]`, predefined first |
@@ -142,6 +143,7 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}/changes", get(changes))
         .route("/containers/{id}", axum::routing::delete(remove))
         .route("/networks", get(network_list))
         .route("/networks/create", post(network_create))
@@ -224,6 +226,14 @@ async fn remove(
     let c = d.find(&id)?;
     d.remove(&c, flag(&q, "force"), flag(&q, "v")).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn changes(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Answer<axum::Json<Vec<crate::supervisor::engine::changes::Change>>> {
+    let c = d.find(&id)?;
+    Ok(axum::Json(d.changes(&c)))
 }
 
 async fn inspect(
