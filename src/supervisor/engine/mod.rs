@@ -235,17 +235,23 @@ impl Daemon {
 
     /// The containers whose mounts name volume `name` (full IDs), oldest first.
     pub fn volume_users(&self, name: &str) -> Vec<String> {
+        self.volumes_in_use().remove(name).unwrap_or_default()
+    }
+
+    /// Every volume some container names, with those containers (full IDs, oldest first):
+    /// each record read once, for a listing or a prune over many volumes.
+    pub fn volumes_in_use(&self) -> std::collections::HashMap<String, Vec<String>> {
         use crate::supervisor::rules::mounts::Kind;
-        self.all()
-            .iter()
-            .filter(|c| {
-                c.record()
-                    .mounts
-                    .iter()
-                    .any(|m| m.spec.kind == Kind::Volume && m.spec.source == name)
-            })
-            .map(|c| c.id.clone())
-            .collect()
+        let mut users: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for c in self.all() {
+            for m in c.record().mounts.iter().filter(|m| m.spec.kind == Kind::Volume) {
+                let ids = users.entry(m.spec.source.clone()).or_default();
+                if !ids.contains(&c.id) {
+                    ids.push(c.id.clone());
+                }
+            }
+        }
+        users
     }
 
     /// What the containers hold of the image store, for removals of images and layers.

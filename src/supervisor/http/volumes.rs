@@ -60,6 +60,7 @@ async fn list(State(d): State<Arc<Daemon>>, q: Params) -> Answer<axum::Json<Volu
             return Err(ApiError(Error::invalid(format!("Invalid filter 'dangling=[{v}]'"))));
         }
     };
+    let in_use = d.volumes_in_use();
     let volumes = d
         .volumes
         .list()
@@ -67,7 +68,7 @@ async fn list(State(d): State<Arc<Daemon>>, q: Params) -> Answer<axum::Json<Volu
         .filter(|v| f.get("name").all(|n| v.name.contains(n)))
         .filter(|v| f.get("driver").all(|n| v.driver == n))
         .filter(|v| labelled(&f, v))
-        .filter(|v| dangling.is_none_or(|want| d.volume_users(&v.name).is_empty() == want))
+        .filter(|v| dangling.is_none_or(|dangling| in_use.contains_key(&v.name) != dangling))
         .collect();
     Ok(axum::Json(VolumeList { volumes: Some(volumes), warnings: None }))
 }
@@ -102,9 +103,9 @@ async fn remove(
 
 async fn prune(State(d): State<Arc<Daemon>>, q: Params) -> Answer<axum::Json<VolumesPruneReport>> {
     let f = filters(&q, &["label", "label!"])?;
+    let in_use = d.volumes_in_use();
     let keep = |name: &str| {
-        !d.volume_users(name).is_empty()
-            || d.volumes.get(name).map(|v| !labelled(&f, &v)).unwrap_or(true)
+        in_use.contains_key(name) || d.volumes.get(name).map(|v| !labelled(&f, &v)).unwrap_or(true)
     };
     let (deleted, bytes) = d.volumes.prune(&keep);
     Ok(axum::Json(VolumesPruneReport {

@@ -308,7 +308,6 @@ fn copy_up(from: &Path, volume: &Path) -> Result<()> {
 /// Copies the content of directory `from` into `to`, then `from`'s owner, mode and times onto
 /// `to`: files, directories and symbolic links (devices, fifos and sockets are skipped).
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         let src = entry.path();
@@ -324,16 +323,12 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
             symlink(fs::read_link(&src)?, &dst)?;
         } else if kind.is_file() {
             fs::copy(&src, &dst)?;
-            fs::set_permissions(&dst, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
         } else {
             continue;
         }
         keep_owner_and_times(&dst, &meta)?;
     }
-    let meta = fs::symlink_metadata(from)?;
-    fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    keep_owner_and_times(to, &meta)?;
-    Ok(())
+    keep_owner_and_times(to, &fs::symlink_metadata(from)?)
 }
 
 /// `meta`'s owner and times onto `path` (a link itself, not what it points to).
