@@ -6,17 +6,8 @@ mod supervisor_support;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::Command;
 
 use supervisor_support::Netns;
-
-/// The docker CLI on this machine (Debian's 20.10 or the preinstalled newer one).
-fn docker() -> &'static str {
-    ["/usr/bin/docker", "/usr/local/bin/docker"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("a docker CLI is needed (apt-get install docker.io, or the preinstalled client)")
-}
 
 /// One raw HTTP/1.0 request on the daemon's socket; the whole answer.
 fn raw(host: &str, request: &str) -> String {
@@ -28,19 +19,9 @@ fn raw(host: &str, request: &str) -> String {
     out
 }
 
-fn docker_cli(host: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(docker())
-        .env("DOCKER_HOST", host)
-        .env_remove("DOCKER_API_VERSION")
-        .env("DOCKER_CONFIG", std::env::temp_dir().join("cproxy-test-docker-config"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn docker_cli(d: &supervisor_support::Daemon, args: &[&str]) -> (bool, String, String) {
+    let (code, out, err) = d.docker(args, None);
+    (code == 0, out, err)
 }
 
 #[test]
@@ -81,17 +62,17 @@ fn the_docker_cli_negotiates_and_lists_containers() {
         "/bin/sleep",
         "60",
     ]);
-    let (ok, out, err) = docker_cli(&d.host, &["version", "--format", "{{.Server.APIVersion}}"]);
+    let (ok, out, err) = docker_cli(&d, &["version", "--format", "{{.Server.APIVersion}}"]);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "1.41");
     let (ok, out, err) =
-        docker_cli(&d.host, &["ps", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Ports}}"]);
+        docker_cli(&d, &["ps", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Ports}}"]);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), format!("{} web 127.0.0.1:5480->80/tcp", id.trim()));
-    let (ok, out, err) = docker_cli(&d.host, &["inspect", "-f", "{{.State.Status}}", "web"]);
+    let (ok, out, err) = docker_cli(&d, &["inspect", "-f", "{{.State.Status}}", "web"]);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "running");
-    let (ok, out, err) = docker_cli(&d.host, &["info", "--format", "{{.ContainersRunning}}"]);
+    let (ok, out, err) = docker_cli(&d, &["info", "--format", "{{.ContainersRunning}}"]);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "1");
 }

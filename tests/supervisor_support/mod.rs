@@ -205,6 +205,42 @@ impl Daemon {
         Command::new(BIN).env("CPROXY_HOST", &self.host).args(args).output().unwrap()
     }
 
+    /// Runs Docker's own CLI against this daemon, `stdin` piped in (else /dev/null): its exit
+    /// code, stdout and stderr. Killed after 60 s (the code is then -1).
+    pub fn docker(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+        let mut child = Command::new(docker_bin())
+            .env("DOCKER_HOST", &self.host)
+            .env_remove("DOCKER_API_VERSION")
+            .env("DOCKER_CONFIG", std::env::temp_dir().join("cproxy-test-docker-config"))
+            .args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(data) = stdin {
+            let mut w = child.stdin.take().unwrap();
+            w.write_all(data).unwrap();
+        }
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = tx.send(());
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Runs `cproxy ARGS`, asserts it succeeded, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
@@ -343,4 +379,13 @@ pub fn with_image(ns: &Netns, changes: &[&str]) -> Daemon {
     args.extend([tar.to_str().unwrap(), "bb"]);
     d.ok(&args);
     d
+}
+
+/// Docker's CLI on this machine: Debian's 20.10 (`apt-get install docker.io`), else the
+/// preinstalled newer one.
+pub fn docker_bin() -> &'static str {
+    ["/usr/bin/docker", "/usr/local/bin/docker"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("a docker CLI is needed (apt-get install docker.io, or the preinstalled client)")
 }

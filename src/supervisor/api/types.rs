@@ -62,6 +62,18 @@ pub struct ContainerConfig {
     pub image: String,
     /// `-u USER[:GROUP]` (empty: the image's, else root).
     pub user: String,
+    /// The client attaches to stdin (`docker run -i` in the foreground).
+    pub attach_stdin: bool,
+    /// The client attaches to stdout (`docker run` in the foreground).
+    pub attach_stdout: bool,
+    /// The client attaches to stderr (`docker run` in the foreground).
+    pub attach_stderr: bool,
+    /// `-t`: a terminal.
+    pub tty: bool,
+    /// `-i`: stdin kept open.
+    pub open_stdin: bool,
+    /// Stdin closed once the first attached client's stdin ends.
+    pub stdin_once: bool,
     /// `-w`.
     pub working_dir: String,
     /// `--expose` (and, in `inspect`, the published container ports); `null` when none.
@@ -250,6 +262,8 @@ pub struct ContainerCreateResponse {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerWaitResponse {
+    /// Why waiting failed; `null` (Docker 20.10 writes it first).
+    pub error: Option<WaitError>,
     /// The command's exit code.
     pub status_code: i64,
 }
@@ -1107,4 +1121,107 @@ pub struct JsonMessage {
     /// The failure's words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// `POST /containers/{id}/exec`'s body (`types.ExecConfig`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecConfig {
+    /// `-u USER[:GROUP]` (empty: the container's user).
+    pub user: String,
+    /// `--privileged`: every capability.
+    pub privileged: bool,
+    /// `-t`.
+    pub tty: bool,
+    /// `-i`.
+    pub attach_stdin: bool,
+    /// The client reads stderr.
+    pub attach_stderr: bool,
+    /// The client reads stdout.
+    pub attach_stdout: bool,
+    /// `-d`.
+    pub detach: bool,
+    /// `--detach-keys` (kept, not used).
+    pub detach_keys: String,
+    /// `-e`, `KEY=VALUE`.
+    #[serde(deserialize_with = "nullable")]
+    pub env: Vec<String>,
+    /// `-w` (empty: the container's).
+    pub working_dir: String,
+    /// The command and its arguments.
+    #[serde(deserialize_with = "nullable")]
+    pub cmd: Vec<String>,
+}
+
+/// `POST /exec/{id}/start`'s body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecStartConfig {
+    /// Start it and answer at once, without streams.
+    pub detach: bool,
+    /// `-t` (the exec's own setting decides).
+    pub tty: bool,
+}
+
+/// `POST /containers/{id}/exec`'s answer: `{"Id": …}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IdResponse {
+    /// 64 hex digits.
+    pub id: String,
+}
+
+/// `ProcessConfig` of an exec's inspect (Go's lower-case names).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecProcessConfig {
+    /// `-t`.
+    pub tty: bool,
+    /// The program.
+    pub entrypoint: String,
+    /// Its arguments.
+    pub arguments: Vec<String>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `-u`, left out when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: String,
+}
+
+/// `GET /exec/{id}/json`, in Docker 20.10's field order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecInspect {
+    /// 64 hex digits.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Its process runs.
+    pub running: bool,
+    /// `null` until it has exited.
+    pub exit_code: Option<i32>,
+    /// What it runs.
+    pub process_config: ExecProcessConfig,
+    /// `-i`.
+    pub open_stdin: bool,
+    /// The client reads stderr.
+    pub open_stderr: bool,
+    /// The client reads stdout.
+    pub open_stdout: bool,
+    /// Always false (Docker's own bookkeeping).
+    pub can_remove: bool,
+    /// The container's ID.
+    #[serde(rename = "ContainerID")]
+    pub container_id: String,
+    /// `--detach-keys`.
+    pub detach_keys: String,
+    /// Its process's PID on the host (0 before it starts).
+    pub pid: i32,
+}
+
+/// `POST /containers/{id}/wait`'s error part (`null` when none).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WaitError {
+    /// What went wrong.
+    pub message: String,
 }

@@ -736,6 +736,10 @@ pub struct NsExecArgs {
     /// Set `HOME` from the user's passwd entry.
     #[arg(long = "set-home")]
     pub set_home: bool,
+    /// `-t`: run the command on a terminal made in the container, its master sent on stdin
+    /// (a unix socket) with a line `t`.
+    #[arg(long)]
+    pub tty: bool,
     /// The command and its arguments.
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<std::ffi::OsString>,

@@ -31,7 +31,8 @@ fn capitalised(e: impl std::fmt::Display) -> String {
 
 /// A failed start during `run`: exit 125, no usage hint (as docker).
 fn started(f: Failure) -> Failure {
-    Failure { code: 125, see_help: false, ..f }
+    let code = crate::supervisor::rules::exit_codes::start_failure(&f.message).unwrap_or(125);
+    Failure { code, see_help: false, ..f }
 }
 
 /// `-p` in canonical form, each checked, and `--expose` checked.
@@ -85,6 +86,9 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
     // `--entrypoint ""` resets the image's: Docker sends `[""]`.
     config.entrypoint = a.entrypoint.clone().map(|e| vec![e]);
     config.user = a.user.clone().unwrap_or_default();
+    // In the foreground the client reads stdout and stderr, as Docker's does.
+    config.attach_stdout = !a.detach;
+    config.attach_stderr = !a.detach;
     config.env = env;
     config.working_dir = a.workdir.clone().unwrap_or_default();
     config.stop_signal = a.stop_signal.clone();
@@ -327,7 +331,7 @@ mod tests {
             body("busybox sleep 10"),
             json(
                 r#"{"Hostname": "", "Env": [], "Cmd": ["sleep", "10"], "Entrypoint": null,
-                    "Image": "busybox", "User": "", "WorkingDir": "", "Volumes": null, "ExposedPorts": null, "StopSignal": null, "StopTimeout": null,
+                    "Image": "busybox", "User": "", "AttachStdin": false, "AttachStdout": true, "AttachStderr": true, "Tty": false, "OpenStdin": false, "StdinOnce": false, "WorkingDir": "", "Volumes": null, "ExposedPorts": null, "StopSignal": null, "StopTimeout": null,
                     "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},
                         "PublishAllPorts": false, "AutoRemove": false, "Binds": null,
                         "ProxyProtocol": "", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
@@ -390,7 +394,7 @@ mod tests {
         let endpoint = got["NetworkingConfig"]["EndpointsConfig"]["my-net"].take();
         let want = json(
             r#"{"Hostname": "box", "Env": ["A=1"], "Cmd": ["prog", "--flag"], "Entrypoint": null,
-                "Image": "img", "User": "", "WorkingDir": "/srv", "Volumes": null, "ExposedPorts": {"5000": {}, "7000-7002/udp": {}},
+                "Image": "img", "User": "", "AttachStdin": false, "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "WorkingDir": "/srv", "Volumes": null, "ExposedPorts": {"5000": {}, "7000-7002/udp": {}},
                 "StopSignal": "SIGINT", "StopTimeout": 3,
                 "HostConfig": {"NetworkMode": "my-net", "PortBindings": {},
                     "PortSpecs": ["127.0.0.1:8080:80/tcp", "7000-7001:7000-7001/udp"],

@@ -14,7 +14,7 @@ use crate::supervisor::api::types::{
 use crate::supervisor::engine::error::Result;
 use crate::supervisor::engine::store::{
     Attachment, ImageUse, MountRequest, Mounted, NetworkMode, Record, RunState, Security, Status,
-    Time,
+    StdioConfig, Time,
 };
 use crate::supervisor::engine::{Container, Daemon, Error};
 use crate::supervisor::rules::confine;
@@ -409,6 +409,14 @@ pub fn plan(
     let entrypoint = image.as_ref().map(|_| entrypoint);
     let cmd_kept = image.as_ref().map(|_| config.cmd.clone());
     let mut cmd = command.into_iter();
+    let stdio = StdioConfig {
+        tty: config.tty,
+        open_stdin: config.open_stdin,
+        stdin_once: config.stdin_once,
+        attach_stdin: config.attach_stdin,
+        attach_stdout: config.attach_stdout,
+        attach_stderr: config.attach_stderr,
+    };
     Ok(Record {
         id,
         name,
@@ -449,6 +457,7 @@ pub fn plan(
         cmd: cmd_kept,
         user: config.user,
         security,
+        stdio,
     })
 }
 

@@ -4,7 +4,7 @@
 //! log driver does, so a container writing without newlines costs the daemon a bounded
 //! buffer, not its whole output.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -56,16 +56,34 @@ impl Container {
     }
 }
 
-/// Reads a pipe into the log, a record per line or per [`MAX_RECORD`] bytes of a longer one.
-pub(super) fn pump(c: &Container, stream: StreamKind, pipe: Box<dyn Read + Send>) {
-    let mut reader = BufReader::new(pipe);
-    let mut buf = Vec::with_capacity(4096);
+/// Reads a pipe (or a terminal's master) into the log, a record per line or per
+/// [`MAX_RECORD`] bytes of a longer one, and gives each read, as it comes, to the attached
+/// clients.
+pub(super) fn pump(c: &Container, stream: StreamKind, mut pipe: Box<dyn Read + Send>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut line: Vec<u8> = Vec::with_capacity(4096);
     loop {
-        buf.clear();
-        let limit = u64::try_from(MAX_RECORD).unwrap_or(u64::MAX);
-        match reader.by_ref().take(limit).read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => c.log_record(stream, &String::from_utf8_lossy(&buf)),
+        let n = match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // A terminal's master reads EIO once the command's side is closed.
+            Err(_) => break,
+        };
+        c.broadcast(stream, &buf[..n]);
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let room = &rest[..rest.len().min(MAX_RECORD - line.len())];
+            let take = room.iter().position(|b| *b == b'\n').map_or(room.len(), |i| i + 1);
+            line.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if line.ends_with(b"\n") || line.len() == MAX_RECORD {
+                c.log_record(stream, &String::from_utf8_lossy(&line));
+                line.clear();
+            }
         }
+    }
+    if !line.is_empty() {
+        c.log_record(stream, &String::from_utf8_lossy(&line));
     }
 }

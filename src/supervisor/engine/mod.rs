@@ -3,10 +3,12 @@
 //! forwarder, [`crate::proxy::Proxy`]), [`crate::supervisor::os::netlink`] and [`crate::supervisor::os::process`]; what the API
 //! shows of a container is in [`crate::supervisor::engine::view`].
 
+pub mod attach;
 pub mod changes;
 pub mod create;
 pub mod dns_server;
 pub mod error;
+pub mod exec;
 pub mod ipam;
 pub mod links;
 pub mod logs;
@@ -77,6 +79,12 @@ pub struct Container {
     pub(super) events: watch::Sender<u64>,
     /// Serialises writes to the log file.
     pub(super) log: Mutex<Option<File>>,
+    /// Its attached clients and the current run's stdin.
+    attached: attach::Attached,
+    /// Exits so far (each run's end, restarts included): `wait`'s `next-exit` counts them.
+    exits: AtomicU64,
+    /// Set once it is removed: `wait`'s `removed`.
+    removed: AtomicBool,
     /// The delay before the next restart, carried from exit to exit.
     backoff: Mutex<Backoff>,
     /// Bumped when a restart is scheduled and when one is called off (`stop`, `rm`, an
@@ -93,6 +101,9 @@ impl Container {
             held: Mutex::new(Held::default()),
             events: watch::channel(0).0,
             log: Mutex::new(None),
+            attached: attach::Attached::default(),
+            exits: AtomicU64::new(0),
+            removed: AtomicBool::new(false),
             backoff: Mutex::new(Backoff::default()),
             restart_generation: AtomicU64::new(0),
         })
@@ -156,6 +167,8 @@ pub struct Daemon {
     pub volumes: volumes::Volumes,
     /// Where images are pulled from (`--insecure-registry`).
     pub registries: crate::supervisor::image::pull::Registries,
+    /// The execs of running containers, oldest first.
+    execs: Mutex<Vec<Arc<exec::Exec>>>,
 }
 
 impl Daemon {
@@ -230,6 +243,7 @@ impl Daemon {
             images: Arc::new(images),
             volumes,
             registries,
+            execs: Mutex::default(),
         })
     }
 

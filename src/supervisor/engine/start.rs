@@ -4,14 +4,16 @@
 //! `Daemon::release`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::supervisor::api::stream::StreamKind;
+use crate::supervisor::engine::attach::RunIo;
 use crate::supervisor::engine::store::{NetworkMode, Record, Status, Time};
 use crate::supervisor::engine::{Container, Daemon, Error, Held, logs};
 use crate::supervisor::os::process::{Confined, Launch, Layers};
@@ -100,11 +102,21 @@ impl Daemon {
             self.release(held).await;
             let msg = e.message.clone();
             self.dns.detach(&c.id);
+            // moby's exit code for a start that failed.
+            let code =
+                crate::supervisor::rules::exit_codes::start_failure(&msg).map_or(128, i32::from);
             let r = c.update(|r| {
                 r.state.error = msg;
+                r.state.exit_code = code;
                 r.networks.iter_mut().for_each(|a| a.ip = None);
             });
-            let _ = self.store.save(&r);
+            // As dockerd does, `--rm` removes a container that could not start: `docker run
+            // --rm` waits for that (`condition=removed`).
+            if r.auto_remove {
+                let _ = self.forget(c, true);
+            } else {
+                let _ = self.store.save(&r);
+            }
         }
         result
     }
@@ -143,6 +155,15 @@ impl Daemon {
             .iter()
             .flat_map(|(l, s)| crate::supervisor::rules::links::link_env(&record.name, l, s));
         let env = container_env(&hostname, link_env.chain(record.env.iter().cloned()));
+        // `-i` without `-t`: a pipe, whose write end attached clients write to.
+        let (stdin_r, stdin_w) = match record.stdio.open_stdin && !record.stdio.tty {
+            true => {
+                let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map_err(|e| Error::internal(format!("stdin pipe: {e}")))?;
+                (Some(r), Some(w))
+            }
+            false => (None, None),
+        };
         let mut command = vec![record.path.clone()];
         command.extend(record.args.iter().cloned());
         let launch = Launch {
@@ -165,6 +186,8 @@ impl Daemon {
             join_netns,
             init: record.init,
             confined: self.confined(record, &dir)?,
+            stdin: stdin_r,
+            tty: record.stdio.tty,
         };
         let mut started = self.spawner.spawn(launch).await.map_err(Error::internal)?;
         let shim = started.child.id();
@@ -216,22 +239,32 @@ impl Daemon {
         let stdout = started.child.stdout.take();
         let stderr = started.child.stderr.take();
         let mut control = started.control;
-        let handshake = tokio::task::spawn_blocking(move || -> io::Result<i32> {
-            control.write_all(b"g")?;
-            let mut line = String::new();
-            BufReader::new(&mut control).read_line(&mut line)?;
-            match line.trim().strip_prefix("error ") {
-                Some(why) => Err(io::Error::other(why.to_string())),
-                None => line
+        let tty = record.stdio.tty;
+        let handshake =
+            tokio::task::spawn_blocking(move || -> io::Result<(i32, Option<OwnedFd>)> {
+                control.write_all(b"g")?;
+                // `t` and the terminal's master first with `-t`; then the init's PID.
+                let (line, mut fds) = crate::supervisor::os::tty::recv_line(&control)?;
+                let (line, master) = match line.strip_prefix('t') {
+                    Some(rest) if tty => (rest.to_string(), fds.pop()),
+                    _ => (line, None),
+                };
+                if let Some(why) = line.trim().strip_prefix("error ") {
+                    return Err(io::Error::other(why.to_string()));
+                }
+                let pid = line
                     .trim()
                     .parse()
-                    .map_err(|_| io::Error::other("the container's init did not start")),
-            }
-        })
-        .await
-        .map_err(io::Error::other)
-        .and_then(|r| r);
-        let pid = match handshake {
+                    .map_err(|_| io::Error::other("the container's init did not start"))?;
+                if tty && master.is_none() {
+                    return Err(io::Error::other("the container's init sent no terminal"));
+                }
+                Ok((pid, master))
+            })
+            .await
+            .map_err(io::Error::other)
+            .and_then(|r| r);
+        let (pid, master) = match handshake {
             Ok(pid) => pid,
             Err(e) => {
                 let _ = started.child.kill();
@@ -261,8 +294,20 @@ impl Daemon {
         self.update_recipients(&r).await;
         // Pumps and the waiter: the container is stopped once the shim has exited and all
         // its output is in the log.
+        // With `-t` the command's output is the terminal's; the pipes carry only what the
+        // init itself says.
+        let terminal = match &master {
+            Some(m) => Some(m.try_clone().map_err(Error::internal)?),
+            None => None,
+        };
+        let stdin = match (record.stdio.open_stdin, &master) {
+            (true, Some(m)) => Some(m.try_clone().map_err(Error::internal)?),
+            _ => stdin_w,
+        };
+        c.set_run_io(RunIo::new(stdin, master));
         let mut pumps = Vec::new();
         for (stream, pipe) in [
+            (StreamKind::Stdout, terminal.map(|t| Box::new(File::from(t)) as Box<dyn Read + Send>)),
             (StreamKind::Stdout, stdout.map(|p| Box::new(p) as Box<dyn Read + Send>)),
             (StreamKind::Stderr, stderr.map(|p| Box::new(p) as Box<dyn Read + Send>)),
         ] {
@@ -291,6 +336,7 @@ impl Daemon {
         let c = c.clone();
         tokio::spawn(async move {
             let code = done_rx.await.unwrap_or(255);
+            c.end_attached();
             daemon.finish(&c, code).await;
         });
         Ok(())

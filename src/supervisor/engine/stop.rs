@@ -12,6 +12,29 @@ use crate::supervisor::engine::store::Status;
 use crate::supervisor::engine::{Container, Daemon, Error};
 use crate::supervisor::rules::restart::{self, Decision};
 
+/// What `wait` waits for (Docker's `condition`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Not running now (a created or exited container answers at once).
+    NotRunning,
+    /// The end of the next run (or the current one).
+    NextExit,
+    /// Its removal.
+    Removed,
+}
+
+impl WaitCondition {
+    /// Docker's query value (empty: `not-running`).
+    pub fn parse(s: &str) -> Result<WaitCondition, Error> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::invalid(format!("invalid condition: \"{other}\""))),
+        }
+    }
+}
+
 impl Daemon {
     /// The container's command has exited with `code`: it stays exited, or (its restart
     /// policy says) waits out its back-off as `restarting` and is started again.
@@ -44,6 +67,8 @@ impl Daemon {
         };
         // Taken before the record says `restarting`, so a `stop` in between calls it off.
         let generation = restart.map(|_| c.restart_generation.fetch_add(1, Ordering::SeqCst) + 1);
+        c.exits.fetch_add(1, Ordering::SeqCst);
+        self.exec_forget(&c.id);
         let r = c.update(|r| {
             r.state.status = if restart.is_some() { Status::Restarting } else { Status::Exited };
             r.state.exit_code = code;
@@ -103,17 +128,41 @@ impl Daemon {
         let _ = self.store.save(&r);
     }
 
-    /// Waits until the container is no longer running (after it has started, if it has not
-    /// yet) and returns its exit code.
-    pub async fn wait(&self, c: &Arc<Container>) -> i32 {
+    /// Waits until the container is `exited` (a restart in between does not count).
+    async fn wait_exited(&self, c: &Arc<Container>) -> i32 {
         let mut rx = c.watch();
         loop {
             let r = c.record();
-            if r.state.status == Status::Exited {
+            if r.state.status == Status::Exited || rx.changed().await.is_err() {
                 return r.state.exit_code;
             }
-            if rx.changed().await.is_err() {
-                return r.state.exit_code;
+        }
+    }
+
+    /// `POST /containers/{id}/wait?condition=…`: a future of the exit code, registered now
+    /// (so an exit between this call and the future's first poll is not missed, as the
+    /// client asks before it starts the container).
+    pub fn waiter(
+        &self,
+        c: &Arc<Container>,
+        condition: WaitCondition,
+    ) -> impl std::future::Future<Output = i32> + Send + 'static {
+        let mut rx = c.watch();
+        let exits = c.exits.load(Ordering::SeqCst);
+        let c = c.clone();
+        async move {
+            loop {
+                let r = c.record();
+                let done = match condition {
+                    WaitCondition::NotRunning => {
+                        !matches!(r.state.status, Status::Running | Status::Restarting)
+                    }
+                    WaitCondition::NextExit => c.exits.load(Ordering::SeqCst) > exits,
+                    WaitCondition::Removed => c.removed.load(Ordering::SeqCst),
+                };
+                if done || rx.changed().await.is_err() {
+                    return r.state.exit_code;
+                }
             }
         }
     }
@@ -136,7 +185,7 @@ impl Daemon {
         kill(Pid::from_raw(r.state.pid), signal)
             .map_err(|e| Error::internal(format!("Cannot kill container {}: {e}", r.id)))?;
         if signal == Signal::SIGKILL {
-            let _ = tokio::time::timeout(Duration::from_secs(10), self.wait(c)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.wait_exited(c)).await;
         }
         Ok(())
     }
@@ -169,12 +218,12 @@ impl Daemon {
             .unwrap_or(Signal::SIGTERM);
         let _ = kill(pid, first);
         let Some(timeout) = timeout else {
-            self.wait(c).await;
+            self.wait_exited(c).await;
             return;
         };
-        if tokio::time::timeout(timeout, self.wait(c)).await.is_err() {
+        if tokio::time::timeout(timeout, self.wait_exited(c)).await.is_err() {
             let _ = kill(pid, Signal::SIGKILL);
-            let _ = tokio::time::timeout(Duration::from_secs(10), self.wait(c)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.wait_exited(c)).await;
         }
     }
 
@@ -209,11 +258,15 @@ impl Daemon {
         self.forget(c, volumes)
     }
 
-    fn forget(&self, c: &Arc<Container>, volumes: bool) -> Result<(), Error> {
+    pub(super) fn forget(&self, c: &Arc<Container>, volumes: bool) -> Result<(), Error> {
         if let Ok(mut all) = self.containers.lock() {
             all.retain(|x| x.id != c.id);
         }
         let removed = self.store.remove(&c.id).map_err(Error::internal);
+        c.end_attached();
+        self.exec_forget(&c.id);
+        c.removed.store(true, Ordering::SeqCst);
+        c.events.send_modify(|n| *n += 1);
         if volumes {
             let r = c.record();
             for m in r.mounts.iter().filter(|m| m.anonymous) {

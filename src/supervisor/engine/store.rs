@@ -299,6 +299,28 @@ pub struct Record {
     /// What Docker's confinement was asked to change.
     #[serde(default)]
     pub security: Security,
+    /// `-i`, `-t` and what the client attached.
+    #[serde(default)]
+    pub stdio: StdioConfig,
+}
+
+/// How a container's stdin, stdout and stderr are set up (`Config`'s `Tty`, `OpenStdin`, …).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StdioConfig {
+    /// `-t`: the command runs on a terminal; its output is one raw stream.
+    pub tty: bool,
+    /// `-i`: the command's stdin is open to attached clients (else /dev/null).
+    pub open_stdin: bool,
+    /// The command's stdin is closed when the first attached client's stdin ends (`docker
+    /// run -i` sets it).
+    pub stdin_once: bool,
+    /// What the creating client attached (`Config.AttachStdin` …), shown by `inspect`.
+    pub attach_stdin: bool,
+    /// See `attach_stdin`.
+    pub attach_stdout: bool,
+    /// See `attach_stdin`.
+    pub attach_stderr: bool,
 }
 
 impl Record {

@@ -65,14 +65,15 @@ use tokio::io::AsyncReadExt;
 use crate::supervisor::api::stream;
 use crate::supervisor::api::types::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
-    ContainerWaitResponse, ErrorResponse, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkCreateResponse, NetworkDisconnectRequest, NetworkResource,
+    ErrorResponse, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse,
+    NetworkDisconnectRequest, NetworkResource,
 };
 use crate::supervisor::engine::logs::LogRecord;
 use crate::supervisor::engine::store::Status;
 use crate::supervisor::engine::{Daemon, Error, ErrorKind};
 use crate::supervisor::rules::filters::{Filters, ListOptions};
 
+pub mod attach;
 pub mod images;
 pub mod system;
 pub mod volumes;
@@ -139,7 +140,6 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .route("/containers/create", post(create))
         .route("/containers/{id}/start", post(start))
         .route("/containers/{id}/stop", post(stop))
-        .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/logs", get(logs))
@@ -150,6 +150,7 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .route("/networks/{id}", get(network_inspect).delete(network_remove))
         .route("/networks/{id}/connect", post(network_connect))
         .route("/networks/{id}/disconnect", post(network_disconnect))
+        .merge(attach::routes())
         .merge(images::routes())
         .merge(volumes::routes())
         .with_state(daemon)
@@ -210,12 +211,6 @@ async fn kill(
     let c = d.find(&id).map_err(cannot)?;
     d.kill(&c, sig).await.map_err(cannot)?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn wait(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer<Response> {
-    let c = d.find(&id)?;
-    let code = d.wait(&c).await;
-    Ok(json(StatusCode::OK, ContainerWaitResponse { status_code: i64::from(code) }))
 }
 
 async fn remove(

@@ -245,7 +245,8 @@ async fn serve_connection(stream: UnixStream, conn: Arc<Conn>, app: Router, limi
             async move { answer(req, app, guard, limits.body_timeout).await }
         })
     };
-    let http = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    let http =
+        hyper::server::conn::http1::Builder::new().serve_connection(io, service).with_upgrades();
     tokio::pin!(http);
     loop {
         // Registered before the deadline is read, so that no phase change is missed.

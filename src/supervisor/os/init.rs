@@ -17,7 +17,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +29,7 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, execvp, pipe2};
 
-use crate::supervisor::os::{confine, rootfs, seccomp};
+use crate::supervisor::os::{confine, rootfs, seccomp, tty};
 use crate::supervisor::rules::confine::CapSet;
 use crate::supervisor::rules::user::{ExecUser, resolve as resolve_user};
 use crate::sys::{self, FdKind};
@@ -37,6 +37,9 @@ use crate::sys::{self, FdKind};
 /// What the command's child writes on the exec-error pipe when confining it failed (it has
 /// said why on stderr).
 const CONFINE_FAILED: i32 = -1;
+
+/// The descriptor the daemon gives the shim as the command's stdin (`-i`).
+pub const STDIN_FD: i32 = 3;
 
 /// `CAP_KILL`: what the container's PID 1 keeps, to pass signals on.
 const CAP_KILL: u8 = 5;
@@ -103,6 +106,13 @@ pub struct InitArgs {
     /// Set `HOME` from the user's passwd entry (the container does not set it).
     #[arg(long = "set-home")]
     pub set_home: bool,
+    /// `-i`: the command's stdin is descriptor 3, a pipe from the daemon (else /dev/null).
+    #[arg(long)]
+    pub stdin: bool,
+    /// `-t`: the command runs on a terminal made inside the container, whose master is sent
+    /// to the daemon on stdin (the daemon's socket) before PID 1 says it is ready.
+    #[arg(long)]
+    pub tty: bool,
     /// The command and its arguments.
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<std::ffi::OsString>,
@@ -218,6 +228,11 @@ fn shim(args: InitArgs) -> Result<u8, String> {
     let mut control = File::from(
         sys::claim_inherited(0, FdKind::Socket).ok_or("stdin is not the daemon's socket")?,
     );
+    // `-i`: descriptor 3 is the command's stdin, PID 1's to hand on.
+    let stdin = match args.stdin {
+        true => Some(sys::claim_inherited(STDIN_FD, FdKind::Pipe).ok_or("no stdin pipe")?),
+        false => None,
+    };
     let mut go = [0u8; 1];
     if control.read(&mut go).map_err(|e| format!("waiting for the daemon: {e}"))? == 0 {
         return Err("the daemon gave up on this container".into());
@@ -230,12 +245,20 @@ fn shim(args: InitArgs) -> Result<u8, String> {
     // This process is single-threaded (nothing has started a thread yet).
     let init = match sys::fork_single_threaded().map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
+            // With `-t`, PID 1 sends the terminal's master on it: moved off descriptor 0,
+            // which becomes the command's stdin.
+            let moved = match args.tty {
+                true => control.try_clone().ok(),
+                false => None,
+            };
             drop(control);
             drop(ready_r);
-            std::process::exit(i32::from(pid1(&args, &set, ready_w)));
+            let stdio = Stdio { stdin, control: moved };
+            std::process::exit(i32::from(pid1(&args, &set, ready_w, stdio)));
         }
         ForkResult::Parent { child } => child,
     };
+    drop(stdin);
     drop(ready_w);
     let mut said = Vec::new();
     let _ = File::from(ready_r).read_to_end(&mut said);
@@ -251,21 +274,45 @@ fn shim(args: InitArgs) -> Result<u8, String> {
     Ok(supervise(&set, init, Pass::All))
 }
 
+/// What PID 1 is given for the command's stdio.
+struct Stdio {
+    /// `-i`: the pipe that becomes the command's stdin.
+    stdin: Option<OwnedFd>,
+    /// `-t`: the daemon's socket, to send the terminal's master on.
+    control: Option<File>,
+}
+
 /// PID 1 of the container.
-fn pid1(args: &InitArgs, set: &SigSet, ready: OwnedFd) -> u8 {
+fn pid1(args: &InitArgs, set: &SigSet, ready: OwnedFd, stdio: Stdio) -> u8 {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     // The confinement first: a seccomp profile's file is the host's, out of sight once the
     // container's root is made.
-    let prepared = confinement(args).and_then(|c| Ok((prepare(args)?, c)));
-    let (user, confine) = match prepared {
+    let prepared = confinement(args).and_then(|c| Ok((prepare(args, stdio.stdin)?, c)));
+    let prepared = prepared.and_then(|(user, c)| {
+        // The terminal is the container's: made once its /dev/pts is mounted.
+        let slave = match &stdio.control {
+            Some(control) => Some(terminal(control)?),
+            None => None,
+        };
+        Ok((user, c, slave))
+    });
+    drop(stdio.control);
+    let (user, confine, slave) = match prepared {
         Ok(p) => p,
         Err(e) => {
             let _ = File::from(ready).write_all(format!("e{e}").as_bytes());
             return 127;
         }
     };
-    let _ = File::from(ready).write_all(b"r");
-    run_command(args, set, user.as_ref(), confine.as_ref())
+    run_command(args, set, user.as_ref(), confine.as_ref(), slave, Some(ready))
+}
+
+/// Opens the command's terminal and sends its master on `control` (a `t` with it); the slave.
+fn terminal(control: &File) -> Result<OwnedFd, String> {
+    let (master, slave) = tty::open_pty().map_err(|e| format!("opening a terminal: {e}"))?;
+    tty::send_fd(control, b"t", &master)
+        .map_err(|e| format!("sending the terminal to the daemon: {e}"))?;
+    Ok(slave)
 }
 
 /// What the command is confined by, decided before it is forked.
@@ -330,13 +377,31 @@ fn confine_command(c: &Confinement, user: Option<&ExecUser>) -> Result<(), Strin
     Ok(())
 }
 
-/// Runs the command as a child, reports exec failures as Docker does (127 not found, 126
-/// cannot run), and supervises it.
+/// runc's words for a command that could not be run, and Docker's exit code for it (127 not
+/// found, 126 cannot run).
+fn exec_failure(name: &str, errno: Errno) -> (String, u8) {
+    let why = match errno {
+        Errno::ENOENT if !name.contains('/') => {
+            return (format!("exec: \"{name}\": executable file not found in $PATH"), 127);
+        }
+        Errno::ENOENT => format!("stat {name}: no such file or directory"),
+        Errno::EACCES => "permission denied".to_string(),
+        e => e.desc().to_lowercase(),
+    };
+    (format!("exec: \"{name}\": {why}"), if errno == Errno::ENOENT { 127 } else { 126 })
+}
+
+/// Runs the command as a child and supervises it. With `ready` (a container's PID 1), the
+/// daemon hears once the command runs, or why it could not be run, as Docker's start fails
+/// (`OCI runtime create failed: …`); without (an exec), that is said on stdout as Docker's
+/// exec says it, exit 126.
 fn run_command(
     args: &InitArgs,
     set: &SigSet,
     user: Option<&ExecUser>,
     confine: Option<&Confinement>,
+    tty: Option<OwnedFd>,
+    ready: Option<OwnedFd>,
 ) -> u8 {
     let argv: Vec<CString> =
         args.command.iter().filter_map(|a| CString::new(a.as_bytes()).ok()).collect();
@@ -356,6 +421,12 @@ fn run_command(
         }
         Ok(ForkResult::Child) => {
             let _ = set.thread_unblock();
+            if let Some(slave) = &tty
+                && let Err(e) = tty::make_controlling(slave.as_raw_fd())
+            {
+                eprintln!("cproxy init: the command's terminal: {e}");
+                sys::exit_now(127)
+            }
             let confined = match confine {
                 Some(c) => confine_command(c, user),
                 None => user.map_or(Ok(()), |u| {
@@ -376,6 +447,7 @@ fn run_command(
         Ok(ForkResult::Parent { child }) => child,
     };
     drop(err_w);
+    drop(tty);
     if confine.is_some() {
         // PID 1 keeps only what it needs to pass signals on, and cannot be traced.
         let kill = CapSet(0).with(CAP_KILL);
@@ -388,30 +460,36 @@ fn run_command(
         let _ = waitpid(child, None);
         let name = args.command[0].to_string_lossy();
         let code = i32::from_ne_bytes(buf);
-        if code == CONFINE_FAILED {
-            return 127; // The child said why.
-        }
-        return match Errno::from_raw(code) {
-            Errno::ENOENT => {
-                eprintln!("cproxy: exec: \"{name}\": executable file not found in $PATH");
-                127
-            }
-            Errno::EACCES => {
-                eprintln!("cproxy: exec: \"{name}\": permission denied");
-                126
-            }
-            e => {
-                eprintln!("cproxy: exec: \"{name}\": {}", e.desc());
-                126
-            }
+        let (why, status) = match code {
+            // The child said why on stderr.
+            CONFINE_FAILED => ("confining the command failed".to_string(), 127),
+            errno => exec_failure(&name, Errno::from_raw(errno)),
         };
+        let why = format!("unable to start container process: {why}");
+        match ready {
+            Some(ready) => {
+                let said = format!(
+                    "efailed to create shim task: OCI runtime create failed: runc create failed: {why}: unknown"
+                );
+                let _ = File::from(ready).write_all(said.as_bytes());
+            }
+            None => {
+                print!("OCI runtime exec failed: exec failed: {why}: unknown\r\n");
+                let _ = std::io::stdout().flush();
+                return 126;
+            }
+        }
+        return status;
+    }
+    if let Some(ready) = ready {
+        let _ = File::from(ready).write_all(b"r");
     }
     supervise(set, child, if args.init { Pass::All } else { Pass::Handled })
 }
 
 /// Mounts and hostname, inside the container's own mount and UTS namespaces; the user the
 /// command runs as, if one is asked for or the container is confined.
-fn prepare(args: &InitArgs) -> Result<Option<ExecUser>, String> {
+fn prepare(args: &InitArgs, stdin: Option<OwnedFd>) -> Result<Option<ExecUser>, String> {
     let none: Option<&str> = None;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .map_err(|e| format!("making mounts private: {e}"))?;
@@ -469,11 +547,19 @@ fn prepare(args: &InitArgs) -> Result<Option<ExecUser>, String> {
     std::env::set_current_dir(&cwd).map_err(|e| {
         format!("chdir to cwd ({:?}) set in config.json failed: {e}", cwd.display().to_string())
     })?;
-    // The command reads nothing: stdin is /dev/null, as under `docker run -d`.
-    if let Ok(null) = File::open("/dev/null") {
-        use std::os::fd::AsRawFd;
+    if let Some(pipe) = stdin {
+        // `-i`: the daemon's pipe (the descriptor is close-on-exec, its copy on 0 is not).
+        nix::unistd::dup2_stdin(&pipe).map_err(|e| format!("stdin: {e}"))?;
+    } else if let Ok(null) = File::open("/dev/null") {
+        // The command reads nothing: stdin is /dev/null, as under `docker run -d`.
         if null.as_raw_fd() == 0 {
-            std::mem::forget(null); // It took the free fd 0 and is stdin already.
+            // It took the free fd 0 and is stdin already, but close-on-exec: the command
+            // would find no stdin at all.
+            let _ = nix::fcntl::fcntl(
+                &null,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            );
+            std::mem::forget(null);
         } else {
             let _ = nix::unistd::dup2_stdin(&null);
         }
@@ -574,7 +660,20 @@ pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
         read_only: false,
         user: args.user,
         set_home: args.set_home,
+        stdin: false,
+        tty: false,
         command: args.command,
+    };
+    // `-t`: stdin is the daemon's socket, for the terminal's master.
+    let control = match args.tty {
+        true => match sys::claim_inherited(0, FdKind::Socket) {
+            Some(fd) => Some(File::from(fd)),
+            None => {
+                eprintln!("cproxy exec: stdin is not the daemon's socket");
+                return ExitCode::from(126);
+            }
+        },
+        false => None,
     };
     // Before the container's mount namespace: a seccomp profile's file is the host's.
     let confine = match confinement(&init_args) {
@@ -610,13 +709,25 @@ pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
         Ok(u) => u,
         Err(e) => {
             // runc's words, on stdout as Docker's exec prints them.
-            println!("{e}");
+            print!("{e}\r\n");
             return ExitCode::from(126);
         }
     };
     if let (Some(u), true) = (&user, init_args.set_home) {
         // SAFETY: this process is single-threaded.
         unsafe { std::env::set_var("HOME", &u.home) };
+    }
+    // The terminal is the container's: made in its mount namespace.
+    let slave = match control.as_ref().map(terminal).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cproxy exec: {e}");
+            return ExitCode::from(126);
+        }
+    };
+    if let Some(mut c) = control {
+        // Its line ends here; a failure shows as no terminal.
+        let _ = c.write_all(b"\n");
     }
     // Single-threaded, as in the shim.
     match sys::fork_single_threaded() {
@@ -625,8 +736,13 @@ pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
             &set,
             user.as_ref(),
             confine.as_ref(),
+            slave,
+            None,
         ))),
-        Ok(ForkResult::Parent { child }) => ExitCode::from(supervise(&set, child, Pass::All)),
+        Ok(ForkResult::Parent { child }) => {
+            drop(slave);
+            ExitCode::from(supervise(&set, child, Pass::All))
+        }
         Err(e) => {
             eprintln!("cproxy exec: fork: {e}");
             ExitCode::from(126)

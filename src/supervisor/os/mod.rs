@@ -4,9 +4,11 @@
 //! applies ([`confine`], with its seccomp filter from [`seccomp`]).
 
 pub mod confine;
+pub mod exec;
 pub mod hosts_files;
 pub mod init;
 pub mod netlink;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;
+pub mod tty;

@@ -47,6 +47,10 @@ pub struct Launch {
     /// Its own root and Docker's confinement; `None` for a record of before images (the
     /// host's files, unconfined).
     pub confined: Option<Confined>,
+    /// `-i` without `-t`: the read end of the pipe that is the command's stdin.
+    pub stdin: Option<OwnedFd>,
+    /// `-t`: the command runs on a terminal, whose master the init sends on `control`.
+    pub tty: bool,
 }
 
 /// A container with a root of its own, confined as Docker confines one.
@@ -145,6 +149,30 @@ fn spawn(launch: Launch) -> io::Result<Started> {
     if launch.init {
         cmd.arg("--init");
     }
+    if launch.tty {
+        cmd.arg("--tty");
+    }
+    if let Some(pipe) = &launch.stdin {
+        cmd.arg("--stdin");
+        let fd = pipe.as_raw_fd();
+        // SAFETY: dup2 is async-signal-safe; the descriptor stays open (in `launch`) until
+        // the child has been spawned.
+        unsafe {
+            cmd.pre_exec(move || {
+                let target = crate::supervisor::os::init::STDIN_FD;
+                // Already there: only its close-on-exec flag goes.
+                let r = if fd == target {
+                    libc::fcntl(fd, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, target)
+                };
+                if r < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
     if let Some(w) = &launch.working_dir {
         cmd.arg("--workdir").arg(w);
     }
@@ -187,5 +215,6 @@ fn spawn(launch: Launch) -> io::Result<Started> {
     crate::sys::enter_namespaces_on_spawn(&mut cmd, join.into_iter().collect(), flags, true);
     let child = cmd.spawn()?;
     drop(launch.join_netns);
+    drop(launch.stdin);
     Ok(Started { child, control: ours })
 }

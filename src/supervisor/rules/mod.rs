@@ -5,6 +5,7 @@ pub mod compose;
 pub mod confine;
 pub mod dns;
 pub mod env;
+pub mod exit_codes;
 pub mod filters;
 pub mod format;
 pub mod hosts;

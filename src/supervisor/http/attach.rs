@@ -1,0 +1,359 @@
+//! The hijacked routes, as dockerd serves them: `attach` and `exec start` answer `101
+//! UPGRADED` (`Upgrade: tcp`) and the connection then carries the container's output (Docker's
+//! multiplexed frames, or the terminal's raw bytes with `-t`) one way and the client's input
+//! the other; a client that does not ask to upgrade gets the output as the body of a `200`.
+//! `wait` answers its head at once and its body when the condition is met, so a client may
+//! ask before it starts the container (`docker run`) and miss no exit. `resize` sets a
+//! terminal's size.
+//!
+//! | Route | Answer |
+//! |---|---|
+//! | `POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1&logs=1` | 101, the streams |
+//! | `POST /containers/{id}/wait?condition=not-running\|next-exit\|removed` | `{"Error":null,"StatusCode":3}` |
+//! | `POST /containers/{id}/resize?h=24&w=80` | 200 (409 when it is not running) |
+//! | `POST /containers/{id}/exec` | 201 `{"Id": …}` |
+//! | `POST /exec/{id}/start` (`{"Detach":false,"Tty":false}`) | 101, the streams; 200 with `Detach` |
+//! | `GET /exec/{id}/json` | `ExitCode`, `Running`, `ProcessConfig`, … |
+//! | `POST /exec/{id}/resize?h=24&w=80` | 200 |
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::{Answer, ApiError, Params, body_of, flag, json};
+use crate::supervisor::api::stream::{self, StreamKind};
+use crate::supervisor::api::types::{
+    ContainerWaitResponse, ExecConfig, ExecInspect, ExecStartConfig, IdResponse,
+};
+use crate::supervisor::engine::attach::{Output, RunIo};
+use crate::supervisor::engine::logs::LogRecord;
+use crate::supervisor::engine::stop::WaitCondition;
+use crate::supervisor::engine::{Daemon, Error};
+
+/// Docker's content type of a hijacked stream.
+const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
+
+/// The hijacked routes.
+pub fn routes() -> Router<Arc<Daemon>> {
+    Router::new()
+        .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}/resize", post(resize))
+        .route("/containers/{id}/exec", post(exec_create))
+        .route("/exec/{id}/start", post(exec_start))
+        .route("/exec/{id}/json", get(exec_inspect))
+        .route("/exec/{id}/resize", post(exec_resize))
+}
+
+/// The client's stdin, once the process to write it to exists.
+struct Input {
+    /// The process's stdio: now (an exec), or when the container's next run starts.
+    io: Pin<Box<dyn Future<Output = Arc<RunIo>> + Send>>,
+    /// Close the process's stdin when the client's ends (`StdinOnce`, an exec's).
+    close_on_eof: bool,
+}
+
+/// What a hijacked connection carries.
+struct Session {
+    /// Replayed first (`logs=1`).
+    before: Vec<Output>,
+    output: mpsc::Receiver<Output>,
+    /// Raw bytes (a terminal), not Docker's frames.
+    tty: bool,
+    want_out: bool,
+    want_err: bool,
+    input: Option<Input>,
+}
+
+impl Session {
+    /// The bytes of a piece of output on the wire, if wanted.
+    fn frame(&self, kind: StreamKind, data: &[u8]) -> Option<Vec<u8>> {
+        let wanted = if kind == StreamKind::Stderr { self.want_err } else { self.want_out };
+        match (wanted, self.tty) {
+            (false, _) => None,
+            (true, true) => Some(data.to_vec()),
+            (true, false) => Some(stream::encode(kind, data)),
+        }
+    }
+
+    /// Carries the streams over `conn` until the output ends or the client goes.
+    async fn run(mut self, conn: impl AsyncRead + AsyncWrite + Send + 'static) {
+        let (mut rd, mut wr) = tokio::io::split(conn);
+        let input = self.input.take().map(|input| {
+            tokio::spawn(async move {
+                let io = input.io.await;
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match rd.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if !io.write(Bytes::copy_from_slice(&buf[..n])).await {
+                                break;
+                            }
+                        }
+                    }
+                }
+                if input.close_on_eof {
+                    io.close_stdin();
+                }
+            })
+        });
+        let mut gone = false;
+        for o in std::mem::take(&mut self.before) {
+            if let Output::Data(kind, data) = o
+                && let Some(bytes) = self.frame(kind, &data)
+                && wr.write_all(&bytes).await.is_err()
+            {
+                gone = true;
+                break;
+            }
+        }
+        while !gone && let Some(Output::Data(kind, data)) = self.output.recv().await {
+            if let Some(bytes) = self.frame(kind, &data) {
+                gone = wr.write_all(&bytes).await.is_err();
+            }
+        }
+        let _ = wr.shutdown().await;
+        if let Some(task) = input {
+            task.abort();
+        }
+    }
+}
+
+/// Answers `req` with the session: hijacked (`101`) if the client asks to upgrade, else as a
+/// `200` body (output only).
+fn hijack(mut req: Request, mut session: Session) -> Response {
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    if upgrade {
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            match on.await {
+                Ok(conn) => session.run(TokioIo::new(conn)).await,
+                Err(e) => tracing::debug!(error = %e, "the client did not upgrade"),
+            }
+        });
+        return Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONTENT_TYPE, RAW_STREAM)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "tcp")
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    session.input = None;
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(session.run(ours));
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(theirs));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, RAW_STREAM)
+        .body(body)
+        .unwrap_or_default()
+}
+
+/// An engine error written into a hijacked stream, as dockerd writes one once it has
+/// upgraded (`Error: Exec command … has already run`).
+fn hijacked_error(req: Request, e: &Error) -> Response {
+    let (tx, rx) = mpsc::channel(2);
+    let text = Bytes::from(format!("Error: {}\r\n", e.message));
+    let _ = tx.try_send(Output::Data(StreamKind::Stdout, text));
+    let _ = tx.try_send(Output::End);
+    hijack(
+        req,
+        Session {
+            before: Vec::new(),
+            output: rx,
+            tty: false,
+            want_out: true,
+            want_err: true,
+            input: None,
+        },
+    )
+}
+
+async fn attach(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+    req: Request,
+) -> Answer<Response> {
+    let c = d.find(&id)?;
+    let r = c.record();
+    // Subscribed before anything is read, so that nothing in between is lost.
+    let output = c.attach_output();
+    let before = match flag(&q, "logs") {
+        true => past_output(&d.log_path(&c)),
+        false => Vec::new(),
+    };
+    let output = match flag(&q, "stream") {
+        true => output,
+        false => {
+            drop(output);
+            let (tx, rx) = mpsc::channel(1);
+            let _ = tx.try_send(Output::End);
+            rx
+        }
+    };
+    let input = (flag(&q, "stdin") && r.stdio.open_stdin).then(|| {
+        let c = c.clone();
+        Input { io: Box::pin(async move { c.run_io().await }), close_on_eof: r.stdio.stdin_once }
+    });
+    let session = Session {
+        before,
+        output,
+        tty: r.stdio.tty,
+        want_out: flag(&q, "stdout"),
+        want_err: flag(&q, "stderr"),
+        input,
+    };
+    Ok(hijack(req, session))
+}
+
+/// The log's records, oldest first, as output to replay (`attach?logs=1`).
+fn past_output(path: &std::path::Path) -> Vec<Output> {
+    let text = std::fs::read(path).unwrap_or_default();
+    text.split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<LogRecord>(line).ok())
+        .map(|r| Output::Data(r.kind(), Bytes::from(r.log)))
+        .collect()
+}
+
+async fn wait(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Answer<Response> {
+    let c = d.find(&id)?;
+    // Docker 20.10 takes a condition it does not know for `not-running`.
+    let condition = q
+        .get("condition")
+        .and_then(|s| WaitCondition::parse(s).ok())
+        .unwrap_or(WaitCondition::NotRunning);
+    let exit = d.waiter(&c, condition);
+    let body = futures_util::stream::once(async move {
+        let answer = ContainerWaitResponse { error: None, status_code: i64::from(exit.await) };
+        let mut text = serde_json::to_vec(&answer).unwrap_or_default();
+        text.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(text))
+    });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(body))
+        .unwrap_or_default())
+}
+
+/// `h` and `w` of a resize, as Docker reads them (`Invalid resize …` otherwise).
+fn size(q: &std::collections::HashMap<String, String>) -> Result<(u16, u16), Error> {
+    let get = |k: &str| {
+        q.get(k)
+            .map(String::as_str)
+            .unwrap_or_default()
+            .parse::<u16>()
+            .map_err(|e| Error::invalid(format!("strconv.Atoi: parsing {:?}: {e}", q.get(k))))
+    };
+    Ok((get("h")?, get("w")?))
+}
+
+async fn resize(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Answer<StatusCode> {
+    let c = d.find(&id)?;
+    let (h, w) = size(&q)?;
+    let io = c
+        .current_io()
+        .ok_or_else(|| Error::conflict(format!("Container {} is not running", c.id)))?;
+    // A container without a terminal has nothing to resize: Docker says nothing either.
+    if c.record().stdio.tty {
+        io.resize(h, w)?;
+    }
+    Ok(StatusCode::OK)
+}
+
+async fn exec_create(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Answer<Response> {
+    let c = d.find(&id)?;
+    let config: ExecConfig = body_of(&body)?;
+    let id = d.exec_create(&c, config)?;
+    Ok(json(StatusCode::CREATED, IdResponse { id }))
+}
+
+async fn exec_start(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Answer<Response> {
+    let e = d.exec_find(&id)?;
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, super::server::MAX_BODY)
+        .await
+        .map_err(|e| Error::invalid(format!("invalid request body: {e}")))?;
+    let start: ExecStartConfig =
+        if bytes.is_empty() { ExecStartConfig::default() } else { body_of(&bytes)? };
+    let req = Request::from_parts(parts, Body::empty());
+    let streams = match d.exec_start(&e).await {
+        Ok(s) => s,
+        Err(err) if !start.detach => return Ok(hijacked_error(req, &err)),
+        Err(err) => return Err(ApiError(err)),
+    };
+    if start.detach {
+        // Nobody reads its output: let it go.
+        drop(streams);
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .body(Body::empty())
+            .unwrap_or_default());
+    }
+    let cfg = &e.config;
+    let input = cfg.attach_stdin.then(|| {
+        let io = streams.io.clone();
+        Input { io: Box::pin(async move { io }), close_on_eof: true }
+    });
+    let session = Session {
+        before: Vec::new(),
+        output: streams.output,
+        tty: cfg.tty,
+        want_out: cfg.attach_stdout || cfg.tty,
+        want_err: cfg.attach_stderr || cfg.tty,
+        input,
+    };
+    Ok(hijack(req, session))
+}
+
+async fn exec_inspect(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Answer<axum::Json<ExecInspect>> {
+    let e = d.exec_find(&id)?;
+    Ok(axum::Json(d.exec_inspect(&e)))
+}
+
+async fn exec_resize(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Answer<StatusCode> {
+    let e = d.exec_find(&id)?;
+    let (h, w) = size(&q)?;
+    d.exec_resize(&e, h, w)?;
+    Ok(StatusCode::OK)
+}
