@@ -382,10 +382,14 @@ pub fn with_image(ns: &Netns, changes: &[&str]) -> Daemon {
 }
 
 /// Docker's CLI on this machine: Debian's 20.10 (`apt-get install docker.io`), else the
-/// preinstalled newer one.
-pub fn docker_bin() -> &'static str {
+/// preinstalled newer one; `CPROXY_TEST_DOCKER` names another.
+pub fn docker_bin() -> String {
+    if let Ok(path) = std::env::var("CPROXY_TEST_DOCKER") {
+        return path;
+    }
     ["/usr/bin/docker", "/usr/local/bin/docker"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("a docker CLI is needed (apt-get install docker.io, or the preinstalled client)")
+        .to_string()
 }
