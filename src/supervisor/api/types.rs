@@ -1225,3 +1225,46 @@ pub struct WaitError {
     /// What went wrong.
     pub message: String,
 }
+
+/// An event's actor: what it happened to, and its attributes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EventActor {
+    /// The container's, network's or volume's ID, the image's name or ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// `name`, `image`, `exitCode`, `container`, …
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// One event of `GET /events` (`events.Message`), in dockerd 20.10's field order; `status`,
+/// `id` and `from` are the old fields, left out where dockerd leaves them out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventMessage {
+    /// The action (containers and images).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    /// The actor's ID (containers and images).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// The container's image.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub from: String,
+    /// `container`, `network`, `image`, `volume`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// `create`, `start`, `die`, `connect`, …
+    #[serde(rename = "Action")]
+    pub action: String,
+    /// What it happened to.
+    #[serde(rename = "Actor")]
+    pub actor: EventActor,
+    /// Always `local`.
+    pub scope: String,
+    /// Seconds since the epoch.
+    pub time: i64,
+    /// Nanoseconds since the epoch.
+    #[serde(rename = "timeNano")]
+    pub time_nano: i64,
+}

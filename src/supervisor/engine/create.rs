@@ -554,6 +554,7 @@ impl Daemon {
             self.unmake_volumes(&made);
             return Err(Error::internal(e));
         }
+        self.events.container(&record, "create", &[]);
         containers.push(Container::new(record));
         Ok(id)
     }

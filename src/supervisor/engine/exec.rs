@@ -82,6 +82,8 @@ impl Daemon {
                 return Err(Error::conflict("too many execs running; try again later"));
             }
         }
+        let action = format!("exec_create: {}", exec_command(&config.cmd));
+        self.events.container(&c.record(), &action, &[("execID", id.clone())]);
         execs.push(Arc::new(Exec {
             id: id.clone(),
             container: c.clone(),
@@ -169,6 +171,10 @@ impl Daemon {
             s.running = true;
             s.pid = i32::try_from(child.id()).unwrap_or(0);
         });
+        let record = e.container.record();
+        let action = format!("exec_start: {}", exec_command(&cfg.cmd));
+        self.events.container(&record, &action, &[("execID", e.id.clone())]);
+        let events = self.events.clone();
         let master = match terminal_sock {
             Some(sock) => tokio::task::spawn_blocking(move || tty::recv_line(&sock))
                 .await
@@ -220,6 +226,8 @@ impl Daemon {
                 s.exit_code = Some(code);
                 s.io = None;
             });
+            let extra = [("execID", exec.id.clone()), ("exitCode", code.to_string())];
+            events.container(&record, "exec_die", &extra);
             let _ = tx.blocking_send(Output::End);
         });
         let io = Arc::new(RunIo::new(stdin, master));
@@ -255,4 +263,14 @@ fn copy_out(kind: StreamKind, mut src: Box<dyn Read + Send>, tx: &mpsc::Sender<O
             Err(_) => return,
         }
     }
+}
+
+/// The command as dockerd names it in an exec's events: the program, a space, the arguments
+/// joined by spaces (`exec_create: true ` for a bare `true`).
+fn exec_command(cmd: &[String]) -> String {
+    format!(
+        "{} {}",
+        cmd.first().map_or("", String::as_str),
+        cmd.get(1..).unwrap_or_default().join(" ")
+    )
 }

@@ -8,6 +8,7 @@ pub mod changes;
 pub mod create;
 pub mod dns_server;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod ipam;
 pub mod links;
@@ -169,6 +170,8 @@ pub struct Daemon {
     pub registries: crate::supervisor::image::pull::Registries,
     /// The execs of running containers, oldest first.
     execs: Mutex<Vec<Arc<exec::Exec>>>,
+    /// What happened, for `docker events`.
+    pub events: Arc<events::Events>,
 }
 
 impl Daemon {
@@ -244,6 +247,7 @@ impl Daemon {
             volumes,
             registries,
             execs: Mutex::default(),
+            events: Arc::default(),
         })
     }
 

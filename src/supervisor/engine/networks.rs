@@ -145,6 +145,9 @@ impl Daemon {
             nets.push(Arc::new(up));
         }
         tracing::info!(network = %network.name, subnet = ?network.subnet, "network created");
+        let attributes = [("name", network.name.clone()), ("type", "bridge".to_string())];
+        let attributes = attributes.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        self.events.emit("network", "create", &network.id, attributes);
         Ok(network.id)
     }
 
@@ -174,6 +177,9 @@ impl Daemon {
         if let Ok(mut all) = self.networks.lock() {
             all.retain(|x| x.net.id != id);
         }
+        let attributes = [("name", n.net.name.clone()), ("type", "bridge".to_string())];
+        let attributes = attributes.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        self.events.emit("network", "destroy", &id, attributes);
         Ok(())
     }
 
@@ -186,6 +192,25 @@ impl Daemon {
                 tracing::warn!(%bridge, error = %e, "could not remove a network's bridge");
             }
         }
+    }
+
+    /// The networks a container is on, `(ID, name)`: the default bridge or those it joined
+    /// (for its `connect` and `disconnect` events).
+    pub(super) fn network_ids(&self, r: &Record) -> Vec<(String, String)> {
+        if r.network_mode.is_bridge() {
+            return self
+                .predefined_ids
+                .iter()
+                .filter(|(n, _)| n == "bridge")
+                .map(|(n, id)| (id.clone(), n.clone()))
+                .collect();
+        }
+        let nets = self.user_networks();
+        r.networks
+            .iter()
+            .filter_map(|a| nets.iter().find(|n| n.net.name == a.network))
+            .map(|n| (n.net.id.clone(), n.net.name.clone()))
+            .collect()
     }
 
     /// `GET /networks`: Docker's summaries, predefined first.
@@ -409,6 +434,7 @@ impl Daemon {
         }
         let _ = self.store.save(&r);
         self.rewrite_network_files(&r).await;
+        self.events.network(&n.net.id, &n.net.name, &r.id, "connect");
         Ok(())
     }
 
@@ -452,6 +478,7 @@ impl Daemon {
         if r.state.status == Status::Running {
             self.rewrite_network_files(&r).await;
         }
+        self.events.network(&n.net.id, &n.net.name, &r.id, "disconnect");
         Ok(())
     }
 

@@ -288,6 +288,10 @@ impl Daemon {
             r.ports = published;
         });
         let _ = self.store.save(&r);
+        for (id, name) in self.network_ids(&r) {
+            self.events.network(&id, &name, &r.id, "connect");
+        }
+        self.events.container(&r, "start", &[]);
         if let Ok(mut h) = c.held.lock() {
             *h = std::mem::take(held);
         }

@@ -69,6 +69,10 @@ impl Daemon {
         let generation = restart.map(|_| c.restart_generation.fetch_add(1, Ordering::SeqCst) + 1);
         c.exits.fetch_add(1, Ordering::SeqCst);
         self.exec_forget(&c.id);
+        self.events.container(&before, "die", &[("exitCode", code.to_string())]);
+        for (id, name) in self.network_ids(&before) {
+            self.events.network(&id, &name, &before.id, "disconnect");
+        }
         let r = c.update(|r| {
             r.state.status = if restart.is_some() { Status::Restarting } else { Status::Exited };
             r.state.exit_code = code;
@@ -182,6 +186,7 @@ impl Daemon {
         let signal =
             Signal::try_from(sig).map_err(|_| Error::invalid(format!("Invalid signal: {sig}")))?;
         self.stopped_by_user(c);
+        self.events.container(&r, "kill", &[("signal", sig.to_string())]);
         kill(Pid::from_raw(r.state.pid), signal)
             .map_err(|e| Error::internal(format!("Cannot kill container {}: {e}", r.id)))?;
         if signal == Signal::SIGKILL {
@@ -201,7 +206,11 @@ impl Daemon {
             (None, Some(t)) => u64::try_from(t).ok(),
             (None, None) => Some(10),
         };
+        let was_running = c.is_running();
         self.stop_locked(c, timeout.map(Duration::from_secs)).await;
+        if was_running {
+            self.events.container(&c.record(), "stop", &[]);
+        }
         Ok(())
     }
 
@@ -216,12 +225,14 @@ impl Daemon {
             .ok()
             .and_then(|n| Signal::try_from(n).ok())
             .unwrap_or(Signal::SIGTERM);
+        self.events.container(&r, "kill", &[("signal", (first as i32).to_string())]);
         let _ = kill(pid, first);
         let Some(timeout) = timeout else {
             self.wait_exited(c).await;
             return;
         };
         if tokio::time::timeout(timeout, self.wait_exited(c)).await.is_err() {
+            self.events.container(&r, "kill", &[("signal", "9".to_string())]);
             let _ = kill(pid, Signal::SIGKILL);
             let _ = tokio::time::timeout(Duration::from_secs(10), self.wait_exited(c)).await;
         }
@@ -263,6 +274,7 @@ impl Daemon {
             all.retain(|x| x.id != c.id);
         }
         let removed = self.store.remove(&c.id).map_err(Error::internal);
+        self.events.container(&c.record(), "destroy", &[]);
         c.end_attached();
         self.exec_forget(&c.id);
         c.removed.store(true, Ordering::SeqCst);

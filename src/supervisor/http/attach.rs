@@ -193,6 +193,7 @@ async fn attach(
 ) -> Answer<Response> {
     let c = d.find(&id)?;
     let r = c.record();
+    d.events.container(&r, "attach", &[]);
     // Subscribed before anything is read, so that nothing in between is lost.
     let output = c.attach_output();
     let before = match flag(&q, "logs") {
@@ -280,9 +281,11 @@ async fn resize(
         .current_io()
         .ok_or_else(|| Error::conflict(format!("Container {} is not running", c.id)))?;
     // A container without a terminal has nothing to resize: Docker says nothing either.
-    if c.record().stdio.tty {
+    let r = c.record();
+    if r.stdio.tty {
         io.resize(h, w)?;
     }
+    d.events.container(&r, "resize", &[("height", h.to_string()), ("width", w.to_string())]);
     Ok(StatusCode::OK)
 }
 

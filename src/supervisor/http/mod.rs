@@ -74,6 +74,7 @@ use crate::supervisor::engine::{Daemon, Error, ErrorKind};
 use crate::supervisor::rules::filters::{Filters, ListOptions};
 
 pub mod attach;
+pub mod events;
 pub mod images;
 pub mod system;
 pub mod volumes;
@@ -151,6 +152,7 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .route("/networks/{id}/connect", post(network_connect))
         .route("/networks/{id}/disconnect", post(network_disconnect))
         .merge(attach::routes())
+        .merge(events::routes())
         .merge(images::routes())
         .merge(volumes::routes())
         .with_state(daemon)

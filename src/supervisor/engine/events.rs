@@ -1,0 +1,136 @@
+//! The daemon's events (`docker events`, `GET /events`), as dockerd emits them: what happened
+//! to containers, networks, images and volumes, each with its actor and attributes and the
+//! time to the nanosecond. The most recent [`KEPT`] are kept for `since`; live ones go to
+//! every listener, each through its own bounded queue (a listener that falls behind loses
+//! the oldest, and is told nothing: as dockerd's, the stream is best effort).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::broadcast;
+
+use crate::supervisor::api::types::{EventActor, EventMessage};
+use crate::supervisor::engine::store::Record;
+use crate::supervisor::rules::filters::Filters;
+
+/// How many past events `since` can reach (dockerd keeps 256; more is cheap here).
+pub const KEPT: usize = 1024;
+
+/// The daemon's event log and its listeners.
+#[derive(Debug)]
+pub struct Events {
+    recent: Mutex<VecDeque<EventMessage>>,
+    live: broadcast::Sender<EventMessage>,
+}
+
+impl Default for Events {
+    fn default() -> Events {
+        Events {
+            recent: Mutex::new(VecDeque::with_capacity(KEPT)),
+            live: broadcast::channel(256).0,
+        }
+    }
+}
+
+/// Nanoseconds since the epoch, now.
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+impl Events {
+    /// Records and sends an event.
+    pub fn emit(&self, kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
+        let nanos = now_nanos();
+        let container = kind == "container";
+        let from = attributes.get("image").cloned().filter(|_| container).unwrap_or_default();
+        let m = EventMessage {
+            status: if container || kind == "image" { action.to_string() } else { String::new() },
+            id: if container || kind == "image" { id.to_string() } else { String::new() },
+            from,
+            kind: kind.to_string(),
+            action: action.to_string(),
+            actor: EventActor { id: id.to_string(), attributes },
+            scope: "local".into(),
+            time: nanos / 1_000_000_000,
+            time_nano: nanos,
+        };
+        if let Ok(mut r) = self.recent.lock() {
+            if r.len() == KEPT {
+                r.pop_front();
+            }
+            r.push_back(m.clone());
+        }
+        let _ = self.live.send(m);
+    }
+
+    /// A container's event: its image and name as attributes, and `extra` (`exitCode`,
+    /// `signal`, `execID`).
+    pub fn container(&self, r: &Record, action: &str, extra: &[(&str, String)]) {
+        let mut attributes = BTreeMap::new();
+        let image = r.image.as_ref().map_or_else(|| r.path.clone(), |i| i.name.clone());
+        attributes.insert("image".to_string(), image);
+        attributes.insert("name".to_string(), r.name.clone());
+        for (k, v) in extra {
+            attributes.insert((*k).to_string(), v.clone());
+        }
+        self.emit("container", action, &r.id, attributes);
+    }
+
+    /// A network's event about a container (`connect`, `disconnect`).
+    pub fn network(&self, id: &str, name: &str, container: &str, action: &str) {
+        let attributes = BTreeMap::from([
+            ("container".to_string(), container.to_string()),
+            ("name".to_string(), name.to_string()),
+            ("type".to_string(), "bridge".to_string()),
+        ]);
+        self.emit("network", action, id, attributes);
+    }
+
+    /// The events kept since `since` (nanoseconds), and a subscription to those to come
+    /// (taken first, so that none falls between).
+    pub fn since(&self, since: i64) -> (Vec<EventMessage>, broadcast::Receiver<EventMessage>) {
+        let rx = self.live.subscribe();
+        let past = self
+            .recent
+            .lock()
+            .map(|r| r.iter().filter(|m| m.time_nano >= since).cloned().collect())
+            .unwrap_or_default();
+        (past, rx)
+    }
+}
+
+/// An event filter as `docker events --filter` gives it: `type`, `event`, `container`,
+/// `image`, `network`, `volume`, `label`; the values of one key are alternatives, the keys
+/// must all match. As dockerd 20.10 does, a key it does not know is ignored.
+/// True if no value is given for `key`, or one of them passes `ok`.
+fn accepts(f: &Filters, key: &str, ok: impl Fn(&str) -> bool) -> bool {
+    !f.contains(key) || f.get(key).any(ok)
+}
+
+/// True if `m` passes the filters.
+pub fn matches(f: &Filters, m: &EventMessage) -> bool {
+    let attr = |k: &str| m.actor.attributes.get(k).map(String::as_str).unwrap_or_default();
+    let is = |kind: &str| m.kind == kind;
+    // Docker's event names may carry the command (`exec_create: sh -c …`).
+    let action = m.action.split(':').next().unwrap_or_default();
+    let short = |id: &str, v: &str| !v.is_empty() && id.starts_with(v);
+    accepts(f, "type", |v| v == m.kind)
+        && accepts(f, "event", |v| v == action || v == m.action)
+        && accepts(f, "container", |v| {
+            (is("container") && (short(&m.actor.id, v) || attr("name") == v))
+                || (is("network") && short(attr("container"), v))
+        })
+        && accepts(f, "image", |v| {
+            is("container") && attr("image") == v
+                || is("image") && (attr("name") == v || short(&m.actor.id, v))
+        })
+        && accepts(f, "network", |v| is("network") && (short(&m.actor.id, v) || attr("name") == v))
+        && accepts(f, "volume", |v| is("volume") && m.actor.id == v)
+        && accepts(f, "label", |v| {
+            let (k, want) = v.split_once('=').unwrap_or((v, ""));
+            m.actor.attributes.get(k).is_some_and(|got| want.is_empty() || got == want)
+        })
+}
