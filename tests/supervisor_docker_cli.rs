@@ -76,3 +76,55 @@ fn the_docker_cli_negotiates_and_lists_containers() {
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "1");
 }
+
+#[test]
+fn restart_rename_top_and_prune_answer_as_dockerd_does() {
+    let ns = Netns::new();
+    let d = supervisor_support::with_image(&ns, &[]);
+    let started =
+        d.docker(&["run", "-d", "--name", "p1", "bb", "sh", "-c", "sleep 100 & sleep 200"], None);
+    assert_eq!(started.0, 0, "{}", started.2);
+    let pid = |d: &supervisor_support::Daemon| {
+        d.docker(&["inspect", "-f", "{{.State.Pid}}", "p1"], None).1
+    };
+    let before = pid(&d);
+    assert_eq!(d.docker(&["restart", "-t", "1", "p1"], None).1, "p1\n");
+    assert_ne!(pid(&d), before, "a new run");
+    assert_eq!(d.docker(&["rename", "p1", "p2"], None).0, 0);
+    let (code, _, err) = d.docker(&["rename", "p2", "p2"], None);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("Error response from daemon: Renaming a container with the same name as its current name\n"), "{err}");
+    assert_eq!(d.docker(&["create", "--name", "q1", "bb", "true"], None).0, 0);
+    let (code, _, err) = d.docker(&["rename", "p2", "q1"], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(
+            "Error when allocating new name: Conflict. The container name \"/q1\" is already in use"
+        ),
+        "{err}"
+    );
+    // `top`: the command's processes (not cproxy's init), `ps -ef`'s columns.
+    let (code, out, err) = d.docker(&["top", "p2"], None);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].split_whitespace().eq(["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]),
+        "{out}"
+    );
+    let mut cmds: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().skip(7).collect::<Vec<_>>().join(" "))
+        .map(|s| if s.ends_with("100") { "sleep 100" } else { "sleep 200" })
+        .collect();
+    cmds.sort();
+    assert_eq!(cmds, ["sleep 100", "sleep 200"], "{out}");
+    let (code, _, err) = d.docker(&["top", "q1"], None);
+    assert_eq!(code, 1);
+    assert!(err.ends_with("is not running\n"), "{err}");
+    // `container prune`: the stopped one goes, the running one stays.
+    let q1 = d.docker(&["inspect", "-f", "{{.Id}}", "q1"], None).1;
+    let (code, out, _) = d.docker(&["container", "prune", "-f"], None);
+    assert_eq!(code, 0);
+    assert!(out.contains(q1.trim()), "{out}");
+    assert_eq!(d.docker(&["ps", "-a", "--format", "{{.Names}}"], None).1, "p2\n");
+}

@@ -355,21 +355,7 @@ pub fn plan(
     let links = check_links(&mode, &hc.links.unwrap_or_default(), known)?;
     restart_policy.check_auto_remove(hc.auto_remove).map_err(|e| Error::invalid(e.to_string()))?;
     let name = match name.filter(|n| !n.is_empty()) {
-        Some(n) => {
-            let n = n.strip_prefix('/').unwrap_or(n);
-            if !names::valid(n) {
-                return Err(Error::invalid(format!(
-                    "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-                )));
-            }
-            if let Some(other) = known.containers.iter().find(|c| c.name == n) {
-                return Err(Error::conflict(format!(
-                    "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                    other.id
-                )));
-            }
-            n.to_string()
-        }
+        Some(n) => check_name(n, known.containers)?,
         None => {
             let taken: BTreeSet<String> = known.containers.iter().map(|c| c.name.clone()).collect();
             names::random_name(&taken)
@@ -459,6 +445,24 @@ pub fn plan(
         security,
         stdio,
     })
+}
+
+/// A name asked for (a leading `/` allowed), checked as moby checks it at create and rename:
+/// Docker's words for one it refuses, or one another container has.
+pub(super) fn check_name(n: &str, containers: &[Record]) -> Result<String> {
+    let n = n.strip_prefix('/').unwrap_or(n);
+    if !names::valid(n) {
+        return Err(Error::invalid(format!(
+            "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    if let Some(other) = containers.iter().find(|c| c.name == n) {
+        return Err(Error::conflict(format!(
+            "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+            other.id
+        )));
+    }
+    Ok(n.to_string())
 }
 
 /// moby's `opts.ValidateEnv` at create: a variable needs a name, so `""` and `=x` are

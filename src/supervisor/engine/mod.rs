@@ -13,6 +13,7 @@ pub mod exec;
 pub mod ipam;
 pub mod links;
 pub mod logs;
+pub mod manage;
 pub mod networks;
 pub mod publish;
 pub mod start;

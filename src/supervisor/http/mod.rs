@@ -145,6 +145,10 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}/changes", get(changes))
+        .route("/containers/{id}/restart", post(stop))
+        .route("/containers/{id}/rename", post(rename))
+        .route("/containers/{id}/top", get(top))
+        .route("/containers/prune", post(prune))
         .route("/containers/{id}", axum::routing::delete(remove))
         .route("/networks", get(network_list))
         .route("/networks/create", post(network_create))
@@ -187,14 +191,19 @@ async fn start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer<S
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `stop` and `restart` (`t`: the seconds before SIGKILL).
 async fn stop(
     State(d): State<Arc<Daemon>>,
+    uri: axum::http::Uri,
     Path(id): Path<String>,
     Query(q): Params,
 ) -> Answer<StatusCode> {
     let c = d.find(&id)?;
     let t = q.get("t").and_then(|t| t.parse::<u64>().ok());
-    d.stop(&c, t).await?;
+    match uri.path().ends_with("/restart") {
+        true => d.restart(&c, t).await?,
+        false => d.stop(&c, t).await?,
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -223,6 +232,32 @@ async fn remove(
     let c = d.find(&id)?;
     d.remove(&c, flag(&q, "force"), flag(&q, "v")).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rename(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Answer<StatusCode> {
+    let c = d.find(&id)?;
+    d.rename(&c, q.get("name").map(String::as_str).unwrap_or_default())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn top(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Answer<axum::Json<crate::supervisor::engine::manage::Top>> {
+    let c = d.find(&id)?;
+    let args = q.get("ps_args").map(String::as_str).unwrap_or_default();
+    Ok(axum::Json(d.top(&c, args).await?))
+}
+
+async fn prune(
+    State(d): State<Arc<Daemon>>,
+) -> axum::Json<crate::supervisor::engine::manage::PruneReport> {
+    axum::Json(d.prune_containers().await)
 }
 
 async fn changes(
