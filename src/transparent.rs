@@ -130,6 +130,13 @@ impl SourceRouting for HostRouting {
     }
 }
 
+impl Drop for HostRouting {
+    /// A proxy that ends without draining its bindings (a failed start) still lets go.
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// Lets go of a shared lock; removes the pieces if no other cproxy holds it.
 fn release(path: &std::path::Path, lock: Flock<File>) {
     // Converting drops the shared lock first: of two holders releasing at once, the second

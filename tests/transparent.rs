@@ -294,7 +294,7 @@ fn after_cproxy_is_killed_the_next_one_leaves_nothing_of_its_routing() {
 }
 
 #[test]
-fn loopback_and_ipv6_clients_of_an_ipv4_container_are_forwarded_from_cproxys_address() {
+fn loopback_ipv6_to_ipv4_and_backend_side_clients_are_forwarded_from_cproxys_address() {
     let hosts = RoutedHosts::new();
     who_am_i_servers(&hosts.container, RoutedHosts::CONTAINER_V4);
     let dir = testkit::tempdir::TempDir::new("cproxy-transparent").unwrap();
@@ -318,7 +318,10 @@ fn loopback_and_ipv6_clients_of_an_ipv4_container_are_forwarded_from_cproxys_add
     assert_eq!(seen.ip(), RoutedHosts::GATEWAY_V4, "a binding added without the option");
     let (_, seen) = tcp_seen(&hosts.proxy, on_loopback);
     assert_eq!(seen.ip(), RoutedHosts::GATEWAY_V4);
-    assert_eq!(counters(&socket, "transparent_fallbacks"), [2, 1, 0, 0]);
+    // The container through its own published port: it is on the container's side.
+    let (_, seen) = tcp_seen(&hosts.container, SocketAddr::new(RoutedHosts::PROXY_V4, 8081));
+    assert_eq!(seen.ip(), RoutedHosts::GATEWAY_V4, "the container itself: cproxy's address");
+    assert_eq!(counters(&socket, "transparent_fallbacks"), [2, 1, 1, 0]);
     forward.stop();
     assert_eq!(leftovers(&hosts.proxy), Vec::<String>::new());
 }
