@@ -136,7 +136,8 @@ const METRICS: &[Metric] = &[
     metric(
         "transparent_fallbacks",
         "Connections and UDP sessions of a --source-ip-transparent binding made from cproxy's \
-         own address (a loopback client, another address family, or no routing for replies)",
+         own address (a loopback client, another address family, a client on the container's \
+         side, no routing for replies, the kernel refusing)",
         Kind::Counter,
         None,
         |s| s.transparent_fallbacks,

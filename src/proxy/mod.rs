@@ -238,8 +238,9 @@ pub struct Stats {
     /// as a reset.
     pub backend_resets: AtomicU64,
     /// Connections and UDP sessions of a transparent binding made from the proxy's own address
-    /// instead of the client's (a loopback client, another family, no routing for replies, or
-    /// the kernel refusing), each reason logged once per binding.
+    /// instead of the client's (a loopback client, another family, a client on the backend's
+    /// side of the host, no routing for replies, the kernel refusing), each reason logged once
+    /// per binding.
     pub transparent_fallbacks: AtomicU64,
     /// The byte counters of open TCP connections, read by [`Stats::snapshot`]. Touched once
     /// when a connection starts relaying and once when it ends, never per byte.
