@@ -122,8 +122,10 @@ fn main() {
     println!(
         "(ratios of direct in parentheses: throughput and rate, higher is better; RTT p50, lower is better)"
     );
+    // Stopped as dockerd stops them, so the last removes the routing and its lock file.
     for mut p in proxies {
-        let _ = p.kill();
+        let pid = nix::unistd::Pid::from_raw(p.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let _ = p.wait();
     }
 }

@@ -73,7 +73,8 @@ fn udp_seen(ns: &Netns, source: IpAddr, target: SocketAddr) -> (SocketAddr, Sock
     })
 }
 
-/// A cproxy in the proxy host: killed (SIGKILL) when dropped, unless stopped.
+/// A cproxy in the proxy host: stopped (SIGTERM) when dropped, as when a test fails, so that
+/// it removes its routing and lock file.
 struct Running(Child);
 
 impl Running {
@@ -83,9 +84,17 @@ impl Running {
 
     /// Stops it as dockerd does (SIGTERM) and waits until it exited.
     fn stop(mut self) {
+        assert!(self.terminate().is_some_and(|s| s.success()), "cproxy exited in error");
+    }
+
+    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        // Never a signal to a process that was reaped already (its PID may be another's now).
+        if let Ok(Some(status)) = self.0.try_wait() {
+            return Some(status);
+        }
         let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        assert!(self.0.wait().unwrap().success(), "cproxy exited in error");
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        self.0.wait().ok()
     }
 
     /// Kills it without a word, as the OOM killer would.
@@ -97,8 +106,8 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        // Idle connections close at once; busy ones within the 5 s grace period.
+        self.terminate();
     }
 }
 
