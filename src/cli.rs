@@ -248,6 +248,16 @@ pub struct Tuning {
     #[arg(long = "proxy-protocol", value_name = "v1|v2", allow_hyphen_values = true,
           value_parser = crate::proxy::proxy_proto::Version::from_str)]
     pub proxy_protocol: Option<crate::proxy::proxy_proto::Version>,
+    /// Connect to the container from the client's own address and port (IP_TRANSPARENT, TCP
+    /// and UDP), so it sees the real client without a PROXY header. Needs CAP_NET_ADMIN;
+    /// cproxy routes the replies back (a rule and a local route, and an iptables mark rule,
+    /// shared by every cproxy of the network namespace, gone with the last). Clients on
+    /// loopback, or of another address family than the container, are forwarded from cproxy's
+    /// address, logged once and counted
+    #[arg(long = "source-ip-transparent", num_args = 0..=1, default_missing_value = "true",
+          default_value = "false", value_parser = BoolishValueParser::new(),
+          action = ArgAction::Set)]
+    pub source_ip_transparent: bool,
     /// Log lines as text or as JSON objects, one per line (for log shippers); CPROXY_LOG (or
     /// RUST_LOG) sets what is logged, e.g. `info` or `debug`
     #[arg(long = "log-format", value_name = "FORMAT", default_value = "text",
@@ -347,6 +357,7 @@ impl Tuning {
             pipe_size: self.pipe_size as usize,
             relay: if self.no_splice { RelayMode::Copy } else { RelayMode::Splice },
             proxy_protocol: self.proxy_protocol,
+            transparent: self.source_ip_transparent,
         }
     }
 }
@@ -446,6 +457,20 @@ mod tests {
         let cli = parse(&["forward", "--to", "127.0.0.1", "-p", "80", "--proxy-protocol", "v1"]);
         let Some(Command::Forward(f)) = cli.unwrap().command else { panic!("not forward") };
         assert_eq!(f.tuning.config().proxy_protocol, Some(Version::V1));
+    }
+
+    #[test]
+    fn source_ip_transparent_is_a_go_bool_flag_off_by_default() {
+        let transparent =
+            |args: &[&str]| parse(args).unwrap().docker_proxy.tuning.config().transparent;
+        assert!(!transparent(&[]));
+        assert!(transparent(&["-source-ip-transparent"]));
+        assert!(transparent(&["--source-ip-transparent=true"]));
+        assert!(!transparent(&["-source-ip-transparent=false"]));
+        assert!(parse(&["-source-ip-transparent=maybe"]).is_err());
+        let cli = parse(&["forward", "--to", "10.0.0.2", "-p", "80", "--source-ip-transparent"]);
+        let Some(Command::Forward(f)) = cli.unwrap().command else { panic!("not forward") };
+        assert!(f.tuning.config().transparent);
     }
 
     /// Go's `flag`: the last of a repeated flag wins, and a value may start with a dash.

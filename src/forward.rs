@@ -5,7 +5,9 @@
 //! lines, then `ok` or `error: <reason>`):
 //!
 //! ```text
-//! add [IP] SPEC   publish SPEC to the container at IP (default: --to); prints "ID PUBLISHED"
+//! add [IP] SPEC [source-ip-transparent[=false]]
+//!                 publish SPEC to the container at IP (default: --to); prints "ID PUBLISHED";
+//!                 the option turns transparent mode on (or off) for these bindings alone
 //! remove ID       stop a binding: its port is freed at once, its connections drain
 //! list            every binding as "ID PUBLISHED", where PUBLISHED is `docker port`'s line
 //! stats           every binding's counters: "id=ID proto=P host=ADDR container=ADDR name=N …"
@@ -33,7 +35,7 @@ use crate::cli::ForwardArgs;
 use crate::compat::StatusPipe;
 use crate::error::AppError;
 use crate::ports::PortAllocator;
-use crate::proxy::{BindingId, BindingInfo, Proto, Proxy, ProxyError};
+use crate::proxy::{BindingId, BindingInfo, BindingOptions, Proto, Proxy, ProxyError};
 use crate::serve;
 use crate::spec::{HostPort, PortMapping, PortSpec, PublishedPort, pair_halves};
 
@@ -56,13 +58,15 @@ impl Publisher {
         spec: &PortSpec,
         protos: &[Proto],
         backend: IpAddr,
+        options: BindingOptions,
         added: &mut Vec<BindingInfo>,
     ) -> Result<(), AppError> {
         for mapping in spec.mappings() {
             let to = SocketAddr::new(backend, mapping.container_port);
             self.check_not_allocated(&mapping, protos)?;
             for socket in self.allocator.bind_mapping_for(&mapping, protos)? {
-                added.push(self.proxy.add_socket(socket.proto(), socket.into_fd(), to)?);
+                let (proto, fd) = (socket.proto(), socket.into_fd());
+                added.push(self.proxy.add_socket_with(proto, fd, to, options)?);
             }
         }
         Ok(())
@@ -163,7 +167,7 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
         // A failure here ends the process, which frees every port: nothing to roll back.
         let mut all = Vec::new();
         for (spec, protos) in pair_halves(&args.publish) {
-            publisher.publish(&spec, &protos, args.to, &mut all)?;
+            publisher.publish(&spec, &protos, args.to, BindingOptions::default(), &mut all)?;
         }
         if let Some(addr) = metrics_addr {
             let listener = std::net::TcpListener::bind(addr)
@@ -464,12 +468,15 @@ async fn execute(command: &str, publisher: &Publisher) -> String {
 /// One line of the control protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControlCommand {
-    /// `add [IP] SPEC`: publish `spec` to `backend` (the `--to` address if `None`).
+    /// `add [IP] SPEC [source-ip-transparent[=false]]`: publish `spec` to `backend` (the
+    /// `--to` address if `None`).
     Add {
         /// Where to forward (the `--to` address if `None`).
         backend: Option<IpAddr>,
         /// The ports, in `docker run -p` syntax.
         spec: PortSpec,
+        /// Transparent mode for these bindings (`None`: as `--source-ip-transparent` says).
+        transparent: Option<bool>,
     },
     /// `remove ID`
     Remove(BindingId),
@@ -479,19 +486,44 @@ pub enum ControlCommand {
     Stats,
 }
 
-const USAGE: &str = "commands are: add [IP] SPEC, remove ID, list, stats";
+const USAGE: &str =
+    "commands are: add [IP] SPEC [source-ip-transparent[=false]], remove ID, list, stats";
+
+/// The option word of `add` that sets transparent mode.
+const TRANSPARENT: &str = "source-ip-transparent";
+
+/// Reads `add`'s option word: `source-ip-transparent` (on), `=true` or `=false`.
+fn transparent_option(word: &str) -> Result<bool, String> {
+    match word.strip_prefix(TRANSPARENT) {
+        Some("" | "=true") => Ok(true),
+        Some("=false") => Ok(false),
+        _ => {
+            Err(format!("invalid option {word:?} of add: use {TRANSPARENT} or {TRANSPARENT}=false"))
+        }
+    }
+}
 
 impl std::str::FromStr for ControlCommand {
     type Err = String;
 
     fn from_str(line: &str) -> Result<ControlCommand, String> {
-        let words: Vec<&str> = line.split_whitespace().collect();
+        let mut words: Vec<&str> = line.split_whitespace().collect();
         let spec = |s: &str| PortSpec::parse(s).map_err(|e| e.to_string());
+        // `add`'s option comes last; no spec or address starts with its name.
+        let mut transparent = None;
+        if words.first() == Some(&"add")
+            && words.len() > 2
+            && let Some(last) = words.last()
+            && last.starts_with(TRANSPARENT)
+        {
+            transparent = Some(transparent_option(last)?);
+            words.pop();
+        }
         match words.as_slice() {
-            ["add", s] => Ok(ControlCommand::Add { backend: None, spec: spec(s)? }),
+            ["add", s] => Ok(ControlCommand::Add { backend: None, spec: spec(s)?, transparent }),
             ["add", ip, s] => {
                 let ip = ip.parse().map_err(|_| format!("invalid IP address: {ip}"))?;
-                Ok(ControlCommand::Add { backend: Some(ip), spec: spec(s)? })
+                Ok(ControlCommand::Add { backend: Some(ip), spec: spec(s)?, transparent })
             }
             ["remove", id] => id
                 .parse::<u64>()
@@ -508,8 +540,18 @@ impl std::str::FromStr for ControlCommand {
 impl std::fmt::Display for ControlCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ControlCommand::Add { backend: Some(ip), spec } => write!(f, "add {ip} {spec}"),
-            ControlCommand::Add { backend: None, spec } => write!(f, "add {spec}"),
+            ControlCommand::Add { backend, spec, transparent } => {
+                f.write_str("add")?;
+                if let Some(ip) = backend {
+                    write!(f, " {ip}")?;
+                }
+                write!(f, " {spec}")?;
+                match transparent {
+                    Some(true) => write!(f, " {TRANSPARENT}"),
+                    Some(false) => write!(f, " {TRANSPARENT}=false"),
+                    None => Ok(()),
+                }
+            }
             ControlCommand::Remove(id) => write!(f, "remove {id}"),
             ControlCommand::List => f.write_str("list"),
             ControlCommand::Stats => f.write_str("stats"),
@@ -520,10 +562,11 @@ impl std::fmt::Display for ControlCommand {
 async fn run_command(command: &str, publisher: &Publisher) -> Result<Vec<String>, String> {
     let line = |info: &BindingInfo| format!("{} {}", info.id, published(info));
     match command.parse::<ControlCommand>()? {
-        ControlCommand::Add { backend, spec } => {
+        ControlCommand::Add { backend, spec, transparent } => {
             let backend = backend.unwrap_or(publisher.default_backend);
+            let options = BindingOptions { transparent, ..BindingOptions::default() };
             let mut added = Vec::new();
-            match publisher.publish(&spec, &[spec.proto()], backend, &mut added) {
+            match publisher.publish(&spec, &[spec.proto()], backend, options, &mut added) {
                 Ok(()) => Ok(added.iter().map(line).collect()),
                 Err(e) => {
                     // Replied only once the partial bindings are gone, so that the client
@@ -751,5 +794,35 @@ mod tests {
         assert!(parse("").unwrap_err().starts_with("empty command"));
         assert!(parse("list extra").unwrap_err().starts_with("invalid command"));
         assert!(parse("frob").unwrap_err().contains("add [IP] SPEC"));
+    }
+
+    #[test]
+    fn add_takes_transparent_mode_as_its_last_word() {
+        let add = |backend: Option<&str>, spec: &str, transparent| ControlCommand::Add {
+            backend: backend.map(|ip| ip.parse().unwrap()),
+            spec: PortSpec::parse(spec).unwrap(),
+            transparent,
+        };
+        for (line, want) in [
+            ("add 8080:80 source-ip-transparent", add(None, "8080:80", Some(true))),
+            ("add 8080:80 source-ip-transparent=true", add(None, "8080:80", Some(true))),
+            (
+                "add 10.0.0.2 53/udp source-ip-transparent=false",
+                add(Some("10.0.0.2"), "53/udp", Some(false)),
+            ),
+            ("add 10.0.0.2 fd00::1:8080:80", add(Some("10.0.0.2"), "fd00::1:8080:80", None)),
+        ] {
+            let cmd = parse(line).unwrap();
+            assert_eq!(cmd, want, "{line}");
+            assert_eq!(parse(&cmd.to_string()).unwrap(), cmd, "{line}");
+        }
+        for bad in ["add 80 source-ip-transparent=yes", "add 80 source-ip-transparentx"] {
+            let e = parse(bad).unwrap_err();
+            assert!(
+                e.starts_with("invalid option") && e.contains("source-ip-transparent=false"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(parse("add source-ip-transparent").unwrap_err().starts_with("invalid"));
     }
 }

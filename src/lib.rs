@@ -5,7 +5,8 @@
 //! - [`spec`] and [`ports`]: Docker's `-p` syntax and host-port allocation.
 //! - [`compat`], `cli`, `serve`: docker-proxy's command-line contract (Go-style flags, the
 //!   fd-3 status pipe, `-use-listen-fd`, signals) and the process around the forwarder;
-//!   `settings`: the TOML file that sets what dockerd's command line cannot (docs/SETTINGS.md).
+//!   `settings`: the TOML file that sets what dockerd's command line cannot (docs/SETTINGS.md);
+//!   `transparent`: the host routing that brings replies back to transparent bindings.
 //!
 //! The `cli` feature (on by default) holds what the `cproxy` program needs beyond the
 //! forwarder: clap's command lines, `serve`, `settings`, `forward` and `supervisor`. Without it
@@ -30,3 +31,5 @@ pub mod spec;
 #[cfg(feature = "cli")]
 pub mod supervisor;
 pub mod sys;
+#[cfg(feature = "cli")]
+pub mod transparent;

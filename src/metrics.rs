@@ -133,6 +133,15 @@ const METRICS: &[Metric] = &[
         UDP,
         |s| s.datagrams_dropped,
     ),
+    metric(
+        "transparent_fallbacks",
+        "Connections and UDP sessions of a --source-ip-transparent binding made from cproxy's \
+         own address (a loopback client, another address family, a client on the container's \
+         side, no routing for replies, the kernel refusing)",
+        Kind::Counter,
+        None,
+        |s| s.transparent_fallbacks,
+    ),
     metric("udp_sessions_active", "UDP sessions open", Kind::Gauge, UDP, |s| s.sessions),
     metric("udp_sessions_created", "UDP sessions opened", Kind::Counter, UDP, |s| {
         s.sessions_opened

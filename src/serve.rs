@@ -184,6 +184,11 @@ where
     runtime.block_on(async move {
         let proxy = Proxy::new(tuning.config());
         proxy.spread(spread);
+        // Before any binding: what a killed cproxy left of transparent mode's routing goes
+        // (if no other cproxy of this namespace holds it), and bindings that ask for it get it.
+        let routing = crate::transparent::HostRouting::new();
+        routing.sweep();
+        proxy.route_replies_with(std::sync::Arc::new(routing));
         // Signal handlers go in before readiness is reported, so a stop sent right after
         // "ready" is never lost.
         let mut signals = match StopSignals::install() {

@@ -65,6 +65,8 @@ macro_rules! settings_table {
             pub no_splice: Option<bool>,
             /// `-proxy-protocol`: "v1", "v2" or "none"; TCP bindings only.
             pub proxy_protocol: Option<Spanned<ProxyProtocol>>,
+            /// `-source-ip-transparent`: connect to the container from the client's address.
+            pub source_ip_transparent: Option<bool>,
             /// `-threads`: worker threads.
             pub threads: Option<Bounded<1, { MAX_THREADS as i64 }>>,
             /// `-log-format`: "text" or "json".
@@ -89,6 +91,7 @@ macro_rules! settings_table {
                     pipe_size: self.pipe_size.or(base.pipe_size),
                     no_splice: self.no_splice.or(base.no_splice),
                     proxy_protocol: self.proxy_protocol.clone().or(base.proxy_protocol.clone()),
+                    source_ip_transparent: self.source_ip_transparent.or(base.source_ip_transparent),
                     threads: self.threads.or(base.threads),
                     log_format: self.log_format.or(base.log_format),
                     log_level: self.log_level.clone().or(base.log_level.clone()),
@@ -321,6 +324,7 @@ impl Values {
         set!(udp_max_sessions, |v| v.get() as u32);
         set!(pipe_size, |v| v.get() as u32);
         set!(no_splice, |v| *v);
+        set!(source_ip_transparent, |v| *v);
         set!(threads, |v| Some(v.get() as u16));
         set!(log_format, |v| if v.json { "json" } else { "text" }.to_string());
         if proto == Proto::Tcp {
@@ -643,6 +647,7 @@ udp_max_sessions = 9
 pipe_size = 65536
 no_splice = true
 proxy_protocol = "none"
+source_ip_transparent = true
 threads = 1024
 log_format = "text"
 log_level = "cproxy=debug,warn"
@@ -658,6 +663,7 @@ log_level = "cproxy=debug,warn"
         assert_eq!(d.udp_max_sessions.map(Bounded::get), Some(9));
         assert_eq!(d.pipe_size.map(Bounded::get), Some(65536));
         assert_eq!(d.no_splice, Some(true));
+        assert_eq!(d.source_ip_transparent, Some(true));
         assert_eq!(d.proxy_protocol.map(|p| *p.get_ref()), Some(ProxyProtocol(None)));
         assert_eq!(d.threads.map(Bounded::get), Some(1024));
         assert_eq!(d.log_format, Some(LogFormat { json: false }));
@@ -740,6 +746,8 @@ log_level = "cproxy=debug,warn"
             ("[defaults]\nthreads = 1025\n", 2, "use 1 to 1024"),
             ("[defaults]\npipe_size = 4095\n", 2, "use 4096 to"),
             ("[defaults]\nno_splice = \"yes\"\n", 2, "expected a boolean"),
+            ("[defaults]\nsource_ip_transparent = 1\n", 2, "expected a boolean"),
+            ("[defaults]\nsource_ip_transparency = true\n", 2, "unknown field"),
             ("[defaults]\nproxy_protocol = \"v3\"\n", 2, "unknown proxy_protocol \"v3\""),
             ("[defaults]\nlog_format = \"xml\"\n", 2, "unknown log_format"),
             ("[defaults]\nlog_level = \"cproxy=loud\"\n", 2, "invalid log_level"),
@@ -825,6 +833,27 @@ log_level = "cproxy=debug,warn"
         s.resolve(&target(Proto::Tcp, 80, "10.0.0.2", 80)).apply(Proto::Tcp, &mut t, &|_| false);
         let c = t.config();
         assert_eq!((c.proxy_protocol, c.tcp_idle_timeout), (None, None));
+    }
+
+    #[test]
+    fn transparent_mode_is_set_for_the_bindings_a_table_selects_tcp_and_udp() {
+        let s = parse(
+            "[defaults]\nsource_ip_transparent = true\n\
+             [[binding]]\nhost_port = 8443\nsource_ip_transparent = false\n",
+        )
+        .unwrap();
+        for (proto, port, want) in
+            [(Proto::Tcp, 80, true), (Proto::Udp, 53, true), (Proto::Tcp, 8443, false)]
+        {
+            let mut t = tuning(&[]);
+            s.resolve(&target(proto, port, "172.17.0.2", port)).apply(proto, &mut t, &|_| false);
+            assert_eq!(t.config().transparent, want, "{proto} {port}");
+        }
+        // The flag given on the command line wins over the file.
+        let mut t = tuning(&["-source-ip-transparent=false"]);
+        let given = |name: &str| name == "source_ip_transparent";
+        s.resolve(&target(Proto::Tcp, 80, "172.17.0.2", 80)).apply(Proto::Tcp, &mut t, &given);
+        assert!(!t.config().transparent);
     }
 
     #[test]

@@ -115,7 +115,8 @@ fn a_binding_option_overrides_the_proxy_default() {
             host: "127.0.0.1:0".parse().unwrap(),
             backend: backend_addr,
         };
-        let options = BindingOptions { proxy_protocol: Some(Some(Version::V2)) };
+        let options =
+            BindingOptions { proxy_protocol: Some(Some(Version::V2)), ..BindingOptions::default() };
         tp.proxy.add_with(binding, options).unwrap()
     };
     let client = TcpStream::connect(info.local).unwrap();
@@ -136,7 +137,8 @@ fn a_udp_binding_refuses_the_proxy_protocol() {
         host: "127.0.0.1:0".parse().unwrap(),
         backend: "127.0.0.1:9".parse().unwrap(),
     };
-    let options = BindingOptions { proxy_protocol: Some(Some(Version::V2)) };
+    let options =
+        BindingOptions { proxy_protocol: Some(Some(Version::V2)), ..BindingOptions::default() };
     let err = tp.proxy.add_with(binding, options).unwrap_err();
     assert!(matches!(err, ProxyError::Unsupported(_)));
     assert!(err.to_string().contains("TCP connections only"), "{err}");

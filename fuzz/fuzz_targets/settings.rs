@@ -26,6 +26,8 @@ fuzz_target!(|data: &[u8]| {
                 settings.resolve(&target).apply(proto, &mut tuning, &|_| false);
                 let config = tuning.config();
                 assert!(proto == Proto::Tcp || config.proxy_protocol.is_none());
+                let transparent = settings.resolve(&target).source_ip_transparent;
+                assert_eq!(config.transparent, transparent.unwrap_or(false));
                 assert!(!config.connect_timeout.is_zero() && !config.udp_idle_timeout.is_zero());
             }
         }

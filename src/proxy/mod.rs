@@ -17,6 +17,7 @@ mod lanes;
 pub mod proxy_proto;
 mod relay;
 mod tcp;
+mod transparent;
 mod udp;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,7 @@ pub use error::ProxyError;
 pub(crate) use error::os_text as os_error_text;
 pub use relay::RelayMode;
 pub(crate) use tcp::listening_socket as tcp_listening_socket;
+pub use transparent::SourceRouting;
 /// The UDP session table, for `benches/udp_table.rs`: not part of the API.
 #[doc(hidden)]
 pub use udp::table as udp_table;
@@ -126,6 +128,10 @@ pub struct Config {
     /// backend learns the client's address (`None`: no header, as docker-proxy). A binding's
     /// [`BindingOptions`] override it; UDP bindings never carry one.
     pub proxy_protocol: Option<proxy_proto::Version>,
+    /// Make every backend connection and UDP session from the client's own address and port
+    /// (`IP_TRANSPARENT`), so the backend sees the real client; replies need the host's
+    /// routing ([`Proxy::route_replies_with`]). A binding's [`BindingOptions`] override it.
+    pub transparent: bool,
 }
 
 impl Default for Config {
@@ -141,6 +147,7 @@ impl Default for Config {
             pipe_size: 1 << 20,
             relay: RelayMode::Splice,
             proxy_protocol: None,
+            transparent: false,
         }
     }
 }
@@ -152,6 +159,8 @@ pub struct BindingOptions {
     /// [`Config::proxy_protocol`], `Some(None)` sends none, `Some(Some(v))` sends version `v`.
     /// TCP only: asking it of a UDP binding is an error.
     pub proxy_protocol: Option<Option<proxy_proto::Version>>,
+    /// Transparent mode for this binding: `None` takes [`Config::transparent`].
+    pub transparent: Option<bool>,
 }
 
 /// Identifies a binding within its proxy.
@@ -228,6 +237,11 @@ pub struct Stats {
     /// TCP connections that ended because the backend's socket failed, passed on to the client
     /// as a reset.
     pub backend_resets: AtomicU64,
+    /// Connections and UDP sessions of a transparent binding made from the proxy's own address
+    /// instead of the client's (a loopback client, another family, a client on the backend's
+    /// side of the host, no routing for replies, the kernel refusing), each reason logged once
+    /// per binding.
+    pub transparent_fallbacks: AtomicU64,
     /// The byte counters of open TCP connections, read by [`Stats::snapshot`]. Touched once
     /// when a connection starts relaying and once when it ends, never per byte.
     live: Mutex<LiveTraffic>,
@@ -310,12 +324,14 @@ pub struct StatsSnapshot {
     pub client_resets: u64,
     /// TCP connections ended by a failure of the backend's socket.
     pub backend_resets: u64,
+    /// Connections and sessions of a transparent binding made from the proxy's address.
+    pub transparent_fallbacks: u64,
 }
 
 impl StatsSnapshot {
     /// Every counter with its name, in a fixed order (the control socket's `stats` reply and
     /// `cproxy stats --format json` use these names).
-    pub fn fields(&self) -> [(&'static str, u64); 19] {
+    pub fn fields(&self) -> [(&'static str, u64); 20] {
         [
             ("accepted", self.accepted),
             ("active", self.active),
@@ -336,6 +352,7 @@ impl StatsSnapshot {
             ("copy_fallbacks", self.copy_fallbacks),
             ("client_resets", self.client_resets),
             ("backend_resets", self.backend_resets),
+            ("transparent_fallbacks", self.transparent_fallbacks),
         ]
     }
 }
@@ -397,6 +414,7 @@ impl Stats {
             copy_fallbacks: fallbacks,
             client_resets: get(&self.client_resets),
             backend_resets: get(&self.backend_resets),
+            transparent_fallbacks: get(&self.transparent_fallbacks),
         }
     }
 }
@@ -406,6 +424,8 @@ pub(crate) struct BindingCtx {
     pub(crate) backend: SocketAddr,
     /// The PROXY protocol header each backend connection starts with, if any.
     pub(crate) proxy_protocol: Option<proxy_proto::Version>,
+    /// Transparent mode, if the binding has it: backend sockets bound to the client's address.
+    pub(crate) transparency: Option<transparent::Transparency>,
     pub(crate) config: Arc<Config>,
     pub(crate) pipes: Arc<relay::PipePool>,
     pub(crate) stats: Arc<Stats>,
@@ -423,6 +443,8 @@ pub(crate) struct BindingCtx {
 
 struct Entry {
     info: BindingInfo,
+    /// It holds the proxy's [`SourceRouting`] (a transparent binding whose routing was set up).
+    routed: bool,
     stats: Arc<Stats>,
     stop: CancellationToken,
     kill: CancellationToken,
@@ -442,6 +464,17 @@ struct Shared {
     budget: Mutex<Option<Arc<budget::Budget>>>,
     /// The threads connections are spread over, once [`Proxy::spread`] set them.
     lanes: Mutex<Option<Arc<lanes::Lanes>>>,
+    /// What routes replies back to transparent bindings, and how many hold it.
+    routing: Mutex<Routing>,
+}
+
+/// The proxy's [`SourceRouting`] and its users.
+#[derive(Default)]
+struct Routing {
+    /// `None`: the embedder routes replies itself (or nothing does).
+    with: Option<Arc<dyn SourceRouting>>,
+    /// Transparent bindings being served for which `with` was acquired.
+    users: usize,
 }
 
 /// A set of bindings served in this process. Cheap to clone; clones share the bindings.
@@ -467,6 +500,7 @@ impl Proxy {
                 kill_all: CancellationToken::new(),
                 budget: Mutex::new(None),
                 lanes: Mutex::new(None),
+                routing: Mutex::new(Routing::default()),
             }),
         }
     }
@@ -495,6 +529,41 @@ impl Proxy {
         if max_threads > 1 {
             let lanes = lanes::Lanes::new(max_threads, self.shared.stop_all.clone());
             *lock(&self.shared.lanes) = Some(lanes);
+        }
+    }
+
+    /// Sets what makes the container's replies come back to transparent bindings' sockets:
+    /// acquired when the first transparent binding starts (one whose acquisition fails falls
+    /// back to forwarding from the proxy's address, and says so), released when the last one
+    /// is gone. Without it, transparent bindings take the host's routing as it is.
+    pub fn route_replies_with(&self, routing: Arc<dyn SourceRouting>) {
+        lock(&self.shared.routing).with = Some(routing);
+    }
+
+    /// Acquires the routing for one more transparent binding: `Ok(true)` when it is held for
+    /// it (to be released with it), `Ok(false)` when there is none to hold.
+    fn acquire_routing(&self) -> Result<bool, String> {
+        let mut routing = lock(&self.shared.routing);
+        let Some(with) = routing.with.clone() else { return Ok(false) };
+        if routing.users == 0 {
+            with.acquire()?;
+        }
+        routing.users += 1;
+        Ok(true)
+    }
+
+    /// Releases the routing held by `entries` (bindings that are gone).
+    fn release_routing(&self, entries: &[Entry]) {
+        let held = entries.iter().filter(|e| e.routed).count();
+        if held == 0 {
+            return;
+        }
+        let mut routing = lock(&self.shared.routing);
+        routing.users = routing.users.saturating_sub(held);
+        if routing.users == 0
+            && let Some(with) = &routing.with
+        {
+            with.release();
         }
     }
 
@@ -602,9 +671,22 @@ impl Proxy {
             Proto::Tcp => options.proxy_protocol.unwrap_or(self.shared.config.proxy_protocol),
             Proto::Udp => None,
         };
+        let mut routed = false;
+        let transparency =
+            options.transparent.unwrap_or(self.shared.config.transparent).then(|| {
+                let routing = self.acquire_routing();
+                routed = routing == Ok(true);
+                if let Err(e) = &routing {
+                    tracing::warn!(%binding, error = %e,
+                    "source-ip-transparent: replies cannot be routed back to cproxy; this \
+                     binding forwards from cproxy's own address");
+                }
+                transparent::Transparency::new(routing.map(|_| ()))
+            });
         let ctx = BindingCtx {
             backend: binding.backend,
             proxy_protocol,
+            transparency,
             config: self.shared.config.clone(),
             pipes: self.shared.pipes.clone(),
             stats: Arc::new(Stats::default()),
@@ -624,6 +706,7 @@ impl Proxy {
         };
         let entry = Entry {
             info,
+            routed,
             stats: ctx.stats.clone(),
             stop: ctx.stop.clone(),
             kill: ctx.kill.clone(),
@@ -634,6 +717,8 @@ impl Proxy {
             // either taken (and drained) by it or refused here, never left serving nothing.
             let mut bindings = lock(&self.shared.bindings);
             if self.shared.stop_all.is_cancelled() {
+                drop(bindings);
+                self.release_routing(&[entry]);
                 return Err(ProxyError::Stopping);
             }
             bindings.insert(id, entry);
@@ -663,7 +748,8 @@ impl Proxy {
         let entry = lock(&self.shared.bindings).remove(&id);
         match entry {
             Some(entry) => {
-                drain(vec![entry], self.shared.config.grace).await;
+                let entries = drain(vec![entry], self.shared.config.grace).await;
+                self.release_routing(&entries);
                 true
             }
             None => false,
@@ -680,7 +766,8 @@ impl Proxy {
             ids.into_iter().filter_map(|id| bindings.remove(&id)).collect()
         };
         if !entries.is_empty() {
-            drain(entries, self.shared.config.grace).await;
+            let entries = drain(entries, self.shared.config.grace).await;
+            self.release_routing(&entries);
         }
     }
 
@@ -708,7 +795,8 @@ impl Proxy {
         self.shared.stop_all.cancel();
         let entries: Vec<Entry> =
             std::mem::take(&mut *lock(&self.shared.bindings)).into_values().collect();
-        drain(entries, self.shared.config.grace).await;
+        let entries = drain(entries, self.shared.config.grace).await;
+        self.release_routing(&entries);
     }
 
     /// Resolves once [`Proxy::shutdown`] (or [`Proxy::kill`]) has begun: what the tasks that
@@ -747,7 +835,8 @@ fn check_options(proto: Proto, options: BindingOptions) -> Result<(), ProxyError
 
 /// Stops accepting on `entries`, waits up to `grace` for their tasks (connections close by
 /// themselves as soon as they have nothing in flight), then cuts what is left with resets.
-async fn drain(entries: Vec<Entry>, grace: Duration) {
+/// Gives the entries back once all their tasks are done.
+async fn drain(entries: Vec<Entry>, grace: Duration) -> Vec<Entry> {
     for e in &entries {
         e.stop.cancel();
         e.tasks.close();
@@ -766,6 +855,7 @@ async fn drain(entries: Vec<Entry>, grace: Duration) {
     for e in &entries {
         e.tasks.wait().await;
     }
+    entries
 }
 
 enum Socket {

@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use super::lanes::Seat;
 use super::proxy_proto;
 use super::relay;
+use super::transparent::{self, Fallback};
 use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
 use crate::sys;
 
@@ -325,7 +326,7 @@ async fn connection(
     seat: Option<&Seat>,
 ) {
     let _cut_client = ResetIfCut { sock: &client, kill: &ctx.kill };
-    let dialing = unless_stopped(dial(ctx.backend, ctx.config.tcp_keepalive), &ctx.stop);
+    let dialing = unless_stopped(dial(ctx, peer), &ctx.stop);
     let backend = match tokio::time::timeout(ctx.config.connect_timeout, dialing).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -385,9 +386,33 @@ async fn connection(
     }
 }
 
-async fn dial(addr: SocketAddr, keepalive: Option<Duration>) -> io::Result<TcpStream> {
-    let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    let _ = socket_options(&sock, keepalive);
+/// Connects to the binding's backend for `client`: from the client's address and port if the
+/// binding is transparent and that can be done, else from the proxy's.
+async fn dial(ctx: &BindingCtx, client: SocketAddr) -> io::Result<TcpStream> {
+    let addr = ctx.backend;
+    let sock = match &ctx.transparency {
+        Some(t) => match t.source(client, addr) {
+            Ok(source) => match transparent::bound_socket(socket2::Type::STREAM, source) {
+                Ok(sock) => Some(TcpSocket::from_std_stream(sock.into())),
+                Err(e) if exhausted(&e) => return Err(e),
+                Err(e) => {
+                    t.fell_back(Fallback::Refused, &ctx.stats, Some(&e));
+                    None
+                }
+            },
+            Err(why) => {
+                t.fell_back(why, &ctx.stats, None);
+                None
+            }
+        },
+        None => None,
+    };
+    let sock = match sock {
+        Some(sock) => sock,
+        None if addr.is_ipv4() => TcpSocket::new_v4()?,
+        None => TcpSocket::new_v6()?,
+    };
+    let _ = socket_options(&sock, ctx.config.tcp_keepalive);
     sock.connect(addr).await
 }
 

@@ -30,6 +30,7 @@ use nix::sys::epoll::EpollEvent;
 use self::backend::{Poller, Segmenting, SessionSocket};
 use self::host::{BATCH, Host, MAX_DATAGRAM, Received, ReplySource};
 use self::table::{SessionTable, Token};
+use super::transparent::{self, Fallback};
 use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
 
 /// Datagrams taken from the host socket in one go, before other work gets a turn.
@@ -298,14 +299,12 @@ impl ServedBinding {
         if self.table.is_full() {
             self.evict();
         }
-        let socket = match SessionSocket::connect(self.ctx.backend) {
+        let socket = match self.session_socket(client) {
             Ok(s) => s,
-            Err(e) if exhausted(&e) && self.evict() => {
-                match SessionSocket::connect(self.ctx.backend) {
-                    Ok(s) => s,
-                    Err(e) => return self.open_failed(client, e),
-                }
-            }
+            Err(e) if exhausted(&e) && self.evict() => match self.session_socket(client) {
+                Ok(s) => s,
+                Err(e) => return self.open_failed(client, e),
+            },
             Err(e) => return self.open_failed(client, e),
         };
         if self.exhausted {
@@ -325,6 +324,28 @@ impl ServedBinding {
         Stats::add(&self.ctx.stats.sessions_opened, 1);
         tracing::debug!(%client, backend = %self.ctx.backend, "udp session opened");
         Some(token)
+    }
+
+    /// A new session socket for `client`, connected to the backend: bound to the client's
+    /// address and port if the binding is transparent and that can be done.
+    fn session_socket(&self, client: SocketAddr) -> io::Result<SessionSocket> {
+        let backend = self.ctx.backend;
+        let Some(t) = &self.ctx.transparency else { return SessionSocket::connect(backend) };
+        let source = match t.source(client, backend) {
+            Ok(source) => source,
+            Err(why) => {
+                t.fell_back(why, &self.ctx.stats, None);
+                return SessionSocket::connect(backend);
+            }
+        };
+        match transparent::bound_socket(socket2::Type::DGRAM, source) {
+            Ok(sock) => SessionSocket::connect_from(sock, backend),
+            Err(e) if exhausted(&e) => Err(e),
+            Err(e) => {
+                t.fell_back(Fallback::Refused, &self.ctx.stats, Some(&e));
+                SessionSocket::connect(backend)
+            }
+        }
     }
 
     fn open_failed(&mut self, client: SocketAddr, e: io::Error) -> Option<Token> {

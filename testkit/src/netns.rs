@@ -183,3 +183,75 @@ impl VethPath {
         VethPath { near, far }
     }
 }
+
+/// Three hosts, as a client reaches a published port: `client` (10.79.1.2, fd79:1::2) routed
+/// through `proxy` (10.79.1.1 and 10.79.2.1, fd79:1::1 and fd79:2::1), which forwards to
+/// `container` (10.79.2.2, fd79:2::2) across a second veth pair, as a host to a container on its
+/// bridge. Both ends route everything through `proxy`, whose forwarding is on (a container's own
+/// traffic to the client side crosses it as it crosses a Docker host). MTU 1500. All three are
+/// deleted when dropped, even when the test panicked.
+pub struct RoutedHosts {
+    /// Where clients run.
+    pub client: Netns,
+    /// Where cproxy runs.
+    pub proxy: Netns,
+    /// Where the backend runs.
+    pub container: Netns,
+}
+
+impl RoutedHosts {
+    /// `client`'s IPv4 address.
+    pub const CLIENT_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 79, 1, 2));
+    /// `proxy`'s IPv4 address on the client side.
+    pub const PROXY_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 79, 1, 1));
+    /// `proxy`'s IPv4 address on the container side (the container's gateway).
+    pub const GATEWAY_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 79, 2, 1));
+    /// `container`'s IPv4 address.
+    pub const CONTAINER_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 79, 2, 2));
+    /// `client`'s IPv6 address.
+    pub const CLIENT_V6: IpAddr = IpAddr::V6(std::net::Ipv6Addr::new(0xfd79, 1, 0, 0, 0, 0, 0, 2));
+    /// `proxy`'s IPv6 address on the client side.
+    pub const PROXY_V6: IpAddr = IpAddr::V6(std::net::Ipv6Addr::new(0xfd79, 1, 0, 0, 0, 0, 0, 1));
+    /// `proxy`'s IPv6 address on the container side.
+    pub const GATEWAY_V6: IpAddr = IpAddr::V6(std::net::Ipv6Addr::new(0xfd79, 2, 0, 0, 0, 0, 0, 1));
+    /// `container`'s IPv6 address.
+    pub const CONTAINER_V6: IpAddr =
+        IpAddr::V6(std::net::Ipv6Addr::new(0xfd79, 2, 0, 0, 0, 0, 0, 2));
+
+    /// Makes the three namespaces, both veth pairs, addresses and routes.
+    pub fn new() -> RoutedHosts {
+        let (client, proxy, container) =
+            (Netns::new("client"), Netns::new("proxy"), Netns::new("ctr"));
+        for (a, a_if, b, b_if, net) in
+            [(&client, "eth0", &proxy, "ethc", 1), (&proxy, "ethk", &container, "eth0", 2)]
+        {
+            a.ip(&[
+                "link", "add", a_if, "mtu", "1500", "type", "veth", "peer", "name", b_if, "mtu",
+                "1500", "netns", &b.name,
+            ]);
+            let (a_end, b_end) = if net == 1 { (2, 1) } else { (1, 2) };
+            a.ip(&["addr", "add", &format!("10.79.{net}.{a_end}/24"), "dev", a_if]);
+            b.ip(&["addr", "add", &format!("10.79.{net}.{b_end}/24"), "dev", b_if]);
+            // No duplicate address detection: the addresses are usable at once.
+            a.ip(&["addr", "add", &format!("fd79:{net}::{a_end}/64"), "dev", a_if, "nodad"]);
+            b.ip(&["addr", "add", &format!("fd79:{net}::{b_end}/64"), "dev", b_if, "nodad"]);
+            a.ip(&["link", "set", a_if, "up"]);
+            b.ip(&["link", "set", b_if, "up"]);
+        }
+        client.ip(&["route", "add", "default", "via", "10.79.1.1"]);
+        client.ip(&["-6", "route", "add", "default", "via", "fd79:1::1"]);
+        container.ip(&["route", "add", "default", "via", "10.79.2.1"]);
+        container.ip(&["-6", "route", "add", "default", "via", "fd79:2::1"]);
+        for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+            let ok = proxy.command("sysctl").args(["-qw", key]).status();
+            assert!(ok.is_ok_and(|s| s.success()), "sysctl {key} in {}", proxy.name);
+        }
+        RoutedHosts { client, proxy, container }
+    }
+}
+
+impl Default for RoutedHosts {
+    fn default() -> RoutedHosts {
+        RoutedHosts::new()
+    }
+}

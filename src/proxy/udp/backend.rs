@@ -48,8 +48,17 @@ impl SessionSocket {
             socket2::Type::DGRAM.nonblocking().cloexec(),
             Some(socket2::Protocol::UDP),
         )?;
-        s.connect(&backend.into())?;
-        Ok(SessionSocket(s.into()))
+        SessionSocket::connect_from(s, backend)
+    }
+
+    /// Connects `socket` (bound already, to a client's address in transparent mode) to
+    /// `backend`.
+    pub(crate) fn connect_from(
+        socket: socket2::Socket,
+        backend: SocketAddr,
+    ) -> io::Result<SessionSocket> {
+        socket.connect(&backend.into())?;
+        Ok(SessionSocket(socket.into()))
     }
 
     /// Sends one datagram to the backend without waiting.

@@ -53,6 +53,7 @@ impl Daemon {
                     let proto = socket.proto();
                     let options = BindingOptions {
                         proxy_protocol: (proto == Proto::Tcp).then_some(record.proxy_protocol),
+                        transparent: None,
                     };
                     match self.proxy.add_socket_with(proto, socket.into_fd(), to, options) {
                         Ok(info) => done.push((
