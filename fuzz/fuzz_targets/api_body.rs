@@ -1,12 +1,13 @@
 //! Fuzzes the API's request bodies (`cproxy::supervisor::api::types`) as the daemon reads them:
 //! any bytes are read without a panic, and a create body that reads is checked by the engine's
 //! `plan` without a panic, each refusal a sentence (never empty). What reads serializes back to
-//! a body that reads to the same value.
+//! a body that reads to the same value. The exec bodies and `/events`' times too.
 
 #![no_main]
 
 use cproxy::supervisor::api::types::{
-    ContainerCreateRequest, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+    ContainerCreateRequest, ExecConfig, ExecStartConfig, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkDisconnectRequest,
 };
 use cproxy::supervisor::engine::create::{Known, plan};
 use cproxy::supervisor::engine::store::Time;
@@ -33,4 +34,10 @@ fuzz_target!(|data: &[u8]| {
     round_trips::<NetworkCreateRequest>(data);
     round_trips::<NetworkConnectRequest>(data);
     round_trips::<NetworkDisconnectRequest>(data);
+    round_trips::<ExecConfig>(data);
+    round_trips::<ExecStartConfig>(data);
+    // `/events`' times: a number or a refusal, never a panic.
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = cproxy::supervisor::http::events::parse_time(text);
+    }
 });
