@@ -136,6 +136,9 @@ pub struct HostConfig {
     pub shm_size: i64,
     /// `--ulimit`; `null` when none.
     pub ulimits: Option<Vec<crate::supervisor::rules::mounts::Ulimit>>,
+    /// The resource limits (`-m`, `--cpus`, `--pids-limit`, …), Docker's fields inline.
+    #[serde(flatten)]
+    pub resources: crate::supervisor::rules::resources::Resources,
     /// cproxy's own: `--proxy-protocol` (`v1`, `v2`; empty: none).
     pub proxy_protocol: String,
     /// `--restart`.
@@ -241,7 +244,7 @@ pub struct ContainerCreateRequest {
 pub struct ContainerCreateResponse {
     /// The new container's ID.
     pub id: String,
-    /// Never any here.
+    /// Docker's warnings (a limit the host cannot apply, discarded).
     #[serde(deserialize_with = "nullable")]
     pub warnings: Vec<String>,
 }
@@ -436,7 +439,7 @@ pub struct ContainerState {
     pub paused: bool,
     /// Waiting out its restart back-off.
     pub restarting: bool,
-    /// Always false here.
+    /// Its last run ended with a process killed by its memory limit.
     #[serde(rename = "OOMKilled")]
     pub oom_killed: bool,
     /// Always false here.

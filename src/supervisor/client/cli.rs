@@ -124,6 +124,10 @@ pub struct DaemonArgs {
     /// DNS server the embedded DNS forwards to (default: the nameservers of /etc/resolv.conf)
     #[arg(long = "dns", value_name = "IP")]
     pub dns: Vec<std::net::IpAddr>,
+    /// The cgroup containers' cgroups go under, as dockerd's cgroupfs driver lays them out
+    /// (`/docker/<id>`); a container's `--cgroup-parent` takes its place
+    #[arg(long = "cgroup-parent", value_name = "PATH", default_value = "/docker")]
+    pub cgroup_parent: String,
     /// A registry (`HOST[:PORT]`) to pull from over plain HTTP; loopback registries always are
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
@@ -201,6 +205,51 @@ pub struct RunArgs {
     /// Ulimit options
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
+    /// Memory limit: a number and a unit (b, k, m or g), at least 6m
+    #[arg(short = 'm', long = "memory", value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Kernel memory limit (deprecated: kept in the container's settings, never applied)
+    #[arg(long = "kernel-memory", value_name = "bytes")]
+    pub kernel_memory: Option<String>,
+    /// Tune container memory swappiness (0 to 100) (default -1)
+    #[arg(long = "memory-swappiness", value_name = "int", allow_hyphen_values = true)]
+    pub memory_swappiness: Option<String>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Number of CPUs (0.5: half of one CPU's time)
+    #[arg(long = "cpus", value_name = "decimal", allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_shares: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_period: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight", value_name = "uint16")]
+    pub blkio_weight: Option<String>,
+    /// Optional parent cgroup for the container
+    #[arg(long = "cgroup-parent", value_name = "string")]
+    pub cgroup_parent: Option<String>,
     /// Send the client's address to the container first on each connection to a published
     /// TCP port (HAProxy's PROXY protocol, v1 or v2)
     #[arg(long = "proxy-protocol", value_name = "VERSION")]
@@ -854,6 +903,7 @@ fn daemon(host: Option<String>, a: DaemonArgs) -> ExitCode {
         port_range,
         metrics_addr: a.metrics_addr,
         dns: a.dns,
+        cgroup_parent: a.cgroup_parent,
         api: crate::supervisor::http::server::Limits {
             max_connections: a.api_max_connections as usize,
             header_timeout: a.api_header_timeout,

@@ -18,6 +18,11 @@ impl Daemon {
     pub(super) async fn finish(self: &Arc<Self>, c: &Arc<Container>, code: i32) {
         self.dns.detach(&c.id);
         let held = c.held.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
+        // Read before the cgroup goes: did its memory limit kill a process?
+        let oom_killed = match (&self.cgroups, &held.cgroup) {
+            (Some(cg), Some(path)) => cg.oom_kills(path) > 0,
+            _ => false,
+        };
         self.release(held).await;
         if let Ok(mut log) = c.log.lock() {
             *log = None;
@@ -47,6 +52,8 @@ impl Daemon {
         let r = c.update(|r| {
             r.state.status = if restart.is_some() { Status::Restarting } else { Status::Exited };
             r.state.exit_code = code;
+            r.state.oom_killed = oom_killed;
+            r.state.paused = false;
             r.state.pid = 0;
             r.state.finished_at = now.into();
             r.ip = None;

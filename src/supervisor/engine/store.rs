@@ -182,6 +182,12 @@ pub struct RunState {
     pub pid: i32,
     /// The command's exit code once exited.
     pub exit_code: i32,
+    /// Its last run ended with a process killed by its memory limit (`OOMKilled`).
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// Frozen by `pause` (its status stays `running`, as Docker's `Running` does).
+    #[serde(default)]
+    pub paused: bool,
     /// Why the last start failed, if it did.
     pub error: String,
     /// When it last started.
@@ -299,6 +305,13 @@ pub struct Record {
     /// What Docker's confinement was asked to change.
     #[serde(default)]
     pub security: Security,
+    /// The resource limits (`HostConfig`'s), checked, with Docker's create defaults.
+    #[serde(default)]
+    pub resources: crate::supervisor::rules::resources::Resources,
+    /// The container's cgroup (`/docker/<id>`) from its start until it is removed after the
+    /// container stopped; empty when it has none. The daemon's start sweeps what is left.
+    #[serde(default)]
+    pub cgroup: String,
 }
 
 impl Record {

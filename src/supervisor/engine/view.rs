@@ -115,6 +115,7 @@ impl Daemon {
                 pid: r.state.pid,
                 exit_code: r.state.exit_code,
                 error: r.state.error.clone(),
+                oom_killed: r.state.oom_killed,
                 started_at: r.state.started_at.to_string(),
                 finished_at: r.state.finished_at.to_string(),
                 ..ContainerState::default()
@@ -129,6 +130,7 @@ impl Daemon {
             restart_count: r.restart_count,
             mounts: mounts(&r, &self.volumes),
             host_config: HostConfig {
+                resources: crate::supervisor::rules::resources::with_defaults(r.resources.clone()),
                 network_mode: r.network_mode.to_string(),
                 port_bindings: port_bindings(&r),
                 port_specs: r.publish.clone(),

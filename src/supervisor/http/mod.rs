@@ -172,10 +172,10 @@ async fn create(State(d): State<Arc<Daemon>>, Query(q): Params, body: Bytes) -> 
     let req: ContainerCreateRequest = body_of(&body)?;
     let name = q.get("name").cloned();
     // A first container of an image unpacks its layers: off the runtime's workers.
-    let id = tokio::task::spawn_blocking(move || d.create(name.as_deref(), req))
+    let (id, warnings) = tokio::task::spawn_blocking(move || d.create(name.as_deref(), req))
         .await
         .map_err(Error::internal)??;
-    Ok(json(StatusCode::CREATED, ContainerCreateResponse { id, warnings: Vec::new() }))
+    Ok(json(StatusCode::CREATED, ContainerCreateResponse { id, warnings }))
 }
 
 async fn start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer<StatusCode> {
