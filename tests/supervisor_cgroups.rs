@@ -67,7 +67,10 @@ impl Parent {
 
 impl Drop for Parent {
     fn drop(&mut self) {
-        for dir in self.left() {
+        let left = self.left();
+        // Every process killed and thawed first (a frozen one dies only once thawed), then
+        // each directory removed as its last process goes.
+        for dir in &left {
             if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
                 for pid in procs.lines().filter_map(|p| p.parse().ok()) {
                     let _ = nix::sys::signal::kill(
@@ -77,8 +80,10 @@ impl Drop for Parent {
                 }
             }
             let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
-            for _ in 0..50 {
-                if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+        }
+        for dir in &left {
+            for _ in 0..100 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
@@ -86,9 +91,8 @@ impl Drop for Parent {
         }
         for (t, point, _) in cgroup_mounts() {
             if t != "tmpfs" {
-                let _ = std::fs::remove_dir(
-                    PathBuf::from(point).join(self.path.trim_start_matches('/')),
-                );
+                let dir = PathBuf::from(point).join(self.path.trim_start_matches('/'));
+                let _ = std::fs::remove_dir(dir);
             }
         }
     }
@@ -342,4 +346,111 @@ fn nothing_is_left_after_a_killed_daemon_starts_again() {
     let mut d = d;
     d.terminate();
     assert_eq!(parent.left(), Vec::<PathBuf>::new(), "a daemon stop removes them");
+}
+
+#[test]
+fn update_changes_a_running_containers_limits() {
+    let World { ns: _ns, parent, d } = world();
+    let id = run_detached(&d, &["--name", "up", "-m", "64m", "bb", "sleep", "1000"]);
+    let out = d.ok(&[
+        "update",
+        "--cpus",
+        "0.5",
+        "-m",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--pids-limit",
+        "40",
+        "up",
+    ]);
+    assert_eq!(out, "up\n");
+    assert_eq!(parent.read("memory", &id, "memory.limit_in_bytes"), "134217728");
+    assert_eq!(parent.read("memory", &id, "memory.memsw.limit_in_bytes"), "268435456");
+    assert_eq!(parent.read("cpu", &id, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(parent.read("pids", &id, "pids.max"), "40");
+    let shown = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+        "up",
+    ]);
+    assert_eq!(shown.trim(), "134217728 268435456 500000000 40");
+    // 04-update-pause.txt's refusals.
+    let out = d.cli(&["update", "-m", "300m", "up"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "Error response from daemon: Cannot update container {id}: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"
+        )
+    );
+    let out = d.cli(&["update", "-m", "4m", "up"]);
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error response from daemon: Minimum memory limit allowed is 6MB"
+    );
+    let out = d.cli(&["update", "up"]);
+    assert_eq!(stderr(&out).trim(), "you must provide one or more flags when using this command");
+    assert_eq!(d.ok(&["update", "--restart", "always", "up"]), "up\n");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "up"]).trim(),
+        "always"
+    );
+    // The limits stay with the container across a restart.
+    d.ok(&["restart", "-t", "0", "up"]);
+    assert_eq!(parent.read("pids", &id, "pids.max"), "40");
+    d.ok(&["rm", "-f", "up"]);
+    assert_eq!(parent.left(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn pause_freezes_every_process_until_unpause() {
+    let World { ns: _ns, parent, d } = world();
+    let id = run_detached(&d, &["--name", "pz", "bb", "sleep", "1000"]);
+    assert_eq!(d.ok(&["pause", "pz"]), "pz\n");
+    assert_eq!(parent.read("freezer", &id, "freezer.state"), "FROZEN");
+    let status = d.ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(status.trim().starts_with("Up ") && status.trim().ends_with(" (Paused)"), "{status}");
+    assert_eq!(d.ok(&["ps", "--filter", "status=paused", "--format", "{{.Names}}"]), "pz\n");
+    let state =
+        d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.State.Paused}}", "pz"]);
+    assert_eq!(state.trim(), "paused true true");
+    for (args, words) in [
+        (
+            &["pause", "pz"][..],
+            format!("Error response from daemon: Container {id} is already paused"),
+        ),
+        (
+            &["exec", "pz", "true"][..],
+            "Error response from daemon: Container pz is paused, unpause the container before exec"
+                .to_string(),
+        ),
+        (
+            &["rm", "pz"][..],
+            format!(
+                "Error response from daemon: You cannot remove a paused container {id}. Unpause and then stop the container before attempting removal or force remove"
+            ),
+        ),
+    ] {
+        let out = d.cli(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(stderr(&out).trim(), words, "{args:?}");
+    }
+    assert_eq!(d.ok(&["unpause", "pz"]), "pz\n");
+    assert_eq!(parent.read("freezer", &id, "freezer.state"), "THAWED");
+    let state = d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "pz"]);
+    assert_eq!(state.trim(), "running false");
+    let out = d.cli(&["unpause", "pz"]);
+    assert_eq!(
+        stderr(&out).trim(),
+        format!("Error response from daemon: Container {id} is not paused")
+    );
+    // A paused container is killed as Docker kills one: thawed to take its signal.
+    d.ok(&["pause", "pz"]);
+    d.ok(&["kill", "pz"]);
+    let state =
+        d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}} {{.State.ExitCode}}", "pz"]);
+    assert_eq!(state.trim(), "exited false 137");
+    assert_eq!(parent.left(), Vec::<PathBuf>::new());
 }

@@ -51,7 +51,9 @@ fuzz_target!(|data: &[u8]| {
                     assert!(quota <= host.cpus as i64 * period);
                 }
                 assert!(k.pids_limit.is_none_or(|n| n > 0));
-                let _ = resources::merge(&r, &k);
+                if let Err(e) = resources::merge(&r, &k) {
+                    assert!(!e.is_empty());
+                }
                 let _ = resources::with_defaults(k);
             }
             Err(e) => assert!(!e.is_empty()),

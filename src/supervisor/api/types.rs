@@ -249,6 +249,27 @@ pub struct ContainerCreateResponse {
     pub warnings: Vec<String>,
 }
 
+/// `POST /containers/{id}/update`'s body (Docker's `UpdateConfig`): the resource fields to
+/// change, and a restart policy (an empty name keeps the container's).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerUpdateRequest {
+    /// The limits to change (zero, empty and `null` fields are kept).
+    #[serde(flatten)]
+    pub resources: crate::supervisor::rules::resources::Resources,
+    /// `--restart`.
+    #[serde(deserialize_with = "nullable")]
+    pub restart_policy: RestartPolicySpec,
+}
+
+/// `POST /containers/{id}/update`'s answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerUpdateResponse {
+    /// Docker's warnings; `null` when none.
+    pub warnings: Option<Vec<String>>,
+}
+
 /// `POST /containers/{id}/wait`'s answer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -381,6 +402,8 @@ pub enum ContainerStatus {
     Restarting,
     /// Its command exited (or never started after a failed start).
     Exited,
+    /// Frozen by `pause`: only shown (a record keeps `running` with `paused` set).
+    Paused,
 }
 
 impl ContainerStatus {
@@ -391,6 +414,7 @@ impl ContainerStatus {
             ContainerStatus::Running => "running",
             ContainerStatus::Restarting => "restarting",
             ContainerStatus::Exited => "exited",
+            ContainerStatus::Paused => "paused",
         }
     }
 
@@ -402,12 +426,15 @@ impl ContainerStatus {
     /// Running as Docker counts it (`State.Running`, a network in use): running or waiting
     /// to restart.
     pub fn is_up(self) -> bool {
-        matches!(self, ContainerStatus::Running | ContainerStatus::Restarting)
+        matches!(
+            self,
+            ContainerStatus::Running | ContainerStatus::Restarting | ContainerStatus::Paused
+        )
     }
 
     /// `start` has something to do: it is not running.
     pub fn can_start(self) -> bool {
-        self != ContainerStatus::Running
+        !matches!(self, ContainerStatus::Running | ContainerStatus::Paused)
     }
 
     /// `kill` and `exec` need a running command.
@@ -435,7 +462,7 @@ pub struct ContainerState {
     pub status: ContainerStatus,
     /// Running or restarting, as Docker counts it.
     pub running: bool,
-    /// Always false here.
+    /// Frozen by `pause`.
     pub paused: bool,
     /// Waiting out its restart back-off.
     pub restarting: bool,

@@ -19,6 +19,15 @@ pub(super) async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
     let uri = format!("/containers/{}/json", q(&a.container));
     let v: ContainerInspect = client.json(Method::GET, &uri, NO_BODY).await?;
     let pid = v.state.pid;
+    if v.state.paused {
+        return Err(fail(
+            format!(
+                "Error response from daemon: Container {} is paused, unpause the container before exec",
+                a.container
+            ),
+            1,
+        ));
+    }
     if !v.state.status.is_running() || pid <= 0 {
         return Err(fail(
             format!("Error response from daemon: Container {} is not running", v.id),

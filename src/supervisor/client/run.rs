@@ -17,7 +17,7 @@ use crate::supervisor::client::transport::{Client, Failure, NO_BODY, Result, fai
 use crate::supervisor::image::reference::Reference;
 use crate::supervisor::rules::links::{self, Link};
 use crate::supervisor::rules::mounts;
-use crate::supervisor::rules::resources::{self, Resources};
+use crate::supervisor::rules::resources;
 use crate::supervisor::rules::restart::{PolicyError, RestartPolicy};
 
 /// Capitalises a spec error as the 20.10 client prints it (`Invalid containerPort: x`).
@@ -131,7 +131,25 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
         host.shm_size =
             mounts::ram_in_bytes(size).map_err(|e| flag_error(size, "--shm-size", e))?;
     }
-    host.resources = resources_request(a)?;
+    host.resources = super::resources::limits(&a.resources)?;
+    host.resources.cgroup_parent = a.cgroup_parent.clone().unwrap_or_default();
+    let swappiness = match &a.memory_swappiness {
+        Some(v) => resources::go_int(v).map_err(|e| flag_error(v, "--memory-swappiness", e))?,
+        None => -1,
+    };
+    if swappiness != -1 && !(0..=100).contains(&swappiness) {
+        return Err(fail(
+            format!("invalid value: {swappiness}. Valid memory swappiness range is 0-100"),
+            125,
+        ));
+    }
+    host.resources.memory_swappiness = Some(swappiness).filter(|s| *s != -1);
+    host.resources.oom_kill_disable = Some(a.oom_kill_disable);
+    if a.oom_kill_disable && host.resources.memory == 0 {
+        eprintln!(
+            "WARNING: Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous."
+        );
+    }
     let anonymous: PortSet = anonymous.into_iter().map(|v| (v, Empty {})).collect();
     req.config.volumes = Some(anonymous).filter(|v| !v.is_empty());
     host.proxy_protocol = a.proxy_protocol.map(|v| v.to_string()).unwrap_or_default();
@@ -153,58 +171,6 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
         req.networking_config.endpoints_config.insert(a.network.clone(), endpoint);
     }
     Ok(req)
-}
-
-/// The resource flags as docker/cli reads them (`MemBytes`, `NanoCPUs`, Go's integers),
-/// refused in its words; the daemon checks the values.
-fn resources_request(a: &RunArgs) -> Result<Resources> {
-    let flag_error = |value: &str, flag: &str, why: String| {
-        fail(format!("invalid argument \"{value}\" for \"{flag}\" flag: {why}"), 125)
-    };
-    let bytes = |v: &Option<String>, flag: &str| -> Result<i64> {
-        v.as_deref().map_or(Ok(0), |v| mounts::ram_in_bytes(v).map_err(|e| flag_error(v, flag, e)))
-    };
-    let int = |v: &Option<String>, flag: &str| -> Result<Option<i64>> {
-        v.as_deref().map(|v| resources::go_int(v).map_err(|e| flag_error(v, flag, e))).transpose()
-    };
-    let mut r = Resources {
-        memory: bytes(&a.memory, "-m, --memory")?,
-        memory_reservation: bytes(&a.memory_reservation, "--memory-reservation")?,
-        kernel_memory: bytes(&a.kernel_memory, "--kernel-memory")?,
-        cpu_shares: int(&a.cpu_shares, "-c, --cpu-shares")?.unwrap_or(0),
-        cpu_period: int(&a.cpu_period, "--cpu-period")?.unwrap_or(0),
-        cpu_quota: int(&a.cpu_quota, "--cpu-quota")?.unwrap_or(0),
-        cpuset_cpus: a.cpuset_cpus.clone().unwrap_or_default(),
-        cpuset_mems: a.cpuset_mems.clone().unwrap_or_default(),
-        pids_limit: int(&a.pids_limit, "--pids-limit")?,
-        cgroup_parent: a.cgroup_parent.clone().unwrap_or_default(),
-        ..Resources::default()
-    };
-    if let Some(v) = &a.memory_swap {
-        r.memory_swap =
-            resources::parse_memory_swap(v).map_err(|e| flag_error(v, "--memory-swap", e))?;
-    }
-    if let Some(v) = &a.cpus {
-        r.nano_cpus = resources::parse_cpus(v).map_err(|e| flag_error(v, "--cpus", e))?;
-    }
-    if let Some(v) = &a.blkio_weight {
-        r.blkio_weight = resources::go_u16(v).map_err(|e| flag_error(v, "--blkio-weight", e))?;
-    }
-    let swappiness = int(&a.memory_swappiness, "--memory-swappiness")?.unwrap_or(-1);
-    if swappiness != -1 && !(0..=100).contains(&swappiness) {
-        return Err(fail(
-            format!("invalid value: {swappiness}. Valid memory swappiness range is 0-100"),
-            125,
-        ));
-    }
-    r.memory_swappiness = Some(swappiness).filter(|s| *s != -1);
-    r.oom_kill_disable = Some(a.oom_kill_disable);
-    if a.oom_kill_disable && r.memory == 0 {
-        eprintln!(
-            "WARNING: Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous."
-        );
-    }
-    Ok(r)
 }
 
 /// `--security-opt` values as Docker's client sends them: a bare word other than

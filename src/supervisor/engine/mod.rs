@@ -12,6 +12,7 @@ pub mod links;
 pub mod logs;
 pub mod networks;
 pub mod publish;
+pub mod resources;
 pub mod start;
 pub mod stop;
 pub mod store;

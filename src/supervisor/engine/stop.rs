@@ -142,6 +142,8 @@ impl Daemon {
         self.stopped_by_user(c);
         kill(Pid::from_raw(r.state.pid), signal)
             .map_err(|e| Error::internal(format!("Cannot kill container {}: {e}", r.id)))?;
+        // A frozen container takes its signal once thawed (Docker's kill of a paused one).
+        self.thaw(c).await?;
         if signal == Signal::SIGKILL {
             let _ = tokio::time::timeout(Duration::from_secs(10), self.wait(c)).await;
         }
@@ -175,6 +177,9 @@ impl Daemon {
             .and_then(|n| Signal::try_from(n).ok())
             .unwrap_or(Signal::SIGTERM);
         let _ = kill(pid, first);
+        if let Err(e) = self.thaw(c).await {
+            tracing::warn!(id = %c.id, error = %e.message, "could not thaw a paused container");
+        }
         let Some(timeout) = timeout else {
             self.wait(c).await;
             return;
@@ -203,6 +208,11 @@ impl Daemon {
         }
         if force {
             self.stopped_by_user(c);
+        } else if c.record().state.paused {
+            return Err(Error::conflict(format!(
+                "You cannot remove a paused container {}. Unpause and then stop the container before attempting removal or force remove",
+                c.id
+            )));
         }
         if c.is_running() {
             if !force {

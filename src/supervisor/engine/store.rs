@@ -329,6 +329,15 @@ impl Record {
         )
     }
 
+    /// Its status as Docker shows it: `paused` for a running container `pause` froze.
+    pub fn shown_status(&self) -> Status {
+        if self.state.paused && self.state.status == Status::Running {
+            Status::Paused
+        } else {
+            self.state.status
+        }
+    }
+
     /// True if the container is confined as Docker confines one (an image or `--rootfs`);
     /// false for a record of before images, which ran host commands as they are.
     pub fn confined(&self) -> bool {

@@ -23,6 +23,7 @@
 //! | `POST /networks/{id}/disconnect` | `{"Container": C}`; `200` |
 //! | `/images/…` | [`images`]: list, import, load, save, inspect, history, tag, remove, prune |
 //! | `/volumes/…` | [`volumes`]: list, create, inspect, remove, prune |
+//! | `/containers/{id}/pause`, `unpause`, `update` | [`resources`]: the freezer, new limits |
 //!
 //! Every path also answers under `/v1.12/` … `/v1.41/`; a newer or older version gets Docker's
 //! `client version X is too new`/`too old` (400), an unknown route `page not found` (404). `{id}` is a name, an ID, or an unambiguous ID
@@ -74,6 +75,7 @@ use crate::supervisor::engine::{Daemon, Error, ErrorKind};
 use crate::supervisor::rules::filters::{Filters, ListOptions};
 
 pub mod images;
+pub mod resources;
 pub mod system;
 pub mod volumes;
 
@@ -152,6 +154,7 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .route("/networks/{id}/disconnect", post(network_disconnect))
         .merge(images::routes())
         .merge(volumes::routes())
+        .merge(resources::routes())
         .with_state(daemon)
 }
 

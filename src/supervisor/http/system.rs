@@ -155,18 +155,19 @@ fn mem_total() -> u64 {
 
 /// `GET /info`.
 pub async fn info(State(d): State<Arc<Daemon>>) -> axum::Json<SystemInfo> {
-    let states: Vec<Status> = d.all().iter().map(|c| c.record().state.status).collect();
+    let states: Vec<Status> = d.all().iter().map(|c| c.record().shown_status()).collect();
     let running = states.iter().filter(|s| s.is_running()).count();
+    let paused = states.iter().filter(|s| **s == Status::Paused).count();
     axum::Json(SystemInfo {
         id: d.daemon_id(),
         containers: states.len(),
         containers_running: running,
-        containers_paused: 0,
-        containers_stopped: states.len() - running,
+        containers_paused: paused,
+        containers_stopped: states.len() - running - paused,
         images: 0,
         driver: "none".into(),
         logging_driver: "json-file".into(),
-        cgroup_driver: "none".into(),
+        cgroup_driver: if d.has_cgroups() { "cgroupfs" } else { "none" }.into(),
         name: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),

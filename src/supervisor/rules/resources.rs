@@ -424,47 +424,58 @@ pub fn with_defaults(mut r: Resources) -> Resources {
 }
 
 /// `update`'s values over a container's: each field given (non-zero, non-empty, non-null)
-/// replaces the one kept, as moby's `UpdateContainer` merges them.
-pub fn merge(old: &Resources, new: &Resources) -> Resources {
+/// replaces the one kept, refused in moby 20.10's words (`UpdateContainer`) where the new
+/// values would conflict with the kept ones.
+pub fn merge(old: &Resources, new: &Resources) -> Result<Resources, String> {
+    let conflict = |what: &str| {
+        Err(format!(
+            "Conflicting options: {what} cannot be updated as NanoCPUs has already been set"
+        ))
+    };
+    if new.nano_cpus > 0 && old.cpu_period > 0 {
+        return conflict("CPU Period");
+    }
+    if new.nano_cpus > 0 && old.cpu_quota > 0 {
+        return conflict("CPU Quota");
+    }
+    if new.cpu_period > 0 && old.nano_cpus > 0 {
+        return conflict("CPU Period");
+    }
+    if new.cpu_quota > 0 && old.nano_cpus > 0 {
+        return conflict("CPU Quota");
+    }
     let mut r = old.clone();
     let set = |o: &mut i64, n: i64| {
         if n != 0 {
             *o = n;
         }
     };
-    set(&mut r.cpu_shares, new.cpu_shares);
-    set(&mut r.memory, new.memory);
-    set(&mut r.nano_cpus, new.nano_cpus);
-    set(&mut r.cpu_period, new.cpu_period);
-    set(&mut r.cpu_quota, new.cpu_quota);
-    set(&mut r.kernel_memory, new.kernel_memory);
-    set(&mut r.memory_reservation, new.memory_reservation);
-    set(&mut r.memory_swap, new.memory_swap);
     if new.blkio_weight != 0 {
         r.blkio_weight = new.blkio_weight;
     }
+    set(&mut r.cpu_shares, new.cpu_shares);
+    set(&mut r.nano_cpus, new.nano_cpus);
+    set(&mut r.cpu_period, new.cpu_period);
+    set(&mut r.cpu_quota, new.cpu_quota);
     if !new.cpuset_cpus.is_empty() {
         r.cpuset_cpus = new.cpuset_cpus.clone();
     }
     if !new.cpuset_mems.is_empty() {
         r.cpuset_mems = new.cpuset_mems.clone();
     }
+    if new.memory != 0 {
+        if new.memory > old.memory_swap && new.memory_swap == 0 {
+            return Err("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time".into());
+        }
+        r.memory = new.memory;
+    }
+    set(&mut r.memory_swap, new.memory_swap);
+    set(&mut r.memory_reservation, new.memory_reservation);
+    set(&mut r.kernel_memory, new.kernel_memory);
     if new.pids_limit.is_some() {
         r.pids_limit = new.pids_limit.filter(|n| *n > 0);
     }
-    // moby: a new period or quota clears NanoCPUs, and NanoCPUs clears them.
-    if new.nano_cpus != 0 {
-        r.cpu_period = 0;
-        r.cpu_quota = 0;
-    } else if new.cpu_period != 0 || new.cpu_quota != 0 {
-        r.nano_cpus = 0;
-    }
-    // A memory limit raised above the swap kept by default follows it (twice the memory).
-    if new.memory != 0 && new.memory_swap == 0 && old.memory_swap > 0 && r.memory > old.memory_swap
-    {
-        r.memory_swap = 0;
-    }
-    r
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -678,18 +689,34 @@ mod tests {
     }
 
     #[test]
-    fn update_replaces_what_is_given() {
-        let old = with_defaults(Resources {
-            memory: 64 << 20,
-            cpu_period: 50_000,
-            cpu_quota: 25_000,
+    fn update_replaces_what_is_given_in_mobys_words() {
+        let old = with_defaults(Resources { memory: 64 << 20, ..Default::default() });
+        let new = Resources {
+            nano_cpus: 500_000_000,
+            memory: 128 << 20,
+            memory_swap: 256 << 20,
+            pids_limit: Some(40),
             ..Default::default()
-        });
-        let new = Resources { nano_cpus: 500_000_000, pids_limit: Some(40), ..Default::default() };
-        let m = merge(&old, &new);
-        assert_eq!((m.nano_cpus, m.cpu_period, m.cpu_quota), (500_000_000, 0, 0));
+        };
+        let m = merge(&old, &new).unwrap();
+        assert_eq!((m.nano_cpus, m.memory, m.memory_swap), (500_000_000, 128 << 20, 256 << 20));
         assert_eq!(m.pids_limit, Some(40));
-        assert_eq!(m.memory, 64 << 20);
+        // 04-update-pause.txt: a memory above the swap kept needs the swap too.
+        let more = Resources { memory: 300 << 20, ..Default::default() };
+        assert_eq!(
+            merge(&m, &more).unwrap_err(),
+            "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"
+        );
+        let created = with_defaults(Resources::default());
+        let some = Resources { memory: 32 << 20, ..Default::default() };
+        assert!(merge(&created, &some).is_err());
+        let period = Resources { cpu_period: 50_000, ..Default::default() };
+        assert_eq!(
+            merge(&m, &period).unwrap_err(),
+            "Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set"
+        );
+        let unlimited = Resources { pids_limit: Some(-1), ..Default::default() };
+        assert_eq!(merge(&m, &unlimited).unwrap().pids_limit, None);
     }
 
     #[test]
