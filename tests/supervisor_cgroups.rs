@@ -454,3 +454,66 @@ fn pause_freezes_every_process_until_unpause() {
     assert_eq!(state.trim(), "exited false 137");
     assert_eq!(parent.left(), Vec::<PathBuf>::new());
 }
+
+/// A measurement, not an assertion (the machine is shared): `--cpus 0.5` against a busy loop,
+/// its CPU time over 5 s of wall time from `cpuacct.usage`. Run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_cpus_half_against_a_busy_loop() {
+    let World { ns: _ns, parent, d } = world();
+    for cpus in ["0.5", "1.5"] {
+        let id = run_detached(&d, &["--cpus", cpus, "bb", "sh", "-c", "while :; do :; done"]);
+        let usage = || -> u64 { parent.read("cpuacct", &id, "cpuacct.usage").parse().unwrap() };
+        let (u0, t0) = (usage(), std::time::Instant::now());
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        let (u1, t1) = (usage(), std::time::Instant::now());
+        let cores = (u1 - u0) as f64 / (t1 - t0).as_nanos() as f64;
+        println!("--cpus {cpus}: a busy loop used {cores:.3} of a core over 5 s");
+        d.ok(&["rm", "-f", &id]);
+    }
+}
+
+#[test]
+fn stats_shows_dockers_columns_from_the_cgroup() {
+    let World { ns: _ns, parent: _parent, d } = world();
+    let id = run_detached(&d, &["--name", "st", "-m", "64m", "bb", "sleep", "1000"]);
+    let out = d.ok(&["stats", "--no-stream", "st"]);
+    let lines: Vec<&str> = out.lines().collect();
+    let cells = |l: &str| -> Vec<String> {
+        l.split("   ").map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect()
+    };
+    assert_eq!(
+        cells(lines[0]),
+        [
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS"
+        ]
+    );
+    let row = cells(lines[1]);
+    assert_eq!(row[0], id[..12]);
+    assert_eq!(row[1], "st");
+    assert!(row[2].ends_with('%'), "{out}");
+    assert!(row[3].ends_with(" / 64MiB"), "{out}");
+    assert_eq!(row[5], "0B / 0B", "no network: {out}");
+    assert!(row[7].parse::<u32>().unwrap() >= 1, "{out}");
+    let (status, body) =
+        d.api("GET", "/containers/st/stats?stream=false&one-shot=true", None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["memory_stats"]["limit"], 67108864);
+    assert_eq!(v["name"], "/st");
+    assert_eq!(v["id"], id.as_str());
+    assert!(v["pids_stats"]["current"].as_u64().unwrap() >= 1, "{body}");
+    assert!(v["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap() > 0, "{body}");
+    let out = d.cli(&["stats", "--no-stream", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).trim(), "Error response from daemon: No such container: nosuch");
+    assert!(out.stdout.is_empty());
+    d.ok(&["rm", "-f", "st"]);
+}

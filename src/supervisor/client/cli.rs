@@ -13,8 +13,9 @@ use crate::supervisor::os::init::InitArgs;
 /// The subcommands this module handles.
 pub const COMMANDS: &[&str] = &[
     "daemon", "run", "create", "pull", "ps", "port", "stop", "start", "restart", "kill", "wait",
-    "pause", "unpause", "update", "rm", "logs", "inspect", "exec", "network", "volume", "diff",
-    "images", "image", "import", "load", "save", "tag", "rmi", "history", "__init", "__nsexec",
+    "pause", "unpause", "update", "stats", "rm", "logs", "inspect", "exec", "network", "volume",
+    "diff", "images", "image", "import", "load", "save", "tag", "rmi", "history", "__init",
+    "__nsexec",
 ];
 
 /// cproxy's container commands.
@@ -62,6 +63,8 @@ pub enum SupervisorCommand {
     Kill(KillArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(NamesArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// Pause all processes within one or more containers
     Pause(NamesArgs),
     /// Unpause all processes within one or more containers
@@ -396,6 +399,22 @@ pub struct ResourceArgs {
     /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
     #[arg(long = "blkio-weight", value_name = "uint16")]
     pub blkio_weight: Option<String>,
+}
+
+/// `stats`'s flags.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// The containers (default: every running one)
+    pub containers: Vec<String>,
 }
 
 /// `update`'s flags.

@@ -142,6 +142,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
             })
             .await,
             SupervisorCommand::Update(a) => resources::update(client, a).await,
+            SupervisorCommand::Stats(a) => resources::stats(client, a).await,
             SupervisorCommand::Kill(a) => each(&a.containers, |c| {
                 let uri = format!("/containers/{}/kill?signal={}", q(c), q(&a.signal));
                 async move { client.call(Method::POST, &uri, NO_BODY).await.map(|_| c.to_string()) }

@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::supervisor::api::types::ContainerUpdateRequest;
+use crate::supervisor::api::types::{
+    BlkioEntry, BlkioStats, ContainerStats, ContainerUpdateRequest, CpuStats, CpuUsage,
+    MemoryStats, NetworkStats, PidsStats, Throttling,
+};
 use crate::supervisor::engine::store::Status;
 use crate::supervisor::engine::{Container, Daemon, Error};
 use crate::supervisor::os::cgroups::Cgroups;
@@ -118,5 +121,95 @@ impl Daemon {
         });
         self.store.save(&r).map_err(Error::internal)?;
         Ok(checked.warnings)
+    }
+
+    /// One reading of the container's counters (`stats`): CPU, memory, processes, block I/O
+    /// from its cgroup, the network from its veth; Docker's empty answer for a container
+    /// that does not run. `precpu_stats` is left for the caller.
+    pub fn stats(&self, c: &Arc<Container>) -> ContainerStats {
+        let r = c.record();
+        let mut s = ContainerStats {
+            read: crate::supervisor::engine::store::ZERO_TIME.into(),
+            preread: crate::supervisor::engine::store::ZERO_TIME.into(),
+            name: format!("/{}", r.name),
+            id: r.id.clone(),
+            ..ContainerStats::default()
+        };
+        let Some((cg, path)) = self.cgroup_of(c).filter(|_| r.state.status == Status::Running)
+        else {
+            return s;
+        };
+        let Ok(k) = cg.stats(&path) else { return s };
+        s.read = crate::supervisor::rules::format::rfc3339(std::time::SystemTime::now());
+        s.pids_stats = PidsStats {
+            current: Some(k.pids.current),
+            limit: Some(k.pids.limit).filter(|l| *l > 0 && *l < u64::MAX),
+        };
+        let entries = |list: &[libcgroups::stats::BlkioDeviceStat]| {
+            list.iter()
+                .map(|e| BlkioEntry {
+                    major: e.major,
+                    minor: e.minor,
+                    op: e.op_type.clone().unwrap_or_default(),
+                    value: e.value,
+                })
+                .collect::<Vec<_>>()
+        };
+        s.blkio_stats = BlkioStats {
+            io_service_bytes_recursive: Some(entries(&k.blkio.service_bytes)),
+            io_serviced_recursive: Some(entries(&k.blkio.serviced)),
+            io_queue_recursive: Some(Vec::new()),
+            io_service_time_recursive: Some(Vec::new()),
+            io_wait_time_recursive: Some(Vec::new()),
+            io_merged_recursive: Some(Vec::new()),
+            io_time_recursive: Some(Vec::new()),
+            sectors_recursive: Some(Vec::new()),
+        };
+        let usage = &k.cpu.usage;
+        s.cpu_stats = CpuStats {
+            cpu_usage: CpuUsage {
+                total_usage: usage.usage_total,
+                percpu_usage: Some(usage.per_core_usage_total.clone()).filter(|p| !p.is_empty()),
+                usage_in_kernelmode: usage.usage_kernel,
+                usage_in_usermode: usage.usage_user,
+            },
+            system_cpu_usage: crate::supervisor::os::cgroups::system_cpu_usage(),
+            online_cpus: u32::try_from(self.host_limits.cpus).ok(),
+            throttling_data: Throttling {
+                periods: k.cpu.throttling.periods,
+                throttled_periods: k.cpu.throttling.throttled_periods,
+                throttled_time: k.cpu.throttling.throttled_time,
+            },
+        };
+        let host = crate::supervisor::os::cgroups::mem_total();
+        let limit = k.memory.memory.limit;
+        s.memory_stats = MemoryStats {
+            usage: Some(k.memory.memory.usage),
+            max_usage: Some(k.memory.memory.max_usage).filter(|m| *m > 0),
+            stats: Some(k.memory.stats.into_iter().collect()),
+            limit: Some(if limit == 0 || limit >= host { host } else { limit }),
+        };
+        let veth = c.held.lock().ok().and_then(|h| h.veth.clone());
+        if let Some(veth) = veth {
+            // The host's end: what it sends, the container's eth0 receives.
+            let read = |f: &str| -> u64 {
+                std::fs::read_to_string(format!("/sys/class/net/{veth}/statistics/{f}"))
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            let eth0 = NetworkStats {
+                rx_bytes: read("tx_bytes"),
+                rx_packets: read("tx_packets"),
+                rx_errors: read("tx_errors"),
+                rx_dropped: read("tx_dropped"),
+                tx_bytes: read("rx_bytes"),
+                tx_packets: read("rx_packets"),
+                tx_errors: read("rx_errors"),
+                tx_dropped: read("rx_dropped"),
+            };
+            s.networks = Some([("eth0".to_string(), eth0)].into_iter().collect());
+        }
+        s
     }
 }

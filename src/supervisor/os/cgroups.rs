@@ -119,6 +119,25 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `MemTotal` of /proc/meminfo, in bytes (`docker info`'s, and a limit of none in `stats`).
+pub fn mem_total() -> u64 {
+    let text = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The host's CPU time in nanoseconds (the `cpu` line of /proc/stat, in USER_HZ ticks of
+/// 10 ms), as Docker's `system_cpu_usage`.
+pub fn system_cpu_usage() -> Option<u64> {
+    let text = fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: u64 =
+        line.split_whitespace().skip(1).take(7).filter_map(|v| v.parse::<u64>().ok()).sum();
+    Some(ticks.saturating_mul(10_000_000))
+}
+
 /// The host's cgroups as the daemon uses them.
 #[derive(Clone, Debug)]
 pub struct Cgroups {
