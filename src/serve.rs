@@ -323,7 +323,13 @@ fn raise_fd_limit() {
 pub fn init_logging(json: bool, level: Option<&str>) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let default = || Targets::new().with_default(tracing::Level::WARN);
+    // libcgroups warns of every v1 controller the host does not mount, at each container's
+    // start: only its errors are worth a line.
+    let default = || {
+        Targets::new()
+            .with_default(tracing::Level::WARN)
+            .with_target("libcgroups", tracing::Level::ERROR)
+    };
     let (var, spec) = match (std::env::var("CPROXY_LOG"), std::env::var("RUST_LOG")) {
         (Ok(spec), _) => ("CPROXY_LOG", Some(spec)),
         (Err(_), Ok(spec)) => ("RUST_LOG", Some(spec)),

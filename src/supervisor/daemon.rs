@@ -53,6 +53,8 @@ pub struct DaemonConfig {
     pub registries: crate::supervisor::image::pull::Registries,
     /// The API server's limits; `max_connections` is further bounded by the descriptor limit.
     pub api: Limits,
+    /// `--cgroup-parent`: where containers' cgroups go (`/docker`).
+    pub cgroup_parent: String,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT, then stops every container and removes what it made.
@@ -177,7 +179,7 @@ async fn serve(cfg: DaemonConfig, limit: u64) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("cannot set up networking: {e}"))?;
-    let daemon = Arc::new(daemon);
+    let daemon = Arc::new(daemon.with_cgroup_parent(&cfg.cgroup_parent));
     daemon.answer_names();
     daemon.restore().await;
     let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;

@@ -88,6 +88,39 @@ pub struct Start {
     pub nofile: Option<u64>,
     /// Its stderr to a file ([`Daemon::log`]), with `CPROXY_LOG=info`, instead of the test's.
     pub log: bool,
+    /// The host's cgroup hierarchies mounted again where they are, in the daemon's mount
+    /// namespace: `ip netns exec` mounts a fresh /sys there, hiding them.
+    pub cgroups: bool,
+}
+
+/// The host's cgroup mounts under /sys/fs/cgroup as `(fstype, mount point, super options)`,
+/// the tmpfs holding them first (from /proc/self/mountinfo).
+pub fn cgroup_mounts() -> Vec<(String, String, String)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
+            let mut r = right.split(' ');
+            let (fstype, _, opts) = (r.next()?, r.next()?, r.next()?);
+            (point.starts_with("/sys/fs/cgroup")
+                && matches!(fstype, "tmpfs" | "cgroup" | "cgroup2"))
+            .then(|| (fstype.to_string(), point.to_string(), opts.to_string()))
+        })
+        .collect()
+}
+
+/// A shell script that mounts [`cgroup_mounts`] again, then execs its arguments.
+fn remount_cgroups_script() -> String {
+    let mut script = String::new();
+    for (fstype, point, opts) in cgroup_mounts() {
+        let opts = if fstype == "tmpfs" { "mode=755".to_string() } else { opts };
+        script.push_str(&format!(
+            "mkdir -p {point} && mount -t {fstype} -o {opts} cgroup {point} && "
+        ));
+    }
+    script.push_str("exec \"$0\" \"$@\"");
+    script
 }
 
 /// A `cproxy daemon` in a test's namespace; killed on drop if still running.
@@ -108,7 +141,11 @@ impl Daemon {
         let data_root = ns.dir.join("data");
         let host = format!("unix://{}", socket.display());
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns.name, BIN, "daemon", "-H", &host, "--data-root"])
+        cmd.args(["netns", "exec", &ns.name]);
+        if start.cgroups {
+            cmd.args(["sh", "-c", &remount_cgroups_script()]);
+        }
+        cmd.args([BIN, "daemon", "-H", &host, "--data-root"])
             .arg(&data_root)
             .args(extra)
             // Names the embedded DNS server forwards go to the namespace's own loopback, never

@@ -148,6 +148,9 @@ pub struct HostConfig {
     pub shm_size: i64,
     /// `--ulimit`; `null` when none.
     pub ulimits: Option<Vec<crate::supervisor::rules::mounts::Ulimit>>,
+    /// The resource limits (`-m`, `--cpus`, `--pids-limit`, …), Docker's fields inline.
+    #[serde(flatten)]
+    pub resources: crate::supervisor::rules::resources::Resources,
     /// cproxy's own: `--proxy-protocol` (`v1`, `v2`; empty: none).
     pub proxy_protocol: String,
     /// `--restart`.
@@ -253,9 +256,192 @@ pub struct ContainerCreateRequest {
 pub struct ContainerCreateResponse {
     /// The new container's ID.
     pub id: String,
-    /// Never any here.
+    /// Docker's warnings (a limit the host cannot apply, discarded).
     #[serde(deserialize_with = "nullable")]
     pub warnings: Vec<String>,
+}
+
+/// `POST /containers/{id}/update`'s body (Docker's `UpdateConfig`): the resource fields to
+/// change, and a restart policy (an empty name keeps the container's).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerUpdateRequest {
+    /// The limits to change (zero, empty and `null` fields are kept).
+    #[serde(flatten)]
+    pub resources: crate::supervisor::rules::resources::Resources,
+    /// `--restart`.
+    #[serde(deserialize_with = "nullable")]
+    pub restart_policy: RestartPolicySpec,
+}
+
+/// `POST /containers/{id}/update`'s answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerUpdateResponse {
+    /// Docker's warnings; `null` when none.
+    pub warnings: Option<Vec<String>>,
+}
+
+/// `GET /containers/{id}/stats`'s answer (Docker's `types.StatsJSON`, the parts cproxy has).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerStats {
+    /// When it was read (RFC 3339; Docker's zero time for a container that does not run).
+    pub read: String,
+    /// When `precpu_stats` was read.
+    pub preread: String,
+    /// Processes in its cgroup.
+    pub pids_stats: PidsStats,
+    /// Bytes read and written, per device and operation.
+    pub blkio_stats: BlkioStats,
+    /// Always 0 on Linux.
+    pub num_procs: u32,
+    /// Always empty on Linux.
+    pub storage_stats: BTreeMap<String, u64>,
+    /// CPU time now.
+    pub cpu_stats: CpuStats,
+    /// CPU time at `preread`.
+    pub precpu_stats: CpuStats,
+    /// Memory use and limit.
+    pub memory_stats: MemoryStats,
+    /// `/NAME`.
+    pub name: String,
+    /// The full ID.
+    pub id: String,
+    /// Per interface inside the container (`eth0`), while it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub networks: Option<BTreeMap<String, NetworkStats>>,
+}
+
+/// `pids_stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PidsStats {
+    /// How many.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    /// `--pids-limit`, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+/// One `blkio_stats` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BlkioEntry {
+    /// The device's major number.
+    pub major: u64,
+    /// Its minor number.
+    pub minor: u64,
+    /// `Read`, `Write`, `Sync`, `Async`, `Discard`, `Total`.
+    pub op: String,
+    /// Bytes.
+    pub value: u64,
+}
+
+/// `blkio_stats` (cgroup v1's names; `null` lists for a container that does not run).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BlkioStats {
+    /// Bytes per device and operation.
+    pub io_service_bytes_recursive: Option<Vec<BlkioEntry>>,
+    /// Operations per device and operation.
+    pub io_serviced_recursive: Option<Vec<BlkioEntry>>,
+    /// Not kept: empty.
+    pub io_queue_recursive: Option<Vec<BlkioEntry>>,
+    /// Not kept: empty.
+    pub io_service_time_recursive: Option<Vec<BlkioEntry>>,
+    /// Not kept: empty.
+    pub io_wait_time_recursive: Option<Vec<BlkioEntry>>,
+    /// Not kept: empty.
+    pub io_merged_recursive: Option<Vec<BlkioEntry>>,
+    /// Not kept: empty.
+    pub io_time_recursive: Option<Vec<BlkioEntry>>,
+    /// Not kept: empty.
+    pub sectors_recursive: Option<Vec<BlkioEntry>>,
+}
+
+/// `cpu_stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CpuStats {
+    /// The container's CPU time.
+    pub cpu_usage: CpuUsage,
+    /// The host's CPU time (all CPUs), nanoseconds; absent when not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_cpu_usage: Option<u64>,
+    /// CPUs online; absent when not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online_cpus: Option<u32>,
+    /// CFS throttling.
+    pub throttling_data: Throttling,
+}
+
+/// `cpu_usage`, nanoseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CpuUsage {
+    /// In all.
+    pub total_usage: u64,
+    /// Per CPU (cgroup v1); absent when not known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percpu_usage: Option<Vec<u64>>,
+    /// In the kernel.
+    pub usage_in_kernelmode: u64,
+    /// In user space.
+    pub usage_in_usermode: u64,
+}
+
+/// `throttling_data`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Throttling {
+    /// Periods with the quota in force.
+    pub periods: u64,
+    /// Periods it was throttled in.
+    pub throttled_periods: u64,
+    /// Time throttled, nanoseconds.
+    pub throttled_time: u64,
+}
+
+/// `memory_stats`: absent fields for a container that does not run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryStats {
+    /// Bytes in use (page cache included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<u64>,
+    /// The most in use (cgroup v1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_usage: Option<u64>,
+    /// `memory.stat`'s counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<BTreeMap<String, u64>>,
+    /// The limit (the host's memory when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+/// One interface's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkStats {
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Received packets dropped.
+    pub rx_dropped: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Send errors.
+    pub tx_errors: u64,
+    /// Sent packets dropped.
+    pub tx_dropped: u64,
 }
 
 /// `POST /containers/{id}/wait`'s answer.
@@ -392,6 +578,8 @@ pub enum ContainerStatus {
     Restarting,
     /// Its command exited (or never started after a failed start).
     Exited,
+    /// Frozen by `pause`: only shown (a record keeps `running` with `paused` set).
+    Paused,
 }
 
 impl ContainerStatus {
@@ -402,6 +590,7 @@ impl ContainerStatus {
             ContainerStatus::Running => "running",
             ContainerStatus::Restarting => "restarting",
             ContainerStatus::Exited => "exited",
+            ContainerStatus::Paused => "paused",
         }
     }
 
@@ -413,12 +602,15 @@ impl ContainerStatus {
     /// Running as Docker counts it (`State.Running`, a network in use): running or waiting
     /// to restart.
     pub fn is_up(self) -> bool {
-        matches!(self, ContainerStatus::Running | ContainerStatus::Restarting)
+        matches!(
+            self,
+            ContainerStatus::Running | ContainerStatus::Restarting | ContainerStatus::Paused
+        )
     }
 
     /// `start` has something to do: it is not running.
     pub fn can_start(self) -> bool {
-        self != ContainerStatus::Running
+        !matches!(self, ContainerStatus::Running | ContainerStatus::Paused)
     }
 
     /// `kill` and `exec` need a running command.
@@ -446,11 +638,11 @@ pub struct ContainerState {
     pub status: ContainerStatus,
     /// Running or restarting, as Docker counts it.
     pub running: bool,
-    /// Always false here.
+    /// Frozen by `pause`.
     pub paused: bool,
     /// Waiting out its restart back-off.
     pub restarting: bool,
-    /// Always false here.
+    /// Its last run ended with a process killed by its memory limit.
     #[serde(rename = "OOMKilled")]
     pub oom_killed: bool,
     /// Always false here.

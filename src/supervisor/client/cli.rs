@@ -13,8 +13,9 @@ use crate::supervisor::os::init::InitArgs;
 /// The subcommands this module handles.
 pub const COMMANDS: &[&str] = &[
     "daemon", "run", "create", "pull", "ps", "port", "stop", "start", "restart", "kill", "wait",
-    "rm", "logs", "inspect", "exec", "network", "volume", "diff", "images", "image", "import",
-    "load", "save", "tag", "rmi", "history", "__init", "__nsexec",
+    "pause", "unpause", "update", "stats", "rm", "logs", "inspect", "exec", "network", "volume",
+    "diff", "images", "image", "import", "load", "save", "tag", "rmi", "history", "__init",
+    "__nsexec",
 ];
 
 /// cproxy's container commands.
@@ -62,6 +63,14 @@ pub enum SupervisorCommand {
     Kill(KillArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(NamesArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
     /// Manage networks
@@ -124,6 +133,10 @@ pub struct DaemonArgs {
     /// DNS server the embedded DNS forwards to (default: the nameservers of /etc/resolv.conf)
     #[arg(long = "dns", value_name = "IP")]
     pub dns: Vec<std::net::IpAddr>,
+    /// The cgroup containers' cgroups go under, as dockerd's cgroupfs driver lays them out
+    /// (`/docker/<id>`); a container's `--cgroup-parent` takes its place
+    #[arg(long = "cgroup-parent", value_name = "PATH", default_value = "/docker")]
+    pub cgroup_parent: String,
     /// A registry (`HOST[:PORT]`) to pull from over plain HTTP; loopback registries always are
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
@@ -201,6 +214,18 @@ pub struct RunArgs {
     /// Ulimit options
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
+    /// Resource limits (the flags `update` takes too)
+    #[command(flatten)]
+    pub resources: ResourceArgs,
+    /// Tune container memory swappiness (0 to 100) (default -1)
+    #[arg(long = "memory-swappiness", value_name = "int", allow_hyphen_values = true)]
+    pub memory_swappiness: Option<String>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Optional parent cgroup for the container
+    #[arg(long = "cgroup-parent", value_name = "string")]
+    pub cgroup_parent: Option<String>,
     /// Send the client's address to the container first on each connection to a published
     /// TCP port (HAProxy's PROXY protocol, v1 or v2)
     #[arg(long = "proxy-protocol", value_name = "VERSION")]
@@ -330,6 +355,77 @@ pub struct KillArgs {
     /// Signal to send to the container
     #[arg(short = 's', long = "signal", default_value = "KILL")]
     pub signal: String,
+    /// The containers
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// The resource limits `run`, `create` and `update` take, as Docker's flags.
+#[derive(Debug, Default, Args)]
+pub struct ResourceArgs {
+    /// Memory limit: a number and a unit (b, k, m or g), at least 6m
+    #[arg(short = 'm', long = "memory", value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Kernel memory limit (deprecated: kept in the container's settings, never applied)
+    #[arg(long = "kernel-memory", value_name = "bytes")]
+    pub kernel_memory: Option<String>,
+    /// Number of CPUs (0.5: half of one CPU's time)
+    #[arg(long = "cpus", value_name = "decimal", allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_shares: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_period: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight", value_name = "uint16")]
+    pub blkio_weight: Option<String>,
+}
+
+/// `stats`'s flags.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// The containers (default: every running one)
+    pub containers: Vec<String>,
+}
+
+/// `update`'s flags.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The new limits
+    #[command(flatten)]
+    pub resources: ResourceArgs,
+    /// Restart policy to apply when a container exits
+    #[arg(long = "restart", value_name = "string")]
+    pub restart: Option<String>,
     /// The containers
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -858,6 +954,7 @@ fn daemon(host: Option<String>, a: DaemonArgs) -> ExitCode {
         port_range,
         metrics_addr: a.metrics_addr,
         dns: a.dns,
+        cgroup_parent: a.cgroup_parent,
         api: crate::supervisor::http::server::Limits {
             max_connections: a.api_max_connections as usize,
             header_timeout: a.api_header_timeout,

@@ -332,6 +332,8 @@ fn create_request(p: &Loaded, s: &Service) -> Result<ContainerCreateRequest, Str
         s.links.iter().map(|l| format!("{}:{}", p.container(&l.name), l.alias)).collect();
     host.links = Some(links).filter(|l| !l.is_empty());
     host.init = s.init.then_some(true);
+    // As `run` sends them: Docker's client always sends `OomKillDisable`.
+    host.resources.oom_kill_disable = Some(false);
     if s.restart != RestartPolicy::No {
         host.restart_policy = RestartPolicySpec::from(s.restart);
     }
@@ -650,7 +652,12 @@ mod tests {
                         "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
                         "Links": null, "Init": null, "CapAdd": null, "CapDrop": null,
                         "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
-                        "VolumesFrom": null, "ShmSize": 0, "Ulimits": null, "ReadonlyRootfs": false,
+                        "VolumesFrom": null, "ShmSize": 0, "Ulimits": null,
+                        "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "",
+                        "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "",
+                        "CpusetMems": "", "KernelMemory": 0, "MemoryReservation": 0,
+                        "MemorySwap": 0, "MemorySwappiness": null, "OomKillDisable": false,
+                        "PidsLimit": null, "ReadonlyRootfs": false,
                         "Rootfs": "/"},
                     "NetworkingConfig": {"EndpointsConfig": {}}}"#
             )
@@ -669,7 +676,12 @@ mod tests {
                         "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
                         "Links": ["tutorial_db_1:database"], "Init": true, "CapAdd": null, "CapDrop": null,
                         "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
-                        "VolumesFrom": null, "ShmSize": 0, "Ulimits": null, "ReadonlyRootfs": false,
+                        "VolumesFrom": null, "ShmSize": 0, "Ulimits": null,
+                        "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "",
+                        "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "",
+                        "CpusetMems": "", "KernelMemory": 0, "MemoryReservation": 0,
+                        "MemorySwap": 0, "MemorySwappiness": null, "OomKillDisable": false,
+                        "PidsLimit": null, "ReadonlyRootfs": false,
                         "Rootfs": "/"},
                     "NetworkingConfig": {"EndpointsConfig": {}}}"#
             )

@@ -13,6 +13,15 @@ use crate::supervisor::os::exec;
 pub(super) async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
     let uri = format!("/containers/{}/json", q(&a.container));
     let v: ContainerInspect = client.json(Method::GET, &uri, NO_BODY).await?;
+    if v.state.paused {
+        return Err(fail(
+            format!(
+                "Error response from daemon: Container {} is paused, unpause the container before exec",
+                a.container
+            ),
+            1,
+        ));
+    }
     let req = ExecConfig {
         user: a.user.clone().unwrap_or_default(),
         privileged: a.privileged,

@@ -8,6 +8,7 @@ pub mod compose;
 mod exec;
 mod image;
 mod network;
+mod resources;
 mod run;
 mod show;
 mod transport;
@@ -130,6 +131,18 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
                 })
                 .await
             }
+            SupervisorCommand::Pause(a) => each(&a.containers, |c| {
+                let uri = format!("/containers/{}/pause", q(c));
+                async move { client.call(Method::POST, &uri, NO_BODY).await.map(|_| c.to_string()) }
+            })
+            .await,
+            SupervisorCommand::Unpause(a) => each(&a.containers, |c| {
+                let uri = format!("/containers/{}/unpause", q(c));
+                async move { client.call(Method::POST, &uri, NO_BODY).await.map(|_| c.to_string()) }
+            })
+            .await,
+            SupervisorCommand::Update(a) => resources::update(client, a).await,
+            SupervisorCommand::Stats(a) => resources::stats(client, a).await,
             SupervisorCommand::Kill(a) => each(&a.containers, |c| {
                 let uri = format!("/containers/{}/kill?signal={}", q(c), q(&a.signal));
                 async move { client.call(Method::POST, &uri, NO_BODY).await.map(|_| c.to_string()) }

@@ -17,6 +17,7 @@ use crate::supervisor::client::transport::{Client, Failure, NO_BODY, Result, fai
 use crate::supervisor::image::reference::Reference;
 use crate::supervisor::rules::links::{self, Link};
 use crate::supervisor::rules::mounts;
+use crate::supervisor::rules::resources;
 use crate::supervisor::rules::restart::{PolicyError, RestartPolicy};
 
 /// Capitalises a spec error as the 20.10 client prints it (`Invalid containerPort: x`).
@@ -134,6 +135,25 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
         host.shm_size =
             mounts::ram_in_bytes(size).map_err(|e| flag_error(size, "--shm-size", e))?;
     }
+    host.resources = super::resources::limits(&a.resources)?;
+    host.resources.cgroup_parent = a.cgroup_parent.clone().unwrap_or_default();
+    let swappiness = match &a.memory_swappiness {
+        Some(v) => resources::go_int(v).map_err(|e| flag_error(v, "--memory-swappiness", e))?,
+        None => -1,
+    };
+    if swappiness != -1 && !(0..=100).contains(&swappiness) {
+        return Err(fail(
+            format!("invalid value: {swappiness}. Valid memory swappiness range is 0-100"),
+            125,
+        ));
+    }
+    host.resources.memory_swappiness = Some(swappiness).filter(|s| *s != -1);
+    host.resources.oom_kill_disable = Some(a.oom_kill_disable);
+    if a.oom_kill_disable && host.resources.memory == 0 {
+        eprintln!(
+            "WARNING: Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous."
+        );
+    }
     let anonymous: PortSet = anonymous.into_iter().map(|v| (v, Empty {})).collect();
     req.config.volumes = Some(anonymous).filter(|v| !v.is_empty());
     host.proxy_protocol = a.proxy_protocol.map(|v| v.to_string()).unwrap_or_default();
@@ -212,6 +232,9 @@ async fn create_container(client: &Client, a: &RunArgs, code: u8) -> Result<Stri
         other => other,
     }
     .map_err(|f| fail(f.message, code))?;
+    for w in &created.warnings {
+        eprintln!("WARNING: {w}");
+    }
     Ok(created.id)
 }
 
@@ -337,7 +360,12 @@ mod tests {
                         "ProxyProtocol": "", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
                         "Links": null, "Init": null, "CapAdd": null, "CapDrop": null,
                         "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
-                        "VolumesFrom": null, "ShmSize": 0, "Ulimits": null, "ReadonlyRootfs": false},
+                        "VolumesFrom": null, "ShmSize": 0, "Ulimits": null,
+                        "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "",
+                        "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "",
+                        "CpusetMems": "", "KernelMemory": 0, "MemoryReservation": 0,
+                        "MemorySwap": 0, "MemorySwappiness": null, "OomKillDisable": false,
+                        "PidsLimit": null, "ReadonlyRootfs": false},
                     "NetworkingConfig": {"EndpointsConfig": {}}}"#
             )
         );
@@ -402,7 +430,12 @@ mod tests {
                     "ProxyProtocol": "v2", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
                     "Links": ["db:d"], "Init": true, "CapAdd": null, "CapDrop": null,
                     "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
-                        "VolumesFrom": null, "ShmSize": 0, "Ulimits": null, "ReadonlyRootfs": false},
+                        "VolumesFrom": null, "ShmSize": 0, "Ulimits": null,
+                        "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "",
+                        "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "",
+                        "CpusetMems": "", "KernelMemory": 0, "MemoryReservation": 0,
+                        "MemorySwap": 0, "MemorySwappiness": null, "OomKillDisable": false,
+                        "PidsLimit": null, "ReadonlyRootfs": false},
                 "NetworkingConfig": {"EndpointsConfig": {"my-net": null}}}"#,
         );
         assert_eq!(got, want);

@@ -23,6 +23,7 @@ use crate::supervisor::rules::links::{self, Link, LinkError};
 use crate::supervisor::rules::mounts::{self, Kind};
 use crate::supervisor::rules::names;
 use crate::supervisor::rules::networks::Network;
+use crate::supervisor::rules::resources;
 use crate::supervisor::rules::restart::RestartPolicy;
 
 /// What a create is checked against: the containers and user-defined networks there are.
@@ -444,6 +445,8 @@ pub fn plan(
         user: config.user,
         security,
         stdio,
+        resources: hc.resources,
+        cgroup: String::new(),
     })
 }
 
@@ -536,8 +539,16 @@ fn check_links(mode: &NetworkMode, values: &[String], known: &Known<'_>) -> Resu
 }
 
 impl Daemon {
-    /// Creates a container (not started). Returns its ID.
-    pub fn create(&self, name: Option<&str>, req: ContainerCreateRequest) -> Result<String> {
+    /// Creates a container (not started). Returns its ID and Docker's warnings (resource
+    /// limits the host cannot apply, dropped as Docker drops them).
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        mut req: ContainerCreateRequest,
+    ) -> Result<(String, Vec<String>)> {
+        let checked = resources::check(&req.host_config.resources, &self.host_limits, false)
+            .map_err(Error::invalid)?;
+        req.host_config.resources = resources::with_defaults(checked.resources);
         let id = names::new_id().map_err(Error::internal)?;
         let image = match req.config.image.as_str() {
             "" => None,
@@ -560,7 +571,7 @@ impl Daemon {
         }
         self.events.container(&record, "create", &[]);
         containers.push(Container::new(record));
-        Ok(id)
+        Ok((id, checked.warnings))
     }
 
     /// The volumes a new container's mounts name, made where missing; anonymous ones get

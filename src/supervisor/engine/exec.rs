@@ -60,13 +60,23 @@ impl Exec {
 }
 
 impl Daemon {
-    /// `POST /containers/{id}/exec`.
-    pub fn exec_create(&self, c: &Arc<Container>, config: ExecConfig) -> Result<String, Error> {
+    /// `POST /containers/{id}/exec` (`asked`: the container as the client named it).
+    pub fn exec_create(
+        &self,
+        c: &Arc<Container>,
+        asked: &str,
+        config: ExecConfig,
+    ) -> Result<String, Error> {
         if config.cmd.is_empty() {
             return Err(Error::invalid("No exec command specified"));
         }
         if !c.is_running() {
             return Err(Error::conflict(format!("Container {} is not running", c.id)));
+        }
+        if c.record().state.paused {
+            return Err(Error::conflict(format!(
+                "Container {asked} is paused, unpause the container before exec"
+            )));
         }
         let id = crate::supervisor::rules::names::new_id().map_err(Error::internal)?;
         let mut execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());

@@ -16,6 +16,7 @@ pub mod logs;
 pub mod manage;
 pub mod networks;
 pub mod publish;
+pub mod resources;
 pub mod start;
 pub mod stop;
 pub mod store;
@@ -41,8 +42,10 @@ use crate::supervisor::engine::dns_server::{DnsServer, Lookup};
 use crate::supervisor::engine::networks::{Endpoint, UserNet};
 use crate::supervisor::engine::store::{Record, Status, Store, Time};
 use crate::supervisor::image::store::{ImageStore, User, Users};
+use crate::supervisor::os::cgroups::Cgroups;
 use crate::supervisor::os::netlink::{self, Bridge};
 use crate::supervisor::os::process::Spawner;
+use crate::supervisor::rules::resources::HostLimits;
 use crate::supervisor::rules::restart::{self, Backoff};
 
 /// The embedded DNS server's view of the daemon: [`Daemon::resolve`], through a weak reference
@@ -66,6 +69,8 @@ pub(super) struct Held {
     pub(super) veth: Option<String>,
     /// Its interfaces on user-defined networks.
     pub(super) endpoints: Vec<Endpoint>,
+    /// Its cgroup, removed once its processes are gone.
+    pub(super) cgroup: Option<PathBuf>,
 }
 
 /// One container.
@@ -173,6 +178,12 @@ pub struct Daemon {
     execs: Mutex<Vec<Arc<exec::Exec>>>,
     /// What happened, for `docker events`.
     pub events: Arc<events::Events>,
+    /// The host's cgroups (`None`: none mounted, and containers run without limits).
+    pub(super) cgroups: Option<Cgroups>,
+    /// What the host offers for resource limits (moby's `sysinfo`).
+    pub(super) host_limits: HostLimits,
+    /// Where containers' cgroups go unless they name theirs (`--cgroup-parent`).
+    cgroup_parent: String,
 }
 
 impl Daemon {
@@ -203,8 +214,21 @@ impl Daemon {
                 Err(e) => tracing::warn!(network = %n.name, error = %e, "cannot recreate network"),
             }
         }
+        let cgroups = Cgroups::detect();
+        if cgroups.is_none() {
+            tracing::warn!("no cgroup mounted: containers run without resource limits");
+        }
         let mut containers = Vec::new();
         for mut record in store.load_all() {
+            // A killed daemon's containers died with it (PR_SET_PDEATHSIG); their cgroups
+            // are what is left of them.
+            if let Some(cg) = &cgroups
+                && !record.cgroup.is_empty()
+                && let Err(e) = cg.remove(std::path::Path::new(&record.cgroup))
+            {
+                tracing::warn!(id = %record.id, error = %e, "cannot remove a container's cgroup");
+            }
+            record.state.paused = false;
             if record.state.status == Status::Restarting {
                 // Its restart died with the daemon; [`Daemon::restore`] decides.
                 record.state.status = Status::Exited;
@@ -249,7 +273,27 @@ impl Daemon {
             registries,
             execs: Mutex::default(),
             events: Arc::default(),
+            host_limits: Cgroups::host_limits(cgroups.as_ref()),
+            cgroups,
+            cgroup_parent: "/docker".into(),
         })
+    }
+
+    /// Sets where containers' cgroups go unless they name theirs (dockerd's
+    /// `--cgroup-parent`; `/docker` by default).
+    pub fn with_cgroup_parent(mut self, parent: &str) -> Daemon {
+        self.cgroup_parent = parent.to_string();
+        self
+    }
+
+    /// The cgroup a container's processes go in: `PARENT/ID`, PARENT its `--cgroup-parent`
+    /// or the daemon's (a relative one is taken from the hierarchy's root).
+    pub(super) fn cgroup_path(&self, r: &Record) -> PathBuf {
+        let parent = Some(r.resources.cgroup_parent.as_str())
+            .filter(|p| !p.is_empty())
+            .unwrap_or(&self.cgroup_parent);
+        let parent = parent.trim_start_matches('/');
+        PathBuf::from("/").join(parent).join(&r.id)
     }
 
     /// The containers whose mounts name volume `name` (full IDs), oldest first.

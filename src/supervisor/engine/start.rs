@@ -191,6 +191,20 @@ impl Daemon {
         };
         let mut started = self.spawner.spawn(launch).await.map_err(Error::internal)?;
         let shim = started.child.id();
+        // The shim (the container's PID 1) goes in the container's cgroup before it runs the
+        // command: every process the command makes is born there.
+        if let Some(cg) = &self.cgroups {
+            let path = self.cgroup_path(record);
+            let r = c.update(|r| r.cgroup = path.display().to_string());
+            let _ = self.store.save(&r);
+            let made = cg.create(&path, shim as i32, &record.resources);
+            if let Err(e) = made {
+                let _ = started.child.kill();
+                let _ = started.child.wait();
+                return Err(Error::internal(e));
+            }
+            held.cgroup = Some(path);
+        }
         let mut net_result = match (&record.network_mode, held.ip) {
             (NetworkMode::Bridge, Some(ip)) => {
                 held.veth = Some(netlink::veth_name(&c.id));
@@ -281,6 +295,8 @@ impl Daemon {
             r.state.status = Status::Running;
             r.state.pid = pid;
             r.state.exit_code = 0;
+            r.state.oom_killed = false;
+            r.state.paused = false;
             r.state.error.clear();
             r.state.started_at = now;
             r.state.finished_at = Time::ZERO;
@@ -427,8 +443,16 @@ impl Daemon {
         }))
     }
 
-    /// Gives back what a container held: bindings (ports free at once), veth, address.
+    /// Gives back what a container held: bindings (ports free at once), veth, address,
+    /// cgroup.
     pub(super) async fn release(&self, held: Held) {
+        if let (Some(cg), Some(path)) = (self.cgroups.clone(), held.cgroup) {
+            // Its removal waits for the last process to go (runc's retries): off the workers.
+            let removed = tokio::task::spawn_blocking(move || cg.remove(&path)).await;
+            if let Ok(Err(e)) = removed {
+                tracing::warn!(error = %e, "could not remove a container's cgroup");
+            }
+        }
         self.proxy.remove_all(held.bindings).await;
         if let Some(veth) = held.veth
             && let Err(e) = netlink::delete_link(&self.handle, &veth).await

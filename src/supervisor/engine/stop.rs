@@ -41,6 +41,11 @@ impl Daemon {
     pub(super) async fn finish(self: &Arc<Self>, c: &Arc<Container>, code: i32) {
         self.dns.detach(&c.id);
         let held = c.held.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
+        // Read before the cgroup goes: did its memory limit kill a process?
+        let oom_killed = match (&self.cgroups, &held.cgroup) {
+            (Some(cg), Some(path)) => cg.oom_kills(path) > 0,
+            _ => false,
+        };
         self.release(held).await;
         if let Ok(mut log) = c.log.lock() {
             *log = None;
@@ -76,6 +81,8 @@ impl Daemon {
         let r = c.update(|r| {
             r.state.status = if restart.is_some() { Status::Restarting } else { Status::Exited };
             r.state.exit_code = code;
+            r.state.oom_killed = oom_killed;
+            r.state.paused = false;
             r.state.pid = 0;
             r.state.finished_at = now.into();
             r.ip = None;
@@ -189,6 +196,8 @@ impl Daemon {
         self.events.container(&r, "kill", &[("signal", sig.to_string())]);
         kill(Pid::from_raw(r.state.pid), signal)
             .map_err(|e| Error::internal(format!("Cannot kill container {}: {e}", r.id)))?;
+        // A frozen container takes its signal once thawed (Docker's kill of a paused one).
+        self.thaw(c).await?;
         if signal == Signal::SIGKILL {
             let _ = tokio::time::timeout(Duration::from_secs(10), self.wait_exited(c)).await;
         }
@@ -227,6 +236,9 @@ impl Daemon {
             .unwrap_or(Signal::SIGTERM);
         self.events.container(&r, "kill", &[("signal", (first as i32).to_string())]);
         let _ = kill(pid, first);
+        if let Err(e) = self.thaw(c).await {
+            tracing::warn!(id = %c.id, error = %e.message, "could not thaw a paused container");
+        }
         let Some(timeout) = timeout else {
             self.wait_exited(c).await;
             return;
@@ -256,6 +268,11 @@ impl Daemon {
         }
         if force {
             self.stopped_by_user(c);
+        } else if c.record().state.paused {
+            return Err(Error::conflict(format!(
+                "You cannot remove a paused container {}. Unpause and then stop the container before attempting removal or force remove",
+                c.id
+            )));
         }
         if c.is_running() {
             if !force {

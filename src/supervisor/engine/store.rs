@@ -182,6 +182,12 @@ pub struct RunState {
     pub pid: i32,
     /// The command's exit code once exited.
     pub exit_code: i32,
+    /// Its last run ended with a process killed by its memory limit (`OOMKilled`).
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// Frozen by `pause` (its status stays `running`, as Docker's `Running` does).
+    #[serde(default)]
+    pub paused: bool,
     /// Why the last start failed, if it did.
     pub error: String,
     /// When it last started.
@@ -302,6 +308,13 @@ pub struct Record {
     /// `-i`, `-t` and what the client attached.
     #[serde(default)]
     pub stdio: StdioConfig,
+    /// The resource limits (`HostConfig`'s), checked, with Docker's create defaults.
+    #[serde(default)]
+    pub resources: crate::supervisor::rules::resources::Resources,
+    /// The container's cgroup (`/docker/<id>`) from its start until it is removed after the
+    /// container stopped; empty when it has none. The daemon's start sweeps what is left.
+    #[serde(default)]
+    pub cgroup: String,
 }
 
 /// How a container's stdin, stdout and stderr are set up (`Config`'s `Tty`, `OpenStdin`, …).
@@ -336,6 +349,15 @@ impl Record {
                 .map(|spec| Mounted { spec, anonymous: false })
                 .collect(),
         )
+    }
+
+    /// Its status as Docker shows it: `paused` for a running container `pause` froze.
+    pub fn shown_status(&self) -> Status {
+        if self.state.paused && self.state.status == Status::Running {
+            Status::Paused
+        } else {
+            self.state.status
+        }
     }
 
     /// True if the container is confined as Docker confines one (an image or `--rootfs`);

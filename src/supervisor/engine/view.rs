@@ -57,7 +57,7 @@ impl Daemon {
                     created: r.created.unix_seconds(),
                     ports: api_ports(r),
                     labels: BTreeMap::new(),
-                    state: r.state.status,
+                    state: r.shown_status(),
                     status: status_text(r, now),
                     host_config: SummaryHostConfig { network_mode: r.network_mode.to_string() },
                     network_settings: SummaryNetworkSettings {
@@ -108,13 +108,15 @@ impl Daemon {
             path: r.path.clone(),
             args: r.args.clone(),
             state: ContainerState {
-                status: r.state.status,
+                status: r.shown_status(),
+                paused: r.state.paused,
                 // Docker counts a restarting container as running too.
                 running: r.state.status.is_up(),
                 restarting: r.state.status == Status::Restarting,
                 pid: r.state.pid,
                 exit_code: r.state.exit_code,
                 error: r.state.error.clone(),
+                oom_killed: r.state.oom_killed,
                 started_at: r.state.started_at.to_string(),
                 finished_at: r.state.finished_at.to_string(),
                 ..ContainerState::default()
@@ -129,6 +131,7 @@ impl Daemon {
             restart_count: r.restart_count,
             mounts: mounts(&r, &self.volumes),
             host_config: HostConfig {
+                resources: crate::supervisor::rules::resources::with_defaults(r.resources.clone()),
                 network_mode: r.network_mode.to_string(),
                 port_bindings: port_bindings(&r),
                 port_specs: r.publish.clone(),
@@ -239,7 +242,7 @@ fn candidate(
             .into_iter()
             .map(|n| n.trim_start_matches('/').to_string())
             .collect(),
-        state: r.state.status.to_string(),
+        state: r.shown_status().to_string(),
         exit_code: i64::from(r.state.exit_code),
         started: r.state.started_at.get().is_some(),
         image: image_name(r),
@@ -376,7 +379,10 @@ impl Listed {
 fn status_text(r: &Record, now: SystemTime) -> String {
     let ago = |t: crate::supervisor::engine::store::Time| format::human_duration(t.elapsed_at(now));
     match r.state.status {
-        Status::Running => format!("Up {}", ago(r.state.started_at)),
+        Status::Running if r.state.paused => {
+            format!("Up {} (Paused)", ago(r.state.started_at))
+        }
+        Status::Running | Status::Paused => format!("Up {}", ago(r.state.started_at)),
         Status::Restarting => {
             format!("Restarting ({}) {} ago", r.state.exit_code, ago(r.state.finished_at))
         }

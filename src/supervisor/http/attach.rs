@@ -296,7 +296,7 @@ async fn exec_create(
 ) -> Answer<Response> {
     let c = d.find(&id)?;
     let config: ExecConfig = body_of(&body)?;
-    let id = d.exec_create(&c, config)?;
+    let id = d.exec_create(&c, &id, config)?;
     Ok(json(StatusCode::CREATED, IdResponse { id }))
 }
 

@@ -23,6 +23,7 @@
 //! | `POST /networks/{id}/disconnect` | `{"Container": C}`; `200` |
 //! | `/images/…` | [`images`]: list, import, load, save, inspect, history, tag, remove, prune |
 //! | `/volumes/…` | [`volumes`]: list, create, inspect, remove, prune |
+//! | `/containers/{id}/pause`, `unpause`, `update` | [`resources`]: the freezer, new limits |
 //!
 //! Every path also answers under `/v1.12/` … `/v1.41/`; a newer or older version gets Docker's
 //! `client version X is too new`/`too old` (400), an unknown route `page not found` (404). `{id}` is a name, an ID, or an unambiguous ID
@@ -76,6 +77,7 @@ use crate::supervisor::rules::filters::{Filters, ListOptions};
 pub mod attach;
 pub mod events;
 pub mod images;
+pub mod resources;
 pub mod system;
 pub mod volumes;
 
@@ -159,6 +161,7 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .merge(events::routes())
         .merge(images::routes())
         .merge(volumes::routes())
+        .merge(resources::routes())
         .with_state(daemon)
 }
 
@@ -179,10 +182,10 @@ async fn create(State(d): State<Arc<Daemon>>, Query(q): Params, body: Bytes) -> 
     let req: ContainerCreateRequest = body_of(&body)?;
     let name = q.get("name").cloned();
     // A first container of an image unpacks its layers: off the runtime's workers.
-    let id = tokio::task::spawn_blocking(move || d.create(name.as_deref(), req))
+    let (id, warnings) = tokio::task::spawn_blocking(move || d.create(name.as_deref(), req))
         .await
         .map_err(Error::internal)??;
-    Ok(json(StatusCode::CREATED, ContainerCreateResponse { id, warnings: Vec::new() }))
+    Ok(json(StatusCode::CREATED, ContainerCreateResponse { id, warnings }))
 }
 
 async fn start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer<StatusCode> {

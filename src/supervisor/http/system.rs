@@ -144,29 +144,21 @@ fn operating_system() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
-/// `MemTotal` of /proc/meminfo, in bytes.
-fn mem_total() -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// `GET /info`.
 pub async fn info(State(d): State<Arc<Daemon>>) -> axum::Json<SystemInfo> {
-    let states: Vec<Status> = d.all().iter().map(|c| c.record().state.status).collect();
+    let states: Vec<Status> = d.all().iter().map(|c| c.record().shown_status()).collect();
     let running = states.iter().filter(|s| s.is_running()).count();
+    let paused = states.iter().filter(|s| **s == Status::Paused).count();
     axum::Json(SystemInfo {
         id: d.daemon_id(),
         containers: states.len(),
         containers_running: running,
-        containers_paused: 0,
-        containers_stopped: states.len() - running,
+        containers_paused: paused,
+        containers_stopped: states.len() - running - paused,
         images: 0,
         driver: "none".into(),
         logging_driver: "json-file".into(),
-        cgroup_driver: "none".into(),
+        cgroup_driver: if d.has_cgroups() { "cgroupfs" } else { "none" }.into(),
         name: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
@@ -176,7 +168,7 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> axum::Json<SystemInfo> {
         os_type: "linux".into(),
         architecture: std::env::consts::ARCH.into(),
         ncpu: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        mem_total: mem_total(),
+        mem_total: crate::supervisor::os::cgroups::mem_total(),
         docker_root_dir: d.data_root().display().to_string(),
         warnings: Vec::new(),
     })

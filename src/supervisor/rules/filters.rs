@@ -177,8 +177,8 @@ pub struct Candidate {
 
 impl Candidate {
     fn running(&self) -> bool {
-        // Docker's `Running` is true while restarting too.
-        matches!(self.state.as_str(), "running" | "restarting")
+        // Docker's `Running` is true while restarting or paused too.
+        matches!(self.state.as_str(), "running" | "restarting" | "paused")
     }
 }
 

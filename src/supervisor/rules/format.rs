@@ -167,13 +167,25 @@ pub fn human_duration(d: Duration) -> String {
 /// significant digits as Go's `%.*g` writes them (`1.98MB`, `999B`, `1e+03kB`).
 pub fn human_size(size: f64, precision: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    scaled(size, 1000.0, &UNITS, precision)
+}
+
+/// go-units' `CustomSize`: `size` divided by `base` until below it, in `%.*g`, its unit after.
+fn scaled(size: f64, base: f64, units: &[&str], precision: usize) -> String {
     let mut s = size;
     let mut i = 0;
-    while s >= 1000.0 && i < UNITS.len() - 1 {
-        s /= 1000.0;
+    while s >= base && i < units.len() - 1 {
+        s /= base;
         i += 1;
     }
-    format!("{}{}", go_g(s, precision.max(1)), UNITS[i])
+    format!("{}{}", go_g(s, precision.max(1)), units[i])
+}
+
+/// Go's `units.BytesSize`: binary units (`KiB`, `MiB`, …), four significant digits
+/// (`372KiB`, `23.54GiB`), as `docker stats` shows memory.
+pub fn bytes_size(size: f64) -> String {
+    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    scaled(size, 1024.0, &UNITS, 4)
 }
 
 /// Go's `%.*g`: the shortest of `%e` and `%f` at `precision` significant digits, trailing
@@ -334,6 +346,15 @@ mod tests {
         let pub_p = [port("0.0.0.0", 32768, 5000, "tcp"), port("::", 32768, 5000, "tcp")];
         assert_eq!(displayable_ports(&pub_p), "0.0.0.0:32768->5000/tcp, :::32768->5000/tcp");
         assert_eq!(displayable_ports(&[port("", 0, 80, "tcp")]), "80/tcp");
+    }
+
+    #[test]
+    fn bytes_sizes_are_go_units_binary_ones() {
+        // 03-stats.txt's MEM USAGE / LIMIT cells.
+        assert_eq!(bytes_size(380_928.0), "372KiB");
+        assert_eq!(bytes_size(67_108_864.0), "64MiB");
+        assert_eq!(bytes_size(25_276_000_000.0), "23.54GiB");
+        assert_eq!(bytes_size(0.0), "0B");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod mounts;
 pub mod names;
 pub mod networks;
 pub mod ps_format;
+pub mod resources;
 pub mod restart;
 pub mod signal;
 pub mod template;

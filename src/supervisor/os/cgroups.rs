@@ -1,0 +1,495 @@
+//! A container's cgroup: found from `/proc/self/mountinfo` (cgroup v1, v2 unified, or hybrid,
+//! where v1 holds the controllers), made with the shim in it before the command runs, limits
+//! applied, updated, frozen, read for stats and OOM kills, and removed. The file formats are
+//! youki's `libcgroups` (v1 and v2 behind one `CgroupManager`, fed the OCI spec's
+//! `linux.resources`); this module picks the hierarchy and reads the few files Docker reads
+//! that the crate does not (OOM kill counts, the freezer's state).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use libcgroups::common::{AnyCgroupManager, CgroupManager, ControllerOpt, FreezerState};
+use nix_cgroups::unistd::Pid;
+use oci_spec::runtime::{
+    LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources,
+    LinuxResourcesBuilder,
+};
+
+use crate::supervisor::rules::resources::{HostLimits, Resources};
+
+/// The v1 controllers a container's cgroup is made in (Docker's, as runc's cgroupfs driver).
+const V1_CONTROLLERS: [&str; 8] =
+    ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"];
+
+/// How the host's cgroups are laid out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// cgroup v1 (legacy, or hybrid with a controller-less cgroup2 beside it).
+    V1 {
+        /// Each controller's mount point.
+        mounts: BTreeMap<String, PathBuf>,
+    },
+    /// cgroup v2 only.
+    V2 {
+        /// The unified hierarchy's mount point.
+        root: PathBuf,
+    },
+}
+
+impl Layout {
+    /// Reads `/proc/self/mountinfo` text: v1 if any v1 hierarchy has a controller Docker
+    /// uses (hybrid hosts put them there), else the first cgroup2 mount; `None` without
+    /// either.
+    pub fn from_mountinfo(text: &str) -> Option<Layout> {
+        let mut mounts = BTreeMap::new();
+        let mut unified = None;
+        for line in text.lines() {
+            // `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER`
+            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some(point) = left.split(' ').nth(4) else { continue };
+            let mut r = right.split(' ');
+            let (Some(fstype), Some(_source), Some(sup)) = (r.next(), r.next(), r.next()) else {
+                continue;
+            };
+            let point = PathBuf::from(unescape(point));
+            match fstype {
+                "cgroup" => {
+                    for opt in sup.split(',') {
+                        if V1_CONTROLLERS.contains(&opt) {
+                            mounts.entry(opt.to_string()).or_insert_with(|| point.clone());
+                        }
+                    }
+                }
+                "cgroup2" if unified.is_none() => unified = Some(point),
+                _ => {}
+            }
+        }
+        if !mounts.is_empty() {
+            Some(Layout::V1 { mounts })
+        } else {
+            unified.map(|root| Layout::V2 { root })
+        }
+    }
+
+    /// The directory of cgroup `path` (absolute, `/docker/<id>`) for `controller` (v1; v2
+    /// has one directory for all).
+    pub fn dir(&self, controller: &str, path: &Path) -> Option<PathBuf> {
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        match self {
+            Layout::V1 { mounts } => mounts.get(controller).map(|m| m.join(rel)),
+            Layout::V2 { root } => Some(root.join(rel)),
+        }
+    }
+
+    /// Every directory cgroup `path` has (one per v1 controller; one on v2).
+    pub fn dirs(&self, path: &Path) -> Vec<PathBuf> {
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        match self {
+            Layout::V1 { mounts } => mounts.values().map(|m| m.join(rel)).collect(),
+            Layout::V2 { root } => vec![root.join(rel)],
+        }
+    }
+
+    /// Whether this is cgroup v2 (`docker info`'s `Cgroup Version: 2`).
+    pub fn is_v2(&self) -> bool {
+        matches!(self, Layout::V2 { .. })
+    }
+}
+
+/// mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `MemTotal` of /proc/meminfo, in bytes (`docker info`'s, and a limit of none in `stats`).
+pub fn mem_total() -> u64 {
+    let text = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The host's CPU time in nanoseconds (the `cpu` line of /proc/stat, in USER_HZ ticks of
+/// 10 ms), as Docker's `system_cpu_usage`.
+pub fn system_cpu_usage() -> Option<u64> {
+    let text = fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: u64 =
+        line.split_whitespace().skip(1).take(7).filter_map(|v| v.parse::<u64>().ok()).sum();
+    Some(ticks.saturating_mul(10_000_000))
+}
+
+/// The host's cgroups as the daemon uses them.
+#[derive(Clone, Debug)]
+pub struct Cgroups {
+    /// Where the hierarchies are.
+    pub layout: Layout,
+}
+
+/// A number out of a `key value` line file (`memory.events`, `memory.oom_control`).
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// The container's limits as the OCI spec's `linux.resources`.
+pub fn linux_resources(r: &Resources) -> io::Result<LinuxResources> {
+    let bad = |e: oci_spec::OciSpecError| io::Error::other(e.to_string());
+    let mut b = LinuxResourcesBuilder::default();
+    let (period, quota) = r.cfs();
+    let mut cpu = LinuxCpuBuilder::default();
+    let mut any_cpu = false;
+    if r.cpu_shares > 0 {
+        cpu = cpu.shares(r.cpu_shares as u64);
+        any_cpu = true;
+    }
+    if period > 0 {
+        cpu = cpu.period(period as u64);
+        any_cpu = true;
+    }
+    if quota != 0 {
+        cpu = cpu.quota(quota);
+        any_cpu = true;
+    }
+    if !r.cpuset_cpus.is_empty() {
+        cpu = cpu.cpus(r.cpuset_cpus.clone());
+        any_cpu = true;
+    }
+    if !r.cpuset_mems.is_empty() {
+        cpu = cpu.mems(r.cpuset_mems.clone());
+        any_cpu = true;
+    }
+    if any_cpu {
+        b = b.cpu(cpu.build().map_err(bad)?);
+    }
+    if r.memory != 0
+        || r.memory_swap != 0
+        || r.memory_reservation != 0
+        || r.memory_swappiness.is_some()
+        || r.oom_kill_disable == Some(true)
+    {
+        let mut m = LinuxMemoryBuilder::default();
+        if r.memory != 0 {
+            m = m.limit(r.memory);
+        }
+        if r.memory_swap != 0 {
+            m = m.swap(r.memory_swap);
+        }
+        if r.memory_reservation != 0 {
+            m = m.reservation(r.memory_reservation);
+        }
+        if let Some(s) = r.memory_swappiness {
+            m = m.swappiness(s as u64);
+        }
+        b = b.memory(m.build().map_err(bad)?);
+    }
+    // Always written, so an `update` that clears the limit sets `max` again.
+    b = b.pids(LinuxPidsBuilder::default().limit(r.pids_max().unwrap_or(-1)).build().map_err(bad)?);
+    if r.blkio_weight > 0 {
+        b = b.block_io(LinuxBlockIoBuilder::default().weight(r.blkio_weight).build().map_err(bad)?);
+    }
+    b.build().map_err(bad)
+}
+
+impl Cgroups {
+    /// The host's cgroups, found from `/proc/self/mountinfo`; `None` where none is mounted.
+    pub fn detect() -> Option<Cgroups> {
+        let text = fs::read_to_string("/proc/self/mountinfo").ok()?;
+        Some(Cgroups { layout: Layout::from_mountinfo(&text)? })
+    }
+
+    fn manager(&self, path: &Path) -> io::Result<AnyCgroupManager> {
+        let fail = |e: &dyn std::fmt::Display| io::Error::other(e.to_string());
+        Ok(match &self.layout {
+            Layout::V1 { .. } => {
+                libcgroups::v1::manager::Manager::new(path).map_err(|e| fail(&e))?.any()
+            }
+            Layout::V2 { root } => {
+                libcgroups::v2::manager::Manager::new(root.clone(), path.to_path_buf())
+                    .map_err(|e| fail(&e))?
+                    .any()
+            }
+        })
+    }
+
+    /// Makes cgroup `path` with `pid` (the shim, before its command runs) in it and applies
+    /// the limits; a failure removes what was made.
+    pub fn create(&self, path: &Path, pid: i32, r: &Resources) -> io::Result<()> {
+        let m = self.manager(path)?;
+        let made = m
+            .add_task(Pid::from_raw(pid))
+            .map_err(|e| io::Error::other(format!("cannot make cgroup {}: {e}", path.display())))
+            .and_then(|()| self.apply(&m, r));
+        if made.is_err() {
+            let _ = self.remove(path);
+        }
+        made
+    }
+
+    fn apply(&self, m: &AnyCgroupManager, r: &Resources) -> io::Result<()> {
+        let resources = linux_resources(r)?;
+        let opt = ControllerOpt {
+            resources: &resources,
+            disable_oom_killer: r.oom_kill_disable == Some(true),
+            oom_score_adj: None,
+            freezer_state: None,
+        };
+        m.apply(&opt).map_err(|e| io::Error::other(format!("error setting cgroup config: {e}")))
+    }
+
+    /// Applies new limits to a running container's cgroup (`update`).
+    pub fn update(&self, path: &Path, r: &Resources) -> io::Result<()> {
+        let m = self.manager(path)?;
+        self.apply(&m, r)
+    }
+
+    /// Adds a process (an `exec`'s) to the container's cgroup.
+    pub fn join(&self, path: &Path, pid: i32) -> io::Result<()> {
+        for dir in self.layout.dirs(path) {
+            if dir.is_dir() {
+                fs::write(dir.join("cgroup.procs"), pid.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether cgroup `path` exists in any hierarchy.
+    pub fn exists(&self, path: &Path) -> bool {
+        self.layout.dirs(path).iter().any(|d| d.is_dir())
+    }
+
+    /// Removes cgroup `path` (any process still in it is killed first, as runc does); a
+    /// missing one is no error.
+    pub fn remove(&self, path: &Path) -> io::Result<()> {
+        if !self.exists(path) {
+            return Ok(());
+        }
+        // Thawed first: a frozen process cannot die.
+        let _ = self.freeze(path, false);
+        let m = self.manager(path)?;
+        m.remove().map_err(|e| {
+            io::Error::other(format!("cannot remove cgroup {}: {e}", path.display()))
+        })?;
+        // A hierarchy libcgroups does not know (none today) would be left: say so.
+        match self.layout.dirs(path).into_iter().find(|d| d.is_dir()) {
+            Some(d) => fs::remove_dir(&d),
+            None => Ok(()),
+        }
+    }
+
+    /// Freezes (`true`) or thaws a cgroup (`pause`, `unpause`).
+    pub fn freeze(&self, path: &Path, frozen: bool) -> io::Result<()> {
+        let m = self.manager(path)?;
+        let state = if frozen { FreezerState::Frozen } else { FreezerState::Thawed };
+        m.freeze(state).map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// How many processes of the cgroup the kernel's OOM killer killed (v1
+    /// `memory.oom_control`'s `oom_kill`, v2 `memory.events`'s `oom_kill`), 0 if unknown.
+    pub fn oom_kills(&self, path: &Path) -> u64 {
+        let Some(dir) = self.layout.dir("memory", path) else { return 0 };
+        let file = if self.layout.is_v2() { "memory.events" } else { "memory.oom_control" };
+        fs::read_to_string(dir.join(file)).ok().and_then(|t| keyed(&t, "oom_kill")).unwrap_or(0)
+    }
+
+    /// The cgroup's counters (`stats`).
+    pub fn stats(&self, path: &Path) -> io::Result<libcgroups::stats::Stats> {
+        let m = self.manager(path)?;
+        m.stats().map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// What the host offers for the limits' checks (moby's `sysinfo`): the files under each
+    /// hierarchy's root, the CPUs and memory nodes.
+    pub fn host_limits(this: Option<&Cgroups>) -> HostLimits {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let read = |p: PathBuf| fs::read_to_string(p).map(|s| s.trim().to_string()).ok();
+        let online = read(PathBuf::from("/sys/devices/system/cpu/online"));
+        let mut h = HostLimits { cpus, ..HostLimits::default() };
+        match this.map(|c| &c.layout) {
+            None => {}
+            Some(Layout::V1 { mounts }) => {
+                let has =
+                    |ctl: &str, file: &str| mounts.get(ctl).is_some_and(|m| m.join(file).exists());
+                h.memory = has("memory", "memory.limit_in_bytes");
+                h.swap = has("memory", "memory.memsw.limit_in_bytes");
+                h.swappiness = has("memory", "memory.swappiness");
+                h.oom_kill_disable = has("memory", "memory.oom_control");
+                h.pids = mounts.contains_key("pids");
+                h.cpu_shares = has("cpu", "cpu.shares");
+                h.cpu_cfs = has("cpu", "cpu.cfs_quota_us");
+                h.cpuset = mounts.contains_key("cpuset");
+                h.blkio_weight = has("blkio", "blkio.weight");
+                if let Some(m) = mounts.get("cpuset") {
+                    h.cpu_list = read(m.join("cpuset.cpus")).unwrap_or_default();
+                    h.mem_list = read(m.join("cpuset.mems")).unwrap_or_default();
+                }
+            }
+            Some(Layout::V2 { root }) => {
+                let controllers = read(root.join("cgroup.controllers")).unwrap_or_default();
+                let has = |c: &str| controllers.split(' ').any(|x| x == c);
+                h.memory = has("memory");
+                h.swap = has("memory");
+                h.pids = has("pids");
+                h.cpu_shares = has("cpu");
+                h.cpu_cfs = has("cpu");
+                h.cpuset = has("cpuset");
+                h.blkio_weight = has("io");
+                if h.cpuset {
+                    h.cpu_list = read(root.join("cpuset.cpus.effective")).unwrap_or_default();
+                    h.mem_list = read(root.join("cpuset.mems.effective")).unwrap_or_default();
+                }
+            }
+        }
+        if h.cpu_list.is_empty() {
+            h.cpu_list = online.unwrap_or_default();
+        }
+        if h.mem_list.is_empty() {
+            h.mem_list = "0".into();
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn a_hybrid_host_uses_its_v1_controllers() {
+        let l = Layout::from_mountinfo(HYBRID).unwrap();
+        let Layout::V1 { mounts } = &l else { panic!("{l:?}") };
+        assert_eq!(mounts.len(), 4);
+        assert_eq!(
+            l.dir("memory", Path::new("/docker/abc")),
+            Some(PathBuf::from("/sys/fs/cgroup/memory/docker/abc"))
+        );
+        assert_eq!(l.dir("freezer", Path::new("/docker/abc")), None);
+        assert!(!l.is_v2());
+    }
+
+    #[test]
+    fn co_mounted_v1_controllers_share_a_directory() {
+        let text = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+        let l = Layout::from_mountinfo(text).unwrap();
+        assert_eq!(l.dir("cpu", Path::new("/x")), l.dir("cpuacct", Path::new("/x")));
+    }
+
+    #[test]
+    fn a_unified_host_is_v2_wherever_it_is_mounted() {
+        let text = "\
+25 1 0:22 / /proc rw - proc proc rw
+30 22 0:26 / /run/my\\040cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
+";
+        let l = Layout::from_mountinfo(text).unwrap();
+        assert_eq!(l, Layout::V2 { root: PathBuf::from("/run/my cgroup") });
+        assert_eq!(l.dirs(Path::new("/docker/a")), [PathBuf::from("/run/my cgroup/docker/a")]);
+    }
+
+    #[test]
+    fn no_cgroup_mount_is_none() {
+        assert_eq!(Layout::from_mountinfo("25 1 0:22 / /proc rw - proc proc rw\n"), None);
+        assert_eq!(Layout::from_mountinfo("garbage\n - \n"), None);
+    }
+
+    #[test]
+    fn oom_kills_are_read_from_either_format() {
+        assert_eq!(keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", "oom_kill"), Some(3));
+        assert_eq!(
+            keyed("low 0\nhigh 0\nmax 5\noom 2\noom_kill 1\noom_group_kill 0\n", "oom_kill"),
+            Some(1)
+        );
+    }
+
+    /// `-m 64m --memory-swap 128m --cpus 0.5 --pids-limit 50`.
+    fn sample() -> Resources {
+        Resources {
+            memory: 64 << 20,
+            memory_swap: 128 << 20,
+            nano_cpus: 500_000_000,
+            pids_limit: Some(50),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn limits_become_linux_resources() {
+        let r = sample();
+        let l = linux_resources(&r).unwrap();
+        let m = l.memory().as_ref().unwrap();
+        assert_eq!((m.limit(), m.swap()), (Some(64 << 20), Some(128 << 20)));
+        let c = l.cpu().as_ref().unwrap();
+        assert_eq!((c.period(), c.quota()), (Some(100_000), Some(50_000)));
+        assert_eq!(l.pids().as_ref().unwrap().limit(), 50);
+        let none = linux_resources(&Resources::default()).unwrap();
+        assert!(none.memory().is_none() && none.cpu().is_none());
+        assert_eq!(none.pids().as_ref().unwrap().limit(), -1);
+    }
+
+    /// A cgroup v2 tree of files (no kernel): the v2 manager writes the limits where the
+    /// kernel would read them.
+    #[test]
+    fn v2_limits_land_in_a_tree_of_files() {
+        let root = std::env::temp_dir().join(format!("cproxy-cg2-{}", std::process::id()));
+        let dir = root.join("docker/c1");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(root.join("cgroup.controllers"), "cpu memory pids").unwrap();
+        for f in [
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "memory.max",
+            "memory.swap.max",
+            "cpu.max",
+            "pids.max",
+            "cpu.weight",
+            "memory.low",
+        ] {
+            fs::write(dir.join(f), "").unwrap();
+        }
+        fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        fs::write(root.join("docker/cgroup.subtree_control"), "").unwrap();
+        let cg = Cgroups { layout: Layout::V2 { root: root.clone() } };
+        let r = sample();
+        let got = cg.update(Path::new("/docker/c1"), &r);
+        let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap_or_default();
+        let (mem, swap, cpu, pids) =
+            (read("memory.max"), read("memory.swap.max"), read("cpu.max"), read("pids.max"));
+        let _ = fs::remove_dir_all(&root);
+        got.unwrap();
+        assert_eq!(mem, "67108864");
+        // v2's swap file holds the swap alone: memory+swap less memory.
+        assert_eq!(swap, "67108864");
+        assert_eq!(cpu, "50000 100000");
+        assert_eq!(pids, "50");
+    }
+}

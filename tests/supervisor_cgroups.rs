@@ -1,0 +1,519 @@
+//! Resource limits through cgroups, tested as root on the host's own hierarchies: each test
+//! starts `cproxy daemon` in a network namespace of its own, with the host's cgroup mounts made
+//! visible to it again and a cgroup parent of its own (`/cproxy-test-<netns>`), runs busybox
+//! containers with Docker's flags and reads the cgroup files from the host, as Docker 20.10
+//! writes them (tests/fixtures/docker-20.10-cgroups/). Every cgroup a test made is removed
+//! when it ends, failed or not.
+
+mod supervisor_support;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use supervisor_support::{Daemon, Netns, Start, cgroup_mounts, eventually, rootfs_tar};
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A test's cgroup parent, removed (with whatever is left under it) on drop.
+struct Parent {
+    /// `/cproxy-test-<netns>`.
+    path: String,
+}
+
+impl Parent {
+    fn new(ns: &Netns) -> Parent {
+        Parent { path: format!("/cproxy-test-{}", ns.name) }
+    }
+
+    /// The directory of the container `id`'s cgroup in the v1 hierarchy of `controller` (or
+    /// the unified one).
+    fn dir(&self, controller: &str, id: &str) -> PathBuf {
+        let (_, point, _) = cgroup_mounts()
+            .into_iter()
+            .find(|(t, p, o)| {
+                (t == "cgroup" && o.split(',').any(|x| x == controller))
+                    || (t == "cgroup2" && p == "/sys/fs/cgroup")
+            })
+            .unwrap_or_else(|| panic!("no {controller} hierarchy"));
+        PathBuf::from(point).join(self.path.trim_start_matches('/')).join(id)
+    }
+
+    /// A file of the container's cgroup, trimmed.
+    fn read(&self, controller: &str, id: &str, file: &str) -> String {
+        let path = self.dir(controller, id).join(file);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// The cgroups left under the parent, in any hierarchy.
+    fn left(&self) -> Vec<PathBuf> {
+        let mut left = Vec::new();
+        for (t, point, _) in cgroup_mounts() {
+            if t == "tmpfs" {
+                continue;
+            }
+            let dir = PathBuf::from(point).join(self.path.trim_start_matches('/'));
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                left.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+        }
+        left
+    }
+}
+
+impl Drop for Parent {
+    fn drop(&mut self) {
+        let left = self.left();
+        // Every process killed and thawed first (a frozen one dies only once thawed), then
+        // each directory removed as its last process goes.
+        for dir in &left {
+            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|p| p.parse().ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
+        }
+        for dir in &left {
+            for _ in 0..100 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        for (t, point, _) in cgroup_mounts() {
+            if t != "tmpfs" {
+                let dir = PathBuf::from(point).join(self.path.trim_start_matches('/'));
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+/// A test's world; bound as `let World { ns, parent, d }` it drops the daemon, then the
+/// cgroups left, then the namespace.
+struct World {
+    d: Daemon,
+    parent: Parent,
+    ns: Netns,
+}
+
+/// A daemon that sees the host's cgroups, with a parent of its own and the image `bb`.
+fn world() -> World {
+    let ns = Netns::new();
+    let parent = Parent::new(&ns);
+    let d = start(&ns, &parent);
+    let tar = rootfs_tar(true, &ns.dir, false);
+    d.ok(&["import", tar.to_str().unwrap(), "bb"]);
+    World { d, parent, ns }
+}
+
+fn start(ns: &Netns, parent: &Parent) -> Daemon {
+    ns.daemon_with(&["--cgroup-parent", &parent.path], Start { cgroups: true, ..Start::default() })
+}
+
+fn run_detached(d: &Daemon, args: &[&str]) -> String {
+    let mut all = vec!["run", "-d", "--network", "none"];
+    all.extend(args);
+    d.ok(&all).trim().to_string()
+}
+
+#[test]
+fn limits_land_in_the_containers_cgroup_files() {
+    let World { ns: _ns, parent, d } = world();
+    let id = run_detached(
+        &d,
+        &["-m", "64m", "--cpus", "0.5", "--pids-limit", "50", "bb", "sleep", "1000"],
+    );
+    assert_eq!(parent.read("memory", &id, "memory.limit_in_bytes"), "67108864");
+    assert_eq!(parent.read("memory", &id, "memory.memsw.limit_in_bytes"), "134217728");
+    assert_eq!(parent.read("cpu", &id, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(parent.read("cpu", &id, "cpu.cfs_period_us"), "100000");
+    assert_eq!(parent.read("pids", &id, "pids.max"), "50");
+    // The container's processes are there, and the daemon is not.
+    let procs = parent.read("pids", &id, "cgroup.procs");
+    assert!(!procs.is_empty());
+    assert!(!procs.lines().any(|p| p == d.pid().to_string()), "{procs}");
+    let inspect = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.OomKillDisable}}",
+        &id,
+    ]);
+    assert_eq!(inspect.trim(), "67108864 134217728 500000000 50 false");
+    d.ok(&["rm", "-f", &id]);
+    assert_eq!(parent.left(), Vec::<PathBuf>::new(), "nothing is left after rm");
+}
+
+#[test]
+fn every_flag_lands_as_dockers_did() {
+    let World { ns: _ns, parent, d } = world();
+    let id = run_detached(
+        &d,
+        &[
+            "-m",
+            "64m",
+            "--memory-swap",
+            "128m",
+            "--memory-reservation",
+            "32m",
+            "--cpu-shares",
+            "512",
+            "--cpu-period",
+            "50000",
+            "--cpu-quota",
+            "25000",
+            "--cpuset-cpus",
+            "0",
+            "--cpuset-mems",
+            "0",
+            "--pids-limit",
+            "50",
+            "--oom-kill-disable",
+            "bb",
+            "sleep",
+            "1000",
+        ],
+    );
+    // 01-flags.txt: the files of Docker's container `all`.
+    assert_eq!(parent.read("memory", &id, "memory.limit_in_bytes"), "67108864");
+    assert_eq!(parent.read("memory", &id, "memory.memsw.limit_in_bytes"), "134217728");
+    assert_eq!(parent.read("memory", &id, "memory.soft_limit_in_bytes"), "33554432");
+    assert!(parent.read("memory", &id, "memory.oom_control").starts_with("oom_kill_disable 1"));
+    assert_eq!(parent.read("cpu", &id, "cpu.shares"), "512");
+    assert_eq!(parent.read("cpu", &id, "cpu.cfs_period_us"), "50000");
+    assert_eq!(parent.read("cpu", &id, "cpu.cfs_quota_us"), "25000");
+    assert_eq!(parent.read("cpuset", &id, "cpuset.cpus"), "0");
+    assert_eq!(parent.read("cpuset", &id, "cpuset.mems"), "0");
+    assert_eq!(parent.read("pids", &id, "pids.max"), "50");
+    let host = d.ok(&["inspect", "-f", "{{json .HostConfig}}", &id]);
+    let v: serde_json::Value = serde_json::from_str(&host).unwrap();
+    for (k, want) in [
+        ("CpuShares", serde_json::json!(512)),
+        ("Memory", serde_json::json!(67108864)),
+        ("NanoCpus", serde_json::json!(0)),
+        ("CgroupParent", serde_json::json!("")),
+        ("BlkioWeight", serde_json::json!(0)),
+        ("CpuPeriod", serde_json::json!(50000)),
+        ("CpuQuota", serde_json::json!(25000)),
+        ("CpusetCpus", serde_json::json!("0")),
+        ("CpusetMems", serde_json::json!("0")),
+        ("KernelMemory", serde_json::json!(0)),
+        ("MemoryReservation", serde_json::json!(33554432)),
+        ("MemorySwap", serde_json::json!(134217728)),
+        ("MemorySwappiness", serde_json::Value::Null),
+        ("OomKillDisable", serde_json::json!(true)),
+        ("PidsLimit", serde_json::json!(50)),
+    ] {
+        assert_eq!(v[k], want, "{k} in {host}");
+    }
+    d.ok(&["rm", "-f", &id]);
+    assert_eq!(parent.left(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn bad_values_are_refused_in_dockers_words() {
+    let World { ns: _ns, parent, d } = world();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    for (flags, words) in [
+        (&["-m", "4m"][..], "Minimum memory limit allowed is 6MB".to_string()),
+        (&["-m", "1x"][..], "invalid argument \"1x\" for \"-m, --memory\" flag: invalid size: '1x'".into()),
+        (&["--memory-swap", "100m"][..], "You should always set the Memory limit when using Memoryswap limit, see usage".into()),
+        (&["-m", "64m", "--memory-swap", "32m"][..], "Minimum memoryswap limit should be larger than memory limit, see usage".into()),
+        (&["--cpus", "99"][..], format!("Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available")),
+        (&["--cpus", "abc"][..], "invalid argument \"abc\" for \"--cpus\" flag: failed to parse abc as a rational number".into()),
+        (&["--cpus", "0.5", "--cpu-period", "100000"][..], "Conflicting options: Nano CPUs and CPU Period cannot both be set".into()),
+        (&["--cpu-quota", "500"][..], "CPU cfs quota can not be less than 1ms (i.e. 1000)".into()),
+        (&["--cpuset-cpus", "abc"][..], "Invalid value abc for cpuset cpus: invalid format: abc".into()),
+        (&["--pids-limit", "abc"][..], "invalid argument \"abc\" for \"--pids-limit\" flag: strconv.ParseInt: parsing \"abc\": invalid syntax".into()),
+    ] {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend(flags);
+        args.extend(["bb", "true"]);
+        let out = d.cli(&args);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}");
+        assert!(stderr(&out).contains(&words), "{flags:?}: {}", stderr(&out));
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "", "nothing was created");
+    assert_eq!(parent.left(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed_and_reported() {
+    let World { ns: _ns, parent, d } = world();
+    let out = d.cli(&[
+        "run",
+        "--name",
+        "hog",
+        "--network",
+        "none",
+        "-m",
+        "8m",
+        "--memory-swap",
+        "8m",
+        "bb",
+        "sh",
+        "-c",
+        "tail /dev/zero",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    let state = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.OOMKilled}} {{.State.ExitCode}}",
+        "hog",
+    ]);
+    assert_eq!(state.trim(), "exited true 137");
+    // A hog in a child whose shell survives: still OOMKilled, as Docker reports it (hog3).
+    let out = d.cli(&[
+        "run",
+        "--name",
+        "hog3",
+        "--network",
+        "none",
+        "-m",
+        "8m",
+        "--memory-swap",
+        "8m",
+        "bb",
+        "sh",
+        "-c",
+        "tail /dev/zero; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let state = d.ok(&["inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "hog3"]);
+    assert_eq!(state.trim(), "true 3");
+    // A container that was not killed is not.
+    d.ok(&["run", "--name", "fine", "--network", "none", "-m", "8m", "bb", "true"]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.OOMKilled}}", "fine"]).trim(), "false");
+    assert_eq!(parent.left(), Vec::<PathBuf>::new(), "stopped containers keep no cgroup");
+}
+
+#[test]
+fn a_fork_loop_stops_at_the_pids_limit() {
+    let World { ns: _ns, parent, d } = world();
+    // Bounded: 30 tries, each a sleeping child, in a subshell that busybox ends at its first
+    // failed fork; then the shell waits to be removed.
+    let id = run_detached(
+        &d,
+        &[
+            "--pids-limit",
+            "10",
+            "bb",
+            "sh",
+            "-c",
+            "(for i in $(seq 1 30); do sleep 1000 & done); echo forked; exec sleep 1000",
+        ],
+    );
+    let logs = eventually(30, || {
+        let out = d.cli(&["logs", &id]);
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        all.contains("forked").then_some(all)
+    });
+    assert!(logs.contains("can't fork"), "{logs}");
+    assert_eq!(parent.read("pids", &id, "pids.max"), "10");
+    let current: u32 = parent.read("pids", &id, "pids.current").parse().unwrap();
+    assert!((2..=10).contains(&current), "{current} processes");
+    let events: u32 =
+        parent.read("pids", &id, "pids.events").trim_start_matches("max ").parse().unwrap();
+    assert!(events >= 1, "the limit refused a fork");
+    d.ok(&["rm", "-f", &id]);
+    assert_eq!(parent.left(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn nothing_is_left_after_a_killed_daemon_starts_again() {
+    let World { ns, parent, mut d } = world();
+    let id = run_detached(&d, &["-m", "64m", "bb", "sleep", "1000"]);
+    assert_eq!(parent.read("memory", &id, "memory.limit_in_bytes"), "67108864");
+    d.kill();
+    drop(d);
+    let d = start(&ns, &parent);
+    assert_eq!(parent.left(), Vec::<PathBuf>::new(), "the new daemon swept the old cgroup");
+    let state = d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", &id]);
+    assert_eq!(state.trim(), "exited 137");
+    // It starts again with its limits.
+    d.ok(&["start", &id]);
+    assert_eq!(parent.read("memory", &id, "memory.limit_in_bytes"), "67108864");
+    let mut d = d;
+    d.terminate();
+    assert_eq!(parent.left(), Vec::<PathBuf>::new(), "a daemon stop removes them");
+}
+
+#[test]
+fn update_changes_a_running_containers_limits() {
+    let World { ns: _ns, parent, d } = world();
+    let id = run_detached(&d, &["--name", "up", "-m", "64m", "bb", "sleep", "1000"]);
+    let out = d.ok(&[
+        "update",
+        "--cpus",
+        "0.5",
+        "-m",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--pids-limit",
+        "40",
+        "up",
+    ]);
+    assert_eq!(out, "up\n");
+    assert_eq!(parent.read("memory", &id, "memory.limit_in_bytes"), "134217728");
+    assert_eq!(parent.read("memory", &id, "memory.memsw.limit_in_bytes"), "268435456");
+    assert_eq!(parent.read("cpu", &id, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(parent.read("pids", &id, "pids.max"), "40");
+    let shown = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+        "up",
+    ]);
+    assert_eq!(shown.trim(), "134217728 268435456 500000000 40");
+    // 04-update-pause.txt's refusals.
+    let out = d.cli(&["update", "-m", "300m", "up"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "Error response from daemon: Cannot update container {id}: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"
+        )
+    );
+    let out = d.cli(&["update", "-m", "4m", "up"]);
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error response from daemon: Minimum memory limit allowed is 6MB"
+    );
+    let out = d.cli(&["update", "up"]);
+    assert_eq!(stderr(&out).trim(), "you must provide one or more flags when using this command");
+    assert_eq!(d.ok(&["update", "--restart", "always", "up"]), "up\n");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "up"]).trim(),
+        "always"
+    );
+    // The limits stay with the container across a restart.
+    d.ok(&["restart", "-t", "0", "up"]);
+    assert_eq!(parent.read("pids", &id, "pids.max"), "40");
+    d.ok(&["rm", "-f", "up"]);
+    assert_eq!(parent.left(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn pause_freezes_every_process_until_unpause() {
+    let World { ns: _ns, parent, d } = world();
+    let id = run_detached(&d, &["--name", "pz", "bb", "sleep", "1000"]);
+    assert_eq!(d.ok(&["pause", "pz"]), "pz\n");
+    assert_eq!(parent.read("freezer", &id, "freezer.state"), "FROZEN");
+    let status = d.ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(status.trim().starts_with("Up ") && status.trim().ends_with(" (Paused)"), "{status}");
+    assert_eq!(d.ok(&["ps", "--filter", "status=paused", "--format", "{{.Names}}"]), "pz\n");
+    let state =
+        d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.State.Paused}}", "pz"]);
+    assert_eq!(state.trim(), "paused true true");
+    for (args, words) in [
+        (
+            &["pause", "pz"][..],
+            format!("Error response from daemon: Container {id} is already paused"),
+        ),
+        (
+            &["exec", "pz", "true"][..],
+            "Error response from daemon: Container pz is paused, unpause the container before exec"
+                .to_string(),
+        ),
+        (
+            &["rm", "pz"][..],
+            format!(
+                "Error response from daemon: You cannot remove a paused container {id}. Unpause and then stop the container before attempting removal or force remove"
+            ),
+        ),
+    ] {
+        let out = d.cli(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(stderr(&out).trim(), words, "{args:?}");
+    }
+    assert_eq!(d.ok(&["unpause", "pz"]), "pz\n");
+    assert_eq!(parent.read("freezer", &id, "freezer.state"), "THAWED");
+    let state = d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "pz"]);
+    assert_eq!(state.trim(), "running false");
+    let out = d.cli(&["unpause", "pz"]);
+    assert_eq!(
+        stderr(&out).trim(),
+        format!("Error response from daemon: Container {id} is not paused")
+    );
+    // A paused container is killed as Docker kills one: thawed to take its signal.
+    d.ok(&["pause", "pz"]);
+    d.ok(&["kill", "pz"]);
+    let state =
+        d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}} {{.State.ExitCode}}", "pz"]);
+    assert_eq!(state.trim(), "exited false 137");
+    assert_eq!(parent.left(), Vec::<PathBuf>::new());
+}
+
+/// A measurement, not an assertion (the machine is shared): `--cpus 0.5` against a busy loop,
+/// its CPU time over 5 s of wall time from `cpuacct.usage`. Run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_cpus_half_against_a_busy_loop() {
+    let World { ns: _ns, parent, d } = world();
+    for cpus in ["0.5", "1.5"] {
+        let id = run_detached(&d, &["--cpus", cpus, "bb", "sh", "-c", "while :; do :; done"]);
+        let usage = || -> u64 { parent.read("cpuacct", &id, "cpuacct.usage").parse().unwrap() };
+        let (u0, t0) = (usage(), std::time::Instant::now());
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        let (u1, t1) = (usage(), std::time::Instant::now());
+        let cores = (u1 - u0) as f64 / (t1 - t0).as_nanos() as f64;
+        println!("--cpus {cpus}: a busy loop used {cores:.3} of a core over 5 s");
+        d.ok(&["rm", "-f", &id]);
+    }
+}
+
+#[test]
+fn stats_shows_dockers_columns_from_the_cgroup() {
+    let World { ns: _ns, parent: _parent, d } = world();
+    let id = run_detached(&d, &["--name", "st", "-m", "64m", "bb", "sleep", "1000"]);
+    let out = d.ok(&["stats", "--no-stream", "st"]);
+    let lines: Vec<&str> = out.lines().collect();
+    let cells = |l: &str| -> Vec<String> {
+        l.split("   ").map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect()
+    };
+    assert_eq!(
+        cells(lines[0]),
+        [
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS"
+        ]
+    );
+    let row = cells(lines[1]);
+    assert_eq!(row[0], id[..12]);
+    assert_eq!(row[1], "st");
+    assert!(row[2].ends_with('%'), "{out}");
+    assert!(row[3].ends_with(" / 64MiB"), "{out}");
+    assert_eq!(row[5], "0B / 0B", "no network: {out}");
+    assert!(row[7].parse::<u32>().unwrap() >= 1, "{out}");
+    let (status, body) =
+        d.api("GET", "/containers/st/stats?stream=false&one-shot=true", None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["memory_stats"]["limit"], 67108864);
+    assert_eq!(v["name"], "/st");
+    assert_eq!(v["id"], id.as_str());
+    assert!(v["pids_stats"]["current"].as_u64().unwrap() >= 1, "{body}");
+    assert!(v["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap() > 0, "{body}");
+    let out = d.cli(&["stats", "--no-stream", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).trim(), "Error response from daemon: No such container: nosuch");
+    assert!(out.stdout.is_empty());
+    d.ok(&["rm", "-f", "st"]);
+}
