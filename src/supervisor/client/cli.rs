@@ -871,6 +871,13 @@ pub fn dispatch(args: &[OsString]) -> Option<ExitCode> {
     if !COMMANDS.contains(&first) {
         return None;
     }
+    // `stats --control SOCKET` is the forwarder's (a `cproxy forward`'s counters); without it,
+    // `stats` is Docker's, of containers.
+    let control =
+        |a: &OsString| a.to_str().is_some_and(|a| a == "--control" || a.starts_with("--control="));
+    if first == "stats" && args[i..].iter().any(control) {
+        return None;
+    }
     let cli = match SupervisorCli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
