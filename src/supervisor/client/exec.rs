@@ -38,7 +38,6 @@ pub(super) async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
         .status()
         .map_err(|e| fail(format!("Error: cannot run in the container: {e}"), 126))?;
     drop(prepared);
-    use std::os::unix::process::ExitStatusExt;
-    let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(255);
+    let code = crate::supervisor::rules::exit_codes::of_status(Ok(status));
     Ok(u8::try_from(code).unwrap_or(255))
 }

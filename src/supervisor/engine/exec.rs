@@ -224,13 +224,7 @@ impl Daemon {
             for r in readers {
                 let _ = r.join();
             }
-            let code = match child.wait() {
-                Ok(s) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    s.code().or_else(|| s.signal().map(|n| 128 + n)).unwrap_or(255)
-                }
-                Err(_) => 255,
-            };
+            let code = crate::supervisor::rules::exit_codes::of_status(child.wait());
             exec.state(|s| {
                 s.running = false;
                 s.exit_code = Some(code);

@@ -343,13 +343,7 @@ impl Daemon {
             for p in pumps {
                 let _ = p.join();
             }
-            let code = match status {
-                Ok(s) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    s.code().or_else(|| s.signal().map(|n| 128 + n)).unwrap_or(255)
-                }
-                Err(_) => 255,
-            };
+            let code = crate::supervisor::rules::exit_codes::of_status(status);
             let _ = done_tx.send(code);
         });
         let daemon = self.clone();

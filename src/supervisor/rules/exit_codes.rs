@@ -1,4 +1,5 @@
-//! Docker's exit codes for a container that could not start, read from the runtime's words
+//! Docker's exit codes: a process's status as Docker reports it, and those of a container that
+//! could not start, read from the runtime's words
 //! (moby's `translateContainerdStartErr`, the CLI's `runStartContainerErr`).
 
 /// 127 for a command that was not found, 126 for one that cannot be run; `None` otherwise.
@@ -12,6 +13,13 @@ pub fn start_failure(message: &str) -> Option<u8> {
     } else {
         None
     }
+}
+
+/// A process's status as Docker reports it: its exit code, or 128 + N for signal N (255 when
+/// it could not be waited for).
+pub fn of_status(status: std::io::Result<std::process::ExitStatus>) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.map_or(255, |s| s.code().or_else(|| s.signal().map(|n| 128 + n)).unwrap_or(255))
 }
 
 #[cfg(test)]
