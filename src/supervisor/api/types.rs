@@ -175,6 +175,21 @@ pub struct HostConfig {
     /// host's own files) instead of an image.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub rootfs: String,
+    /// The log driver: `inspect` shows `{"Type":"json-file","Config":{}}` (docker-py reads it
+    /// to know whether it can read the logs back); what a client sends is ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_config: Option<LogConfig>,
+}
+
+/// `HostConfig.LogConfig`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LogConfig {
+    /// The driver (cproxy's is always `json-file`).
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Its options.
+    pub config: BTreeMap<String, String>,
 }
 
 /// A container's settings on one network (`network.EndpointSettings`): what create's

@@ -286,7 +286,13 @@ impl Daemon {
                 if let Ok(mut log) = c.log.lock() {
                     *log = None;
                 }
-                return Err(Error::internal(e));
+                // A command that cannot run is the request's fault (moby's 400), not the
+                // daemon's.
+                let why = e.to_string();
+                return Err(match crate::supervisor::rules::exit_codes::start_failure(&why) {
+                    Some(_) => Error::invalid(why),
+                    None => Error::internal(why),
+                });
             }
         };
         let now = Time::now();

@@ -157,6 +157,10 @@ impl Daemon {
                 security_opt: Some(r.security.security_opt.clone()).filter(|c| !c.is_empty()),
                 readonly_rootfs: r.security.read_only,
                 rootfs: r.rootfs.clone(),
+                log_config: Some(crate::supervisor::api::types::LogConfig {
+                    kind: "json-file".into(),
+                    config: Default::default(),
+                }),
             },
             config: ContainerConfig {
                 hostname: r.hostname.clone(),
