@@ -36,8 +36,13 @@ fuzz_target!(|data: &[u8]| {
     round_trips::<NetworkDisconnectRequest>(data);
     round_trips::<ExecConfig>(data);
     round_trips::<ExecStartConfig>(data);
-    // `/events`' times: a number or a refusal, never a panic.
+    // `/events`' and `logs`' times (the API's and the CLI's forms): a number or a refusal,
+    // never a panic.
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = cproxy::supervisor::http::events::parse_time(text);
+        use cproxy::supervisor::rules::timestamps;
+        let _ = timestamps::parse_api(text);
+        if let Ok(api) = timestamps::from_cli(text, 1_765_000_000_000_000_000, 3600) {
+            assert!(timestamps::parse_api(&api).is_ok(), "{text:?} gave {api:?}");
+        }
     }
 });

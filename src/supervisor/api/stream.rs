@@ -61,9 +61,17 @@ pub struct Decoder {
     pending: Vec<u8>,
     /// Per stream, the start of a line whose end has not come yet ([`Decoder::lines`]).
     partial: [Vec<u8>; 3],
+    /// The stream is a terminal's raw bytes, not frames (a container with `-t`): every byte
+    /// is stdout as it comes.
+    raw: bool,
 }
 
 impl Decoder {
+    /// A decoder of a terminal's raw stream (Docker sends no frames for a `-t` container).
+    pub fn raw() -> Decoder {
+        Decoder { raw: true, ..Decoder::default() }
+    }
+
     /// Takes the next bytes of the stream.
     pub fn push(&mut self, data: &[u8]) {
         self.pending.extend_from_slice(data);
@@ -71,6 +79,10 @@ impl Decoder {
 
     /// The next whole frame received, if any.
     pub fn next_frame(&mut self) -> Option<(StreamKind, Vec<u8>)> {
+        if self.raw {
+            return (!self.pending.is_empty())
+                .then(|| (StreamKind::Stdout, std::mem::take(&mut self.pending)));
+        }
         let header: [u8; HEADER_LEN] = self.pending.get(..HEADER_LEN)?.try_into().ok()?;
         let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
         if self.pending.len() < HEADER_LEN + len {

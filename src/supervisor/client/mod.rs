@@ -19,10 +19,11 @@ use std::process::ExitCode;
 
 use hyper::Method;
 
-use crate::supervisor::api::stream::StreamKind;
+use crate::supervisor::api::stream::{Decoder, StreamKind};
 use crate::supervisor::api::types::ContainerWaitResponse;
 use crate::supervisor::client::cli::SupervisorCommand;
 use crate::supervisor::client::transport::{Client, NO_BODY, Result, fail, q};
+use crate::supervisor::rules::timestamps;
 
 /// Runs a client command.
 pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
@@ -92,20 +93,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
                 })
                 .await
             }
-            SupervisorCommand::Logs(a) => {
-                let tail = a
-                    .tail
-                    .as_deref()
-                    .filter(|t| *t != "all")
-                    .map(|t| format!("&tail={}", q(t)))
-                    .unwrap_or_default();
-                let uri = format!(
-                    "/containers/{}/logs?stdout=1&stderr=1&follow={}{tail}",
-                    q(&a.container),
-                    u8::from(a.follow)
-                );
-                stream_logs(client, &uri).await.map(|_| 0)
-            }
+            SupervisorCommand::Logs(a) => logs(client, &a).await,
             SupervisorCommand::Inspect(a) => show::inspect(client, a).await,
             SupervisorCommand::Diff(a) => {
                 let uri = format!("/containers/{}/changes", q(&a.container));
@@ -218,12 +206,54 @@ fn stop_query(time: Option<u64>) -> String {
     time.map(|t| format!("?t={t}")).unwrap_or_default()
 }
 
-/// Copies Docker's multiplexed log stream to stdout and stderr.
-async fn stream_logs(client: &Client, uri: &str) -> Result<()> {
+/// `logs`: as Docker's CLI, the container looked up first (a `-t` container's log is one
+/// raw stream), the times read as the CLI reads them.
+async fn logs(client: &Client, a: &cli::LogsArgs) -> Result<u8> {
+    let info: serde_json::Value =
+        client.json(Method::GET, &format!("/containers/{}/json", q(&a.container)), NO_BODY).await?;
+    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let mut uri = format!(
+        "/containers/{}/logs?stdout=1&stderr=1&follow={}&timestamps={}",
+        q(&a.container),
+        u8::from(a.follow),
+        u8::from(a.timestamps)
+    );
+    for (key, value) in [("since", &a.since), ("until", &a.until)] {
+        if let Some(v) = value {
+            let api = timestamps::from_cli(v, now, local_offset(now))
+                .map_err(|e| fail(format!("invalid value for \"{key}\": {e}"), 1))?;
+            uri.push_str(&format!("&{key}={}", q(&api)));
+        }
+    }
+    if let Some(t) = a.tail.as_deref().filter(|t| *t != "all") {
+        uri.push_str(&format!("&tail={}", q(t)));
+    }
+    stream_logs(client, &uri, tty).await.map(|_| 0)
+}
+
+/// The local zone's offset east of UTC at a time (nanoseconds since the epoch), in seconds:
+/// a time the CLI is given without a zone is local, as Docker's CLI reads it.
+fn local_offset(at: i64) -> i64 {
+    let t: libc::time_t = at.div_euclid(1_000_000_000);
+    let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
+    // SAFETY: localtime_r writes only into `tm`, which lives across the call; it returns
+    // null (and writes nothing we read) on failure.
+    let ok = unsafe { !libc::localtime_r(&t, tm.as_mut_ptr()).is_null() };
+    // SAFETY: on success localtime_r filled `tm`.
+    if ok { unsafe { tm.assume_init().tm_gmtoff } } else { 0 }
+}
+
+/// Copies a container's log stream to stdout and stderr: Docker's frames, or a terminal's
+/// raw bytes (`tty`).
+async fn stream_logs(client: &Client, uri: &str, tty: bool) -> Result<()> {
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
+    let decoder = if tty { Decoder::raw() } else { Decoder::default() };
     client
-        .stream(uri, |decoder| {
+        .stream_with(uri, decoder, |decoder| {
             while let Some((kind, data)) = decoder.next_frame() {
                 let _ = match kind {
                     StreamKind::Stderr => err.write_all(&data),

@@ -267,7 +267,8 @@ pub(super) async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
         }
         return Err(started(e));
     }
-    stream_logs(client, &format!("/containers/{id}/logs?stdout=1&stderr=1&follow=1")).await?;
+    stream_logs(client, &format!("/containers/{id}/logs?stdout=1&stderr=1&follow=1"), false)
+        .await?;
     let waited: ContainerWaitResponse =
         client.json(Method::POST, &format!("/containers/{id}/wait"), NO_BODY).await?;
     if a.rm {

@@ -129,10 +129,19 @@ impl Client {
 
     /// `GET uri`, Docker's multiplexed stream: after each read, `each` takes what the decoder
     /// holds (whole frames, or whole lines), until the daemon ends the stream.
-    pub(super) async fn stream(&self, uri: &str, mut each: impl FnMut(&mut Decoder)) -> Result<()> {
+    pub(super) async fn stream(&self, uri: &str, each: impl FnMut(&mut Decoder)) -> Result<()> {
+        self.stream_with(uri, Decoder::default(), each).await
+    }
+
+    /// [`Client::stream`] with a decoder of the caller's (a raw one for a terminal's output).
+    pub(super) async fn stream_with(
+        &self,
+        uri: &str,
+        mut decoder: Decoder,
+        mut each: impl FnMut(&mut Decoder),
+    ) -> Result<()> {
         let resp = self.call(Method::GET, uri, NO_BODY).await?;
         let mut body = resp.into_body();
-        let mut decoder = Decoder::default();
         while let Some(Ok(frame)) = body.frame().await {
             if let Ok(data) = frame.into_data() {
                 decoder.push(&data);

@@ -87,3 +87,133 @@ pub(super) fn pump(c: &Container, stream: StreamKind, mut pipe: Box<dyn Read + S
         c.log_record(stream, &String::from_utf8_lossy(&line));
     }
 }
+
+/// What `logs` shows (the API's query, read).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Keep the stream open for what the container writes next, while it runs.
+    pub follow: bool,
+    /// Show what it wrote to stdout.
+    pub stdout: bool,
+    /// Show what it wrote to stderr.
+    pub stderr: bool,
+    /// Only records from this time on (nanoseconds since the epoch).
+    pub since: Option<i64>,
+    /// Only records up to this time; a follow ends there.
+    pub until: Option<i64>,
+    /// Each record after its time (RFC 3339, nanoseconds) and a space.
+    pub timestamps: bool,
+    /// The last so many records only (before `since` and `until` apply, as moby's json-file
+    /// reader does).
+    pub tail: Option<usize>,
+}
+
+impl LogOptions {
+    /// Whether a record is shown.
+    fn shows(&self, record: &LogRecord) -> bool {
+        let wanted = match record.kind() {
+            StreamKind::Stderr => self.stderr,
+            _ => self.stdout,
+        };
+        if !wanted {
+            return false;
+        }
+        if self.since.is_none() && self.until.is_none() {
+            return true;
+        }
+        let at = crate::supervisor::rules::format::parse_rfc3339(&record.time)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        self.since.is_none_or(|s| at >= s) && self.until.is_none_or(|u| at <= u)
+    }
+
+    /// How a record goes on the wire: in Docker's frames, or raw for a container on a
+    /// terminal (its output is one stream, as `attach` gives it).
+    fn encode(&self, record: &LogRecord, tty: bool) -> Vec<u8> {
+        let text = if self.timestamps {
+            std::borrow::Cow::Owned(format!("{} {}", record.time, record.log))
+        } else {
+            std::borrow::Cow::Borrowed(record.log.as_str())
+        };
+        if tty {
+            text.as_bytes().to_vec()
+        } else {
+            crate::supervisor::api::stream::encode(record.kind(), text.as_bytes())
+        }
+    }
+}
+
+impl crate::supervisor::engine::Daemon {
+    /// `logs`: the container's log as `opts` selects it, then (with `follow`) what it writes
+    /// while it runs, as chunks of the wire's bytes; the receiver's end drops the reader.
+    pub fn logs(
+        &self,
+        c: std::sync::Arc<Container>,
+        opts: LogOptions,
+    ) -> tokio::sync::mpsc::Receiver<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        let path = self.log_path(&c);
+        let mut rx = c.watch();
+        let (tx, out) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+        tokio::spawn(async move {
+            let tty = c.record().stdio.tty;
+            let mut file = None;
+            // Bytes of a record whose end has not been written yet.
+            let mut pending: Vec<u8> = Vec::new();
+            let mut first = true;
+            // `until` has come: one last read, then the end.
+            let mut last = false;
+            loop {
+                let running = {
+                    rx.borrow_and_update();
+                    c.record().state.status == crate::supervisor::engine::store::Status::Running
+                };
+                if file.is_none() {
+                    file = tokio::fs::File::open(&path).await.ok();
+                }
+                if let Some(f) = file.as_mut() {
+                    let _ = f.read_to_end(&mut pending).await;
+                }
+                let complete = pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                let text: Vec<u8> = pending.drain(..complete).collect();
+                let mut batch: Vec<&[u8]> =
+                    text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+                if first && let Some(n) = opts.tail {
+                    batch.drain(..batch.len().saturating_sub(n));
+                }
+                first = false;
+                for line in batch {
+                    let Ok(record) = serde_json::from_slice::<LogRecord>(line) else { continue };
+                    if opts.shows(&record) && tx.send(opts.encode(&record, tty)).await.is_err() {
+                        return;
+                    }
+                }
+                if last || !opts.follow || !running {
+                    return;
+                }
+                let next = rx.changed();
+                match opts.until.map(nanos_from_now) {
+                    None => {
+                        if next.await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(left) => match tokio::time::timeout(left, next).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return,
+                        Err(_) => last = true,
+                    },
+                }
+            }
+        });
+        out
+    }
+}
+
+/// How long until a time (nanoseconds since the epoch); nothing once it has passed.
+fn nanos_from_now(at: i64) -> std::time::Duration {
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    std::time::Duration::from_nanos(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
+}

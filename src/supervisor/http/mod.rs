@@ -61,16 +61,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncReadExt;
 
-use crate::supervisor::api::stream;
 use crate::supervisor::api::types::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
     ErrorResponse, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse,
     NetworkDisconnectRequest, NetworkResource,
 };
-use crate::supervisor::engine::logs::LogRecord;
-use crate::supervisor::engine::store::Status;
+use crate::supervisor::engine::logs::LogOptions;
 use crate::supervisor::engine::{Daemon, Error, ErrorKind};
 use crate::supervisor::rules::filters::{Filters, ListOptions};
 
@@ -332,60 +329,30 @@ async fn logs(
     Query(q): Params,
 ) -> Answer<Response> {
     let c = d.find(&id)?;
-    let follow = flag(&q, "follow");
-    let want_out = !q.contains_key("stdout") || flag(&q, "stdout");
-    let want_err = !q.contains_key("stderr") || flag(&q, "stderr");
-    let tail = q.get("tail").and_then(|t| t.parse::<usize>().ok());
-    let path = d.log_path(&c);
-    let mut rx = c.watch();
-    let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    tokio::spawn(async move {
-        let mut file = tokio::fs::File::open(&path).await.ok();
-        // Bytes of a line whose end has not been written yet.
-        let mut pending: Vec<u8> = Vec::new();
-        let mut first = true;
-        loop {
-            let running = {
-                rx.borrow_and_update();
-                c.record().state.status == Status::Running
-            };
-            if file.is_none() {
-                file = tokio::fs::File::open(&path).await.ok();
-            }
-            if let Some(f) = file.as_mut() {
-                let _ = f.read_to_end(&mut pending).await;
-            }
-            let complete = pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            let text: Vec<u8> = pending.drain(..complete).collect();
-            let mut batch: Vec<&[u8]> =
-                text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
-            if first && let Some(n) = tail {
-                let skip = batch.len().saturating_sub(n);
-                batch.drain(..skip);
-            }
-            first = false;
-            for line in batch {
-                let Ok(record) = serde_json::from_slice::<LogRecord>(line) else { continue };
-                let kind = record.kind();
-                let wanted = if kind == stream::StreamKind::Stderr { want_err } else { want_out };
-                if !wanted {
-                    continue;
-                }
-                let frame = Bytes::from(stream::encode(kind, record.log.as_bytes()));
-                if tx.send(Ok(frame)).await.is_err() {
-                    return;
-                }
-            }
-            if !follow || !running {
-                return;
-            }
-            if rx.changed().await.is_err() {
-                return;
-            }
-        }
-    });
-    let stream = futures_util::stream::unfold(body_rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    let time = |key: &str| {
+        q.get(key)
+            .filter(|v| !v.is_empty())
+            .map(|v| crate::supervisor::rules::timestamps::parse_api(v))
+            .transpose()
+            .map_err(|e| ApiError(Error::internal(e)))
+    };
+    let opts = LogOptions {
+        follow: flag(&q, "follow"),
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+        // moby takes 0 (its default) as no bound.
+        since: time("since")?.filter(|t| *t != 0),
+        until: time("until")?.filter(|t| *t != 0),
+        timestamps: flag(&q, "timestamps"),
+        // `all`, a negative number or anything else unreadable: every record, as moby.
+        tail: q.get("tail").and_then(|t| t.parse::<usize>().ok()),
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(Error::invalid("Bad parameters: you must choose at least one stream").into());
+    }
+    let chunks = d.logs(c, opts);
+    let stream = futures_util::stream::unfold(chunks, |mut rx| async move {
+        rx.recv().await.map(|item| (Ok::<_, std::io::Error>(Bytes::from(item)), rx))
     });
     Response::builder()
         .header("Content-Type", "application/vnd.docker.raw-stream")

@@ -18,4 +18,5 @@ pub mod resources;
 pub mod restart;
 pub mod signal;
 pub mod template;
+pub mod timestamps;
 pub mod user;
