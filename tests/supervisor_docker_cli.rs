@@ -128,3 +128,68 @@ fn restart_rename_top_and_prune_answer_as_dockerd_does() {
     assert!(out.contains(q1.trim()), "{out}");
     assert_eq!(d.docker(&["ps", "-a", "--format", "{{.Names}}"], None).1, "p2\n");
 }
+
+/// `docker system df` (`-v` too) and `ps -s` add up what dockerd 20.10 adds up: the image's
+/// layers once, each container's writable layer, each volume's files and its users.
+#[test]
+fn system_df_and_ps_sizes_add_up_the_disk_as_dockerd_does() {
+    let ns = Netns::new();
+    let d = supervisor_support::with_image(&ns, &[]);
+    let script = "head -c 5000 /dev/zero > /data/x; head -c 1234 /dev/zero > /tmp/y; touch /ready; \
+                  exec sleep 600";
+    let (code, _, err) = d.docker(
+        &["run", "-d", "--name", "c1", "-v", "dfvol:/data", "bb", "sh", "-c", script],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = d.docker(&["run", "--name", "c2", "bb", "true"], None);
+    assert_eq!(code, 0, "{err}");
+    d.docker(&["volume", "create", "empty"], None);
+    supervisor_support::eventually(10, || {
+        (d.docker(&["exec", "c1", "test", "-e", "/ready"], None).0 == 0).then_some(())
+    });
+
+    let (status, body) = d.api("GET", "/v1.41/system/df", None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let df: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let image = &df["Images"][0];
+    assert_eq!(df["LayersSize"], image["Size"], "one image: its layers are all there is");
+    assert_eq!((image["Containers"].as_i64(), image["SharedSize"].as_i64()), (Some(2), Some(0)));
+    assert!(df["BuildCache"].is_null() && df["BuilderSize"] == 0);
+    let by_name = |n: &str| {
+        df["Containers"].as_array().unwrap().iter().find(|c| c["Names"][0] == n).unwrap().clone()
+    };
+    let (c1, c2) = (by_name("/c1"), by_name("/c2"));
+    // The file under the volume is the volume's, not the container's.
+    assert_eq!(c1["SizeRw"], 1234);
+    assert_eq!(c1["SizeRootFs"].as_i64(), Some(1234 + image["Size"].as_i64().unwrap()));
+    assert!(c2.get("SizeRw").is_none(), "0 is left out, as Go's omitempty: {c2}");
+    assert_eq!(c2["SizeRootFs"], image["Size"]);
+    let volume = |n: &str| {
+        df["Volumes"].as_array().unwrap().iter().find(|v| v["Name"] == n).unwrap()["UsageData"]
+            .clone()
+    };
+    assert_eq!(volume("dfvol"), serde_json::json!({"RefCount": 1, "Size": 5000}));
+    assert_eq!(volume("empty"), serde_json::json!({"RefCount": 0, "Size": 0}));
+
+    // Docker's CLI renders it.
+    let (code, out, err) = d.docker(&["system", "df"], None);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    assert_eq!(rows[2][..4], ["Containers", "2", "1", "1.234kB"]);
+    assert_eq!(rows[3][..5], ["Local", "Volumes", "2", "1", "5kB"]);
+    let (code, out, err) = d.docker(&["system", "df", "-v"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l.split_whitespace().eq(["dfvol", "1", "5kB"])), "{out}");
+    let c1_row = out.lines().find(|l| l.ends_with(" c1")).unwrap();
+    assert!(c1_row.contains(" 1.23kB "), "{c1_row}");
+    let (code, out, err) = d.docker(&["ps", "-as", "--format", "{{.Names}} {{.Size}}"], None);
+    assert_eq!(code, 0, "{err}");
+    let mut sizes: Vec<&str> = out.lines().collect();
+    sizes.sort();
+    // (The virtual size is the image's, busybox's size on this machine.)
+    assert!(sizes[0].starts_with("c1 1.23kB (virtual ") && sizes[0].ends_with("MB)"), "{out}");
+    assert!(sizes[1].starts_with("c2 0B (virtual ") && sizes[1].ends_with("MB)"), "{out}");
+    d.docker(&["rm", "-f", "c1"], None);
+}

@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
     let filters = Filters::from_json(text).unwrap_or(flags);
     let limit = usize::from(data.first().copied().unwrap_or(0) % 3);
     for all in [false, true] {
-        let opts = ListOptions { all, limit, filters: filters.clone() };
+        let opts = ListOptions { all, limit, filters: filters.clone(), size: false };
         if let Ok(chosen) = select(&opts, &cs) {
             assert!(chosen.windows(2).all(|w| w[0] < w[1]), "{chosen:?}");
             assert!(chosen.iter().all(|i| *i < cs.len()));

@@ -302,6 +302,7 @@ fn dump_state(daemon: &engine::Daemon, proxy: &Proxy, limit: u64) {
         all: true,
         limit: 0,
         filters: Default::default(),
+        size: false,
     };
     match daemon.list(&everything) {
         Ok(containers) => {

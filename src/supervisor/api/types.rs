@@ -495,8 +495,8 @@ pub struct Port {
     pub proto: String,
 }
 
-fn is_zero(n: &u16) -> bool {
-    *n == 0
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 /// A mount in `GET /containers/json`'s `Mounts` (`types.MountPoint`).
@@ -578,6 +578,12 @@ pub struct ContainerSummary {
     /// Bind mounts.
     #[serde(deserialize_with = "nullable")]
     pub mounts: Vec<MountPoint>,
+    /// With `size=1`: the bytes of its writable layer (left out when 0, as Go's `omitempty`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub size_rw: i64,
+    /// With `size=1`: its writable layer's bytes and its image's.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub size_root_fs: i64,
 }
 
 /// Where a container is in its life, as Docker's word (`running`) in the API and in records.
@@ -1251,6 +1257,40 @@ pub struct Volume {
     pub options: Option<BTreeMap<String, String>>,
     /// `local`.
     pub scope: String,
+    /// What it holds and how many containers use it: only in `GET /system/df`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_data: Option<VolumeUsageData>,
+}
+
+/// `volume.UsageData`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeUsageData {
+    /// Containers (any state) that mount it.
+    pub ref_count: i64,
+    /// The bytes of its files.
+    pub size: i64,
+}
+
+/// `GET /system/df` (`types.DiskUsage`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DiskUsage {
+    /// The bytes of every image layer, each once.
+    pub layers_size: i64,
+    /// The images, with `Containers` and `SharedSize` counted.
+    #[serde(deserialize_with = "nullable")]
+    pub images: Vec<ImageSummary>,
+    /// Every container, with `SizeRw` and `SizeRootFs`.
+    #[serde(deserialize_with = "nullable")]
+    pub containers: Vec<ContainerSummary>,
+    /// Every volume, with `UsageData`.
+    #[serde(deserialize_with = "nullable")]
+    pub volumes: Vec<Volume>,
+    /// Nothing is built here: `null`.
+    pub build_cache: Option<Vec<serde_json::Value>>,
+    /// 0.
+    pub builder_size: i64,
 }
 
 /// `POST /volumes/create`'s body (`volume.VolumeCreateBody`).

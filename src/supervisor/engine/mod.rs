@@ -6,6 +6,7 @@
 pub mod attach;
 pub mod changes;
 pub mod create;
+pub mod df;
 pub mod dns_server;
 pub mod error;
 pub mod events;

@@ -64,7 +64,15 @@ impl Daemon {
                         networks: std::mem::take(&mut endpoints[i]),
                     },
                     mounts: mounts(r, &self.volumes),
+                    size_rw: 0,
+                    size_root_fs: 0,
                 }
+            })
+            .map(|mut summary| {
+                if opts.size {
+                    (summary.size_rw, summary.size_root_fs) = self.sizes(&summary.id);
+                }
+                summary
             })
             .collect())
     }

@@ -90,6 +90,7 @@ impl Volumes {
             name: name.to_string(),
             options: meta.options,
             scope: "local".into(),
+            usage_data: None,
         }
     }
 
@@ -195,16 +196,25 @@ impl Volumes {
     }
 }
 
-/// The bytes of the files under `path`, as moby's `directory.Size` adds them (directories
-/// count nothing).
-fn disk_usage(path: &Path) -> u64 {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
+/// The bytes of the files under `path`, as moby's `directory.Size` adds them: directories
+/// count nothing, a file with several links once.
+pub fn disk_usage(path: &Path) -> u64 {
+    fn walk(path: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return 0;
+        };
+        if meta.is_dir() {
+            return fs::read_dir(path)
+                .map(|d| d.flatten().map(|e| walk(&e.path(), seen)).sum())
+                .unwrap_or(0);
+        }
+        if meta.len() == 0 || !seen.insert((meta.dev(), meta.ino())) {
+            return 0;
+        }
+        meta.len()
     }
-    fs::read_dir(path).map(|d| d.flatten().map(|e| disk_usage(&e.path())).sum()).unwrap_or(0)
+    walk(path, &mut Default::default())
 }
 
 /// RFC 3339 in whole seconds, UTC (`2026-12-06T14:47:28Z`), as the local driver stamps it.

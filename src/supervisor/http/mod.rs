@@ -136,6 +136,7 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/system/df", get(system::disk_usage))
         .route("/containers/json", get(list))
         .route("/containers/create", post(create))
         .route("/containers/{id}/start", post(start))
@@ -171,8 +172,11 @@ async fn list(
         all: flag(&q, "all"),
         limit: q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0),
         filters: Filters::from_json(filters).map_err(Error::invalid)?,
+        size: flag(&q, "size"),
     };
-    Ok(axum::Json(d.list(&opts)?))
+    // Sizes walk the writable layers: off the runtime's workers.
+    let list = tokio::task::spawn_blocking(move || d.list(&opts)).await.map_err(Error::internal)?;
+    Ok(axum::Json(list?))
 }
 
 async fn create(State(d): State<Arc<Daemon>>, Query(q): Params, body: Bytes) -> Answer<Response> {

@@ -174,6 +174,16 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> axum::Json<SystemInfo> {
     })
 }
 
+/// `GET /system/df`: the disk walked off the runtime's workers.
+pub(super) async fn disk_usage(
+    State(d): State<Arc<Daemon>>,
+) -> Result<axum::Json<crate::supervisor::api::types::DiskUsage>, super::ApiError> {
+    let usage = tokio::task::spawn_blocking(move || d.disk_usage())
+        .await
+        .map_err(crate::supervisor::engine::Error::internal)??;
+    Ok(axum::Json(usage))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -191,6 +191,8 @@ pub struct ListOptions {
     pub limit: usize,
     /// `filters=…`.
     pub filters: Filters,
+    /// `size=1` (`ps -s`): each container's `SizeRw` and `SizeRootFs`.
+    pub size: bool,
 }
 
 /// Reads `publish`/`expose` values (dockerd's `portOp`): `80`, `80/udp`, `8000-8002/tcp`.
@@ -445,7 +447,7 @@ mod tests {
         for a in filters {
             f.add_flag(a).unwrap();
         }
-        let opts = ListOptions { all, limit: 0, filters: f };
+        let opts = ListOptions { all, limit: 0, filters: f, size: false };
         Ok(select(&opts, cs)?.into_iter().map(|i| cs[i].names[0].clone()).collect())
     }
 
@@ -585,9 +587,9 @@ mod tests {
         let cs = set();
         let mut f = Filters::default();
         f.add_flag("name=web").unwrap();
-        let opts = ListOptions { all: false, limit: 1, filters: f };
+        let opts = ListOptions { all: false, limit: 1, filters: f, size: false };
         assert_eq!(select(&opts, &cs).unwrap(), [0]);
-        let opts = ListOptions { all: false, limit: 1, filters: Filters::default() };
+        let opts = ListOptions { all: false, limit: 1, filters: Filters::default(), size: false };
         assert_eq!(select(&opts, &cs[1..]).unwrap(), [0], "-l shows a stopped one");
     }
 }
