@@ -342,3 +342,57 @@ fn host_on_a_regular_file_is_refused_and_the_file_kept() {
     let d = ns.daemon(&[]);
     assert_eq!(d.api("GET", "/_ping", None), Some((200, "OK".to_string())));
 }
+
+/// Starts exec `id` hijacked (`101`) on a connection of its own, which it returns.
+fn hijacked_exec(d: &Daemon, id: &str) -> UnixStream {
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = r#"{"Detach":false,"Tty":false}"#;
+    let head = format!(
+        "POST /v1.41/exec/{id}/start HTTP/1.1\r\nHost: cproxy\r\nConnection: Upgrade\r\n\
+         Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "{}", String::from_utf8_lossy(&got));
+        got.push(byte[0]);
+    }
+    let reply = String::from_utf8_lossy(&got);
+    assert!(reply.starts_with("HTTP/1.1 101"), "{reply}");
+    s
+}
+
+/// A connection upgraded to a raw stream (`attach`, `exec`) keeps its place among the API's
+/// connections until the stream closes: past the cap, a newcomer gets `503` rather than the
+/// daemon holding descriptors the cap does not count; once a session ends, its place is free.
+#[test]
+fn upgraded_streams_count_against_the_api_connection_cap() {
+    let ns = Netns::new();
+    let d = ns.daemon(&["--api-max-connections", "2"]);
+    d.ok(&["run", "-d", "--rootfs", "/", "--name", "sl", "sleep", "600"]);
+    let exec = || {
+        let body = r#"{"AttachStdin":true,"AttachStdout":true,"AttachStderr":true,"Cmd":["cat"]}"#;
+        let (status, reply) = d.api("POST", "/v1.41/containers/sl/exec", Some(body)).unwrap();
+        assert_eq!(status, 201, "{reply}");
+        let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        v["Id"].as_str().unwrap().to_string()
+    };
+    let (a, b) = (exec(), exec());
+    let mut first = hijacked_exec(&d, &a);
+    let second = hijacked_exec(&d, &b);
+    // The cat of the first echoes: its session is live.
+    first.write_all(b"live\n").unwrap();
+    let mut frame = [0u8; 13];
+    first.read_exact(&mut frame).unwrap();
+    assert_eq!(&frame[8..], b"live\n");
+    let (status, body) = d.api("GET", "/_ping", None).unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("too many API connections"), "{body}");
+    // The client goes: its exec's stdin closes, cat exits, the session ends, the place is free.
+    drop(second);
+    eventually(10, || (d.api("GET", "/_ping", None).map(|r| r.0) == Some(200)).then_some(()));
+    drop(first);
+}

@@ -7,7 +7,9 @@
 //!   keep-alive connection, or one still sending its request head), which is closed, as nginx
 //!   reuses its idle connections: the newest client is answered, and a client whose request is
 //!   being served is never cut. When every connection has a request in progress (long `logs
-//!   -f` or `wait` calls), the newcomer gets `503` and is closed at once.
+//!   -f` or `wait` calls), the newcomer gets `503` and is closed at once. A connection upgraded
+//!   to a raw stream (`attach`, `exec` start: `101`) counts, never evicted, until that stream
+//!   is closed.
 //! - **A request head within [`Limits::header_timeout`]** of its first byte (of the connection,
 //!   for the first request); else the connection is closed.
 //! - **A request body that never stalls for [`Limits::body_timeout`]** (`408`, then closed).
@@ -80,6 +82,8 @@ enum Phase {
     Idle(Instant),
     /// This many requests in progress (their bodies read, handled, answered).
     Busy(usize),
+    /// Hijacked by a `101` answer: a raw stream now, open until its session drops it.
+    Upgraded,
 }
 
 /// One connection, as the accept loop and its own task see it.
@@ -125,7 +129,7 @@ impl Conn {
         match self.phase() {
             Phase::Head(since) => Some(since + limits.header_timeout),
             Phase::Idle(since) => Some(since + limits.idle_timeout),
-            Phase::Busy(_) => None,
+            Phase::Busy(_) | Phase::Upgraded => None,
         }
     }
 
@@ -134,7 +138,7 @@ impl Conn {
     fn waiting_since(&self) -> Option<Instant> {
         match self.phase() {
             Phase::Head(since) | Phase::Idle(since) => Some(since),
-            Phase::Busy(_) => None,
+            Phase::Busy(_) | Phase::Upgraded => None,
         }
     }
 }
@@ -142,9 +146,17 @@ impl Conn {
 /// Ends a request's busy phase when dropped (with the response body, once it is sent).
 struct BusyGuard(Arc<Conn>);
 
+impl BusyGuard {
+    /// The request was answered `101`: the connection stays taken while its stream is open.
+    fn upgraded(&self) {
+        self.0.set(|_| Phase::Upgraded);
+    }
+}
+
 impl Drop for BusyGuard {
     fn drop(&mut self) {
         self.0.set(|p| match p {
+            Phase::Upgraded => Phase::Upgraded,
             Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
             _ => Phase::Idle(Instant::now()),
         });
@@ -193,6 +205,7 @@ impl Conns {
 pub async fn serve(listener: UnixListener, app: Router, limits: Limits, stop: CancellationToken) {
     let conns = Arc::new(Conns::default());
     let max = limits.max_connections.max(1);
+    let refusing = Arc::new(tokio::sync::Semaphore::new(REFUSING));
     loop {
         let stream = tokio::select! {
             _ = stop.cancelled() => return,
@@ -207,19 +220,25 @@ pub async fn serve(listener: UnixListener, app: Router, limits: Limits, stop: Ca
             },
         };
         let Some((id, conn)) = conns.admit(max) else {
-            refuse(&stream, max);
+            refuse(stream, max, &refusing);
             continue;
         };
-        let (conns, app) = (conns.clone(), app.clone());
-        tokio::spawn(async move {
-            serve_connection(stream, conn, app, limits).await;
-            conns.remove(id);
-        });
+        let seat = Seat { conns: conns.clone(), id };
+        let app = app.clone();
+        tokio::spawn(serve_connection(stream, conn, seat, app, limits));
     }
 }
 
+/// How many refused clients at once are given [`REFUSE_LINGER`] to read their `503`; more
+/// are closed at once.
+const REFUSING: usize = 32;
+
+/// How long a refused client's request is read (and dropped) after its `503`: closing a unix
+/// socket with unread bytes resets it, and the client would see the reset, not the answer.
+const REFUSE_LINGER: Duration = Duration::from_secs(2);
+
 /// Tells a client that came when every connection had a request in progress to try again.
-fn refuse(stream: &UnixStream, max: usize) {
+fn refuse(stream: UnixStream, max: usize, refusing: &Arc<tokio::sync::Semaphore>) {
     let body = format!(
         "{{\"message\":\"too many API connections ({max} with requests in progress); try again \
          later\"}}"
@@ -232,10 +251,41 @@ fn refuse(stream: &UnixStream, max: usize) {
     // A new socket's send buffer takes this whole; if not, the client only sees the close.
     let _ = stream.try_write(reply.as_bytes());
     tracing::warn!(max, "API connection refused: every connection has a request in progress");
+    let Ok(permit) = refusing.clone().try_acquire_owned() else { return };
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = stream;
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(REFUSE_LINGER, async {
+            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+        drop(permit);
+    });
 }
 
-async fn serve_connection(stream: UnixStream, conn: Arc<Conn>, app: Router, limits: Limits) {
-    let io = TokioIo::new(Watched { inner: stream, conn: conn.clone() });
+/// A connection's place among the open ones, given up when its stream is dropped: when hyper
+/// is done with it, or when an upgraded stream's session ends.
+struct Seat {
+    conns: Arc<Conns>,
+    id: u64,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.conns.remove(self.id);
+    }
+}
+
+async fn serve_connection(
+    stream: UnixStream,
+    conn: Arc<Conn>,
+    seat: Seat,
+    app: Router,
+    limits: Limits,
+) {
+    let io = TokioIo::new(Watched { inner: stream, conn: conn.clone(), _seat: seat });
     let service = {
         let conn = conn.clone();
         let app = TowerToHyperService::new(app);
@@ -305,6 +355,9 @@ async fn answer(
         let m = format!("request body not received: no byte for {body_timeout:?}");
         return Ok(error(StatusCode::REQUEST_TIMEOUT, &m));
     }
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        guard.upgraded();
+    }
     Ok(resp.map(|b| {
         Body::new(b.map_frame(move |frame| {
             let _busy = &guard;
@@ -367,6 +420,8 @@ fn error(status: StatusCode, message: &str) -> Response<Body> {
 struct Watched {
     inner: UnixStream,
     conn: Arc<Conn>,
+    /// Kept as long as the stream: an upgraded one's session holds it.
+    _seat: Seat,
 }
 
 impl AsyncRead for Watched {
