@@ -517,3 +517,31 @@ fn stats_shows_dockers_columns_from_the_cgroup() {
     assert!(out.stdout.is_empty());
     d.ok(&["rm", "-f", "st"]);
 }
+
+/// An exec's process is in its container's cgroups, as runc's exec puts it: the container's
+/// limits, `stats` and `pause` count it. Through cproxy's exec and Docker's CLI (the API's).
+#[test]
+fn an_exec_runs_in_its_containers_cgroups() {
+    let World { ns: _ns, parent, d } = world();
+    let id = run_detached(&d, &["-m", "64m", "--pids-limit", "20", "bb", "sleep", "1000"]);
+    let init = d.ok(&["exec", &id, "cat", "/proc/1/cgroup"]);
+    let mine = d.ok(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    assert!(init.contains(&id), "the container's PID 1 is in its cgroup: {init}");
+    let of_memory = |text: &str| {
+        text.lines()
+            .find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|c| c == "memory")))
+            .map(str::to_string)
+    };
+    assert_eq!(of_memory(&mine), of_memory(&init), "{mine}");
+    let (code, out, err) = d.docker(&["exec", &id, "cat", "/proc/self/cgroup"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(of_memory(&out), of_memory(&init), "{out}");
+    // Counted where the container's processes are counted: a sleeping exec adds to them.
+    let count = || parent.read("pids", &id, "pids.current").parse::<u32>().unwrap();
+    let before = count();
+    let (code, _, err) = d.docker(&["exec", "-d", &id, "sleep", "1000"], None);
+    assert_eq!(code, 0, "{err}");
+    eventually(10, || (count() > before).then_some(()));
+    d.ok(&["rm", "-f", &id]);
+    assert_eq!(parent.left(), Vec::<PathBuf>::new());
+}

@@ -92,6 +92,40 @@ impl Layout {
         }
     }
 
+    /// The `cgroup.procs` files of the cgroups a process is in, from its `/proc/PID/cgroup`
+    /// text (`4:memory:/docker/ID` on v1, `0::/docker/ID` on v2), one per hierarchy this
+    /// layout uses: what a process joins to be in the same cgroups (an `exec`'s, as runc's).
+    pub fn procs_files(&self, proc_cgroup: &str) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        for line in proc_cgroup.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_), Some(controllers), Some(path)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let path = Path::new(path);
+            let dirs: Vec<PathBuf> = match self {
+                Layout::V1 { .. } => controllers
+                    .split(',')
+                    .filter(|c| V1_CONTROLLERS.contains(c))
+                    .filter_map(|c| self.dir(c, path))
+                    .collect(),
+                Layout::V2 { .. } if controllers.is_empty() => {
+                    self.dir("", path).into_iter().collect()
+                }
+                Layout::V2 { .. } => Vec::new(),
+            };
+            for d in dirs {
+                let file = d.join("cgroup.procs");
+                if !out.contains(&file) {
+                    out.push(file);
+                }
+            }
+        }
+        out
+    }
+
     /// Whether this is cgroup v2 (`docker info`'s `Cgroup Version: 2`).
     pub fn is_v2(&self) -> bool {
         matches!(self, Layout::V2 { .. })
@@ -264,16 +298,6 @@ impl Cgroups {
         self.apply(&m, r)
     }
 
-    /// Adds a process (an `exec`'s) to the container's cgroup.
-    pub fn join(&self, path: &Path, pid: i32) -> io::Result<()> {
-        for dir in self.layout.dirs(path) {
-            if dir.is_dir() {
-                fs::write(dir.join("cgroup.procs"), pid.to_string())?;
-            }
-        }
-        Ok(())
-    }
-
     /// Whether cgroup `path` exists in any hierarchy.
     pub fn exists(&self, path: &Path) -> bool {
         self.layout.dirs(path).iter().any(|d| d.is_dir())
@@ -396,6 +420,36 @@ mod tests {
         );
         assert_eq!(l.dir("freezer", Path::new("/docker/abc")), None);
         assert!(!l.is_v2());
+    }
+
+    #[test]
+    fn an_exec_joins_each_hierarchy_its_container_is_in() {
+        let l = Layout::from_mountinfo(HYBRID).unwrap();
+        let proc_cgroup = "\
+12:pids:/docker/abc
+9:memory:/docker/abc
+4:cpu:/docker/abc
+3:cpuacct:/docker/abc
+1:name=systemd:/user.slice
+0::/user.slice/x
+";
+        let files: Vec<String> =
+            l.procs_files(proc_cgroup).iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(
+            files,
+            [
+                "/sys/fs/cgroup/pids/docker/abc/cgroup.procs",
+                "/sys/fs/cgroup/memory/docker/abc/cgroup.procs",
+                "/sys/fs/cgroup/cpu/docker/abc/cgroup.procs",
+                "/sys/fs/cgroup/cpuacct/docker/abc/cgroup.procs",
+            ]
+        );
+        let v2 = Layout::V2 { root: PathBuf::from("/sys/fs/cgroup") };
+        assert_eq!(
+            v2.procs_files("0::/docker/abc\n"),
+            [PathBuf::from("/sys/fs/cgroup/docker/abc/cgroup.procs")]
+        );
+        assert_eq!(v2.procs_files("garbage\n3:memory:/x\n"), Vec::<PathBuf>::new());
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Prepared {
     _namespaces: Vec<File>,
     /// The container's mount namespace, inherited by `__nsexec`.
     _mnt: OwnedFd,
+    /// The `cgroup.procs` files of the container's cgroups, joined between fork and exec.
+    _cgroups: Vec<File>,
 }
 
 /// Why an exec cannot start: what Docker's client prints, and its exit code (126).
@@ -114,5 +116,50 @@ pub fn prepare(v: &ContainerInspect, req: &ExecConfig) -> Result<Prepared, Refus
     let join =
         namespaces.iter().map(|f| (f.as_raw_fd(), nix::sched::CloneFlags::empty())).collect();
     crate::sys::enter_namespaces_on_spawn(&mut cmd, join, nix::sched::CloneFlags::empty(), false);
-    Ok(Prepared { command: cmd, _namespaces: namespaces, _mnt: mnt })
+    let cgroups = container_cgroups(pid)?;
+    join_cgroups_on_spawn(&mut cmd, cgroups.iter().map(File::as_raw_fd).collect());
+    Ok(Prepared { command: cmd, _namespaces: namespaces, _mnt: mnt, _cgroups: cgroups })
+}
+
+/// The `cgroup.procs` files of the cgroups the container's PID 1 is in, open for writing: an
+/// exec's process joins them before it runs, as runc's exec does, so the container's limits,
+/// stats and freezer count it. None where no cgroup is mounted.
+fn container_cgroups(pid: i32) -> Result<Vec<File>, Refused> {
+    let Some(layout) = std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|t| crate::supervisor::os::cgroups::Layout::from_mountinfo(&t))
+    else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| Refused(format!("cannot read the container's cgroups: {e}")))?;
+    layout
+        .procs_files(&text)
+        .into_iter()
+        // A hierarchy mounted where this process cannot see it is not the container's.
+        .filter(|f| f.exists())
+        .map(|f| {
+            std::fs::OpenOptions::new().write(true).open(&f).map_err(|e| {
+                Refused(format!("cannot join the container's cgroup {}: {e}", f.display()))
+            })
+        })
+        .collect()
+}
+
+/// Moves the spawned process into each cgroup of `procs` (open `cgroup.procs` files) before
+/// it runs its program: `0` written there is the writer itself.
+fn join_cgroups_on_spawn(cmd: &mut Command, procs: Vec<std::os::fd::RawFd>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure only calls write(2) on descriptors opened
+    // before the fork (kept open by the caller until the spawn) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &procs {
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
 }
