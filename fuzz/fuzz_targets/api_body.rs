@@ -1,7 +1,9 @@
 //! Fuzzes the API's request bodies (`cproxy::supervisor::api::types`) as the daemon reads them:
 //! any bytes are read without a panic, and a create body that reads is checked by the engine's
 //! `plan` without a panic, each refusal a sentence (never empty). What reads serializes back to
-//! a body that reads to the same value. The exec bodies and `/events`' times too.
+//! a body that reads to the same value. A create body is planned twice: alone, and beside a
+//! container `web` and a user-defined network `front` (what compose's bodies name: links
+//! given for the network, aliases, labels). The exec bodies and `/events`' times too.
 
 #![no_main]
 
@@ -10,8 +12,11 @@ use cproxy::supervisor::api::types::{
     NetworkCreateRequest, NetworkDisconnectRequest,
 };
 use cproxy::supervisor::engine::create::{Known, plan};
-use cproxy::supervisor::engine::store::Time;
+use cproxy::supervisor::engine::ipam::Subnet;
+use cproxy::supervisor::engine::store::{Record, Time};
+use cproxy::supervisor::rules::networks::Network;
 use libfuzzer_sys::fuzz_target;
+use std::net::Ipv4Addr;
 
 fn round_trips<T>(data: &[u8]) -> Option<T>
 where
@@ -23,11 +28,42 @@ where
     Some(value)
 }
 
+/// A container `web` on the default bridge and a network `front` for creates to name.
+fn neighbours() -> (Record, Network) {
+    let front = Network {
+        id: "f".repeat(64),
+        name: "front".into(),
+        subnet: Subnet { network: Ipv4Addr::new(10, 9, 0, 0), prefix: 16 },
+        gateway: Ipv4Addr::new(10, 9, 0, 1),
+        user_subnet: false,
+        created: String::new(),
+        labels: Default::default(),
+        attachable: false,
+        options: Default::default(),
+    };
+    let mut req = ContainerCreateRequest::default();
+    req.config.cmd = vec!["httpd".into()];
+    let none = Known { containers: &[], networks: &[], image: None };
+    let web = plan(Some("web"), req, &none, "b".repeat(64), Time::ZERO).unwrap();
+    (web, front)
+}
+
 fuzz_target!(|data: &[u8]| {
     if let Some(req) = round_trips::<ContainerCreateRequest>(data) {
         let known = Known { containers: &[], networks: &[], image: None };
-        match plan(Some("fuzzed"), req, &known, "a".repeat(64), Time::ZERO) {
+        match plan(Some("fuzzed"), req.clone(), &known, "a".repeat(64), Time::ZERO) {
             Ok(record) => assert_eq!(record.name, "fuzzed"),
+            Err(e) => assert!(!e.message.is_empty()),
+        }
+        let (web, front) = neighbours();
+        let known = Known {
+            containers: std::slice::from_ref(&web),
+            networks: std::slice::from_ref(&front),
+            image: None,
+        };
+        match plan(Some("fuzzed"), req, &known, "c".repeat(64), Time::ZERO) {
+            // Links on a user-defined network are the endpoint's, never `HostConfig`'s.
+            Ok(record) => assert!(record.networks.is_empty() || record.links.is_empty()),
             Err(e) => assert!(!e.message.is_empty()),
         }
     }

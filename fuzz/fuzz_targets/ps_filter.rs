@@ -32,6 +32,10 @@ fn candidates() -> Vec<Candidate> {
             port_bindings: BTreeSet::from(["80/tcp".to_string()]),
             exposed: BTreeSet::from(["80/tcp".to_string(), "53/udp".to_string()]),
             mounts: vec![("/srv".to_string(), "/mnt".to_string())],
+            labels: [("com.docker.compose.project", "p"), ("tier", name)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
         .collect()
 }

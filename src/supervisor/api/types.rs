@@ -85,6 +85,9 @@ pub struct ContainerConfig {
     /// Anonymous volumes: `-v /path` (the docker CLI sends a value without a source here)
     /// and, in `inspect`, the image's `VOLUME`s; `null` when none.
     pub volumes: Option<PortSet>,
+    /// `--label`, with the image's labels beside them in `inspect`; `null` when neither has
+    /// any and the client sent none (the docker CLI sends `{}`).
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 /// `HostConfig.RestartPolicy` as sent: `{"Name":"on-failure","MaximumRetryCount":3}`. The
@@ -564,7 +567,7 @@ pub struct ContainerSummary {
     /// Published and exposed ports while running.
     #[serde(deserialize_with = "nullable")]
     pub ports: Vec<Port>,
-    /// Always empty here.
+    /// `Config.Labels`.
     #[serde(deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
     /// `created`, `running`, `restarting`, `exited`.
@@ -778,6 +781,19 @@ pub struct NetworkCreateRequest {
     /// `--subnet`/`--gateway`.
     #[serde(rename = "IPAM")]
     pub ipam: Ipam,
+    /// Refuse a name in use (compose sends it; a name is always unique here).
+    pub check_duplicate: bool,
+    /// `--internal`: refused (no network here is cut off from the outside).
+    pub internal: bool,
+    /// `--attachable`.
+    pub attachable: bool,
+    /// `--ipv6`: refused (no IPv6 on networks here).
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    /// `-o`, the driver's options; `null` when none.
+    pub options: Option<BTreeMap<String, String>>,
+    /// `--label`; `null` when none.
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 /// `201` of `POST /networks/create`.
@@ -845,7 +861,7 @@ pub struct NetworkResource {
     pub name: String,
     /// 64 hex digits.
     pub id: String,
-    /// RFC 3339 (empty for the predefined networks).
+    /// RFC 3339.
     pub created: String,
     /// `local`.
     pub scope: String,
@@ -859,7 +875,7 @@ pub struct NetworkResource {
     pub ipam: Ipam,
     /// Always false here.
     pub internal: bool,
-    /// Always false here.
+    /// `--attachable` as given.
     pub attachable: bool,
     /// Always false here.
     pub ingress: bool,
@@ -870,10 +886,10 @@ pub struct NetworkResource {
     /// The running containers on it, by ID.
     #[serde(deserialize_with = "nullable")]
     pub containers: BTreeMap<String, EndpointResource>,
-    /// Always empty here.
+    /// The driver's options as given at create.
     #[serde(deserialize_with = "nullable")]
     pub options: BTreeMap<String, String>,
-    /// Always empty here.
+    /// The labels given at create.
     #[serde(deserialize_with = "nullable")]
     pub labels: BTreeMap<String, String>,
 }

@@ -643,7 +643,7 @@ mod tests {
             json(
                 r#"{"Hostname": "", "Env": ["PG_VERSION=9.3"],
                     "Cmd": ["python3", "-m", "http.server", "5432"], "Entrypoint": null,
-                    "Image": "", "User": "", "AttachStdin": false, "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "WorkingDir": "", "Volumes": null,
+                    "Image": "", "User": "", "AttachStdin": false, "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "WorkingDir": "", "Volumes": null, "Labels": null,
                     "ExposedPorts": {"5432": {}, "6000-6001/udp": {}},
                     "StopSignal": "SIGINT", "StopTimeout": 3,
                     "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},
@@ -666,7 +666,7 @@ mod tests {
             body(&p, "web"),
             json(
                 r#"{"Hostname": "", "Env": [], "Cmd": ["python3", "-m", "http.server", "5000"],
-                    "Entrypoint": null, "Image": "", "User": "", "AttachStdin": false, "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "WorkingDir": "", "Volumes": null,
+                    "Entrypoint": null, "Image": "", "User": "", "AttachStdin": false, "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "WorkingDir": "", "Volumes": null, "Labels": null,
                     "ExposedPorts": null,
                     "StopSignal": null, "StopTimeout": null,
                     "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},

@@ -11,11 +11,18 @@ use crate::supervisor::client::show::inspect_each;
 use crate::supervisor::client::transport::{Client, Failure, NO_BODY, Result, q};
 use crate::supervisor::rules::format;
 
-/// `Error response from daemon: No such network: X` as Docker's client prints it.
+/// The daemon's `network X not found` (404) as Docker's client prints it: `Error: No such
+/// network: X` (the Go client's `wrapResponseError`).
 fn no_such_network(f: Failure) -> Failure {
-    let message =
-        f.message.replace("Error response from daemon: No such network", "Error: No such network");
-    Failure { message, ..f }
+    let name = f
+        .message
+        .strip_prefix("Error response from daemon: network ")
+        .and_then(|m| m.strip_suffix(" not found"))
+        .filter(|_| f.status == 404);
+    match name {
+        Some(name) => Failure { message: format!("Error: No such network: {name}"), ..f },
+        None => f,
+    }
 }
 
 /// The request that creates network `name`: one IPAM config when a subnet or a gateway is
@@ -37,6 +44,9 @@ pub(super) fn create_request(
         name: name.to_string(),
         driver: driver.to_string(),
         ipam: Ipam { config, ..Ipam::default() },
+        // As the docker CLI sends it.
+        check_duplicate: true,
+        ..NetworkCreateRequest::default()
     }
 }
 
@@ -141,7 +151,8 @@ mod tests {
         assert_eq!(
             body(&["n"]),
             json(
-                r#"{"Name": "n", "Driver": "bridge",
+                r#"{"Name": "n", "Driver": "bridge", "CheckDuplicate": true, "Internal": false,
+                    "Attachable": false, "EnableIPv6": false, "Options": null, "Labels": null,
                     "IPAM": {"Driver": "", "Options": null, "Config": []}}"#
             )
         );

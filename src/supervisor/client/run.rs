@@ -355,7 +355,7 @@ mod tests {
             body("busybox sleep 10"),
             json(
                 r#"{"Hostname": "", "Env": [], "Cmd": ["sleep", "10"], "Entrypoint": null,
-                    "Image": "busybox", "User": "", "AttachStdin": false, "AttachStdout": true, "AttachStderr": true, "Tty": false, "OpenStdin": false, "StdinOnce": false, "WorkingDir": "", "Volumes": null, "ExposedPorts": null, "StopSignal": null, "StopTimeout": null,
+                    "Image": "busybox", "User": "", "AttachStdin": false, "AttachStdout": true, "AttachStderr": true, "Tty": false, "OpenStdin": false, "StdinOnce": false, "WorkingDir": "", "Volumes": null, "Labels": null, "ExposedPorts": null, "StopSignal": null, "StopTimeout": null,
                     "HostConfig": {"NetworkMode": "bridge", "PortBindings": {},
                         "PublishAllPorts": false, "AutoRemove": false, "Binds": null,
                         "ProxyProtocol": "", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
@@ -423,7 +423,7 @@ mod tests {
         let endpoint = got["NetworkingConfig"]["EndpointsConfig"]["my-net"].take();
         let want = json(
             r#"{"Hostname": "box", "Env": ["A=1"], "Cmd": ["prog", "--flag"], "Entrypoint": null,
-                "Image": "img", "User": "", "AttachStdin": false, "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "WorkingDir": "/srv", "Volumes": null, "ExposedPorts": {"5000": {}, "7000-7002/udp": {}},
+                "Image": "img", "User": "", "AttachStdin": false, "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "WorkingDir": "/srv", "Volumes": null, "Labels": null, "ExposedPorts": {"5000": {}, "7000-7002/udp": {}},
                 "StopSignal": "SIGINT", "StopTimeout": 3,
                 "HostConfig": {"NetworkMode": "my-net", "PortBindings": {},
                     "PortSpecs": ["127.0.0.1:8080:80/tcp", "7000-7001:7000-7001/udp"],

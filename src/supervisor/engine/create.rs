@@ -71,6 +71,14 @@ pub fn merge_image(config: &mut ContainerConfig, image: &ImageRunConfig) -> Vec<
             mine.entry(v.clone()).or_default();
         }
     }
+    // moby's `merge`: the image's labels where the container has none of that key; `null`
+    // stays `null` without image labels.
+    if let Some(labels) = &image.labels {
+        let mine = config.labels.get_or_insert_with(Default::default);
+        for (k, v) in labels {
+            mine.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
     if config.working_dir.is_empty() {
         config.working_dir = image.working_dir.clone();
     }
@@ -305,11 +313,16 @@ pub fn plan(
                     }
                 },
             };
+            // Links given for the network itself (compose and the docker CLI send them there):
+            // names for its DNS, as `HostConfig.Links` are on a user-defined network.
+            let endpoint_links: Vec<String> =
+                endpoints.values().flat_map(|e| e.links.iter().flatten().cloned()).collect();
             attachments.push(Attachment {
                 network: net.name.clone(),
                 aliases,
                 ip: None,
                 ipv4_address,
+                links: check_links(&mode, &endpoint_links, known)?,
             });
         }
         NetworkMode::Bridge | NetworkMode::Host | NetworkMode::None => {}
@@ -353,7 +366,17 @@ pub fn plan(
     };
     let restart_policy = RestartPolicy::parse(&hc.restart_policy.value())
         .map_err(|e| Error::invalid(e.to_string()))?;
-    let links = check_links(&mode, &hc.links.unwrap_or_default(), known)?;
+    let mut links = check_links(&mode, &hc.links.unwrap_or_default(), known)?;
+    // On a user-defined network a link is the network's (a name for its DNS, no variables
+    // or hosts lines): kept with the endpoint's, as the docker CLI copies them there, and
+    // `HostConfig.Links` stays empty, as dockerd shows it.
+    if let (NetworkMode::User(_), Some(first)) = (&mode, attachments.first_mut()) {
+        for link in links.drain(..) {
+            if !first.links.contains(&link) {
+                first.links.push(link);
+            }
+        }
+    }
     restart_policy.check_auto_remove(hc.auto_remove).map_err(|e| Error::invalid(e.to_string()))?;
     let name = match name.filter(|n| !n.is_empty()) {
         Some(n) => check_name(n, known.containers)?,
@@ -434,6 +457,7 @@ pub fn plan(
         ip: None,
         ports: Vec::new(),
         restart_policy,
+        restart_policy_unnamed: hc.restart_policy.name.is_empty(),
         restart_count: 0,
         stopped_by_user: false,
         links,
@@ -447,6 +471,7 @@ pub fn plan(
         stdio,
         resources: hc.resources,
         cgroup: String::new(),
+        labels: config.labels,
     })
 }
 
@@ -659,6 +684,9 @@ mod tests {
             gateway: Ipv4Addr::new(10, 9, 0, 1),
             user_subnet,
             created: String::new(),
+            labels: Default::default(),
+            attachable: false,
+            options: Default::default(),
         }
     }
 
@@ -937,5 +965,23 @@ mod tests {
         req.host_config.links = Some(vec![format!("{}:alias", &db.id[..10])]);
         let r = plan(None, req, &known, "e".repeat(64), Time::now()).unwrap();
         assert_eq!(r.links, ["db:alias"]);
+    }
+
+    #[test]
+    fn links_on_a_user_network_are_the_endpoints() {
+        let db = record('d', "db");
+        let nets = [network("front", false)];
+        let known = Known { containers: std::slice::from_ref(&db), networks: &nets, image: None };
+        let mut req = request(&["true"]);
+        req.host_config.network_mode = "front".into();
+        req.host_config.links = Some(vec!["db:alias".into()]);
+        let endpoint = EndpointSettings {
+            links: Some(vec!["db:alias".into(), "db:other".into()]),
+            ..EndpointSettings::default()
+        };
+        req.networking_config.endpoints_config.insert("front".into(), endpoint);
+        let r = plan(None, req, &known, id(), now()).unwrap();
+        assert!(r.links.is_empty(), "HostConfig.Links stays empty, as dockerd shows it");
+        assert_eq!(r.networks[0].links, ["db:alias", "db:other"]);
     }
 }

@@ -66,16 +66,16 @@ impl Events {
         let _ = self.live.send(m);
     }
 
-    /// A container's event: its image and name as attributes, and `extra` (`exitCode`,
-    /// `signal`, `execID`).
+    /// A container's event: `extra` (`exitCode`, `signal`, `execID`), its labels, its image
+    /// and name as attributes, each over the one before (moby's
+    /// `LogContainerEventWithAttributes`).
     pub fn container(&self, r: &Record, action: &str, extra: &[(&str, String)]) {
-        let mut attributes = BTreeMap::new();
+        let mut attributes: BTreeMap<String, String> =
+            extra.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect();
+        attributes.extend(r.labels.iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
         let image = r.image.as_ref().map_or_else(|| r.path.clone(), |i| i.name.clone());
         attributes.insert("image".to_string(), image);
         attributes.insert("name".to_string(), r.name.clone());
-        for (k, v) in extra {
-            attributes.insert((*k).to_string(), v.clone());
-        }
         self.emit("container", action, &r.id, attributes);
     }
 
@@ -103,8 +103,9 @@ impl Events {
 }
 
 /// An event filter as `docker events --filter` gives it: `type`, `event`, `container`,
-/// `image`, `network`, `volume`, `label`; the values of one key are alternatives, the keys
-/// must all match. As dockerd 20.10 does, a key it does not know is ignored.
+/// `image`, `network`, `volume`, `label`; the values of one key are alternatives (`label`'s
+/// must all match, Docker's `MatchKVList` over the attributes), the keys must all match. As
+/// dockerd 20.10 does, a key it does not know is ignored.
 /// True if no value is given for `key`, or one of them passes `ok`.
 fn accepts(f: &Filters, key: &str, ok: impl Fn(&str) -> bool) -> bool {
     !f.contains(key) || f.get(key).any(ok)
@@ -129,8 +130,5 @@ pub fn matches(f: &Filters, m: &EventMessage) -> bool {
         })
         && accepts(f, "network", |v| is("network") && (short(&m.actor.id, v) || attr("name") == v))
         && accepts(f, "volume", |v| is("volume") && m.actor.id == v)
-        && accepts(f, "label", |v| {
-            let (k, want) = v.split_once('=').unwrap_or((v, ""));
-            m.actor.attributes.get(k).is_some_and(|got| want.is_empty() || got == want)
-        })
+        && f.match_kv("label", &m.actor.attributes)
 }

@@ -159,6 +159,9 @@ pub struct Daemon {
     pub(super) net_op: tokio::sync::Mutex<()>,
     /// The IDs of `bridge`, `host` and `none`.
     pub(super) predefined_ids: Vec<(String, String)>,
+    /// The `Created` of `bridge` (this daemon's start: dockerd makes it at each start) and of
+    /// `host` and `none` (when their IDs were first made), RFC 3339.
+    pub(super) predefined_created: (String, String),
     /// `docker info`'s `ID`, kept under the data root.
     engine_id: String,
     /// The embedded DNS server of the containers on user-defined networks.
@@ -207,6 +210,11 @@ impl Daemon {
         // A killed daemon's isolation rules; those of the networks below are made again.
         netlink::remove_isolation(&handle, None).await?;
         let predefined_ids = store.predefined_ids()?;
+        let now = std::time::SystemTime::now();
+        let predefined_created = (
+            crate::supervisor::rules::format::rfc3339(now),
+            crate::supervisor::rules::format::rfc3339(store.predefined_made().unwrap_or(now)),
+        );
         let engine_id = store.engine_id()?;
         let mut networks = Vec::new();
         for n in store.load_networks() {
@@ -263,6 +271,7 @@ impl Daemon {
             networks: Mutex::new(networks),
             net_op: tokio::sync::Mutex::new(()),
             predefined_ids,
+            predefined_created,
             engine_id,
             dns: DnsServer::new(upstreams, names.clone()),
             names,

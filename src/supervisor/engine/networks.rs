@@ -23,7 +23,9 @@ use crate::supervisor::engine::store::{Attachment, Record};
 use crate::supervisor::engine::store::{NetworkMode, Status};
 use crate::supervisor::engine::{Container, Daemon, Error, ErrorKind};
 use crate::supervisor::os::netlink::{self, Bridge};
+use crate::supervisor::rules::filters::Filters;
 use crate::supervisor::rules::format::rfc3339;
+use crate::supervisor::rules::links::{Link, LinkError};
 use crate::supervisor::rules::networks::{self, Network, NetworkError, NetworkOptions};
 
 /// A user-defined network that is up: its record and its bridge.
@@ -122,6 +124,13 @@ impl Daemon {
         if req.name.is_empty() {
             return Err(Error::invalid("network name is empty"));
         }
+        // What a bridge here cannot be; refused rather than made without it.
+        if req.internal {
+            return Err(Error::invalid("internal networks are not supported by cproxy daemon"));
+        }
+        if req.enable_ipv6 {
+            return Err(Error::invalid("IPv6 networks are not supported by cproxy daemon"));
+        }
         let ipam = req.ipam.config.first();
         let plan = NetworkOptions {
             name: req.name.clone(),
@@ -134,6 +143,9 @@ impl Daemon {
         let id = crate::supervisor::rules::names::new_id().map_err(Error::internal)?;
         let mut network = networks::plan(&plan, &existing, &routed, id).map_err(network_error)?;
         network.created = rfc3339(SystemTime::now());
+        network.labels = req.labels.unwrap_or_default();
+        network.options = req.options.unwrap_or_default();
+        network.attachable = req.attachable;
         let up = UserNet::up(&self.handle, network.clone())
             .await
             .map_err(|e| Error::internal(format!("cannot create the network's bridge: {e}")))?;
@@ -214,14 +226,27 @@ impl Daemon {
     }
 
     /// `GET /networks`: Docker's summaries, predefined first.
-    pub fn network_list(&self) -> Vec<NetworkResource> {
+    pub fn network_list(&self, f: &Filters) -> Result<Vec<NetworkResource>, Error> {
+        networks::check_list_filters(f).map_err(Error::invalid)?;
         let mut out: Vec<NetworkResource> = self
             .predefined_ids
             .iter()
             .filter_map(|(name, _)| self.network_inspect(name).ok())
             .collect();
         out.extend(self.user_networks().iter().map(|n| self.user_network_resource(n)));
-        out
+        out.retain(|n| {
+            let predefined = networks::PREDEFINED.contains(&n.name.as_str());
+            let seen = networks::Listed {
+                name: &n.name,
+                id: &n.id,
+                driver: &n.driver,
+                labels: Some(&n.labels),
+                predefined,
+                in_use: !n.containers.is_empty(),
+            };
+            networks::listed(f, &seen)
+        });
+        Ok(out)
     }
 
     /// `GET /networks/{id}`: Docker's inspect object.
@@ -262,7 +287,10 @@ impl Daemon {
             return Ok(NetworkResource {
                 name: name.clone(),
                 id: id.clone(),
-                created: String::new(),
+                created: match name.as_str() {
+                    "bridge" => self.predefined_created.0.clone(),
+                    _ => self.predefined_created.1.clone(),
+                },
                 driver: driver.into(),
                 ipam: Ipam { driver: "default".into(), options: None, config },
                 containers,
@@ -303,6 +331,9 @@ impl Daemon {
                 }],
             },
             containers,
+            labels: n.net.labels.clone(),
+            options: n.net.options.clone(),
+            attachable: n.net.attachable,
             ..network_resource()
         }
     }
@@ -351,8 +382,18 @@ impl Daemon {
         key: &str,
         container: &Arc<Container>,
         aliases: Vec<String>,
+        links: Vec<String>,
     ) -> Result<(), Error> {
         let n = self.user_network_or_not_found(key)?;
+        // Each link by its source's name, as create stores them; Docker's words for a bad one.
+        let mut stored = Vec::new();
+        for value in &links {
+            let link = Link::parse(value).map_err(|e| Error::invalid(e.to_string()))?;
+            let source = self.find(&link.name).map_err(|_| {
+                Error::not_found(LinkError::NoSuchContainer { name: link.name.clone() }.to_string())
+            })?;
+            stored.push(Link { name: source.name(), alias: link.alias }.to_string());
+        }
         let _op = container.op.lock().await;
         let r = container.record();
         match &r.network_mode {
@@ -379,8 +420,12 @@ impl Daemon {
                 r.name, n.net.name
             )));
         }
-        let attachment =
-            Attachment { network: n.net.name.clone(), aliases, ip: None, ipv4_address: None };
+        let attachment = Attachment {
+            network: n.net.name.clone(),
+            aliases,
+            links: stored,
+            ..Attachment::default()
+        };
         if r.state.status != Status::Running || r.state.pid <= 0 {
             let r = container.update(|r| r.networks.push(attachment));
             return self.store.save(&r).map_err(Error::internal);
@@ -575,9 +620,16 @@ impl Daemon {
                 .map(|n| (n.net.subnet.prefix, n.net.gateway.to_string(), n.net.id.clone()))
                 .unwrap_or((0, String::new(), String::new()));
             let mut e = entry(a.ip, prefix, gateway, &id);
+            // The short ID joins the aliases once the container has started on the network,
+            // unless given among them (moby's `connectToNetwork`); compose reconnects a
+            // created container whose aliases lack it, with the aliases and links it wants.
             let mut aliases = a.aliases.clone();
-            aliases.push(r.id.get(..12).unwrap_or(&r.id).to_string());
-            e.aliases = Some(aliases);
+            let short = r.id.get(..12).unwrap_or(&r.id).to_string();
+            if r.state.started_at.get().is_some() && !aliases.contains(&short) {
+                aliases.push(short);
+            }
+            e.aliases = Some(aliases).filter(|a| !a.is_empty());
+            e.links = Some(a.links.clone()).filter(|l| !l.is_empty());
             map.insert(a.network.clone(), e);
         }
         map
@@ -610,11 +662,23 @@ pub fn resolve_in(all: &[Record], asker: &str, name: &str) -> Option<Vec<IpAddr>
     if mine.is_empty() {
         return None;
     }
+    // The sources `name` is a link alias of: the container's links, and those given for one
+    // network (there only).
+    let aliased = |l: &Link| l.alias.to_ascii_lowercase() == name;
     let link_targets: Vec<String> = crate::supervisor::engine::links::record_links(me)
         .into_iter()
-        .filter(|l| l.alias.to_ascii_lowercase() == name)
+        .filter(aliased)
         .map(|l| l.name)
         .collect();
+    let network_link_targets = |network: &str| -> Vec<String> {
+        me.networks
+            .iter()
+            .filter(|a| a.network == network)
+            .flat_map(|a| a.links.iter().filter_map(|l| Link::parse(l).ok()))
+            .filter(aliased)
+            .map(|l| l.name)
+            .collect()
+    };
     let mut out = Vec::new();
     // An address is set from just before a container's command runs until it has exited.
     for r in all {
@@ -630,7 +694,8 @@ pub fn resolve_in(all: &[Record], asker: &str, name: &str) -> Option<Vec<IpAddr>
                 .into_iter()
                 .chain(a.aliases.iter().map(String::as_str))
                 .any(|n| n.to_ascii_lowercase() == bare)
-                || link_targets.contains(&r.name);
+                || link_targets.contains(&r.name)
+                || network_link_targets(&a.network).contains(&r.name);
             if hit && !out.contains(&IpAddr::V4(ip)) {
                 out.push(IpAddr::V4(ip));
             }
@@ -664,7 +729,7 @@ mod tests {
                 network: n.to_string(),
                 aliases: aliases.iter().map(|a| a.to_string()).collect(),
                 ip: ip.map(Ipv4Addr::from),
-                ipv4_address: None,
+                ..Attachment::default()
             })
             .collect();
         r
@@ -713,6 +778,26 @@ mod tests {
         ];
         assert_eq!(resolve_in(&all, &"f".repeat(64), "dbalias"), v4([172, 18, 0, 2]));
         assert_eq!(resolve_in(&all, &"a".repeat(64), "dbalias"), None);
+    }
+
+    #[test]
+    fn a_link_given_for_one_network_names_its_source_there_only() {
+        let mut web = record(
+            'f',
+            "web",
+            Status::Running,
+            &[("n1", &[], Some([10, 0, 1, 4])), ("n2", &[], Some([10, 0, 2, 4]))],
+        );
+        web.networks[1].links = vec!["c1:webhost".into()];
+        let all = vec![
+            record('a', "c1", Status::Running, &[("n1", &[], Some([10, 0, 1, 2]))]),
+            web.clone(),
+        ];
+        // c1 is not on n2, where the link was given: the alias names nothing.
+        assert_eq!(resolve_in(&all, &"f".repeat(64), "webhost"), None);
+        let all =
+            vec![record('a', "c1", Status::Running, &[("n2", &[], Some([10, 0, 2, 2]))]), web];
+        assert_eq!(resolve_in(&all, &"f".repeat(64), "webhost"), v4([10, 0, 2, 2]));
     }
 
     #[test]

@@ -117,6 +117,7 @@ impl Daemon {
             r.resources = merged;
             if let Some(p) = policy {
                 r.restart_policy = p;
+                r.restart_policy_unnamed = false;
             }
         });
         self.store.save(&r).map_err(Error::internal)?;

@@ -271,6 +271,9 @@ pub struct Record {
     /// `--restart`.
     #[serde(default)]
     pub restart_policy: RestartPolicy,
+    /// The create named no policy (`inspect` shows `""` as dockerd does, not `no`).
+    #[serde(default)]
+    pub restart_policy_unnamed: bool,
     /// Restarts since the last explicit start (Docker's `RestartCount`).
     #[serde(default)]
     pub restart_count: u32,
@@ -315,6 +318,10 @@ pub struct Record {
     /// container stopped; empty when it has none. The daemon's start sweeps what is left.
     #[serde(default)]
     pub cgroup: String,
+    /// `Config.Labels`: the create's with the image's merged in (`None`: neither had any and
+    /// the client sent `null`).
+    #[serde(default)]
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// How a container's stdin, stdout and stderr are set up (`Config`'s `Tty`, `OpenStdin`, …).
@@ -448,6 +455,10 @@ pub struct Attachment {
     /// The address asked for (`run --ip`), on a network with a `--subnet` of its own.
     #[serde(default)]
     pub ipv4_address: Option<Ipv4Addr>,
+    /// Links for this network alone (`EndpointSettings.Links`, `NAME:ALIAS`, NAME the
+    /// source's name): names its DNS answers to this container.
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
 /// A PROXY protocol version kept as `"v1"`/`"v2"` (or nothing) in a record.
@@ -578,6 +589,12 @@ impl Store {
         }
         write_atomic(&path, &serde_json::to_vec(&ids).map_err(io::Error::other)?)?;
         Ok(ids)
+    }
+
+    /// When the predefined networks' IDs were made (their file's time): `host`'s and `none`'s
+    /// `Created`, as dockerd keeps the time it first made them.
+    pub fn predefined_made(&self) -> Option<SystemTime> {
+        fs::metadata(self.root.join("networks").join("predefined.json")).ok()?.modified().ok()
     }
 
     /// Every record that can be read; unreadable ones are logged and skipped. A directory

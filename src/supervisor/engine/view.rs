@@ -56,7 +56,7 @@ impl Daemon {
                     command: format::command_line(&r.path, &r.args),
                     created: r.created.unix_seconds(),
                     ports: api_ports(r),
-                    labels: BTreeMap::new(),
+                    labels: r.labels.clone().unwrap_or_default(),
                     state: r.shown_status(),
                     status: status_text(r, now),
                     host_config: SummaryHostConfig { network_mode: r.network_mode.to_string() },
@@ -155,7 +155,11 @@ impl Daemon {
                     n => n,
                 },
                 proxy_protocol: r.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
-                restart_policy: r.restart_policy.into(),
+                restart_policy: match r.restart_policy_unnamed {
+                    // As sent: dockerd keeps an empty name (docker-py sends none).
+                    true => Default::default(),
+                    false => r.restart_policy.into(),
+                },
                 links: (!r.links.is_empty())
                     .then(|| crate::supervisor::engine::links::host_config_links(&r)),
                 init: r.init.then_some(true),
@@ -197,6 +201,7 @@ impl Daemon {
                         .collect(),
                 )
                 .filter(|v: &crate::supervisor::api::types::PortSet| !v.is_empty()),
+                labels: r.labels.clone(),
             },
             network_settings: NetworkSettings {
                 ports,
@@ -266,6 +271,7 @@ fn candidate(
             .iter()
             .map(|m| (m.spec.source.clone(), m.spec.destination.clone()))
             .collect(),
+        labels: r.labels.clone().unwrap_or_default(),
     }
 }
 

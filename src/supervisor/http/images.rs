@@ -33,7 +33,7 @@ use crate::supervisor::api::types::{
     HistoryItem, ImageDeleteItem, ImageInspect, ImageSummary, ImagesPruneReport, JsonError,
     JsonMessage,
 };
-use crate::supervisor::engine::{Daemon, Error};
+use crate::supervisor::engine::{Daemon, Error, ErrorKind};
 use crate::supervisor::image::archive::{self, SavePlan};
 use crate::supervisor::image::import::{ImportRequest, import};
 use crate::supervisor::image::list;
@@ -110,7 +110,11 @@ fn messages(items: &[JsonMessage]) -> Response {
         body.extend(serde_json::to_vec(m).unwrap_or_default());
         body.extend(b"\r\n");
     }
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    // Chunked, as dockerd streams them: docker-py reads an answer with a length as one JSON
+    // value (its `_stream_helper`), which a second message breaks.
+    let chunks = futures_util::stream::once(async move { Ok::<_, io::Error>(Bytes::from(body)) });
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], Body::from_stream(chunks))
+        .into_response()
 }
 
 async fn list_images(
@@ -245,7 +249,12 @@ async fn by_name(State(d): State<Arc<Daemon>>, Path(path): Path<String>) -> Answ
     let (name, action) = path.rsplit_once('/').unwrap_or((&path, ""));
     match action {
         "json" => {
-            let v: ImageInspect = d.images.inspect(name)?;
+            // dockerd 20.10's inspect wraps the store's words: `no such image: NAME: No such
+            // image: NAME:latest`.
+            let v: ImageInspect = d.images.inspect(name).map_err(|e| match e.kind {
+                ErrorKind::NotFound => e.context(format!("no such image: {name}: ")),
+                _ => e,
+            })?;
             Ok(axum::Json(v).into_response())
         }
         "history" => {

@@ -280,8 +280,13 @@ async fn inspect(
     Ok(axum::Json(d.inspect(&c)))
 }
 
-async fn network_list(State(d): State<Arc<Daemon>>) -> axum::Json<Vec<NetworkResource>> {
-    axum::Json(d.network_list())
+async fn network_list(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Params,
+) -> Answer<axum::Json<Vec<NetworkResource>>> {
+    let filters = q.get("filters").map(String::as_str).unwrap_or_default();
+    let f = Filters::from_json(filters).map_err(Error::invalid)?;
+    Ok(axum::Json(d.network_list(&f)?))
 }
 
 async fn network_create(State(d): State<Arc<Daemon>>, body: Bytes) -> Answer<Response> {
@@ -312,7 +317,8 @@ async fn network_connect(
 ) -> Answer<StatusCode> {
     let req: NetworkConnectRequest = body_of(&body)?;
     let c = d.find(&req.container)?;
-    d.network_connect(&id, &c, req.endpoint_config.aliases.unwrap_or_default()).await?;
+    let e = req.endpoint_config;
+    d.network_connect(&id, &c, e.aliases.unwrap_or_default(), e.links.unwrap_or_default()).await?;
     Ok(StatusCode::OK)
 }
 

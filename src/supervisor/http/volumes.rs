@@ -43,11 +43,7 @@ fn filters(q: &Params, allowed: &[&str]) -> Answer<Filters> {
 
 /// Whether `v` has each label the `label` filter asks for (`KEY` or `KEY=VALUE`).
 fn labelled(f: &Filters, v: &Volume) -> bool {
-    let labels = v.labels.clone().unwrap_or_default();
-    f.get("label").all(|l| match l.split_once('=') {
-        Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-        None => labels.contains_key(l),
-    })
+    f.match_kv("label", v.labels.as_ref().unwrap_or(&Default::default()))
 }
 
 async fn list(State(d): State<Arc<Daemon>>, q: Params) -> Answer<axum::Json<VolumeList>> {

@@ -40,7 +40,6 @@ pub fn list(store: &ImageStore, filters: &Filters) -> Result<Vec<ImageSummary>> 
     let before = time_of("before")?;
     let since = time_of("since")?;
     let patterns: Vec<&str> = filters.get("reference").collect();
-    let labels: Vec<&str> = filters.get("label").collect();
     let mut out = Vec::new();
     for (id, config, tags, size) in store.all() {
         let created = config.created_time();
@@ -49,11 +48,7 @@ pub fn list(store: &ImageStore, filters: &Filters) -> Result<Vec<ImageSummary>> 
         }
         let image_labels =
             config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
-        let has_label = |l: &str| match l.split_once('=') {
-            Some((k, v)) => image_labels.get(k).is_some_and(|x| x == v),
-            None => image_labels.contains_key(l),
-        };
-        if !labels.iter().all(|l| has_label(l)) {
+        if !filters.match_kv("label", &image_labels) {
             continue;
         }
         let mut shown = Vec::new();

@@ -89,15 +89,25 @@ impl Filters {
 
     /// `filters.Match`: no value for `key` (or an empty set), a value equal to `source`, or a value that is a
     /// regexp found in `source` (Go's regexp syntax; a value that does not compile is skipped).
-    fn matches(&self, key: &str, source: &str) -> bool {
+    pub fn matches(&self, key: &str, source: &str) -> bool {
         let Some(values) = self.0.get(key).filter(|v| !v.is_empty()) else { return true };
         values
             .iter()
             .any(|v| v == source || regex_lite::Regex::new(v).is_ok_and(|re| re.is_match(source)))
     }
 
+    /// `filters.MatchKVList`: every value of `key` (`KEY` or `KEY=VALUE`) names a label of
+    /// `labels` (with that value); no value matches everything. Containers', images',
+    /// networks', volumes' and events' `label` filters.
+    pub fn match_kv(&self, key: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.get(key).all(|want| match want.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|got| got == v),
+            None => labels.contains_key(want),
+        })
+    }
+
     /// `filters.ExactMatch`: no value for `key`, or one equal to `source`.
-    fn exact(&self, key: &str, source: &str) -> bool {
+    pub fn exact(&self, key: &str, source: &str) -> bool {
         self.0.get(key).is_none_or(|values| values.is_empty() || values.contains(source))
     }
 }
@@ -173,6 +183,8 @@ pub struct Candidate {
     pub exposed: BTreeSet<String>,
     /// Bind mounts: (host path, container path).
     pub mounts: Vec<(String, String)>,
+    /// `Config.Labels`.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Candidate {
@@ -276,8 +288,8 @@ fn by_id_or_name<'a>(
 
 /// Which of `candidates` (newest first) `GET /containers/json` lists, by index, as dockerd
 /// 20.10's `foldFilter` and `includeContainerInList` decide; Docker's errors for bad filters.
-/// `label` never matches (containers have no labels here), `ancestor` compares with the
-/// program (the IMAGE column: there are no images), `health` sees every container as `none`
+/// `label` matches `Config.Labels` (Docker's `MatchKVList`), `ancestor` compares with the
+/// image as named (the program for a host command), `health` sees every container as `none`
 /// (no health checks), `isolation` as `default`, `is-task` as not a task.
 pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>, FilterError> {
     let f = &opts.filters;
@@ -382,7 +394,7 @@ pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>
             continue;
         }
         if task == Some(true)
-            || f.get("label").next().is_some()
+            || !f.match_kv("label", &c.labels)
             || !f.matches("isolation", "default")
         {
             continue;
@@ -546,6 +558,20 @@ mod tests {
         assert_eq!(pick(&["publish=80/udp"], true, &cs).unwrap(), Vec::<String>::new());
         assert_eq!(pick(&["expose=5000-6000/tcp"], true, &cs).unwrap(), ["db"]);
         assert_eq!(pick(&["label=a=b"], true, &cs).unwrap(), Vec::<String>::new());
+        let mut labelled = set();
+        labelled[0].labels.insert("com.docker.compose.project".into(), "p".into());
+        labelled[1].labels.insert("com.docker.compose.project".into(), "q".into());
+        labelled[1].labels.insert("tier".into(), "a=b".into());
+        let cs = labelled;
+        assert_eq!(pick(&["label=com.docker.compose.project"], true, &cs).unwrap(), ["web", "db"]);
+        assert_eq!(pick(&["label=com.docker.compose.project=p"], true, &cs).unwrap(), ["web"]);
+        // Every value must match (Docker's MatchKVList ANDs them); a value may hold `=`.
+        let both = ["label=com.docker.compose.project=q", "label=tier=a=b"];
+        assert_eq!(pick(&both, true, &cs).unwrap(), ["db"]);
+        assert_eq!(
+            pick(&["label=com.docker.compose.project=p", "label=tier"], true, &cs).unwrap(),
+            Vec::<String>::new()
+        );
         assert_eq!(pick(&["health=none", "is-task=false"], true, &cs).unwrap().len(), 4);
         assert_eq!(pick(&["before=db"], true, &cs).unwrap(), ["myweb", "fresh"]);
         assert_eq!(pick(&["since=myweb"], true, &cs).unwrap(), ["web", "db"]);

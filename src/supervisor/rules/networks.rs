@@ -11,6 +11,7 @@
 use std::net::Ipv4Addr;
 
 use crate::supervisor::engine::ipam::Subnet;
+use crate::supervisor::rules::filters::Filters;
 
 /// The networks every daemon has; they cannot be created or removed.
 pub const PREDEFINED: &[&str] = &["bridge", "host", "none"];
@@ -32,6 +33,15 @@ pub struct Network {
     /// When it was created (RFC 3339).
     #[serde(default)]
     pub created: String,
+    /// `--label`s (compose marks its networks with them).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `--attachable`: shown only (every network here takes any container).
+    #[serde(default)]
+    pub attachable: bool,
+    /// `-o`: the driver's options as given, shown only.
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 impl Network {
@@ -48,7 +58,8 @@ pub enum NetworkError {
     Exists(String),
     /// `run --network NAME` or `network inspect` with an unknown name.
     NotFound(String),
-    /// `network rm` with an unknown name (the client's words).
+    /// An unknown network named by inspect, `rm`, connect: dockerd's words (the docker CLI
+    /// prints its own, `Error: No such network: X`).
     NoSuchNetwork(String),
     /// `network rm bridge`.
     Predefined(String),
@@ -76,7 +87,7 @@ impl std::fmt::Display for NetworkError {
         match self {
             NetworkError::Exists(n) => write!(f, "network with name {n} already exists"),
             NetworkError::NotFound(n) => write!(f, "network {n} not found"),
-            NetworkError::NoSuchNetwork(n) => write!(f, "No such network: {n}"),
+            NetworkError::NoSuchNetwork(n) => write!(f, "network {n} not found"),
             NetworkError::Predefined(n) => {
                 write!(f, "{n} is a pre-defined network and cannot be removed")
             }
@@ -181,7 +192,17 @@ pub fn plan(
             ip
         }
     };
-    Ok(Network { id, name: req.name.clone(), subnet, gateway, user_subnet, created: String::new() })
+    Ok(Network {
+        id,
+        name: req.name.clone(),
+        subnet,
+        gateway,
+        user_subnet,
+        created: String::new(),
+        labels: Default::default(),
+        attachable: false,
+        options: Default::default(),
+    })
 }
 
 /// Finds a network by name, ID or unambiguous ID prefix, as `--network` and `network rm`
@@ -212,6 +233,65 @@ pub fn check_remove<'a>(
         return Err(NetworkError::ActiveEndpoints { name: n.name.clone(), id: n.id.clone() });
     }
     Ok(n)
+}
+
+/// A network as `GET /networks?filters=` sees it.
+#[derive(Clone, Debug, Default)]
+pub struct Listed<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its full ID.
+    pub id: &'a str,
+    /// `bridge`, `host`, `null`.
+    pub driver: &'a str,
+    /// Its labels.
+    pub labels: Option<&'a std::collections::BTreeMap<String, String>>,
+    /// `bridge`, `host` or `none`.
+    pub predefined: bool,
+    /// A container is on it.
+    pub in_use: bool,
+}
+
+/// The keys `GET /networks` takes (moby's `acceptedNetworkFilters`).
+const LIST_KEYS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
+
+/// Checks `GET /networks`' filters as dockerd 20.10 does, in its words: an unknown key, a
+/// `type` other than `custom`/`builtin`, a `dangling` that is not a boolean.
+pub fn check_list_filters(f: &Filters) -> Result<(), String> {
+    if let Some(key) = f.0.keys().find(|k| !LIST_KEYS.contains(&k.as_str())) {
+        return Err(format!("Invalid filter '{key}'"));
+    }
+    if let Some(t) = f.get("type").find(|t| !["custom", "builtin"].contains(t)) {
+        return Err(format!("invalid filter: 'type'='{t}'"));
+    }
+    if f.get("dangling").any(|d| !["true", "1", "false", "0"].contains(&d)) {
+        return Err(
+            r#"invalid value for filter 'dangling', must be "true" (or "1"), or "false" (or "0")"#
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether `GET /networks` lists `n` under `f` (moby's `network.FilterNetworks`): `name` and
+/// `id` match as Docker's filters do (a value equal, or a regexp found in it), `driver` and
+/// `scope` exactly, `label` by `KEY` or `KEY=VALUE`, `type` `builtin` the predefined networks
+/// and `custom` the rest, `dangling=true` the user-defined ones no container is on.
+pub fn listed(f: &Filters, n: &Listed<'_>) -> bool {
+    let labels = n.labels.cloned().unwrap_or_default();
+    let kind = if n.predefined { "builtin" } else { "custom" };
+    let dangling = match f.get("dangling").next() {
+        None => true,
+        Some("true" | "1") => !n.predefined && !n.in_use,
+        Some(_) => n.predefined || n.in_use,
+    };
+    f.matches("name", n.name)
+        && f.matches("id", n.id)
+        && f.exact("driver", n.driver)
+        && f.exact("scope", "local")
+        && f.match_kv("label", &labels)
+        && f.exact("type", kind)
+        && dangling
 }
 
 /// `network ls`'s rows, header first: the predefined networks (their IDs given) and the
@@ -322,7 +402,7 @@ mod tests {
         );
         assert_eq!(
             check_remove(&nets, "nosuchnet", |_| false).unwrap_err().to_string(),
-            "No such network: nosuchnet"
+            "network nosuchnet not found"
         );
         assert_eq!(
             check_remove(&nets, "my-bridge", |n| n == "my-bridge").unwrap_err().to_string(),
