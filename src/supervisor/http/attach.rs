@@ -30,7 +30,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::{Answer, ApiError, Params, body_of, flag, json};
+use super::{Answer, Params, body_of, flag, json};
 use crate::supervisor::api::stream::{self, StreamKind};
 use crate::supervisor::api::types::{
     ContainerWaitResponse, ExecConfig, ExecInspect, ExecStartConfig, IdResponse,
@@ -132,7 +132,16 @@ impl Session {
 
 /// Answers `req` with the session: hijacked (`101`) if the client asks to upgrade, else as a
 /// `200` body (output only).
-fn hijack(mut req: Request, mut session: Session) -> Response {
+fn hijack(req: Request, session: Session) -> Response {
+    hijack_then(req, async move { session })
+}
+
+/// [`hijack`] with a session made only once the client has the answer's head (and, if it
+/// asked, the connection is upgraded): an exec's process starts then, as dockerd starts it, so
+/// that its first output never travels with the `101`. docker-py reads the head through a
+/// buffered reader and the stream from the socket under it: output sent with the head would
+/// be lost in that buffer.
+fn hijack_then(mut req: Request, make: impl Future<Output = Session> + Send + 'static) -> Response {
     let upgrade = req
         .headers()
         .get(header::UPGRADE)
@@ -142,7 +151,7 @@ fn hijack(mut req: Request, mut session: Session) -> Response {
         let on = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
             match on.await {
-                Ok(conn) => session.run(TokioIo::new(conn)).await,
+                Ok(conn) => make.await.run(TokioIo::new(conn)).await,
                 Err(e) => tracing::debug!(error = %e, "the client did not upgrade"),
             }
         });
@@ -154,9 +163,12 @@ fn hijack(mut req: Request, mut session: Session) -> Response {
             .body(Body::empty())
             .unwrap_or_default();
     }
-    session.input = None;
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(session.run(ours));
+    tokio::spawn(async move {
+        let mut session = make.await;
+        session.input = None;
+        session.run(ours).await;
+    });
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(theirs));
     Response::builder()
         .status(StatusCode::OK)
@@ -167,22 +179,19 @@ fn hijack(mut req: Request, mut session: Session) -> Response {
 
 /// An engine error written into a hijacked stream, as dockerd writes one once it has
 /// upgraded (`Error: Exec command … has already run`).
-fn hijacked_error(req: Request, e: &Error) -> Response {
+fn error_session(e: &Error) -> Session {
     let (tx, rx) = mpsc::channel(2);
     let text = Bytes::from(format!("Error: {}\r\n", e.message));
     let _ = tx.try_send(Output::Data(StreamKind::Stdout, text));
     let _ = tx.try_send(Output::End);
-    hijack(
-        req,
-        Session {
-            before: Vec::new(),
-            output: rx,
-            tty: false,
-            want_out: true,
-            want_err: true,
-            input: None,
-        },
-    )
+    Session {
+        before: Vec::new(),
+        output: rx,
+        tty: false,
+        want_out: true,
+        want_err: true,
+        input: None,
+    }
 }
 
 async fn attach(
@@ -313,33 +322,35 @@ async fn exec_start(
     let start: ExecStartConfig =
         if bytes.is_empty() { ExecStartConfig::default() } else { body_of(&bytes)? };
     let req = Request::from_parts(parts, Body::empty());
-    let streams = match d.exec_start(&e).await {
-        Ok(s) => s,
-        Err(err) if !start.detach => return Ok(hijacked_error(req, &err)),
-        Err(err) => return Err(ApiError(err)),
-    };
     if start.detach {
         // Nobody reads its output: let it go.
-        drop(streams);
+        drop(d.exec_start(&e).await?);
         return Ok(Response::builder()
             .status(StatusCode::OK)
             .body(Body::empty())
             .unwrap_or_default());
     }
-    let cfg = &e.config;
-    let input = cfg.attach_stdin.then(|| {
-        let io = streams.io.clone();
-        Input { io: Box::pin(async move { io }), close_on_eof: true }
-    });
-    let session = Session {
-        before: Vec::new(),
-        output: streams.output,
-        tty: cfg.tty,
-        want_out: cfg.attach_stdout || cfg.tty,
-        want_err: cfg.attach_stderr || cfg.tty,
-        input,
-    };
-    Ok(hijack(req, session))
+    // Started once the client has the head (see `hijack_then`); a refusal is written into
+    // the stream, as dockerd writes it.
+    Ok(hijack_then(req, async move {
+        let streams = match d.exec_start(&e).await {
+            Ok(s) => s,
+            Err(err) => return error_session(&err),
+        };
+        let cfg = &e.config;
+        let input = cfg.attach_stdin.then(|| {
+            let io = streams.io.clone();
+            Input { io: Box::pin(async move { io }), close_on_eof: true }
+        });
+        Session {
+            before: Vec::new(),
+            output: streams.output,
+            tty: cfg.tty,
+            want_out: cfg.attach_stdout || cfg.tty,
+            want_err: cfg.attach_stderr || cfg.tty,
+            input,
+        }
+    }))
 }
 
 async fn exec_inspect(
