@@ -545,3 +545,50 @@ fn an_exec_runs_in_its_containers_cgroups() {
     d.ok(&["rm", "-f", &id]);
     assert_eq!(parent.left(), Vec::<PathBuf>::new());
 }
+
+/// `cproxy compose` takes compose's resource keys (`mem_limit`, `cpus`, `pids_limit`) and
+/// `deploy.resources` as `run`'s flags: they land in `HostConfig` and the cgroup's files.
+#[test]
+fn compose_resource_keys_land_as_runs_flags() {
+    let World { ns, parent, d } = world();
+    let file = ns.dir.join("compose.yml");
+    std::fs::write(
+        &file,
+        "services:
+  limited:
+    image: bb
+    command: sleep 1000
+    network_mode: none
+    mem_limit: 64m
+    cpus: 0.5
+  deployed:
+    image: bb
+    command: sleep 1000
+    network_mode: none
+    deploy:
+      resources:
+        limits: {memory: 32m, pids: 20}
+",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let up = d.cli(&["compose", "-f", file, "-p", "res", "up", "-d"]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    let inspect = |name: &str| -> serde_json::Value {
+        let out = d.ok(&["inspect", name]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()[0].clone()
+    };
+    let limited = inspect("res_limited_1");
+    assert_eq!(limited["HostConfig"]["Memory"], 64 << 20);
+    assert_eq!(limited["HostConfig"]["NanoCpus"], 500_000_000);
+    let id = limited["Id"].as_str().unwrap().to_string();
+    assert_eq!(parent.read("memory", &id, "memory.limit_in_bytes"), (64u64 << 20).to_string());
+    let deployed = inspect("res_deployed_1");
+    assert_eq!(deployed["HostConfig"]["Memory"], 32 << 20);
+    assert_eq!(deployed["HostConfig"]["PidsLimit"], 20);
+    let id = deployed["Id"].as_str().unwrap().to_string();
+    assert_eq!(parent.read("pids", &id, "pids.max"), "20");
+    let down = d.cli(&["compose", "-f", file, "-p", "res", "down", "-t", "1"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert_eq!(parent.left(), Vec::<PathBuf>::new());
+}

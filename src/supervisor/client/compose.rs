@@ -359,6 +359,7 @@ fn create_request(p: &Loaded, s: &Service) -> Result<ContainerCreateRequest, Str
     config.exposed_ports = Some(exposed).filter(|e| !e.is_empty());
     config.stop_signal = s.stop_signal.clone();
     config.stop_timeout = s.stop_grace_period.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+    req.host_config.resources = s.resources.clone();
     Ok(req)
 }
 

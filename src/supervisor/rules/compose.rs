@@ -18,6 +18,7 @@ use saphyr_parser::Parser;
 
 use crate::spec::{PortSpec, parse_expose};
 use crate::supervisor::rules::links::Link;
+use crate::supervisor::rules::resources::Resources;
 use crate::supervisor::rules::restart::RestartPolicy;
 
 /// A compose file, read: its services in the order they are to be started (each after what it
@@ -72,6 +73,11 @@ pub struct Service {
     /// The services this one is started after (`depends_on`, plus those it links to or shares
     /// a network namespace with), in file order.
     pub depends_on: Vec<String>,
+    /// Resource limits: `mem_limit`, `memswap_limit`, `mem_reservation`, `cpus`,
+    /// `cpu_shares`, `cpu_quota`, `cpu_period`, `cpuset`, `pids_limit`, `oom_kill_disable`,
+    /// and `deploy.resources` (`limits.cpus/memory/pids`, `reservations.memory`), checked by
+    /// the daemon as `run`'s flags are.
+    pub resources: Resources,
 }
 
 /// A service's membership of one network.
@@ -453,6 +459,22 @@ fn parse_service(
             }
             "volumes" => service.volumes = parse_volumes(&path, v, project_dir)?,
             "depends_on" => service.depends_on = parse_depends_on(&path, v, warnings)?,
+            "mem_limit" => set_once(&mut service.resources.memory, bytes(&path, v)?, &path, v)?,
+            "memswap_limit" => service.resources.memory_swap = bytes(&path, v)?,
+            "mem_reservation" => {
+                set_once(&mut service.resources.memory_reservation, bytes(&path, v)?, &path, v)?;
+            }
+            "cpus" => set_once(&mut service.resources.nano_cpus, cpus(&path, v)?, &path, v)?,
+            "cpu_shares" => service.resources.cpu_shares = integer(&path, v)?,
+            "cpu_quota" => service.resources.cpu_quota = integer(&path, v)?,
+            "cpu_period" => service.resources.cpu_period = integer(&path, v)?,
+            "cpuset" => service.resources.cpuset_cpus = string(&path, v)?,
+            "pids_limit" => {
+                let n = integer(&path, v)?;
+                set_once_opt(&mut service.resources.pids_limit, n, &path, v)?;
+            }
+            "oom_kill_disable" => service.resources.oom_kill_disable = Some(boolean(&path, v)?),
+            "deploy" => parse_deploy(&path, v, &mut service.resources, warnings)?,
             _ => warnings.push(Warning { key: path, line: line(k) }),
         }
     }
@@ -464,6 +486,97 @@ fn parse_service(
         ));
     }
     Ok(service)
+}
+
+/// `deploy`: only `resources` applies to a single engine (Compose's rule); the rest is
+/// swarm's and warned about.
+fn parse_deploy(
+    key: &str,
+    node: &Node,
+    r: &mut Resources,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), ComposeError> {
+    for (k, kn, v) in mapping(key, node)? {
+        let path = format!("{key}.{k}");
+        if k != "resources" {
+            warnings.push(Warning { key: path, line: line(kn) });
+            continue;
+        }
+        for (kind, kind_node, limits) in mapping(&path, v)? {
+            let path = format!("{path}.{kind}");
+            for (field, field_node, value) in mapping(&path, limits)? {
+                let path = format!("{path}.{field}");
+                match (kind.as_str(), field.as_str()) {
+                    ("limits", "memory") => {
+                        set_once(&mut r.memory, bytes(&path, value)?, &path, value)?
+                    }
+                    ("limits", "cpus") => {
+                        set_once(&mut r.nano_cpus, cpus(&path, value)?, &path, value)?
+                    }
+                    ("limits", "pids") => {
+                        let n = integer(&path, value)?;
+                        set_once_opt(&mut r.pids_limit, n, &path, value)?;
+                    }
+                    ("reservations", "memory") => {
+                        let n = bytes(&path, value)?;
+                        set_once(&mut r.memory_reservation, n, &path, value)?;
+                    }
+                    ("limits" | "reservations", _) => {
+                        warnings.push(Warning { key: path, line: line(field_node) })
+                    }
+                    _ => {
+                        warnings.push(Warning { key: path, line: line(kind_node) });
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A size in bytes: a number, or a string with Docker's units (`64m`, `1g`, `512k`).
+fn bytes(key: &str, node: &Node) -> Result<i64, ComposeError> {
+    let text = string(key, node)?;
+    let n =
+        crate::supervisor::rules::mounts::ram_in_bytes(&text).map_err(|e| error(key, node, e))?;
+    Ok(n)
+}
+
+/// CPUs as `--cpus` takes them (`0.5`), in billionths.
+fn cpus(key: &str, node: &Node) -> Result<i64, ComposeError> {
+    let text = string(key, node)?;
+    crate::supervisor::rules::resources::parse_cpus(&text).map_err(|e| error(key, node, e))
+}
+
+/// A whole number.
+fn integer(key: &str, node: &Node) -> Result<i64, ComposeError> {
+    let text = string(key, node)?;
+    text.parse().map_err(|_| error(key, node, "must be an integer"))
+}
+
+/// Sets a limit the file may give twice (`mem_limit` and `deploy.resources.limits.memory`):
+/// the same value is fine, two different ones are refused, as Compose refuses them.
+fn set_once(slot: &mut i64, value: i64, key: &str, node: &Node) -> Result<(), ComposeError> {
+    if *slot != 0 && *slot != value {
+        return Err(error(key, node, "conflicts with the value the service's other key gives"));
+    }
+    *slot = value;
+    Ok(())
+}
+
+/// [`set_once`] for a limit `null` when unset.
+fn set_once_opt(
+    slot: &mut Option<i64>,
+    value: i64,
+    key: &str,
+    node: &Node,
+) -> Result<(), ComposeError> {
+    if slot.is_some_and(|s| s != value) {
+        return Err(error(key, node, "conflicts with the value the service's other key gives"));
+    }
+    *slot = Some(value);
+    Ok(())
 }
 
 fn parse_command(key: &str, node: &Node) -> Result<Vec<String>, ComposeError> {
@@ -927,6 +1040,52 @@ mod tests {
         assert_eq!(web.ports, ["127.0.0.1:8080:5000"]);
         assert_eq!(web.depends_on, ["db"]);
         assert_eq!(web.restart, RestartPolicy::UnlessStopped);
+    }
+
+    #[test]
+    fn resource_keys_and_deploy_resources_are_runs_flags() {
+        let p = project(
+            "services:
+  a:
+    mem_limit: 64m
+    memswap_limit: 128m
+    mem_reservation: 32m
+    cpus: 0.5
+    cpu_shares: 512
+    cpuset: 0-1
+    pids_limit: 50
+    oom_kill_disable: true
+  b:
+    mem_limit: 67108864
+    deploy:
+      replicas: 2
+      resources:
+        limits: {cpus: '0.25', memory: 64M, pids: 20}
+        reservations: {memory: 16m, devices: []}
+",
+        );
+        let a = &p.services[0].resources;
+        assert_eq!(
+            (a.memory, a.memory_swap, a.memory_reservation),
+            (64 << 20, 128 << 20, 32 << 20)
+        );
+        assert_eq!((a.nano_cpus, a.cpu_shares, a.cpuset_cpus.as_str()), (500_000_000, 512, "0-1"));
+        assert_eq!((a.pids_limit, a.oom_kill_disable), (Some(50), Some(true)));
+        let b = &p.services[1].resources;
+        assert_eq!((b.memory, b.nano_cpus, b.pids_limit), (64 << 20, 250_000_000, Some(20)));
+        assert_eq!(b.memory_reservation, 16 << 20);
+        let warned: Vec<&str> = p.warnings.iter().map(|w| w.key.as_str()).collect();
+        assert_eq!(
+            warned,
+            ["services.b.deploy.replicas", "services.b.deploy.resources.reservations.devices"]
+        );
+        let e = fails(
+            "services:\n  a:\n    mem_limit: 64m\n    deploy:\n      resources:\n        limits:\n          memory: 32m\n",
+        );
+        assert!(e.contains("deploy.resources.limits.memory") && e.contains("conflicts"), "{e}");
+        assert!(fails("services:\n  a:\n    mem_limit: lots\n").contains("invalid size: 'lots'"));
+        assert!(fails("services:\n  a:\n    cpus: 0.0000000001\n").contains("too precise"));
+        assert!(fails("services:\n  a:\n    pids_limit: many\n").contains("must be an integer"));
     }
 
     #[test]
