@@ -359,7 +359,11 @@ fn create_request(p: &Loaded, s: &Service) -> Result<ContainerCreateRequest, Str
     config.exposed_ports = Some(exposed).filter(|e| !e.is_empty());
     config.stop_signal = s.stop_signal.clone();
     config.stop_timeout = s.stop_grace_period.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+    // The service's limits over what `run` sends without flags (`OomKillDisable: false`).
+    let defaults = std::mem::take(&mut req.host_config.resources);
     req.host_config.resources = s.resources.clone();
+    let r = &mut req.host_config.resources;
+    r.oom_kill_disable = r.oom_kill_disable.or(defaults.oom_kill_disable);
     Ok(req)
 }
 
