@@ -296,3 +296,69 @@ fn export_and_the_events() {
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
+
+#[test]
+fn cproxy_cp_and_export_as_dockers_cli() {
+    let ns = Netns::new();
+    let d = with_image(&ns, &[]);
+    setup(&d);
+    let out = ns.dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let at = |p: &str| out.join(p).to_string_lossy().into_owned();
+    let cli = |args: &[&str]| {
+        let o = d.cli(args);
+        (o.status.code().unwrap_or(-1), o.stdout, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    // To stdout: the daemon's tar as it came, the same bytes Docker's CLI gets.
+    for path in ["c1:/dir", "c1:/dir/.", "c1:/etc/hostname"] {
+        let (code, ours, err) = cli(&["cp", path, "-"]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(ours, docker_bytes(&d, &["cp", path, "-"], None).1, "{path}");
+    }
+    // Into local paths, as Docker's CLI extracts them.
+    let (code, _, err) = cli(&["cp", "c1:/dir", &at("out1")]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(out.join("out1/sub/b")).unwrap(), b"deep\n");
+    d.ok(&["cp", "c1:/dir/.", &at("out2")]);
+    assert!(out.join("out2/a").is_file());
+    d.ok(&["cp", "-L", "c1:/link", &at("out6")]);
+    assert!(out.join("out6/sub/b").is_file());
+    d.ok(&["cp", "c1:/link", &at("out5")]);
+    assert_eq!(std::fs::read_link(out.join("out5")).unwrap(), Path::new("/dir"));
+    // Into the container: a file renamed, a directory's content, a tar on stdin.
+    let file = at("out1/a");
+    d.ok(&["cp", &file, "c1:/tmp/renamed"]);
+    assert_eq!(ok(&d, &["exec", "c1", "cat", "/tmp/renamed"]), "hello\n");
+    d.ok(&["cp", &format!("{}/.", at("out1")), "c1:/tmp/new"]);
+    assert_eq!(ok(&d, &["exec", "c1", "cat", "/tmp/new/sub/b"]), "deep\n");
+    // The CLI's words and codes.
+    let cases: [(&[&str], &str); 5] = [
+        (&["cp", "c1:/nope", &at("x")], "Error: No such container:path: c1:/nope\n"),
+        (
+            &["cp", &file, "c1:/nonexistentdir/x"],
+            "Error: No such container:path: c1:/nonexistentdir\n",
+        ),
+        (
+            &["cp", &file, "c1:/etc/hostname/x"],
+            "Error response from daemon: extraction point is not a directory\n",
+        ),
+        (&["cp", &at("out1"), "c1:/etc/hostname"], "cannot copy directory\n"),
+        (&["cp", "c1:/a", "c1:/b"], "copying between containers is not supported\n"),
+    ];
+    for (args, words) in cases {
+        let (code, _, err) = cli(args);
+        assert_eq!((code, err.as_str()), (1, words), "{args:?}");
+    }
+    // export: the same entries as Docker's CLI gets, to a file or stdout.
+    d.ok(&["export", "-o", &at("exp.tar"), "c1"]);
+    let (_, theirs, _) = docker_bytes(&d, &["export", "c1"], None);
+    assert_eq!(names(&std::fs::read(out.join("exp.tar")).unwrap()), names(&theirs));
+    let (code, ours, _) = cli(&["export", "c1"]);
+    assert_eq!((code, names(&ours)), (0, names(&theirs)));
+    let (code, _, err) = cli(&["export", "nosuch"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "Error response from daemon: No such container: nosuch\n")
+    );
+    assert!(leftover_mounts(&d, &ns).is_empty());
+}

@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::supervisor::engine::store::{Record, Status};
 use crate::supervisor::engine::{Container, Daemon, Error};
@@ -20,45 +20,7 @@ use crate::supervisor::os::rootfs::secure_join;
 use crate::supervisor::rules::archive::{self as rules, PathStat};
 use crate::supervisor::rules::mounts::Kind;
 
-/// Chunks of a tar on their way to the client.
-pub type Chunks = mpsc::Receiver<io::Result<Vec<u8>>>;
-
-/// A writer into [`Chunks`]: 256 KiB at a time.
-pub struct ChunkWriter {
-    tx: mpsc::Sender<io::Result<Vec<u8>>>,
-    buf: Vec<u8>,
-}
-
-impl ChunkWriter {
-    /// A writer and what it sends to.
-    pub fn channel() -> (ChunkWriter, Chunks) {
-        let (tx, rx) = mpsc::channel(8);
-        (ChunkWriter { tx, buf: Vec::new() }, rx)
-    }
-
-    /// Ends the stream with an error (the client sees a cut body).
-    pub fn fail(&self, e: io::Error) {
-        let _ = self.tx.blocking_send(Err(e));
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= 256 * 1024 {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::take(&mut self.buf);
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| io::ErrorKind::BrokenPipe.into())
-    }
-}
+pub use crate::supervisor::os::archive::{ChunkWriter, Chunks};
 
 /// `PUT …/archive`'s query.
 #[derive(Debug, Clone, Copy, Default)]
@@ -337,6 +299,7 @@ fn extract(
         no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
         no_lchown: false,
         chown,
+        rebase: None,
     };
     crate::supervisor::os::archive::untar(body, Path::new(&abs), untar)
         .map_err(|e| Error::internal(format!("Error processing tar file(exit status 1): {e}")))

@@ -24,12 +24,9 @@ use axum::routing::get;
 
 use crate::supervisor::engine::archive::{Chunks, ExtractOptions};
 use crate::supervisor::engine::{Container, Daemon, Error};
-use crate::supervisor::rules::archive::{PathStat, path_param};
+use crate::supervisor::rules::archive::{PathStat, STAT_HEADER, path_param};
 
 use super::{Answer, ApiError, Params, flag};
-
-/// The header the stat travels in.
-pub const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 
 /// The routes, merged into the daemon's router.
 pub(super) fn routes() -> Router<Arc<Daemon>> {

@@ -488,8 +488,48 @@ fn pad(out: &mut dyn Write, size: u64, copied: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Chunks of a tar on their way (to the API's client, or to the daemon).
+pub type Chunks = tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>;
+
+/// A writer into [`Chunks`] from a thread that may block: 256 KiB at a time.
+pub struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    /// A writer and what it sends to.
+    pub fn channel() -> (ChunkWriter, Chunks) {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        (ChunkWriter { tx, buf: Vec::new() }, rx)
+    }
+
+    /// Ends the stream with an error (the reader sees a cut stream).
+    pub fn fail(&self, e: io::Error) {
+        let _ = self.tx.blocking_send(Err(e));
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 256 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.buf);
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| io::ErrorKind::BrokenPipe.into())
+    }
+}
+
 /// How [`untar`] extracts (moby's `TarOptions`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct UntarOptions {
     /// Refuse to replace a directory by a non-directory or the other way round.
     pub no_overwrite_dir_non_dir: bool,
@@ -497,6 +537,9 @@ pub struct UntarOptions {
     pub no_lchown: bool,
     /// Every entry owned by this user and group (`copyUIDGID` with a container user).
     pub chown: Option<(u32, u32)>,
+    /// The first `.0` in each name replaced by `.1` (the docker CLI's
+    /// `RebaseArchiveEntries`).
+    pub rebase: Option<(String, String)>,
 }
 
 /// An extraction's failure, in moby's words.
@@ -533,8 +576,12 @@ pub fn untar(input: &mut dyn Read, dest: &Path, opts: UntarOptions) -> Result<()
         if kind == tar::EntryType::XGlobalHeader {
             continue;
         }
-        let raw = entry.path_bytes();
-        let name = clean(&String::from_utf8_lossy(&raw));
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let raw = match &opts.rebase {
+            Some((from, to)) => crate::supervisor::rules::archive::rebase_entry(&raw, from, to),
+            None => raw,
+        };
+        let name = clean(&raw);
         let path_s = clean(&format!("{dest_s}/{name}"));
         let rel = relative(&dest_s, &path_s);
         if rel == ".." || rel.starts_with("../") {
@@ -575,7 +622,10 @@ pub fn untar(input: &mut dyn Read, dest: &Path, opts: UntarOptions) -> Result<()
         let h = entry.header().clone();
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
         let mtime = h.mtime().unwrap_or(0);
-        let link = entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
+        let mut link = entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
+        if let (Some((from, to)), tar::EntryType::Link) = (&opts.rebase, kind) {
+            link = link.map(|l| crate::supervisor::rules::archive::rebase_entry(&l, from, to));
+        }
         let fail = |what: &str, e: io::Error| format!("{what} {path_s}: {}", untar_words(&e));
         match kind {
             tar::EntryType::Directory => {
@@ -745,7 +795,8 @@ mod tests {
         let mut b = tar::Builder::new(Vec::new());
         b.append_data(&mut h.clone(), "s", &b"abc"[..]).unwrap();
         let over = b.into_inner().unwrap();
-        let opts = UntarOptions { no_lchown: true, no_overwrite_dir_non_dir: true, chown: None };
+        let opts =
+            UntarOptions { no_lchown: true, no_overwrite_dir_non_dir: true, ..Default::default() };
         let err = untar(&mut over.as_slice(), &dest, opts).unwrap_err();
         assert!(err.starts_with("cannot overwrite directory"), "{err}");
         // `..` out of the destination.

@@ -6,6 +6,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+/// The header a path's stat travels in.
+pub const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
+
 /// Go's `filepath.Clean` (Unix): `.` and `..` and repeated `/` resolved lexically; `""` is
 /// `.`; `..` at the root stays at the root.
 pub fn clean(path: &str) -> String {
