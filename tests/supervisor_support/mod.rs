@@ -245,6 +245,12 @@ impl Daemon {
     /// Runs Docker's own CLI against this daemon, `stdin` piped in (else /dev/null): its exit
     /// code, stdout and stderr. Killed after 60 s (the code is then -1).
     pub fn docker(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+        let (code, out, err) = self.docker_bytes(args, stdin);
+        (code, String::from_utf8_lossy(&out).into_owned(), err)
+    }
+
+    /// [`Daemon::docker`] with stdout as it came (a tar).
+    pub fn docker_bytes(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8>, String) {
         let mut child = Command::new(docker_bin())
             .env("DOCKER_HOST", &self.host)
             .env_remove("DOCKER_API_VERSION")
@@ -273,7 +279,7 @@ impl Daemon {
         let _ = tx.send(());
         (
             out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.stdout,
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }

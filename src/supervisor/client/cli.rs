@@ -14,8 +14,8 @@ use crate::supervisor::os::init::InitArgs;
 pub const COMMANDS: &[&str] = &[
     "daemon", "run", "create", "pull", "ps", "port", "stop", "start", "restart", "kill", "wait",
     "pause", "unpause", "update", "stats", "rm", "logs", "inspect", "exec", "network", "volume",
-    "diff", "images", "image", "import", "load", "save", "tag", "rmi", "history", "__init",
-    "__nsexec",
+    "diff", "cp", "export", "images", "image", "import", "load", "save", "tag", "rmi", "history",
+    "__init", "__nsexec",
 ];
 
 /// cproxy's container commands.
@@ -57,6 +57,14 @@ pub enum SupervisorCommand {
     Inspect(InspectArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(DiffArgs),
+    /// Copy files/folders between a container and the local filesystem
+    #[command(
+        override_usage = "cproxy cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       cproxy cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+        after_help = "Use '-' as the source to read a tar archive from stdin\nand extract it to a directory destination in a container.\nUse '-' as the destination to stream a tar archive of a\ncontainer source to stdout."
+    )]
+    Cp(CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
     /// Restart one or more containers
     Restart(StopArgs),
     /// Kill one or more running containers
@@ -512,6 +520,33 @@ pub enum NetworkCommand {
     Connect(NetworkConnectArgs),
     /// Disconnect a container from a network
     Disconnect(NetworkDisconnectArgs),
+}
+
+/// `cproxy cp`.
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// CONTAINER:SRC_PATH, a local SRC_PATH, or - (a tar on stdin)
+    #[arg(allow_hyphen_values = true)]
+    pub source: String,
+    /// A local DEST_PATH, - (a tar on stdout), or CONTAINER:DEST_PATH
+    #[arg(allow_hyphen_values = true)]
+    pub destination: String,
+}
+
+/// `cproxy export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long, value_name = "string")]
+    pub output: Option<PathBuf>,
+    /// The container
+    pub container: String,
 }
 
 /// `cproxy diff`.

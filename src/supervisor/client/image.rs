@@ -392,8 +392,19 @@ pub(super) async fn save(client: &Client, a: SaveArgs) -> Result<u8> {
     let names: Vec<String> = a.images.iter().map(|n| format!("names={}", q(n))).collect();
     let uri = format!("/images/get?{}", names.join("&"));
     let resp = client.call(Method::GET, &uri, NO_BODY).await?;
+    download(resp, a.output.as_deref(), "failed to save image").await?;
+    Ok(0)
+}
+
+/// An answer's body to `output` (written to a temporary file beside it, then renamed, as the
+/// docker CLI's `CopyToFile`), else to stdout; a failure is `what: …`.
+pub(super) async fn download(
+    resp: hyper::Response<hyper::body::Incoming>,
+    output: Option<&std::path::Path>,
+    what: &str,
+) -> Result<()> {
     let mut body = resp.into_body();
-    let (mut out, tmp): (Box<dyn Write>, Option<std::path::PathBuf>) = match &a.output {
+    let (mut out, tmp): (Box<dyn Write>, Option<std::path::PathBuf>) = match output {
         Some(p) => {
             let tmp = p.with_file_name(format!(
                 ".{}.tmp{}",
@@ -401,7 +412,7 @@ pub(super) async fn save(client: &Client, a: SaveArgs) -> Result<u8> {
                 std::process::id()
             ));
             let f = std::fs::File::create(&tmp)
-                .map_err(|e| fail(format!("failed to save image: {}: {e}", p.display()), 1))?;
+                .map_err(|e| fail(format!("{what}: {}: {e}", p.display()), 1))?;
             (Box::new(std::io::BufWriter::new(f)), Some(tmp))
         }
         None => (Box::new(std::io::stdout()), None),
@@ -417,19 +428,19 @@ pub(super) async fn save(client: &Client, a: SaveArgs) -> Result<u8> {
     }
     .await;
     drop(out);
-    match (result, tmp, &a.output) {
+    match (result, tmp, output) {
         (Ok(()), Some(tmp), Some(p)) => {
-            std::fs::rename(&tmp, p).map_err(|e| fail(format!("failed to save image: {e}"), 1))?
+            std::fs::rename(&tmp, p).map_err(|e| fail(format!("{what}: {e}"), 1))?
         }
         (Ok(()), ..) => {}
         (Err(e), tmp, _) => {
             if let Some(t) = tmp {
                 let _ = std::fs::remove_file(t);
             }
-            return Err(fail(format!("failed to save image: {e}"), 1));
+            return Err(fail(format!("{what}: {e}"), 1));
         }
     }
-    Ok(0)
+    Ok(())
 }
 
 /// `cproxy tag SOURCE TARGET`: both checked as Docker's client checks them.

@@ -3,6 +3,7 @@
 //! this file runs a command, and holds the ones that only name containers (`stop`, `start`,
 //! `restart`, `kill`, `wait`, `rm`, `logs`).
 
+mod archive;
 pub mod cli;
 pub mod compose;
 mod exec;
@@ -148,6 +149,8 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
                 .await
             }
             SupervisorCommand::Exec(a) => exec::exec(client, a).await,
+            SupervisorCommand::Cp(a) => archive::cp(client, a).await,
+            SupervisorCommand::Export(a) => archive::export(client, a).await,
             SupervisorCommand::Network(a) => network::network(client, a).await,
             SupervisorCommand::Volume(a) => volume::volume(client, a).await,
             SupervisorCommand::Images(a) => image::images(client, a).await,

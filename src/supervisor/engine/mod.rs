@@ -3,6 +3,7 @@
 //! forwarder, [`crate::proxy::Proxy`]), [`crate::supervisor::os::netlink`] and [`crate::supervisor::os::process`]; what the API
 //! shows of a container is in [`crate::supervisor::engine::view`].
 
+pub mod archive;
 pub mod attach;
 pub mod changes;
 pub mod create;

@@ -365,7 +365,7 @@ impl Daemon {
     /// What the container's init mounts: each bind's host path (made if missing, as Docker
     /// makes a `-v` source), each volume's directory, each tmpfs. Records of before volumes
     /// have their `binds` read.
-    fn launch_mounts(&self, r: &Record) -> Result<Vec<rootfs::Mount>, Error> {
+    pub(super) fn launch_mounts(&self, r: &Record) -> Result<Vec<rootfs::Mount>, Error> {
         r.all_mounts()
             .iter()
             .map(|m| {

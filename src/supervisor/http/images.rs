@@ -33,6 +33,7 @@ use crate::supervisor::api::types::{
     HistoryItem, ImageDeleteItem, ImageInspect, ImageSummary, ImagesPruneReport, JsonError,
     JsonMessage,
 };
+use crate::supervisor::engine::archive::ChunkWriter;
 use crate::supervisor::engine::{Daemon, Error, ErrorKind};
 use crate::supervisor::image::archive::{self, SavePlan};
 use crate::supervisor::image::import::{ImportRequest, import};
@@ -80,7 +81,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The request body as a blocking reader, read as it arrives.
-fn body_reader(body: Body) -> impl io::Read + Send + 'static {
+pub(super) fn body_reader(body: Body) -> impl io::Read + Send + 'static {
     let stream = body.into_data_stream().map(|r| r.map_err(io::Error::other));
     SyncIoBridge::new(StreamReader::new(stream))
 }
@@ -188,30 +189,6 @@ async fn load(State(d): State<Arc<Daemon>>, body: Body) -> Answer<Response> {
     Ok(messages(&items))
 }
 
-/// A writer into the answer's body: chunks of 256 KiB sent as they fill.
-struct BodyWriter {
-    tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-}
-
-impl Write for BodyWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= 256 * 1024 {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| io::ErrorKind::BrokenPipe.into())
-    }
-}
-
 /// Streams the images `names` stand for as one tar; a name that stands for none is an error
 /// answer before any byte is sent.
 async fn save(d: Arc<Daemon>, names: Vec<String>) -> Answer<Response> {
@@ -220,22 +197,16 @@ async fn save(d: Arc<Daemon>, names: Vec<String>) -> Answer<Response> {
         let store = store.clone();
         blocking(move || SavePlan::new(&store, &names)).await?
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
+    let (mut out, chunks) = ChunkWriter::channel();
     tokio::task::spawn_blocking(move || {
-        let mut out = BodyWriter { tx: tx.clone(), buf: Vec::new() };
-        if let Err(e) = archive::save(&store, &plan, &mut out) {
+        if let Err(e) = archive::save(&store, &plan, &mut out).and_then(|()| out.flush()) {
             tracing::warn!(error = %e, "save failed");
-            let _ = tx.blocking_send(Err(e));
+            out.fail(e);
         }
     });
-    let stream =
-        futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
-        );
     Response::builder()
         .header("Content-Type", "application/x-tar")
-        .body(Body::from_stream(stream))
+        .body(super::archive::streamed(chunks, Vec::new()))
         .map_err(|e| ApiError(Error::internal(e)))
 }
 

@@ -24,6 +24,7 @@
 //! | `/images/…` | [`images`]: list, import, load, save, inspect, history, tag, remove, prune |
 //! | `/volumes/…` | [`volumes`]: list, create, inspect, remove, prune |
 //! | `/containers/{id}/pause`, `unpause`, `update` | [`resources`]: the freezer, new limits |
+//! | `/containers/{id}/archive`, `export` | [`archive`]: `docker cp`'s stat, tar and extraction; `docker export` |
 //!
 //! Every path also answers under `/v1.12/` … `/v1.41/`; a newer or older version gets Docker's
 //! `client version X is too new`/`too old` (400), an unknown route `page not found` (404). `{id}` is a name, an ID, or an unambiguous ID
@@ -71,6 +72,7 @@ use crate::supervisor::engine::logs::LogOptions;
 use crate::supervisor::engine::{Daemon, Error, ErrorKind};
 use crate::supervisor::rules::filters::{Filters, ListOptions};
 
+pub mod archive;
 pub mod attach;
 pub mod events;
 pub mod images;
@@ -155,6 +157,7 @@ fn routes(daemon: Arc<Daemon>) -> Router {
         .route("/networks/{id}", get(network_inspect).delete(network_remove))
         .route("/networks/{id}/connect", post(network_connect))
         .route("/networks/{id}/disconnect", post(network_disconnect))
+        .merge(archive::routes())
         .merge(attach::routes())
         .merge(events::routes())
         .merge(images::routes())

@@ -3,6 +3,7 @@
 //! the container's init, the root filesystem it makes ([`rootfs`]) and the confinement it
 //! applies ([`confine`], with its seccomp filter from [`seccomp`]).
 
+pub mod archive;
 pub mod cgroups;
 pub mod confine;
 pub mod exec;

@@ -172,27 +172,7 @@ pub fn secure_join(root: &Path, path: &Path) -> Result<PathBuf> {
 pub fn enter(root: &Root) -> Result<()> {
     let target = &root.target;
     match &root.source {
-        Source::Overlay { lower, upper, work } => {
-            // Relative lower directories keep the options short: one page holds them all.
-            let base = lower.first().and_then(|l| l.parent()).unwrap_or(Path::new("/"));
-            let names: Vec<String> = lower
-                .iter()
-                .map(|l| match l.parent() == Some(base) {
-                    true => l.file_name().unwrap_or_default().to_string_lossy().into_owned(),
-                    false => l.display().to_string(),
-                })
-                .collect();
-            std::env::set_current_dir(base).map_err(|e| format!("{}: {e}", base.display()))?;
-            let data = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                names.join(":"),
-                upper.display(),
-                work.display()
-            );
-            // No device node on it can be opened: without a devices cgroup, this is what keeps
-            // a node made with CAP_MKNOD (Docker keeps it) from reaching the host's devices.
-            mount_at(Some("overlay"), target, Some("overlay"), MsFlags::MS_NODEV, Some(&data))?;
-        }
+        Source::Overlay { lower, upper, work } => mount_overlay(target, lower, upper, work)?,
         // The host's own root: mounted over in place (it cannot be pivoted into).
         Source::Host if target == Path::new("/") => nodev_under(target)?,
         Source::Host => {
@@ -244,6 +224,48 @@ pub fn enter(root: &Root) -> Result<()> {
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))
 }
 
+/// Mounts the overlay of `lower` (top first) under `upper` on `target`, `nodev`: no device
+/// node on it can be opened (without a devices cgroup, this is what keeps a node made with
+/// CAP_MKNOD, which Docker keeps, from reaching the host's devices). Changes the working
+/// directory (of the calling thread, if it has its own).
+pub fn mount_overlay(target: &Path, lower: &[PathBuf], upper: &Path, work: &Path) -> Result<()> {
+    // Relative lower directories keep the options short: one page holds them all.
+    let base = lower.first().and_then(|l| l.parent()).unwrap_or(Path::new("/"));
+    let names: Vec<String> = lower
+        .iter()
+        .map(|l| match l.parent() == Some(base) {
+            true => l.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            false => l.display().to_string(),
+        })
+        .collect();
+    std::env::set_current_dir(base).map_err(|e| format!("{}: {e}", base.display()))?;
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        names.join(":"),
+        upper.display(),
+        work.display()
+    );
+    mount_at(Some("overlay"), target, Some("overlay"), MsFlags::MS_NODEV, Some(&data))
+}
+
+/// Binds `source` over `destination` inside `root` (links followed inside the root), the
+/// file or directory to mount on made if missing, read-only if asked.
+pub fn bind_over(root: &Path, source: &Path, destination: &Path, read_only: bool) -> Result<()> {
+    let inside = secure_join(root, destination)?;
+    if source.is_dir() {
+        dir(&inside)?
+    } else {
+        file(&inside)?
+    }
+    bind(source, &inside, read_only)
+}
+
+/// An empty file at `path` inside `root` (links followed inside the root), if nothing is
+/// there: what the container's start makes to mount its hosts files on.
+pub fn stub_file(root: &Path, path: &Path) -> Result<()> {
+    file(&secure_join(root, path)?)
+}
+
 /// One mount of the container under `target`.
 pub fn mount_one(target: &Path, m: &Mount) -> Result<()> {
     use crate::supervisor::rules::mounts::{Kind, tmpfs_flags};
@@ -284,12 +306,7 @@ pub fn mount_one(target: &Path, m: &Mount) -> Result<()> {
     if m.copy_up {
         copy_up(&inside, &m.source)?;
     }
-    if m.source.is_dir() {
-        dir(&inside)?
-    } else {
-        file(&inside)?
-    }
-    bind(&m.source, &inside, m.read_only)
+    bind_over(target, &m.source, &m.destination, m.read_only)
 }
 
 /// Docker's copy-up: a volume that is still empty gets what the root has at its path (the

@@ -1,6 +1,7 @@
 //! Docker's rules as pure functions over plain data, with no I/O: what the engine and the
 //! client decide by, each unit-tested and fuzzed apart from sockets, namespaces and files.
 
+pub mod archive;
 pub mod compose;
 pub mod confine;
 pub mod dns;
