@@ -36,11 +36,18 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
+/// Now to the nanosecond, as `--since` takes it: what came before (the test image's import)
+/// is left out even in the same second.
+fn since_now() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
 #[test]
 fn events_are_dockerds_in_its_order_and_filter_as_its() {
     let ns = supervisor_support::Netns::new();
     let d = with_image(&ns, &[]);
-    let since = now().to_string();
+    let since = since_now();
     // `sleep` ignores SIGTERM as PID 1: `stop` kills it after its second.
     for args in [
         &["run", "--name", "ev1", "bb", "sh", "-c", "exit 2"][..],
@@ -72,4 +79,82 @@ fn events_are_dockerds_in_its_order_and_filter_as_its() {
     assert_eq!(events(&["--filter", "container=ev1", "--filter", "type=container"]), ev1);
     // dockerd 20.10 ignores a filter it does not know.
     assert_eq!(events(&["--filter", "nosuch=1"]), DOCKERD);
+}
+
+/// What Debian's dockerd 20.10 printed for volume and image commands (IDs as `IMG` for the
+/// loaded image and `NEW` for the imported one, `C` for the container).
+const DOCKERD_VOLUMES_IMAGES: &str = r#"volume create evvol {"driver":"local"}
+volume create evvol {"driver":"local"}
+volume create evanon {"driver":"local"}
+volume mount evvol {"container":"C","destination":"/data","driver":"local","propagation":"","read/write":"true"}
+volume mount evanon {"container":"C","destination":"/x","driver":"local","propagation":"","read/write":"true"}
+volume unmount evanon {"container":"C","driver":"local"}
+volume unmount evvol {"container":"C","driver":"local"}
+volume destroy evvol {"driver":"local"}
+volume destroy evanon {"driver":"local"}
+image tag IMG {"name":"evimg:one"}
+image untag IMG {"name":"IMG"}
+image save IMG {"name":"IMG"}
+image load IMG {"name":"IMG"}
+image tag NEW {"name":"evimp:1"}
+image import NEW {"name":"NEW"}
+image untag NEW {"name":"NEW"}
+image delete NEW {"name":"NEW"}
+"#;
+
+/// Volume events (create, mount, unmount, destroy) and image events (tag, untag, save, load,
+/// import, delete) as dockerd 20.10 sends them, in its order.
+#[test]
+fn volume_and_image_events_are_dockerds() {
+    let ns = supervisor_support::Netns::new();
+    let d = with_image(&ns, &[]);
+    let since = since_now();
+    let saved = ns.dir.join("bb-saved.tar");
+    let tar = supervisor_support::rootfs_tar(false, &ns.dir, false);
+    let (saved, tar) = (saved.to_str().unwrap(), tar.to_str().unwrap());
+    for args in [
+        &["volume", "create", "evvol"][..],
+        &["run", "--rm", "-v", "evvol:/data", "-v", "evanon:/x", "bb", "true"],
+        &["volume", "rm", "evvol", "evanon"],
+        &["tag", "bb", "evimg:one"],
+        &["rmi", "evimg:one"],
+        &["save", "bb", "-o", saved],
+        &["load", "-i", saved],
+        &["import", tar, "evimp:1"],
+        &["rmi", "evimp:1"],
+    ] {
+        let (code, _, err) = d.docker(args, None);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let until = (now() + 1).to_string();
+    let format = "{{.Type}} {{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}";
+    let (code, out, err) = d.docker(
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--format",
+            format,
+            "--filter",
+            "type=volume",
+            "--filter",
+            "type=image",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, img, _) = d.docker(&["image", "inspect", "-f", "{{.Id}}", "bb"], None);
+    let lines: Vec<&str> = out.lines().collect();
+    let new =
+        lines.iter().find(|l| l.starts_with("image import ")).unwrap().split(' ').nth(2).unwrap();
+    let container = out
+        .split("\"container\":\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or("none")
+        .to_string();
+    let got = out.replace(img.trim(), "IMG").replace(new, "NEW").replace(&container, "C");
+    assert_eq!(got, DOCKERD_VOLUMES_IMAGES);
 }

@@ -616,6 +616,8 @@ impl Daemon {
             if !existed {
                 made.push(v.name.clone());
             }
+            // dockerd's local driver announces each volume a create names, made or not.
+            self.events.volume(&v.name, "create", &[]);
             m.spec.source = v.name;
         }
         Ok(made)
@@ -623,7 +625,9 @@ impl Daemon {
 
     fn unmake_volumes(&self, names: &[String]) {
         for name in names {
-            let _ = self.volumes.remove(name, true, &[]);
+            if self.volumes.remove(name, true, &[]).is_ok() {
+                self.events.volume(name, "destroy", &[]);
+            }
         }
     }
 

@@ -89,6 +89,43 @@ impl Events {
         self.emit("network", action, id, attributes);
     }
 
+    /// A volume's event (`create`, `mount`, `unmount`, `destroy`): the `local` driver and
+    /// `extra` as attributes, as dockerd 20.10 sends them.
+    pub fn volume(&self, name: &str, action: &str, extra: &[(&str, String)]) {
+        let mut attributes: BTreeMap<String, String> =
+            extra.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect();
+        attributes.insert("driver".to_string(), "local".to_string());
+        self.emit("volume", action, name, attributes);
+    }
+
+    /// A container's volumes mounted (before its `start`) or unmounted (after its network
+    /// `disconnect`, last first), one event each, as dockerd 20.10 sends them.
+    pub fn volumes_of(&self, r: &Record, mounted: bool) {
+        use crate::supervisor::rules::mounts::Kind;
+        let volumes: Vec<_> =
+            r.all_mounts().iter().filter(|m| m.spec.kind == Kind::Volume).cloned().collect();
+        let mut ordered: Vec<_> = volumes.iter().collect();
+        if !mounted {
+            ordered.reverse();
+        }
+        for m in ordered {
+            let mut extra = vec![("container", r.id.clone())];
+            if mounted {
+                extra.push(("destination", m.spec.destination.clone()));
+                extra.push(("propagation", String::new()));
+                extra.push(("read/write", (!m.spec.read_only).to_string()));
+            }
+            self.volume(&m.spec.source, if mounted { "mount" } else { "unmount" }, &extra);
+        }
+    }
+
+    /// An image's event (`tag`, `untag`, `delete`, `import`, `load`, `save`, `pull`): `name`
+    /// its reference (`busybox:latest`, or its ID where dockerd sends that).
+    pub fn image(&self, id: &str, action: &str, name: &str) {
+        let attributes = BTreeMap::from([("name".to_string(), name.to_string())]);
+        self.emit("image", action, id, attributes);
+    }
+
     /// The events kept since `since` (nanoseconds), and a subscription to those to come
     /// (taken first, so that none falls between).
     pub fn since(&self, since: i64) -> (Vec<EventMessage>, broadcast::Receiver<EventMessage>) {

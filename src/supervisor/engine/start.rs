@@ -313,6 +313,7 @@ impl Daemon {
         for (id, name) in self.network_ids(&r) {
             self.events.network(&id, &name, &r.id, "connect");
         }
+        self.events.volumes_of(&r, true);
         self.events.container(&r, "start", &[]);
         if let Ok(mut h) = c.held.lock() {
             *h = std::mem::take(held);

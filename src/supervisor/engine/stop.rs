@@ -78,6 +78,7 @@ impl Daemon {
         for (id, name) in self.network_ids(&before) {
             self.events.network(&id, &name, &before.id, "disconnect");
         }
+        self.events.volumes_of(&before, false);
         let r = c.update(|r| {
             r.state.status = if restart.is_some() { Status::Restarting } else { Status::Exited };
             r.state.exit_code = code;
@@ -300,10 +301,14 @@ impl Daemon {
             let r = c.record();
             for m in r.mounts.iter().filter(|m| m.anonymous) {
                 let users = self.volume_users(&m.spec.source);
-                if users.is_empty()
-                    && let Err(e) = self.volumes.remove(&m.spec.source, true, &users)
-                {
-                    tracing::warn!(volume = %m.spec.source, error = %e, "cannot remove a volume");
+                if !users.is_empty() {
+                    continue;
+                }
+                match self.volumes.remove(&m.spec.source, true, &users) {
+                    Ok(()) => self.events.volume(&m.spec.source, "destroy", &[]),
+                    Err(e) => {
+                        tracing::warn!(volume = %m.spec.source, error = %e, "cannot remove a volume")
+                    }
                 }
             }
         }

@@ -142,6 +142,11 @@ async fn create(State(d): State<Arc<Daemon>>, Query(q): Pairs, body: Body) -> An
         ImportRequest::new(first(&q, "repo"), first(&q, "tag"), first(&q, "message"), &changes);
     let store = d.images.clone();
     let id = with_body(body, move |reader| import(&store, req?, reader)).await?;
+    // dockerd's order: the tag, then the import, named by the ID.
+    if let Some(name) = tagged_name(first(&q, "repo"), first(&q, "tag")) {
+        d.events.image(&id, "tag", &name);
+    }
+    d.events.image(&id, "import", &id);
     Ok(messages(&[JsonMessage { status: Some(id), ..JsonMessage::default() }]))
 }
 
@@ -182,6 +187,12 @@ fn error_message(message: String) -> JsonMessage {
 async fn load(State(d): State<Arc<Daemon>>, body: Body) -> Answer<Response> {
     let store = d.images.clone();
     let lines = with_body(body, move |reader| archive::load(&store, reader)).await?;
+    for line in &lines {
+        let named = line.strip_prefix("Loaded image ID: ").or(line.strip_prefix("Loaded image: "));
+        if let Some(id) = named.and_then(|n| d.images.resolve(n).ok()) {
+            d.events.image(&id, "load", &id);
+        }
+    }
     let items: Vec<JsonMessage> = lines
         .into_iter()
         .map(|l| JsonMessage { stream: Some(format!("{l}\n")), ..JsonMessage::default() })
@@ -193,10 +204,14 @@ async fn load(State(d): State<Arc<Daemon>>, body: Body) -> Answer<Response> {
 /// answer before any byte is sent.
 async fn save(d: Arc<Daemon>, names: Vec<String>) -> Answer<Response> {
     let store = d.images.clone();
+    let ids: Vec<String> = names.iter().filter_map(|n| store.resolve(n).ok()).collect();
     let plan = {
         let store = store.clone();
         blocking(move || SavePlan::new(&store, &names)).await?
     };
+    for id in ids {
+        d.events.image(&id, "save", &id);
+    }
     let (mut out, chunks) = ChunkWriter::channel();
     tokio::task::spawn_blocking(move || {
         if let Err(e) = archive::save(&store, &plan, &mut out).and_then(|()| out.flush()) {
@@ -254,7 +269,10 @@ async fn by_name_post(
     }
     let store = d.images.clone();
     let name = name.to_string();
-    blocking(move || store.tag(&name, &target)).await?;
+    let familiar = target.familiar_string();
+    let id =
+        blocking(move || store.tag(&name, &target).and_then(|()| store.resolve(&name))).await?;
+    d.events.image(&id, "tag", &familiar);
     Ok(StatusCode::CREATED)
 }
 
@@ -266,7 +284,25 @@ async fn remove(
     let force = truthy(first(&q, "force"));
     let users = d.image_users();
     let store = d.images.clone();
-    Ok(axum::Json(blocking(move || store.delete(&name, force, &users)).await?))
+    let id = store.resolve(&name).ok();
+    let items = blocking(move || store.delete(&name, force, &users)).await?;
+    // dockerd 20.10 names the image by its ID in both.
+    if let Some(id) = id {
+        for _ in items.iter().filter(|i| i.untagged.is_some()) {
+            d.events.image(&id, "untag", &id);
+        }
+        if items.iter().any(|i| i.deleted.as_deref() == Some(id.as_str())) {
+            d.events.image(&id, "delete", &id);
+        }
+    }
+    Ok(axum::Json(items))
+}
+
+/// The reference an import's `repo` and `tag` name, as events show it (`name:tag`).
+fn tagged_name(repo: &str, tag: &str) -> Option<String> {
+    let r = Reference::parse_normalized(repo).ok()?;
+    let r = if tag.is_empty() { r } else { r.with_tag(tag).ok()? };
+    Some(r.with_default_tag().familiar_string())
 }
 
 /// `POST /images/prune`: untagged images, or with `dangling=false` every image.

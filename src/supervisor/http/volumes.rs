@@ -77,6 +77,7 @@ async fn create(State(d): State<Arc<Daemon>>, body: Bytes) -> Answer<Response> {
         Some(req.labels.unwrap_or_default()),
         Some(req.driver_opts.unwrap_or_default()),
     )?;
+    d.events.volume(&v.name, "create", &[]);
     Ok(json(StatusCode::CREATED, v))
 }
 
@@ -93,7 +94,11 @@ async fn remove(
     q: Params,
 ) -> Answer<StatusCode> {
     let users = d.volume_users(&name);
+    let existed = d.volumes.get(&name).is_ok();
     d.volumes.remove(&name, flag(&q, "force"), &users)?;
+    if existed {
+        d.events.volume(&name, "destroy", &[]);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -104,6 +109,9 @@ async fn prune(State(d): State<Arc<Daemon>>, q: Params) -> Answer<axum::Json<Vol
         in_use.contains_key(name) || d.volumes.get(name).map(|v| !labelled(&f, &v)).unwrap_or(true)
     };
     let (deleted, bytes) = d.volumes.prune(&keep);
+    for name in &deleted {
+        d.events.volume(name, "destroy", &[]);
+    }
     Ok(axum::Json(VolumesPruneReport {
         volumes_deleted: Some(deleted).filter(|d| !d.is_empty()),
         space_reclaimed: bytes,
