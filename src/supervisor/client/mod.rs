@@ -215,9 +215,7 @@ async fn logs(client: &Client, a: &cli::LogsArgs) -> Result<u8> {
     let info: serde_json::Value =
         client.json(Method::GET, &format!("/containers/{}/json", q(&a.container)), NO_BODY).await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let now = crate::supervisor::rules::format::now_nanos();
     let mut uri = format!(
         "/containers/{}/logs?stdout=1&stderr=1&follow={}&timestamps={}",
         q(&a.container),

@@ -6,13 +6,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::broadcast;
 
 use crate::supervisor::api::types::{EventActor, EventMessage};
 use crate::supervisor::engine::store::Record;
 use crate::supervisor::rules::filters::Filters;
+use crate::supervisor::rules::format::now_nanos;
 
 /// How many past events `since` can reach (dockerd keeps 256; more is cheap here).
 pub const KEPT: usize = 1024;
@@ -31,13 +31,6 @@ impl Default for Events {
             live: broadcast::channel(256).0,
         }
     }
-}
-
-/// Nanoseconds since the epoch, now.
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 impl Events {

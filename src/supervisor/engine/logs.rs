@@ -212,8 +212,6 @@ impl crate::supervisor::engine::Daemon {
 
 /// How long until a time (nanoseconds since the epoch); nothing once it has passed.
 fn nanos_from_now(at: i64) -> std::time::Duration {
-    let now = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let now = crate::supervisor::rules::format::now_nanos();
     std::time::Duration::from_nanos(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
 }

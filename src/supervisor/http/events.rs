@@ -3,7 +3,6 @@
 //! Times are Unix seconds, with a fraction (`1700000000.5`) as Docker's client sends them.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -18,6 +17,7 @@ use crate::supervisor::api::types::EventMessage;
 use crate::supervisor::engine::events::matches;
 use crate::supervisor::engine::{Daemon, Error};
 use crate::supervisor::rules::filters::Filters;
+use crate::supervisor::rules::format::now_nanos;
 
 /// The events route.
 pub fn routes() -> Router<Arc<Daemon>> {
@@ -28,12 +28,6 @@ pub fn routes() -> Router<Arc<Daemon>> {
 /// cannot read.
 fn parse_time(text: &str) -> Result<i64, Error> {
     crate::supervisor::rules::timestamps::parse_api(text).map_err(Error::internal)
-}
-
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 fn line(m: &EventMessage) -> Bytes {

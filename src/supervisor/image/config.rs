@@ -164,10 +164,7 @@ pub fn go_arch() -> &'static str {
 
 /// A time as Go's `RFC3339Nano` writes it (trailing zeros of the fraction dropped).
 pub fn go_time(t: SystemTime) -> String {
-    let s = crate::supervisor::rules::format::rfc3339(t);
-    let Some((head, frac)) = s.trim_end_matches('Z').split_once('.') else { return s };
-    let frac = frac.trim_end_matches('0');
-    if frac.is_empty() { format!("{head}Z") } else { format!("{head}.{frac}Z") }
+    crate::supervisor::rules::format::go_rfc3339_nano(t)
 }
 
 /// Reads an RFC 3339 time, with an offset or `Z`.

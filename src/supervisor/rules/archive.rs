@@ -247,13 +247,7 @@ pub struct PathStat {
 pub fn go_time(secs: i64, nanos: u32) -> String {
     let t = std::time::UNIX_EPOCH
         + std::time::Duration::new(u64::try_from(secs).unwrap_or(0), nanos.min(999_999_999));
-    let full = crate::supervisor::rules::format::rfc3339(t);
-    // `…:SS.nnnnnnnnnZ`: the fraction trimmed as Go's RFC3339Nano does.
-    let Some((head, frac)) = full.strip_suffix('Z').and_then(|s| s.rsplit_once('.')) else {
-        return full;
-    };
-    let frac = frac.trim_end_matches('0');
-    if frac.is_empty() { format!("{head}Z") } else { format!("{head}.{frac}Z") }
+    crate::supervisor::rules::format::go_rfc3339_nano(t)
 }
 
 /// A string as Go's `encoding/json` writes it: `<`, `>`, `&`, U+2028 and U+2029 as `\u…`,

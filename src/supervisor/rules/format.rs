@@ -270,6 +270,22 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// Go's `time.Time` as its JSON and `RFC3339Nano` write it: trailing zeros of the
+/// nanoseconds dropped (`2026-12-06T14:47:28.5Z`, `…:28Z`), in UTC.
+pub fn go_rfc3339_nano(t: SystemTime) -> String {
+    let s = rfc3339(t);
+    let Some((head, frac)) = s.trim_end_matches('Z').split_once('.') else { return s };
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() { format!("{head}Z") } else { format!("{head}.{frac}Z") }
+}
+
+/// Nanoseconds since the epoch, now (0 before it, the largest number past 2262).
+pub fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
 /// Reads back what [`rfc3339`] wrote (and Docker's zero time, `0001-01-01T00:00:00Z`, as the
 /// epoch).
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {

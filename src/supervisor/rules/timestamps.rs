@@ -39,9 +39,9 @@ fn parse_int(s: &str) -> Result<i64, String> {
     })
 }
 
-/// Go's `%q` of a string (close enough: JSON's escapes).
+/// Go's `%q` of a string (`strconv.Quote`).
 fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
+    crate::supervisor::rules::format::go_quote(s)
 }
 
 /// The API's form (`SECONDS` or `SECONDS.NANOSECONDS`) of a CLI `--since`/`--until` value;
