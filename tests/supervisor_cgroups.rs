@@ -502,6 +502,24 @@ fn stats_shows_dockers_columns_from_the_cgroup() {
     assert!(row[3].ends_with(" / 64MiB"), "{out}");
     assert_eq!(row[5], "0B / 0B", "no network: {out}");
     assert!(row[7].parse::<u32>().unwrap() >= 1, "{out}");
+    // --format as docker/cli's statsContext: `.Container` is the container as named (its
+    // short ID when none is), each template's output what Docker's CLI prints.
+    let format = "table {{.Container}}\t{{.Name}}\t{{.ID}}\t{{.PIDs}}";
+    let out = d.ok(&["stats", "--no-stream", "--format", format]);
+    let want =
+        format!("CONTAINER      NAME      CONTAINER ID   PIDS\n{0}   st        {0}   ", &id[..12]);
+    assert!(out.starts_with(&want), "{out}");
+    let json = d.ok(&["stats", "--no-stream", "--format", "{{json .}}", "st"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!((v["Container"].as_str(), v["Name"].as_str()), (Some("st"), Some("st")), "{json}");
+    assert!(v["MemUsage"].as_str().unwrap().ends_with(" / 64MiB"), "{json}");
+    let plain = "{{.Name}} {{.ID}}";
+    assert_eq!(
+        d.ok(&["stats", "--no-stream", "--format", plain, "st"]),
+        format!("st {}\n", &id[..12])
+    );
+    let (code, docker, err) = d.docker(&["stats", "--no-stream", "--format", plain, "st"], None);
+    assert_eq!((code, docker), (0, format!("st {}\n", &id[..12])), "{err}");
     let (status, body) =
         d.api("GET", "/containers/st/stats?stream=false&one-shot=true", None).unwrap();
     assert_eq!(status, 200, "{body}");
@@ -591,4 +609,132 @@ fn compose_resource_keys_land_as_runs_flags() {
     let down = d.cli(&["compose", "-f", file, "-p", "res", "down", "-t", "1"]);
     assert!(down.status.success(), "{}", stderr(&down));
     assert_eq!(parent.left(), Vec::<PathBuf>::new());
+}
+
+/// A block device of the host (`/dev/NAME`, `MAJOR:MINOR`), the first `/sys/block` lists
+/// with a node in /dev (loop and RAM disks last).
+fn block_device() -> Option<(String, String)> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort_by_key(|n| (n.starts_with("loop") || n.starts_with("ram"), n.clone()));
+    names.into_iter().find_map(|n| {
+        let node = format!("/dev/{n}");
+        let numbers = std::fs::read_to_string(format!("/sys/block/{n}/dev")).ok()?;
+        std::path::Path::new(&node).exists().then(|| (node, numbers.trim().to_string()))
+    })
+}
+
+#[test]
+fn device_limits_land_as_dockers_did() {
+    let World { ns: _ns, parent, d } = world();
+    let Some((dev, numbers)) = block_device() else {
+        panic!("this test needs a block device in /sys/block with its node in /dev");
+    };
+    let flag = |v: &str| format!("{dev}:{v}");
+    let (rbps, wbps, riops, wiops, weight) =
+        (flag("1mb"), flag("2mb"), flag("100"), flag("200"), flag("300"));
+    let mut args = vec!["run", "-d", "--network", "none"];
+    args.extend(["--device-read-bps", &rbps, "--device-write-bps", &wbps]);
+    args.extend(["--device-read-iops", &riops, "--device-write-iops", &wiops]);
+    args.extend(["--blkio-weight-device", &weight, "bb", "sleep", "1000"]);
+    let out = d.cli(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let v1 = parent.dir("blkio", &id).join("blkio.throttle.read_bps_device").exists();
+    if v1 {
+        // Docker 20.10 here: `254:0 1048576` in each file, the weight discarded with a
+        // warning where the kernel has no blkio.weight_device (since 5.0).
+        for (file, rate) in [
+            ("read_bps_device", "1048576"),
+            ("write_bps_device", "2097152"),
+            ("read_iops_device", "100"),
+            ("write_iops_device", "200"),
+        ] {
+            let got = parent.read("blkio", &id, &format!("blkio.throttle.{file}"));
+            assert_eq!(got, format!("{numbers} {rate}"), "{file}");
+        }
+        let weight_file = parent.dir("blkio", &id).join("blkio.weight_device").exists();
+        let warned = stderr(&out).contains("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.");
+        assert_eq!(warned, !weight_file, "{}", stderr(&out));
+    } else {
+        let max = parent.read("io", &id, "io.max");
+        assert!(
+            max.contains(&format!("{numbers} rbps=1048576 wbps=2097152 riops=100 wiops=200")),
+            "{max}"
+        );
+    }
+    let shown = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.BlkioDeviceReadBps}} {{json .HostConfig.BlkioDeviceWriteIOps}}",
+        &id,
+    ]);
+    assert_eq!(
+        shown.trim(),
+        format!(r#"[{{"Path":"{dev}","Rate":1048576}}] [{{"Path":"{dev}","Rate":200}}]"#)
+    );
+    d.ok(&["rm", "-f", &id]);
+
+    // Docker's words: the CLI's for a bad value (125), the daemon's at start for a device
+    // that is not there (docker run's 127 for "no such file or directory").
+    let bad_path = "/dev/cproxy-test-none:1mb";
+    for (flags, code, words) in [
+        (vec!["--device-read-bps", &dev], 125, format!("bad format: {dev}")),
+        (
+            vec!["--device-write-bps", "/tmp:1mb"],
+            125,
+            "bad format for device path: /tmp:1mb".into(),
+        ),
+        (
+            vec!["--device-read-iops", &rbps],
+            125,
+            format!(
+                "invalid rate for device: {rbps}. The correct format is <device-path>:<number>. Number must be a positive integer"
+            ),
+        ),
+        (
+            vec!["--blkio-weight-device", &flag("5")],
+            125,
+            format!("invalid weight for device: {dev}:5"),
+        ),
+        (
+            vec!["--device-read-bps", bad_path],
+            127,
+            "stat /dev/cproxy-test-none: no such file or directory".into(),
+        ),
+    ] {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend(&flags);
+        args.extend(["bb", "true"]);
+        let out = d.cli(&args);
+        assert_eq!(out.status.code(), Some(code), "{flags:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&words), "{flags:?}: {}", stderr(&out));
+    }
+    assert_eq!(parent.left(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn info_shows_what_the_hosts_cgroups_offer() {
+    let World { ns: _ns, parent: _parent, d } = world();
+    let (code, out, err) = d.docker(
+        &[
+            "info",
+            "--format",
+            "{{.CgroupDriver}} {{.CgroupVersion}} {{.MemoryLimit}} {{.CPUCfsQuota}} {{.CPUShares}} {{.PidsLimit}} {{.Images}} {{.Driver}} {{json .Warnings}}",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let fields: Vec<&str> = out.trim().splitn(9, ' ').collect();
+    let mounts = cgroup_mounts();
+    let v1 = mounts.iter().any(|(t, _, o)| t == "cgroup" && o.split(',').any(|x| x == "memory"));
+    assert_eq!(fields[..2], ["cgroupfs", if v1 { "1" } else { "2" }], "{out}");
+    // This machine's hierarchies have every controller the fields name.
+    assert_eq!(fields[2..6], ["true"; 4], "{out}");
+    assert_eq!(fields[6..8], ["1", "overlay2"], "{out}");
+    let warnings: Vec<String> = serde_json::from_str(fields[8]).unwrap_or_default();
+    assert!(!warnings.iter().any(|w| w.contains("memory limit") || w.contains("cpu")), "{out}");
 }

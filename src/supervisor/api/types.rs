@@ -958,14 +958,46 @@ pub struct SystemInfo {
     pub containers_paused: usize,
     /// Stopped ones.
     pub containers_stopped: usize,
-    /// Images (none here yet).
+    /// Images, tagged or not.
     pub images: usize,
     /// The storage driver.
     pub driver: String,
+    /// Memory limits can be set.
+    pub memory_limit: bool,
+    /// Swap limits can be set.
+    pub swap_limit: bool,
+    /// Kernel memory limits exist (cgroup v1).
+    pub kernel_memory: bool,
+    /// Kernel TCP buffer limits exist (cgroup v1).
+    #[serde(rename = "KernelMemoryTCP")]
+    pub kernel_memory_tcp: bool,
+    /// The CFS period can be set.
+    pub cpu_cfs_period: bool,
+    /// The CFS quota can be set.
+    pub cpu_cfs_quota: bool,
+    /// CPU shares can be set.
+    #[serde(rename = "CPUShares")]
+    pub cpu_shares: bool,
+    /// Cpusets can be set.
+    #[serde(rename = "CPUSet")]
+    pub cpu_set: bool,
+    /// A pids limit can be set.
+    pub pids_limit: bool,
+    /// The OOM killer can be disabled.
+    pub oom_kill_disable: bool,
+    /// `net.ipv4.ip_forward` in the daemon's namespace.
+    #[serde(rename = "IPv4Forwarding")]
+    pub ipv4_forwarding: bool,
+    /// `net.bridge.bridge-nf-call-iptables`.
+    pub bridge_nf_iptables: bool,
+    /// `net.bridge.bridge-nf-call-ip6tables`.
+    pub bridge_nf_ip6tables: bool,
     /// The log driver.
     pub logging_driver: String,
-    /// The cgroup driver (`none`: cproxy sets no limits yet).
+    /// The cgroup driver (`cgroupfs`; `none` without cgroups).
     pub cgroup_driver: String,
+    /// `1` or `2`.
+    pub cgroup_version: String,
     /// The host's name.
     pub name: String,
     /// cproxy's version.

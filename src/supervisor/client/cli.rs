@@ -225,6 +225,21 @@ pub struct RunArgs {
     /// Resource limits (the flags `update` takes too)
     #[command(flatten)]
     pub resources: ResourceArgs,
+    /// Block IO weight (relative device weight)
+    #[arg(long = "blkio-weight-device", value_name = "list")]
+    pub blkio_weight_device: Vec<String>,
+    /// Limit read rate (bytes per second) from a device
+    #[arg(long = "device-read-bps", value_name = "list")]
+    pub device_read_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device
+    #[arg(long = "device-read-iops", value_name = "list")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write rate (bytes per second) to a device
+    #[arg(long = "device-write-bps", value_name = "list")]
+    pub device_write_bps: Vec<String>,
+    /// Limit write rate (IO per second) to a device
+    #[arg(long = "device-write-iops", value_name = "list")]
+    pub device_write_iops: Vec<String>,
     /// Tune container memory swappiness (0 to 100) (default -1)
     #[arg(long = "memory-swappiness", value_name = "int", allow_hyphen_values = true)]
     pub memory_swappiness: Option<String>,
@@ -421,6 +436,9 @@ pub struct StatsArgs {
     /// Do not truncate output
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
+    /// Pretty-print stats using a Go template ('table …' adds the column names)
+    #[arg(long = "format", value_name = "string")]
+    pub format: Option<String>,
     /// The containers (default: every running one)
     pub containers: Vec<String>,
 }

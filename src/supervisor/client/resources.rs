@@ -132,47 +132,68 @@ pub(super) fn stats_row(s: &ContainerStats, no_trunc: bool) -> Vec<String> {
     ]
 }
 
+/// `stats`' columns' names, in [`stats_row`]'s order.
+const STATS_HEADER: [&str; 8] =
+    ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"];
+
+/// A row as docker/cli's `statsContext` shows it to `--format`: `.Container` (the container
+/// as the command line named it), `.ID`, `.Name`, `.CPUPerc`, `.MemUsage`, `.MemPerc`,
+/// `.NetIO`, `.BlockIO`, `.PIDs`.
+fn stats_fields(container: &str, row: &[String]) -> serde_json::Value {
+    let keys = ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"];
+    let mut m = serde_json::Map::new();
+    m.insert("Container".into(), container.into());
+    for (k, v) in keys.iter().zip(row) {
+        m.insert((*k).into(), v.as_str().into());
+    }
+    serde_json::Value::Object(m)
+}
+
 /// `stats`: Docker's columns for each container (every running one by default), once with
 /// `--no-stream`, else again each second.
 pub(super) async fn stats(client: &Client, a: StatsArgs) -> Result<u8> {
     let names = if a.containers.is_empty() {
         let uri = format!("/containers/json?all={}", u8::from(a.all));
         let list: Vec<ContainerSummary> = client.json(Method::GET, &uri, NO_BODY).await?;
-        list.into_iter().map(|c| c.id).collect()
+        // docker/cli names each by its short ID (what `.Container` shows).
+        list.into_iter().map(|c| c.id.chars().take(12).collect()).collect()
     } else {
         a.containers.clone()
     };
     loop {
-        let header = [
-            "CONTAINER ID",
-            "NAME",
-            "CPU %",
-            "MEM USAGE / LIMIT",
-            "MEM %",
-            "NET I/O",
-            "BLOCK I/O",
-            "PIDS",
-        ];
-        let mut rows = vec![header.map(String::from).to_vec()];
+        let mut rows = vec![STATS_HEADER.map(String::from).to_vec()];
+        // What a `--format` sees: the container as named (`.Container`), then the columns.
+        let mut named = Vec::new();
         let mut failed = false;
         for c in &names {
             let uri = format!("/containers/{}/stats?stream=0", q(c));
             let s: Result<ContainerStats> = client.json(Method::GET, &uri, NO_BODY).await;
             match s {
-                Ok(s) => rows.push(stats_row(&s, a.no_trunc)),
+                Ok(s) => {
+                    let row = stats_row(&s, a.no_trunc);
+                    named.push(stats_fields(c, &row));
+                    rows.push(row);
+                }
                 Err(e) => {
                     eprintln!("{}", e.message);
                     failed = true;
                 }
             }
         }
+        let text = match &a.format {
+            Some(f) => {
+                let names = stats_fields("CONTAINER", &STATS_HEADER.map(String::from));
+                super::image::format_rows(f, &names, named.into_iter())
+            }
+            None => table(&rows),
+        };
         if a.no_stream {
             if rows.len() > 1 || !failed {
-                print!("{}", table(&rows));
+                print!("{text}");
             }
             return Ok(u8::from(failed));
         }
         // Docker's live view: the screen cleared, the table again.
-        print!("\x1b[2J\x1b[H{}", table(&rows));
+        print!("\x1b[2J\x1b[H{text}");
     }
 }

@@ -17,7 +17,7 @@ use crate::supervisor::client::transport::{Client, Failure, NO_BODY, Result, fai
 use crate::supervisor::image::reference::Reference;
 use crate::supervisor::rules::links::{self, Link};
 use crate::supervisor::rules::mounts;
-use crate::supervisor::rules::resources;
+use crate::supervisor::rules::resources::{self, Throttle};
 use crate::supervisor::rules::restart::{PolicyError, RestartPolicy};
 
 /// Capitalises a spec error as the 20.10 client prints it (`Invalid containerPort: x`).
@@ -137,6 +137,29 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
     }
     host.resources = super::resources::limits(&a.resources)?;
     host.resources.cgroup_parent = a.cgroup_parent.clone().unwrap_or_default();
+    // docker/cli sends each list, empty when the flag is not given.
+    let mut weights = Vec::new();
+    for v in &a.blkio_weight_device {
+        weights.push(
+            resources::parse_weight_device(v)
+                .map_err(|e| flag_error(v, "--blkio-weight-device", e))?,
+        );
+    }
+    host.resources.blkio_weight_device = Some(weights);
+    for (kind, values) in [
+        (Throttle::ReadBps, &a.device_read_bps),
+        (Throttle::WriteBps, &a.device_write_bps),
+        (Throttle::ReadIops, &a.device_read_iops),
+        (Throttle::WriteIops, &a.device_write_iops),
+    ] {
+        let mut list = Vec::new();
+        for v in values {
+            list.push(
+                resources::parse_throttle(kind, v).map_err(|e| flag_error(v, kind.flag(), e))?,
+            );
+        }
+        *host.resources.throttle_list_mut(kind) = Some(list);
+    }
     let swappiness = match &a.memory_swappiness {
         Some(v) => resources::go_int(v).map_err(|e| flag_error(v, "--memory-swappiness", e))?,
         None => -1,
@@ -363,7 +386,9 @@ mod tests {
                         "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
                         "VolumesFrom": null, "ShmSize": 0, "Ulimits": null,
                         "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "",
-                        "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "",
+                        "BlkioWeight": 0, "BlkioWeightDevice": [], "BlkioDeviceReadBps": [],
+                        "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [],
+                        "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "",
                         "CpusetMems": "", "KernelMemory": 0, "MemoryReservation": 0,
                         "MemorySwap": 0, "MemorySwappiness": null, "OomKillDisable": false,
                         "PidsLimit": null, "ReadonlyRootfs": false},
@@ -433,7 +458,9 @@ mod tests {
                     "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
                         "VolumesFrom": null, "ShmSize": 0, "Ulimits": null,
                         "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "",
-                        "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "",
+                        "BlkioWeight": 0, "BlkioWeightDevice": [], "BlkioDeviceReadBps": [],
+                        "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [],
+                        "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "",
                         "CpusetMems": "", "KernelMemory": 0, "MemoryReservation": 0,
                         "MemorySwap": 0, "MemorySwappiness": null, "OomKillDisable": false,
                         "PidsLimit": null, "ReadonlyRootfs": false},

@@ -21,6 +21,11 @@ impl Daemon {
         self.cgroups.is_some()
     }
 
+    /// What the host's cgroups offer (`docker info`'s booleans and warnings).
+    pub fn host_limits(&self) -> &resources::HostLimits {
+        &self.host_limits
+    }
+
     /// The running container's cgroup, if it has one.
     fn cgroup_of(&self, c: &Container) -> Option<(Cgroups, PathBuf)> {
         let path = c.held.lock().ok()?.cgroup.clone()?;

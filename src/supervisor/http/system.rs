@@ -149,14 +149,30 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> axum::Json<SystemInfo> {
     let states: Vec<Status> = d.all().iter().map(|c| c.record().shown_status()).collect();
     let running = states.iter().filter(|s| s.is_running()).count();
     let paused = states.iter().filter(|s| **s == Status::Paused).count();
+    let host = d.host_limits();
+    let net = crate::supervisor::os::netlink::net_sysctls();
     axum::Json(SystemInfo {
         id: d.daemon_id(),
         containers: states.len(),
         containers_running: running,
         containers_paused: paused,
         containers_stopped: states.len() - running - paused,
-        images: 0,
-        driver: "none".into(),
+        images: d.images.all().len(),
+        driver: "overlay2".into(),
+        memory_limit: host.memory,
+        swap_limit: host.swap,
+        kernel_memory: host.kernel_memory,
+        kernel_memory_tcp: host.kernel_memory_tcp,
+        cpu_cfs_period: host.cpu_cfs,
+        cpu_cfs_quota: host.cpu_cfs,
+        cpu_shares: host.cpu_shares,
+        cpu_set: host.cpuset,
+        pids_limit: host.pids,
+        oom_kill_disable: host.oom_kill_disable,
+        ipv4_forwarding: net.ipv4_forwarding,
+        bridge_nf_iptables: net.bridge_nf_iptables,
+        bridge_nf_ip6tables: net.bridge_nf_ip6tables,
+        cgroup_version: host.cgroup_version.to_string(),
         logging_driver: "json-file".into(),
         cgroup_driver: if d.has_cgroups() { "cgroupfs" } else { "none" }.into(),
         name: nix::unistd::gethostname()
@@ -170,7 +186,7 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> axum::Json<SystemInfo> {
         ncpu: std::thread::available_parallelism().map_or(1, |n| n.get()),
         mem_total: crate::supervisor::os::cgroups::mem_total(),
         docker_root_dir: d.data_root().display().to_string(),
-        warnings: Vec::new(),
+        warnings: crate::supervisor::rules::resources::info_warnings(host, &net),
     })
 }
 

@@ -14,10 +14,11 @@ use libcgroups::common::{AnyCgroupManager, CgroupManager, ControllerOpt, Freezer
 use nix_cgroups::unistd::Pid;
 use oci_spec::runtime::{
     LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources,
-    LinuxResourcesBuilder,
+    LinuxResourcesBuilder, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
+    LinuxWeightDeviceBuilder,
 };
 
-use crate::supervisor::rules::resources::{HostLimits, Resources};
+use crate::supervisor::rules::resources::{HostLimits, Resources, Throttle};
 
 /// The v1 controllers a container's cgroup is made in (Docker's, as runc's cgroupfs driver).
 const V1_CONTROLLERS: [&str; 8] =
@@ -187,8 +188,25 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
     })
 }
 
-/// The container's limits as the OCI spec's `linux.resources`.
-pub fn linux_resources(r: &Resources) -> io::Result<LinuxResources> {
+/// A device node's numbers, refused in Go's words (`stat /dev/x: no such file or
+/// directory`) as dockerd refuses a device limit naming no device.
+fn device_numbers(path: &str) -> io::Result<(i64, i64)> {
+    let st = nix::sys::stat::stat(path)
+        .map_err(|e| io::Error::other(format!("stat {path}: {}", go_errno(e))))?;
+    let (major, minor) = (nix::sys::stat::major(st.st_rdev), nix::sys::stat::minor(st.st_rdev));
+    Ok((i64::try_from(major).unwrap_or(i64::MAX), i64::try_from(minor).unwrap_or(i64::MAX)))
+}
+
+/// An errno as Go's `syscall.Errno` prints it: strerror, lower case.
+fn go_errno(e: nix::errno::Errno) -> String {
+    let text = e.desc();
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// The container's limits as the OCI spec's `linux.resources`; `v2` says a throttle's rate
+/// 0 ("none", which v1 takes as removing the rule) is written as v2's unlimited.
+pub fn linux_resources(r: &Resources, v2: bool) -> io::Result<LinuxResources> {
     let bad = |e: oci_spec::OciSpecError| io::Error::other(e.to_string());
     let mut b = LinuxResourcesBuilder::default();
     let (period, quota) = r.cfs();
@@ -240,10 +258,56 @@ pub fn linux_resources(r: &Resources) -> io::Result<LinuxResources> {
     }
     // Always written, so an `update` that clears the limit sets `max` again.
     b = b.pids(LinuxPidsBuilder::default().limit(r.pids_max().unwrap_or(-1)).build().map_err(bad)?);
+    let mut io = LinuxBlockIoBuilder::default();
+    let mut any_io = false;
     if r.blkio_weight > 0 {
-        b = b.block_io(LinuxBlockIoBuilder::default().weight(r.blkio_weight).build().map_err(bad)?);
+        io = io.weight(r.blkio_weight);
+        any_io = true;
+    }
+    let weights = r.blkio_weight_device.as_deref().unwrap_or_default();
+    if !weights.is_empty() {
+        let mut list = Vec::new();
+        for d in weights {
+            let (major, minor) = device_numbers(&d.path)?;
+            let w = LinuxWeightDeviceBuilder::default().major(major).minor(minor);
+            list.push(w.weight(d.weight).build().map_err(bad)?);
+        }
+        io = io.weight_device(list);
+        any_io = true;
+    }
+    for kind in Throttle::ALL {
+        if r.throttles(kind).is_empty() {
+            continue;
+        }
+        let mut list: Vec<LinuxThrottleDevice> = Vec::new();
+        for d in r.throttles(kind) {
+            let (major, minor) = device_numbers(&d.path)?;
+            let rate = if v2 && d.rate == 0 { u64::MAX } else { d.rate };
+            let t = LinuxThrottleDeviceBuilder::default().major(major).minor(minor).rate(rate);
+            list.push(t.build().map_err(bad)?);
+        }
+        io = match kind {
+            Throttle::ReadBps => io.throttle_read_bps_device(list),
+            Throttle::WriteBps => io.throttle_write_bps_device(list),
+            Throttle::ReadIops => io.throttle_read_iops_device(list),
+            Throttle::WriteIops => io.throttle_write_iops_device(list),
+        };
+        any_io = true;
+    }
+    if any_io {
+        b = b.block_io(io.build().map_err(bad)?);
     }
     b.build().map_err(bad)
+}
+
+/// cgroup v1's file for a throttle.
+fn v1_throttle_file(t: Throttle) -> &'static str {
+    match t {
+        Throttle::ReadBps => "blkio.throttle.read_bps_device",
+        Throttle::WriteBps => "blkio.throttle.write_bps_device",
+        Throttle::ReadIops => "blkio.throttle.read_iops_device",
+        Throttle::WriteIops => "blkio.throttle.write_iops_device",
+    }
 }
 
 impl Cgroups {
@@ -282,7 +346,7 @@ impl Cgroups {
     }
 
     fn apply(&self, m: &AnyCgroupManager, r: &Resources) -> io::Result<()> {
-        let resources = linux_resources(r)?;
+        let resources = linux_resources(r, self.layout.is_v2())?;
         let opt = ControllerOpt {
             resources: &resources,
             disable_oom_killer: r.oom_kill_disable == Some(true),
@@ -349,7 +413,7 @@ impl Cgroups {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let read = |p: PathBuf| fs::read_to_string(p).map(|s| s.trim().to_string()).ok();
         let online = read(PathBuf::from("/sys/devices/system/cpu/online"));
-        let mut h = HostLimits { cpus, ..HostLimits::default() };
+        let mut h = HostLimits { cpus, cgroup_version: 1, ..HostLimits::default() };
         match this.map(|c| &c.layout) {
             None => {}
             Some(Layout::V1 { mounts }) => {
@@ -359,11 +423,15 @@ impl Cgroups {
                 h.swap = has("memory", "memory.memsw.limit_in_bytes");
                 h.swappiness = has("memory", "memory.swappiness");
                 h.oom_kill_disable = has("memory", "memory.oom_control");
+                h.kernel_memory = has("memory", "memory.kmem.limit_in_bytes");
+                h.kernel_memory_tcp = has("memory", "memory.kmem.tcp.limit_in_bytes");
                 h.pids = mounts.contains_key("pids");
                 h.cpu_shares = has("cpu", "cpu.shares");
                 h.cpu_cfs = has("cpu", "cpu.cfs_quota_us");
                 h.cpuset = mounts.contains_key("cpuset");
                 h.blkio_weight = has("blkio", "blkio.weight");
+                h.blkio_weight_device = has("blkio", "blkio.weight_device");
+                h.blkio_throttle = Throttle::ALL.map(|t| has("blkio", v1_throttle_file(t)));
                 if let Some(m) = mounts.get("cpuset") {
                     h.cpu_list = read(m.join("cpuset.cpus")).unwrap_or_default();
                     h.mem_list = read(m.join("cpuset.mems")).unwrap_or_default();
@@ -372,6 +440,7 @@ impl Cgroups {
             Some(Layout::V2 { root }) => {
                 let controllers = read(root.join("cgroup.controllers")).unwrap_or_default();
                 let has = |c: &str| controllers.split(' ').any(|x| x == c);
+                h.cgroup_version = 2;
                 h.memory = has("memory");
                 h.swap = has("memory");
                 h.pids = has("pids");
@@ -379,6 +448,8 @@ impl Cgroups {
                 h.cpu_cfs = has("cpu");
                 h.cpuset = has("cpuset");
                 h.blkio_weight = has("io");
+                h.blkio_weight_device = has("io");
+                h.blkio_throttle = [has("io"); 4];
                 if h.cpuset {
                     h.cpu_list = read(root.join("cpuset.cpus.effective")).unwrap_or_default();
                     h.mem_list = read(root.join("cpuset.mems.effective")).unwrap_or_default();
@@ -499,15 +570,40 @@ mod tests {
     #[test]
     fn limits_become_linux_resources() {
         let r = sample();
-        let l = linux_resources(&r).unwrap();
+        let l = linux_resources(&r, false).unwrap();
         let m = l.memory().as_ref().unwrap();
         assert_eq!((m.limit(), m.swap()), (Some(64 << 20), Some(128 << 20)));
         let c = l.cpu().as_ref().unwrap();
         assert_eq!((c.period(), c.quota()), (Some(100_000), Some(50_000)));
         assert_eq!(l.pids().as_ref().unwrap().limit(), 50);
-        let none = linux_resources(&Resources::default()).unwrap();
+        let none = linux_resources(&Resources::default(), false).unwrap();
         assert!(none.memory().is_none() && none.cpu().is_none());
         assert_eq!(none.pids().as_ref().unwrap().limit(), -1);
+        assert!(none.block_io().is_none());
+    }
+
+    #[test]
+    fn device_limits_name_the_device_by_its_numbers() {
+        use crate::supervisor::rules::resources::ThrottleDevice;
+        let dev = |path: &str, rate| Some(vec![ThrottleDevice { path: path.into(), rate }]);
+        let r = Resources {
+            blkio_device_read_bps: dev("/dev/null", 1 << 20),
+            blkio_device_write_iops: dev("/dev/zero", 0),
+            ..Resources::default()
+        };
+        let io = linux_resources(&r, false).unwrap().block_io().clone().unwrap();
+        let read = &io.throttle_read_bps_device().as_ref().unwrap()[0];
+        assert_eq!((read.major(), read.minor(), read.rate()), (1, 3, 1 << 20));
+        let write = &io.throttle_write_iops_device().as_ref().unwrap()[0];
+        assert_eq!((write.major(), write.minor(), write.rate()), (1, 5, 0));
+        // cgroup v2 refuses 0 in io.max: none is its "max".
+        let io = linux_resources(&r, true).unwrap().block_io().clone().unwrap();
+        assert_eq!(io.throttle_write_iops_device().as_ref().unwrap()[0].rate(), u64::MAX);
+        let r = Resources { blkio_device_read_bps: dev("/dev/nonexist", 5), ..r };
+        assert_eq!(
+            linux_resources(&r, false).unwrap_err().to_string(),
+            "stat /dev/nonexist: no such file or directory"
+        );
     }
 
     /// A cgroup v2 tree of files (no kernel): the v2 manager writes the limits where the

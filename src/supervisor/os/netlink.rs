@@ -171,6 +171,17 @@ pub async fn create_bridge(
     Ok(Bridge { index, ipam: Ipam::new(subnet, gateway) })
 }
 
+/// The namespace's forwarding switches (`docker info`): a file that cannot be read (no
+/// br_netfilter) is off.
+pub fn net_sysctls() -> crate::supervisor::rules::resources::NetSysctls {
+    let on = |p: &str| std::fs::read_to_string(p).is_ok_and(|v| v.trim() == "1");
+    crate::supervisor::rules::resources::NetSysctls {
+        ipv4_forwarding: on("/proc/sys/net/ipv4/ip_forward"),
+        bridge_nf_iptables: on("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+        bridge_nf_ip6tables: on("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
+    }
+}
+
 /// Turns IPv4 forwarding off for packets that arrive on interface `name` (in the daemon's
 /// namespace), so a user-defined network's containers reach no other network through the
 /// daemon's routing, whatever `net.ipv4.ip_forward` says.

@@ -75,8 +75,8 @@ pub struct Service {
     pub depends_on: Vec<String>,
     /// Resource limits: `mem_limit`, `memswap_limit`, `mem_reservation`, `cpus`,
     /// `cpu_shares`, `cpu_quota`, `cpu_period`, `cpuset`, `pids_limit`, `oom_kill_disable`,
-    /// and `deploy.resources` (`limits.cpus/memory/pids`, `reservations.memory`), checked by
-    /// the daemon as `run`'s flags are.
+    /// `deploy.resources` (`limits.cpus/memory/pids`, `reservations.memory`) and
+    /// `blkio_config`, checked by the daemon as `run`'s flags are.
     pub resources: Resources,
 }
 
@@ -475,6 +475,7 @@ fn parse_service(
             }
             "oom_kill_disable" => service.resources.oom_kill_disable = Some(boolean(&path, v)?),
             "deploy" => parse_deploy(&path, v, &mut service.resources, warnings)?,
+            "blkio_config" => parse_blkio(&path, v, &mut service.resources)?,
             _ => warnings.push(Warning { key: path, line: line(k) }),
         }
     }
@@ -530,6 +531,55 @@ fn parse_deploy(
                     }
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// `blkio_config`: `weight`, `weight_device` and the four throttles (`device_read_bps`,
+/// …), each a list of `{path, weight|rate}` checked as `run`'s device flags are.
+fn parse_blkio(key: &str, node: &Node, r: &mut Resources) -> Result<(), ComposeError> {
+    use crate::supervisor::rules::resources::{Throttle, parse_throttle, parse_weight_device};
+    for (k, _, v) in mapping(key, node)? {
+        let path = format!("{key}.{k}");
+        if k == "weight" {
+            let n = integer(&path, v)?;
+            r.blkio_weight = u16::try_from(n).map_err(|_| error(&path, v, "out of range"))?;
+            continue;
+        }
+        let kind = match k.as_str() {
+            "weight_device" => None,
+            "device_read_bps" => Some(Throttle::ReadBps),
+            "device_write_bps" => Some(Throttle::WriteBps),
+            "device_read_iops" => Some(Throttle::ReadIops),
+            "device_write_iops" => Some(Throttle::WriteIops),
+            _ => return Err(error(&path, v, "is not a blkio_config key")),
+        };
+        let (mut weights, mut throttles) = (Vec::new(), Vec::new());
+        for (i, entry) in sequence(&path, v)?.iter().enumerate() {
+            let at = format!("{path}[{i}]");
+            let (mut device, mut value) = (None, None);
+            for (field, _, fv) in mapping(&at, entry)? {
+                match field.as_str() {
+                    "path" => device = Some(string(&format!("{at}.path"), fv)?),
+                    "weight" | "rate" => value = Some(string(&format!("{at}.{field}"), fv)?),
+                    _ => return Err(error(&format!("{at}.{field}"), fv, "is not a device key")),
+                }
+            }
+            let (Some(device), Some(value)) = (device, value) else {
+                return Err(error(&at, entry, "needs a path and a weight or rate"));
+            };
+            let flag = format!("{device}:{value}");
+            match kind {
+                None => weights.push(parse_weight_device(&flag).map_err(|e| error(&at, entry, e))?),
+                Some(t) => {
+                    throttles.push(parse_throttle(t, &flag).map_err(|e| error(&at, entry, e))?)
+                }
+            }
+        }
+        match kind {
+            None => r.blkio_weight_device = Some(weights),
+            Some(t) => *r.throttle_list_mut(t) = Some(throttles),
         }
     }
     Ok(())
@@ -1086,6 +1136,43 @@ mod tests {
         assert!(fails("services:\n  a:\n    mem_limit: lots\n").contains("invalid size: 'lots'"));
         assert!(fails("services:\n  a:\n    cpus: 0.0000000001\n").contains("too precise"));
         assert!(fails("services:\n  a:\n    pids_limit: many\n").contains("must be an integer"));
+    }
+
+    #[test]
+    fn blkio_config_is_runs_device_flags() {
+        let p = project(
+            "services:
+  a:
+    blkio_config:
+      weight: 300
+      weight_device: [{path: /dev/vda, weight: 400}]
+      device_read_bps: [{path: /dev/vda, rate: 12mb}]
+      device_write_iops:
+        - path: /dev/vda
+          rate: 120
+",
+        );
+        let a = &p.services[0].resources;
+        assert_eq!(a.blkio_weight, 300);
+        assert_eq!(a.blkio_weight_device.as_ref().unwrap()[0].weight, 400);
+        assert_eq!(a.blkio_device_read_bps.as_ref().unwrap()[0].rate, 12 << 20);
+        assert_eq!(a.blkio_device_write_iops.as_ref().unwrap()[0].rate, 120);
+        assert_eq!(a.blkio_device_write_bps, None);
+        let e = fails(
+            "services:\n  a:\n    blkio_config:\n      device_read_iops: [{path: /dev/vda, rate: 1mb}]\n",
+        );
+        assert!(e.contains("invalid rate for device: /dev/vda:1mb"), "{e}");
+        let e = fails(
+            "services:\n  a:\n    blkio_config:\n      device_read_bps: [{path: vda, rate: 1}]\n",
+        );
+        assert!(e.contains("bad format for device path"), "{e}");
+        assert!(fails("services:\n  a:\n    blkio_config:\n      speed: 1\n").contains("speed"));
+        assert!(
+            fails(
+                "services:\n  a:\n    blkio_config:\n      device_read_bps: [{path: /dev/vda}]\n"
+            )
+            .contains("needs a path")
+        );
     }
 
     #[test]

@@ -40,6 +40,20 @@ pub struct Resources {
     /// `--blkio-weight`, 10 to 1000 (0: none).
     #[serde(deserialize_with = "nullable")]
     pub blkio_weight: u16,
+    /// `--blkio-weight-device`: a weight per device (`null` unless given).
+    pub blkio_weight_device: Option<Vec<WeightDevice>>,
+    /// `--device-read-bps`: bytes per second read from a device.
+    #[serde(rename = "BlkioDeviceReadBps")]
+    pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
+    /// `--device-write-bps`: bytes per second written to a device.
+    #[serde(rename = "BlkioDeviceWriteBps")]
+    pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
+    /// `--device-read-iops`: read operations per second from a device.
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
+    /// `--device-write-iops`: write operations per second to a device.
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
     /// `--cpu-period`, microseconds (0: the kernel's).
     #[serde(deserialize_with = "nullable")]
     pub cpu_period: i64,
@@ -70,7 +84,103 @@ pub struct Resources {
     pub pids_limit: Option<i64>,
 }
 
+/// One `BlkioWeightDevice` entry (moby's `blkiodev.WeightDevice`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WeightDevice {
+    /// The device node (`/dev/sda`).
+    pub path: String,
+    /// Its weight, 10 to 1000.
+    pub weight: u16,
+}
+
+/// One throttle entry (moby's `blkiodev.ThrottleDevice`): bytes or operations per second.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ThrottleDevice {
+    /// The device node (`/dev/sda`).
+    pub path: String,
+    /// The rate (0: no limit).
+    pub rate: u64,
+}
+
+/// Which of a device's limits a throttle entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Throttle {
+    /// `--device-read-bps`.
+    ReadBps,
+    /// `--device-write-bps`.
+    WriteBps,
+    /// `--device-read-iops`.
+    ReadIops,
+    /// `--device-write-iops`.
+    WriteIops,
+}
+
+impl Throttle {
+    /// All four, in the order moby checks them.
+    pub const ALL: [Throttle; 4] =
+        [Throttle::ReadBps, Throttle::WriteBps, Throttle::ReadIops, Throttle::WriteIops];
+
+    /// The flag that sets it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Throttle::ReadBps => "--device-read-bps",
+            Throttle::WriteBps => "--device-write-bps",
+            Throttle::ReadIops => "--device-read-iops",
+            Throttle::WriteIops => "--device-write-iops",
+        }
+    }
+
+    /// moby's warning when the host cannot apply it.
+    fn discarded(self) -> &'static str {
+        match self {
+            Throttle::ReadBps => {
+                "Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit discarded."
+            }
+            Throttle::WriteBps => {
+                "Your kernel does not support BPS Block I/O write limit or the cgroup is not mounted. Block I/O BPS write limit discarded."
+            }
+            Throttle::ReadIops => {
+                "Your kernel does not support IOPS Block read limit or the cgroup is not mounted. Block I/O IOPS read limit discarded."
+            }
+            Throttle::WriteIops => {
+                "Your kernel does not support IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit discarded."
+            }
+        }
+    }
+
+    /// Whether it counts bytes (a size with a unit) rather than operations.
+    pub fn is_bps(self) -> bool {
+        matches!(self, Throttle::ReadBps | Throttle::WriteBps)
+    }
+}
+
 impl Resources {
+    /// The entries of one kind of throttle.
+    pub fn throttles(&self, kind: Throttle) -> &[ThrottleDevice] {
+        self.throttle_list(kind).as_deref().unwrap_or_default()
+    }
+
+    fn throttle_list(&self, kind: Throttle) -> &Option<Vec<ThrottleDevice>> {
+        match kind {
+            Throttle::ReadBps => &self.blkio_device_read_bps,
+            Throttle::WriteBps => &self.blkio_device_write_bps,
+            Throttle::ReadIops => &self.blkio_device_read_iops,
+            Throttle::WriteIops => &self.blkio_device_write_iops,
+        }
+    }
+
+    /// The entries of one kind of throttle, to set.
+    pub fn throttle_list_mut(&mut self, kind: Throttle) -> &mut Option<Vec<ThrottleDevice>> {
+        match kind {
+            Throttle::ReadBps => &mut self.blkio_device_read_bps,
+            Throttle::WriteBps => &mut self.blkio_device_write_bps,
+            Throttle::ReadIops => &mut self.blkio_device_read_iops,
+            Throttle::WriteIops => &mut self.blkio_device_write_iops,
+        }
+    }
+
     /// The CFS period and quota to write, microseconds: `--cpus` as Docker turns it into
     /// them (a 100 ms period), else `--cpu-period`/`--cpu-quota` (0: leave the kernel's).
     pub fn cfs(&self) -> (i64, i64) {
@@ -109,6 +219,16 @@ pub struct HostLimits {
     pub cpuset: bool,
     /// A block I/O weight file (`blkio.weight` / `io.weight`, `io.bfq.weight`).
     pub blkio_weight: bool,
+    /// Per-device weights (`blkio.weight_device` / the io controller).
+    pub blkio_weight_device: bool,
+    /// The throttles, in [`Throttle::ALL`]'s order (`blkio.throttle.*_device` / `io.max`).
+    pub blkio_throttle: [bool; 4],
+    /// Kernel memory limits (`memory.kmem.limit_in_bytes`, cgroup v1 only).
+    pub kernel_memory: bool,
+    /// Kernel TCP buffer limits (`memory.kmem.tcp.limit_in_bytes`, cgroup v1 only).
+    pub kernel_memory_tcp: bool,
+    /// 2 on a unified (v2 only) host, else 1, as `docker info`'s `CgroupVersion`.
+    pub cgroup_version: u8,
     /// The number of CPUs online.
     pub cpus: usize,
     /// The CPUs a cpuset may name (`0-1`).
@@ -274,6 +394,17 @@ pub fn check(r: &Resources, host: &HostLimits, update: bool) -> Result<Checked, 
     if r.blkio_weight > 0 && !(10..=1000).contains(&r.blkio_weight) {
         return Err("Range of blkio weight is from 10 to 1000".into());
     }
+    if r.blkio_weight_device.as_ref().is_some_and(|d| !d.is_empty()) && !host.blkio_weight_device {
+        w.push("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.".into());
+        r.blkio_weight_device = Some(Vec::new());
+    }
+    for (kind, supported) in Throttle::ALL.into_iter().zip(host.blkio_throttle) {
+        let list = r.throttle_list_mut(kind);
+        if list.as_ref().is_some_and(|d| !d.is_empty()) && !supported {
+            w.push(kind.discarded().into());
+            *list = Some(Vec::new());
+        }
+    }
     Ok(Checked { warnings: w, resources: r })
 }
 
@@ -386,6 +517,107 @@ fn parse_decimal(s: &str) -> Option<(i128, i128)> {
     Some((if neg { -num } else { num }, den))
 }
 
+/// `docker info`'s warnings about what the host's cgroups lack, in moby 20.10's words and
+/// order (`fillPlatformInfo`): v1's kernel memory and OOM lines and v2's io lines only where
+/// the user could act on them.
+pub fn info_warnings(h: &HostLimits, net: &NetSysctls) -> Vec<String> {
+    let v2 = h.cgroup_version == 2;
+    let mut w = Vec::new();
+    let mut lack = |missing: bool, what: &str| {
+        if missing {
+            w.push(format!("WARNING: No {what} support"));
+        }
+    };
+    lack(!h.memory, "memory limit");
+    lack(!h.swap, "swap limit");
+    lack(!h.kernel_memory_tcp && !v2, "kernel memory TCP limit");
+    lack(!h.oom_kill_disable && !v2, "oom kill disable");
+    lack(!h.cpu_cfs, "cpu cfs quota");
+    lack(!h.cpu_cfs, "cpu cfs period");
+    lack(!h.cpu_shares, "cpu shares");
+    lack(!h.cpuset, "cpuset");
+    lack(!h.blkio_weight && v2, "io.weight");
+    lack(!h.blkio_weight_device && v2, "io.weight (per device)");
+    let names = if v2 {
+        ["io.max (rbps)", "io.max (wbps)", "io.max (riops)", "io.max (wiops)"]
+    } else {
+        [
+            "blkio throttle.read_bps_device",
+            "blkio throttle.write_bps_device",
+            "blkio throttle.read_iops_device",
+            "blkio throttle.write_iops_device",
+        ]
+    };
+    for (supported, name) in h.blkio_throttle.into_iter().zip(names) {
+        lack(!supported, name);
+    }
+    for (on, name) in [
+        (net.ipv4_forwarding, "IPv4 forwarding"),
+        (net.bridge_nf_iptables, "bridge-nf-call-iptables"),
+        (net.bridge_nf_ip6tables, "bridge-nf-call-ip6tables"),
+    ] {
+        if !on {
+            w.push(format!("WARNING: {name} is disabled"));
+        }
+    }
+    w
+}
+
+/// The daemon's namespace's forwarding switches, as `docker info` shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetSysctls {
+    /// `net.ipv4.ip_forward`: containers reach past the host.
+    pub ipv4_forwarding: bool,
+    /// `net.bridge.bridge-nf-call-iptables` (br_netfilter loaded and on).
+    pub bridge_nf_iptables: bool,
+    /// `net.bridge.bridge-nf-call-ip6tables`.
+    pub bridge_nf_ip6tables: bool,
+}
+
+/// The `<device-path>:<value>` halves of a device flag, in docker/cli's words.
+fn device_value(text: &str) -> Result<(&str, &str), String> {
+    let (path, value) = text.split_once(':').ok_or_else(|| format!("bad format: {text}"))?;
+    if !path.starts_with("/dev/") {
+        return Err(format!("bad format for device path: {text}"));
+    }
+    Ok((path, value))
+}
+
+/// `--device-read-bps` and the other throttles as docker/cli's `ValidateThrottleBpsDevice`
+/// and `ValidateThrottleIOpsDevice` read them: `/dev/sda:1mb`, `/dev/sda:100`.
+pub fn parse_throttle(kind: Throttle, text: &str) -> Result<ThrottleDevice, String> {
+    let (path, value) = device_value(text)?;
+    let rate = if kind.is_bps() {
+        super::mounts::ram_in_bytes(value).ok().and_then(|n| u64::try_from(n).ok()).ok_or_else(|| {
+            format!("invalid rate for device: {text}. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb")
+        })?
+    } else {
+        go_uint(value).ok_or_else(|| {
+            format!("invalid rate for device: {text}. The correct format is <device-path>:<number>. Number must be a positive integer")
+        })?
+    };
+    Ok(ThrottleDevice { path: path.into(), rate })
+}
+
+/// `--blkio-weight-device` as docker/cli's `ValidateWeightDevice`: `/dev/sda:300`, a weight
+/// of 10 to 1000 (0: none).
+pub fn parse_weight_device(text: &str) -> Result<WeightDevice, String> {
+    let (path, value) = device_value(text)?;
+    let weight = go_uint(value)
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| *n == 0 || (10..=1000).contains(n))
+        .ok_or_else(|| format!("invalid weight for device: {text}"))?;
+    Ok(WeightDevice { path: path.into(), weight })
+}
+
+/// Go's `strconv.ParseUint(s, 10, 64)`, `None` where it fails.
+fn go_uint(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// `--memory-swap` as docker/cli's `MemSwapBytes`: `-1` (unlimited) or a size.
 pub fn parse_memory_swap(text: &str) -> Result<i64, String> {
     if text == "-1" {
@@ -493,6 +725,11 @@ mod tests {
             cpu_cfs: true,
             cpuset: true,
             blkio_weight: false,
+            blkio_weight_device: false,
+            blkio_throttle: [false; 4],
+            kernel_memory: true,
+            kernel_memory_tcp: true,
+            cgroup_version: 1,
             cpus: 2,
             cpu_list: "0-1".into(),
             mem_list: "0".into(),
@@ -528,6 +765,104 @@ mod tests {
         assert_eq!(go_u16("500"), Ok(500));
         assert!(go_u16("70000").unwrap_err().ends_with("value out of range"));
         assert!(go_u16("-1").unwrap_err().ends_with("invalid syntax"));
+    }
+
+    #[test]
+    fn device_flags_read_as_docker_cli_reads_them() {
+        let t = |k, s| parse_throttle(k, s);
+        assert_eq!(
+            t(Throttle::ReadBps, "/dev/vda:1mb"),
+            Ok(ThrottleDevice { path: "/dev/vda".into(), rate: 1 << 20 })
+        );
+        assert_eq!(t(Throttle::WriteBps, "/dev/vda:1.5mb").unwrap().rate, 1_572_864);
+        assert_eq!(t(Throttle::ReadBps, "/dev/vda:0").unwrap().rate, 0);
+        assert_eq!(t(Throttle::ReadIops, "/dev/vda:100").unwrap().rate, 100);
+        assert_eq!(t(Throttle::ReadBps, "/dev/vda"), Err("bad format: /dev/vda".into()));
+        assert_eq!(
+            t(Throttle::ReadBps, "/tmp:1mb"),
+            Err("bad format for device path: /tmp:1mb".into())
+        );
+        assert_eq!(
+            t(Throttle::ReadBps, "/dev/vda:x"),
+            Err("invalid rate for device: /dev/vda:x. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb".into())
+        );
+        assert!(t(Throttle::WriteBps, "/dev/vda:-1").is_err());
+        assert_eq!(
+            t(Throttle::WriteIops, "/dev/vda:1mb"),
+            Err("invalid rate for device: /dev/vda:1mb. The correct format is <device-path>:<number>. Number must be a positive integer".into())
+        );
+        assert_eq!(parse_weight_device("/dev/vda:300").unwrap().weight, 300);
+        assert_eq!(parse_weight_device("/dev/vda:0").unwrap().weight, 0);
+        for bad in ["/dev/vda:5", "/dev/vda:x", "/dev/vda:1001", "/dev/vda:70000"] {
+            assert_eq!(parse_weight_device(bad), Err(format!("invalid weight for device: {bad}")));
+        }
+        assert_eq!(parse_weight_device("/dev/vda"), Err("bad format: /dev/vda".into()));
+    }
+
+    #[test]
+    fn device_limits_the_host_lacks_are_discarded_with_dockers_warnings() {
+        let one = || Some(vec![ThrottleDevice { path: "/dev/vda".into(), rate: 5 }]);
+        let r = Resources {
+            blkio_weight_device: Some(vec![WeightDevice { path: "/dev/vda".into(), weight: 300 }]),
+            blkio_device_read_bps: one(),
+            blkio_device_write_iops: one(),
+            ..Default::default()
+        };
+        let c = check(&r, &host(), false).unwrap();
+        assert_eq!(
+            c.warnings,
+            [
+                "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.",
+                "Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit discarded.",
+                "Your kernel does not support IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit discarded.",
+            ]
+        );
+        assert_eq!(c.resources.blkio_weight_device, Some(vec![]));
+        assert_eq!(c.resources.blkio_device_read_bps, Some(vec![]));
+        assert_eq!(c.resources.blkio_device_write_bps, None);
+        let v1 = HostLimits { blkio_throttle: [true; 4], ..host() };
+        let c = check(&r, &v1, false).unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert_eq!(c.resources.blkio_device_read_bps, one());
+    }
+
+    #[test]
+    fn info_warns_of_what_the_host_lacks_as_dockerd_does() {
+        let on = NetSysctls {
+            ipv4_forwarding: true,
+            bridge_nf_iptables: true,
+            bridge_nf_ip6tables: true,
+        };
+        let info_warnings = |h: &HostLimits| info_warnings(h, &on);
+        let full = HostLimits { blkio_weight_device: true, blkio_throttle: [true; 4], ..host() };
+        assert_eq!(info_warnings(&full), Vec::<String>::new());
+        // This machine's v1: no weight files (gone since kernel 5.0) and no warning for them.
+        let v1 = HostLimits { blkio_throttle: [true; 4], ..host() };
+        assert_eq!(info_warnings(&v1), Vec::<String>::new());
+        assert_eq!(
+            info_warnings(&host())[..2],
+            [
+                "WARNING: No blkio throttle.read_bps_device support",
+                "WARNING: No blkio throttle.write_bps_device support"
+            ]
+        );
+        let bare = HostLimits { cgroup_version: 1, ..HostLimits::default() };
+        assert_eq!(info_warnings(&bare).len(), 12);
+        assert_eq!(info_warnings(&bare)[0], "WARNING: No memory limit support");
+        let v2 = HostLimits { cgroup_version: 2, ..HostLimits::default() };
+        let w = info_warnings(&v2);
+        assert!(!w.iter().any(|l| l.contains("oom kill") || l.contains("kernel memory")));
+        assert_eq!(w.last().unwrap(), "WARNING: No io.max (wiops) support");
+        assert!(w.contains(&"WARNING: No io.weight (per device) support".to_string()));
+        let off = NetSysctls { bridge_nf_ip6tables: true, ..NetSysctls::default() };
+        let full = HostLimits { blkio_weight_device: true, blkio_throttle: [true; 4], ..host() };
+        assert_eq!(
+            super::info_warnings(&full, &off),
+            [
+                "WARNING: IPv4 forwarding is disabled",
+                "WARNING: bridge-nf-call-iptables is disabled"
+            ]
+        );
     }
 
     #[test]
