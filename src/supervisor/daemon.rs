@@ -156,6 +156,11 @@ async fn serve(cfg: DaemonConfig, limit: u64) -> Result<(), String> {
     let descriptors = Descriptors::plan(limit, cfg.api.max_connections);
     let proxy = Proxy::new(Config { grace: Duration::from_secs(1), ..Config::default() });
     proxy.limit_descriptors(descriptors.bindings);
+    // `run --source-ip-transparent`: what a killed daemon left of the reply routing goes
+    // first; the routing is made with the first transparent binding, gone with the last.
+    let routing = crate::transparent::HostRouting::new();
+    routing.sweep();
+    proxy.route_replies_with(Arc::new(routing));
     if let Some(addr) = cfg.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

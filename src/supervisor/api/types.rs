@@ -156,6 +156,10 @@ pub struct HostConfig {
     pub resources: crate::supervisor::rules::resources::Resources,
     /// cproxy's own: `--proxy-protocol` (`v1`, `v2`; empty: none).
     pub proxy_protocol: String,
+    /// cproxy's own: `--source-ip-transparent`, the container sees each client's own address
+    /// on its published ports (left out when off).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub source_ip_transparent: bool,
     /// `--restart`.
     pub restart_policy: RestartPolicySpec,
     /// `--link NAME[:ALIAS]` as sent; `inspect` shows Docker's `/db:/web/db` form, `null`

@@ -253,6 +253,10 @@ pub struct RunArgs {
     /// TCP port (HAProxy's PROXY protocol, v1 or v2)
     #[arg(long = "proxy-protocol", value_name = "VERSION")]
     pub proxy_protocol: Option<crate::proxy::proxy_proto::Version>,
+    /// The container sees each client's own address and port on its published ports (TCP
+    /// and UDP), not the gateway's; clients on the host's loopback still come from it
+    #[arg(long = "source-ip-transparent")]
+    pub source_ip_transparent: bool,
     /// Working directory inside the container
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,

@@ -358,6 +358,7 @@ fn create_request(p: &Loaded, s: &Service) -> Result<ContainerCreateRequest, Str
     let exposed: PortSet = s.expose.iter().map(|e| (e.clone(), Empty {})).collect();
     config.exposed_ports = Some(exposed).filter(|e| !e.is_empty());
     config.stop_signal = s.stop_signal.clone();
+    req.host_config.source_ip_transparent = s.source_ip_transparent;
     config.stop_timeout = s.stop_grace_period.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
     // The service's limits over what `run` sends without flags (`OomKillDisable: false`).
     let defaults = std::mem::take(&mut req.host_config.resources);

@@ -180,6 +180,7 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
     let anonymous: PortSet = anonymous.into_iter().map(|v| (v, Empty {})).collect();
     req.config.volumes = Some(anonymous).filter(|v| !v.is_empty());
     host.proxy_protocol = a.proxy_protocol.map(|v| v.to_string()).unwrap_or_default();
+    host.source_ip_transparent = a.source_ip_transparent;
     host.restart_policy = restart_policy;
     host.links = Some(a.link.clone()).filter(|l| !l.is_empty());
     host.cap_add = Some(a.cap_add.clone()).filter(|c| !c.is_empty());

@@ -447,6 +447,7 @@ pub fn plan(
         mounts,
         mount_request,
         proxy_protocol,
+        source_ip_transparent: hc.source_ip_transparent,
         working_dir: config.working_dir,
         state: RunState {
             status: Status::Created,

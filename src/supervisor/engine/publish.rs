@@ -53,7 +53,7 @@ impl Daemon {
                     let proto = socket.proto();
                     let options = BindingOptions {
                         proxy_protocol: (proto == Proto::Tcp).then_some(record.proxy_protocol),
-                        transparent: None,
+                        transparent: Some(record.source_ip_transparent),
                     };
                     match self.proxy.add_socket_with(proto, socket.into_fd(), to, options) {
                         Ok(info) => done.push((

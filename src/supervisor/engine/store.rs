@@ -268,6 +268,10 @@ pub struct Record {
     /// TCP port.
     #[serde(default, with = "version_text")]
     pub proxy_protocol: Option<Version>,
+    /// `--source-ip-transparent`: connections and datagrams to its published ports come
+    /// from the client's own address.
+    #[serde(default)]
+    pub source_ip_transparent: bool,
     /// `--restart`.
     #[serde(default)]
     pub restart_policy: RestartPolicy,

@@ -155,6 +155,7 @@ impl Daemon {
                     n => n,
                 },
                 proxy_protocol: r.proxy_protocol.map(|v| v.to_string()).unwrap_or_default(),
+                source_ip_transparent: r.source_ip_transparent,
                 restart_policy: match r.restart_policy_unnamed {
                     // As sent: dockerd keeps an empty name (docker-py sends none).
                     true => Default::default(),

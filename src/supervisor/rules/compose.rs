@@ -1,6 +1,6 @@
 //! The Compose file subset `cproxy compose` runs: `services.*.command`, `ports`, `expose`,
 //! `environment`, `links`, `networks`, `network_mode`, `restart`, `init`, `stop_signal`,
-//! `stop_grace_period`, `volumes` (bind mounts) and
+//! `stop_grace_period`, `volumes` (bind mounts), `x-cproxy-source-ip-transparent` and
 //! `depends_on`, and the top-level `networks`, read into plain service specs in start order.
 //!
 //! Pure: the file's text (and the directory relative bind mounts start from) in, a [`Project`]
@@ -63,6 +63,9 @@ pub struct Service {
     pub restart: RestartPolicy,
     /// `init`: run with `--init`.
     pub init: bool,
+    /// `x-cproxy-source-ip-transparent`: `run --source-ip-transparent` (an extension key,
+    /// which Docker's compose ignores).
+    pub source_ip_transparent: bool,
     /// `stop_signal`: `run --stop-signal` (checked as Docker's names).
     pub stop_signal: Option<String>,
     /// `stop_grace_period`: `run --stop-timeout`, in whole seconds (a Go duration, as Compose
@@ -447,6 +450,7 @@ fn parse_service(
                 service.restart = RestartPolicy::parse(&value).map_err(|e| error(&path, v, e))?;
             }
             "init" => service.init = boolean(&path, v)?,
+            "x-cproxy-source-ip-transparent" => service.source_ip_transparent = boolean(&path, v)?,
             "stop_signal" => {
                 let value = string(&path, v)?;
                 crate::supervisor::rules::signal::parse(&value).map_err(|e| error(&path, v, e))?;
@@ -1090,6 +1094,16 @@ mod tests {
         assert_eq!(web.ports, ["127.0.0.1:8080:5000"]);
         assert_eq!(web.depends_on, ["db"]);
         assert_eq!(web.restart, RestartPolicy::UnlessStopped);
+    }
+
+    #[test]
+    fn the_transparent_extension_key_is_runs_flag() {
+        let p = project("services:\n  a:\n    x-cproxy-source-ip-transparent: true\n  b: {}\n");
+        assert!(p.services[0].source_ip_transparent);
+        assert!(!p.services[1].source_ip_transparent);
+        assert!(p.warnings.is_empty());
+        let e = fails("services:\n  a:\n    x-cproxy-source-ip-transparent: maybe\n");
+        assert!(e.contains("x-cproxy-source-ip-transparent"), "{e}");
     }
 
     #[test]
