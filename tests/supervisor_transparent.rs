@@ -12,24 +12,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use supervisor_support::{Daemon, Netns, eventually, rootfs_tar};
+use supervisor_support::{Daemon, Netns, client_host, eventually, rootfs_tar};
 
 /// busybox's httpd in the foreground, logging each request's peer (`[::ffff:IP]:PORT:
 /// response:200`).
 const WEB: &str = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -v -p 80 -h /www";
-
-/// A client host: a namespace of its own, `10.231.0.2/24` on a veth pair whose other end is
-/// `10.231.0.1/24` in the daemon's namespace.
-fn client_host(daemon_ns: &Netns) -> testkit::netns::Netns {
-    let client = testkit::netns::Netns::new("svcl");
-    client.ip(&["link", "add", "eth0", "mtu", "1500", "type", "veth", "peer", "name", "cl0"]);
-    client.ip(&["link", "set", "cl0", "netns", &daemon_ns.name]);
-    client.ip(&["addr", "add", "10.231.0.2/24", "dev", "eth0"]);
-    client.ip(&["link", "set", "eth0", "up"]);
-    daemon_ns.ip(&["addr", "add", "10.231.0.1/24", "dev", "cl0"]);
-    daemon_ns.ip(&["link", "set", "cl0", "up"]);
-    client
-}
 
 /// One HTTP request to `target` from the current namespace: the client's own address.
 fn get(target: SocketAddr) -> SocketAddr {

@@ -110,8 +110,21 @@ pub fn cgroup_mounts() -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// A client host: a namespace of its own, `10.231.0.2/24` on a veth pair (MTU 1500) whose
+/// other end is `10.231.0.1/24` in `ns`.
+pub fn client_host(ns: &Netns) -> testkit::netns::Netns {
+    let client = testkit::netns::Netns::new("svcl");
+    client.ip(&["link", "add", "eth0", "mtu", "1500", "type", "veth", "peer", "name", "cl0"]);
+    client.ip(&["link", "set", "cl0", "netns", &ns.name]);
+    client.ip(&["addr", "add", "10.231.0.2/24", "dev", "eth0"]);
+    client.ip(&["link", "set", "eth0", "up"]);
+    ns.ip(&["addr", "add", "10.231.0.1/24", "dev", "cl0"]);
+    ns.ip(&["link", "set", "cl0", "up"]);
+    client
+}
+
 /// A shell script that mounts [`cgroup_mounts`] again, then execs its arguments.
-fn remount_cgroups_script() -> String {
+pub fn remount_cgroups_script() -> String {
     let mut script = String::new();
     for (fstype, point, opts) in cgroup_mounts() {
         let opts = if fstype == "tmpfs" { "mode=755".to_string() } else { opts };
