@@ -738,3 +738,67 @@ fn info_shows_what_the_hosts_cgroups_offer() {
     let warnings: Vec<String> = serde_json::from_str(fields[8]).unwrap_or_default();
     assert!(!warnings.iter().any(|w| w.contains("memory limit") || w.contains("cpu")), "{out}");
 }
+
+/// The devices cgroup (cgroup v1): a container from an image may open Docker's list of
+/// device nodes and no other, as runc sets moby's default spec; `--privileged` keeps them all.
+/// A node made with CAP_MKNOD (which Docker keeps) on a bind mount, where `nodev` does not
+/// stop it, cannot be opened: Docker's `Operation not permitted`.
+#[test]
+fn a_container_opens_only_dockers_devices() {
+    let World { ns, parent, d } = world();
+    let v1 = cgroup_mounts()
+        .iter()
+        .any(|(t, _, o)| t == "cgroup" && o.split(',').any(|x| x == "devices"));
+    if !v1 {
+        eprintln!("no devices hierarchy (cgroup v2 has an eBPF program instead): skipped");
+        return;
+    }
+    let id = run_detached(&d, &["bb", "sleep", "1000"]);
+    let mut list: Vec<String> =
+        parent.read("devices", &id, "devices.list").lines().map(String::from).collect();
+    list.sort();
+    // Docker 20.10's container here, sorted.
+    let docker = [
+        "b *:* m",
+        "c *:* m",
+        "c 10:200 rwm",
+        "c 136:* rwm",
+        "c 1:3 rwm",
+        "c 1:5 rwm",
+        "c 1:7 rwm",
+        "c 1:8 rwm",
+        "c 1:9 rwm",
+        "c 5:0 rwm",
+        "c 5:1 rwm",
+        "c 5:2 rwm",
+    ];
+    assert_eq!(list, docker);
+    let privileged = run_detached(&d, &["--privileged", "bb", "sleep", "1000"]);
+    assert_eq!(parent.read("devices", &privileged, "devices.list"), "a *:* rwm");
+
+    // /dev/kmsg's numbers, made where the mount allows device nodes.
+    let bind = ns.dir.join("bind");
+    std::fs::create_dir_all(&bind).unwrap();
+    let volume = format!("{}:/data", bind.display());
+    let script =
+        "mknod /data/k c 1 11 && head -c 1 /data/k >/dev/null && echo opened; rm -f /data/k";
+    let out = d.cli(&["run", "--rm", "--network", "none", "-v", &volume, "bb", "sh", "-c", script]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert!(stderr(&out).contains("head: /data/k: Operation not permitted"), "{}", stderr(&out));
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--network",
+        "none",
+        "-v",
+        &volume,
+        "bb",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(out, "opened\n");
+    d.ok(&["rm", "-f", &id, &privileged]);
+    assert_eq!(parent.left(), Vec::<PathBuf>::new());
+}

@@ -197,7 +197,13 @@ impl Daemon {
             let path = self.cgroup_path(record);
             let r = c.update(|r| r.cgroup = path.display().to_string());
             let _ = self.store.save(&r);
-            let made = cg.create(&path, shim as i32, &record.resources);
+            // Docker's device list for a container with a root of its own; `--privileged` and
+            // a host command (the host's /dev) keep the parent's (all).
+            let devices = match record.confined() && !record.security.privileged {
+                true => crate::supervisor::os::cgroups::Devices::Docker,
+                false => crate::supervisor::os::cgroups::Devices::Unchanged,
+            };
+            let made = cg.create(&path, shim as i32, &record.resources, devices);
             if let Err(e) = made {
                 let _ = started.child.kill();
                 let _ = started.child.wait();

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use libcgroups::common::{AnyCgroupManager, CgroupManager, ControllerOpt, FreezerState};
 use nix_cgroups::unistd::Pid;
 use oci_spec::runtime::{
-    LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources,
-    LinuxResourcesBuilder, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
-    LinuxWeightDeviceBuilder,
+    LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
+    LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, LinuxThrottleDevice,
+    LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder,
 };
 
 use crate::supervisor::rules::resources::{HostLimits, Resources, Throttle};
@@ -300,6 +300,18 @@ pub fn linux_resources(r: &Resources, v2: bool) -> io::Result<LinuxResources> {
     b.build().map_err(bad)
 }
 
+/// Which device nodes a container's processes may open (the devices cgroup: v1's
+/// `devices.allow`/`devices.deny`; cgroup v2 has no files for it, an eBPF program that cproxy
+/// does not load).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Devices {
+    /// Docker's default list and nothing else (a container with a root of its own).
+    Docker,
+    /// As the parent has them (`--privileged`, and a host command, which uses the host's
+    /// /dev).
+    Unchanged,
+}
+
 /// cgroup v1's file for a throttle.
 fn v1_throttle_file(t: Throttle) -> &'static str {
     match t {
@@ -332,13 +344,14 @@ impl Cgroups {
     }
 
     /// Makes cgroup `path` with `pid` (the shim, before its command runs) in it and applies
-    /// the limits; a failure removes what was made.
-    pub fn create(&self, path: &Path, pid: i32, r: &Resources) -> io::Result<()> {
+    /// the limits; a failure removes what was made. `devices` says which device nodes its
+    /// processes may open.
+    pub fn create(&self, path: &Path, pid: i32, r: &Resources, devices: Devices) -> io::Result<()> {
         let m = self.manager(path)?;
         let made = m
             .add_task(Pid::from_raw(pid))
             .map_err(|e| io::Error::other(format!("cannot make cgroup {}: {e}", path.display())))
-            .and_then(|()| self.apply(&m, r));
+            .and_then(|()| self.apply_with(&m, r, devices));
         if made.is_err() {
             let _ = self.remove(path);
         }
@@ -346,7 +359,19 @@ impl Cgroups {
     }
 
     fn apply(&self, m: &AnyCgroupManager, r: &Resources) -> io::Result<()> {
-        let resources = linux_resources(r, self.layout.is_v2())?;
+        self.apply_with(m, r, Devices::Unchanged)
+    }
+
+    fn apply_with(&self, m: &AnyCgroupManager, r: &Resources, devices: Devices) -> io::Result<()> {
+        let mut resources = linux_resources(r, self.layout.is_v2())?;
+        if devices == Devices::Docker {
+            // Everything denied, then libcgroups allows Docker's list (`c *:* m`, `b *:* m`,
+            // null, zero, full, tty, random, urandom, console, pts, ptmx, tun), as runc writes
+            // moby's default spec.
+            let deny = LinuxDeviceCgroupBuilder::default().allow(false).access("rwm");
+            let deny = deny.build().map_err(|e| io::Error::other(e.to_string()))?;
+            resources.set_devices(Some(vec![deny]));
+        }
         let opt = ControllerOpt {
             resources: &resources,
             disable_oom_killer: r.oom_kill_disable == Some(true),
