@@ -106,9 +106,10 @@ pub struct StatsArgs {
 /// `cproxy forward`'s flags.
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
-    /// Container address the published ports forward to
+    /// Container address the published ports forward to (needed by -p, and by `add` without
+    /// an IP; a shared forwarder that only adopts listeners needs none)
     #[arg(long, value_name = "IP")]
-    pub to: IpAddr,
+    pub to: Option<IpAddr>,
     /// Ports to publish, as `docker run -p` writes them.
     #[arg(
         help = "Publish a container port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp], ranges allowed"
