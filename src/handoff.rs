@@ -639,7 +639,9 @@ fn alone(
         };
         let add = |proxy: &Proxy| -> Result<BindingId, AppError> {
             let copy = socket.try_clone().map_err(|e| AppError::io("cannot copy the socket", e))?;
-            Ok(proxy.add_socket(proto, copy, backend)?.id)
+            let info = proxy.add_socket(proto, copy, backend)?;
+            tracing::info!(binding = %info.binding, local = %info.local, forwarder = %path.display(), "forwarding");
+            Ok(info.id)
         };
         let mut own = match add(&proxy) {
             Ok(id) => id,
