@@ -19,7 +19,8 @@
 //!   without one. When the forwarder dies, the control connection ends and the process starts
 //!   its own accept loop at once on its copy: new connections forward, queued ones are taken
 //!   from the backlog; those the forwarder held are lost with it (as UDP sessions are). While
-//!   it forwards by itself, it tries the forwarder's socket every [`RETRY`]; once one takes the
+//!   it forwards by itself, it tries the forwarder's socket after [`RETRY`], then less often
+//!   while nothing is there (up to [`RETRY_MAX`] apart); once one takes the
 //!   socket again, its own accept loop stops and its connections finish by themselves (a UDP
 //!   binding's sessions end at once: the forwarder opens new ones).
 
@@ -51,8 +52,13 @@ pub const DEFAULT_PATH: &str = "/run/cproxy/forwarder.sock";
 /// the handoff off.
 pub const PATH_ENV: &str = "CPROXY_FORWARDER";
 
-/// How often a process that forwards by itself tries the forwarder's socket again.
+/// How soon a process that forwards by itself tries the forwarder's socket again: at first
+/// (a forwarder that is restarting is back soon) and after a refusal.
 pub const RETRY: Duration = Duration::from_secs(1);
+
+/// The longest pause between tries while no forwarder is there: the wait doubles from
+/// [`RETRY`] up to this, so that a host that runs none wakes each idle port 6 times a minute.
+pub const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// How long the forwarder may take to answer an `adopt` or a `remove` before the process goes
 /// on without it (a `remove` waits for the drain: the grace period and a margin).
@@ -572,12 +578,12 @@ pub fn serve(
                 }
             }
         };
+        // Whatever the runtime left on the heap goes back to the kernel while this waits.
+        trim_heap();
         if let Some(status) = status.take() {
             status.ready();
         }
         tracing::info!(forwarder = %path.display(), id = %held.id, "the shared forwarder serves the port");
-        // Whatever the runtime left on the heap goes back to the kernel while this waits.
-        trim_heap();
         match wait(&held, &stop, parent.as_ref()) {
             Woke::Stop(why) => {
                 tracing::info!(%why, "stopping: the forwarder removes the binding and drains it");
@@ -658,19 +664,20 @@ fn alone(
             }
         };
         let mut parent_exited = std::pin::pin!(parent_exited);
-        let mut tick = tokio::time::interval(RETRY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
+        let mut pause = RETRY;
         let mut logged = false;
         let why = loop {
             tokio::select! {
                 sig = stop.recv(&signals) => break format!("signal {}", signals::name(sig)),
                 _ = parent_exited.as_mut() => break "the runtime that started cproxy exited".to_string(),
-                _ = tick.tick() => {}
+                _ = tokio::time::sleep(pause) => {}
             }
             let lease = match offer(path, proto, socket.as_fd(), backend, settings) {
                 Ok(lease) => lease,
-                Err(OfferError::Absent) => continue,
+                Err(OfferError::Absent) => {
+                    pause = (pause * 2).min(RETRY_MAX);
+                    continue;
+                }
                 Err(OfferError::Refused(e)) => {
                     if !logged {
                         tracing::warn!(forwarder = %path.display(), error = %e, "the shared forwarder did not take the port");
