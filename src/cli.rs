@@ -39,6 +39,10 @@ from /etc/cproxy/settings.toml, or the file CPROXY_SETTINGS names, read at start
 (the first that matches applies). A flag given here wins over the file. A bad file stops the
 start with its line on fd 3. See docs/SETTINGS.md.
 
+With a shared forwarder (cproxy forward --control /run/cproxy/forwarder.sock; CPROXY_FORWARDER or
+the settings file's forwarder name another path), each such process hands its socket to it and
+waits; while none is there, or if it dies, the process forwards by itself.
+
 As a container supervisor (each has its own --help, with docker's flags):
   cproxy daemon                       run containers and publish their ports (as root)
   cproxy run [-d] [-p SPEC]... CMD    run a host command as a container
@@ -106,9 +110,10 @@ pub struct StatsArgs {
 /// `cproxy forward`'s flags.
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
-    /// Container address the published ports forward to
+    /// Container address the published ports forward to (needed by -p, and by `add` without
+    /// an IP; a shared forwarder that only adopts listeners needs none)
     #[arg(long, value_name = "IP")]
-    pub to: IpAddr,
+    pub to: Option<IpAddr>,
     /// Ports to publish, as `docker run -p` writes them.
     #[arg(
         help = "Publish a container port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp], ranges allowed"

@@ -8,10 +8,21 @@
 //! add [IP] SPEC [source-ip-transparent[=false]]
 //!                 publish SPEC to the container at IP (default: --to); prints "ID PUBLISHED";
 //!                 the option turns transparent mode on (or off) for these bindings alone
+//! adopt PROTO CONTAINER [KEY=VALUE]...
+//!                 serve the listening socket sent with this line (SCM_RIGHTS) for PROTO (tcp or
+//!                 udp), forwarding to CONTAINER (IP:PORT); prints "ID PUBLISHED". The
+//!                 connection is then the binding's lease: when it closes, the binding is
+//!                 removed (with the usual drain). KEY=VALUE: the binding's own settings
+//!                 (`crate::handoff::AdoptSettings`). How docker-proxy mode hands its port to
+//!                 a shared forwarder (`crate::handoff`)
 //! remove ID       stop a binding: its port is freed at once, its connections drain
 //! list            every binding as "ID PUBLISHED", where PUBLISHED is `docker port`'s line
 //! stats           every binding's counters: "id=ID proto=P host=ADDR container=ADDR name=N …"
 //! ```
+//!
+//! A client that holds a lease is not closed when idle and does not count against
+//! `--control-max-clients`; every lease of the forwarder is closed when it stops, so that the
+//! processes that gave their listeners forward by themselves again.
 //!
 //! The socket is the keys to the host's ports, so it is guarded: created mode 0600 (0660 with
 //! `--control-group`) whatever the umask, each client's credentials checked (`SO_PEERCRED`),
@@ -20,14 +31,14 @@
 
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
@@ -46,7 +57,8 @@ const MAX_LINE: usize = 4096;
 struct Publisher {
     proxy: Proxy,
     allocator: PortAllocator,
-    default_backend: IpAddr,
+    /// `--to`, if given.
+    default_backend: Option<IpAddr>,
 }
 
 impl Publisher {
@@ -136,6 +148,10 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
             Ok(c) => c,
             Err(e) => return AppError::Control(e).report(status),
         };
+    if !args.publish.is_empty() && args.to.is_none() {
+        let e = "-p needs --to IP: the container address the published ports forward to";
+        return AppError::Usage(e.to_string()).report(status);
+    }
     if args.publish.is_empty() && control.is_none() {
         let e = "nothing to forward: give -p SPEC or --expose PORT -P (and/or --control PATH to \
                  add bindings later)";
@@ -166,8 +182,10 @@ pub fn run(mut args: ForwardArgs, status: StatusPipe) -> ExitCode {
             Arc::new(Publisher { proxy: proxy.clone(), allocator, default_backend: args.to });
         // A failure here ends the process, which frees every port: nothing to roll back.
         let mut all = Vec::new();
-        for (spec, protos) in pair_halves(&args.publish) {
-            publisher.publish(&spec, &protos, args.to, BindingOptions::default(), &mut all)?;
+        if let (Some(to), false) = (args.to, args.publish.is_empty()) {
+            for (spec, protos) in pair_halves(&args.publish) {
+                publisher.publish(&spec, &protos, to, BindingOptions::default(), &mut all)?;
+            }
         }
         if let Some(addr) = metrics_addr {
             let listener = std::net::TcpListener::bind(addr)
@@ -391,10 +409,15 @@ async fn serve_control(listener: UnixListener, publisher: Arc<Publisher>, limits
         };
         let publisher = publisher.clone();
         tokio::spawn(async move {
-            if let Err(e) = control_session(stream, &publisher, limits.idle).await {
+            let mut session = Session { leases: Vec::new(), permit: Some(permit) };
+            if let Err(e) = session.serve(&stream, &publisher, limits.idle).await {
                 tracing::debug!(error = %e, "control session ended");
             }
-            drop(permit);
+            // A lease whose holder is gone (stopped without `remove`, killed) ends with it.
+            if !session.leases.is_empty() {
+                tracing::info!(bindings = ?session.leases, "lease closed: removing its bindings");
+                publisher.proxy.remove_all(session.leases).await;
+            }
         });
     }
 }
@@ -425,44 +448,189 @@ fn refuse(stream: UnixStream, reason: String) {
     });
 }
 
-async fn control_session(
-    stream: UnixStream,
-    publisher: &Publisher,
-    idle: Duration,
-) -> io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let mut limited = (&mut lines).take(MAX_LINE as u64 + 1);
-        let n = match tokio::time::timeout(idle, limited.read_until(b'\n', &mut line)).await {
-            Ok(n) => n?,
-            Err(_) => {
-                let reply = format!("error: no command for {idle:?}: closing the connection\n");
-                return write.write_all(reply.as_bytes()).await;
+/// Most descriptors a client may have sent and not yet used in an `adopt`; more are closed.
+const MAX_PENDING_FDS: usize = 4;
+
+/// One control client: what it holds.
+struct Session {
+    /// Bindings adopted through this connection and not removed: removed when it closes.
+    leases: Vec<BindingId>,
+    /// Its place among `--control-max-clients`, given back once it holds a lease.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Session {
+    /// Reads commands (and the descriptors sent with them) and answers each, until the client
+    /// closes, idles out (unless it holds a lease), or, holding a lease, the proxy stops.
+    async fn serve(
+        &mut self,
+        stream: &UnixStream,
+        publisher: &Publisher,
+        idle: Duration,
+    ) -> io::Result<()> {
+        let mut reader = FdLineReader::default();
+        loop {
+            let leased = !self.leases.is_empty();
+            let next = async {
+                if leased {
+                    tokio::select! {
+                        r = reader.read_line(stream) => Ok(r),
+                        _ = publisher.proxy.stopping() => Ok(Ok(None)),
+                    }
+                } else {
+                    tokio::time::timeout(idle, reader.read_line(stream)).await
+                }
+            };
+            let line = match next.await {
+                Ok(Ok(Some(line))) => line,
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Err(e)) if e.kind() == ErrorKind::InvalidData => {
+                    return write_all(stream, b"error: command too long\n").await;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    let reply = format!("error: no command for {idle:?}: closing the connection\n");
+                    return write_all(stream, reply.as_bytes()).await;
+                }
+            };
+            let reply = match std::str::from_utf8(&line) {
+                Ok(command) => self.execute(command.trim(), publisher, &mut reader.fds).await,
+                Err(_) => format!("error: command is not valid UTF-8; {USAGE}\n"),
+            };
+            write_all(stream, reply.as_bytes()).await?;
+        }
+    }
+
+    /// Runs one control command; returns the whole reply, ending in `ok` or `error: …`.
+    async fn execute(
+        &mut self,
+        command: &str,
+        publisher: &Publisher,
+        fds: &mut std::collections::VecDeque<OwnedFd>,
+    ) -> String {
+        let result = match command.parse::<ControlCommand>() {
+            Ok(ControlCommand::Adopt { proto, backend, settings }) => match fds.pop_front() {
+                Some(fd) => self.adopt(publisher, proto, fd, backend, &settings),
+                None => Err("adopt needs the listening socket sent with it (SCM_RIGHTS)".into()),
+            },
+            Ok(ControlCommand::Remove(id)) => {
+                self.leases.retain(|&l| l != id);
+                run_command(ControlCommand::Remove(id), publisher).await
             }
+            Ok(command) => run_command(command, publisher).await,
+            Err(e) => Err(e),
         };
-        if n == 0 {
-            return Ok(());
+        match result {
+            Ok(lines) => lines.into_iter().map(|l| l + "\n").collect::<String>() + "ok\n",
+            Err(e) => format!("error: {e}\n"),
         }
-        if n > MAX_LINE {
-            return write.write_all(b"error: command too long\n").await;
-        }
-        let reply = match std::str::from_utf8(&line) {
-            Ok(command) => execute(command.trim(), publisher).await,
-            Err(_) => format!("error: command is not valid UTF-8; {USAGE}\n"),
-        };
-        write.write_all(reply.as_bytes()).await?;
+    }
+
+    /// Serves a listener a client sent, as its settings say, under this session's lease.
+    fn adopt(
+        &mut self,
+        publisher: &Publisher,
+        proto: Proto,
+        fd: OwnedFd,
+        backend: SocketAddr,
+        settings: &crate::handoff::AdoptSettings,
+    ) -> Result<Vec<String>, String> {
+        let config = settings.over(publisher.proxy.config());
+        let info = publisher
+            .proxy
+            .add_socket_configured(proto, fd, backend, BindingOptions::default(), Some(config))
+            .map_err(|e| e.to_string())?;
+        tracing::info!(binding = %info.binding, local = %info.local, id = %info.id, "adopted");
+        self.leases.push(info.id);
+        self.permit = None;
+        Ok(vec![format!("{} {}", info.id, published(&info))])
     }
 }
 
-/// Runs one control command; returns the whole reply, ending in `ok` or `error: …`.
-async fn execute(command: &str, publisher: &Publisher) -> String {
-    match run_command(command, publisher).await {
-        Ok(lines) => lines.into_iter().map(|l| l + "\n").collect::<String>() + "ok\n",
-        Err(e) => format!("error: {e}\n"),
+/// Lines of a control connection, and the descriptors that came with them (`SCM_RIGHTS`).
+#[derive(Default)]
+struct FdLineReader {
+    buf: Vec<u8>,
+    fds: std::collections::VecDeque<OwnedFd>,
+}
+
+impl FdLineReader {
+    /// The next line, without its `\n`; `None` at the end of the stream (a last line without
+    /// `\n` is a line). An `InvalidData` error for a line longer than [`MAX_LINE`].
+    async fn read_line(&mut self, stream: &UnixStream) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                if end > MAX_LINE {
+                    return Err(io::Error::new(ErrorKind::InvalidData, "command too long"));
+                }
+                let line = self.buf.drain(..=end).take(end).collect();
+                return Ok(Some(line));
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(io::Error::new(ErrorKind::InvalidData, "command too long"));
+            }
+            let mut chunk = [0u8; 1024];
+            let n = loop {
+                stream.readable().await?;
+                match stream.try_io(tokio::io::Interest::READABLE, || {
+                    recv_with_fds(stream, &mut chunk, &mut self.fds)
+                }) {
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                    r => break r?,
+                }
+            };
+            if n == 0 {
+                return Ok((!self.buf.is_empty()).then(|| std::mem::take(&mut self.buf)));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
     }
+}
+
+/// One `recvmsg`: bytes into `buf`, descriptors onto `fds` (close-on-exec; past
+/// [`MAX_PENDING_FDS`], closed).
+fn recv_with_fds(
+    stream: &UnixStream,
+    buf: &mut [u8],
+    fds: &mut std::collections::VecDeque<OwnedFd>,
+) -> io::Result<usize> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_PENDING_FDS]);
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(io::Error::from)?;
+    let n = msg.bytes;
+    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            for raw in received {
+                // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
+                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                if fds.len() < MAX_PENDING_FDS {
+                    fds.push_back(fd);
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Writes all of `bytes` to `stream`.
+async fn write_all(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// One line of the control protocol.
@@ -478,6 +646,15 @@ pub enum ControlCommand {
         /// Transparent mode for these bindings (`None`: as `--source-ip-transparent` says).
         transparent: Option<bool>,
     },
+    /// `adopt PROTO CONTAINER [KEY=VALUE]...`, with the listening socket attached.
+    Adopt {
+        /// What the socket is: TCP (listening) or UDP.
+        proto: Proto,
+        /// Where to forward.
+        backend: SocketAddr,
+        /// The binding's own settings.
+        settings: crate::handoff::AdoptSettings,
+    },
     /// `remove ID`
     Remove(BindingId),
     /// `list`
@@ -486,8 +663,8 @@ pub enum ControlCommand {
     Stats,
 }
 
-const USAGE: &str =
-    "commands are: add [IP] SPEC [source-ip-transparent[=false]], remove ID, list, stats";
+const USAGE: &str = "commands are: add [IP] SPEC [source-ip-transparent[=false]], adopt PROTO \
+                     IP:PORT [KEY=VALUE]... (with a socket), remove ID, list, stats";
 
 /// The option word of `add` that sets transparent mode.
 const TRANSPARENT: &str = "source-ip-transparent";
@@ -529,6 +706,15 @@ impl std::str::FromStr for ControlCommand {
                 .parse::<u64>()
                 .map(|id| ControlCommand::Remove(BindingId::from(id)))
                 .map_err(|_| format!("invalid binding id: {id}")),
+            ["adopt", proto, backend, settings @ ..] => {
+                let proto = Proto::from_name(proto)
+                    .ok_or_else(|| format!("invalid protocol {proto:?}: use tcp or udp"))?;
+                let backend = backend
+                    .parse()
+                    .map_err(|_| format!("invalid container address {backend:?}: use IP:PORT"))?;
+                let settings = settings.join(" ").parse()?;
+                Ok(ControlCommand::Adopt { proto, backend, settings })
+            }
             ["list"] => Ok(ControlCommand::List),
             ["stats"] => Ok(ControlCommand::Stats),
             [] => Err(format!("empty command; {USAGE}")),
@@ -552,6 +738,13 @@ impl std::fmt::Display for ControlCommand {
                     None => Ok(()),
                 }
             }
+            ControlCommand::Adopt { proto, backend, settings } => {
+                write!(f, "adopt {proto} {backend}")?;
+                if *settings != crate::handoff::AdoptSettings::default() {
+                    write!(f, " {settings}")?;
+                }
+                Ok(())
+            }
             ControlCommand::Remove(id) => write!(f, "remove {id}"),
             ControlCommand::List => f.write_str("list"),
             ControlCommand::Stats => f.write_str("stats"),
@@ -559,11 +752,18 @@ impl std::fmt::Display for ControlCommand {
     }
 }
 
-async fn run_command(command: &str, publisher: &Publisher) -> Result<Vec<String>, String> {
+/// Runs a command that needs no descriptor; the reply's lines, or why it failed.
+async fn run_command(
+    command: ControlCommand,
+    publisher: &Publisher,
+) -> Result<Vec<String>, String> {
     let line = |info: &BindingInfo| format!("{} {}", info.id, published(info));
-    match command.parse::<ControlCommand>()? {
+    match command {
+        ControlCommand::Adopt { .. } => Err("adopt needs its listening socket".into()),
         ControlCommand::Add { backend, spec, transparent } => {
-            let backend = backend.unwrap_or(publisher.default_backend);
+            let backend = backend.or(publisher.default_backend).ok_or(
+                "no container address: give add IP SPEC (this cproxy forward has no --to)",
+            )?;
             let options = BindingOptions { transparent, ..BindingOptions::default() };
             let mut added = Vec::new();
             match publisher.publish(&spec, &[spec.proto()], backend, options, &mut added) {
@@ -794,6 +994,28 @@ mod tests {
         assert!(parse("").unwrap_err().starts_with("empty command"));
         assert!(parse("list extra").unwrap_err().starts_with("invalid command"));
         assert!(parse("frob").unwrap_err().contains("add [IP] SPEC"));
+    }
+
+    #[test]
+    fn adopt_names_the_protocol_the_container_and_the_settings() {
+        let cmd = parse("adopt UDP [::1]:53 max_conns=3 grace_ns=5").unwrap();
+        let settings = crate::handoff::AdoptSettings {
+            grace: Some(Duration::from_nanos(5)),
+            max_conns: Some(3),
+            ..Default::default()
+        };
+        let want = ControlCommand::Adopt {
+            proto: Proto::Udp,
+            backend: "[::1]:53".parse().unwrap(),
+            settings,
+        };
+        assert_eq!(cmd, want);
+        assert_eq!(cmd.to_string(), "adopt udp [::1]:53 grace_ns=5 max_conns=3");
+        assert_eq!(parse("adopt tcp 10.0.0.2:80").unwrap().to_string(), "adopt tcp 10.0.0.2:80");
+        assert!(parse("adopt sctp 10.0.0.2:80").unwrap_err().contains("use tcp or udp"));
+        assert!(parse("adopt tcp 10.0.0.2").unwrap_err().contains("use IP:PORT"));
+        assert!(parse("adopt tcp").unwrap_err().starts_with("invalid command"));
+        assert!(parse("adopt tcp 10.0.0.2:80 bogus=1").unwrap_err().contains("unknown setting"));
     }
 
     #[test]

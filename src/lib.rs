@@ -19,6 +19,8 @@ pub mod duration;
 pub mod error;
 #[cfg(feature = "cli")]
 pub mod forward;
+#[cfg(feature = "cli")]
+pub mod handoff;
 pub mod metrics;
 pub mod ports;
 pub mod proxy;

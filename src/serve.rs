@@ -33,10 +33,10 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
     } else {
         None
     };
-    let tuning = match with_settings(&args) {
-        Ok((tuning, level)) => {
+    let (tuning, forwarder) = match with_settings(&args) {
+        Ok((tuning, level, forwarder)) => {
             init_logging(tuning.json_logs(), level.as_deref());
-            tuning
+            (tuning, forwarder)
         }
         Err(e) => {
             init_logging(args.tuning.json_logs(), None);
@@ -44,7 +44,54 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
         }
     };
     let proxy_protocol = tuning.proxy_protocol;
+    if let Some(path) = crate::handoff::forwarder_path(forwarder.as_deref()) {
+        let plan = match Plan::of(&args, proxy_protocol) {
+            Ok(plan) => plan,
+            Err(e) => return e.report(status),
+        };
+        let socket = match listen_fd {
+            Some(fd) => fd,
+            None => {
+                let keepalive = tuning.config().tcp_keepalive;
+                match plan.host.map(|host| crate::proxy::bind_socket(plan.proto, host, keepalive)) {
+                    Some(Ok(fd)) => fd,
+                    Some(Err(e)) => return AppError::from(e).report(status),
+                    None => return AppError::Failed(plan.host_error.clone()).report(status),
+                }
+            }
+        };
+        return crate::handoff::serve(&tuning, plan.proto, socket, plan.backend, &path, status);
+    }
     let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, AppError> {
+        let plan = Plan::of(&args, proxy_protocol)?;
+        let info = match listen_fd {
+            Some(fd) => proxy.add_socket(plan.proto, fd, plan.backend),
+            None => match plan.host {
+                Some(host) => proxy.add(Binding { proto: plan.proto, host, backend: plan.backend }),
+                None => return Err(AppError::Failed(plan.host_error)),
+            },
+        };
+        Ok(vec![info?])
+    };
+    // One thread while idle (a hundred proxies on a big host would otherwise be thousands of
+    // threads), as many as there are CPUs while connections overlap.
+    run(&tuning, Threads::FollowLoad, status, start)
+}
+
+/// What docker-proxy's flags ask for, checked as docker-proxy checks them.
+struct Plan {
+    proto: Proto,
+    backend: SocketAddr,
+    /// Where to bind, unless `-host-port` is missing or out of range (`host_error` says so).
+    host: Option<SocketAddr>,
+    host_error: String,
+}
+
+impl Plan {
+    fn of(
+        args: &DockerProxyArgs,
+        proxy_protocol: Option<crate::proxy::proxy_proto::Version>,
+    ) -> Result<Plan, AppError> {
         let failed = |words: &str| AppError::Failed(words.to_string());
         if args.proto == "sctp" {
             return Err(AppError::Failed(sctp_error()));
@@ -66,22 +113,15 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
             ))
         })?;
         let backend = SocketAddr::new(container_ip, container_port);
-        let info = match listen_fd {
-            Some(fd) => proxy.add_socket(proto, fd, backend),
-            None => {
-                let host_port =
-                    args.host_port.ok_or_else(|| failed("flag -host-port is required"))?;
-                let Ok(port) = u16::try_from(host_port) else {
-                    return Err(AppError::Failed(invalid_port(proto, host_ip, host_port)));
-                };
-                proxy.add(Binding { proto, host: SocketAddr::new(host_ip, port), backend })
-            }
+        let (host, host_error) = match args.host_port {
+            None => (None, "flag -host-port is required".to_string()),
+            Some(port) => match u16::try_from(port) {
+                Ok(p) => (Some(SocketAddr::new(host_ip, p)), String::new()),
+                Err(_) => (None, invalid_port(proto, host_ip, port)),
+            },
         };
-        Ok(vec![info?])
-    };
-    // One thread while idle (a hundred proxies on a big host would otherwise be thousands of
-    // threads), as many as there are CPUs while connections overlap.
-    run(&tuning, Threads::FollowLoad, status, start)
+        Ok(Plan { proto, backend, host, host_error })
+    }
 }
 
 /// How many threads serve a proxy when `-threads` does not say.
@@ -97,11 +137,16 @@ pub enum Threads {
 /// The tuning of a docker-proxy mode process: the command line's, with what the settings file
 /// ([`settings`]) says for its binding where no flag was given; and the file's `log_level`.
 /// Read before logging starts, so logging is set up once, as the file says.
-fn with_settings(args: &DockerProxyArgs) -> Result<(Tuning, Option<String>), AppError> {
+fn with_settings(
+    args: &DockerProxyArgs,
+) -> Result<(Tuning, Option<String>, Option<String>), AppError> {
     let mut tuning = args.tuning.clone();
     let file = Settings::load().map_err(AppError::Settings)?;
+    let forwarder = file.forwarder.clone();
     // A protocol cproxy cannot serve selects nothing: starting the binding says why.
-    let Some(proto) = Proto::from_name(&args.proto) else { return Ok((tuning, None)) };
+    let Some(proto) = Proto::from_name(&args.proto) else {
+        return Ok((tuning, None, forwarder));
+    };
     let values = file.resolve(&Target {
         proto,
         host_ip: args.host_ip,
@@ -110,11 +155,11 @@ fn with_settings(args: &DockerProxyArgs) -> Result<(Tuning, Option<String>), App
         container_port: args.container_port,
     });
     if values == Values::default() {
-        return Ok((tuning, None));
+        return Ok((tuning, None, forwarder));
     }
     let given = settings::given_flags(std::env::args_os().collect());
     values.apply(proto, &mut tuning, &|flag| given.contains(flag));
-    Ok((tuning, values.log_level.map(|l| l.0)))
+    Ok((tuning, values.log_level.map(|l| l.0), forwarder))
 }
 
 /// What docker-proxy reports for a host port outside 0-65535: Go's `flag` takes any int, and
@@ -152,32 +197,10 @@ pub fn run<F>(tuning: &Tuning, default_threads: Threads, status: StatusPipe, sta
 where
     F: FnOnce(&Proxy) -> Result<Vec<BindingInfo>, AppError>,
 {
-    let parent = if status.is_present() {
-        match Parent::follow() {
-            Some(parent) => Some(parent),
-            // The runtime is already gone: nobody wants the port any more.
-            None => return ExitCode::SUCCESS,
-        }
-    } else {
-        None
-    };
+    // The runtime already gone: nobody wants the port any more.
+    let Some(parent) = Parent::of(&status) else { return ExitCode::SUCCESS };
     raise_fd_limit();
-    // Threads the proxy may spread its connections over, beyond the runtime's own.
-    let mut spread = 1;
-    let mut builder = match (tuning.threads, default_threads) {
-        (Some(1), _) => tokio::runtime::Builder::new_current_thread(),
-        (Some(n), _) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n.into());
-            b
-        }
-        (None, Threads::FollowLoad) => {
-            spread = std::thread::available_parallelism().map_or(1, usize::from);
-            tokio::runtime::Builder::new_current_thread()
-        }
-        (None, Threads::PerCpu) => tokio::runtime::Builder::new_multi_thread(),
-    };
-    let runtime = match builder.enable_all().build() {
+    let (runtime, spread) = match runtime(tuning, default_threads) {
         Ok(rt) => rt,
         Err(e) => return AppError::io("cannot start runtime", e).report(status),
     };
@@ -232,6 +255,30 @@ where
     })
 }
 
+/// The runtime `-threads` (else `default_threads`) asks for, and how many threads the proxy
+/// may spread its connections over ([`Proxy::spread`]).
+pub(crate) fn runtime(
+    tuning: &Tuning,
+    default_threads: Threads,
+) -> std::io::Result<(tokio::runtime::Runtime, usize)> {
+    // Threads the proxy may spread its connections over, beyond the runtime's own.
+    let mut spread = 1;
+    let mut builder = match (tuning.threads, default_threads) {
+        (Some(1), _) => tokio::runtime::Builder::new_current_thread(),
+        (Some(n), _) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.into());
+            b
+        }
+        (None, Threads::FollowLoad) => {
+            spread = std::thread::available_parallelism().map_or(1, usize::from);
+            tokio::runtime::Builder::new_current_thread()
+        }
+        (None, Threads::PerCpu) => tokio::runtime::Builder::new_multi_thread(),
+    };
+    Ok((builder.enable_all().build()?, spread))
+}
+
 /// Handlers for every one of [`signals::terminating`]: each stops cproxy as SIGTERM does, so
 /// none cuts connections with an orderly end of stream that looks complete.
 struct StopSignals {
@@ -269,7 +316,7 @@ impl StopSignals {
 /// Not `PR_SET_PDEATHSIG`: that fires when the *thread* that forked exits, so a runtime that
 /// starts proxies from a pool thread would lose them while it lives on. A pidfd of the parent
 /// process becomes readable only when the whole process has exited.
-struct Parent {
+pub(crate) struct Parent {
     pid: libc::pid_t,
     /// `None` where the kernel has no `pidfd_open` (before 5.3): the parent is then polled.
     pidfd: Option<OwnedFd>,
@@ -281,7 +328,7 @@ const PARENT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 impl Parent {
     /// Starts following the parent; `None` if it has already exited (this process has been
     /// handed to a reaper).
-    fn follow() -> Option<Parent> {
+    pub(crate) fn follow() -> Option<Parent> {
         let pid = sys::parent_pid();
         let pidfd = sys::pidfd_open(pid).ok();
         // If the parent died before the pidfd was opened, the pid may even have been reused:
@@ -289,11 +336,32 @@ impl Parent {
         (sys::parent_pid() == pid).then_some(Parent { pid, pidfd })
     }
 
+    /// The parent to follow: `Some(None)` when no runtime started this process (no status
+    /// pipe), `None` when the one that did has already exited.
+    pub(crate) fn of(status: &StatusPipe) -> Option<Option<Parent>> {
+        if status.is_present() { Parent::follow().map(Some) } else { Some(None) }
+    }
+
+    /// The pidfd that polls readable once the parent has exited, where the kernel has them.
+    pub(crate) fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// True once the parent has exited (checked without waiting).
+    pub(crate) fn is_gone(&self) -> bool {
+        sys::parent_pid() != self.pid
+    }
+
     /// Resolves when the parent process has exited.
-    async fn exited(self) {
-        // SAFETY: the AsyncFd owns the pidfd, which nothing else closes or replaces.
-        let registered =
-            self.pidfd.map(|fd| unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) });
+    pub(crate) async fn exited(&self) {
+        use std::os::fd::AsFd;
+        // SAFETY: the AsyncFd borrows the pidfd, which stays open (and is not replaced) for as
+        // long as `self` lives, longer than the registration.
+        let registered = self
+            .pidfd
+            .as_ref()
+            .map(|fd| unsafe { AsyncFd::register_with_interest(fd.as_fd(), Interest::READABLE) });
         if let Some(Ok(fd)) = registered {
             // A pidfd polls readable once its process has exited; an error is as final.
             let _ = fd.readable().await;
@@ -308,7 +376,7 @@ impl Parent {
 
 /// Raises the soft descriptor limit to the hard one, as Go does at startup (docker-proxy has
 /// it that way), so that thousands of bindings and connections fit.
-fn raise_fd_limit() {
+pub(crate) fn raise_fd_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
         && soft < hard

@@ -134,6 +134,11 @@ pub struct Settings {
     /// Overrides for selected bindings; the first that matches applies.
     #[serde(default, rename = "binding")]
     pub bindings: Vec<Rule>,
+    /// The control socket of the shared forwarder each process hands its port to
+    /// (`crate::handoff`); `""` turns the handoff off. The `CPROXY_FORWARDER` environment
+    /// variable wins over it; without either, `/run/cproxy/forwarder.sock`.
+    #[serde(default)]
+    pub forwarder: Option<String>,
 }
 
 /// What dockerd's command line says about the one binding of a docker-proxy mode process.

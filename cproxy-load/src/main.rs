@@ -77,6 +77,11 @@ struct BindingsArgs {
     /// /usr/libexec/docker]
     #[arg(long = "docker-proxy", value_name = "PATH")]
     docker_proxy: Option<PathBuf>,
+    /// Numbers of single-binding processes to run at once as dockerd runs them (cproxy alone,
+    /// cproxy with a shared forwarder, docker-proxy), measured by PSS; comma-separated
+    #[arg(long, value_name = "N,...", value_delimiter = ',', default_value = "1,100",
+          value_parser = clap::value_parser!(u32).range(1..=5000))]
+    processes: Vec<u32>,
 }
 
 /// Flags of `compare`.
@@ -151,7 +156,8 @@ fn main() -> ExitCode {
                 let docker_proxy =
                     args.docker_proxy.or_else(|| testkit::spawn::find_program("docker-proxy"));
                 let counts: Vec<usize> = args.counts.iter().map(|&n| n as usize).collect();
-                bindings::run(&cproxy, docker_proxy.as_deref(), &counts)
+                let processes: Vec<usize> = args.processes.iter().map(|&n| n as usize).collect();
+                bindings::run(&cproxy, docker_proxy.as_deref(), &counts, &processes)
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,

@@ -431,6 +431,9 @@ pub(crate) struct BindingCtx {
     pub(crate) stats: Arc<Stats>,
     /// Cancelled to stop accepting (or receiving new UDP clients); the socket closes with it.
     pub(crate) stop: CancellationToken,
+    /// Ends the accept loop (a UDP binding's whole task) alone: a child of `stop`, cancelled by
+    /// itself when the binding is released ([`Proxy::release`]).
+    pub(crate) accept: CancellationToken,
     /// Cancelled to cut live connections and sessions.
     pub(crate) kill: CancellationToken,
     /// Every task of this binding, so removal can wait for them.
@@ -446,7 +449,10 @@ struct Entry {
     /// It holds the proxy's [`SourceRouting`] (a transparent binding whose routing was set up).
     routed: bool,
     stats: Arc<Stats>,
+    /// How long its busy connections may finish when it is removed.
+    grace: Duration,
     stop: CancellationToken,
+    accept: CancellationToken,
     kill: CancellationToken,
     tasks: TaskTracker,
 }
@@ -616,7 +622,24 @@ impl Proxy {
         backend: SocketAddr,
         options: BindingOptions,
     ) -> Result<BindingInfo, ProxyError> {
+        self.add_socket_configured(proto, fd, backend, options, None)
+    }
+
+    /// As [`Proxy::add_socket_with`], with a [`Config`] of the binding's own in place of the
+    /// proxy's (`None`: the proxy's): its timeouts, limits, keepalive, relay mode, PROXY
+    /// protocol, transparent mode and grace period. The splice pipes' size stays the proxy's
+    /// (the pipes are pooled). `cproxy forward` serves an adopted listener this way, with the
+    /// settings its docker-proxy mode process had.
+    pub fn add_socket_configured(
+        &self,
+        proto: Proto,
+        fd: OwnedFd,
+        backend: SocketAddr,
+        options: BindingOptions,
+        config: Option<Config>,
+    ) -> Result<BindingInfo, ProxyError> {
         check_options(proto, options)?;
+        let config = config.map(Arc::new);
         let sock = socket2::Socket::from(fd);
         let local = sock
             .local_addr()
@@ -640,7 +663,7 @@ impl Proxy {
                 sock.set_nonblocking(true).map_err(|e| ProxyError::BadSocket(e.to_string()))?;
                 let listener =
                     tcp::adopt(sock.into()).map_err(|e| ProxyError::BadSocket(e.to_string()))?;
-                self.start(binding, Socket::Tcp(listener), options)
+                self.start_configured(binding, Socket::Tcp(listener), options, config)
             }
             Proto::Udp => {
                 if ty != socket2::Type::DGRAM {
@@ -649,7 +672,7 @@ impl Proxy {
                     ));
                 }
                 let socket = udp::adopt(sock)?;
-                self.start(binding, Socket::Udp(socket), options)
+                self.start_configured(binding, Socket::Udp(socket), options, config)
             }
         }
     }
@@ -660,6 +683,17 @@ impl Proxy {
         socket: Socket,
         options: BindingOptions,
     ) -> Result<BindingInfo, ProxyError> {
+        self.start_configured(binding, socket, options, None)
+    }
+
+    fn start_configured(
+        &self,
+        binding: Binding,
+        socket: Socket,
+        options: BindingOptions,
+        config: Option<Arc<Config>>,
+    ) -> Result<BindingInfo, ProxyError> {
+        let config = config.unwrap_or_else(|| self.shared.config.clone());
         let local = socket.local_addr()?;
         if forwards_to_itself(local, binding.backend) {
             let (proto, backend) = (binding.proto, binding.backend);
@@ -668,29 +702,30 @@ impl Proxy {
         let id = BindingId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
         let info = BindingInfo { id, binding, local };
         let proxy_protocol = match binding.proto {
-            Proto::Tcp => options.proxy_protocol.unwrap_or(self.shared.config.proxy_protocol),
+            Proto::Tcp => options.proxy_protocol.unwrap_or(config.proxy_protocol),
             Proto::Udp => None,
         };
         let mut routed = false;
-        let transparency =
-            options.transparent.unwrap_or(self.shared.config.transparent).then(|| {
-                let routing = self.acquire_routing();
-                routed = routing == Ok(true);
-                if let Err(e) = &routing {
-                    tracing::warn!(%binding, error = %e,
+        let transparency = options.transparent.unwrap_or(config.transparent).then(|| {
+            let routing = self.acquire_routing();
+            routed = routing == Ok(true);
+            if let Err(e) = &routing {
+                tracing::warn!(%binding, error = %e,
                     "source-ip-transparent: replies cannot be routed back to cproxy; this \
                      binding forwards from cproxy's own address");
-                }
-                transparent::Transparency::new(routing.map(|_| ()))
-            });
+            }
+            transparent::Transparency::new(routing.map(|_| ()))
+        });
+        let stop = self.shared.stop_all.child_token();
         let ctx = BindingCtx {
             backend: binding.backend,
             proxy_protocol,
             transparency,
-            config: self.shared.config.clone(),
+            config: config.clone(),
             pipes: self.shared.pipes.clone(),
             stats: Arc::new(Stats::default()),
-            stop: self.shared.stop_all.child_token(),
+            stop: stop.clone(),
+            accept: stop.child_token(),
             kill: self.shared.kill_all.child_token(),
             tasks: TaskTracker::new(),
             descriptors: match binding.proto {
@@ -708,7 +743,9 @@ impl Proxy {
             info,
             routed,
             stats: ctx.stats.clone(),
+            grace: config.grace,
             stop: ctx.stop.clone(),
+            accept: ctx.accept.clone(),
             kill: ctx.kill.clone(),
             tasks: ctx.tasks.clone(),
         };
@@ -748,12 +785,35 @@ impl Proxy {
         let entry = lock(&self.shared.bindings).remove(&id);
         match entry {
             Some(entry) => {
-                let entries = drain(vec![entry], self.shared.config.grace).await;
+                let entries = drain(vec![entry]).await;
                 self.release_routing(&entries);
                 true
             }
             None => false,
         }
+    }
+
+    /// Stops a binding's accepting (a UDP binding's forwarding, sessions and all) and returns
+    /// once its connections have ended by themselves, however long they take: the binding is
+    /// listed (and counted) until then, and gone after. Its socket is closed: a process that
+    /// kept a copy of the listener goes on holding the port. This is how a docker-proxy mode
+    /// process hands its port back to a shared forwarder without cutting what it serves. A
+    /// [`Proxy::shutdown`] or [`Proxy::kill`] meanwhile ends the connections as usual. False if
+    /// no such binding exists.
+    pub async fn release(&self, id: BindingId) -> bool {
+        let Some((accept, tasks)) =
+            lock(&self.shared.bindings).get(&id).map(|e| (e.accept.clone(), e.tasks.clone()))
+        else {
+            return false;
+        };
+        accept.cancel();
+        tasks.close();
+        tasks.wait().await;
+        let entry = lock(&self.shared.bindings).remove(&id);
+        if let Some(entry) = entry {
+            self.release_routing(&[entry]);
+        }
+        true
     }
 
     /// Removes bindings all at once (as [`Proxy::remove`] each) and returns once every one of
@@ -766,7 +826,7 @@ impl Proxy {
             ids.into_iter().filter_map(|id| bindings.remove(&id)).collect()
         };
         if !entries.is_empty() {
-            let entries = drain(entries, self.shared.config.grace).await;
+            let entries = drain(entries).await;
             self.release_routing(&entries);
         }
     }
@@ -795,7 +855,7 @@ impl Proxy {
         self.shared.stop_all.cancel();
         let entries: Vec<Entry> =
             std::mem::take(&mut *lock(&self.shared.bindings)).into_values().collect();
-        let entries = drain(entries, self.shared.config.grace).await;
+        let entries = drain(entries).await;
         self.release_routing(&entries);
     }
 
@@ -818,6 +878,21 @@ impl Proxy {
 /// (the bindings map, the budget), with nothing that can panic half-way through: a poisoned
 /// lock still guards consistent data. Ignoring the poison (as `lock().ok()` did) instead would
 /// drop a started binding from the map, so that it served on with nobody able to stop it.
+/// Binds the host socket a binding of `proto` at `host` would serve (a TCP one listening,
+/// with `keepalive` for the connections it accepts), failing as [`Proxy::add`] fails, but
+/// serves nothing: a docker-proxy mode process binds its port so, to hand the socket to a
+/// shared forwarder while it keeps a copy. Needs no runtime.
+pub fn bind_socket(
+    proto: Proto,
+    host: SocketAddr,
+    keepalive: Option<Duration>,
+) -> Result<OwnedFd, ProxyError> {
+    match proto {
+        Proto::Tcp => tcp::listen_unwatched(host, keepalive).map(|(sock, _)| sock.into()),
+        Proto::Udp => udp::bound(host).map(OwnedFd::from),
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -833,23 +908,23 @@ fn check_options(proto: Proto, options: BindingOptions) -> Result<(), ProxyError
     Ok(())
 }
 
-/// Stops accepting on `entries`, waits up to `grace` for their tasks (connections close by
-/// themselves as soon as they have nothing in flight), then cuts what is left with resets.
-/// Gives the entries back once all their tasks are done.
-async fn drain(entries: Vec<Entry>, grace: Duration) -> Vec<Entry> {
+/// Stops accepting on `entries`, waits up to each one's grace period for its tasks
+/// (connections close by themselves as soon as they have nothing in flight), then cuts what is
+/// left with resets. Gives the entries back once all their tasks are done.
+async fn drain(mut entries: Vec<Entry>) -> Vec<Entry> {
     for e in &entries {
         e.stop.cancel();
         e.tasks.close();
     }
-    let all_done = async {
-        for e in &entries {
-            e.tasks.wait().await;
-        }
-    };
-    if tokio::time::timeout(grace, all_done).await.is_err() {
-        tracing::info!("grace period over, closing remaining connections");
-    }
+    // Shortest grace first: each waits until its own deadline, counted from the stop.
+    entries.sort_by_key(|e| e.grace);
+    let stopped = tokio::time::Instant::now();
+    let mut logged = false;
     for e in &entries {
+        if tokio::time::timeout_at(stopped + e.grace, e.tasks.wait()).await.is_err() && !logged {
+            tracing::info!("grace period over, closing remaining connections");
+            logged = true;
+        }
         e.kill.cancel();
     }
     for e in &entries {

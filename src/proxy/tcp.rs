@@ -60,12 +60,23 @@ pub(crate) fn listen(
     keepalive: Option<Duration>,
 ) -> Result<Listener, ProxyError> {
     let err = |e| ProxyError::listen(Proto::Tcp, addr, e);
+    let (sock, inherited) = listen_unwatched(addr, keepalive)?;
+    let socket = watch(sock.into()).map_err(err)?;
+    Ok(Listener { socket, inherited })
+}
+
+/// As [`listen`], registered with no runtime: the socket, and whether the connections it
+/// accepts inherit their options from it.
+pub(crate) fn listen_unwatched(
+    addr: SocketAddr,
+    keepalive: Option<Duration>,
+) -> Result<(socket2::Socket, bool), ProxyError> {
+    let err = |e| ProxyError::listen(Proto::Tcp, addr, e);
     let sock = bound_socket(addr).map_err(err)?;
     // Before it listens: a connection the kernel completed earlier would have none of them.
     let inherited = socket_options(&sock, keepalive).is_ok();
     sock.listen(BACKLOG).map_err(err)?;
-    let socket = watch(sock.into()).map_err(err)?;
-    Ok(Listener { socket, inherited })
+    Ok((sock, inherited))
 }
 
 /// Serves a listening socket someone else made (dockerd's `-use-listen-fd`, the port
@@ -185,7 +196,7 @@ pub(crate) async fn serve(listener: Listener, ctx: BindingCtx) {
         // them in the backlog and retry at a falling rate instead.
         if exhaustion.failing() {
             tokio::select! {
-                _ = ctx.stop.cancelled() => break,
+                _ = ctx.accept.cancelled() => break,
                 _ = tokio::time::sleep(pause) => {}
             }
             pause = (pause * 2).min(BACKOFF_MAX);
@@ -194,7 +205,7 @@ pub(crate) async fn serve(listener: Listener, ctx: BindingCtx) {
         }
         let accepted = tokio::select! {
             biased;
-            _ = ctx.stop.cancelled() => break,
+            _ = ctx.accept.cancelled() => break,
             r = accept(&listener) => r,
         };
         let (client, peer) = match accepted {

@@ -61,6 +61,12 @@ impl HostSocket {
 /// split its traffic), and IPv6 sockets are IPv6-only (Docker runs one proxy per family).
 pub(crate) fn bind(addr: SocketAddr) -> Result<HostSocket, ProxyError> {
     let err = |e| ProxyError::listen(Proto::Udp, addr, e);
+    HostSocket::new(bound(addr)?).map_err(err)
+}
+
+/// As [`bind`], registered with no runtime.
+pub(crate) fn bound(addr: SocketAddr) -> Result<socket2::Socket, ProxyError> {
+    let err = |e| ProxyError::listen(Proto::Udp, addr, e);
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM.nonblocking().cloexec(),
@@ -71,7 +77,7 @@ pub(crate) fn bind(addr: SocketAddr) -> Result<HostSocket, ProxyError> {
         sock.set_only_v6(true).map_err(err)?;
     }
     sock.bind(&addr.into()).map_err(err)?;
-    HostSocket::new(sock).map_err(err)
+    Ok(sock)
 }
 
 /// Takes a UDP socket someone else bound (dockerd's `-use-listen-fd`).
@@ -88,7 +94,7 @@ pub(crate) async fn serve(socket: HostSocket, ctx: BindingCtx) {
     let mut expiry = pin!(tokio::time::sleep(idle));
     let mut armed = false;
     // Made once rather than on every turn of the loop: waiting on a token registers with it.
-    let (stop, kill) = (binding.ctx.stop.clone(), binding.ctx.kill.clone());
+    let (stop, kill) = (binding.ctx.accept.clone(), binding.ctx.kill.clone());
     let mut stopped = pin!(async move {
         tokio::select! {
             _ = stop.cancelled() => {}
