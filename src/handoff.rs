@@ -57,7 +57,8 @@ pub const PATH_ENV: &str = "CPROXY_FORWARDER";
 pub const RETRY: Duration = Duration::from_secs(1);
 
 /// The longest pause between tries while no forwarder is there: the wait doubles from
-/// [`RETRY`] up to this, so that a host that runs none wakes each idle port 6 times a minute.
+/// [`RETRY`] up to this: a port whose forwarder is gone (or whose named one is not there yet)
+/// wakes at most 6 times a minute.
 pub const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// How long the forwarder may take to answer an `adopt` or a `remove` before the process goes
@@ -65,11 +66,18 @@ pub const RETRY_MAX: Duration = Duration::from_secs(10);
 const ANSWER: Duration = Duration::from_secs(5);
 
 /// The control socket to hand the port to: [`PATH_ENV`]'s, else `file` (the settings file's
-/// `forwarder`), else [`DEFAULT_PATH`]; `None` when the one that applies is empty.
+/// `forwarder`), else [`DEFAULT_PATH`] if something is there; `None` when the one that
+/// applies is empty, or when none is named and the default path holds nothing. So a host that
+/// runs no forwarder keeps docker-proxy mode as it was, with no retries: a forwarder started
+/// later takes the ports published from then on (and those a restart publishes again).
 pub fn forwarder_path(file: Option<&str>) -> Option<PathBuf> {
-    let chosen = match std::env::var_os(PATH_ENV) {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(file.unwrap_or(DEFAULT_PATH)),
+    let chosen = match (std::env::var_os(PATH_ENV), file) {
+        (Some(path), _) => PathBuf::from(path),
+        (None, Some(path)) => PathBuf::from(path),
+        (None, None) => {
+            let default = PathBuf::from(DEFAULT_PATH);
+            return default.exists().then_some(default);
+        }
     };
     (!chosen.as_os_str().is_empty()).then_some(chosen)
 }
@@ -803,7 +811,8 @@ mod tests {
         // The variable is read, not set, here: the test process may have it set.
         match std::env::var_os(PATH_ENV) {
             None => {
-                assert_eq!(forwarder_path(None), Some(PathBuf::from(DEFAULT_PATH)));
+                let there = std::path::Path::new(DEFAULT_PATH).exists();
+                assert_eq!(forwarder_path(None), there.then(|| PathBuf::from(DEFAULT_PATH)));
                 assert_eq!(forwarder_path(Some("/x.sock")), Some(PathBuf::from("/x.sock")));
                 assert_eq!(forwarder_path(Some("")), None);
             }
