@@ -115,6 +115,10 @@ fn commit_makes_the_image_dockerd_makes() {
     assert_eq!(got, normalized(&fixture("inspect.json")));
     let parent = docker(&d, &["image", "inspect", "-f", "{{.Parent}}", "me/img:v1"]);
     assert_eq!(parent.trim(), base);
+    let (status, listed) = d.api("GET", "/images/json", None).unwrap();
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let ours = listed.as_array().unwrap().iter().find(|i| i["Id"] == id).unwrap();
+    assert_eq!((status, ours["ParentId"].as_str()), (200, Some(base.as_str())));
     let history = docker(
         &d,
         &["history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}", "me/img:v1"],

@@ -511,6 +511,11 @@ impl ImageStore {
         Ok(())
     }
 
+    /// The image `id` was committed from (empty if none): `images`' `ParentId`.
+    pub fn parent(&self, id: &str) -> String {
+        self.state().index.images.get(id).map(|r| r.parent.clone()).unwrap_or_default()
+    }
+
     /// Docker's `Size` of a stored layer, if an image has it.
     pub fn layer_size(&self, diff_id: &str) -> Option<u64> {
         let st = self.state();
