@@ -1163,7 +1163,7 @@ pub struct ImageSummary {
     pub id: String,
     /// The config's labels.
     pub labels: Option<BTreeMap<String, String>>,
-    /// Always empty: images are imported or loaded, never built here.
+    /// The image a commit was made from; empty for an imported, loaded or pulled one.
     pub parent_id: String,
     /// `["<none>@<none>"]` for an untagged image, as dockerd.
     #[serde(deserialize_with = "nullable")]

@@ -14,8 +14,8 @@ use crate::supervisor::os::init::InitArgs;
 pub const COMMANDS: &[&str] = &[
     "daemon", "run", "create", "pull", "ps", "port", "stop", "start", "restart", "kill", "wait",
     "pause", "unpause", "update", "stats", "rm", "logs", "inspect", "exec", "network", "volume",
-    "diff", "cp", "export", "images", "image", "import", "load", "save", "tag", "rmi", "history",
-    "__init", "__nsexec",
+    "diff", "cp", "export", "commit", "images", "image", "import", "load", "save", "tag", "rmi",
+    "history", "__init", "__nsexec",
 ];
 
 /// cproxy's container commands.
@@ -65,6 +65,9 @@ pub enum SupervisorCommand {
     Cp(CpArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Create a new image from a container's changes
+    #[command(override_usage = "cproxy commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]")]
+    Commit(CommitArgs),
     /// Restart one or more containers
     Restart(StopArgs),
     /// Kill one or more running containers
@@ -569,6 +572,39 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
     /// The container
     pub container: String,
+}
+
+/// `cproxy commit`.
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long, value_name = "string")]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change", value_name = "list")]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long, value_name = "string")]
+    pub message: Option<String>,
+    /// Pause container during commit (default true)
+    #[arg(
+        short = 'p',
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        hide_default_value = true,
+        hide_possible_values = true
+    )]
+    pub pause: bool,
+    /// The container
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// The name (and tag) to give the image
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
 }
 
 /// `cproxy diff`.
@@ -1146,6 +1182,17 @@ mod tests {
         };
         assert_eq!((a.file.as_str(), a.reference.as_deref()), ("-", Some("bb:1")));
         assert_eq!((a.change.len(), a.message.as_deref()), (2, Some("msg")));
+        // `commit`: `-p` alone, `-p=false`, `--pause=false` as Docker's pflag reads them.
+        let commit = |args: &[&str]| match parse(args) {
+            Ok(SupervisorCli { command: SupervisorCommand::Commit(a), .. }) => a,
+            other => panic!("{args:?} should parse: {other:?}"),
+        };
+        let a = commit(&["commit", "-a", "me", "-c", "CMD [\"x\"]", "-c", "ENV A=1", "c1", "r:t"]);
+        assert!(a.pause && a.change.len() == 2 && a.author.as_deref() == Some("me"));
+        assert_eq!((a.container.as_str(), a.reference.as_deref()), ("c1", Some("r:t")));
+        assert!(!commit(&["commit", "-p=false", "c1"]).pause);
+        assert!(!commit(&["commit", "--pause=false", "-m", "m", "c1"]).pause);
+        assert!(commit(&["commit", "-p", "c1"]).pause);
         let Ok(SupervisorCli { command: SupervisorCommand::Image(ImageCommand::Rm(a)), .. }) =
             parse(&["image", "rm", "-f", "a", "b"])
         else {

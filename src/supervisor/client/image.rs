@@ -12,11 +12,11 @@ use hyper::body::{Bytes, Frame};
 use serde_json::{Value, json};
 
 use crate::supervisor::api::types::{
-    HistoryItem, ImageDeleteItem, ImageSummary, ImagesPruneReport, JsonMessage,
+    HistoryItem, IdResponse, ImageDeleteItem, ImageSummary, ImagesPruneReport, JsonMessage,
 };
 use crate::supervisor::client::cli::{
-    HistoryArgs, ImageCommand, ImageInspectArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs,
-    PullArgs, RmiArgs, SaveArgs, TagArgs,
+    CommitArgs, HistoryArgs, ImageCommand, ImageInspectArgs, ImagePruneArgs, ImagesArgs,
+    ImportArgs, LoadArgs, PullArgs, RmiArgs, SaveArgs, TagArgs,
 };
 use crate::supervisor::client::transport::{Client, NO_BODY, Result, fail, q};
 use crate::supervisor::image::reference::{AnyReference, Reference};
@@ -368,6 +368,38 @@ pub(super) async fn import(client: &Client, a: ImportArgs) -> Result<u8> {
     let body = body_from(path).await?;
     let resp = client.send(Method::POST, &uri, "application/x-tar", body).await?;
     print_messages(resp).await
+}
+
+/// `cproxy commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]`: the new image's ID, as the docker
+/// CLI prints it; the reference checked here first, as its client library checks it.
+pub(super) async fn commit(client: &Client, a: CommitArgs) -> Result<u8> {
+    let (mut repo, mut tag) = (String::new(), String::new());
+    if let Some(r) = &a.reference {
+        let r = Reference::parse_normalized(r).map_err(|e| fail(e.to_string(), 1))?;
+        if r.digest().is_some() {
+            return Err(fail("refusing to create a tag with a digest reference", 1));
+        }
+        let r = r.with_default_tag();
+        tag = r.tag().unwrap_or_default().to_string();
+        repo = r.familiar_name();
+    }
+    let mut uri = format!(
+        "/commit?author={}&comment={}&container={}&repo={}&tag={}",
+        q(a.author.as_deref().unwrap_or_default()),
+        q(a.message.as_deref().unwrap_or_default()),
+        q(&a.container),
+        q(&repo),
+        q(&tag)
+    );
+    for c in &a.change {
+        uri.push_str(&format!("&changes={}", q(c)));
+    }
+    if !a.pause {
+        uri.push_str("&pause=0");
+    }
+    let made: IdResponse = client.json(Method::POST, &uri, NO_BODY).await?;
+    println!("{}", made.id);
+    Ok(0)
 }
 
 /// `cproxy load [-i FILE]`.

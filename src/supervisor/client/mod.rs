@@ -151,6 +151,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
             SupervisorCommand::Exec(a) => exec::exec(client, a).await,
             SupervisorCommand::Cp(a) => archive::cp(client, a).await,
             SupervisorCommand::Export(a) => archive::export(client, a).await,
+            SupervisorCommand::Commit(a) => image::commit(client, a).await,
             SupervisorCommand::Network(a) => network::network(client, a).await,
             SupervisorCommand::Volume(a) => volume::volume(client, a).await,
             SupervisorCommand::Images(a) => image::images(client, a).await,

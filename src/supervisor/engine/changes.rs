@@ -17,15 +17,22 @@ impl crate::supervisor::engine::Daemon {
     /// `GET /containers/{id}/changes`: the changes in its writable layer (none for a
     /// `--rootfs` container, which has no layer of its own).
     pub fn changes(&self, c: &crate::supervisor::engine::Container) -> Vec<Change> {
-        let r = c.record();
-        let Some(image) = &r.image else {
-            return Vec::new();
-        };
+        self.layer_changes(&c.record()).map(|(_, changes)| changes).unwrap_or_default()
+    }
+
+    /// The container's writable layer (its overlay's upper directory) and its changes, which
+    /// `diff` lists and `commit` writes; `None` for a `--rootfs` container.
+    pub(super) fn layer_changes(
+        &self,
+        r: &crate::supervisor::engine::store::Record,
+    ) -> Option<(PathBuf, Vec<Change>)> {
+        let image = r.image.as_ref()?;
         let upper = self.store.dir(&r.id).join("fs").join("diff");
         let lowers: Vec<PathBuf> =
             image.layers.iter().rev().map(|l| self.images.layer_dir(l)).collect();
         let skip: Vec<String> = r.all_mounts().iter().map(|m| m.spec.destination.clone()).collect();
-        changes(&upper, &lowers, &skip)
+        let found = changes(&upper, &lowers, &skip);
+        Some((upper, found))
     }
 }
 
@@ -93,8 +100,9 @@ fn walk(
             out.push(Change { path: at_text, kind: if lower { 0 } else { 1 } });
             let below = walk(&path, &at, lowers, skip, out);
             // A directory only there to hold a mount point (or copied up for one) is not
-            // the container's change.
-            if ours || (!below && (lower || is_mount_parent(&at, skip))) {
+            // the container's change; an opaque one (made anew over the layers' own) is.
+            let opaque = lower && crate::supervisor::os::archive::is_opaque(&path);
+            if ours || (!below && !opaque && (lower || is_mount_parent(&at, skip))) {
                 out.remove(mark);
             } else {
                 any = true;

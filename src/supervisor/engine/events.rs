@@ -115,7 +115,20 @@ impl Events {
     /// An image's event (`tag`, `untag`, `delete`, `import`, `load`, `save`, `pull`): `name`
     /// its reference (`busybox:latest`, or its ID where dockerd sends that).
     pub fn image(&self, id: &str, action: &str, name: &str) {
-        let attributes = BTreeMap::from([("name".to_string(), name.to_string())]);
+        self.image_labeled(id, action, name, &BTreeMap::new());
+    }
+
+    /// [`Events::image`] with the image's labels as attributes beside `name`, as dockerd's
+    /// `LogImageEvent` adds them for an image it still has.
+    pub fn image_labeled(
+        &self,
+        id: &str,
+        action: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) {
+        let mut attributes = labels.clone();
+        attributes.insert("name".to_string(), name.to_string());
         self.emit("image", action, id, attributes);
     }
 

@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod attach;
 pub mod changes;
+pub mod commit;
 pub mod create;
 pub mod df;
 pub mod dns_server;

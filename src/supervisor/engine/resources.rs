@@ -57,6 +57,7 @@ impl Daemon {
         self.freeze(c, true).await?;
         let r = c.update(|r| r.state.paused = true);
         let _ = self.store.save(&r);
+        self.events.container(&r, "pause", &[]);
         Ok(())
     }
 
@@ -67,7 +68,9 @@ impl Daemon {
         if r.state.status != Status::Running || !r.state.paused {
             return Err(Error::conflict(format!("Container {} is not paused", r.id)));
         }
-        self.thaw(c).await
+        self.thaw(c).await?;
+        self.events.container(&c.record(), "unpause", &[]);
+        Ok(())
     }
 
     /// Thaws a paused container (a signal sent to it waits for that), its record saying so.

@@ -12,6 +12,7 @@
 //! | `POST /images/{name}/tag?repo=R[&tag=T]` | `201` |
 //! | `DELETE /images/{name}[?force=1]` | `[{"Untagged": …}, {"Deleted": …}]` |
 //! | `POST /images/prune[?filters={"dangling":["false"]}]` | `{"ImagesDeleted": […], "SpaceReclaimed": N}` |
+//! | `POST /commit?container=C[&repo=R&tag=T&comment=M&author=A&pause=0&changes=…]` | body optional (a config replacing the container's); `201 {"Id":"sha256:…"}` |
 //!
 //! `{name}` is a reference (`busybox`, `me/app:1`: it may hold `/`), an ID or an ID prefix.
 //! What reads or writes layers runs on a blocking thread; the request body is read as it
@@ -30,12 +31,13 @@ use futures_util::StreamExt;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::supervisor::api::types::{
-    HistoryItem, ImageDeleteItem, ImageInspect, ImageSummary, ImagesPruneReport, JsonError,
-    JsonMessage,
+    HistoryItem, IdResponse, ImageDeleteItem, ImageInspect, ImageSummary, ImagesPruneReport,
+    JsonError, JsonMessage,
 };
 use crate::supervisor::engine::archive::ChunkWriter;
 use crate::supervisor::engine::{Daemon, Error, ErrorKind};
 use crate::supervisor::image::archive::{self, SavePlan};
+use crate::supervisor::image::commit::{CommitQuery, CommitRequest};
 use crate::supervisor::image::import::{ImportRequest, import};
 use crate::supervisor::image::list;
 use crate::supervisor::image::pull::{self, PullRequest};
@@ -67,6 +69,7 @@ pub(super) fn routes() -> Router<Arc<Daemon>> {
         .route("/images/load", post(load))
         .route("/images/get", get(save_many))
         .route("/images/prune", post(prune))
+        .route("/commit", post(commit))
         .route("/images/{*name}", get(by_name).post(by_name_post).delete(remove))
 }
 
@@ -296,6 +299,35 @@ async fn remove(
         }
     }
     Ok(axum::Json(items))
+}
+
+/// `POST /commit`: the request read and checked (dockerd's order: its type, its body, the
+/// changes, the reference), then the container named, then the image made.
+async fn commit(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Pairs,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Answer<Response> {
+    let query = CommitQuery {
+        container: first(&q, "container"),
+        repo: first(&q, "repo"),
+        tag: first(&q, "tag"),
+        author: first(&q, "author"),
+        comment: first(&q, "comment"),
+        pause: q.iter().find(|(k, _)| k == "pause").map(|(_, v)| v.as_str()),
+        changes: all(&q, "changes").cloned().collect(),
+        content_type: headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("?")),
+    };
+    let req = CommitRequest::new(&query, &body)?;
+    if req.container.is_empty() {
+        return Err(ApiError(Error::invalid("invalid name or ID supplied: \"\"")));
+    }
+    let c = d.find(&req.container)?;
+    let id = d.commit(&c, req).await?;
+    Ok(super::json(StatusCode::CREATED, IdResponse { id }))
 }
 
 /// The reference an import's `repo` and `tag` name, as events show it (`name:tag`).

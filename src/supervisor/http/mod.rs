@@ -22,6 +22,7 @@
 //! | `POST /networks/{id}/connect` | `{"Container": C, "EndpointConfig": {"Aliases": [A]}}`; `200` |
 //! | `POST /networks/{id}/disconnect` | `{"Container": C}`; `200` |
 //! | `/images/…` | [`images`]: list, import, load, save, inspect, history, tag, remove, prune |
+//! | `POST /commit?container=C[&repo=R&tag=T&comment=M&author=A&pause=0&changes=…]` | [`images`]: a container's layer as a new image; `201 {"Id": "sha256:…"}` |
 //! | `/volumes/…` | [`volumes`]: list, create, inspect, remove, prune |
 //! | `/containers/{id}/pause`, `unpause`, `update` | [`resources`]: the freezer, new limits |
 //! | `/containers/{id}/archive`, `export` | [`archive`]: `docker cp`'s stat, tar and extraction; `docker export` |

@@ -29,12 +29,12 @@ pub struct History {
     /// RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
-    /// The instruction.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub created_by: String,
     /// Who.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub author: String,
+    /// The instruction.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
     /// `Imported from -`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub comment: String,
@@ -134,6 +134,49 @@ impl ImageConfig {
         }
     }
 
+    /// The config `docker commit` writes (moby's `NewChildImage`): the parent's layers and
+    /// history, then the container's layer `diff_id` (left out, its step `empty_layer`, when
+    /// the container changed nothing: [`EMPTY_LAYER`]), a step whose `created_by` is the
+    /// container's command joined by spaces, the author and comment, the container and its
+    /// config, the merged `config`; the platform the parent's.
+    pub fn committed(parent: &ImageConfig, commit: Commit, created: SystemTime) -> ImageConfig {
+        let created = go_time(created);
+        let empty = commit.diff_id == EMPTY_LAYER;
+        let mut rootfs = parent.rootfs.clone();
+        rootfs.kind = "layers".into();
+        if !empty {
+            rootfs.diff_ids.push(commit.diff_id);
+        }
+        let mut history = parent.history.clone();
+        history.push(History {
+            created: Some(created.clone()),
+            created_by: commit.container_config.cmd.clone().unwrap_or_default().join(" "),
+            author: commit.author.clone(),
+            comment: commit.comment.clone(),
+            empty_layer: empty,
+        });
+        ImageConfig {
+            architecture: match parent.architecture.as_str() {
+                "" => go_arch().to_string(),
+                a => a.to_string(),
+            },
+            // The comment is the step's alone, as moby's `NewChildImage` writes it; inspect
+            // shows the last step's.
+            author: commit.author,
+            comment: String::new(),
+            config: Some(commit.config),
+            container: commit.container,
+            container_config: Some(commit.container_config),
+            created: Some(created),
+            docker_version: env!("CARGO_PKG_VERSION").to_string(),
+            history,
+            os: "linux".into(),
+            os_version: parent.os_version.clone(),
+            rootfs,
+            variant: parent.variant.clone(),
+        }
+    }
+
     /// The JSON to store: its sha256 is the image's ID.
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
@@ -142,6 +185,88 @@ impl ImageConfig {
     /// `created` as a time (the epoch if absent or unreadable).
     pub fn created_time(&self) -> SystemTime {
         self.created.as_deref().and_then(parse_go_time).unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
+/// The diff ID of an empty layer tar (1024 zero bytes): moby's `DigestSHA256EmptyTar`.
+pub const EMPTY_LAYER: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
+/// What a commit puts in the new image's config beside its parent's (moby's `ChildConfig`).
+#[derive(Clone, Debug, Default)]
+pub struct Commit {
+    /// The container's ID.
+    pub container: String,
+    /// The container's config as it was (`container_config`).
+    pub container_config: ImageRunConfig,
+    /// The new image's defaults: [`merge`]d already.
+    pub config: ImageRunConfig,
+    /// `-a`.
+    pub author: String,
+    /// `-m`.
+    pub comment: String,
+    /// The diff ID of the container's layer.
+    pub diff_id: String,
+}
+
+/// moby's `merge` (`daemon/commit.go`): what `user` (the request's config, or the
+/// container's, with the changes applied) leaves unset is taken from `container`; ports,
+/// environment (by key), labels and volumes are unions, the request's first; the container's
+/// `Cmd` only when `user` has neither `Entrypoint` nor `Cmd`. Labels end as a map, empty or
+/// not.
+pub fn merge(user: &mut ImageRunConfig, container: &ImageRunConfig) {
+    if user.user.is_empty() {
+        user.user = container.user.clone();
+    }
+    match (&mut user.exposed_ports, &container.exposed_ports) {
+        (Some(mine), Some(theirs)) if !mine.is_empty() => {
+            for p in theirs.keys() {
+                mine.entry(p.clone()).or_default();
+            }
+        }
+        (mine, theirs) if mine.as_ref().is_none_or(|m| m.is_empty()) => mine.clone_from(theirs),
+        _ => {}
+    }
+    match &mut user.env {
+        Some(mine) if !mine.is_empty() => {
+            let key = |e: &str| e.split('=').next().unwrap_or_default().to_string();
+            for e in container.env.iter().flatten() {
+                if !mine.iter().any(|m| key(m) == key(e)) {
+                    mine.push(e.clone());
+                }
+            }
+        }
+        mine => mine.clone_from(&container.env),
+    }
+    let labels = user.labels.get_or_insert_with(BTreeMap::new);
+    for (k, v) in container.labels.iter().flatten() {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if user.entrypoint.as_ref().is_none_or(|e| e.is_empty()) {
+        if user.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            user.cmd.clone_from(&container.cmd);
+            user.args_escaped = container.args_escaped;
+        }
+        if user.entrypoint.is_none() {
+            user.entrypoint.clone_from(&container.entrypoint);
+        }
+    }
+    if user.healthcheck.is_none() {
+        user.healthcheck.clone_from(&container.healthcheck);
+    }
+    if user.working_dir.is_empty() {
+        user.working_dir.clone_from(&container.working_dir);
+    }
+    match &mut user.volumes {
+        Some(mine) if !mine.is_empty() => {
+            for (k, v) in container.volumes.iter().flatten() {
+                mine.insert(k.clone(), *v);
+            }
+        }
+        mine => mine.clone_from(&container.volumes),
+    }
+    if user.stop_signal.is_empty() {
+        user.stop_signal.clone_from(&container.stop_signal);
     }
 }
 
@@ -628,6 +753,82 @@ mod tests {
         let c = changed(&["cmd echo \\\n  hi", "# a comment", "", "workdir /a/../b"]).unwrap();
         assert_eq!(c.cmd.unwrap(), ["/bin/sh", "-c", "echo hi"]);
         assert_eq!(c.working_dir, "/a/../b");
+    }
+
+    #[test]
+    fn commit_merges_as_moby_merges() {
+        let container = ImageRunConfig {
+            user: "me".into(),
+            env: Some(vec!["FOO=bar".into(), "A=0".into()]),
+            cmd: Some(vec!["sh".into()]),
+            labels: Some(BTreeMap::from([("l".into(), "v".into()), ("k".into(), "c".into())])),
+            working_dir: "/tmp".into(),
+            volumes: Some(BTreeMap::from([("/data".into(), Empty {})])),
+            exposed_ports: Some(BTreeMap::from([("80/tcp".into(), Empty {})])),
+            stop_signal: "SIGINT".into(),
+            ..ImageRunConfig::default()
+        };
+        // dockerd 20.10: body {"Cmd":["echo","body"],"Env":["A=1"],"Labels":{"k":"b"}},
+        // changes `ENV B=2`, over a container with FOO=bar made this.
+        let mut user = ImageRunConfig {
+            cmd: Some(vec!["echo".into(), "body".into()]),
+            env: Some(vec!["A=1".into()]),
+            labels: Some(BTreeMap::from([("k".into(), "b".into())])),
+            ..ImageRunConfig::default()
+        };
+        apply_changes(&mut user, &["ENV B=2".to_string()]).unwrap();
+        merge(&mut user, &container);
+        assert_eq!(user.env.as_deref().unwrap(), ["A=1", "B=2", "FOO=bar"]);
+        assert_eq!(user.cmd.as_deref().unwrap(), ["echo", "body"]);
+        assert_eq!(user.labels.as_ref().unwrap()["k"], "b");
+        assert_eq!(user.labels.as_ref().unwrap()["l"], "v");
+        assert_eq!((user.user.as_str(), user.working_dir.as_str()), ("me", "/tmp"));
+        assert_eq!(
+            (user.stop_signal.as_str(), user.volumes.as_ref().unwrap().len()),
+            ("SIGINT", 1)
+        );
+        // An entrypoint of the changes keeps the container's command out.
+        let mut user = ImageRunConfig::default();
+        apply_changes(&mut user, &[r#"ENTRYPOINT ["/app"]"#.to_string()]).unwrap();
+        merge(&mut user, &container);
+        assert_eq!(user.cmd, None);
+        // Nothing asked: the container's, labels a map even when empty.
+        let mut user = ImageRunConfig::default();
+        merge(&mut user, &ImageRunConfig::default());
+        assert_eq!(user.labels, Some(BTreeMap::new()));
+    }
+
+    #[test]
+    fn a_committed_config_follows_its_parent() {
+        let parent = ImageConfig::imported(
+            &format!("sha256:{}", "2".repeat(64)),
+            "Imported from -",
+            Default::default(),
+            SystemTime::UNIX_EPOCH,
+        );
+        let commit = Commit {
+            container: "c".repeat(64),
+            container_config: ImageRunConfig {
+                cmd: Some(vec!["sh".into(), "-c".into(), "echo hi".into()]),
+                ..ImageRunConfig::default()
+            },
+            author: "me".into(),
+            comment: "msg".into(),
+            diff_id: format!("sha256:{}", "1".repeat(64)),
+            ..Commit::default()
+        };
+        let c = ImageConfig::committed(&parent, commit.clone(), SystemTime::UNIX_EPOCH);
+        assert_eq!(c.rootfs.diff_ids.len(), 2);
+        let h = &c.history[1];
+        assert_eq!(
+            (h.created_by.as_str(), h.author.as_str(), h.comment.as_str()),
+            ("sh -c echo hi", "me", "msg")
+        );
+        assert!(!h.empty_layer);
+        let empty = Commit { diff_id: EMPTY_LAYER.into(), ..commit };
+        let c = ImageConfig::committed(&parent, empty, SystemTime::UNIX_EPOCH);
+        assert_eq!((c.rootfs.diff_ids.len(), c.history[1].empty_layer), (1, true));
+        assert!(ImageConfig::parse(&c.to_bytes()).is_ok());
     }
 
     #[test]

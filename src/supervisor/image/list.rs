@@ -75,7 +75,9 @@ pub fn list(store: &ImageStore, filters: &Filters) -> Result<Vec<ImageSummary>> 
         } else if dangling == Some(true) || shown.is_empty() {
             continue;
         }
-        out.push(ImageStore::summary(&id, &config, shown, size));
+        let mut summary = ImageStore::summary(&id, &config, shown, size);
+        summary.parent_id = store.parent(&id);
+        out.push(summary);
     }
     Ok(out)
 }

@@ -15,9 +15,11 @@
 //! - [`store`]: blobs, the index of images and tags, removal, the API's views; [`list`]:
 //!   `images` and its filters.
 //! - [`import`], [`archive`]: `docker import`; `docker save` and `docker load`.
+//! - [`commit`](mod@commit): `docker commit`'s request, checked (the engine makes the image).
 //! - [`pull`]: `docker pull` from a registry (`oci-client`), verified before it is stored.
 
 pub mod archive;
+pub mod commit;
 pub mod config;
 pub mod import;
 pub mod layer;

@@ -54,6 +54,9 @@ struct ImageRecord {
     layers: Vec<LayerRecord>,
     #[serde(rename = "LastTagTime", default)]
     last_tag_time: String,
+    /// The image a commit was made from (moby's `SetParent`), if any.
+    #[serde(rename = "Parent", default, skip_serializing_if = "String::is_empty")]
+    parent: String,
 }
 
 /// `index.json`.
@@ -384,10 +387,11 @@ impl ImageStore {
                     .iter()
                     .map(|(l, _)| LayerRecord { diff_id: l.diff_id.clone(), size: l.size })
                     .collect();
-                let rec = index
-                    .images
-                    .entry(id.clone())
-                    .or_insert_with(|| ImageRecord { layers, last_tag_time: ZERO_TIME.into() });
+                let rec = index.images.entry(id.clone()).or_insert_with(|| ImageRecord {
+                    layers,
+                    last_tag_time: ZERO_TIME.into(),
+                    parent: String::new(),
+                });
                 let mut tags = Vec::new();
                 for t in &img.tags {
                     let t = t.clone().with_default_tag();
@@ -491,6 +495,25 @@ impl ImageStore {
         self.write_index(&index)?;
         st.index = index;
         Ok(())
+    }
+
+    /// Records `parent` as the image `id` was committed from (moby's `SetParent`): inspect's
+    /// `Parent`, and the IDs `history` shows below the image's own step.
+    pub fn set_parent(&self, id: &str, parent: &str) -> Result<()> {
+        let mut st = self.state();
+        let mut index = st.index.clone();
+        let Some(rec) = index.images.get_mut(id) else {
+            return Err(no_such_image(id));
+        };
+        rec.parent = parent.to_string();
+        self.write_index(&index)?;
+        st.index = index;
+        Ok(())
+    }
+
+    /// The image `id` was committed from (empty if none): `images`' `ParentId`.
+    pub fn parent(&self, id: &str) -> String {
+        self.state().index.images.get(id).map(|r| r.parent.clone()).unwrap_or_default()
     }
 
     /// Docker's `Size` of a stored layer, if an image has it.
@@ -697,8 +720,12 @@ impl ImageStore {
             id: id.clone(),
             repo_tags: st.index.tags_of(&id),
             repo_digests: st.index.digests_of(&id),
-            parent: String::new(),
-            comment: c.comment.clone(),
+            parent: rec.parent.clone(),
+            // moby's `ImageInspect`: the config's comment, else the last step's.
+            comment: match c.comment.as_str() {
+                "" => c.history.last().map(|h| h.comment.clone()).unwrap_or_default(),
+                comment => comment.to_string(),
+            },
             created: c.created.clone().unwrap_or_else(|| ZERO_TIME.into()),
             container: c.container.clone(),
             container_config: c.container_config.clone().unwrap_or_default(),
@@ -737,10 +764,20 @@ impl ImageStore {
             })
             .collect();
         out.reverse();
-        if let Some(top) = out.first_mut() {
-            top.id = id.clone();
+        // Each step is named by the image and then its parents, as far as they are stored
+        // (moby's `ImageHistory`).
+        let mut at = Some(id);
+        for step in &mut out {
+            let Some(id) = at.take() else { break };
             let tags = st.index.tags_of(&id);
-            top.tags = (!tags.is_empty()).then_some(tags);
+            step.tags = (!tags.is_empty()).then_some(tags);
+            at = st
+                .index
+                .images
+                .get(&id)
+                .map(|r| r.parent.clone())
+                .filter(|p| !p.is_empty() && st.index.images.contains_key(p));
+            step.id = id;
         }
         Ok(out)
     }

@@ -21,10 +21,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::supervisor::engine::error::{Error, Result};
 use crate::supervisor::image::store::ImageStore;
 
-/// The prefix of a whiteout's name.
-const WHITEOUT: &str = ".wh.";
-/// The name of an opaque directory's marker.
-const OPAQUE: &str = ".wh..wh..opq";
+use crate::supervisor::os::archive::{OPAQUE_MARKER as OPAQUE, WHITEOUT_PREFIX as WHITEOUT};
 
 impl ImageStore {
     /// Where layer `diff_id` is unpacked.

@@ -435,6 +435,53 @@ impl<W: Write> TarWriter<W> {
         }
     }
 
+    /// Adds the entry of an overlay upper directory at `path` as `name`, as moby's overlay
+    /// whiteout converter writes a layer (`overlayWhiteoutConverter.ConvertWrite`): a 0/0
+    /// character device (a whiteout) becomes the empty regular file `.wh.NAME` (mode 0600,
+    /// the device's owner and time); an opaque directory (`trusted.overlay.opaque` = `y`) is
+    /// followed by the empty file `NAME/.wh..wh..opq` with the directory's permissions and
+    /// owner and a zero time. Anything else is [`TarWriter::add`].
+    pub fn add_overlay(&mut self, path: &Path, name: &str) -> io::Result<()> {
+        let meta = fs::symlink_metadata(path)?;
+        let ft = meta.file_type();
+        let owner = |w: &Self| {
+            (
+                w.names.users.get(&meta.uid()).cloned().unwrap_or_default(),
+                w.names.groups.get(&meta.gid()).cloned().unwrap_or_default(),
+            )
+        };
+        let empty_file = |name: String, mode: u64, mtime: u64, (uname, gname)| Entry {
+            name,
+            mode,
+            uid: u64::from(meta.uid()),
+            gid: u64::from(meta.gid()),
+            size: 0,
+            mtime,
+            kind: b'0',
+            link: String::new(),
+            uname,
+            gname,
+            dev: (0, 0),
+        };
+        if ft.is_char_device() && meta.rdev() == 0 {
+            let (dir, file) = crate::supervisor::rules::archive::split(name);
+            let e = empty_file(
+                format!("{dir}{WHITEOUT_PREFIX}{file}"),
+                0o600,
+                u64::try_from(meta.mtime()).unwrap_or(0),
+                owner(self),
+            );
+            return self.write_entry(&e, &mut io::empty());
+        }
+        self.add(path, name)?;
+        if ft.is_dir() && is_opaque(path) {
+            let marker = format!("{}/{OPAQUE_MARKER}", name.trim_end_matches('/'));
+            let e = empty_file(marker, u64::from(meta.mode() & 0o777), 0, owner(self));
+            self.write_entry(&e, &mut io::empty())?;
+        }
+        Ok(())
+    }
+
     /// Adds `path` and, if a directory, everything under it in Go's `filepath.Walk` order
     /// (names sorted), named `top` and `top/…`; `skip_top`: the top itself is left out
     /// (`export`'s root). A file that cannot be read is skipped, as moby logs and skips it.
@@ -469,6 +516,31 @@ impl<W: Write> TarWriter<W> {
     pub fn finish(self) -> io::Result<W> {
         self.builder.into_inner()
     }
+}
+
+/// The prefix of a whiteout's name in a layer tar (moby's `WhiteoutPrefix`).
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// The name of an opaque directory's marker in a layer tar (moby's `WhiteoutOpaqueDir`).
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// Whether the directory at `dir` is an opaque overlay directory (`trusted.overlay.opaque`
+/// is `y`): it hides what the layers below have there.
+pub fn is_opaque(dir: &Path) -> bool {
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut value = [0u8; 2];
+    // SAFETY: both strings are NUL-terminated and live across the call; `value` is writable
+    // for the length given.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    n == 1 && value[0] == b'y'
 }
 
 /// `s` with every non-ASCII byte dropped (Go's `toASCII` keeps only ASCII).
