@@ -1,6 +1,6 @@
 //! Fuzzes the resource limits' rules (`cproxy::supervisor::rules::resources`): `--cpus`, a
 //! size, `--memory-swap`, a cpuset list, Go's integers, and a `HostConfig`'s resource fields
-//! as JSON checked against a host. None panics; each refusal is a sentence; what is accepted
+//! as JSON checked against a host, the device flags (`--device-read-bps`, …). None panics; each refusal is a sentence; what is accepted
 //! is within Docker's bounds, and `--cpus` becomes a quota no larger than its CPUs' time.
 
 #![no_main]
@@ -22,6 +22,14 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = resources::go_int(text);
     let _ = resources::go_u16(text);
+    for kind in resources::Throttle::ALL {
+        if let Ok(t) = resources::parse_throttle(kind, text) {
+            assert!(t.path.starts_with("/dev/"));
+        }
+    }
+    if let Ok(w) = resources::parse_weight_device(text) {
+        assert!(w.weight == 0 || (10..=1000).contains(&w.weight));
+    }
     let Ok(r) = serde_json::from_str::<Resources>(text) else {
         return;
     };
@@ -35,6 +43,11 @@ fuzz_target!(|data: &[u8]| {
         cpu_cfs: true,
         cpuset: true,
         blkio_weight: data.len().is_multiple_of(5),
+        blkio_weight_device: data.len().is_multiple_of(7),
+        blkio_throttle: [data.len().is_multiple_of(11); 4],
+        kernel_memory: true,
+        kernel_memory_tcp: true,
+        cgroup_version: 1 + u8::from(data.len().is_multiple_of(13)),
         cpus: 1 + data.len() % 8,
         cpu_list: "0-7".into(),
         mem_list: "0".into(),
@@ -51,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(quota <= host.cpus as i64 * period);
                 }
                 assert!(k.pids_limit.is_none_or(|n| n > 0));
+                let _ = resources::info_warnings(&host, &Default::default());
                 if let Err(e) = resources::merge(&r, &k) {
                     assert!(!e.is_empty());
                 }
