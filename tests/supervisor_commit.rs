@@ -296,3 +296,48 @@ fn a_stopped_container_commits_and_refusals_are_dockerds() {
     let images = docker(&d, &["images", "-q"]);
     assert_eq!(images.lines().count(), 2, "{images}");
 }
+
+/// An image committed from is another's parent, as in dockerd 20.10 here: untagging it keeps
+/// it (hidden from `images`, listed by `images -a`, never dangling), deleting it is refused
+/// (`image has dependent child images`, whatever `-f`), and deleting the child deletes the
+/// untagged parent after it, each with its layer, in dockerd's order.
+#[test]
+fn a_parent_image_stays_while_its_child_does() {
+    let ns = Netns::new();
+    let d = daemon(&ns);
+    let commit = |from: &str, name: &str, file: &str| {
+        docker(&d, &["run", "--name", "cm", from, "sh", "-c", &format!("echo x > /{file}")]);
+        docker(&d, &["commit", "cm", name]);
+        docker(&d, &["rm", "cm"]);
+    };
+    commit("bb", "par:1", "x");
+    commit("par:1", "child:2", "y");
+    let parent = docker(&d, &["inspect", "-f", "{{.Id}}", "par:1"]).trim().to_string();
+    let child = docker(&d, &["inspect", "-f", "{{.Id}}", "child:2"]).trim().to_string();
+    assert_eq!(docker(&d, &["rmi", "par:1"]), "Untagged: par:1\n");
+    let listed = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"];
+        all.extend(args);
+        docker(&d, &all).lines().map(String::from).collect()
+    };
+    assert!(!listed(&[]).iter().any(|l| l.contains(&parent)), "{:?}", listed(&[]));
+    assert!(listed(&["-a"]).contains(&format!("<none>:<none> {parent}")), "{:?}", listed(&["-a"]));
+    assert_eq!(listed(&["-a", "-f", "dangling=true"]), Vec::<String>::new());
+    let (code, _, err) = d.docker(&["rmi", "-f", &parent], None);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "Error response from daemon: conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+            &parent["sha256:".len().."sha256:".len() + 12]
+        )
+    );
+    let out = docker(&d, &["rmi", "child:2"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert_eq!(lines[0], "Untagged: child:2");
+    assert_eq!(lines[1], format!("Deleted: {child}"));
+    assert_eq!(lines[3], format!("Deleted: {parent}"));
+    assert!(lines[2].starts_with("Deleted: sha256:") && lines[4].starts_with("Deleted: sha256:"));
+    assert_eq!(listed(&["-a"]).len(), 1, "only bb is left");
+}

@@ -26,7 +26,8 @@ impl crate::supervisor::engine::Daemon {
     pub fn disk_usage(&self) -> Result<DiskUsage> {
         let all = ListOptions { all: true, size: true, ..ListOptions::default() };
         let containers = self.list(&all)?;
-        let mut images = crate::supervisor::image::list::list(&self.images, &Filters::default())?;
+        let mut images =
+            crate::supervisor::image::list::list(&self.images, &Filters::default(), false)?;
         // Each layer (by chain ID, as moby's layer store keys it) with its size and how many
         // images hold it.
         let layers_of: HashMap<String, Vec<(String, u64)>> = images

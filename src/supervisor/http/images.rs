@@ -126,7 +126,8 @@ async fn list_images(
     Query(q): Pairs,
 ) -> Answer<axum::Json<Vec<ImageSummary>>> {
     let filters = Filters::from_json(first(&q, "filters")).map_err(Error::invalid)?;
-    Ok(axum::Json(list::list(&d.images, &filters)?))
+    let all = truthy(first(&q, "all"));
+    Ok(axum::Json(list::list(&d.images, &filters, all)?))
 }
 
 /// `POST /images/create`: `fromImage` pulls, `fromSrc=-` imports the body.

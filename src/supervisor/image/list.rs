@@ -13,8 +13,10 @@ use crate::supervisor::rules::filters::Filters;
 const KEYS: &[&str] = &["dangling", "reference", "label", "before", "since"];
 
 /// The images `filters` selects, newest first; a tagged image shows the tags the `reference`
-/// filter matched, an untagged one `<none>:<none>`.
-pub fn list(store: &ImageStore, filters: &Filters) -> Result<Vec<ImageSummary>> {
+/// filter matched, an untagged one `<none>:<none>`. An untagged image another was committed
+/// from (an intermediate image) is listed only with `all` (`images -a`), and never as
+/// dangling, as moby's `Images` lists them.
+pub fn list(store: &ImageStore, filters: &Filters, all: bool) -> Result<Vec<ImageSummary>> {
     let keys: std::collections::BTreeMap<String, serde_json::Value> =
         serde_json::from_str(&filters.to_json()).unwrap_or_default();
     for k in keys.keys() {
@@ -70,6 +72,9 @@ pub fn list(store: &ImageStore, filters: &Filters) -> Result<Vec<ImageSummary>> 
         }
         if tags.is_empty() {
             if dangling == Some(false) || !patterns.is_empty() {
+                continue;
+            }
+            if (!all || dangling == Some(true)) && store.has_children(&id) {
                 continue;
             }
         } else if dangling == Some(true) || shown.is_empty() {

@@ -511,6 +511,12 @@ impl ImageStore {
         Ok(())
     }
 
+    /// Whether an image was committed from `id` (moby's `Children`): such an image is not
+    /// deleted, and `images` hides it untagged unless `-a`.
+    pub fn has_children(&self, id: &str) -> bool {
+        self.state().index.images.values().any(|r| r.parent == id)
+    }
+
     /// The image `id` was committed from (empty if none): `images`' `ParentId`.
     pub fn parent(&self, id: &str) -> String {
         self.state().index.images.get(id).map(|r| r.parent.clone()).unwrap_or_default()
@@ -592,27 +598,51 @@ impl ImageStore {
         }
         let running = users.of_image(&id).find(|u| u.running);
         let stopped = users.of_image(&id).find(|u| !u.running);
-        let conflict = match (running, stopped) {
-            (Some(u), _) => Some(("cannot be forced", "running", u)),
-            (None, Some(u)) if !force => Some(("must be forced", "stopped", u)),
-            _ => None,
+        // moby's hard conflicts first (a child image, then a running container), then the
+        // soft one a force overrides.
+        let conflict = if index.images.values().any(|r| r.parent == id) {
+            Some(("cannot be forced", "image has dependent child images".to_string()))
+        } else {
+            let used = |state: &str, u: &User| {
+                format!("image is being used by {state} container {}", short_id(&u.container))
+            };
+            match (running, stopped) {
+                (Some(u), _) => Some(("cannot be forced", used("running", u))),
+                (None, Some(u)) if !force => Some(("must be forced", used("stopped", u))),
+                _ => None,
+            }
         };
-        if let Some((how, state, u)) = conflict {
+        if let Some((how, why)) = conflict {
             if untag_only {
                 self.write_index(&index)?;
                 st.index = index;
                 return Ok(records);
             }
             return Err(Error::conflict(format!(
-                "conflict: unable to delete {} ({how}) - image is being used by {state} container {}",
-                short_id(&id),
-                short_id(&u.container)
+                "conflict: unable to delete {} ({how}) - {why}",
+                short_id(&id)
             )));
         }
-        let (removed, _) = self.remove_image(&mut index, &id, &mut records, users);
+        let (mut removed, _) = self.remove_image(&mut index, &id, &mut records, users);
+        let mut gone = vec![id.clone()];
+        // moby's prune: the parent goes too once it is left untagged, with no other child and
+        // no container, and so on down.
+        let mut parent = st.index.images.get(&id).map(|r| r.parent.clone()).unwrap_or_default();
+        while !parent.is_empty()
+            && index.images.contains_key(&parent)
+            && index.tags_of(&parent).is_empty()
+            && !index.images.values().any(|r| r.parent == parent)
+            && users.of_image(&parent).next().is_none()
+        {
+            let next = index.images.get(&parent).map(|r| r.parent.clone()).unwrap_or_default();
+            removed.extend(self.remove_image(&mut index, &parent, &mut records, users).0);
+            gone.push(std::mem::replace(&mut parent, next));
+        }
         self.write_index(&index)?;
         st.index = index;
-        st.configs.remove(&id);
+        for id in &gone {
+            st.configs.remove(id);
+        }
         drop(st);
         self.remove_blobs(&removed, users);
         Ok(records)
