@@ -455,3 +455,51 @@ fn import_and_load_take_bodies_bigger_than_the_api_limit() {
         format!("{id} {}", 24 << 20)
     );
 }
+
+/// A chunked body whose last chunk comes late, as from `docker save | docker load`: the daemon
+/// reads the body to its end before it answers. Answering at the tar's end marker, it closed
+/// the connection under a client that still had the last chunk to write (a broken pipe, exit 1,
+/// where the load had worked: one `docker save | docker load` in six here).
+#[test]
+fn load_and_import_read_the_body_to_its_end_before_answering() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let tar = rootfs_tar(false, &ns.dir, false);
+    import(&d, &tar, "bb", &[]);
+    let saved = ns.dir.join("bb-saved.tar");
+    d.ok(&["save", "-o", saved.to_str().unwrap(), "bb"]);
+    let socket = d.host.trim_start_matches("unix://").to_string();
+    for (path, input) in
+        [("/v1.41/images/load?quiet=1", &saved), ("/v1.41/images/create?fromSrc=-&repo=bb2", &tar)]
+    {
+        let body = std::fs::read(input).unwrap();
+        let mut conn = UnixStream::connect(&socket).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).unwrap();
+        for chunk in body.chunks(32 << 10) {
+            conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).unwrap();
+            conn.write_all(chunk).unwrap();
+            conn.write_all(b"\r\n").unwrap();
+        }
+        // No answer while the body has not ended.
+        conn.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
+        let mut first = [0u8; 1];
+        let early = conn.read(&mut first);
+        assert!(early.is_err(), "{path}: answered before the body's end: {early:?}");
+        conn.write_all(b"0\r\n\r\n").unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\r\n0\r\n\r\n") {
+            let n = conn.read(&mut buf).unwrap();
+            assert!(n > 0, "{path}: {}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&buf[..n]);
+        }
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    }
+}

@@ -192,10 +192,8 @@ impl Daemon {
         let (name, path) = (name.to_string(), path.to_string());
         let done = self.in_container(c, true, move |r| {
             let result = extract(r, &name, &path, opts, &mut body);
-            if result.is_err() {
-                // The rest of the body read, so the client gets the answer.
-                let _ = io::copy(&mut body, &mut io::sink());
-            }
+            // The rest of the body read (a tar's padding), so the client gets the answer.
+            crate::supervisor::os::archive::drain_body(&mut body, result.is_err());
             result
         });
         done.await.unwrap_or_else(|_| Err(gone()))?;

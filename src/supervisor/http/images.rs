@@ -89,8 +89,8 @@ pub(super) fn body_reader(body: Body) -> impl io::Read + Send + 'static {
     SyncIoBridge::new(StreamReader::new(stream))
 }
 
-/// Runs `f` over the request body on a blocking thread; on failure reads what is left of
-/// the body first, so the client, still sending, gets the answer rather than a broken pipe.
+/// Runs `f` over the request body on a blocking thread, then reads what is left of the body
+/// (`drain_body`), so the client, still sending, gets the answer rather than a broken pipe.
 async fn with_body<T: Send + 'static>(
     body: Body,
     f: impl FnOnce(&mut dyn io::Read) -> Result<T, Error> + Send + 'static,
@@ -98,9 +98,7 @@ async fn with_body<T: Send + 'static>(
     let mut reader = body_reader(body);
     blocking(move || {
         let result = f(&mut reader);
-        if result.is_err() {
-            let _ = io::copy(&mut reader, &mut io::sink());
-        }
+        crate::supervisor::os::archive::drain_body(&mut reader, result.is_err());
         result
     })
     .await

@@ -804,6 +804,18 @@ fn set_times(path: &Path, mtime: u64, link: bool) {
     let _ = utimensat(nix::fcntl::AT_FDCWD, path, &t, &t, flag);
 }
 
+/// What is read of a request body after its reader took what it wanted (a tar's zero padding
+/// after its end marker), as Go's HTTP server discards up to 256 KiB of an unread body.
+pub const DRAIN_AFTER: u64 = 256 << 10;
+
+/// Reads what is left of a request body: all of it after a failure, up to [`DRAIN_AFTER`]
+/// after a success, so the client, still sending, gets the answer rather than a broken pipe
+/// (`docker save | docker load` and `tar c | docker cp -` write padding after the end marker).
+pub fn drain_body(body: &mut dyn Read, failed: bool) {
+    let limit = if failed { u64::MAX } else { DRAIN_AFTER };
+    let _ = io::copy(&mut body.take(limit), &mut io::sink());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
