@@ -334,14 +334,21 @@ fn echo_via_sink(host: SocketAddr) {
     c.write_all(b"still forwarding").unwrap();
 }
 
-#[test]
-fn sigterm_removes_the_binding_from_the_forwarder_and_frees_the_port() {
+/// One TCP port handed to a forwarder: the forwarder's scratch directory, its socket, the
+/// forwarder, the port's process and its address.
+fn one_handed_port() -> (TempDir, PathBuf, Proc, Proc, SocketAddr) {
     let dir = TempDir::new("cproxy-shared").unwrap();
     let socket = socket_in(&dir);
-    let _forwarder = forwarder(&socket, None);
+    let forwarder = forwarder(&socket, None);
     let backend = echo_server("127.0.0.1");
     let host = SocketAddr::from(([127, 0, 0, 1], peers::free_tcp_port().unwrap()));
-    let mut p = port_process(&socket, "tcp", host, backend, None, None);
+    let p = port_process(&socket, "tcp", host, backend, None, None);
+    (dir, socket, forwarder, p, host)
+}
+
+#[test]
+fn sigterm_removes_the_binding_from_the_forwarder_and_frees_the_port() {
+    let (_dir, socket, _forwarder, mut p, host) = one_handed_port();
     assert_eq!(echo_via(host, b"x"), b"x");
     p.signal(libc::SIGTERM);
     assert!(p.wait_exit().success());
@@ -351,12 +358,7 @@ fn sigterm_removes_the_binding_from_the_forwarder_and_frees_the_port() {
 
 #[test]
 fn a_process_killed_outright_loses_its_lease() {
-    let dir = TempDir::new("cproxy-shared").unwrap();
-    let socket = socket_in(&dir);
-    let _forwarder = forwarder(&socket, None);
-    let backend = echo_server("127.0.0.1");
-    let host = SocketAddr::from(([127, 0, 0, 1], peers::free_tcp_port().unwrap()));
-    let mut p = port_process(&socket, "tcp", host, backend, None, None);
+    let (_dir, socket, _forwarder, mut p, host) = one_handed_port();
     p.signal(libc::SIGKILL);
     p.wait_exit();
     until("the forwarder drops the binding", || served(&socket).is_empty());
