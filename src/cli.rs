@@ -9,19 +9,15 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use crate::compat::{self, StatusPipe};
 use crate::duration;
 use crate::proxy::{Config, RelayMode};
 use crate::spec::{PortRange, PortSpec};
 
-/// cproxy forwards host ports to containers, like Docker's docker-proxy, with zero-copy TCP.
-#[derive(Debug, Parser)]
-#[command(
-    name = "cproxy",
-    disable_version_flag = true,
-    args_conflicts_with_subcommands = true,
-    // Go's `flag`: a flag given twice is not an error, the last value wins.
-    args_override_self = true,
-    after_help = "\
+/// What `--help` says after the flags in docker-proxy mode, for both programs.
+macro_rules! docker_proxy_help {
+    () => {
+        "\
 As docker-proxy (dockerd runs it this way through \"userland-proxy-path\"):
   cproxy -proto tcp -host-ip 0.0.0.0 -host-port 8080 -container-ip 172.17.0.2 -container-port 80
 
@@ -41,14 +37,28 @@ start with its line on fd 3. See docs/SETTINGS.md.
 
 With a shared forwarder (cproxy forward --control /run/cproxy/forwarder.sock; CPROXY_FORWARDER or
 the settings file's forwarder name another path), each such process hands its socket to it and
-waits; while none is there, or if it dies, the process forwards by itself.
+waits; while none is there, or if it dies, the process forwards by itself."
+    };
+}
+
+/// cproxy forwards host ports to containers, like Docker's docker-proxy, with zero-copy TCP.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cproxy",
+    disable_version_flag = true,
+    args_conflicts_with_subcommands = true,
+    // Go's `flag`: a flag given twice is not an error, the last value wins.
+    args_override_self = true,
+    after_help = concat!(docker_proxy_help!(), "
+cproxy-docker-proxy, installed beside cproxy, is this mode alone in a smaller program: the one
+to name in dockerd's userland-proxy-path.
 
 As a container supervisor (each has its own --help, with docker's flags):
   cproxy daemon                       run containers and publish their ports (as root)
-  cproxy run [-d] [-p SPEC]... CMD    run a host command as a container
+  cproxy run [OPTIONS] IMAGE [CMD]    run a container from an image
   cproxy ps | port | inspect | logs | exec | stop | start | restart | kill | wait | rm
   cproxy network create | ls | inspect | rm | connect | disconnect
-  cproxy compose [-f FILE] [-p NAME] up [-d] | down | ps"
+  cproxy compose [-f FILE] [-p NAME] up [-d] | down | ps")
 )]
 pub struct Cli {
     /// Subcommand; without one, cproxy runs a single binding as docker-proxy does.
@@ -57,6 +67,48 @@ pub struct Cli {
     /// docker-proxy's flags.
     #[command(flatten)]
     pub docker_proxy: DockerProxyArgs,
+}
+
+/// `cproxy-docker-proxy`: docker-proxy's command line alone, the program dockerd's
+/// `userland-proxy-path` names (cproxy's other commands and the supervisor are not in it, so
+/// each of the hundreds of processes dockerd may start maps and relocates less).
+#[derive(Debug, Parser)]
+#[command(
+    name = "cproxy-docker-proxy",
+    disable_version_flag = true,
+    args_override_self = true,
+    after_help = docker_proxy_help!()
+)]
+pub struct DockerProxyCli {
+    /// docker-proxy's flags.
+    #[command(flatten)]
+    pub docker_proxy: DockerProxyArgs,
+}
+
+/// Parses a command line as docker-proxy mode does: Go-style flags normalized first; an error
+/// in Go's `flag` words on the status pipe (as docker-proxy) or clap's own (its first line on
+/// the pipe, then clap prints it and exits 2); `--help` printed, exit 0. `Err` is the exit
+/// code to return.
+pub fn parse<P: Parser>(
+    argv: Vec<std::ffi::OsString>,
+    status: StatusPipe,
+) -> Result<(P, StatusPipe), std::process::ExitCode> {
+    let args = compat::normalize_args(argv);
+    let docker_proxy_mode = compat::is_docker_proxy_mode(&args);
+    match P::try_parse_from(args) {
+        Ok(parsed) => Ok((parsed, status)),
+        Err(e) => {
+            if !e.use_stderr() {
+                e.exit(); // --help: not an error.
+            }
+            if docker_proxy_mode && let Some(go) = compat::go_flag_error(&e) {
+                return Err(crate::error::AppError::GoFlag(go).report(status));
+            }
+            let text = e.to_string();
+            status.fail(text.lines().next().unwrap_or("usage error"));
+            e.exit();
+        }
+    }
 }
 
 /// cproxy's own subcommands.
@@ -204,6 +256,10 @@ pub struct DockerProxyArgs {
     /// Print version information and quit
     #[arg(short = 'v', long = "version")]
     pub version: bool,
+    /// Set by cproxy-lease when the shared forwarder has gone: the socket is on fd 4, the
+    /// status was reported; the value is the runtime's pid to follow (0: none). Not for users.
+    #[arg(long = "resumed-from-lease", value_name = "PID", hide = true)]
+    pub resumed_from_lease: Option<i32>,
     /// Tuning.
     #[command(flatten)]
     pub tuning: Tuning,

@@ -70,13 +70,16 @@ const ANSWER: Duration = Duration::from_secs(5);
 /// applies is empty, or when none is named and the default path holds nothing. So a host that
 /// runs no forwarder keeps docker-proxy mode as it was, with no retries: a forwarder started
 /// later takes the ports published from then on (and those a restart publishes again).
-pub fn forwarder_path(file: Option<&str>) -> Option<PathBuf> {
+///
+/// A process resumed by [`crate::lease`] had a forwarder until it went: it keeps offering the
+/// port at the default path even when nothing is there now (`resumed`).
+pub fn forwarder_path(file: Option<&str>, resumed: bool) -> Option<PathBuf> {
     let chosen = match (std::env::var_os(PATH_ENV), file) {
         (Some(path), _) => PathBuf::from(path),
         (None, Some(path)) => PathBuf::from(path),
         (None, None) => {
             let default = PathBuf::from(DEFAULT_PATH);
-            return default.exists().then_some(default);
+            return (resumed || default.exists()).then_some(default);
         }
     };
     (!chosen.as_os_str().is_empty()).then_some(chosen)
@@ -401,82 +404,9 @@ impl Lease {
         self.stream.as_fd()
     }
 
-    /// True when the forwarder closed the connection (it stopped or died). Reads what is
-    /// there: the forwarder sends nothing unasked, so any bytes are dropped.
+    /// True when the forwarder closed the connection (it stopped or died).
     fn closed(&self) -> bool {
-        let mut buf = [0u8; 64];
-        loop {
-            match nix::sys::socket::recv(
-                self.stream.as_raw_fd(),
-                &mut buf,
-                nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-            ) {
-                Ok(0) => return true,
-                Ok(_) => continue,
-                Err(nix::errno::Errno::EAGAIN) => return false,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => return true,
-            }
-        }
-    }
-}
-
-/// The stop signals ([`signals::terminating`]), blocked and read from a `signalfd`: the same
-/// descriptor serves the blocking wait and the runtime.
-pub struct StopSignals {
-    fd: OwnedFd,
-}
-
-impl StopSignals {
-    /// Blocks the signals (in this thread, and in the threads it starts later) and opens the
-    /// descriptor they are read from. Call before any thread starts.
-    pub fn block() -> io::Result<StopSignals> {
-        // SAFETY: sigset_t is plain data, initialised by sigemptyset before any other use.
-        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is a valid sigset_t; the signals are valid numbers.
-        unsafe {
-            libc::sigemptyset(&mut set);
-            for sig in signals::terminating() {
-                libc::sigaddset(&mut set, sig);
-            }
-        }
-        // SAFETY: `set` is initialised; the old mask is not asked for.
-        let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if r != 0 {
-            return Err(io::Error::from_raw_os_error(r));
-        }
-        // SAFETY: a new signalfd (-1) for an initialised mask.
-        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: signalfd returned a new descriptor that nothing else owns.
-        Ok(StopSignals { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
-    }
-
-    /// The next pending signal, without waiting.
-    fn try_recv(&self) -> Option<libc::c_int> {
-        // SAFETY: signalfd_siginfo is plain data.
-        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        // SAFETY: reads at most `size` bytes into `info`, which has that size.
-        let n = unsafe {
-            libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
-        };
-        (n as usize == size).then_some(info.ssi_signo as libc::c_int)
-    }
-
-    /// The next signal, in the runtime.
-    async fn recv(&self, registered: &AsyncFd<BorrowedFd<'_>>) -> libc::c_int {
-        loop {
-            let Ok(mut ready) = registered.readable().await else {
-                return std::future::pending().await;
-            };
-            if let Some(sig) = self.try_recv() {
-                return sig;
-            }
-            ready.clear_ready();
-        }
+        crate::lease::closed(&self.stream)
     }
 }
 
@@ -490,13 +420,13 @@ enum Woke {
 
 /// Waits on the main thread alone, in `poll(2)`, for a stop signal, the parent's exit or the
 /// forwarder's end.
-fn wait(lease: &Lease, stop: &StopSignals, parent: Option<&Parent>) -> Woke {
+fn wait(lease: &Lease, stop: &signals::SignalFd, parent: Option<&Parent>) -> Woke {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     loop {
         let pidfd = parent.and_then(Parent::pidfd);
         let mut fds = vec![
             PollFd::new(lease.fd(), PollFlags::POLLIN),
-            PollFd::new(stop.fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.fd(), PollFlags::POLLIN),
         ];
         if let Some(pidfd) = pidfd {
             fds.push(PollFd::new(pidfd, PollFlags::POLLIN));
@@ -545,25 +475,48 @@ pub fn serve(
     socket: OwnedFd,
     backend: SocketAddr,
     path: &Path,
-    status: StatusPipe,
+    start: Start,
 ) -> ExitCode {
-    // The runtime already gone: nobody wants the port any more.
-    let Some(parent) = Parent::of(&status) else { return ExitCode::SUCCESS };
+    let (parent, status) = match start {
+        // The runtime already gone: nobody wants the port any more.
+        Start::Fresh(status) => match Parent::of(&status) {
+            Some(parent) => (parent, Some(status)),
+            None => return ExitCode::SUCCESS,
+        },
+        Start::Resumed { parent: None } => (None, None),
+        Start::Resumed { parent: Some(pid) } => match Parent::follow().filter(|p| p.pid() == pid) {
+            Some(parent) => (Some(parent), None),
+            None => return ExitCode::SUCCESS,
+        },
+    };
     serve::raise_fd_limit();
-    let stop = match StopSignals::block() {
+    let stop = match signals::SignalFd::block() {
         Ok(s) => s,
-        Err(e) => return AppError::io("cannot handle signals", e).report(status),
+        Err(e) => {
+            let e = AppError::io("cannot handle signals", e);
+            return match status {
+                Some(status) => e.report(status),
+                None => {
+                    tracing::error!(error = %e, "cannot forward");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     let settings = AdoptSettings::from_tuning(tuning);
-    let mut status = Some(status);
-    let mut lease = match offer(path, proto, socket.as_fd(), backend, &settings) {
-        Ok(lease) => Some(lease),
-        Err(OfferError::Absent) => None,
-        Err(OfferError::Refused(e)) => {
-            tracing::warn!(forwarder = %path.display(), error = %e, "the shared forwarder did \
-                           not take the port: forwarding by itself");
-            None
-        }
+    let mut status = status;
+    // Resumed: the forwarder has just gone; forward at once, offer the port again later.
+    let mut lease = match status.is_some() {
+        false => None,
+        true => match offer(path, proto, socket.as_fd(), backend, &settings) {
+            Ok(lease) => Some(lease),
+            Err(OfferError::Absent) => None,
+            Err(OfferError::Refused(e)) => {
+                tracing::warn!(forwarder = %path.display(), error = %e, "the shared forwarder \
+                               did not take the port: forwarding by itself");
+                None
+            }
+        },
     };
     loop {
         let held = match lease.take() {
@@ -587,11 +540,18 @@ pub fn serve(
             }
         };
         // Whatever the runtime left on the heap goes back to the kernel while this waits.
-        trim_heap();
+        crate::sys::trim_heap();
         if let Some(status) = status.take() {
             status.ready();
         }
         tracing::info!(forwarder = %path.display(), id = %held.id, "the shared forwarder serves the port");
+        let error = become_waiter(&held, &socket, tuning, parent.as_ref());
+        // Still here: no waiter beside this program (or it could not be started).
+        if error.kind() == io::ErrorKind::NotFound {
+            tracing::debug!(error = %error, "no {} beside this program: waiting in this process", crate::lease::PROGRAM);
+        } else {
+            tracing::warn!(error = %error, "cannot start {}: waiting in this process", crate::lease::PROGRAM);
+        }
         match wait(&held, &stop, parent.as_ref()) {
             Woke::Stop(why) => {
                 tracing::info!(%why, "stopping: the forwarder removes the binding and drains it");
@@ -605,13 +565,106 @@ pub fn serve(
     }
 }
 
-/// Gives free heap pages back to the kernel (glibc's `malloc_trim`).
-fn trim_heap() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free memory of the allocator.
-    unsafe {
-        libc::malloc_trim(0);
+/// How a docker-proxy-mode process with a shared forwarder starts.
+pub enum Start {
+    /// Started by the runtime (dockerd): the port is reported on the status pipe once served.
+    Fresh(StatusPipe),
+    /// Resumed by [`crate::lease`] because the forwarder went: the status was reported long
+    /// ago; `parent` is the runtime to follow, if one started the first process.
+    Resumed {
+        /// The runtime's pid.
+        parent: Option<i32>,
+    },
+}
+
+/// Becomes [`crate::lease::PROGRAM`], found beside this program, with the lease, the socket
+/// and this program itself on the descriptors the contract numbers, and this process's command
+/// line (see [`crate::lease`]). Returns only if that failed: the error (`NotFound` when there
+/// is no waiter to run). Call with no other thread running that holds a lock or a descriptor
+/// that matters (the `exec` ends them).
+fn become_waiter(
+    lease: &Lease,
+    socket: &OwnedFd,
+    tuning: &Tuning,
+    parent: Option<&Parent>,
+) -> io::Error {
+    use crate::lease::{CONTROL_FD, PROGRAM_FD, SOCKET_FD, Waiter};
+    let waiter = match std::env::current_exe() {
+        Ok(exe) => exe.with_file_name(crate::lease::PROGRAM),
+        Err(e) => return e,
+    };
+    if let Err(e) = nix::unistd::access(&waiter, nix::unistd::AccessFlags::X_OK) {
+        return io::Error::from(e);
     }
+    let program = match nix::fcntl::open(
+        "/proc/self/exe",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(e) => return io::Error::from(e),
+    };
+    let plan = Waiter {
+        id: lease.id.into(),
+        grace: tuning.grace,
+        parent: parent.map(Parent::pid),
+        json_logs: tuning.json_logs(),
+        program_args: crate::lease::without_resumed_flag(std::env::args_os()),
+    };
+    // Out of the way first (above the contract's numbers), then onto them: `dup2` leaves the
+    // new descriptors open across the `exec`, and never closes a source it still needs.
+    let high =
+        |fd: BorrowedFd<'_>| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10));
+    let sources = [lease.fd(), socket.as_fd(), program.as_fd()];
+    let mut moved = Vec::with_capacity(3);
+    for fd in sources {
+        match high(fd) {
+            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+            Ok(raw) => moved.push(unsafe { OwnedFd::from_raw_fd(raw) }),
+            Err(e) => return io::Error::from(e),
+        }
+    }
+    let targets = [CONTROL_FD, SOCKET_FD, PROGRAM_FD];
+    // What the numbers hold now (a signalfd, a socket of ours, nothing), to put back if the
+    // `exec` fails, with their close-on-exec flag.
+    let saved: Vec<Option<(OwnedFd, bool)>> = targets
+        .iter()
+        .map(|&to| {
+            // SAFETY: borrowed only to copy it; a closed number fails with EBADF.
+            let fd = unsafe { BorrowedFd::borrow_raw(to) };
+            let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).ok()?;
+            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+            let copy = high(fd).ok().map(|raw| unsafe { OwnedFd::from_raw_fd(raw) })?;
+            Some((copy, flags & libc::FD_CLOEXEC != 0))
+        })
+        .collect();
+    for (from, to) in moved.iter().zip(targets) {
+        // SAFETY: dup2 onto a number the contract reserves; whatever was there (a closed
+        // status pipe's number, or one of the sources, copied above) is replaced.
+        if unsafe { libc::dup2(from.as_raw_fd(), to) } < 0 {
+            return io::Error::last_os_error();
+        }
+    }
+    let mut argv = vec![waiter.clone().into_os_string()];
+    argv.extend(plan.to_args());
+    let error = crate::lease::exec_path(waiter.as_os_str(), &argv);
+    // Still here: each number gets back what it held.
+    for (to, saved) in targets.into_iter().zip(saved) {
+        match saved {
+            // SAFETY: dup2 onto the number it was copied from; the flag as it was.
+            Some((copy, cloexec)) => unsafe {
+                libc::dup2(copy.as_raw_fd(), to);
+                if cloexec {
+                    libc::fcntl(to, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            },
+            // SAFETY: a number dup2 filled above, which nothing in this process owns.
+            None => unsafe {
+                libc::close(to);
+            },
+        }
+    }
+    error
 }
 
 /// Forwards by itself on a copy of `socket`, as docker-proxy mode without a forwarder does,
@@ -626,7 +679,7 @@ fn alone(
     path: &Path,
     settings: &AdoptSettings,
     status: &mut Option<StatusPipe>,
-    stop: &StopSignals,
+    stop: &signals::SignalFd,
     parent: Option<&Parent>,
 ) -> Alone {
     let report = |status: &mut Option<StatusPipe>, e: AppError| match status.take() {
@@ -646,10 +699,9 @@ fn alone(
         let routing = crate::transparent::HostRouting::new();
         routing.sweep();
         proxy.route_replies_with(std::sync::Arc::new(routing));
-        // SAFETY: the registration borrows the signalfd, which outlives this runtime.
-        let signals = match unsafe { AsyncFd::register_with_interest(stop.fd.as_fd(), Interest::READABLE) } {
+        let signals = match stop.register() {
             Ok(fd) => fd,
-            Err(e) => return report(status, AppError::io("cannot handle signals", io::Error::from(e))),
+            Err(e) => return report(status, AppError::io("cannot handle signals", e)),
         };
         let add = |proxy: &Proxy| -> Result<BindingId, AppError> {
             let copy = socket.try_clone().map_err(|e| AppError::io("cannot copy the socket", e))?;
@@ -739,7 +791,7 @@ fn alone(
 /// Drains the proxy as docker-proxy mode does on a stop; a second signal resets what is left.
 async fn stopping(
     proxy: &Proxy,
-    stop: &StopSignals,
+    stop: &signals::SignalFd,
     signals: &AsyncFd<BorrowedFd<'_>>,
     why: String,
 ) {
@@ -812,12 +864,14 @@ mod tests {
         match std::env::var_os(PATH_ENV) {
             None => {
                 let there = std::path::Path::new(DEFAULT_PATH).exists();
-                assert_eq!(forwarder_path(None), there.then(|| PathBuf::from(DEFAULT_PATH)));
-                assert_eq!(forwarder_path(Some("/x.sock")), Some(PathBuf::from("/x.sock")));
-                assert_eq!(forwarder_path(Some("")), None);
+                let default = Some(PathBuf::from(DEFAULT_PATH));
+                assert_eq!(forwarder_path(None, false), default.clone().filter(|_| there));
+                assert_eq!(forwarder_path(None, true), default);
+                assert_eq!(forwarder_path(Some("/x.sock"), false), Some(PathBuf::from("/x.sock")));
+                assert_eq!(forwarder_path(Some(""), true), None);
             }
-            Some(v) if v.is_empty() => assert_eq!(forwarder_path(Some("/x.sock")), None),
-            Some(v) => assert_eq!(forwarder_path(None), Some(PathBuf::from(v))),
+            Some(v) if v.is_empty() => assert_eq!(forwarder_path(Some("/x.sock"), true), None),
+            Some(v) => assert_eq!(forwarder_path(None, false), Some(PathBuf::from(v))),
         }
     }
 }

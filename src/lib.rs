@@ -21,6 +21,8 @@ pub mod error;
 pub mod forward;
 #[cfg(feature = "cli")]
 pub mod handoff;
+#[cfg(feature = "cli")]
+pub mod lease;
 pub mod metrics;
 pub mod ports;
 pub mod proxy;

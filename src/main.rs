@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use cproxy::cli::{Cli, Command};
-use cproxy::compat::{self, StatusPipe};
+use cproxy::compat::StatusPipe;
 
 fn main() -> ExitCode {
     // First, before anything can open a file and take fd 3.
@@ -14,24 +13,9 @@ fn main() -> ExitCode {
     if let Some(code) = cproxy::supervisor::client::cli::dispatch(&argv) {
         return code;
     }
-    let args = compat::normalize_args(argv);
-    let docker_proxy_mode = compat::is_docker_proxy_mode(&args);
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            if !e.use_stderr() {
-                e.exit(); // --help: not an error.
-            }
-            // docker-proxy mode answers in Go's `flag` words, as docker-proxy does.
-            if docker_proxy_mode && let Some(go) = compat::go_flag_error(&e) {
-                return cproxy::error::AppError::GoFlag(go).report(status);
-            }
-            // clap's own words and rendering (colours, usage) stand: the status pipe gets the
-            // first line, clap prints the rest and exits 2.
-            let text = e.to_string();
-            status.fail(text.lines().next().unwrap_or("usage error"));
-            e.exit();
-        }
+    let (cli, status) = match cproxy::cli::parse::<Cli>(argv, status) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
     };
     // docker-proxy mode starts its logging once it has read the settings file.
     match &cli.command {

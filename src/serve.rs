@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::filter::Targets;
 
 use crate::cli::{DockerProxyArgs, Tuning};
@@ -25,7 +24,8 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
         println!("cproxy version {} (docker-proxy compatible)", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let listen_fd = if args.use_listen_fd {
+    let resumed = args.resumed_from_lease.map(|pid| (pid > 0).then_some(pid));
+    let listen_fd = if args.use_listen_fd || resumed.is_some() {
         match compat::take_listen_fd() {
             Ok(fd) => Some(fd),
             Err(e) => return AppError::Failed(e).report(status),
@@ -44,7 +44,7 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
         }
     };
     let proxy_protocol = tuning.proxy_protocol;
-    if let Some(path) = crate::handoff::forwarder_path(forwarder.as_deref()) {
+    if let Some(path) = crate::handoff::forwarder_path(forwarder.as_deref(), resumed.is_some()) {
         let plan = match Plan::of(&args, proxy_protocol) {
             Ok(plan) => plan,
             Err(e) => return e.report(status),
@@ -60,7 +60,11 @@ pub fn docker_proxy(args: DockerProxyArgs, status: StatusPipe) -> ExitCode {
                 }
             }
         };
-        return crate::handoff::serve(&tuning, plan.proto, socket, plan.backend, &path, status);
+        let start = match resumed {
+            Some(parent) => crate::handoff::Start::Resumed { parent },
+            None => crate::handoff::Start::Fresh(status),
+        };
+        return crate::handoff::serve(&tuning, plan.proto, socket, plan.backend, &path, start);
     }
     let start = move |proxy: &Proxy| -> Result<Vec<BindingInfo>, AppError> {
         let plan = Plan::of(&args, proxy_protocol)?;
@@ -200,6 +204,12 @@ where
     // The runtime already gone: nobody wants the port any more.
     let Some(parent) = Parent::of(&status) else { return ExitCode::SUCCESS };
     raise_fd_limit();
+    // Blocked before the runtime starts a thread, so a signal sent right after "ready" is
+    // never lost, and none reaches a thread that would die of it.
+    let stop = match signals::SignalFd::block() {
+        Ok(s) => s,
+        Err(e) => return AppError::io("cannot handle signals", e).report(status),
+    };
     let (runtime, spread) = match runtime(tuning, default_threads) {
         Ok(rt) => rt,
         Err(e) => return AppError::io("cannot start runtime", e).report(status),
@@ -212,10 +222,8 @@ where
         let routing = crate::transparent::HostRouting::new();
         routing.sweep();
         proxy.route_replies_with(std::sync::Arc::new(routing));
-        // Signal handlers go in before readiness is reported, so a stop sent right after
-        // "ready" is never lost.
-        let mut signals = match StopSignals::install() {
-            Ok(s) => s,
+        let registered = match stop.register() {
+            Ok(fd) => fd,
             Err(e) => return AppError::io("cannot handle signals", e).report(status),
         };
         let bindings = match start(&proxy) {
@@ -226,6 +234,7 @@ where
             tracing::info!(binding = %b.binding, local = %b.local, "forwarding");
         }
         status.ready();
+        crate::sys::trim_heap();
         let parent_exited = async {
             match parent {
                 Some(parent) => parent.exited().await,
@@ -233,7 +242,7 @@ where
             }
         };
         tokio::select! {
-            sig = signals.recv() => tracing::info!(signal = %signals::name(sig), "stop signal"),
+            sig = stop.recv(&registered) => tracing::info!(signal = %signals::name(sig), "stop signal"),
             _ = parent_exited => tracing::info!("the runtime that started cproxy exited"),
         }
         tracing::info!(
@@ -242,7 +251,7 @@ where
         );
         tokio::select! {
             _ = proxy.shutdown() => {}
-            sig = signals.recv() => {
+            sig = stop.recv(&registered) => {
                 tracing::info!(
                     signal = %signals::name(sig),
                     "second stop signal: resetting open connections"
@@ -279,38 +288,6 @@ pub(crate) fn runtime(
     Ok((builder.enable_all().build()?, spread))
 }
 
-/// Handlers for every one of [`signals::terminating`]: each stops cproxy as SIGTERM does, so
-/// none cuts connections with an orderly end of stream that looks complete.
-struct StopSignals {
-    streams: Vec<(libc::c_int, Signal)>,
-}
-
-impl StopSignals {
-    /// Installs the handlers: from here on none of these signals ends the process by itself.
-    fn install() -> std::io::Result<StopSignals> {
-        let streams = signals::terminating()
-            .into_iter()
-            .map(|sig| signal(SignalKind::from_raw(sig)).map(|s| (sig, s)))
-            .collect::<std::io::Result<_>>()?;
-        Ok(StopSignals { streams })
-    }
-
-    /// The next stop signal received. Two of one kind that come before it is called are one;
-    /// two of different kinds are two.
-    async fn recv(&mut self) -> libc::c_int {
-        std::future::poll_fn(|cx| {
-            for (sig, stream) in &mut self.streams {
-                // `None` only once the runtime is shutting down: nothing more will come.
-                if let std::task::Poll::Ready(Some(())) = stream.poll_recv(cx) {
-                    return std::task::Poll::Ready(*sig);
-                }
-            }
-            std::task::Poll::Pending
-        })
-        .await
-    }
-}
-
 /// The process that started this one, followed until it exits.
 ///
 /// Not `PR_SET_PDEATHSIG`: that fires when the *thread* that forked exits, so a runtime that
@@ -340,6 +317,11 @@ impl Parent {
     /// pipe), `None` when the one that did has already exited.
     pub(crate) fn of(status: &StatusPipe) -> Option<Option<Parent>> {
         if status.is_present() { Parent::follow().map(Some) } else { Some(None) }
+    }
+
+    /// The parent's pid.
+    pub(crate) fn pid(&self) -> libc::pid_t {
+        self.pid
     }
 
     /// The pidfd that polls readable once the parent has exited, where the kernel has them.

@@ -85,6 +85,13 @@ impl Proc {
     fn threads(&self) -> u64 {
         procfs::threads(self.pid()).expect("/proc/PID/status")
     }
+
+    /// The file name of the program the process runs now (`cproxy`, or `cproxy-lease` once
+    /// the forwarder serves its port).
+    fn program(&self) -> String {
+        let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid())).unwrap_or_default();
+        exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
 }
 
 impl Drop for Proc {
@@ -279,6 +286,7 @@ fn twenty_ports_share_one_forwarder_that_one_stats_shows() {
     }
     for p in &ports.procs {
         assert_eq!(p.threads(), 1, "a process that handed its port over waits on one thread");
+        assert_eq!(p.program(), "cproxy-lease", "it waits as the small program: {}", p.log());
     }
 }
 
@@ -308,6 +316,7 @@ fn a_killed_forwarder_loses_no_port_and_its_return_takes_them_back() {
     echo_via_sink(host);
     for p in &ports.procs {
         assert!(p.log().contains("forwarding by itself"), "{}", p.log());
+        assert_eq!(p.program(), "cproxy", "cproxy-lease ran cproxy again: {}", p.log());
     }
 
     // Back: each process hands its port over again within its retry period.
@@ -325,6 +334,7 @@ fn a_killed_forwarder_loses_no_port_and_its_return_takes_them_back() {
     }
     for p in ports.procs.iter().chain([&busy]) {
         until("the process is back to one thread", || p.threads() == 1);
+        until("the process waits as cproxy-lease again", || p.program() == "cproxy-lease");
     }
 }
 
@@ -414,4 +424,42 @@ fn the_forwarder_relays_across_a_veth_pair() {
     assert_eq!(sent, server_got, "client to container");
     assert_eq!(server_sent, got, "container to client");
     assert_eq!(counter(&socket, host, "accepted"), 1, "the forwarder relayed it");
+}
+
+/// dockerd gone while the port is handed over: the waiting process (`cproxy-lease` by then)
+/// sees its parent exit, removes the binding from the forwarder and exits, as the process did
+/// before it became the waiter.
+#[test]
+fn a_waiting_process_stops_when_the_runtime_that_started_it_exits() {
+    let dir = TempDir::new("cproxy-shared").unwrap();
+    let socket = socket_in(&dir);
+    let _forwarder = forwarder(&socket, None);
+    let backend = echo_server("127.0.0.1");
+    let host = SocketAddr::from(([127, 0, 0, 1], peers::free_tcp_port().unwrap()));
+    // A shell stands in for dockerd: it passes the status pipe down, says the pid, and waits.
+    let args = spawn::docker_proxy_args("tcp", Some(host.port()), backend).join(" ");
+    let (mut status, write) = spawn::status_pipe().unwrap();
+    let mut runtime = Command::new("sh");
+    runtime.arg("-c").arg(format!("{} {args} & echo $!; wait", cproxy()));
+    runtime.env("CPROXY_FORWARDER", &socket).env("CPROXY_SETTINGS", "/dev/null");
+    runtime.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut runtime = spawn::spawn_with_fds(runtime, &[Some(write.as_fd())]).unwrap();
+    drop(write);
+    // Two bytes, not to the end: the shell holds the pipe too.
+    let mut ready = [0u8; 2];
+    status.read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"0\n");
+    let mut pid = String::new();
+    BufReader::new(runtime.stdout.take().unwrap()).read_line(&mut pid).unwrap();
+    let pid: u32 = pid.trim().parse().unwrap();
+    until("the process waits as cproxy-lease", || {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .is_ok_and(|exe| exe.file_name().is_some_and(|n| n == "cproxy-lease"))
+    });
+    assert_eq!(echo_via(host, b"leased"), b"leased");
+    runtime.kill().unwrap();
+    runtime.wait().unwrap();
+    until("the waiting process exits", || procfs::exited(pid));
+    until("the forwarder drops the binding", || served(&socket).is_empty());
+    TcpListener::bind(host).expect("the port is free again");
 }

@@ -173,6 +173,12 @@ impl From<u64> for BindingId {
     }
 }
 
+impl From<BindingId> for u64 {
+    fn from(id: BindingId) -> u64 {
+        id.0
+    }
+}
+
 impl fmt::Display for BindingId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
