@@ -216,6 +216,8 @@ fn two_hundred_ports_share_one_forwarder_that_survives_its_own_death() {
     let tar = rootfs_tar(true, &ns.dir, false);
     d.ok(&["import", tar.to_str().unwrap(), "bb"]);
 
+    // One `-p` per host port, all to the server's 8080 (a host range to one container port,
+    // `-p 127.0.0.1:20000-20199:8080`, would publish one port picked from the range).
     let specs: Vec<String> =
         (FIRST..FIRST + PORTS).map(|p| format!("127.0.0.1:{p}:8080")).collect();
     let mut args = vec!["run", "-d", "--name", "web"];
