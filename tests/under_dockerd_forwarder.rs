@@ -13,6 +13,8 @@
 //! - `docker rm -f`: no proxy left, no binding left in the forwarder.
 //!
 //! Without dockerd the test says so and passes, except in CI (`CI=true`), where it fails.
+//! `CPROXY_UNDER_TEST=PATH` runs another cproxy build (proxies and forwarder alike), e.g. the
+//! release build for its memory figures: `-- --nocapture` shows them.
 
 mod dockerd_support;
 mod supervisor_support;
@@ -25,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dockerd_support::{Dockerd, exchange, have_dockerd};
-use supervisor_support::{BIN, Netns, eventually, rootfs_tar};
+use dockerd_support::{Dockerd, exchange, have_dockerd, proxy_bin};
+use supervisor_support::{Netns, eventually, rootfs_tar};
 use testkit::{procfs, spawn};
 
 /// How many host ports the container is published on, from [`FIRST`].
@@ -59,7 +61,7 @@ impl Forwarder {
     fn start(ns: &Netns, socket: &Path, n: u32) -> Forwarder {
         let log = ns.dir.join(format!("forwarder-{n}.log"));
         let (status, write) = spawn::status_pipe().expect("status pipe");
-        let mut cmd = ns.command(BIN);
+        let mut cmd = ns.command(proxy_bin());
         cmd.arg("forward").arg("--control").arg(socket).args(["--metrics-addr", METRICS]);
         cmd.env("CPROXY_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null());
         cmd.stderr(std::fs::File::create(&log).unwrap());
@@ -97,7 +99,7 @@ impl Drop for Forwarder {
 /// `cproxy stats --control SOCK`: each binding's host address and accepted connections; empty
 /// if nothing answers there.
 fn stats(socket: &Path) -> BTreeMap<String, u64> {
-    let out = Command::new(BIN).arg("stats").arg("--control").arg(socket).output().unwrap();
+    let out = Command::new(proxy_bin()).arg("stats").arg("--control").arg(socket).output().unwrap();
     if !out.status.success() {
         return BTreeMap::new();
     }
@@ -142,13 +144,12 @@ fn scraped_hosts(ns: &Netns) -> BTreeSet<String> {
 
 /// The processes dockerd started as its userland proxy: its children running cproxy.
 fn proxies(dockerd: u32) -> Vec<u32> {
+    let bin = PathBuf::from(proxy_bin());
     let mut pids: Vec<u32> = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .filter(|&pid| procfs::stat(pid).is_some_and(|s| s.ppid == dockerd && s.state != 'Z'))
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == Path::new(BIN))
-        })
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == bin))
         .collect();
     pids.sort_unstable();
     pids

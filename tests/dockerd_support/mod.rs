@@ -18,6 +18,12 @@ use crate::supervisor_support::{self, BIN, Netns, eventually, remount_cgroups_sc
 /// Debian's dockerd.
 pub const DOCKERD: &str = "/usr/sbin/dockerd";
 
+/// The cproxy dockerd runs as its userland proxy: [`BIN`], or the build `CPROXY_UNDER_TEST`
+/// names (a release build, for its memory figures; an older commit's, to see a test fail).
+pub fn proxy_bin() -> String {
+    std::env::var("CPROXY_UNDER_TEST").unwrap_or_else(|_| BIN.into())
+}
+
 /// dockerd in `ns`, stopped (its containers removed first) on drop.
 pub struct Dockerd<'a> {
     child: Child,
@@ -43,7 +49,7 @@ impl<'a> Dockerd<'a> {
             .arg(format!("unix://{}", socket.display()))
             .arg(format!("--iptables={iptables}"))
             .args(["--ip6tables=false", "--dns", "127.0.0.1"])
-            .args(["--userland-proxy=true", "--userland-proxy-path", BIN])
+            .args(["--userland-proxy=true", "--userland-proxy-path", &proxy_bin()])
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
