@@ -12,131 +12,13 @@
 //!
 //! Without dockerd the test says so and passes, except in CI (`CI=true`), where it fails.
 
+mod dockerd_support;
 mod supervisor_support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use supervisor_support::{BIN, Netns, client_host, eventually, remount_cgroups_script, rootfs_tar};
-
-const DOCKERD: &str = "/usr/sbin/dockerd";
-
-/// dockerd in `ns`, stopped (its containers removed first) on drop.
-struct Dockerd<'a> {
-    child: Child,
-    socket: PathBuf,
-    ns: &'a Netns,
-}
-
-impl<'a> Dockerd<'a> {
-    fn start(ns: &'a Netns, settings: &Path, iptables: bool) -> Dockerd<'a> {
-        let socket = ns.dir.join("docker.sock");
-        let log = std::fs::File::create(ns.dir.join("dockerd.log")).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "sh", "-c", &remount_cgroups_script(), DOCKERD])
-            .arg("--data-root")
-            .arg(ns.dir.join("data"))
-            .arg("--exec-root")
-            .arg(ns.dir.join("exec"))
-            .arg("--pidfile")
-            .arg(ns.dir.join("docker.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
-            .arg(format!("--iptables={iptables}"))
-            .args(["--ip6tables=false", "--dns", "127.0.0.1"])
-            .args(["--userland-proxy=true", "--userland-proxy-path", BIN])
-            .env("CPROXY_SETTINGS", settings)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("dockerd");
-        let d = Dockerd { child, socket, ns };
-        eventually(60, || d.docker(&["version"]).status.success().then_some(()));
-        d
-    }
-
-    /// Docker's CLI against this dockerd.
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new(supervisor_support::docker_bin())
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("docker")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        let log = std::fs::read_to_string(self.ns.dir.join("dockerd.log")).unwrap_or_default();
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}\ndockerd's log:\n{log}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Dockerd<'_> {
-    fn drop(&mut self) {
-        // Containers first (their shims are not in this namespace's process list), then
-        // dockerd by SIGTERM, and whatever is left in the namespace with it.
-        let ids = String::from_utf8_lossy(&self.docker(&["ps", "-aq"]).stdout).into_owned();
-        for id in ids.split_whitespace() {
-            let _ = self.docker(&["rm", "-f", id]);
-        }
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        for _ in 0..300 {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Sends `bytes` to `target` and half-closes: the client's own address and what came back.
-fn exchange(target: SocketAddr, bytes: &[u8]) -> (SocketAddr, String) {
-    let mut conn =
-        TcpStream::connect_timeout(&target, Duration::from_secs(5)).expect("connect to the port");
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    conn.write_all(bytes).unwrap();
-    conn.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut answer = String::new();
-    let _ = conn.read_to_string(&mut answer);
-    (conn.local_addr().unwrap(), answer)
-}
-
-/// What a container printed once it holds `needle`.
-fn logs_with(d: &Dockerd, container: &str, needle: &str) -> String {
-    eventually(10, || {
-        let out = d.docker(&["logs", container]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        text.contains(needle).then_some(text)
-    })
-}
-
-/// Whether dockerd is here; without it, a failure in CI.
-fn have_dockerd() -> bool {
-    if Path::new(DOCKERD).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI needs dockerd (apt-get install docker.io)"
-    );
-    eprintln!("no {DOCKERD}: skipped (apt-get install docker.io)");
-    false
-}
+use dockerd_support::{Dockerd, exchange, have_dockerd, logs_with};
+use supervisor_support::{Netns, client_host, eventually, rootfs_tar};
 
 const WEB: &str = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -v -p 80 -h /www";
 
@@ -165,7 +47,7 @@ fn dockerd_runs_cproxy_with_its_settings_file() {
          [[binding]]\nhost_port = 8082\nsource_ip_transparent = true\n",
     )
     .unwrap();
-    let d = Dockerd::start(&ns, &settings, false);
+    let d = Dockerd::start(&ns, false, &[("CPROXY_SETTINGS", settings.as_os_str())]);
     let tar = rootfs_tar(true, &ns.dir, false);
     d.ok(&["import", tar.to_str().unwrap(), "bb"]);
 
@@ -211,7 +93,7 @@ fn with_dockerds_iptables_the_transparent_port_still_logs_the_clients_address() 
     let client = client_host(&ns);
     let settings = ns.dir.join("settings.toml");
     std::fs::write(&settings, "[defaults]\nsource_ip_transparent = true\n").unwrap();
-    let d = Dockerd::start(&ns, &settings, true);
+    let d = Dockerd::start(&ns, true, &[("CPROXY_SETTINGS", settings.as_os_str())]);
     let tar = rootfs_tar(true, &ns.dir, false);
     d.ok(&["import", tar.to_str().unwrap(), "bb"]);
     d.ok(&["run", "-d", "--name", "web", "-p", "8082:80", "bb", "sh", "-c", WEB]);

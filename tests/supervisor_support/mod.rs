@@ -57,6 +57,11 @@ impl Netns {
         self.inner().pids().iter().map(i32::to_string).collect()
     }
 
+    /// A command whose process starts inside the namespace (descriptors handed down kept).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        self.inner().command(program)
+    }
+
     /// Runs `f` on a thread that has entered the namespace.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         self.inner().run(f)
