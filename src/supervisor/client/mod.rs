@@ -4,6 +4,7 @@
 //! `restart`, `kill`, `wait`, `rm`, `logs`).
 
 mod archive;
+mod attach;
 pub mod cli;
 pub mod compose;
 mod exec;
@@ -170,7 +171,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            if is_run {
+            if is_run && !f.bare {
                 let msg = f.message.trim_end_matches('.');
                 eprintln!("cproxy: {msg}.");
                 if f.see_help {
