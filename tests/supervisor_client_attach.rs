@@ -61,11 +61,9 @@ fn exec_i_streams_stdin_and_exits_with_the_commands_code() {
     assert_eq!(got, (0, "hi\r\n".into(), String::new()));
     let got = alike(&d, &["exec", "-it", "ex1", "true"], Some(b""));
     assert_eq!(got, (1, String::new(), "the input device is not a TTY\n".into()));
-    // As Docker's CLI prints it against dockerd 20.10 (against this daemon it says `Error: No
-    // such container: nosuch`, its words for a 404 from inspect).
-    let got = d.cli_stdin(&["exec", "-i", "nosuch", "cat"], Some(b""));
-    assert_eq!(
-        got,
-        (1, String::new(), "Error response from daemon: No such container: nosuch\n".into())
-    );
+    // Docker 20.10's words for a container its inspect did not find (`wrapResponseError`).
+    let missing = (1, String::new(), "Error: No such container: nosuch\n".to_string());
+    assert_eq!(alike(&d, &["exec", "-i", "nosuch", "cat"], Some(b"")), missing);
+    assert_eq!(alike(&d, &["exec", "nosuch", "cat"], None), missing);
+    assert_eq!(alike(&d, &["logs", "nosuch"], None), missing);
 }

@@ -11,13 +11,12 @@ use crate::supervisor::api::types::{
 };
 use crate::supervisor::client::attach::{self, Streams};
 use crate::supervisor::client::cli::ExecArgs;
-use crate::supervisor::client::transport::{Client, NO_BODY, Result, fail, q};
+use crate::supervisor::client::transport::{Client, NO_BODY, Result, fail};
 use crate::supervisor::os::exec;
 
 /// `exec`: runs `a.command` in the container and exits with its code.
 pub(super) async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
-    let uri = format!("/containers/{}/json", q(&a.container));
-    let v: ContainerInspect = client.json(Method::GET, &uri, NO_BODY).await?;
+    let v: ContainerInspect = client.inspect_container(&a.container).await?;
     if v.state.paused {
         return Err(fail(
             format!(

@@ -153,6 +153,17 @@ impl Client {
             .map_err(|e| fail(format!("bad answer from the daemon: {e}"), 1))
     }
 
+    /// `GET /containers/NAME/json` as Docker 20.10's CLI looks a container up before `exec`
+    /// and `logs` (`ContainerInspect`): a 404 in its words, `Error: No such container: NAME`
+    /// (`wrapResponseError`), not the daemon's.
+    pub(super) async fn inspect_container<R: DeserializeOwned>(&self, name: &str) -> Result<R> {
+        let uri = format!("/containers/{}/json", q(name));
+        self.json(Method::GET, &uri, NO_BODY).await.map_err(|f| match f.status {
+            404 => Failure { message: format!("Error: No such container: {name}"), ..f },
+            _ => f,
+        })
+    }
+
     /// `GET uri`, Docker's multiplexed stream: after each read, `each` takes what the decoder
     /// holds (whole frames, or whole lines), until the daemon ends the stream.
     pub(super) async fn stream(&self, uri: &str, each: impl FnMut(&mut Decoder)) -> Result<()> {
