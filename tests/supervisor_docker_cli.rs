@@ -256,6 +256,10 @@ fn error_answers_are_dockerds_bytes() {
         assert_eq!(header(&headers, "content-type"), Some("application/json"), "{method} {path}");
         assert_eq!(header(&headers, "content-length"), Some(&*body.len().to_string()));
     }
+    // A whole answer that is not an error ends so too.
+    let (code, headers, got) = request(&d.host, "GET", "/v1.41/containers/json", "");
+    assert_eq!((code, got.as_str()), (200, "[]\n"));
+    assert_eq!(header(&headers, "content-length"), Some("3"));
     // A body that is no JSON: Docker's 400 (its words are Go's parser's, ours serde's).
     let (code, headers, got) = request(&d.host, "POST", "/v1.41/networks/create", "{bad");
     assert_eq!(code, 400, "{got}");

@@ -132,10 +132,11 @@ pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
     response
 }
 
-/// What axum answers by itself in dockerd's form: a method a path does not take is dockerd's
-/// 404 `page not found` (its router knows routes by method and path), and an extractor's
-/// refusal (a body over [`server::MAX_BODY`], a path that is not UTF-8) keeps its status with
-/// its words as the message, where axum would send them as text.
+/// Answers in dockerd's form: a whole JSON answer ends with a newline, as Go's `json.Encoder`
+/// ends what `WriteJSON` writes; what axum answers by itself too: a method a path does not
+/// take is dockerd's 404 `page not found` (its router knows routes by method and path), and an
+/// extractor's refusal (a body over [`server::MAX_BODY`], a path that is not UTF-8) keeps its
+/// status with its words as the message, where axum would send them as text.
 async fn as_dockerd(response: Response) -> Response {
     let status = response.status();
     if status == StatusCode::METHOD_NOT_ALLOWED {
@@ -145,12 +146,35 @@ async fn as_dockerd(response: Response) -> Response {
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || json {
+    if json {
+        return ended_by_a_newline(response).await;
+    }
+    if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
     let text =
         axum::body::to_bytes(response.into_body(), server::MAX_BODY).await.unwrap_or_default();
     error_response(status, String::from_utf8_lossy(&text).trim_end())
+}
+
+/// A JSON answer whose length is known (not a stream: those end each message themselves)
+/// with the newline Go's `json.Encoder` ends it with, its `Content-Length` said again.
+async fn ended_by_a_newline(response: Response) -> Response {
+    use hyper::body::Body as _;
+    let whole = response.body().size_hint().exact();
+    if !whole.is_some_and(|n| n > 0 && n <= server::MAX_BODY as u64) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, server::MAX_BODY).await else {
+        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "answer could not be read");
+    };
+    let mut bytes = bytes.to_vec();
+    if bytes.last() != Some(&b'\n') {
+        bytes.push(b'\n');
+    }
+    parts.headers.insert(axum::http::header::CONTENT_LENGTH, bytes.len().into());
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 type Answer<T> = Result<T, ApiError>;
