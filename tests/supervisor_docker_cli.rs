@@ -193,3 +193,76 @@ fn system_df_and_ps_sizes_add_up_the_disk_as_dockerd_does() {
     assert!(sizes[1].starts_with("c2 0B (virtual ") && sizes[1].ends_with("MB)"), "{out}");
     d.docker(&["rm", "-f", "c1"], None);
 }
+
+/// The status line's code, the headers (names in lower case) and the body of a raw answer.
+fn parts(answer: &str) -> (u16, Vec<(String, String)>, String) {
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((answer, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok());
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    (status.unwrap_or(0), headers, body.to_string())
+}
+
+/// One request on a connection of its own, `Connection: close`.
+fn request(
+    host: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    parts(&raw(host, &req))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Recorded against dockerd 20.10 (tests/fixtures/docker-20.10-errors/answers.txt): every error is
+/// `application/json`, `{"message":…}` and a newline (Go's `json.Encoder`, HTML left alone),
+/// a method a path does not take is `page not found` as an unknown path is.
+#[test]
+fn error_answers_are_dockerds_bytes() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let cases = [
+        ("GET", "/v1.41/containers/nope/json", 404, "{\"message\":\"No such container: nope\"}\n"),
+        ("GET", "/v1.41/nosuchroute", 404, "{\"message\":\"page not found\"}\n"),
+        ("GET", "/nosuch", 404, "{\"message\":\"page not found\"}\n"),
+        ("PUT", "/v1.41/_ping", 404, "{\"message\":\"page not found\"}\n"),
+        (
+            "GET",
+            "/v1.41/containers/a%3Cb%26%22/json",
+            404,
+            "{\"message\":\"No such container: a<b&\\\"\"}\n",
+        ),
+        (
+            "GET",
+            "/v1.99/version",
+            400,
+            "{\"message\":\"client version 1.99 is too new. Maximum supported API version is 1.41\"}\n",
+        ),
+    ];
+    for (method, path, status, body) in cases {
+        let (code, headers, got) = request(&d.host, method, path, "");
+        assert_eq!((code, got.as_str()), (status, body), "{method} {path}");
+        assert_eq!(header(&headers, "content-type"), Some("application/json"), "{method} {path}");
+        assert_eq!(header(&headers, "content-length"), Some(&*body.len().to_string()));
+    }
+    // A whole answer that is not an error ends so too.
+    let (code, headers, got) = request(&d.host, "GET", "/v1.41/containers/json", "");
+    assert_eq!((code, got.as_str()), (200, "[]\n"));
+    assert_eq!(header(&headers, "content-length"), Some("3"));
+    // A body that is no JSON: Docker's 400 (its words are Go's parser's, ours serde's).
+    let (code, headers, got) = request(&d.host, "POST", "/v1.41/networks/create", "{bad");
+    assert_eq!(code, 400, "{got}");
+    assert_eq!(header(&headers, "content-type"), Some("application/json"));
+    assert!(got.starts_with("{\"message\":\"") && got.ends_with("\"}\n"), "{got:?}");
+}

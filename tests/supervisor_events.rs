@@ -158,3 +158,52 @@ fn volume_and_image_events_are_dockerds() {
     let got = out.replace(img.trim(), "IMG").replace(new, "NEW").replace(&container, "C");
     assert_eq!(got, DOCKERD_VOLUMES_IMAGES);
 }
+
+/// What Debian's dockerd 20.10 sent for an image with `LABEL a=b` (`IMG`) and a dangling one
+/// with `LABEL p=q` (`NEW`), recorded in tests/fixtures/docker-20.10-image-events/events.txt:
+/// the labels beside `name` while the image is there, none once it is deleted.
+const DOCKERD_LABELED_IMAGES: &str = r#"image tag IMG {"a":"b","name":"lab:2"}
+image untag IMG {"a":"b","name":"IMG"}
+image save IMG {"a":"b","name":"IMG"}
+image untag IMG {"a":"b","name":"IMG"}
+image delete IMG {"name":"IMG"}
+image load IMG {"a":"b","name":"IMG"}
+image import NEW {"name":"NEW","p":"q"}
+image delete NEW {"name":"NEW"}
+image prune  {"reclaimed":"0"}
+"#;
+
+/// Image events carry the image's labels as dockerd's `LogImageEvent` adds them; a prune
+/// logs each image's removal, then itself with the bytes reclaimed.
+#[test]
+fn image_events_carry_the_images_labels_as_dockerds() {
+    let ns = supervisor_support::Netns::new();
+    let d = with_image(&ns, &["LABEL a=b"]);
+    let since = since_now();
+    let saved = ns.dir.join("bb-saved.tar");
+    let (saved, tar) = (saved.to_str().unwrap(), ns.dir.join("rootfs.tar"));
+    for args in [
+        &["tag", "bb", "lab:2"][..],
+        &["rmi", "lab:2"],
+        &["save", "bb", "-o", saved],
+        &["rmi", "bb"],
+        &["load", "-i", saved],
+        &["import", "--change", "LABEL p=q", tar.to_str().unwrap()],
+        &["image", "prune", "-f"],
+    ] {
+        let (code, _, err) = d.docker(args, None);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+    let until = (now() + 1).to_string();
+    let format = "{{.Type}} {{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}";
+    let args = ["events", "--since", &since, "--until", &until, "--format", format];
+    let (code, out, err) = d.docker(&args, None);
+    assert_eq!(code, 0, "{err}");
+    let (_, img, _) = d.docker(&["image", "inspect", "-f", "{{.Id}}", "bb"], None);
+    let new = out
+        .lines()
+        .find(|l| l.starts_with("image import "))
+        .and_then(|l| l.split(' ').nth(2))
+        .unwrap_or("none");
+    assert_eq!(out.replace(img.trim(), "IMG").replace(new, "NEW"), DOCKERD_LABELED_IMAGES);
+}

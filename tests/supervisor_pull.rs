@@ -167,6 +167,16 @@ fn pull_prints_dockers_progress_and_the_image_runs() {
              {REGISTRY}/bb:latest\n{REGISTRY}/bb:latest\n"
         )
     );
+    // Each pull logged as dockerd 20.10 logs it: by its reference, `name` the repository
+    // (tests/fixtures/docker-20.10-image-events/events.txt).
+    let until =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap()).as_secs() + 1;
+    let format = "{{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}";
+    let args = ["events", "--since", "0", "--until", &until.to_string(), "--format", format];
+    let (code, events, err) = d.docker(&[&args[..], &["--filter", "event=pull"]].concat(), None);
+    assert_eq!(code, 0, "{err}");
+    let pulled = format!("pull {REGISTRY}/bb:latest {{\"name\":\"{REGISTRY}/bb\"}}\n");
+    assert_eq!(events, pulled.repeat(2));
     // By digest, quietly: the reference alone.
     let by_digest = format!("{REGISTRY}/bb@{digest}");
     assert_eq!(d.ok(&["pull", "-q", &by_digest]), format!("{by_digest}\n"));

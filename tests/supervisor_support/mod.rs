@@ -269,39 +269,53 @@ impl Daemon {
 
     /// [`Daemon::docker`] with stdout as it came (a tar).
     pub fn docker_bytes(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8>, String) {
-        let mut child = Command::new(docker_bin())
-            .env("DOCKER_HOST", &self.host)
+        let mut cmd = Command::new(docker_bin());
+        cmd.env("DOCKER_HOST", &self.host)
             .env_remove("DOCKER_API_VERSION")
             .env("DOCKER_CONFIG", std::env::temp_dir().join("cproxy-test-docker-config"))
-            .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(data) = stdin {
-            let mut w = child.stdin.take().unwrap();
-            w.write_all(data).unwrap();
-        }
-        let pid = child.id();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        });
-        let out = child.wait_with_output().unwrap();
-        let _ = tx.send(());
-        (
-            out.status.code().unwrap_or(-1),
-            out.stdout,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .args(args);
+        output_within_a_minute(cmd, stdin)
     }
 
+    /// Runs `cproxy ARGS` against this daemon as [`Daemon::docker`] runs Docker's CLI: `stdin`
+    /// piped in (else /dev/null), killed after 60 s (the code is then -1).
+    pub fn cli_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+        let mut cmd = Command::new(BIN);
+        cmd.env("CPROXY_HOST", &self.host).args(args);
+        let (code, out, err) = output_within_a_minute(cmd, stdin);
+        (code, String::from_utf8_lossy(&out).into_owned(), err)
+    }
+}
+
+/// `cmd`'s exit code, stdout and stderr, `stdin` piped in (else /dev/null); killed after 60 s
+/// (the code is then -1).
+fn output_within_a_minute(mut cmd: Command, stdin: Option<&[u8]>) -> (i32, Vec<u8>, String) {
+    let mut child = cmd
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(data) = stdin {
+        let mut w = child.stdin.take().unwrap();
+        w.write_all(data).unwrap();
+    }
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = tx.send(());
+    (out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+impl Daemon {
     /// Runs `cproxy ARGS`, asserts it succeeded, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);

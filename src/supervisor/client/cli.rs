@@ -176,6 +176,12 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long = "detach")]
     pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
@@ -511,6 +517,12 @@ pub struct LogsArgs {
 /// `cproxy exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Set environment variables
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,

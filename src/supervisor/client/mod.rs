@@ -4,6 +4,7 @@
 //! `restart`, `kill`, `wait`, `rm`, `logs`).
 
 mod archive;
+mod attach;
 pub mod cli;
 pub mod compose;
 mod exec;
@@ -170,7 +171,7 @@ pub fn run(host: Option<String>, cmd: SupervisorCommand) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            if is_run {
+            if is_run && !f.bare {
                 let msg = f.message.trim_end_matches('.');
                 eprintln!("cproxy: {msg}.");
                 if f.see_help {
@@ -213,8 +214,7 @@ fn stop_query(time: Option<u64>) -> String {
 /// `logs`: as Docker's CLI, the container looked up first (a `-t` container's log is one
 /// raw stream), the times read as the CLI reads them.
 async fn logs(client: &Client, a: &cli::LogsArgs) -> Result<u8> {
-    let info: serde_json::Value =
-        client.json(Method::GET, &format!("/containers/{}/json", q(&a.container)), NO_BODY).await?;
+    let info: serde_json::Value = client.inspect_container(&a.container).await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let now = crate::supervisor::rules::format::now_nanos();
     let mut uri = format!(

@@ -1,5 +1,6 @@
 //! `cproxy run`: the flags checked as Docker's client checks them, turned into the create
-//! request, then the container started, detached or followed to its exit.
+//! request, then the container started, detached or followed to its exit (its logs, or with
+//! `-i`/`-t` a hijacked `attach` that carries stdin too).
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use crate::supervisor::api::types::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerWaitResponse, Empty,
     EndpointIpamConfig, EndpointSettings, PortSet, RestartPolicySpec,
 };
+use crate::supervisor::client::attach::{self, Streams};
 use crate::supervisor::client::cli::RunArgs;
 use crate::supervisor::client::image::pull_image;
 use crate::supervisor::client::stream_logs;
@@ -90,6 +92,11 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
     // In the foreground the client reads stdout and stderr, as Docker's does.
     config.attach_stdout = !a.detach;
     config.attach_stderr = !a.detach;
+    // `-i` keeps stdin open; attached in the foreground, and closed at the client's end.
+    config.open_stdin = a.interactive;
+    config.attach_stdin = a.interactive && !a.detach;
+    config.stdin_once = a.interactive && !a.detach;
+    config.tty = a.tty;
     config.env = env;
     config.working_dir = a.workdir.clone().unwrap_or_default();
     config.stop_signal = a.stop_signal.clone();
@@ -271,6 +278,10 @@ pub(super) async fn create(client: &Client, a: RunArgs) -> Result<u8> {
 /// `run`: creates the container, starts it, and either prints its ID (`-d`) or streams its
 /// output until it exits and exits with its code.
 pub(super) async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
+    let streams = Streams { stdin: a.interactive, tty: a.tty };
+    if !a.detach {
+        streams.check()?;
+    }
     let id = create_container(client, &a, 125).await?;
     if a.detach {
         client
@@ -281,24 +292,45 @@ pub(super) async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
         return Ok(0);
     }
     // Foreground: the daemon does not remove it (the client does, after `wait`), and an exited
-    // container stays exited, so `wait` after the log stream ends cannot miss the exit.
+    // container stays exited, so `wait` after the output ends cannot miss the exit.
+    let remove = || async {
+        if a.rm {
+            let uri = format!("/containers/{id}?force=1&v=1");
+            let _ = client.call(Method::DELETE, &uri, NO_BODY).await;
+        }
+    };
+    // `-i`/`-t`: attached before the start, as Docker's CLI, so no output is missed.
+    let session = if a.interactive || a.tty {
+        let stdin = u8::from(a.interactive);
+        let uri = format!("/containers/{id}/attach?stream=1&stdin={stdin}&stdout=1&stderr=1");
+        match client.hijack(&uri, NO_BODY).await {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                remove().await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let start = client.call(Method::POST, &format!("/containers/{id}/start"), NO_BODY).await;
     if let Err(e) = start {
-        if a.rm {
-            let _ = client
-                .call(Method::DELETE, &format!("/containers/{id}?force=1&v=1"), NO_BODY)
-                .await;
-        }
+        remove().await;
         return Err(started(e));
     }
-    stream_logs(client, &format!("/containers/{id}/logs?stdout=1&stderr=1&follow=1"), false)
-        .await?;
+    match session {
+        Some(conn) => {
+            let _raw = streams.raw_terminal();
+            attach::carry(conn, streams).await;
+        }
+        None => {
+            let uri = format!("/containers/{id}/logs?stdout=1&stderr=1&follow=1");
+            stream_logs(client, &uri, false).await?;
+        }
+    }
     let waited: ContainerWaitResponse =
         client.json(Method::POST, &format!("/containers/{id}/wait"), NO_BODY).await?;
-    if a.rm {
-        let _ =
-            client.call(Method::DELETE, &format!("/containers/{id}?force=1&v=1"), NO_BODY).await;
-    }
+    remove().await;
     Ok(u8::try_from(waited.status_code).unwrap_or(255))
 }
 

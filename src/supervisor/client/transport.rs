@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
+use hyper::upgrade::Upgraded;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
@@ -26,6 +27,9 @@ pub(super) struct Failure {
     pub(super) see_help: bool,
     /// The daemon's HTTP status, when it answered with an error (0 otherwise).
     pub(super) status: u16,
+    /// Printed as it is, even by `run` (an error Docker's CLI returns unwrapped, as
+    /// `the input device is not a TTY`).
+    pub(super) bare: bool,
 }
 
 /// A command's outcome: its exit code, or what to print and exit with.
@@ -34,7 +38,16 @@ pub(super) type Result<T> = std::result::Result<T, Failure>;
 /// A failure with Docker's words and exit code (125, the client's own refusal, asks `run` for
 /// its usage hint).
 pub(super) fn fail(message: impl Into<String>, code: u8) -> Failure {
-    Failure { message: message.into(), code, see_help: code == 125, status: 0 }
+    Failure { message: message.into(), code, see_help: code == 125, status: 0, bare: false }
+}
+
+/// `body` as a request's JSON (none: empty).
+fn json_body<T: Serialize + ?Sized>(body: Option<&T>) -> Result<BoxBody<Bytes, std::io::Error>> {
+    let body = match body {
+        Some(b) => serde_json::to_vec(b).map_err(|e| fail(e.to_string(), 1))?,
+        None => Vec::new(),
+    };
+    Ok(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed())
 }
 
 /// The body of a request that has none.
@@ -55,12 +68,7 @@ impl Client {
         uri: &str,
         body: Option<&T>,
     ) -> Result<Response<Incoming>> {
-        let body = match body {
-            Some(b) => serde_json::to_vec(b).map_err(|e| fail(e.to_string(), 1))?,
-            None => Vec::new(),
-        };
-        let body = Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed();
-        self.send(method, uri, "application/json", body).await
+        self.send(method, uri, "application/json", json_body(body)?).await
     }
 
     /// Sends `body` as it comes (a tarball being read) with `content_type`; a non-2xx answer
@@ -72,40 +80,58 @@ impl Client {
         content_type: &str,
         body: BoxBody<Bytes, std::io::Error>,
     ) -> Result<Response<Incoming>> {
+        let req = Request::builder().method(method).header("Content-Type", content_type);
+        let resp = self.exchange(uri, req, body).await?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(refusal(resp).await)
+    }
+
+    /// `POST uri` with `body` as JSON, asking to take the connection over (`Upgrade: tcp`) as
+    /// Docker's CLI hijacks `attach` and `exec start`: the connection, once the daemon
+    /// answered `101`.
+    pub(super) async fn hijack<T: Serialize + ?Sized>(
+        &self,
+        uri: &str,
+        body: Option<&T>,
+    ) -> Result<TokioIo<Upgraded>> {
+        let req = Request::builder()
+            .method(Method::POST)
+            .header("Content-Type", "application/json")
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "tcp");
+        let resp = self.exchange(uri, req, json_body(body)?).await?;
+        if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+            return Err(refusal(resp).await);
+        }
+        hyper::upgrade::on(resp)
+            .await
+            .map(TokioIo::new)
+            .map_err(|e| fail(format!("cannot talk to the daemon: {e}"), 1))
+    }
+
+    /// One request on a connection of its own (which may be taken over: `hijack`), its head
+    /// `req` so far; the daemon's answer, whatever its status.
+    async fn exchange(
+        &self,
+        uri: &str,
+        req: hyper::http::request::Builder,
+        body: BoxBody<Bytes, std::io::Error>,
+    ) -> Result<Response<Incoming>> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|e| connect_error(&self.socket, uri, &e))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| fail(format!("cannot talk to the daemon: {e}"), 1))?;
-        tokio::spawn(conn);
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("Host", "cproxy")
-            .header("Content-Type", content_type)
-            .body(body)
-            .map_err(|e| fail(e.to_string(), 1))?;
-        let resp = sender
+        tokio::spawn(conn.with_upgrades());
+        let req =
+            req.uri(uri).header("Host", "cproxy").body(body).map_err(|e| fail(e.to_string(), 1))?;
+        sender
             .send_request(req)
             .await
-            .map_err(|e| fail(format!("cannot talk to the daemon: {e}"), 1))?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        let message = serde_json::from_slice::<ErrorResponse>(&bytes)
-            .ok()
-            .map(|e| e.message)
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| format!("{status}"));
-        Err(Failure {
-            message: format!("Error response from daemon: {message}"),
-            code: 1,
-            see_help: false,
-            status: status.as_u16(),
-        })
+            .map_err(|e| fail(format!("cannot talk to the daemon: {e}"), 1))
     }
 
     /// [`Client::call`], the answer read as `R` (an empty answer as JSON's `null`).
@@ -125,6 +151,17 @@ impl Client {
         let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
         serde_json::from_slice(bytes)
             .map_err(|e| fail(format!("bad answer from the daemon: {e}"), 1))
+    }
+
+    /// `GET /containers/NAME/json` as Docker 20.10's CLI looks a container up before `exec`
+    /// and `logs` (`ContainerInspect`): a 404 in its words, `Error: No such container: NAME`
+    /// (`wrapResponseError`), not the daemon's.
+    pub(super) async fn inspect_container<R: DeserializeOwned>(&self, name: &str) -> Result<R> {
+        let uri = format!("/containers/{}/json", q(name));
+        self.json(Method::GET, &uri, NO_BODY).await.map_err(|f| match f.status {
+            404 => Failure { message: format!("Error: No such container: {name}"), ..f },
+            _ => f,
+        })
     }
 
     /// `GET uri`, Docker's multiplexed stream: after each read, `each` takes what the decoder
@@ -149,6 +186,25 @@ impl Client {
             each(&mut decoder);
         }
         Ok(())
+    }
+}
+
+/// An answer that is not the one asked for, as Docker's client words it: "Error response from
+/// daemon: " and the daemon's message (its status if it sent none).
+async fn refusal(resp: Response<Incoming>) -> Failure {
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let message = serde_json::from_slice::<ErrorResponse>(&bytes)
+        .ok()
+        .map(|e| e.message)
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| format!("{status}"));
+    Failure {
+        message: format!("Error response from daemon: {message}"),
+        code: 1,
+        see_help: false,
+        status: status.as_u16(),
+        bare: false,
     }
 }
 

@@ -78,9 +78,7 @@ impl Daemon {
         let image_ref = match &reference {
             Some(t) => {
                 let name = t.familiar_string();
-                let labels = self.images.config(&committed).and_then(|c| c.config.clone());
-                let labels = labels.and_then(|c| c.labels).unwrap_or_default();
-                self.events.image_labeled(&committed, "tag", &name, &labels);
+                self.image_event(&committed, "tag", &name);
                 name
             }
             None => String::new(),

@@ -112,21 +112,11 @@ impl Events {
         }
     }
 
-    /// An image's event (`tag`, `untag`, `delete`, `import`, `load`, `save`, `pull`): `name`
-    /// its reference (`busybox:latest`, or its ID where dockerd sends that).
-    pub fn image(&self, id: &str, action: &str, name: &str) {
-        self.image_labeled(id, action, name, &BTreeMap::new());
-    }
-
-    /// [`Events::image`] with the image's labels as attributes beside `name`, as dockerd's
-    /// `LogImageEvent` adds them for an image it still has.
-    pub fn image_labeled(
-        &self,
-        id: &str,
-        action: &str,
-        name: &str,
-        labels: &BTreeMap<String, String>,
-    ) {
+    /// An image's event (`tag`, `untag`, `delete`, `import`, `load`, `save`, `pull`, `prune`):
+    /// `name` its reference (`busybox:latest`, or its ID where dockerd sends that), `labels`
+    /// its image's (`Daemon::image_event` reads them from the store), as dockerd's
+    /// `LogImageEvent` adds them beside `name` for an image it still has.
+    pub fn image(&self, id: &str, action: &str, name: &str, labels: &BTreeMap<String, String>) {
         let mut attributes = labels.clone();
         attributes.insert("name".to_string(), name.to_string());
         self.emit("image", action, id, attributes);
@@ -142,6 +132,16 @@ impl Events {
             .map(|r| r.iter().filter(|m| m.time_nano >= since).cloned().collect())
             .unwrap_or_default();
         (past, rx)
+    }
+}
+
+impl crate::supervisor::engine::Daemon {
+    /// Image `id`'s event with the labels it has now (none once it is deleted), as dockerd's
+    /// `LogImageEvent` looks the image up when it logs: `id` an image ID, or the reference
+    /// a `pull` names it by.
+    pub fn image_event(&self, id: &str, action: &str, name: &str) {
+        let labels = self.images.resolve(id).map(|i| self.images.labels(&i)).unwrap_or_default();
+        self.events.image(id, action, name, &labels);
     }
 }
 

@@ -146,9 +146,9 @@ async fn create(State(d): State<Arc<Daemon>>, Query(q): Pairs, body: Body) -> An
     let id = with_body(body, move |reader| import(&store, req?, reader)).await?;
     // dockerd's order: the tag, then the import, named by the ID.
     if let Some(name) = tagged_name(first(&q, "repo"), first(&q, "tag")) {
-        d.events.image(&id, "tag", &name);
+        d.image_event(&id, "tag", &name);
     }
-    d.events.image(&id, "import", &id);
+    d.image_event(&id, "import", &id);
     Ok(messages(&[JsonMessage { status: Some(id), ..JsonMessage::default() }]))
 }
 
@@ -159,10 +159,18 @@ async fn pull(d: Arc<Daemon>, from_image: &str, tag: &str) -> Answer<Response> {
     let resolved = pull::resolve(&d.registries, req).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<JsonMessage>(64);
     let store = d.images.clone();
+    let reference = resolved.reference().clone();
     tokio::spawn(async move {
-        if let Err(e) = pull::fetch(store, resolved, &tx).await {
-            tracing::warn!(error = %e, "pull failed");
-            let _ = tx.send(error_message(e.message)).await;
+        match pull::fetch(store, resolved, &tx).await {
+            // dockerd names a pull by its reference (`localhost:5000/app:1`), and the
+            // repository (`localhost:5000/app`).
+            Ok(()) => {
+                d.image_event(&reference.familiar_string(), "pull", &reference.familiar_name())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "pull failed");
+                let _ = tx.send(error_message(e.message)).await;
+            }
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -192,7 +200,7 @@ async fn load(State(d): State<Arc<Daemon>>, body: Body) -> Answer<Response> {
     for line in &lines {
         let named = line.strip_prefix("Loaded image ID: ").or(line.strip_prefix("Loaded image: "));
         if let Some(id) = named.and_then(|n| d.images.resolve(n).ok()) {
-            d.events.image(&id, "load", &id);
+            d.image_event(&id, "load", &id);
         }
     }
     let items: Vec<JsonMessage> = lines
@@ -212,7 +220,7 @@ async fn save(d: Arc<Daemon>, names: Vec<String>) -> Answer<Response> {
         blocking(move || SavePlan::new(&store, &names)).await?
     };
     for id in ids {
-        d.events.image(&id, "save", &id);
+        d.image_event(&id, "save", &id);
     }
     let (mut out, chunks) = ChunkWriter::channel();
     tokio::task::spawn_blocking(move || {
@@ -274,7 +282,7 @@ async fn by_name_post(
     let familiar = target.familiar_string();
     let id =
         blocking(move || store.tag(&name, &target).and_then(|()| store.resolve(&name))).await?;
-    d.events.image(&id, "tag", &familiar);
+    d.image_event(&id, "tag", &familiar);
     Ok(StatusCode::CREATED)
 }
 
@@ -287,17 +295,30 @@ async fn remove(
     let users = d.image_users();
     let store = d.images.clone();
     let id = store.resolve(&name).ok();
+    // Read before the image may go: dockerd logs each untag while it still has the image.
+    let labels = id.as_deref().map(|i| d.images.labels(i)).unwrap_or_default();
     let items = blocking(move || store.delete(&name, force, &users)).await?;
-    // dockerd 20.10 names the image by its ID in both.
     if let Some(id) = id {
-        for _ in items.iter().filter(|i| i.untagged.is_some()) {
-            d.events.image(&id, "untag", &id);
-        }
-        if items.iter().any(|i| i.deleted.as_deref() == Some(id.as_str())) {
-            d.events.image(&id, "delete", &id);
-        }
+        image_removal_events(&d, &id, &items, &labels);
     }
     Ok(axum::Json(items))
+}
+
+/// What removing image `id` logs, as dockerd 20.10: an `untag` for each reference it lost,
+/// with its `labels`, then `delete` if it went, with none (it is gone when logged); both name
+/// it by its ID.
+fn image_removal_events(
+    d: &Daemon,
+    id: &str,
+    items: &[ImageDeleteItem],
+    labels: &std::collections::BTreeMap<String, String>,
+) {
+    for _ in items.iter().filter(|i| i.untagged.is_some()) {
+        d.events.image(id, "untag", id, labels);
+    }
+    if items.iter().any(|i| i.deleted.as_deref() == Some(id)) {
+        d.events.image(id, "delete", id, &Default::default());
+    }
 }
 
 /// `POST /commit`: the request read and checked (dockerd's order: its type, its body, the
@@ -354,5 +375,19 @@ async fn prune(
     };
     let users = d.image_users();
     let store = d.images.clone();
-    Ok(axum::Json(blocking(move || store.prune(all, &users)).await?))
+    let before = list::list(&d.images, &Filters::default(), true)?;
+    let report = blocking(move || store.prune(all, &users)).await?;
+    // The report lists each image's references, then the image, then its layers.
+    let mut lost = Vec::new();
+    for item in report.images_deleted.iter().flatten() {
+        lost.push(item.clone());
+        let gone = item.deleted.as_deref();
+        if let Some(image) = before.iter().find(|s| Some(s.id.as_str()) == gone) {
+            let labels = image.labels.clone().unwrap_or_default();
+            image_removal_events(&d, &image.id, &std::mem::take(&mut lost), &labels);
+        }
+    }
+    let reclaimed = report.space_reclaimed.to_string();
+    d.events.emit("image", "prune", "", [("reclaimed".to_string(), reclaimed)].into());
+    Ok(axum::Json(report))
 }

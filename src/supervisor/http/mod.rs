@@ -66,12 +66,13 @@ use serde::de::DeserializeOwned;
 
 use crate::supervisor::api::types::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
-    ErrorResponse, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse,
-    NetworkDisconnectRequest, NetworkResource,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest,
+    NetworkResource,
 };
 use crate::supervisor::engine::logs::LogOptions;
 use crate::supervisor::engine::{Daemon, Error, ErrorKind};
 use crate::supervisor::rules::filters::{Filters, ListOptions};
+use crate::supervisor::rules::format::go_json_quote;
 
 pub mod archive;
 pub mod attach;
@@ -106,9 +107,74 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorResponse { message: self.0.message };
-        (status_of(self.0.kind), axum::Json(body)).into_response()
+        error_response(status_of(self.0.kind), &self.0.message)
     }
+}
+
+/// Every error answer of the API, as dockerd's `MakeErrorHandler` writes it (`WriteJSON`: a Go
+/// `json.Encoder` that leaves HTML alone): `{"message":"…"}` and a newline, as
+/// `application/json`.
+pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
+    let mut body = String::with_capacity(message.len() + 16);
+    body.push_str("{\"message\":");
+    go_json_quote(message, false, &mut body);
+    body.push_str("}\n");
+    let length = axum::http::HeaderValue::from(body.len());
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    // Go's server, like hyper, gives a small answer its length; said here, as the layer that
+    // rewrites axum's own answers would otherwise send them chunked.
+    headers.insert(axum::http::header::CONTENT_LENGTH, length);
+    response
+}
+
+/// Answers in dockerd's form: a whole JSON answer ends with a newline, as Go's `json.Encoder`
+/// ends what `WriteJSON` writes; what axum answers by itself too: a method a path does not
+/// take is dockerd's 404 `page not found` (its router knows routes by method and path), and an
+/// extractor's refusal (a body over [`server::MAX_BODY`], a path that is not UTF-8) keeps its
+/// status with its words as the message, where axum would send them as text.
+async fn as_dockerd(response: Response) -> Response {
+    let status = response.status();
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        return error_response(StatusCode::NOT_FOUND, "page not found");
+    }
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json {
+        return ended_by_a_newline(response).await;
+    }
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let text =
+        axum::body::to_bytes(response.into_body(), server::MAX_BODY).await.unwrap_or_default();
+    error_response(status, String::from_utf8_lossy(&text).trim_end())
+}
+
+/// A JSON answer whose length is known (not a stream: those end each message themselves)
+/// with the newline Go's `json.Encoder` ends it with, its `Content-Length` said again.
+async fn ended_by_a_newline(response: Response) -> Response {
+    use hyper::body::Body as _;
+    let whole = response.body().size_hint().exact();
+    if !whole.is_some_and(|n| n > 0 && n <= server::MAX_BODY as u64) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, server::MAX_BODY).await else {
+        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "answer could not be read");
+    };
+    let mut bytes = bytes.to_vec();
+    if bytes.last() != Some(&b'\n') {
+        bytes.push(b'\n');
+    }
+    parts.headers.insert(axum::http::header::CONTENT_LENGTH, bytes.len().into());
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 type Answer<T> = Result<T, ApiError>;
@@ -131,7 +197,9 @@ fn body_of<T: DeserializeOwned>(body: &Bytes) -> Answer<T> {
 /// served ([`system::versioned`]), as Docker clients address it.
 pub fn router(daemon: Arc<Daemon>) -> Router {
     // What a handler buffers (`Bytes`) is capped; streamed bodies (image uploads) are not.
-    system::versioned(routes(daemon)).layer(DefaultBodyLimit::max(server::MAX_BODY))
+    let routed = system::versioned(routes(daemon)).layer(DefaultBodyLimit::max(server::MAX_BODY));
+    // Outside the routes, so that it sees their answers as axum finished them (a 405's `Allow`).
+    Router::new().fallback_service(routed).layer(axum::middleware::map_response(as_dockerd))
 }
 
 fn routes(daemon: Arc<Daemon>) -> Router {

@@ -42,8 +42,6 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::supervisor::api::types::ErrorResponse;
-
 /// The biggest body a handler buffers (`axum`'s `Bytes` extractor, through the router's
 /// `DefaultBodyLimit`): create bodies are a few KiB. Streamed bodies have no such bound.
 pub const MAX_BODY: usize = 2 << 20;
@@ -407,12 +405,8 @@ impl hyper::body::Body for Stalling {
 
 /// Docker's error body, and the connection closed after it (its request was not read whole).
 fn error(status: StatusCode, message: &str) -> Response<Body> {
-    let body = ErrorResponse { message: message.to_string() };
-    let mut resp = Response::new(Body::from(serde_json::to_vec(&body).unwrap_or_default()));
-    *resp.status_mut() = status;
-    let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-    headers.insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    let mut resp = super::error_response(status, message);
+    resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
     resp
 }
 

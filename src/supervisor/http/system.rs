@@ -10,9 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::supervisor::api::types::{
-    ComponentVersion, ErrorResponse, Platform, SystemInfo, SystemVersion,
-};
+use crate::supervisor::api::types::{ComponentVersion, Platform, SystemInfo, SystemVersion};
 use crate::supervisor::engine::Daemon;
 use crate::supervisor::engine::store::Status;
 
@@ -44,7 +42,7 @@ fn asked_version(path: &str) -> Option<(u32, u32)> {
 }
 
 fn error(status: StatusCode, message: String) -> Response {
-    (status, axum::Json(ErrorResponse { message })).into_response()
+    super::error_response(status, &message)
 }
 
 /// What a path no route takes gets: dockerd's version errors, else its 404.

@@ -122,6 +122,13 @@ pub struct Resolved {
     digest: String,
 }
 
+impl Resolved {
+    /// The reference pulled, with its tag (`latest` if none was given) or digest.
+    pub fn reference(&self) -> &Reference {
+        &self.request.reference
+    }
+}
+
 /// One message of the progress stream.
 fn status(text: impl Into<String>, id: Option<&str>, detail: bool) -> JsonMessage {
     JsonMessage {

@@ -435,6 +435,12 @@ impl ImageStore {
         self.state().configs.get(id).cloned()
     }
 
+    /// The labels of image `id`'s config (`LABEL`), none for an image it does not hold.
+    pub fn labels(&self, id: &str) -> BTreeMap<String, String> {
+        let config = self.config(id);
+        config.and_then(|c| c.config.as_ref()?.labels.clone()).unwrap_or_default()
+    }
+
     /// The layers of image `id`, bottom first.
     pub fn layers(&self, id: &str) -> Vec<LayerRecord> {
         self.state().index.images.get(id).map(|r| r.layers.clone()).unwrap_or_default()

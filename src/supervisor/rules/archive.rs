@@ -6,6 +6,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::supervisor::rules::format::go_json_string;
+
 /// The header a path's stat travels in.
 pub const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 
@@ -248,27 +250,6 @@ pub fn go_time(secs: i64, nanos: u32) -> String {
     let t = std::time::UNIX_EPOCH
         + std::time::Duration::new(u64::try_from(secs).unwrap_or(0), nanos.min(999_999_999));
     crate::supervisor::rules::format::go_rfc3339_nano(t)
-}
-
-/// A string as Go's `encoding/json` writes it: `<`, `>`, `&`, U+2028 and U+2029 as `\u…`,
-/// control characters as `\n`, `\r`, `\t` or `\u00XX`.
-fn go_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 impl PathStat {

@@ -226,6 +226,32 @@ pub fn command_line(path: &str, args: &[String]) -> String {
     s
 }
 
+/// A string as Go's `encoding/json` marshals it: `<`, `>`, `&`, U+2028 and U+2029 as `\u…`,
+/// control characters as `\n`, `\r`, `\t` or `\u00XX`.
+pub fn go_json_string(s: &str, out: &mut String) {
+    go_json_quote(s, true, out);
+}
+
+/// [`go_json_string`], with `<`, `>` and `&` kept as they are when not `escape_html` (an
+/// encoder after `SetEscapeHTML(false)`, as dockerd's `WriteJSON`).
+pub fn go_json_quote(s: &str, escape_html: bool, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' if escape_html => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// Go's `strconv.Quote` for the printable text a command line is.
 pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -336,6 +362,16 @@ mod tests {
 
     fn port(ip: &str, public: u16, private: u16, proto: &str) -> Port {
         Port { ip: ip.into(), private_port: private, public_port: public, proto: proto.into() }
+    }
+
+    #[test]
+    fn go_json_quotes_escape_html_only_when_asked_as_dockerds_write_json_does_not() {
+        let odd = "a<b>&\"\\\n\u{1}\u{2028}é";
+        let (mut marshalled, mut written) = (String::new(), String::new());
+        go_json_quote(odd, true, &mut marshalled);
+        go_json_quote(odd, false, &mut written);
+        assert_eq!(marshalled, r#""a\u003cb\u003e\u0026\"\\\n\u0001\u2028é""#);
+        assert_eq!(written, r#""a<b>&\"\\\n\u0001\u2028é""#);
     }
 
     #[test]
