@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dockerd_support::{Dockerd, exchange, have_dockerd, proxy_bin};
+use dockerd_support::{Dockerd, exchange, have_dockerd, proxy_bin, try_exchange};
 use supervisor_support::{Netns, eventually, rootfs_tar};
 use testkit::{procfs, spawn};
 
@@ -142,17 +142,28 @@ fn scraped_hosts(ns: &Netns) -> BTreeSet<String> {
         .collect()
 }
 
-/// The processes dockerd started as its userland proxy: its children running cproxy.
+/// The processes dockerd started as its userland proxy: its children running cproxy, or
+/// `cproxy-lease` beside it (what a process becomes once the forwarder serves its port).
 fn proxies(dockerd: u32) -> Vec<u32> {
     let bin = PathBuf::from(proxy_bin());
+    let lease = bin.with_file_name("cproxy-lease");
     let mut pids: Vec<u32> = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .filter(|&pid| procfs::stat(pid).is_some_and(|s| s.ppid == dockerd && s.state != 'Z'))
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == bin))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|exe| exe == bin || exe == lease)
+        })
         .collect();
     pids.sort_unstable();
     pids
+}
+
+/// The file name of the program process `pid` runs.
+fn program(pid: u32) -> String {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// `/proc/PID/smaps_rollup`'s fields `names`, in KiB (0 for a process gone).
@@ -240,14 +251,17 @@ fn two_hundred_ports_share_one_forwarder_that_survives_its_own_death() {
     // Each one drops its runtime just after its `0\n`: it waits on one thread.
     let one_thread = || procs.iter().all(|&p| procfs::threads(p) == Some(1)).then_some(());
     eventually(10, one_thread);
+    // ... as `cproxy-lease`, the small program a handed-over port waits in.
+    let waiting = || procs.iter().all(|&p| program(p) == "cproxy-lease").then_some(());
+    eventually(10, waiting);
     print_memory("proxies, port handed to the forwarder", &procs);
     print_memory("the forwarder, serving them", &[forwarder.pid()]);
 
     // The container's server may still be starting: the first port is tried until it answers.
     let first = SocketAddr::from(([127, 0, 0, 1], FIRST));
     eventually(20, || {
-        let (_, answer) = ns.run(|| exchange(first, b"GET / HTTP/1.0\r\n\r\n"));
-        answer.ends_with("hello\n").then_some(())
+        let got = ns.run(|| try_exchange(first, b"GET / HTTP/1.0\r\n\r\n"));
+        got.ok().filter(|(_, answer)| answer.ends_with("hello\n")).map(drop)
     });
     every_port_answers(&ns);
     let counts = stats(&socket);

@@ -118,14 +118,19 @@ impl Drop for Dockerd<'_> {
 
 /// Sends `bytes` to `target` and half-closes: the client's own address and what came back.
 pub fn exchange(target: SocketAddr, bytes: &[u8]) -> (SocketAddr, String) {
-    let mut conn =
-        TcpStream::connect_timeout(&target, Duration::from_secs(5)).expect("connect to the port");
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    conn.write_all(bytes).unwrap();
-    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    try_exchange(target, bytes).expect("an exchange through the port")
+}
+
+/// [`exchange`], or its error: a proxy whose container is not listening yet resets the
+/// client, on loopback before its `connect` has returned.
+pub fn try_exchange(target: SocketAddr, bytes: &[u8]) -> std::io::Result<(SocketAddr, String)> {
+    let mut conn = TcpStream::connect_timeout(&target, Duration::from_secs(5))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    conn.write_all(bytes)?;
+    conn.shutdown(std::net::Shutdown::Write)?;
     let mut answer = String::new();
     let _ = conn.read_to_string(&mut answer);
-    (conn.local_addr().unwrap(), answer)
+    Ok((conn.local_addr()?, answer))
 }
 
 /// What a container printed once it holds `needle`.
