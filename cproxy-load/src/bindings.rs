@@ -9,6 +9,8 @@
 //! shared page divided among the processes that map it: what N processes really cost, which
 //! RSS counts N times): cproxy alone, cproxy handing its port to a shared forwarder (the
 //! forwarder's own PSS reported beside it and counted in the per-port figure), docker-proxy.
+//! The per-port program is `cproxy-docker-proxy` where it was built beside cproxy (what the
+//! README names in dockerd's `userland-proxy-path`), else cproxy.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -149,9 +151,14 @@ fn dockerd(
     dir: &TempDir,
 ) -> Result<(), String> {
     let socket = dir.path().join("forwarder.sock");
+    // The program the README names in dockerd's userland-proxy-path, where it was built.
+    let lean = cproxy.with_file_name("cproxy-docker-proxy");
+    let per_port = if lean.exists() { lean.as_path() } else { cproxy };
     println!();
     println!(
-        "N processes as dockerd runs them, one per port (PSS per process, KiB; RSS; threads):"
+        "N processes as dockerd runs them, one per port (PSS per process, KiB; RSS; threads), \
+         each {}:",
+        per_port.display()
     );
     println!(
         "{:>9}  {:>30}  {:>30}  {:>22}  {:>30}",
@@ -164,13 +171,13 @@ fn dockerd(
     let cell =
         |f: &Fleet| format!("{:.0} PSS ({:.0} RSS), {} thr", f.pss_kib, f.rss_kib, f.threads);
     for &n in processes {
-        let alone = fleet(cproxy, n, backends.tcp, dir, &[("CPROXY_FORWARDER", "")], "alone")?;
+        let alone = fleet(per_port, n, backends.tcp, dir, &[("CPROXY_FORWARDER", "")], "alone")?;
         let mut cmd = Command::new(cproxy);
         cmd.arg("forward").arg("--control").arg(&socket);
         let log = dir.path().join(format!("shared-forwarder-{n}.log"));
         let forwarder = Process::start("the shared forwarder", cmd, &log, Readiness::StatusPipe)?;
         let env = [("CPROXY_FORWARDER", socket.to_str().ok_or("a non-UTF-8 temporary path")?)];
-        let shared = fleet(cproxy, n, backends.tcp, dir, &env, "shared")?;
+        let shared = fleet(per_port, n, backends.tcp, dir, &env, "shared")?;
         let f = footprint(forwarder.pid())?;
         drop(forwarder);
         let per_port = shared.pss_kib + f.pss_kib as f64 / n as f64;
