@@ -539,8 +539,6 @@ pub fn serve(
                 }
             }
         };
-        // Whatever the runtime left on the heap goes back to the kernel while this waits.
-        crate::sys::trim_heap();
         if let Some(status) = status.take() {
             status.ready();
         }
@@ -552,6 +550,8 @@ pub fn serve(
         } else {
             tracing::warn!(error = %error, "cannot start {}: waiting in this process", crate::lease::PROGRAM);
         }
+        // Whatever the runtime left on the heap goes back to the kernel while this waits.
+        crate::sys::trim_heap();
         match wait(&held, &stop, parent.as_ref()) {
             Woke::Stop(why) => {
                 tracing::info!(%why, "stopping: the forwarder removes the binding and drains it");

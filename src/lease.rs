@@ -286,11 +286,7 @@ fn wait(
 /// margin, or the connection's end.
 fn remove(control: &OwnedFd, id: u64, grace: Duration) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut stream: std::fs::File = match control.try_clone() {
-        Ok(fd) => fd.into(),
-        Err(_) => return,
-    };
-    if writeln!(stream, "remove {id}").is_err() {
+    if nix::unistd::write(control, format!("remove {id}\n").as_bytes()).is_err() {
         return;
     }
     let deadline = Instant::now() + grace + ANSWER;
@@ -429,19 +425,11 @@ fn timestamp() -> String {
     civil(now.as_secs(), now.subsec_micros())
 }
 
-/// A UTC time from seconds since the epoch (Howard Hinnant's days-to-civil).
+/// A UTC time from seconds since the epoch, to the microsecond.
 fn civil(secs: u64, micros: u32) -> String {
-    let days = (secs / 86_400) as i64;
+    let (year, month, day) =
+        crate::supervisor::rules::format::civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
         rem / 3600,
