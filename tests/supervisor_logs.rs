@@ -73,8 +73,11 @@ fn sixty_four_mib_without_a_newline_cost_the_daemon_less_than_16_mib() {
 fn logs_by_time_and_tail_and_a_terminals_raw_log() {
     let ns = Netns::new();
     let d = supervisor_support::with_image(&ns, &[]);
-    // "one", then (once the test has read its time) "two" and "err" on stderr.
-    let script = "echo one; while [ ! -e /go ]; do usleep 10000; done; echo two; echo err >&2";
+    // "one", then (once the test has read its time) "two", then (once the test has seen it
+    // logged: the stdout and stderr pumps are two readers, so "err" written right after "two"
+    // may be read first) "err" on stderr.
+    let script = "echo one; while [ ! -e /go ]; do usleep 10000; done; echo two; \
+                  while [ ! -e /go2 ]; do usleep 10000; done; echo err >&2";
     let (code, _, err) = d.docker(&["run", "-d", "--name", "lg", "bb", "sh", "-c", script], None);
     assert_eq!(code, 0, "{err}");
     let stamped = |args: &[&str]| -> Vec<(String, String)> {
@@ -102,6 +105,9 @@ fn logs_by_time_and_tail_and_a_terminals_raw_log() {
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].1, "one");
     let (code, _, err) = d.docker(&["exec", "lg", "touch", "/go"], None);
+    assert_eq!(code, 0, "{err}");
+    supervisor_support::eventually(10, || (stamped(&[]).len() == 2).then_some(()));
+    let (code, _, err) = d.docker(&["exec", "lg", "touch", "/go2"], None);
     assert_eq!(code, 0, "{err}");
     let (code, _, _) = d.docker(&["wait", "lg"], None);
     assert_eq!(code, 0);

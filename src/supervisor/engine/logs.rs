@@ -39,15 +39,20 @@ impl LogRecord {
 impl Container {
     /// Appends one record of output to the log.
     fn log_record(&self, stream: StreamKind, text: &str) {
-        let record = LogRecord {
-            log: text.to_string(),
-            stream: stream.name().to_string(),
-            time: rfc3339(SystemTime::now()),
-        };
-        if let Ok(mut line) = serde_json::to_vec(&record)
-            && let Ok(mut log) = self.log.lock()
+        // The time is read under the log's lock, so the stdout and stderr pumps append records
+        // in the order of their times: `--tail` (the file's order) and `--since` (the times)
+        // agree about which record came last.
+        if let Ok(mut log) = self.log.lock()
             && let Some(f) = log.as_mut()
         {
+            let record = LogRecord {
+                log: text.to_string(),
+                stream: stream.name().to_string(),
+                time: rfc3339(SystemTime::now()),
+            };
+            let Ok(mut line) = serde_json::to_vec(&record) else {
+                return;
+            };
             line.push(b'\n');
             // One write per record, so a reader never sees half of one.
             let _ = f.write_all(&line);
