@@ -30,6 +30,22 @@ fn get(target: SocketAddr) -> SocketAddr {
     conn.local_addr().unwrap()
 }
 
+/// Waits until `container`'s httpd listens on port 80 (a LISTEN socket in its
+/// `/proc/net/tcp6`): `run -d` returns once the command has started, not once it serves, and a
+/// connection before that is reset by the proxy (the backend refused it).
+fn serving(d: &Daemon, container: &str) {
+    eventually(10, || {
+        let out = d.cli(&["exec", container, "cat", "/proc/net/tcp6"]);
+        let table = String::from_utf8_lossy(&out.stdout).into_owned();
+        table
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .any(|f| f.len() > 3 && f[1].ends_with(":0050") && f[3] == "0A")
+            .then_some(())
+    });
+}
+
 /// The peers the container's httpd logged (`IP:PORT`), once it has logged `count` requests.
 fn logged_peers(d: &Daemon, container: &str, count: usize) -> Vec<String> {
     eventually(10, || {
@@ -97,6 +113,8 @@ fn a_transparent_containers_web_server_logs_the_clients_address() {
     let gateway = d.ok(&["inspect", "-f", "{{.NetworkSettings.Gateway}}", "tn"]).trim().to_string();
     assert!(!gateway.is_empty());
     assert!(!leftovers(&ns).is_empty(), "the reply routing is made with the first binding");
+    serving(&d, "tw");
+    serving(&d, "tn");
 
     // From the client host: the transparent container sees the client, the other the gateway.
     let seen = |port: u16| client.run(move || get(SocketAddr::from(([10, 231, 0, 1], port))));
@@ -127,6 +145,7 @@ fn a_transparent_containers_web_server_logs_the_clients_address() {
         "-c",
         WEB,
     ]);
+    serving(&d, "tw2");
     let from = client.run(|| get(SocketAddr::from(([10, 231, 0, 1], 8082))));
     assert_eq!(logged_peers(&d, "tw2", 1), [from.to_string()]);
     assert!(!leftovers(&ns).is_empty());
