@@ -24,7 +24,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -366,13 +366,16 @@ impl Traffic {
 const SPIN_LIMIT: u32 = 64;
 
 /// Moves one direction until `src` ends and everything read has been written to `dst`, then
-/// half-closes `dst` so its peer sees end of stream while the other direction goes on.
+/// half-closes `dst` so its peer sees end of stream while the other direction goes on. The
+/// direction that ends last (`ended` was already set by the other) leaves `dst` as it is: the
+/// relay is over, and the caller's `close` sends the same FIN without a `shutdown` call.
 async fn pump(
     src: &TcpStream,
     dst: &TcpStream,
     stage: &mut Stage,
     counter: &AtomicU64,
     traffic: &Traffic,
+    ended: &AtomicBool,
 ) -> Result<(), (End, io::Error)> {
     let at = |end: End| move |e: io::Error| (end, e);
     let mut eof = false;
@@ -415,6 +418,9 @@ async fn pump(
             }
         }
         if eof && stage.is_empty() {
+            if ended.swap(true, Ordering::Relaxed) {
+                return Ok(());
+            }
             return sys::shutdown_write(dst.as_fd()).map_err(at(End::Dst));
         }
         if progressed {
@@ -482,7 +488,9 @@ impl Stages {
 /// Relays between `client` and `backend` until both directions have ended.
 ///
 /// End of stream on one side is passed on as a half-close of the other; the opposite direction
-/// keeps flowing. A finished direction gives its pipe back to `pool` at once, and its source is
+/// keeps flowing. The second end of stream is passed on by the caller, which closes both
+/// sockets once this returns `Ok` (both receive queues are then empty, so `close` sends a FIN,
+/// not a reset). A finished direction gives its pipe back to `pool` at once, and its source is
 /// still watched: a peer that half-closed and then reset or vanished ends the connection, even
 /// if the other side never sends again. An error in either direction ends both.
 pub(crate) async fn relay(
@@ -494,8 +502,9 @@ pub(crate) async fn relay(
 ) -> Result<(), RelayError> {
     let Stages { up, down } = stages;
     let (c, b) = ((client, Side::Client), (backend, Side::Backend));
-    let up = direction(c, b, up, &traffic.to_backend, traffic, pool);
-    let down = direction(b, c, down, &traffic.to_client, traffic, pool);
+    let ended = AtomicBool::new(false);
+    let up = direction(c, b, up, (&traffic.to_backend, &ended), traffic, pool);
+    let down = direction(b, c, down, (&traffic.to_client, &ended), traffic, pool);
     let failed = |side| move |source| RelayError { side, source };
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
@@ -522,11 +531,11 @@ async fn direction(
     (src, src_side): (&TcpStream, Side),
     (dst, dst_side): (&TcpStream, Side),
     mut stage: Stage,
-    counter: &AtomicU64,
+    (counter, ended): (&AtomicU64, &AtomicBool),
     traffic: &Traffic,
     pool: &PipePool,
 ) -> Result<(), RelayError> {
-    let result = pump(src, dst, &mut stage, counter, traffic).await;
+    let result = pump(src, dst, &mut stage, counter, traffic, ended).await;
     if let Stage::Pipe(p) = stage {
         pool.put(p);
     }
