@@ -1,7 +1,7 @@
-//! Fuzzes the API's request bodies (`cproxy::supervisor::api::types`) as the daemon reads them:
-//! any bytes are read without a panic, and a create body that reads is checked by the engine's
-//! `plan` without a panic, each refusal a sentence (never empty). What reads serializes back to
-//! a body that reads to the same value. A create body is planned twice: alone, and beside a
+//! Fuzzes the API's request bodies (`cproxy::supervisor::api::types`) as the daemon reads them
+//! (`go_json::decode`, refusals in Go's words): any bytes are read without a panic, and a create
+//! body that reads is checked by the engine's `plan` without a panic, each refusal a sentence
+//! (never empty). What reads serializes back to a body that reads to the same value. A create body is planned twice: alone, and beside a
 //! container `web` and a user-defined network `front` (what compose's bodies name: links
 //! given for the network, aliases, labels). The exec bodies and `/events`' times too.
 
@@ -14,6 +14,7 @@ use cproxy::supervisor::api::types::{
 use cproxy::supervisor::engine::create::{Known, plan};
 use cproxy::supervisor::engine::ipam::Subnet;
 use cproxy::supervisor::engine::store::{Record, Time};
+use cproxy::supervisor::http::go_json::{self, Reader};
 use cproxy::supervisor::rules::networks::Network;
 use libfuzzer_sys::fuzz_target;
 use std::net::Ipv4Addr;
@@ -22,7 +23,16 @@ fn round_trips<T>(data: &[u8]) -> Option<T>
 where
     T: serde::de::DeserializeOwned + serde::Serialize + PartialEq + std::fmt::Debug,
 {
+    // As the daemon reads it: Go's decoder's first value, or a refusal in Go's words.
+    let read = go_json::decode::<T>(data, "types.Fuzzed", Reader::ReadJson);
+    if let Err(refused) = &read {
+        assert!(!refused.message.is_empty());
+    }
     let value: T = serde_json::from_slice(data).ok()?;
+    // serde would also take an array as a struct's fields in order; Go, and so the daemon, not.
+    if data.trim_ascii_start().starts_with(b"{") {
+        assert_eq!(read.as_ref().ok(), Some(&value), "a whole body that reads reads the same");
+    }
     let again: T = serde_json::from_slice(&serde_json::to_vec(&value).unwrap()).unwrap();
     assert_eq!(again, value);
     Some(value)

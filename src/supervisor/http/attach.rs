@@ -304,7 +304,7 @@ async fn exec_create(
     body: Bytes,
 ) -> Answer<Response> {
     let c = d.find(&id)?;
-    let config: ExecConfig = body_of(&body)?;
+    let config: ExecConfig = body_of(&body, "types.ExecConfig", super::go_json::Reader::ReadJson)?;
     let id = d.exec_create(&c, &id, config)?;
     Ok(json(StatusCode::CREATED, IdResponse { id }))
 }
@@ -319,8 +319,11 @@ async fn exec_start(
     let bytes = axum::body::to_bytes(body, super::server::MAX_BODY)
         .await
         .map_err(|e| Error::invalid(format!("invalid request body: {e}")))?;
-    let start: ExecStartConfig =
-        if bytes.is_empty() { ExecStartConfig::default() } else { body_of(&bytes)? };
+    let start: ExecStartConfig = if bytes.is_empty() {
+        ExecStartConfig::default()
+    } else {
+        body_of(&bytes, "types.ExecStartCheck", super::go_json::Reader::ReadJson)?
+    };
     let req = Request::from_parts(parts, Body::empty());
     if start.detach {
         // Nobody reads its output: let it go.

@@ -3,7 +3,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET\|HEAD /_ping` | `OK`, with `Api-Version: 1.41`, `OSType`, `Docker-Experimental` |
+//! | `GET\|HEAD /_ping` | `OK`; it, as every answer of a route, with `Api-Version: 1.41`, `Ostype`, `Docker-Experimental`, `Server` |
 //! | `GET /version`, `GET /info` | Docker's `types.Version` and the `types.Info` fields its clients read |
 //! | `GET /containers/json[?all=1&limit=N&filters=JSON]` | `[{Id, Names, Image, Command, Created, Ports, Labels, State, Status, HostConfig, NetworkSettings, Mounts}]`, newest first; `filters` as Docker's (`{"name":{"web":true}}` or `{"name":["web"]}`; keys `name`, `id`, `status`, `exited`, `network`, `publish`, `expose`, `before`, `since`, `volume`, `ancestor`, `label`, `health`, `isolation`, `is-task`) |
 //! | `POST /containers/create[?name=NAME]` | body below; `201 {"Id": ID, "Warnings": []}` |
@@ -49,6 +49,7 @@
 //! [`server`] serves the router on the daemon's socket, with limits on connections, request
 //! deadlines and idle keep-alive connections.
 
+pub mod go_json;
 pub mod server;
 
 use std::collections::HashMap;
@@ -152,9 +153,16 @@ async fn as_dockerd(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let text =
-        axum::body::to_bytes(response.into_body(), server::MAX_BODY).await.unwrap_or_default();
-    error_response(status, String::from_utf8_lossy(&text).trim_end())
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, server::MAX_BODY).await.unwrap_or_default();
+    let mut answer = error_response(status, String::from_utf8_lossy(&text).trim_end());
+    // The route's headers (`Api-Version`, …) stay; the body's own go with it.
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            answer.headers_mut().entry(name).or_insert_with(|| value.clone());
+        }
+    }
+    answer
 }
 
 /// A JSON answer whose length is known (not a stream: those end each message themselves)
@@ -187,17 +195,25 @@ fn flag(q: &HashMap<String, String>, name: &str) -> bool {
     q.get(name).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True"))
 }
 
-/// A request body as the API's type, or Docker's 400 in its words.
-fn body_of<T: DeserializeOwned>(body: &Bytes) -> Answer<T> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError(Error::invalid(format!("invalid request body: {e}"))))
+/// A request body as the API's type (the first JSON value, as Go's decoder takes it), or
+/// dockerd's refusal in its words and with its status: `root` is the Go type dockerd decodes
+/// into, `reader` how its handler reads ([`go_json`]).
+fn body_of<T: DeserializeOwned>(body: &Bytes, root: &str, reader: go_json::Reader) -> Answer<T> {
+    go_json::decode(body, root, reader).map_err(|r| {
+        ApiError(if r.client_error {
+            Error::invalid(r.message)
+        } else {
+            Error::internal(r.message)
+        })
+    })
 }
 
 /// The router over a daemon; every route also answers under `/vX.Y` for each API version
 /// served ([`system::versioned`]), as Docker clients address it.
 pub fn router(daemon: Arc<Daemon>) -> Router {
     // What a handler buffers (`Bytes`) is capped; streamed bodies (image uploads) are not.
-    let routed = system::versioned(routes(daemon)).layer(DefaultBodyLimit::max(server::MAX_BODY));
+    let routes = routes(daemon).layer(axum::middleware::map_response(system::route_headers));
+    let routed = system::versioned(routes).layer(DefaultBodyLimit::max(server::MAX_BODY));
     // Outside the routes, so that it sees their answers as axum finished them (a 405's `Allow`).
     Router::new().fallback_service(routed).layer(axum::middleware::map_response(as_dockerd))
 }
@@ -252,7 +268,8 @@ async fn list(
 }
 
 async fn create(State(d): State<Arc<Daemon>>, Query(q): Params, body: Bytes) -> Answer<Response> {
-    let req: ContainerCreateRequest = body_of(&body)?;
+    let req: ContainerCreateRequest =
+        body_of(&body, "runconfig.ContainerConfigWrapper", go_json::Reader::Runconfig)?;
     let name = q.get("name").cloned();
     // A first container of an image unpacks its layers: off the runtime's workers.
     let (id, warnings) = tokio::task::spawn_blocking(move || d.create(name.as_deref(), req))
@@ -362,7 +379,8 @@ async fn network_list(
 }
 
 async fn network_create(State(d): State<Arc<Daemon>>, body: Bytes) -> Answer<Response> {
-    let req: NetworkCreateRequest = body_of(&body)?;
+    let req: NetworkCreateRequest =
+        body_of(&body, "types.NetworkCreateRequest", go_json::Reader::ReadJson)?;
     let id = d.network_create(req).await?;
     Ok(json(StatusCode::CREATED, NetworkCreateResponse { id, warning: String::new() }))
 }
@@ -387,7 +405,8 @@ async fn network_connect(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Answer<StatusCode> {
-    let req: NetworkConnectRequest = body_of(&body)?;
+    let req: NetworkConnectRequest =
+        body_of(&body, "types.NetworkConnect", go_json::Reader::ReadJson)?;
     let c = d.find(&req.container)?;
     let e = req.endpoint_config;
     d.network_connect(&id, &c, e.aliases.unwrap_or_default(), e.links.unwrap_or_default()).await?;
@@ -399,7 +418,8 @@ async fn network_disconnect(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Answer<StatusCode> {
-    let req: NetworkDisconnectRequest = body_of(&body)?;
+    let req: NetworkDisconnectRequest =
+        body_of(&body, "types.NetworkDisconnect", go_json::Reader::ReadJson)?;
     let c = d.find(&req.container)?;
     d.network_disconnect(&id, &c).await?;
     Ok(StatusCode::OK)

@@ -93,7 +93,8 @@ async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Answer<axum::Json<ContainerUpdateResponse>> {
-    let req: ContainerUpdateRequest = body_of(&body)?;
+    let req: ContainerUpdateRequest =
+        body_of(&body, "container.UpdateConfig", super::go_json::Reader::Runconfig)?;
     let c = d.find(&id)?;
     let warnings = d.update(&c, req).await?;
     Ok(axum::Json(ContainerUpdateResponse { warnings: Some(warnings).filter(|w| !w.is_empty()) }))

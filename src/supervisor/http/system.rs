@@ -45,9 +45,34 @@ fn error(status: StatusCode, message: String) -> Response {
     super::error_response(status, &message)
 }
 
+/// The headers dockerd's middlewares put on every answer of a route: its version middleware's
+/// `Server`, `Api-Version` and `Ostype` (also on a version it refuses), then the experimental
+/// one's `Docker-Experimental` (only past the version check). An unknown route has none.
+fn versioned_headers(response: &mut Response, experimental: bool) {
+    let headers = response.headers_mut();
+    let server = format!("cproxy/{} (linux)", env!("CARGO_PKG_VERSION"));
+    if let Ok(server) = HeaderValue::from_str(&server) {
+        headers.insert(header::SERVER, server);
+    }
+    if let Ok(version) = HeaderValue::from_str(&text(API_VERSION)) {
+        headers.insert("api-version", version);
+    }
+    headers.insert("ostype", HeaderValue::from_static("linux"));
+    if experimental {
+        headers.insert("docker-experimental", HeaderValue::from_static("false"));
+    }
+}
+
+/// The headers of every answer of a route that took the request: `Server`, `Api-Version`,
+/// `Ostype` and `Docker-Experimental`, as dockerd sends them.
+pub async fn route_headers(mut response: Response) -> Response {
+    versioned_headers(&mut response, true);
+    response
+}
+
 /// What a path no route takes gets: dockerd's version errors, else its 404.
 async fn unknown_route(req: Request) -> Response {
-    match asked_version(req.uri().path()) {
+    let mut refused = match asked_version(req.uri().path()) {
         Some(v) if v > API_VERSION => error(
             StatusCode::BAD_REQUEST,
             format!(
@@ -64,8 +89,10 @@ async fn unknown_route(req: Request) -> Response {
                 text(MIN_API_VERSION)
             ),
         ),
-        _ => error(StatusCode::NOT_FOUND, "page not found".into()),
-    }
+        _ => return error(StatusCode::NOT_FOUND, "page not found".into()),
+    };
+    versioned_headers(&mut refused, false);
+    refused
 }
 
 /// `GET|HEAD /_ping`: `OK` (empty for HEAD) with the headers clients negotiate from.
@@ -73,17 +100,11 @@ pub async fn ping(method: Method) -> Response {
     let body = if method == Method::HEAD { "" } else { "OK" };
     let mut response = body.into_response();
     let headers = response.headers_mut();
-    for (name, value) in [
-        ("api-version", text(API_VERSION)),
-        ("ostype", "linux".to_string()),
-        ("docker-experimental", "false".to_string()),
-        ("cache-control", "no-cache, no-store, must-revalidate".to_string()),
-        ("pragma", "no-cache".to_string()),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
-    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }

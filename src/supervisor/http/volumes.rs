@@ -70,7 +70,8 @@ async fn list(State(d): State<Arc<Daemon>>, q: Params) -> Answer<axum::Json<Volu
 }
 
 async fn create(State(d): State<Arc<Daemon>>, body: Bytes) -> Answer<Response> {
-    let req: VolumeCreateBody = body_of(&body)?;
+    let req: VolumeCreateBody =
+        body_of(&body, "volume.VolumeCreateBody", super::go_json::Reader::ReadJson)?;
     let v = d.volumes.create(
         Some(req.name.as_str()),
         &req.driver,
