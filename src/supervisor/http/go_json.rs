@@ -44,6 +44,9 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], root: &str, reader: Reader) -> R
             Reader::Runconfig => "EOF".into(),
         }));
     }
+    // Go reads a string's invalid UTF-8 as U+FFFD; serde_json would refuse it.
+    let lossy = String::from_utf8_lossy(body);
+    let body = lossy.as_bytes();
     let mut values = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
     // The first value, its syntax checked; what follows it is not read (Go's Decoder).
     let value = match values.next() {
@@ -362,6 +365,9 @@ mod tests {
         let empty = words(" \n", Reader::ReadJson);
         assert_eq!(empty.message, "got EOF while reading request body");
         assert!(empty.client_error);
+        // A string's invalid UTF-8 is read as U+FFFD, as Go reads it.
+        let c: Create = decode(b"{\"Image\":\"a\xffb\"}", ROOT, Reader::Runconfig).unwrap();
+        assert_eq!(c.config.image.as_deref(), Some("a\u{fffd}b"));
         // The first value is taken; what follows is never read.
         let c: Create = decode(b"{\"Image\":\"x\"} trailing", ROOT, Reader::Runconfig).unwrap();
         assert_eq!(c.config.image.as_deref(), Some("x"));
