@@ -47,39 +47,55 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], root: &str, reader: Reader) -> R
     // Go reads a string's invalid UTF-8 as U+FFFD; serde_json would refuse it.
     let lossy = String::from_utf8_lossy(body);
     let body = lossy.as_bytes();
-    let mut values = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
-    // The first value, its syntax checked; what follows it is not read (Go's Decoder).
-    let value = match values.next() {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => return Err(refused(syntax_words(body, &e))),
+    // The first value's syntax and extent; what follows it is not read (Go's Decoder).
+    let mut values =
+        serde_json::Deserializer::from_slice(body).into_iter::<serde::de::IgnoredAny>();
+    match values.next() {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => {
+            // Skipping a string places some errors past the byte Go names; reading it does not.
+            let mut read =
+                serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
+            let e = match read.next() {
+                Some(Err(at)) => at,
+                _ => e,
+            };
+            return Err(refused(syntax_words(body, &e)));
+        }
         None => return Err(refused("EOF".into())),
-    };
+    }
+    let first = &body[..values.byte_offset()];
     // Every body dockerd reads is a Go struct: `null` leaves it empty, and anything but an
     // object is refused (serde would take an array as the fields in order).
-    let value = match value {
-        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
-        serde_json::Value::Object(_) => value,
-        other => {
-            let kind = match other {
-                serde_json::Value::Bool(_) => "bool",
-                serde_json::Value::Number(_) => "number",
-                serde_json::Value::String(_) => "string",
-                _ => "array",
-            };
-            return Err(refused(format!(
-                "json: cannot unmarshal {kind} into Go value of type {root}"
-            )));
-        }
+    let kind = match first.trim_ascii_start().first() {
+        Some(b'{') => None,
+        Some(b'n') => return serde_json::from_slice(b"{}").map_err(|e| refused(e.to_string())),
+        Some(b'[') => Some("array"),
+        Some(b'"') => Some("string"),
+        Some(b't' | b'f') => Some("bool"),
+        _ => Some("number"),
     };
-    serde_json::from_value::<T>(value.clone()).map_err(|e| {
-        let path: Vec<String> = locate::<T>(&value, &e.to_string())
-            .into_iter()
-            // Go's path names only struct fields; Docker's start with a capital, map keys
-            // (labels, options) need not.
-            .filter(|key| key.starts_with(|c: char| c.is_ascii_uppercase()))
-            .collect();
-        refused(type_words(&e, root, &path))
-    })
+    if let Some(kind) = kind {
+        return Err(refused(format!("json: cannot unmarshal {kind} into Go value of type {root}")));
+    }
+    serde_json::from_slice::<T>(first).map_err(|e| refused(refusal_words::<T>(first, &e, root)))
+}
+
+/// Go's words for an object `T` refused with `e`, the field found from the object's value.
+fn refusal_words<T: DeserializeOwned>(object: &[u8], e: &serde_json::Error, root: &str) -> String {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(object) else {
+        return type_words(e, root, &[]);
+    };
+    let Err(e) = serde_json::from_value::<T>(value.clone()) else {
+        return type_words(e, root, &[]);
+    };
+    let path: Vec<String> = locate::<T>(&value, &e.to_string())
+        .into_iter()
+        // Go's path names only struct fields; Docker's start with a capital, map keys (labels,
+        // options) need not.
+        .filter(|key| key.starts_with(|c: char| c.is_ascii_uppercase()))
+        .collect();
+    type_words(&e, root, &path)
 }
 
 /// The keys down to the value whose type `T` refused (with the words `message`): each level's
