@@ -86,7 +86,7 @@ fn refusal_words<T: DeserializeOwned>(object: &[u8], e: &serde_json::Error, root
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(object) else {
         return type_words(e, root, &[]);
     };
-    let Err(e) = serde_json::from_value::<T>(value.clone()) else {
+    let Err(e) = T::deserialize(&value) else {
         return type_words(e, root, &[]);
     };
     let path: Vec<String> = locate::<T>(&value, &e.to_string())
@@ -116,7 +116,7 @@ fn locate<T: DeserializeOwned>(value: &serde_json::Value, message: &str) -> Vec<
         for parent in steps.iter().rev() {
             probe = wrap(parent.as_deref(), probe);
         }
-        serde_json::from_value::<T>(probe).is_err_and(|e| e.to_string() == message)
+        T::deserialize(&probe).is_err_and(|e| e.to_string() == message)
     };
     let mut at = value;
     loop {

@@ -50,10 +50,10 @@ fn error(status: StatusCode, message: String) -> Response {
 /// one's `Docker-Experimental` (only past the version check). An unknown route has none.
 fn versioned_headers(response: &mut Response, experimental: bool) {
     let headers = response.headers_mut();
-    let server = format!("cproxy/{} (linux)", env!("CARGO_PKG_VERSION"));
-    if let Ok(server) = HeaderValue::from_str(&server) {
-        headers.insert(header::SERVER, server);
-    }
+    headers.insert(
+        header::SERVER,
+        HeaderValue::from_static(concat!("cproxy/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
     if let Ok(version) = HeaderValue::from_str(&text(API_VERSION)) {
         headers.insert("api-version", version);
     }
