@@ -111,11 +111,16 @@ impl Known<'_> {
 }
 
 /// The index among `ids_and_names` of the container `key` names: a name (with or without its
-/// leading `/`), a full ID, or an unambiguous ID prefix; else Docker's `No such container`.
+/// leading `/`), a full ID, or an unambiguous ID prefix; else dockerd's words (`No such
+/// container`, and its 400 for an empty key and its 500 for an ambiguous prefix).
 pub fn find_in(ids_and_names: &[(&str, &str)], key: &str) -> Result<usize> {
+    if key.is_empty() {
+        return Err(Error::invalid("invalid name or ID supplied: \"\""));
+    }
+    let asked = key;
     let key = key.strip_prefix('/').unwrap_or(key);
     if key.is_empty() {
-        return Err(Error::not_found("No such container: "));
+        return Err(Error::no_such_container(asked));
     }
     if let Some(i) = ids_and_names.iter().position(|(id, name)| *id == key || *name == key) {
         return Ok(i);
@@ -124,9 +129,8 @@ pub fn find_in(ids_and_names: &[(&str, &str)], key: &str) -> Result<usize> {
     match (matches.next(), matches.next()) {
         (Some((i, _)), None) => Ok(i),
         (None, _) => Err(Error::no_such_container(key)),
-        _ => Err(Error::not_found(format!(
-            "No such container: {key} (the ID prefix matches several; give more of it)"
-        ))),
+        // dockerd's truncindex error, which it passes on as a system error.
+        _ => Err(Error::internal(format!("Multiple IDs found with provided prefix: {key}"))),
     }
 }
 
@@ -747,9 +751,18 @@ mod tests {
         assert_eq!(find_in(&all, "/two").unwrap(), 1);
         assert_eq!(find_in(&all, "bbb").unwrap(), 1);
         assert_eq!(find_in(&all, &"a".repeat(64)).unwrap(), 0);
-        assert_eq!(find_in(&all, "a").unwrap_err().kind, ErrorKind::NotFound);
+        let e = find_in(&all, "a").unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Internal, "Multiple IDs found with provided prefix: a")
+        );
         assert_eq!(find_in(&all, "zz").unwrap_err().message, "No such container: zz");
-        assert_eq!(find_in(&all, "").unwrap_err().message, "No such container: ");
+        let e = find_in(&all, "").unwrap_err();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::InvalidArgument, "invalid name or ID supplied: \"\"")
+        );
+        assert_eq!(find_in(&all, "/").unwrap_err().message, "No such container: /");
     }
 
     #[test]
