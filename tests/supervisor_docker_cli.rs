@@ -225,6 +225,33 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
+/// Every handler that reads a JSON body checks its `Content-Type` first, as dockerd's
+/// `CheckForJSON` does (before it looks the container up), and `start` refuses a body.
+#[test]
+fn content_types_as_dockerd_checks_them() {
+    let ns = Netns::new();
+    let d = ns.daemon(&[]);
+    let fixture = include_str!("fixtures/docker-20.10-errors/content-types.txt");
+    let mut replayed = 0;
+    for line in fixture.lines().filter(|l| !l.starts_with('#')) {
+        let [path, content_type, body, status, answer] =
+            line.split('\t').collect::<Vec<_>>().try_into().unwrap();
+        let content_type = match content_type {
+            "-" => String::new(),
+            t => format!("Content-Type: {t}\r\n"),
+        };
+        let req = format!(
+            "POST /v1.41/{path} HTTP/1.1\r\nHost: x\r\n{content_type}Content-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (code, _, got) = parts(&raw(&d.host, &req));
+        assert_eq!((code, got.trim_end()), (status.parse().unwrap(), answer), "{line}");
+        replayed += 1;
+    }
+    assert!(replayed >= 50, "the fixture was read: {replayed} cases");
+}
+
 /// Recorded against dockerd 20.10 (tests/fixtures/docker-20.10-errors/answers.txt): every error is
 /// `application/json`, `{"message":…}` and a newline (Go's `json.Encoder`, HTML left alone),
 /// a method a path does not take is `page not found` as an unknown path is.

@@ -3,7 +3,8 @@
 //! body that reads is checked by the engine's `plan` without a panic, each refusal a sentence
 //! (never empty). What reads serializes back to a body that reads to the same value. A create body is planned twice: alone, and beside a
 //! container `web` and a user-defined network `front` (what compose's bodies name: links
-//! given for the network, aliases, labels). The exec bodies and `/events`' times too.
+//! given for the network, aliases, labels). The exec bodies, `/events`' times and the
+//! `Content-Type` check too.
 
 #![no_main]
 
@@ -83,8 +84,12 @@ fuzz_target!(|data: &[u8]| {
     round_trips::<ExecConfig>(data);
     round_trips::<ExecStartConfig>(data);
     // `/events`' and `logs`' times (the API's and the CLI's forms): a number or a refusal,
-    // never a panic.
+    // never a panic. A `Content-Type` taken as JSON names `application/json`.
     if let Ok(text) = std::str::from_utf8(data) {
+        if go_json::is_json_media_type(text) {
+            let media = text.split(';').next().unwrap_or_default();
+            assert!(media.trim().eq_ignore_ascii_case("application/json"), "{text:?}");
+        }
         use cproxy::supervisor::rules::timestamps;
         let _ = timestamps::parse_api(text);
         if let Ok(api) = timestamps::from_cli(text, 1_765_000_000_000_000_000, 3600) {

@@ -1,6 +1,6 @@
 //! Fuzzes `POST /commit`'s request as `cproxy::supervisor::image::commit` reads it: the query's
 //! fields, the changes and the body. The input is split on NUL bytes: repo, tag, pause,
-//! Content-Type, a change per line, and the rest as the body. None may panic; a request read
+//! Content-Type (checked first, as the daemon does), a change per line, and the rest as the body. None may panic; a request read
 //! gives a config (the changes applied and merged over a container's) or Docker's refusal, and
 //! a reference, when it reads one, is a tagged name that reads back the same.
 
@@ -24,8 +24,13 @@ fuzz_target!(|data: &[u8]| {
         comment: "m",
         pause: (!pause.is_empty()).then_some(pause),
         changes: changes.lines().map(str::to_string).collect(),
-        content_type: (!content_type.is_empty()).then_some(content_type),
     };
+    // The daemon checks the type before the request (the `JsonBody` extractor).
+    if !content_type.is_empty()
+        && !cproxy::supervisor::http::go_json::is_json_media_type(content_type)
+    {
+        return;
+    }
     let Ok(req) = CommitRequest::new(&q, body) else {
         return;
     };

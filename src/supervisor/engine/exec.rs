@@ -67,9 +67,7 @@ impl Daemon {
         asked: &str,
         config: ExecConfig,
     ) -> Result<String, Error> {
-        if config.cmd.is_empty() {
-            return Err(Error::invalid("No exec command specified"));
-        }
+        check_exec(&config)?;
         if !c.is_running() {
             return Err(Error::conflict(format!("Container {} is not running", c.id)));
         }
@@ -277,4 +275,12 @@ fn exec_command(cmd: &[String]) -> String {
         cmd.first().map_or("", String::as_str),
         cmd.get(1..).unwrap_or_default().join(" ")
     )
+}
+
+/// What dockerd checks of an exec's config before it looks for the container.
+pub fn check_exec(config: &ExecConfig) -> Result<(), Error> {
+    if config.cmd.is_empty() {
+        return Err(Error::invalid("No exec command specified"));
+    }
+    Ok(())
 }

@@ -301,10 +301,11 @@ async fn resize(
 async fn exec_create(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
-    body: Bytes,
+    super::JsonBody(body): super::JsonBody,
 ) -> Answer<Response> {
-    let c = d.find(&id)?;
     let config: ExecConfig = body_of(&body, "types.ExecConfig", super::go_json::Reader::ReadJson)?;
+    crate::supervisor::engine::exec::check_exec(&config)?;
+    let c = d.find(&id)?;
     let id = d.exec_create(&c, &id, config)?;
     Ok(json(StatusCode::CREATED, IdResponse { id }))
 }
@@ -314,16 +315,15 @@ async fn exec_start(
     Path(id): Path<String>,
     req: Request,
 ) -> Answer<Response> {
-    let e = d.exec_find(&id)?;
+    // dockerd's order: the body's type, the body, then the exec.
+    super::check_for_json(req.headers())?;
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, super::server::MAX_BODY)
         .await
         .map_err(|e| Error::invalid(format!("invalid request body: {e}")))?;
-    let start: ExecStartConfig = if bytes.is_empty() {
-        ExecStartConfig::default()
-    } else {
-        body_of(&bytes, "types.ExecStartCheck", super::go_json::Reader::ReadJson)?
-    };
+    let start: ExecStartConfig =
+        body_of(&bytes, "types.ExecStartCheck", super::go_json::Reader::ReadJson)?;
+    let e = d.exec_find(&id)?;
     let req = Request::from_parts(parts, Body::empty());
     if start.detach {
         // Nobody reads its output: let it go.

@@ -6,12 +6,16 @@
 //! parsed by serde_json; this module only says its errors as Go does, from the error's category,
 //! position and the byte found there, and the field a type error is in.
 //!
-//! Where they still differ: serde refuses `null` for a field that is not optional, where Go
-//! leaves the field alone; a nested field is named after its parent field, where Go names the Go
+//! A `null` is read as Go reads it: a field whose value is `null` is left alone (serde would
+//! refuse it for a field that is not an `Option`).
+//!
+//! Where they still differ: a `null` element of an array that cannot hold one is refused (Go
+//! makes it the element type's zero value); a nested field is named after its parent field, where Go names the Go
 //! type that holds it (the same in Docker's types but for a few, e.g. `EndpointIPAMConfig`);
 //! an error inside a literal (`tru`) or an escape is said as one at the start of a value.
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// How an endpoint reads its body, as the dockerd handler it stands for does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +36,68 @@ pub struct Refused {
     pub message: String,
     /// A 400 (the client's fault), else a 500.
     pub client_error: bool,
+}
+
+/// Whether a `Content-Type` names JSON as dockerd's `httputils.CheckForJSON` decides it: Go's
+/// `mime.ParseMediaType` must read it without error (parameters are `; key=value`, a token or
+/// a quoted string each, no key twice in any case, one trailing `;` allowed) and its media type must be `application/json`, in any case.
+pub fn is_json_media_type(content_type: &str) -> bool {
+    let (media, mut rest) =
+        content_type.split_at(content_type.find(';').unwrap_or(content_type.len()));
+    if !media.trim().eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            return true;
+        }
+        let Some((key, after)) = media_param(rest) else {
+            // Only a lone trailing `;` is not an error.
+            return rest.trim() == ";";
+        };
+        if seen.contains(&key) {
+            return false;
+        }
+        seen.push(key);
+        rest = after;
+    }
+}
+
+/// One `; key=value` of a media type (Go's `consumeMediaParam`): the key in lower case and
+/// what follows the value.
+fn media_param(v: &str) -> Option<(String, &str)> {
+    let rest = v.trim_start().strip_prefix(';')?.trim_start();
+    let (key, rest) = token(rest);
+    if key.is_empty() {
+        return None;
+    }
+    let rest = rest.trim_start().strip_prefix('=')?.trim_start();
+    let (value, after) = match rest.strip_prefix('"') {
+        Some(quoted) => {
+            let mut escaped = false;
+            let end = quoted.char_indices().find_map(|(i, c)| {
+                let close = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                close.then_some(i)
+            })?;
+            rest.split_at(end + 2)
+        }
+        None => token(rest),
+    };
+    if value.is_empty() {
+        return None;
+    }
+    Some((key.to_ascii_lowercase(), after))
+}
+
+/// The longest prefix of RFC 1521 token characters, and the rest (Go's `consumeToken`).
+fn token(v: &str) -> (&str, &str) {
+    let end = v
+        .find(|c: char| !c.is_ascii_graphic() || "()<>@,;:\\\"/[]?=".contains(c))
+        .unwrap_or(v.len());
+    v.split_at(end)
 }
 
 /// The first JSON value of `body` as `T`; `root` is the Go type dockerd decodes into, with its
@@ -78,43 +144,102 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], root: &str, reader: Reader) -> R
     if let Some(kind) = kind {
         return Err(refused(format!("json: cannot unmarshal {kind} into Go value of type {root}")));
     }
-    serde_json::from_slice::<T>(first).map_err(|e| refused(refusal_words::<T>(first, &e, root)))
+    let e = match serde_json::from_slice::<T>(first) {
+        Ok(t) => return Ok(t),
+        Err(e) => e,
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(first) else {
+        return Err(refused(type_words(&e, root, &[])));
+    };
+    without_refused_nulls::<T>(value)
+        .map_err(|(value, e)| refused(refusal_words::<T>(&value, &e, root)))
+}
+
+/// `value` as `T`, read as Go reads it where serde would refuse a `null`: Go leaves a field
+/// alone when its value is `null` (the zero value, in a fresh struct), serde refuses it for a
+/// field that is not an `Option`. Each `null` refused this way is taken out of its object (an
+/// absent field, which is what Go makes of it) and the value read again. A `null` refused as
+/// an array's element stays refused (Go would make it the element type's zero value). On a
+/// refusal, the value as last read and serde's error.
+fn without_refused_nulls<T: DeserializeOwned>(
+    mut value: Value,
+) -> Result<T, (Value, serde_json::Error)> {
+    loop {
+        let e = match T::deserialize(&value) {
+            Ok(t) => return Ok(t),
+            Err(e) => e,
+        };
+        let message = e.to_string();
+        if !message.starts_with("invalid type: null") {
+            return Err((value, e));
+        }
+        let steps = locate::<T>(&value, &message);
+        // Each turn takes one `null` out, so the loop ends.
+        if !take_null(&mut value, &steps) {
+            return Err((value, e));
+        }
+    }
+}
+
+/// Removes the `null` at `steps` from the object holding it; false if there is none there.
+fn take_null(value: &mut Value, steps: &[Step]) -> bool {
+    let Some((Step::Key(last), parents)) = steps.split_last() else { return false };
+    let mut at = value;
+    for step in parents {
+        let next = match (step, at) {
+            (Step::Key(k), Value::Object(entries)) => entries.get_mut(k),
+            (Step::Index(i), Value::Array(elements)) => elements.get_mut(*i),
+            _ => None,
+        };
+        let Some(next) = next else { return false };
+        at = next;
+    }
+    match at {
+        Value::Object(entries) if entries.get(last).is_some_and(Value::is_null) => {
+            entries.remove(last).is_some()
+        }
+        _ => false,
+    }
 }
 
 /// Go's words for an object `T` refused with `e`, the field found from the object's value.
-fn refusal_words<T: DeserializeOwned>(object: &[u8], e: &serde_json::Error, root: &str) -> String {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(object) else {
-        return type_words(e, root, &[]);
-    };
-    let Err(e) = T::deserialize(&value) else {
-        return type_words(e, root, &[]);
-    };
-    let path: Vec<String> = locate::<T>(&value, &e.to_string())
+fn refusal_words<T: DeserializeOwned>(value: &Value, e: &serde_json::Error, root: &str) -> String {
+    let path: Vec<String> = locate::<T>(value, &e.to_string())
         .into_iter()
+        .filter_map(|step| match step {
+            Step::Key(key) => Some(key),
+            // Go's path has no index.
+            Step::Index(_) => None,
+        })
         // Go's path names only struct fields; Docker's start with a capital, map keys (labels,
         // options) need not.
         .filter(|key| key.starts_with(|c: char| c.is_ascii_uppercase()))
         .collect();
-    type_words(&e, root, &path)
+    type_words(e, root, &path)
 }
 
-/// The keys down to the value whose type `T` refused (with the words `message`): each level's
+/// One step down a JSON value: an object's key or an array's index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// The steps down to the value whose type `T` refused (with the words `message`): each level's
 /// entries (an object's, or an array's elements) are tried alone, nested as found so far, until
-/// the refusal is reproduced; an array's index is not part of the path, as in Go's. Found this
-/// way rather than from the deserializer, which loses the path inside `#[serde(flatten)]`
-/// fields (most of Docker's create body).
-fn locate<T: DeserializeOwned>(value: &serde_json::Value, message: &str) -> Vec<String> {
-    use serde_json::Value;
-    // Each step down: an object's key, or `None` for an array's element.
-    let mut steps: Vec<Option<String>> = Vec::new();
-    let refuses = |steps: &[Option<String>], step: Option<&str>, inner: &Value| {
-        let wrap = |step: Option<&str>, v: Value| match step {
-            Some(key) => serde_json::json!({ key: v }),
-            None => Value::Array(vec![v]),
+/// the refusal is reproduced. Found this way rather than from the deserializer, which loses the
+/// path inside `#[serde(flatten)]` fields (most of Docker's create body).
+fn locate<T: DeserializeOwned>(value: &Value, message: &str) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    let refuses = |steps: &[Step], step: &Step, inner: &Value| {
+        let wrap = |step: &Step, v: Value| match step {
+            Step::Key(key) => serde_json::json!({ key: v }),
+            // Alone, an element is the array's first.
+            Step::Index(_) => Value::Array(vec![v]),
         };
         let mut probe = wrap(step, inner.clone());
         for parent in steps.iter().rev() {
-            probe = wrap(parent.as_deref(), probe);
+            probe = wrap(parent, probe);
         }
         T::deserialize(&probe).is_err_and(|e| e.to_string() == message)
     };
@@ -123,19 +248,20 @@ fn locate<T: DeserializeOwned>(value: &serde_json::Value, message: &str) -> Vec<
         let found = match at {
             Value::Object(entries) => entries
                 .iter()
-                .find(|(key, inner)| refuses(&steps, Some(key), inner))
-                .map(|(key, inner)| (Some(key.clone()), inner)),
+                .map(|(key, inner)| (Step::Key(key.clone()), inner))
+                .find(|(step, inner)| refuses(&steps, step, inner)),
             Value::Array(elements) => elements
                 .iter()
-                .find(|inner| refuses(&steps, None, inner))
-                .map(|inner| (None, inner)),
+                .enumerate()
+                .map(|(i, inner)| (Step::Index(i), inner))
+                .find(|(step, inner)| refuses(&steps, step, inner)),
             _ => None,
         };
         let Some((step, inner)) = found else { break };
         steps.push(step);
         at = inner;
     }
-    steps.into_iter().flatten().collect()
+    steps
 }
 
 /// Go's words for a body that is not JSON.
@@ -387,6 +513,111 @@ mod tests {
         // The first value is taken; what follows is never read.
         let c: Create = decode(b"{\"Image\":\"x\"} trailing", ROOT, Reader::Runconfig).unwrap();
         assert_eq!(c.config.image.as_deref(), Some("x"));
+    }
+
+    /// Fields that are not `Option`s, as most of Docker's types have them.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct Plain {
+        name: String,
+        cmd: Vec<String>,
+        host_config: PlainHost,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct PlainHost {
+        memory: i64,
+        binds: Vec<String>,
+    }
+
+    #[test]
+    fn a_null_leaves_a_field_alone_as_in_go() {
+        let body = br#"{"Name":null,"Cmd":["a"],"HostConfig":{"Memory":null,"Binds":null}}"#;
+        let p: Plain = decode(body, ROOT, Reader::Runconfig).unwrap();
+        assert_eq!((p.name.as_str(), p.cmd, p.host_config.memory), ("", vec!["a".into()], 0));
+        let p: Plain =
+            decode(br#"{"HostConfig":null,"Name":"n"}"#, ROOT, Reader::Runconfig).unwrap();
+        assert_eq!(p.name, "n");
+        // Another refusal is still said, with its field.
+        let e = decode::<Plain>(
+            br#"{"Name":null,"HostConfig":{"Memory":"x"}}"#,
+            ROOT,
+            Reader::Runconfig,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64"
+        );
+        // A null element of a list of strings is refused (Go would read it as "").
+        let e = decode::<Plain>(br#"{"Cmd":["a",null]}"#, ROOT, Reader::Runconfig).unwrap_err();
+        assert!(e.message.contains("Cmd"), "{}", e.message);
+    }
+
+    /// Every field of Docker's create body may be `null`, at every depth.
+    #[test]
+    fn the_create_body_takes_null_anywhere() {
+        use crate::supervisor::api::types::ContainerCreateRequest;
+        fn nulls(v: &mut Value, leaves_only: bool) {
+            if let Value::Object(entries) = v {
+                for inner in entries.values_mut() {
+                    match inner {
+                        Value::Object(_) if leaves_only => nulls(inner, leaves_only),
+                        _ => *inner = Value::Null,
+                    }
+                }
+            }
+        }
+        let full = serde_json::to_value(ContainerCreateRequest::default()).unwrap();
+        let mut serde_refuses = 0;
+        for leaves_only in [false, true] {
+            let mut body = full.clone();
+            nulls(&mut body, leaves_only);
+            let text = body.to_string();
+            serde_refuses +=
+                usize::from(serde_json::from_str::<ContainerCreateRequest>(&text).is_err());
+            let got = decode::<ContainerCreateRequest>(text.as_bytes(), ROOT, Reader::Runconfig);
+            assert!(got.is_ok(), "{text}: {:?}", got.err());
+        }
+        assert!(serde_refuses > 0, "serde alone takes every null: nothing to test");
+    }
+
+    /// Each as dockerd 20.10.24 took or refused it here.
+    #[test]
+    fn json_media_types_as_dockerd_checks_them() {
+        let taken = [
+            "application/json",
+            "Application/JSON",
+            "application/json;",
+            "application/json; charset=utf-8",
+            "application/json ; charset=\"utf-8\"",
+            "application/json; charset=utf-8;",
+            "application/json;charset=utf-8 ; ",
+            "application/json; a=\"x\\\"y\"",
+        ];
+        let refused = [
+            "",
+            "text/plain",
+            "application/jsonx",
+            "bogus;;",
+            "application/json;;",
+            "application/json; charset",
+            "application/json; a=1; a=2",
+            "application/json; a=1; a=1",
+            "application/json; A=1; a=2",
+            "application/json/x",
+            "application/json x",
+            "application/json; a=\"b",
+            "application/json; a=b c",
+            "application/json; a=",
+        ];
+        for t in taken {
+            assert!(is_json_media_type(t), "{t}");
+        }
+        for t in refused {
+            assert!(!is_json_media_type(t), "{t}");
+        }
     }
 
     #[test]

@@ -326,8 +326,7 @@ fn image_removal_events(
 async fn commit(
     State(d): State<Arc<Daemon>>,
     Query(q): Pairs,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
+    super::JsonBody(body): super::JsonBody,
 ) -> Answer<Response> {
     let query = CommitQuery {
         container: first(&q, "container"),
@@ -337,9 +336,6 @@ async fn commit(
         comment: first(&q, "comment"),
         pause: q.iter().find(|(k, _)| k == "pause").map(|(_, v)| v.as_str()),
         changes: all(&q, "changes").cloned().collect(),
-        content_type: headers
-            .get(axum::http::header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap_or("?")),
     };
     let req = CommitRequest::new(&query, &body)?;
     if req.container.is_empty() {

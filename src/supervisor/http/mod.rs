@@ -58,7 +58,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -195,6 +195,39 @@ fn flag(q: &HashMap<String, String>, name: &str) -> bool {
     q.get(name).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True"))
 }
 
+/// A request body that dockerd reads as JSON, taken only under a JSON `Content-Type` (or none,
+/// with no body): dockerd's `httputils.CheckForJSON`, which its handlers call before they look
+/// at anything else (so a wrong type is said before `No such container`).
+struct JsonBody(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        check_for_json(req.headers()).map_err(IntoResponse::into_response)?;
+        let body = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        Ok(JsonBody(body))
+    }
+}
+
+/// dockerd's `CheckForJSON`: no `Content-Type` is taken only when there is no body (no length,
+/// or a length of 0, and not chunked); any other must be JSON ([`go_json::is_json_media_type`]).
+fn check_for_json(headers: &axum::http::HeaderMap) -> Answer<()> {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+    let given = headers.get(CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let content_type = given.as_deref().unwrap_or_default();
+    let no_body = match headers.get(CONTENT_LENGTH) {
+        Some(length) => length.as_bytes() == b"0",
+        None => !headers.contains_key(TRANSFER_ENCODING),
+    };
+    if (content_type.is_empty() && no_body) || go_json::is_json_media_type(content_type) {
+        return Ok(());
+    }
+    Err(ApiError(Error::invalid(format!(
+        "Content-Type specified ({content_type}) must be 'application/json'"
+    ))))
+}
+
 /// A request body as the API's type (the first JSON value, as Go's decoder takes it), or
 /// dockerd's refusal in its words and with its status: `root` is the Go type dockerd decodes
 /// into, `reader` how its handler reads ([`go_json`]).
@@ -267,9 +300,18 @@ async fn list(
     Ok(axum::Json(list?))
 }
 
-async fn create(State(d): State<Arc<Daemon>>, Query(q): Params, body: Bytes) -> Answer<Response> {
+async fn create(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Params,
+    JsonBody(body): JsonBody,
+) -> Answer<Response> {
     let req: ContainerCreateRequest =
         body_of(&body, "runconfig.ContainerConfigWrapper", go_json::Reader::Runconfig)?;
+    if !names_a_config_field(&body) {
+        return Err(ApiError(Error::invalid(
+            "Config cannot be empty in order to create a container",
+        )));
+    }
     let name = q.get("name").cloned();
     // A first container of an image unpacks its layers: off the runtime's workers.
     let (id, warnings) = tokio::task::spawn_blocking(move || d.create(name.as_deref(), req))
@@ -278,7 +320,67 @@ async fn create(State(d): State<Arc<Daemon>>, Query(q): Params, body: Bytes) -> 
     Ok(json(StatusCode::CREATED, ContainerCreateResponse { id, warnings }))
 }
 
-async fn start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer<StatusCode> {
+/// The fields of Go's `container.Config`, which dockerd's create body embeds by pointer.
+const CONFIG_FIELDS: [&str; 25] = [
+    "Hostname",
+    "Domainname",
+    "User",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "ExposedPorts",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "Env",
+    "Cmd",
+    "Healthcheck",
+    "ArgsEscaped",
+    "Image",
+    "Volumes",
+    "WorkingDir",
+    "Entrypoint",
+    "NetworkDisabled",
+    "MacAddress",
+    "OnBuild",
+    "Labels",
+    "StopSignal",
+    "StopTimeout",
+    "Shell",
+];
+
+/// Whether a create body (already read) names a field of the container's config, in any case
+/// as Go matches keys: one that names none (`{}`, only `HostConfig`) leaves dockerd's config
+/// nil, which it refuses.
+fn names_a_config_field(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    let mut values = serde_json::Deserializer::from_str(&text)
+        .into_iter::<Option<serde_json::Map<String, serde_json::Value>>>();
+    match values.next() {
+        Some(Ok(Some(object))) => {
+            object.keys().any(|k| CONFIG_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(k)))
+        }
+        _ => false,
+    }
+}
+
+async fn start(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Answer<StatusCode> {
+    // Host settings at start went with API 1.24: dockerd refuses a body longer than 7 bytes
+    // (an empty object and some room), or of no stated length (chunked).
+    let length = match headers.get(axum::http::header::CONTENT_LENGTH) {
+        Some(l) => l.to_str().ok().and_then(|l| l.parse::<i64>().ok()).unwrap_or(-1),
+        None if headers.contains_key(axum::http::header::TRANSFER_ENCODING) => -1,
+        None => 0,
+    };
+    if length > 7 || length == -1 {
+        return Err(ApiError(Error::invalid(
+            "starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24",
+        )));
+    }
     let c = d.find(&id)?;
     d.start(&c).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -378,7 +480,10 @@ async fn network_list(
     Ok(axum::Json(d.network_list(&f)?))
 }
 
-async fn network_create(State(d): State<Arc<Daemon>>, body: Bytes) -> Answer<Response> {
+async fn network_create(
+    State(d): State<Arc<Daemon>>,
+    JsonBody(body): JsonBody,
+) -> Answer<Response> {
     let req: NetworkCreateRequest =
         body_of(&body, "types.NetworkCreateRequest", go_json::Reader::ReadJson)?;
     let id = d.network_create(req).await?;
@@ -403,7 +508,7 @@ async fn network_remove(
 async fn network_connect(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Answer<StatusCode> {
     let req: NetworkConnectRequest =
         body_of(&body, "types.NetworkConnect", go_json::Reader::ReadJson)?;
@@ -416,7 +521,7 @@ async fn network_connect(
 async fn network_disconnect(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Answer<StatusCode> {
     let req: NetworkDisconnectRequest =
         body_of(&body, "types.NetworkDisconnect", go_json::Reader::ReadJson)?;

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -91,7 +90,7 @@ async fn unpause(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Answer
 async fn update(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
-    body: Bytes,
+    super::JsonBody(body): super::JsonBody,
 ) -> Answer<axum::Json<ContainerUpdateResponse>> {
     let req: ContainerUpdateRequest =
         body_of(&body, "container.UpdateConfig", super::go_json::Reader::Runconfig)?;

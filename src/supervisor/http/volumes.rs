@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -69,7 +68,10 @@ async fn list(State(d): State<Arc<Daemon>>, q: Params) -> Answer<axum::Json<Volu
     Ok(axum::Json(VolumeList { volumes: Some(volumes), warnings: None }))
 }
 
-async fn create(State(d): State<Arc<Daemon>>, body: Bytes) -> Answer<Response> {
+async fn create(
+    State(d): State<Arc<Daemon>>,
+    super::JsonBody(body): super::JsonBody,
+) -> Answer<Response> {
     let req: VolumeCreateBody =
         body_of(&body, "volume.VolumeCreateBody", super::go_json::Reader::ReadJson)?;
     let v = d.volumes.create(

@@ -24,8 +24,6 @@ pub struct CommitQuery<'a> {
     pub pause: Option<&'a str>,
     /// Each `changes`, Dockerfile instructions.
     pub changes: Vec<String>,
-    /// The request's `Content-Type`, if any.
-    pub content_type: Option<&'a str>,
 }
 
 /// A commit asked for, checked.
@@ -59,11 +57,6 @@ impl CommitRequest {
     /// JSON (400), a body that is not JSON (500). The container is looked up by the caller;
     /// the changes and [`CommitRequest::reference`] are checked after it, as dockerd does.
     pub fn new(q: &CommitQuery, body: &[u8]) -> Result<CommitRequest> {
-        if let Some(ct) = q.content_type.filter(|ct| !is_json(ct)) {
-            return Err(Error::invalid(format!(
-                "Content-Type specified ({ct}) must be 'application/json'"
-            )));
-        }
         let config = body_config(body)?;
         // httputils.BoolValue, with API 1.13's default of true when not given.
         let pause = match q.pause.map(|p| p.trim().to_ascii_lowercase()) {
@@ -115,11 +108,6 @@ impl CommitRequest {
 }
 
 /// `application/json`, with parameters or not (moby's `matchesContentType`).
-fn is_json(ct: &str) -> bool {
-    ct.is_empty()
-        || ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-}
-
 /// The body's config: none for an empty body, `null`, or an object of only host or
 /// networking settings.
 fn body_config(body: &[u8]) -> Result<Option<ImageRunConfig>> {
@@ -199,15 +187,6 @@ mod tests {
         assert_eq!(config("EXPOSE abc").unwrap_err().message, "Invalid containerPort: abc");
         // A bare CMD is taken (an empty command), as dockerd took it.
         assert!(config("CMD").is_ok());
-        let q = CommitQuery { content_type: Some("text/plain"), ..query("", "") };
-        let e = CommitRequest::new(&q, b"x").unwrap_err();
-        assert_eq!(
-            (e.kind, e.message.as_str()),
-            (
-                ErrorKind::InvalidArgument,
-                "Content-Type specified (text/plain) must be 'application/json'"
-            )
-        );
         let e = CommitRequest::new(&query("", ""), b"{bad").unwrap_err();
         assert_eq!(e.kind, ErrorKind::Internal);
     }
