@@ -127,15 +127,36 @@ impl Container {
     /// Gives `data` to every attached client, waiting while a client's queue is full (from a
     /// pump's thread, never a runtime worker).
     pub(super) fn broadcast(&self, stream: StreamKind, data: &[u8]) {
-        let queues = match self.attached.queues.lock() {
-            Ok(q) if !q.is_empty() => q.clone(),
-            _ => return,
-        };
+        let Some(queues) = self.attached_queues() else { return };
         let data = Bytes::copy_from_slice(data);
         let mut gone = false;
         for tx in &queues {
             gone |= tx.blocking_send(Output::Data(stream, data.clone())).is_err();
         }
+        self.forget_gone(gone);
+    }
+
+    /// [`Container::broadcast`] from a task of the runtime.
+    pub(super) async fn send_to_attached(&self, stream: StreamKind, data: &[u8]) {
+        let Some(queues) = self.attached_queues() else { return };
+        let data = Bytes::copy_from_slice(data);
+        let mut gone = false;
+        for tx in &queues {
+            gone |= tx.send(Output::Data(stream, data.clone())).await.is_err();
+        }
+        self.forget_gone(gone);
+    }
+
+    /// The queues of the clients attached now, if any.
+    fn attached_queues(&self) -> Option<Vec<tokio::sync::mpsc::Sender<Output>>> {
+        match self.attached.queues.lock() {
+            Ok(q) if !q.is_empty() => Some(q.clone()),
+            _ => None,
+        }
+    }
+
+    /// Drops the queues of clients that are gone, if a send found one.
+    fn forget_gone(&self, gone: bool) {
         if gone && let Ok(mut q) = self.attached.queues.lock() {
             q.retain(|tx| !tx.is_closed());
         }

@@ -5,9 +5,13 @@
 //! buffer, not its whole output.
 
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 use crate::supervisor::api::stream::StreamKind;
 use crate::supervisor::engine::Container;
@@ -61,12 +65,49 @@ impl Container {
     }
 }
 
-/// Reads a pipe (or a terminal's master) into the log, a record per line or per
-/// [`MAX_RECORD`] bytes of a longer one, and gives each read, as it comes, to the attached
-/// clients.
+/// What a pump has read of a line not yet ended, and how it cuts output into records: a
+/// record per line or per [`MAX_RECORD`] bytes of a longer one.
+struct Records {
+    line: Vec<u8>,
+}
+
+impl Records {
+    fn new() -> Records {
+        Records { line: Vec::with_capacity(4096) }
+    }
+
+    /// Logs the records `read` ends; keeps what is left of an unended line.
+    fn add(&mut self, c: &Container, stream: StreamKind, read: &[u8]) {
+        let mut rest = read;
+        while !rest.is_empty() {
+            let room = &rest[..rest.len().min(MAX_RECORD - self.line.len())];
+            let take = room.iter().position(|b| *b == b'\n').map_or(room.len(), |i| i + 1);
+            self.line.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.line.ends_with(b"\n") || self.line.len() == MAX_RECORD {
+                c.log_record(stream, &String::from_utf8_lossy(&self.line));
+                self.line.clear();
+            }
+        }
+    }
+
+    /// Logs an unended last line.
+    fn end(self, c: &Container, stream: StreamKind) {
+        if !self.line.is_empty() {
+            c.log_record(stream, &String::from_utf8_lossy(&self.line));
+        }
+    }
+}
+
+/// Bytes a pump reads at a time.
+const PUMP_READ: usize = 32 * 1024;
+
+/// Reads a terminal's master into the log on a thread of its own (the master is shared with
+/// the writer of the container's input, which must block), and gives each read, as it comes,
+/// to the attached clients.
 pub(super) fn pump(c: &Container, stream: StreamKind, mut pipe: Box<dyn Read + Send>) {
-    let mut buf = vec![0u8; 32 * 1024];
-    let mut line: Vec<u8> = Vec::with_capacity(4096);
+    let mut buf = vec![0u8; PUMP_READ];
+    let mut records = Records::new();
     loop {
         let n = match pipe.read(&mut buf) {
             Ok(0) => break,
@@ -76,21 +117,51 @@ pub(super) fn pump(c: &Container, stream: StreamKind, mut pipe: Box<dyn Read + S
             Err(_) => break,
         };
         c.broadcast(stream, &buf[..n]);
-        let mut rest = &buf[..n];
-        while !rest.is_empty() {
-            let room = &rest[..rest.len().min(MAX_RECORD - line.len())];
-            let take = room.iter().position(|b| *b == b'\n').map_or(room.len(), |i| i + 1);
-            line.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if line.ends_with(b"\n") || line.len() == MAX_RECORD {
-                c.log_record(stream, &String::from_utf8_lossy(&line));
-                line.clear();
-            }
+        records.add(c, stream, &buf[..n]);
+    }
+    records.end(c, stream);
+}
+
+/// Reads a pipe into the log as a task of the daemon's runtime (no thread of its own), a
+/// record per line, and gives each read, as it comes, to the attached clients; a slow client
+/// slows the reading, as on a thread. A pipe the runtime cannot watch is read on a thread.
+pub(super) async fn pump_pipe(c: Arc<Container>, stream: StreamKind, pipe: OwnedFd) {
+    let watched = match crate::sys::set_nonblocking(pipe.as_fd()) {
+        // SAFETY: the `AsyncFd` owns the pipe, whose descriptor stays open (and is the one
+        // `as_raw_fd` returns) for as long as it is registered.
+        Ok(()) => unsafe { AsyncFd::register_with_interest(pipe, Interest::READABLE) }
+            .map_err(|e| e.into_parts()),
+        Err(e) => Err((pipe, e)),
+    };
+    let pipe = match watched {
+        Ok(pipe) => pipe,
+        Err((pipe, e)) => {
+            tracing::debug!(error = %e, "a container's pipe is read on a thread");
+            let reader = Box::new(std::fs::File::from(pipe));
+            let _ = tokio::task::spawn_blocking(move || pump(&c, stream, reader)).await;
+            return;
         }
+    };
+    let mut buf = vec![0u8; PUMP_READ];
+    let mut records = Records::new();
+    loop {
+        let read = match pipe.readable().await {
+            Ok(mut ready) => match ready.try_io(|p| crate::sys::read(p.as_fd(), &mut buf)) {
+                Ok(read) => read,
+                Err(_would_block) => continue,
+            },
+            Err(_) => break,
+        };
+        let n = match read {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        c.send_to_attached(stream, &buf[..n]).await;
+        records.add(&c, stream, &buf[..n]);
     }
-    if !line.is_empty() {
-        c.log_record(stream, &String::from_utf8_lossy(&line));
-    }
+    records.end(&c, stream);
 }
 
 /// What `logs` shows (the API's query, read).

@@ -4,7 +4,7 @@
 //! `Daemon::release`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -338,23 +338,33 @@ impl Daemon {
             _ => stdin_w,
         };
         c.set_run_io(RunIo::new(stdin, master));
+        // The pipes are read by tasks of the runtime; a terminal's master, which the writer of
+        // the container's input shares and needs blocking, by a thread.
         let mut pumps = Vec::new();
+        if let Some(t) = terminal {
+            let (c, (done, pumped)) = (c.clone(), tokio::sync::oneshot::channel::<()>());
+            std::thread::spawn(move || {
+                logs::pump(&c, StreamKind::Stdout, Box::new(File::from(t)));
+                let _ = done.send(());
+            });
+            pumps.push(tokio::spawn(async move {
+                let _ = pumped.await;
+            }));
+        }
         for (stream, pipe) in [
-            (StreamKind::Stdout, terminal.map(|t| Box::new(File::from(t)) as Box<dyn Read + Send>)),
-            (StreamKind::Stdout, stdout.map(|p| Box::new(p) as Box<dyn Read + Send>)),
-            (StreamKind::Stderr, stderr.map(|p| Box::new(p) as Box<dyn Read + Send>)),
+            (StreamKind::Stdout, stdout.map(OwnedFd::from)),
+            (StreamKind::Stderr, stderr.map(OwnedFd::from)),
         ] {
             if let Some(pipe) = pipe {
-                let c = c.clone();
-                pumps.push(std::thread::spawn(move || logs::pump(&c, stream, pipe)));
+                pumps.push(tokio::spawn(logs::pump_pipe(c.clone(), stream, pipe)));
             }
         }
-        let mut child = started.child;
+        let child = started.child;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let status = child.wait();
+        tokio::spawn(async move {
+            let status = exited(child).await;
             for p in pumps {
-                let _ = p.join();
+                let _ = p.await;
             }
             let code = crate::supervisor::rules::exit_codes::of_status(status);
             let _ = done_tx.send(code);
@@ -473,4 +483,23 @@ impl Daemon {
             self.release_endpoint(e).await;
         }
     }
+}
+
+/// Waits for the shim to exit, without a thread: its pidfd, watched by the runtime, reads as
+/// readable once it has exited, and the wait then reaps it at once. Where the kernel has no
+/// pidfd (before 5.3), a blocking wait on the runtime's pool.
+async fn exited(mut child: std::process::Child) -> io::Result<std::process::ExitStatus> {
+    use tokio::io::{Interest, unix::AsyncFd};
+    let pidfd = crate::sys::pidfd_open(child.id() as i32);
+    // SAFETY: the `AsyncFd` owns the pidfd, whose descriptor stays open (and is the one
+    // `as_raw_fd` returns) for as long as it is registered.
+    let watched =
+        pidfd.map(|fd| unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) });
+    if let Ok(Ok(pidfd)) = watched {
+        let ended = pidfd.readable().await;
+        if ended.is_ok() {
+            return child.wait();
+        }
+    }
+    tokio::task::spawn_blocking(move || child.wait()).await.map_err(io::Error::other)?
 }
