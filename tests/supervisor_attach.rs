@@ -202,11 +202,19 @@ fn wait_answers_at_once_and_then_on_its_condition() {
 /// Drives `docker ARGS` on a terminal as a person would: waits for the shell, types
 /// `echo hi-$((1+2))` and `exit 7`; what the terminal showed and the exit code.
 fn interactive(d: &Daemon, args: &[&str]) -> (String, i32) {
+    on_a_terminal(d, &supervisor_support::docker_bin(), args, b"exit 7\r")
+}
+
+/// Runs `program ARGS` on a terminal: waits for the shell's prompt, types
+/// `echo hi-$((1+2))`, then `last` (`exit 7`, or detach keys); what the terminal showed and
+/// the exit code.
+fn on_a_terminal(d: &Daemon, program: &str, args: &[&str], last: &[u8]) -> (String, i32) {
     let script = r##"
 import os, pty, select, sys, time
+last = bytes.fromhex(sys.argv[2])
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv(sys.argv[1], ["docker"] + sys.argv[2:])
+    os.execv(sys.argv[1], ["docker"] + sys.argv[3:])
 out = b""
 def read_until(want, limit):
     global out
@@ -224,7 +232,7 @@ def read_until(want, limit):
 read_until(b"# ", 30)
 os.write(fd, b"echo hi-$((1+2))\r")
 read_until(b"hi-3\r\n", 30)
-os.write(fd, b"exit 7\r")
+os.write(fd, last)
 read_until(b"\x00", 5)
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(repr(out) + "\n" + str(os.waitstatus_to_exitcode(status)) + "\n")
@@ -234,7 +242,9 @@ sys.stdout.write(repr(out) + "\n" + str(os.waitstatus_to_exitcode(status)) + "\n
         .env("DOCKER_CONFIG", std::env::temp_dir().join("cproxy-test-docker-config"))
         .arg("-c")
         .arg(script)
-        .arg(supervisor_support::docker_bin())
+        .arg(program)
+        .arg(last.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .env("CPROXY_HOST", &d.host)
         .args(args)
         .output()
         .unwrap();
@@ -243,4 +253,106 @@ sys.stdout.write(repr(out) + "\n" + str(os.waitstatus_to_exitcode(status)) + "\n
     let shown = lines.next().unwrap_or_default().replace("\\r", "\r").replace("\\n", "\n");
     let code = lines.next().and_then(|c| c.parse().ok()).unwrap_or(-1);
     (shown, code)
+}
+
+/// The detach keys leave a terminal session with the container running: Docker's CLI and
+/// cproxy's watch for them in what they send (`ctrl-p,ctrl-q`, or `--detach-keys`), and exit
+/// 0 at once; with `--rm` the daemon removes the container when it later exits. The daemon
+/// also watches a terminal's input (for clients that do not): a raw attach that sends the keys
+/// is ended, the `detach` event said, and the shell is still there for the next attach. Bad
+/// keys get dockerd's words.
+#[test]
+fn detach_keys_leave_the_container_running() {
+    let ns = Netns::new();
+    let d = with_image(&ns, &[]);
+    let running = |name: &str| {
+        let (_, out, _) = docker(&d, &["inspect", "-f", "{{.State.Running}}", name]);
+        out.trim() == "true"
+    };
+    let (shown, code) = on_a_terminal(
+        &d,
+        &supervisor_support::docker_bin(),
+        &["run", "-it", "--name", "k1", "bb", "sh"],
+        b"\x10\x11",
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("hi-3"), "{shown}");
+    assert!(running("k1"));
+
+    let cproxy = supervisor_support::BIN;
+    let args = ["run", "-it", "--rm", "--name", "k2", "bb", "sh"];
+    let (shown, code) = on_a_terminal(&d, cproxy, &args, b"\x10\x11");
+    assert_eq!(code, 0, "{shown}");
+    assert!(running("k2"), "{shown}");
+    // Keys of one's own: ctrl-x then y.
+    let args = ["run", "-it", "--detach-keys", "ctrl-x,y", "--name", "k3", "bb", "sh"];
+    let (shown, code) = on_a_terminal(&d, cproxy, &args, b"\x18y");
+    assert_eq!(code, 0, "{shown}");
+    assert!(running("k3"), "{shown}");
+    let args = ["exec", "-it", "k3", "sh"];
+    let (shown, code) = on_a_terminal(&d, cproxy, &args, b"\x10\x11");
+    assert_eq!(code, 0, "{shown}");
+
+    // The daemon's own watch, on a raw attach to k1's terminal.
+    let unix_now =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let since = unix_now().to_string();
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    s.write_all(
+        b"POST /containers/k1/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\
+          Content-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    s.write_all(b"echo raw-$((2+2))\r").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("raw-4\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    s.write_all(&[0x10, 0x11]).unwrap();
+    // The daemon ends the session: what is left to read ends.
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert!(running("k1"));
+    let until = (unix_now() + 1).to_string();
+    let format = "{{.Action}} {{.Actor.Attributes.name}}";
+    let args = [
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=detach",
+        "--format",
+        format,
+    ];
+    let (_, listed, _) = docker(&d, &args);
+    assert_eq!(listed, "detach k1\n");
+
+    let body = r#"{"Cmd":["true"],"DetachKeys":"ctrl-1"}"#;
+    let (status, reply) = d.api("POST", "/v1.41/containers/k1/exec", Some(body)).unwrap();
+    assert_eq!(
+        (status, reply.trim()),
+        (500, r#"{"message":"Invalid escape keys (ctrl-1) provided"}"#)
+    );
+    let (status, reply) = d
+        .api("POST", "/v1.41/containers/k1/attach?stream=1&stdout=1&detachKeys=ctrl-1", None)
+        .unwrap();
+    assert_eq!(
+        (status, reply.trim()),
+        (400, r#"{"message":"Invalid detach keys (ctrl-1) provided"}"#)
+    );
+
+    // k2 was run with --rm: stopped, the daemon removes it.
+    assert_eq!(docker(&d, &["stop", "-t", "1", "k2"]).0, 0);
+    supervisor_support::eventually(10, || (docker(&d, &["inspect", "k2"]).0 != 0).then_some(()));
+    assert_eq!(docker(&d, &["rm", "-f", "k1", "k3"]).0, 0);
 }

@@ -14,20 +14,40 @@ use tokio::sync::mpsc;
 
 use crate::supervisor::api::stream::{Decoder, StreamKind};
 use crate::supervisor::client::transport::{Failure, Result, fail};
+use crate::supervisor::rules::detach;
 
 /// What a session carries and how.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Streams {
     /// `-i`: our stdin goes to the process.
     pub(super) stdin: bool,
     /// `-t`: the process is on a terminal; its output is raw bytes, not frames.
     pub(super) tty: bool,
+    /// `--detach-keys` as given (empty: Docker's `ctrl-p,ctrl-q`); watched for in our stdin
+    /// with `-it`, as Docker's CLI watches.
+    pub(super) detach_keys: String,
+}
+
+/// How a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// The daemon ended the output (the process exited).
+    Output,
+    /// The detach keys were typed: the process runs on.
+    Detached,
 }
 
 impl Streams {
+    /// The keys that detach, with `-it` (Docker's default where `--detach-keys` does not read,
+    /// as Docker's CLI falls back).
+    fn detach_keys(&self) -> Option<Vec<u8>> {
+        (self.tty && self.stdin)
+            .then(|| detach::parse(&self.detach_keys).unwrap_or_else(|_| detach::DEFAULT.to_vec()))
+    }
+
     /// Docker's refusal of `-it` when our stdin is no terminal (`the input device is not a
     /// TTY`, exit 1), before anything is asked of the daemon.
-    pub(super) fn check(self) -> Result<()> {
+    pub(super) fn check(&self) -> Result<()> {
         if self.tty && self.stdin && !std::io::stdin().is_terminal() {
             return Err(Failure { bare: true, ..fail("the input device is not a TTY", 1) });
         }
@@ -35,7 +55,7 @@ impl Streams {
     }
 
     /// Our terminal made raw for the session, with `-it` (put back when the guard drops).
-    pub(super) fn raw_terminal(self) -> Option<RawTerminal> {
+    pub(super) fn raw_terminal(&self) -> Option<RawTerminal> {
         (self.tty && self.stdin).then(RawTerminal::enter).flatten()
     }
 }
@@ -63,17 +83,30 @@ impl Drop for RawTerminal {
     }
 }
 
-/// Carries the session over `conn` until the daemon ends the output: stdin (when asked) sent
-/// as it is read and the connection's write side closed at its end, as Docker's CLI
-/// `CloseWrite`s; the output put on stdout and stderr.
-pub(super) async fn carry(conn: TokioIo<Upgraded>, streams: Streams) {
+/// Carries the session over `conn` until the daemon ends the output or the detach keys are
+/// typed (`-it`): stdin (when asked) sent as it is read and the connection's write side closed
+/// at its end, as Docker's CLI `CloseWrite`s; the output put on stdout and stderr.
+pub(super) async fn carry(conn: TokioIo<Upgraded>, streams: &Streams) -> Ended {
     let (mut rd, mut wr) = tokio::io::split(conn);
+    let (detached_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
+    let mut watch = streams.detach_keys().map(detach::Watch::new);
     let input = streams.stdin.then(|| {
         let mut chunks = stdin_chunks();
         tokio::spawn(async move {
             while let Some(chunk) = chunks.recv().await {
-                if wr.write_all(&chunk).await.is_err() {
+                let (send, detach) = match watch.as_mut().map(|w| w.feed(&chunk)) {
+                    None => (chunk, false),
+                    Some(detach::Input::Send(send)) => (send, false),
+                    Some(detach::Input::Detach(send)) => (send, true),
+                };
+                if wr.write_all(&send).await.is_err() {
                     return;
+                }
+                if detach {
+                    // The connection stays open until the session ends, so that the
+                    // process's input is not closed.
+                    let _ = detached_tx.send(());
+                    return std::future::pending().await;
                 }
             }
             let _ = wr.shutdown().await;
@@ -82,8 +115,22 @@ pub(super) async fn carry(conn: TokioIo<Upgraded>, streams: Streams) {
     let mut decoder = if streams.tty { Decoder::raw() } else { Decoder::default() };
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     let mut buf = vec![0u8; 32 * 1024];
+    let mut ended = Ended::Output;
+    // Settled once the input ended, by the keys or otherwise (a oneshot is read once).
+    let mut settled = false;
     loop {
-        let n = match rd.read(&mut buf).await {
+        let read = tokio::select! {
+            read = rd.read(&mut buf) => read,
+            keys = &mut detached, if !settled => {
+                settled = true;
+                if keys.is_err() {
+                    continue;
+                }
+                ended = Ended::Detached;
+                break;
+            }
+        };
+        let n = match read {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -100,6 +147,7 @@ pub(super) async fn carry(conn: TokioIo<Upgraded>, streams: Streams) {
     if let Some(input) = input {
         input.abort();
     }
+    ended
 }
 
 /// Our stdin, read on a thread of its own (a read that blocks there never holds the runtime

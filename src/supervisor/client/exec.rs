@@ -53,7 +53,11 @@ pub(super) async fn exec(client: &Client, a: ExecArgs) -> Result<u8> {
 /// asked for, started on a hijacked connection that carries them, and its exit code read
 /// from its inspect once the output ended.
 async fn exec_attached(client: &Client, container: &str, a: ExecArgs) -> Result<u8> {
-    let streams = Streams { stdin: a.interactive, tty: a.tty };
+    let streams = Streams {
+        stdin: a.interactive,
+        tty: a.tty,
+        detach_keys: a.detach_keys.clone().unwrap_or_default(),
+    };
     streams.check()?;
     let req = ExecConfig {
         user: a.user.unwrap_or_default(),
@@ -64,6 +68,7 @@ async fn exec_attached(client: &Client, container: &str, a: ExecArgs) -> Result<
         attach_stderr: true,
         env: a.env,
         cmd: a.command,
+        detach_keys: a.detach_keys.unwrap_or_default(),
         ..ExecConfig::default()
     };
     let uri = format!("/containers/{container}/exec");
@@ -72,7 +77,9 @@ async fn exec_attached(client: &Client, container: &str, a: ExecArgs) -> Result<
     let conn = client.hijack(&format!("/exec/{}/start", created.id), Some(&start)).await?;
     {
         let _raw = streams.raw_terminal();
-        attach::carry(conn, streams).await;
+        if attach::carry(conn, &streams).await == attach::Ended::Detached {
+            return Ok(0);
+        }
     }
     let uri = format!("/exec/{}/json", created.id);
     let done: ExecInspect = client.json(Method::GET, &uri, NO_BODY).await?;

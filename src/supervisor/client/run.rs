@@ -14,8 +14,7 @@ use crate::supervisor::api::types::{
 use crate::supervisor::client::attach::{self, Streams};
 use crate::supervisor::client::cli::RunArgs;
 use crate::supervisor::client::image::pull_image;
-use crate::supervisor::client::stream_logs;
-use crate::supervisor::client::transport::{Client, Failure, NO_BODY, Result, fail, q};
+use crate::supervisor::client::transport::{Client, Failure, NO_BODY, Result, fail, q, read_json};
 use crate::supervisor::image::reference::Reference;
 use crate::supervisor::rules::links::{self, Link};
 use crate::supervisor::rules::mounts;
@@ -108,7 +107,8 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
     host.network_mode = a.network.clone();
     host.port_specs = specs;
     host.publish_all_ports = a.publish_all;
-    host.auto_remove = a.rm && a.detach;
+    // As Docker's CLI: the daemon removes it when it exits, also after a detach.
+    host.auto_remove = a.rm;
     host.init = a.init.then_some(true);
     // As the docker CLI: a value with a source is a bind (or names a volume); a bare path
     // is an anonymous volume, in `Config.Volumes`.
@@ -278,7 +278,11 @@ pub(super) async fn create(client: &Client, a: RunArgs) -> Result<u8> {
 /// `run`: creates the container, starts it, and either prints its ID (`-d`) or streams its
 /// output until it exits and exits with its code.
 pub(super) async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
-    let streams = Streams { stdin: a.interactive, tty: a.tty };
+    let streams = Streams {
+        stdin: a.interactive,
+        tty: a.tty,
+        detach_keys: a.detach_keys.clone().unwrap_or_default(),
+    };
     if !a.detach {
         streams.check()?;
     }
@@ -291,46 +295,48 @@ pub(super) async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
         println!("{id}");
         return Ok(0);
     }
-    // Foreground: the daemon does not remove it (the client does, after `wait`), and an exited
-    // container stays exited, so `wait` after the output ends cannot miss the exit.
+    // Foreground, as Docker's CLI: the wait is asked for before the start (the daemon answers
+    // its head at once), for the next exit, or with `--rm` for the removal the daemon makes
+    // after it; its body, read once the output ended, has the exit code. A container that
+    // cannot be attached or started is removed here.
     let remove = || async {
         if a.rm {
             let uri = format!("/containers/{id}?force=1&v=1");
             let _ = client.call(Method::DELETE, &uri, NO_BODY).await;
         }
     };
-    // `-i`/`-t`: attached before the start, as Docker's CLI, so no output is missed.
-    let session = if a.interactive || a.tty {
-        let stdin = u8::from(a.interactive);
-        let uri = format!("/containers/{id}/attach?stream=1&stdin={stdin}&stdout=1&stderr=1");
-        match client.hijack(&uri, NO_BODY).await {
-            Ok(conn) => Some(conn),
-            Err(e) => {
-                remove().await;
-                return Err(e);
-            }
+    // Attached before the start, as Docker's CLI, so no output is missed (and none is lost
+    // to a removal that follows a quick exit).
+    let stdin = u8::from(a.interactive);
+    let uri = format!("/containers/{id}/attach?stream=1&stdin={stdin}&stdout=1&stderr=1");
+    let conn = match client.hijack(&uri, NO_BODY).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            remove().await;
+            return Err(e);
         }
-    } else {
-        None
+    };
+    let condition = if a.rm { "removed" } else { "next-exit" };
+    let uri = format!("/containers/{id}/wait?condition={condition}");
+    let waiting = match client.call(Method::POST, &uri, NO_BODY).await {
+        Ok(waiting) => waiting,
+        Err(e) => {
+            remove().await;
+            return Err(e);
+        }
     };
     let start = client.call(Method::POST, &format!("/containers/{id}/start"), NO_BODY).await;
     if let Err(e) = start {
         remove().await;
         return Err(started(e));
     }
-    match session {
-        Some(conn) => {
-            let _raw = streams.raw_terminal();
-            attach::carry(conn, streams).await;
-        }
-        None => {
-            let uri = format!("/containers/{id}/logs?stdout=1&stderr=1&follow=1");
-            stream_logs(client, &uri, false).await?;
+    {
+        let _raw = streams.raw_terminal();
+        if attach::carry(conn, &streams).await == attach::Ended::Detached {
+            return Ok(0);
         }
     }
-    let waited: ContainerWaitResponse =
-        client.json(Method::POST, &format!("/containers/{id}/wait"), NO_BODY).await?;
-    remove().await;
+    let waited: ContainerWaitResponse = read_json(waiting).await?;
     Ok(u8::try_from(waited.status_code).unwrap_or(255))
 }
 

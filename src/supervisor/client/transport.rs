@@ -50,6 +50,18 @@ fn json_body<T: Serialize + ?Sized>(body: Option<&T>) -> Result<BoxBody<Bytes, s
     Ok(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed())
 }
 
+/// An answer's body read as `R` (an empty one as JSON's `null`).
+pub(super) async fn read_json<R: DeserializeOwned>(resp: Response<Incoming>) -> Result<R> {
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|e| fail(e.to_string(), 1))?;
+    let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+    serde_json::from_slice(bytes).map_err(|e| fail(format!("bad answer from the daemon: {e}"), 1))
+}
+
 /// The body of a request that has none.
 pub(super) const NO_BODY: Option<&()> = None;
 
@@ -141,16 +153,7 @@ impl Client {
         uri: &str,
         body: Option<&T>,
     ) -> Result<R> {
-        let resp = self.call(method, uri, body).await?;
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .map_err(|e| fail(e.to_string(), 1))?;
-        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-        serde_json::from_slice(bytes)
-            .map_err(|e| fail(format!("bad answer from the daemon: {e}"), 1))
+        read_json(self.call(method, uri, body).await?).await
     }
 
     /// `GET /containers/NAME/json` as Docker 20.10's CLI looks a container up before `exec`

@@ -76,6 +76,7 @@ impl Daemon {
                 "Container {asked} is paused, unpause the container before exec"
             )));
         }
+        check_detach_keys(&config)?;
         let id = crate::supervisor::rules::names::new_id().map_err(Error::internal)?;
         let mut execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
         if execs.len() >= MAX_EXECS {
@@ -141,6 +142,13 @@ impl Daemon {
             detach_keys: e.config.detach_keys.clone(),
             pid,
         }
+    }
+
+    /// The client of an exec's terminal typed the detach keys: the exec runs on (dockerd's
+    /// `exec_detach` event).
+    pub fn exec_detached(&self, e: &Exec) {
+        let record = e.container.record();
+        self.events.container(&record, "exec_detach", &[("execID", e.id.clone())]);
     }
 
     /// `POST /exec/{id}/start`: spawns the exec's process. Docker's words for an exec that
@@ -283,4 +291,15 @@ pub fn check_exec(config: &ExecConfig) -> Result<(), Error> {
         return Err(Error::invalid("No exec command specified"));
     }
     Ok(())
+}
+
+/// What dockerd checks of an exec's config once it found the container: the detach keys
+/// (its words, and a 500, as it does not mark the error as the client's).
+fn check_detach_keys(config: &ExecConfig) -> Result<(), Error> {
+    match crate::supervisor::rules::detach::parse(&config.detach_keys) {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            Err(Error::internal(format!("Invalid escape keys ({}) provided", config.detach_keys)))
+        }
+    }
 }

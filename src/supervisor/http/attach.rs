@@ -39,6 +39,7 @@ use crate::supervisor::engine::attach::{Output, RunIo};
 use crate::supervisor::engine::logs::LogRecord;
 use crate::supervisor::engine::stop::WaitCondition;
 use crate::supervisor::engine::{Daemon, Error};
+use crate::supervisor::rules::detach;
 
 /// Docker's content type of a hijacked stream.
 const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
@@ -73,6 +74,15 @@ struct Session {
     want_out: bool,
     want_err: bool,
     input: Option<Input>,
+    /// With a terminal's input: the keys that end the session (the process runs on), and
+    /// what is done then (the event).
+    detach: Option<Detach>,
+}
+
+/// A terminal session's detach keys, and what a detach does besides ending the session.
+struct Detach {
+    keys: Vec<u8>,
+    then: Box<dyn FnOnce() + Send>,
 }
 
 impl Session {
@@ -89,18 +99,30 @@ impl Session {
     /// Carries the streams over `conn` until the output ends or the client goes.
     async fn run(mut self, conn: impl AsyncRead + AsyncWrite + Send + 'static) {
         let (mut rd, mut wr) = tokio::io::split(conn);
+        let (detached_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
+        let mut detach = self.detach.take();
+        let mut watch = detach.as_ref().map(|d| detach::Watch::new(d.keys.clone()));
         let input = self.input.take().map(|input| {
             tokio::spawn(async move {
                 let io = input.io.await;
                 let mut buf = vec![0u8; 32 * 1024];
                 loop {
-                    match rd.read(&mut buf).await {
+                    let n = match rd.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if !io.write(Bytes::copy_from_slice(&buf[..n])).await {
-                                break;
-                            }
-                        }
+                        Ok(n) => n,
+                    };
+                    let (send, detaching) = match watch.as_mut().map(|w| w.feed(&buf[..n])) {
+                        None => (buf[..n].to_vec(), false),
+                        Some(detach::Input::Send(send)) => (send, false),
+                        Some(detach::Input::Detach(send)) => (send, true),
+                    };
+                    if !send.is_empty() && !io.write(Bytes::from(send)).await {
+                        break;
+                    }
+                    if detaching {
+                        // The process keeps its input (a terminal's is never closed here).
+                        let _ = detached_tx.send(());
+                        return;
                     }
                 }
                 if input.close_on_eof {
@@ -118,7 +140,23 @@ impl Session {
                 break;
             }
         }
-        while !gone && let Some(Output::Data(kind, data)) = self.output.recv().await {
+        // Settled once the input ended, by the keys or otherwise (a oneshot is read once).
+        let mut settled = false;
+        while !gone {
+            let next = tokio::select! {
+                next = self.output.recv() => next,
+                keys = &mut detached, if !settled => {
+                    settled = true;
+                    if keys.is_err() {
+                        continue;
+                    }
+                    if let Some(d) = detach.take() {
+                        (d.then)();
+                    }
+                    break;
+                }
+            };
+            let Some(Output::Data(kind, data)) = next else { break };
             if let Some(bytes) = self.frame(kind, &data) {
                 gone = wr.write_all(&bytes).await.is_err();
             }
@@ -191,6 +229,7 @@ fn error_session(e: &Error) -> Session {
         want_out: true,
         want_err: true,
         input: None,
+        detach: None,
     }
 }
 
@@ -201,6 +240,9 @@ async fn attach(
     req: Request,
 ) -> Answer<Response> {
     let c = d.find(&id)?;
+    let keys = q.get("detachKeys").map_or("", String::as_str);
+    let keys = detach::parse(keys)
+        .map_err(|_| Error::invalid(format!("Invalid detach keys ({keys}) provided")))?;
     let r = c.record();
     d.events.container(&r, "attach", &[]);
     // Subscribed before anything is read, so that nothing in between is lost.
@@ -222,6 +264,10 @@ async fn attach(
         let c = c.clone();
         Input { io: Box::pin(async move { c.run_io().await }), close_on_eof: r.stdio.stdin_once }
     });
+    let detach = (r.stdio.tty && input.is_some()).then(|| {
+        let (events, r) = (d.events.clone(), r.clone());
+        Detach { keys, then: Box::new(move || events.container(&r, "detach", &[])) }
+    });
     let session = Session {
         before,
         output,
@@ -229,6 +275,7 @@ async fn attach(
         want_out: flag(&q, "stdout"),
         want_err: flag(&q, "stderr"),
         input,
+        detach,
     };
     Ok(hijack(req, session))
 }
@@ -345,6 +392,12 @@ async fn exec_start(
             let io = streams.io.clone();
             Input { io: Box::pin(async move { io }), close_on_eof: true }
         });
+        let detach = (cfg.tty && input.is_some()).then(|| {
+            // Checked at the exec's creation.
+            let keys = detach::parse(&cfg.detach_keys).unwrap_or_else(|_| detach::DEFAULT.to_vec());
+            let (daemon, exec) = (d.clone(), e.clone());
+            Detach { keys, then: Box::new(move || daemon.exec_detached(&exec)) }
+        });
         Session {
             before: Vec::new(),
             output: streams.output,
@@ -352,6 +405,7 @@ async fn exec_start(
             want_out: cfg.attach_stdout || cfg.tty,
             want_err: cfg.attach_stderr || cfg.tty,
             input,
+            detach,
         }
     }))
 }

@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod compose;
 pub mod confine;
+pub mod detach;
 pub mod dns;
 pub mod env;
 pub mod exit_codes;
