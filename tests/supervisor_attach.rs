@@ -209,12 +209,28 @@ fn interactive(d: &Daemon, args: &[&str]) -> (String, i32) {
 /// `echo hi-$((1+2))`, then `last` (`exit 7`, or detach keys); what the terminal showed and
 /// the exit code.
 fn on_a_terminal(d: &Daemon, program: &str, args: &[&str], last: &[u8]) -> (String, i32) {
+    on_a_sized_terminal(d, program, args, last, None)
+}
+
+/// [`on_a_terminal`], on a terminal of `size` (rows, columns) if given, the shell then asked
+/// for its own terminal's size in the same line (`echo hi-3 ROWS COLS`).
+fn on_a_sized_terminal(
+    d: &Daemon,
+    program: &str,
+    args: &[&str],
+    last: &[u8],
+    size: Option<(u16, u16)>,
+) -> (String, i32) {
     let script = r##"
-import os, pty, select, sys, time
+import fcntl, os, pty, select, struct, sys, termios, time
 last = bytes.fromhex(sys.argv[2])
+size = sys.argv[3]
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv(sys.argv[1], ["docker"] + sys.argv[3:])
+    if size != "-":
+        rows, cols = size.split()
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", int(rows), int(cols), 0, 0))
+    os.execv(sys.argv[1], ["docker"] + sys.argv[4:])
 out = b""
 def read_until(want, limit):
     global out
@@ -230,8 +246,12 @@ def read_until(want, limit):
                 return
             out += data
 read_until(b"# ", 30)
-os.write(fd, b"echo hi-$((1+2))\r")
-read_until(b"hi-3\r\n", 30)
+if size == "-":
+    os.write(fd, b"echo hi-$((1+2))\r")
+    read_until(b"hi-3\r\n", 30)
+else:
+    os.write(fd, b"echo hi-$((1+2)) $(stty size)\r")
+    read_until(b"hi-3 " + size.encode() + b"\r\n", 30)
 os.write(fd, last)
 read_until(b"\x00", 5)
 _, status = os.waitpid(pid, 0)
@@ -244,6 +264,7 @@ sys.stdout.write(repr(out) + "\n" + str(os.waitstatus_to_exitcode(status)) + "\n
         .arg(script)
         .arg(program)
         .arg(last.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .arg(size.map_or("-".to_string(), |(rows, cols)| format!("{rows} {cols}")))
         .env("CPROXY_HOST", &d.host)
         .args(args)
         .output()
@@ -355,4 +376,30 @@ fn detach_keys_leave_the_container_running() {
     assert_eq!(docker(&d, &["stop", "-t", "1", "k2"]).0, 0);
     supervisor_support::eventually(10, || (docker(&d, &["inspect", "k2"]).0 != 0).then_some(()));
     assert_eq!(docker(&d, &["rm", "-f", "k1", "k3"]).0, 0);
+}
+
+/// With `-t`, the process's terminal has the size of ours, as Docker's CLI gives it (`resize`
+/// after the start): the shell's `stty size` says it, through `run -it` and `exec -it`, from
+/// cproxy's client and Docker's.
+#[test]
+fn the_terminal_has_the_clients_size() {
+    let ns = Netns::new();
+    let d = with_image(&ns, &[]);
+    let cproxy = supervisor_support::BIN;
+    let docker_cli = supervisor_support::docker_bin();
+    let runs: [(&str, &[&str]); 2] = [
+        (cproxy, &["run", "-it", "--name", "s1", "bb", "sh"]),
+        (&docker_cli, &["run", "-it", "--name", "s2", "bb", "sh"]),
+    ];
+    for (program, args) in runs {
+        let (shown, code) = on_a_sized_terminal(&d, program, args, b"exit 7\r", Some((33, 111)));
+        assert_eq!(code, 7, "{program}: {shown}");
+        assert!(shown.contains("hi-3 33 111\r\n"), "{program}: {shown}");
+    }
+    d.ok(&["run", "-d", "--name", "s3", "bb", "sleep", "600"]);
+    let args = ["exec", "-it", "s3", "sh"];
+    let (shown, code) = on_a_sized_terminal(&d, cproxy, &args, b"exit 5\r", Some((21, 77)));
+    assert_eq!(code, 5, "{shown}");
+    assert!(shown.contains("hi-3 21 77\r\n"), "{shown}");
+    assert_eq!(docker(&d, &["rm", "-f", "s1", "s2", "s3"]).0, 0);
 }

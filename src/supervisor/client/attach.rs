@@ -6,14 +6,17 @@
 
 use std::io::{IsTerminal, Read, Write};
 
+use hyper::Method;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::supervisor::api::stream::{Decoder, StreamKind};
-use crate::supervisor::client::transport::{Failure, Result, fail};
+use crate::supervisor::client::transport::{Client, Failure, NO_BODY, Result, fail};
+use crate::supervisor::os::tty;
 use crate::supervisor::rules::detach;
 
 /// What a session carries and how.
@@ -81,6 +84,47 @@ impl Drop for RawTerminal {
     fn drop(&mut self) {
         let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.saved);
     }
+}
+
+/// Follows our terminal's size, as Docker's CLI does with `-t` (`MonitorTtySize`): the
+/// process's terminal is given it now and again each time ours changes (`SIGWINCH`), with
+/// `POST {resize}?h=ROWS&w=COLS` (`/containers/ID/resize` or `/exec/ID/resize`). Nothing
+/// when our stdout is no terminal. The task is aborted when the session ends.
+pub(super) fn follow_terminal_size(client: &Client, resize: String) -> Option<JoinHandle<()>> {
+    let stdout = std::io::stdout();
+    if !stdout.is_terminal() {
+        return None;
+    }
+    let client = Client { socket: client.socket.clone() };
+    let mut changed =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
+    Some(tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            if let Ok(size) = tty::size(&std::io::stdout())
+                && last != Some(size)
+                && size.0 > 0
+                && size.1 > 0
+            {
+                let uri = format!("{resize}?h={}&w={}", size.0, size.1);
+                // The first may come before the process has its terminal (an exec is started
+                // after its `101`): tried again 5 times, 10 ms apart, as Docker's CLI does
+                // (`initTtySize`). A refusal after that is no error of the session's.
+                let tries = if last.is_none() { 6 } else { 1 };
+                for _ in 0..tries {
+                    if client.call(Method::POST, &uri, NO_BODY).await.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                last = Some(size);
+            }
+            let Some(changed) = changed.as_mut() else { return };
+            if changed.recv().await.is_none() {
+                return;
+            }
+        }
+    }))
 }
 
 /// Carries the session over `conn` until the daemon ends the output or the detach keys are

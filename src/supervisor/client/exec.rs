@@ -77,7 +77,13 @@ async fn exec_attached(client: &Client, container: &str, a: ExecArgs) -> Result<
     let conn = client.hijack(&format!("/exec/{}/start", created.id), Some(&start)).await?;
     {
         let _raw = streams.raw_terminal();
-        if attach::carry(conn, &streams).await == attach::Ended::Detached {
+        let resize = format!("/exec/{}/resize", created.id);
+        let sizes = a.tty.then(|| attach::follow_terminal_size(client, resize));
+        let ended = attach::carry(conn, &streams).await;
+        if let Some(sizes) = sizes.flatten() {
+            sizes.abort();
+        }
+        if ended == attach::Ended::Detached {
             return Ok(0);
         }
     }

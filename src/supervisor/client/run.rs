@@ -332,7 +332,13 @@ pub(super) async fn run_container(client: &Client, a: RunArgs) -> Result<u8> {
     }
     {
         let _raw = streams.raw_terminal();
-        if attach::carry(conn, &streams).await == attach::Ended::Detached {
+        let sizes =
+            a.tty.then(|| attach::follow_terminal_size(client, format!("/containers/{id}/resize")));
+        let ended = attach::carry(conn, &streams).await;
+        if let Some(sizes) = sizes.flatten() {
+            sizes.abort();
+        }
+        if ended == attach::Ended::Detached {
             return Ok(0);
         }
     }

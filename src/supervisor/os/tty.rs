@@ -60,6 +60,16 @@ pub fn resize(master: &impl AsFd, rows: u16, cols: u16) -> io::Result<()> {
     Ok(())
 }
 
+/// A terminal's size, rows and columns (`TIOCGWINSZ`).
+pub fn size(terminal: &impl AsFd) -> io::Result<(u16, u16)> {
+    let mut size = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes a `winsize` through a pointer to a live local one.
+    if unsafe { libc::ioctl(terminal.as_fd().as_raw_fd(), libc::TIOCGWINSZ, &mut size) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((size.ws_row, size.ws_col))
+}
+
 /// Sends `data` with `fd` attached over the unix socket `sock`.
 pub fn send_fd(sock: &impl AsFd, data: &[u8], fd: &impl AsFd) -> io::Result<()> {
     let fds = [fd.as_fd().as_raw_fd()];
@@ -141,10 +151,7 @@ mod tests {
     fn a_pty_carries_bytes_and_a_size() {
         let (master, slave) = open_pty().unwrap();
         resize(&master, 40, 120).unwrap();
-        let mut size = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
-        // SAFETY: TIOCGWINSZ writes a `winsize`.
-        assert_eq!(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCGWINSZ, &mut size) }, 0);
-        assert_eq!((size.ws_row, size.ws_col), (40, 120));
+        assert_eq!(size(&slave).unwrap(), (40, 120));
         std::fs::File::from(slave.try_clone().unwrap()).write_all(b"x\n").unwrap();
         let mut buf = [0u8; 8];
         let n = std::fs::File::from(master).read(&mut buf).unwrap();
