@@ -100,7 +100,7 @@ fn one_ports_idle_clients_leave_the_other_ports_and_the_api_their_descriptors() 
     let metrics = "127.0.0.1:9180";
     let d = ns.daemon_with(
         &["--metrics-addr", metrics],
-        Start { nofile: Some(1024), log: false, cgroups: false },
+        Start { nofile: Some(1024), log: false, cgroups: false, ..Default::default() },
     );
     run(&d, "stuck", &black_hole(5000), 7000, 5000, Duration::from_secs(10));
     run(&d, "web", &web_server(8000), 8081, 8000, Duration::from_secs(10));
@@ -148,7 +148,10 @@ fn one_ports_idle_clients_leave_the_other_ports_and_the_api_their_descriptors() 
 fn idle_api_connections_cannot_lock_the_api_out() {
     testkit::rlimit::raise_fd_limit(8192);
     let ns = Netns::new();
-    let d = ns.daemon_with(&[], Start { nofile: Some(1024), log: false, cgroups: false });
+    let d = ns.daemon_with(
+        &[],
+        Start { nofile: Some(1024), log: false, cgroups: false, ..Default::default() },
+    );
     run(&d, "web", &web_server(8000), 8081, 8000, Duration::from_secs(10));
     let idle: Vec<UnixStream> =
         (0..1100).map(|_| UnixStream::connect(d.socket()).unwrap()).collect();
@@ -260,7 +263,8 @@ fn logged(d: &mut Daemon, needle: &str, n: usize) -> String {
 #[test]
 fn sighup_leaves_the_daemon_and_its_containers_running() {
     let ns = Netns::new();
-    let mut d = ns.daemon_with(&[], Start { nofile: None, log: true, cgroups: false });
+    let mut d = ns
+        .daemon_with(&[], Start { nofile: None, log: true, cgroups: false, ..Default::default() });
     run(&d, "web", &web_server(8000), 8081, 8000, Duration::from_secs(10));
     eventually(15, || http_get(&ns, "127.0.0.1:8081"));
     for n in 1..=2 {
@@ -286,7 +290,8 @@ fn sighup_leaves_the_daemon_and_its_containers_running() {
 #[test]
 fn sigusr1_dumps_the_state_and_sigquit_dumps_it_and_exits_2() {
     let ns = Netns::new();
-    let mut d = ns.daemon_with(&[], Start { nofile: None, log: true, cgroups: false });
+    let mut d = ns
+        .daemon_with(&[], Start { nofile: None, log: true, cgroups: false, ..Default::default() });
     let id = run(&d, "web", &web_server(8000), 8081, 8000, Duration::from_secs(10));
     eventually(15, || http_get(&ns, "127.0.0.1:8081"));
     d.signal(Signal::SIGUSR1);

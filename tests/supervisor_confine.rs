@@ -335,3 +335,41 @@ fn diff_lists_what_the_container_changed_as_dockers() {
     assert_eq!(stderr(&missing), "Error response from daemon: No such container: nosuch\n");
     assert_eq!(missing.status.code(), Some(1));
 }
+
+/// A container gets only its stdio, whatever the daemon inherited (runc's `CloseExecFrom(3)`):
+/// a daemon started with a stray descriptor (fd 77, the test's stderr) passes it to none of
+/// the container's init, its command, an exec through the API, or a `run` in the foreground.
+#[test]
+fn a_container_inherits_no_descriptor_of_the_daemons() {
+    let ns = Netns::new();
+    let d = ns.daemon_with(&[], supervisor_support::Start { stray_fd: true, ..Default::default() });
+    let daemon_fds = std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap();
+    let daemon_fds: Vec<String> =
+        daemon_fds.map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(
+        daemon_fds.contains(&"77".to_string()),
+        "the daemon holds the stray fd: {daemon_fds:?}"
+    );
+    let tar = rootfs_tar(true, &ns.dir, false);
+    d.ok(&["import", tar.to_str().unwrap(), "bb"]);
+    d.ok(&["run", "-d", "--name", "fds", "bb", "sleep", "600"]);
+    let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "fds"]);
+    let fds_of = |pid: &str| {
+        let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{}/fd", pid.trim()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap().parse().unwrap())
+            .collect();
+        fds.sort();
+        fds
+    };
+    assert_eq!(fds_of(&pid), [0, 1, 2], "the container's init");
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", pid.trim())).unwrap();
+    let command = children.split_whitespace().next().expect("the command runs under the init");
+    assert_eq!(fds_of(command), [0, 1, 2], "the container's command");
+    // `ls` sees its own directory's descriptor (3) besides its stdio.
+    let (code, out, err) = d.docker(&["exec", "fds", "ls", "/proc/self/fd"], None);
+    assert_eq!((code, out.as_str()), (0, "0\n1\n2\n3\n"), "{err}");
+    assert_eq!(d.ok(&["run", "--rm", "bb", "ls", "/proc/self/fd"]), "0\n1\n2\n3\n");
+    d.ok(&["rm", "-f", "fds"]);
+}

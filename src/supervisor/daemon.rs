@@ -67,6 +67,10 @@ pub fn run_daemon(cfg: DaemonConfig) -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    // What started the daemon may have left it descriptors (a journal's stream, a terminal,
+    // a pipe): the daemon keeps them, but nothing it starts (shims, containers' inits, execs)
+    // inherits them. Its own are close-on-exec already.
+    crate::sys::cloexec_from(3);
     let limit = raise_fd_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -96,6 +96,9 @@ pub struct Start {
     /// The host's cgroup hierarchies mounted again where they are, in the daemon's mount
     /// namespace: `ip netns exec` mounts a fresh /sys there, hiding them.
     pub cgroups: bool,
+    /// The daemon inherits a descriptor besides its stdio (the test's stderr again, as fd
+    /// 77, not close-on-exec), as a daemon started by a careless parent does.
+    pub stray_fd: bool,
 }
 
 /// The host's cgroup mounts under /sys/fs/cgroup as `(fstype, mount point, super options)`,
@@ -174,6 +177,16 @@ impl Daemon {
         if let Some(n) = start.nofile {
             // `ip netns exec` execs the daemon, which keeps the limit.
             testkit::rlimit::limit_child_fds(&mut cmd, n);
+        }
+        if start.stray_fd {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: dup2 is async-signal-safe and touches no memory of the process.
+            unsafe {
+                cmd.pre_exec(|| match libc::dup2(2, 77) {
+                    -1 => Err(std::io::Error::last_os_error()),
+                    _ => Ok(()),
+                });
+            }
         }
         let log = start.log.then(|| ns.dir.join("daemon.log"));
         if let Some(path) = &log {

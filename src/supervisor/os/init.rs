@@ -439,6 +439,8 @@ fn run_command(
                 let _ = w.write_all(&CONFINE_FAILED.to_ne_bytes());
                 sys::exit_now(127)
             }
+            // Only stdio goes on to the command (`err_w` is close-on-exec already).
+            sys::cloexec_from(3);
             let Err(errno) = execvp(&argv[0], &argv);
             let mut w = File::from(err_w);
             let _ = w.write_all(&(errno as i32).to_ne_bytes());
