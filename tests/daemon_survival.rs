@@ -429,3 +429,65 @@ fn running_containers_cost_the_daemon_no_threads() {
     assert!(busy <= idle + 2, "{idle} threads idle, {busy} with ten containers running");
     d.ok(&["rm", "-f", "c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"]);
 }
+
+/// One data root, one daemon: a second daemon on it is refused before it takes anything (its
+/// socket is not made, the first one's containers are untouched), with Docker's words for a
+/// pid file in use; the pid file says the first daemon's PID and is gone once it stopped.
+/// Also while the first is still stopping its containers after a SIGTERM (its API already
+/// closed): a daemon started then used to replace its socket and restore the same containers.
+#[test]
+fn a_second_daemon_on_one_data_root_is_refused() {
+    let ns = Netns::new();
+    let mut d = ns.daemon(&[]);
+    d.ok(&["run", "-d", "--rootfs", "/", "--name", "first", "sleep", "600"]);
+    let pid_file = ns.dir.join("data/cproxy.pid");
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), d.pid().to_string());
+    let second = |socket: &std::path::Path| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, BIN, "daemon", "--dns", "127.0.0.1", "--data-root"])
+            .arg(ns.dir.join("data"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    let other = ns.dir.join("other.sock");
+    let out = second(&other);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "cproxy daemon: pid file found, ensure cproxy daemon is not running or delete {} \
+             (the data root {} is in use by PID {})\n",
+            pid_file.display(),
+            ns.dir.join("data").display(),
+            d.pid()
+        )
+    );
+    assert!(!other.exists(), "the refused daemon made no socket");
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Running}}", "first"]), "true\n");
+
+    // A container that ignores SIGTERM keeps the first daemon stopping for its 10 s; a daemon
+    // started meanwhile on the same socket is refused, and the socket is not replaced.
+    d.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        "/",
+        "--name",
+        "stubborn",
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 1; done",
+    ]);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.pid()), Signal::SIGTERM).unwrap();
+    eventually(10, || d.api("GET", "/_ping", None).is_none().then_some(()));
+    let out = second(&d.socket());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pid file found"));
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!pid_file.exists(), "the pid file is removed at a clean exit");
+}

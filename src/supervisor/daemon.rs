@@ -21,7 +21,7 @@
 //! SIGSTKFLT, on which Go dumps and exits, is a SIGQUIT.
 
 use std::net::Ipv4Addr;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -156,6 +156,9 @@ fn bind_socket(path: &Path) -> Result<(std::os::unix::net::UnixListener, (u64, u
 async fn serve(cfg: DaemonConfig, limit: u64) -> Result<(), String> {
     let store = engine::store::Store::open(&cfg.data_root)
         .map_err(|e| format!("cannot use data root {}: {e}", cfg.data_root.display()))?;
+    // Before the socket: a second daemon must neither take the first one's socket nor touch
+    // its containers.
+    let pid_file = lock_data_root(&cfg.data_root)?;
     let (listener, socket_file) = bind_socket(&cfg.socket)?;
     let descriptors = Descriptors::plan(limit, cfg.api.max_connections);
     let proxy = Proxy::new(Config { grace: Duration::from_secs(1), ..Config::default() });
@@ -230,7 +233,50 @@ async fn serve(cfg: DaemonConfig, limit: u64) -> Result<(), String> {
     if ours {
         let _ = std::fs::remove_file(&cfg.socket);
     }
+    // Removed while still held, as dockerd removes its pid file.
+    let _ = std::fs::remove_file(cfg.data_root.join(PID_FILE));
+    drop(pid_file);
     Ok(())
+}
+
+/// The daemon's pid file in its data root, locked (`flock`) for as long as it runs.
+const PID_FILE: &str = "cproxy.pid";
+
+/// Takes the data root for this daemon: an exclusive lock on its pid file, which then says
+/// this daemon's PID. Refused while another daemon holds it, also one still stopping its
+/// containers after a SIGTERM (two daemons on one data root would each restore and save the
+/// same containers). The lock goes with the process, so a killed daemon leaves none behind.
+fn lock_data_root(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+    use std::io::{Read, Seek, Write};
+    let path = root.join(PID_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock);
+    let mut file = match flock {
+        Ok(locked) => locked,
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            return Err(format!(
+                "pid file found, ensure cproxy daemon is not running or delete {} (the data \
+                 root {} is in use by PID {})",
+                path.display(),
+                root.display(),
+                pid.trim()
+            ));
+        }
+        Err((_, e)) => return Err(format!("cannot lock {}: {e}", path.display())),
+    };
+    let _ = (file.seek(std::io::SeekFrom::Start(0)), file.set_len(0));
+    write!(file, "{}", std::process::id())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(file)
 }
 
 /// What a signal asks of the daemon.
