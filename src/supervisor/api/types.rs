@@ -21,9 +21,16 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-/// An empty JSON object, the value of a port set's keys (`{"80/tcp": {}}`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// An empty JSON object, the value of a port set's keys (`{"80/tcp": {}}`). Read as Go reads
+/// its `struct{}`: any object (its fields ignored), or `null`, which leaves the key there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Empty {}
+
+impl<'de> Deserialize<'de> for Empty {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Empty, D::Error> {
+        Option::<BTreeMap<String, serde::de::IgnoredAny>>::deserialize(d).map(|_| Empty {})
+    }
+}
 
 /// Docker's `nat.PortSet`: `{"80/tcp": {}}`. cproxy's client sends `--expose` values as keys
 /// as given (`7000-7002/udp` stays one key, a range); Docker's clients send one port a key.

@@ -581,6 +581,12 @@ mod tests {
             assert!(got.is_ok(), "{text}: {:?}", got.err());
         }
         assert!(serde_refuses > 0, "serde alone takes every null: nothing to test");
+        // A port set's value: Go's struct{} takes null and any object, and keeps the key.
+        let body = br#"{"Image":"x","ExposedPorts":{"80/tcp":null,"81/udp":{"a":1}},"Volumes":{"/v":null}}"#;
+        let c: ContainerCreateRequest = decode(body, ROOT, Reader::Runconfig).unwrap();
+        let ports: Vec<&String> = c.config.exposed_ports.iter().flatten().map(|(k, _)| k).collect();
+        assert_eq!(ports, ["80/tcp", "81/udp"]);
+        assert_eq!(c.config.volumes.map(|v| v.len()), Some(1));
     }
 
     /// Each as dockerd 20.10.24 took or refused it here.
