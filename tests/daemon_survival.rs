@@ -310,20 +310,25 @@ fn sigusr1_dumps_the_state_and_sigquit_dumps_it_and_exits_2() {
 
 /// `--host unix://PATH` on a regular file refuses, in `forward --control`'s words, and leaves
 /// the file; a stale socket there is replaced.
+/// `cproxy daemon` in the test's namespace, on its data root, serving `socket`, its stderr
+/// piped: for the starts that must fail, which the harness's `daemon` would wait on.
+fn daemon_by_hand(ns: &Netns, socket: &std::path::Path) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.name, BIN, "daemon", "--dns", "127.0.0.1", "--data-root"])
+        .arg(ns.dir.join("data"))
+        .arg("-H")
+        .arg(format!("unix://{}", socket.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 #[test]
 fn host_on_a_regular_file_is_refused_and_the_file_kept() {
     let ns = Netns::new();
     let path = ns.dir.join("not-a-socket");
     std::fs::write(&path, b"precious").unwrap();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name, BIN, "daemon", "--dns", "127.0.0.1", "--data-root"])
-        .arg(ns.dir.join("data"))
-        .arg("-H")
-        .arg(format!("unix://{}", path.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = daemon_by_hand(&ns, &path).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -442,17 +447,7 @@ fn a_second_daemon_on_one_data_root_is_refused() {
     d.ok(&["run", "-d", "--rootfs", "/", "--name", "first", "sleep", "600"]);
     let pid_file = ns.dir.join("data/cproxy.pid");
     assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), d.pid().to_string());
-    let second = |socket: &std::path::Path| {
-        Command::new("ip")
-            .args(["netns", "exec", &ns.name, BIN, "daemon", "--dns", "127.0.0.1", "--data-root"])
-            .arg(ns.dir.join("data"))
-            .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap()
-    };
+    let second = |socket: &std::path::Path| daemon_by_hand(&ns, socket).output().unwrap();
     let other = ns.dir.join("other.sock");
     let out = second(&other);
     assert_eq!(out.status.code(), Some(1));

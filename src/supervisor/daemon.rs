@@ -247,7 +247,7 @@ const PID_FILE: &str = "cproxy.pid";
 /// containers after a SIGTERM (two daemons on one data root would each restore and save the
 /// same containers). The lock goes with the process, so a killed daemon leaves none behind.
 fn lock_data_root(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
-    use std::io::{Read, Seek, Write};
+    use std::io::{Read, Write};
     let path = root.join(PID_FILE);
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -273,7 +273,8 @@ fn lock_data_root(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Strin
         }
         Err((_, e)) => return Err(format!("cannot lock {}: {e}", path.display())),
     };
-    let _ = (file.seek(std::io::SeekFrom::Start(0)), file.set_len(0));
+    // Opened at offset 0 and not appending: emptied, then written from the start.
+    file.set_len(0).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     write!(file, "{}", std::process::id())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(file)

@@ -354,8 +354,9 @@ const CONFIG_FIELDS: [&str; 25] = [
 /// nil, which it refuses.
 fn names_a_config_field(body: &[u8]) -> bool {
     let text = String::from_utf8_lossy(body);
+    // Keys only: the values are skipped, not built (this runs on every create).
     let mut values = serde_json::Deserializer::from_str(&text)
-        .into_iter::<Option<serde_json::Map<String, serde_json::Value>>>();
+        .into_iter::<Option<HashMap<String, serde::de::IgnoredAny>>>();
     match values.next() {
         Some(Ok(Some(object))) => {
             object.keys().any(|k| CONFIG_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(k)))
