@@ -166,3 +166,312 @@ fn logs_by_time_and_tail_and_a_terminals_raw_log() {
     let out = d.cli(&["logs", "tt"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "tty1\r\ntty2\r\n");
 }
+
+/// The files of a container's log beside `path` (its `LogPath`), with their sizes.
+fn log_files(path: &str) -> Vec<(String, u64)> {
+    let path = std::path::Path::new(path);
+    let name = path.file_name().unwrap().to_str().unwrap().to_string();
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let n = e.file_name().into_string().ok()?;
+            n.starts_with(&name).then(|| (n, e.metadata().unwrap().len()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `--log-driver` and `--log-opt` checked in dockerd 20.10's words and at its moments (the
+/// names at create, the values at start, which fails and leaves the container `created`), then
+/// `max-size`, `max-file` and `compress` as json-file rotates; `logs` reads the rotated files
+/// back, gzipped ones too, and `none` keeps nothing and refuses `logs` (501).
+#[test]
+fn log_options_as_dockerd_checks_them_and_files_that_rotate() {
+    let ns = Netns::new();
+    let d = supervisor_support::with_image(&ns, &[]);
+    // At create (recorded from dockerd 20.10.24).
+    for (flags, words) in [
+        (&["--log-opt", "foo=bar"][..], "unknown log opt 'foo' for json-file log driver"),
+        (
+            &["--log-driver", "local", "--log-opt", "tag=x"],
+            "unknown log opt 'tag' for log driver local",
+        ),
+        (&["--log-driver", "foo"], "error looking up logging plugin foo: plugin \"foo\" not found"),
+    ] {
+        let mut args = vec!["create"];
+        args.extend(flags);
+        args.extend(["bb", "true"]);
+        let (code, _, err) = d.docker(&args, None);
+        assert_eq!(
+            (code, err.trim()),
+            (1, format!("Error response from daemon: {words}").as_str())
+        );
+    }
+    let (code, _, err) = d.docker(
+        &["create", "--log-driver", "none", "--log-opt", "max-size=1k", "bb", "true"],
+        None,
+    );
+    assert_eq!(code, 125);
+    assert!(err.starts_with("docker: invalid logging opts for driver none"), "{err}");
+    // At start.
+    for (opts, words) in [
+        (&["max-size=abc"][..], "invalid size: 'abc'"),
+        (&["max-size=0"], "max-size must be a positive number"),
+        (&["max-file=0"], "max-file cannot be less than 1"),
+        (&["max-file=x"], "strconv.Atoi: parsing \"x\": invalid syntax"),
+        (&["compress=maybe"], "strconv.ParseBool: parsing \"maybe\": invalid syntax"),
+        (
+            &["compress=true", "max-size=1k"],
+            "compress cannot be true when max-file is less than 2 or max-size is not set",
+        ),
+    ] {
+        let mut args = vec!["create"];
+        for o in opts {
+            args.extend(["--log-opt", o]);
+        }
+        args.extend(["bb", "true"]);
+        let id = d.ok(&args);
+        let (code, _, err) = d.docker(&["start", id.trim()], None);
+        let words = format!("failed to initialize logging driver: {words}");
+        assert_eq!(
+            (code, err.lines().next().unwrap_or_default()),
+            (1, format!("Error response from daemon: {words}").as_str())
+        );
+        let state = d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}",
+            id.trim(),
+        ]);
+        assert_eq!(state.trim(), format!("created 128 {words}"));
+    }
+
+    // 1000 lines in files of 1 KiB (a record past it), three kept: the last of them read back
+    // in order, the newest last.
+    let (code, _, err) = d.docker(
+        &[
+            "run",
+            "--name",
+            "rot",
+            "--log-opt",
+            "max-size=1k",
+            "--log-opt",
+            "max-file=3",
+            "bb",
+            "seq",
+            "1000",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let path = d.ok(&["inspect", "-f", "{{.LogPath}}", "rot"]);
+    let files = log_files(path.trim());
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.rsplit('.').next().unwrap()).collect();
+    assert_eq!(names, ["log", "1", "2"], "{files:?}");
+    assert!(files.iter().all(|(_, size)| *size < 1024 + 80), "{files:?}");
+    let kept: usize = files
+        .iter()
+        .map(|(n, _)| {
+            let dir = std::path::Path::new(path.trim()).parent().unwrap();
+            std::fs::read_to_string(dir.join(n)).unwrap().lines().count()
+        })
+        .sum();
+    let (code, out, _) = d.docker(&["logs", "rot"], None);
+    assert_eq!(code, 0);
+    let lines: Vec<u32> = out.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(lines.len(), kept);
+    assert_eq!(*lines.last().unwrap(), 1000);
+    assert!(lines.windows(2).all(|w| w[1] == w[0] + 1), "in order, none missing");
+    let (_, tail, _) = d.docker(&["logs", "--tail", "2", "rot"], None);
+    assert_eq!(tail, "999\n1000\n");
+    // `compress`: the rotated files gzipped, read back the same.
+    let (code, _, err) = d.docker(
+        &[
+            "run",
+            "--name",
+            "gz",
+            "--log-opt",
+            "max-size=1k",
+            "--log-opt",
+            "max-file=3",
+            "--log-opt",
+            "compress=true",
+            "bb",
+            "seq",
+            "1000",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let zpath = d.ok(&["inspect", "-f", "{{.LogPath}}", "gz"]);
+    let names = supervisor_support::eventually(10, || {
+        let names: Vec<String> = log_files(zpath.trim()).into_iter().map(|(n, _)| n).collect();
+        names.iter().all(|n| !n.ends_with(".1") && !n.ends_with(".2")).then_some(names)
+    });
+    assert!(names[1].ends_with(".log.1.gz") && names[2].ends_with(".log.2.gz"), "{names:?}");
+    let (_, zout, _) = d.docker(&["logs", "gz"], None);
+    assert_eq!(zout, out, "the same records as without compress");
+
+    // `none`: nothing kept; attached clients still get the output.
+    let (code, out, _) =
+        d.docker(&["run", "--name", "nolog", "--log-driver", "none", "bb", "echo", "hi"], None);
+    assert_eq!((code, out.as_str()), (0, "hi\n"));
+    let (code, _, err) = d.docker(&["logs", "nolog"], None);
+    assert_eq!(
+        (code, err.trim()),
+        (1, "Error response from daemon: configured logging driver does not support reading")
+    );
+    let (status, _) = d.api("GET", "/v1.41/containers/nolog/logs?stdout=1", None).unwrap();
+    assert_eq!(status, 501);
+    let shown = d
+        .docker(&["inspect", "-f", "{{json .HostConfig.LogConfig}} [{{.LogPath}}]", "nolog"], None)
+        .1;
+    assert_eq!(shown.trim(), r#"{"Type":"none","Config":{}} []"#);
+    // `local`: rotated by default (its options are not shown), no `LogPath`, readable.
+    let (code, _, _) =
+        d.docker(&["run", "--name", "loc", "--log-driver", "local", "bb", "echo", "hi"], None);
+    assert_eq!(code, 0);
+    let shown = d
+        .docker(&["inspect", "-f", "{{json .HostConfig.LogConfig}} [{{.LogPath}}]", "loc"], None)
+        .1;
+    assert_eq!(shown.trim(), r#"{"Type":"local","Config":{}} []"#);
+    assert_eq!(d.docker(&["logs", "loc"], None).1, "hi\n");
+}
+
+/// A follower (`logs -f`) that falls behind a fast writer catches up through every file rotated
+/// since, in order, gzipped ones too; and a container that writes without pause (`yes`) keeps
+/// no more than its files' bound on disk and is removed at once (its pump once held its
+/// runtime worker for ever, and the `rm -f` queued behind it).
+#[test]
+fn a_follower_catches_up_through_rotations_and_a_chatty_container_stays_bounded() {
+    let ns = Netns::new();
+    let d = supervisor_support::with_image(&ns, &[]);
+    for compress in ["false", "true"] {
+        let name = format!("f{compress}");
+        let script =
+            "echo ready; while [ ! -e /go ]; do usleep 10000; done; seq 2 20000; sleep 1000";
+        let (code, _, err) = d.docker(
+            &[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--log-opt",
+                "max-size=4k",
+                "--log-opt",
+                "max-file=1000",
+                "--log-opt",
+                &format!("compress={compress}"),
+                "bb",
+                "sh",
+                "-c",
+                script,
+            ],
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        let out_path = ns.dir.join(format!("{name}.out"));
+        let mut follower = std::process::Command::new(supervisor_support::docker_bin())
+            .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+            .env_remove("DOCKER_API_VERSION")
+            .args(["logs", "-f", &name])
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .spawn()
+            .unwrap();
+        // Following once it has read the first line.
+        supervisor_support::eventually(20, || {
+            std::fs::read_to_string(&out_path).ok().filter(|o| o.starts_with("ready\n"))
+        });
+        let go = ns.dir.join("go");
+        std::fs::write(&go, "").unwrap();
+        let (code, _, err) = d.docker(&["cp", go.to_str().unwrap(), &format!("{name}:/go")], None);
+        assert_eq!(code, 0, "{err}");
+        let out = supervisor_support::eventually(60, || {
+            std::fs::read_to_string(&out_path).ok().filter(|o| o.ends_with("\n20000\n"))
+        });
+        let expected: String = std::iter::once("ready".to_string())
+            .chain((2..=20000).map(|n| n.to_string()))
+            .map(|l| l + "\n")
+            .collect();
+        assert!(out == expected, "every line once, in order (compress={compress})");
+        let path = d.ok(&["inspect", "-f", "{{.LogPath}}", &name]);
+        assert!(log_files(path.trim()).len() > 100, "it rotated");
+        d.ok(&["rm", "-f", &name]);
+        let _ = follower.wait();
+    }
+
+    let (code, _, err) = d.docker(
+        &[
+            "run",
+            "-d",
+            "--name",
+            "yy",
+            "--log-opt",
+            "max-size=256k",
+            "--log-opt",
+            "max-file=2",
+            "bb",
+            "yes",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let path = d.ok(&["inspect", "-f", "{{.LogPath}}", "yy"]);
+    // Rotated several times over.
+    supervisor_support::eventually(30, || {
+        let files = log_files(path.trim());
+        (files.len() == 2 && files[0].1 > 128 << 10).then_some(())
+    });
+    for _ in 0..20 {
+        let total: u64 = log_files(path.trim()).iter().map(|(_, s)| s).sum();
+        assert!(total <= 2 * ((256 << 10) + 32 * 1024 * 40), "{total} bytes on disk");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (code, out, _) = d.docker(&["logs", "--tail", "3", "yy"], None);
+    assert_eq!((code, out.as_str()), (0, "y\ny\ny\n"));
+    // A hang, not a speed, is what the limit catches.
+    let (done, _) = d.cli_within(&["rm", "-f", "yy"], std::time::Duration::from_secs(30));
+    assert!(done.is_some_and(|o| o.status.success()), "rm -f of a chatty container returns");
+}
+
+/// dockerd's `--log-driver` and `--log-opt`: the default of containers that name no driver
+/// (their options merged under a container's own), shown by `info` and `inspect`; a bad one
+/// stops the daemon at its start, in words.
+#[test]
+fn the_daemon_s_log_options_are_the_default() {
+    let ns = Netns::new();
+    let dir = ns.dir.join("bad");
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_cproxy"))
+        .arg("daemon")
+        .arg("--data-root")
+        .arg(&dir)
+        .arg("-H")
+        .arg(format!("unix://{}", dir.join("s.sock").display()))
+        .args(["--log-opt", "max-size=abc"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "cproxy daemon: failed to set log opts: invalid size: 'abc'"
+    );
+    assert!(!dir.join("s.sock").exists());
+    let d = supervisor_support::image_on(
+        ns.daemon(&["--log-opt", "max-size=2k", "--log-opt", "max-file=2"]),
+        &ns,
+        &[],
+    );
+    assert_eq!(d.docker(&["info", "--format", "{{.LoggingDriver}}"], None).1.trim(), "json-file");
+    d.ok(&["run", "--name", "a1", "--log-opt", "max-file=3", "bb", "seq", "2000"]);
+    let shown = d.docker(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", "a1"], None).1;
+    assert_eq!(shown.trim(), r#"{"Type":"json-file","Config":{"max-file":"3","max-size":"2k"}}"#);
+    let path = d.ok(&["inspect", "-f", "{{.LogPath}}", "a1"]);
+    assert_eq!(log_files(path.trim()).len(), 3);
+    // Another driver does not take the daemon's options.
+    d.ok(&["run", "--name", "b1", "--log-driver", "local", "bb", "true"]);
+    let shown = d.docker(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", "b1"], None).1;
+    assert_eq!(shown.trim(), r#"{"Type":"local","Config":{}}"#);
+}

@@ -55,6 +55,8 @@ pub struct DaemonConfig {
     pub api: Limits,
     /// `--cgroup-parent`: where containers' cgroups go (`/docker`).
     pub cgroup_parent: String,
+    /// `--log-driver` and `--log-opt`s, checked: the log driver of containers that name none.
+    pub log_config: crate::supervisor::api::types::LogConfig,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT, then stops every container and removes what it made.
@@ -191,7 +193,9 @@ async fn serve(cfg: DaemonConfig, limit: u64) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("cannot set up networking: {e}"))?;
-    let daemon = Arc::new(daemon.with_cgroup_parent(&cfg.cgroup_parent));
+    let daemon = Arc::new(
+        daemon.with_cgroup_parent(&cfg.cgroup_parent).with_log_config(cfg.log_config.clone()),
+    );
     daemon.answer_names();
     daemon.restore().await;
     let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;

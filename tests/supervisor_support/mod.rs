@@ -458,7 +458,12 @@ pub fn rootfs_tar(full: bool, dir: &std::path::Path, gzip: bool) -> PathBuf {
 /// A daemon in `ns` with the test image `bb` (a [`rootfs_tar`] of every applet) imported,
 /// `changes` given to `import --change`.
 pub fn with_image(ns: &Netns, changes: &[&str]) -> Daemon {
-    let d = ns.daemon(&[]);
+    image_on(ns.daemon(&[]), ns, changes)
+}
+
+/// Imports the test image `bb` into daemon `d` (started in `ns`), `changes` given to `import
+/// --change`.
+pub fn image_on(d: Daemon, ns: &Netns, changes: &[&str]) -> Daemon {
     let tar = rootfs_tar(true, &ns.dir, false);
     let mut args = vec!["import"];
     for c in changes {

@@ -189,8 +189,9 @@ pub struct HostConfig {
     /// host's own files) instead of an image.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub rootfs: String,
-    /// The log driver: `inspect` shows `{"Type":"json-file","Config":{}}` (docker-py reads it
-    /// to know whether it can read the logs back); what a client sends is ignored.
+    /// The log driver and its options (`--log-driver`, `--log-opt`): create's, with the
+    /// daemon's default merged in, as `inspect` shows it (docker-py reads it to know whether
+    /// it can read the logs back).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_config: Option<LogConfig>,
 }
@@ -199,7 +200,7 @@ pub struct HostConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct LogConfig {
-    /// The driver (cproxy's is always `json-file`).
+    /// The driver: `json-file`, `local` or `none` (empty: the daemon's).
     #[serde(rename = "Type")]
     pub kind: String,
     /// Its options.

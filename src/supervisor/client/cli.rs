@@ -151,6 +151,12 @@ pub struct DaemonArgs {
     /// A registry (`HOST[:PORT]`) to pull from over plain HTTP; loopback registries always are
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registry: Vec<String>,
+    /// Default driver for container logs: json-file, local or none
+    #[arg(long = "log-driver", value_name = "string", default_value = "json-file")]
+    pub log_driver: String,
+    /// Default log driver options for containers, e.g. max-size=10m, max-file=3 (repeatable)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
     /// Most API connections open at once (further bounded by a quarter of the descriptor limit)
     #[arg(long = "api-max-connections", value_name = "N", default_value_t = 512, hide = true,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -261,6 +267,12 @@ pub struct RunArgs {
     /// Optional parent cgroup for the container
     #[arg(long = "cgroup-parent", value_name = "string")]
     pub cgroup_parent: Option<String>,
+    /// Logging driver for the container (json-file, local or none)
+    #[arg(long = "log-driver", value_name = "string")]
+    pub log_driver: Option<String>,
+    /// Log driver options (max-size, max-file, compress)
+    #[arg(long = "log-opt", value_name = "list")]
+    pub log_opt: Vec<String>,
     /// Send the client's address to the container first on each connection to a published
     /// TCP port (HAProxy's PROXY protocol, v1 or v2)
     #[arg(long = "proxy-protocol", value_name = "VERSION")]
@@ -1073,7 +1085,18 @@ fn daemon(host: Option<String>, a: DaemonArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    let log_config = crate::supervisor::api::types::LogConfig {
+        kind: a.log_driver,
+        config: a.log_opt.iter().map(|o| crate::supervisor::rules::logging::parse_opt(o)).collect(),
+    };
+    if let Err(e) = crate::supervisor::rules::logging::check_daemon_default(
+        &log_config.kind,
+        &log_config.config,
+    ) {
+        return fail(e);
+    }
     crate::supervisor::daemon::run_daemon(crate::supervisor::daemon::DaemonConfig {
+        log_config,
         registries,
         socket,
         data_root: a.data_root,

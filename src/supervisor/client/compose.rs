@@ -360,6 +360,7 @@ fn create_request(p: &Loaded, s: &Service) -> Result<ContainerCreateRequest, Str
     config.stop_signal = s.stop_signal.clone();
     req.host_config.source_ip_transparent = s.source_ip_transparent;
     config.stop_timeout = s.stop_grace_period.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+    req.host_config.log_config = s.logging.clone();
     // The service's limits over what `run` sends without flags (`OomKillDisable: false`).
     let defaults = std::mem::take(&mut req.host_config.resources);
     req.host_config.resources = s.resources.clone();

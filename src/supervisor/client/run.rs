@@ -144,6 +144,15 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
     }
     host.resources = super::resources::limits(&a.resources)?;
     host.resources.cgroup_parent = a.cgroup_parent.clone().unwrap_or_default();
+    let log_opts: std::collections::BTreeMap<String, String> =
+        a.log_opt.iter().map(|o| crate::supervisor::rules::logging::parse_opt(o)).collect();
+    if a.log_driver.as_deref() == Some("none") && !log_opts.is_empty() {
+        return Err(fail("invalid logging opts for driver none", 125));
+    }
+    host.log_config = Some(crate::supervisor::api::types::LogConfig {
+        kind: a.log_driver.clone().unwrap_or_default(),
+        config: log_opts,
+    });
     // docker/cli sends each list, empty when the flag is not given.
     let mut weights = Vec::new();
     for v in &a.blkio_weight_device {
@@ -428,6 +437,7 @@ mod tests {
                         "PublishAllPorts": false, "AutoRemove": false, "Binds": null,
                         "ProxyProtocol": "", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
                         "Links": null, "Init": null, "CapAdd": null, "CapDrop": null,
+                        "LogConfig": {"Type": "", "Config": {}},
                         "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
                         "VolumesFrom": null, "ShmSize": 0, "Ulimits": null,
                         "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "",
@@ -500,6 +510,7 @@ mod tests {
                     "PublishAllPorts": true, "AutoRemove": true, "Binds": ["/tmp:/mnt:ro"],
                     "ProxyProtocol": "v2", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
                     "Links": ["db:d"], "Init": true, "CapAdd": null, "CapDrop": null,
+                    "LogConfig": {"Type": "", "Config": {}},
                     "Privileged": false, "SecurityOpt": null, "Mounts": null, "Tmpfs": null,
                         "VolumesFrom": null, "ShmSize": 0, "Ulimits": null,
                         "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "",

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::proxy::proxy_proto::Version;
 use crate::spec::{PortSpec, parse_expose};
 use crate::supervisor::api::types::{
-    ContainerConfig, ContainerCreateRequest, ImageRunConfig, PortMap,
+    ContainerConfig, ContainerCreateRequest, ImageRunConfig, LogConfig, PortMap,
 };
 use crate::supervisor::engine::error::Result;
 use crate::supervisor::engine::store::{
@@ -420,6 +420,11 @@ pub fn plan(
             )));
         }
     }
+    // moby's mergeAndVerifyLogConfig, after the image is found (the daemon's default is merged
+    // in by `Daemon::create`).
+    let log_config = hc.log_config.unwrap_or_default();
+    crate::supervisor::rules::logging::check(&log_config.kind, &log_config.config)
+        .map_err(Error::invalid)?;
     let entrypoint = image.as_ref().map(|_| entrypoint);
     let cmd_kept = image.as_ref().map(|_| config.cmd.clone());
     let mut cmd = command.into_iter();
@@ -477,6 +482,7 @@ pub fn plan(
         resources: hc.resources,
         cgroup: String::new(),
         labels: config.labels,
+        log_config,
     })
 }
 
@@ -579,6 +585,14 @@ impl Daemon {
         let checked = resources::check(&req.host_config.resources, &self.host_limits, false)
             .map_err(Error::invalid)?;
         req.host_config.resources = resources::with_defaults(checked.resources);
+        let asked = req.host_config.log_config.take().unwrap_or_default();
+        let (kind, config) = crate::supervisor::rules::logging::merge(
+            &asked.kind,
+            &asked.config,
+            &self.log_config.kind,
+            &self.log_config.config,
+        );
+        req.host_config.log_config = Some(LogConfig { kind, config });
         let id = names::new_id().map_err(Error::internal)?;
         let image = match req.config.image.as_str() {
             "" => None,

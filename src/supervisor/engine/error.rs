@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Conflict,
     /// The system failed (500).
     Internal,
+    /// Not something this daemon does (a log driver that cannot be read back: 501).
+    NotImplemented,
 }
 
 /// An engine failure: its kind and the sentence a client prints after "Error response from

@@ -1,11 +1,17 @@
-//! A container's output in Docker's json-file format: one JSON record per line of output
-//! (`{"log":"hi\n","stream":"stdout","time":"…"}`), written by a pump per stream, read back by
-//! `logs`. A line longer than [`MAX_RECORD`] is cut into records of that size, as Docker's
-//! log driver does, so a container writing without newlines costs the daemon a bounded
-//! buffer, not its whole output.
+//! A container's output as its log driver keeps it: Docker's json-file records, one JSON
+//! object per line of output (`{"log":"hi\n","stream":"stdout","time":"…"}`), written by a pump
+//! per stream into a file that rotates as the driver's options say (`max-size`, `max-file`,
+//! `compress`; [`crate::supervisor::rules::logging`]), and read back by `logs`, the rotated
+//! files first. A line longer than [`MAX_RECORD`] is cut into records of that size, as
+//! Docker's log driver does, so a container writing without newlines costs the daemon a
+//! bounded buffer, not its whole output.
 
-use std::io::{Read, Write};
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -15,7 +21,9 @@ use tokio::io::unix::AsyncFd;
 
 use crate::supervisor::api::stream::StreamKind;
 use crate::supervisor::engine::Container;
+use crate::supervisor::engine::store::Record;
 use crate::supervisor::rules::format::rfc3339;
+use crate::supervisor::rules::logging::{self, Driver, Rotation};
 
 /// The most bytes one record carries (Docker's 16 KiB): the rest of a longer line follows in
 /// the next records, only the last one ending with the newline.
@@ -40,26 +48,214 @@ impl LogRecord {
     }
 }
 
+/// The file a container's log driver writes, in the container's directory `dir`: json-file's
+/// `<id>-json.log` (`inspect`'s `LogPath`), or `local-logs/container.log`.
+pub fn log_file(dir: &Path, r: &Record) -> PathBuf {
+    match Driver::parse(&r.log_config.kind) {
+        Ok(Driver::Local) => dir.join("local-logs").join("container.log"),
+        _ => dir.join(format!("{}-json.log", r.id)),
+    }
+}
+
+/// The `n`th rotated file beside `path` (`<path>.n`, with `.gz` once compressed).
+fn rotated(path: &Path, n: usize, gz: bool) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".{n}{}", if gz { ".gz" } else { "" }));
+    PathBuf::from(name)
+}
+
+/// How a container's driver rotates (`None`: `none`, nothing kept), or why its options
+/// cannot be used.
+pub fn rotation_of(r: &Record) -> Result<Option<Rotation>, String> {
+    let driver = Driver::parse(&r.log_config.kind)?;
+    logging::rotation(driver, &r.log_config.config)
+}
+
+/// A container's log as its pumps and readers share it.
+#[derive(Debug, Default)]
+pub struct Log {
+    /// The file written while the container runs (`None` when stopped, or with `none`).
+    pub(super) writer: Option<LogWriter>,
+    /// Rotations so far: the file current at generation `g` is `.1` at `g + 1`, `.k` at
+    /// `g + k`. A reader that falls behind finds the files it has not read by it.
+    generation: u64,
+}
+
+/// The file a running container's records are appended to, rotated before a record once it
+/// holds `max-size` bytes: `<file>.1` … `<file>.<max-file − 1>` keep the older ones (gzipped
+/// with `compress`), as moby's `LogFile` keeps them.
+#[derive(Debug)]
+pub struct LogWriter {
+    file: File,
+    path: PathBuf,
+    /// Bytes in `file`.
+    size: u64,
+    rotation: Rotation,
+    /// The gzip of the newest rotated file while it runs: the next rotation waits for it.
+    compressing: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LogWriter {
+    /// Opens (appending) the file of a container `r` whose directory is `dir`, as its driver
+    /// starts (`None` for `none`), or the driver's refusal, in its words.
+    pub(super) fn open(dir: &Path, r: &Record) -> Result<Option<LogWriter>, String> {
+        let Some(rotation) = rotation_of(r)? else { return Ok(None) };
+        let path = log_file(dir, r);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        let file = open_log(&path, false).map_err(|e| e.to_string())?;
+        let size = file.metadata().map_err(|e| e.to_string())?.len();
+        Ok(Some(LogWriter { file, path, size, rotation, compressing: None }))
+    }
+
+    /// Appends records (lines), the file rotated before a record whenever it is full; how
+    /// many rotations that took. The records between two rotations go in one write, so a
+    /// reader never sees half of one (and a chatty container costs a write per read, not per
+    /// line).
+    fn append(&mut self, lines: &[Vec<u8>]) -> u64 {
+        let mut rotations = 0;
+        let mut out = Vec::with_capacity(lines.iter().map(Vec::len).sum());
+        for line in lines {
+            let full =
+                self.rotation.max_size.is_some_and(|max| self.size + out.len() as u64 >= max);
+            if full {
+                self.write(&mut out);
+                match self.rotate() {
+                    Ok(()) => rotations += 1,
+                    Err(e) => {
+                        tracing::warn!(path = %self.path.display(), error = %e, "cannot rotate a log");
+                    }
+                }
+            }
+            out.extend_from_slice(line);
+        }
+        self.write(&mut out);
+        rotations
+    }
+
+    /// Writes out what `out` holds, and empties it.
+    fn write(&mut self, out: &mut Vec<u8>) {
+        if !out.is_empty() && self.file.write_all(out).is_ok() {
+            self.size += out.len() as u64;
+        }
+        out.clear();
+    }
+
+    /// Moves each rotated file one number up (the oldest goes), the current one to `.1`, and
+    /// starts an empty current one; `.1` is gzipped beside it with `compress`. A reader that
+    /// holds the old current file reads it to its end, then opens the new one.
+    fn rotate(&mut self) -> io::Result<()> {
+        if let Some(gzip) = self.compressing.take() {
+            let _ = gzip.join();
+        }
+        let keep = self.rotation.max_files;
+        let gz = self.rotation.compress;
+        if keep >= 2 {
+            remove_if_there(&rotated(&self.path, keep - 1, gz))?;
+            for n in (1..keep - 1).rev() {
+                match std::fs::rename(rotated(&self.path, n, gz), rotated(&self.path, n + 1, gz)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        // With one file kept, the old one waits as `.1` (replaced at each rotation, never read
+        // back), so a reader of it is not cut short.
+        std::fs::rename(&self.path, rotated(&self.path, 1, false))?;
+        self.file = open_log(&self.path, true)?;
+        self.size = 0;
+        if gz {
+            let (from, to) = (rotated(&self.path, 1, false), rotated(&self.path, 1, true));
+            self.compressing = Some(std::thread::spawn(move || {
+                if let Err(e) = gzip(&from, &to) {
+                    tracing::warn!(path = %from.display(), error = %e, "cannot compress a log");
+                }
+            }));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        if let Some(gzip) = self.compressing.take() {
+            let _ = gzip.join();
+        }
+    }
+}
+
+/// Opens a log file for appending, as moby makes them (0640), emptied if `truncate`.
+fn open_log(path: &Path, truncate: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(!truncate)
+        .write(true)
+        .truncate(truncate)
+        .mode(0o640)
+        .open(path)
+}
+
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Gzips `from` into `to` (whole, or not at all: through a temporary file), then removes
+/// `from`.
+fn gzip(from: &Path, to: &Path) -> io::Result<()> {
+    let mut tmp = to.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let result = (|| {
+        let mut input = File::open(from)?;
+        let out =
+            OpenOptions::new().create(true).write(true).truncate(true).mode(0o640).open(&tmp)?;
+        let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        io::copy(&mut input, &mut enc)?;
+        enc.finish()?.sync_all()?;
+        std::fs::rename(&tmp, to)
+    })();
+    match result {
+        Ok(()) => std::fs::remove_file(from),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
 impl Container {
-    /// Appends one record of output to the log.
-    fn log_record(&self, stream: StreamKind, text: &str) {
+    /// Appends records of output read at one time to the log (nothing with the `none`
+    /// driver).
+    fn log_records(&self, stream: StreamKind, texts: &[String]) {
+        if texts.is_empty() {
+            return;
+        }
         // The time is read under the log's lock, so the stdout and stderr pumps append records
         // in the order of their times: `--tail` (the file's order) and `--since` (the times)
         // agree about which record came last.
         if let Ok(mut log) = self.log.lock()
-            && let Some(f) = log.as_mut()
+            && let Some(w) = log.writer.as_mut()
         {
-            let record = LogRecord {
-                log: text.to_string(),
-                stream: stream.name().to_string(),
-                time: rfc3339(SystemTime::now()),
-            };
-            let Ok(mut line) = serde_json::to_vec(&record) else {
-                return;
-            };
-            line.push(b'\n');
-            // One write per record, so a reader never sees half of one.
-            let _ = f.write_all(&line);
+            let time = rfc3339(SystemTime::now());
+            let lines: Vec<Vec<u8>> = texts
+                .iter()
+                .filter_map(|text| {
+                    let record = LogRecord {
+                        log: text.clone(),
+                        stream: stream.name().to_string(),
+                        time: time.clone(),
+                    };
+                    let mut line = serde_json::to_vec(&record).ok()?;
+                    line.push(b'\n');
+                    Some(line)
+                })
+                .collect();
+            let rotations = w.append(&lines);
+            log.generation += rotations;
         }
         self.events.send_modify(|n| *n += 1);
     }
@@ -78,6 +274,7 @@ impl Records {
 
     /// Logs the records `read` ends; keeps what is left of an unended line.
     fn add(&mut self, c: &Container, stream: StreamKind, read: &[u8]) {
+        let mut ended = Vec::new();
         let mut rest = read;
         while !rest.is_empty() {
             let room = &rest[..rest.len().min(MAX_RECORD - self.line.len())];
@@ -85,16 +282,17 @@ impl Records {
             self.line.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             if self.line.ends_with(b"\n") || self.line.len() == MAX_RECORD {
-                c.log_record(stream, &String::from_utf8_lossy(&self.line));
+                ended.push(String::from_utf8_lossy(&self.line).into_owned());
                 self.line.clear();
             }
         }
+        c.log_records(stream, &ended);
     }
 
     /// Logs an unended last line.
     fn end(self, c: &Container, stream: StreamKind) {
         if !self.line.is_empty() {
-            c.log_record(stream, &String::from_utf8_lossy(&self.line));
+            c.log_records(stream, &[String::from_utf8_lossy(&self.line).into_owned()]);
         }
     }
 }
@@ -160,6 +358,10 @@ pub(super) async fn pump_pipe(c: Arc<Container>, stream: StreamKind, pipe: Owned
         };
         c.send_to_attached(stream, &buf[..n]).await;
         records.add(&c, stream, &buf[..n]);
+        // A pipe that is always readable never makes `readable` wait: without this, a
+        // container that writes without pause would hold its worker for ever, and the tasks
+        // queued behind it (a `kill`, a `rm -f`) with it.
+        tokio::task::coop::consume_budget().await;
     }
     records.end(&c, stream);
 }
@@ -220,69 +422,278 @@ impl LogOptions {
 }
 
 impl crate::supervisor::engine::Daemon {
-    /// `logs`: the container's log as `opts` selects it, then (with `follow`) what it writes
-    /// while it runs, as chunks of the wire's bytes; the receiver's end drops the reader.
+    /// `logs`: the container's log as `opts` selects it (the rotated files first, oldest
+    /// first), then (with `follow`) what it writes while it runs, as chunks of the wire's
+    /// bytes; the receiver's end drops the reader. Refused for the `none` driver.
     pub fn logs(
         &self,
-        c: std::sync::Arc<Container>,
+        c: Arc<Container>,
         opts: LogOptions,
-    ) -> tokio::sync::mpsc::Receiver<Vec<u8>> {
-        use tokio::io::AsyncReadExt;
-        let path = self.log_path(&c);
+    ) -> crate::supervisor::engine::error::Result<tokio::sync::mpsc::Receiver<Vec<u8>>> {
+        let record = c.record();
+        let keep = match rotation_of(&record) {
+            Ok(None) => {
+                return Err(crate::supervisor::engine::Error::new(
+                    crate::supervisor::engine::ErrorKind::NotImplemented,
+                    "configured logging driver does not support reading",
+                ));
+            }
+            Ok(Some(r)) => r.max_files,
+            // Options its start refuses: what an older start of it wrote, if anything.
+            Err(_) => 1,
+        };
         let mut rx = c.watch();
         let (tx, out) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+        let reader =
+            Reader { c, path: self.log_path_of(&record), keep, opts, tty: record.stdio.tty, tx };
         tokio::spawn(async move {
-            let tty = c.record().stdio.tty;
-            let mut file = None;
-            // Bytes of a record whose end has not been written yet.
-            let mut pending: Vec<u8> = Vec::new();
-            let mut first = true;
-            // `until` has come: one last read, then the end.
-            let mut last = false;
+            let reader = Arc::new(reader);
+            let kept = {
+                let reader = reader.clone();
+                tokio::task::spawn_blocking(move || reader.read_kept()).await
+            };
+            let Ok(Some(at)) = kept else { return };
+            if reader.opts.follow {
+                reader.follow(&mut rx, at).await;
+            }
+        });
+        Ok(out)
+    }
+}
+
+/// The `n`th rotated file, as it is now: plain, or gzipped.
+fn open_rotated(path: &Path, n: usize) -> Option<Box<dyn BufRead + Send>> {
+    if let Ok(f) = File::open(rotated(path, n, false)) {
+        return Some(Box::new(BufReader::new(f)));
+    }
+    let f = File::open(rotated(path, n, true)).ok()?;
+    Some(Box::new(BufReader::new(flate2::read::GzDecoder::new(BufReader::new(f)))))
+}
+
+/// Where a follower is: the current file it holds (`None`: there was none yet), the
+/// generation that file was current at, and the bytes of a record not yet whole in it.
+struct At {
+    file: Option<File>,
+    generation: u64,
+    pending: Vec<u8>,
+}
+
+/// One `logs` request's reading of a container's log.
+struct Reader {
+    c: Arc<Container>,
+    path: PathBuf,
+    /// How many files the driver keeps, the current one included.
+    keep: usize,
+    opts: LogOptions,
+    tty: bool,
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+}
+
+/// What a follower that fell behind opens next.
+enum Next {
+    /// The file of the generation it asked for, now rotated.
+    Rotated(Box<dyn BufRead + Send>),
+    /// The current file (of this generation).
+    Current(Option<File>, u64),
+    /// The generation asked for was rotated out of what is kept: this one is the oldest left.
+    Gone(u64),
+}
+
+impl Reader {
+    /// A record (a line of a log file) as it goes on the wire, if the request shows it.
+    fn shown(&self, line: &[u8]) -> Option<Vec<u8>> {
+        let record = serde_json::from_slice::<LogRecord>(line).ok()?;
+        self.opts.shows(&record).then(|| self.opts.encode(&record, self.tty))
+    }
+
+    /// Sends a record if shown, from a thread of the blocking pool; false once the receiver
+    /// is gone.
+    fn send_blocking(&self, line: &[u8]) -> bool {
+        self.shown(line).is_none_or(|bytes| self.tx.blocking_send(bytes).is_ok())
+    }
+
+    /// Reads the records the log holds now, on a thread of the blocking pool: the rotated
+    /// files, oldest first, then the current one, all opened under the writer's lock (so no
+    /// rotation comes between), `tail` applied over them all. Where it stopped; `None` once
+    /// the receiver is gone.
+    fn read_kept(&self) -> Option<At> {
+        let wanted = self.opts.tail != Some(0);
+        let (older, file, generation) = {
+            let log = self.c.log.lock().ok()?;
+            let older: Vec<_> = match wanted {
+                true => (1..self.keep).rev().filter_map(|n| open_rotated(&self.path, n)).collect(),
+                false => Vec::new(),
+            };
+            (older, File::open(&self.path).ok(), log.generation)
+        };
+        let mut last: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut emit = |line: Vec<u8>| -> bool {
+            match self.opts.tail {
+                Some(0) => true,
+                Some(n) => {
+                    if last.len() == n {
+                        last.pop_front();
+                    }
+                    last.push_back(line);
+                    true
+                }
+                None => self.send_blocking(&line),
+            }
+        };
+        for reader in older {
+            for line in reader.split(b'\n') {
+                let Ok(line) = line else { break };
+                if !line.is_empty() && !emit(line) {
+                    return None;
+                }
+            }
+        }
+        let mut pending = Vec::new();
+        if let Some(f) = file.as_ref() {
+            let mut reader = BufReader::new(f);
             loop {
-                let running = {
-                    rx.borrow_and_update();
-                    c.record().state.status == crate::supervisor::engine::store::Status::Running
-                };
+                let mut line = Vec::new();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if line.ends_with(b"\n") => {
+                        line.pop();
+                        if !line.is_empty() && !emit(line) {
+                            return None;
+                        }
+                    }
+                    Ok(_) => {
+                        pending = line;
+                        break;
+                    }
+                }
+            }
+        }
+        for line in last {
+            if !self.send_blocking(&line) {
+                return None;
+            }
+        }
+        Some(At { file, generation, pending })
+    }
+
+    /// The file of generation `g`, opened under the writer's lock (the rotation it is at
+    /// cannot change meanwhile).
+    fn open_generation(&self, g: u64) -> Option<Next> {
+        let log = self.c.log.lock().ok()?;
+        let now = log.generation;
+        let back = now.saturating_sub(g);
+        Some(if back == 0 {
+            Next::Current(File::open(&self.path).ok(), now)
+        } else if back >= self.keep as u64 {
+            Next::Gone(now - (self.keep as u64 - 1))
+        } else {
+            match open_rotated(&self.path, back as usize) {
+                Some(r) => Next::Rotated(r),
+                None => Next::Gone(g + 1),
+            }
+        })
+    }
+
+    /// After the file of `generation` was rotated (and read to its end): the files rotated
+    /// since, read whole in order on a thread of the blocking pool, then the current one
+    /// opened. What the driver no longer keeps is skipped (it was rotated out, as Docker's
+    /// reader loses it too). `None` once the receiver is gone.
+    fn catch_up(&self, generation: u64) -> Option<At> {
+        let mut g = generation + 1;
+        loop {
+            match self.open_generation(g)? {
+                Next::Current(file, generation) => {
+                    return Some(At { file, generation, pending: Vec::new() });
+                }
+                Next::Gone(oldest) => g = oldest.max(g + 1),
+                Next::Rotated(reader) => {
+                    for line in reader.split(b'\n') {
+                        let Ok(line) = line else { break };
+                        if !line.is_empty() && !self.send_blocking(&line) {
+                            return None;
+                        }
+                    }
+                    g += 1;
+                }
+            }
+        }
+    }
+
+    /// Sends the whole records `pending` holds, keeping the rest; false once the receiver is
+    /// gone.
+    async fn send_whole(&self, pending: &mut Vec<u8>) -> bool {
+        let complete = pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let text: Vec<u8> = pending.drain(..complete).collect();
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if let Some(bytes) = self.shown(line)
+                && self.tx.send(bytes).await.is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Follows the log while the container runs: what is added to the current file, and after
+    /// rotations, the rest of it, the files rotated since, and the new current one.
+    async fn follow(self: &Arc<Self>, rx: &mut tokio::sync::watch::Receiver<u64>, at: At) {
+        use tokio::io::AsyncReadExt;
+        let At { file, mut generation, mut pending } = at;
+        let mut file = file.map(tokio::fs::File::from_std);
+        // `until` has come: one last read, then the end.
+        let mut last = false;
+        loop {
+            let running = {
+                rx.borrow_and_update();
+                self.c.record().state.status == crate::supervisor::engine::store::Status::Running
+            };
+            loop {
                 if file.is_none() {
-                    file = tokio::fs::File::open(&path).await.ok();
+                    // Not started when the request came: its first file.
+                    file = tokio::fs::File::open(&self.path).await.ok();
                 }
-                if let Some(f) = file.as_mut() {
-                    let _ = f.read_to_end(&mut pending).await;
+                let Some(f) = file.as_mut() else { break };
+                let _ = f.read_to_end(&mut pending).await;
+                if !self.send_whole(&mut pending).await {
+                    return;
                 }
-                let complete = pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-                let text: Vec<u8> = pending.drain(..complete).collect();
-                let mut batch: Vec<&[u8]> =
-                    text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
-                if first && let Some(n) = opts.tail {
-                    batch.drain(..batch.len().saturating_sub(n));
+                let now = self.c.log.lock().map_or(generation, |l| l.generation);
+                if now == generation {
+                    break;
                 }
-                first = false;
-                for line in batch {
-                    let Ok(record) = serde_json::from_slice::<LogRecord>(line) else { continue };
-                    if opts.shows(&record) && tx.send(opts.encode(&record, tty)).await.is_err() {
+                // Rotated: nothing more is written to it; what came before the rotation is
+                // read, then the files after it.
+                let _ = f.read_to_end(&mut pending).await;
+                if !self.send_whole(&mut pending).await {
+                    return;
+                }
+                let me = self.clone();
+                let Ok(Some(next)) =
+                    tokio::task::spawn_blocking(move || me.catch_up(generation)).await
+                else {
+                    return;
+                };
+                file = next.file.map(tokio::fs::File::from_std);
+                generation = next.generation;
+                pending = next.pending;
+            }
+            if last || !running {
+                return;
+            }
+            let next = rx.changed();
+            match self.opts.until.map(nanos_from_now) {
+                None => {
+                    if next.await.is_err() {
                         return;
                     }
                 }
-                if last || !opts.follow || !running {
-                    return;
-                }
-                let next = rx.changed();
-                match opts.until.map(nanos_from_now) {
-                    None => {
-                        if next.await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(left) => match tokio::time::timeout(left, next).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return,
-                        Err(_) => last = true,
-                    },
-                }
+                Some(left) => match tokio::time::timeout(left, next).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => last = true,
+                },
             }
-        });
-        out
+        }
     }
 }
 

@@ -26,7 +26,6 @@ pub mod store;
 pub mod view;
 pub mod volumes;
 
-use std::fs::File;
 use std::io;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -87,8 +86,9 @@ pub struct Container {
     pub(super) held: Mutex<Held>,
     /// Bumped on every log line and state change; `logs -f` and `wait` watch it.
     pub(super) events: watch::Sender<u64>,
-    /// Serialises writes to the log file.
-    pub(super) log: Mutex<Option<File>>,
+    /// The log's file while it runs (writes are serialised by the lock), and how often it
+    /// was rotated.
+    pub(super) log: Mutex<logs::Log>,
     /// Its attached clients and the current run's stdin.
     attached: attach::Attached,
     /// Exits so far (each run's end, restarts included): `wait`'s `next-exit` counts them.
@@ -110,7 +110,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             held: Mutex::new(Held::default()),
             events: watch::channel(0).0,
-            log: Mutex::new(None),
+            log: Mutex::default(),
             attached: attach::Attached::default(),
             exits: AtomicU64::new(0),
             removed: AtomicBool::new(false),
@@ -190,6 +190,8 @@ pub struct Daemon {
     pub(super) host_limits: HostLimits,
     /// Where containers' cgroups go unless they name theirs (`--cgroup-parent`).
     cgroup_parent: String,
+    /// The log driver and options of containers that name none (`--log-driver`, `--log-opt`).
+    pub(super) log_config: crate::supervisor::api::types::LogConfig,
 }
 
 impl Daemon {
@@ -288,7 +290,23 @@ impl Daemon {
             host_limits: Cgroups::host_limits(cgroups.as_ref()),
             cgroups,
             cgroup_parent: "/docker".into(),
+            log_config: crate::supervisor::api::types::LogConfig {
+                kind: crate::supervisor::rules::logging::DEFAULT_DRIVER.into(),
+                config: Default::default(),
+            },
         })
+    }
+
+    /// Sets the log driver and options of containers that name none (dockerd's `--log-driver`
+    /// and `--log-opt`, checked by [`crate::supervisor::rules::logging::check_daemon_default`]).
+    pub fn with_log_config(mut self, config: crate::supervisor::api::types::LogConfig) -> Daemon {
+        self.log_config = config;
+        self
+    }
+
+    /// The log driver and options of containers that name none.
+    pub fn default_log_config(&self) -> &crate::supervisor::api::types::LogConfig {
+        &self.log_config
     }
 
     /// Sets where containers' cgroups go unless they name theirs (dockerd's
@@ -396,9 +414,14 @@ impl Daemon {
         self.remove_network_bridges().await;
     }
 
-    /// The log file of a container.
+    /// The file a container's log driver writes (rotated ones beside it: `.1`, `.2.gz`, …).
     pub fn log_path(&self, c: &Container) -> PathBuf {
-        self.store.dir(&c.id).join(format!("{}-json.log", c.id))
+        self.log_path_of(&c.record())
+    }
+
+    /// The file a container's log driver writes, by its record.
+    fn log_path_of(&self, r: &Record) -> PathBuf {
+        logs::log_file(&self.store.dir(&r.id), r)
     }
 }
 

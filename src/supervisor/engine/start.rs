@@ -3,7 +3,7 @@
 //! failure undoes every step before it. What a running container holds is given back by
 //! `Daemon::release`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
@@ -129,6 +129,9 @@ impl Daemon {
         (join_netns, files, hostname): (Option<File>, Option<PathBuf>, String),
     ) -> Result<(), Error> {
         let dir = self.store.dir(&c.id);
+        // The log driver first, as its options are read (dockerd's start fails on them).
+        let log = super::logs::LogWriter::open(&dir, record)
+            .map_err(|e| Error::internal(format!("failed to initialize logging driver: {e}")))?;
         // On a user-defined network a link is a name for the DNS only (Docker's rule).
         let sources =
             if record.network_mode.is_bridge() { self.link_sources(record)? } else { Vec::new() };
@@ -245,16 +248,9 @@ impl Daemon {
                     held.endpoints.iter().find(|e| e.network.net.name == a.network).map(|e| e.ip);
             }
         });
-        // Open the log before the command can write.
-        {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join(format!("{}-json.log", c.id)))
-                .map_err(Error::internal)?;
-            if let Ok(mut log) = c.log.lock() {
-                *log = Some(file);
-            }
+        // The log is there before the command can write.
+        if let Ok(mut kept) = c.log.lock() {
+            kept.writer = log;
         }
         let stdout = started.child.stdout.take();
         let stderr = started.child.stderr.take();
@@ -290,7 +286,7 @@ impl Daemon {
                 let _ = started.child.kill();
                 let _ = started.child.wait();
                 if let Ok(mut log) = c.log.lock() {
-                    *log = None;
+                    log.writer = None;
                 }
                 // A command that cannot run is the request's fault (moby's 400), not the
                 // daemon's.

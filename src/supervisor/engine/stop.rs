@@ -48,7 +48,7 @@ impl Daemon {
         };
         self.release(held).await;
         if let Ok(mut log) = c.log.lock() {
-            *log = None;
+            log.writer = None;
         }
         let now = SystemTime::now();
         let before = c.record();

@@ -326,6 +326,10 @@ pub struct Record {
     /// the client sent `null`).
     #[serde(default)]
     pub labels: Option<std::collections::BTreeMap<String, String>>,
+    /// `HostConfig.LogConfig` with the daemon's default merged in (an empty driver, in records
+    /// of before log drivers: `json-file`, unbounded).
+    #[serde(default)]
+    pub log_config: crate::supervisor::api::types::LogConfig,
 }
 
 /// How a container's stdin, stdout and stderr are set up (`Config`'s `Tty`, `OpenStdin`, …).

@@ -16,6 +16,7 @@ use crate::supervisor::engine::{Container, Daemon, Error, ErrorKind};
 use crate::supervisor::os::netlink;
 use crate::supervisor::rules::filters::{self as ps, Candidate, FilterFault, ListOptions};
 use crate::supervisor::rules::format;
+use crate::supervisor::rules::logging;
 use crate::supervisor::rules::mounts::Kind;
 
 impl Daemon {
@@ -133,7 +134,11 @@ impl Daemon {
             resolv_conf_path: path("resolv.conf"),
             hostname_path: path("hostname"),
             hosts_path: path("hosts"),
-            log_path: path(&format!("{}-json.log", r.id)),
+            // Only json-file's file is for others to read (dockerd names none for `local`).
+            log_path: match logging::Driver::parse(&r.log_config.kind) {
+                Ok(logging::Driver::JsonFile) => path(&format!("{}-json.log", r.id)),
+                _ => String::new(),
+            },
             name: format!("/{}", r.name),
             cproxy_link_env: self.link_env(&r),
             restart_count: r.restart_count,
@@ -171,8 +176,10 @@ impl Daemon {
                 readonly_rootfs: r.security.read_only,
                 rootfs: r.rootfs.clone(),
                 log_config: Some(crate::supervisor::api::types::LogConfig {
-                    kind: "json-file".into(),
-                    config: Default::default(),
+                    kind: logging::Driver::parse(&r.log_config.kind)
+                        .map_or(r.log_config.kind.as_str(), |d| d.name())
+                        .into(),
+                    config: r.log_config.config.clone(),
                 }),
             },
             config: ContainerConfig {

@@ -103,6 +103,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
     }
 }
 
@@ -558,7 +559,7 @@ async fn logs(
     if !opts.stdout && !opts.stderr {
         return Err(Error::invalid("Bad parameters: you must choose at least one stream").into());
     }
-    let chunks = d.logs(c, opts);
+    let chunks = d.logs(c, opts)?;
     let stream = futures_util::stream::unfold(chunks, |mut rx| async move {
         rx.recv().await.map(|item| (Ok::<_, std::io::Error>(Bytes::from(item)), rx))
     });

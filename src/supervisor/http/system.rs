@@ -192,7 +192,7 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> axum::Json<SystemInfo> {
         bridge_nf_iptables: net.bridge_nf_iptables,
         bridge_nf_ip6tables: net.bridge_nf_ip6tables,
         cgroup_version: host.cgroup_version.to_string(),
-        logging_driver: "json-file".into(),
+        logging_driver: d.default_log_config().kind.clone(),
         cgroup_driver: if d.has_cgroups() { "cgroupfs" } else { "none" }.into(),
         name: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())

@@ -81,6 +81,9 @@ pub struct Service {
     /// `deploy.resources` (`limits.cpus/memory/pids`, `reservations.memory`) and
     /// `blkio_config`, checked by the daemon as `run`'s flags are.
     pub resources: Resources,
+    /// `logging`: `driver` and `options` (`--log-driver`, `--log-opt`), the driver and the
+    /// option names checked as the daemon checks them.
+    pub logging: Option<crate::supervisor::api::types::LogConfig>,
 }
 
 /// A service's membership of one network.
@@ -463,6 +466,7 @@ fn parse_service(
             }
             "volumes" => service.volumes = parse_volumes(&path, v, project_dir)?,
             "depends_on" => service.depends_on = parse_depends_on(&path, v, warnings)?,
+            "logging" => service.logging = Some(parse_logging(&path, v)?),
             "mem_limit" => set_once(&mut service.resources.memory, bytes(&path, v)?, &path, v)?,
             "memswap_limit" => service.resources.memory_swap = bytes(&path, v)?,
             "mem_reservation" => {
@@ -607,6 +611,30 @@ fn cpus(key: &str, node: &Node) -> Result<i64, ComposeError> {
 fn integer(key: &str, node: &Node) -> Result<i64, ComposeError> {
     let text = string(key, node)?;
     text.parse().map_err(|_| error(key, node, "must be an integer"))
+}
+
+/// A service's `logging`: `driver` (the daemon's when absent) and `options`.
+fn parse_logging(
+    key: &str,
+    node: &Node,
+) -> Result<crate::supervisor::api::types::LogConfig, ComposeError> {
+    let mut config = crate::supervisor::api::types::LogConfig::default();
+    for (field, k, v) in mapping(key, node)? {
+        let path = format!("{key}.{field}");
+        match field.as_str() {
+            "driver" => config.kind = string(&path, v)?,
+            "options" => {
+                for (name, _, value) in mapping(&path, v)? {
+                    let value = string(&format!("{path}.{name}"), value)?;
+                    config.config.insert(name, value);
+                }
+            }
+            _ => return Err(error(&path, k, format!("unsupported logging field {field:?}"))),
+        }
+    }
+    crate::supervisor::rules::logging::check(&config.kind, &config.config)
+        .map_err(|e| error(key, node, e))?;
+    Ok(config)
 }
 
 /// Sets a limit the file may give twice (`mem_limit` and `deploy.resources.limits.memory`):
@@ -1515,6 +1543,26 @@ volumes:
         assert_eq!(
             fails("services:\n  a:\n    links: [\"x:y:z\"]\n"),
             "line 3: services.a.links[0]: bad format for links: x:y:z"
+        );
+    }
+
+    #[test]
+    fn logging_is_a_driver_and_its_options() {
+        let p = project(
+            "services:\n  a:\n    logging:\n      driver: local\n      options:\n        max-size: 10m\n        max-file: 3\n",
+        );
+        let logging = p.services[0].logging.clone().unwrap();
+        assert_eq!(logging.kind, "local");
+        assert_eq!(logging.config.get("max-file").map(String::as_str), Some("3"));
+        assert_eq!(logging.config.get("max-size").map(String::as_str), Some("10m"));
+        assert_eq!(project("services:\n  a:\n    image: bb\n").services[0].logging, None);
+        assert_eq!(
+            fails("services:\n  a:\n    logging:\n      options:\n        foo: 1\n"),
+            "line 4: services.a.logging: unknown log opt 'foo' for json-file log driver"
+        );
+        assert_eq!(
+            fails("services:\n  a:\n    logging:\n      drive: local\n"),
+            "line 4: services.a.logging.drive: unsupported logging field \"drive\""
         );
     }
 }

@@ -298,21 +298,9 @@ pub fn select(opts: &ListOptions, candidates: &[Candidate]) -> Result<Vec<usize>
     }
     let mut exited = Vec::new();
     for v in f.get("exited") {
-        match v.parse::<i64>() {
+        match format::go_atoi(v) {
             Ok(code) => exited.push(code),
-            Err(_) => {
-                let why = if v.trim_start_matches(['+', '-']).bytes().all(|b| b.is_ascii_digit())
-                    && v.len() > 1
-                {
-                    "value out of range"
-                } else {
-                    "invalid syntax"
-                };
-                return Err(refuse(
-                    FilterFault::Other,
-                    format!("strconv.Atoi: parsing {}: {why}", format::go_quote(v)),
-                ));
-            }
+            Err(why) => return Err(refuse(FilterFault::Other, why)),
         }
     }
     let mut all = opts.all;

@@ -271,6 +271,26 @@ pub fn go_quote(s: &str) -> String {
     out
 }
 
+/// Go's `strconv.Atoi`: an optional sign and decimal digits within 64 bits; the error in its
+/// words (`strconv.Atoi: parsing "x": invalid syntax`).
+pub fn go_atoi(s: &str) -> Result<i64, String> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("strconv.Atoi: parsing {}: invalid syntax", go_quote(s)));
+    }
+    s.parse().map_err(|_| format!("strconv.Atoi: parsing {}: value out of range", go_quote(s)))
+}
+
+/// Go's `strconv.ParseBool`: `1 t T TRUE true True`, `0 f F FALSE false False`; the error in
+/// its words.
+pub fn go_parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!("strconv.ParseBool: parsing {}: invalid syntax", go_quote(s))),
+    }
+}
+
 /// Docker's `Ellipsis`: at most `max` characters, the last one `…` when cut.
 pub fn ellipsis(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

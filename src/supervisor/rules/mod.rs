@@ -12,6 +12,7 @@ pub mod filters;
 pub mod format;
 pub mod hosts;
 pub mod links;
+pub mod logging;
 pub mod mounts;
 pub mod names;
 pub mod networks;

@@ -485,10 +485,9 @@ pub fn parse_mount_flag(value: &str) -> Result<ApiMount, String> {
     }
     let mut m = ApiMount { kind: "volume".into(), ..ApiMount::default() };
     let (mut volume_only, mut bind_only, mut tmpfs_only) = (false, false, false);
-    let bool_of = |key: &str, v: &str| match v {
-        "1" | "true" | "True" | "TRUE" | "t" | "T" => Ok(true),
-        "0" | "false" | "False" | "FALSE" | "f" | "F" => Ok(false),
-        _ => Err(format!("invalid value for {key}: {v}")),
+    let bool_of = |key: &str, v: &str| {
+        crate::supervisor::rules::format::go_parse_bool(v)
+            .map_err(|_| format!("invalid value for {key}: {v}"))
     };
     for field in value.split(',') {
         let (key, val) = match field.split_once('=') {

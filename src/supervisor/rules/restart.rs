@@ -54,7 +54,8 @@ impl RestartPolicy {
         // The client reads the count as a Go int before the daemon looks at the name.
         let count: i64 = match count {
             None => 0,
-            Some(c) => parse_go_int(c).ok_or(PolicyError::CountNotInteger)?,
+            Some(c) => crate::supervisor::rules::format::go_atoi(c)
+                .map_err(|_| PolicyError::CountNotInteger)?,
         };
         match name {
             "no" | "always" | "unless-stopped" if count != 0 => {
@@ -96,15 +97,6 @@ impl RestartPolicy {
         }
         Ok(())
     }
-}
-
-/// A Go `strconv.Atoi`: optional sign, decimal digits, within 64 bits.
-fn parse_go_int(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
 }
 
 /// The value `--restart` takes back: `no`, `always`, `on-failure`, `on-failure:3`.
