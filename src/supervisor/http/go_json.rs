@@ -7,7 +7,8 @@
 //! position and the byte found there, and the field a type error is in.
 //!
 //! A `null` is read as Go reads it: a field whose value is `null` is left alone (serde would
-//! refuse it for a field that is not an `Option`).
+//! refuse it for a field that is not an `Option`). A key names a field in any case, as in Go
+//! (`{"image":"bb"}`; [`super::go_value`]).
 //!
 //! Where they still differ: a `null` element of an array that cannot hold one is refused (Go
 //! makes it the element type's zero value); a nested field is named after its parent field, where Go names the Go
@@ -144,12 +145,10 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], root: &str, reader: Reader) -> R
     if let Some(kind) = kind {
         return Err(refused(format!("json: cannot unmarshal {kind} into Go value of type {root}")));
     }
-    let e = match serde_json::from_slice::<T>(first) {
-        Ok(t) => return Ok(t),
-        Err(e) => e,
-    };
-    let Ok(value) = serde_json::from_slice::<Value>(first) else {
-        return Err(refused(type_words(&e, root, &[])));
+    // Read through a `Value`, whose keys name fields in any case as Go's do (`go_value`).
+    let value = match serde_json::from_slice::<Value>(first) {
+        Ok(value) => value,
+        Err(e) => return Err(refused(type_words(&e, root, &[]))),
     };
     without_refused_nulls::<T>(value)
         .map_err(|(value, e)| refused(refusal_words::<T>(&value, &e, root)))
@@ -165,7 +164,7 @@ fn without_refused_nulls<T: DeserializeOwned>(
     mut value: Value,
 ) -> Result<T, (Value, serde_json::Error)> {
     loop {
-        let e = match T::deserialize(&value) {
+        let e = match super::go_value::read::<T>(&value) {
             Ok(t) => return Ok(t),
             Err(e) => e,
         };
@@ -241,7 +240,7 @@ fn locate<T: DeserializeOwned>(value: &Value, message: &str) -> Vec<Step> {
         for parent in steps.iter().rev() {
             probe = wrap(parent, probe);
         }
-        T::deserialize(&probe).is_err_and(|e| e.to_string() == message)
+        super::go_value::read::<T>(&probe).is_err_and(|e| e.to_string() == message)
     };
     let mut at = value;
     loop {

@@ -50,6 +50,7 @@
 //! deadlines and idle keep-alive connections.
 
 pub mod go_json;
+pub mod go_value;
 pub mod server;
 
 use std::collections::HashMap;
