@@ -153,6 +153,60 @@ fn limits_land_in_the_containers_cgroup_files() {
     assert_eq!(parent.left(), Vec::<PathBuf>::new(), "nothing is left after rm");
 }
 
+/// The container sees its own cgroup where Docker shows it: `/sys/fs/cgroup` a tmpfs, each
+/// v1 hierarchy the container's directory of it, read-only, in the order of Docker 20.10's
+/// `mount` lines (tests/fixtures/docker-20.10-confinement/01-default.txt); its limit is read
+/// there, a write refused; `--privileged` may write. On cgroup v2 the one directory.
+#[test]
+fn the_container_sees_its_own_cgroup_as_in_docker() {
+    let World { ns: _ns, parent, d } = world();
+    let script = "mount | grep cgroup; echo; cat /sys/fs/cgroup/memory/memory.limit_in_bytes \
+                  /sys/fs/cgroup/memory.max 2>/dev/null; f=/sys/fs/cgroup/pids.max; \
+                  if [ -d /sys/fs/cgroup/pids ]; then f=/sys/fs/cgroup/pids/pids.max; fi; \
+                  (echo 5 > $f) 2>&1; echo written=$?";
+    let id = run_detached(&d, &["-m", "64m", "bb", "sh", "-c", &format!("{script}; sleep 1000")]);
+    let out = eventually(10, || {
+        let logs = d.ok(&["logs", &id]);
+        logs.contains("written=").then_some(logs)
+    });
+    let (mounts, rest) = out.split_once("\n\n").unwrap();
+    let v2 = cgroup_mounts().iter().all(|(t, _, _)| t != "cgroup");
+    if v2 {
+        assert_eq!(mounts.lines().count(), 1, "{mounts}");
+        assert!(mounts.starts_with("cgroup2 on /sys/fs/cgroup type cgroup2 (ro,"), "{mounts}");
+    } else {
+        let fixture = include_str!("fixtures/docker-20.10-confinement/01-default.txt")
+            .lines()
+            .filter(|l| l.contains(" on /sys/fs/cgroup") && !l.contains("name=systemd"));
+        let ours: Vec<&str> = mounts.lines().collect();
+        let docker: Vec<&str> = fixture.collect();
+        // The hierarchies this host has, in Docker's order and with Docker's options.
+        let have: Vec<&str> =
+            docker.iter().copied().filter(|l| l.starts_with("tmpfs") || ours.contains(l)).collect();
+        assert_eq!(ours, have, "as Docker's mount lines");
+        assert!(ours.len() >= 2, "{mounts}");
+        // Its own cgroup is the root: the limit is the container's.
+        assert_eq!(parent.read("memory", &id, "memory.limit_in_bytes"), "67108864");
+    }
+    assert!(rest.starts_with("67108864\n"), "{rest}");
+    assert!(rest.contains("Read-only file system"), "{rest}");
+    assert!(rest.ends_with("written=1\n"), "{rest}");
+    d.ok(&["rm", "-f", &id]);
+    // `--privileged`: writable, as Docker mounts it.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--privileged",
+        "bb",
+        "sh",
+        "-c",
+        "mount | grep -c 'on /sys/fs/cgroup.* (rw'",
+    ]);
+    assert_ne!(out.trim(), "0", "{out}");
+}
+
 #[test]
 fn every_flag_lands_as_dockers_did() {
     let World { ns: _ns, parent, d } = world();

@@ -169,7 +169,14 @@ impl Daemon {
         };
         let mut command = vec![record.path.clone()];
         command.extend(record.args.iter().cloned());
+        // Its own cgroup under /sys/fs/cgroup, as runc mounts it (made before the init mounts
+        // it: the init waits for the daemon's go, which comes once the cgroup is made).
+        let cgroup_view = match (&self.cgroups, record.confined()) {
+            (Some(cg), true) => cg.layout.container_view(&self.cgroup_path(record)),
+            _ => Vec::new(),
+        };
         let launch = Launch {
+            cgroup_view,
             command,
             env,
             hostname,

@@ -84,6 +84,33 @@ impl Layout {
         }
     }
 
+    /// What a container sees of cgroup `path` under `/sys/fs/cgroup`, as runc mounts it: each
+    /// v1 hierarchy's directory of it, by the hierarchy's name (its mount point's: `cpu`, or
+    /// `cpu,cpuacct` for two controllers mounted together); on v2 the one directory, by an
+    /// empty name (it is `/sys/fs/cgroup` itself).
+    pub fn container_view(&self, path: &Path) -> Vec<(String, PathBuf)> {
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        match self {
+            Layout::V1 { mounts } => {
+                // In runc's order of the controllers (the order of Docker's `mount` lines).
+                let mut points: Vec<&PathBuf> = Vec::new();
+                for m in V1_CONTROLLERS.iter().filter_map(|c| mounts.get(*c)) {
+                    if !points.contains(&m) {
+                        points.push(m);
+                    }
+                }
+                points
+                    .into_iter()
+                    .filter_map(|m| {
+                        let name = m.file_name()?.to_str()?.to_string();
+                        Some((name, m.join(rel)))
+                    })
+                    .collect()
+            }
+            Layout::V2 { root } => vec![(String::new(), root.join(rel))],
+        }
+    }
+
     /// Every directory cgroup `path` has (one per v1 controller; one on v2).
     pub fn dirs(&self, path: &Path) -> Vec<PathBuf> {
         let rel = path.strip_prefix("/").unwrap_or(path);

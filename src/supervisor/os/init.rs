@@ -59,6 +59,10 @@ pub struct InitArgs {
     /// `/dev/shm`'s size in bytes (0: 64 MiB).
     #[arg(long = "shm-size", default_value_t = 0)]
     pub shm_size: u64,
+    /// `NAME=DIR`: the container's cgroup directory of one hierarchy, mounted at
+    /// `/sys/fs/cgroup/NAME` (an empty NAME: at `/sys/fs/cgroup`, cgroup v2).
+    #[arg(long = "cgroup")]
+    pub cgroups: Vec<String>,
     /// `NAME=SOFT:HARD` resource limits for the command (`-1`: unlimited).
     #[arg(long = "ulimit", allow_hyphen_values = true)]
     pub ulimits: Vec<String>,
@@ -509,6 +513,11 @@ fn prepare(args: &InitArgs, stdin: Option<OwnedFd>) -> Result<Option<ExecUser>, 
         files: args.files.clone(),
         mounts: mounts.clone(),
         shm_size: args.shm_size,
+        cgroups: args
+            .cgroups
+            .iter()
+            .filter_map(|c| c.split_once('=').map(|(n, d)| (n.to_string(), PathBuf::from(d))))
+            .collect(),
         privileged: args.privileged,
         read_only: args.read_only,
     });
@@ -647,6 +656,7 @@ pub fn nsexec(args: crate::supervisor::client::cli::NsExecArgs) -> ExitCode {
         files: None,
         mounts: Vec::new(),
         shm_size: 0,
+        cgroups: Vec::new(),
         ulimits: Vec::new(),
         workdir: None,
         disable_ipv6: false,

@@ -35,6 +35,9 @@ pub struct Launch {
     pub mounts: Vec<crate::supervisor::os::rootfs::Mount>,
     /// `/dev/shm`'s size in bytes (0: 64 MiB).
     pub shm_size: u64,
+    /// The container's cgroup directories to mount under `/sys/fs/cgroup`, by name
+    /// ([`crate::supervisor::os::cgroups::Layout::container_view`]).
+    pub cgroup_view: Vec<(String, PathBuf)>,
     /// `--ulimit` values, `NAME=SOFT:HARD`.
     pub ulimits: Vec<String>,
     /// The command's working directory.
@@ -142,6 +145,11 @@ fn spawn(launch: Launch) -> io::Result<Started> {
     }
     if launch.shm_size != 0 {
         cmd.arg("--shm-size").arg(launch.shm_size.to_string());
+    }
+    for (name, dir) in &launch.cgroup_view {
+        let mut value = std::ffi::OsString::from(format!("{name}="));
+        value.push(dir);
+        cmd.arg("--cgroup").arg(value);
     }
     if launch.disable_ipv6 {
         cmd.arg("--disable-ipv6");

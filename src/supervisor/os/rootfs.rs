@@ -90,6 +90,8 @@ pub struct Root {
     pub mounts: Vec<Mount>,
     /// `/dev/shm`'s size in bytes.
     pub shm_size: u64,
+    /// The container's cgroup, mounted under `/sys/fs/cgroup` (name, host directory).
+    pub cgroups: Vec<(String, PathBuf)>,
     /// `--privileged`: the host's devices, `/sys` writable, nothing masked.
     pub privileged: bool,
     /// `--read-only`.
@@ -205,6 +207,7 @@ pub fn enter(root: &Root) -> Result<()> {
             remount_read_only(&sub("/sys"))?;
         }
     }
+    mount_cgroups(&sub("/sys/fs/cgroup"), &root.cgroups, root.privileged)?;
     if let Some(files) = &root.files {
         for name in ["hosts", "hostname", "resolv.conf"] {
             let inside = sub(&format!("/etc/{name}"));
@@ -264,6 +267,51 @@ pub fn bind_over(root: &Path, source: &Path, destination: &Path, read_only: bool
 /// there: what the container's start makes to mount its hosts files on.
 pub fn stub_file(root: &Path, path: &Path) -> Result<()> {
     file(&secure_join(root, path)?)
+}
+
+/// The container's own cgroup at `at` (its `/sys/fs/cgroup`), as runc mounts it: on cgroup v1
+/// a tmpfs (`mode=755`) with each hierarchy's directory of the container's cgroup bound on
+/// `at/NAME` (read-only unless privileged), and for a hierarchy of several controllers
+/// (`cpu,cpuacct`) a link by each controller's name; on v2 the one directory bound on `at`.
+/// The container sees its limits where programs look for them (a JVM, Go's automaxprocs, `free`
+/// in some images), and no other container's cgroup.
+fn mount_cgroups(at: &Path, cgroups: &[(String, PathBuf)], privileged: bool) -> Result<()> {
+    if cgroups.is_empty() || !at.is_dir() {
+        return Ok(());
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let bound = |host: &Path, inside: &Path| -> Result<()> {
+        bind(host, inside, false)?;
+        let mut again = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+        if !privileged {
+            again |= MsFlags::MS_RDONLY;
+        }
+        mount_at(None, inside, none(), again, none())
+    };
+    if let [(name, host)] = cgroups
+        && name.is_empty()
+    {
+        return bound(host, at);
+    }
+    mount_at(Some("tmpfs"), at, Some("tmpfs"), flags, Some("mode=755"))?;
+    for (name, host) in cgroups.iter().filter(|(n, _)| !n.is_empty() && !n.contains('/')) {
+        if !host.is_dir() {
+            continue;
+        }
+        let inside = at.join(name);
+        dir(&inside)?;
+        bound(host, &inside)?;
+        if name.contains(',') {
+            for part in name.split(',').filter(|p| !p.is_empty()) {
+                let link = at.join(part);
+                if !link.exists() {
+                    std::os::unix::fs::symlink(name, &link)
+                        .map_err(|e| format!("linking {}: {e}", link.display()))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One mount of the container under `target`.
