@@ -10,8 +10,11 @@
 //! refuse it for a field that is not an `Option`). A key names a field in any case, as in Go
 //! (`{"image":"bb"}`; [`super::go_value`]).
 //!
-//! Where they still differ: a `null` element of an array that cannot hold one is refused (Go
-//! makes it the element type's zero value); a nested field is named after its parent field, where Go names the Go
+//! A `null` element of an array is the element type's zero value, as Go makes it, except in
+//! the lists of a part serde reads through its own buffer (the create body's `Cmd`, `Env`,
+//! `Entrypoint`, flattened in): there it is still refused.
+//!
+//! Where they still differ: a nested field is named after its parent field, where Go names the Go
 //! type that holds it (the same in Docker's types but for a few, e.g. `EndpointIPAMConfig`);
 //! an error inside a literal (`tru`) or an escape is said as one at the start of a value.
 
@@ -157,9 +160,9 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], root: &str, reader: Reader) -> R
 /// `value` as `T`, read as Go reads it where serde would refuse a `null`: Go leaves a field
 /// alone when its value is `null` (the zero value, in a fresh struct), serde refuses it for a
 /// field that is not an `Option`. Each `null` refused this way is taken out of its object (an
-/// absent field, which is what Go makes of it) and the value read again. A `null` refused as
-/// an array's element stays refused (Go would make it the element type's zero value). On a
-/// refusal, the value as last read and serde's error.
+/// absent field, which is what Go makes of it) and the value read again (an array's `null`
+/// element is its type's zero value already, [`super::go_value`]). On a refusal, the value as
+/// last read and serde's error.
 fn without_refused_nulls<T: DeserializeOwned>(
     mut value: Value,
 ) -> Result<T, (Value, serde_json::Error)> {
@@ -549,9 +552,9 @@ mod tests {
             e.message,
             "json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64"
         );
-        // A null element of a list of strings is refused (Go would read it as "").
-        let e = decode::<Plain>(br#"{"Cmd":["a",null]}"#, ROOT, Reader::Runconfig).unwrap_err();
-        assert!(e.message.contains("Cmd"), "{}", e.message);
+        // A null element of a list of strings is "", as Go reads it.
+        let p = decode::<Plain>(br#"{"Cmd":["a",null]}"#, ROOT, Reader::Runconfig).unwrap();
+        assert_eq!(p.cmd, ["a", ""]);
     }
 
     /// Every field of Docker's create body may be `null`, at every depth.

@@ -163,6 +163,81 @@ fn matched<'a>(
         .collect()
 }
 
+/// An element of an array: as [`GoValue`], but a `null` is the element type's zero value
+/// (`["a", null]` is `["a", ""]` for a list of strings), as Go makes it; serde would refuse it.
+#[derive(Clone, Copy)]
+struct Element<'a>(&'a Value);
+
+macro_rules! zero_if_null {
+    ($($method:ident => $visit:ident($zero:expr)),* $(,)?) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                match self.0 {
+                    Value::Null => visitor.$visit($zero),
+                    value => GoValue(value).$method(visitor),
+                }
+            }
+        )*
+    };
+}
+
+impl<'de> de::Deserializer<'de> for Element<'de> {
+    type Error = Error;
+
+    zero_if_null! {
+        deserialize_bool => visit_bool(false),
+        deserialize_i8 => visit_i64(0), deserialize_i16 => visit_i64(0),
+        deserialize_i32 => visit_i64(0), deserialize_i64 => visit_i64(0),
+        deserialize_u8 => visit_u64(0), deserialize_u16 => visit_u64(0),
+        deserialize_u32 => visit_u64(0), deserialize_u64 => visit_u64(0),
+        deserialize_f32 => visit_f64(0.0), deserialize_f64 => visit_f64(0.0),
+        deserialize_str => visit_str(""), deserialize_string => visit_str(""),
+        deserialize_seq => visit_seq(Elements([].iter())),
+        deserialize_map => visit_map(Entries { entries: std::iter::empty(), value: None }),
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Null => visitor.visit_map(Entries { entries: std::iter::empty(), value: None }),
+            value => GoValue(value).deserialize_struct(name, fields, visitor),
+        }
+    }
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        GoValue(self.0).deserialize_any(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        GoValue(self.0).deserialize_option(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        GoValue(self.0).deserialize_newtype_struct(name, visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        GoValue(self.0).deserialize_enum(name, variants, visitor)
+    }
+
+    forward_to_deserialize_any! {
+        i128 u128 char bytes byte_buf unit unit_struct tuple tuple_struct identifier ignored_any
+    }
+}
+
 /// An array's elements, each read as Go reads it.
 struct Elements<'a>(std::slice::Iter<'a, Value>);
 
@@ -173,7 +248,7 @@ impl<'de> SeqAccess<'de> for Elements<'de> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, Error> {
-        self.0.next().map(|v| seed.deserialize(GoValue(v))).transpose()
+        self.0.next().map(|v| seed.deserialize(Element(v))).transpose()
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -273,5 +348,28 @@ mod tests {
         assert_eq!(req.host_config.resources.memory, 1 << 20);
         assert_eq!(req.host_config.network_mode, "host");
         assert_eq!(req.host_config.log_config.unwrap().kind, "none");
+    }
+
+    #[test]
+    fn a_null_element_is_its_type_s_zero_value() {
+        #[derive(Debug, Default, Deserialize, PartialEq)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Lists {
+            cmd: Vec<String>,
+            ports: Vec<u16>,
+            flags: Vec<bool>,
+            inners: Vec<Inner>,
+            maybe: Vec<Option<String>>,
+        }
+        let v = serde_json::json!({
+            "Cmd": ["a", null], "Ports": [null, 80], "Flags": [null],
+            "Inners": [null, {"Memory": 1}], "Maybe": [null]
+        });
+        let l: Lists = read(&v).unwrap();
+        assert_eq!(l.cmd, ["a", ""]);
+        assert_eq!(l.ports, [0, 80]);
+        assert_eq!(l.flags, [false]);
+        assert_eq!(l.inners, [Inner::default(), Inner { memory: 1, cap_add: None }]);
+        assert_eq!(l.maybe, [None]);
     }
 }
