@@ -71,11 +71,6 @@ impl Driver {
             Driver::None => "none",
         }
     }
-
-    /// Whether `logs` can read back what it keeps.
-    pub fn readable(self) -> bool {
-        self != Driver::None
-    }
 }
 
 /// What the create checks (moby's `ValidateLogOpts`): the driver exists, and takes each
@@ -106,14 +101,6 @@ pub struct Rotation {
     pub max_files: usize,
     /// Whether rotated files are gzipped (`<file>.1.gz`).
     pub compress: bool,
-}
-
-impl Rotation {
-    /// The most bytes the files hold, a record past `max_size` per file (`None`: no bound).
-    pub fn bound(&self, record: u64) -> Option<u64> {
-        let per_file = self.max_size?.saturating_add(record);
-        Some(per_file.saturating_mul(self.max_files as u64))
-    }
 }
 
 /// `local`'s defaults: 20 MiB files, five of them, the rotated ones gzipped.
@@ -329,13 +316,6 @@ mod tests {
         assert_eq!(config, opts(&[("max-size", "10m"), ("max-file", "2")]));
         let (kind, config) = merge("local", &opts(&[]), "json-file", &daemon);
         assert_eq!((kind.as_str(), config), ("local", opts(&[])));
-    }
-
-    #[test]
-    fn the_files_are_bounded_by_the_rotation() {
-        let r = Rotation { max_size: Some(1000), max_files: 3, compress: false };
-        assert_eq!(r.bound(100), Some(3300));
-        assert_eq!(Rotation { max_size: None, max_files: 1, compress: false }.bound(100), None);
     }
 
     #[test]
