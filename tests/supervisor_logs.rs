@@ -5,6 +5,8 @@
 
 mod supervisor_support;
 
+use std::io::{Read, Write};
+
 use supervisor_support::Netns;
 
 /// A memory figure of process `pid` from /proc/PID/status (`VmRSS`, `VmHWM`), in bytes.
@@ -167,6 +169,18 @@ fn logs_by_time_and_tail_and_a_terminals_raw_log() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "tty1\r\ntty2\r\n");
 }
 
+/// The payloads of a stream of Docker's frames (8-byte headers), joined.
+fn unframe(mut wire: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while wire.len() >= 8 {
+        let len = u32::from_be_bytes(wire[4..8].try_into().unwrap()) as usize;
+        out.extend_from_slice(&wire[8..8 + len]);
+        wire = &wire[8 + len..];
+    }
+    assert!(wire.is_empty(), "a frame cut short: {:?}", String::from_utf8_lossy(wire));
+    out
+}
+
 /// The files of a container's log beside `path` (its `LogPath`), with their sizes.
 fn log_files(path: &str) -> Vec<(String, u64)> {
     let path = std::path::Path::new(path);
@@ -288,6 +302,19 @@ fn log_options_as_dockerd_checks_them_and_files_that_rotate() {
     assert!(lines.windows(2).all(|w| w[1] == w[0] + 1), "in order, none missing");
     let (_, tail, _) = d.docker(&["logs", "--tail", "2", "rot"], None);
     assert_eq!(tail, "999\n1000\n");
+    // `attach?logs=1` replays the same records, the rotated files' first.
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"POST /v1.41/containers/rot/attach?logs=1&stdout=1&stderr=1 HTTP/1.1\r\n\
+          Host: cproxy\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).unwrap();
+    let at = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(reply.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&reply));
+    assert_eq!(String::from_utf8_lossy(&unframe(&reply[at..])), out);
     // `compress`: the rotated files gzipped, read back the same.
     let (code, _, err) = d.docker(
         &[

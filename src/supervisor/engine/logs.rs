@@ -79,6 +79,43 @@ pub struct Log {
     /// Rotations so far: the file current at generation `g` is `.1` at `g + 1`, `.k` at
     /// `g + k`. A reader that falls behind finds the files it has not read by it.
     generation: u64,
+    /// The gzip a stopped writer left running: the next writer's first rotation, or the
+    /// container's removal, waits for it (never under this lock).
+    compressing: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Log {
+    /// Starts writing with `writer` (`None`: a driver that keeps nothing); a gzip the last
+    /// writer left running is the new one's to wait for before it rotates.
+    pub(super) fn start_writing(&mut self, writer: Option<LogWriter>) {
+        self.writer = writer;
+        if let Some(w) = self.writer.as_mut()
+            && w.compressing.is_none()
+        {
+            w.compressing = self.compressing.take();
+        }
+    }
+
+    /// Stops writing (the container stopped, or did not start): the file is closed at once; a
+    /// gzip still running is kept, not waited for, so that this lock is not held meanwhile.
+    pub(super) fn stop_writing(&mut self) {
+        if let Some(mut w) = self.writer.take()
+            && let Some(gzip) = w.compressing.take()
+        {
+            self.compressing = Some(gzip);
+        }
+    }
+}
+
+impl Container {
+    /// Waits (off the runtime's workers) for a gzip of the container's log still running, so
+    /// that nothing writes in its directory once it is removed.
+    pub(super) async fn log_settled(&self) {
+        let gzip = self.log.lock().ok().and_then(|mut log| log.compressing.take());
+        if let Some(gzip) = gzip {
+            let _ = tokio::task::spawn_blocking(move || gzip.join()).await;
+        }
+    }
 }
 
 /// The file a running container's records are appended to, rotated before a record once it
@@ -461,6 +498,36 @@ impl crate::supervisor::engine::Daemon {
     }
 }
 
+impl crate::supervisor::engine::Daemon {
+    /// The whole records a container's log holds now, oldest first, the rotated files first
+    /// (`attach?logs=1` replays them); nothing for a driver that keeps none. Reads files: call
+    /// it off the runtime's workers.
+    pub fn kept_records(&self, c: &Container) -> Vec<LogRecord> {
+        let record = c.record();
+        let keep = match rotation_of(&record) {
+            Ok(None) => return Vec::new(),
+            Ok(Some(r)) => r.max_files,
+            Err(_) => 1,
+        };
+        let Some((older, file, _)) = open_kept(c, &self.log_path_of(&record), keep) else {
+            return Vec::new();
+        };
+        let current = file.map(|f| Box::new(BufReader::new(f)) as Box<dyn BufRead + Send>);
+        let mut records = Vec::new();
+        for reader in older.into_iter().chain(current) {
+            for line in reader.split(b'\n') {
+                let Ok(line) = line else { break };
+                // The current file's last line may be a record still being written: it
+                // does not parse, and is left out.
+                if let Ok(r) = serde_json::from_slice::<LogRecord>(&line) {
+                    records.push(r);
+                }
+            }
+        }
+        records
+    }
+}
+
 /// The `n`th rotated file, as it is now: plain, or gzipped.
 fn open_rotated(path: &Path, n: usize) -> Option<Box<dyn BufRead + Send>> {
     if let Ok(f) = File::open(rotated(path, n, false)) {
@@ -468,6 +535,20 @@ fn open_rotated(path: &Path, n: usize) -> Option<Box<dyn BufRead + Send>> {
     }
     let f = File::open(rotated(path, n, true)).ok()?;
     Some(Box::new(BufReader::new(flate2::read::GzDecoder::new(BufReader::new(f)))))
+}
+
+/// The files a log of `keep` files holds now, opened under the writer's lock (so that no
+/// rotation comes between): the rotated ones, oldest first, the current one (if any), and the
+/// generation that one is current at.
+#[allow(clippy::type_complexity)]
+fn open_kept(
+    c: &Container,
+    path: &Path,
+    keep: usize,
+) -> Option<(Vec<Box<dyn BufRead + Send>>, Option<File>, u64)> {
+    let log = c.log.lock().ok()?;
+    let older = (1..keep).rev().filter_map(|n| open_rotated(path, n)).collect();
+    Some((older, File::open(path).ok(), log.generation))
 }
 
 /// Where a follower is: the current file it holds (`None`: there was none yet), the
@@ -518,14 +599,8 @@ impl Reader {
     /// the receiver is gone.
     fn read_kept(&self) -> Option<At> {
         let wanted = self.opts.tail != Some(0);
-        let (older, file, generation) = {
-            let log = self.c.log.lock().ok()?;
-            let older: Vec<_> = match wanted {
-                true => (1..self.keep).rev().filter_map(|n| open_rotated(&self.path, n)).collect(),
-                false => Vec::new(),
-            };
-            (older, File::open(&self.path).ok(), log.generation)
-        };
+        let (older, file, generation) =
+            open_kept(&self.c, &self.path, if wanted { self.keep } else { 1 })?;
         let mut last: VecDeque<Vec<u8>> = VecDeque::new();
         let mut emit = |line: Vec<u8>| -> bool {
             match self.opts.tail {

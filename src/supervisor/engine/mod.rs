@@ -414,12 +414,8 @@ impl Daemon {
         self.remove_network_bridges().await;
     }
 
-    /// The file a container's log driver writes (rotated ones beside it: `.1`, `.2.gz`, …).
-    pub fn log_path(&self, c: &Container) -> PathBuf {
-        self.log_path_of(&c.record())
-    }
-
-    /// The file a container's log driver writes, by its record.
+    /// The file a container's log driver writes, by its record (rotated ones beside it: `.1`,
+    /// `.2.gz`, …).
     fn log_path_of(&self, r: &Record) -> PathBuf {
         logs::log_file(&self.store.dir(&r.id), r)
     }

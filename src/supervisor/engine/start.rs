@@ -113,7 +113,7 @@ impl Daemon {
             // As dockerd does, `--rm` removes a container that could not start: `docker run
             // --rm` waits for that (`condition=removed`).
             if r.auto_remove {
-                let _ = self.forget(c, true);
+                let _ = self.forget(c, true).await;
             } else {
                 let _ = self.store.save(&r);
             }
@@ -257,7 +257,7 @@ impl Daemon {
         });
         // The log is there before the command can write.
         if let Ok(mut kept) = c.log.lock() {
-            kept.writer = log;
+            kept.start_writing(log);
         }
         let stdout = started.child.stdout.take();
         let stderr = started.child.stderr.take();
@@ -293,7 +293,7 @@ impl Daemon {
                 let _ = started.child.kill();
                 let _ = started.child.wait();
                 if let Ok(mut log) = c.log.lock() {
-                    log.writer = None;
+                    log.stop_writing();
                 }
                 // A command that cannot run is the request's fault (moby's 400), not the
                 // daemon's.

@@ -48,7 +48,7 @@ impl Daemon {
         };
         self.release(held).await;
         if let Ok(mut log) = c.log.lock() {
-            log.writer = None;
+            log.stop_writing();
         }
         let now = SystemTime::now();
         let before = c.record();
@@ -104,7 +104,7 @@ impl Daemon {
         }
         tracing::info!(id = %c.id, code, "container exited");
         if r.auto_remove {
-            let _ = self.forget(c, true);
+            let _ = self.forget(c, true).await;
         } else {
             let _ = self.store.save(&r);
         }
@@ -284,13 +284,14 @@ impl Daemon {
             }
             self.stop_locked(c, Some(Duration::ZERO)).await;
         }
-        self.forget(c, volumes)
+        self.forget(c, volumes).await
     }
 
-    pub(super) fn forget(&self, c: &Arc<Container>, volumes: bool) -> Result<(), Error> {
+    pub(super) async fn forget(&self, c: &Arc<Container>, volumes: bool) -> Result<(), Error> {
         if let Ok(mut all) = self.containers.lock() {
             all.retain(|x| x.id != c.id);
         }
+        c.log_settled().await;
         let removed = self.store.remove(&c.id).map_err(Error::internal);
         self.events.container(&c.record(), "destroy", &[]);
         c.end_attached();

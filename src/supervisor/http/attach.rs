@@ -248,7 +248,12 @@ async fn attach(
     // Subscribed before anything is read, so that nothing in between is lost.
     let output = c.attach_output();
     let before = match flag(&q, "logs") {
-        true => past_output(&d.log_path(&c)),
+        true => {
+            let (d, c) = (d.clone(), c.clone());
+            tokio::task::spawn_blocking(move || past_output(d.kept_records(&c)))
+                .await
+                .unwrap_or_default()
+        }
         false => Vec::new(),
     };
     let output = match flag(&q, "stream") {
@@ -281,12 +286,8 @@ async fn attach(
 }
 
 /// The log's records, oldest first, as output to replay (`attach?logs=1`).
-fn past_output(path: &std::path::Path) -> Vec<Output> {
-    let text = std::fs::read(path).unwrap_or_default();
-    text.split(|b| *b == b'\n')
-        .filter_map(|line| serde_json::from_slice::<LogRecord>(line).ok())
-        .map(|r| Output::Data(r.kind(), Bytes::from(r.log)))
-        .collect()
+fn past_output(records: Vec<LogRecord>) -> Vec<Output> {
+    records.into_iter().map(|r| Output::Data(r.kind(), Bytes::from(r.log))).collect()
 }
 
 async fn wait(
