@@ -21,6 +21,61 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// A list of strings as Go reads a `[]string`: a `null` element is `""` (serde refuses it).
+fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<Option<String>>>::deserialize(d)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect())
+}
+
+/// Docker's `strslice.StrSlice` (`Cmd`, `Entrypoint`): a list of strings (a `null` element is
+/// `""`), or one string (`"Cmd": "echo hi"` is `["echo hi"]`); `null` is none. What is neither
+/// is refused as Go's fallback to a string refuses it (`cannot unmarshal array into … of type
+/// string` for `["a", 5]`).
+fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    use serde::de::{Error, SeqAccess, Unexpected, Visitor};
+    struct StrSlice;
+    impl<'de> Visitor<'de> for StrSlice {
+        type Value = Option<Vec<String>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(StrSlice)
+        }
+        fn visit_str<E: Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Some(vec![s.to_string()]))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut all = Vec::new();
+            loop {
+                match seq.next_element::<Option<String>>() {
+                    Ok(Some(s)) => all.push(s.unwrap_or_default()),
+                    Ok(None) => return Ok(Some(all)),
+                    Err(_) => return Err(A::Error::invalid_type(Unexpected::Seq, &self)),
+                }
+            }
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(A::Error::invalid_type(Unexpected::Map, &self))
+        }
+    }
+    d.deserialize_option(StrSlice)
+}
+
+/// [`str_slice`] where `null` is empty.
+fn str_slice_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(str_slice(d)?.unwrap_or_default())
+}
+
 /// An empty JSON object, the value of a port set's keys (`{"80/tcp": {}}`). Read as Go reads
 /// its `struct{}`: any object (its fields ignored), or `null`, which leaves the key there.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -57,12 +112,13 @@ pub struct ContainerConfig {
     /// `-h`.
     pub hostname: String,
     /// `-e` and `--env-file`, `KEY=VALUE`.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "strings")]
     pub env: Vec<String>,
     /// The command and its arguments (with an image: its `CMD` when empty).
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "str_slice_or_empty")]
     pub cmd: Vec<String>,
     /// `--entrypoint`: `null` when not given (the image's is used), `[""]` resets it.
+    #[serde(deserialize_with = "str_slice")]
     pub entrypoint: Option<Vec<String>>,
     /// The image as the client named it; empty for a host command under `--rootfs` (whose
     /// program `inspect` shows here).
@@ -1078,7 +1134,7 @@ mod tests {
 
     #[test]
     fn a_body_of_the_wrong_shape_is_refused() {
-        assert!(serde_json::from_str::<ContainerCreateRequest>(r#"{"Cmd":"ls"}"#).is_err());
+        assert!(serde_json::from_str::<ContainerCreateRequest>(r#"{"Cmd":5}"#).is_err());
         assert!(serde_json::from_str::<ContainerCreateRequest>("[]").is_err());
         assert!(serde_json::from_str::<NetworkConnectRequest>(r#"{"Container":1}"#).is_err());
     }

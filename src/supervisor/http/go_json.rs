@@ -10,9 +10,9 @@
 //! refuse it for a field that is not an `Option`). A key names a field in any case, as in Go
 //! (`{"image":"bb"}`; [`super::go_value`]).
 //!
-//! A `null` element of an array is the element type's zero value, as Go makes it, except in
-//! the lists of a part serde reads through its own buffer (the create body's `Cmd`, `Env`,
-//! `Entrypoint`, flattened in): there it is still refused.
+//! A `null` element of an array is the element type's zero value, as Go makes it (in the create
+//! body's `Cmd`, `Env` and `Entrypoint`, which serde reads through its own buffer, by their
+//! types' own decoders: `api::types`'s `strings` and `str_slice`).
 //!
 //! Where they still differ: a nested field is named after its parent field, where Go names the Go
 //! type that holds it (the same in Docker's types but for a few, e.g. `EndpointIPAMConfig`);
@@ -589,6 +589,45 @@ mod tests {
         let ports: Vec<&String> = c.config.exposed_ports.iter().flatten().map(|(k, _)| k).collect();
         assert_eq!(ports, ["80/tcp", "81/udp"]);
         assert_eq!(c.config.volumes.map(|v| v.len()), Some(1));
+    }
+
+    /// `Cmd` and `Entrypoint` are Docker's `strslice` (one string, or a list), `Env` a
+    /// `[]string`; a `null` element of any is `""`. As dockerd 20.10.24 read each here.
+    #[test]
+    fn command_lists_as_dockerd_reads_them() {
+        use crate::supervisor::api::types::ContainerCreateRequest;
+        let read = |body: &str| -> (Vec<String>, Option<Vec<String>>, Vec<String>) {
+            let c: ContainerCreateRequest =
+                decode(body.as_bytes(), ROOT, Reader::Runconfig).unwrap();
+            (c.config.cmd, c.config.entrypoint, c.config.env)
+        };
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(read(r#"{"Cmd":"echo hi","Entrypoint":"sh"}"#).0, strings(&["echo hi"]));
+        assert_eq!(read(r#"{"Cmd":"echo hi","Entrypoint":"sh"}"#).1, Some(strings(&["sh"])));
+        let (cmd, entrypoint, env) =
+            read(r#"{"Cmd":["echo",null,"x"],"Entrypoint":[null],"Env":["A=1",null]}"#);
+        assert_eq!(cmd, strings(&["echo", "", "x"]));
+        assert_eq!(entrypoint, Some(strings(&[""])));
+        assert_eq!(env, strings(&["A=1", ""]));
+        assert_eq!(read(r#"{"Cmd":null,"Entrypoint":null,"Env":null}"#), (vec![], None, vec![]));
+        for (body, words) in [
+            (
+                r#"{"Cmd":["a",5]}"#,
+                "array into Go struct field ContainerConfigWrapper.Cmd of type string",
+            ),
+            (
+                r#"{"Entrypoint":{}}"#,
+                "object into Go struct field ContainerConfigWrapper.Entrypoint of type string",
+            ),
+            (
+                r#"{"Env":"A=1"}"#,
+                "string into Go struct field ContainerConfigWrapper.Env of type []string",
+            ),
+        ] {
+            let refused =
+                decode::<ContainerCreateRequest>(body.as_bytes(), ROOT, Reader::Runconfig);
+            assert_eq!(refused.unwrap_err().message, format!("json: cannot unmarshal {words}"));
+        }
     }
 
     /// Each as dockerd 20.10.24 took or refused it here.
