@@ -505,3 +505,96 @@ fn the_daemon_s_log_options_are_the_default() {
     let shown = d.docker(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", "b1"], None).1;
     assert_eq!(shown.trim(), r#"{"Type":"local","Config":{}}"#);
 }
+
+/// json-file's `attrs` (`labels`, `labels-regex`, `env`, `env-regex`, `tag`) and the record's
+/// text escaped as dockerd 20.10.24 wrote them here, byte for byte but the times and IDs;
+/// `logs --details` shows them before each record; a bad template or regexp stops the start.
+#[test]
+fn record_attributes_and_details_as_dockerd_writes_them() {
+    let ns = Netns::new();
+    let d = supervisor_support::with_image(&ns, &[]);
+    let record = |name: &str| {
+        let path = d.ok(&["inspect", "-f", "{{.LogPath}}", name]);
+        let text = std::fs::read_to_string(path.trim()).unwrap();
+        // The time differs from run to run: cut it off.
+        text.split(",\"time\":").next().unwrap().to_string()
+    };
+    let (code, _, err) = d.docker(
+        &[
+            "run",
+            "--name",
+            "att1",
+            "-l",
+            "com.a=1",
+            "-l",
+            "b=two",
+            "-e",
+            "E1=x",
+            "-e",
+            "E2=y=z",
+            "--log-opt",
+            "labels=com.a,nope",
+            "--log-opt",
+            "env=E2",
+            "--log-opt",
+            "env-regex=^E1$",
+            "--log-opt",
+            "tag={{.Name}}/{{.DaemonName}}",
+            "bb",
+            "echo",
+            "hi",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        record("att1"),
+        r#"{"log":"hi\n","stream":"stdout","attrs":{"E1":"x","E2":"y=z","com.a":"1","tag":"att1/docker"}"#
+    );
+    let (_, out, _) = d.docker(&["logs", "--details", "att1"], None);
+    assert_eq!(out, "E1=x,E2=y%3Dz,com.a=1,tag=att1%2Fdocker hi\n");
+    let (_, out, _) = d.docker(&["logs", "--details", "-t", "att1"], None);
+    let (time, rest) = out.split_once(' ').unwrap();
+    assert!(time.ends_with('Z'), "{out}");
+    assert_eq!(rest, "E1=x,E2=y%3Dz,com.a=1,tag=att1%2Fdocker hi\n");
+    // Go's escaping: `&` in an attribute, control characters, `<>&`, U+2028 and a byte that
+    // is not UTF-8 in the text; no attributes: `--details` shows a space before the text.
+    let (code, _, err) = d.docker(
+        &[
+            "run",
+            "--name",
+            "esc",
+            "-l",
+            "ky=v&w a,b",
+            "--log-opt",
+            "labels-regex=^k",
+            "bb",
+            "sh",
+            "-c",
+            r#"echo -e "<a&b>\t\001\xff\xe2\x80\xa8\"\\\\x""#,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        record("esc"),
+        r#"{"log":"\u003ca\u0026b\u003e\u0009\u0001\ufffd\u2028\"\\x\n","stream":"stdout","attrs":{"ky":"v\u0026w a,b"}"#
+    );
+    assert!(d.docker(&["logs", "--details", "esc"], None).1.starts_with("ky=v%26w+a%2Cb <a&b>"));
+    d.ok(&["run", "--name", "plain", "bb", "echo", "plain"]);
+    assert_eq!(record("plain"), r#"{"log":"plain\n","stream":"stdout""#);
+    assert_eq!(d.docker(&["logs", "--details", "plain"], None).1, " plain\n");
+    for (opt, words) in [
+        (
+            "tag={{.Nope}}",
+            "template: log-tag:1:2: executing \"log-tag\" at <.Nope>: can't evaluate field Nope in type *logger.Info",
+        ),
+        ("tag={{", "template: log-tag:1: unclosed action"),
+        ("env-regex=(", "error parsing regexp: "),
+    ] {
+        let (code, _, err) = d.docker(&["run", "--log-opt", opt, "bb", "true"], None);
+        let want =
+            format!("Error response from daemon: failed to initialize logging driver: {words}");
+        assert!(code != 0 && err.contains(&want), "{opt}: {err}");
+    }
+}

@@ -510,6 +510,9 @@ pub struct RmArgs {
 /// `cproxy logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// Show extra details provided to logs
+    #[arg(long)]
+    pub details: bool,
     /// Follow log output
     #[arg(short = 'f', long)]
     pub follow: bool,

@@ -218,10 +218,11 @@ async fn logs(client: &Client, a: &cli::LogsArgs) -> Result<u8> {
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let now = crate::supervisor::rules::format::now_nanos();
     let mut uri = format!(
-        "/containers/{}/logs?stdout=1&stderr=1&follow={}&timestamps={}",
+        "/containers/{}/logs?stdout=1&stderr=1&follow={}&timestamps={}&details={}",
         q(&a.container),
         u8::from(a.follow),
-        u8::from(a.timestamps)
+        u8::from(a.timestamps),
+        u8::from(a.details)
     );
     for (key, value) in [("since", &a.since), ("until", &a.until)] {
         if let Some(v) = value {

@@ -6,7 +6,7 @@
 //! Docker's log driver does, so a container writing without newlines costs the daemon a
 //! bounded buffer, not its whole output.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -37,6 +37,9 @@ pub struct LogRecord {
     pub log: String,
     /// `stdout` or `stderr`.
     pub stream: String,
+    /// What json-file adds to each record (`--log-opt labels`, `env`, `tag`, …).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub attrs: BTreeMap<String, String>,
     /// When the daemon read it, RFC 3339.
     pub time: String,
 }
@@ -69,6 +72,43 @@ fn rotated(path: &Path, n: usize, gz: bool) -> PathBuf {
 pub fn rotation_of(r: &Record) -> Result<Option<Rotation>, String> {
     let driver = Driver::parse(&r.log_config.kind)?;
     logging::rotation(driver, &r.log_config.config)
+}
+
+/// What json-file adds to each record of container `r` (labels, variables, its `tag`), or
+/// why its options cannot be used.
+fn attributes(r: &Record) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let config = &r.log_config.config;
+    if Driver::parse(&r.log_config.kind)? != Driver::JsonFile {
+        return Ok(Default::default());
+    }
+    let tag = match config.get("tag").filter(|t| !t.is_empty()) {
+        None => String::new(),
+        Some(template) => {
+            logging::check_tag(template)?;
+            let image = r.image.as_ref();
+            let image_id = image.map_or("", |i| i.id.as_str());
+            let hostname = nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let info = serde_json::json!({
+                "ID": &r.id[..r.id.len().min(12)],
+                "FullID": r.id,
+                "Name": r.name,
+                "ImageID": &image_id[..image_id.len().min(12)],
+                "ImageFullID": image_id,
+                "ImageName": image.map_or("", |i| i.name.as_str()),
+                "Hostname": hostname,
+                "DaemonName": "docker",
+                "ContainerID": r.id,
+                "ContainerName": format!("/{}", r.name),
+                "ContainerImageID": image_id,
+                "ContainerImageName": image.map_or("", |i| i.name.as_str()),
+                "LogPath": "",
+            });
+            crate::supervisor::rules::template::render_template(template, &info)
+        }
+    };
+    logging::attributes(config, r.labels.as_ref().unwrap_or(&Default::default()), &r.env, &tag)
 }
 
 /// A container's log as its pumps and readers share it.
@@ -130,6 +170,8 @@ pub struct LogWriter {
     rotation: Rotation,
     /// The gzip of the newest rotated file while it runs: the next rotation waits for it.
     compressing: Option<std::thread::JoinHandle<()>>,
+    /// What each record carries beside its text (json-file's `attrs`), encoded; empty: none.
+    attrs: String,
 }
 
 impl LogWriter {
@@ -141,9 +183,10 @@ impl LogWriter {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
+        let attrs = logging::encode_attrs(&attributes(r)?);
         let file = open_log(&path, false).map_err(|e| e.to_string())?;
         let size = file.metadata().map_err(|e| e.to_string())?.len();
-        Ok(Some(LogWriter { file, path, size, rotation, compressing: None }))
+        Ok(Some(LogWriter { file, path, size, rotation, compressing: None, attrs }))
     }
 
     /// Appends records (lines), the file rotated before a record whenever it is full; how
@@ -280,16 +323,7 @@ impl Container {
             let time = rfc3339(SystemTime::now());
             let lines: Vec<Vec<u8>> = texts
                 .iter()
-                .filter_map(|text| {
-                    let record = LogRecord {
-                        log: text.clone(),
-                        stream: stream.name().to_string(),
-                        time: time.clone(),
-                    };
-                    let mut line = serde_json::to_vec(&record).ok()?;
-                    line.push(b'\n');
-                    Some(line)
-                })
+                .map(|text| logging::record_line(text, stream.name(), &w.attrs, &time))
                 .collect();
             let rotations = w.append(&lines);
             log.generation += rotations;
@@ -421,6 +455,9 @@ pub struct LogOptions {
     /// The last so many records only (before `since` and `until` apply, as moby's json-file
     /// reader does).
     pub tail: Option<usize>,
+    /// Each record after its attributes (`k=v,…`, see [`logging::details`]) and a space, after
+    /// its time if `timestamps`.
+    pub details: bool,
 }
 
 impl LogOptions {
@@ -445,10 +482,20 @@ impl LogOptions {
     /// How a record goes on the wire: in Docker's frames, or raw for a container on a
     /// terminal (its output is one stream, as `attach` gives it).
     fn encode(&self, record: &LogRecord, tty: bool) -> Vec<u8> {
-        let text = if self.timestamps {
-            std::borrow::Cow::Owned(format!("{} {}", record.time, record.log))
-        } else {
-            std::borrow::Cow::Borrowed(record.log.as_str())
+        let text = match (self.timestamps, self.details) {
+            (false, false) => std::borrow::Cow::Borrowed(record.log.as_str()),
+            (true, false) => std::borrow::Cow::Owned(format!("{} {}", record.time, record.log)),
+            (false, true) => std::borrow::Cow::Owned(format!(
+                "{} {}",
+                logging::details(&record.attrs),
+                record.log
+            )),
+            (true, true) => std::borrow::Cow::Owned(format!(
+                "{} {} {}",
+                record.time,
+                logging::details(&record.attrs),
+                record.log
+            )),
         };
         if tty {
             text.as_bytes().to_vec()

@@ -554,6 +554,7 @@ async fn logs(
         since: time("since")?.filter(|t| *t != 0),
         until: time("until")?.filter(|t| *t != 0),
         timestamps: flag(&q, "timestamps"),
+        details: flag(&q, "details"),
         // `all`, a negative number or anything else unreadable: every record, as moby.
         tail: q.get("tail").and_then(|t| t.parse::<usize>().ok()),
     };

@@ -12,6 +12,161 @@ use std::collections::BTreeMap;
 use crate::supervisor::rules::format::{go_atoi, go_parse_bool};
 use crate::supervisor::rules::mounts::ram_in_bytes;
 
+/// What a `tag` template may name: moby's `logger.Info`, its methods and string fields.
+pub const TAG_FIELDS: &[&str] = &[
+    "ID",
+    "FullID",
+    "Name",
+    "ImageID",
+    "ImageFullID",
+    "ImageName",
+    "Hostname",
+    "DaemonName",
+    "ContainerID",
+    "ContainerName",
+    "ContainerImageID",
+    "ContainerImageName",
+    "LogPath",
+];
+
+/// Checks a `tag` template as Go's `text/template` parses and runs it over a `logger.Info`,
+/// in its words (`template: log-tag:1: unclosed action`).
+pub fn check_tag(template: &str) -> Result<(), String> {
+    use crate::supervisor::rules::template::template_actions;
+    let actions = template_actions(template).map_err(|e| format!("template: log-tag:{e}"))?;
+    for (offset, action) in actions {
+        for word in action.split_whitespace().filter(|w| w.starts_with('.') && w.len() > 1) {
+            let name = word[1..].split('.').next().unwrap_or_default();
+            if !TAG_FIELDS.contains(&name) {
+                let before = &template[..offset + action.find(word).unwrap_or(0)];
+                let line = 1 + before.matches('\n').count();
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1);
+                return Err(format!(
+                    "template: log-tag:{line}:{col}: executing \"log-tag\" at <{word}>: can't \
+                     evaluate field {name} in type *logger.Info"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What json-file adds to each record (its `attrs`, moby's `Info.ExtraAttributes`): the
+/// container's labels named by `labels` or matched by `labels-regex`, its environment's
+/// variables named by `env` or matched by `env-regex`, and `tag` (already rendered; left out
+/// when empty). A regexp that does not parse is refused in Go's words.
+pub fn attributes(
+    config: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+    env: &[String],
+    tag: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    let regex = |key: &str| -> Result<Option<regex_lite::Regex>, String> {
+        match config.get(key).filter(|r| !r.is_empty()) {
+            None => Ok(None),
+            Some(r) => regex_lite::Regex::new(r)
+                .map(Some)
+                .map_err(|e| format!("error parsing regexp: {e}: `{r}`")),
+        }
+    };
+    let env: BTreeMap<&str, &str> = env.iter().filter_map(|e| e.split_once('=')).collect();
+    let mut extra = BTreeMap::new();
+    let mut take = |named: &str, regex: Option<regex_lite::Regex>, from: Vec<(&str, &str)>| {
+        let names: Vec<&str> = config.get(named).map_or(Vec::new(), |n| n.split(',').collect());
+        for (k, v) in from {
+            if names.contains(&k) || regex.as_ref().is_some_and(|r| r.is_match(k)) {
+                extra.insert(k.to_string(), v.to_string());
+            }
+        }
+    };
+    let labels_regex = regex("labels-regex")?;
+    let env_regex = regex("env-regex")?;
+    take("labels", labels_regex, labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect());
+    take("env", env_regex, env.into_iter().collect());
+    if !tag.is_empty() {
+        extra.insert("tag".to_string(), tag.to_string());
+    }
+    Ok(extra)
+}
+
+/// The attributes as `logs --details` shows them before a record: `k=v` pairs joined by `,`,
+/// keys sorted, each side escaped as Go's `url.QueryEscape` escapes it.
+pub fn details(attrs: &BTreeMap<String, String>) -> String {
+    fn escape(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    }
+    let pairs: Vec<String> =
+        attrs.iter().map(|(k, v)| format!("{}={}", escape(k), escape(v))).collect();
+    pairs.join(",")
+}
+
+/// One json-file record, a line as moby's `jsonlog` writes it: `log`, `stream`, the `attrs`
+/// (already encoded by [`encode_attrs`]; empty: none), `time`. The text is escaped as
+/// jsonlog escapes it: `<`, `>`, `&` and control characters but `\n` and `\r` as `\u00XX`,
+/// U+2028 and U+2029 as themselves escaped, a replaced byte as `\ufffd`.
+pub fn record_line(log: &str, stream: &str, attrs: &str, time: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(log.len() + attrs.len() + 64);
+    out.extend_from_slice(b"{\"log\":\"");
+    for c in log.chars() {
+        match c {
+            '\\' | '"' => out.extend_from_slice(&[b'\\', c as u8]),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '<' | '>' | '&' | '\0'..='\x1f' => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
+            '\u{2028}' | '\u{2029}' | '\u{fffd}' => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
+            c => {
+                let mut buf = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.extend_from_slice(b"\",\"stream\":\"");
+    out.extend_from_slice(stream.as_bytes());
+    out.extend_from_slice(b"\",");
+    if !attrs.is_empty() {
+        out.extend_from_slice(b"\"attrs\":");
+        out.extend_from_slice(attrs.as_bytes());
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"time\":\"");
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    out
+}
+
+/// The attributes as Go's `json.Marshal` writes a `map[string]string`: keys sorted, `<`, `>`,
+/// `&`, U+2028 and U+2029 escaped as `\u00XX`; empty when there are none.
+pub fn encode_attrs(attrs: &BTreeMap<String, String>) -> String {
+    if attrs.is_empty() {
+        return String::new();
+    }
+    let text = serde_json::to_string(attrs).unwrap_or_default();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// dockerd's default driver.
 pub const DEFAULT_DRIVER: &str = "json-file";
 
