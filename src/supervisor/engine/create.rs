@@ -89,15 +89,21 @@ pub fn merge_image(config: &mut ContainerConfig, image: &ImageRunConfig) -> Vec<
     {
         config.stop_signal = Some(image.stop_signal.clone());
     }
+    // moby's `merge`: a request without an entrypoint (none, or an empty list) takes the
+    // image's command when it has none; only one with none takes the image's entrypoint.
     match &config.entrypoint {
-        None => {
+        Some(e) if !e.is_empty() && e.iter().all(String::is_empty) => Vec::new(),
+        Some(e) if !e.is_empty() => e.clone(),
+        given => {
+            let inherit = given.is_none();
             if config.cmd.is_empty() {
                 config.cmd = image.cmd.clone().unwrap_or_default();
             }
-            image.entrypoint.clone().unwrap_or_default()
+            match inherit {
+                true => image.entrypoint.clone().unwrap_or_default(),
+                false => Vec::new(),
+            }
         }
-        Some(e) if e.iter().all(String::is_empty) => Vec::new(),
-        Some(e) => e.clone(),
     }
 }
 
@@ -691,6 +697,32 @@ mod tests {
         let req = request(&["sleep", "1"]);
         let empty = Known { containers: &[], networks: &[], image: None };
         plan(Some(name), req, &empty, std::iter::repeat_n(id, 64).collect(), Time::now()).unwrap()
+    }
+
+    /// As moby's `merge`: `Entrypoint: []` is no entrypoint, the image's command taken;
+    /// `[""]` resets both; none takes both from the image.
+    #[test]
+    fn an_image_s_command_and_entrypoint_as_moby_merges_them() {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let image = ImageRunConfig {
+            cmd: Some(strings(&["-c", "echo hi"])),
+            entrypoint: Some(strings(&["sh"])),
+            ..Default::default()
+        };
+        let merged = |entrypoint: Option<&[&str]>, cmd: &[&str]| {
+            let mut config = ContainerConfig {
+                entrypoint: entrypoint.map(strings),
+                cmd: strings(cmd),
+                ..Default::default()
+            };
+            let entrypoint = merge_image(&mut config, &image);
+            (entrypoint, config.cmd)
+        };
+        assert_eq!(merged(None, &[]), (strings(&["sh"]), strings(&["-c", "echo hi"])));
+        assert_eq!(merged(None, &["x"]), (strings(&["sh"]), strings(&["x"])));
+        assert_eq!(merged(Some(&[]), &[]), (vec![], strings(&["-c", "echo hi"])));
+        assert_eq!(merged(Some(&[""]), &[]), (vec![], vec![]));
+        assert_eq!(merged(Some(&["env"]), &[]), (strings(&["env"]), vec![]));
     }
 
     fn request(cmd: &[&str]) -> ContainerCreateRequest {
