@@ -234,14 +234,7 @@ fn connect_error(socket: &Path, uri: &str, e: &std::io::Error) -> Failure {
 
 /// Percent-encodes a query or path value.
 pub(super) fn q(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::supervisor::rules::format::percent_encode(s, false)
 }
 
 /// The daemon's API as `cproxy compose` calls it: the same client, a failure as the message

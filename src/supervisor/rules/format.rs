@@ -271,6 +271,22 @@ pub fn go_quote(s: &str) -> String {
     out
 }
 
+/// Percent-encodes `s` as Go's `url.PathEscape` does for a value (unreserved bytes kept), or,
+/// with `space_plus`, as `url.QueryEscape` does (a space as `+`).
+pub fn percent_encode(s: &str, space_plus: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' if space_plus => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// Go's `strconv.Atoi`: an optional sign and decimal digits within 64 bits; the error in its
 /// words (`strconv.Atoi: parsing "x": invalid syntax`).
 pub fn go_atoi(s: &str) -> Result<i64, String> {

@@ -32,15 +32,13 @@ pub const TAG_FIELDS: &[&str] = &[
 /// Checks a `tag` template as Go's `text/template` parses and runs it over a `logger.Info`,
 /// in its words (`template: log-tag:1: unclosed action`).
 pub fn check_tag(template: &str) -> Result<(), String> {
-    use crate::supervisor::rules::template::template_actions;
+    use crate::supervisor::rules::template::{position, template_actions};
     let actions = template_actions(template).map_err(|e| format!("template: log-tag:{e}"))?;
     for (offset, action) in actions {
         for word in action.split_whitespace().filter(|w| w.starts_with('.') && w.len() > 1) {
             let name = word[1..].split('.').next().unwrap_or_default();
             if !TAG_FIELDS.contains(&name) {
-                let before = &template[..offset + action.find(word).unwrap_or(0)];
-                let line = 1 + before.matches('\n').count();
-                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1);
+                let (line, col) = position(template, offset + action.find(word).unwrap_or(0));
                 return Err(format!(
                     "template: log-tag:{line}:{col}: executing \"log-tag\" at <{word}>: can't \
                      evaluate field {name} in type *logger.Info"
@@ -92,21 +90,11 @@ pub fn attributes(
 /// The attributes as `logs --details` shows them before a record: `k=v` pairs joined by `,`,
 /// keys sorted, each side escaped as Go's `url.QueryEscape` escapes it.
 pub fn details(attrs: &BTreeMap<String, String>) -> String {
-    fn escape(s: &str) -> String {
-        let mut out = String::with_capacity(s.len());
-        for b in s.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    out.push(b as char)
-                }
-                b' ' => out.push('+'),
-                _ => out.push_str(&format!("%{b:02X}")),
-            }
-        }
-        out
-    }
-    let pairs: Vec<String> =
-        attrs.iter().map(|(k, v)| format!("{}={}", escape(k), escape(v))).collect();
+    use crate::supervisor::rules::format::percent_encode;
+    let pairs: Vec<String> = attrs
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k, true), percent_encode(v, true)))
+        .collect();
     pairs.join(",")
 }
 
@@ -117,23 +105,27 @@ pub fn details(attrs: &BTreeMap<String, String>) -> String {
 pub fn record_line(log: &str, stream: &str, attrs: &str, time: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(log.len() + attrs.len() + 64);
     out.extend_from_slice(b"{\"log\":\"");
-    for c in log.chars() {
-        match c {
-            '\\' | '"' => out.extend_from_slice(&[b'\\', c as u8]),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '<' | '>' | '&' | '\0'..='\x1f' => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-            }
-            '\u{2028}' | '\u{2029}' | '\u{fffd}' => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-            }
-            c => {
-                let mut buf = [0; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
+    // Runs of characters written as they are are copied whole.
+    let mut plain = 0;
+    for (at, c) in log.char_indices() {
+        // The short escape, or empty for `\u00XX`.
+        let escape: Option<&[u8]> = match c {
+            '\\' => Some(b"\\\\"),
+            '"' => Some(b"\\\""),
+            '\n' => Some(b"\\n"),
+            '\r' => Some(b"\\r"),
+            '<' | '>' | '&' | '\0'..='\x1f' | '\u{2028}' | '\u{2029}' | '\u{fffd}' => Some(b""),
+            _ => None,
+        };
+        let Some(escape) = escape else { continue };
+        out.extend_from_slice(&log.as_bytes()[plain..at]);
+        match escape {
+            b"" => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            short => out.extend_from_slice(short),
         }
+        plain = at + c.len_utf8();
     }
+    out.extend_from_slice(&log.as_bytes()[plain..]);
     out.extend_from_slice(b"\",\"stream\":\"");
     out.extend_from_slice(stream.as_bytes());
     out.extend_from_slice(b"\",");
@@ -471,6 +463,26 @@ mod tests {
         assert_eq!(config, opts(&[("max-size", "10m"), ("max-file", "2")]));
         let (kind, config) = merge("local", &opts(&[]), "json-file", &daemon);
         assert_eq!((kind.as_str(), config), ("local", opts(&[])));
+    }
+
+    /// As dockerd 20.10.24 wrote `echo -e "<a&b>\t\001\xff\xe2\x80\xa8\"\\x"` here.
+    #[test]
+    fn a_record_is_escaped_as_jsonlog_escapes_it() {
+        let text = String::from_utf8_lossy(b"<a&b>\t\x01\xff\xe2\x80\xa8\"\\x\n");
+        let attrs = encode_attrs(&opts(&[("ky", "v&w")]));
+        assert_eq!(
+            String::from_utf8(record_line(&text, "stdout", &attrs, "T")).unwrap(),
+            concat!(
+                r#"{"log":"\u003ca\u0026b\u003e\u0009\u0001\ufffd\u2028\"\\x\n","#,
+                r#""stream":"stdout","attrs":{"ky":"v\u0026w"},"time":"T"}"#,
+                "\n"
+            )
+        );
+        assert_eq!(
+            record_line("hi", "stderr", "", "T"),
+            b"{\"log\":\"hi\",\"stream\":\"stderr\",\"time\":\"T\"}\n"
+        );
+        assert_eq!(details(&opts(&[("a b", "x/y=z,&")])), "a+b=x%2Fy%3Dz%2C%26");
     }
 
     #[test]

@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use crate::supervisor::api::types::ContainerSummary;
 use crate::supervisor::rules::format;
-use crate::supervisor::rules::template::{TemplateOptions, render_template_with, template_actions};
+use crate::supervisor::rules::template::{
+    TemplateOptions, position, render_template_with, template_actions,
+};
 
 /// The fields of Docker's `ContainerContext`, by the names `--format` uses.
 pub const FIELDS: &[&str] = &[
@@ -231,18 +233,6 @@ const GO_WORDS: &[&str] = &[
     "le", "gt", "ge", "html", "js", "urlquery", "call", "split", "join", "title", "lower", "upper",
     "pad", "truncate", "nil", "true", "false",
 ];
-
-/// Line (from 1) and Go's column (the byte offset in the line; on the first line the offset
-/// itself) of `offset` in `text`.
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = 1 + before.matches('\n').count();
-    let col = match before.rfind('\n') {
-        Some(nl) => offset - nl - 1,
-        None => offset,
-    };
-    (line, col)
-}
 
 /// `ps`'s output for `containers` (the daemon's summaries) in `format` (as
 /// [`effective_format`] gives it): each container through the template and a line end;

@@ -50,6 +50,18 @@ pub fn template_actions(template: &str) -> Result<Vec<(usize, &str)>, String> {
     }
 }
 
+/// Line (from 1) and Go's column (the byte offset in the line; on the first line the offset
+/// itself) of `offset` in `text`.
+pub fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = 1 + before.matches('\n').count();
+    let col = match before.rfind('\n') {
+        Some(nl) => offset - nl - 1,
+        None => offset,
+    };
+    (line, col)
+}
+
 /// Splits a template into text and actions, each with the byte offset of its (trimmed) text;
 /// Go's trim markers (`{{- ` and ` -}}`) trim the whitespace of the text beside them. An
 /// unclosed `{{` ends the split, the rest kept as text, and its offset is returned.
