@@ -165,6 +165,30 @@ fn the_images_config_gives_the_containers_defaults_as_docker_merges_them() {
     assert!(image.starts_with("sha256:"), "{image}");
     let ps = d.ok(&["ps", "-a", "--no-trunc", "--format", "{{.Image}} {{.Command}}"]);
     assert_eq!(ps.trim(), "bb \"/bin/echo x y\"");
+    // `Entrypoint: []` is kept and takes the image's command, `[""]` takes neither, `null`
+    // stays `null` and so does an empty `Env`, as dockerd 20.10 answers the same bodies.
+    let shown = |body: &str| {
+        let (code, created) = d.api("POST", "/containers/create", Some(body)).unwrap();
+        if code != 201 {
+            return format!("{code} {created}");
+        }
+        let id = created.split('"').nth(3).unwrap().to_string();
+        let fmt = "{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{json .Config.Env}} {{.Path}}";
+        d.ok(&["inspect", "-f", fmt, &id]).trim_end_matches('\n').to_string()
+    };
+    assert_eq!(shown(r#"{"Image":"bb","Entrypoint":[]}"#), "[] [\"hi\"] [\"A=1\",\"B=2\"] hi");
+    assert_eq!(
+        shown(r#"{"Image":"bb","Entrypoint":[""]}"#),
+        "400 {\"message\":\"No command specified\"}\n"
+    );
+    assert_eq!(
+        shown(r#"{"Image":"bb","Entrypoint":["",""]}"#),
+        "[\"\",\"\"] null [\"A=1\",\"B=2\"] "
+    );
+    assert_eq!(
+        shown(r#"{"Cmd":["true"],"HostConfig":{"Rootfs":"/"}}"#),
+        "null [\"true\"] null true"
+    );
     // Its writable layer goes with it.
     let dir = d.data_root.join("containers").join(id.trim());
     assert!(dir.join("fs/diff").is_dir());

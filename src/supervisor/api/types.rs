@@ -21,13 +21,11 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-/// A list of strings as Go reads a `[]string`: a `null` element is `""` (serde refuses it).
-fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// A list of strings as Go reads a `[]string`: a `null` element is `""` (serde refuses it);
+/// `null` is kept apart from `[]`.
+fn opt_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     Ok(Option::<Vec<Option<String>>>::deserialize(d)?
-        .unwrap_or_default()
-        .into_iter()
-        .map(Option::unwrap_or_default)
-        .collect())
+        .map(|v| v.into_iter().map(Option::unwrap_or_default).collect()))
 }
 
 /// Docker's `strslice.StrSlice` (`Cmd`, `Entrypoint`): a list of strings (a `null` element is
@@ -76,6 +74,15 @@ fn str_slice_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     Ok(str_slice(d)?.unwrap_or_default())
 }
 
+/// A list written as Go writes a nil slice when it is empty: `null` (`Env` and `Cmd` of a
+/// container that has none, as dockerd's `inspect` shows them).
+fn null_if_empty<S: serde::Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    match v.is_empty() {
+        true => s.serialize_none(),
+        false => s.collect_seq(v),
+    }
+}
+
 /// An empty JSON object, the value of a port set's keys (`{"80/tcp": {}}`). Read as Go reads
 /// its `struct{}`: any object (its fields ignored), or `null`, which leaves the key there.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -112,12 +119,14 @@ pub struct ContainerConfig {
     /// `-h`.
     pub hostname: String,
     /// `-e` and `--env-file`, `KEY=VALUE`.
-    #[serde(deserialize_with = "strings")]
-    pub env: Vec<String>,
+    /// `null` in `inspect` for none, `[]` in a request as Docker's CLI sends it.
+    #[serde(deserialize_with = "opt_strings")]
+    pub env: Option<Vec<String>>,
     /// The command and its arguments (with an image: its `CMD` when empty).
-    #[serde(deserialize_with = "str_slice_or_empty")]
+    #[serde(deserialize_with = "str_slice_or_empty", serialize_with = "null_if_empty")]
     pub cmd: Vec<String>,
-    /// `--entrypoint`: `null` when not given (the image's is used), `[""]` resets it.
+    /// `--entrypoint`: `null` when not given (the image's is used), `[""]` resets it, `[]`
+    /// takes neither the image's entrypoint nor, with a command, its command.
     #[serde(deserialize_with = "str_slice")]
     pub entrypoint: Option<Vec<String>>,
     /// The image as the client named it; empty for a host command under `--rootfs` (whose
@@ -1104,7 +1113,7 @@ mod tests {
             "NetworkingConfig":{"EndpointsConfig":null}}"#;
         let req: ContainerCreateRequest = serde_json::from_str(body).unwrap();
         assert_eq!(req.config.cmd, ["sh", "-c", "true"]);
-        assert!(req.config.env.is_empty());
+        assert_eq!(req.config.env, None);
         assert_eq!(req.config.image, "busybox");
         assert!(req.config.exposed_ports.unwrap().contains_key("80/tcp"));
         assert_eq!(req.host_config.network_mode, "default");

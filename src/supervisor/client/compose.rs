@@ -344,17 +344,18 @@ fn create_request(p: &Loaded, s: &Service) -> Result<ContainerCreateRequest, Str
     config.image = s.image.clone();
     config.cmd = s.command.clone();
     // A bare KEY takes its value from where compose runs, as `-e KEY` does (dropped if unset).
-    config.env = s
-        .environment
-        .iter()
-        .filter_map(|kv| {
-            if kv.contains('=') {
-                Some(kv.clone())
-            } else {
-                std::env::var(kv).ok().map(|v| format!("{kv}={v}"))
-            }
-        })
-        .collect();
+    config.env = Some(
+        s.environment
+            .iter()
+            .filter_map(|kv| {
+                if kv.contains('=') {
+                    Some(kv.clone())
+                } else {
+                    std::env::var(kv).ok().map(|v| format!("{kv}={v}"))
+                }
+            })
+            .collect(),
+    );
     let exposed: PortSet = s.expose.iter().map(|e| (e.clone(), Empty {})).collect();
     config.exposed_ports = Some(exposed).filter(|e| !e.is_empty());
     config.stop_signal = s.stop_signal.clone();

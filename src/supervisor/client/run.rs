@@ -96,7 +96,7 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
     config.attach_stdin = a.interactive && !a.detach;
     config.stdin_once = a.interactive && !a.detach;
     config.tty = a.tty;
-    config.env = env;
+    config.env = Some(env);
     config.working_dir = a.workdir.clone().unwrap_or_default();
     config.stop_signal = a.stop_signal.clone();
     config.stop_timeout = a.stop_timeout;

@@ -167,7 +167,7 @@ fn image_run_config(c: ContainerConfig) -> ImageRunConfig {
         tty: c.tty,
         open_stdin: c.open_stdin,
         stdin_once: c.stdin_once,
-        env: Some(c.env).filter(|e| !e.is_empty()),
+        env: c.env.filter(|e| !e.is_empty()),
         cmd: Some(c.cmd).filter(|e| !e.is_empty()),
         image: c.image,
         volumes: c.volumes,

@@ -49,14 +49,14 @@ pub struct FoundImage {
 /// moby's `merge` of an image's config into a create request's: the image's variables the
 /// request does not set, its exposed ports, and its working directory, user and stop signal
 /// when the request has none; its `CMD` when the request has neither a command nor an
-/// entrypoint, and its `ENTRYPOINT` when the request has none (`--entrypoint ""` resets it).
-/// Returns the entrypoint and the command.
-pub fn merge_image(config: &mut ContainerConfig, image: &ImageRunConfig) -> Vec<String> {
+/// entrypoint, and its `ENTRYPOINT` when the request has none (see [`entrypoint_of`]).
+pub fn merge_image(config: &mut ContainerConfig, image: &ImageRunConfig) {
     let name = |kv: &str| kv.split('=').next().unwrap_or_default().to_string();
-    let set: BTreeSet<String> = config.env.iter().map(|kv| name(kv)).collect();
+    let env = config.env.get_or_insert_default();
+    let set: BTreeSet<String> = env.iter().map(|kv| name(kv)).collect();
     for kv in image.env.iter().flatten() {
         if !set.contains(&name(kv)) {
-            config.env.push(kv.clone());
+            env.push(kv.clone());
         }
     }
     if let Some(ports) = &image.exposed_ports {
@@ -91,20 +91,21 @@ pub fn merge_image(config: &mut ContainerConfig, image: &ImageRunConfig) -> Vec<
     }
     // moby's `merge`: a request without an entrypoint (none, or an empty list) takes the
     // image's command when it has none; only one with none takes the image's entrypoint.
-    match &config.entrypoint {
-        Some(e) if !e.is_empty() && e.iter().all(String::is_empty) => Vec::new(),
-        Some(e) if !e.is_empty() => e.clone(),
-        given => {
-            let inherit = given.is_none();
-            if config.cmd.is_empty() {
-                config.cmd = image.cmd.clone().unwrap_or_default();
-            }
-            match inherit {
-                true => image.entrypoint.clone().unwrap_or_default(),
-                false => Vec::new(),
-            }
+    if config.entrypoint.as_ref().is_none_or(Vec::is_empty) {
+        if config.cmd.is_empty() {
+            config.cmd = image.cmd.clone().unwrap_or_default();
+        }
+        if config.entrypoint.is_none() {
+            config.entrypoint.clone_from(&image.entrypoint);
         }
     }
+}
+
+/// The entrypoint a container is made with (after [`merge_image`]): the request's, except that
+/// `[""]` (`--entrypoint ""`) is none, as in moby's `mergeAndVerifyConfig`. `None` and `[]`
+/// start the same command; `inspect` shows them apart (`null`, `[]`).
+fn entrypoint_of(config: &ContainerConfig) -> Option<Vec<String>> {
+    config.entrypoint.clone().filter(|e| *e != [""])
 }
 
 impl Known<'_> {
@@ -251,10 +252,10 @@ pub fn plan(
     now: Time,
 ) -> Result<Record> {
     let ContainerCreateRequest { mut config, host_config: hc, networking_config } = req;
-    let entrypoint = match known.image {
-        Some(found) => merge_image(&mut config, &found.config),
-        None => config.entrypoint.clone().unwrap_or_default(),
-    };
+    if let Some(found) = known.image {
+        merge_image(&mut config, &found.config);
+    }
+    let entrypoint = entrypoint_of(&config);
     // moby's validateContainerConfig comes first: the working directory, the stop signal,
     // each variable's name; then the command.
     if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
@@ -267,8 +268,9 @@ pub fn plan(
     if !stop_signal.is_empty() {
         crate::supervisor::rules::signal::parse(&stop_signal).map_err(Error::invalid)?;
     }
-    check_env_names(&config.env)?;
-    let command: Vec<String> = entrypoint.iter().chain(&config.cmd).cloned().collect();
+    let env = config.env.take().unwrap_or_default();
+    check_env_names(&env)?;
+    let command: Vec<String> = entrypoint.iter().flatten().chain(&config.cmd).cloned().collect();
     if command.is_empty() {
         return Err(Error::invalid("No command specified"));
     }
@@ -400,7 +402,7 @@ pub fn plan(
     } else {
         config.hostname
     };
-    check_startable(&hostname, &config.env, &command)?;
+    check_startable(&hostname, &env, &command)?;
     let publish = if mode.is_bridge() || !attachments.is_empty() { port_specs } else { Vec::new() };
     let security = Security {
         cap_add: hc.cap_add.unwrap_or_default(),
@@ -431,7 +433,7 @@ pub fn plan(
     let log_config = hc.log_config.unwrap_or_default();
     crate::supervisor::rules::logging::check(&log_config.kind, &log_config.config)
         .map_err(Error::invalid)?;
-    let entrypoint = image.as_ref().map(|_| entrypoint);
+    let entrypoint = image.as_ref().and(entrypoint);
     let cmd_kept = image.as_ref().map(|_| config.cmd.clone());
     let mut cmd = command.into_iter();
     let stdio = StdioConfig {
@@ -448,7 +450,7 @@ pub fn plan(
         created: now,
         path: cmd.next().unwrap_or_default(),
         args: cmd.collect(),
-        env: config.env,
+        env,
         hostname,
         network_mode: mode,
         publish,
@@ -699,8 +701,9 @@ mod tests {
         plan(Some(name), req, &empty, std::iter::repeat_n(id, 64).collect(), Time::now()).unwrap()
     }
 
-    /// As moby's `merge`: `Entrypoint: []` is no entrypoint, the image's command taken;
-    /// `[""]` resets both; none takes both from the image.
+    /// As moby's `merge` then `mergeAndVerifyConfig`, each checked against dockerd 20.10:
+    /// `Entrypoint: []` is kept (`inspect` shows `[]`) and takes the image's command; `[""]`
+    /// takes neither and is then none; `["", ""]` is kept as given; none takes both.
     #[test]
     fn an_image_s_command_and_entrypoint_as_moby_merges_them() {
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -715,14 +718,17 @@ mod tests {
                 cmd: strings(cmd),
                 ..Default::default()
             };
-            let entrypoint = merge_image(&mut config, &image);
-            (entrypoint, config.cmd)
+            merge_image(&mut config, &image);
+            (entrypoint_of(&config), config.cmd)
         };
-        assert_eq!(merged(None, &[]), (strings(&["sh"]), strings(&["-c", "echo hi"])));
-        assert_eq!(merged(None, &["x"]), (strings(&["sh"]), strings(&["x"])));
-        assert_eq!(merged(Some(&[]), &[]), (vec![], strings(&["-c", "echo hi"])));
-        assert_eq!(merged(Some(&[""]), &[]), (vec![], vec![]));
-        assert_eq!(merged(Some(&["env"]), &[]), (strings(&["env"]), vec![]));
+        let (sh, echo) = (Some(strings(&["sh"])), strings(&["-c", "echo hi"]));
+        assert_eq!(merged(None, &[]), (sh.clone(), echo.clone()));
+        assert_eq!(merged(None, &["x"]), (sh, strings(&["x"])));
+        assert_eq!(merged(Some(&[]), &[]), (Some(vec![]), echo));
+        assert_eq!(merged(Some(&[]), &["x"]), (Some(vec![]), strings(&["x"])));
+        assert_eq!(merged(Some(&[""]), &[]), (None, vec![]));
+        assert_eq!(merged(Some(&["", ""]), &[]), (Some(strings(&["", ""])), vec![]));
+        assert_eq!(merged(Some(&["env"]), &[]), (Some(strings(&["env"])), vec![]));
     }
 
     fn request(cmd: &[&str]) -> ContainerCreateRequest {
@@ -924,7 +930,7 @@ mod tests {
         let known = Known { containers: &[], networks: &[], image: None };
         let with_env = |cmd: &[&str], env: &[&str]| {
             let mut req = request(cmd);
-            req.config.env = env.iter().map(|s| s.to_string()).collect();
+            req.config.env = Some(env.iter().map(|s| s.to_string()).collect());
             req
         };
         let e = refused(with_env(&["true"], &["A=1", "=x", ""]), None, &known);
@@ -964,7 +970,7 @@ mod tests {
         let known = Known { containers: &[], networks: &[], image: None };
         let req = |cmd: &[&str], env: &[&str], hostname: &str| {
             let mut req = request(cmd);
-            req.config.env = env.iter().map(|s| s.to_string()).collect();
+            req.config.env = Some(env.iter().map(|s| s.to_string()).collect());
             req.config.hostname = hostname.into();
             req
         };

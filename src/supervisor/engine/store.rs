@@ -300,7 +300,8 @@ pub struct Record {
     #[serde(default)]
     pub rootfs: String,
     /// `Config.Entrypoint` and `Config.Cmd` merged with the image's, as `inspect` shows them
-    /// (`path` and `args` are the two joined); `None` in records of before images.
+    /// (`path` and `args` are the two joined): `entrypoint` is `None` for none (`null`), and
+    /// `Some([])` only for a request's `[]`; `cmd` is `None` in records of before images.
     #[serde(default)]
     pub entrypoint: Option<Vec<String>>,
     /// See `entrypoint`.

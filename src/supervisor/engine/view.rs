@@ -184,11 +184,11 @@ impl Daemon {
             },
             config: ContainerConfig {
                 hostname: r.hostname.clone(),
-                env: r.env.clone(),
+                env: Some(r.env.clone()).filter(|e| !e.is_empty()),
                 cmd: r.cmd.clone().unwrap_or_else(|| {
                     std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect()
                 }),
-                entrypoint: r.entrypoint.clone().filter(|e| !e.is_empty()),
+                entrypoint: r.entrypoint.clone(),
                 image: image_name(&r),
                 user: r.user.clone(),
                 attach_stdin: r.stdio.attach_stdin,

@@ -596,7 +596,7 @@ mod tests {
     #[test]
     fn command_lists_as_dockerd_reads_them() {
         use crate::supervisor::api::types::ContainerCreateRequest;
-        let read = |body: &str| -> (Vec<String>, Option<Vec<String>>, Vec<String>) {
+        let read = |body: &str| -> (Vec<String>, Option<Vec<String>>, Option<Vec<String>>) {
             let c: ContainerCreateRequest =
                 decode(body.as_bytes(), ROOT, Reader::Runconfig).unwrap();
             (c.config.cmd, c.config.entrypoint, c.config.env)
@@ -608,8 +608,8 @@ mod tests {
             read(r#"{"Cmd":["echo",null,"x"],"Entrypoint":[null],"Env":["A=1",null]}"#);
         assert_eq!(cmd, strings(&["echo", "", "x"]));
         assert_eq!(entrypoint, Some(strings(&[""])));
-        assert_eq!(env, strings(&["A=1", ""]));
-        assert_eq!(read(r#"{"Cmd":null,"Entrypoint":null,"Env":null}"#), (vec![], None, vec![]));
+        assert_eq!(env, Some(strings(&["A=1", ""])));
+        assert_eq!(read(r#"{"Cmd":null,"Entrypoint":null,"Env":null}"#), (vec![], None, None));
         for (body, words) in [
             (
                 r#"{"Cmd":["a",5]}"#,

@@ -54,7 +54,7 @@ pub fn prepare(v: &ContainerInspect, req: &ExecConfig) -> Result<Prepared, Refus
     let given: Vec<String> = v
         .cproxy_link_env
         .iter()
-        .chain(v.config.env.iter())
+        .chain(v.config.env.iter().flatten())
         .chain(req.env.iter())
         .cloned()
         .collect();
