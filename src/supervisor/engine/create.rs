@@ -49,7 +49,7 @@ pub struct FoundImage {
 /// moby's `merge` of an image's config into a create request's: the image's variables the
 /// request does not set, its exposed ports, and its working directory, user and stop signal
 /// when the request has none; its `CMD` when the request has neither a command nor an
-/// entrypoint, and its `ENTRYPOINT` when the request has none (see [`entrypoint_of`]).
+/// entrypoint, and its `ENTRYPOINT` when the request has none (`[""]` is then none, below).
 pub fn merge_image(config: &mut ContainerConfig, image: &ImageRunConfig) {
     let name = |kv: &str| kv.split('=').next().unwrap_or_default().to_string();
     let env = config.env.get_or_insert_default();
