@@ -21,8 +21,11 @@ use nix::sys::socket::{self, MsgFlags, sockopt};
 pub fn pipe(size: usize) -> io::Result<(OwnedFd, OwnedFd, usize)> {
     let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
     let size = i32::try_from(size).unwrap_or(i32::MAX);
-    let _ = fcntl(&write, FcntlArg::F_SETPIPE_SZ(size));
-    let capacity = fcntl(&write, FcntlArg::F_GETPIPE_SZ)?;
+    // F_SETPIPE_SZ answers with the size granted; only a refusal needs asking.
+    let capacity = match fcntl(&write, FcntlArg::F_SETPIPE_SZ(size)) {
+        Ok(granted) => granted,
+        Err(_) => fcntl(&write, FcntlArg::F_GETPIPE_SZ)?,
+    };
     Ok((read, write, usize::try_from(capacity).unwrap_or(0)))
 }
 

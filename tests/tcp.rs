@@ -317,16 +317,33 @@ fn urgent_data_arrives_in_place_in_both_modes() {
                 unsafe { libc::send(client.as_raw_fd(), data.as_ptr().cast(), data.len(), flags) };
             assert_eq!(n, data.len() as isize);
         };
+        // The backend asks for urgent data in line too, as the relay delivers it.
+        socket2::SockRef::from(&server).set_out_of_band_inline(true).unwrap();
+        server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut read = |n: usize| {
+            let mut got = vec![0; n];
+            server.read_exact(&mut got).unwrap();
+            got
+        };
+        // Before any end of stream: the relay finds the mark by a read that finds nothing.
         send(b"hello", 0);
         send(b"!", libc::MSG_OOB);
         send(b"world", 0);
+        assert_eq!(
+            read(11),
+            b"hello!world",
+            "{relay:?}: every byte, urgent one included, in order"
+        );
+        // Urgent data again, alone, once the first has been read past.
+        send(b"?", libc::MSG_OOB);
+        assert_eq!(read(1), b"?", "{relay:?}: a second urgent byte");
+        // Then right before the end of stream, where the read at the mark returns 0 too.
+        send(b"again", 0);
+        send(b"#", libc::MSG_OOB);
         client.shutdown(Shutdown::Write).unwrap();
         let mut got = Vec::new();
-        server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        // The backend asks for urgent data in line too, as the relay delivers it.
-        socket2::SockRef::from(&server).set_out_of_band_inline(true).unwrap();
         server.read_to_end(&mut got).unwrap();
-        assert_eq!(got, b"hello!world", "{relay:?}: every byte, urgent one included, in order");
+        assert_eq!(got, b"again#", "{relay:?}: the urgent byte before the end of stream");
     }
 }
 

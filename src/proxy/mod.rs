@@ -16,6 +16,7 @@ mod error;
 mod lanes;
 pub mod proxy_proto;
 mod relay;
+mod sock;
 mod tcp;
 mod transparent;
 mod udp;
@@ -495,7 +496,8 @@ pub struct Proxy {
     shared: Arc<Shared>,
 }
 
-/// Pipes kept open for reuse; a small fixed number so idle proxies hold few descriptors.
+/// Idle pipes a binding keeps open for reuse at least (more while more are in use): a small
+/// number, so idle proxies hold few descriptors.
 const IDLE_PIPES: usize = 32;
 
 impl Proxy {

@@ -231,7 +231,7 @@ pub fn encode(version: Version, addresses: Option<(SocketAddr, SocketAddr)>) -> 
 /// connected to; `None` if unknown), before any relayed byte. The socket is freshly connected,
 /// so its send buffer has room for the whole header and this takes one `send` in practice.
 pub(crate) async fn send(
-    backend: &tokio::net::TcpStream,
+    backend: &super::sock::Sock,
     version: Version,
     client: SocketAddr,
     local: Option<SocketAddr>,
@@ -240,7 +240,8 @@ pub(crate) async fn send(
     let mut rest = header.as_bytes();
     while !rest.is_empty() {
         backend.writable().await?;
-        match backend.try_write(rest) {
+        let fd = std::os::fd::AsFd::as_fd(backend);
+        match backend.try_io(tokio::io::Interest::WRITABLE, || crate::sys::send(fd, rest)) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => rest = &rest[n..],
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}

@@ -24,14 +24,14 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
-use tokio::net::TcpStream;
 
 use super::lanes::Lane;
+use super::sock::Sock;
 use crate::sys;
 
 /// How a connection's bytes are moved.
@@ -103,6 +103,16 @@ pub(crate) struct Pipe {
     write: OwnedFd,
     capacity: usize,
     len: usize,
+    /// The count of its pool's pipes out on loan, while this one is (see [`PipePool`]).
+    lent: Option<Arc<AtomicUsize>>,
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        if let Some(lent) = self.lent.take() {
+            lent.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Pipe {
@@ -111,7 +121,7 @@ impl Pipe {
     /// default size: smaller, but still correct.
     pub(crate) fn new(size: usize) -> io::Result<Pipe> {
         let (read, write, capacity) = sys::pipe(size)?;
-        Ok(Pipe { read, write, capacity, len: 0 })
+        Ok(Pipe { read, write, capacity, len: 0, lent: None })
     }
 
     /// Bytes the kernel granted.
@@ -153,37 +163,56 @@ enum Fill {
     Full,
 }
 
-/// Keeps a few empty pipes for reuse, so a connection burst does not pay two syscalls per pipe.
-/// A pipe that still holds bytes is never returned to the pool; it is closed.
+/// Keeps empty pipes for reuse, so that connections do not pay for a pipe each (`pipe2`, the
+/// resize, `close`, and the kernel's allocations). It keeps up to twice as many idle pipes as
+/// are out on loan, at least `min_idle`: a busy binding's connections come and go (64 clients
+/// that reconnect at once make the count swing by half) without making or closing a pipe, and
+/// once they have ended its idle pipes are back to `min_idle`, so an idle proxy holds few
+/// descriptors. No more pipes are ever open than were once lent at the same time. A pipe that
+/// still holds bytes is never reused; it is closed.
 #[derive(Debug)]
 pub(crate) struct PipePool {
     idle: Mutex<Vec<Pipe>>,
     size: usize,
-    max_idle: usize,
+    min_idle: usize,
+    lent: Arc<AtomicUsize>,
 }
 
 impl PipePool {
-    /// A pool of pipes of `size` bytes, keeping at most `max_idle` of them open while unused.
-    pub(crate) fn new(size: usize, max_idle: usize) -> PipePool {
-        PipePool { idle: Mutex::new(Vec::new()), size, max_idle }
+    /// A pool of pipes of `size` bytes, keeping at least `min_idle` of them open while unused.
+    pub(crate) fn new(size: usize, min_idle: usize) -> PipePool {
+        PipePool { idle: Mutex::new(Vec::new()), size, min_idle, lent: Arc::default() }
     }
 
     fn get(&self) -> io::Result<Pipe> {
         let reused = self.parked().pop();
-        match reused {
-            Some(pipe) => Ok(pipe),
-            None => Pipe::new(self.size),
-        }
+        let mut pipe = match reused {
+            Some(pipe) => pipe,
+            None => Pipe::new(self.size)?,
+        };
+        self.lent.fetch_add(1, Ordering::Relaxed);
+        pipe.lent = Some(self.lent.clone());
+        Ok(pipe)
     }
 
-    fn put(&self, pipe: Pipe) {
+    fn put(&self, mut pipe: Pipe) {
+        if let Some(lent) = pipe.lent.take() {
+            lent.fetch_sub(1, Ordering::Relaxed);
+        }
         if pipe.len != 0 {
             return;
         }
-        let mut idle = self.parked();
-        if idle.len() < self.max_idle {
-            idle.push(pipe);
-        }
+        let keep = self.min_idle.max(2 * self.lent.load(Ordering::Relaxed));
+        let surplus = {
+            let mut idle = self.parked();
+            if idle.len() < keep {
+                idle.push(pipe);
+                return;
+            }
+            idle.split_off(keep)
+        };
+        // Closed outside the lock.
+        drop((pipe, surplus));
     }
 
     /// The parked pipes. A poisoned lock is recovered: its critical sections are one push or
@@ -227,11 +256,12 @@ impl Stage {
 
     /// Reads from `src` into the stage. `Err(WouldBlock)` is returned only when `src` itself
     /// has nothing to read, so that the caller may clear its readiness.
-    fn fill(&mut self, src: BorrowedFd<'_>) -> io::Result<Fill> {
+    fn fill(&mut self, sock: &Sock) -> io::Result<Fill> {
+        let src = sock.as_fd();
         match self {
             Stage::Pipe(p) => match sys::splice(src, p.write.as_fd(), p.capacity - p.len) {
                 // Splice reads nothing at an urgent mark, which looks like the end of stream.
-                Ok(0) if !sys::at_urgent_mark(src) => Ok(Fill::Eof),
+                Ok(0) if !sock.at_urgent_mark(true) => Ok(Fill::Eof),
                 Ok(0) if p.len > 0 => Ok(Fill::Full),
                 Ok(0) => p.fill_past_urgent_mark(src),
                 Ok(n) => {
@@ -243,7 +273,7 @@ impl Stage {
                         // Out of bytes or out of slots: either way the pipe must drain first,
                         // and the socket may well hold more.
                         Ok(Fill::Full)
-                    } else if sys::at_urgent_mark(src) {
+                    } else if sock.at_urgent_mark(false) {
                         p.fill_past_urgent_mark(src)
                     } else {
                         Err(e)
@@ -370,8 +400,8 @@ const SPIN_LIMIT: u32 = 64;
 /// direction that ends last (`ended` was already set by the other) leaves `dst` as it is: the
 /// relay is over, and the caller's `close` sends the same FIN without a `shutdown` call.
 async fn pump(
-    src: &TcpStream,
-    dst: &TcpStream,
+    src: &Sock,
+    dst: &Sock,
     stage: &mut Stage,
     counter: &AtomicU64,
     traffic: &Traffic,
@@ -385,7 +415,7 @@ async fn pump(
     loop {
         let mut progressed = false;
         if !eof && !full && stage.has_room() {
-            match src.try_io(Interest::READABLE, || stage.fill(src.as_fd())) {
+            match src.try_io(Interest::READABLE, || stage.fill(src)) {
                 Ok(Fill::Eof) => eof = true,
                 Ok(Fill::Read(n)) => {
                     traffic.buffered.fetch_add(n as u64, Ordering::Relaxed);
@@ -494,8 +524,8 @@ impl Stages {
 /// still watched: a peer that half-closed and then reset or vanished ends the connection, even
 /// if the other side never sends again. An error in either direction ends both.
 pub(crate) async fn relay(
-    client: &TcpStream,
-    backend: &TcpStream,
+    client: &Sock,
+    backend: &Sock,
     stages: Stages,
     pool: &PipePool,
     traffic: &Traffic,
@@ -528,8 +558,8 @@ pub(crate) async fn relay(
 /// One direction: pumps until its source ends, then returns its pipe to the pool. Each socket
 /// comes with the side it is, which an error is charged to.
 async fn direction(
-    (src, src_side): (&TcpStream, Side),
-    (dst, dst_side): (&TcpStream, Side),
+    (src, src_side): (&Sock, Side),
+    (dst, dst_side): (&Sock, Side),
     mut stage: Stage,
     (counter, ended): (&AtomicU64, &AtomicBool),
     traffic: &Traffic,
@@ -550,7 +580,7 @@ async fn direction(
 
 /// Resolves when `s` reports an error (a reset after its end of stream, say): the socket's
 /// pending error, taken.
-async fn failure(s: &TcpStream) -> io::Error {
+async fn failure(s: &Sock) -> io::Error {
     loop {
         if let Err(e) = s.ready(Interest::ERROR).await {
             return e;
@@ -588,6 +618,26 @@ mod tests {
         pool.put(a);
         pool.put(Pipe::new(65536).unwrap());
         assert_eq!(pool.idle(), 1);
+    }
+
+    #[test]
+    fn pool_keeps_twice_as_many_idle_pipes_as_are_lent_then_shrinks_back() {
+        let pool = PipePool::new(65536, 1);
+        let mut lent: Vec<_> = (0..6).map(|_| pool.get().unwrap()).collect();
+        // A connection cut mid-relay drops its pipe: no longer counted as lent.
+        drop(lent.pop());
+        for _ in 0..3 {
+            pool.put(lent.pop().unwrap());
+        }
+        assert_eq!(pool.idle(), 3, "kept while two are still lent");
+        pool.put(lent.pop().unwrap());
+        assert_eq!(pool.idle(), 2, "twice as many as are still lent");
+        lent.push(pool.get().unwrap());
+        assert_eq!(pool.idle(), 1, "reused, not made");
+        for p in lent.drain(..) {
+            pool.put(p);
+        }
+        assert_eq!(pool.idle(), 1, "all back: down to the floor");
     }
 
     #[test]

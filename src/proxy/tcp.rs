@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::lanes::Seat;
 use super::proxy_proto;
 use super::relay;
+use super::sock::Sock;
 use super::transparent::{self, Fallback};
 use super::{BindingCtx, Proto, ProxyError, Stats, exhausted};
 use crate::sys;
@@ -307,7 +307,7 @@ fn admit(
         if !inherited {
             let _ = socket_options(&client, conn_ctx.config.tcp_keepalive);
         }
-        match TcpStream::from_std(client) {
+        match Sock::new(client) {
             Ok(client) => tokio::select! {
                 _ = connection(client, peer, &conn_ctx, &exhaustion, seat.as_ref()) => {}
                 _ = kill.cancelled() => {}
@@ -330,7 +330,7 @@ fn admit(
 /// Dials the backend within the connect timeout and relays; a client whose backend cannot be
 /// reached is reset at once rather than left hanging.
 async fn connection(
-    client: TcpStream,
+    client: Sock,
     peer: SocketAddr,
     ctx: &BindingCtx,
     exhaustion: &Exhaustion,
@@ -399,12 +399,12 @@ async fn connection(
 
 /// Connects to the binding's backend for `client`: from the client's address and port if the
 /// binding is transparent and that can be done, else from the proxy's.
-async fn dial(ctx: &BindingCtx, client: SocketAddr) -> io::Result<TcpStream> {
+async fn dial(ctx: &BindingCtx, client: SocketAddr) -> io::Result<Sock> {
     let addr = ctx.backend;
     let sock = match &ctx.transparency {
         Some(t) => match t.source(client, addr) {
             Ok(source) => match transparent::bound_socket(socket2::Type::STREAM, source) {
-                Ok(sock) => Some(TcpSocket::from_std_stream(sock.into())),
+                Ok(sock) => Some(sock),
                 Err(e) if exhausted(&e) => return Err(e),
                 Err(e) => {
                     t.fell_back(Fallback::Refused, &ctx.stats, Some(&e));
@@ -420,11 +420,14 @@ async fn dial(ctx: &BindingCtx, client: SocketAddr) -> io::Result<TcpStream> {
     };
     let sock = match sock {
         Some(sock) => sock,
-        None if addr.is_ipv4() => TcpSocket::new_v4()?,
-        None => TcpSocket::new_v6()?,
+        None => socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM.nonblocking().cloexec(),
+            Some(socket2::Protocol::TCP),
+        )?,
     };
     let _ = socket_options(&sock, ctx.config.tcp_keepalive);
-    sock.connect(addr).await
+    Sock::connect(sock, addr).await
 }
 
 /// The options of both sockets of a connection. Best effort: a socket that refuses one still

@@ -12,12 +12,12 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::reset;
 use crate::proxy::BindingCtx;
 use crate::proxy::relay::{self, Traffic};
+use crate::proxy::sock::Sock;
 
 /// How long a connection must have moved no byte, with nothing held in its buffers, to be
 /// closed at once when its binding stops: long enough not to cut an exchange between two of its
@@ -30,8 +30,8 @@ const STOP_QUIET: Duration = Duration::from_millis(200);
 /// closes a keep-alive connection, with a FIN: nothing was lost. Connections still moving bytes
 /// at stop go on until they go quiet, or until the grace period ends and they are reset.
 pub(super) async fn relay_while_wanted(
-    client: &TcpStream,
-    backend: &TcpStream,
+    client: &Sock,
+    backend: &Sock,
     stages: relay::Stages,
     ctx: &BindingCtx,
     traffic: &Traffic,
@@ -93,7 +93,7 @@ fn far_future() -> tokio::time::Instant {
 /// an orderly end of stream, which would look complete. Declared after the socket, so that it
 /// is dropped, and acts, first.
 pub(super) struct ResetIfCut<'a> {
-    pub(super) sock: &'a TcpStream,
+    pub(super) sock: &'a Sock,
     pub(super) kill: &'a CancellationToken,
 }
 
@@ -109,9 +109,9 @@ impl Drop for ResetIfCut<'_> {
 /// answer by then (gone, as with a container disconnected from its network) has had nothing
 /// in flight, and must not hold up the stop for the grace period.
 pub(super) async fn unless_stopped(
-    dialing: impl Future<Output = io::Result<TcpStream>>,
+    dialing: impl Future<Output = io::Result<Sock>>,
     stop: &CancellationToken,
-) -> io::Result<TcpStream> {
+) -> io::Result<Sock> {
     tokio::pin!(dialing);
     tokio::select! {
         r = &mut dialing => return r,
