@@ -85,6 +85,25 @@ pub struct DockerProxyCli {
     pub docker_proxy: DockerProxyArgs,
 }
 
+/// `cproxy-forward`: `cproxy forward` alone, for the shared forwarder of dockerd's ports, which
+/// then maps a third of the pages `cproxy` would (the supervisor is not in it).
+#[derive(Debug, Parser)]
+#[command(
+    name = "cproxy-forward",
+    version,
+    args_override_self = true,
+    after_help = "\
+The shared forwarder of dockerd's ports (README, \"one forwarder for every published port\"):
+  cproxy-forward --control /run/cproxy/forwarder.sock
+Forward many ports to a container from one process:
+  cproxy-forward --to 172.17.0.2 -p 127.0.0.1:5001:5000 -p 8080:80/udp"
+)]
+pub struct ForwardCli {
+    /// `cproxy forward`'s flags.
+    #[command(flatten)]
+    pub forward: ForwardArgs,
+}
+
 /// Parses a command line as docker-proxy mode does: Go-style flags normalized first; an error
 /// in Go's `flag` words on the status pipe (as docker-proxy) or clap's own (its first line on
 /// the pipe, then clap prints it and exits 2); `--help` printed, exit 0. `Err` is the exit

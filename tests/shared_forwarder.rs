@@ -111,6 +111,14 @@ fn forwarder(socket: &Path, ns: Option<&Netns>) -> Proc {
     Proc::start(cmd, None)
 }
 
+/// `cproxy-forward --control SOCKET`: the same forwarder from the smaller program the README
+/// starts it from.
+fn lean_forwarder(socket: &Path) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cproxy-forward"));
+    cmd.arg("--control").arg(socket);
+    Proc::start(cmd, None)
+}
+
 /// One port as dockerd runs it: docker-proxy's flags for 127.0.0.1 (or the socket on fd 4),
 /// `CPROXY_FORWARDER=socket`.
 fn port_process(
@@ -319,8 +327,9 @@ fn a_killed_forwarder_loses_no_port_and_its_return_takes_them_back() {
         assert_eq!(p.program(), "cproxy", "cproxy-lease ran cproxy again: {}", p.log());
     }
 
-    // Back: each process hands its port over again within its retry period.
-    let _forwarder2 = forwarder(&socket, None);
+    // Back, from the smaller program: each process hands its port over again within its
+    // retry period.
+    let _forwarder2 = lean_forwarder(&socket);
     let mut want = all_served(&ports);
     want.insert(("tcp".to_string(), host.to_string()));
     until("the new forwarder has every port", || served(&socket) == want);

@@ -154,10 +154,16 @@ fn dockerd(
     // The program the README names in dockerd's userland-proxy-path, where it was built.
     let lean = cproxy.with_file_name("cproxy-docker-proxy");
     let per_port = if lean.exists() { lean.as_path() } else { cproxy };
+    // And the program it names for the shared forwarder, else `cproxy forward`.
+    let lean_forwarder = cproxy.with_file_name("cproxy-forward");
+    let forwarder = match lean_forwarder.exists() {
+        true => lean_forwarder.display().to_string(),
+        false => format!("{} forward", cproxy.display()),
+    };
     println!();
     println!(
         "N processes as dockerd runs them, one per port (PSS per process, KiB; RSS; threads), \
-         each {}:",
+         each {}; the shared forwarder {forwarder}:",
         per_port.display()
     );
     println!(
@@ -172,8 +178,15 @@ fn dockerd(
         |f: &Fleet| format!("{:.0} PSS ({:.0} RSS), {} thr", f.pss_kib, f.rss_kib, f.threads);
     for &n in processes {
         let alone = fleet(per_port, n, backends.tcp, dir, &[("CPROXY_FORWARDER", "")], "alone")?;
-        let mut cmd = Command::new(cproxy);
-        cmd.arg("forward").arg("--control").arg(&socket);
+        let mut cmd = match lean_forwarder.exists() {
+            true => Command::new(&lean_forwarder),
+            false => {
+                let mut cmd = Command::new(cproxy);
+                cmd.arg("forward");
+                cmd
+            }
+        };
+        cmd.arg("--control").arg(&socket);
         let log = dir.path().join(format!("shared-forwarder-{n}.log"));
         let forwarder = Process::start("the shared forwarder", cmd, &log, Readiness::StatusPipe)?;
         let env = [("CPROXY_FORWARDER", socket.to_str().ok_or("a non-UTF-8 temporary path")?)];

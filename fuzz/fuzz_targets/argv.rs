@@ -1,6 +1,6 @@
 //! Fuzzes the command line: the input is split on NUL bytes into arguments (not necessarily
-//! UTF-8), normalized as `main` does and parsed. Nothing may panic, and normalizing is
-//! idempotent.
+//! UTF-8), normalized as `main` does and parsed by `cproxy`'s and `cproxy-forward`'s parsers.
+//! Nothing may panic, and normalizing is idempotent.
 
 #![no_main]
 
@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
 use clap::Parser;
-use cproxy::cli::Cli;
+use cproxy::cli::{Cli, ForwardCli};
 use cproxy::compat::normalize_args;
 use libfuzzer_sys::fuzz_target;
 
@@ -19,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let once = normalize_args(args);
     let twice = normalize_args(once.clone());
     assert_eq!(twice, once, "normalizing twice differs from once");
+    if let Err(e) = ForwardCli::try_parse_from(once.clone()) {
+        let _ = e.to_string();
+    }
     if let Err(e) = Cli::try_parse_from(once) {
         let _ = e.to_string();
     }
