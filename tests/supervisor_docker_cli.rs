@@ -77,6 +77,31 @@ fn the_docker_cli_negotiates_and_lists_containers() {
     assert_eq!(out.trim(), "1");
 }
 
+/// `--runtime`: the one runtime, by name, where `info` and `inspect` show it; another is refused
+/// in dockerd's words (a sandboxing runtime asked for is not quietly replaced) and nothing is
+/// made.
+#[test]
+fn the_runtime_is_named_and_another_is_refused_as_dockerd_refuses_it() {
+    let ns = Netns::new();
+    let d = supervisor_support::with_image(&ns, &[]);
+    let (ok, out, err) = docker_cli(&d, &["info"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\n Runtimes: cproxy\n Default Runtime: cproxy\n"), "{out}");
+    let (code, _, err) = d.docker(&["run", "--runtime", "runsc", "bb", "echo", "no"], None);
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.starts_with("docker: Error response from daemon: Unknown runtime specified runsc.\n"),
+        "{err}"
+    );
+    let (code, out, err) =
+        d.docker(&["run", "--name", "rt", "--runtime", "cproxy", "bb", "echo", "ok"], None);
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+    let (_, out, _) = docker_cli(&d, &["inspect", "-f", "{{.HostConfig.Runtime}}", "rt"]);
+    assert_eq!(out.trim(), "cproxy");
+    let (_, out, _) = docker_cli(&d, &["ps", "-aq"]);
+    assert_eq!(out.lines().count(), 1, "only rt was made: {out}");
+}
+
 #[test]
 fn restart_rename_top_and_prune_answer_as_dockerd_does() {
     let ns = Netns::new();

@@ -250,6 +250,9 @@ pub struct HostConfig {
     pub security_opt: Option<Vec<String>>,
     /// `--read-only`: the container's root filesystem is mounted read-only.
     pub readonly_rootfs: bool,
+    /// `--runtime`: empty for the daemon's default; `inspect` shows the one the container has.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub runtime: String,
     /// cproxy's own: `--rootfs PATH`, a host directory as the container's root (`/`: the
     /// host's own files) instead of an image.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -1020,6 +1023,14 @@ pub struct SystemVersion {
     pub kernel_version: String,
 }
 
+/// One of `GET /info`'s `Runtimes` (`types.Runtime`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RuntimeInfo {
+    /// The program that runs it.
+    pub path: String,
+}
+
 /// `GET /info` (`types.Info`, the fields Docker's clients read).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -1098,6 +1109,11 @@ pub struct SystemInfo {
     /// What a Docker user should know (Docker's warnings).
     #[serde(deserialize_with = "nullable")]
     pub warnings: Vec<String>,
+    /// The runtimes `--runtime` can name, each with its program.
+    #[serde(deserialize_with = "nullable")]
+    pub runtimes: BTreeMap<String, RuntimeInfo>,
+    /// The runtime of a create that names none.
+    pub default_runtime: String,
 }
 
 #[cfg(test)]

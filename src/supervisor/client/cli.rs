@@ -329,6 +329,9 @@ pub struct RunArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
     pub read_only: bool,
+    /// Runtime to use for this container
+    #[arg(long, value_name = "string")]
+    pub runtime: Option<String>,
     /// A host directory as the container's root instead of an image: the first argument is
     /// then the command. The container shares that directory with the host (`/`: all the
     /// host's files, writable by its root), and is otherwise confined as with an image

@@ -204,6 +204,7 @@ fn create_request(a: &RunArgs, specs: Vec<String>) -> Result<ContainerCreateRequ
     host.privileged = a.privileged;
     host.security_opt = security_opts(&a.security_opt)?;
     host.readonly_rootfs = a.read_only;
+    host.runtime = a.runtime.clone().unwrap_or_default();
     if !a.network_alias.is_empty() || a.ip.is_some() {
         let endpoint = EndpointSettings {
             aliases: Some(a.network_alias.clone()),

@@ -25,6 +25,7 @@ use crate::supervisor::rules::names;
 use crate::supervisor::rules::networks::Network;
 use crate::supervisor::rules::resources;
 use crate::supervisor::rules::restart::RestartPolicy;
+use crate::supervisor::rules::runtime::Runtime;
 
 /// What a create is checked against: the containers and user-defined networks there are.
 #[derive(Clone, Copy, Debug)]
@@ -482,6 +483,7 @@ pub fn plan(
         networks: attachments,
         image,
         rootfs: hc.rootfs,
+        runtime: hc.runtime,
         entrypoint,
         cmd: cmd_kept,
         user: config.user,
@@ -593,6 +595,9 @@ impl Daemon {
         let checked = resources::check(&req.host_config.resources, &self.host_limits, false)
             .map_err(Error::invalid)?;
         req.host_config.resources = resources::with_defaults(checked.resources);
+        // Last of moby's checks of the host config, before the image is looked for.
+        let runtime = Runtime::parse(&req.host_config.runtime).map_err(Error::invalid)?;
+        req.host_config.runtime = runtime.name().into();
         let asked = req.host_config.log_config.take().unwrap_or_default();
         let (kind, config) = crate::supervisor::rules::logging::merge(
             &asked.kind,

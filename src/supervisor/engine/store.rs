@@ -299,6 +299,9 @@ pub struct Record {
     /// image, and in records of before images (the host's files, unconfined).
     #[serde(default)]
     pub rootfs: String,
+    /// `--runtime`, by name (empty in records of before runtimes: the default).
+    #[serde(default)]
+    pub runtime: String,
     /// `Config.Entrypoint` and `Config.Cmd` merged with the image's, as `inspect` shows them
     /// (`path` and `args` are the two joined): `entrypoint` is `None` for none (`null`), and
     /// `Some([])` only for a request's `[]`; `cmd` is `None` in records of before images.

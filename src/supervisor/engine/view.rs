@@ -18,6 +18,7 @@ use crate::supervisor::rules::filters::{self as ps, Candidate, FilterFault, List
 use crate::supervisor::rules::format;
 use crate::supervisor::rules::logging;
 use crate::supervisor::rules::mounts::Kind;
+use crate::supervisor::rules::runtime::Runtime;
 
 impl Daemon {
     /// `GET /containers/json`: newest first, running only unless `all` (or a limit, or a
@@ -174,6 +175,10 @@ impl Daemon {
                 privileged: r.security.privileged,
                 security_opt: Some(r.security.security_opt.clone()).filter(|c| !c.is_empty()),
                 readonly_rootfs: r.security.read_only,
+                runtime: match r.runtime.as_str() {
+                    "" => Runtime::default().name().into(),
+                    name => name.into(),
+                },
                 rootfs: r.rootfs.clone(),
                 log_config: Some(crate::supervisor::api::types::LogConfig {
                     kind: logging::Driver::parse(&r.log_config.kind)

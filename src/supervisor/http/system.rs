@@ -10,9 +10,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::supervisor::api::types::{ComponentVersion, Platform, SystemInfo, SystemVersion};
+use crate::supervisor::api::types::{
+    ComponentVersion, Platform, RuntimeInfo, SystemInfo, SystemVersion,
+};
 use crate::supervisor::engine::Daemon;
 use crate::supervisor::engine::store::Status;
+use crate::supervisor::rules::runtime::Runtime;
 
 /// The Engine API version whose endpoints cproxy honours (Docker 20.10's).
 pub const API_VERSION: (u32, u32) = (1, 41);
@@ -206,7 +209,24 @@ pub async fn info(State(d): State<Arc<Daemon>>) -> axum::Json<SystemInfo> {
         mem_total: crate::supervisor::os::cgroups::mem_total(),
         docker_root_dir: d.data_root().display().to_string(),
         warnings: crate::supervisor::rules::resources::info_warnings(host, &net),
+        runtimes: runtimes(),
+        default_runtime: Runtime::default().name().into(),
     })
+}
+
+/// `Runtimes`: each runtime with the program that runs it (cproxy's own: this program, whose
+/// shim and init make the container).
+fn runtimes() -> std::collections::BTreeMap<String, RuntimeInfo> {
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    Runtime::ALL
+        .into_iter()
+        .map(|r| {
+            let path = match r {
+                Runtime::Own => exe.clone(),
+            };
+            (r.name().to_string(), RuntimeInfo { path })
+        })
+        .collect()
 }
 
 /// `GET /system/df`: the disk walked off the runtime's workers.

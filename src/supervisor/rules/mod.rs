@@ -19,6 +19,7 @@ pub mod networks;
 pub mod ps_format;
 pub mod resources;
 pub mod restart;
+pub mod runtime;
 pub mod signal;
 pub mod template;
 pub mod timestamps;
