@@ -86,7 +86,7 @@ pub struct DockerProxyCli {
 }
 
 /// `cproxy-forward`: `cproxy forward` alone, for the shared forwarder of dockerd's ports, which
-/// then maps a third of the pages `cproxy` would (the supervisor is not in it).
+/// then maps half the pages `cproxy` would (the supervisor is not in it).
 #[derive(Debug, Parser)]
 #[command(
     name = "cproxy-forward",

@@ -1,7 +1,7 @@
 //! `cproxy-forward`: `cproxy forward` alone, the program to start the shared forwarder of
 //! dockerd's ports from (README). The same bindings, control socket, settings and metrics as
 //! `cproxy forward`, in a program that leaves out the supervisor and cproxy's other commands,
-//! so that the one process that serves every published port maps a third of the pages
+//! so that the one process that serves every published port maps half the pages
 //! (BENCHMARKS.md, "N processes as dockerd runs them").
 
 use std::process::ExitCode;
