@@ -102,13 +102,18 @@ pub(crate) fn listening_socket(addr: SocketAddr) -> io::Result<socket2::Socket> 
     Ok(sock)
 }
 
-/// A non-blocking, close-on-exec TCP socket bound to `addr`, not yet listening.
-fn bound_socket(addr: SocketAddr) -> io::Result<socket2::Socket> {
-    let sock = socket2::Socket::new(
+/// A TCP socket for `addr`'s family: non-blocking and close-on-exec from the start.
+fn stream_socket(addr: SocketAddr) -> io::Result<socket2::Socket> {
+    socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM.nonblocking().cloexec(),
         Some(socket2::Protocol::TCP),
-    )?;
+    )
+}
+
+/// A non-blocking, close-on-exec TCP socket bound to `addr`, not yet listening.
+fn bound_socket(addr: SocketAddr) -> io::Result<socket2::Socket> {
+    let sock = stream_socket(addr)?;
     sock.set_reuse_address(true)?;
     if addr.is_ipv6() {
         sock.set_only_v6(true)?;
@@ -420,11 +425,7 @@ async fn dial(ctx: &BindingCtx, client: SocketAddr) -> io::Result<Sock> {
     };
     let sock = match sock {
         Some(sock) => sock,
-        None => socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM.nonblocking().cloexec(),
-            Some(socket2::Protocol::TCP),
-        )?,
+        None => stream_socket(addr)?,
     };
     let _ = socket_options(&sock, ctx.config.tcp_keepalive);
     Sock::connect(sock, addr).await
